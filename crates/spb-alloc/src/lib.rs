@@ -1,0 +1,11 @@
+#![cfg_attr(not(feature = "std"), no_std)]
+extern crate alloc;
+
+pub mod geometry;
+pub mod gfp;
+pub mod layout;
+pub mod migratetype;
+
+pub use geometry::{Geometry, Pfn};
+pub use layout::{MemoryLayout, PfnRange, ZoneKind, ZoneSpec};
+pub use migratetype::MigrateType;

@@ -1,0 +1,2 @@
+//! spb-lab: the deterministic workload lab, trace replayer, metrics and reports for spb-alloc.
+pub mod metrics;

@@ -1,0 +1,188 @@
+//! The metrics of one run, serialised as the JSON documented in `docs/metrics.md`.
+//!
+//! Definitions (identical to ../shared/README.md):
+//! - a page is *non-movable* when it is allocated by a request whose migratetype is UNMOVABLE,
+//!   RECLAIMABLE or HIGHATOMIC; free pages and pages on per-CPU lists never count;
+//! - *reserved* pages are the boot-time memblock reservations (memmap, kernel image, bounce
+//!   buffers);
+//! - an SPB is *tainted* when it holds a non-movable page, *pinned* when it holds a reserved page,
+//!   *lost* when it is tainted or pinned or has a hole, *clean* when it holds only free and
+//!   movable pages, *empty* when all free;
+//! - *tainted floor* = ceil(non-movable pages / pages per SPB); *lost floor* = max(SPBs pinned or
+//!   with holes, ceil((non-movable + reserved pages) / pages per SPB));
+//! - the *1 GiB probe* allocates as many 1 GiB pages as possible at the end of the run, with the
+//!   workload's memory still allocated, migrating movable pages, reclaiming clean page cache and
+//!   shrinking reclaimable slab, never swapping or killing;
+//! - the *1 GiB limit* = SPBs − max(SPBs pinned or with holes, ceil((non-movable pages no
+//!   shrinker frees + reserved + movable other than clean page cache + min watermark pages) /
+//!   pages per SPB)), never below 0.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Top-level JSON document: `{"runs": [...]}`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct RunsDoc {
+    pub runs: Vec<RunMetrics>,
+}
+
+/// SPB census of one zone or of all zones together.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct SpbCensus {
+    pub spb_total: u64,
+    /// Tainted at the end of the run.
+    pub spb_tainted: u64,
+    /// Largest number tainted at any sample during the run.
+    pub spb_tainted_peak: u64,
+    pub spb_pinned: u64,
+    pub spb_lost: u64,
+    pub lost_floor: u64,
+    pub tainted_floor: u64,
+    pub spb_clean: u64,
+    pub spb_empty: u64,
+}
+
+/// Outcome of the end-of-run 1 GiB probe.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Gigantic {
+    /// 1 GiB pages the probe obtained.
+    pub allocatable: u64,
+    /// What perfect packing would allow.
+    pub limit: u64,
+    /// Pages migrated by the probe.
+    pub probe_pages_migrated: u64,
+}
+
+/// THP fault/collapse attempts.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Thp {
+    pub attempts: u64,
+    pub success: u64,
+}
+
+/// One sample of the timeline (every 10 virtual seconds by default).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct TimelinePoint {
+    pub t: f64,
+    /// Tainted SPBs (Normal zone).
+    pub tainted: u64,
+    /// Lost SPBs (Normal zone).
+    pub lost: u64,
+    /// Lost floor at that moment (Normal zone).
+    pub lost_floor: u64,
+    pub free_pages: u64,
+    /// 1 GiB pages obtainable if probed now (`None` when not probed at this sample).
+    pub gigantic_obtainable: Option<u64>,
+    /// Cumulative THP attempts and successes.
+    pub thp_attempts: u64,
+    pub thp_success: u64,
+    /// Cumulative pages migrated.
+    pub pages_migrated: u64,
+}
+
+/// One pageblock cell of the superpageblock map.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BlockContent {
+    /// Entirely free.
+    Free,
+    /// Holds movable pages only (and free pages).
+    Movable,
+    /// Holds reclaimable pages (and no unmovable).
+    Reclaimable,
+    /// Holds unmovable pages.
+    Unmovable,
+    /// Holds highatomic pages, or is labelled HighAtomic.
+    HighAtomic,
+    /// Isolated (held by a contiguous allocation in progress or done).
+    Isolated,
+    /// Reserved at boot (memmap, kernel image, ...).
+    Reserved,
+    /// No memory (hole), or not yet initialised.
+    Hole,
+}
+
+impl BlockContent {
+    /// One character for terminal maps (the kernel's migratetype letters where they exist).
+    pub fn letter(self) -> char {
+        match self {
+            BlockContent::Free => '.',
+            BlockContent::Movable => 'M',
+            BlockContent::Reclaimable => 'E',
+            BlockContent::Unmovable => 'U',
+            BlockContent::HighAtomic => 'H',
+            BlockContent::Isolated => 'I',
+            BlockContent::Reserved => 'R',
+            BlockContent::Hole => ' ',
+        }
+    }
+}
+
+/// One row of the superpageblock map.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct SpbRow {
+    /// Zone name ("Normal", ...).
+    pub zone: String,
+    /// First pfn of the SPB.
+    pub start_pfn: u64,
+    /// Category: "empty", "clean", "tainted", "isolated"; with "+pinned"/"+hole" suffixes.
+    pub category: String,
+    /// One cell per pageblock.
+    pub blocks: Vec<BlockContent>,
+}
+
+/// The superpageblock map at one moment.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct SpbMap {
+    pub t: f64,
+    pub rows: Vec<SpbRow>,
+}
+
+/// Metrics of one (scenario, policy) run. Key names are part of the public interface.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct RunMetrics {
+    pub scenario: String,
+    pub policy: String,
+    pub seed: u64,
+    pub memory_bytes: u64,
+    pub virtual_seconds: f64,
+    /// Allocation requests + frees processed.
+    pub events: u64,
+    pub wall_seconds: f64,
+    pub normal: SpbCensus,
+    pub all_zones: SpbCensus,
+    pub gigantic: Gigantic,
+    pub thp: Thp,
+    /// Pages migrated over the whole run.
+    pub pages_migrated: u64,
+    /// Failed allocations keyed by "<gfp string> order=<n>".
+    pub alloc_failures: BTreeMap<String, u64>,
+    pub oom_kills: u64,
+    /// Kernel-named counters.
+    pub vmstat: BTreeMap<String, u64>,
+    pub timeline: Vec<TimelinePoint>,
+    /// Superpageblock maps at a few moments and at the end (last entry). Omitted from JSON when
+    /// empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub maps: Vec<SpbMap>,
+    /// Extra per-policy details (spb counters, pass histogram, ...).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub extra: BTreeMap<String, serde_json::Value>,
+    /// Present for trace replays.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<TraceStats>,
+}
+
+/// Replay statistics.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct TraceStats {
+    pub lines: u64,
+    pub parsed: u64,
+    /// Skipped lines by reason.
+    pub skipped: BTreeMap<String, u64>,
+    pub unknown_frees: u64,
+    pub fallback_replays: u64,
+    /// Pages inferred for bulk allocations that emit no mm_page_alloc.
+    #[serde(default)]
+    pub inferred_bulk_pages: u64,
+}
