@@ -7,5 +7,6 @@ pub mod layout;
 pub mod migratetype;
 
 pub use geometry::{Geometry, Pfn};
+pub use gfp::{AllocFlags, Gfp};
 pub use layout::{MemoryLayout, PfnRange, ZoneKind, ZoneSpec};
 pub use migratetype::MigrateType;
