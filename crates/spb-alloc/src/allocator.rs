@@ -1,0 +1,567 @@
+//! The public allocator: construction, the fast path, `rmqueue`, freeing, splitting, growing.
+
+use alloc::vec::Vec;
+
+use crate::env::{Env, FreedBlock};
+use crate::error::{AllocError, AllocErrorKind, FreeError, GrowError};
+use crate::event::EventLog;
+use crate::geometry::{Geometry, Pfn};
+use crate::gfp::{AllocFlags, Gfp};
+use crate::layout::{MemoryLayout, LayoutError, PfnRange, ZoneKind};
+use crate::migratetype::MigrateType;
+use crate::page::{PageMeta, PageState};
+use crate::pageblock::Acct;
+use crate::policy::{mainline, Ctx, Policy, PolicyConfig, RmqueueMode};
+use crate::vmstat::{Vm, VmStat};
+use crate::watermark::{setup_watermarks, WatermarkConfig};
+use crate::zone::{Zone, ZoneId, WMARK_HIGH};
+
+/// Allocator configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub policy: PolicyConfig,
+    /// Simulated CPUs (each has its own per-CPU lists).
+    pub nr_cpus: usize,
+    /// Use per-CPU lists (off: every request goes to the buddy lists).
+    pub pcp: bool,
+    pub watermarks: WatermarkConfig,
+    /// Run the invariant checker every N operations (0 = never).
+    pub check_every: u64,
+    /// Record events in the event log (bounded to this many; 0 = off).
+    pub event_capacity: usize,
+    /// Bound on slow-path retries for __GFP_NOFAIL (a simulator must terminate).
+    pub nofail_retries: u32,
+    /// vm.compaction_proactiveness.
+    pub compaction_proactiveness: u64,
+    /// vm.extfrag_threshold.
+    pub extfrag_threshold: i64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            policy: PolicyConfig::vanilla(),
+            nr_cpus: 2,
+            pcp: true,
+            watermarks: WatermarkConfig::default(),
+            check_every: 0,
+            event_capacity: 0,
+            nofail_retries: 64,
+            compaction_proactiveness: 20,
+            extfrag_threshold: 500,
+        }
+    }
+}
+
+/// One allocation request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AllocRequest {
+    pub order: u8,
+    pub gfp: Gfp,
+    /// The CPU allocating (selects per-CPU lists).
+    pub cpu: u16,
+    /// The embedder's tag, handed back in migration callbacks.
+    pub cookie: u32,
+    /// Lockless/trylock entry point (alloc_pages_nolock): fast path only.
+    pub trylock: bool,
+}
+
+impl AllocRequest {
+    pub fn new(order: u8, gfp: Gfp) -> Self {
+        AllocRequest { order, gfp, cpu: 0, cookie: 0, trylock: false }
+    }
+    pub fn cpu(mut self, cpu: u16) -> Self {
+        self.cpu = cpu;
+        self
+    }
+    pub fn cookie(mut self, c: u32) -> Self {
+        self.cookie = c;
+        self
+    }
+}
+
+/// Background work requested by the allocation paths, run by [`Allocator::background`].
+#[derive(Clone, Debug, Default)]
+pub struct Pending {
+    /// kswapd woken with this order (None = asleep).
+    pub kswapd: Option<u8>,
+    /// kcompactd woken with this order.
+    pub kcompactd: Option<u8>,
+}
+
+/// The allocator: a set of zones, a policy, counters.
+pub struct Allocator {
+    pub geo: Geometry,
+    pub zones: Vec<Zone>,
+    pub policy: Policy,
+    pub cfg: Config,
+    pub vm: VmStat,
+    pub events: EventLog,
+    pub pending: Pending,
+    /// Virtual time (ns), advanced by the embedder through [`Allocator::background`].
+    pub now_ns: u64,
+    pub(crate) ops: u64,
+    pub(crate) freed_scratch: Vec<FreedBlock>,
+    /// Pages migrated for any reason.
+    pub pages_migrated: u64,
+    pub(crate) last_proactive_ns: u64,
+}
+
+impl Allocator {
+    /// Build an allocator over a memory layout.
+    pub fn new(layout: &MemoryLayout, cfg: Config) -> Result<Allocator, LayoutError> {
+        layout.validate()?;
+        let geo = layout.geometry;
+        if geo.max_order as usize >= crate::freelist::MAX_NR_ORDERS {
+            return Err(LayoutError { place: "geometry".into(), message: "max order must be below 16".into() });
+        }
+        let policy = Policy::new(&cfg.policy);
+        let nr_cpus = cfg.nr_cpus.max(1);
+        let mut zones: Vec<Zone> = layout.zones.iter().map(|s| Zone::new(s, geo, policy.per_spb_lists(), nr_cpus)).collect();
+        setup_watermarks(&mut zones, &cfg.watermarks);
+        let mut events = EventLog::default();
+        events.enabled = cfg.event_capacity > 0;
+        events.capacity = cfg.event_capacity;
+        let mut a = Allocator {
+            geo,
+            zones,
+            policy,
+            cfg,
+            vm: VmStat::default(),
+            events,
+            pending: Pending::default(),
+            now_ns: 0,
+            ops: 0,
+            freed_scratch: Vec::new(),
+            pages_migrated: 0,
+            last_proactive_ns: 0,
+        };
+        a.cfg.nr_cpus = nr_cpus;
+        if let Some(s) = a.policy.spb_mut() {
+            s.init_zones(&a.zones);
+        }
+        Ok(a)
+    }
+
+    /// Index of the zone holding `pfn`.
+    pub fn zone_of(&self, pfn: Pfn) -> Option<ZoneId> {
+        self.zones.iter().position(|z| z.contains(pfn))
+    }
+
+    /// Index of the zone of a kind.
+    pub fn zone_by_kind(&self, k: ZoneKind) -> Option<ZoneId> {
+        self.zones.iter().position(|z| z.kind == k)
+    }
+
+    /// The preferred (highest allowed) zone for a gfp mask, and the highest zone index.
+    pub(crate) fn preferred_zone(&self, gfp: Gfp) -> Option<(ZoneId, usize)> {
+        let highest = gfp.highest_zone();
+        let zi = self.zones.iter().rposition(|z| z.kind <= highest)?;
+        Some((zi, highest as usize))
+    }
+
+    pub(crate) fn ctx_parts(&mut self, zi: ZoneId) -> (&mut Zone, &mut Policy, Ctx<'_>) {
+        let no_boost = self.policy.no_boost();
+        let ctx = Ctx {
+            vm: &mut self.vm,
+            ev: &mut self.events,
+            boost_factor: self.cfg.watermarks.watermark_boost_factor,
+            no_boost,
+            zone_id: zi as u8,
+            now_ns: self.now_ns,
+        };
+        (&mut self.zones[zi], &mut self.policy, ctx)
+    }
+
+    /// Allocate a block of `2^req.order` pages.
+    pub fn alloc(&mut self, req: AllocRequest, env: &mut dyn Env) -> Result<Pfn, AllocError> {
+        let err = |kind| AllocError { order: req.order, gfp: req.gfp, kind };
+        if req.order > self.geo.max_order {
+            return Err(err(AllocErrorKind::OrderTooLarge));
+        }
+        if req.cpu as usize >= self.cfg.nr_cpus {
+            return Err(err(AllocErrorKind::BadCpu));
+        }
+        let (preferred, highest) = self.preferred_zone(req.gfp).ok_or(err(AllocErrorKind::NoZone))?;
+        self.ops += 1;
+        let mut flags = crate::gfp::fast_path_alloc_flags(req.gfp);
+        let has_dma32 = self.zones.iter().any(|z| z.kind == ZoneKind::Dma32);
+        if self.policy.fast_nofragment(self.zones[preferred].kind, has_dma32) || (req.trylock && self.policy.keeps_nofragment()) {
+            flags = flags.with(AllocFlags::NOFRAGMENT);
+        }
+        let r = if let Some(p) = self.get_page_from_freelist(req, flags, preferred, highest) {
+            Ok(p)
+        } else if req.trylock {
+            Err(err(AllocErrorKind::NoMemory))
+        } else {
+            self.slowpath(req, preferred, highest, env)
+        };
+        self.after_op(env);
+        r
+    }
+
+    pub(crate) fn after_op(&mut self, _env: &mut dyn Env) {
+        if self.cfg.check_every > 0 && self.ops % self.cfg.check_every == 0 {
+            if let Err(e) = self.check() {
+                panic!("invariant violated after operation {}: {}", self.ops, e);
+            }
+        }
+    }
+
+    /// get_page_from_freelist: walk the zonelist from the preferred zone down.
+    pub(crate) fn get_page_from_freelist(&mut self, req: AllocRequest, mut flags: AllocFlags, preferred: ZoneId, highest: usize) -> Option<Pfn> {
+        loop {
+            for zi in (0..=preferred).rev() {
+                let ok = {
+                    let z = &mut self.zones[zi];
+                    if !flags.contains(AllocFlags::NO_WATERMARKS) {
+                        let mut pass = false;
+                        if !z.below_high {
+                            pass = z.watermark_fast(req.order, z.wmark_pages(WMARK_HIGH), highest, flags, req.gfp.contains(Gfp::HIGH));
+                            if !pass {
+                                z.below_high = true;
+                            }
+                        } else if z.free_pages > z.wmark_pages(WMARK_HIGH) {
+                            z.below_high = false;
+                        }
+                        pass || z.watermark_fast(req.order, z.wmark_pages(flags.wmark()), highest, flags, req.gfp.contains(Gfp::HIGH))
+                    } else {
+                        true
+                    }
+                };
+                if !ok {
+                    continue;
+                }
+                if let Some(p) = self.rmqueue(zi, req, flags) {
+                    return Some(p);
+                }
+            }
+            if flags.contains(AllocFlags::NOFRAGMENT) && self.policy.drop_nofragment_in_walk() {
+                flags = flags.without(AllocFlags::NOFRAGMENT);
+                continue;
+            }
+            return None;
+        }
+    }
+
+    /// rmqueue: per-CPU lists for cacheable orders, else the buddy lists.
+    pub(crate) fn rmqueue(&mut self, zi: ZoneId, req: AllocRequest, flags: AllocFlags) -> Option<Pfn> {
+        let order = req.order;
+        let mt = req.gfp.migratetype();
+        let cpu = req.cpu as usize;
+        let pcp_on = self.cfg.pcp;
+        let (z, policy, mut ctx) = self.ctx_parts(zi);
+        let mut page = None;
+        if pcp_on && z.pcp_allowed(order) {
+            let li = z.pindex(order, mt);
+            if z.pcp[cpu].head[li] == crate::page::NIL {
+                let n = z.nr_pcp_alloc(cpu, order);
+                let mut mode = RmqueueMode::Normal;
+                for _ in 0..n {
+                    match policy.rmqueue(z, &mut ctx, order, mt, flags, &mut mode, req.gfp) {
+                        Some(p) => {
+                            z.account(p, 1u64 << order, Acct::Free, Acct::Pcp);
+                            z.pcp_push(cpu, p, order, mt, true);
+                        }
+                        None => break,
+                    }
+                }
+            }
+            if let Some(p) = z.pcp_pop(cpu, li) {
+                z.account(p, 1u64 << order, Acct::Pcp, Acct::Alloc(mt));
+                page = Some(p);
+            }
+        }
+        if page.is_none() {
+            let mut p = None;
+            if flags.contains(AllocFlags::HIGHATOMIC) {
+                p = mainline::smallest_any(z, order, MigrateType::HighAtomic);
+            }
+            if p.is_none() {
+                let mut mode = RmqueueMode::Normal;
+                p = policy.rmqueue(z, &mut ctx, order, mt, flags, &mut mode, req.gfp);
+                if p.is_none() && flags.intersects(AllocFlags::OOM.with(AllocFlags::NON_BLOCK)) {
+                    p = mainline::smallest_any(z, order, MigrateType::HighAtomic);
+                }
+            }
+            if let Some(p) = p {
+                z.account(p, 1u64 << order, Acct::Free, Acct::Alloc(mt));
+            }
+            page = p;
+        }
+        let p = page?;
+        let i = z.idx(p);
+        z.pages[i] = PageMeta { state: PageState::Alloc, order, mt: mt as u8, cookie: req.cookie, ..PageMeta::TAIL };
+        if flags.contains(AllocFlags::HIGHATOMIC) && order > 0 {
+            mainline::reserve_highatomic(z, &mut ctx, p, order);
+        }
+        let wake = flags.contains(AllocFlags::KSWAPD) && z.boosted;
+        if wake {
+            z.boosted = false;
+        }
+        let kind = z.kind;
+        let changes = if z.cat_changes.is_empty() { Vec::new() } else { z.take_cat_changes() };
+        if let Policy::Spb(s) = policy {
+            s.after_alloc(z, &mut ctx, p, order, mt, req.gfp, &changes);
+        }
+        for c in changes {
+            self.note_category_change(zi, c, req.gfp, order);
+        }
+        self.vm.add(pgalloc_item(kind), 1u64 << order);
+        if wake {
+            self.wake_kswapd(0);
+        }
+        Some(p)
+    }
+
+    pub(crate) fn note_category_change(&mut self, zi: ZoneId, c: crate::zone::CategoryChange, gfp: Gfp, order: u8) {
+        use crate::superpageblock::Category;
+        if c.to == Category::Tainted && c.from != Category::Tainted {
+            self.vm.inc(Vm::SpbCleanTainted);
+        } else if c.from == Category::Tainted && c.to != Category::Tainted {
+            self.vm.inc(Vm::SpbTaintedCleaned);
+        }
+        self.events.push(crate::event::Event::SpbCategory { zone: zi as u8, spb: c.spb, from: c.from, to: c.to, gfp, order });
+    }
+
+    /// Free an allocated block.
+    pub fn free(&mut self, pfn: Pfn, order: u8, cpu: u16) -> Result<(), FreeError> {
+        let zi = self.zone_of(pfn).ok_or(FreeError::OutOfRange { pfn })?;
+        let pcp_on = self.cfg.pcp;
+        let z = &mut self.zones[zi];
+        let m = *z.page(pfn);
+        match m.state {
+            PageState::Alloc => {}
+            PageState::Free | PageState::Pcp => return Err(FreeError::DoubleFree { pfn }),
+            PageState::Tail => {
+                // a tail of a free block is a double free; of an allocation, not a head
+                return Err(match find_head(z, pfn) {
+                    Some((_, PageState::Free | PageState::Pcp)) => FreeError::DoubleFree { pfn },
+                    _ => FreeError::NotAllocated { pfn },
+                });
+            }
+            _ => return Err(FreeError::NotManaged { pfn }),
+        }
+        if m.order != order {
+            return Err(FreeError::WrongOrder { pfn, allocated: m.order, given: order });
+        }
+        let cpu = (cpu as usize).min(z.pcp.len() - 1);
+        let mt = MigrateType::from_u8(m.mt).unwrap_or(MigrateType::Movable);
+        self.ops += 1;
+        self.vm.add(Vm::Pgfree, 1u64 << order);
+        self.free_inner(zi, pfn, order, mt, cpu, pcp_on);
+        let changes = self.zones[zi].take_cat_changes();
+        for c in changes {
+            self.note_category_change(zi, c, Gfp::NONE, order);
+        }
+        if self.cfg.check_every > 0 && self.ops % self.cfg.check_every == 0 {
+            if let Err(e) = self.check() {
+                panic!("invariant violated after operation {}: {}", self.ops, e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Free a validated allocated block (state Alloc at `pfn`).
+    pub(crate) fn free_inner(&mut self, zi: ZoneId, pfn: Pfn, order: u8, mt: MigrateType, cpu: usize, pcp_on: bool) {
+        let z = &mut self.zones[zi];
+        let n = 1u64 << order;
+        if order > z.geo.max_order {
+            // a contiguous allocation
+            crate::contig::release_contig(z, pfn, order);
+            return;
+        }
+        let pb = *z.pb(pfn);
+        if pcp_on && z.pcp_allowed(order) && !pb.is_isolated() {
+            z.account(pfn, n, Acct::Alloc(mt), Acct::Pcp);
+            let block_mt = pb.migratetype();
+            // spb per-CPU ownership: frees of owned pages return to the owner's lists
+            let cpu = if pb.owner > 0 && (pb.owner as usize - 1) < z.pcp.len() { pb.owner as usize - 1 } else { cpu };
+            z.pcp_free(cpu, pfn, order, block_mt);
+        } else {
+            z.account(pfn, n, Acct::Alloc(mt), Acct::Free);
+            z.free_block(pfn, order);
+        }
+    }
+
+    /// Free blocks handed back by the embedder (reclaim, OOM kills), straight to the buddy
+    /// lists. Blocks that are not allocated heads are skipped (and counted in the return).
+    pub(crate) fn free_blocks(&mut self, blocks: &[FreedBlock]) -> (u64, u64) {
+        let mut pages = 0;
+        let mut bad = 0;
+        for b in blocks {
+            let Some(zi) = self.zone_of(b.pfn) else {
+                bad += 1;
+                continue;
+            };
+            let m = *self.zones[zi].page(b.pfn);
+            if m.state != PageState::Alloc || m.order != b.order {
+                bad += 1;
+                continue;
+            }
+            let mt = MigrateType::from_u8(m.mt).unwrap_or(MigrateType::Movable);
+            self.vm.add(Vm::Pgfree, 1u64 << b.order);
+            self.free_inner(zi, b.pfn, b.order, mt, 0, false);
+            pages += 1u64 << b.order;
+        }
+        for zi in 0..self.zones.len() {
+            let ch = self.zones[zi].take_cat_changes();
+            for c in ch {
+                self.note_category_change(zi, c, Gfp::NONE, 0);
+            }
+        }
+        (pages, bad)
+    }
+
+    /// Split an allocated block of `order` into allocated blocks of `new_order` that are freed
+    /// separately (split_page, THP split). Each piece keeps the type and cookie.
+    pub fn split(&mut self, pfn: Pfn, order: u8, new_order: u8) -> Result<(), FreeError> {
+        let zi = self.zone_of(pfn).ok_or(FreeError::OutOfRange { pfn })?;
+        let z = &mut self.zones[zi];
+        let m = *z.page(pfn);
+        if m.state != PageState::Alloc {
+            return Err(FreeError::NotAllocated { pfn });
+        }
+        if m.order != order {
+            return Err(FreeError::WrongOrder { pfn, allocated: m.order, given: order });
+        }
+        if new_order >= order {
+            return Err(FreeError::BadSplit { pfn, order, new_order });
+        }
+        let step = 1u64 << new_order;
+        let mut p = pfn;
+        while p < pfn + (1u64 << order) {
+            let i = z.idx(p);
+            z.pages[i] = PageMeta { order: new_order, ..m };
+            p += step;
+        }
+        if order > z.geo.max_order {
+            let si = z.spb_idx(pfn);
+            z.spbs[si].contig_allocated = false;
+            z.spb_lists.refile(&mut z.spbs, si as u32);
+        }
+        Ok(())
+    }
+
+    /// Find the allocated block containing `pfn`: (head pfn, order).
+    pub fn find_allocation(&self, pfn: Pfn) -> Option<(Pfn, u8)> {
+        let zi = self.zone_of(pfn)?;
+        match find_head(&self.zones[zi], pfn) {
+            Some((h, PageState::Alloc)) => Some((h, self.zones[zi].page(h).order)),
+            _ => None,
+        }
+    }
+
+    /// The state of the block head at `pfn`, if `pfn` is a head.
+    pub fn page_state(&self, pfn: Pfn) -> Option<PageMeta> {
+        let zi = self.zone_of(pfn)?;
+        Some(*self.zones[zi].page(pfn))
+    }
+
+    /// Hand uninitialised memory of a zone to the allocator (deferred init), or extend the zone
+    /// upwards (memory hot-add). `range` must be uninitialised pages of the zone, or lie beyond
+    /// the zone end without overlapping the next zone.
+    pub fn grow_zone(&mut self, zi: ZoneId, range: PfnRange) -> Result<u64, GrowError> {
+        if zi >= self.zones.len() {
+            return Err(GrowError::NoZone);
+        }
+        if range.is_empty() || range.start < self.zones[zi].span.start {
+            return Err(GrowError::BadRange { start: range.start, end: range.end });
+        }
+        if let Some(next) = self.zones.get(zi + 1) {
+            if range.end > next.span.start {
+                return Err(GrowError::BadRange { start: range.start, end: range.end });
+            }
+        }
+        if range.end > self.zones[zi].span.end {
+            self.zones[zi].extend_span(range.end);
+            if let Some(s) = self.policy.spb_mut() {
+                s.on_resize(zi);
+            }
+        }
+        let z = &mut self.zones[zi];
+        for pfn in range.start..range.end {
+            let st = z.page(pfn).state;
+            if st != PageState::Uninit && st != PageState::Hole {
+                return Err(GrowError::AlreadyManaged { pfn });
+            }
+        }
+        let mut added = 0;
+        for (pfn, order) in crate::zone::carve(range, z.geo.max_order) {
+            let n = 1u64 << order;
+            let i = z.idx(pfn);
+            for k in 0..n as usize {
+                z.pages[i + k] = PageMeta::TAIL;
+            }
+            z.account(pfn, n, Acct::Absent, Acct::Free);
+            z.free_block(pfn, order);
+            added += n;
+        }
+        z.managed_pages += added;
+        z.present_pages += added;
+        let _ = z.take_cat_changes();
+        setup_watermarks(&mut self.zones, &self.cfg.watermarks);
+        Ok(added)
+    }
+
+    /// Drain every CPU's lists in every zone.
+    pub fn drain_all_pcp(&mut self) {
+        for z in self.zones.iter_mut() {
+            z.drain_all_pcp();
+            let _ = z.take_cat_changes();
+        }
+    }
+
+    /// Free pages (NR_FREE_PAGES) over all zones.
+    pub fn free_pages(&self) -> u64 {
+        self.zones.iter().map(|z| z.free_pages).sum()
+    }
+
+    /// Metadata bytes per page of simulated memory (page + pageblock + SPB metadata).
+    pub fn metadata_bytes_per_page(&self) -> f64 {
+        let mut bytes = 0usize;
+        let mut pages = 0usize;
+        for z in &self.zones {
+            bytes += z.pages.len() * core::mem::size_of::<PageMeta>();
+            bytes += z.pageblocks.len() * core::mem::size_of::<crate::pageblock::PageblockMeta>();
+            bytes += z.spbs.len() * core::mem::size_of::<crate::superpageblock::SpbMeta>();
+            bytes += z.areas.len() * core::mem::size_of::<crate::freelist::FreeArea>();
+            pages += z.pages.len();
+        }
+        bytes as f64 / pages.max(1) as f64
+    }
+}
+
+/// The head of the block covering `pfn` (any state with an order), searching aligned
+/// candidates upward.
+pub(crate) fn find_head(z: &Zone, pfn: Pfn) -> Option<(Pfn, PageState)> {
+    for o in 0..=z.geo.spb_order.max(z.geo.max_order) {
+        let h = pfn & !((1u64 << o) - 1);
+        if !z.contains(h) {
+            break;
+        }
+        let m = z.page(h);
+        if matches!(m.state, PageState::Free | PageState::Alloc | PageState::Pcp) && m.order >= o {
+            return if h + (1u64 << m.order) > pfn { Some((h, m.state)) } else { None };
+        }
+    }
+    None
+}
+
+pub(crate) fn pgalloc_item(k: ZoneKind) -> Vm {
+    match k {
+        ZoneKind::Dma => Vm::PgallocDma,
+        ZoneKind::Dma32 => Vm::PgallocDma32,
+        ZoneKind::Normal => Vm::PgallocNormal,
+        ZoneKind::Movable => Vm::PgallocMovable,
+    }
+}
+
+pub(crate) fn allocstall_item(k: ZoneKind) -> Vm {
+    match k {
+        ZoneKind::Dma => Vm::AllocstallDma,
+        ZoneKind::Dma32 => Vm::AllocstallDma32,
+        ZoneKind::Normal => Vm::AllocstallNormal,
+        ZoneKind::Movable => Vm::AllocstallMovable,
+    }
+}

@@ -1,0 +1,158 @@
+//! Background work on the virtual clock: kswapd, kcompactd, proactive compaction and the spb
+//! policy's workers (defrag, evacuation, slab shrinking).
+//!
+//! The embedder calls [`Allocator::background`] as its clock advances; requests from the
+//! allocation paths (kswapd wake-ups, kcompactd wake-ups, spb work items) are served there.
+
+use crate::compaction::{extfrag_for_order, CompactPriority, CompactResult};
+use crate::env::{Env, ReclaimRequest, Reclaimer};
+use crate::layout::ZoneKind;
+use crate::migratetype::MigrateType;
+use crate::vmstat::Vm;
+use crate::zone::WMARK_HIGH;
+use crate::Allocator;
+
+/// HPAGE_FRAG_CHECK_INTERVAL_MSEC.
+pub const PROACTIVE_INTERVAL_NS: u64 = 500_000_000;
+/// kswapd gives up a run after this many reclaim rounds without reaching balance.
+pub const KSWAPD_MAX_ROUNDS: u32 = 16;
+
+impl Allocator {
+    /// Wake kswapd for `order` (wakeup_kswapd).
+    pub fn wake_kswapd(&mut self, order: u8) {
+        match self.pending.kswapd {
+            Some(o) if o >= order => {}
+            _ => {
+                if self.pending.kswapd.is_none() {
+                    self.vm.inc(Vm::KswapdWake);
+                }
+                self.pending.kswapd = Some(order);
+            }
+        }
+    }
+
+    /// Wake kcompactd for `order`.
+    pub fn wake_kcompactd(&mut self, order: u8) {
+        if order == 0 {
+            return;
+        }
+        self.pending.kcompactd = Some(self.pending.kcompactd.map_or(order, |o| o.max(order)));
+    }
+
+    /// Whether the node is balanced for `order`: some eligible zone passes its high watermark
+    /// (in whole free pageblocks in defrag_mode for order > 0) and no zone is boosted.
+    pub fn pgdat_balanced(&self, order: u8) -> bool {
+        if self.zones.iter().any(|z| z.watermark_boost > 0) {
+            return false;
+        }
+        self.zones.iter().filter(|z| z.kind <= ZoneKind::Normal).any(|z| {
+            let free = if self.policy.defrag_mode() && order > 0 { z.free_pages_blocks } else { z.free_pages };
+            z.watermark_ok(order, z.wmark_pages(WMARK_HIGH), z.kind as usize, crate::gfp::AllocFlags::WMARK_HIGH, free)
+        })
+    }
+
+    /// Run pending background work up to virtual time `now_ns`.
+    pub fn background(&mut self, now_ns: u64, env: &mut dyn Env) {
+        self.now_ns = self.now_ns.max(now_ns);
+        if let Some(order) = self.pending.kswapd.take() {
+            self.run_kswapd(order, env);
+        }
+        if let Some(order) = self.pending.kcompactd.take() {
+            self.run_kcompactd(order, env);
+        }
+        if self.cfg.compaction_proactiveness > 0 && self.now_ns >= self.last_proactive_ns + PROACTIVE_INTERVAL_NS {
+            self.last_proactive_ns = self.now_ns;
+            self.proactive_compact(env);
+        }
+        if self.policy.spb().is_some() {
+            self.spb_background(env);
+        }
+    }
+
+    fn run_kswapd(&mut self, order: u8, env: &mut dyn Env) {
+        self.vm.inc(Vm::Pageoutrun);
+        let mut out = core::mem::take(&mut self.freed_scratch);
+        for _ in 0..KSWAPD_MAX_ROUNDS {
+            let boosted: u64 = self.zones.iter().map(|z| z.watermark_boost).sum();
+            let unbalanced = !self.pgdat_balanced(order);
+            if !unbalanced {
+                break;
+            }
+            let boost_only = boosted > 0 && self.pgdat_balanced_ignoring_boost(order);
+            let want: u64 = self
+                .zones
+                .iter()
+                .filter(|z| z.kind <= ZoneKind::Normal)
+                .map(|z| z.wmark_pages(WMARK_HIGH).saturating_sub(z.free_pages).max(32))
+                .sum::<u64>()
+                .max(if boost_only { boosted } else { 0 });
+            out.clear();
+            let req = ReclaimRequest { nr_pages: want, order, who: Reclaimer::Kswapd, may_swap: !boost_only, shrink_slab: true, prefer_range: None };
+            env.reclaim(req, &mut out);
+            let (pages, _) = self.free_blocks(&out);
+            self.vm.add(Vm::PgscanKswapd, pages);
+            self.vm.add(Vm::PgstealKswapd, pages);
+            if boost_only {
+                for z in self.zones.iter_mut() {
+                    z.watermark_boost = 0;
+                }
+                self.wake_kcompactd(self.geo.pageblock_order);
+            }
+            if pages == 0 {
+                for z in self.zones.iter_mut() {
+                    z.watermark_boost = 0;
+                }
+                break;
+            }
+        }
+        self.freed_scratch = out;
+        if order > 0 {
+            self.wake_kcompactd(order);
+        }
+    }
+
+    fn pgdat_balanced_ignoring_boost(&self, order: u8) -> bool {
+        self.zones.iter().filter(|z| z.kind <= ZoneKind::Normal).any(|z| {
+            z.watermark_ok(order, z.wmark[WMARK_HIGH], z.kind as usize, crate::gfp::AllocFlags::WMARK_HIGH, z.free_pages)
+        })
+    }
+
+    fn run_kcompactd(&mut self, order: u8, env: &mut dyn Env) {
+        self.vm.inc(Vm::CompactDaemonWake);
+        for zi in (0..self.zones.len()).rev() {
+            let suitable = {
+                let z = &self.zones[zi];
+                z.free_pages > z.wmark[0] + (2u64 << order)
+            };
+            if !suitable {
+                continue;
+            }
+            let before_free = self.vm.get(Vm::CompactFreeScanned);
+            let r = self.compact_zone(zi, Some(order), CompactPriority::SyncLight, MigrateType::Unmovable, true, env);
+            let d = self.vm.get(Vm::CompactFreeScanned) - before_free;
+            self.vm.add(Vm::CompactDaemonFreeScanned, d);
+            if matches!(r, CompactResult::Complete | CompactResult::Partial) {
+                self.zones[zi].drain_all_pcp();
+            }
+        }
+    }
+
+    /// Proactive compaction: when a zone's fragmentation score (extfrag_for_order at the
+    /// pageblock order) is above the high threshold, compact it whole.
+    fn proactive_compact(&mut self, env: &mut dyn Env) {
+        if self.pending.kswapd.is_some() {
+            return;
+        }
+        let low = 100u64.saturating_sub(self.cfg.compaction_proactiveness);
+        let high = (low + (low / 2).min(10)).min(100);
+        let pbo = self.geo.pageblock_order;
+        for zi in 0..self.zones.len() {
+            if self.zones[zi].free_pages < self.zones[zi].wmark[WMARK_HIGH] {
+                continue;
+            }
+            if extfrag_for_order(&self.zones[zi], pbo) > high {
+                self.compact_zone(zi, None, CompactPriority::SyncLight, MigrateType::Movable, true, env);
+            }
+        }
+    }
+}

@@ -1,0 +1,389 @@
+//! Compaction: the migrate scanner walks pageblocks upward from the zone start isolating movable
+//! pages, the free scanner walks downward from the zone end isolating free pages as targets,
+//! and the embedder moves each page. Direct compaction, kcompactd and proactive compaction all
+//! run [`Allocator::compact_zone`]; deferral, `compaction_suitable` and the fragmentation index
+//! decide whether a run is worth it.
+//!
+//! Simplifications (documented in docs/architecture.md): no compaction capture, no skip bits,
+//! no "fast find" of the migrate block; the free scanner isolates whole free buddies.
+
+use alloc::vec::Vec;
+
+use crate::env::{Env, MigrateOutcome};
+use crate::geometry::Pfn;
+use crate::gfp::AllocFlags;
+use crate::migratetype::MigrateType;
+use crate::page::{PageMeta, PageState};
+use crate::pageblock::Acct;
+use crate::vmstat::Vm;
+use crate::zone::{Zone, ZoneId, WMARK_MIN};
+use crate::{AllocRequest, Allocator};
+
+/// Compaction priority (higher value = lighter).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum CompactPriority {
+    SyncFull = 0,
+    SyncLight = 1,
+    Async = 2,
+}
+
+impl CompactPriority {
+    /// One step heavier, or None at the floor (costly orders stop at SyncLight).
+    pub fn raise(self, costly: bool) -> Option<CompactPriority> {
+        match self {
+            CompactPriority::Async => Some(CompactPriority::SyncLight),
+            CompactPriority::SyncLight if !costly => Some(CompactPriority::SyncFull),
+            _ => None,
+        }
+    }
+}
+
+/// Outcome of a compaction attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CompactResult {
+    /// Not suitable (too little free memory, or not fragmentation).
+    Skipped,
+    /// Deferred after recent failures.
+    Deferred,
+    /// Scanners met without success.
+    Complete,
+    /// Stopped early (no targets left).
+    Partial,
+    /// A free block of the target order exists.
+    Success,
+}
+
+/// fragmentation index x1000 (`__fragmentation_index`).
+pub fn fragmentation_index(z: &Zone, order: u8) -> i64 {
+    let (mut free_pages, mut blocks, mut suitable) = (0u64, 0u64, 0u64);
+    for o in 0..z.geo.nr_orders() {
+        let n: u64 = z.nr_free[o].iter().take(crate::migratetype::MIGRATE_TYPES - 1).sum();
+        free_pages += n << o;
+        blocks += n;
+        if o >= order as usize {
+            suitable += n << (o - order as usize);
+        }
+    }
+    if blocks == 0 {
+        return 0;
+    }
+    if suitable > 0 {
+        return -1000;
+    }
+    1000 - ((1000 + (free_pages * 1000 >> order)) / blocks) as i64
+}
+
+/// extfrag_for_order (percent of free memory not in blocks of `order` or larger).
+pub fn extfrag_for_order(z: &Zone, order: u8) -> u64 {
+    let (mut free_pages, mut suitable) = (0u64, 0u64);
+    for o in 0..z.geo.nr_orders() {
+        let n: u64 = z.nr_free[o].iter().take(crate::migratetype::MIGRATE_TYPES - 1).sum();
+        free_pages += n << o;
+        if o >= order as usize {
+            suitable += n << o;
+        }
+    }
+    if free_pages == 0 {
+        0
+    } else {
+        (free_pages - suitable) * 100 / free_pages
+    }
+}
+
+fn deferred(z: &mut Zone, order: u8) -> bool {
+    if order < z.compact.order_failed {
+        return false;
+    }
+    let limit = 1u32 << z.compact.defer_shift;
+    z.compact.considered += 1;
+    if z.compact.considered >= limit {
+        z.compact.considered = limit;
+        return false;
+    }
+    true
+}
+
+fn defer(z: &mut Zone, order: u8) {
+    z.compact.considered = 0;
+    z.compact.defer_shift = (z.compact.defer_shift + 1).min(6);
+    if order < z.compact.order_failed || z.compact.order_failed == 0 {
+        z.compact.order_failed = order;
+    }
+}
+
+/// A free block taken off the lists by the free scanner.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Held {
+    pub pfn: Pfn,
+    pub order: u8,
+}
+
+impl Zone {
+    /// Take the free block at `pfn` off its list and hold it (state Isolated, accounted held).
+    pub(crate) fn hold_free(&mut self, pfn: Pfn) -> Held {
+        let order = self.page(pfn).order;
+        self.list_del(pfn);
+        let i = self.idx(pfn);
+        self.pages[i] = PageMeta { state: PageState::Isolated, order, ..PageMeta::TAIL };
+        self.account(pfn, 1u64 << order, Acct::Free, Acct::Pcp);
+        Held { pfn, order }
+    }
+    /// Give a held block back to the buddy lists.
+    pub(crate) fn release_held(&mut self, h: Held) {
+        let i = self.idx(h.pfn);
+        self.pages[i] = PageMeta::TAIL;
+        self.account(h.pfn, 1u64 << h.order, Acct::Pcp, Acct::Free);
+        self.free_block(h.pfn, h.order);
+    }
+    /// Carve a target of `order` out of the held stash (splitting a larger held block).
+    pub(crate) fn target_from_stash(&mut self, stash: &mut Vec<Held>, order: u8) -> Option<Pfn> {
+        let k = stash.iter().enumerate().filter(|(_, h)| h.order >= order).min_by_key(|(_, h)| h.order).map(|(k, _)| k)?;
+        let h = stash.swap_remove(k);
+        let mut o = h.order;
+        while o > order {
+            o -= 1;
+            let piece = h.pfn + (1u64 << o);
+            let i = self.idx(piece);
+            self.pages[i] = PageMeta { state: PageState::Isolated, order: o, ..PageMeta::TAIL };
+            stash.push(Held { pfn: piece, order: o });
+        }
+        let i = self.idx(h.pfn);
+        self.pages[i].order = order;
+        Some(h.pfn)
+    }
+}
+
+impl Allocator {
+    /// Move the allocated block at `from` to the held target `to` through the embedder.
+    /// On `Moved`, `to` becomes the allocation and `from` is freed; on `Dropped`, `from` is
+    /// freed and `to` stays held; on `Refused` nothing changes.
+    pub(crate) fn migrate_to(&mut self, zi_from: ZoneId, from: Pfn, zi_to: ZoneId, to: Pfn, env: &mut dyn Env) -> MigrateOutcome {
+        let m = *self.zones[zi_from].page(from);
+        let n = 1u64 << m.order;
+        let mt = MigrateType::from_u8(m.mt).unwrap_or(MigrateType::Movable);
+        let out = env.migrate(from, to, m.order, m.cookie);
+        match out {
+            MigrateOutcome::Moved => {
+                let zt = &mut self.zones[zi_to];
+                let i = zt.idx(to);
+                zt.pages[i] = PageMeta { state: PageState::Alloc, order: m.order, mt: m.mt, cookie: m.cookie, ..PageMeta::TAIL };
+                zt.account(to, n, Acct::Pcp, Acct::Alloc(mt));
+                self.free_inner(zi_from, from, m.order, mt, 0, false);
+                self.vm.add(Vm::PgmigrateSuccess, n);
+                self.pages_migrated += n;
+            }
+            MigrateOutcome::Dropped => {
+                self.free_inner(zi_from, from, m.order, mt, 0, false);
+            }
+            MigrateOutcome::Refused => {
+                self.vm.add(Vm::PgmigrateFail, n);
+            }
+        }
+        out
+    }
+
+    /// Run the free scanner from `*free_pfn` downward (not below `floor`) until the stash holds
+    /// a block of at least `order` pages. Returns false when the scanners met.
+    fn isolate_freepages(&mut self, zi: ZoneId, free_pfn: &mut Pfn, floor: Pfn, stash: &mut Vec<Held>, order: u8) -> bool {
+        let pbp = self.geo.pageblock_pages();
+        let pbo = self.geo.pageblock_order;
+        loop {
+            if stash.iter().any(|h| h.order >= order) {
+                return true;
+            }
+            if *free_pfn < floor + pbp || *free_pfn < self.zones[zi].span.start + pbp {
+                return false;
+            }
+            *free_pfn -= pbp;
+            let block = *free_pfn;
+            let z = &self.zones[zi];
+            if !z.pb_in_zone(block) {
+                continue;
+            }
+            let pb = z.pb(block);
+            if pb.is_isolated() || pb.migratetype() != MigrateType::Movable || pb.free == 0 {
+                continue;
+            }
+            let first = z.page(block);
+            if first.state == PageState::Free && first.order >= pbo {
+                continue;
+            }
+            if !self.policy.compaction_target_ok(z, block) {
+                continue;
+            }
+            let mut p = block;
+            let mut scanned = 0;
+            while p < block + pbp {
+                let z = &mut self.zones[zi];
+                let m = *z.page(p);
+                scanned += 1;
+                if m.state == PageState::Free {
+                    let n = 1u64 << m.order;
+                    if z.free_pages < z.wmark[WMARK_MIN] + n {
+                        break;
+                    }
+                    let h = z.hold_free(p);
+                    stash.push(h);
+                    self.vm.add(Vm::CompactIsolated, n);
+                    p += n;
+                } else if matches!(m.state, PageState::Alloc | PageState::Pcp | PageState::Isolated) {
+                    p += 1u64 << m.order;
+                } else {
+                    p += 1;
+                }
+            }
+            self.vm.add(Vm::CompactFreeScanned, scanned);
+        }
+    }
+
+    /// Compact one zone. `order` None = the whole zone (proactive / compact_memory).
+    pub fn compact_zone(&mut self, zi: ZoneId, order: Option<u8>, prio: CompactPriority, req_mt: MigrateType, daemon: bool, env: &mut dyn Env) -> CompactResult {
+        let pbp = self.geo.pageblock_pages();
+        let pbo = self.geo.pageblock_order;
+        let span = self.zones[zi].span;
+        let start = span.start.div_ceil(pbp) * pbp;
+        let end = span.end / pbp * pbp;
+        let whole = order.is_none() || prio == CompactPriority::SyncFull;
+        let mut migrate_pfn = if whole { start } else { self.zones[zi].compact.cached_migrate_pfn.max(start) };
+        let mut free_pfn = if whole || self.zones[zi].compact.cached_free_pfn == 0 { end } else { self.zones[zi].compact.cached_free_pfn.min(end) };
+        let mut stash: Vec<Held> = Vec::new();
+        let result;
+        let target = order.unwrap_or(pbo);
+        'blocks: loop {
+            if migrate_pfn + pbp > free_pfn {
+                result = CompactResult::Complete;
+                break;
+            }
+            let block = migrate_pfn;
+            migrate_pfn += pbp;
+            let ok = {
+                let z = &self.zones[zi];
+                let pb = z.pb(block);
+                let type_ok = prio != CompactPriority::Async || daemon || {
+                    let bt = pb.migratetype();
+                    if req_mt == MigrateType::Movable { bt == MigrateType::Movable || bt == MigrateType::Cma } else { bt == req_mt }
+                };
+                let first = z.page(block);
+                z.pb_in_zone(block) && !pb.is_isolated() && pb.alloc[1] > 0 && type_ok && !(first.state == PageState::Alloc && first.order >= pbo) && self.policy.compaction_source_ok(z, block)
+            };
+            if ok {
+                let mut p = block;
+                let mut scanned = 0u64;
+                while p < block + pbp {
+                    let m = *self.zones[zi].page(p);
+                    scanned += 1;
+                    match m.state {
+                        PageState::Alloc if m.mt == MigrateType::Movable as u8 && (m.order < target || order.is_none()) && m.order < pbo => {
+                            if !self.isolate_freepages(zi, &mut free_pfn, migrate_pfn, &mut stash, m.order) {
+                                result = CompactResult::Partial;
+                                break 'blocks;
+                            }
+                            let to = self.zones[zi].target_from_stash(&mut stash, m.order).expect("stash has a block");
+                            let out = self.migrate_to(zi, p, zi, to, env);
+                            if out != MigrateOutcome::Moved {
+                                stash.push(Held { pfn: to, order: m.order });
+                            }
+                            p += 1u64 << m.order;
+                        }
+                        PageState::Free | PageState::Alloc | PageState::Pcp | PageState::Isolated => p += 1u64 << m.order,
+                        _ => p += 1,
+                    }
+                }
+                self.vm.add(Vm::CompactMigrateScanned, scanned);
+                if daemon {
+                    self.vm.add(Vm::CompactDaemonMigrateScanned, scanned);
+                }
+            }
+            // finish test at the pageblock boundary
+            if let Some(o) = order {
+                let z = &self.zones[zi];
+                let done = (o as usize..z.geo.nr_orders()).any(|k| {
+                    z.nr_free[k][req_mt.idx()] > 0 || (k >= pbo as usize && req_mt.fallbacks().iter().any(|t| z.nr_free[k][t.idx()] > 0))
+                });
+                if done {
+                    result = CompactResult::Success;
+                    break;
+                }
+            } else if extfrag_for_order(&self.zones[zi], pbo) <= self.proactive_low() {
+                result = CompactResult::Success;
+                break;
+            }
+        }
+        for h in stash.drain(..) {
+            self.zones[zi].release_held(h);
+        }
+        let _ = self.zones[zi].take_cat_changes();
+        let z = &mut self.zones[zi];
+        if result == CompactResult::Complete {
+            z.compact.cached_migrate_pfn = start;
+            z.compact.cached_free_pfn = end;
+        } else if !whole {
+            z.compact.cached_migrate_pfn = migrate_pfn;
+            z.compact.cached_free_pfn = free_pfn;
+        }
+        result
+    }
+
+    pub(crate) fn proactive_low(&self) -> u64 {
+        100u64.saturating_sub(self.cfg.compaction_proactiveness)
+    }
+
+    /// Direct compaction over the zonelist, then a freelist retry.
+    pub(crate) fn direct_compact(&mut self, req: AllocRequest, flags: AllocFlags, preferred: ZoneId, highest: usize, prio: CompactPriority, env: &mut dyn Env) -> (Option<Pfn>, CompactResult) {
+        let order = req.order;
+        let mt = req.gfp.migratetype();
+        let mut any_ran = false;
+        let mut last = CompactResult::Skipped;
+        for zi in (0..=preferred).rev() {
+            {
+                let z = &mut self.zones[zi];
+                if prio != CompactPriority::SyncFull && deferred(z, order) {
+                    last = CompactResult::Deferred;
+                    continue;
+                }
+                // compaction_suitable
+                let wm = z.wmark_pages(flags.wmark());
+                if z.watermark_ok(order, wm, highest, flags, z.free_pages) {
+                    last = CompactResult::Success;
+                } else {
+                    let gap = 2u64 << order;
+                    let need = z.wmark[WMARK_MIN] + gap + z.lowmem_reserve[highest.min(3)];
+                    if z.free_pages <= need {
+                        last = CompactResult::Skipped;
+                        continue;
+                    }
+                    if order > self.geo.costly_order() {
+                        let fi = fragmentation_index(z, order);
+                        if fi >= 0 && fi <= self.cfg.extfrag_threshold {
+                            last = CompactResult::Skipped;
+                            continue;
+                        }
+                    }
+                    any_ran = true;
+                    last = self.compact_zone(zi, Some(order), prio, mt, false, env);
+                }
+            }
+            if let Some(p) = self.get_page_from_freelist(req, flags, preferred, highest) {
+                if any_ran {
+                    self.vm.inc(Vm::CompactStall);
+                    self.vm.inc(Vm::CompactSuccess);
+                }
+                let z = &mut self.zones[zi];
+                z.compact.considered = 0;
+                z.compact.defer_shift = 0;
+                if order >= z.compact.order_failed {
+                    z.compact.order_failed = order + 1;
+                }
+                return (Some(p), CompactResult::Success);
+            }
+            if matches!(last, CompactResult::Complete | CompactResult::Partial) && prio != CompactPriority::Async {
+                defer(&mut self.zones[zi], order);
+            }
+        }
+        if any_ran {
+            self.vm.inc(Vm::CompactStall);
+            self.vm.inc(Vm::CompactFail);
+        }
+        (None, last)
+    }
+}

@@ -1,0 +1,332 @@
+//! Contiguous allocation of an aligned range of any order (`alloc_contig_range`): 1 GiB
+//! hugetlb pages and the end-of-run 1 GiB probe.
+//!
+//! For each candidate range (the policy picks the order: mainline tries aligned ranges from the
+//! bottom of the zone; spb starts from the emptiest clean or empty SPB, patch 17): reject it if
+//! it holds holes, reserved or non-movable pages; isolate its pageblocks (free pages move to the
+//! ISOLATE lists, nothing new can be allocated there); drain the per-CPU lists; migrate every
+//! movable page out (up to 5 rounds, as the kernel); when every page is free, take the range.
+
+use crate::env::{Env, MigrateOutcome};
+use crate::geometry::Pfn;
+use crate::gfp::{AllocFlags, Gfp};
+use crate::migratetype::MigrateType;
+use crate::page::{PageMeta, PageState};
+use crate::pageblock::{pbflag, Acct};
+use crate::vmstat::Vm;
+use crate::zone::{Zone, ZoneId};
+use crate::{AllocRequest, Allocator};
+
+/// Why a contiguous allocation failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ContigError {
+    /// Order below the pageblock order or above the SPB order.
+    BadOrder,
+    /// No candidate range could be taken; the counts say why ranges were rejected.
+    Failed(ContigStats),
+}
+
+/// What happened to the candidate ranges.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ContigStats {
+    pub ranges_tried: u32,
+    /// Rejected: holes or reserved pages.
+    pub reserved: u32,
+    /// Rejected: non-movable pages.
+    pub unmovable: u32,
+    /// Rejected: already isolated or held.
+    pub busy: u32,
+    /// Gave up: migration failed (pinned pages, no target memory).
+    pub migrate_failed: u32,
+    /// Pages migrated (in the successful range and failed ones).
+    pub pages_migrated: u64,
+}
+
+impl core::fmt::Display for ContigError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            ContigError::BadOrder => f.write_str("order must be between the pageblock order and the SPB order"),
+            ContigError::Failed(s) => write!(
+                f,
+                "no range could be allocated ({} tried: {} with holes/reserved, {} with unmovable pages, {} busy, {} migration failures)",
+                s.ranges_tried, s.reserved, s.unmovable, s.busy, s.migrate_failed
+            ),
+        }
+    }
+}
+
+impl Zone {
+    /// If a free buddy larger than `order` covers `start`, split it so that the aligned block
+    /// of `order` at `start` is a free buddy of its own (the kernel splits straddling buddies
+    /// when isolating a range).
+    pub(crate) fn split_straddling(&mut self, start: Pfn, order: u8) {
+        let Some((h, st)) = crate::allocator::find_head(self, start) else { return };
+        let m = *self.page(h);
+        if st != PageState::Free || m.order <= order {
+            return;
+        }
+        let mt = MigrateType::from_u8(m.mt).unwrap_or(MigrateType::Movable);
+        self.list_del(h);
+        let (mut cur, mut co) = (h, m.order);
+        while co > order {
+            co -= 1;
+            let upper = cur + (1u64 << co);
+            let (keep, other) = if start >= upper { (upper, cur) } else { (cur, upper) };
+            let i = self.idx(other);
+            self.pages[i] = PageMeta { state: PageState::Free, order: co, ..PageMeta::TAIL };
+            self.list_add(other, co, mt, false);
+            cur = keep;
+        }
+        let i = self.idx(cur);
+        self.pages[i] = PageMeta { state: PageState::Free, order, ..PageMeta::TAIL };
+        self.list_add(cur, order, mt, false);
+    }
+}
+
+/// Free a contiguous allocation (order above the buddy maximum) back to the buddy lists.
+pub(crate) fn release_contig(z: &mut Zone, pfn: Pfn, order: u8) {
+    let n = 1u64 << order;
+    let mt = MigrateType::from_u8(z.page(pfn).mt).unwrap_or(MigrateType::Movable);
+    let i = z.idx(pfn);
+    z.pages[i] = PageMeta::TAIL;
+    let si = z.spb_idx(pfn);
+    if order >= z.geo.spb_order {
+        z.spbs[si].contig_allocated = false;
+    }
+    z.account(pfn, n, Acct::Alloc(mt), Acct::Free);
+    for (p, o) in crate::zone::carve(crate::layout::PfnRange::new(pfn, pfn + n), z.geo.max_order) {
+        z.free_block(p, o);
+    }
+}
+
+impl Allocator {
+    /// Allocate an aligned block of `2^order` pages (order from the pageblock order up to the
+    /// SPB order), migrating movable pages out of the way. `gfp` selects the zones.
+    pub fn alloc_contig(&mut self, order: u8, gfp: Gfp, cookie: u32, env: &mut dyn Env) -> Result<Pfn, ContigError> {
+        if order < self.geo.pageblock_order || order > self.geo.spb_order {
+            return Err(ContigError::BadOrder);
+        }
+        let pages = 1u64 << order;
+        let highest = gfp.highest_zone();
+        let mut stats = ContigStats::default();
+        for zi in (0..self.zones.len()).rev() {
+            if self.zones[zi].kind > highest {
+                continue;
+            }
+            let cands = self.policy.contig_candidates(&self.zones[zi], pages);
+            for start in cands {
+                stats.ranges_tried += 1;
+                if let Some(p) = self.try_contig_range(zi, start, order, cookie, &mut stats, env) {
+                    self.vm.inc(Vm::ContigAllocSuccess);
+                    return Ok(p);
+                }
+            }
+        }
+        self.vm.inc(Vm::ContigAllocFail);
+        Err(ContigError::Failed(stats))
+    }
+
+    fn set_isolated(&mut self, zi: ZoneId, start: Pfn, end: Pfn, on: bool) {
+        let pbp = self.geo.pageblock_pages();
+        let z = &mut self.zones[zi];
+        let mut b = start;
+        while b < end {
+            let i = z.pb_idx(b);
+            if on {
+                z.pageblocks[i].flags |= pbflag::ISOLATE;
+            } else {
+                z.pageblocks[i].flags &= !pbflag::ISOLATE;
+            }
+            let mt = z.pageblocks[i].migratetype();
+            // move free buddies to the ISOLATE lists (or back); a buddy larger than a pageblock
+            // is moved once, by its first pageblock
+            let mut p = b;
+            while p < b + pbp {
+                let m = *z.page(p);
+                if m.state == PageState::Free {
+                    let want = if on { MigrateType::Isolate } else { mt };
+                    if m.mt != want as u8 {
+                        z.list_move(p, want, true);
+                    }
+                    p += 1u64 << m.order;
+                } else if matches!(m.state, PageState::Alloc | PageState::Pcp | PageState::Isolated) {
+                    p += 1u64 << m.order;
+                } else {
+                    p += 1;
+                }
+            }
+            b += pbp;
+        }
+        if !on {
+            // re-merge: free buddies that could not merge across isolated blocks
+            let mut p = start;
+            while p < end {
+                let m = *z.page(p);
+                if m.state == PageState::Free && m.order < z.geo.max_order {
+                    let o = m.order;
+                    z.list_del(p);
+                    let i = z.idx(p);
+                    z.pages[i] = PageMeta::TAIL;
+                    z.free_block(p, o);
+                    p += 1u64 << o;
+                } else if matches!(m.state, PageState::Alloc | PageState::Pcp | PageState::Isolated | PageState::Free) {
+                    p += 1u64 << m.order;
+                } else {
+                    p += 1;
+                }
+            }
+        }
+    }
+
+    fn try_contig_range(&mut self, zi: ZoneId, start: Pfn, order: u8, cookie: u32, stats: &mut ContigStats, env: &mut dyn Env) -> Option<Pfn> {
+        let pages = 1u64 << order;
+        let end = start + pages;
+        let pbp = self.geo.pageblock_pages();
+        {
+            let z = &self.zones[zi];
+            if start < z.span.start || end > z.span.end {
+                stats.reserved += 1;
+                return None;
+            }
+            let mut b = start;
+            while b < end {
+                let pb = z.pb(b);
+                if pb.reserved + pb.absent > 0 {
+                    stats.reserved += 1;
+                    return None;
+                }
+                if pb.alloc[0] + pb.alloc[2] + pb.alloc[3] > 0 {
+                    stats.unmovable += 1;
+                    return None;
+                }
+                if pb.is_isolated() {
+                    stats.busy += 1;
+                    return None;
+                }
+                b += pbp;
+            }
+        }
+        self.zones[zi].split_straddling(start, order);
+        self.set_isolated(zi, start, end, true);
+        self.drain_all_pcp();
+        let mut ok = false;
+        for _round in 0..5 {
+            let mut p = start;
+            let mut blocked = false;
+            while p < end {
+                let m = *self.zones[zi].page(p);
+                match m.state {
+                    PageState::Alloc => {
+                        if m.mt != MigrateType::Movable as u8 {
+                            blocked = true;
+                            break;
+                        }
+                        let before = self.pages_migrated;
+                        let r = self.migrate_out(zi, p, env);
+                        stats.pages_migrated += self.pages_migrated - before;
+                        if r != Some(true) {
+                            blocked = r.is_none();
+                        }
+                        p += 1u64 << m.order;
+                    }
+                    PageState::Free | PageState::Pcp | PageState::Isolated => p += 1u64 << m.order,
+                    _ => p += 1,
+                }
+                if blocked {
+                    break;
+                }
+            }
+            let z = &self.zones[zi];
+            let mut all_free = true;
+            let mut b = start;
+            while b < end {
+                if z.pb(b).free as u64 != pbp {
+                    all_free = false;
+                    break;
+                }
+                b += pbp;
+            }
+            if all_free {
+                ok = true;
+                break;
+            }
+            if blocked {
+                break;
+            }
+        }
+        if !ok {
+            stats.migrate_failed += 1;
+            self.set_isolated(zi, start, end, false);
+            let _ = self.zones[zi].take_cat_changes();
+            return None;
+        }
+        // take the whole range
+        let z = &mut self.zones[zi];
+        let mut p = start;
+        while p < end {
+            let m = *z.page(p);
+            if m.state == PageState::Free {
+                z.list_del(p);
+                let i = z.idx(p);
+                z.pages[i] = PageMeta::TAIL;
+                p += 1u64 << m.order;
+            } else {
+                p += 1;
+            }
+        }
+        let mut b = start;
+        while b < end {
+            let i = z.pb_idx(b);
+            z.pageblocks[i].flags &= !pbflag::ISOLATE;
+            b += pbp;
+        }
+        let i = z.idx(start);
+        z.pages[i] = PageMeta { state: PageState::Alloc, order, mt: MigrateType::Movable as u8, cookie, ..PageMeta::TAIL };
+        if pages == z.geo.spb_pages() {
+            let si = z.spb_idx(start);
+            z.spbs[si].contig_allocated = true;
+        }
+        z.account(start, pages, Acct::Free, Acct::Alloc(MigrateType::Movable));
+        let changes = z.take_cat_changes();
+        for c in changes {
+            self.note_category_change(zi, c, Gfp::HIGHUSER_MOVABLE, order);
+        }
+        Some(start)
+    }
+
+    /// Migrate the movable block at `pfn` to a target obtained from the normal allocation path
+    /// (fast path only, movable, min watermark). Some(true) moved or dropped, Some(false)
+    /// refused, None no target memory.
+    pub(crate) fn migrate_out(&mut self, zi: ZoneId, pfn: Pfn, env: &mut dyn Env) -> Option<bool> {
+        let m = *self.zones[zi].page(pfn);
+        let gfp = Gfp::HIGHUSER_MOVABLE.with(Gfp::NOWARN);
+        let req = AllocRequest { order: m.order, gfp, cpu: 0, cookie: 0, trylock: false };
+        let (preferred, highest) = self.preferred_zone(gfp)?;
+        let flags = AllocFlags::WMARK_MIN.with(AllocFlags::NOFRAGMENT).with(AllocFlags::CMA);
+        let saved_pcp = self.cfg.pcp;
+        self.cfg.pcp = false;
+        let mut t = self.get_page_from_freelist(req, flags, preferred, highest);
+        if t.is_none() {
+            t = self.get_page_from_freelist(req, flags.without(AllocFlags::NOFRAGMENT), preferred, highest);
+        }
+        self.cfg.pcp = saved_pcp;
+        let t = t?;
+        let tz = self.zone_of(t)?;
+        // the target is now an allocation of ours: turn it into a held block
+        {
+            let z = &mut self.zones[tz];
+            let n = 1u64 << m.order;
+            z.account(t, n, Acct::Alloc(MigrateType::Movable), Acct::Pcp);
+            let i = z.idx(t);
+            z.pages[i] = PageMeta { state: PageState::Isolated, order: m.order, ..PageMeta::TAIL };
+        }
+        let out = self.migrate_to(zi, pfn, tz, t, env);
+        if out != MigrateOutcome::Moved {
+            self.zones[tz].release_held(crate::compaction::Held { pfn: t, order: m.order });
+        }
+        for z in 0..self.zones.len() {
+            let _ = self.zones[z].take_cat_changes();
+        }
+        Some(out != MigrateOutcome::Refused)
+    }
+}

@@ -1,0 +1,87 @@
+//! The embedder's side of the allocator: who owns movable pages, who can reclaim, who can kill.
+//!
+//! The allocator never knows what a page holds. When it needs a page moved (compaction,
+//! contiguous allocation, spb evacuation) it asks the [`Env`]; when it needs memory back (kswapd,
+//! direct reclaim, the OOM killer) the Env returns the blocks it gave up and the allocator frees
+//! them. Every method has a conservative default, so `NoEnv` (no embedder) is a valid Env that
+//! refuses every migration and reclaims nothing.
+
+use alloc::vec::Vec;
+
+use crate::geometry::Pfn;
+
+/// What became of a migration request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MigrateOutcome {
+    /// The content now lives at the target; the source block is to be freed.
+    Moved,
+    /// The page cannot move now (pinned for DMA, under writeback, ...); nothing changed.
+    Refused,
+    /// The embedder dropped the content instead (clean page cache); the source block is to be
+    /// freed and the target is not needed.
+    Dropped,
+}
+
+/// A block the embedder gave back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FreedBlock {
+    pub pfn: Pfn,
+    pub order: u8,
+}
+
+/// Who is reclaiming.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reclaimer {
+    Kswapd,
+    Direct,
+    /// The 1 GiB probe or a contiguous allocation: clean page cache and reclaimable slab only.
+    Contig,
+    /// The spb policy asking for slab shrinking under SPB pressure (patch 28).
+    SpbShrink,
+}
+
+/// A reclaim request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReclaimRequest {
+    /// Pages wanted.
+    pub nr_pages: u64,
+    /// Order of the allocation that triggered it (0 for background reclaim).
+    pub order: u8,
+    pub who: Reclaimer,
+    /// Writeback and swap are allowed (false for boosted kswapd reclaim and for probes).
+    pub may_swap: bool,
+    /// Shrinkers (reclaimable slab) may run.
+    pub shrink_slab: bool,
+    /// Optional pfn range to prefer (spb: shrink slab living in tainted SPBs).
+    pub prefer_range: Option<(Pfn, Pfn)>,
+}
+
+/// The embedder.
+pub trait Env {
+    /// Move the allocated block of `order` at `from` (tagged `cookie`) to the free block `to`.
+    fn migrate(&mut self, from: Pfn, to: Pfn, order: u8, cookie: u32) -> MigrateOutcome {
+        let _ = (from, to, order, cookie);
+        MigrateOutcome::Refused
+    }
+    /// Give back memory; push every freed block into `out` (the allocator frees them).
+    fn reclaim(&mut self, req: ReclaimRequest, out: &mut Vec<FreedBlock>) {
+        let _ = (req, out);
+    }
+    /// Pages the embedder could reclaim (clean + dirty page cache, swappable anon, shrinkable
+    /// slab), for the reclaim retry decision.
+    fn reclaimable_pages(&self) -> u64 {
+        0
+    }
+    /// Kill a process: push all its blocks into `out`. Return false when there is nothing to
+    /// kill.
+    fn oom_kill(&mut self, out: &mut Vec<FreedBlock>) -> bool {
+        let _ = out;
+        false
+    }
+}
+
+/// An embedder that owns nothing movable: migration is refused, nothing is reclaimable.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoEnv;
+
+impl Env for NoEnv {}

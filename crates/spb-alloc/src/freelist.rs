@@ -1,0 +1,97 @@
+//! Buddy free lists: `free_area[order][migratetype]` as index-linked lists.
+//!
+//! A zone holds one [`FreeArea`] (mainline) or one per superpageblock (the series' per-SPB free
+//! lists, patch 14). Which one a free block belongs to is decided by the zone
+//! (`Zone::bucket_of`); the lists themselves only know indices.
+
+use crate::migratetype::MIGRATE_TYPES;
+use crate::page::{PageMeta, NIL};
+
+/// Largest supported number of buddy orders.
+pub const MAX_NR_ORDERS: usize = 16;
+
+/// One set of free lists, one list per (order, migratetype).
+///
+/// # Invariants
+/// `head[o][t] == NIL` iff `tail[o][t] == NIL` iff bit `o` of `mask[t]` is clear.
+#[derive(Clone, Debug)]
+pub struct FreeArea {
+    pub head: [[u32; MIGRATE_TYPES]; MAX_NR_ORDERS],
+    pub tail: [[u32; MIGRATE_TYPES]; MAX_NR_ORDERS],
+    /// Bit `o` of `mask[t]` is set when list (o, t) is non-empty.
+    pub mask: [u16; MIGRATE_TYPES],
+}
+
+impl Default for FreeArea {
+    fn default() -> Self {
+        FreeArea { head: [[NIL; MIGRATE_TYPES]; MAX_NR_ORDERS], tail: [[NIL; MIGRATE_TYPES]; MAX_NR_ORDERS], mask: [0; MIGRATE_TYPES] }
+    }
+}
+
+impl FreeArea {
+    /// Link page `i` at the head (or tail) of list (order, mt).
+    #[inline]
+    pub fn push(&mut self, pages: &mut [PageMeta], i: u32, order: usize, mt: usize, at_tail: bool) {
+        let (h, t) = (self.head[order][mt], self.tail[order][mt]);
+        if h == NIL {
+            pages[i as usize].next = NIL;
+            pages[i as usize].prev = NIL;
+            self.head[order][mt] = i;
+            self.tail[order][mt] = i;
+            self.mask[mt] |= 1 << order;
+        } else if at_tail {
+            pages[i as usize].prev = t;
+            pages[i as usize].next = NIL;
+            pages[t as usize].next = i;
+            self.tail[order][mt] = i;
+        } else {
+            pages[i as usize].next = h;
+            pages[i as usize].prev = NIL;
+            pages[h as usize].prev = i;
+            self.head[order][mt] = i;
+        }
+    }
+    /// Unlink page `i` from list (order, mt).
+    #[inline]
+    pub fn unlink(&mut self, pages: &mut [PageMeta], i: u32, order: usize, mt: usize) {
+        let (p, n) = (pages[i as usize].prev, pages[i as usize].next);
+        if p != NIL {
+            pages[p as usize].next = n;
+        } else {
+            self.head[order][mt] = n;
+        }
+        if n != NIL {
+            pages[n as usize].prev = p;
+        } else {
+            self.tail[order][mt] = p;
+        }
+        if self.head[order][mt] == NIL {
+            self.mask[mt] &= !(1 << order);
+        }
+        pages[i as usize].next = NIL;
+        pages[i as usize].prev = NIL;
+    }
+    /// Head of list (order, mt), if any.
+    #[inline]
+    pub fn first(&self, order: usize, mt: usize) -> Option<u32> {
+        let h = self.head[order][mt];
+        (h != NIL).then_some(h)
+    }
+    /// Smallest order `>= order` with a non-empty list of type `mt`.
+    #[inline]
+    pub fn smallest_from(&self, order: usize, mt: usize) -> Option<usize> {
+        let m = (self.mask[mt] as u32) >> order;
+        (m != 0).then(|| order + m.trailing_zeros() as usize)
+    }
+    /// Largest order `>= min` and `<= max` with a non-empty list of type `mt`.
+    #[inline]
+    pub fn largest_between(&self, min: usize, max: usize, mt: usize) -> Option<usize> {
+        let m = (self.mask[mt] as u32) & ((2u32 << max) - 1) & !((1u32 << min) - 1);
+        (m != 0).then(|| 31 - m.leading_zeros() as usize)
+    }
+    /// Whether any list of type `mt` is non-empty.
+    #[inline]
+    pub fn has_any(&self, mt: usize) -> bool {
+        self.mask[mt] != 0
+    }
+}

@@ -1,0 +1,66 @@
+//! Per-page metadata: 16 bytes for every 4 KiB page.
+//!
+//! Only the *head* page of a block (a free buddy, an allocation, a per-CPU list entry) carries a
+//! meaningful state; every other page of the block is [`PageState::Tail`]. Links between pages
+//! on free lists and per-CPU lists are `u32` indices relative to the zone's first pfn, never
+//! pointers, so the metadata array can be moved, grown and checked.
+
+/// Sentinel for "no page" in a link field.
+pub const NIL: u32 = u32::MAX;
+
+/// What a page is, seen from the allocator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum PageState {
+    /// Part of a larger block whose head is elsewhere (or not a head at all).
+    Tail = 0,
+    /// Head of a free buddy on a free list (`order`, `mt` = list type).
+    Free = 1,
+    /// Head of an allocated block (`order`, `mt` = requested migratetype, `cookie`).
+    Alloc = 2,
+    /// Head of a block sitting on a per-CPU list (`order`, `mt` = list type, `cookie` = cpu).
+    Pcp = 3,
+    /// No memory behind this pfn.
+    Hole = 4,
+    /// Reserved at boot (memblock): in use by the kernel, never free.
+    Reserved = 5,
+    /// Present, but not handed to the allocator yet (deferred init, hot-add pending).
+    Uninit = 6,
+    /// Head of a free block held off the free lists by compaction or a contiguous allocation
+    /// (accounted with per-CPU pages as "held").
+    Isolated = 7,
+}
+
+/// Metadata of one page.
+///
+/// # Invariants
+/// - `state` is `Free` or `Pcp` exactly when the page is linked on one list through
+///   `next`/`prev`; otherwise both links are [`NIL`] or stale and never followed.
+/// - For `Free`, `Alloc` and `Pcp` heads, the `2^order` pages from the head are covered by the
+///   block, are naturally aligned to `2^order`, and all but the head are `Tail`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C)]
+pub struct PageMeta {
+    pub next: u32,
+    pub prev: u32,
+    /// The embedder's tag for an allocated block (returned by migration callbacks), or the CPU
+    /// for a per-CPU list entry.
+    pub cookie: u32,
+    pub order: u8,
+    pub state: PageState,
+    /// Migratetype: requested type for allocations, list type for free and per-CPU entries.
+    pub mt: u8,
+    /// Spare bits (bit 0: allocated through the fallback replay path; reserved for embedders).
+    pub aux: u8,
+}
+
+const _: () = assert!(core::mem::size_of::<PageMeta>() == 16);
+
+impl PageMeta {
+    /// A tail page.
+    pub const TAIL: PageMeta = PageMeta { next: NIL, prev: NIL, cookie: 0, order: 0, state: PageState::Tail, mt: 0, aux: 0 };
+    /// A page with a given non-head state (hole, reserved, uninit).
+    pub const fn with_state(state: PageState) -> PageMeta {
+        PageMeta { next: NIL, prev: NIL, cookie: 0, order: 0, state, mt: 0, aux: 0 }
+    }
+}

@@ -1,0 +1,245 @@
+//! Per-CPU page lists (PCP): small caches of free pages per CPU, per order and type.
+//!
+//! Pages on a per-CPU list are neither free (not in the buddy lists, not in NR_FREE_PAGES, they
+//! block merging) nor allocated; the measures never count them as non-movable.
+//!
+//! Sizing follows mainline: `batch` 63 on zones of 1 GiB or more, `high` auto-tuned between
+//! `high_min` (low watermark / CPUs) and `high_max` (managed / 8 / CPUs); order-0 refills grow
+//! with consecutive refills (`alloc_factor`, up to 5) and shrink on frees. The free-side tuning
+//! is simplified: when a CPU's count reaches its effective `high` (only `high_min` while the
+//! zone is below its high watermark) the coldest pages are freed in one bulk down to
+//! `high - batch`.
+
+use crate::geometry::Pfn;
+use crate::migratetype::MigrateType;
+use crate::page::{PageState, NIL};
+use crate::pageblock::Acct;
+use crate::zone::Zone;
+
+/// Lists per CPU: 3 types x orders 0..3, plus two for the THP order (movable, other).
+pub const NR_PCP_LISTS: usize = 14;
+/// Largest order cached below the THP order (PAGE_ALLOC_COSTLY_ORDER).
+pub const PCP_MAX_SMALL_ORDER: u8 = 3;
+/// CONFIG_PCP_BATCH_SCALE_MAX.
+pub const PCP_BATCH_SCALE_MAX: u8 = 5;
+
+/// One CPU's lists for one zone.
+///
+/// # Invariants
+/// `count` equals the pages of all entries on the lists; each list's entries are `Pcp` heads
+/// linked through `next`/`prev`.
+#[derive(Clone, Debug)]
+pub struct Pcp {
+    pub head: [u32; NR_PCP_LISTS],
+    pub tail: [u32; NR_PCP_LISTS],
+    /// Pages on all lists.
+    pub count: u64,
+    pub high: u64,
+    pub high_min: u64,
+    pub high_max: u64,
+    pub batch: u64,
+    pub alloc_factor: u8,
+    pub free_count: u64,
+}
+
+impl Default for Pcp {
+    fn default() -> Self {
+        Pcp { head: [NIL; NR_PCP_LISTS], tail: [NIL; NR_PCP_LISTS], count: 0, high: 0, high_min: 0, high_max: 0, batch: 1, alloc_factor: 0, free_count: 0 }
+    }
+}
+
+/// zone_batchsize.
+pub fn zone_batchsize(managed: u64) -> u64 {
+    let b = (managed / 1024).min(256) / 4;
+    if b <= 1 {
+        return 1;
+    }
+    let x = b + b / 2;
+    (1u64 << (63 - x.leading_zeros())) - 1
+}
+
+impl Zone {
+    /// Whether `order` is cached on per-CPU lists.
+    #[inline(always)]
+    pub fn pcp_allowed(&self, order: u8) -> bool {
+        order <= PCP_MAX_SMALL_ORDER || order == self.geo.pageblock_order
+    }
+
+    /// List index of (order, type).
+    #[inline(always)]
+    pub fn pindex(&self, order: u8, mt: MigrateType) -> usize {
+        if order <= PCP_MAX_SMALL_ORDER {
+            order as usize * 3 + mt.idx().min(2)
+        } else {
+            12 + if mt == MigrateType::Movable { 0 } else { 1 }
+        }
+    }
+
+    /// Order of list `pindex`.
+    #[inline(always)]
+    pub fn pindex_order(&self, pindex: usize) -> u8 {
+        if pindex < 12 {
+            (pindex / 3) as u8
+        } else {
+            self.geo.pageblock_order
+        }
+    }
+
+    /// Set batch and high limits of every CPU (after watermarks are known).
+    pub fn setup_pcp(&mut self) {
+        let ncpu = self.pcp.len().max(1) as u64;
+        let batch = zone_batchsize(self.managed_pages);
+        let high_min = (self.wmark[crate::zone::WMARK_LOW] / ncpu).max(4 * batch);
+        let high_max = (self.managed_pages / 8 / ncpu).max(4 * batch).max(high_min);
+        for p in self.pcp.iter_mut() {
+            p.batch = batch;
+            p.high_min = high_min;
+            p.high_max = high_max;
+            p.high = high_min;
+        }
+    }
+
+    /// Link a block on CPU `cpu`'s list (head = hot, tail = cold). Does not account.
+    pub fn pcp_push(&mut self, cpu: usize, pfn: Pfn, order: u8, mt: MigrateType, at_tail: bool) {
+        let li = self.pindex(order, mt);
+        let i = self.idx(pfn) as u32;
+        {
+            let pg = &mut self.pages[i as usize];
+            pg.state = PageState::Pcp;
+            pg.order = order;
+            pg.mt = mt.idx().min(2) as u8;
+            pg.cookie = cpu as u32;
+        }
+        let p = &mut self.pcp[cpu];
+        let (h, t) = (p.head[li], p.tail[li]);
+        if h == NIL {
+            self.pages[i as usize].next = NIL;
+            self.pages[i as usize].prev = NIL;
+            p.head[li] = i;
+            p.tail[li] = i;
+        } else if at_tail {
+            self.pages[i as usize].prev = t;
+            self.pages[i as usize].next = NIL;
+            self.pages[t as usize].next = i;
+            p.tail[li] = i;
+        } else {
+            self.pages[i as usize].next = h;
+            self.pages[i as usize].prev = NIL;
+            self.pages[h as usize].prev = i;
+            p.head[li] = i;
+        }
+        p.count += 1u64 << order;
+    }
+
+    /// Unlink page index `i` from CPU `cpu`'s list `li`. Does not account.
+    pub fn pcp_unlink(&mut self, cpu: usize, li: usize, i: u32) {
+        let (pv, nx) = (self.pages[i as usize].prev, self.pages[i as usize].next);
+        let p = &mut self.pcp[cpu];
+        if pv != NIL {
+            self.pages[pv as usize].next = nx;
+        } else {
+            p.head[li] = nx;
+        }
+        if nx != NIL {
+            self.pages[nx as usize].prev = pv;
+        } else {
+            p.tail[li] = pv;
+        }
+        p.count -= 1u64 << self.pages[i as usize].order;
+        self.pages[i as usize].next = NIL;
+        self.pages[i as usize].prev = NIL;
+    }
+
+    /// Pop the hottest entry of list `li`.
+    pub fn pcp_pop(&mut self, cpu: usize, li: usize) -> Option<Pfn> {
+        let h = self.pcp[cpu].head[li];
+        if h == NIL {
+            return None;
+        }
+        self.pcp_unlink(cpu, li, h);
+        Some(self.pfn_of(h))
+    }
+
+    /// Return up to `count` pages from CPU `cpu`'s lists to the buddy allocator, coldest first,
+    /// list by list starting at `start` (free_pcppages_bulk). Returns pages freed.
+    pub fn free_pcppages_bulk(&mut self, cpu: usize, count: u64, start: usize) -> u64 {
+        let mut freed = 0;
+        let mut li = start;
+        let mut empty_rounds = 0;
+        while freed < count && self.pcp[cpu].count > 0 {
+            let t = self.pcp[cpu].tail[li];
+            if t == NIL {
+                li = (li + 1) % NR_PCP_LISTS;
+                empty_rounds += 1;
+                if empty_rounds > NR_PCP_LISTS {
+                    break;
+                }
+                continue;
+            }
+            empty_rounds = 0;
+            let order = self.pages[t as usize].order;
+            self.pcp_unlink(cpu, li, t);
+            let pfn = self.pfn_of(t);
+            let n = 1u64 << order;
+            self.account(pfn, n, Acct::Pcp, Acct::Free);
+            self.free_block(pfn, order);
+            freed += n;
+        }
+        freed
+    }
+
+    /// Drain every list of CPU `cpu`.
+    pub fn drain_pcp(&mut self, cpu: usize) -> u64 {
+        let c = self.pcp[cpu].count;
+        self.free_pcppages_bulk(cpu, c, 0)
+    }
+
+    /// Drain every CPU.
+    pub fn drain_all_pcp(&mut self) -> u64 {
+        (0..self.pcp.len()).map(|c| self.drain_pcp(c)).sum()
+    }
+
+    /// Refill count for an empty list (nr_pcp_alloc), in entries of `order`.
+    pub fn nr_pcp_alloc(&mut self, cpu: usize, order: u8) -> u64 {
+        let below_high = self.below_high;
+        let p = &mut self.pcp[cpu];
+        let base = p.batch;
+        if order > 0 {
+            return (base >> order).max(2);
+        }
+        let mut b = base << p.alloc_factor;
+        if p.high_min != p.high_max && !below_high {
+            p.high = (p.high + b).min(p.high_max);
+        }
+        let max_nr = (p.high.saturating_sub(p.count + base)).max(base);
+        if b <= max_nr && p.alloc_factor < PCP_BATCH_SCALE_MAX {
+            p.alloc_factor += 1;
+        }
+        b = b.min(max_nr);
+        b
+    }
+
+    /// Put a freed block on CPU `cpu`'s list and trim the list if it is over `high`
+    /// (free_frozen_page_commit). The caller has checked `pcp_allowed` and that the block is not
+    /// isolated, and has accounted it Alloc -> Pcp. Returns pages sent back to the buddy lists.
+    pub fn pcp_free(&mut self, cpu: usize, pfn: Pfn, order: u8, block_mt: MigrateType) -> u64 {
+        let mt = if block_mt.is_mergeable() { block_mt } else { MigrateType::Movable };
+        self.pcp_push(cpu, pfn, order, mt, false);
+        let below_high = self.below_high;
+        let li = self.pindex(order, mt);
+        let p = &mut self.pcp[cpu];
+        p.alloc_factor >>= 1;
+        p.free_count += 1u64 << order;
+        let high = if below_high { p.high_min } else { p.high.clamp(p.high_min, p.high_max) };
+        if p.count >= high {
+            let target = high.saturating_sub(p.batch);
+            let to_free = (p.count - target).max(p.batch);
+            if !below_high && p.high_min != p.high_max {
+                p.high = (p.high + p.batch).min(p.high_max);
+            }
+            p.free_count = 0;
+            return self.free_pcppages_bulk(cpu, to_free, li);
+        }
+        0
+    }
+}

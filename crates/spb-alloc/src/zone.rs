@@ -1,0 +1,631 @@
+//! A zone: its page and pageblock metadata, its superpageblocks, its free lists and the buddy
+//! primitives (list add/remove, split, merge) every policy is built from.
+//!
+//! Rule of the layer: list operations never touch the content counters; every change of what a
+//! range of pages *is* (free, on a per-CPU list, allocated as some type, reserved, absent) goes
+//! through [`Zone::account`], which keeps pageblock and SPB counters and the SPB lists in step.
+
+use alloc::vec;
+use alloc::vec::Vec;
+
+use crate::freelist::{FreeArea, MAX_NR_ORDERS};
+use crate::geometry::{Geometry, Pfn};
+use crate::layout::{PfnRange, ZoneKind, ZoneSpec};
+use crate::migratetype::{MigrateType, MIGRATE_TYPES};
+use crate::page::{PageMeta, PageState};
+use crate::pageblock::{Acct, PageblockMeta};
+use crate::pcp::Pcp;
+use crate::superpageblock::{build_lists, new_spbs, Category, SpbLists, SpbMeta};
+
+/// Index of a zone inside the allocator.
+pub type ZoneId = usize;
+
+/// A category change of one SPB, recorded by [`Zone::account`] for the event stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CategoryChange {
+    pub spb: u32,
+    pub from: Category,
+    pub to: Category,
+}
+
+/// Watermark indices.
+pub const WMARK_MIN: usize = 0;
+pub const WMARK_LOW: usize = 1;
+pub const WMARK_HIGH: usize = 2;
+pub const WMARK_PROMO: usize = 3;
+
+/// Compaction bookkeeping of a zone (cached scanner positions, deferral).
+#[derive(Clone, Debug, Default)]
+pub struct CompactState {
+    pub cached_migrate_pfn: Pfn,
+    pub cached_free_pfn: Pfn,
+    pub considered: u32,
+    pub defer_shift: u32,
+    pub order_failed: u8,
+}
+
+/// One zone.
+///
+/// # Invariants
+/// - `pages.len() == span.len()`; `pageblocks` cover `span` rounded out to pageblocks; `spbs`
+///   cover it rounded out to superpageblocks.
+/// - Every free buddy is on exactly one list: `areas[bucket_of(pfn)]`, at its order, under its
+///   pageblock's list type.
+/// - `nr_free[o][t]` equals the number of buddies on lists (o, t) over all buckets;
+///   `free_pages` is the sum of their pages except ISOLATE lists.
+/// - Counters in `pageblocks` and `spbs` equal a recount of page states (checked by
+///   [`crate::check`]).
+pub struct Zone {
+    pub kind: ZoneKind,
+    pub node: u16,
+    pub geo: Geometry,
+    pub span: PfnRange,
+    pub pages: Vec<PageMeta>,
+    pub pb_base: u64,
+    pub pageblocks: Vec<PageblockMeta>,
+    pub spb_base: u64,
+    pub spbs: Vec<SpbMeta>,
+    pub spb_lists: SpbLists,
+    /// Free lists per superpageblock (true) or one zone-wide set (false).
+    pub per_spb_lists: bool,
+    pub areas: Vec<FreeArea>,
+    /// Free buddies per (order, list type), all buckets together.
+    pub nr_free: [[u64; MIGRATE_TYPES]; MAX_NR_ORDERS],
+    /// NR_FREE_PAGES: pages on buddy lists other than ISOLATE.
+    pub free_pages: u64,
+    /// NR_FREE_PAGES_BLOCKS: free pages in buddies of order >= pageblock_order (not isolated).
+    pub free_pages_blocks: u64,
+    pub nr_free_highatomic: u64,
+    pub nr_reserved_highatomic: u64,
+    pub present_pages: u64,
+    pub managed_pages: u64,
+    pub reserved_pages: u64,
+    /// min, low, high, promo (without boost).
+    pub wmark: [u64; 4],
+    pub watermark_boost: u64,
+    /// lowmem_reserve against requests whose highest zone index is i.
+    pub lowmem_reserve: [u64; 4],
+    pub boosted: bool,
+    pub below_high: bool,
+    pub pcp: Vec<Pcp>,
+    pub compact: CompactState,
+    /// Category changes since the last drain (for the event stream and taint accounting).
+    pub cat_changes: Vec<CategoryChange>,
+}
+
+impl Zone {
+    /// Build a zone from its spec: pages in holes, reservations and uninitialised ranges get
+    /// those states; everything else is freed into the buddy lists as MOVABLE blocks of the
+    /// largest aligned order, like the kernel's boot-time freeing.
+    pub fn new(spec: &ZoneSpec, geo: Geometry, per_spb_lists: bool, nr_cpus: usize) -> Zone {
+        let span = spec.span;
+        let pbo = geo.pageblock_order as u32;
+        let so = geo.spb_order as u32;
+        let pb_base = span.start >> pbo;
+        let pb_n = (((span.end - 1) >> pbo) - pb_base + 1) as usize;
+        let spb_base = span.start >> so;
+        let spb_n = (((span.end - 1) >> so) - spb_base + 1) as usize;
+        let mut z = Zone {
+            kind: spec.kind,
+            node: spec.node,
+            geo,
+            span,
+            pages: vec![PageMeta::TAIL; span.len() as usize],
+            pb_base,
+            pageblocks: vec![PageblockMeta { mt: MigrateType::Movable as u8, ..Default::default() }; pb_n],
+            spb_base,
+            spbs: new_spbs(spb_base << so, spb_n, geo.spb_pages()),
+            spb_lists: SpbLists::default(),
+            per_spb_lists,
+            areas: vec![FreeArea::default(); if per_spb_lists { spb_n } else { 1 }],
+            nr_free: [[0; MIGRATE_TYPES]; MAX_NR_ORDERS],
+            free_pages: 0,
+            free_pages_blocks: 0,
+            nr_free_highatomic: 0,
+            nr_reserved_highatomic: 0,
+            present_pages: spec.present_pages(),
+            managed_pages: 0,
+            reserved_pages: spec.reserved_pages(),
+            wmark: [0; 4],
+            watermark_boost: 0,
+            lowmem_reserve: [0; 4],
+            boosted: false,
+            below_high: false,
+            pcp: (0..nr_cpus).map(|_| Pcp::default()).collect(),
+            compact: CompactState::default(),
+            cat_changes: Vec::new(),
+        };
+        // Every page starts absent; pageblock counters likewise.
+        for p in z.pages.iter_mut() {
+            *p = PageMeta::with_state(PageState::Hole);
+        }
+        let pbp = geo.pageblock_pages();
+        for pb in z.pageblocks.iter_mut() {
+            pb.absent = pbp as u16;
+        }
+        // Managed = present minus reserved minus uninit.
+        let mut marks: Vec<(PfnRange, PageState)> = Vec::new();
+        for r in &spec.reserved {
+            marks.push((r.range, PageState::Reserved));
+        }
+        for r in &spec.uninit {
+            marks.push((*r, PageState::Uninit));
+        }
+        for h in &spec.holes {
+            marks.push((*h, PageState::Hole));
+        }
+        marks.sort_by_key(|m| m.0.start);
+        // Walk the span: gaps between marks are managed.
+        let mut cursor = span.start;
+        let mut managed: Vec<PfnRange> = Vec::new();
+        for (r, st) in &marks {
+            if r.start > cursor {
+                managed.push(PfnRange::new(cursor, r.start));
+            }
+            for pfn in r.start..r.end {
+                z.pages[(pfn - span.start) as usize] = PageMeta::with_state(*st);
+            }
+            if *st == PageState::Reserved {
+                z.set_counts_direct(r.start, r.len(), Acct::Reserved);
+            }
+            cursor = cursor.max(r.end);
+        }
+        if cursor < span.end {
+            managed.push(PfnRange::new(cursor, span.end));
+        }
+        for r in managed {
+            for pfn in r.start..r.end {
+                z.pages[(pfn - span.start) as usize] = PageMeta::TAIL;
+            }
+            z.set_counts_direct(r.start, r.len(), Acct::Free);
+            z.managed_pages += r.len();
+            for (pfn, order) in carve(r, geo.max_order) {
+                z.pages[(pfn - span.start) as usize] = PageMeta { state: PageState::Free, order, ..PageMeta::TAIL };
+                z.list_add(pfn, order, MigrateType::Movable, true);
+            }
+        }
+        // SPB aggregates from the pageblock counters, then the lists.
+        for i in 0..z.spbs.len() {
+            z.recompute_spb(i);
+        }
+        z.spb_lists = build_lists(&mut z.spbs);
+        z
+    }
+
+    /// Move `n` pages starting at `pfn` from Absent to `to` in the pageblock counters only
+    /// (construction and growth, before SPB aggregates are computed).
+    fn set_counts_direct(&mut self, pfn: Pfn, n: u64, to: Acct) {
+        let pbp = self.geo.pageblock_pages();
+        let mut p = pfn;
+        let end = pfn + n;
+        while p < end {
+            let pb_end = (p | (pbp - 1)) + 1;
+            let cnt = end.min(pb_end) - p;
+            let i = self.pb_idx(p);
+            let pb = &mut self.pageblocks[i];
+            pb.absent -= cnt as u16;
+            *pb.counter(to) += cnt as u16;
+            p += cnt;
+        }
+    }
+
+    /// Recompute SPB `i`'s aggregates from its pageblocks (construction, growth).
+    pub fn recompute_spb(&mut self, i: usize) {
+        let mut s = self.spb_aggregate(i);
+        s.category = self.spbs[i].category;
+        s.fullness = self.spbs[i].fullness;
+        s.list_prev = self.spbs[i].list_prev;
+        s.list_next = self.spbs[i].list_next;
+        s.contig_allocated = self.spbs[i].contig_allocated;
+        self.spbs[i] = s;
+    }
+
+    /// SPB `i`'s counters as recomputed from its pageblock counters (list links and flags are
+    /// left default).
+    pub fn spb_aggregate(&self, i: usize) -> SpbMeta {
+        let pbo = self.geo.pageblock_order as u32;
+        let pbp = self.geo.pageblock_pages();
+        let start = self.spbs[i].start_pfn;
+        let end = start + self.geo.spb_pages();
+        let mut s = SpbMeta::new(start);
+        let mut pfn = start;
+        while pfn < end {
+            let pbn = pfn >> pbo;
+            if pbn < self.pb_base || pbn >= self.pb_base + self.pageblocks.len() as u64 {
+                s.absent_pages += pbp;
+                pfn += pbp;
+                continue;
+            }
+            let pb = self.pageblocks[(pbn - self.pb_base) as usize];
+            s.total_pageblocks += 1;
+            s.pb_transition(0, pb.content(pbp as u16));
+            s.free_pages += pb.free as u64;
+            s.pcp_pages += pb.pcp as u64;
+            for k in 0..4 {
+                s.alloc_pages[k] += pb.alloc[k] as u64;
+            }
+            s.reserved_pages += pb.reserved as u64;
+            s.absent_pages += pb.absent as u64;
+            pfn += pbp;
+        }
+        let out_lo = self.span.start.saturating_sub(start).min(self.geo.spb_pages());
+        let out_hi = end.saturating_sub(self.span.end).min(self.geo.spb_pages());
+        s.outside_pages = out_lo + out_hi;
+        s
+    }
+
+    // ----- indexing -----
+
+    /// Index of `pfn` in `pages`.
+    #[inline(always)]
+    pub fn idx(&self, pfn: Pfn) -> usize {
+        (pfn - self.span.start) as usize
+    }
+    /// Pfn of page index `i`.
+    #[inline(always)]
+    pub fn pfn_of(&self, i: u32) -> Pfn {
+        self.span.start + i as u64
+    }
+    /// Index of the pageblock holding `pfn`.
+    #[inline(always)]
+    pub fn pb_idx(&self, pfn: Pfn) -> usize {
+        ((pfn >> self.geo.pageblock_order) - self.pb_base) as usize
+    }
+    /// Index of the SPB holding `pfn`.
+    #[inline(always)]
+    pub fn spb_idx(&self, pfn: Pfn) -> usize {
+        ((pfn >> self.geo.spb_order) - self.spb_base) as usize
+    }
+    /// The free-list bucket of `pfn` (its SPB, or 0 with zone-wide lists).
+    #[inline(always)]
+    pub fn bucket_of(&self, pfn: Pfn) -> usize {
+        if self.per_spb_lists {
+            self.spb_idx(pfn)
+        } else {
+            0
+        }
+    }
+    /// Whether `pfn` lies in the zone span.
+    #[inline(always)]
+    pub fn contains(&self, pfn: Pfn) -> bool {
+        self.span.contains(pfn)
+    }
+    /// The pageblock holding `pfn`.
+    #[inline(always)]
+    pub fn pb(&self, pfn: Pfn) -> &PageblockMeta {
+        &self.pageblocks[self.pb_idx(pfn)]
+    }
+    /// The page metadata of `pfn`.
+    #[inline(always)]
+    pub fn page(&self, pfn: Pfn) -> &PageMeta {
+        &self.pages[self.idx(pfn)]
+    }
+    /// Whether the whole pageblock holding `pfn` lies inside the zone.
+    #[inline]
+    pub fn pb_in_zone(&self, pfn: Pfn) -> bool {
+        let s = pfn & !(self.geo.pageblock_pages() - 1);
+        s >= self.span.start && s + self.geo.pageblock_pages() <= self.span.end
+    }
+
+    // ----- accounting -----
+
+    /// Move `n` pages from accounting class `from` to `to`, keeping pageblock counters, SPB
+    /// counters and SPB lists in step. The range must lie inside the zone.
+    pub fn account(&mut self, pfn: Pfn, n: u64, from: Acct, to: Acct) {
+        let pbp = self.geo.pageblock_pages();
+        let mut p = pfn;
+        let end = pfn + n;
+        while p < end {
+            let pb_end = (p | (pbp - 1)) + 1;
+            let cnt = end.min(pb_end) - p;
+            let pbi = self.pb_idx(p);
+            let pb = &mut self.pageblocks[pbi];
+            let old = pb.content(pbp as u16);
+            *pb.counter(from) -= cnt as u16;
+            *pb.counter(to) += cnt as u16;
+            let new = pb.content(pbp as u16);
+            let si = self.spb_idx(p);
+            let s = &mut self.spbs[si];
+            *spb_counter(s, from) -= cnt;
+            *spb_counter(s, to) += cnt;
+            s.pb_transition(old, new);
+            let last_of_spb = (pb_end & (self.geo.spb_pages() - 1)) == 0;
+            if last_of_spb || pb_end >= end {
+                if let Some(fromc) = self.spb_lists.refile(&mut self.spbs, si as u32) {
+                    let to_c = self.spbs[si].category;
+                    self.cat_changes.push(CategoryChange { spb: si as u32, from: fromc, to: to_c });
+                }
+            }
+            p += cnt;
+        }
+    }
+
+    // ----- free list primitives -----
+
+    /// Put the free block at `pfn` (head already marked Free with `order`) on list (order, mt).
+    #[inline]
+    pub fn list_add(&mut self, pfn: Pfn, order: u8, mt: MigrateType, at_tail: bool) {
+        let i = self.idx(pfn) as u32;
+        let b = self.bucket_of(pfn);
+        {
+            let pg = &mut self.pages[i as usize];
+            pg.state = PageState::Free;
+            pg.order = order;
+            pg.mt = mt as u8;
+        }
+        self.areas[b].push(&mut self.pages, i, order as usize, mt.idx(), at_tail);
+        self.nr_free[order as usize][mt.idx()] += 1;
+        let n = 1u64 << order;
+        if mt != MigrateType::Isolate {
+            self.free_pages += n;
+            if order >= self.geo.pageblock_order {
+                self.free_pages_blocks += n;
+            }
+        }
+        if mt == MigrateType::HighAtomic {
+            self.nr_free_highatomic += n;
+        }
+    }
+
+    /// Take the free block at `pfn` off its list. Its head stays marked Free until the caller
+    /// changes it.
+    #[inline]
+    pub fn list_del(&mut self, pfn: Pfn) {
+        let i = self.idx(pfn) as u32;
+        let (order, mt) = (self.pages[i as usize].order, self.pages[i as usize].mt);
+        let b = self.bucket_of(pfn);
+        self.areas[b].unlink(&mut self.pages, i, order as usize, mt as usize);
+        self.nr_free[order as usize][mt as usize] -= 1;
+        let n = 1u64 << order;
+        if mt != MigrateType::Isolate as u8 {
+            self.free_pages -= n;
+            if order >= self.geo.pageblock_order {
+                self.free_pages_blocks -= n;
+            }
+        }
+        if mt == MigrateType::HighAtomic as u8 {
+            self.nr_free_highatomic -= n;
+        }
+    }
+
+    /// Move a free block to the list of another type (same order, same bucket).
+    #[inline]
+    pub fn list_move(&mut self, pfn: Pfn, mt: MigrateType, at_tail: bool) {
+        let order = self.pages[self.idx(pfn)].order;
+        self.list_del(pfn);
+        self.list_add(pfn, order, mt, at_tail);
+    }
+
+    /// Split a free block of order `high` at `pfn` (already off its list) down to order `low`:
+    /// the upper halves go to the head of the lists of type `mt` (mainline `expand`). Returns
+    /// `pfn`, now the head of an order-`low` block that is on no list.
+    #[inline]
+    pub fn expand(&mut self, pfn: Pfn, low: u8, high: u8, mt: MigrateType) -> Pfn {
+        let mut h = high;
+        while h > low {
+            h -= 1;
+            let buddy = pfn + (1u64 << h);
+            let i = self.idx(buddy);
+            self.pages[i] = PageMeta { state: PageState::Free, order: h, ..PageMeta::TAIL };
+            self.list_add(buddy, h, mt, false);
+        }
+        let i = self.idx(pfn);
+        self.pages[i].order = low;
+        pfn
+    }
+
+    /// Remove the free block at `pfn` from its list and split it to `order`, remainders to
+    /// the lists of `mt`. Returns the head (state still Free, on no list; caller accounts).
+    #[inline]
+    pub fn take_and_expand(&mut self, pfn: Pfn, order: u8, mt: MigrateType) -> Pfn {
+        let high = self.pages[self.idx(pfn)].order;
+        self.list_del(pfn);
+        self.expand(pfn, order, high, mt)
+    }
+
+    /// Free a block into the buddy lists with merging (`__free_one_page`). The caller has
+    /// already accounted the pages as free. Blocks larger than a pageblock are freed pageblock
+    /// by pageblock, each under its own block's type (`split_large_buddy`).
+    pub fn free_block(&mut self, pfn: Pfn, order: u8) {
+        let pbo = self.geo.pageblock_order;
+        if order > pbo {
+            let step = 1u64 << pbo;
+            let mut p = pfn;
+            while p < pfn + (1u64 << order) {
+                self.merge_in(p, pbo);
+                p += step;
+            }
+        } else {
+            self.merge_in(pfn, order);
+        }
+    }
+
+    fn merge_in(&mut self, mut pfn: Pfn, mut order: u8) {
+        let pbo = self.geo.pageblock_order;
+        let mt = self.pb(pfn).list_type();
+        while order < self.geo.max_order {
+            let buddy = pfn ^ (1u64 << order);
+            if !self.contains(buddy) {
+                break;
+            }
+            let bm = self.pages[self.idx(buddy)];
+            if bm.state != PageState::Free || bm.order != order {
+                break;
+            }
+            if order >= pbo {
+                let bt = MigrateType::from_u8(bm.mt).unwrap_or(MigrateType::Movable);
+                if bt != mt && (!bt.is_mergeable() || !mt.is_mergeable()) {
+                    break;
+                }
+                self.list_del(buddy);
+                if bt != mt {
+                    self.set_pb_range_type(buddy, order, mt);
+                }
+            } else {
+                self.list_del(buddy);
+            }
+            let bi = self.idx(buddy);
+            self.pages[bi] = PageMeta::TAIL;
+            let pi = self.idx(pfn);
+            self.pages[pi] = PageMeta::TAIL;
+            pfn &= buddy;
+            order += 1;
+        }
+        let i = self.idx(pfn);
+        self.pages[i] = PageMeta { state: PageState::Free, order, ..PageMeta::TAIL };
+        // buddy_merge_likely: if the next-order buddy is free, put this at the tail.
+        let mut to_tail = false;
+        if order + 1 < self.geo.max_order {
+            let hb = (pfn & !((2u64 << order) - 1)) ^ (2u64 << order);
+            if self.contains(hb) {
+                let m = self.pages[self.idx(hb)];
+                to_tail = m.state == PageState::Free && m.order == order + 1;
+            }
+        }
+        self.list_add(pfn, order, mt, to_tail);
+    }
+
+    /// Set the label of every pageblock covered by a block of `order` at `pfn`.
+    pub fn set_pb_range_type(&mut self, pfn: Pfn, order: u8, mt: MigrateType) {
+        let pbo = self.geo.pageblock_order;
+        let n = if order >= pbo { 1u64 << (order - pbo) } else { 1 };
+        let first = self.pb_idx(pfn);
+        for k in 0..n as usize {
+            self.pageblocks[first + k].mt = mt as u8;
+        }
+    }
+
+    /// Move every free buddy inside the pageblock holding `pfn` to the lists of `mt`, and label
+    /// the block `mt` (`move_freepages_block` + `set_pageblock_migratetype`). Returns the number
+    /// of free pages moved. Refuses (None) when the block straddles the zone boundary.
+    pub fn move_freepages_block(&mut self, pfn: Pfn, mt: MigrateType) -> Option<u64> {
+        if !self.pb_in_zone(pfn) {
+            return None;
+        }
+        let pbp = self.geo.pageblock_pages();
+        let start = pfn & !(pbp - 1);
+        let mut p = start;
+        let mut moved = 0;
+        let list_mt = if self.pb(start).is_isolated() { MigrateType::Isolate } else { mt };
+        while p < start + pbp {
+            let m = self.pages[self.idx(p)];
+            if m.state == PageState::Free {
+                let n = 1u64 << m.order;
+                if m.order >= self.geo.pageblock_order {
+                    // a buddy covering the whole block (or more): retype all of it
+                    self.list_move(p, list_mt, true);
+                    self.set_pb_range_type(p, m.order, mt);
+                    return Some(n);
+                }
+                if m.mt != list_mt as u8 {
+                    self.list_move(p, list_mt, true);
+                }
+                moved += n;
+                p += n;
+            } else if matches!(m.state, PageState::Alloc | PageState::Pcp) {
+                p += 1u64 << m.order;
+            } else {
+                p += 1;
+            }
+        }
+        let i = self.pb_idx(start);
+        self.pageblocks[i].mt = mt as u8;
+        Some(moved)
+    }
+
+    /// Free pages and "movable-looking" allocated pages in the pageblock holding `pfn`
+    /// (`prep_move_freepages_block`'s counts).
+    pub fn block_free_and_movable(&self, pfn: Pfn) -> (u64, u64) {
+        let pb = self.pb(pfn);
+        (pb.free as u64, pb.alloc[1] as u64)
+    }
+
+    /// Highest zone index the reserve check uses (for lowmem_reserve lookups).
+    pub fn zone_idx(&self) -> usize {
+        self.kind as usize
+    }
+
+    /// Pages per pageblock.
+    #[inline(always)]
+    pub fn pbp(&self) -> u64 {
+        self.geo.pageblock_pages()
+    }
+
+    /// Drain recorded category changes.
+    pub fn take_cat_changes(&mut self) -> Vec<CategoryChange> {
+        core::mem::take(&mut self.cat_changes)
+    }
+}
+
+#[inline(always)]
+fn spb_counter(s: &mut SpbMeta, a: Acct) -> &mut u64 {
+    match a {
+        Acct::Free => &mut s.free_pages,
+        Acct::Pcp => &mut s.pcp_pages,
+        Acct::Alloc(mt) => &mut s.alloc_pages[crate::pageblock::alloc_class(mt)],
+        Acct::Reserved => &mut s.reserved_pages,
+        Acct::Absent => &mut s.absent_pages,
+    }
+}
+
+/// Carve a range into maximal naturally aligned blocks of order <= max_order.
+pub fn carve(r: PfnRange, max_order: u8) -> impl Iterator<Item = (Pfn, u8)> {
+    let mut p = r.start;
+    core::iter::from_fn(move || {
+        if p >= r.end {
+            return None;
+        }
+        let mut o = max_order;
+        loop {
+            let n = 1u64 << o;
+            if p & (n - 1) == 0 && p + n <= r.end {
+                break;
+            }
+            o -= 1;
+        }
+        let out = (p, o);
+        p += 1u64 << o;
+        Some(out)
+    })
+}
+
+impl Zone {
+    /// Extend the span upward to `new_end` (memory hot-add): new pages are holes until
+    /// [`crate::Allocator::grow_zone`] hands them over; pageblocks, SPBs and per-SPB free lists
+    /// grow to cover them (patch 09).
+    pub fn extend_span(&mut self, new_end: Pfn) {
+        if new_end <= self.span.end {
+            return;
+        }
+        let old_end = self.span.end;
+        self.pages.resize((new_end - self.span.start) as usize, PageMeta::with_state(PageState::Hole));
+        let pbo = self.geo.pageblock_order as u32;
+        let so = self.geo.spb_order as u32;
+        let pbp = self.geo.pageblock_pages();
+        // the last old pageblock may have been clipped: its new pages were counted absent
+        let pb_n = (((new_end - 1) >> pbo) - self.pb_base + 1) as usize;
+        self.pageblocks.resize(pb_n, PageblockMeta { mt: MigrateType::Movable as u8, absent: pbp as u16, ..Default::default() });
+        let spb_n = (((new_end - 1) >> so) - self.spb_base + 1) as usize;
+        let old_spb_n = self.spbs.len();
+        for k in old_spb_n..spb_n {
+            let start = (self.spb_base + k as u64) << so;
+            self.spbs.push(SpbMeta::new(start));
+        }
+        if self.per_spb_lists {
+            self.areas.resize(spb_n, FreeArea::default());
+        }
+        self.span.end = new_end;
+        let _ = old_end;
+        // recompute aggregates of touched SPBs and (re)file them
+        let first_touched = self.spb_idx(old_end - 1);
+        for i in first_touched..spb_n {
+            if i < old_spb_n {
+                self.spb_lists.unlink(&mut self.spbs, i as u32);
+            }
+            self.recompute_spb(i);
+            self.spbs[i].category = self.spbs[i].compute_category();
+            self.spbs[i].fullness = self.spbs[i].compute_fullness();
+            self.spb_lists.link(&mut self.spbs, i as u32);
+        }
+    }
+}

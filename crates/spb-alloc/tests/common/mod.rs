@@ -1,0 +1,54 @@
+//! Shared test helpers: small layouts and a recording embedder.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+
+use spb_alloc::layout::{MemoryLayout, PfnRange, ZoneKind, ZoneSpec};
+use spb_alloc::*;
+
+/// A single Normal zone of `spbs` superpageblocks on the tiny geometry (8-page pageblocks,
+/// order-4 buddies, 16 pageblocks per SPB), starting at SPB 1.
+pub fn tiny(spbs: u64) -> MemoryLayout {
+    let g = Geometry::TINY;
+    let start = g.spb_pages();
+    MemoryLayout { geometry: g, zones: vec![ZoneSpec::plain(ZoneKind::Normal, PfnRange::new(start, start + spbs * g.spb_pages()))] }
+}
+
+/// Tiny geometry with a DMA32 zone of one SPB below a Normal zone.
+pub fn tiny_two_zone(normal_spbs: u64) -> MemoryLayout {
+    let g = Geometry::TINY;
+    let s = g.spb_pages();
+    MemoryLayout {
+        geometry: g,
+        zones: vec![
+            ZoneSpec::plain(ZoneKind::Dma32, PfnRange::new(s, 2 * s)),
+            ZoneSpec::plain(ZoneKind::Normal, PfnRange::new(2 * s, (2 + normal_spbs) * s)),
+        ],
+    }
+}
+
+pub fn cfg(kind: PolicyKind) -> Config {
+    Config { policy: PolicyConfig::of(kind), check_every: 1, nr_cpus: 2, ..Config::default() }
+}
+
+/// An embedder that tracks where each cookie lives and moves everything unless pinned.
+#[derive(Default)]
+pub struct TrackEnv {
+    pub loc: HashMap<u32, (Pfn, u8)>,
+    pub pinned: std::collections::HashSet<u32>,
+    pub moves: u64,
+}
+
+impl Env for TrackEnv {
+    fn migrate(&mut self, from: Pfn, to: Pfn, order: u8, cookie: u32) -> MigrateOutcome {
+        if self.pinned.contains(&cookie) {
+            return MigrateOutcome::Refused;
+        }
+        if let Some(l) = self.loc.get_mut(&cookie) {
+            assert_eq!(*l, (from, order), "migration of cookie {} from the wrong place", cookie);
+            *l = (to, order);
+        }
+        self.moves += 1;
+        MigrateOutcome::Moved
+    }
+}
