@@ -1,1 +1,58 @@
-fn main() {}
+//! The `spb` command: run the lab, replay and capture traces, compare policies, report.
+//!
+//! Exit codes (documented in README.md):
+//! - 0: success
+//! - 1: the run itself failed (an internal error or an invariant violation)
+//! - 2: bad command line (clap's usage errors)
+//! - 3: bad input: a malformed trace, scenario, zoneinfo or kpageflags file (the message names
+//!   the file, the line and what was expected)
+//! - 4: an I/O error reading or writing a file
+//! - 5: the environment cannot do what was asked (e.g. `spb capture` without root or tracefs)
+
+mod cli_error;
+mod cmd_capture;
+mod cmd_dump;
+mod cmd_replay;
+mod cmd_run;
+
+use clap::{Parser, Subcommand};
+
+pub use cli_error::CliError;
+
+/// Superpageblock allocator lab: 1 GiB pages under the Linux buddy allocator.
+#[derive(Parser, Debug)]
+#[command(name = "spb", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Run a scenario under one or more policies on the identical request stream.
+    Run(cmd_run::RunArgs),
+    /// List the built-in scenarios.
+    Scenarios,
+    /// Replay a real ftrace allocation trace under every policy.
+    Replay(cmd_replay::ReplayArgs),
+    /// Capture a trace of this machine's page allocator (Linux, root).
+    Capture(cmd_capture::CaptureArgs),
+    /// Print /proc-style dumps (buddyinfo, pagetypeinfo, vmstat) after a run.
+    Dump(cmd_dump::DumpArgs),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let r = match cli.cmd {
+        None => cmd_run::run(cmd_run::RunArgs::default_main_job()),
+        Some(Cmd::Run(a)) => cmd_run::run(a),
+        Some(Cmd::Scenarios) => cmd_run::scenarios(),
+        Some(Cmd::Replay(a)) => cmd_replay::run(a),
+        Some(Cmd::Capture(a)) => cmd_capture::run(a),
+        Some(Cmd::Dump(a)) => cmd_dump::run(a),
+    };
+    if let Err(e) = r {
+        eprintln!("spb: {}", e);
+        std::process::exit(e.exit_code());
+    }
+}
