@@ -5,6 +5,7 @@ pub mod geometry;
 pub mod gfp;
 pub mod layout;
 pub mod migratetype;
+pub mod zoneinfo;
 
 pub use geometry::{Geometry, Pfn};
 pub use layout::{MemoryLayout, PfnRange, ZoneKind, ZoneSpec};
