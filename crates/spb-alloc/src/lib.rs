@@ -25,6 +25,7 @@ pub mod superpageblock;
 pub mod vmstat;
 pub mod watermark;
 pub mod zone;
+pub mod zoneinfo;
 
 pub use allocator::{AllocRequest, Allocator, Config};
 pub use contig::{ContigError, ContigStats};
@@ -32,7 +33,7 @@ pub use env::{Env, FreedBlock, MigrateOutcome, NoEnv, ReclaimRequest, Reclaimer}
 pub use error::{AllocError, AllocErrorKind, FreeError, GrowError};
 pub use geometry::{Geometry, Pfn};
 pub use gfp::{AllocFlags, Gfp};
-pub use layout::{MemoryLayout, PfnRange, ZoneKind, ZoneSpec};
+pub use layout::{MemoryLayout, PfnRange, X86Options, ZoneKind, ZoneSpec};
 pub use migratetype::MigrateType;
 pub use policy::{PolicyConfig, PolicyKind, SpbSwitch, SpbSwitches};
 pub use superpageblock::Category;

@@ -47,3 +47,14 @@ fn x86_16g_alloc_and_dump() {
     assert!(pti.contains("Number of blocks type     Unmovable"));
     assert!(a.metadata_bytes_per_page() <= 16.1, "{}", a.metadata_bytes_per_page());
 }
+
+#[test]
+fn x86_layout_16g_builds_and_reports() {
+    let l = MemoryLayout::x86_64(16 << 30, &X86Options::default()).unwrap();
+    let a = Allocator::new(&l, Config::default()).unwrap();
+    a.check().unwrap();
+    let n = a.zone_by_kind(ZoneKind::Normal).unwrap();
+    assert_eq!(a.zones[n].spbs.len(), 13);
+    let bi = a.buddyinfo();
+    assert_eq!(bi.lines().count(), 3, "{}", bi);
+}
