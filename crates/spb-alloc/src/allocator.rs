@@ -476,7 +476,7 @@ impl Allocator {
         if range.end > self.zones[zi].span.end {
             self.zones[zi].extend_span(range.end);
             if let Some(s) = self.policy.spb_mut() {
-                s.on_resize(zi);
+                s.rebuild_zone(zi, &self.zones[zi]);
             }
         }
         let z = &mut self.zones[zi];

@@ -11,6 +11,7 @@ use crate::gfp::{gfp_to_alloc_flags, pfmemalloc_flags, AllocFlags, Gfp};
 use crate::migratetype::MigrateType;
 use crate::vmstat::Vm;
 use crate::zone::ZoneId;
+use crate::policy::spb_work::{DropDecision, RelaxDecision};
 use crate::{AllocRequest, Allocator};
 
 /// SWAP_CLUSTER_MAX.
@@ -56,6 +57,7 @@ impl Allocator {
         let mut compaction_retries = 0u32;
         let mut guard = 0u32;
         let mut relax_step = 0u8;
+        let mut evac_tried = false;
         loop {
             guard += 1;
             if guard > 4 * MAX_RECLAIM_RETRIES + 8 {
@@ -74,8 +76,9 @@ impl Allocator {
                 // Atomic callers: freelists only. Mainline fails here (with NOFRAGMENT still
                 // set in defrag_mode); spb relaxes in stages (patch 18).
                 match self.atomic_relax(req, &mut flags, &mut relax_step, env) {
-                    Some(true) => continue,
-                    _ => break,
+                    RelaxDecision::Retry => continue,
+                    RelaxDecision::Refuse => return fail(AllocErrorKind::Refused),
+                    RelaxDecision::Fail => break,
                 }
             }
             // Direct reclaim.
@@ -146,12 +149,15 @@ impl Allocator {
             }
             // Last resort before OOM: drop NOFRAGMENT (defrag_mode, spb).
             if flags.contains(AllocFlags::NOFRAGMENT) {
-                if self.before_drop_nofragment(req, flags, env) {
-                    return fail(AllocErrorKind::Refused);
+                match self.before_drop_nofragment(req, flags, &mut evac_tried, env) {
+                    DropDecision::Refuse => return fail(AllocErrorKind::Refused),
+                    DropDecision::Retry => continue,
+                    DropDecision::Drop => {
+                        flags = flags.without(AllocFlags::NOFRAGMENT);
+                        no_progress_loops = 0;
+                        continue;
+                    }
                 }
-                flags = flags.without(AllocFlags::NOFRAGMENT);
-                no_progress_loops = 0;
-                continue;
             }
             // OOM killer.
             if order <= self.geo.costly_order() && !gfp.intersects(Gfp::RETRY_MAYFAIL.with(Gfp::NORETRY).with(Gfp::THISNODE)) {
@@ -239,11 +245,19 @@ impl Allocator {
         }
     }
 
-    /// Staged relaxation for callers that cannot reclaim. Returns Some(true) to retry.
-    fn atomic_relax(&mut self, req: AllocRequest, flags: &mut AllocFlags, step: &mut u8, env: &mut dyn Env) -> Option<bool> {
+    /// Staged relaxation for callers that cannot reclaim (mainline: none, they fail).
+    fn atomic_relax(&mut self, req: AllocRequest, flags: &mut AllocFlags, step: &mut u8, env: &mut dyn Env) -> RelaxDecision {
         if let crate::policy::Policy::Spb(_) = self.policy {
             return self.spb_atomic_relax(req, flags, step, env);
         }
-        None
+        RelaxDecision::Fail
+    }
+
+    /// Before dropping NOFRAGMENT (defrag_mode and spb): spb may evacuate first.
+    fn before_drop_nofragment(&mut self, req: AllocRequest, flags: AllocFlags, tried: &mut bool, env: &mut dyn Env) -> DropDecision {
+        if let crate::policy::Policy::Spb(_) = self.policy {
+            return self.spb_before_drop_nofragment(req, flags, tried, env);
+        }
+        DropDecision::Drop
     }
 }

@@ -7,6 +7,8 @@
 
 pub mod mainline;
 pub mod spb;
+pub mod spb_switches;
+pub mod spb_work;
 
 use alloc::string::String;
 use alloc::vec::Vec;

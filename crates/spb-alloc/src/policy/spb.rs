@@ -1,168 +1,557 @@
-//! The superpageblock policy (placeholder being replaced by the full implementation).
+//! The superpageblock policy: steer non-movable allocations into SPBs that are already tainted,
+//! movable ones into the fullest clean SPB, refuse fragmenting fallbacks for callers with a
+//! cheap alternative, and evacuate movable pages out of tainted SPBs in the background.
+//!
+//! # The walk (`__rmqueue_smallest` of the series, patches 14, 20, 24, 27, 31)
+//!
+//! Non-movable requests (UNMOVABLE, RECLAIMABLE):
+//! - PASS_1: the request's own free lists in tainted SPBs (hint first, then fullest first), and
+//!   with `lost_first` in SPBs already lost to reservations or holes;
+//! - PASS_2: claim a whole free pageblock inside a tainted SPB;
+//! - PASS_2B: relabel a partly used MOVABLE pageblock inside a tainted SPB without the 50 %
+//!   rule (only where fragments may be consumed: zones of more than 8 SPBs with
+//!   `aggressive_pack`, or after the atomic relax step ALLOC_NOFRAG_TAINTED_OK);
+//! - PASS_2C / PASS_2D: borrow a block of the other non-movable type / of MOVABLE inside a
+//!   tainted SPB without relabelling;
+//! - PASS_3: take a whole pageblock from an empty SPB;
+//! - then the refusal of patch 26 for callers with a cheap fallback, and PASS_4: claim or steal
+//!   in clean SPBs (fullest first) — only once ALLOC_NOFRAGMENT has been dropped.
+//!
+//! Movable requests: PASS_1 in clean SPBs fullest first (patch 12), then tainted SPBs above their
+//! reserve (spb's choice: use space already lost before opening an empty SPB), PASS_3 empty
+//! SPBs, PASS_4 mainline claim/steal from other types inside tainted SPBs.
 
+use alloc::vec;
 use alloc::vec::Vec;
 
+use crate::event::{Event, Pass};
 use crate::geometry::Pfn;
-use crate::gfp::{AllocFlags, Gfp};
+use crate::gfp::{has_cheap_fallback, AllocFlags, CheapFallbackRule, Gfp};
 use crate::migratetype::MigrateType;
-use crate::zone::Zone;
+use crate::page::NIL;
+use crate::superpageblock::{Category, SpbMeta, NR_FULLNESS};
+use crate::vmstat::{Vm, WalkHistogram};
+use crate::zone::{CategoryChange, Zone};
 
 use super::mainline::{self, RmqueueMode};
 use super::Ctx;
 
-macro_rules! switches {
-    ($($v:ident => $n:literal, $patch:literal, $doc:literal;)*) => {
-        /// One named spb behaviour.
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-        #[repr(u8)]
-        pub enum SpbSwitch { $(#[doc = $doc] $v,)* }
-        impl SpbSwitch {
-            /// Every switch.
-            pub const ALL: &'static [SpbSwitch] = &[$(SpbSwitch::$v,)*];
-            /// The command-line name.
-            pub fn name(self) -> &'static str { match self { $(SpbSwitch::$v => $n,)* } }
-            /// The patch of the series it follows ("spb" for spb's own choices).
-            pub fn patch(self) -> &'static str { match self { $(SpbSwitch::$v => $patch,)* } }
-            /// One-line description.
-            pub fn doc(self) -> &'static str { match self { $(SpbSwitch::$v => $doc,)* } }
-            /// From the command-line name.
-            pub fn from_name(s: &str) -> Option<SpbSwitch> { SpbSwitch::ALL.iter().copied().find(|w| w.name() == s) }
-        }
-    };
+pub use super::spb_switches::{SpbSwitch, SpbSwitches};
+
+/// SPB_TAINTED_RESERVE_MIN (patch 23).
+pub const TAINTED_RESERVE_MIN: u32 = 4;
+/// Share of an SPB's pageblocks kept free for non-movable use, in percent (patch 23: ~3 %).
+pub const TAINTED_RESERVE_PERCENT: u32 = 3;
+/// SPB_AGGRESSIVE_THRESHOLD (patch 19): zones with more SPBs than this consume tainted SPBs at
+/// any granularity.
+pub const AGGRESSIVE_THRESHOLD: usize = 8;
+/// SPB_DEFRAG_NOOP_COOLDOWN (v1 43/45): a defrag run that moved nothing waits this long.
+pub const DEFRAG_NOOP_COOLDOWN_NS: u64 = 5_000_000_000;
+
+/// spb_tainted_reserve: free pageblocks a tainted SPB keeps for non-movable allocations.
+#[inline]
+pub fn tainted_reserve(s: &SpbMeta) -> u32 {
+    (s.total_pageblocks * TAINTED_RESERVE_PERCENT).div_ceil(100).max(TAINTED_RESERVE_MIN).min(s.total_pageblocks)
 }
 
-switches! {
-    SteerTainted => "steer_tainted", "11", "non-movable allocations go to tainted SPBs first";
-    AggressivePack => "aggressive_pack", "19", "on zones of more than 8 SPBs, consume tainted SPBs at any granularity";
-    SteerMovableFullest => "steer_movable_fullest", "12", "movable allocations go to the fullest clean SPB";
-    ContigEmptiest => "contig_emptiest", "17", "1 GiB contiguous requests start from the emptiest clean or empty SPB";
-    Pass2Claim => "pass2_claim", "13/20", "PASS_2: claim a whole free pageblock inside a tainted SPB";
-    Pass2bRelabel => "pass2b_relabel", "24", "PASS_2B: relabel a movable pageblock inside a tainted SPB without the 50% rule";
-    CrossBorrow => "cross_borrow", "27", "PASS_2C/2D: borrow across migratetypes inside tainted SPBs without relabelling";
-    TaintedReserve => "tainted_reserve", "23/39", "movable allocations and compaction targets keep out of a tainted SPB's reserve";
-    HintCache => "hint_cache", "31", "PASS_1 hint cache per (zone, order, migratetype)";
-    RefuseOptional => "refuse_optional", "26", "refuse fragmenting fallbacks for callers with a cheap fallback";
-    RefuseLiteral => "refuse_literal", "26", "use the posted code's literal flag rule (MEMALLOC/NOFAIL not excluded); off by default";
-    RefuseBestEffort => "refuse_best_effort", "35", "refuse best-effort high-order requests servable at lower orders";
-    AtomicRelax => "atomic_relax", "18", "atomic allocations relax in stages: tainted relabel first, drop NOFRAGMENT last";
-    KeepNofragment => "keep_nofragment", "20/36", "keep ALLOC_NOFRAGMENT through the slow path, drop it only before OOM";
-    PcpOwnership => "pcp_ownership", "02/03", "per-CPU lists refill by taking whole pageblocks the CPU then owns";
-    AdoptPartial => "adopt_partial", "21", "per-CPU refills adopt partially free pageblocks of tainted SPBs";
-    NoWatermarkBoost => "no_watermark_boost", "05", "watermark boosting off";
-    EvacuateClaimed => "evacuate_claimed", "06", "evacuate movable pages left in a pageblock claimed for non-movable use";
-    DefragWorker => "defrag_worker", "15", "per-SPB background defrag of tainted SPBs";
-    TargetedEvacuation => "targeted_evacuation", "23", "two-phase targeted evacuation before NOFRAGMENT is dropped";
-    DeferredEvacuation => "deferred_evacuation", "25", "deferred evacuation when an allocation is about to taint a clean SPB";
-    SlabShrink => "slab_shrink", "28", "slab shrinking driven by SPB pressure, and the last-chance defrag trigger";
-    CompactionSpb => "compaction_spb", "16/38", "compaction walks per-SPB free lists and skips tainted SPBs with no movable pages";
-    LostFirst => "lost_first", "spb", "non-movable allocations prefer SPBs already lost to reservations or holes";
+/// What PASS_1 saw on the tainted list (struct spb_tainted_walk, patch 26).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TaintedWalk {
+    pub saw_free_pages: bool,
+    pub saw_free_pb: bool,
+    pub saw_below_reserve: bool,
 }
 
-/// A set of switches (bit i = switch i on).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct SpbSwitches(pub u64);
+/// A unit of background work.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Work {
+    /// Per-SPB defrag of a tainted SPB (patch 15).
+    Defrag { zone: u8, spb: u32 },
+    /// Evacuate the movable pages left in a pageblock claimed for non-movable use (06).
+    EvacuateBlock { zone: u8, pfn: Pfn },
+    /// Deferred evacuation: make free pageblocks inside tainted SPBs (25).
+    EvacuateForOrder { zone: u8, order: u8, mt: MigrateType },
+    /// Shrink reclaimable slab living in a tainted SPB under pressure (28).
+    SlabShrink { zone: u8, spb: u32 },
+}
 
-impl SpbSwitches {
-    /// The default set: everything on except `refuse_literal`.
-    pub fn all_on() -> Self {
-        let mut s = SpbSwitches(0);
-        for w in SpbSwitch::ALL {
-            s.set(*w, true);
-        }
-        s.set(SpbSwitch::RefuseLiteral, false);
-        s
-    }
-    #[inline(always)]
-    pub fn on(self, w: SpbSwitch) -> bool {
-        self.0 & (1 << w as u8) != 0
-    }
-    pub fn set(&mut self, w: SpbSwitch, v: bool) {
-        if v {
-            self.0 |= 1 << w as u8;
-        } else {
-            self.0 &= !(1 << w as u8);
-        }
-    }
-    pub fn without(mut self, w: SpbSwitch) -> Self {
-        self.set(w, false);
-        self
-    }
+/// Per-zone policy state.
+#[derive(Clone, Debug, Default)]
+pub struct ZoneState {
+    /// PASS_1 hint per (order, migratetype): the SPB that last served it.
+    pub hint: Vec<[u32; 3]>,
+    /// SPBs lost to reservations or holes (static unless the zone grows).
+    pub lost: Vec<u32>,
+    /// Time of the last defrag run of each SPB that made no progress.
+    pub defrag_noop_ns: Vec<u64>,
+    /// Defrag queued or running for this SPB.
+    pub defrag_queued: Vec<bool>,
 }
 
 /// spb policy state.
 pub struct SpbPolicy {
     pub sw: SpbSwitches,
+    pub zones: Vec<ZoneState>,
+    /// SPB excluded from every walk while it is being evacuated: (zone, spb).
+    pub excluded: Option<(u8, u32)>,
+    /// Pending background work (single-flight per item).
+    pub work: Vec<Work>,
+    /// SPBs visited per walk.
+    pub walks: WalkHistogram,
+    /// Tainted-SPB transitions: which (gfp, order) tainted a clean or empty SPB, counted.
+    pub taint_causes: Vec<(Gfp, u8, u64)>,
 }
 
 impl SpbPolicy {
     pub fn new(sw: SpbSwitches) -> Self {
-        SpbPolicy { sw }
+        SpbPolicy { sw, zones: Vec::new(), excluded: None, work: Vec::new(), walks: WalkHistogram::default(), taint_causes: Vec::new() }
     }
-    pub fn slowpath_flags(&self, _gfp: Gfp, _order: u8, mut f: AllocFlags) -> AllocFlags {
+
+    /// Build per-zone state.
+    pub fn init_zones(&mut self, zones: &[Zone]) {
+        self.zones = zones.iter().map(|z| zone_state(z)).collect();
+    }
+
+    /// A zone grew (patch 09/31): rebuild its state, invalidating the hints.
+    pub fn rebuild_zone(&mut self, zi: usize, z: &Zone) {
+        if zi < self.zones.len() {
+            self.zones[zi] = zone_state(z);
+        }
+    }
+
+    /// Slow-path flags: keep NOFRAGMENT (20), mark callers with a cheap fallback (26).
+    pub fn slowpath_flags(&self, gfp: Gfp, _order: u8, mut f: AllocFlags) -> AllocFlags {
         if self.sw.on(SpbSwitch::KeepNofragment) {
             f = f.with(AllocFlags::NOFRAGMENT);
         }
+        if self.sw.on(SpbSwitch::RefuseOptional) {
+            let rule = if self.sw.on(SpbSwitch::RefuseLiteral) { CheapFallbackRule::Literal } else { CheapFallbackRule::Intent };
+            if has_cheap_fallback(gfp, rule) {
+                f = f.with(AllocFlags::HIGHORDER_OPTIONAL);
+            }
+        }
         f
     }
+
+    #[inline]
+    fn excluded_in(&self, zone: u8) -> u32 {
+        match self.excluded {
+            Some((z, s)) if z == zone => s,
+            _ => NIL,
+        }
+    }
+
+    /// The policy's `__rmqueue`.
     #[allow(clippy::too_many_arguments)]
-    pub fn rmqueue(&mut self, z: &mut Zone, ctx: &mut Ctx, order: u8, mt: MigrateType, flags: AllocFlags, mode: &mut RmqueueMode, _gfp: Gfp) -> Option<Pfn> {
-        for b in 0..z.areas.len() {
-            if let Some(p) = mainline::smallest_in(z, b, order, mt) {
-                return Some(p);
+    pub fn rmqueue(&mut self, z: &mut Zone, ctx: &mut Ctx, order: u8, mt: MigrateType, flags: AllocFlags, mode: &mut RmqueueMode, gfp: Gfp) -> Option<Pfn> {
+        let optional = flags.contains(AllocFlags::HIGHORDER_OPTIONAL) && mt != MigrateType::Movable;
+        if optional {
+            *mode = RmqueueMode::Normal;
+        }
+        let mut visited = 0u32;
+        let (r, pass) = if mt == MigrateType::Movable {
+            self.walk_movable(z, ctx, order, flags, &mut visited)
+        } else {
+            self.walk_nonmovable(z, ctx, order, mt, flags, optional, &mut visited, gfp)
+        };
+        self.walks.record(visited as u64);
+        ctx.vm.inc(match pass {
+            Pass::Pass1 => Vm::SpbPass1,
+            Pass::Pass2 => Vm::SpbPass2,
+            Pass::Pass2b => Vm::SpbPass2b,
+            Pass::Pass2c => Vm::SpbPass2c,
+            Pass::Pass2d => Vm::SpbPass2d,
+            Pass::Pass3 => Vm::SpbPass3,
+            Pass::Pass4 => Vm::SpbPass4,
+            Pass::Fail => Vm::SpbPassFail,
+        });
+        ctx.ev.push(Event::SpbWalk { zone: ctx.zone_id, pass, visited, order, mt });
+        r
+    }
+
+    /// Try `smallest_in` on SPB `i`.
+    #[inline]
+    fn try_spb(z: &mut Zone, i: u32, order: u8, mt: MigrateType) -> Option<Pfn> {
+        mainline::smallest_in(z, i as usize, order, mt)
+    }
+
+    fn hint_try(&mut self, z: &mut Zone, ctx: &mut Ctx, order: u8, mt: MigrateType, want: Category) -> Option<Pfn> {
+        if !self.sw.on(SpbSwitch::HintCache) {
+            return None;
+        }
+        let zs = &self.zones[ctx.zone_id as usize];
+        let h = zs.hint.get(order as usize).map(|a| a[mt.idx().min(2)]).unwrap_or(NIL);
+        if h == NIL || h as usize >= z.spbs.len() || h == self.excluded_in(ctx.zone_id) || z.spbs[h as usize].category != want {
+            return None;
+        }
+        let p = Self::try_spb(z, h, order, mt)?;
+        ctx.vm.inc(Vm::SpbPass1Hint);
+        Some(p)
+    }
+
+    fn set_hint(&mut self, zone: u8, order: u8, mt: MigrateType, i: u32) {
+        if self.sw.on(SpbSwitch::HintCache) {
+            if let Some(a) = self.zones[zone as usize].hint.get_mut(order as usize) {
+                a[mt.idx().min(2)] = i;
             }
         }
-        for b in 0..z.areas.len() {
-            if let Some(p) = mainline::claim_in(z, ctx, b, order, mt, flags, true) {
-                return Some(p);
+    }
+
+    /// Walk the list `cat` fullest first, calling `f` on each SPB until it returns Some.
+    #[inline]
+    fn walk_list(z: &mut Zone, cat: Category, excluded: u32, visited: &mut u32, mut f: impl FnMut(&mut Zone, u32) -> Option<Pfn>) -> Option<(Pfn, u32)> {
+        for full in 0..NR_FULLNESS {
+            let mut i = z.spb_lists.heads[cat as usize][full];
+            while i != NIL {
+                let next = z.spbs[i as usize].list_next;
+                if i != excluded {
+                    *visited += 1;
+                    if let Some(p) = f(z, i) {
+                        return Some((p, i));
+                    }
+                }
+                i = next;
             }
         }
-        if !flags.contains(AllocFlags::NOFRAGMENT) {
-            for b in 0..z.areas.len() {
-                if let Some(p) = mainline::steal_in(z, ctx, b, order, mt) {
-                    *mode = RmqueueMode::Steal;
-                    return Some(p);
+        None
+    }
+
+    fn walk_movable(&mut self, z: &mut Zone, ctx: &mut Ctx, order: u8, flags: AllocFlags, visited: &mut u32) -> (Option<Pfn>, Pass) {
+        let mt = MigrateType::Movable;
+        let excl = self.excluded_in(ctx.zone_id);
+        let steer = self.sw.on(SpbSwitch::SteerMovableFullest);
+        let lost_first = self.sw.on(SpbSwitch::LostFirst);
+        // PASS_1: clean SPBs, fullest first (hint first).
+        if steer {
+            if let Some(p) = self.hint_try(z, ctx, order, mt, Category::Clean) {
+                *visited += 1;
+                return (Some(p), Pass::Pass1);
+            }
+            if let Some((p, i)) = Self::walk_list(z, Category::Clean, excl, visited, |z, i| {
+                let s = &z.spbs[i as usize];
+                if lost_first && (s.is_pinned() || s.has_hole()) {
+                    return None;
+                }
+                Self::try_spb(z, i, order, mt)
+            }) {
+                self.set_hint(ctx.zone_id, order, mt, i);
+                return (Some(p), Pass::Pass1);
+            }
+        }
+        // Tainted (and lost) SPBs above their reserve.
+        let reserve_on = self.sw.on(SpbSwitch::TaintedReserve);
+        let above = |s: &SpbMeta| !reserve_on || s.pb_free > tainted_reserve(s);
+        if let Some((p, _)) = Self::walk_list(z, Category::Tainted, excl, visited, |z, i| if above(&z.spbs[i as usize]) { Self::try_spb(z, i, order, mt) } else { None }) {
+            return (Some(p), Pass::Pass4);
+        }
+        if steer && lost_first {
+            for k in 0..self.zones[ctx.zone_id as usize].lost.len() {
+                let i = self.zones[ctx.zone_id as usize].lost[k];
+                if i == excl || z.spbs[i as usize].category != Category::Clean {
+                    continue;
+                }
+                *visited += 1;
+                if let Some(p) = Self::try_spb(z, i, order, mt) {
+                    return (Some(p), Pass::Pass1);
                 }
             }
         }
-        None
+        if !steer {
+            if let Some((p, _)) = Self::walk_list(z, Category::Clean, excl, visited, |z, i| Self::try_spb(z, i, order, mt)) {
+                return (Some(p), Pass::Pass1);
+            }
+        }
+        // PASS_3: an empty SPB.
+        if let Some((p, _)) = Self::walk_list(z, Category::Empty, excl, visited, |z, i| Self::try_spb(z, i, order, mt)) {
+            return (Some(p), Pass::Pass3);
+        }
+        // Fallback: claim, then steal, from other types — inside tainted SPBs first.
+        for cat in [Category::Tainted, Category::Clean] {
+            if let Some((p, _)) = Self::walk_list(z, cat, excl, visited, |z, i| mainline::claim_in(z, ctx, i as usize, order, mt, flags, true)) {
+                return (Some(p), Pass::Pass4);
+            }
+        }
+        if !flags.contains(AllocFlags::NOFRAGMENT) {
+            for cat in [Category::Tainted, Category::Clean] {
+                if let Some((p, _)) = Self::walk_list(z, cat, excl, visited, |z, i| mainline::steal_in(z, ctx, i as usize, order, mt)) {
+                    return (Some(p), Pass::Pass4);
+                }
+            }
+        }
+        (None, Pass::Fail)
     }
-    pub fn compaction_source_ok(&self, _z: &Zone, _pfn: Pfn) -> bool {
-        true
+
+    #[allow(clippy::too_many_arguments)]
+    fn walk_nonmovable(&mut self, z: &mut Zone, ctx: &mut Ctx, order: u8, mt: MigrateType, flags: AllocFlags, optional: bool, visited: &mut u32, gfp: Gfp) -> (Option<Pfn>, Pass) {
+        let excl = self.excluded_in(ctx.zone_id);
+        let steer = self.sw.on(SpbSwitch::SteerTainted);
+        let pbo = z.geo.pageblock_order;
+        let mut walk = TaintedWalk::default();
+        let zi = ctx.zone_id as usize;
+        // PASS_1: own lists in tainted SPBs (recording what the walk saw), then lost SPBs.
+        if steer {
+            if let Some(p) = self.hint_try(z, ctx, order, mt, Category::Tainted) {
+                *visited += 1;
+                return (Some(p), Pass::Pass1);
+            }
+            if let Some((p, i)) = Self::walk_list(z, Category::Tainted, excl, visited, |z, i| {
+                let s = &z.spbs[i as usize];
+                walk.saw_free_pages |= s.free_pages > 0;
+                walk.saw_free_pb |= s.pb_free > 0;
+                walk.saw_below_reserve |= s.pb_free <= tainted_reserve(s);
+                Self::try_spb(z, i, order, mt)
+            }) {
+                self.set_hint(ctx.zone_id, order, mt, i);
+                return (Some(p), Pass::Pass1);
+            }
+            if self.sw.on(SpbSwitch::LostFirst) {
+                for k in 0..self.zones[zi].lost.len() {
+                    let i = self.zones[zi].lost[k];
+                    if i == excl || z.spbs[i as usize].category == Category::Tainted {
+                        continue;
+                    }
+                    *visited += 1;
+                    if let Some(p) = Self::try_spb(z, i, order, mt) {
+                        return (Some(p), Pass::Pass1);
+                    }
+                    // claim a whole free pageblock there too
+                    if let Some(p) = claim_whole_free(z, ctx, i, order, mt) {
+                        return (Some(p), Pass::Pass2);
+                    }
+                }
+            }
+            // PASS_2: a whole free pageblock inside a tainted SPB.
+            if self.sw.on(SpbSwitch::Pass2Claim) {
+                if let Some((p, i)) = Self::walk_list(z, Category::Tainted, excl, visited, |z, i| claim_whole_free(z, ctx, i, order, mt)) {
+                    self.queue_evacuate_claimed(ctx.zone_id, z, p);
+                    let _ = i;
+                    return (Some(p), Pass::Pass2);
+                }
+            }
+            // PASS_2B: relabel a partly used movable pageblock inside a tainted SPB.
+            let fragments_ok = (self.sw.on(SpbSwitch::AggressivePack) && z.spbs.len() > AGGRESSIVE_THRESHOLD) || flags.contains(AllocFlags::NOFRAG_TAINTED_OK) || !flags.contains(AllocFlags::NOFRAGMENT);
+            if self.sw.on(SpbSwitch::Pass2bRelabel) && fragments_ok {
+                if let Some((p, _)) = Self::walk_list(z, Category::Tainted, excl, visited, |z, i| relabel_partial(z, ctx, i, order, mt)) {
+                    self.queue_evacuate_claimed(ctx.zone_id, z, p);
+                    return (Some(p), Pass::Pass2b);
+                }
+            }
+            // PASS_2C / PASS_2D: borrow without relabelling.
+            if self.sw.on(SpbSwitch::CrossBorrow) {
+                let other = if mt == MigrateType::Unmovable { MigrateType::Reclaimable } else { MigrateType::Unmovable };
+                if let Some((p, _)) = Self::walk_list(z, Category::Tainted, excl, visited, |z, i| Self::try_spb(z, i, order, other)) {
+                    return (Some(p), Pass::Pass2c);
+                }
+                if fragments_ok {
+                    if let Some((p, _)) = Self::walk_list(z, Category::Tainted, excl, visited, |z, i| {
+                        // keep whole free pageblocks for PASS_2 claims: borrow only fragments
+                        let o = z.areas[i as usize].smallest_from(order as usize, MigrateType::Movable.idx())?;
+                        if o >= pbo as usize {
+                            return None;
+                        }
+                        Self::try_spb(z, i, order, MigrateType::Movable)
+                    }) {
+                        return (Some(p), Pass::Pass2d);
+                    }
+                }
+            }
+        }
+        // Before tainting a fresh SPB: kick deferred evacuation and the last-chance defrag.
+        if walk.saw_below_reserve && self.sw.on(SpbSwitch::DeferredEvacuation) {
+            self.queue(Work::EvacuateForOrder { zone: ctx.zone_id, order, mt });
+        }
+        if self.sw.on(SpbSwitch::SlabShrink) {
+            self.last_chance_defrag(z, ctx);
+        }
+        // PASS_3: a whole pageblock from an empty SPB.
+        if let Some((p, _)) = Self::walk_list(z, Category::Empty, excl, visited, |z, i| claim_whole_free(z, ctx, i, order, mt)) {
+            return (Some(p), Pass::Pass3);
+        }
+        // The refusal (26): a tainted SPB could absorb this after evacuation.
+        if optional && (walk.saw_free_pages || walk.saw_free_pb) {
+            ctx.vm.inc(Vm::SpbHighorderRefused);
+            ctx.ev.push(Event::SpbRefused { gfp, order, rule: "highorder_optional" });
+            return (None, Pass::Fail);
+        }
+        // PASS_4: clean SPBs (fullest first), only without NOFRAGMENT when it is kept.
+        let nofrag = flags.contains(AllocFlags::NOFRAGMENT);
+        if nofrag && self.sw.on(SpbSwitch::KeepNofragment) {
+            return (None, Pass::Fail);
+        }
+        if self.sw.on(SpbSwitch::DeferredEvacuation) {
+            self.queue(Work::EvacuateForOrder { zone: ctx.zone_id, order, mt });
+        }
+        let cats: &[Category] = if steer { &[Category::Clean] } else { &[Category::Tainted, Category::Clean, Category::Empty] };
+        for &cat in cats {
+            if let Some((p, _)) = Self::walk_list(z, cat, excl, visited, |z, i| mainline::claim_in(z, ctx, i as usize, order, mt, flags, true)) {
+                return (Some(p), Pass::Pass4);
+            }
+        }
+        if !nofrag {
+            for &cat in cats {
+                if let Some((p, _)) = Self::walk_list(z, cat, excl, visited, |z, i| mainline::steal_in(z, ctx, i as usize, order, mt)) {
+                    return (Some(p), Pass::Pass4);
+                }
+            }
+        }
+        (None, Pass::Fail)
     }
-    pub fn compaction_target_ok(&self, _z: &Zone, _pfn: Pfn) -> bool {
+
+    fn queue(&mut self, w: Work) {
+        if !self.work.contains(&w) {
+            self.work.push(w);
+        }
+    }
+
+    fn queue_evacuate_claimed(&mut self, zone: u8, z: &Zone, p: Pfn) {
+        if self.sw.on(SpbSwitch::EvacuateClaimed) && z.pb(p).alloc[1] > 0 {
+            let pbp = z.geo.pageblock_pages();
+            self.queue(Work::EvacuateBlock { zone, pfn: p & !(pbp - 1) });
+        }
+    }
+
+    /// spb_needs_defrag (patch 15 with the earlier start of patch 23).
+    pub fn needs_defrag(&self, s: &SpbMeta, pbp: u64) -> bool {
+        let start_pb = if self.sw.on(SpbSwitch::TaintedReserve) { (tainted_reserve(s) / 4).max(1) } else { 1 };
+        s.category == Category::Tainted && s.movable_pages() > 0 && (s.pb_free <= start_pb || s.free_pages < 2 * pbp)
+    }
+
+    /// Whether a defrag run of SPB `s` is done.
+    pub fn defrag_done(&self, s: &SpbMeta, pbp: u64) -> bool {
+        let start_pb = if self.sw.on(SpbSwitch::TaintedReserve) { (tainted_reserve(s) / 4).max(1) } else { 1 };
+        s.movable_pages() == 0 || s.pb_free >= 2 * start_pb || s.free_pages >= (2 * start_pb as u64 + 1) * pbp
+    }
+
+    /// spb_maybe_start_defrag.
+    pub fn maybe_start_defrag(&mut self, zone: u8, z: &Zone, i: u32, now_ns: u64) {
+        if !self.sw.on(SpbSwitch::DefragWorker) {
+            return;
+        }
+        let zs = &self.zones[zone as usize];
+        if zs.defrag_queued[i as usize] {
+            return;
+        }
+        let last = zs.defrag_noop_ns[i as usize];
+        if last != 0 && now_ns < last + DEFRAG_NOOP_COOLDOWN_NS {
+            return;
+        }
+        if self.needs_defrag(&z.spbs[i as usize], z.geo.pageblock_pages()) {
+            self.zones[zone as usize].defrag_queued[i as usize] = true;
+            self.work.push(Work::Defrag { zone, spb: i });
+        }
+    }
+
+    /// The last-chance trigger of patch 28: before tainting a fresh SPB, try to start defrag on
+    /// every tainted SPB (bounded by the number of tainted SPBs).
+    fn last_chance_defrag(&mut self, z: &Zone, ctx: &Ctx) {
+        let mut i = NIL;
+        for full in 0..NR_FULLNESS {
+            i = z.spb_lists.heads[Category::Tainted as usize][full];
+            while i != NIL {
+                self.maybe_start_defrag(ctx.zone_id, z, i, ctx.now_ns);
+                i = z.spbs[i as usize].list_next;
+            }
+        }
+        let _ = i;
+    }
+
+    /// After a successful allocation: record taints, trigger defrag and slab shrink (15, 28).
+    #[allow(clippy::too_many_arguments)]
+    pub fn after_alloc(&mut self, z: &mut Zone, ctx: &mut Ctx, pfn: Pfn, order: u8, mt: MigrateType, gfp: Gfp, changes: &[CategoryChange]) {
+        for c in changes {
+            if c.to == Category::Tainted && c.from != Category::Tainted {
+                if let Some(e) = self.taint_causes.iter_mut().find(|e| e.0 == gfp && e.1 == order) {
+                    e.2 += 1;
+                } else {
+                    self.taint_causes.push((gfp, order, 1));
+                }
+            }
+        }
+        let si = z.spb_idx(pfn) as u32;
+        let s = &z.spbs[si as usize];
+        if s.category != Category::Tainted {
+            return;
+        }
+        let pbp = z.geo.pageblock_pages();
+        if mt != MigrateType::Movable && self.sw.on(SpbSwitch::SlabShrink) && s.free_pages < tainted_reserve(s) as u64 * pbp && s.alloc_pages[2] > 0 {
+            self.queue(Work::SlabShrink { zone: ctx.zone_id, spb: si });
+            ctx.vm.inc(Vm::SpbSlabShrinks);
+        }
+        self.maybe_start_defrag(ctx.zone_id, z, si, ctx.now_ns);
+    }
+
+    /// Compaction may not scan a tainted SPB without movable pages (38).
+    pub fn compaction_source_ok(&self, z: &Zone, pfn: Pfn) -> bool {
+        if !self.sw.on(SpbSwitch::CompactionSpb) {
+            return true;
+        }
+        let s = &z.spbs[z.spb_idx(pfn)];
+        !(s.category == Category::Tainted && s.movable_pages() == 0)
+    }
+
+    /// Compaction may not take targets from a tainted SPB's reserve (39), and prefers to keep
+    /// movable pages out of tainted SPBs (16).
+    pub fn compaction_target_ok(&self, z: &Zone, pfn: Pfn) -> bool {
+        let s = &z.spbs[z.spb_idx(pfn)];
+        if self.sw.on(SpbSwitch::TaintedReserve) && s.category == Category::Tainted && s.pb_free <= tainted_reserve(s) {
+            return false;
+        }
         true
     }
 }
 
-/// SPB start pfns ordered for a 1 GiB contiguous request: emptiest clean or empty first.
+fn zone_state(z: &Zone) -> ZoneState {
+    let n = z.spbs.len();
+    ZoneState {
+        hint: vec![[NIL; 3]; z.geo.nr_orders()],
+        lost: (0..n as u32).filter(|&i| z.spbs[i as usize].is_pinned() || z.spbs[i as usize].has_hole()).collect(),
+        defrag_noop_ns: vec![0; n],
+        defrag_queued: vec![false; n],
+    }
+}
+
+/// Claim a whole free pageblock (a free buddy of order >= pageblock order) inside SPB `i` for
+/// `mt` (claim_whole_block, patch 13) and allocate `order` from it.
+fn claim_whole_free(z: &mut Zone, ctx: &mut Ctx, i: u32, order: u8, mt: MigrateType) -> Option<Pfn> {
+    let pbo = z.geo.pageblock_order;
+    let min = order.max(pbo) as usize;
+    for t in [MigrateType::Movable, if mt == MigrateType::Unmovable { MigrateType::Reclaimable } else { MigrateType::Unmovable }, mt] {
+        let area = &z.areas[i as usize];
+        if let Some(o) = area.smallest_from(min, t.idx()) {
+            let h = area.first(o, t.idx())?;
+            let pfn = z.pfn_of(h);
+            return mainline::try_to_claim_block(z, ctx, pfn, o as u8, order, mt, t, AllocFlags::NOFRAGMENT, false);
+        }
+    }
+    None
+}
+
+/// PASS_2B: relabel the pageblock of a movable free fragment inside SPB `i` for `mt`, skipping
+/// the half-pageblock rule (from_tainted_spb).
+fn relabel_partial(z: &mut Zone, ctx: &mut Ctx, i: u32, order: u8, mt: MigrateType) -> Option<Pfn> {
+    let pbo = z.geo.pageblock_order;
+    let area = &z.areas[i as usize];
+    let o = area.largest_between(order as usize, (pbo as usize).saturating_sub(1), MigrateType::Movable.idx())?;
+    if o >= pbo as usize {
+        return None;
+    }
+    let h = area.first(o, MigrateType::Movable.idx())?;
+    let pfn = z.pfn_of(h);
+    if !z.pb_in_zone(pfn) {
+        ctx.ev.push(Event::SpbClaimRefused { zone: ctx.zone_id, pfn, reason: "zone boundary" });
+        return None;
+    }
+    mainline::try_to_claim_block(z, ctx, pfn, o as u8, order, mt, MigrateType::Movable, AllocFlags::NOFRAGMENT, true)
+}
+
+/// SPB start pfns ordered for a 1 GiB contiguous request: emptiest clean or empty first (17).
 pub fn contig_candidates(z: &Zone) -> Vec<Pfn> {
-    let mut v: Vec<(u64, Pfn)> = z
+    let mut v: Vec<(u64, u64, Pfn)> = z
         .spbs
         .iter()
         .filter(|s| !s.is_lost() && !s.contig_allocated)
-        .map(|s| (u64::MAX - s.free_pages, s.start_pfn))
+        .map(|s| (s.movable_pages(), u64::MAX - s.free_pages, s.start_pfn))
         .collect();
     v.sort();
-    v.into_iter().map(|x| x.1).collect()
-}
-
-// ----- hooks (filled by the full implementation) -----
-impl SpbPolicy {
-    pub fn init_zones(&mut self, _zones: &[Zone]) {}
-    pub fn on_resize(&mut self, _zi: usize) {}
-    pub fn after_alloc(&mut self, _z: &mut Zone, _ctx: &mut Ctx, _pfn: Pfn, _order: u8, _mt: MigrateType, _gfp: Gfp, _changes: &[crate::zone::CategoryChange]) {}
-    pub fn check(&self, _a: &crate::Allocator) -> Result<(), crate::check::InvariantViolation> {
-        Ok(())
-    }
-}
-
-impl crate::Allocator {
-    pub(crate) fn spb_atomic_relax(&mut self, _req: crate::AllocRequest, _flags: &mut AllocFlags, _step: &mut u8, _env: &mut dyn crate::env::Env) -> Option<bool> {
-        None
-    }
-    /// Before the slow path drops NOFRAGMENT: returns true to refuse the request instead.
-    pub(crate) fn before_drop_nofragment(&mut self, _req: crate::AllocRequest, _flags: AllocFlags, _env: &mut dyn crate::env::Env) -> bool {
-        false
-    }
-    pub(crate) fn spb_background(&mut self, _env: &mut dyn crate::env::Env) {}
+    v.into_iter().map(|x| x.2).collect()
 }

@@ -1,0 +1,81 @@
+//! The named switches of the spb policy.
+
+macro_rules! switches {
+    ($($v:ident => $n:literal, $patch:literal, $doc:literal;)*) => {
+        /// One named spb behaviour.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        #[repr(u8)]
+        pub enum SpbSwitch { $(#[doc = $doc] $v,)* }
+        impl SpbSwitch {
+            /// Every switch.
+            pub const ALL: &'static [SpbSwitch] = &[$(SpbSwitch::$v,)*];
+            /// The command-line name.
+            pub fn name(self) -> &'static str { match self { $(SpbSwitch::$v => $n,)* } }
+            /// The patch of the series it follows ("spb" for spb's own choices).
+            pub fn patch(self) -> &'static str { match self { $(SpbSwitch::$v => $patch,)* } }
+            /// One-line description.
+            pub fn doc(self) -> &'static str { match self { $(SpbSwitch::$v => $doc,)* } }
+            /// From the command-line name.
+            pub fn from_name(s: &str) -> Option<SpbSwitch> { SpbSwitch::ALL.iter().copied().find(|w| w.name() == s) }
+        }
+    };
+}
+
+switches! {
+    SteerTainted => "steer_tainted", "11", "non-movable allocations go to tainted SPBs first";
+    AggressivePack => "aggressive_pack", "19", "on zones of more than 8 SPBs, consume tainted SPBs at any granularity";
+    SteerMovableFullest => "steer_movable_fullest", "12", "movable allocations go to the fullest clean SPB";
+    ContigEmptiest => "contig_emptiest", "17", "1 GiB contiguous requests start from the emptiest clean or empty SPB";
+    Pass2Claim => "pass2_claim", "13/20", "PASS_2: claim a whole free pageblock inside a tainted SPB";
+    Pass2bRelabel => "pass2b_relabel", "24", "PASS_2B: relabel a movable pageblock inside a tainted SPB without the 50% rule";
+    CrossBorrow => "cross_borrow", "27", "PASS_2C/2D: borrow across migratetypes inside tainted SPBs without relabelling";
+    TaintedReserve => "tainted_reserve", "23/39", "movable allocations and compaction targets keep out of a tainted SPB's reserve";
+    HintCache => "hint_cache", "31", "PASS_1 hint cache per (zone, order, migratetype)";
+    RefuseOptional => "refuse_optional", "26", "refuse fragmenting fallbacks for callers with a cheap fallback";
+    RefuseLiteral => "refuse_literal", "26", "use the posted code's literal flag rule (MEMALLOC/NOFAIL not excluded); off by default";
+    RefuseBestEffort => "refuse_best_effort", "35", "refuse best-effort high-order requests servable at lower orders";
+    AtomicRelax => "atomic_relax", "18", "atomic allocations relax in stages: tainted relabel first, drop NOFRAGMENT last";
+    KeepNofragment => "keep_nofragment", "20/36", "keep ALLOC_NOFRAGMENT through the slow path, drop it only before OOM";
+    PcpOwnership => "pcp_ownership", "02/03", "per-CPU lists refill by taking whole pageblocks the CPU then owns";
+    AdoptPartial => "adopt_partial", "21", "per-CPU refills adopt partially free pageblocks of tainted SPBs";
+    NoWatermarkBoost => "no_watermark_boost", "05", "watermark boosting off";
+    EvacuateClaimed => "evacuate_claimed", "06", "evacuate movable pages left in a pageblock claimed for non-movable use";
+    DefragWorker => "defrag_worker", "15", "per-SPB background defrag of tainted SPBs";
+    TargetedEvacuation => "targeted_evacuation", "23", "two-phase targeted evacuation before NOFRAGMENT is dropped";
+    DeferredEvacuation => "deferred_evacuation", "25", "deferred evacuation when an allocation is about to taint a clean SPB";
+    SlabShrink => "slab_shrink", "28", "slab shrinking driven by SPB pressure, and the last-chance defrag trigger";
+    CompactionSpb => "compaction_spb", "16/38", "compaction walks per-SPB free lists and skips tainted SPBs with no movable pages";
+    LostFirst => "lost_first", "spb", "non-movable allocations prefer SPBs already lost to reservations or holes";
+}
+
+/// A set of switches (bit i = switch i on).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SpbSwitches(pub u64);
+
+impl SpbSwitches {
+    /// The default set: everything on except `refuse_literal`.
+    pub fn all_on() -> Self {
+        let mut s = SpbSwitches(0);
+        for w in SpbSwitch::ALL {
+            s.set(*w, true);
+        }
+        s.set(SpbSwitch::RefuseLiteral, false);
+        s
+    }
+    #[inline(always)]
+    pub fn on(self, w: SpbSwitch) -> bool {
+        self.0 & (1 << w as u8) != 0
+    }
+    pub fn set(&mut self, w: SpbSwitch, v: bool) {
+        if v {
+            self.0 |= 1 << w as u8;
+        } else {
+            self.0 &= !(1 << w as u8);
+        }
+    }
+    pub fn without(mut self, w: SpbSwitch) -> Self {
+        self.set(w, false);
+        self
+    }
+}
+
