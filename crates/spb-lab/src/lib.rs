@@ -1,2 +1,3 @@
 //! spb-lab: the deterministic workload lab, trace replayer, metrics and reports for spb-alloc.
 pub mod metrics;
+pub mod report;
