@@ -257,6 +257,11 @@ impl Allocator {
             if z.pcp[cpu].head[li] == crate::page::NIL {
                 let n = z.nr_pcp_alloc(cpu, order);
                 let mut mode = RmqueueMode::Normal;
+                // spb (patches 02/21): take a whole pageblock the CPU then owns
+                if let Policy::Spb(s) = policy {
+                    s.pcp_refill_owned(z, &mut ctx, cpu, order, mt, flags, req.gfp);
+                }
+                let n = if z.pcp[cpu].head[li] != crate::page::NIL { 0 } else { n };
                 for _ in 0..n {
                     match policy.rmqueue(z, &mut ctx, order, mt, flags, &mut mode, req.gfp) {
                         Some(p) => {
@@ -440,6 +445,56 @@ impl Allocator {
             z.spbs[si].contig_allocated = false;
             z.spb_lists.refile(&mut z.spbs, si as u32);
         }
+        Ok(())
+    }
+
+    /// Allocate exactly the block of `2^order` pages at `pfn` (naturally aligned), if it is free
+    /// (in the buddy lists or on a per-CPU list). The trace replayer's `real` placement and
+    /// tests use it to reproduce a given state.
+    pub fn alloc_at(&mut self, pfn: Pfn, order: u8, gfp: Gfp, cookie: u32) -> Result<(), FreeError> {
+        let zi = self.zone_of(pfn).ok_or(FreeError::OutOfRange { pfn })?;
+        if order > self.geo.max_order || pfn & ((1u64 << order) - 1) != 0 || pfn + (1u64 << order) > self.zones[zi].span.end {
+            return Err(FreeError::BadSplit { pfn, order, new_order: order });
+        }
+        // pages of the range sitting on per-CPU lists go back to the buddy lists first
+        let mut p = pfn;
+        while p < pfn + (1u64 << order) {
+            let z = &mut self.zones[zi];
+            match find_head(z, p) {
+                Some((h, PageState::Pcp)) => {
+                    let m = *z.page(h);
+                    let cpu = m.cookie as usize;
+                    let li = z.pindex(m.order, MigrateType::from_u8(m.mt).unwrap_or(MigrateType::Movable));
+                    let i = z.idx(h) as u32;
+                    z.pcp_unlink(cpu, li, i);
+                    z.account(h, 1u64 << m.order, Acct::Pcp, Acct::Free);
+                    z.pages[i as usize] = PageMeta::TAIL;
+                    z.free_block(h, m.order);
+                    p = h + (1u64 << m.order);
+                }
+                Some((h, PageState::Free)) => p = h + (1u64 << z.page(h).order),
+                Some((_, _)) => return Err(FreeError::DoubleFree { pfn: p }),
+                None => return Err(FreeError::NotManaged { pfn: p }),
+            }
+        }
+        let z = &mut self.zones[zi];
+        match find_head(z, pfn) {
+            Some((h, PageState::Free)) if z.page(h).order >= order => {}
+            _ => return Err(FreeError::DoubleFree { pfn }),
+        }
+        z.split_straddling(pfn, order);
+        z.list_del(pfn);
+        let mt = gfp.migratetype();
+        z.account(pfn, 1u64 << order, Acct::Free, Acct::Alloc(mt));
+        let i = z.idx(pfn);
+        z.pages[i] = PageMeta { state: PageState::Alloc, order, mt: mt as u8, cookie, ..PageMeta::TAIL };
+        let kind = z.kind;
+        let changes = z.take_cat_changes();
+        for c in changes {
+            self.note_category_change(zi, c, gfp, order);
+        }
+        self.vm.add(pgalloc_item(kind), 1u64 << order);
+        self.ops += 1;
         Ok(())
     }
 

@@ -59,7 +59,7 @@ impl Zone {
     /// If a free buddy larger than `order` covers `start`, split it so that the aligned block
     /// of `order` at `start` is a free buddy of its own (the kernel splits straddling buddies
     /// when isolating a range).
-    pub(crate) fn split_straddling(&mut self, start: Pfn, order: u8) {
+    pub fn split_straddling(&mut self, start: Pfn, order: u8) {
         let Some((h, st)) = crate::allocator::find_head(self, start) else { return };
         let m = *self.page(h);
         if st != PageState::Free || m.order <= order {

@@ -324,6 +324,9 @@ impl Zone {
             *pb.counter(from) -= cnt as u16;
             *pb.counter(to) += cnt as u16;
             let new = pb.content(pbp as u16);
+            if new & crate::pageblock::content::ALL_FREE != 0 {
+                pb.owner = 0;
+            }
             let si = self.spb_idx(p);
             let s = &mut self.spbs[si];
             *spb_counter(s, from) -= cnt;

@@ -257,8 +257,15 @@ impl SpbPolicy {
             }
         }
         if !steer {
-            if let Some((p, _)) = Self::walk_list(z, Category::Clean, excl, visited, |z, i| Self::try_spb(z, i, order, mt)) {
-                return (Some(p), Pass::Pass1);
+            // mainline order: the lists of every SPB, lowest address first
+            for i in 0..z.spbs.len() as u32 {
+                if i == excl {
+                    continue;
+                }
+                *visited += 1;
+                if let Some(p) = Self::try_spb(z, i, order, mt) {
+                    return (Some(p), Pass::Pass1);
+                }
             }
         }
         // PASS_3: an empty SPB.
@@ -381,15 +388,36 @@ impl SpbPolicy {
         if self.sw.on(SpbSwitch::DeferredEvacuation) {
             self.queue(Work::EvacuateForOrder { zone: ctx.zone_id, order, mt });
         }
-        let cats: &[Category] = if steer { &[Category::Clean] } else { &[Category::Tainted, Category::Clean, Category::Empty] };
-        for &cat in cats {
-            if let Some((p, _)) = Self::walk_list(z, cat, excl, visited, |z, i| mainline::claim_in(z, ctx, i as usize, order, mt, flags, true)) {
+        if steer {
+            if let Some((p, _)) = Self::walk_list(z, Category::Clean, excl, visited, |z, i| mainline::claim_in(z, ctx, i as usize, order, mt, flags, true)) {
+                return (Some(p), Pass::Pass4);
+            }
+            if !nofrag {
+                if let Some((p, _)) = Self::walk_list(z, Category::Clean, excl, visited, |z, i| mainline::steal_in(z, ctx, i as usize, order, mt)) {
+                    return (Some(p), Pass::Pass4);
+                }
+            }
+            return (None, Pass::Fail);
+        }
+        // without steering: mainline order over every SPB, lowest address first
+        for i in 0..z.spbs.len() as u32 {
+            if i == excl {
+                continue;
+            }
+            *visited += 1;
+            if let Some(p) = Self::try_spb(z, i, order, mt) {
+                return (Some(p), Pass::Pass4);
+            }
+            if let Some(p) = mainline::claim_in(z, ctx, i as usize, order, mt, flags, true) {
                 return (Some(p), Pass::Pass4);
             }
         }
         if !nofrag {
-            for &cat in cats {
-                if let Some((p, _)) = Self::walk_list(z, cat, excl, visited, |z, i| mainline::steal_in(z, ctx, i as usize, order, mt)) {
+            for i in 0..z.spbs.len() as u32 {
+                if i == excl {
+                    continue;
+                }
+                if let Some(p) = mainline::steal_in(z, ctx, i as usize, order, mt) {
                     return (Some(p), Pass::Pass4);
                 }
             }
@@ -408,6 +436,58 @@ impl SpbPolicy {
             let pbp = z.geo.pageblock_pages();
             self.queue(Work::EvacuateBlock { zone, pfn: p & !(pbp - 1) });
         }
+    }
+
+    /// Per-CPU refill with pageblock ownership (patches 02, 21): Phase 1 takes a whole free
+    /// pageblock of the request's type through the walk and puts all of it on the CPU's list,
+    /// the CPU owning the block (frees of its pages return to this CPU); Phase 2 (non-movable,
+    /// `adopt_partial`) adopts the partially free pageblock of a tainted SPB that PASS_1 serves
+    /// from. Returns whether the list was filled.
+    #[allow(clippy::too_many_arguments)]
+    pub fn pcp_refill_owned(&mut self, z: &mut Zone, ctx: &mut Ctx, cpu: usize, order: u8, mt: MigrateType, flags: AllocFlags, gfp: Gfp) -> bool {
+        let pbo = z.geo.pageblock_order;
+        if order >= pbo {
+            return false;
+        }
+        if self.sw.on(SpbSwitch::PcpOwnership) {
+            // only from lists that already hold a whole free pageblock of this type: never
+            // claim or steal for ownership
+            let excl = self.excluded_in(ctx.zone_id);
+            let cats: &[Category] = if mt == MigrateType::Movable { &[Category::Clean] } else { &[Category::Tainted] };
+            let mut visited = 0;
+            for &cat in cats {
+                if let Some((p, _)) = Self::walk_list(z, cat, excl, &mut visited, |z, i| {
+                    mainline::smallest_in(z, i as usize, pbo, mt)
+                }) {
+                    z.account(p, 1u64 << pbo, crate::pageblock::Acct::Free, crate::pageblock::Acct::Pcp);
+                    let step = 1u64 << order;
+                    let mut q = p;
+                    while q < p + (1u64 << pbo) {
+                        let i = z.idx(q);
+                        z.pages[i] = crate::page::PageMeta::TAIL;
+                        z.pcp_push(cpu, q, order, mt, true);
+                        q += step;
+                    }
+                    let bi = z.pb_idx(p);
+                    z.pageblocks[bi].owner = cpu as u16 + 1;
+                    return true;
+                }
+            }
+        }
+        if mt != MigrateType::Movable && self.sw.on(SpbSwitch::AdoptPartial) {
+            let mut mode = RmqueueMode::Normal;
+            if let Some(p) = self.rmqueue(z, ctx, order, mt, flags, &mut mode, gfp) {
+                let bi = z.pb_idx(p);
+                let si = z.spb_idx(p);
+                if z.spbs[si].category == Category::Tainted && z.pageblocks[bi].owner == 0 {
+                    z.pageblocks[bi].owner = cpu as u16 + 1;
+                }
+                z.account(p, 1u64 << order, crate::pageblock::Acct::Free, crate::pageblock::Acct::Pcp);
+                z.pcp_push(cpu, p, order, mt, true);
+                return true;
+            }
+        }
+        false
     }
 
     /// spb_needs_defrag (patch 15 with the earlier start of patch 23).
