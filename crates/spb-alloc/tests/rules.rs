@@ -1,0 +1,331 @@
+//! One test per mainline rule, on the tiny geometry (8-page pageblocks, order-4 buddies,
+//! 16 pageblocks per SPB).
+
+mod common;
+use common::*;
+use spb_alloc::migratetype::MigrateType as Mt;
+use spb_alloc::page::PageState;
+use spb_alloc::*;
+
+/// No per-CPU lists and no watermarks: the rule under test is the only thing deciding.
+fn nopcp(kind: PolicyKind) -> Config {
+    let mut c = Config { pcp: false, ..cfg(kind) };
+    c.watermarks.min_free_kbytes = Some(0);
+    c
+}
+
+fn label(a: &Allocator, pfn: Pfn) -> Mt {
+    let z = &a.zones[a.zone_of(pfn).unwrap()];
+    z.pb(pfn).migratetype()
+}
+
+fn relabel(a: &mut Allocator, pfn: Pfn, mt: Mt) {
+    let zi = a.zone_of(pfn).unwrap();
+    a.zones[zi].split_straddling(pfn, 3);
+    a.zones[zi].move_freepages_block(pfn, mt).unwrap();
+}
+
+/// Allocate every free page of the zone as movable order-0 pages at known places.
+fn fill_movable(a: &mut Allocator) -> Vec<Pfn> {
+    let z = &a.zones[0];
+    let (s, e) = (z.span.start, z.span.end);
+    let mut v = vec![];
+    for p in s..e {
+        if a.alloc_at(p, 0, Gfp::HIGHUSER_MOVABLE, 0).is_ok() {
+            v.push(p);
+        }
+    }
+    v
+}
+
+#[test]
+fn fallback_prefers_reclaimable_for_unmovable() {
+    let mut a = Allocator::new(&tiny(1), nopcp(PolicyKind::Vanilla)).unwrap();
+    let pages = fill_movable(&mut a);
+    let base = pages[0];
+    // two free order-3 blocks that are not buddies: X movable, Y reclaimable
+    let (x, y) = (base + 16, base + 40);
+    for p in 0..8 {
+        a.free(y + p, 0, 0).unwrap();
+    }
+    a.zones[0].move_freepages_block(y, Mt::Reclaimable).unwrap();
+    for p in 0..8 {
+        a.free(x + p, 0, 0).unwrap();
+    }
+    let p = a.alloc(AllocRequest::new(0, Gfp::KERNEL), &mut NoEnv).unwrap();
+    assert!((y..y + 8).contains(&p), "unmovable fell back to {:#x}, not the reclaimable block", p);
+    assert_eq!(label(&a, p), Mt::Unmovable);
+    assert_eq!(label(&a, x), Mt::Movable);
+}
+
+#[test]
+fn claim_needs_half_a_pageblock() {
+    let mut a = Allocator::new(&tiny(1), nopcp(PolicyKind::Vanilla)).unwrap();
+    let pages = fill_movable(&mut a);
+    let base = pages[0];
+    let (blk_a, blk_b) = (base, base + 8);
+    // block A: 3 free pages (not enough); block B: 5 free pages (enough)
+    for p in [blk_a, blk_a + 2, blk_a + 4, blk_b, blk_b + 2, blk_b + 4, blk_b + 6, blk_b + 1] {
+        a.free(p, 0, 0).unwrap();
+    }
+    let p = a.alloc(AllocRequest::new(0, Gfp::KERNEL), &mut NoEnv).unwrap();
+    assert!((blk_b..blk_b + 8).contains(&p), "claimed {:#x}", p);
+    assert_eq!(label(&a, blk_b), Mt::Unmovable, "block B was claimed");
+    assert_eq!(label(&a, blk_a), Mt::Movable, "block A keeps its label");
+    assert_eq!(a.vm.get(Vm::ExtfragClaim), 1);
+}
+
+#[test]
+fn below_half_steals_without_relabel() {
+    let mut a = Allocator::new(&tiny(1), nopcp(PolicyKind::Vanilla)).unwrap();
+    let pages = fill_movable(&mut a);
+    let blk = pages[0];
+    for p in [blk, blk + 2, blk + 4] {
+        a.free(p, 0, 0).unwrap();
+    }
+    let p = a.alloc(AllocRequest::new(0, Gfp::KERNEL), &mut NoEnv).unwrap();
+    assert!((blk..blk + 8).contains(&p));
+    assert_eq!(label(&a, blk), Mt::Movable, "a steal does not relabel");
+    assert_eq!(a.vm.get(Vm::ExtfragSteal), 1);
+    assert_eq!(a.page_state(p).unwrap().mt, Mt::Unmovable as u8);
+}
+
+#[test]
+fn defrag_mode_never_steals() {
+    let mut a = Allocator::new(&tiny(1), nopcp(PolicyKind::Defrag)).unwrap();
+    let pages = fill_movable(&mut a);
+    let blk = pages[0];
+    for p in [blk, blk + 2, blk + 4] {
+        a.free(p, 0, 0).unwrap();
+    }
+    // GFP_NOWAIT cannot reclaim: with NOFRAGMENT kept it fails instead of stealing
+    let r = a.alloc(AllocRequest::new(0, Gfp::NOWAIT), &mut NoEnv);
+    assert!(r.is_err());
+    assert_eq!(a.vm.get(Vm::ExtfragSteal), 0);
+    // GFP_KERNEL reaches the last resort and then may steal
+    a.alloc(AllocRequest::new(0, Gfp::KERNEL), &mut NoEnv).unwrap();
+    assert_eq!(a.vm.get(Vm::ExtfragSteal), 1);
+}
+
+#[test]
+fn movable_claims_only_from_large_enough_buddies() {
+    // pageblock order 3: movable requests claim only from buddies of order >= 1
+    let mut a = Allocator::new(&tiny(1), nopcp(PolicyKind::Vanilla)).unwrap();
+    let base = a.zones[0].span.start;
+    // make everything unmovable-labelled, then leave only order-0 unmovable fragments free
+    for b in (0..128).step_by(8) {
+        relabel(&mut a, base + b, Mt::Unmovable);
+    }
+    let mut got = vec![];
+    while let Ok(p) = a.alloc(AllocRequest::new(0, Gfp::KERNEL), &mut NoEnv) {
+        got.push(p);
+    }
+    a.free(got[0], 0, 0).unwrap();
+    a.free(got[2], 0, 0).unwrap();
+    let before = a.vm.get(Vm::ExtfragClaim);
+    a.alloc(AllocRequest::new(0, Gfp::HIGHUSER_MOVABLE), &mut NoEnv).unwrap();
+    assert_eq!(a.vm.get(Vm::ExtfragClaim), before, "no claim from an order-0 buddy");
+    assert_eq!(a.vm.get(Vm::ExtfragSteal), 1);
+}
+
+#[test]
+fn merging_across_mergeable_types_at_pageblock_order() {
+    let mut a = Allocator::new(&tiny(1), nopcp(PolicyKind::Vanilla)).unwrap();
+    let base = a.zones[0].span.start;
+    relabel(&mut a, base, Mt::Unmovable);
+    // allocate the unmovable block whole, then free it: it merges with its movable buddy
+    a.alloc_at(base, 3, Gfp::KERNEL, 0).unwrap();
+    a.free(base, 3, 0).unwrap();
+    let m = a.page_state(base).unwrap();
+    assert_eq!((m.state, m.order), (PageState::Free, 4));
+    assert_eq!(label(&a, base + 8), Mt::Unmovable, "the buddy's block takes the freeing type");
+}
+
+#[test]
+fn no_merge_with_isolated_or_highatomic() {
+    let mut a = Allocator::new(&tiny(1), nopcp(PolicyKind::Vanilla)).unwrap();
+    let base = a.zones[0].span.start;
+    relabel(&mut a, base + 8, Mt::HighAtomic);
+    a.alloc_at(base, 3, Gfp::HIGHUSER_MOVABLE, 0).unwrap();
+    a.free(base, 3, 0).unwrap();
+    assert_eq!(a.page_state(base).unwrap().order, 3, "no merge with a highatomic buddy");
+}
+
+#[test]
+fn watermarks_follow_min_free_kbytes() {
+    let l = MemoryLayout::x86_64(16 << 30, &X86Options::default()).unwrap();
+    let a = Allocator::new(&l, Config::default()).unwrap();
+    let total_min: u64 = a.zones.iter().map(|z| z.wmark[0]).sum();
+    // THP raises min_free_kbytes to 11 pageblocks per zone: 3 zones * 11 * 512 pages
+    assert!((16896 - 3..=16896).contains(&total_min), "sum of min watermarks {}", total_min);
+    let n = &a.zones[a.zone_by_kind(ZoneKind::Normal).unwrap()];
+    assert!(n.wmark[1] > n.wmark[0] && n.wmark[2] > n.wmark[1]);
+    // GFP_ATOMIC sees 37.5 % less of min: passes where a normal request fails
+    let free = n.wmark[0] - n.wmark[0] / 4;
+    let f_atomic = AllocFlags::MIN_RESERVE.with(AllocFlags::NON_BLOCK);
+    assert!(n.watermark_ok(0, n.wmark[0], 2, f_atomic, free));
+    assert!(!n.watermark_ok(0, n.wmark[0], 2, AllocFlags::WMARK_MIN, free));
+    // lowmem reserve protects DMA32 from Normal-capable requests
+    let d = &a.zones[a.zone_by_kind(ZoneKind::Dma32).unwrap()];
+    assert!(d.lowmem_reserve[ZoneKind::Normal as usize] > 0);
+}
+
+#[test]
+fn highatomic_reserve_and_unreserve() {
+    // default watermarks: min 64 pages, low 80 on this 1024-page zone
+    let mut a = Allocator::new(&tiny(8), Config { pcp: false, ..cfg(PolicyKind::Vanilla) }).unwrap();
+    let pages = fill_movable(&mut a);
+    // leave 72 free pages: below low (the fast path fails), above the atomic reserve of min
+    for &p in pages.iter().rev().take(72) {
+        a.free(p, 0, 0).unwrap();
+    }
+    let p = a.alloc(AllocRequest::new(1, Gfp::ATOMIC), &mut NoEnv).unwrap();
+    assert_eq!(label(&a, p), Mt::HighAtomic, "a high-order atomic allocation reserves its block");
+    assert_eq!(a.zones[0].nr_reserved_highatomic, 8);
+    assert_eq!(a.vm.get(Vm::HighatomicReserve), 1);
+    // the reserve is hidden from normal requests' watermark and served to atomics first
+    let q = a.alloc(AllocRequest::new(1, Gfp::ATOMIC), &mut NoEnv).unwrap();
+    assert_eq!(label(&a, q), Mt::HighAtomic);
+    let zi = 0;
+    // force-unreserve gives the block back to the requester's type
+    let mut released = false;
+    for _ in 0..2 {
+        let z = &mut a.zones[zi];
+        let mut vm = VmStat::default();
+        let mut ev = spb_alloc::event::EventLog::default();
+        let mut ctx = spb_alloc::policy::Ctx { vm: &mut vm, ev: &mut ev, boost_factor: 0, no_boost: true, zone_id: 0, now_ns: 0 };
+        released |= spb_alloc::policy::mainline::unreserve_highatomic(z, &mut ctx, Mt::Unmovable, true);
+    }
+    assert!(released);
+    assert_eq!(label(&a, p), Mt::Unmovable);
+}
+
+use spb_alloc::vmstat::VmStat;
+
+#[test]
+fn pcp_pages_are_neither_free_nor_allocated() {
+    // a 1 GiB zone: batch 63
+    let l = MemoryLayout::single_zone(Geometry::X86_64, ZoneKind::Normal, 1 << 20, 1 << 18);
+    let mut a = Allocator::new(&l, Config { check_every: 0, ..cfg(PolicyKind::Vanilla) }).unwrap();
+    let managed = a.zones[0].managed_pages;
+    let p = a.alloc(AllocRequest::new(0, Gfp::HIGHUSER_MOVABLE).cpu(1), &mut NoEnv).unwrap();
+    a.check().unwrap();
+    let z = &a.zones[0];
+    let pcp = z.pcp[1].count;
+    assert!(pcp > 0, "the refill left pages on cpu 1's list");
+    assert_eq!(z.free_pages + pcp + 1, managed);
+    assert_eq!(z.spbs.iter().map(|s| s.pcp_pages).sum::<u64>(), pcp);
+    a.free(p, 0, 1).unwrap();
+    assert_eq!(a.zones[0].pcp[1].count, pcp + 1, "a freed order-0 page goes to the per-CPU list");
+    a.drain_all_pcp();
+    assert_eq!(a.zones[0].free_pages, managed);
+    // buddyinfo does not see per-CPU pages
+    a.alloc(AllocRequest::new(0, Gfp::KERNEL), &mut NoEnv).unwrap();
+    let bi_pages: u64 = (0..11).map(|o| a.zones[0].nr_free[o].iter().sum::<u64>() << o).sum();
+    assert_eq!(bi_pages, a.zones[0].free_pages);
+}
+
+#[test]
+fn zone_fallback_normal_then_dma32() {
+    let mut a = Allocator::new(&tiny_two_zone(1), nopcp(PolicyKind::Vanilla)).unwrap();
+    let mut zones_used = std::collections::BTreeSet::new();
+    while let Ok(p) = a.alloc(AllocRequest::new(0, Gfp::KERNEL), &mut NoEnv) {
+        zones_used.insert(a.zone_of(p).unwrap());
+    }
+    assert!(zones_used.contains(&1) && zones_used.contains(&0), "Normal first, then DMA32: {:?}", zones_used);
+    // a DMA32 request never uses Normal
+    let mut b = Allocator::new(&tiny_two_zone(1), nopcp(PolicyKind::Vanilla)).unwrap();
+    let p = b.alloc(AllocRequest::new(0, Gfp(Gfp::KERNEL.0 | Gfp::DMA32.0)), &mut NoEnv).unwrap();
+    assert_eq!(b.zone_of(p), Some(0));
+}
+
+#[test]
+fn bad_frees_are_rejected_without_damage() {
+    let mut a = Allocator::new(&tiny(1), cfg(PolicyKind::Vanilla)).unwrap();
+    let p = a.alloc(AllocRequest::new(2, Gfp::KERNEL), &mut NoEnv).unwrap();
+    assert!(matches!(a.free(p, 1, 0), Err(FreeError::WrongOrder { .. })));
+    assert!(matches!(a.free(p + 1, 0, 0), Err(FreeError::NotAllocated { .. })));
+    assert!(matches!(a.free(1 << 40, 0, 0), Err(FreeError::OutOfRange { .. })));
+    a.free(p, 2, 0).unwrap();
+    assert!(matches!(a.free(p, 2, 0), Err(FreeError::DoubleFree { .. })));
+    a.check().unwrap();
+}
+
+#[test]
+fn split_pieces_free_separately() {
+    let mut a = Allocator::new(&tiny(1), cfg(PolicyKind::Vanilla)).unwrap();
+    let p = a.alloc(AllocRequest::new(3, Gfp::HIGHUSER_MOVABLE), &mut NoEnv).unwrap();
+    a.split(p, 3, 0).unwrap();
+    for i in 0..8 {
+        a.free(p + i, 0, 0).unwrap();
+    }
+    a.drain_all_pcp();
+    assert_eq!(a.free_pages(), a.zones[0].managed_pages);
+}
+
+#[test]
+fn contig_migrates_movable_and_fails_on_unmovable() {
+    let mut a = Allocator::new(&tiny(2), cfg(PolicyKind::Vanilla)).unwrap();
+    let mut env = TrackEnv::default();
+    let base = a.zones[0].span.start;
+    a.alloc_at(base + 3, 0, Gfp::HIGHUSER_MOVABLE, 7).unwrap();
+    env.loc.insert(7, (base + 3, 0));
+    a.alloc_at(base + 128 + 5, 0, Gfp::KERNEL, 8).unwrap();
+    let p = a.alloc_contig(7, Gfp::HIGHUSER_MOVABLE, 9, &mut env).unwrap();
+    assert_eq!(p, base, "the first SPB after migrating its movable page");
+    assert_eq!(env.moves, 1);
+    assert!(a.alloc_contig(7, Gfp::HIGHUSER_MOVABLE, 10, &mut env).is_err(), "the second SPB holds an unmovable page");
+    a.free(p, 7, 0).unwrap();
+    a.check().unwrap();
+}
+
+#[test]
+fn grow_zone_adds_memory() {
+    let g = Geometry::TINY;
+    let mut l = tiny(2);
+    let s = l.zones[0].span.start;
+    l.zones[0].uninit.push(PfnRange::new(s + 128, s + 256));
+    let mut a = Allocator::new(&l, cfg(PolicyKind::Spb)).unwrap();
+    assert_eq!(a.zones[0].managed_pages, 128);
+    a.grow_zone(0, PfnRange::new(s + 128, s + 256)).unwrap();
+    assert_eq!(a.zones[0].managed_pages, 256);
+    // hot-add beyond the end: new SPBs appear
+    a.grow_zone(0, PfnRange::new(s + 256, s + 256 + g.spb_pages())).unwrap();
+    assert_eq!(a.zones[0].spbs.len(), 3);
+    a.check().unwrap();
+    assert!(matches!(a.grow_zone(0, PfnRange::new(s, s + 8)), Err(GrowError::AlreadyManaged { .. })));
+}
+
+#[test]
+fn compaction_frees_a_high_order_block() {
+    let mut a = Allocator::new(&tiny(1), nopcp(PolicyKind::Vanilla)).unwrap();
+    let mut env = TrackEnv::default();
+    let pages = fill_movable(&mut a);
+    for (k, &p) in pages.iter().enumerate() {
+        env.loc.insert(0, (p, 0));
+        if k % 2 == 0 {
+            a.free(p, 0, 0).unwrap();
+        }
+    }
+    env.loc.clear();
+    assert_eq!(a.zones[0].nr_free[3].iter().sum::<u64>(), 0);
+    let r = a.compact_zone(0, Some(3), spb_alloc::compaction::CompactPriority::SyncFull, Mt::Movable, false, &mut env);
+    assert_eq!(r, spb_alloc::compaction::CompactResult::Success);
+    assert!(a.zones[0].nr_free[3..].iter().flatten().sum::<u64>() > 0);
+    assert!(a.vm.get(Vm::PgmigrateSuccess) > 0);
+}
+
+#[test]
+fn dumps_have_kernel_layout() {
+    let a = Allocator::new(&tiny_two_zone(2), cfg(PolicyKind::Vanilla)).unwrap();
+    let bi = a.buddyinfo();
+    for line in bi.lines() {
+        assert!(line.starts_with("Node 0, zone "));
+        assert!(line.ends_with(' '));
+    }
+    let pt = a.pagetypeinfo();
+    assert!(pt.starts_with("Page block order: 3\nPages per block:  8\n\nFree pages count per migrate type at order "));
+    assert!(pt.contains("Node    0, zone   Normal, type      Movable "));
+    assert!(pt.contains("\nNumber of blocks type     Unmovable      Movable  Reclaimable   HighAtomic          CMA      Isolate \n"));
+    assert!(pt.contains("Node 0, zone   Normal            0           32            0            0            0            0 \n"), "{}", pt);
+}
