@@ -453,7 +453,7 @@ impl SpbPolicy {
             // only from lists that already hold a whole free pageblock of this type: never
             // claim or steal for ownership
             let excl = self.excluded_in(ctx.zone_id);
-            let cats: &[Category] = if mt == MigrateType::Movable { &[Category::Clean] } else { &[Category::Tainted] };
+            let cats: &[Category] = if mt == MigrateType::Movable { &[Category::Clean, Category::Empty] } else { &[Category::Tainted] };
             let mut visited = 0;
             for &cat in cats {
                 if let Some((p, _)) = Self::walk_list(z, cat, excl, &mut visited, |z, i| {
