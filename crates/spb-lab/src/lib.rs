@@ -1,2 +1,4 @@
 //! spb-lab: the deterministic workload lab, trace replayer, metrics and reports for spb-alloc.
+pub mod capture;
 pub mod metrics;
+pub mod trace;
