@@ -105,6 +105,9 @@ pub struct Allocator {
     /// Pages migrated for any reason.
     pub pages_migrated: u64,
     pub(crate) last_proactive_ns: u64,
+    /// Zone index to use for each highest zone kind a gfp mask allows (None = no such zone).
+    pub(crate) preferred_by_kind: [Option<ZoneId>; 4],
+    pub(crate) has_dma32: bool,
 }
 
 impl Allocator {
@@ -135,7 +138,10 @@ impl Allocator {
             freed_scratch: Vec::new(),
             pages_migrated: 0,
             last_proactive_ns: 0,
+            preferred_by_kind: [None; 4],
+            has_dma32: false,
         };
+        a.refresh_zone_tables();
         a.cfg.nr_cpus = nr_cpus;
         if let Some(s) = a.policy.spb_mut() {
             s.init_zones(&a.zones);
@@ -154,10 +160,17 @@ impl Allocator {
     }
 
     /// The preferred (highest allowed) zone for a gfp mask, and the highest zone index.
+    #[inline]
     pub(crate) fn preferred_zone(&self, gfp: Gfp) -> Option<(ZoneId, usize)> {
         let highest = gfp.highest_zone();
-        let zi = self.zones.iter().rposition(|z| z.kind <= highest)?;
-        Some((zi, highest as usize))
+        Some((self.preferred_by_kind[highest as usize]?, highest as usize))
+    }
+
+    fn refresh_zone_tables(&mut self) {
+        for k in ZoneKind::ALL {
+            self.preferred_by_kind[k as usize] = self.zones.iter().rposition(|z| z.kind <= k);
+        }
+        self.has_dma32 = self.zones.iter().any(|z| z.kind == ZoneKind::Dma32);
     }
 
     pub(crate) fn ctx_parts(&mut self, zi: ZoneId) -> (&mut Zone, &mut Policy, Ctx<'_>) {
@@ -185,8 +198,7 @@ impl Allocator {
         let (preferred, highest) = self.preferred_zone(req.gfp).ok_or(err(AllocErrorKind::NoZone))?;
         self.ops += 1;
         let mut flags = crate::gfp::fast_path_alloc_flags(req.gfp);
-        let has_dma32 = self.zones.iter().any(|z| z.kind == ZoneKind::Dma32);
-        if self.policy.fast_nofragment(self.zones[preferred].kind, has_dma32) || (req.trylock && self.policy.keeps_nofragment()) {
+        if self.policy.fast_nofragment(self.zones[preferred].kind, self.has_dma32) || (req.trylock && self.policy.keeps_nofragment()) {
             flags = flags.with(AllocFlags::NOFRAGMENT);
         }
         let r = if let Some(p) = self.get_page_from_freelist(req, flags, preferred, highest) {

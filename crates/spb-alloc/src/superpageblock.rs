@@ -66,6 +66,9 @@ pub struct SpbMeta {
     pub fullness: u8,
     pub list_prev: u32,
     pub list_next: u32,
+    /// Free-page thresholds of the fullness buckets: `ceil((2k+1)/8 * usable)`, k = 0..3.
+    /// Derived from the usable pages; refreshed whenever those change.
+    pub bounds: [u64; 4],
 }
 
 impl SpbMeta {
@@ -89,7 +92,20 @@ impl SpbMeta {
             fullness: 0,
             list_prev: NIL,
             list_next: NIL,
+            bounds: [0; 4],
         }
+    }
+    /// Recompute the fullness thresholds from the usable pages.
+    pub fn refresh_bounds(&mut self) {
+        let u = self.usable_pages();
+        for k in 0..4 {
+            self.bounds[k] = ((2 * k as u64 + 1) * u).div_ceil(8);
+        }
+    }
+    /// The fullness bucket for `free` free pages (0 = fullest).
+    #[inline(always)]
+    pub fn fullness_of(&self, free: u64) -> u8 {
+        (free >= self.bounds[0]) as u8 + (free >= self.bounds[1]) as u8 + (free >= self.bounds[2]) as u8 + (free >= self.bounds[3]) as u8
     }
     /// Non-movable pages (unmovable + reclaimable + highatomic allocations).
     #[inline]
@@ -143,15 +159,14 @@ impl SpbMeta {
             Category::Clean
         }
     }
-    /// The fullness bucket the counters imply (0 = fullest).
+    /// The fullness bucket the counters imply (0 = fullest): free eighths of the usable pages,
+    /// 0 -> full, 1-2, 3-4, 5-6, 7-8 -> almost empty.
     pub fn compute_fullness(&self) -> u8 {
         let usable = self.usable_pages();
         if usable == 0 {
             return 0;
         }
-        // free eighths, rounded down: 0 -> full, 7..8 -> almost empty.
-        let eighths = (self.free_pages * 8 / usable) as u8;
-        match eighths {
+        match (self.free_pages * 8 / usable) as u8 {
             0 => 0,
             1 | 2 => 1,
             3 | 4 => 2,
@@ -240,7 +255,7 @@ impl SpbLists {
     /// category when it changed.
     pub fn refile(&mut self, spbs: &mut [SpbMeta], i: u32) -> Option<Category> {
         let s = &spbs[i as usize];
-        let (c, f) = (s.compute_category(), s.compute_fullness());
+        let (c, f) = (s.compute_category(), s.fullness_of(s.free_pages));
         if c == s.category && f == s.fullness {
             return None;
         }
@@ -287,6 +302,7 @@ impl Iterator for SpbListIter<'_> {
 pub(crate) fn build_lists(spbs: &mut [SpbMeta]) -> SpbLists {
     let mut l = SpbLists::default();
     for i in 0..spbs.len() {
+        spbs[i].refresh_bounds();
         spbs[i].category = spbs[i].compute_category();
         spbs[i].fullness = spbs[i].compute_fullness();
         l.link(spbs, i as u32);

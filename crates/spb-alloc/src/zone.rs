@@ -217,6 +217,7 @@ impl Zone {
         s.list_prev = self.spbs[i].list_prev;
         s.list_next = self.spbs[i].list_next;
         s.contig_allocated = self.spbs[i].contig_allocated;
+        s.refresh_bounds();
         self.spbs[i] = s;
     }
 
@@ -251,6 +252,7 @@ impl Zone {
         let out_lo = self.span.start.saturating_sub(start).min(self.geo.spb_pages());
         let out_hi = end.saturating_sub(self.span.end).min(self.geo.spb_pages());
         s.outside_pages = out_lo + out_hi;
+        s.refresh_bounds();
         s
     }
 
@@ -311,34 +313,54 @@ impl Zone {
 
     /// Move `n` pages from accounting class `from` to `to`, keeping pageblock counters, SPB
     /// counters and SPB lists in step. The range must lie inside the zone.
+    #[inline]
     pub fn account(&mut self, pfn: Pfn, n: u64, from: Acct, to: Acct) {
+        let pbp = self.geo.pageblock_pages();
+        if (pfn ^ (pfn + n - 1)) < pbp && (pfn & (pbp - 1)) + n <= pbp {
+            // the common case: inside one pageblock
+            self.account_one(pfn, n, from, to);
+        } else {
+            self.account_range(pfn, n, from, to);
+        }
+    }
+
+    #[inline(always)]
+    fn account_one(&mut self, p: Pfn, cnt: u64, from: Acct, to: Acct) {
+        let pbp = self.geo.pageblock_pages() as u16;
+        let pbi = self.pb_idx(p);
+        let pb = &mut self.pageblocks[pbi];
+        let old = pb.content(pbp);
+        *pb.counter(from) -= cnt as u16;
+        *pb.counter(to) += cnt as u16;
+        let new = pb.content(pbp);
+        if new & crate::pageblock::content::ALL_FREE != 0 {
+            pb.owner = 0;
+        }
+        let si = self.spb_idx(p);
+        let s = &mut self.spbs[si];
+        *spb_counter(s, from) -= cnt;
+        *spb_counter(s, to) += cnt;
+        if matches!(from, Acct::Reserved | Acct::Absent) || matches!(to, Acct::Reserved | Acct::Absent) {
+            s.refresh_bounds();
+        }
+        if old != new {
+            s.pb_transition(old, new);
+        } else if s.fullness_of(s.free_pages) == s.fullness {
+            return;
+        }
+        if let Some(fromc) = self.spb_lists.refile(&mut self.spbs, si as u32) {
+            let to_c = self.spbs[si].category;
+            self.cat_changes.push(CategoryChange { spb: si as u32, from: fromc, to: to_c });
+        }
+    }
+
+    fn account_range(&mut self, pfn: Pfn, n: u64, from: Acct, to: Acct) {
         let pbp = self.geo.pageblock_pages();
         let mut p = pfn;
         let end = pfn + n;
         while p < end {
-            let pb_end = (p | (pbp - 1)) + 1;
-            let cnt = end.min(pb_end) - p;
-            let pbi = self.pb_idx(p);
-            let pb = &mut self.pageblocks[pbi];
-            let old = pb.content(pbp as u16);
-            *pb.counter(from) -= cnt as u16;
-            *pb.counter(to) += cnt as u16;
-            let new = pb.content(pbp as u16);
-            if new & crate::pageblock::content::ALL_FREE != 0 {
-                pb.owner = 0;
-            }
-            let si = self.spb_idx(p);
-            let s = &mut self.spbs[si];
-            *spb_counter(s, from) -= cnt;
-            *spb_counter(s, to) += cnt;
-            s.pb_transition(old, new);
-            let last_of_spb = (pb_end & (self.geo.spb_pages() - 1)) == 0;
-            if last_of_spb || pb_end >= end {
-                if let Some(fromc) = self.spb_lists.refile(&mut self.spbs, si as u32) {
-                    let to_c = self.spbs[si].category;
-                    self.cat_changes.push(CategoryChange { spb: si as u32, from: fromc, to: to_c });
-                }
-            }
+            let cnt = end.min((p | (pbp - 1)) + 1) - p;
+            self.account_one(p, cnt, from, to);
             p += cnt;
         }
     }
