@@ -119,6 +119,36 @@ impl PageblockMeta {
         }
         c
     }
+    /// The content bit a class contributes right now (0 when it contributes none).
+    #[inline(always)]
+    pub fn class_bit(&self, a: Acct, pb_pages: u16) -> u8 {
+        match a {
+            Acct::Free => {
+                if self.free == pb_pages {
+                    content::ALL_FREE
+                } else {
+                    0
+                }
+            }
+            Acct::Pcp => 0,
+            Acct::Alloc(mt) => {
+                let c = alloc_class(mt);
+                if self.alloc[c] > 0 {
+                    [content::UNMOVABLE, content::MOVABLE, content::RECLAIMABLE, content::HIGHATOMIC][c]
+                } else {
+                    0
+                }
+            }
+            Acct::Reserved | Acct::Absent => {
+                if self.reserved + self.absent > 0 {
+                    content::RESERVED
+                } else {
+                    0
+                }
+            }
+        }
+    }
+
     /// Allocated pages of any class.
     #[inline]
     pub fn allocated(&self) -> u32 {

@@ -329,13 +329,20 @@ impl Zone {
         let pbp = self.geo.pageblock_pages() as u16;
         let pbi = self.pb_idx(p);
         let pb = &mut self.pageblocks[pbi];
-        let old = pb.content(pbp);
+        // only the bits of the two classes involved can change
+        let before = pb.class_bit(from, pbp) | pb.class_bit(to, pbp);
         *pb.counter(from) -= cnt as u16;
         *pb.counter(to) += cnt as u16;
-        let new = pb.content(pbp);
-        if new & crate::pageblock::content::ALL_FREE != 0 {
-            pb.owner = 0;
-        }
+        let after = pb.class_bit(from, pbp) | pb.class_bit(to, pbp);
+        let (old, new) = if before != after {
+            let new = pb.content(pbp);
+            if new & crate::pageblock::content::ALL_FREE != 0 {
+                pb.owner = 0;
+            }
+            (new ^ before ^ after, new)
+        } else {
+            (0, 0)
+        };
         let si = self.spb_idx(p);
         let s = &mut self.spbs[si];
         *spb_counter(s, from) -= cnt;
