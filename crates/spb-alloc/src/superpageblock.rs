@@ -26,11 +26,14 @@ pub enum Category {
 /// Number of categories.
 pub const NR_CATEGORIES: usize = 4;
 
-/// Fullness buckets, fullest first (SB_FULL .. SB_ALMOST_EMPTY). The bucket is computed from
-/// the fraction of the SPB's usable pages that are free: `< 1/8` full, `< 3/8`, `< 5/8`, `< 7/8`,
-/// and the rest almost empty. (The series' boundaries were not recoverable; these are evenly
-/// spaced so that "fullest first" has a useful resolution.)
-pub const NR_FULLNESS: usize = 5;
+/// Fullness buckets, fullest first (SB_FULL .. SB_ALMOST_EMPTY). Bucket 0 holds SPBs with no
+/// free page at all (allocation walks skip it: at 1 TiB most SPBs are full and stepping over
+/// them would make every walk O(SPBs)); the others follow the fraction of the SPB's usable
+/// pages that are free: `< 1/8`, `< 3/8`, `< 5/8`, `< 7/8`, and the rest. (The series' boundaries
+/// were not recoverable; these are evenly spaced so "fullest first" has a useful resolution.)
+pub const NR_FULLNESS: usize = 6;
+/// First bucket an allocation walk visits.
+pub const FIRST_WITH_FREE: usize = 1;
 
 /// Counters of one superpageblock.
 ///
@@ -66,7 +69,7 @@ pub struct SpbMeta {
     pub fullness: u8,
     pub list_prev: u32,
     pub list_next: u32,
-    /// Free-page thresholds of the fullness buckets: `ceil((2k+1)/8 * usable)`, k = 0..3.
+    /// Free-page thresholds of the fullness buckets above 1: `ceil((2k+1)/8 * usable)`, k = 0..3.
     /// Derived from the usable pages; refreshed whenever those change.
     pub bounds: [u64; 4],
 }
@@ -105,7 +108,7 @@ impl SpbMeta {
     /// The fullness bucket for `free` free pages (0 = fullest).
     #[inline(always)]
     pub fn fullness_of(&self, free: u64) -> u8 {
-        (free >= self.bounds[0]) as u8 + (free >= self.bounds[1]) as u8 + (free >= self.bounds[2]) as u8 + (free >= self.bounds[3]) as u8
+        (free > 0) as u8 + (free >= self.bounds[0]) as u8 + (free >= self.bounds[1]) as u8 + (free >= self.bounds[2]) as u8 + (free >= self.bounds[3]) as u8
     }
     /// Non-movable pages (unmovable + reclaimable + highatomic allocations).
     #[inline]
@@ -159,19 +162,19 @@ impl SpbMeta {
             Category::Clean
         }
     }
-    /// The fullness bucket the counters imply (0 = fullest): free eighths of the usable pages,
-    /// 0 -> full, 1-2, 3-4, 5-6, 7-8 -> almost empty.
+    /// The fullness bucket the counters imply: 0 = no free page; then by free eighths of the
+    /// usable pages: 0 -> 1, 1-2 -> 2, 3-4 -> 3, 5-6 -> 4, 7-8 -> 5 (almost empty).
     pub fn compute_fullness(&self) -> u8 {
         let usable = self.usable_pages();
-        if usable == 0 {
+        if usable == 0 || self.free_pages == 0 {
             return 0;
         }
         match (self.free_pages * 8 / usable) as u8 {
-            0 => 0,
-            1 | 2 => 1,
-            3 | 4 => 2,
-            5 | 6 => 3,
-            _ => 4,
+            0 => 1,
+            1 | 2 => 2,
+            3 | 4 => 3,
+            5 | 6 => 4,
+            _ => 5,
         }
     }
     /// Apply a pageblock content transition to the pageblock counters.

@@ -29,7 +29,7 @@ use crate::geometry::Pfn;
 use crate::gfp::{has_cheap_fallback, AllocFlags, CheapFallbackRule, Gfp};
 use crate::migratetype::MigrateType;
 use crate::page::NIL;
-use crate::superpageblock::{Category, SpbMeta, NR_FULLNESS};
+use crate::superpageblock::{Category, SpbMeta, FIRST_WITH_FREE, NR_FULLNESS};
 use crate::vmstat::{Vm, WalkHistogram};
 use crate::zone::{CategoryChange, Zone};
 
@@ -200,7 +200,7 @@ impl SpbPolicy {
     /// Walk the list `cat` fullest first, calling `f` on each SPB until it returns Some.
     #[inline]
     fn walk_list(z: &mut Zone, cat: Category, excluded: u32, visited: &mut u32, mut f: impl FnMut(&mut Zone, u32) -> Option<Pfn>) -> Option<(Pfn, u32)> {
-        for full in 0..NR_FULLNESS {
+        for full in FIRST_WITH_FREE..NR_FULLNESS {
             let mut i = z.spb_lists.heads[cat as usize][full];
             while i != NIL {
                 let next = z.spbs[i as usize].list_next;
@@ -296,6 +296,8 @@ impl SpbPolicy {
         let mut walk = TaintedWalk::default();
         let zi = ctx.zone_id as usize;
         // PASS_1: own lists in tainted SPBs (recording what the walk saw), then lost SPBs.
+        // Full tainted SPBs (no free page) are not walked; they are at or below any reserve.
+        walk.saw_below_reserve = z.spb_lists.counts[Category::Tainted as usize][0] > 0;
         if steer {
             if let Some(p) = self.hint_try(z, ctx, order, mt, Category::Tainted) {
                 *visited += 1;
