@@ -135,15 +135,13 @@ impl Zone {
             compact: CompactState::default(),
             cat_changes: Vec::new(),
         };
-        // Every page starts absent; pageblock counters likewise.
-        for p in z.pages.iter_mut() {
-            *p = PageMeta::with_state(PageState::Hole);
-        }
+        // Pageblock counters start "absent"; pages start as tails of nothing and get their
+        // state below (holes, reservations, uninitialised memory, managed blocks).
         let pbp = geo.pageblock_pages();
         for pb in z.pageblocks.iter_mut() {
             pb.absent = pbp as u16;
         }
-        // Managed = present minus reserved minus uninit.
+        // the parts of the first and last pageblocks outside the span stay absent
         let mut marks: Vec<(PfnRange, PageState)> = Vec::new();
         for r in &spec.reserved {
             marks.push((r.range, PageState::Reserved));
@@ -174,9 +172,6 @@ impl Zone {
             managed.push(PfnRange::new(cursor, span.end));
         }
         for r in managed {
-            for pfn in r.start..r.end {
-                z.pages[(pfn - span.start) as usize] = PageMeta::TAIL;
-            }
             z.set_counts_direct(r.start, r.len(), Acct::Free);
             z.managed_pages += r.len();
             for (pfn, order) in carve(r, geo.max_order) {
