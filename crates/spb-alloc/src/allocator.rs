@@ -105,6 +105,7 @@ pub struct Allocator {
     /// Pages migrated for any reason.
     pub pages_migrated: u64,
     pub(crate) last_proactive_ns: u64,
+    pub(crate) last_pcp_decay_ns: u64,
     /// Zone index to use for each highest zone kind a gfp mask allows (None = no such zone).
     pub(crate) preferred_by_kind: [Option<ZoneId>; 4],
     pub(crate) has_dma32: bool,
@@ -138,6 +139,7 @@ impl Allocator {
             freed_scratch: Vec::new(),
             pages_migrated: 0,
             last_proactive_ns: 0,
+            last_pcp_decay_ns: 0,
             preferred_by_kind: [None; 4],
             has_dma32: false,
         };

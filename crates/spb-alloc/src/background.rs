@@ -14,6 +14,8 @@ use crate::Allocator;
 
 /// HPAGE_FRAG_CHECK_INTERVAL_MSEC.
 pub const PROACTIVE_INTERVAL_NS: u64 = 500_000_000;
+/// The vmstat worker's interval (decay of per-CPU list limits).
+pub const PCP_DECAY_INTERVAL_NS: u64 = 1_000_000_000;
 /// kswapd gives up a run after this many reclaim rounds without reaching balance.
 pub const KSWAPD_MAX_ROUNDS: u32 = 16;
 
@@ -59,6 +61,13 @@ impl Allocator {
         }
         if let Some(order) = self.pending.kcompactd.take() {
             self.run_kcompactd(order, env);
+        }
+        if self.now_ns >= self.last_pcp_decay_ns + PCP_DECAY_INTERVAL_NS {
+            self.last_pcp_decay_ns = self.now_ns;
+            for z in self.zones.iter_mut() {
+                z.decay_pcp_high();
+                let _ = z.take_cat_changes();
+            }
         }
         if self.cfg.compaction_proactiveness > 0 && self.now_ns >= self.last_proactive_ns + PROACTIVE_INTERVAL_NS {
             self.last_proactive_ns = self.now_ns;

@@ -243,3 +243,24 @@ impl Zone {
         0
     }
 }
+
+impl Zone {
+    /// decay_pcp_high, run once a second by the vmstat worker: `high` decays by 1/8 toward
+    /// `high_min` (never below `count - 32 * batch`), and pages above it go back to the buddy
+    /// lists, at most `32 * batch` per tick.
+    pub fn decay_pcp_high(&mut self) -> u64 {
+        let mut freed = 0;
+        for cpu in 0..self.pcp.len() {
+            let p = &mut self.pcp[cpu];
+            if p.high > p.high_min {
+                let floor = p.count.saturating_sub(32 * p.batch);
+                p.high = (p.high - p.high / 8).max(p.high_min).max(floor);
+            }
+            if p.count > p.high {
+                let n = (p.count - p.high).min(32 * p.batch);
+                freed += self.free_pcppages_bulk(cpu, n, 0);
+            }
+        }
+        freed
+    }
+}
