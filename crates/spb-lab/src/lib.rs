@@ -4,3 +4,4 @@ pub mod metrics;
 pub mod kpageflags;
 pub mod report;
 pub mod trace;
+pub mod sweep;
