@@ -310,7 +310,7 @@ impl Allocator {
         }
         let p = page?;
         let i = z.idx(p);
-        z.pages[i] = PageMeta { state: PageState::Alloc, order, mt: mt as u8, cookie: req.cookie, ..PageMeta::TAIL };
+        z.pages[i] = PageMeta::alloc(order, mt as u8, req.cookie);
         if flags.contains(AllocFlags::HIGHATOMIC) && order > 0 {
             mainline::reserve_highatomic(z, &mut ctx, p, order);
         }
@@ -477,7 +477,7 @@ impl Allocator {
             match find_head(z, p) {
                 Some((h, PageState::Pcp)) => {
                     let m = *z.page(h);
-                    let cpu = m.cookie as usize;
+                    let cpu = m.cpu();
                     let li = z.pindex(m.order, MigrateType::from_u8(m.mt).unwrap_or(MigrateType::Movable));
                     let i = z.idx(h) as u32;
                     z.pcp_unlink(cpu, li, i);
@@ -501,7 +501,7 @@ impl Allocator {
         let mt = gfp.migratetype();
         z.account(pfn, 1u64 << order, Acct::Free, Acct::Alloc(mt));
         let i = z.idx(pfn);
-        z.pages[i] = PageMeta { state: PageState::Alloc, order, mt: mt as u8, cookie, ..PageMeta::TAIL };
+        z.pages[i] = PageMeta::alloc(order, mt as u8, cookie);
         let kind = z.kind;
         let changes = z.take_cat_changes();
         for c in changes {

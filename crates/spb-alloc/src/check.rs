@@ -159,7 +159,7 @@ fn check_zone(z: &Zone) -> Result<(), InvariantViolation> {
             let mut prev = NIL;
             while i != NIL {
                 let m = &z.pages[i as usize];
-                ensure!(m.state == PageState::Pcp && m.cookie as usize == c, "{}: cpu {} list {} holds {:#x} in state {:?}", name, c, li, z.pfn_of(i), m.state);
+                ensure!(m.state == PageState::Pcp && m.cpu() == c, "{}: cpu {} list {} holds {:#x} in state {:?}", name, c, li, z.pfn_of(i), m.state);
                 ensure!(z.pindex(m.order, MigrateType::from_u8(m.mt).unwrap_or(MigrateType::Movable)) == li, "{}: cpu {} list {} holds an entry of order {} type {}", name, c, li, m.order, m.mt);
                 ensure!(m.prev == prev, "{}: broken pcp prev link", name);
                 cnt += 1u64 << m.order;

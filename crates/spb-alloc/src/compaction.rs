@@ -161,12 +161,12 @@ impl Allocator {
         let m = *self.zones[zi_from].page(from);
         let n = 1u64 << m.order;
         let mt = MigrateType::from_u8(m.mt).unwrap_or(MigrateType::Movable);
-        let out = env.migrate(from, to, m.order, m.cookie);
+        let out = env.migrate(from, to, m.order, m.cookie());
         match out {
             MigrateOutcome::Moved => {
                 let zt = &mut self.zones[zi_to];
                 let i = zt.idx(to);
-                zt.pages[i] = PageMeta { state: PageState::Alloc, order: m.order, mt: m.mt, cookie: m.cookie, ..PageMeta::TAIL };
+                zt.pages[i] = PageMeta::alloc(m.order, m.mt, m.cookie());
                 zt.account(to, n, Acct::Pcp, Acct::Alloc(mt));
                 self.free_inner(zi_from, from, m.order, mt, 0, false);
                 self.vm.add(Vm::PgmigrateSuccess, n);

@@ -281,7 +281,7 @@ impl Allocator {
             b += pbp;
         }
         let i = z.idx(start);
-        z.pages[i] = PageMeta { state: PageState::Alloc, order, mt: MigrateType::Movable as u8, cookie, ..PageMeta::TAIL };
+        z.pages[i] = PageMeta::alloc(order, MigrateType::Movable as u8, cookie);
         if pages == z.geo.spb_pages() {
             let si = z.spb_idx(start);
             z.spbs[si].contig_allocated = true;

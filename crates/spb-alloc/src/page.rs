@@ -1,4 +1,4 @@
-//! Per-page metadata: 16 bytes for every 4 KiB page.
+//! Per-page metadata: 12 bytes for every 4 KiB page.
 //!
 //! Only the *head* page of a block (a free buddy, an allocation, a per-CPU list entry) carries a
 //! meaningful state; every other page of the block is [`PageState::Tail`]. Links between pages
@@ -31,36 +31,52 @@ pub enum PageState {
     Isolated = 7,
 }
 
-/// Metadata of one page.
+/// Metadata of one page: 12 bytes.
 ///
 /// # Invariants
 /// - `state` is `Free` or `Pcp` exactly when the page is linked on one list through
-///   `next`/`prev`; otherwise both links are [`NIL`] or stale and never followed.
-/// - For `Free`, `Alloc` and `Pcp` heads, the `2^order` pages from the head are covered by the
-///   block, are naturally aligned to `2^order`, and all but the head are `Tail`.
+///   `next`/`prev`; otherwise the links are never followed.
+/// - An allocated head (`Alloc`) is on no list: its `next` slot holds the embedder's cookie
+///   (see [`PageMeta::cookie`]).
+/// - A per-CPU head (`Pcp`) holds its CPU in `aux`.
+/// - For `Free`, `Alloc`, `Pcp` and `Isolated` heads, the `2^order` pages from the head are
+///   covered by the block, are naturally aligned to `2^order`, and all but the head are `Tail`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(C)]
 pub struct PageMeta {
+    /// Next entry on a free or per-CPU list; the cookie of an allocated head.
     pub next: u32,
     pub prev: u32,
-    /// The embedder's tag for an allocated block (returned by migration callbacks), or the CPU
-    /// for a per-CPU list entry.
-    pub cookie: u32,
     pub order: u8,
     pub state: PageState,
     /// Migratetype: requested type for allocations, list type for free and per-CPU entries.
     pub mt: u8,
-    /// Spare bits (bit 0: allocated through the fallback replay path; reserved for embedders).
+    /// The CPU of a per-CPU list entry.
     pub aux: u8,
 }
 
-const _: () = assert!(core::mem::size_of::<PageMeta>() == 16);
+const _: () = assert!(core::mem::size_of::<PageMeta>() == 12);
 
 impl PageMeta {
     /// A tail page.
-    pub const TAIL: PageMeta = PageMeta { next: NIL, prev: NIL, cookie: 0, order: 0, state: PageState::Tail, mt: 0, aux: 0 };
+    pub const TAIL: PageMeta = PageMeta { next: NIL, prev: NIL, order: 0, state: PageState::Tail, mt: 0, aux: 0 };
     /// A page with a given non-head state (hole, reserved, uninit).
     pub const fn with_state(state: PageState) -> PageMeta {
-        PageMeta { next: NIL, prev: NIL, cookie: 0, order: 0, state, mt: 0, aux: 0 }
+        PageMeta { next: NIL, prev: NIL, order: 0, state, mt: 0, aux: 0 }
+    }
+    /// The head of an allocated block.
+    #[inline(always)]
+    pub const fn alloc(order: u8, mt: u8, cookie: u32) -> PageMeta {
+        PageMeta { next: cookie, prev: NIL, order, state: PageState::Alloc, mt, aux: 0 }
+    }
+    /// The embedder's cookie of an allocated head (returned by migration callbacks).
+    #[inline(always)]
+    pub const fn cookie(&self) -> u32 {
+        self.next
+    }
+    /// The CPU of a per-CPU list entry.
+    #[inline(always)]
+    pub const fn cpu(&self) -> usize {
+        self.aux as usize
     }
 }

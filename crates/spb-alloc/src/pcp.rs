@@ -108,7 +108,7 @@ impl Zone {
             pg.state = PageState::Pcp;
             pg.order = order;
             pg.mt = mt.idx().min(2) as u8;
-            pg.cookie = cpu as u32;
+            pg.aux = cpu as u8;
         }
         let p = &mut self.pcp[cpu];
         let (h, t) = (p.head[li], p.tail[li]);

@@ -373,7 +373,7 @@ fn pcp_ownership_switch() {
         a.free(p, 0, 0).unwrap();
         let m = a.page_state(p).unwrap();
         assert_eq!(m.state, spb_alloc::page::PageState::Pcp);
-        assert_eq!(m.cookie == 1, owned, "a free of an owned page returns to the owner's list");
+        assert_eq!(m.cpu() == 1, owned, "a free of an owned page returns to the owner's list");
         a.check().unwrap();
     }
 }
