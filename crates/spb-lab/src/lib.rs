@@ -1,3 +1,11 @@
 //! spb-lab: the deterministic workload lab, trace replayer, metrics and reports for spb-alloc.
 pub mod metrics;
 pub mod kpageflags;
+pub mod measure;
+pub mod scenario;
+pub mod sim;
+pub mod workload;
+
+pub use scenario::{load as load_scenario, Overrides, Scenario, ScenarioError};
+pub use sim::run::run_scenario;
+pub use sim::{Sim, SimOptions};
