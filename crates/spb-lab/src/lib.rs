@@ -5,3 +5,11 @@ pub mod kpageflags;
 pub mod report;
 pub mod trace;
 pub mod sweep;
+pub mod measure;
+pub mod scenario;
+pub mod sim;
+pub mod workload;
+
+pub use scenario::{load as load_scenario, Overrides, Scenario, ScenarioError};
+pub use sim::run::run_scenario;
+pub use sim::{Sim, SimOptions};
