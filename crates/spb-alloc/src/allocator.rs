@@ -271,12 +271,9 @@ impl Allocator {
             if z.pcp[cpu].head[li] == crate::page::NIL {
                 let n = z.nr_pcp_alloc(cpu, order);
                 let mut mode = RmqueueMode::Normal;
-                // spb (patches 02/21): take a whole pageblock the CPU then owns
-                if let Policy::Spb(s) = policy {
-                    s.pcp_refill_owned(z, &mut ctx, cpu, order, mt, flags, req.gfp);
-                }
-                let n = if z.pcp[cpu].head[li] != crate::page::NIL { 0 } else { n };
-                for _ in 0..n {
+                // spb (patches 02/21): refill from pageblocks the CPU owns
+                let owned = if let Policy::Spb(s) = policy { s.pcp_refill_owned(z, &mut ctx, cpu, order, mt, flags, req.gfp, n) } else { 0 };
+                for _ in owned..n {
                     match policy.rmqueue(z, &mut ctx, order, mt, flags, &mut mode, req.gfp) {
                         Some(p) => {
                             z.account(p, 1u64 << order, Acct::Free, Acct::Pcp);

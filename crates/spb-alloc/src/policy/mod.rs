@@ -74,10 +74,16 @@ impl PolicyConfig {
     pub fn label(&self) -> String {
         let mut s = String::from(self.kind.name());
         if self.kind == PolicyKind::Spb {
-            let off: Vec<&str> = SpbSwitch::ALL.iter().filter(|w| !self.spb.on(**w)).map(|w| w.name()).collect();
+            let def = SpbSwitches::all_on();
+            let off: Vec<&str> = SpbSwitch::ALL.iter().filter(|w| !self.spb.on(**w) && def.on(**w)).map(|w| w.name()).collect();
+            let on: Vec<&str> = SpbSwitch::ALL.iter().filter(|w| self.spb.on(**w) && !def.on(**w)).map(|w| w.name()).collect();
             if !off.is_empty() {
                 s.push_str("-off:");
                 s.push_str(&off.join(","));
+            }
+            if !on.is_empty() {
+                s.push_str("-on:");
+                s.push_str(&on.join(","));
             }
         }
         s

@@ -82,6 +82,8 @@ pub struct ZoneState {
     pub hint: Vec<[u32; 3]>,
     /// SPBs lost to reservations or holes (static unless the zone grows).
     pub lost: Vec<u32>,
+    /// Pageblocks each CPU owns (per-CPU pageblock ownership), by first pfn.
+    pub owned: Vec<Vec<Pfn>>,
     /// Time of the last defrag run of each SPB that made no progress.
     pub defrag_noop_ns: Vec<u64>,
     /// Defrag queued or running for this SPB.
@@ -272,19 +274,28 @@ impl SpbPolicy {
         if let Some((p, _)) = Self::walk_list(z, Category::Empty, excl, visited, |z, i| Self::try_spb(z, i, order, mt)) {
             return (Some(p), Pass::Pass3);
         }
-        // Fallback: claim, then steal, from other types — inside tainted SPBs first.
-        for cat in [Category::Tainted, Category::Clean] {
-            if let Some((p, _)) = Self::walk_list(z, cat, excl, visited, |z, i| mainline::claim_in(z, ctx, i as usize, order, mt, flags, true)) {
+        // The reserve is a preference, not a wall: with nothing left elsewhere, movable pages may
+        // use it (the defrag worker and targeted evacuation move them out when non-movable
+        // demand needs the room) rather than fail or fragment.
+        if reserve_on {
+            if let Some((p, _)) = Self::walk_list(z, Category::Tainted, excl, visited, |z, i| Self::try_spb(z, i, order, mt)) {
                 return (Some(p), Pass::Pass4);
             }
         }
-        if !flags.contains(AllocFlags::NOFRAGMENT) {
-            for cat in [Category::Tainted, Category::Clean] {
-                if let Some((p, _)) = Self::walk_list(z, cat, excl, visited, |z, i| mainline::steal_in(z, ctx, i as usize, order, mt)) {
-                    return (Some(p), Pass::Pass4);
-                }
+        // Fallback: claim, then steal, from other types — inside tainted SPBs first.
+        for cat in [Category::Tainted, Category::Clean] {
+            if let Some((p, _)) = Self::walk_list(z, cat, excl, visited, |z, i| mainline::claim_in(z, ctx, i as usize, order, mt, flags, false)) {
+                return (Some(p), Pass::Pass4);
             }
         }
+        // NOFRAGMENT keeps non-movable pages out of clean SPBs; a movable page cannot taint an
+        // SPB, so under spb movable requests may steal regardless (tainted SPBs first).
+        for cat in [Category::Tainted, Category::Clean] {
+            if let Some((p, _)) = Self::walk_list(z, cat, excl, visited, |z, i| mainline::steal_in(z, ctx, i as usize, order, mt)) {
+                return (Some(p), Pass::Pass4);
+            }
+        }
+        let _ = flags;
         (None, Pass::Fail)
     }
 
@@ -440,56 +451,92 @@ impl SpbPolicy {
         }
     }
 
-    /// Per-CPU refill with pageblock ownership (patches 02, 21): Phase 1 takes a whole free
-    /// pageblock of the request's type through the walk and puts all of it on the CPU's list,
-    /// the CPU owning the block (frees of its pages return to this CPU); Phase 2 (non-movable,
-    /// `adopt_partial`) adopts the partially free pageblock of a tainted SPB that PASS_1 serves
-    /// from. Returns whether the list was filled.
+    /// Per-CPU refill with pageblock ownership (patches 02, 21). Phase 0 recovers free pages
+    /// of blocks this CPU owns; then the ordinary walk serves the rest, smallest block first,
+    /// and when it has to break a whole free pageblock the CPU becomes that block's owner (the
+    /// series' Phase 1, which claims whole pageblocks *before* sub-pageblock chunks, would break
+    /// up the free pageblocks THP needs; spb keeps the buddy allocator's smallest-first order and
+    /// makes ownership a consequence of it). With `adopt_partial` (21) a non-movable refill
+    /// served from a partially free pageblock of a tainted SPB adopts that block. The free pages
+    /// of an owned block stay in the buddy lists until the owner's refills take them; frees of
+    /// its pages return to the owner's list. Fills up to `n` entries; returns how many.
     #[allow(clippy::too_many_arguments)]
-    pub fn pcp_refill_owned(&mut self, z: &mut Zone, ctx: &mut Ctx, cpu: usize, order: u8, mt: MigrateType, flags: AllocFlags, gfp: Gfp) -> bool {
+    pub fn pcp_refill_owned(&mut self, z: &mut Zone, ctx: &mut Ctx, cpu: usize, order: u8, mt: MigrateType, flags: AllocFlags, gfp: Gfp, n: u64) -> u64 {
         let pbo = z.geo.pageblock_order;
-        if order >= pbo {
-            return false;
+        let own = self.sw.on(SpbSwitch::PcpOwnership);
+        let adopt = self.sw.on(SpbSwitch::AdoptPartial) && mt != MigrateType::Movable;
+        if order >= pbo || n == 0 || !(own || adopt) {
+            return 0;
         }
-        if self.sw.on(SpbSwitch::PcpOwnership) {
-            // only from lists that already hold a whole free pageblock of this type: never
-            // claim or steal for ownership
-            let excl = self.excluded_in(ctx.zone_id);
-            let cats: &[Category] = if mt == MigrateType::Movable { &[Category::Clean, Category::Empty] } else { &[Category::Tainted] };
-            let mut visited = 0;
-            for &cat in cats {
-                if let Some((p, _)) = Self::walk_list(z, cat, excl, &mut visited, |z, i| {
-                    mainline::smallest_in(z, i as usize, pbo, mt)
-                }) {
-                    z.account(p, 1u64 << pbo, crate::pageblock::Acct::Free, crate::pageblock::Acct::Pcp);
-                    let step = 1u64 << order;
-                    let mut q = p;
-                    while q < p + (1u64 << pbo) {
-                        let i = z.idx(q);
-                        z.pages[i] = crate::page::PageMeta::TAIL;
+        let zi = ctx.zone_id as usize;
+        let pbp = z.geo.pageblock_pages();
+        let mut got = 0;
+        let mut mode = RmqueueMode::Normal;
+        while got < n {
+            if own {
+                got += self.harvest_owned(z, zi, cpu, order, mt, n - got);
+                if got >= n {
+                    break;
+                }
+            }
+            let Some(p) = self.rmqueue(z, ctx, order, mt, flags, &mut mode, gfp) else { break };
+            let bi = z.pb_idx(p);
+            let pb = z.pageblocks[bi];
+            let broke_whole = pb.free as u64 == pbp;
+            let si = z.spb_idx(p);
+            let adopt_here = adopt && pb.owner == 0 && !broke_whole && z.spbs[si].category == Category::Tainted;
+            z.account(p, 1u64 << order, crate::pageblock::Acct::Free, crate::pageblock::Acct::Pcp);
+            z.pcp_push(cpu, p, order, mt, true);
+            got += 1;
+            if (own && broke_whole && pb.owner == 0) || adopt_here {
+                z.pageblocks[bi].owner = cpu as u16 + 1;
+                let owned = &mut self.zones[zi].owned;
+                if owned.len() <= cpu {
+                    owned.resize(cpu + 1, Vec::new());
+                }
+                owned[cpu].push(p & !(pbp - 1));
+            }
+        }
+        got
+    }
+
+    /// Phase 0: take free blocks of `order` (splitting larger free buddies) out of the
+    /// pageblocks `cpu` owns whose label is `mt`, onto its list. Blocks no longer owned (they
+    /// became entirely free) are forgotten.
+    fn harvest_owned(&mut self, z: &mut Zone, zi: usize, cpu: usize, order: u8, mt: MigrateType, n: u64) -> u64 {
+        let Some(list) = self.zones[zi].owned.get_mut(cpu) else { return 0 };
+        let pbp = z.geo.pageblock_pages();
+        let mut got = 0;
+        let mut k = 0;
+        while k < list.len() && got < n {
+            let b = list[k];
+            let pb = *z.pb(b);
+            if pb.owner != cpu as u16 + 1 {
+                list.swap_remove(k);
+                continue;
+            }
+            if pb.migratetype() != mt || pb.is_isolated() || pb.free == 0 {
+                k += 1;
+                continue;
+            }
+            let mut p = b;
+            while p < b + pbp && got < n {
+                let m = *z.page(p);
+                match m.state {
+                    crate::page::PageState::Free if m.order >= order && m.order <= z.geo.pageblock_order => {
+                        let q = z.take_and_expand(p, order, mt);
+                        z.account(q, 1u64 << order, crate::pageblock::Acct::Free, crate::pageblock::Acct::Pcp);
                         z.pcp_push(cpu, q, order, mt, true);
-                        q += step;
+                        got += 1;
+                        p += 1u64 << order;
                     }
-                    let bi = z.pb_idx(p);
-                    z.pageblocks[bi].owner = cpu as u16 + 1;
-                    return true;
+                    crate::page::PageState::Free | crate::page::PageState::Alloc | crate::page::PageState::Pcp | crate::page::PageState::Isolated => p += 1u64 << m.order,
+                    _ => p += 1,
                 }
             }
+            k += 1;
         }
-        if mt != MigrateType::Movable && self.sw.on(SpbSwitch::AdoptPartial) {
-            let mut mode = RmqueueMode::Normal;
-            if let Some(p) = self.rmqueue(z, ctx, order, mt, flags, &mut mode, gfp) {
-                let bi = z.pb_idx(p);
-                let si = z.spb_idx(p);
-                if z.spbs[si].category == Category::Tainted && z.pageblocks[bi].owner == 0 {
-                    z.pageblocks[bi].owner = cpu as u16 + 1;
-                }
-                z.account(p, 1u64 << order, crate::pageblock::Acct::Free, crate::pageblock::Acct::Pcp);
-                z.pcp_push(cpu, p, order, mt, true);
-                return true;
-            }
-        }
-        false
+        got
     }
 
     /// spb_needs_defrag (patch 15 with the earlier start of patch 23).
@@ -586,6 +633,7 @@ fn zone_state(z: &Zone) -> ZoneState {
     let n = z.spbs.len();
     ZoneState {
         hint: vec![[NIL; 3]; z.geo.nr_orders()],
+        owned: Vec::new(),
         lost: (0..n as u32).filter(|&i| z.spbs[i as usize].is_pinned() || z.spbs[i as usize].has_hole()).collect(),
         defrag_noop_ns: vec![0; n],
         defrag_queued: vec![false; n],

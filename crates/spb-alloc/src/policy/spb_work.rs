@@ -56,7 +56,9 @@ impl Allocator {
         if !flags.contains(AllocFlags::NOFRAGMENT) {
             return RelaxDecision::Fail;
         }
-        if !self.spb_sw(SpbSwitch::AtomicRelax) {
+        // Movable requests cannot taint: the relax sequence and the best-effort refusal exist
+        // for non-movable ones. Movable atomic callers drop NOFRAGMENT at once.
+        if !self.spb_sw(SpbSwitch::AtomicRelax) || req.gfp.migratetype() == MigrateType::Movable {
             *flags = flags.without(AllocFlags::NOFRAGMENT);
             return RelaxDecision::Retry;
         }
