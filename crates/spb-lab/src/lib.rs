@@ -2,5 +2,6 @@
 pub mod capture;
 pub mod metrics;
 pub mod kpageflags;
+pub mod replay;
 pub mod report;
 pub mod trace;

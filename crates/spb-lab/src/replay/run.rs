@@ -1,0 +1,364 @@
+//! Pass 2: replay an [`OpLog`] under one policy.
+//!
+//! Modelled policies (vanilla, defrag, spb) place every request themselves; a map from the
+//! kernel's pfn to the simulated block (a flat `Vec<u32>` indexed by kernel pfn) lets frees and
+//! splits find what the matching allocation received in the simulation. The `real` column places
+//! every request where the kernel did (`alloc_at`, per-CPU lists off), so its census comes from
+//! the same measure functions.
+
+use std::collections::BTreeMap;
+
+use spb_alloc::layout::{MemoryLayout, PfnRange};
+use spb_alloc::{AllocErrorKind, AllocRequest, Allocator, Config, Env, Gfp, MigrateOutcome, MigrateType, Pfn, PolicyConfig, Vm};
+
+use super::measure::{measure, tainted_now};
+use super::oplog::{OpKind, OpLog, OPF_INFERRED};
+use super::{ExtfragCounts, PolicySel, ReplayError};
+use crate::metrics::{RunMetrics, Thp, TimelinePoint};
+
+/// Map entry: no simulated block.
+const M_NONE: u32 = u32::MAX;
+/// Map entry: the simulated allocation failed.
+const M_FAILED: u32 = u32::MAX - 1;
+/// Map entry flag: the allocation was replayed as order-0 pieces (each kernel pfn has its own
+/// entry).
+const M_PIECES: u32 = 1 << 31;
+const M_MASK: u32 = !M_PIECES;
+
+/// The embedder: owns the kernel-pfn → simulated-pfn map, so migrations keep it current.
+pub(crate) struct MapEnv {
+    pub map: Vec<u32>,
+}
+
+impl Env for MapEnv {
+    fn migrate(&mut self, from: Pfn, to: Pfn, _order: u8, cookie: u32) -> MigrateOutcome {
+        let k = cookie as usize;
+        match self.map.get(k) {
+            Some(&e) if e != M_NONE && e != M_FAILED && (e & M_MASK) as u64 == from => {
+                self.map[k] = to as u32 | (e & M_PIECES);
+                MigrateOutcome::Moved
+            }
+            _ => MigrateOutcome::Refused,
+        }
+    }
+}
+
+/// The result of one policy's replay.
+pub struct PolicyRun {
+    pub metrics: RunMetrics,
+    /// CPU seconds of this thread.
+    pub cpu_s: f64,
+    /// Pageblocks by label per zone at the end, counting only pageblocks holding managed
+    /// (initialised, not reserved) pages, like the kernel's pagetypeinfo.
+    pub block_counts: BTreeMap<String, BTreeMap<String, u64>>,
+    pub extfrag: ExtfragCounts,
+}
+
+pub(crate) fn thread_cpu_s() -> f64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes into the timespec we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
+}
+
+fn bump(m: &mut BTreeMap<String, u64>, k: &str, n: u64) {
+    *m.entry(k.to_string()).or_default() += n;
+}
+
+/// Pageblock label counts per zone (see [`PolicyRun::block_counts`]).
+pub fn block_counts(a: &Allocator) -> BTreeMap<String, BTreeMap<String, u64>> {
+    let mut out = BTreeMap::new();
+    for z in &a.zones {
+        let pbp = z.geo.pageblock_pages() as u16;
+        let mut m: BTreeMap<String, u64> = BTreeMap::new();
+        for mt in [MigrateType::Unmovable, MigrateType::Movable, MigrateType::Reclaimable, MigrateType::HighAtomic, MigrateType::Isolate] {
+            m.insert(mt.name().to_string(), 0);
+        }
+        for pb in &z.pageblocks {
+            if pb.absent + pb.reserved >= pbp {
+                continue;
+            }
+            *m.entry(pb.list_type().name().to_string()).or_default() += 1;
+        }
+        out.insert(z.kind.name().to_string(), m);
+    }
+    out
+}
+
+/// Build an allocator for `sel` over `layout` with the log's prefill applied.
+pub(crate) fn build_allocator(log: &OpLog, layout: &MemoryLayout, sel: &PolicySel, notes: &mut BTreeMap<String, u64>) -> Result<(Allocator, MapEnv), ReplayError> {
+    let (policy, pcp) = match sel {
+        PolicySel::Real => (PolicyConfig::vanilla(), false),
+        PolicySel::Model(p) => (p.clone(), true),
+    };
+    let cfg = Config { policy, pcp, nr_cpus: log.nr_cpus.max(1), event_capacity: 1 << 16, ..Config::default() };
+    let mut a = Allocator::new(layout, cfg).map_err(|e| ReplayError::Layout(e.to_string()))?;
+    let end = layout.zones.iter().map(|z| z.span.end).max().unwrap_or(0) as usize;
+    let mut env = MapEnv { map: vec![M_NONE; end] };
+    for &(pfn, order, g) in &log.prefill {
+        match a.alloc_at(pfn, order, log.gfps[g as usize], pfn as u32) {
+            Ok(()) => env.map[pfn as usize] = pfn as u32,
+            Err(_) => bump(notes, "prefill_alloc_at_failed", 1),
+        }
+    }
+    for &(pfn, mt) in &log.pageblock_types {
+        let Some(zi) = a.zone_of(pfn) else { continue };
+        let mt = MigrateType::from_u8(mt).unwrap_or(MigrateType::Movable);
+        if a.zones[zi].move_freepages_block(pfn, mt).is_none() {
+            bump(notes, "pageblock_label_failed", 1);
+        }
+    }
+    let _ = a.events.drain().count();
+    Ok((a, env))
+}
+
+/// Replay `log` under `sel`.
+pub fn run_policy(log: &OpLog, layout: &MemoryLayout, sel: &PolicySel, sample_ns: u64, scenario: &str) -> Result<PolicyRun, ReplayError> {
+    let cpu0 = thread_cpu_s();
+    let wall0 = std::time::Instant::now();
+    let mut notes: BTreeMap<String, u64> = BTreeMap::new();
+    let (mut a, mut env) = build_allocator(log, layout, sel, &mut notes)?;
+    let real = matches!(sel, PolicySel::Real);
+    let pbo = a.geo.pageblock_order;
+    let mut failures: BTreeMap<String, u64> = BTreeMap::new();
+    let mut thp = Thp::default();
+    let mut fallback_replays = 0u64;
+    let mut peak = (0u64, 0u64);
+    let mut timeline = Vec::new();
+    let sample_us = (sample_ns / 1000).max(1);
+    let mut next_sample = 0u64;
+    let bg_us = 10_000u64;
+    let mut next_bg = bg_us;
+    let mut extfrag_pairs: BTreeMap<String, u64> = BTreeMap::new();
+    let mut events = 0u64;
+    let t = tainted_now(&a);
+    peak = (peak.0.max(t.0), peak.1.max(t.1));
+    for op in &log.ops {
+        let ts = op.ts_us as u64;
+        if ts >= next_sample {
+            timeline.push(sample(&a, ts));
+            next_sample = (ts / sample_us + 1) * sample_us;
+        }
+        if !real && ts >= next_bg {
+            a.background(ts * 1000, &mut env);
+            next_bg = (ts / bg_us + 1) * bg_us;
+            drain_events(&mut a, &mut extfrag_pairs);
+        }
+        events += 1;
+        let pfn = op.pfn as u64;
+        let order = op.order;
+        match op.kind {
+            OpKind::Alloc => {
+                let gfp = log.gfps[op.gfp as usize];
+                let is_thp = order == pbo && gfp.contains(Gfp::MOVABLE) && gfp.contains(Gfp::COMP);
+                if is_thp {
+                    thp.attempts += 1;
+                }
+                if op.flags & OPF_INFERRED != 0 {
+                    bump(&mut notes, "inferred_bulk_allocs", 1);
+                }
+                if real {
+                    match a.alloc_at(pfn, order, gfp, op.pfn) {
+                        Ok(()) => {
+                            env.map[pfn as usize] = op.pfn;
+                            thp.success += is_thp as u64;
+                        }
+                        Err(_) => {
+                            bump(&mut notes, "real_alloc_at_failed", 1);
+                            env.map[pfn as usize] = M_FAILED;
+                        }
+                    }
+                } else {
+                    let req = AllocRequest { order, gfp, cpu: op.arg as u16 % a.cfg.nr_cpus as u16, cookie: op.pfn, trylock: false };
+                    match a.alloc(req, &mut env) {
+                        Ok(s) => {
+                            env.map[pfn as usize] = s as u32;
+                            thp.success += is_thp as u64;
+                        }
+                        Err(e) => {
+                            *failures.entry(format!("{} order={}", log.gfp_names[op.gfp as usize], order)).or_default() += 1;
+                            if order > 0 {
+                                // the caller's fallback: the same memory as order-0 pages
+                                fallback_replays += 1;
+                                if e.kind == AllocErrorKind::Refused {
+                                    bump(&mut notes, "fallback_after_refusal", 1);
+                                }
+                                let g0 = gfp.without(Gfp::COMP);
+                                for k in 0..(1u64 << order) {
+                                    let req = AllocRequest { order: 0, gfp: g0, cpu: req.cpu, cookie: (pfn + k) as u32, trylock: false };
+                                    env.map[(pfn + k) as usize] = match a.alloc(req, &mut env) {
+                                        Ok(s) => s as u32 | M_PIECES,
+                                        Err(_) => {
+                                            bump(&mut notes, "fallback_piece_failed", 1);
+                                            M_FAILED
+                                        }
+                                    };
+                                }
+                            } else {
+                                env.map[pfn as usize] = M_FAILED;
+                            }
+                        }
+                    }
+                }
+            }
+            OpKind::Free => {
+                let cpu = op.arg as u16 % a.cfg.nr_cpus as u16;
+                let e = env.map[pfn as usize];
+                if e == M_NONE {
+                    bump(&mut notes, "free_unmapped", 1);
+                } else if e == M_FAILED {
+                    bump(&mut notes, "free_of_failed_alloc", 1);
+                } else if e & M_PIECES != 0 {
+                    for k in 0..(1u64 << order) {
+                        let ek = env.map[(pfn + k) as usize];
+                        if ek == M_NONE || ek == M_FAILED {
+                            continue;
+                        }
+                        if a.free((ek & M_MASK) as u64, 0, cpu).is_err() {
+                            bump(&mut notes, "sim_free_errors", 1);
+                        }
+                        env.map[(pfn + k) as usize] = M_NONE;
+                    }
+                } else {
+                    if let Err(err) = a.free(e as u64, order, cpu) {
+                        bump(&mut notes, "sim_free_errors", 1);
+                        if notes.get("sim_free_errors") == Some(&1) {
+                            bump(&mut notes, &format!("first_sim_free_error: {err}"), 1);
+                        }
+                    }
+                    env.map[pfn as usize] = M_NONE;
+                }
+            }
+            OpKind::Split => {
+                let new = op.arg;
+                let e = env.map[pfn as usize];
+                let step = 1u64 << new;
+                let n = 1u64 << order;
+                if e == M_NONE || e == M_FAILED {
+                    let mut k = 0;
+                    while k < n {
+                        env.map[(pfn + k) as usize] = e;
+                        k += step;
+                    }
+                } else if e & M_PIECES != 0 {
+                    // already order-0 pieces, each with its own entry
+                } else {
+                    let s = e as u64;
+                    if a.split(s, order, new).is_err() {
+                        bump(&mut notes, "sim_split_errors", 1);
+                    } else {
+                        let zi = a.zone_of(s).expect("split block is in a zone");
+                        let z = &mut a.zones[zi];
+                        let mut k = 0;
+                        while k < n {
+                            env.map[(pfn + k) as usize] = (s + k) as u32;
+                            let i = z.idx(s + k);
+                            z.pages[i].cookie = (pfn + k) as u32;
+                            k += step;
+                        }
+                    }
+                }
+            }
+            OpKind::Grow => {
+                let r = PfnRange::new(pfn, pfn + (1u64 << order));
+                match a.zone_of(pfn) {
+                    Some(zi) => {
+                        if a.grow_zone(zi, r).is_err() {
+                            bump(&mut notes, "grow_errors", 1);
+                        }
+                    }
+                    None => bump(&mut notes, "grow_errors", 1),
+                }
+            }
+        }
+        let t = tainted_now(&a);
+        if t.0 > peak.0 {
+            peak.0 = t.0;
+        }
+        if t.1 > peak.1 {
+            peak.1 = t.1;
+        }
+    }
+    drain_events(&mut a, &mut extfrag_pairs);
+    let end_us = (log.duration_s * 1e6) as u64;
+    timeline.push(sample(&a, end_us));
+    let m = measure(&a);
+    let mut normal = m.normal;
+    normal.spb_tainted_peak = peak.1.max(normal.spb_tainted);
+    let mut all_zones = m.all_zones;
+    all_zones.spb_tainted_peak = peak.0.max(all_zones.spb_tainted);
+    let vmstat: BTreeMap<String, u64> = a.vm.iter().filter(|(_, v)| *v > 0).map(|(k, v)| (k.to_string(), v)).collect();
+    let extfrag = ExtfragCounts {
+        events: a.vm.get(Vm::ExtfragEvents),
+        fragmenting: a.vm.get(Vm::ExtfragFragmenting),
+        claim: a.vm.get(Vm::ExtfragClaim),
+        steal: a.vm.get(Vm::ExtfragSteal),
+        by_pair: extfrag_pairs,
+    };
+    let blocks = block_counts(&a);
+    let present: u64 = layout.zones.iter().map(|z| z.present_pages()).sum();
+    let mut extra = BTreeMap::new();
+    extra.insert("replay_notes".to_string(), serde_json::to_value(&notes).unwrap_or_default());
+    extra.insert("extfrag".to_string(), serde_json::to_value(&extfrag).unwrap_or_default());
+    extra.insert("pageblock_types".to_string(), serde_json::to_value(&blocks).unwrap_or_default());
+    extra.insert("fallback_replays".to_string(), serde_json::json!(fallback_replays));
+    let cpu_s = thread_cpu_s() - cpu0;
+    let metrics = RunMetrics {
+        scenario: scenario.to_string(),
+        policy: sel.label(),
+        seed: 0,
+        memory_bytes: present << a.geo.page_shift,
+        virtual_seconds: log.duration_s,
+        events,
+        wall_seconds: wall0.elapsed().as_secs_f64(),
+        normal,
+        all_zones,
+        gigantic: m.gigantic,
+        thp,
+        pages_migrated: a.pages_migrated,
+        alloc_failures: failures,
+        oom_kills: 0,
+        vmstat,
+        timeline,
+        maps: Vec::new(),
+        extra,
+        trace: None,
+    };
+    Ok(PolicyRun { metrics, cpu_s, block_counts: blocks, extfrag })
+}
+
+fn drain_events(a: &mut Allocator, pairs: &mut BTreeMap<String, u64>) {
+    for e in a.events.drain() {
+        if let spb_alloc::event::Event::ExtFrag { alloc_mt, fallback_mt, fragmenting, change_ownership, .. } = e {
+            let k = ExtfragCounts::pair_key(alloc_mt as u32, fallback_mt as u32, fragmenting, change_ownership);
+            *pairs.entry(k).or_default() += 1;
+        }
+    }
+}
+
+fn sample(a: &Allocator, ts_us: u64) -> TimelinePoint {
+    let (_, normal_t) = tainted_now(a);
+    let mut lost = 0;
+    let mut nonmov_res = 0u64;
+    let mut pinned_hole = 0u64;
+    let mut spb_pages = 1;
+    for z in a.zones.iter().filter(|z| z.kind == spb_alloc::ZoneKind::Normal) {
+        spb_pages = z.geo.spb_pages();
+        for s in &z.spbs {
+            lost += s.is_lost() as u64;
+            nonmov_res += s.non_movable_pages() + s.reserved_pages;
+            pinned_hole += (s.is_pinned() || s.has_hole()) as u64;
+        }
+    }
+    TimelinePoint {
+        t: ts_us as f64 / 1e6,
+        tainted: normal_t,
+        lost,
+        lost_floor: pinned_hole.max(nonmov_res.div_ceil(spb_pages)),
+        free_pages: a.free_pages(),
+        gigantic_obtainable: None,
+        thp_attempts: 0,
+        thp_success: 0,
+        pages_migrated: a.pages_migrated,
+    }
+}
