@@ -16,7 +16,7 @@
 //! - `mm_page_alloc_zone_locked` (percpu_refill=1) and `mm_page_pcpu_drain` → per-CPU-list
 //!   bookkeeping for the bulk inference; `mm_page_alloc_extfrag` → the real fallback counts.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::path::Path;
 
 use spb_alloc::layout::{MemoryLayout, PfnRange};
@@ -55,6 +55,8 @@ struct PcpEntry {
     ts_us: u32,
     mt: u8,
     cpu: u8,
+    /// Entered through a refill (mm_page_alloc_zone_locked), not a free.
+    refill: bool,
 }
 
 struct Pending {
@@ -103,11 +105,17 @@ pub(crate) struct Decoder<'a> {
     dynamic: bool,
     ops: Vec<Op>,
     side: Vec<(u32, Op)>,
-    pcp: HashMap<u32, PcpEntry, crate::trace::FxBuild>,
+    /// Per pfn: op index at which the page entered a per-CPU list (valid when F_PCP is set),
+    /// its timestamp, and migratetype | cpu << 2.
+    pcp_idx: Vec<u32>,
+    pcp_ts: Vec<u32>,
+    pcp_mc: Vec<u16>,
+    pcp_live: u64,
     gfp_cache: GfpCache<u16>,
     log: OpLog,
     bulk_gfp: [Option<u16>; 4],
     stats: TraceStats,
+    skips: Skips,
     notes: BTreeMap<String, u64>,
     extfrag: ExtfragCounts,
     t0: Option<u64>,
@@ -121,8 +129,12 @@ pub(crate) struct Decoder<'a> {
     snap_from_markers: (Option<u64>, Option<u64>),
 }
 
-fn skip(stats: &mut TraceStats, reason: &str) {
-    *stats.skipped.entry(reason.to_string()).or_default() += 1;
+/// Skipped-line counters keyed by static reason (converted into `TraceStats::skipped` at the end).
+type Skips = BTreeMap<&'static str, u64>;
+
+#[inline]
+fn skip(skips: &mut Skips, reason: &'static str) {
+    *skips.entry(reason).or_default() += 1;
 }
 
 fn note(notes: &mut BTreeMap<String, u64>, k: &str, n: u64) {
@@ -143,11 +155,15 @@ impl<'a> Decoder<'a> {
             dynamic,
             ops: Vec::new(),
             side: Vec::new(),
-            pcp: HashMap::default(),
+            pcp_idx: vec![0; n],
+            pcp_ts: vec![0; n],
+            pcp_mc: vec![0; n],
+            pcp_live: 0,
             gfp_cache: GfpCache::new(),
             log: OpLog::default(),
             bulk_gfp: [None; 4],
             stats: TraceStats::default(),
+            skips: Skips::new(),
             notes: BTreeMap::new(),
             extfrag: ExtfragCounts::default(),
             t0: None,
@@ -204,6 +220,9 @@ impl<'a> Decoder<'a> {
             let n = (end as usize).next_power_of_two().max(1 << 20);
             self.state.resize(n, S_FREE);
             self.flags.resize(n, 0);
+            self.pcp_idx.resize(n, 0);
+            self.pcp_ts.resize(n, 0);
+            self.pcp_mc.resize(n, 0);
         }
     }
 
@@ -253,11 +272,11 @@ impl<'a> Decoder<'a> {
         None
     }
 
-    fn bad(&mut self, reason: &str, line_no: u64, msg: String) -> Result<(), ReplayError> {
+    fn bad(&mut self, reason: &'static str, line_no: u64, msg: String) -> Result<(), ReplayError> {
         if self.st.strict {
             return Err(ReplayError::Input(format!("{}:{}: {}", self.path, line_no, msg)));
         }
-        skip(&mut self.stats, reason);
+        skip(&mut self.skips, reason);
         Ok(())
     }
 
@@ -282,21 +301,21 @@ impl<'a> Decoder<'a> {
                     if self.st.strict {
                         return Err(ReplayError::Input(format!("{path}:{err}")));
                     }
-                    skip(&mut self.stats, "unparsed");
+                    skip(&mut self.skips, "unparsed");
                     continue;
                 }
             };
             match line {
-                Line::Skipped(r) => skip(&mut self.stats, r.as_str()),
+                Line::Skipped(r) => skip(&mut self.skips, r.as_str()),
                 Line::Lost { events, .. } => {
-                    skip(&mut self.stats, "lost_events_line");
+                    skip(&mut self.skips, "lost_events_line");
                     note(&mut self.notes, "lost_events", events.unwrap_or(0));
                 }
                 Line::Event(rec) => {
                     self.stats.parsed += 1;
                     match &rec.event {
                         TraceEvent::Marker(t) => {
-                            skip(&mut self.stats, "marker");
+                            skip(&mut self.skips, "marker");
                             self.markers.push((rec.ts_ns, t.to_string()));
                             if t.contains("SNAPSHOT_BEGIN") && !t.contains("AFTER_") && self.snap_from_markers.0.is_none() {
                                 self.snap_from_markers.0 = Some(rec.ts_ns);
@@ -307,7 +326,7 @@ impl<'a> Decoder<'a> {
                             continue;
                         }
                         TraceEvent::Other(_) => {
-                            skip(&mut self.stats, "other_event");
+                            skip(&mut self.skips, "other_event");
                             continue;
                         }
                         TraceEvent::ExtFrag { fragmenting, change_ownership, alloc_migratetype, fallback_migratetype, .. } => {
@@ -434,13 +453,13 @@ impl<'a> Decoder<'a> {
         self.max_cpu = self.max_cpu.max(cpu as u32);
         let before_snapshot = matches!(self.snapshot(), Some((b, _)) if p.ts_ns < b);
         match p.event {
-            TraceEvent::Alloc { pfn: None, .. } => skip(&mut self.stats, "failed_alloc"),
+            TraceEvent::Alloc { pfn: None, .. } => skip(&mut self.skips, "failed_alloc"),
             TraceEvent::Alloc { pfn: Some(pfn), order, migratetype, gfp } => {
                 if !self.check_pfn(pfn, order, p.line_no, "mm_page_alloc")? {
                     return Ok(());
                 }
                 if before_snapshot {
-                    skip(&mut self.stats, "before_snapshot");
+                    skip(&mut self.skips, "before_snapshot");
                     return Ok(());
                 }
                 self.alloc(pfn, order as u8, gfp.0 as u16, migratetype, cpu, ts_us, p.line_no)?;
@@ -449,8 +468,10 @@ impl<'a> Decoder<'a> {
                 if !self.check_pfn(pfn, order, p.line_no, "mm_page_free")? {
                     return Ok(());
                 }
+                // its mm_page_free_batched marker may follow, whatever becomes of this line
+                self.flags[pfn as usize] |= F_AWAIT_BATCHED;
                 if before_snapshot {
-                    skip(&mut self.stats, "before_snapshot");
+                    skip(&mut self.skips, "before_snapshot");
                     return Ok(());
                 }
                 self.free(pfn, order as u8, cpu, ts_us, p.ts_ns, p.line_no)?;
@@ -459,15 +480,15 @@ impl<'a> Decoder<'a> {
                 let i = pfn as usize;
                 if i < self.flags.len() && self.flags[i] & F_AWAIT_BATCHED != 0 {
                     self.flags[i] &= !F_AWAIT_BATCHED;
-                    skip(&mut self.stats, "free_batched_duplicate");
+                    skip(&mut self.skips, "free_batched_duplicate");
                 } else {
-                    skip(&mut self.stats, "free_batched_unmatched");
+                    skip(&mut self.skips, "free_batched_unmatched");
                 }
             }
             TraceEvent::ZoneLocked { pfn, order, migratetype, percpu_refill } => {
                 note(&mut self.notes, "zone_locked_lines", 1);
                 if percpu_refill && (pfn as usize) < self.state.len() && order <= self.st.max_order as u32 {
-                    self.pcp_enter(pfn, migratetype as u8, cpu, ts_us);
+                    self.pcp_enter(pfn, migratetype as u8, cpu, ts_us, true);
                 }
             }
             TraceEvent::PcpuDrain { pfn, .. } => {
@@ -480,13 +501,18 @@ impl<'a> Decoder<'a> {
         Ok(())
     }
 
-    fn pcp_enter(&mut self, pfn: u64, mt: u8, cpu: u8, ts_us: u32) {
+    fn pcp_enter(&mut self, pfn: u64, mt: u8, cpu: u8, ts_us: u32, refill: bool) {
         let i = pfn as usize;
         if i >= self.flags.len() {
             return;
         }
+        if self.flags[i] & F_PCP == 0 {
+            self.pcp_live += 1;
+        }
         self.flags[i] |= F_PCP;
-        self.pcp.insert(pfn as u32, PcpEntry { idx: self.ops.len() as u32, ts_us, mt, cpu });
+        self.pcp_idx[i] = self.ops.len() as u32;
+        self.pcp_ts[i] = ts_us;
+        self.pcp_mc[i] = (mt & 3) as u16 | (cpu as u16) << 2 | (refill as u16) << 15;
     }
 
     #[inline]
@@ -494,7 +520,9 @@ impl<'a> Decoder<'a> {
         let i = pfn as usize;
         if i < self.flags.len() && self.flags[i] & F_PCP != 0 {
             self.flags[i] &= !F_PCP;
-            return self.pcp.remove(&(pfn as u32));
+            self.pcp_live -= 1;
+            let mc = self.pcp_mc[i];
+            return Some(PcpEntry { idx: self.pcp_idx[i], ts_us: self.pcp_ts[i], mt: (mc & 3) as u8, cpu: (mc >> 2) as u8, refill: mc >> 15 != 0 });
         }
         None
     }
@@ -537,7 +565,7 @@ impl<'a> Decoder<'a> {
                     p += 1;
                 }
                 S_RESERVED => {
-                    skip(&mut self.stats, "alloc_in_reserved");
+                    skip(&mut self.skips, "alloc_in_reserved");
                     return Ok(());
                 }
                 S_HOLE => {
@@ -666,15 +694,19 @@ impl<'a> Decoder<'a> {
             return Ok(());
         }
         if other > 0 && free_pages == 0 {
-            skip(&mut self.stats, "free_in_reserved");
+            skip(&mut self.skips, "free_in_reserved");
             return Ok(());
         }
-        // a free page: handed out by the bulk path?
-        if let Some(e) = self.pcp_leave(pfn) {
+        // a free page: handed out by the bulk path (alloc_pages_bulk takes order-0 pages off the
+        // per-CPU list without a mm_page_alloc line)? Only order 0 can be; anything else is a
+        // double free.
+        let bulk = if order == 0 { self.pcp_leave(pfn) } else { None };
+        if let Some(e) = bulk {
             let g = self.bulk_gfp_index(e.mt, "bulk");
             let op = Op::alloc(pfn, order, g, e.cpu, e.ts_us).with_flags(OPF_INFERRED);
             self.side.push((e.idx, op));
             self.stats.inferred_bulk_pages += n;
+            note(&mut self.notes, if e.refill { "inferred_bulk_from_refill" } else { "inferred_bulk_from_free" }, 1);
             self.push(Op::free(pfn, order, cpu, ts_us).with_flags(OPF_INFERRED));
             for f in &mut self.flags[pfn as usize..(pfn + n) as usize] {
                 *f |= F_TOUCHED;
@@ -683,12 +715,12 @@ impl<'a> Decoder<'a> {
             return Ok(());
         }
         if matches!(self.snapshot(), Some((_, e)) if ts_ns <= e) {
-            skip(&mut self.stats, "snapshot_race");
+            skip(&mut self.skips, "snapshot_race");
             return Ok(());
         }
         if self.flags[pfn as usize] & F_TOUCHED == 0 {
             self.stats.unknown_frees += 1;
-            skip(&mut self.stats, "unknown_free");
+            skip(&mut self.skips, "unknown_free");
             return Ok(());
         }
         let msg = format!("mm_page_free: double free of pfn {pfn:#x} order {order} (already free in the trace's own history)");
@@ -700,7 +732,7 @@ impl<'a> Decoder<'a> {
     fn after_free(&mut self, pfn: u64, order: u8, mt: u8, cpu: u8, ts_us: u32) {
         self.flags[pfn as usize] |= F_AWAIT_BATCHED;
         if order <= 3 || order == 9 {
-            self.pcp_enter(pfn, mt, cpu, ts_us);
+            self.pcp_enter(pfn, mt, cpu, ts_us, false);
         }
     }
 
@@ -721,7 +753,10 @@ impl<'a> Decoder<'a> {
             ops.push(side[si].1);
             si += 1;
         }
-        note(&mut self.notes, "pcp_entries_at_end", self.pcp.len() as u64);
+        note(&mut self.notes, "pcp_entries_at_end", self.pcp_live);
+        for (k, v) in std::mem::take(&mut self.skips) {
+            self.stats.skipped.insert(k.to_string(), v);
+        }
         let t0 = self.t0.unwrap_or(0);
         self.log.ops = ops;
         self.log.nr_cpus = self.max_cpu as usize + 1;

@@ -147,7 +147,16 @@ fn bulk_allocations_are_inferred_from_pcp_refills() {
 fn strict_mode_names_file_and_line() {
     let cases: Vec<(Vec<String>, &str)> = vec![
         (vec![alloc(1.0, K, 11, "GFP_KERNEL", 0)], "order 11"),
-        (vec![alloc(1.0, K, 0, "GFP_KERNEL", 0), free(1.1, K, 0), free(1.2, K, 0)], "double free"),
+        (vec![alloc(1.0, K, 1, "GFP_KERNEL", 0), free(1.1, K, 1), free(1.2, K, 1)], "double free"),
+        (
+            vec![
+                alloc(1.0, K, 0, "GFP_KERNEL", 0),
+                free(1.1, K, 0),
+                line(1.15, 0, &format!("mm_page_pcpu_drain: pfn={K:#x} order=0 migratetype=0")),
+                free(1.2, K, 0),
+            ],
+            "double free",
+        ),
         (vec![alloc(1.0, 0x10, 0, "GFP_KERNEL", 0)], "outside the memory layout"),
         (vec![alloc(1.0, K, 0, "GFP_KERNEL|__GFP_BOGUS", 0)], "gfp_flags"),
         (vec![line(1.0, 0, "mm_page_free: pfn=zz order=0")], "pfn"),
