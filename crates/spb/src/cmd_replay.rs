@@ -44,6 +44,10 @@ pub struct ReplayArgs {
     /// Columns replayed at once (default: the number of CPUs).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Do not emulate the kernel's once-a-second per-CPU list decay (decay_pcp_high) in the
+    /// modelled columns.
+    #[arg(long)]
+    pub no_pcp_decay: bool,
 }
 
 fn atomic_write(path: &Path, data: &[u8]) -> Result<(), CliError> {
@@ -70,6 +74,7 @@ pub fn run(a: ReplayArgs) -> Result<(), CliError> {
         kpagecount: a.kpagecount,
         no_prefill: a.no_prefill,
         strict: a.strict,
+        pcp_decay: !a.no_pcp_decay,
         ..ReplayOptions::default()
     };
     if let Some(t) = a.threads {

@@ -161,6 +161,12 @@ pub struct ReplayOptions {
     pub threads: usize,
     /// Scenario name in the output (default: the capture directory or file name).
     pub name: Option<String>,
+    /// Emulate the kernel's once-a-second `decay_pcp_high` in the modelled columns (a
+    /// workaround for the allocator core, see `run::decay_pcp_high`).
+    pub pcp_decay: bool,
+    /// Modelled columns grow a deferred-init zone when their own watermark fails (taking the
+    /// kernel's grown ranges in the kernel's order), not only when the trace shows the growth.
+    pub grow_on_demand: bool,
 }
 
 impl Default for ReplayOptions {
@@ -175,6 +181,8 @@ impl Default for ReplayOptions {
             sample_ns: 1_000_000_000,
             threads: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
             name: None,
+            pcp_decay: true,
+            grow_on_demand: true,
         }
     }
 }
@@ -374,7 +382,7 @@ pub fn replay(path: &Path, opts: &ReplayOptions) -> Result<ReplayOutput, ReplayE
                 if i >= opts.policies.len() {
                     break;
                 }
-                let r = run::run_policy(&dec.log, &layout, &opts.policies[i], opts.sample_ns, &name);
+                let r = run::run_policy(&dec.log, &layout, &opts.policies[i], opts.sample_ns, &name, opts.pcp_decay, opts.grow_on_demand);
                 results.lock().expect("no poisoned lock")[i] = Some(r);
             });
         }

@@ -34,6 +34,8 @@ const C_KERNEL: u8 = 4;
 const C_RESERVED: u8 = 5;
 const B_HEAD: u8 = 8;
 const B_TAIL: u8 = 16;
+/// Reserved in the layout itself (not a prefill block).
+const B_LAYOUT: u8 = 32;
 
 /// The prefill: blocks in use and pageblock labels.
 #[derive(Clone, Debug, Default)]
@@ -113,6 +115,11 @@ pub fn plan_prefill(
         if i >= end {
             break;
         }
+        if shadow[i] == super::decode::S_RESERVED {
+            // boot reservations: not allocatable, but they count for the pageblock labels
+            cls[i] = C_RESERVED | B_LAYOUT;
+            continue;
+        }
         if shadow[i] != S_FREE {
             continue;
         }
@@ -142,13 +149,17 @@ pub fn plan_prefill(
     let pbp = 1usize << pbo;
     let mut labels: BTreeMap<u64, u8> = BTreeMap::new();
     for z in &layout.zones {
-        let first = (z.span.start as usize).div_ceil(pbp);
-        let last = z.span.end as usize / pbp;
+        let first = z.span.start as usize / pbp;
+        let last = (z.span.end as usize).div_ceil(pbp).min(end.div_ceil(pbp));
         // (nonmovable, slab, movable, pb index)
         let mut cand: Vec<(u64, u64, u64, usize)> = Vec::new();
         for pb in first..last {
             let (mut nm, mut slab, mut mv) = (0u64, 0u64, 0u64);
-            for &c in &cls[pb * pbp..((pb + 1) * pbp).min(end)] {
+            for &c in &cls[(pb * pbp).max(z.span.start as usize)..((pb + 1) * pbp).min(end).min(z.span.end as usize)] {
+                if c & B_LAYOUT != 0 && !z.uninit.is_empty() {
+                    // the memmap stand-in of a deferred-init zone is uninitialised memory
+                    continue;
+                }
                 match c & 7 {
                     C_MOVABLE => mv += 1,
                     C_SLAB => {
@@ -198,7 +209,7 @@ pub fn plan_prefill(
     let mut i = 0usize;
     while i < end {
         let c = cls[i];
-        if c == C_NONE {
+        if c == C_NONE || c & B_LAYOUT != 0 {
             i += 1;
             continue;
         }

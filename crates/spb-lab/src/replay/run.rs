@@ -48,8 +48,8 @@ pub struct PolicyRun {
     pub metrics: RunMetrics,
     /// CPU seconds of this thread.
     pub cpu_s: f64,
-    /// Pageblocks by label per zone at the end, counting only pageblocks holding managed
-    /// (initialised, not reserved) pages, like the kernel's pagetypeinfo.
+    /// Pageblocks by label per zone at the end, counted like the kernel's pagetypeinfo (see
+    /// [`block_counts`]).
     pub block_counts: BTreeMap<String, BTreeMap<String, u64>>,
     pub extfrag: ExtfragCounts,
 }
@@ -65,17 +65,31 @@ fn bump(m: &mut BTreeMap<String, u64>, k: &str, n: u64) {
     *m.entry(k.to_string()).or_default() += n;
 }
 
-/// Pageblock label counts per zone (see [`PolicyRun::block_counts`]).
-pub fn block_counts(a: &Allocator) -> BTreeMap<String, BTreeMap<String, u64>> {
+/// Pageblock label counts per zone (see [`PolicyRun::block_counts`]), counted like the kernel's
+/// pagetypeinfo: every pageblock with present, initialised memory, reserved or not. One
+/// exception: in a zone with deferred-init (uninit) memory, the layout's memmap reservation is a
+/// stand-in placed at the top of the zone where the real machine has uninitialised memory that
+/// the kernel does not count (the Normal zone of the shared traces shows no PG_reserved page
+/// there), so pageblocks entirely inside it are skipped.
+pub fn block_counts(a: &Allocator, layout: &MemoryLayout) -> BTreeMap<String, BTreeMap<String, u64>> {
     let mut out = BTreeMap::new();
-    for z in &a.zones {
+    for (zi, z) in a.zones.iter().enumerate() {
         let pbp = z.geo.pageblock_pages() as u16;
+        let spec = layout.zones.get(zi).filter(|s| s.kind == z.kind);
+        let stand_in: Vec<PfnRange> = spec
+            .filter(|s| !s.uninit.is_empty())
+            .map(|s| s.reserved.iter().filter(|r| r.kind == spb_alloc::layout::ReserveKind::Memmap).map(|r| r.range).collect())
+            .unwrap_or_default();
         let mut m: BTreeMap<String, u64> = BTreeMap::new();
         for mt in [MigrateType::Unmovable, MigrateType::Movable, MigrateType::Reclaimable, MigrateType::HighAtomic, MigrateType::Isolate] {
             m.insert(mt.name().to_string(), 0);
         }
-        for pb in &z.pageblocks {
-            if pb.absent + pb.reserved >= pbp {
+        for (i, pb) in z.pageblocks.iter().enumerate() {
+            if pb.absent >= pbp {
+                continue;
+            }
+            let start = (z.pb_base + i as u64) * pbp as u64;
+            if stand_in.iter().any(|r| r.start <= start && start + pbp as u64 <= r.end) {
                 continue;
             }
             *m.entry(pb.list_type().name().to_string()).or_default() += 1;
@@ -113,7 +127,7 @@ pub(crate) fn build_allocator(log: &OpLog, layout: &MemoryLayout, sel: &PolicySe
 }
 
 /// Replay `log` under `sel`.
-pub fn run_policy(log: &OpLog, layout: &MemoryLayout, sel: &PolicySel, sample_ns: u64, scenario: &str) -> Result<PolicyRun, ReplayError> {
+pub fn run_policy(log: &OpLog, layout: &MemoryLayout, sel: &PolicySel, sample_ns: u64, scenario: &str, pcp_decay: bool, on_demand_grow: bool) -> Result<PolicyRun, ReplayError> {
     let cpu0 = thread_cpu_s();
     let wall0 = std::time::Instant::now();
     let mut notes: BTreeMap<String, u64> = BTreeMap::new();
@@ -131,13 +145,34 @@ pub fn run_policy(log: &OpLog, layout: &MemoryLayout, sel: &PolicySel, sample_ns
     let mut next_bg = bg_us;
     let mut extfrag_pairs: BTreeMap<String, u64> = BTreeMap::new();
     let mut events = 0u64;
+    let mut next_decay = 1_000_000u64;
+    let mut saved_high: Vec<u64> = Vec::new();
+    // Lazy deferred init grows a zone when an allocation finds it below its watermark
+    // (`_deferred_grow_zone` in get_page_from_freelist). The trace shows where and when the
+    // kernel grew; a modelled column grows the same ranges in the same order, but when *its*
+    // watermark fails, so that it never falls back to a lower zone the kernel did not use.
+    let grow_idx: Vec<usize> = if real || !on_demand_grow { Vec::new() } else { log.ops.iter().enumerate().filter(|(_, o)| o.kind == OpKind::Grow).map(|(i, _)| i).collect() };
+    let mut grown = vec![false; grow_idx.len()];
+    let mut next_grow = 0usize;
+    let mut grow_pos = 0usize; // index into grow_idx of the op being replayed
+    let first_normal = a.zones.iter().find(|z| z.kind == spb_alloc::ZoneKind::Normal).map(|z| z.span.start).unwrap_or(u64::MAX);
+    let mut lower_zone_pages = 0u64;
+    let mut lower_zone_first_us: Option<u64> = None;
+    let mut lower_zone_by_mt: BTreeMap<&'static str, u64> = BTreeMap::new();
+    let mut pcp_peak = 0u64;
     let t = tainted_now(&a);
     peak = (peak.0.max(t.0), peak.1.max(t.1));
-    for op in &log.ops {
+    for (op_i, op) in log.ops.iter().enumerate() {
         let ts = op.ts_us as u64;
         if ts >= next_sample {
             timeline.push(sample(&a, ts));
             next_sample = (ts / sample_us + 1) * sample_us;
+        }
+        if !real && pcp_decay && ts >= next_decay {
+            pcp_peak = pcp_peak.max(pcp_pages(&a));
+            let d = decay_pcp_high(&mut a);
+            bump(&mut notes, "pcp_decay_drained_pages", d);
+            next_decay = (ts / 1_000_000 + 1) * 1_000_000;
         }
         if !real && ts >= next_bg {
             a.background(ts * 1000, &mut env);
@@ -150,6 +185,30 @@ pub fn run_policy(log: &OpLog, layout: &MemoryLayout, sel: &PolicySel, sample_ns
         match op.kind {
             OpKind::Alloc => {
                 let gfp = log.gfps[op.gfp as usize];
+                if !grow_idx.is_empty() && next_grow < grow_idx.len() {
+                    let kz = a.zone_of(log.ops[grow_idx[next_grow]].pfn as u64);
+                    if let Some(zi) = kz {
+                        let z = &a.zones[zi];
+                        if z.free_pages < z.wmark_pages(spb_alloc::zone::WMARK_LOW) + (1u64 << order) {
+                            // grow the next burst (consecutive Grow ops) now
+                            let mut k = next_grow;
+                            loop {
+                                let gi = grow_idx[k];
+                                if !grown[k] {
+                                    let g = log.ops[gi];
+                                    grow(&mut a, g.pfn as u64, g.order, &mut notes);
+                                    grown[k] = true;
+                                    bump(&mut notes, "grown_on_demand_pages", 1u64 << g.order);
+                                }
+                                k += 1;
+                                if k >= grow_idx.len() || grow_idx[k] != gi + 1 {
+                                    break;
+                                }
+                            }
+                            next_grow = k;
+                        }
+                    }
+                }
                 let is_thp = order == pbo && gfp.contains(Gfp::MOVABLE) && gfp.contains(Gfp::COMP);
                 if is_thp {
                     thp.attempts += 1;
@@ -174,6 +233,14 @@ pub fn run_policy(log: &OpLog, layout: &MemoryLayout, sel: &PolicySel, sample_ns
                         Ok(s) => {
                             env.map[pfn as usize] = s as u32;
                             thp.success += is_thp as u64;
+                            if s < first_normal && pfn >= first_normal {
+                                // placed below the zone the kernel used (a zone fallback)
+                                lower_zone_pages += 1u64 << order;
+                                if lower_zone_first_us.is_none() {
+                                    lower_zone_first_us = Some(ts);
+                                }
+                                *lower_zone_by_mt.entry(gfp.migratetype().name()).or_default() += 1u64 << order;
+                            }
                         }
                         Err(e) => {
                             *failures.entry(format!("{} order={}", log.gfp_names[op.gfp as usize], order)).or_default() += 1;
@@ -202,6 +269,9 @@ pub fn run_policy(log: &OpLog, layout: &MemoryLayout, sel: &PolicySel, sample_ns
                 }
             }
             OpKind::Free => {
+                if !real && pcp_decay {
+                    save_highs(&a, &mut saved_high);
+                }
                 let cpu = op.arg as u16 % a.cfg.nr_cpus as u16;
                 let e = env.map[pfn as usize];
                 if e == M_NONE {
@@ -227,6 +297,9 @@ pub fn run_policy(log: &OpLog, layout: &MemoryLayout, sel: &PolicySel, sample_ns
                         }
                     }
                     env.map[pfn as usize] = M_NONE;
+                }
+                if !real && pcp_decay {
+                    restore_highs(&mut a, &saved_high);
                 }
             }
             OpKind::Split => {
@@ -260,14 +333,18 @@ pub fn run_policy(log: &OpLog, layout: &MemoryLayout, sel: &PolicySel, sample_ns
                 }
             }
             OpKind::Grow => {
-                let r = PfnRange::new(pfn, pfn + (1u64 << order));
-                match a.zone_of(pfn) {
-                    Some(zi) => {
-                        if a.grow_zone(zi, r).is_err() {
-                            bump(&mut notes, "grow_errors", 1);
-                        }
+                if grow_idx.is_empty() {
+                    grow(&mut a, pfn, order, &mut notes);
+                } else {
+                    // this op's position among the grows
+                    while grow_pos < grow_idx.len() && grow_idx[grow_pos] < op_i {
+                        grow_pos += 1;
                     }
-                    None => bump(&mut notes, "grow_errors", 1),
+                    if grow_pos < grow_idx.len() && grow_idx[grow_pos] == op_i && !grown[grow_pos] {
+                        grow(&mut a, pfn, order, &mut notes);
+                        grown[grow_pos] = true;
+                        next_grow = next_grow.max(grow_pos + 1);
+                    }
                 }
             }
         }
@@ -280,6 +357,15 @@ pub fn run_policy(log: &OpLog, layout: &MemoryLayout, sel: &PolicySel, sample_ns
         }
     }
     drain_events(&mut a, &mut extfrag_pairs);
+    bump(&mut notes, "pcp_pages_at_end", pcp_pages(&a));
+    if lower_zone_pages > 0 {
+        bump(&mut notes, "below_kernel_zone_pages", lower_zone_pages);
+        bump(&mut notes, "below_kernel_zone_first_ms", lower_zone_first_us.unwrap_or(0) / 1000);
+        for (k, v) in &lower_zone_by_mt {
+            bump(&mut notes, &format!("below_kernel_zone_pages_{k}"), *v);
+        }
+    }
+    bump(&mut notes, "pcp_pages_peak_sampled", pcp_peak.max(pcp_pages(&a)));
     let end_us = (log.duration_s * 1e6) as u64;
     timeline.push(sample(&a, end_us));
     let m = measure(&a);
@@ -295,7 +381,7 @@ pub fn run_policy(log: &OpLog, layout: &MemoryLayout, sel: &PolicySel, sample_ns
         steal: a.vm.get(Vm::ExtfragSteal),
         by_pair: extfrag_pairs,
     };
-    let blocks = block_counts(&a);
+    let blocks = block_counts(&a, layout);
     let present: u64 = layout.zones.iter().map(|z| z.present_pages()).sum();
     let mut extra = BTreeMap::new();
     extra.insert("replay_notes".to_string(), serde_json::to_value(&notes).unwrap_or_default());
@@ -325,6 +411,72 @@ pub fn run_policy(log: &OpLog, layout: &MemoryLayout, sel: &PolicySel, sample_ns
         trace: None,
     };
     Ok(PolicyRun { metrics, cpu_s, block_counts: blocks, extfrag })
+}
+
+/// WORKAROUND for the allocator core (reported): the kernel's `decay_pcp_high`, run every
+/// second from vmstat_update for every zone and CPU: `high` decays by 1/8 towards `high_min`
+/// (never below `count - (batch << 5)`), and a list above its `high` is drained down to it.
+/// The core has no such decay, and its free path raises `high` by `batch` at every trim, so the
+/// modelled per-CPU lists grow towards `high_max` (managed/8 per CPU: 217 088 pages in the
+/// pagecache trace) where the kernel's stay near `high_min`. Returns pages drained.
+pub(crate) fn decay_pcp_high(a: &mut Allocator) -> u64 {
+    let mut drained = 0;
+    for z in a.zones.iter_mut() {
+        for cpu in 0..z.pcp.len() {
+            let p = &mut z.pcp[cpu];
+            if p.high > p.high_min {
+                let floor = p.count.saturating_sub(p.batch << 5);
+                p.high = floor.max(p.high - (p.high >> 3)).max(p.high_min);
+            }
+            let (count, high) = (p.count, p.high);
+            if count > high {
+                drained += z.free_pcppages_bulk(cpu, count - high, 0);
+            }
+        }
+        let _ = z.take_cat_changes();
+    }
+    drained
+}
+
+/// WORKAROUND (with [`decay_pcp_high`]): the kernel's free path raises `high` only to
+/// `free_count + batch` (at most `batch << 5` + `batch` = 2 079 pages here, below `high_min`), so in
+/// effect never; the core raises it by `batch` at every trim. Save the highs before a free...
+fn save_highs(a: &Allocator, out: &mut Vec<u64>) {
+    out.clear();
+    out.extend(a.zones.iter().flat_map(|z| z.pcp.iter()).map(|p| p.high));
+}
+
+/// ...and undo any increase after it.
+fn restore_highs(a: &mut Allocator, saved: &[u64]) {
+    let mut i = 0;
+    for z in a.zones.iter_mut() {
+        for p in z.pcp.iter_mut() {
+            if let Some(&h) = saved.get(i) {
+                if p.high > h {
+                    let need = (p.free_count.min(p.batch << 5) + p.batch).clamp(p.high_min, p.high_max);
+                    p.high = h.max(need);
+                }
+            }
+            i += 1;
+        }
+    }
+}
+
+fn grow(a: &mut Allocator, pfn: u64, order: u8, notes: &mut BTreeMap<String, u64>) {
+    let r = PfnRange::new(pfn, pfn + (1u64 << order));
+    match a.zone_of(pfn) {
+        Some(zi) => {
+            if a.grow_zone(zi, r).is_err() {
+                bump(notes, "grow_errors", 1);
+            }
+        }
+        None => bump(notes, "grow_errors", 1),
+    }
+}
+
+/// Pages on per-CPU lists now.
+pub(crate) fn pcp_pages(a: &Allocator) -> u64 {
+    a.zones.iter().flat_map(|z| z.pcp.iter()).map(|p| p.count).sum()
 }
 
 fn drain_events(a: &mut Allocator, pairs: &mut BTreeMap<String, u64>) {
