@@ -70,26 +70,22 @@ fn bump(m: &mut BTreeMap<String, u64>, k: &str, n: u64) {
 /// exception: in a zone with deferred-init (uninit) memory, the layout's memmap reservation is a
 /// stand-in placed at the top of the zone where the real machine has uninitialised memory that
 /// the kernel does not count (the Normal zone of the shared traces shows no PG_reserved page
-/// there), so pageblocks entirely inside it are skipped.
+/// there), so pageblocks without a managed page are skipped there.
 pub fn block_counts(a: &Allocator, layout: &MemoryLayout) -> BTreeMap<String, BTreeMap<String, u64>> {
     let mut out = BTreeMap::new();
     for (zi, z) in a.zones.iter().enumerate() {
         let pbp = z.geo.pageblock_pages() as u16;
         let spec = layout.zones.get(zi).filter(|s| s.kind == z.kind);
-        let stand_in: Vec<PfnRange> = spec
-            .filter(|s| !s.uninit.is_empty())
-            .map(|s| s.reserved.iter().filter(|r| r.kind == spb_alloc::layout::ReserveKind::Memmap).map(|r| r.range).collect())
-            .unwrap_or_default();
+        let deferred = spec.is_some_and(|s| !s.uninit.is_empty());
         let mut m: BTreeMap<String, u64> = BTreeMap::new();
         for mt in [MigrateType::Unmovable, MigrateType::Movable, MigrateType::Reclaimable, MigrateType::HighAtomic, MigrateType::Isolate] {
             m.insert(mt.name().to_string(), 0);
         }
-        for (i, pb) in z.pageblocks.iter().enumerate() {
+        for pb in &z.pageblocks {
             if pb.absent >= pbp {
                 continue;
             }
-            let start = (z.pb_base + i as u64) * pbp as u64;
-            if stand_in.iter().any(|r| r.start <= start && start + pbp as u64 <= r.end) {
+            if deferred && pb.absent + pb.reserved >= pbp {
                 continue;
             }
             *m.entry(pb.list_type().name().to_string()).or_default() += 1;
