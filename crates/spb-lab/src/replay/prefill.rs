@@ -53,8 +53,8 @@ pub fn parse_block_counts(text: &str) -> BTreeMap<String, BTreeMap<String, u64>>
     let mut out = BTreeMap::new();
     let mut header: Option<Vec<String>> = None;
     for line in text.lines() {
-        if line.starts_with("Number of blocks type") {
-            header = Some(line["Number of blocks type".len()..].split_whitespace().map(|s| s.to_string()).collect());
+        if let Some(rest) = line.strip_prefix("Number of blocks type") {
+            header = Some(rest.split_whitespace().map(|s| s.to_string()).collect());
             continue;
         }
         let Some(h) = &header else { continue };
@@ -219,7 +219,7 @@ pub fn plan_prefill(
                 j += 1;
             }
             let len = j - i;
-            if len > 1 && len.is_power_of_two() && i % len == 0 && len <= 1 << max_order {
+            if len > 1 && len.is_power_of_two() && i.is_multiple_of(len) && len <= 1 << max_order {
                 plan.blocks.push((i as u64, len.trailing_zeros() as u8, mt_of(c, i as u64)));
                 i = j;
                 continue;

@@ -112,7 +112,13 @@ pub(crate) fn build_allocator(log: &OpLog, layout: &MemoryLayout, sel: &PolicySe
         }
     }
     for &(pfn, mt) in &log.pageblock_types {
-        let Some(zi) = a.zone_of(pfn) else { continue };
+        // a pageblock straddling the zone start (DMA: pfn 0) is looked up by the zone's start
+        let zi = a.zone_of(pfn).or_else(|| a.zones.iter().position(|z| z.span.start > pfn && z.span.start < pfn + a.geo.pageblock_pages()));
+        let Some(zi) = zi else {
+            bump(notes, "pageblock_label_failed", 1);
+            continue;
+        };
+        let pfn = pfn.max(a.zones[zi].span.start);
         let mt = MigrateType::from_u8(mt).unwrap_or(MigrateType::Movable);
         if a.zones[zi].move_freepages_block(pfn, mt).is_none() {
             bump(notes, "pageblock_label_failed", 1);
