@@ -487,18 +487,53 @@ impl<'a> Decoder<'a> {
             }
             TraceEvent::ZoneLocked { pfn, order, migratetype, percpu_refill } => {
                 note(&mut self.notes, "zone_locked_lines", 1);
-                if percpu_refill && (pfn as usize) < self.state.len() && order <= self.st.max_order as u32 {
-                    self.pcp_enter(pfn, migratetype as u8, cpu, ts_us, true);
+                if (pfn as usize) < self.state.len() && order <= self.st.max_order as u32 {
+                    if !before_snapshot {
+                        // taken off the buddy lists: it was free
+                        self.release_stale_prefill(pfn, order as u8, cpu, ts_us);
+                    }
+                    if percpu_refill {
+                        self.pcp_enter(pfn, migratetype as u8, cpu, ts_us, true);
+                    }
                 }
             }
-            TraceEvent::PcpuDrain { pfn, .. } => {
+            TraceEvent::PcpuDrain { pfn, order, .. } => {
                 note(&mut self.notes, "pcpu_drain_lines", 1);
+                if !before_snapshot && (pfn as usize) < self.state.len() && order <= self.st.max_order as u32 {
+                    // a per-CPU-list page going back to the buddy lists: it was free
+                    self.release_stale_prefill(pfn, order as u8, cpu, ts_us);
+                }
                 self.pcp_leave(pfn);
             }
             TraceEvent::ExtFrag { .. } => note(&mut self.notes, "extfrag_lines", 1),
             TraceEvent::Marker(_) | TraceEvent::Other(_) => {}
         }
         Ok(())
+    }
+
+    /// A page the kernel shows free (taken off the buddy lists, or drained from a per-CPU list)
+    /// that the prefill has in use: the snapshot saw it on a per-CPU list (flag-less, like kernel
+    /// memory) or the snapshot is stale. Release the prefill block.
+    fn release_stale_prefill(&mut self, pfn: u64, order: u8, cpu: u8, ts_us: u32) {
+        let end = (pfn + (1u64 << order)).min(self.state.len() as u64);
+        let mut p = pfn;
+        while p < end {
+            let s = self.state[p as usize];
+            if s == S_TAIL || s & S_HEAD != 0 {
+                if let Some((h, q)) = self.find_head(p) {
+                    if self.flags[h as usize] & F_PREFILL != 0 {
+                        self.push(Op::free(h, q, cpu, ts_us).with_flags(OPF_PREFILL));
+                        self.mark_free(h, q);
+                        note(&mut self.notes, "prefill_released_free_pages", 1u64 << q);
+                    } else {
+                        note(&mut self.notes, "free_event_on_live_pages", 1);
+                    }
+                    p = p.max(h + (1u64 << q));
+                    continue;
+                }
+            }
+            p += 1;
+        }
     }
 
     fn pcp_enter(&mut self, pfn: u64, mt: u8, cpu: u8, ts_us: u32, refill: bool) {
