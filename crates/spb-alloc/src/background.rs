@@ -45,10 +45,18 @@ impl Allocator {
         if self.zones.iter().any(|z| z.watermark_boost > 0) {
             return false;
         }
+        // every zone is checked against the waker's highest zone index (kswapd is woken by
+        // allocations up to Normal), so lowmem_reserve keeps a free DMA zone from counting
+        let hz = self.kswapd_classzone();
         self.zones.iter().filter(|z| z.kind <= ZoneKind::Normal).any(|z| {
             let free = if self.policy.defrag_mode() && order > 0 { z.free_pages_blocks } else { z.free_pages };
-            z.watermark_ok(order, z.wmark_pages(WMARK_HIGH), z.kind as usize, crate::gfp::AllocFlags::WMARK_HIGH, free)
+            z.watermark_ok(order, z.wmark_pages(WMARK_HIGH), hz, crate::gfp::AllocFlags::WMARK_HIGH, free)
         })
+    }
+
+    /// The highest zone index kswapd balances for (the highest zone up to Normal).
+    fn kswapd_classzone(&self) -> usize {
+        self.zones.iter().filter(|z| z.kind <= ZoneKind::Normal).map(|z| z.kind as usize).max().unwrap_or(0)
     }
 
     /// Run pending background work up to virtual time `now_ns`.
@@ -62,7 +70,11 @@ impl Allocator {
         }
         if self.cfg.compaction_proactiveness > 0 && self.now_ns >= self.last_proactive_ns + PROACTIVE_INTERVAL_NS {
             self.last_proactive_ns = self.now_ns;
-            self.proactive_compact(env);
+            if self.proactive_compact(env) == Some(false) {
+                // kcompactd: no progress (the score did not go down) defers proactive
+                // compaction to default_timeout << COMPACT_MAX_DEFER_SHIFT
+                self.last_proactive_ns = self.now_ns + (PROACTIVE_INTERVAL_NS << 6) - PROACTIVE_INTERVAL_NS;
+            }
         }
         if self.policy.spb().is_some() {
             self.spb_background(env);
@@ -112,8 +124,9 @@ impl Allocator {
     }
 
     fn pgdat_balanced_ignoring_boost(&self, order: u8) -> bool {
+        let hz = self.kswapd_classzone();
         self.zones.iter().filter(|z| z.kind <= ZoneKind::Normal).any(|z| {
-            z.watermark_ok(order, z.wmark[WMARK_HIGH], z.kind as usize, crate::gfp::AllocFlags::WMARK_HIGH, z.free_pages)
+            z.watermark_ok(order, z.wmark[WMARK_HIGH], hz, crate::gfp::AllocFlags::WMARK_HIGH, z.free_pages)
         })
     }
 
@@ -138,21 +151,27 @@ impl Allocator {
     }
 
     /// Proactive compaction: when a zone's fragmentation score (extfrag_for_order at the
-    /// pageblock order) is above the high threshold, compact it whole.
-    fn proactive_compact(&mut self, env: &mut dyn Env) {
+    /// pageblock order) is above the high threshold, compact it whole. Returns None when
+    /// nothing ran, else whether some compacted zone's score went down.
+    fn proactive_compact(&mut self, env: &mut dyn Env) -> Option<bool> {
         if self.pending.kswapd.is_some() {
-            return;
+            return None;
         }
         let low = 100u64.saturating_sub(self.cfg.compaction_proactiveness);
         let high = (low + (low / 2).min(10)).min(100);
         let pbo = self.geo.pageblock_order;
+        let mut ran = None;
         for zi in 0..self.zones.len() {
             if self.zones[zi].free_pages < self.zones[zi].wmark[WMARK_HIGH] {
                 continue;
             }
-            if extfrag_for_order(&self.zones[zi], pbo) > high {
+            let before = extfrag_for_order(&self.zones[zi], pbo);
+            if before > high {
                 self.compact_zone(zi, None, CompactPriority::SyncLight, MigrateType::Movable, true, env);
+                let progress = extfrag_for_order(&self.zones[zi], pbo) < before;
+                ran = Some(ran.unwrap_or(false) || progress);
             }
         }
+        ran
     }
 }

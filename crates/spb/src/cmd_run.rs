@@ -1,20 +1,346 @@
-//! `spb run` and `spb scenarios` (being built).
+//! `spb run` and `spb scenarios`.
+//!
+//! `spb run [SCENARIO|FILE]` runs a scenario under one or more policies on the identical request
+//! stream (same seed, same scenario: each policy gets its own simulator, in its own thread) and
+//! prints the policies side by side. `spb run` with no argument runs `seed-16g` under all three
+//! policies (the README's main job).
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use spb_alloc::{PolicyConfig, PolicyKind, SpbSwitch};
+use spb_lab::metrics::{RunMetrics, RunsDoc};
+use spb_lab::scenario::units::{fmt_bytes, parse_dur, parse_size, Size};
+use spb_lab::scenario::{builtin, LayoutKind, Overrides, Scenario};
+use spb_lab::{run_scenario, SimOptions};
+
 use crate::CliError;
 
-#[derive(clap::Args, Debug, Default)]
-pub struct RunArgs {}
+/// Arguments of `spb run`.
+#[derive(clap::Args, Debug, Default, Clone)]
+pub struct RunArgs {
+    /// A built-in scenario (see `spb scenarios`) or a scenario TOML file [default: seed-16g].
+    pub scenario: Option<String>,
+    /// Policies to run, comma-separated [default: vanilla,defrag,spb].
+    #[arg(long, value_delimiter = ',')]
+    pub policy: Vec<String>,
+    /// spb behaviours to turn off (comma-separated switch names), for ablations.
+    #[arg(long = "spb-off", value_delimiter = ',')]
+    pub spb_off: Vec<String>,
+    /// Write the metrics as JSON to FILE (`-` for stdout; the table then goes to stderr).
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<String>,
+    /// Scenario seed (all random choices derive from it).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// RAM of the machine, e.g. 64G (sizes given in % of RAM scale with it).
+    #[arg(long)]
+    pub memory: Option<String>,
+    /// Virtual duration, e.g. 120s or 10m.
+    #[arg(long)]
+    pub duration: Option<String>,
+    /// Machine layout: i440fx (3 GiB below 4 GiB) or q35 (2 GiB below 4 GiB).
+    #[arg(long)]
+    pub layout: Option<String>,
+    /// Run the allocator's invariant checker every N operations (slow; 0 = never).
+    #[arg(long = "check-every", value_name = "N")]
+    pub check_every: Option<u64>,
+    /// Write an HTML/SVG report into DIR.
+    #[arg(long, value_name = "DIR")]
+    pub report: Option<PathBuf>,
+    /// Print the end-of-run SPB map of every policy (one letter per pageblock).
+    #[arg(long)]
+    pub map: bool,
+}
 
 impl RunArgs {
     /// The README's main job: `seed-16g` under all three policies.
     pub fn default_main_job() -> RunArgs {
-        RunArgs::default()
+        RunArgs { scenario: Some("seed-16g".into()), policy: PolicyKind::ALL.iter().map(|p| p.name().to_string()).collect(), ..RunArgs::default() }
     }
 }
 
-pub fn run(_a: RunArgs) -> Result<(), CliError> {
-    Err(CliError::Run("not implemented yet".into()))
+/// Parse the policy list and the spb switches turned off.
+fn policies(a: &RunArgs) -> Result<Vec<PolicyConfig>, CliError> {
+    let names: Vec<String> = if a.policy.is_empty() { PolicyKind::ALL.iter().map(|p| p.name().to_string()).collect() } else { a.policy.clone() };
+    let mut off = Vec::new();
+    for s in &a.spb_off {
+        let s = s.trim();
+        if s.is_empty() {
+            continue;
+        }
+        match SpbSwitch::from_name(s) {
+            Some(w) => off.push(w),
+            None => {
+                let all: Vec<&str> = SpbSwitch::ALL.iter().map(|w| w.name()).collect();
+                return Err(CliError::Input(format!("--spb-off: unknown spb switch \"{s}\"; expected one of: {}", all.join(", "))));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for n in names {
+        let n = n.trim();
+        let k = PolicyKind::from_name(n).ok_or_else(|| CliError::Input(format!("--policy: unknown policy \"{n}\"; expected vanilla, defrag or spb")))?;
+        let mut p = PolicyConfig::of(k);
+        if k == PolicyKind::Spb {
+            for w in &off {
+                p.spb.set(*w, false);
+            }
+        }
+        out.push(p);
+    }
+    Ok(out)
+}
+
+fn overrides(a: &RunArgs) -> Result<Overrides, CliError> {
+    let memory = match &a.memory {
+        None => None,
+        Some(m) => match parse_size(m, false) {
+            Ok(Size::Bytes(b)) => Some(b),
+            Ok(_) => unreachable!(),
+            Err(e) => return Err(CliError::Input(format!("--memory: {e}"))),
+        },
+    };
+    let duration_ns = match &a.duration {
+        None => None,
+        Some(d) => match parse_dur(d, false) {
+            Ok(d) => {
+                let ns = d.ns(0);
+                if ns == 0 {
+                    return Err(CliError::Input("--duration: expected a positive duration".into()));
+                }
+                Some(ns)
+            }
+            Err(e) => return Err(CliError::Input(format!("--duration: {e}"))),
+        },
+    };
+    let layout = match a.layout.as_deref() {
+        None => None,
+        Some("i440fx") | Some("pc") => Some(LayoutKind::I440fx),
+        Some("q35") => Some(LayoutKind::Q35),
+        Some(o) => return Err(CliError::Input(format!("--layout: expected i440fx or q35, got \"{o}\""))),
+    };
+    Ok(Overrides { memory, duration_ns, seed: a.seed, layout })
+}
+
+/// Load the scenario with overrides applied.
+pub fn load(a: &RunArgs) -> Result<Scenario, CliError> {
+    let name = a.scenario.clone().unwrap_or_else(|| "seed-16g".into());
+    let mut sc = spb_lab::load_scenario(&name).map_err(|e| {
+        if e.message.starts_with("cannot read") {
+            CliError::Io(e.to_string())
+        } else {
+            CliError::Input(e.to_string())
+        }
+    })?;
+    sc.apply(&overrides(a)?);
+    Ok(sc)
+}
+
+/// Run the policies in parallel threads; one progress bar each.
+pub fn run_all(sc: &Scenario, pols: &[PolicyConfig], check_every: u64, show_progress: bool) -> Result<Vec<RunMetrics>, CliError> {
+    // validate the machine once, before spawning anything
+    spb_lab::sim::layout_of(sc).map_err(CliError::Input)?;
+    let mp = MultiProgress::with_draw_target(if show_progress { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() });
+    let style = ProgressStyle::with_template("{prefix:>12} [{bar:40}] {pos:>5}/{len} virtual s  {elapsed_precise}  {msg}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
+    let total_s = sc.duration_ns / 1_000_000_000;
+    let results: Vec<Result<RunMetrics, String>> = std::thread::scope(|s| {
+        let handles: Vec<_> = pols
+            .iter()
+            .map(|p| {
+                let pb = mp.add(ProgressBar::new(total_s.max(1)));
+                pb.set_style(style.clone());
+                pb.set_prefix(p.label());
+                let opts = SimOptions { policy: p.clone(), check_every };
+                let sc = sc.clone();
+                s.spawn(move || {
+                    let mut prog = |ns: u64| pb.set_position(ns / 1_000_000_000);
+                    let r = run_scenario(&sc, &opts, &mut prog);
+                    match &r {
+                        Ok(m) => pb.finish_with_message(format!("done, {:.1} M events/s", m.events as f64 / m.wall_seconds.max(1e-9) / 1e6)),
+                        Err(e) => pb.abandon_with_message(format!("failed: {e}")),
+                    }
+                    r
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err("the simulator panicked".to_string()))).collect()
+    });
+    let mut out = Vec::new();
+    for r in results {
+        out.push(r.map_err(CliError::Run)?);
+    }
+    Ok(out)
+}
+
+/// Write the JSON document atomically (temporary file + rename), or to stdout for `-`.
+pub fn write_json(path: &str, doc: &RunsDoc) -> Result<(), CliError> {
+    let text = serde_json::to_string_pretty(doc).map_err(|e| CliError::Run(format!("cannot serialise the metrics: {e}")))?;
+    if path == "-" {
+        let mut o = std::io::stdout().lock();
+        o.write_all(text.as_bytes()).and_then(|_| o.write_all(b"\n")).map_err(|e| CliError::Io(format!("stdout: {e}")))?;
+        return Ok(());
+    }
+    let p = Path::new(path);
+    let dir = p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = p.file_name().ok_or_else(|| CliError::Input(format!("--json: \"{path}\" is not a file name")))?;
+    let tmp = dir.join(format!(".{}.tmp.{}", name.to_string_lossy(), std::process::id()));
+    std::fs::write(&tmp, text.as_bytes()).map_err(|e| CliError::Io(format!("{}: {e}", tmp.display())))?;
+    std::fs::rename(&tmp, p).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        CliError::Io(format!("{path}: {e}"))
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// REPORT HOOK: `--report DIR` calls `spb_lab::report::write_report(dir, &doc, title)`, which is
+// being built on another branch. Until it is merged this returns an error. When it lands,
+// replace the body with:
+//     spb_lab::report::write_report(dir, doc, title).map_err(|e| CliError::Io(e.to_string()))
+// ---------------------------------------------------------------------------------------------
+fn write_report_hook(dir: &Path, doc: &RunsDoc, title: &str) -> Result<(), CliError> {
+    let _ = (dir, doc, title);
+    Err(CliError::Run("report support not merged yet".into()))
+}
+
+/// The side-by-side table.
+pub fn table(sc: &Scenario, runs: &[RunMetrics]) -> String {
+    let mut s = String::new();
+    s.push_str(&format!(
+        "scenario {}  seed {}  memory {}  {} virtual s\n",
+        sc.name,
+        sc.seed,
+        fmt_bytes(sc.machine.memory),
+        sc.duration_ns as f64 / 1e9
+    ));
+    let w = runs.iter().map(|r| r.policy.len()).max().unwrap_or(8).max(12);
+    s.push_str(&format!("{:<34}", ""));
+    for r in runs {
+        s.push_str(&format!(" {:>w$}", r.policy, w = w));
+    }
+    s.push('\n');
+    let row = |s: &mut String, name: &str, f: &dyn Fn(&RunMetrics) -> String| {
+        s.push_str(&format!("{:<34}", name));
+        for r in runs {
+            s.push_str(&format!(" {:>w$}", f(r), w = w));
+        }
+        s.push('\n');
+    };
+    row(&mut s, "Normal SPBs", &|r| r.normal.spb_total.to_string());
+    row(&mut s, "  tainted (end / peak)", &|r| format!("{} / {}", r.normal.spb_tainted, r.normal.spb_tainted_peak));
+    row(&mut s, "  tainted floor", &|r| r.normal.tainted_floor.to_string());
+    row(&mut s, "  pinned", &|r| r.normal.spb_pinned.to_string());
+    row(&mut s, "  lost (floor)", &|r| format!("{} ({})", r.normal.spb_lost, r.normal.lost_floor));
+    row(&mut s, "  clean / empty", &|r| format!("{} / {}", r.normal.spb_clean, r.normal.spb_empty));
+    row(&mut s, "all zones: SPBs tainted / lost", &|r| format!("{} / {}", r.all_zones.spb_tainted, r.all_zones.spb_lost));
+    row(&mut s, "1 GiB probe / limit", &|r| format!("{} / {}", r.gigantic.allocatable, r.gigantic.limit));
+    row(&mut s, "  Normal probe / limit", &|r| {
+        format!("{} / {}", r.extra.get("gigantic_normal_allocatable").and_then(|v| v.as_u64()).unwrap_or(0), r.extra.get("gigantic_normal_limit").and_then(|v| v.as_u64()).unwrap_or(0))
+    });
+    row(&mut s, "  probe pages migrated", &|r| r.gigantic.probe_pages_migrated.to_string());
+    row(&mut s, "1 GiB requests during run", &|r| {
+        format!("{} / {}", r.extra.get("hugetlb_obtained").and_then(|v| v.as_u64()).unwrap_or(0), r.extra.get("hugetlb_requested").and_then(|v| v.as_u64()).unwrap_or(0))
+    });
+    row(&mut s, "THP success / attempts", &|r| {
+        let pct = if r.thp.attempts > 0 { 100.0 * r.thp.success as f64 / r.thp.attempts as f64 } else { 0.0 };
+        format!("{:.0}% of {}", pct, r.thp.attempts)
+    });
+    row(&mut s, "pages migrated", &|r| r.pages_migrated.to_string());
+    row(&mut s, "compact stall / success", &|r| format!("{} / {}", r.vmstat.get("compact_stall").copied().unwrap_or(0), r.vmstat.get("compact_success").copied().unwrap_or(0)));
+    row(&mut s, "extfrag events (fragmenting)", &|r| format!("{} ({})", r.vmstat.get("extfrag_events").copied().unwrap_or(0), r.vmstat.get("extfrag_fragmenting").copied().unwrap_or(0)));
+    row(&mut s, "kswapd wakes / direct stalls", &|r| {
+        let st: u64 = ["allocstall_dma", "allocstall_dma32", "allocstall_normal", "allocstall_movable"].iter().map(|k| r.vmstat.get(*k).copied().unwrap_or(0)).sum();
+        format!("{} / {}", r.vmstat.get("kswapd_wake").copied().unwrap_or(0), st)
+    });
+    row(&mut s, "alloc failures", &|r| r.alloc_failures.values().sum::<u64>().to_string());
+    row(&mut s, "OOM kills", &|r| r.oom_kills.to_string());
+    row(&mut s, "events", &|r| r.events.to_string());
+    row(&mut s, "events/s (M)", &|r| format!("{:.2}", r.events as f64 / r.wall_seconds.max(1e-9) / 1e6));
+    row(&mut s, "wall s", &|r| format!("{:.1}", r.wall_seconds));
+    s
+}
+
+pub fn run(a: RunArgs) -> Result<(), CliError> {
+    let sc = load(&a)?;
+    let pols = policies(&a)?;
+    if let Some(dir) = &a.report {
+        if dir.exists() && !dir.is_dir() {
+            return Err(CliError::Input(format!("--report: {} exists and is not a directory", dir.display())));
+        }
+    }
+    let show = std::io::stderr().is_terminal();
+    let runs = run_all(&sc, &pols, a.check_every.unwrap_or(0), show)?;
+    let doc = RunsDoc { runs };
+    let t = table(&sc, &doc.runs);
+    let to_stdout = a.json.as_deref() != Some("-");
+    let mut maps = String::new();
+    if a.map {
+        for r in &doc.runs {
+            if let Some(m) = r.maps.last() {
+                maps.push_str(&format!("\nSPB map at the end, {} (U unmovable, E reclaimable, M movable, H highatomic, R reserved, . free, ' ' hole):\n", r.policy));
+                maps.push_str(&spb_lab::measure::map_text(m));
+            }
+        }
+    }
+    if to_stdout {
+        print!("{t}{maps}");
+    } else {
+        eprint!("{t}{maps}");
+    }
+    if let Some(j) = &a.json {
+        write_json(j, &doc)?;
+    }
+    if let Some(dir) = &a.report {
+        write_report_hook(dir, &doc, &format!("{} (seed {})", sc.name, sc.seed))?;
+    }
+    Ok(())
 }
 
 pub fn scenarios() -> Result<(), CliError> {
+    let w = builtin::BUILTINS.iter().map(|b| b.name.len()).max().unwrap_or(8);
+    for b in builtin::BUILTINS {
+        println!("{:<w$}  {}", b.name, b.summary, w = w);
+    }
+    println!("\nRun one with `spb run NAME`; any TOML file in the same language works too (docs/scenarios.md).");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policy_and_override_errors_are_input_errors() {
+        let a = RunArgs { policy: vec!["vanilla".into(), "bogus".into()], ..RunArgs::default() };
+        assert!(matches!(policies(&a), Err(CliError::Input(m)) if m.contains("bogus")));
+        let a = RunArgs { spb_off: vec!["nope".into()], ..RunArgs::default() };
+        assert!(matches!(policies(&a), Err(CliError::Input(m)) if m.contains("steer_tainted")));
+        let a = RunArgs { spb_off: vec!["steer_tainted".into()], ..RunArgs::default() };
+        let p = policies(&a).unwrap();
+        assert_eq!(p.len(), 3);
+        assert_eq!(p[2].label(), "spb-off:steer_tainted");
+        let a = RunArgs { memory: Some("lots".into()), ..RunArgs::default() };
+        assert!(matches!(load(&a), Err(CliError::Input(m)) if m.contains("--memory")));
+        let a = RunArgs { scenario: Some("/nonexistent/x.toml".into()), ..RunArgs::default() };
+        assert!(matches!(load(&a), Err(CliError::Input(m)) if m.contains("built-ins")));
+        let a = RunArgs { memory: Some("8G".into()), duration: Some("30s".into()), seed: Some(9), layout: Some("q35".into()), ..RunArgs::default() };
+        let sc = load(&a).unwrap();
+        assert_eq!((sc.machine.memory, sc.duration_ns, sc.seed, sc.machine.layout), (8 << 30, 30_000_000_000, 9, LayoutKind::Q35));
+        assert_eq!(RunArgs::default_main_job().policy.len(), 3);
+    }
+
+    #[test]
+    fn json_is_written_atomically() {
+        let dir = std::env::temp_dir().join(format!("spb-json-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("out.json");
+        write_json(f.to_str().unwrap(), &RunsDoc::default()).unwrap();
+        let back: RunsDoc = serde_json::from_str(&std::fs::read_to_string(&f).unwrap()).unwrap();
+        assert_eq!(back, RunsDoc::default());
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1, "no temporary file left behind");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -1,0 +1,480 @@
+//! The measures, computed from the allocator's SPB and pageblock counters (shared by the lab and
+//! the trace replayer). Definitions, identical to `../shared/README.md`:
+//!
+//! - a page is *non-movable* when it is allocated by a request whose migratetype is UNMOVABLE,
+//!   RECLAIMABLE or HIGHATOMIC; free pages and pages on per-CPU lists never count;
+//! - *reserved* pages are the boot-time memblock reservations;
+//! - an SPB is *tainted* when it holds a non-movable page, *pinned* when it holds a reserved
+//!   page, *lost* when it is tainted or pinned or has a hole, *clean* when it holds only free and
+//!   movable pages, *empty* when all free;
+//! - *tainted floor* = ceil(non-movable pages / pages per SPB); *lost floor* = max(SPBs pinned
+//!   or with holes, ceil((non-movable + reserved pages) / pages per SPB));
+//! - the *1 GiB probe* allocates as many 1 GiB pages as possible at the end, with the workload's
+//!   memory still allocated, migrating movable pages, reclaiming clean page cache and shrinking
+//!   reclaimable slab, never swapping or killing;
+//! - the *1 GiB limit* = SPBs − max(SPBs pinned or with holes, ceil((non-movable pages no
+//!   shrinker frees + reserved + movable other than clean page cache + min watermark pages) /
+//!   pages per SPB)), never below 0.
+//!
+//! An SPB belongs to one zone ("a 1 GiB-aligned group of pageblocks inside a zone"): a 1 GiB
+//! region shared by two zones is one SPB of each, both with holes. "All zones" values are sums
+//! of the per-zone values (a 1 GiB page never crosses a zone).
+
+use spb_alloc::layout::ZoneKind;
+use spb_alloc::migratetype::MigrateType;
+use spb_alloc::zone::{Zone, WMARK_MIN};
+use spb_alloc::{Allocator, Env, FreedBlock, Gfp};
+
+use crate::metrics::{BlockContent, SpbCensus, SpbMap, SpbRow};
+
+/// Counts of one zone (or a sum of zones).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ZoneCensus {
+    pub spbs: u64,
+    pub tainted: u64,
+    pub pinned: u64,
+    pub holed: u64,
+    /// Pinned or with holes.
+    pub pinned_or_hole: u64,
+    pub lost: u64,
+    pub clean: u64,
+    pub empty: u64,
+    pub non_movable_pages: u64,
+    pub reserved_pages: u64,
+    pub movable_pages: u64,
+    pub lost_floor: u64,
+    pub tainted_floor: u64,
+}
+
+impl ZoneCensus {
+    fn add(&mut self, o: &ZoneCensus) {
+        self.spbs += o.spbs;
+        self.tainted += o.tainted;
+        self.pinned += o.pinned;
+        self.holed += o.holed;
+        self.pinned_or_hole += o.pinned_or_hole;
+        self.lost += o.lost;
+        self.clean += o.clean;
+        self.empty += o.empty;
+        self.non_movable_pages += o.non_movable_pages;
+        self.reserved_pages += o.reserved_pages;
+        self.movable_pages += o.movable_pages;
+        self.lost_floor += o.lost_floor;
+        self.tainted_floor += o.tainted_floor;
+    }
+    /// As the JSON census (the peak is filled in by the caller).
+    pub fn to_metrics(&self, peak: u64) -> SpbCensus {
+        SpbCensus {
+            spb_total: self.spbs,
+            spb_tainted: self.tainted,
+            spb_tainted_peak: peak.max(self.tainted),
+            spb_pinned: self.pinned,
+            spb_lost: self.lost,
+            lost_floor: self.lost_floor,
+            tainted_floor: self.tainted_floor,
+            spb_clean: self.clean,
+            spb_empty: self.empty,
+        }
+    }
+}
+
+/// Census of one zone.
+pub fn zone_census(z: &Zone) -> ZoneCensus {
+    let sp = z.geo.spb_pages();
+    let mut c = ZoneCensus { spbs: z.spbs.len() as u64, ..Default::default() };
+    for s in &z.spbs {
+        let t = s.is_tainted();
+        let p = s.is_pinned();
+        let h = s.has_hole();
+        c.tainted += t as u64;
+        c.pinned += p as u64;
+        c.holed += h as u64;
+        c.pinned_or_hole += (p || h) as u64;
+        c.non_movable_pages += s.non_movable_pages();
+        c.reserved_pages += s.reserved_pages;
+        c.movable_pages += s.movable_pages();
+        if t || p || h {
+            c.lost += 1;
+        } else if s.movable_pages() == 0 {
+            c.empty += 1;
+        } else {
+            c.clean += 1;
+        }
+    }
+    c.tainted_floor = c.non_movable_pages.div_ceil(sp);
+    c.lost_floor = c.pinned_or_hole.max((c.non_movable_pages + c.reserved_pages).div_ceil(sp));
+    c
+}
+
+/// Census of the Normal zone (zeros when there is none) and of all zones.
+pub fn census(a: &Allocator) -> (ZoneCensus, ZoneCensus) {
+    let mut all = ZoneCensus::default();
+    let mut normal = ZoneCensus::default();
+    for z in &a.zones {
+        let c = zone_census(z);
+        if z.kind == ZoneKind::Normal {
+            normal = c;
+        }
+        all.add(&c);
+    }
+    (normal, all)
+}
+
+/// Per-zone inputs of the 1 GiB limit that the allocator does not know.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LimitInputs {
+    /// Non-movable pages a full shrink would free (reclaimable slab pages whose every object
+    /// is unused and cached).
+    pub shrinkable_pages: u64,
+    /// Clean page cache pages (dropped rather than migrated).
+    pub clean_cache_pages: u64,
+}
+
+/// The 1 GiB limit of one zone.
+pub fn zone_limit(z: &Zone, inp: LimitInputs) -> u64 {
+    let c = zone_census(z);
+    let sp = z.geo.spb_pages();
+    let nonmov_stuck = c.non_movable_pages.saturating_sub(inp.shrinkable_pages);
+    let movable_stuck = c.movable_pages.saturating_sub(inp.clean_cache_pages);
+    let must = nonmov_stuck + c.reserved_pages + movable_stuck + z.wmark[WMARK_MIN];
+    let lost_min = c.pinned_or_hole.max(must.div_ceil(sp));
+    c.spbs.saturating_sub(lost_min)
+}
+
+/// The 1 GiB limit of the Normal zone and the sum over all zones, given per-zone inputs.
+pub fn limits(a: &Allocator, inputs: &[LimitInputs]) -> (u64, u64) {
+    let mut all = 0;
+    let mut normal = 0;
+    for (i, z) in a.zones.iter().enumerate() {
+        let l = zone_limit(z, inputs.get(i).copied().unwrap_or_default());
+        if z.kind == ZoneKind::Normal {
+            normal = l;
+        }
+        all += l;
+    }
+    (normal, all)
+}
+
+/// What a pageblock holds.
+pub fn block_content(z: &Zone, pfn: u64) -> BlockContent {
+    if !z.contains(pfn) {
+        return BlockContent::Hole;
+    }
+    let pbp = z.geo.pageblock_pages();
+    let pb = z.pb(pfn);
+    if pb.absent as u64 >= pbp {
+        return BlockContent::Hole;
+    }
+    if pb.reserved > 0 {
+        return BlockContent::Reserved;
+    }
+    if pb.is_isolated() {
+        return BlockContent::Isolated;
+    }
+    if pb.alloc[0] > 0 {
+        return BlockContent::Unmovable;
+    }
+    if pb.alloc[3] > 0 || (pb.migratetype() == MigrateType::HighAtomic && pb.allocated() > 0) {
+        return BlockContent::HighAtomic;
+    }
+    if pb.alloc[2] > 0 {
+        return BlockContent::Reclaimable;
+    }
+    if pb.alloc[1] > 0 {
+        return BlockContent::Movable;
+    }
+    if pb.absent > 0 {
+        return BlockContent::Hole;
+    }
+    BlockContent::Free
+}
+
+/// The SPB map at time `t` (seconds): one row per SPB of every zone.
+pub fn spb_map(a: &Allocator, t: f64) -> SpbMap {
+    let mut rows = Vec::new();
+    for z in &a.zones {
+        let pbp = z.geo.pageblock_pages();
+        for s in &z.spbs {
+            let mut cat = String::from(if s.contig_allocated {
+                "isolated"
+            } else if s.is_tainted() {
+                "tainted"
+            } else if s.movable_pages() == 0 {
+                "empty"
+            } else {
+                "clean"
+            });
+            if s.is_pinned() {
+                cat.push_str("+pinned");
+            }
+            if s.has_hole() {
+                cat.push_str("+hole");
+            }
+            let blocks = (0..z.geo.pageblocks_per_spb()).map(|k| block_content(z, s.start_pfn + k * pbp)).collect();
+            rows.push(SpbRow { zone: z.kind.name().to_string(), start_pfn: s.start_pfn, category: cat, blocks });
+        }
+    }
+    SpbMap { t, rows }
+}
+
+/// The map as text: one line per SPB, one letter per pageblock.
+pub fn map_text(m: &SpbMap) -> String {
+    let mut s = String::new();
+    for r in &m.rows {
+        s.push_str(&format!("{:>6} {:>#10x} {:<16} ", r.zone, r.start_pfn, r.category));
+        s.extend(r.blocks.iter().map(|b| b.letter()));
+        s.push('\n');
+    }
+    s
+}
+
+/// The embedder's side of the 1 GiB probe.
+pub trait ProbeEnv: Env {
+    /// Contiguous-allocation mode on/off: clean page cache met by migration is dropped.
+    fn set_contig_mode(&mut self, on: bool);
+    /// Drop all clean page cache and shrink all reclaimable slab (no writeback, no swap, no
+    /// kills); push every freed block.
+    fn probe_reclaim(&mut self, out: &mut Vec<FreedBlock>);
+    /// A cookie for the probe's allocations.
+    fn probe_cookie(&mut self) -> u32 {
+        u32::MAX
+    }
+}
+
+/// Outcome of the probe.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProbeResult {
+    pub allocatable: u64,
+    pub normal_allocatable: u64,
+    pub pages_migrated: u64,
+    pub reclaimed_pages: u64,
+    /// Head pfns of the 1 GiB pages obtained (still allocated).
+    pub pages: Vec<u64>,
+}
+
+/// gfp of the probe's requests (alloc_gigantic_folio's mask).
+pub const GFP_PROBE: Gfp = Gfp::HIGHUSER.with(Gfp::COMP).with(Gfp::RETRY_MAYFAIL).with(Gfp::NOWARN).with(Gfp::THISNODE);
+
+/// The end-of-run 1 GiB probe ("echo N > nr_hugepages" with N larger than possible): allocate
+/// SPB-order blocks until a request fails; then reclaim (clean page cache, reclaimable slab)
+/// once and continue until a request fails again. The pages obtained stay allocated.
+pub fn probe(a: &mut Allocator, env: &mut dyn ProbeEnv) -> ProbeResult {
+    let order = a.geo.spb_order;
+    let before = a.pages_migrated;
+    let mut r = ProbeResult::default();
+    let mut reclaimed = false;
+    env.set_contig_mode(true);
+    loop {
+        let cookie = env.probe_cookie();
+        match a.alloc_contig(order, GFP_PROBE, cookie, env) {
+            Ok(p) => {
+                r.allocatable += 1;
+                if a.zone_of(p).map(|zi| a.zones[zi].kind) == Some(ZoneKind::Normal) {
+                    r.normal_allocatable += 1;
+                }
+                r.pages.push(p);
+            }
+            Err(_) => {
+                if reclaimed {
+                    break;
+                }
+                reclaimed = true;
+                let mut out = Vec::new();
+                env.probe_reclaim(&mut out);
+                if out.is_empty() {
+                    break;
+                }
+                for b in &out {
+                    r.reclaimed_pages += 1u64 << b.order;
+                    a.free(b.pfn, b.order, 0).expect("probe reclaim handed back a block that is not allocated");
+                }
+            }
+        }
+    }
+    env.set_contig_mode(false);
+    r.pages_migrated = a.pages_migrated - before;
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use spb_alloc::layout::{MemoryLayout, PfnRange, ZoneSpec};
+    use spb_alloc::{AllocRequest, Config, Geometry, MigrateOutcome, PolicyConfig, PolicyKind};
+
+    /// A Normal zone of `spbs` tiny SPBs (128 pages, 16 pageblocks of 8 pages).
+    fn tiny(spbs: u64) -> Allocator {
+        let g = Geometry::TINY;
+        let s = g.spb_pages();
+        let l = MemoryLayout { geometry: g, zones: vec![ZoneSpec::plain(ZoneKind::Normal, PfnRange::new(s, s + spbs * s))] };
+        let cfg = Config { policy: PolicyConfig::of(PolicyKind::Vanilla), check_every: 1, nr_cpus: 1, pcp: false, ..Config::default() };
+        Allocator::new(&l, cfg).unwrap()
+    }
+
+    /// An embedder owning every movable block by cookie; cookies in `pinned` refuse.
+    #[derive(Default)]
+    struct E {
+        pinned: Vec<u32>,
+        cache: Vec<u32>,
+        contig: bool,
+        moved: u64,
+        dropped: u64,
+        reclaim: Vec<FreedBlock>,
+    }
+    impl Env for E {
+        fn migrate(&mut self, _from: u64, _to: u64, _order: u8, cookie: u32) -> MigrateOutcome {
+            if self.pinned.contains(&cookie) {
+                return MigrateOutcome::Refused;
+            }
+            if self.contig && self.cache.contains(&cookie) {
+                self.dropped += 1;
+                return MigrateOutcome::Dropped;
+            }
+            self.moved += 1;
+            MigrateOutcome::Moved
+        }
+    }
+    impl ProbeEnv for E {
+        fn set_contig_mode(&mut self, on: bool) {
+            self.contig = on;
+        }
+        fn probe_reclaim(&mut self, out: &mut Vec<FreedBlock>) {
+            out.append(&mut self.reclaim);
+        }
+    }
+
+    fn alloc(a: &mut Allocator, order: u8, gfp: Gfp, cookie: u32) -> u64 {
+        a.alloc(AllocRequest::new(order, gfp).cookie(cookie), &mut spb_alloc::NoEnv).unwrap()
+    }
+
+    #[test]
+    fn census_on_hand_built_states() {
+        let mut a = tiny(4);
+        let (n, all) = census(&a);
+        assert_eq!(n, all);
+        assert_eq!((n.spbs, n.empty, n.clean, n.lost, n.tainted), (4, 4, 0, 0, 0));
+        let sp = a.geo.spb_pages();
+        // a movable page: one clean SPB; an unmovable page: one tainted SPB
+        let m = alloc(&mut a, 0, Gfp::HIGHUSER_MOVABLE, 1);
+        let u = alloc(&mut a, 0, Gfp::KERNEL, 2);
+        let (n, _) = census(&a);
+        assert_eq!(n.tainted, 1);
+        assert_eq!(n.lost, 1);
+        assert_eq!(n.tainted_floor, 1);
+        assert_eq!(n.lost_floor, 1);
+        let same = m / sp == u / sp;
+        assert_eq!(n.clean + n.empty + n.lost, 4);
+        assert_eq!(n.clean, if same { 0 } else { 1 });
+        // the map shows one unmovable block
+        let map = spb_map(&a, 0.0);
+        assert_eq!(map.rows.len(), 4);
+        let u_cells: usize = map.rows.iter().map(|r| r.blocks.iter().filter(|b| **b == BlockContent::Unmovable).count()).sum();
+        assert_eq!(u_cells, 1);
+        assert!(map.rows.iter().any(|r| r.category == "tainted"));
+        assert!(map_text(&map).contains('U'));
+        a.free(u, 0, 0).unwrap();
+        let (n, _) = census(&a);
+        assert_eq!(n.tainted, 0);
+    }
+
+    #[test]
+    fn floors_count_pages_not_spbs() {
+        let mut a = tiny(4);
+        let sp = a.geo.spb_pages();
+        // 1.5 SPBs worth of unmovable pages
+        let n = sp + sp / 2;
+        let order = a.geo.max_order;
+        let mut k = 0;
+        while k < n {
+            alloc(&mut a, order, Gfp::KERNEL, 0);
+            k += 1 << order;
+        }
+        let (c, _) = census(&a);
+        assert_eq!(c.tainted_floor, 2);
+        assert_eq!(c.lost_floor, 2);
+        assert!(c.tainted >= 2);
+    }
+
+    #[test]
+    fn holes_and_reservations_are_lost() {
+        let g = Geometry::TINY;
+        let s = g.spb_pages();
+        let mut z = ZoneSpec::plain(ZoneKind::Normal, PfnRange::new(s, s + 3 * s + s / 2));
+        z.holes.push(PfnRange::new(s + 10, s + 12));
+        z.reserved.push(spb_alloc::layout::Reservation { range: PfnRange::new(2 * s + 8, 2 * s + 16), kind: spb_alloc::layout::ReserveKind::Memmap });
+        let l = MemoryLayout { geometry: g, zones: vec![z] };
+        let a = Allocator::new(&l, Config { nr_cpus: 1, ..Config::default() }).unwrap();
+        let (c, _) = census(&a);
+        // SPB 0: hole; SPB 1: reserved; SPB 2: empty; SPB 3: half outside the zone (hole)
+        assert_eq!(c.spbs, 4);
+        assert_eq!(c.pinned, 1);
+        assert_eq!(c.holed, 2);
+        assert_eq!(c.pinned_or_hole, 3);
+        assert_eq!(c.lost, 3);
+        assert_eq!(c.empty, 1);
+        assert_eq!(c.lost_floor, 3);
+        let map = spb_map(&a, 0.0);
+        assert!(map.rows[1].category.contains("pinned"));
+        assert!(map.rows[1].blocks.contains(&BlockContent::Reserved));
+        assert!(map.rows[3].blocks.contains(&BlockContent::Hole));
+        assert_eq!(zone_limit(&a.zones[0], LimitInputs::default()), 1);
+    }
+
+    #[test]
+    fn limit_counts_what_must_stay() {
+        let mut a = tiny(4);
+        let sp = a.geo.spb_pages();
+        let wmin = a.zones[0].wmark[WMARK_MIN];
+        assert_eq!(zone_limit(&a.zones[0], LimitInputs::default()), 4 - wmin.div_ceil(sp).min(4));
+        // fill 2.5 SPBs with movable pages: 1 SPB of them clean page cache
+        let order = a.geo.max_order;
+        let mut k = 0;
+        while k < 2 * sp + sp / 2 {
+            alloc(&mut a, order, Gfp::HIGHUSER_MOVABLE, 0);
+            k += 1 << order;
+        }
+        let must = 2 * sp + sp / 2 + wmin;
+        assert_eq!(zone_limit(&a.zones[0], LimitInputs::default()), 4 - must.div_ceil(sp));
+        let inp = LimitInputs { clean_cache_pages: sp, shrinkable_pages: 0 };
+        assert_eq!(zone_limit(&a.zones[0], inp), 4 - (must - sp).div_ceil(sp));
+        // shrinkable slab pages do not count, the others do
+        let u = alloc(&mut a, 0, Gfp::KERNEL.with(Gfp::RECLAIMABLE), 0);
+        let _ = u;
+        let l1 = zone_limit(&a.zones[0], LimitInputs { clean_cache_pages: sp, shrinkable_pages: 1 });
+        assert_eq!(l1, 4 - (must - sp).div_ceil(sp));
+    }
+
+    #[test]
+    fn probe_migrates_refuses_pinned_and_reclaims() {
+        let mut a = tiny(4);
+        let sp = a.geo.spb_pages();
+        let mut e = E::default();
+        // one movable page in every SPB (cookie = SPB index + 1), pinned in SPB 0's page
+        let order = a.geo.max_order;
+        let per_spb = sp >> order;
+        let mut heads = Vec::new();
+        for i in 0..4 * per_spb {
+            heads.push((i, alloc(&mut a, order, Gfp::HIGHUSER_MOVABLE, i as u32 + 1)));
+        }
+        // free all but one block per SPB
+        for &(i, p) in &heads {
+            if i % per_spb != 0 {
+                a.free(p, order, 0).unwrap();
+            }
+        }
+        let pinned_block = heads[0].1;
+        e.pinned.push(1);
+        // one reclaimable slab page in SPB 3 that the shrinker can free
+        let r = alloc(&mut a, 0, Gfp::KERNEL.with(Gfp::RECLAIMABLE), 999);
+        e.reclaim.push(FreedBlock { pfn: r, order: 0 });
+        let res = probe(&mut a, &mut e);
+        // SPB of the pinned block: never; the others need migration of one block each, but
+        // there is only room for so many.
+        assert!(res.allocatable >= 1, "{res:?}");
+        assert!(res.pages.iter().all(|&p| p / sp != pinned_block / sp));
+        assert!(res.pages_migrated > 0);
+        assert!(e.moved > 0);
+        assert!(!e.contig);
+        a.check().unwrap();
+    }
+}

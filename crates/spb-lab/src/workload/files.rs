@@ -1,0 +1,435 @@
+//! Files: page cache of a disk filesystem, and tmpfs sb-stress loops.
+//!
+//! gfp shapes (6.18, ext4 with large folios; see shared/traces/pagecache):
+//! - buffered write, order 0: `GFP_HIGHUSER_MOVABLE|__GFP_WRITE|__GFP_COMP`; larger folios add
+//!   `__GFP_NOWARN|__GFP_NORETRY` and fall back one order at a time (`__filemap_get_folio`);
+//!   the folio order follows the write size (4K: 0, 64K: 4, 1M: 8, 2M: 9);
+//! - readahead: the mapping mask of ext4 (no __GFP_FS) plus `__GFP_NORETRY|__GFP_NOWARN`:
+//!   `GFP_NOFS|__GFP_HIGHMEM|__GFP_MOVABLE|__GFP_NOWARN|__GFP_NORETRY|__GFP_COMP|
+//!   __GFP_HARDWALL`, falling back to order 0;
+//! - per file: a dentry (reclaimable slab), an ext4 inode (reclaimable), one xarray node per
+//!   64 cached pages (reclaimable, GFP_NOFS) and one buffer head per written 4 KiB block
+//!   (reclaimable, GFP_NOFS), freed with the pages;
+//! - tmpfs: shmem pages `GFP_HIGHUSER_MOVABLE|__GFP_COMP` (movable, not evictable without
+//!   swap), shmem inodes (unmovable slab), dentries (reclaimable slab, in use while mounted).
+
+use std::collections::VecDeque;
+
+use spb_alloc::Gfp;
+
+use super::{op, State, TICK_NS};
+use crate::scenario::{PageCache, Tmpfs};
+use crate::sim::queue::Ev;
+use crate::sim::slab::{cache_id, NONE};
+use crate::sim::world::{kind, HKind};
+use crate::sim::Sim;
+
+pub const GFP_WRITE0: Gfp = Gfp::HIGHUSER_MOVABLE.with(Gfp::WRITE).with(Gfp::COMP);
+pub const GFP_WRITE_LARGE: Gfp = GFP_WRITE0.with(Gfp::NOWARN).with(Gfp::NORETRY);
+pub const GFP_READAHEAD: Gfp = Gfp::HIGHUSER_MOVABLE.without(Gfp::FS).with(Gfp::NORETRY).with(Gfp::NOWARN).with(Gfp::COMP);
+pub const GFP_SHMEM: Gfp = Gfp::HIGHUSER_MOVABLE.with(Gfp::COMP);
+
+/// Run-time state of a page-cache component.
+pub struct PageCacheRt {
+    pub cfg: PageCache,
+    /// Files, oldest first: (holder, generation, creation time).
+    pub files: VecDeque<(u32, u32, u64)>,
+    pub cur: Option<(u32, u32)>,
+    pub write_per_tick: f64,
+    pub read_per_tick: f64,
+    pub file_pages: f64,
+    pub write_order: u8,
+    pub life_ns: Option<u64>,
+    pub buffer_head: u16,
+    pub read_debt: f64,
+}
+
+impl PageCacheRt {
+    pub fn new(sim: &Sim, p: &PageCache) -> PageCacheRt {
+        let tick_s = TICK_NS as f64 / 1e9;
+        let wb = (p.write_block.bytes(sim.ram) / 4096).max(1);
+        let write_order = (63 - wb.leading_zeros()) as u8;
+        PageCacheRt {
+            cfg: p.clone(),
+            files: VecDeque::new(),
+            cur: None,
+            write_per_tick: p.write_rate.pages(sim.ram) as f64 * tick_s,
+            read_per_tick: p.read_rate.pages(sim.ram) as f64 * tick_s,
+            file_pages: (p.file_size.pages(sim.ram) as f64).max(1.0),
+            write_order: write_order.min(sim.geo.max_order).min(sim.geo.pageblock_order),
+            life_ns: p.lifetime.map(|d| d.ns(sim.sc.duration_ns)),
+            buffer_head: cache_id("buffer_head"),
+            read_debt: 0.0,
+        }
+    }
+}
+
+/// One sb-stress worker.
+#[derive(Clone, Copy, Debug)]
+pub struct TmpfsWorker {
+    pub mount: u32,
+    pub gen: u32,
+    pub created: u32,
+    pub umount_at: u64,
+    pub cpu: u16,
+}
+
+/// Run-time state of a tmpfs component.
+pub struct TmpfsRt {
+    pub cfg: Tmpfs,
+    pub workers: Vec<TmpfsWorker>,
+    pub file_pages: u32,
+    pub blob_pages: u32,
+    pub period_ns: u64,
+}
+
+impl TmpfsRt {
+    pub fn new(sim: &Sim, p: &Tmpfs) -> TmpfsRt {
+        TmpfsRt {
+            cfg: p.clone(),
+            workers: Vec::new(),
+            file_pages: (p.file_size.pages(sim.ram) as u32).max(if p.file_size.bytes(sim.ram) > 0 { 1 } else { 0 }),
+            blob_pages: p.blob.pages(sim.ram) as u32,
+            period_ns: p.period.ns(sim.sc.duration_ns).max(TICK_NS),
+        }
+    }
+}
+
+impl Sim {
+    fn pcrt(&mut self, ci: usize) -> &mut PageCacheRt {
+        match &mut self.comps[ci].st {
+            State::PageCache(p) => p,
+            _ => unreachable!(),
+        }
+    }
+
+    pub(crate) fn pagecache_event(&mut self, ci: usize, ev: Ev) {
+        match ev.op {
+            op::START | op::TICK => {
+                if !self.active(ci) {
+                    return;
+                }
+                self.pagecache_tick(ci);
+                self.q.push(self.now + TICK_NS, ci as u16, op::TICK, 0, 0);
+            }
+            _ => {}
+        }
+    }
+
+    /// Create a file: dentry and inode.
+    fn create_file(&mut self, ci: usize, cpu: u16) -> Option<(u32, u32)> {
+        let h = self.w.new_holder(HKind::File, ci as u16, cpu);
+        let gen = self.w.holders[h as usize].gen;
+        let (dc, ic) = (self.w.dentry_cache, self.w.inode_cache);
+        if !self.kobj_for(h, gen, dc, Gfp::KERNEL, cpu) || !self.kobj_for(h, gen, ic, Gfp::NOFS, cpu) {
+            if self.w.alive(h, gen) {
+                self.w.free_holder(h, cpu);
+            }
+            return None;
+        }
+        let mean = self.pcrt(ci).file_pages;
+        let size = self.comps[ci].rng.lognormal(mean, 1.0).clamp(1.0, 64.0 * mean) as u32;
+        let hd = &mut self.w.holders[h as usize];
+        hd.warm = true;
+        hd.target = size;
+        self.w.lru_add(h);
+        let now = self.now;
+        self.pcrt(ci).files.push_back((h, gen, now));
+        Some((h, gen))
+    }
+
+    /// Delete a file: truncate its page cache and free its inode and dentry (taking them back
+    /// from the unused cache if the file had gone cold).
+    fn delete_file(&mut self, h: u32, cpu: u16) {
+        if !self.w.holders[h as usize].warm {
+            for c in [self.w.dentry_cache, self.w.inode_cache] {
+                if let Some(s) = self.w.slab_from_lru(c) {
+                    self.w.slab_put(s, cpu);
+                }
+            }
+        }
+        self.w.free_holder(h, cpu);
+    }
+
+    /// Make a file warm again (its dentry and inode back in use).
+    fn warm_file(&mut self, h: u32, gen: u32, cpu: u16) -> bool {
+        if self.w.holders[h as usize].warm {
+            return true;
+        }
+        for (c, g) in [(self.w.dentry_cache, Gfp::KERNEL), (self.w.inode_cache, Gfp::NOFS)] {
+            let s = match self.w.slab_from_lru(c) {
+                Some(s) => s,
+                None => match self.kobj_alloc(c, g, cpu) {
+                    Some(s) => s,
+                    None => return false,
+                },
+            };
+            if !self.w.alive(h, gen) {
+                self.w.slab_put(s, cpu);
+                return false;
+            }
+            self.w.holders[h as usize].kobjs.push(s);
+        }
+        self.w.holders[h as usize].warm = true;
+        true
+    }
+
+    /// Add a folio of up to `order` to file `h`, falling back one order at a time. Returns the
+    /// pages added (0 on failure).
+    fn add_folio(&mut self, h: u32, gen: u32, order: u8, write: bool, cpu: u16, bh_cache: u16) -> u32 {
+        let mut o = order as i32;
+        while o >= 0 {
+            let ou = o as u8;
+            let gfp = if !write {
+                GFP_READAHEAD
+            } else if ou > 0 {
+                GFP_WRITE_LARGE
+            } else {
+                GFP_WRITE0
+            };
+            if let Some(id) = self.alloc_for(NONE, 0, ou, gfp, cpu, kind::CACHE, 0) {
+                if !self.w.alive(h, gen) {
+                    self.w.free_loose(id, cpu);
+                    return 0;
+                }
+                self.w.add_cache_page(id, h, write);
+                let n = 1u32 << ou;
+                let hd = &mut self.w.holders[h as usize];
+                if write {
+                    if hd.dirty.len() == 1 {
+                        hd.dirtied_at = self.now;
+                    }
+                }
+                // xarray nodes: one per 64 cached pages
+                let need = (hd.huge + 63) / 64;
+                if need > hd.aux_count {
+                    hd.aux_count += 1;
+                    let rc = self.w.radix_cache;
+                    self.kobj_for(h, gen, rc, Gfp::NOFS, cpu);
+                }
+                if write {
+                    for _ in 0..n {
+                        if !self.w.alive(h, gen) {
+                            break;
+                        }
+                        if let Some(s) = self.kobj_alloc(bh_cache, Gfp::NOFS, cpu) {
+                            if self.w.alive(h, gen) {
+                                self.w.holders[h as usize].refs.push(s);
+                            } else {
+                                self.w.slab_put(s, cpu);
+                            }
+                        }
+                    }
+                }
+                return n;
+            }
+            if !self.w.alive(h, gen) {
+                return 0;
+            }
+            if o > 0 {
+                self.st.pagecache_folio_fallbacks += 1;
+            }
+            o -= 1;
+        }
+        0
+    }
+
+    fn pagecache_tick(&mut self, ci: usize) {
+        let cpu = self.comps[ci].rng.below(self.cpus as u64) as u16;
+        let (wpt, rpt, worder, max_files, life, bh) = {
+            let rt = self.pcrt(ci);
+            (rt.write_per_tick, rt.read_per_tick, rt.write_order, rt.cfg.files, rt.life_ns, rt.buffer_head)
+        };
+        // deletions: beyond the file count, or past the lifetime (oldest first)
+        loop {
+            let now = self.now;
+            let rt = self.pcrt(ci);
+            let Some(&(h, gen, born)) = rt.files.front() else { break };
+            let expired = life.map(|l| now.saturating_sub(born) >= l).unwrap_or(false);
+            if rt.files.len() as u32 <= max_files && !expired {
+                break;
+            }
+            rt.files.pop_front();
+            if rt.cur == Some((h, gen)) {
+                rt.cur = None;
+            }
+            if self.w.alive(h, gen) {
+                self.delete_file(h, cpu);
+            }
+        }
+        // writes
+        let mut budget = self.comps[ci].rng.round(wpt) as i64;
+        while budget > 0 {
+            let cur0 = self.pcrt(ci).cur;
+            let cur = match cur0 {
+                Some((h, g)) if self.w.alive(h, g) && self.w.holders[h as usize].small < self.w.holders[h as usize].target => (h, g),
+                _ => match self.create_file(ci, cpu) {
+                    Some(x) => {
+                        self.pcrt(ci).cur = Some(x);
+                        x
+                    }
+                    None => break,
+                },
+            };
+            let (h, gen) = cur;
+            let left = self.w.holders[h as usize].target - self.w.holders[h as usize].small;
+            let mut o = worder;
+            while o > 0 && (1u32 << o) > left {
+                o -= 1;
+            }
+            let n = self.add_folio(h, gen, o, true, cpu, bh);
+            if n == 0 {
+                break;
+            }
+            self.w.holders[h as usize].small += n;
+            self.w.lru_touch(h);
+            budget -= n as i64;
+        }
+        self.balance_dirty();
+        // reads: whole files, recently written ones more often
+        let read_order = self.pcrt(ci).cfg.read_order.min(self.geo.max_order);
+        self.pcrt(ci).read_debt += rpt;
+        let mut guard = 64;
+        while self.pcrt(ci).read_debt >= 1.0 && guard > 0 {
+            guard -= 1;
+            let n = self.pcrt(ci).files.len() as u64;
+            if n == 0 {
+                self.pcrt(ci).read_debt = 0.0;
+                break;
+            }
+            // half the reads go to the newest quarter of the files
+            let k = if self.comps[ci].rng.chance(0.5) { n - 1 - self.comps[ci].rng.below(n.div_ceil(4)) } else { self.comps[ci].rng.below(n) };
+            let (h, gen, _) = self.pcrt(ci).files[k as usize];
+            if !self.w.alive(h, gen) {
+                continue;
+            }
+            let (size, cached) = {
+                let hd = &self.w.holders[h as usize];
+                (hd.small.min(hd.target), hd.huge)
+            };
+            self.pcrt(ci).read_debt -= size.max(1) as f64;
+            if !self.warm_file(h, gen, cpu) {
+                break;
+            }
+            self.w.lru_add(h);
+            self.w.lru_touch(h);
+            // readahead of what is not cached, ramping the folio order up
+            let mut missing = size.saturating_sub(cached);
+            let mut o = 0u8;
+            while missing > 0 {
+                let mut oo = o.min(read_order);
+                while oo > 0 && (1u32 << oo) > missing {
+                    oo -= 1;
+                }
+                let got = self.add_folio(h, gen, oo, false, cpu, bh);
+                if got == 0 {
+                    break;
+                }
+                missing = missing.saturating_sub(got);
+                o = (o + 2).min(read_order);
+            }
+        }
+    }
+
+    // ----- tmpfs sb-stress -----
+
+    fn tmrt(&mut self, ci: usize) -> &mut TmpfsRt {
+        match &mut self.comps[ci].st {
+            State::Tmpfs(p) => p,
+            _ => unreachable!(),
+        }
+    }
+
+    pub(crate) fn tmpfs_event(&mut self, ci: usize, ev: Ev) {
+        match ev.op {
+            op::START => {
+                let n = self.tmrt(ci).cfg.workers;
+                for i in 0..n {
+                    let cpu = self.comps[ci].rng.below(self.cpus as u64) as u16;
+                    self.tmrt(ci).workers.push(TmpfsWorker { mount: NONE, gen: 0, created: 0, umount_at: 0, cpu });
+                    let d = self.comps[ci].rng.below(TICK_NS * 10);
+                    self.q.push(self.now + d, ci as u16, op::TMPFS, i, 0);
+                }
+            }
+            op::TMPFS => {
+                self.tmpfs_step(ci, ev.a as usize);
+            }
+            _ => {}
+        }
+    }
+
+    fn tmpfs_step(&mut self, ci: usize, wi: usize) {
+        let wk = self.tmrt(ci).workers[wi];
+        let cpu = wk.cpu;
+        let (files, dirs, fpages, bpages, period) = {
+            let rt = self.tmrt(ci);
+            (rt.cfg.files, rt.cfg.dirs, rt.file_pages, rt.blob_pages, rt.period_ns)
+        };
+        let total = dirs + files + 1;
+        let alive = wk.mount != NONE && self.w.alive(wk.mount, wk.gen);
+        if !alive {
+            if !self.active(ci) {
+                return;
+            }
+            // mount: super_block, shmem_sb_info, root inode and dentry
+            let h = self.w.new_holder(HKind::Mount, ci as u16, cpu);
+            let gen = self.w.holders[h as usize].gen;
+            let mut ok = true;
+            for (c, n) in [("kmalloc-2k", 1), ("kmalloc-256", 1), ("kmalloc-64", 4), ("shmem_inode_cache", 1), ("dentry", 1)] {
+                for _ in 0..n {
+                    ok &= self.kobj_for(h, gen, cache_id(c), Gfp::KERNEL, cpu);
+                }
+            }
+            if !ok {
+                if self.w.alive(h, gen) {
+                    self.w.free_holder(h, cpu);
+                }
+            } else {
+                let d = self.comps[ci].rng.exp_ns(period);
+                self.st.tmpfs_mounts += 1;
+                self.tmrt(ci).workers[wi] = TmpfsWorker { mount: h, gen, created: 0, umount_at: self.now + d, cpu };
+            }
+        } else if wk.created < total {
+            // create a share of the entries per tick so that creation spans the mount's life
+            let ticks = ((wk.umount_at.saturating_sub(self.now)) / TICK_NS).max(1) as u32;
+            let n = (total - wk.created).div_ceil(ticks).max(1);
+            let (h, gen) = (wk.mount, wk.gen);
+            let (dc, sc) = (self.w.dentry_cache, cache_id("shmem_inode_cache"));
+            let mut made = 0;
+            for _ in 0..n {
+                let idx = wk.created + made;
+                made += 1;
+                if !self.kobj_for(h, gen, dc, Gfp::KERNEL, cpu) || !self.kobj_for(h, gen, sc, Gfp::KERNEL, cpu) {
+                    break;
+                }
+                let pages = if idx < dirs {
+                    0
+                } else if idx < dirs + files {
+                    fpages
+                } else {
+                    bpages
+                };
+                for _ in 0..pages {
+                    match self.alloc_for(h, gen, 0, GFP_SHMEM, cpu, kind::SHMEM, 0) {
+                        Some(id) => {
+                            // count it as shmem of the mount
+                            let _ = id;
+                            self.w.holders[h as usize].huge += 1;
+                        }
+                        None => break,
+                    }
+                }
+                if !self.w.alive(h, gen) {
+                    break;
+                }
+            }
+            if self.w.alive(h, gen) {
+                self.tmrt(ci).workers[wi].created += made;
+            }
+        } else if self.now >= wk.umount_at {
+            self.w.free_holder(wk.mount, cpu);
+            self.tmrt(ci).workers[wi].mount = NONE;
+        }
+        self.q.push(self.now + TICK_NS, ci as u16, op::TMPFS, wi as u32, 0);
+    }
+}

@@ -1,0 +1,104 @@
+//! The kernel's consumers around the allocator, with the gfp shapes, orders and lifetimes the
+//! kernel really uses (see `docs/scenarios.md` for the references):
+//!
+//! - [`procs`]: processes — anonymous memory (4 KiB faults and THP faults with the
+//!   `vma_thp_gfp_mask` shapes, falling back to 4 KiB), page tables, kernel stacks, the slab
+//!   objects of a process, pins, pipe buffers, fork storms, exits in bursts; khugepaged.
+//! - [`files`]: page cache of a disk filesystem (ext4-like large folios on write, readahead
+//!   with __GFP_NORETRY|__GFP_NOWARN, writeback, eviction oldest first) and tmpfs sb-stress
+//!   loops (mount, create, unmount).
+//! - [`kernel`]: slab populations (dentry/inode caches growing and shrinking, kmalloc churn),
+//!   network flows (GFP_ATOMIC skb data, order-3 page-fragment refills falling back to order
+//!   0), and 1 GiB hugetlb requests.
+
+pub mod files;
+pub mod kernel;
+pub mod procs;
+
+use crate::scenario::{Kind, Workload};
+use crate::sim::queue::Ev;
+use crate::sim::rng::Rng;
+use crate::sim::Sim;
+
+/// Component event ops.
+pub mod op {
+    pub const START: u8 = 0;
+    pub const TICK: u8 = 1;
+    pub const PROC: u8 = 2;
+    pub const FORK: u8 = 3;
+    pub const UNPIN: u8 = 4;
+    pub const PKT_FREE: u8 = 5;
+    pub const FLOW: u8 = 6;
+    pub const TMPFS: u8 = 7;
+    pub const HTLB: u8 = 8;
+    pub const HTLB_FREE: u8 = 9;
+    pub const SPAWN: u8 = 10;
+}
+
+/// Tick period of processes and of the page-cache, slab and tmpfs components.
+pub const TICK_NS: u64 = 10_000_000;
+
+/// Run-time state of a component.
+pub enum State {
+    Procs(procs::ProcsRt),
+    PageCache(files::PageCacheRt),
+    Tmpfs(files::TmpfsRt),
+    Slab(kernel::SlabRt),
+    Net(kernel::NetRt),
+    Hugetlb(kernel::HugetlbRt),
+}
+
+/// One workload component.
+pub struct Comp {
+    pub name: String,
+    pub start: u64,
+    pub stop: u64,
+    pub rng: Rng,
+    pub st: State,
+}
+
+impl Comp {
+    pub fn new(sim: &Sim, i: usize, wl: &Workload) -> Result<Comp, String> {
+        let run = sim.sc.duration_ns;
+        let start = wl.common.start.ns(run);
+        let stop = wl.common.stop.map(|d| d.ns(run)).unwrap_or(u64::MAX);
+        let rng = Rng::stream(sim.sc.seed, &format!("{}#{}", wl.common.name, i));
+        let st = match &wl.kind {
+            Kind::Processes(p) => State::Procs(procs::ProcsRt::new(sim, p)),
+            Kind::PageCache(p) => State::PageCache(files::PageCacheRt::new(sim, p)),
+            Kind::Tmpfs(p) => State::Tmpfs(files::TmpfsRt::new(sim, p)),
+            Kind::Slab(p) => State::Slab(kernel::SlabRt::new(sim, p)),
+            Kind::Net(p) => State::Net(kernel::NetRt::new(sim, p)),
+            Kind::Hugetlb(p) => State::Hugetlb(kernel::HugetlbRt::new(sim, p)),
+        };
+        Ok(Comp { name: wl.common.name.clone(), start, stop, rng, st })
+    }
+}
+
+impl Sim {
+    /// Run one component event.
+    pub(crate) fn dispatch(&mut self, ev: Ev) {
+        let ci = ev.comp as usize;
+        match self.comps[ci].st {
+            State::Procs(_) => self.procs_event(ci, ev),
+            State::PageCache(_) => self.pagecache_event(ci, ev),
+            State::Tmpfs(_) => self.tmpfs_event(ci, ev),
+            State::Slab(_) => self.slab_event(ci, ev),
+            State::Net(_) => self.net_event(ci, ev),
+            State::Hugetlb(_) => self.hugetlb_event(ci, ev),
+        }
+    }
+
+    /// A holder of component `comp` was killed by the OOM killer.
+    pub(crate) fn on_killed(&mut self, comp: u16, h: u32, flags: u8) {
+        if let State::Procs(_) = self.comps[comp as usize].st {
+            self.procs_killed(comp as usize, h, flags);
+        }
+    }
+
+    /// Whether component `ci` is active now.
+    #[inline]
+    pub(crate) fn active(&self, ci: usize) -> bool {
+        self.now >= self.comps[ci].start && self.now < self.comps[ci].stop
+    }
+}
