@@ -1,24 +1,22 @@
-//! MINIMAL STAND-IN for `spb_lab::measure` (being written in branch `lab`): the SPB census and a
-//! simple 1 GiB estimate, computed from the allocator's own SPB counters. To be replaced by the
-//! lab's census/probe/limit functions when that branch is merged; every caller in the replayer
-//! goes through [`measure`] so the switch is one function.
+//! The replay's measures: the lab's census, limit and 1 GiB probe ([`crate::measure`]) for the
+//! columns, plus the same questions asked of a kpageflags snapshot ([`measure_snapshot`]) for the
+//! kernel's own end state.
 //!
-//! Definitions as in ../shared/README.md. The 1 GiB figure here is *not* the probe: it is a
-//! greedy bound: candidate SPBs are those that are not lost (no non-movable page, no reserved
-//! page, no hole or uninitialised page, fully inside one zone); taking the ones with the fewest
-//! movable pages first, an SPB is counted while the free pages outside the chosen SPBs (less the
-//! zones' min watermarks) can absorb the movable pages that must migrate out of it.
+//! Definitions as in ../shared/README.md. The replay does not know which movable pages are clean
+//! page cache nor which slab a shrinker would free, so the 1 GiB limit counts every movable and
+//! non-movable page as staying, and the probe migrates but cannot reclaim.
 
 use std::path::Path;
 
 use spb_alloc::layout::MemoryLayout;
-use spb_alloc::zone::{Zone, WMARK_MIN};
-use spb_alloc::{Allocator, Category, ZoneKind};
+use spb_alloc::{Allocator, Category, FreedBlock, ZoneKind};
 
+use super::run::MapEnv;
 use crate::kpageflags::{census, KpageReader, PageClass};
+use crate::measure::{self as lab, ProbeEnv};
 use crate::metrics::{Gigantic, SpbCensus};
 
-/// The measures of one allocator state.
+/// The measures of one column at the end.
 #[derive(Clone, Debug, Default)]
 pub struct Measured {
     pub normal: SpbCensus,
@@ -26,34 +24,10 @@ pub struct Measured {
     pub gigantic: Gigantic,
 }
 
-fn census_of<'a>(zones: impl Iterator<Item = &'a Zone>) -> SpbCensus {
-    let mut c = SpbCensus::default();
-    let mut nonmov = 0u64;
-    let mut reserved = 0u64;
-    let mut pinned_or_hole = 0u64;
-    let mut spb_pages = 1u64;
-    for z in zones {
-        spb_pages = z.geo.spb_pages();
-        for s in &z.spbs {
-            c.spb_total += 1;
-            let tainted = s.is_tainted();
-            c.spb_tainted += tainted as u64;
-            c.spb_pinned += s.is_pinned() as u64;
-            c.spb_lost += s.is_lost() as u64;
-            if !s.is_lost() {
-                c.spb_clean += 1;
-                c.spb_empty += s.is_empty() as u64;
-            }
-            if s.is_pinned() || s.has_hole() {
-                pinned_or_hole += 1;
-            }
-            nonmov += s.non_movable_pages();
-            reserved += s.reserved_pages;
-        }
-    }
-    c.tainted_floor = nonmov.div_ceil(spb_pages);
-    c.lost_floor = pinned_or_hole.max((nonmov + reserved).div_ceil(spb_pages));
-    c
+impl ProbeEnv for MapEnv {
+    fn set_contig_mode(&mut self, _on: bool) {}
+    /// The trace does not say which pages are clean page cache or shrinkable slab: nothing.
+    fn probe_reclaim(&mut self, _out: &mut Vec<FreedBlock>) {}
 }
 
 /// Tainted SPBs now (all zones, Normal zone), from the SPB lists (O(zones)).
@@ -71,25 +45,17 @@ pub fn tainted_now(a: &Allocator) -> (u64, u64) {
     (all, normal)
 }
 
-/// Census of the Normal zone and of all zones, and the 1 GiB estimate (see module docs).
-pub fn measure(a: &Allocator) -> Measured {
-    let normal = census_of(a.zones.iter().filter(|z| z.kind == ZoneKind::Normal));
-    let all_zones = census_of(a.zones.iter());
-    // greedy 1 GiB estimate over all zones
-    let mut cands: Vec<(u64, u64)> = Vec::new(); // (movable, free)
-    let mut free_total = 0u64;
-    let mut wmark = 0u64;
-    for z in &a.zones {
-        free_total += z.free_pages;
-        wmark += z.wmark_pages(WMARK_MIN);
-        for s in &z.spbs {
-            if !s.is_lost() && s.outside_pages == 0 {
-                cands.push((s.movable_pages(), s.free_pages + s.pcp_pages));
-            }
-        }
+/// Census (with the tainted peaks `(all zones, Normal)` seen during the run), the 1 GiB limit,
+/// and the 1 GiB probe, which allocates and migrates: call it last.
+pub fn measure(a: &mut Allocator, env: &mut MapEnv, peak: (u64, u64)) -> Measured {
+    let (n, all) = lab::census(a);
+    let (_, limit) = lab::limits(a, &[]);
+    let p = lab::probe(a, env);
+    Measured {
+        normal: n.to_metrics(peak.1),
+        all_zones: all.to_metrics(peak.0),
+        gigantic: Gigantic { allocatable: p.allocatable, limit, probe_pages_migrated: p.pages_migrated },
     }
-    let gigantic = Gigantic { allocatable: greedy(&mut cands, free_total, wmark), limit: limit(&all_zones, a), probe_pages_migrated: 0 };
-    Measured { normal, all_zones, gigantic }
 }
 
 fn greedy(cands: &mut [(u64, u64)], free_total: u64, wmark: u64) -> u64 {
@@ -108,21 +74,6 @@ fn greedy(cands: &mut [(u64, u64)], free_total: u64, wmark: u64) -> u64 {
     n
 }
 
-fn limit(c: &SpbCensus, a: &Allocator) -> u64 {
-    let mut must = 0u64;
-    let mut spb_pages = 1;
-    let mut pinned_or_hole = 0u64;
-    for z in &a.zones {
-        spb_pages = z.geo.spb_pages();
-        must += z.wmark_pages(WMARK_MIN);
-        for s in &z.spbs {
-            must += s.non_movable_pages() + s.movable_pages() + s.reserved_pages;
-            pinned_or_hole += (s.is_pinned() || s.has_hole()) as u64;
-        }
-    }
-    c.spb_total.saturating_sub(pinned_or_hole.max(must.div_ceil(spb_pages)))
-}
-
 /// The same measures from a kpageflags (+ kpagecount) dump, for the `real` column's end state
 /// (the after/ snapshot): 1 GiB regions by class.
 #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize, PartialEq)]
@@ -138,7 +89,8 @@ pub struct SnapshotMeasure {
     pub clean: u64,
     /// Of those, all free.
     pub empty: u64,
-    /// 1 GiB pages obtainable (the same greedy bound as [`measure`]).
+    /// 1 GiB pages obtainable: clean regions, fewest movable pages first, counted while the free
+    /// pages outside them (less the min watermarks) can absorb their movable pages.
     pub obtainable: u64,
     /// The same three counts if pages of class `KernelOther` (in practice: flag-less, unmapped
     /// pages in managed memory) are not taken as kernel memory. kpageflags cannot tell a

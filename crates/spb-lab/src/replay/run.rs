@@ -26,7 +26,7 @@ const M_PIECES: u32 = 1 << 31;
 const M_MASK: u32 = !M_PIECES;
 
 /// The embedder: owns the kernel-pfn → simulated-pfn map, so migrations keep it current.
-pub(crate) struct MapEnv {
+pub struct MapEnv {
     pub map: Vec<u32>,
 }
 
@@ -46,7 +46,8 @@ impl Env for MapEnv {
 /// The result of one policy's replay.
 pub struct PolicyRun {
     pub metrics: RunMetrics,
-    /// CPU seconds of this thread.
+    /// CPU seconds of this thread for the replay itself (allocator, prefill, ops; not the
+    /// end-of-run census and probe).
     pub cpu_s: f64,
     /// Pageblocks by label per zone at the end, counted like the kernel's pagetypeinfo (see
     /// [`block_counts`]).
@@ -370,12 +371,11 @@ pub fn run_policy(log: &OpLog, layout: &MemoryLayout, sel: &PolicySel, sample_ns
     bump(&mut notes, "pcp_pages_peak_sampled", pcp_peak.max(pcp_pages(&a)));
     let end_us = (log.duration_s * 1e6) as u64;
     timeline.push(sample(&a, end_us));
-    let m = measure(&a);
-    let mut normal = m.normal;
-    normal.spb_tainted_peak = peak.1.max(normal.spb_tainted);
-    let mut all_zones = m.all_zones;
-    all_zones.spb_tainted_peak = peak.0.max(all_zones.spb_tainted);
+    // the replay's CPU time: allocator, prefill and ops (not the end-of-run measures)
+    let cpu_s = thread_cpu_s() - cpu0;
+    // everything read from the allocator before the probe changes it
     let vmstat: BTreeMap<String, u64> = a.vm.iter().filter(|(_, v)| *v > 0).map(|(k, v)| (k.to_string(), v)).collect();
+    let pages_migrated = a.pages_migrated;
     let extfrag = ExtfragCounts {
         events: a.vm.get(Vm::ExtfragEvents),
         fragmenting: a.vm.get(Vm::ExtfragFragmenting),
@@ -384,13 +384,14 @@ pub fn run_policy(log: &OpLog, layout: &MemoryLayout, sel: &PolicySel, sample_ns
         by_pair: extfrag_pairs,
     };
     let blocks = block_counts(&a, layout);
+    let m = measure(&mut a, &mut env, peak);
     let present: u64 = layout.zones.iter().map(|z| z.present_pages()).sum();
     let mut extra = BTreeMap::new();
     extra.insert("replay_notes".to_string(), serde_json::to_value(&notes).unwrap_or_default());
     extra.insert("extfrag".to_string(), serde_json::to_value(&extfrag).unwrap_or_default());
     extra.insert("pageblock_types".to_string(), serde_json::to_value(&blocks).unwrap_or_default());
     extra.insert("fallback_replays".to_string(), serde_json::json!(fallback_replays));
-    let cpu_s = thread_cpu_s() - cpu0;
+    extra.insert("measure_cpu_seconds".to_string(), serde_json::json!(thread_cpu_s() - cpu0 - cpu_s));
     let metrics = RunMetrics {
         scenario: scenario.to_string(),
         policy: sel.label(),
@@ -399,11 +400,11 @@ pub fn run_policy(log: &OpLog, layout: &MemoryLayout, sel: &PolicySel, sample_ns
         virtual_seconds: log.duration_s,
         events,
         wall_seconds: wall0.elapsed().as_secs_f64(),
-        normal,
-        all_zones,
+        normal: m.normal,
+        all_zones: m.all_zones,
         gigantic: m.gigantic,
         thp,
-        pages_migrated: a.pages_migrated,
+        pages_migrated,
         alloc_failures: failures,
         oom_kills: 0,
         vmstat,
@@ -491,24 +492,12 @@ fn drain_events(a: &mut Allocator, pairs: &mut BTreeMap<String, u64>) {
 }
 
 fn sample(a: &Allocator, ts_us: u64) -> TimelinePoint {
-    let (_, normal_t) = tainted_now(a);
-    let mut lost = 0;
-    let mut nonmov_res = 0u64;
-    let mut pinned_hole = 0u64;
-    let mut spb_pages = 1;
-    for z in a.zones.iter().filter(|z| z.kind == spb_alloc::ZoneKind::Normal) {
-        spb_pages = z.geo.spb_pages();
-        for s in &z.spbs {
-            lost += s.is_lost() as u64;
-            nonmov_res += s.non_movable_pages() + s.reserved_pages;
-            pinned_hole += (s.is_pinned() || s.has_hole()) as u64;
-        }
-    }
+    let (n, _) = crate::measure::census(a);
     TimelinePoint {
         t: ts_us as f64 / 1e6,
-        tainted: normal_t,
-        lost,
-        lost_floor: pinned_hole.max(nonmov_res.div_ceil(spb_pages)),
+        tainted: n.tainted,
+        lost: n.lost,
+        lost_floor: n.lost_floor,
         free_pages: a.free_pages(),
         gigantic_obtainable: None,
         thp_attempts: 0,
