@@ -1,11 +1,12 @@
 //! spb-lab: the deterministic workload lab, trace replayer, metrics and reports for spb-alloc.
 pub mod capture;
-pub mod metrics;
 pub mod kpageflags;
 pub mod report;
 pub mod trace;
 pub mod sweep;
 pub mod measure;
+pub mod metrics;
+pub mod replay;
 pub mod scenario;
 pub mod sim;
 pub mod workload;

@@ -449,21 +449,26 @@ mod tests {
         let mut a = tiny(4);
         let sp = a.geo.spb_pages();
         let mut e = E::default();
-        // one movable page in every SPB (cookie = SPB index + 1), pinned in SPB 0's page
+        // one movable block in every SPB (cookie = block index + 1): fill the zone with
+        // max-order movable blocks, then free all but the first block of each SPB
         let order = a.geo.max_order;
-        let per_spb = sp >> order;
         let mut heads = Vec::new();
-        for i in 0..4 * per_spb {
-            heads.push((i, alloc(&mut a, order, Gfp::HIGHUSER_MOVABLE, i as u32 + 1)));
+        while let Ok(p) = a.alloc(AllocRequest::new(order, Gfp::HIGHUSER_MOVABLE).cookie(heads.len() as u32 + 1), &mut spb_alloc::NoEnv) {
+            heads.push(p);
         }
-        // free all but one block per SPB
-        for &(i, p) in &heads {
-            if i % per_spb != 0 {
+        heads.sort();
+        let mut kept: Vec<(u32, u64)> = Vec::new();
+        for (i, &p) in heads.iter().enumerate() {
+            if kept.iter().any(|&(_, q)| q / sp == p / sp) {
                 a.free(p, order, 0).unwrap();
+            } else {
+                kept.push((i as u32, p));
             }
         }
+        // the cookies were handed out in allocation order; find the one of the first kept block
+        let heads: Vec<(u32, u64)> = kept.iter().map(|&(_, p)| (a.page_state(p).unwrap().cookie, p)).collect();
+        e.pinned.push(heads[0].0);
         let pinned_block = heads[0].1;
-        e.pinned.push(1);
         // one reclaimable slab page in SPB 3 that the shrinker can free
         let r = alloc(&mut a, 0, Gfp::KERNEL.with(Gfp::RECLAIMABLE), 999);
         e.reclaim.push(FreedBlock { pfn: r, order: 0 });

@@ -1,9 +1,112 @@
-//! `spb replay` (being built).
+//! `spb replay TRACE`: replay a real ftrace allocation trace under every policy.
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use spb_lab::replay::{replay, PolicySel, ReplayError, ReplayOptions};
+
 use crate::CliError;
 
 #[derive(clap::Args, Debug)]
-pub struct ReplayArgs {}
+pub struct ReplayArgs {
+    /// Trace file (trace_pipe / trace / trace-cmd report text; plain, zstd or gzip) or a capture
+    /// directory made by `spb capture` (its before/ snapshots are used automatically).
+    pub trace: PathBuf,
+    /// Columns: `real` (the kernel's own placement) and modelled policies.
+    #[arg(long, default_value = "real,vanilla,defrag,spb")]
+    pub policy: String,
+    /// Write the metrics JSON (`spb run` keys plus `trace`) to FILE, or `-` for stdout.
+    #[arg(long)]
+    pub json: Option<String>,
+    /// /proc/zoneinfo of the traced machine (default: the capture directory's before/zoneinfo;
+    /// without one the layout is inferred from the pfns seen).
+    #[arg(long)]
+    pub zoneinfo: Option<PathBuf>,
+    /// /proc/kpageflags dump taken when the trace started (default: the capture directory's
+    /// before/kpageflags.zst): pages in use then are in use in the model too.
+    #[arg(long)]
+    pub kpageflags: Option<PathBuf>,
+    /// /proc/kpagecount dump of the same moment (default: the kpageflags file's sibling).
+    #[arg(long)]
+    pub kpagecount: Option<PathBuf>,
+    /// Start from an empty machine even when a kpageflags dump is available.
+    #[arg(long)]
+    pub no_prefill: bool,
+    /// Fail on bad input (order above max, double free, pfn outside the layout, unparsable kmem
+    /// line) with a message naming the file and line, instead of counting it as skipped.
+    #[arg(long)]
+    pub strict: bool,
+    /// Write an HTML report with timelines to DIR.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    /// spb switches to turn off in the spb column (comma separated).
+    #[arg(long, value_delimiter = ',')]
+    pub spb_off: Vec<String>,
+    /// Columns replayed at once (default: the number of CPUs).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Do not emulate the kernel's once-a-second per-CPU list decay (decay_pcp_high) in the
+    /// modelled columns.
+    #[arg(long)]
+    pub no_pcp_decay: bool,
+}
 
-pub fn run(_a: ReplayArgs) -> Result<(), CliError> {
-    Err(CliError::Run("not implemented yet".into()))
+fn atomic_write(path: &Path, data: &[u8]) -> Result<(), CliError> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "out".into());
+    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
+    let io = |e: std::io::Error, p: &Path| CliError::Io(format!("{}: {e}", p.display()));
+    std::fs::write(&tmp, data).map_err(|e| io(e, &tmp))?;
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        io(e, path)
+    })
+}
+
+pub fn run(a: ReplayArgs) -> Result<(), CliError> {
+    let policies = PolicySel::parse_list(&a.policy, &a.spb_off).map_err(CliError::Input)?;
+    if !a.trace.exists() {
+        return Err(CliError::Io(format!("{}: no such file or directory", a.trace.display())));
+    }
+    let mut opts = ReplayOptions {
+        policies,
+        zoneinfo: a.zoneinfo,
+        kpageflags: a.kpageflags,
+        kpagecount: a.kpagecount,
+        no_prefill: a.no_prefill,
+        strict: a.strict,
+        pcp_decay: !a.no_pcp_decay,
+        ..ReplayOptions::default()
+    };
+    if let Some(t) = a.threads {
+        opts.threads = t.max(1);
+    }
+    let out = replay(&a.trace, &opts).map_err(|e| match e {
+        ReplayError::Input(m) => CliError::Input(m),
+        ReplayError::Io(m) => CliError::Io(m),
+        ReplayError::Layout(m) => CliError::Input(format!("layout: {m}")),
+    })?;
+    let mut doc = out.doc.clone();
+    if let Some(first) = doc.runs.first_mut() {
+        first.extra.insert("comparison".to_string(), serde_json::to_value(&out.comparison).unwrap_or_default());
+    }
+    let tables = format!("{}\n{}", spb_lab::report::summary_table(&doc), out.text_table());
+    let json = serde_json::to_string_pretty(&doc).map_err(|e| CliError::Run(e.to_string()))?;
+    match a.json.as_deref() {
+        Some("-") => {
+            let mut so = std::io::stdout().lock();
+            so.write_all(json.as_bytes())?;
+            so.write_all(b"\n")?;
+            eprint!("{tables}");
+        }
+        Some(f) => {
+            atomic_write(Path::new(f), json.as_bytes())?;
+            print!("{tables}");
+        }
+        None => print!("{tables}"),
+    }
+    if let Some(dir) = &a.report {
+        let title = format!("spb replay: {}", a.trace.display());
+        spb_lab::report::write_report(dir, &doc, &title).map_err(|e| CliError::Io(e.to_string()))?;
+    }
+    Ok(())
 }

@@ -153,7 +153,7 @@ pub fn run_all(sc: &Scenario, pols: &[PolicyConfig], check_every: u64, show_prog
             .map(|p| {
                 let pb = mp.add(ProgressBar::new(total_s.max(1)));
                 pb.set_style(style.clone());
-                pb.set_prefix(p.label());
+                pb.set_prefix(spb_lab::sim::run::policy_label(p));
                 let opts = SimOptions { policy: p.clone(), check_every };
                 let sc = sc.clone();
                 s.spawn(move || {
@@ -321,7 +321,8 @@ mod tests {
         let a = RunArgs { spb_off: vec!["steer_tainted".into()], ..RunArgs::default() };
         let p = policies(&a).unwrap();
         assert_eq!(p.len(), 3);
-        assert_eq!(p[2].label(), "spb-off:steer_tainted");
+        assert_eq!(spb_lab::sim::run::policy_label(&p[2]), "spb-off:steer_tainted");
+        assert_eq!(spb_lab::sim::run::policy_label(&PolicyConfig::of(PolicyKind::Spb)), "spb");
         let a = RunArgs { memory: Some("lots".into()), ..RunArgs::default() };
         assert!(matches!(load(&a), Err(CliError::Input(m)) if m.contains("--memory")));
         let a = RunArgs { scenario: Some("/nonexistent/x.toml".into()), ..RunArgs::default() };

@@ -156,7 +156,7 @@ name = "dentries"
 cache = "dentry"
 size = "24M"
 grow_to = "160M"
-churn = 0.05
+churn = 0.02
 in_use = 0.05
 
 # kernel objects of sockets, files, timers (kmalloc churn)
@@ -185,7 +185,7 @@ lifetime = "90s"
 kind = "net"
 name = "udp"
 flows = 2
-rate = 10000
+rate = 5000
 size = "1K"
 latency = "2ms"
 burst = 16
@@ -202,7 +202,7 @@ seed = 1
 [machine]
 memory = "256G"
 layout = "q35"
-firmware_reserved = "16G"
+firmware_reserved = "6.25%"
 cpus = 4
 
 [vm]
@@ -272,8 +272,8 @@ period = "3s"
 kind = "slab"
 name = "dentries"
 cache = "dentry"
-size = "256M"
-grow_to = "1G"
+size = "0.1%"
+grow_to = "0.4%"
 churn = 0.2
 in_use = 0.1
 
@@ -281,8 +281,8 @@ in_use = 0.1
 kind = "slab"
 name = "inodes"
 cache = "inode_cache"
-size = "128M"
-grow_to = "512M"
+size = "0.05%"
+grow_to = "0.2%"
 churn = 0.2
 in_use = 0.1
 
@@ -290,7 +290,7 @@ in_use = 0.1
 kind = "slab"
 name = "kmalloc"
 cache = "kmalloc-512"
-size = "256M"
+size = "0.1%"
 churn = 0.5
 in_use = 1.0
 
@@ -298,7 +298,7 @@ in_use = 1.0
 kind = "slab"
 name = "kmalloc-small"
 cache = "kmalloc-64"
-size = "128M"
+size = "0.05%"
 churn = 1.0
 in_use = 1.0
 
@@ -381,8 +381,8 @@ churn = 0.2
 kind = "slab"
 name = "dentries"
 cache = "dentry"
-size = "1.2G"
-grow_to = "8.2G"
+size = "0.48%"
+grow_to = "3.28%"
 churn = 0.02
 in_use = 0.1
 
@@ -390,8 +390,8 @@ in_use = 0.1
 kind = "slab"
 name = "inodes"
 cache = "ext4_inode_cache"
-size = "0.5G"
-grow_to = "3.5G"
+size = "0.2%"
+grow_to = "1.4%"
 churn = 0.02
 in_use = 0.1
 

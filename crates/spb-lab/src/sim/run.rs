@@ -43,6 +43,25 @@ struct Acc {
 }
 
 impl Sim {
+    /// Consistency of the lab's bookkeeping with the allocator: every allocated page is known
+    /// to the world, and (in debug builds, or with `check_every`) the allocator's own invariant
+    /// checker passes.
+    pub fn verify(&self, full: bool) -> Result<(), String> {
+        let alloc: u64 = self.a.zones.iter().flat_map(|z| z.spbs.iter()).map(|s| s.alloc_pages.iter().sum::<u64>()).sum();
+        let world: u64 = self.w.kind_pages.iter().sum();
+        if alloc != world {
+            return Err(format!("lab bookkeeping: the allocator has {alloc} pages allocated, the world knows {world}"));
+        }
+        let slab: u64 = self.w.caches.iter().map(|c| c.pages).sum();
+        if slab != self.w.kind_pages[kind::SLAB as usize] {
+            return Err(format!("lab bookkeeping: slab caches hold {slab} pages, slab objects count {}", self.w.kind_pages[kind::SLAB as usize]));
+        }
+        if full {
+            self.a.check().map_err(|e| format!("allocator invariant: {e}"))?;
+        }
+        Ok(())
+    }
+
     /// Per-zone inputs of the limit.
     pub fn limit_inputs(&self) -> Vec<LimitInputs> {
         (0..self.a.zones.len()).map(|i| LimitInputs { shrinkable_pages: self.w.freeable_slab_zone[i], clean_cache_pages: self.w.clean_cache_zone[i] }).collect()
@@ -147,6 +166,27 @@ impl Sim {
     }
 }
 
+/// The policy's display name: `spb` for the default switch set, plus `-off:` and the switches
+/// turned off relative to the defaults (or `-on:` for default-off switches turned on).
+pub fn policy_label(p: &spb_alloc::PolicyConfig) -> String {
+    use spb_alloc::{PolicyKind, SpbSwitch, SpbSwitches};
+    let mut s = String::from(p.kind.name());
+    if p.kind == PolicyKind::Spb {
+        let d = SpbSwitches::all_on();
+        let off: Vec<&str> = SpbSwitch::ALL.iter().filter(|w| d.on(**w) && !p.spb.on(**w)).map(|w| w.name()).collect();
+        let on: Vec<&str> = SpbSwitch::ALL.iter().filter(|w| !d.on(**w) && p.spb.on(**w)).map(|w| w.name()).collect();
+        if !off.is_empty() {
+            s.push_str("-off:");
+            s.push_str(&off.join(","));
+        }
+        if !on.is_empty() {
+            s.push_str("-on:");
+            s.push_str(&on.join(","));
+        }
+    }
+    s
+}
+
 /// Run a scenario under one policy. `progress` is called with the virtual time (ns) now and
 /// then. The wall time covers the whole run including the probe.
 pub fn run_scenario(sc: &Scenario, opts: &SimOptions, progress: &mut dyn FnMut(u64)) -> Result<RunMetrics, String> {
@@ -166,6 +206,7 @@ pub fn run_scenario(sc: &Scenario, opts: &SimOptions, progress: &mut dyn FnMut(u
         sim.run(&mut hook);
     }
     progress(sim.end);
+    sim.verify(cfg!(debug_assertions) || opts.check_every > 0)?;
     // end of run: census, limit, then the probe
     let (n, all) = measure::census(&sim.a);
     let (lim_n, lim_all) = measure::limits(&sim.a, &sim.limit_inputs());
@@ -208,7 +249,7 @@ pub fn run_scenario(sc: &Scenario, opts: &SimOptions, progress: &mut dyn FnMut(u
     }
     Ok(RunMetrics {
         scenario: sc.name.clone(),
-        policy: opts.policy.label(),
+        policy: policy_label(&opts.policy),
         seed: sc.seed,
         memory_bytes: sc.machine.memory,
         virtual_seconds: sim.end as f64 / 1e9,

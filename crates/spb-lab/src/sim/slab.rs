@@ -140,17 +140,25 @@ pub fn slab_attempts(mask: Gfp, order: u8, min_order: u8) -> [(u8, Gfp); 2] {
     [(order, hi), (min_order, mask)]
 }
 
+/// One slab: 16 bytes, so an object operation touches one cache line of slab state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SlabSlot {
+    /// The slab page's object id.
+    pub id: u32,
+    /// Position in the cache's partial list, or [`NONE`].
+    pub ppos: u32,
+    pub inuse: u16,
+    /// Objects unused but cached (on the LRU, shrinkable).
+    pub lru: u16,
+    pub cap: u16,
+    pub order: u8,
+    pub zone: u8,
+}
+
 /// Runtime state of one cache.
 pub struct SlabCache {
     pub spec: &'static CacheSpec,
-    /// Slab page object ids, indexed by slot.
-    pub slabs: Vec<u32>,
-    pub inuse: Vec<u16>,
-    /// Objects of the slab that are unused and cached (on the LRU, shrinkable).
-    pub lru: Vec<u16>,
-    pub cap: Vec<u16>,
-    /// Position of the slab in `partial`, or `u32::MAX`.
-    pub ppos: Vec<u32>,
+    pub slots: Vec<SlabSlot>,
     /// Slots of slabs with room.
     pub partial: Vec<u32>,
     /// Slabs with no object kept for reuse.
@@ -169,47 +177,35 @@ pub const NONE: u32 = u32::MAX;
 
 impl SlabCache {
     pub fn new(spec: &'static CacheSpec) -> SlabCache {
-        SlabCache {
-            spec,
-            slabs: Vec::new(),
-            inuse: Vec::new(),
-            lru: Vec::new(),
-            cap: Vec::new(),
-            ppos: Vec::new(),
-            partial: Vec::new(),
-            empty: 0,
-            lru_q: VecDeque::new(),
-            objects: 0,
-            pages: 0,
-            slabs_allocated: 0,
-            slabs_freed: 0,
-            shrink_debt: 0.0,
-        }
+        SlabCache { spec, slots: Vec::new(), partial: Vec::new(), empty: 0, lru_q: VecDeque::new(), objects: 0, pages: 0, slabs_allocated: 0, slabs_freed: 0, shrink_debt: 0.0 }
     }
     /// Remove slot `s` from the partial list.
+    #[inline]
     pub fn partial_del(&mut self, s: u32) {
-        let p = self.ppos[s as usize];
+        let p = self.slots[s as usize].ppos;
         if p == NONE {
             return;
         }
         let last = self.partial.pop().unwrap();
         if last != s {
             self.partial[p as usize] = last;
-            self.ppos[last as usize] = p;
+            self.slots[last as usize].ppos = p;
         }
-        self.ppos[s as usize] = NONE;
+        self.slots[s as usize].ppos = NONE;
     }
     /// Add slot `s` to the partial list.
+    #[inline]
     pub fn partial_add(&mut self, s: u32) {
-        if self.ppos[s as usize] == NONE {
-            self.ppos[s as usize] = self.partial.len() as u32;
+        if self.slots[s as usize].ppos == NONE {
+            self.slots[s as usize].ppos = self.partial.len() as u32;
             self.partial.push(s);
         }
     }
     /// Whether slot `s` would be freed by a full shrink (every object unused).
     #[inline]
     pub fn freeable(&self, s: u32) -> bool {
-        self.spec.reclaimable && self.inuse[s as usize] == self.lru[s as usize]
+        let x = &self.slots[s as usize];
+        self.spec.reclaimable && x.inuse == x.lru
     }
 }
 

@@ -7,7 +7,7 @@
 
 use spb_alloc::{Env, FreedBlock, MigrateOutcome, Pfn, ReclaimRequest, Reclaimer};
 
-use super::slab::{SlabCache, CACHES, NONE};
+use super::slab::{SlabCache, SlabSlot, CACHES, NONE};
 
 /// Object kinds.
 pub mod kind {
@@ -542,14 +542,18 @@ impl World {
 
     #[inline]
     fn slab_track(&mut self, c: usize, s: u32, before: bool) {
-        let after = self.caches[c].freeable(s);
+        let cache = &self.caches[c];
+        if !cache.spec.reclaimable {
+            return;
+        }
+        let after = cache.freeable(s);
         if before != after {
-            let o = self.objs[self.caches[c].slabs[s as usize] as usize];
-            let n = 1u64 << o.order;
+            let x = cache.slots[s as usize];
+            let n = 1u64 << x.order;
             if after {
-                self.freeable_slab_zone[o.zone as usize] += n;
+                self.freeable_slab_zone[x.zone as usize] += n;
             } else {
-                self.freeable_slab_zone[o.zone as usize] -= n;
+                self.freeable_slab_zone[x.zone as usize] -= n;
             }
         }
     }
@@ -561,16 +565,16 @@ impl World {
         let s = *self.caches[ci].partial.last()?;
         let before = self.caches[ci].freeable(s);
         let cache = &mut self.caches[ci];
-        let su = s as usize;
-        if cache.inuse[su] == 0 {
+        let x = &mut cache.slots[s as usize];
+        if x.inuse == 0 {
             cache.empty -= 1;
         }
-        cache.inuse[su] += 1;
+        x.inuse += 1;
+        let (full, id) = (x.inuse >= x.cap, x.id);
         cache.objects += 1;
-        if cache.inuse[su] >= cache.cap[su] {
+        if full {
             cache.partial_del(s);
         }
-        let id = cache.slabs[su];
         self.slab_track(ci, s, before);
         Some(id)
     }
@@ -581,13 +585,9 @@ impl World {
         let ci = c as usize;
         let o = self.objs[id as usize];
         let cache = &mut self.caches[ci];
-        let s = cache.slabs.len() as u32;
-        cache.slabs.push(id);
-        cache.inuse.push(1);
-        cache.lru.push(0);
+        let s = cache.slots.len() as u32;
         let cap = cache.spec.objs(o.order);
-        cache.cap.push(cap);
-        cache.ppos.push(NONE);
+        cache.slots.push(SlabSlot { id, ppos: NONE, inuse: 1, lru: 0, cap, order: o.order, zone: o.zone });
         if cap > 1 {
             cache.partial_add(s);
         }
@@ -613,11 +613,12 @@ impl World {
         let s = o.slot;
         let before = self.caches[ci].freeable(s);
         let cache = &mut self.caches[ci];
-        let su = s as usize;
-        debug_assert!(cache.inuse[su] > 0);
-        cache.inuse[su] -= 1;
+        let x = &mut cache.slots[s as usize];
+        debug_assert!(x.inuse > 0);
+        x.inuse -= 1;
+        let now_empty = x.inuse == 0;
         cache.objects -= 1;
-        if cache.inuse[su] == 0 {
+        if now_empty {
             if cache.empty < cache.spec.min_partial() {
                 cache.empty += 1;
                 cache.partial_add(s);
@@ -638,27 +639,16 @@ impl World {
     fn slab_free_page(&mut self, ci: usize, s: u32, cpu: u16) {
         let cache = &mut self.caches[ci];
         cache.partial_del(s);
-        let id = cache.slabs[s as usize];
-        let last = (cache.slabs.len() - 1) as u32;
+        let id = cache.slots[s as usize].id;
+        let last = (cache.slots.len() - 1) as u32;
+        cache.slots.swap_remove(s as usize);
         if last != s {
-            // move the last slab into slot s
-            let lid = cache.slabs[last as usize];
-            let lpos = cache.ppos[last as usize];
-            cache.slabs.swap_remove(s as usize);
-            cache.inuse.swap_remove(s as usize);
-            cache.lru.swap_remove(s as usize);
-            cache.cap.swap_remove(s as usize);
-            cache.ppos.swap_remove(s as usize);
-            if lpos != NONE {
-                cache.partial[lpos as usize] = s;
+            // the last slab moved into slot s
+            let moved = cache.slots[s as usize];
+            if moved.ppos != NONE {
+                cache.partial[moved.ppos as usize] = s;
             }
-            self.objs[lid as usize].slot = s;
-        } else {
-            cache.slabs.pop();
-            cache.inuse.pop();
-            cache.lru.pop();
-            cache.cap.pop();
-            cache.ppos.pop();
+            self.objs[moved.id as usize].slot = s;
         }
         let o = self.objs[id as usize];
         let cache = &mut self.caches[ci];
@@ -677,7 +667,7 @@ impl World {
         let o = self.objs[sid as usize];
         let ci = o.holder as usize;
         let before = self.caches[ci].freeable(o.slot);
-        self.caches[ci].lru[o.slot as usize] += 1;
+        self.caches[ci].slots[o.slot as usize].lru += 1;
         self.caches[ci].lru_q.push_back(sid);
         self.slab_track(ci, o.slot, before);
     }
@@ -688,7 +678,7 @@ impl World {
         let sid = self.caches[ci].lru_q.pop_back()?;
         let o = self.objs[sid as usize];
         let before = self.caches[ci].freeable(o.slot);
-        self.caches[ci].lru[o.slot as usize] -= 1;
+        self.caches[ci].slots[o.slot as usize].lru -= 1;
         self.slab_track(ci, o.slot, before);
         Some(sid)
     }
@@ -699,7 +689,7 @@ impl World {
         let Some(sid) = self.caches[ci].lru_q.pop_front() else { return false };
         let o = self.objs[sid as usize];
         let before = self.caches[ci].freeable(o.slot);
-        self.caches[ci].lru[o.slot as usize] -= 1;
+        self.caches[ci].slots[o.slot as usize].lru -= 1;
         self.slab_track(ci, o.slot, before);
         self.slab_put(sid, cpu);
         self.st.slab_objects_shrunk += 1;
@@ -1078,5 +1068,145 @@ impl Env for World {
         self.st.killed.push((v, comp, fl));
         self.drain_pending_into(from, out);
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::slab::cache_id;
+    use super::*;
+
+    fn world() -> World {
+        World::new(vec![(0, 1 << 20), (1 << 20, 1 << 22)], 1, false)
+    }
+
+    fn new_slab(w: &mut World, c: u16, pfn: u64, order: u8) -> u32 {
+        let id = w.new_obj();
+        w.fill_obj(id, pfn, order, kind::SLAB, NONE);
+        w.slab_new(c, id)
+    }
+
+    #[test]
+    fn slab_occupancy_partial_first_and_pinning() {
+        let mut w = world();
+        let c = cache_id("kmalloc-192"); // 21 objects per order-0 slab
+        let s1 = new_slab(&mut w, c, 100, 0);
+        for _ in 0..20 {
+            assert_eq!(w.slab_take_room(c), Some(s1), "a partial slab is filled first");
+        }
+        assert_eq!(w.slab_take_room(c), None, "full: a new slab page is needed");
+        let s2 = new_slab(&mut w, c, 200, 0);
+        assert_eq!(w.caches[c as usize].objects, 22);
+        // free 20 of s1's objects: the one long-lived object left pins the page
+        for _ in 0..20 {
+            w.slab_put(s1, 0);
+        }
+        assert!(w.pending.is_empty());
+        assert_eq!(w.caches[c as usize].pages, 2);
+        // new objects go to a partial slab, no page allocation
+        assert!(matches!(w.slab_take_room(c), Some(s) if s == s1 || s == s2));
+        // empty slabs are kept up to min_partial (5), then freed
+        let min_partial = w.caches[c as usize].spec.min_partial();
+        let mut extra = Vec::new();
+        for k in 0..min_partial + 3 {
+            extra.push(new_slab(&mut w, c, 1000 + k as u64, 0));
+        }
+        for &s in &extra {
+            w.slab_put(s, 0);
+        }
+        assert_eq!(w.caches[c as usize].empty, min_partial);
+        assert_eq!(w.pending.len(), 3, "beyond min_partial, empty slabs go back to the page allocator");
+        assert_eq!(w.kind_pages[kind::SLAB as usize], w.caches[c as usize].pages);
+        // slot bookkeeping survived the swap_removes
+        for (i, x) in w.caches[c as usize].slots.iter().enumerate() {
+            assert_eq!(w.objs[x.id as usize].slot, i as u32);
+            if x.ppos != NONE {
+                assert_eq!(w.caches[c as usize].partial[x.ppos as usize], i as u32);
+            }
+        }
+    }
+
+    #[test]
+    fn reclaimable_slab_shrinks_oldest_first() {
+        let mut w = world();
+        let c = cache_id("dentry");
+        // two slabs, each with 21 objects: slab A's objects all unused and cached, slab B keeps
+        // one object in use
+        let a = new_slab(&mut w, c, 300, 0);
+        for _ in 0..20 {
+            w.slab_take_room(c);
+        }
+        let b = new_slab(&mut w, c, 400, 0);
+        for _ in 0..20 {
+            w.slab_take_room(c);
+        }
+        for _ in 0..21 {
+            w.slab_to_lru(a);
+        }
+        for _ in 0..20 {
+            w.slab_to_lru(b);
+        }
+        assert_eq!(w.freeable_slab_zone[0], 1, "only slab A would be freed by a full shrink");
+        // reuse the most recently cached object (one of B's), then shrink everything
+        assert_eq!(w.slab_from_lru(c), Some(b));
+        assert_eq!(w.shrinkable_objects(), 40);
+        for _ in 0..21 {
+            assert!(w.slab_shrink_one(c, 0));
+        }
+        // A's objects were the oldest: A is now empty (kept as an empty slab, min_partial)
+        assert_eq!(w.caches[c as usize].slots.iter().find(|x| x.id == a).unwrap().inuse, 0);
+        assert!(w.pending.is_empty());
+        let freed = w.shrink_slab(1.0, 0, 0);
+        assert_eq!(freed, 19);
+        assert_eq!(w.caches[c as usize].objects, 2, "the objects in use stay");
+    }
+
+    #[test]
+    fn migration_moves_refuses_pinned_and_drops_clean_cache_in_contig_mode() {
+        let mut w = world();
+        let h = w.new_holder(HKind::File, 0, 0);
+        let id = w.new_obj();
+        w.fill_obj(id, 5000, 0, kind::CACHE, h);
+        w.add_cache_page(id, h, false);
+        assert_eq!(w.clean_cache_zone[0], 1);
+        assert_eq!(w.migrate(5000, (1 << 20) + 7, 0, id), MigrateOutcome::Moved);
+        assert_eq!(w.objs[id as usize].pfn, (1 << 20) + 7);
+        assert_eq!((w.clean_cache_zone[0], w.clean_cache_zone[1]), (0, 1), "per-zone clean cache follows the page");
+        w.objs[id as usize].flags |= flag::PINNED;
+        assert_eq!(w.migrate((1 << 20) + 7, 9, 0, id), MigrateOutcome::Refused);
+        w.objs[id as usize].flags &= !flag::PINNED;
+        w.contig_mode = true;
+        assert_eq!(w.migrate((1 << 20) + 7, 9, 0, id), MigrateOutcome::Dropped);
+        assert_eq!(w.clean_cache_zone[1], 0);
+        assert!(w.holders[h as usize].pages.is_empty());
+        assert_eq!(w.kind_pages[kind::CACHE as usize], 0);
+        // dirty page cache is migrated even in contig mode
+        let id2 = w.new_obj();
+        w.fill_obj(id2, 6000, 0, kind::CACHE, h);
+        w.add_cache_page(id2, h, true);
+        assert_eq!(w.migrate(6000, 6001, 0, id2), MigrateOutcome::Moved);
+    }
+
+    #[test]
+    fn eviction_takes_the_oldest_files_and_writes_back_dirty_ones() {
+        let mut w = world();
+        let mut files = Vec::new();
+        for f in 0..3u64 {
+            let h = w.new_holder(HKind::File, 0, 0);
+            w.lru_add(h);
+            for k in 0..4u64 {
+                let id = w.new_obj();
+                w.fill_obj(id, 100 * f + k, 0, kind::CACHE, h);
+                w.add_cache_page(id, h, f == 0);
+            }
+            files.push(h);
+        }
+        // the oldest file is dirty: it is written back (not freed) and rotated
+        let freed = w.evict(4, true, 0);
+        assert_eq!(freed, 4);
+        assert_eq!(w.holders[files[0] as usize].pages.len(), 4, "written back, now clean");
+        assert!(w.holders[files[1] as usize].pages.is_empty(), "the oldest clean file went first");
+        assert_eq!(w.pending.len(), 4);
+        assert_eq!(w.dirty_pages, 0);
     }
 }

@@ -1,0 +1,878 @@
+//! Pass 1: read the trace once, follow the kernel's own allocations in a light per-pfn shadow,
+//! and turn every kmem line into resolved [`Op`]s (see `docs/replay.md` for the rules).
+//!
+//! The shadow knows, per kernel pfn, whether it is free, the head of an allocation (with its
+//! order), a tail, uninitialised, reserved or a hole. With it each line is resolved once, so the
+//! policies only replay unambiguous operations:
+//! - `mm_page_alloc` → `Alloc` (after releasing stale prefill blocks it overlaps, or growing the
+//!   zone if it lands in uninitialised memory);
+//! - `mm_page_free` → `Free` of the block; a free inside a larger live block → `Split` + `Free`;
+//!   a free covering several smaller live blocks → one `Free` each; a free of uninitialised
+//!   memory → `Grow` (lazy deferred init); a free of a page the kernel handed out through the
+//!   bulk path (no mm_page_alloc) → an inferred `Alloc` inserted where the page entered the
+//!   per-CPU list, then `Free`; other frees of free pages → unknown free (never seen) or double
+//!   free (bad input);
+//! - `mm_page_free_batched` → nothing (duplicate marker of the preceding free of that pfn);
+//! - `mm_page_alloc_zone_locked` (percpu_refill=1) and `mm_page_pcpu_drain` → per-CPU-list
+//!   bookkeeping for the bulk inference; `mm_page_alloc_extfrag` → the real fallback counts.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::path::Path;
+
+use spb_alloc::layout::{MemoryLayout, PfnRange};
+use spb_alloc::{Gfp, MigrateType};
+
+use super::oplog::{Op, OpLog, OPF_INFERRED, OPF_PREFILL};
+use super::{ExtfragCounts, ReplayError};
+use crate::metrics::TraceStats;
+use crate::trace::{GfpCache, Line, TraceEvent, TraceParser, TraceReader};
+
+pub(crate) const S_FREE: u8 = 0;
+pub(crate) const S_TAIL: u8 = 1;
+pub(crate) const S_UNINIT: u8 = 2;
+pub(crate) const S_RESERVED: u8 = 3;
+pub(crate) const S_HOLE: u8 = 4;
+pub(crate) const S_HEAD: u8 = 0x80;
+
+const F_TOUCHED: u8 = 1;
+const F_PREFILL: u8 = 2;
+const F_AWAIT_BATCHED: u8 = 4;
+const F_PCP: u8 = 8;
+/// Bits 4-5 of a head's flags: the migratetype of its allocation.
+const F_MT_SHIFT: u8 = 4;
+const F_MT_MASK: u8 = 0x30;
+
+/// Lines are released from the reorder buffer once they are this much older than the newest
+/// timestamp seen (trace_pipe merges the per-CPU buffers with inversions of at most ~0.3 ms).
+const REORDER_WINDOW_NS: u64 = 2_000_000;
+
+/// A page on a kernel per-CPU list, as far as the trace tells (refilled or freed there and not
+/// handed out by mm_page_alloc or drained since).
+#[derive(Clone, Copy, Debug)]
+struct PcpEntry {
+    /// Op index at which it entered the per-CPU list.
+    idx: u32,
+    ts_us: u32,
+    mt: u8,
+    cpu: u8,
+    /// Entered through a refill (mm_page_alloc_zone_locked), not a free.
+    refill: bool,
+}
+
+struct Pending {
+    line_no: u64,
+    ts_ns: u64,
+    cpu: u32,
+    event: TraceEvent,
+}
+
+/// Settings of the decode pass.
+pub struct DecodeSettings<'a> {
+    /// The machine's layout; `None` = infer a layout from the pfns seen.
+    pub layout: Option<&'a MemoryLayout>,
+    /// Blocks in use at the start: `(pfn, order, migratetype)`.
+    pub prefill: &'a [(u64, u8, MigrateType)],
+    /// Pageblock labels of the prefill.
+    pub pageblock_types: &'a [(u64, u8)],
+    /// The before/ snapshot window (trace clock, ns): with a prefill, events before its start are
+    /// already in the snapshot and skipped; frees of free pages inside it are snapshot races.
+    pub snapshot_ns: Option<(u64, u64)>,
+    pub strict: bool,
+    pub max_order: u8,
+}
+
+/// What the decode pass produces.
+pub struct Decoded {
+    pub log: OpLog,
+    pub stats: TraceStats,
+    /// Reconciliations and other counters that are not skipped lines.
+    pub notes: BTreeMap<String, u64>,
+    /// The real kernel's fallbacks (mm_page_alloc_extfrag lines).
+    pub real_extfrag: ExtfragCounts,
+    /// Highest pfn touched + 1.
+    pub pfn_end: u64,
+    /// Lowest pfn touched.
+    pub pfn_min: u64,
+    /// Markers: (seconds since the first replayed event, text).
+    pub markers: Vec<(f64, String)>,
+}
+
+pub(crate) struct Decoder<'a> {
+    st: DecodeSettings<'a>,
+    path: String,
+    state: Vec<u8>,
+    flags: Vec<u8>,
+    dynamic: bool,
+    ops: Vec<Op>,
+    side: Vec<(u32, Op)>,
+    /// Per pfn: op index at which the page entered a per-CPU list (valid when F_PCP is set),
+    /// its timestamp, and migratetype | cpu << 2.
+    pcp_idx: Vec<u32>,
+    pcp_ts: Vec<u32>,
+    pcp_mc: Vec<u16>,
+    pcp_live: u64,
+    gfp_cache: GfpCache<u16>,
+    log: OpLog,
+    bulk_gfp: [Option<u16>; 4],
+    stats: TraceStats,
+    skips: Skips,
+    notes: BTreeMap<String, u64>,
+    extfrag: ExtfragCounts,
+    t0: Option<u64>,
+    last_ts_us: u32,
+    buf: VecDeque<Pending>,
+    max_ts: u64,
+    max_cpu: u32,
+    pfn_end: u64,
+    pfn_min: u64,
+    markers: Vec<(u64, String)>,
+    snap_from_markers: (Option<u64>, Option<u64>),
+}
+
+/// Skipped-line counters keyed by static reason (converted into `TraceStats::skipped` at the end).
+type Skips = BTreeMap<&'static str, u64>;
+
+#[inline]
+fn skip(skips: &mut Skips, reason: &'static str) {
+    *skips.entry(reason).or_default() += 1;
+}
+
+fn note(notes: &mut BTreeMap<String, u64>, k: &str, n: u64) {
+    *notes.entry(k.to_string()).or_default() += n;
+}
+
+impl<'a> Decoder<'a> {
+    pub(crate) fn new(st: DecodeSettings<'a>, path: &str) -> Decoder<'a> {
+        let (state, dynamic) = match st.layout {
+            Some(l) => (shadow_for(l), false),
+            None => (Vec::new(), true),
+        };
+        let n = state.len();
+        let mut d = Decoder {
+            path: path.to_string(),
+            state,
+            flags: vec![0; n],
+            dynamic,
+            ops: Vec::new(),
+            side: Vec::new(),
+            pcp_idx: vec![0; n],
+            pcp_ts: vec![0; n],
+            pcp_mc: vec![0; n],
+            pcp_live: 0,
+            gfp_cache: GfpCache::new(),
+            log: OpLog::default(),
+            bulk_gfp: [None; 4],
+            stats: TraceStats::default(),
+            skips: Skips::new(),
+            notes: BTreeMap::new(),
+            extfrag: ExtfragCounts::default(),
+            t0: None,
+            last_ts_us: 0,
+            buf: VecDeque::new(),
+            max_ts: 0,
+            max_cpu: 0,
+            pfn_end: 0,
+            pfn_min: u64::MAX,
+            markers: Vec::new(),
+            snap_from_markers: (None, None),
+            st,
+        };
+        d.apply_prefill();
+        d
+    }
+
+    fn apply_prefill(&mut self) {
+        let prefill: Vec<(u64, u8, MigrateType)> = self.st.prefill.to_vec();
+        for (pfn, order, mt) in prefill {
+            let g = self.bulk_gfp_index(mt as u8, "prefill");
+            self.log.prefill.push((pfn, order, g));
+            self.ensure(pfn + (1u64 << order));
+            self.mark_alloc(pfn, order, mt as u8);
+            self.flags[pfn as usize] |= F_PREFILL;
+        }
+        self.log.pageblock_types = self.st.pageblock_types.to_vec();
+    }
+
+    /// The gfp index of a synthetic request of migratetype `mt` (inferred bulk allocations,
+    /// prefill).
+    fn bulk_gfp_index(&mut self, mt: u8, what: &str) -> u16 {
+        let (g, name) = match mt {
+            1 => (Gfp::HIGHUSER_MOVABLE, "GFP_HIGHUSER_MOVABLE"),
+            2 => (Gfp::KERNEL.with(Gfp::RECLAIMABLE), "GFP_KERNEL|__GFP_RECLAIMABLE"),
+            3 => (Gfp::ATOMIC, "GFP_ATOMIC"),
+            _ => (Gfp::KERNEL, "GFP_KERNEL"),
+        };
+        if what == "bulk" {
+            if let Some(i) = self.bulk_gfp[mt.min(3) as usize] {
+                return i;
+            }
+        }
+        let i = self.log.gfp_index(g, &format!("{what}:{name}"));
+        if what == "bulk" {
+            self.bulk_gfp[mt.min(3) as usize] = Some(i);
+        }
+        i
+    }
+
+    #[inline]
+    fn ensure(&mut self, end: u64) {
+        if self.dynamic && end as usize > self.state.len() {
+            let n = (end as usize).next_power_of_two().max(1 << 20);
+            self.state.resize(n, S_FREE);
+            self.flags.resize(n, 0);
+            self.pcp_idx.resize(n, 0);
+            self.pcp_ts.resize(n, 0);
+            self.pcp_mc.resize(n, 0);
+        }
+    }
+
+    #[inline]
+    fn st_at(&self, pfn: u64) -> u8 {
+        self.state.get(pfn as usize).copied().unwrap_or(S_HOLE)
+    }
+
+    fn mark_alloc(&mut self, pfn: u64, order: u8, mt: u8) {
+        let n = 1usize << order;
+        let i = pfn as usize;
+        self.state[i] = S_HEAD | order;
+        for k in 1..n {
+            self.state[i + k] = S_TAIL;
+        }
+        for f in &mut self.flags[i..i + n] {
+            *f = (*f & !(F_PREFILL | F_AWAIT_BATCHED | F_MT_MASK)) | F_TOUCHED;
+        }
+        self.flags[i] |= (mt.min(3) << F_MT_SHIFT) & F_MT_MASK;
+    }
+
+    fn mark_free(&mut self, pfn: u64, order: u8) {
+        let i = pfn as usize;
+        let n = 1usize << order;
+        for s in &mut self.state[i..i + n] {
+            *s = S_FREE;
+        }
+        self.flags[i] &= !F_PREFILL;
+    }
+
+    /// The live allocation covering `pfn`: (head, order).
+    fn find_head(&self, pfn: u64) -> Option<(u64, u8)> {
+        for o in 0..=self.st.max_order.max(18) {
+            let h = pfn & !((1u64 << o) - 1);
+            let s = self.st_at(h);
+            if s & S_HEAD != 0 {
+                let q = s & 0x1f;
+                return if q >= o && h + (1u64 << q) > pfn { Some((h, q)) } else { None };
+            }
+            if s != S_TAIL {
+                return None;
+            }
+            if h == 0 {
+                break;
+            }
+        }
+        None
+    }
+
+    fn bad(&mut self, reason: &'static str, line_no: u64, msg: String) -> Result<(), ReplayError> {
+        if self.st.strict {
+            return Err(ReplayError::Input(format!("{}:{}: {}", self.path, line_no, msg)));
+        }
+        skip(&mut self.skips, reason);
+        Ok(())
+    }
+
+    fn ts_us(&self, ts_ns: u64) -> u32 {
+        let t0 = self.t0.unwrap_or(ts_ns);
+        (ts_ns.saturating_sub(t0) / 1000).min(u32::MAX as u64) as u32
+    }
+
+    fn push(&mut self, op: Op) {
+        self.ops.push(op);
+    }
+
+    /// Read the whole trace.
+    pub(crate) fn run(mut self, path: &Path) -> Result<Decoded, ReplayError> {
+        let mut reader = TraceReader::open(path).map_err(|e| ReplayError::Io(e.to_string()))?;
+        let mut parser = TraceParser::new();
+        let path_s = reader.path().display().to_string();
+        loop {
+            let line_no = reader.line_no() + 1;
+            let raw = match reader.next_line() {
+                Ok(Some(l)) => l,
+                Ok(None) => break,
+                Err(e) => return Err(ReplayError::Io(e.to_string())),
+            };
+            // Fast path for the most frequent line whose only content is a pfn (a quarter of the
+            // build trace): mm_page_free_batched in the kernel's own column layout. It is queued
+            // at the newest timestamp seen, which keeps it after the mm_page_free it duplicates.
+            if let Some(pfn) = fast_free_batched(raw) {
+                self.stats.parsed += 1;
+                let p = Pending { line_no, ts_ns: self.max_ts, cpu: 0, event: TraceEvent::FreeBatched { pfn } };
+                self.enqueue(p)?;
+                continue;
+            }
+            let line = match parser.parse_line(raw, line_no) {
+                Ok(l) => l,
+                Err(err) => {
+                    if self.st.strict {
+                        return Err(ReplayError::Input(format!("{path_s}:{err}")));
+                    }
+                    skip(&mut self.skips, "unparsed");
+                    continue;
+                }
+            };
+            match line {
+                Line::Skipped(r) => skip(&mut self.skips, r.as_str()),
+                Line::Lost { events, .. } => {
+                    skip(&mut self.skips, "lost_events_line");
+                    note(&mut self.notes, "lost_events", events.unwrap_or(0));
+                }
+                Line::Event(rec) => {
+                    self.stats.parsed += 1;
+                    match &rec.event {
+                        TraceEvent::Marker(t) => {
+                            skip(&mut self.skips, "marker");
+                            self.markers.push((rec.ts_ns, t.to_string()));
+                            if t.contains("SNAPSHOT_BEGIN") && !t.contains("AFTER_") && self.snap_from_markers.0.is_none() {
+                                self.snap_from_markers.0 = Some(rec.ts_ns);
+                            }
+                            if t.contains("SNAPSHOT_END") && !t.contains("AFTER_") && self.snap_from_markers.1.is_none() {
+                                self.snap_from_markers.1 = Some(rec.ts_ns);
+                            }
+                            continue;
+                        }
+                        TraceEvent::Other(_) => {
+                            skip(&mut self.skips, "other_event");
+                            continue;
+                        }
+                        TraceEvent::ExtFrag { fragmenting, change_ownership, alloc_migratetype, fallback_migratetype, .. } => {
+                            self.extfrag.record(*fragmenting, *change_ownership, *alloc_migratetype, *fallback_migratetype);
+                        }
+                        _ => {}
+                    }
+                    // the gfp text is borrowed from the line: resolve it now
+                    let gfp_text = rec.gfp_text;
+                    let (line_no, ts_ns, rcpu) = (rec.line_no, rec.ts_ns, rec.cpu);
+                    let event = match rec.event {
+                        TraceEvent::Alloc { pfn, order, migratetype, gfp } => {
+                            let gi = {
+                                let log = &mut self.log;
+                                self.gfp_cache
+                                    .get_or_try_insert_with(gfp, gfp_text, |s| {
+                                        spb_alloc::gfp::parse(s).map(|g| {
+                                            log.gfps.push(g);
+                                            log.gfp_names.push(s.to_string());
+                                            (log.gfps.len() - 1) as u16
+                                        })
+                                    })
+                                    .ok()
+                                    .copied()
+                            };
+                            match gi {
+                                Some(g) => TraceEvent::Alloc { pfn, order, migratetype, gfp: crate::trace::GfpId(g as u32) },
+                                None => {
+                                    let msg = format!("mm_page_alloc: gfp_flags {:?} is not a known gfp flag expression", String::from_utf8_lossy(gfp_text));
+                                    self.bad("bad_gfp", line_no, msg)?;
+                                    continue;
+                                }
+                            }
+                        }
+                        e => e,
+                    };
+                    if self.t0.is_none() {
+                        self.t0 = Some(ts_ns);
+                    }
+                    let p = Pending { line_no, ts_ns, cpu: rcpu, event };
+                    self.enqueue(p)?;
+                }
+            }
+        }
+        while let Some(p) = self.buf.pop_front() {
+            self.apply(p)?;
+        }
+        self.stats.lines = reader.line_no();
+        self.finish()
+    }
+
+    fn enqueue(&mut self, p: Pending) -> Result<(), ReplayError> {
+        let ts = p.ts_ns;
+        // stable insertion from the back (the buffer is nearly sorted)
+        let mut i = self.buf.len();
+        while i > 0 && self.buf[i - 1].ts_ns > ts {
+            i -= 1;
+        }
+        if i > 0 && i < self.buf.len() {
+            note(&mut self.notes, "reordered_lines", 1);
+        }
+        if i == self.buf.len() {
+            self.buf.push_back(p);
+        } else {
+            self.buf.insert(i, p);
+        }
+        self.max_ts = self.max_ts.max(ts);
+        while let Some(f) = self.buf.front() {
+            if f.ts_ns + REORDER_WINDOW_NS < self.max_ts {
+                let f = self.buf.pop_front().expect("front exists");
+                self.apply(f)?;
+            } else {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn snapshot(&self) -> Option<(u64, u64)> {
+        if self.st.prefill.is_empty() {
+            return None;
+        }
+        self.st.snapshot_ns.or(match self.snap_from_markers {
+            (Some(b), Some(e)) => Some((b, e)),
+            (Some(b), None) => Some((b, u64::MAX)),
+            _ => None,
+        })
+    }
+
+    fn check_pfn(&mut self, pfn: u64, order: u32, line_no: u64, what: &str) -> Result<bool, ReplayError> {
+        if order > self.st.max_order as u32 {
+            let msg = format!("{what}: order {order} is above the largest buddy order {}", self.st.max_order);
+            self.bad("order_above_max", line_no, msg)?;
+            return Ok(false);
+        }
+        let end = pfn + (1u64 << order);
+        if pfn & ((1u64 << order) - 1) != 0 {
+            let msg = format!("{what}: pfn {pfn:#x} is not aligned to its order {order}");
+            self.bad("misaligned_pfn", line_no, msg)?;
+            return Ok(false);
+        }
+        if pfn == 0 || end > u32::MAX as u64 {
+            let msg = format!("{what}: pfn {pfn:#x} is outside the memory layout");
+            self.bad("pfn_outside_layout", line_no, msg)?;
+            return Ok(false);
+        }
+        self.ensure(end);
+        let s0 = self.st_at(pfn);
+        let s1 = self.st_at(end - 1);
+        if s0 == S_HOLE || s1 == S_HOLE {
+            let msg = format!("{what}: pfn {pfn:#x} (order {order}) is outside the memory layout (a hole or no zone)");
+            self.bad("pfn_outside_layout", line_no, msg)?;
+            return Ok(false);
+        }
+        self.pfn_end = self.pfn_end.max(end);
+        self.pfn_min = self.pfn_min.min(pfn);
+        Ok(true)
+    }
+
+    fn apply(&mut self, p: Pending) -> Result<(), ReplayError> {
+        let ts_us = self.ts_us(p.ts_ns);
+        self.last_ts_us = self.last_ts_us.max(ts_us);
+        let cpu = (p.cpu % 256) as u8;
+        self.max_cpu = self.max_cpu.max(cpu as u32);
+        let before_snapshot = matches!(self.snapshot(), Some((b, _)) if p.ts_ns < b);
+        match p.event {
+            TraceEvent::Alloc { pfn: None, .. } => skip(&mut self.skips, "failed_alloc"),
+            TraceEvent::Alloc { pfn: Some(pfn), order, migratetype, gfp } => {
+                if !self.check_pfn(pfn, order, p.line_no, "mm_page_alloc")? {
+                    return Ok(());
+                }
+                if before_snapshot {
+                    skip(&mut self.skips, "before_snapshot");
+                    return Ok(());
+                }
+                self.alloc(pfn, order as u8, gfp.0 as u16, migratetype, cpu, ts_us, p.line_no)?;
+            }
+            TraceEvent::Free { pfn, order } => {
+                if !self.check_pfn(pfn, order, p.line_no, "mm_page_free")? {
+                    return Ok(());
+                }
+                // its mm_page_free_batched marker may follow, whatever becomes of this line
+                self.flags[pfn as usize] |= F_AWAIT_BATCHED;
+                if before_snapshot {
+                    skip(&mut self.skips, "before_snapshot");
+                    return Ok(());
+                }
+                self.free(pfn, order as u8, cpu, ts_us, p.ts_ns, p.line_no)?;
+            }
+            TraceEvent::FreeBatched { pfn } => {
+                let i = pfn as usize;
+                if i < self.flags.len() && self.flags[i] & F_AWAIT_BATCHED != 0 {
+                    self.flags[i] &= !F_AWAIT_BATCHED;
+                    skip(&mut self.skips, "free_batched_duplicate");
+                } else {
+                    skip(&mut self.skips, "free_batched_unmatched");
+                }
+            }
+            TraceEvent::ZoneLocked { pfn, order, migratetype, percpu_refill } => {
+                note(&mut self.notes, "zone_locked_lines", 1);
+                if (pfn as usize) < self.state.len() && order <= self.st.max_order as u32 {
+                    if !before_snapshot {
+                        // taken off the buddy lists: it was free
+                        self.release_stale_prefill(pfn, order as u8, cpu, ts_us);
+                    }
+                    if percpu_refill {
+                        self.pcp_enter(pfn, migratetype as u8, cpu, ts_us, true);
+                    }
+                }
+            }
+            TraceEvent::PcpuDrain { pfn, order, .. } => {
+                note(&mut self.notes, "pcpu_drain_lines", 1);
+                if !before_snapshot && (pfn as usize) < self.state.len() && order <= self.st.max_order as u32 {
+                    // a per-CPU-list page going back to the buddy lists: it was free
+                    self.release_stale_prefill(pfn, order as u8, cpu, ts_us);
+                }
+                self.pcp_leave(pfn);
+            }
+            TraceEvent::ExtFrag { .. } => note(&mut self.notes, "extfrag_lines", 1),
+            TraceEvent::Marker(_) | TraceEvent::Other(_) => {}
+        }
+        Ok(())
+    }
+
+    /// A page the kernel shows free (taken off the buddy lists, or drained from a per-CPU list)
+    /// that the prefill has in use: the snapshot saw it on a per-CPU list (flag-less, like kernel
+    /// memory) or the snapshot is stale. Release the prefill block.
+    fn release_stale_prefill(&mut self, pfn: u64, order: u8, cpu: u8, ts_us: u32) {
+        let end = (pfn + (1u64 << order)).min(self.state.len() as u64);
+        let mut p = pfn;
+        while p < end {
+            let s = self.state[p as usize];
+            if s == S_TAIL || s & S_HEAD != 0 {
+                if let Some((h, q)) = self.find_head(p) {
+                    if self.flags[h as usize] & F_PREFILL != 0 {
+                        self.push(Op::free(h, q, cpu, ts_us).with_flags(OPF_PREFILL));
+                        self.mark_free(h, q);
+                        note(&mut self.notes, "prefill_released_free_pages", 1u64 << q);
+                    } else {
+                        note(&mut self.notes, "free_event_on_live_pages", 1);
+                    }
+                    p = p.max(h + (1u64 << q));
+                    continue;
+                }
+            }
+            p += 1;
+        }
+    }
+
+    fn pcp_enter(&mut self, pfn: u64, mt: u8, cpu: u8, ts_us: u32, refill: bool) {
+        let i = pfn as usize;
+        if i >= self.flags.len() {
+            return;
+        }
+        if self.flags[i] & F_PCP == 0 {
+            self.pcp_live += 1;
+        }
+        self.flags[i] |= F_PCP;
+        self.pcp_idx[i] = self.ops.len() as u32;
+        self.pcp_ts[i] = ts_us;
+        self.pcp_mc[i] = (mt & 3) as u16 | (cpu as u16) << 2 | (refill as u16) << 15;
+    }
+
+    #[inline]
+    fn pcp_leave(&mut self, pfn: u64) -> Option<PcpEntry> {
+        let i = pfn as usize;
+        if i < self.flags.len() && self.flags[i] & F_PCP != 0 {
+            self.flags[i] &= !F_PCP;
+            self.pcp_live -= 1;
+            let mc = self.pcp_mc[i];
+            return Some(PcpEntry { idx: self.pcp_idx[i], ts_us: self.pcp_ts[i], mt: (mc & 3) as u8, cpu: (mc >> 2) as u8, refill: mc >> 15 != 0 });
+        }
+        None
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn alloc(&mut self, pfn: u64, order: u8, g: u16, mt: u32, cpu: u8, ts_us: u32, line_no: u64) -> Result<(), ReplayError> {
+        let n = 1u64 << order;
+        let gmt = self.log.gfps[g as usize].migratetype() as u32;
+        if gmt != mt {
+            note(&mut self.notes, "migratetype_differs_from_gfp", 1);
+        }
+        // what is there now?
+        let mut p = pfn;
+        while p < pfn + n {
+            let s = self.st_at(p);
+            match s {
+                S_FREE => p += 1,
+                S_UNINIT => {
+                    // memory the kernel initialised without a traced free: grow it first
+                    let mo = self.st.max_order;
+                    let blk = p & !((1u64 << mo) - 1);
+                    let mut q = blk;
+                    let end = blk + (1u64 << mo);
+                    while q < end {
+                        if self.st_at(q) == S_UNINIT {
+                            let mut r = q;
+                            while r < end && self.st_at(r) == S_UNINIT {
+                                r += 1;
+                            }
+                            for (bp, bo) in spb_alloc::zone::carve(PfnRange::new(q, r), mo) {
+                                self.push(Op::grow(bp, bo, ts_us));
+                                self.mark_free(bp, bo);
+                            }
+                            note(&mut self.notes, "implicit_grow_pages", r - q);
+                            q = r;
+                        } else {
+                            q += 1;
+                        }
+                    }
+                    p += 1;
+                }
+                S_RESERVED => {
+                    skip(&mut self.skips, "alloc_in_reserved");
+                    return Ok(());
+                }
+                S_HOLE => {
+                    let msg = format!("mm_page_alloc: pfn {p:#x} is outside the memory layout");
+                    return self.bad("pfn_outside_layout", line_no, msg);
+                }
+                _ => {
+                    // a live block overlaps: stale prefill, or a free the trace did not show
+                    let Some((h, q)) = self.find_head(p) else {
+                        p += 1;
+                        continue;
+                    };
+                    let prefill = self.flags[h as usize] & F_PREFILL != 0;
+                    if !prefill && self.st.strict {
+                        return Err(ReplayError::Input(format!(
+                            "{}:{}: mm_page_alloc: pfn {pfn:#x} order {order} overlaps the live allocation at {h:#x} (order {q}) that the trace never freed",
+                            self.path, line_no
+                        )));
+                    }
+                    self.push(Op::free(h, q, cpu, ts_us).with_flags(if prefill { OPF_PREFILL } else { 0 }));
+                    self.mark_free(h, q);
+                    note(&mut self.notes, if prefill { "prefill_conflict_pages" } else { "alloc_over_live_reconciled_pages" }, 1u64 << q);
+                    p = pfn;
+                }
+            }
+        }
+        self.pcp_leave(pfn);
+        self.push(Op::alloc(pfn, order, g, cpu, ts_us));
+        self.mark_alloc(pfn, order, gmt as u8);
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn free(&mut self, pfn: u64, order: u8, cpu: u8, ts_us: u32, ts_ns: u64, line_no: u64) -> Result<(), ReplayError> {
+        let n = 1u64 << order;
+        let s = self.st_at(pfn);
+        // inside a larger live block: split it first
+        let inner = if s == S_TAIL { self.find_head(pfn) } else if s & S_HEAD != 0 && (s & 0x1f) > order { Some((pfn, s & 0x1f)) } else { None };
+        if let Some((h, q)) = inner {
+            if q > order {
+                self.push(Op::split(h, q, order, ts_us));
+                let step = 1u64 << order;
+                let pre = self.flags[h as usize] & F_PREFILL;
+                let mut k = h;
+                while k < h + (1u64 << q) {
+                    self.state[k as usize] = S_HEAD | order;
+                    self.flags[k as usize] |= pre;
+                    k += step;
+                }
+                note(&mut self.notes, "partial_frees", 1);
+            }
+        }
+        // walk the range
+        let mut p = pfn;
+        let mut freed = 0u64;
+        let mut free_pages = 0u64;
+        let mut uninit = 0u64;
+        let mut other = 0u64;
+        let mut head_mt = 0u8;
+        while p < pfn + n {
+            let s = self.st_at(p);
+            if s & S_HEAD != 0 {
+                let q = s & 0x1f;
+                if p + (1u64 << q) > pfn + n {
+                    // cannot happen after the split above (heads are aligned)
+                    other += 1;
+                    p += 1;
+                    continue;
+                }
+                self.push(Op::free(p, q, cpu, ts_us));
+                if p == pfn {
+                    head_mt = (self.flags[p as usize] & F_MT_MASK) >> F_MT_SHIFT;
+                }
+                self.mark_free(p, q);
+                freed += 1u64 << q;
+                p += 1u64 << q;
+            } else {
+                match s {
+                    S_FREE => free_pages += 1,
+                    S_UNINIT => uninit += 1,
+                    _ => other += 1,
+                }
+                p += 1;
+            }
+        }
+        if freed > 0 && freed < n {
+            note(&mut self.notes, "free_of_partly_free_range", 1);
+        }
+        if freed == n {
+            if freed > 1 && inner.is_none() && self.ops.last().map(|o| o.order) != Some(order) {
+                note(&mut self.notes, "multi_block_frees", 1);
+            }
+            self.after_free(pfn, order, head_mt, cpu, ts_us);
+            return Ok(());
+        }
+        if freed > 0 {
+            self.after_free(pfn, order, head_mt, cpu, ts_us);
+            return Ok(());
+        }
+        // nothing allocated in the range
+        if uninit == n {
+            self.push(Op::grow(pfn, order, ts_us));
+            self.mark_free(pfn, order);
+            note(&mut self.notes, "grow_pages", n);
+            note(&mut self.notes, "grow_frees", 1);
+            return Ok(());
+        }
+        if uninit > 0 {
+            let mut q = pfn;
+            while q < pfn + n {
+                if self.st_at(q) == S_UNINIT {
+                    let mut r = q;
+                    while r < pfn + n && self.st_at(r) == S_UNINIT {
+                        r += 1;
+                    }
+                    for (bp, bo) in spb_alloc::zone::carve(PfnRange::new(q, r), self.st.max_order) {
+                        self.push(Op::grow(bp, bo, ts_us));
+                        self.mark_free(bp, bo);
+                    }
+                    note(&mut self.notes, "grow_pages", r - q);
+                    q = r;
+                } else {
+                    q += 1;
+                }
+            }
+            return Ok(());
+        }
+        if other > 0 && free_pages == 0 {
+            skip(&mut self.skips, "free_in_reserved");
+            return Ok(());
+        }
+        // a free page: handed out by the bulk path (alloc_pages_bulk takes order-0 pages off the
+        // per-CPU list without a mm_page_alloc line)? Only order 0 can be; anything else is a
+        // double free.
+        let bulk = if order == 0 { self.pcp_leave(pfn) } else { None };
+        if let Some(e) = bulk {
+            let g = self.bulk_gfp_index(e.mt, "bulk");
+            let op = Op::alloc(pfn, order, g, e.cpu, e.ts_us).with_flags(OPF_INFERRED);
+            self.side.push((e.idx, op));
+            self.stats.inferred_bulk_pages += n;
+            note(&mut self.notes, if e.refill { "inferred_bulk_from_refill" } else { "inferred_bulk_from_free" }, 1);
+            self.push(Op::free(pfn, order, cpu, ts_us).with_flags(OPF_INFERRED));
+            for f in &mut self.flags[pfn as usize..(pfn + n) as usize] {
+                *f |= F_TOUCHED;
+            }
+            self.after_free(pfn, order, e.mt.min(3), cpu, ts_us);
+            return Ok(());
+        }
+        if matches!(self.snapshot(), Some((_, e)) if ts_ns <= e) {
+            skip(&mut self.skips, "snapshot_race");
+            return Ok(());
+        }
+        if self.flags[pfn as usize] & F_TOUCHED == 0 {
+            self.stats.unknown_frees += 1;
+            skip(&mut self.skips, "unknown_free");
+            return Ok(());
+        }
+        let msg = format!("mm_page_free: double free of pfn {pfn:#x} order {order} (already free in the trace's own history)");
+        self.bad("double_free", line_no, msg)
+    }
+
+    /// Bookkeeping after a free: a pcp-eligible block now sits on the CPU's list (for the bulk
+    /// inference), and its mm_page_free_batched marker may follow.
+    fn after_free(&mut self, pfn: u64, order: u8, mt: u8, cpu: u8, ts_us: u32) {
+        self.flags[pfn as usize] |= F_AWAIT_BATCHED;
+        if order <= 3 || order == 9 {
+            self.pcp_enter(pfn, mt, cpu, ts_us, false);
+        }
+    }
+
+    fn finish(mut self) -> Result<Decoded, ReplayError> {
+        // Merge the side list (inferred bulk allocations) into the op stream.
+        let mut side = std::mem::take(&mut self.side);
+        side.sort_by_key(|(i, _)| *i);
+        let mut ops = Vec::with_capacity(self.ops.len() + side.len());
+        let mut si = 0;
+        for (i, op) in self.ops.iter().enumerate() {
+            while si < side.len() && side[si].0 as usize <= i {
+                ops.push(side[si].1);
+                si += 1;
+            }
+            ops.push(*op);
+        }
+        while si < side.len() {
+            ops.push(side[si].1);
+            si += 1;
+        }
+        note(&mut self.notes, "pcp_entries_at_end", self.pcp_live);
+        for (k, v) in std::mem::take(&mut self.skips) {
+            self.stats.skipped.insert(k.to_string(), v);
+        }
+        let t0 = self.t0.unwrap_or(0);
+        self.log.ops = ops;
+        self.log.nr_cpus = self.max_cpu as usize + 1;
+        self.log.duration_s = self.last_ts_us as f64 / 1e6;
+        let markers = self.markers.iter().map(|(t, s)| ((t.saturating_sub(t0)) as f64 / 1e9, s.clone())).collect();
+        Ok(Decoded {
+            log: self.log,
+            stats: self.stats,
+            notes: self.notes,
+            real_extfrag: self.extfrag,
+            pfn_end: self.pfn_end,
+            pfn_min: if self.pfn_min == u64::MAX { 0 } else { self.pfn_min },
+            markers,
+        })
+    }
+}
+
+/// `Some(pfn)` for a `mm_page_free_batched` line in the kernel's own column layout (`%16s-%-7d
+/// [%03d] flags ts: `: the CPU column's `[` at byte 25 and the event name right after the first
+/// `:` that follows it), `None` for anything else (parsed normally).
+#[inline]
+fn fast_free_batched(line: &[u8]) -> Option<u64> {
+    const NAME: &[u8] = b": mm_page_free_batched: ";
+    if line.len() < 40 || line[25] != b'[' {
+        return None;
+    }
+    let c = 30 + memchr::memchr(b':', &line[30..])?;
+    if !line[c..].starts_with(NAME) {
+        return None;
+    }
+    let rest = &line[c + NAME.len()..];
+    let at = rest.windows(4).position(|w| w == b"pfn=")?;
+    let v = &rest[at + 4..];
+    let end = v.iter().position(|&b| b == b' ').unwrap_or(v.len());
+    let v = &v[..end];
+    let pfn = if let Some(h) = v.strip_prefix(b"0x") {
+        u64::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok()?
+    } else {
+        std::str::from_utf8(v).ok()?.parse().ok()?
+    };
+    Some(pfn)
+}
+
+/// The initial shadow of a layout: free managed memory, uninit, reserved, holes.
+pub(crate) fn shadow_for(l: &MemoryLayout) -> Vec<u8> {
+    let end = l.zones.iter().map(|z| z.span.end).max().unwrap_or(0) as usize;
+    let mut v = vec![S_HOLE; end];
+    for z in &l.zones {
+        for s in &mut v[z.span.start as usize..z.span.end as usize] {
+            *s = S_FREE;
+        }
+        for r in &z.reserved {
+            for s in &mut v[r.range.start as usize..r.range.end as usize] {
+                *s = S_RESERVED;
+            }
+        }
+        for r in &z.uninit {
+            for s in &mut v[r.start as usize..r.end as usize] {
+                *s = S_UNINIT;
+            }
+        }
+        for r in &z.holes {
+            for s in &mut v[r.start as usize..r.end as usize] {
+                *s = S_HOLE;
+            }
+        }
+    }
+    v
+}

@@ -1,0 +1,515 @@
+//! Replay a real Linux page-allocator trace under every policy (issue 5; method in
+//! `docs/replay.md`).
+//!
+//! ```no_run
+//! use spb_lab::replay::{replay, ReplayOptions, PolicySel};
+//! let opts = ReplayOptions::default(); // real, vanilla, defrag, spb
+//! let out = replay("../shared/traces/build".as_ref(), &opts).unwrap();
+//! println!("{}", spb_lab::report::summary_table(&out.doc));
+//! println!("{}", out.text_table());
+//! ```
+//!
+//! Two passes: [`decode`] streams the trace once (never loading it whole), follows the kernel's
+//! own allocations in a per-pfn shadow and resolves every kmem line into 16-byte [`oplog::Op`]s
+//! (alloc, free, split, grow); then [`run`] replays that log under each policy in parallel
+//! threads, each with its own `Allocator`: the modelled policies place every request themselves,
+//! the `real` column places it where the kernel did.
+
+pub mod decode;
+pub mod measure;
+pub mod oplog;
+pub mod prefill;
+pub mod run;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+use spb_alloc::layout::{MemoryLayout, PfnRange, ZoneKind, ZoneSpec};
+use spb_alloc::zone::WMARK_MIN;
+use spb_alloc::{Geometry, PolicyConfig, PolicyKind, SpbSwitch};
+
+use crate::metrics::{RunsDoc, TraceStats};
+pub use measure::{measure, SnapshotMeasure};
+pub use oplog::{Op, OpKind, OpLog};
+
+/// Which placement a column uses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PolicySel {
+    /// The kernel's own placement, read from the trace pfns.
+    Real,
+    /// A modelled policy.
+    Model(PolicyConfig),
+}
+
+impl PolicySel {
+    /// The column name (`real`, `vanilla`, `defrag`, `spb`, `spb-off:a,b`).
+    pub fn label(&self) -> String {
+        match self {
+            PolicySel::Real => "real".to_string(),
+            PolicySel::Model(p) => {
+                // PolicyConfig::label lists every switch that is off, including the ones off by
+                // default (refuse_literal); name only the differences from the default set.
+                let mut s = p.kind.name().to_string();
+                if p.kind == PolicyKind::Spb {
+                    let def = spb_alloc::SpbSwitches::all_on();
+                    let diff: Vec<String> = SpbSwitch::ALL
+                        .iter()
+                        .filter(|w| p.spb.on(**w) != def.on(**w))
+                        .map(|w| format!("{}{}", if p.spb.on(*w) { "+" } else { "" }, w.name()))
+                        .collect();
+                    if !diff.is_empty() {
+                        s.push_str("-off:");
+                        s.push_str(&diff.join(","));
+                    }
+                }
+                s
+            }
+        }
+    }
+
+    /// Parse `real,vanilla,defrag,spb`; `spb_off` switches are turned off in every spb column.
+    pub fn parse_list(s: &str, spb_off: &[String]) -> Result<Vec<PolicySel>, String> {
+        let mut sw = spb_alloc::SpbSwitches::all_on();
+        for name in spb_off {
+            let w = SpbSwitch::from_name(name).ok_or_else(|| {
+                let all: Vec<&str> = SpbSwitch::ALL.iter().map(|w| w.name()).collect();
+                format!("unknown spb switch {name:?} (expected one of: {})", all.join(", "))
+            })?;
+            sw.set(w, false);
+        }
+        let mut out = Vec::new();
+        for p in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            if p == "real" {
+                out.push(PolicySel::Real);
+            } else {
+                let kind = PolicyKind::from_name(p).ok_or_else(|| format!("unknown policy {p:?} (expected real, vanilla, defrag or spb)"))?;
+                out.push(PolicySel::Model(PolicyConfig { kind, spb: sw }));
+            }
+        }
+        if out.is_empty() {
+            return Err("no policy given".into());
+        }
+        Ok(out)
+    }
+
+    /// real, vanilla, defrag, spb.
+    pub fn all() -> Vec<PolicySel> {
+        let mut v = vec![PolicySel::Real];
+        v.extend(PolicyKind::ALL.iter().map(|k| PolicySel::Model(PolicyConfig::of(*k))));
+        v
+    }
+}
+
+/// Migratetype fallback events by kind (`mm_page_alloc_extfrag` for the kernel, the same
+/// counters for a model).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct ExtfragCounts {
+    /// All fallbacks.
+    pub events: u64,
+    /// fragmenting=1: the fallback buddy was smaller than a pageblock.
+    pub fragmenting: u64,
+    /// change_ownership=1: the block was claimed for the requested type.
+    pub claim: u64,
+    /// change_ownership=0: pages stolen without relabelling.
+    pub steal: u64,
+    /// `"<alloc mt>-><fallback mt> frag=<0|1> claim=<0|1>"` → count.
+    pub by_pair: BTreeMap<String, u64>,
+}
+
+impl ExtfragCounts {
+    pub(crate) fn pair_key(alloc_mt: u32, fallback_mt: u32, fragmenting: bool, claim: bool) -> String {
+        let n = |m: u32| spb_alloc::MigrateType::from_u8(m as u8).map(|t| t.name()).unwrap_or("?");
+        format!("{}->{} frag={} claim={}", n(alloc_mt), n(fallback_mt), fragmenting as u8, claim as u8)
+    }
+    pub(crate) fn record(&mut self, fragmenting: bool, change_ownership: bool, alloc_mt: u32, fallback_mt: u32) {
+        self.events += 1;
+        self.fragmenting += fragmenting as u64;
+        if change_ownership {
+            self.claim += 1;
+        } else {
+            self.steal += 1;
+        }
+        *self.by_pair.entry(Self::pair_key(alloc_mt, fallback_mt, fragmenting, change_ownership)).or_default() += 1;
+    }
+}
+
+/// Replay settings.
+#[derive(Clone, Debug)]
+pub struct ReplayOptions {
+    pub policies: Vec<PolicySel>,
+    /// /proc/zoneinfo of the machine; default: the capture directory's before/zoneinfo.
+    pub zoneinfo: Option<PathBuf>,
+    /// /proc/kpageflags dump for the prefill; default: the capture directory's before/.
+    pub kpageflags: Option<PathBuf>,
+    /// /proc/kpagecount dump; default: the kpageflags file's sibling.
+    pub kpagecount: Option<PathBuf>,
+    /// Do not prefill even when a dump is available.
+    pub no_prefill: bool,
+    /// Bad input (order above max, double free, pfn outside the layout, unparsable line) is an
+    /// error naming the file and line instead of a skipped line.
+    pub strict: bool,
+    /// Timeline sample period (trace time).
+    pub sample_ns: u64,
+    /// Policies replayed at once (threads).
+    pub threads: usize,
+    /// Scenario name in the output (default: the capture directory or file name).
+    pub name: Option<String>,
+    /// Emulate the kernel's once-a-second `decay_pcp_high` in the modelled columns (a
+    /// workaround for the allocator core, see `run::decay_pcp_high`).
+    pub pcp_decay: bool,
+    /// Modelled columns grow a deferred-init zone when their own watermark fails (taking the
+    /// kernel's grown ranges in the kernel's order), not only when the trace shows the growth.
+    pub grow_on_demand: bool,
+}
+
+impl Default for ReplayOptions {
+    fn default() -> Self {
+        ReplayOptions {
+            policies: PolicySel::all(),
+            zoneinfo: None,
+            kpageflags: None,
+            kpagecount: None,
+            no_prefill: false,
+            strict: false,
+            sample_ns: 1_000_000_000,
+            threads: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            name: None,
+            pcp_decay: true,
+            grow_on_demand: true,
+        }
+    }
+}
+
+/// Why a replay failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    /// Bad input: the message names the file, line and what was expected.
+    #[error("{0}")]
+    Input(String),
+    /// Reading a file failed.
+    #[error("{0}")]
+    Io(String),
+    /// The layout cannot be built.
+    #[error("layout: {0}")]
+    Layout(String),
+}
+
+/// The vanilla model against what the real kernel recorded.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Comparison {
+    /// Fallbacks in the trace's mm_page_alloc_extfrag lines.
+    pub real_extfrag: ExtfragCounts,
+    /// Fallbacks per modelled policy.
+    pub model_extfrag: BTreeMap<String, ExtfragCounts>,
+    /// "Number of blocks type" of before/ and after/ pagetypeinfo (zone → type → count).
+    pub before_blocks: BTreeMap<String, BTreeMap<String, u64>>,
+    pub after_blocks: BTreeMap<String, BTreeMap<String, u64>>,
+    /// The same counts at the end of each column's replay.
+    pub model_blocks: BTreeMap<String, BTreeMap<String, BTreeMap<String, u64>>>,
+    /// The after/ kpageflags snapshot measured like the models (the `real` column's end).
+    pub after_snapshot: Option<SnapshotMeasure>,
+    /// The before/ snapshot likewise.
+    pub before_snapshot: Option<SnapshotMeasure>,
+}
+
+/// What [`replay`] returns.
+#[derive(Clone, Debug, Default)]
+pub struct ReplayOutput {
+    /// One run per column, `spb run` keys plus `trace`.
+    pub doc: RunsDoc,
+    /// Trace statistics (shared by all columns; each run's `trace` has its own
+    /// `fallback_replays`).
+    pub stats: TraceStats,
+    /// Reconciliation counters of the decode pass.
+    pub notes: BTreeMap<String, u64>,
+    /// CPU seconds of the decode pass.
+    pub decode_cpu_s: f64,
+    /// Per column: trace lines per CPU second, decode + that column's replay (one core).
+    pub lines_per_s: BTreeMap<String, f64>,
+    /// Per column: CPU seconds of its replay alone.
+    pub replay_cpu_s: BTreeMap<String, f64>,
+    pub comparison: Comparison,
+    /// The inputs used.
+    pub inputs: BTreeMap<String, String>,
+}
+
+/// The files of a capture directory (`DIR/trace.txt.zst`, `DIR/before/…`, `DIR/after/…`).
+fn capture_file(dir: &Path, sub: &str, names: &[&str]) -> Option<PathBuf> {
+    names.iter().map(|n| dir.join(sub).join(n)).find(|p| p.exists())
+}
+
+fn read_text(p: &Path) -> Result<String, ReplayError> {
+    std::fs::read_to_string(p).map_err(|e| ReplayError::Io(format!("{}: {e}", p.display())))
+}
+
+/// The snapshot window from a capture's meta.json markers (`ts` or `mono_s`).
+fn snapshot_window(dir: &Path) -> Option<(u64, u64)> {
+    let text = std::fs::read_to_string(dir.join("meta.json")).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let mut b = None;
+    let mut e = None;
+    for m in v.get("markers")?.as_array()? {
+        let t = m.get("ts").or_else(|| m.get("mono_s"))?.as_f64()?;
+        let s = m.get("text")?.as_str()?;
+        let ns = (t * 1e9).round() as u64;
+        if s.contains("AFTER_") {
+            continue;
+        }
+        if s.contains("SNAPSHOT_BEGIN") && b.is_none() {
+            b = Some(ns);
+        } else if s.contains("SNAPSHOT_END") && e.is_none() {
+            e = Some(ns);
+        }
+    }
+    Some((b?, e.unwrap_or(u64::MAX)))
+}
+
+/// The layout a trace implies when no zoneinfo is given: x86_64 zones (DMA below 16 MiB, DMA32
+/// below 4 GiB, Normal above) covering the pfns seen, Normal rounded up to a whole GiB; all
+/// memory managed from the start (so lazy-init frees become unknown frees).
+pub fn infer_layout(pfn_min: u64, pfn_end: u64) -> MemoryLayout {
+    let g = Geometry::X86_64;
+    let spb = g.spb_pages();
+    let end = pfn_end.max(pfn_min + 1).div_ceil(spb) * spb;
+    let mut zones = Vec::new();
+    if pfn_min < 0x1000 {
+        zones.push(ZoneSpec::plain(ZoneKind::Dma, PfnRange::new(1, 0x1000.min(end))));
+    }
+    if end > 0x1000 && pfn_min < 0x10_0000 {
+        zones.push(ZoneSpec::plain(ZoneKind::Dma32, PfnRange::new(0x1000.max(pfn_min & !(spb - 1)), 0x10_0000.min(end))));
+    }
+    if end > 0x10_0000 {
+        zones.push(ZoneSpec::plain(ZoneKind::Normal, PfnRange::new(0x10_0000.max(pfn_min & !(spb - 1)), end)));
+    }
+    MemoryLayout { geometry: g, zones }
+}
+
+/// Replay a trace file or capture directory under `opts.policies`.
+pub fn replay(path: &Path, opts: &ReplayOptions) -> Result<ReplayOutput, ReplayError> {
+    let is_dir = path.is_dir();
+    let mut inputs = BTreeMap::new();
+    inputs.insert("trace".to_string(), path.display().to_string());
+    let name = opts.name.clone().unwrap_or_else(|| {
+        let p = if is_dir { path } else { path.parent().filter(|p| p.join("before").is_dir()).unwrap_or(path) };
+        let n = p.file_name().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "trace".into());
+        n.trim_end_matches(".zst").trim_end_matches(".gz").trim_end_matches(".txt").to_string()
+    });
+    let cap_dir: Option<PathBuf> = if is_dir {
+        Some(path.to_path_buf())
+    } else {
+        path.parent().filter(|p| p.join("before").is_dir()).map(|p| p.to_path_buf())
+    };
+    // layout
+    let zi_path = opts.zoneinfo.clone().or_else(|| cap_dir.as_ref().and_then(|d| capture_file(d, "before", &["zoneinfo"])));
+    let layout = match &zi_path {
+        Some(p) => {
+            let t = read_text(p)?;
+            inputs.insert("zoneinfo".to_string(), p.display().to_string());
+            Some(MemoryLayout::from_zoneinfo(&t, Geometry::X86_64).map_err(|e| ReplayError::Input(format!("{}: {e}", p.display())))?)
+        }
+        None => None,
+    };
+    // pagetypeinfo before/after
+    let mut comparison = Comparison::default();
+    if let Some(d) = &cap_dir {
+        if let Some(p) = capture_file(d, "before", &["pagetypeinfo"]) {
+            comparison.before_blocks = prefill::parse_block_counts(&read_text(&p)?);
+        }
+        if let Some(p) = capture_file(d, "after", &["pagetypeinfo"]) {
+            comparison.after_blocks = prefill::parse_block_counts(&read_text(&p)?);
+        }
+    }
+    // prefill
+    let kpf_path = opts.kpageflags.clone().or_else(|| {
+        if opts.no_prefill {
+            None
+        } else {
+            cap_dir.as_ref().and_then(|d| capture_file(d, "before", &["kpageflags.zst", "kpageflags.gz", "kpageflags"]))
+        }
+    });
+    let mut plan = prefill::PrefillPlan::default();
+    if let (Some(kp), false) = (&kpf_path, opts.no_prefill) {
+        let Some(l) = &layout else {
+            return Err(ReplayError::Input(format!("{}: a kpageflags prefill needs the machine's zoneinfo (--zoneinfo)", kp.display())));
+        };
+        let kc = opts.kpagecount.clone().or_else(|| prefill::sibling_count_path(kp));
+        inputs.insert("kpageflags".to_string(), kp.display().to_string());
+        if let Some(c) = &kc {
+            inputs.insert("kpagecount".to_string(), c.display().to_string());
+        }
+        let counts = (!comparison.before_blocks.is_empty()).then_some(&comparison.before_blocks);
+        plan = prefill::plan_prefill(kp, kc.as_deref(), l, counts, Geometry::X86_64.max_order)?;
+    }
+    let snapshot_ns = cap_dir.as_deref().and_then(snapshot_window);
+    // pass 1
+    let cpu0 = run::thread_cpu_s();
+    let settings = decode::DecodeSettings {
+        layout: layout.as_ref(),
+        prefill: &plan.blocks,
+        pageblock_types: &plan.pageblock_types,
+        snapshot_ns,
+        strict: opts.strict,
+        max_order: Geometry::X86_64.max_order,
+    };
+    let trace_label = match &cap_dir {
+        Some(d) if is_dir => crate::trace::input::resolve_trace_path(d).map(|p| p.display().to_string()).unwrap_or_else(|_| path.display().to_string()),
+        _ => path.display().to_string(),
+    };
+    let dec = decode::Decoder::new(settings, &trace_label).run(path)?;
+    let decode_cpu_s = run::thread_cpu_s() - cpu0;
+    let layout = layout.unwrap_or_else(|| infer_layout(dec.pfn_min, dec.pfn_end));
+    let mut notes = dec.notes.clone();
+    for (k, v) in &plan.pages {
+        notes.insert(format!("prefill_pages_{k}"), *v);
+    }
+    notes.insert("prefill_blocks".to_string(), plan.blocks.len() as u64);
+    notes.insert("ops".to_string(), dec.log.ops.len() as u64);
+    // pass 2: the columns, in parallel
+    let results: Mutex<Vec<Option<Result<run::PolicyRun, ReplayError>>>> = Mutex::new((0..opts.policies.len()).map(|_| None).collect());
+    let next = AtomicUsize::new(0);
+    let threads = opts.threads.clamp(1, opts.policies.len().max(1));
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                if i >= opts.policies.len() {
+                    break;
+                }
+                let r = run::run_policy(&dec.log, &layout, &opts.policies[i], opts.sample_ns, &name, opts.pcp_decay, opts.grow_on_demand);
+                results.lock().expect("no poisoned lock")[i] = Some(r);
+            });
+        }
+    });
+    let mut out = ReplayOutput { stats: dec.stats.clone(), decode_cpu_s, inputs, ..Default::default() };
+    out.stats.parsed = dec.stats.parsed;
+    comparison.real_extfrag = dec.real_extfrag.clone();
+    // snapshots measured like the models
+    let min_wmark = {
+        let a = spb_alloc::Allocator::new(&layout, spb_alloc::Config::default()).map_err(|e| ReplayError::Layout(e.to_string()))?;
+        a.zones.iter().map(|z| z.wmark_pages(WMARK_MIN)).sum::<u64>()
+    };
+    if let Some(d) = &cap_dir {
+        for (sub, slot) in [("after", &mut comparison.after_snapshot), ("before", &mut comparison.before_snapshot)] {
+            if let Some(f) = capture_file(d, sub, &["kpageflags.zst", "kpageflags.gz", "kpageflags"]) {
+                let c = prefill::sibling_count_path(&f);
+                let l = capture_file(d, sub, &["zoneinfo"])
+                    .and_then(|p| std::fs::read_to_string(p).ok())
+                    .and_then(|t| MemoryLayout::from_zoneinfo(&t, Geometry::X86_64).ok())
+                    .unwrap_or_else(|| layout.clone());
+                *slot = measure::measure_snapshot(&f, c.as_deref(), &l, min_wmark).ok();
+            }
+        }
+    }
+    let runs = results.into_inner().expect("no poisoned lock");
+    for (sel, r) in opts.policies.iter().zip(runs) {
+        let r = r.expect("every column ran")?;
+        let label = sel.label();
+        let mut m = r.metrics;
+        let mut ts = out.stats.clone();
+        ts.fallback_replays = m.extra.get("fallback_replays").and_then(|v| v.as_u64()).unwrap_or(0);
+        if matches!(sel, PolicySel::Real) {
+            m.extra.insert("extfrag_model_of_real".to_string(), m.extra.get("extfrag").cloned().unwrap_or_default());
+            m.extra.insert("extfrag".to_string(), serde_json::to_value(&dec.real_extfrag).unwrap_or_default());
+            for (k, v) in [("extfrag_events", dec.real_extfrag.events), ("extfrag_fragmenting", dec.real_extfrag.fragmenting), ("extfrag_claim", dec.real_extfrag.claim), ("extfrag_steal", dec.real_extfrag.steal)] {
+                m.vmstat.insert(k.to_string(), v);
+            }
+            if let Some(a) = &comparison.after_snapshot {
+                m.extra.insert("gigantic_model_of_real".to_string(), serde_json::to_value(&m.gigantic).unwrap_or_default());
+                m.gigantic.allocatable = a.obtainable;
+                m.extra.insert("after_snapshot".to_string(), serde_json::to_value(a).unwrap_or_default());
+            }
+        } else {
+            comparison.model_extfrag.insert(label.clone(), r.extfrag.clone());
+        }
+        comparison.model_blocks.insert(label.clone(), r.block_counts.clone());
+        m.extra.insert("replay_cpu_seconds".to_string(), serde_json::json!(r.cpu_s));
+        m.extra.insert("decode_cpu_seconds".to_string(), serde_json::json!(decode_cpu_s));
+        let lps = out.stats.lines as f64 / (decode_cpu_s + r.cpu_s).max(1e-9);
+        m.extra.insert("trace_lines_per_cpu_second".to_string(), serde_json::json!(lps));
+        m.extra.insert("decode_notes".to_string(), serde_json::to_value(&notes).unwrap_or_default());
+        out.lines_per_s.insert(label.clone(), lps);
+        out.replay_cpu_s.insert(label, r.cpu_s);
+        m.trace = Some(ts);
+        out.doc.runs.push(m);
+    }
+    out.notes = notes;
+    out.comparison = comparison;
+    Ok(out)
+}
+
+impl ReplayOutput {
+    /// The per-trace table of the issue: tainted 1 GiB regions (end, peak), fallback events by
+    /// kind, 1 GiB pages obtainable, plus the replay's own counters.
+    pub fn text_table(&self) -> String {
+        let mut rows: Vec<(String, Vec<String>)> = Vec::new();
+        let runs = &self.doc.runs;
+        let col = |f: &dyn Fn(&crate::metrics::RunMetrics) -> String| runs.iter().map(f).collect::<Vec<_>>();
+        let ef = |m: &crate::metrics::RunMetrics, k: &str| m.extra.get("extfrag").and_then(|v| v.get(k)).and_then(|v| v.as_u64()).unwrap_or(0);
+        rows.push(("tainted SPBs Normal (end / peak)".into(), col(&|m| format!("{} / {}", m.normal.spb_tainted, m.normal.spb_tainted_peak))));
+        rows.push(("tainted SPBs all zones (end / peak)".into(), col(&|m| format!("{} / {}", m.all_zones.spb_tainted, m.all_zones.spb_tainted_peak))));
+        rows.push(("SPBs total / lost (all zones)".into(), col(&|m| format!("{} / {}", m.all_zones.spb_total, m.all_zones.spb_lost))));
+        rows.push(("fallback events (extfrag)".into(), col(&|m| ef(m, "events").to_string())));
+        rows.push(("  fragmenting".into(), col(&|m| ef(m, "fragmenting").to_string())));
+        rows.push(("  claim (change_ownership=1)".into(), col(&|m| ef(m, "claim").to_string())));
+        rows.push(("  steal (change_ownership=0)".into(), col(&|m| ef(m, "steal").to_string())));
+        rows.push(("1 GiB pages obtainable (end)".into(), col(&|m| m.gigantic.allocatable.to_string())));
+        rows.push(("fallback replays".into(), col(&|m| m.trace.as_ref().map(|t| t.fallback_replays).unwrap_or(0).to_string())));
+        rows.push(("failed requests".into(), col(&|m| m.alloc_failures.values().sum::<u64>().to_string())));
+        rows.push(("THP order-9 served".into(), col(&|m| format!("{}/{}", m.thp.success, m.thp.attempts))));
+        rows.push(("pages migrated".into(), col(&|m| m.pages_migrated.to_string())));
+        rows.push(("lines/s (decode+replay, 1 core)".into(), col(&|m| format!("{:.2} M", self.lines_per_s.get(&m.policy).copied().unwrap_or(0.0) / 1e6))));
+        let mut out = String::new();
+        let w0 = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
+        let ws: Vec<usize> = (0..runs.len())
+            .map(|i| rows.iter().map(|r| r.1[i].len()).max().unwrap_or(0).max(runs[i].policy.len()))
+            .collect();
+        let _ = write!(out, "{:<w0$}", "");
+        for (i, m) in runs.iter().enumerate() {
+            let _ = write!(out, "  {:>w$}", m.policy, w = ws[i]);
+        }
+        out.push('\n');
+        for (label, cells) in &rows {
+            let _ = write!(out, "{label:<w0$}");
+            for (i, c) in cells.iter().enumerate() {
+                let _ = write!(out, "  {:>w$}", c, w = ws[i]);
+            }
+            out.push('\n');
+        }
+        let s = &self.stats;
+        let _ = writeln!(
+            out,
+            "trace: {} lines, {} parsed, {} unknown frees, {} inferred bulk pages; skipped: {}",
+            s.lines,
+            s.parsed,
+            s.unknown_frees,
+            s.inferred_bulk_pages,
+            s.skipped.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")
+        );
+        // pageblock labels
+        let c = &self.comparison;
+        if !c.after_blocks.is_empty() || !c.model_blocks.is_empty() {
+            let _ = writeln!(out, "pageblocks by type (Unmovable/Movable/Reclaimable), Normal zone:");
+            let fmt = |m: Option<&BTreeMap<String, u64>>| match m {
+                Some(m) => format!(
+                    "{}/{}/{}",
+                    m.get("Unmovable").copied().unwrap_or(0),
+                    m.get("Movable").copied().unwrap_or(0),
+                    m.get("Reclaimable").copied().unwrap_or(0)
+                ),
+                None => "-".into(),
+            };
+            let _ = writeln!(out, "  kernel before: {}  kernel after: {}", fmt(c.before_blocks.get("Normal")), fmt(c.after_blocks.get("Normal")));
+            for (k, v) in &c.model_blocks {
+                let _ = writeln!(out, "  {k} at end: {}", fmt(v.get("Normal")));
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,232 @@
+//! The starting state from a `/proc/kpageflags` (+ `/proc/kpagecount`) dump: which pages were in
+//! use when the trace started, with what mobility, and the pageblock labels.
+//!
+//! Mobility from the flags: BUDDY → free; LRU/ANON/SWAPBACKED/... → movable; SLAB → unmovable,
+//! or reclaimable when its pageblock is labelled Reclaimable; PGTABLE → unmovable; RESERVED →
+//! already reserved in the layout (a RESERVED page in memory the layout calls managed is kept as
+//! unmovable kernel memory); flags 0 inside managed memory (vmalloc, kernel stacks, the trace ring
+//! buffer, per-CPU-list pages) → unmovable kernel memory; flags 0 inside memory the layout calls
+//! uninitialised (zoneinfo's `managed` count tells how much is initialised) → not present yet.
+//! Compound pages (COMPOUND_HEAD + TAILs of a power-of-two length, naturally aligned) become one
+//! block of that order; everything else is order 0.
+//!
+//! Pageblock labels: kpageflags has none. With the snapshot's `pagetypeinfo` ("Number of blocks
+//! type"), each zone gets exactly the kernel's number of Unmovable and Reclaimable pageblocks:
+//! the pageblocks holding the most non-movable pages are labelled non-movable, and among them the
+//! ones with the most slab pages Reclaimable. Without it, a pageblock is Unmovable when
+//! non-movable pages outnumber movable ones.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use spb_alloc::layout::MemoryLayout;
+use spb_alloc::MigrateType;
+
+use super::decode::S_FREE;
+use super::ReplayError;
+use crate::kpageflags::{classify, kpf, KpageReader, PageClass};
+
+const C_NONE: u8 = 0;
+const C_MOVABLE: u8 = 1;
+const C_SLAB: u8 = 2;
+const C_PGTABLE: u8 = 3;
+const C_KERNEL: u8 = 4;
+const C_RESERVED: u8 = 5;
+const B_HEAD: u8 = 8;
+const B_TAIL: u8 = 16;
+/// Reserved in the layout itself (not a prefill block).
+const B_LAYOUT: u8 = 32;
+
+/// The prefill: blocks in use and pageblock labels.
+#[derive(Clone, Debug, Default)]
+pub struct PrefillPlan {
+    /// `(pfn, order, migratetype)` of every block in use.
+    pub blocks: Vec<(u64, u8, MigrateType)>,
+    /// `(first pfn of a pageblock, migratetype)` for pageblocks not labelled Movable.
+    pub pageblock_types: Vec<(u64, u8)>,
+    /// Pages by class (`movable`, `slab`, `pgtable`, `kernel`, `reserved_in_managed`, ...).
+    pub pages: BTreeMap<String, u64>,
+}
+
+/// "Number of blocks type" of a pagetypeinfo file: zone name → type name → count.
+pub fn parse_block_counts(text: &str) -> BTreeMap<String, BTreeMap<String, u64>> {
+    let mut out = BTreeMap::new();
+    let mut header: Option<Vec<String>> = None;
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("Number of blocks type") {
+            header = Some(rest.split_whitespace().map(|s| s.to_string()).collect());
+            continue;
+        }
+        let Some(h) = &header else { continue };
+        let t = line.trim_start();
+        if !t.starts_with("Node") {
+            if t.is_empty() {
+                continue;
+            }
+            header = None;
+            continue;
+        }
+        // Node 0, zone   Normal   305  1425 ...
+        let Some(zpos) = t.find("zone") else { continue };
+        let rest: Vec<&str> = t[zpos + 4..].split_whitespace().collect();
+        if rest.is_empty() {
+            continue;
+        }
+        let zone = rest[0].to_string();
+        let mut m = BTreeMap::new();
+        for (name, v) in h.iter().zip(rest[1..].iter()) {
+            if let Ok(n) = v.parse::<u64>() {
+                m.insert(name.clone(), n);
+            }
+        }
+        out.insert(zone, m);
+    }
+    out
+}
+
+/// The sibling kpagecount dump of a kpageflags dump (`kpageflags.zst` → `kpagecount.zst`).
+pub fn sibling_count_path(flags: &Path) -> Option<std::path::PathBuf> {
+    let name = flags.file_name()?.to_str()?;
+    if !name.contains("kpageflags") {
+        return None;
+    }
+    let p = flags.with_file_name(name.replace("kpageflags", "kpagecount"));
+    p.exists().then_some(p)
+}
+
+/// Build the prefill from a dump. `shadow` is the layout's initial per-pfn state (managed pages
+/// are `S_FREE`); `block_counts` the snapshot's pagetypeinfo block counts, if known.
+pub fn plan_prefill(
+    flags_path: &Path,
+    count_path: Option<&Path>,
+    layout: &MemoryLayout,
+    block_counts: Option<&BTreeMap<String, BTreeMap<String, u64>>>,
+    max_order: u8,
+) -> Result<PrefillPlan, ReplayError> {
+    let shadow = super::decode::shadow_for(layout);
+    let end = shadow.len();
+    let mut cls = vec![C_NONE; end];
+    let kerr = |e: crate::kpageflags::KpageError| ReplayError::Input(e.to_string());
+    let mut r = KpageReader::open(flags_path, count_path).map_err(kerr)?;
+    let mut plan = PrefillPlan::default();
+    let add = |k: &str, plan: &mut PrefillPlan| *plan.pages.entry(k.to_string()).or_default() += 1;
+    while let Some(e) = r.next_entry().map_err(kerr)? {
+        let i = e.pfn as usize;
+        if i >= end {
+            break;
+        }
+        if shadow[i] == super::decode::S_RESERVED {
+            // boot reservations: not allocatable, but they count for the pageblock labels
+            cls[i] = C_RESERVED | B_LAYOUT;
+            continue;
+        }
+        if shadow[i] != S_FREE {
+            continue;
+        }
+        let c = match classify(e.flags, e.count.unwrap_or(0)) {
+            PageClass::Free | PageClass::Hole => C_NONE,
+            PageClass::Movable | PageClass::HugeTlb => C_MOVABLE,
+            PageClass::Slab { .. } => C_SLAB,
+            PageClass::PageTable => C_PGTABLE,
+            PageClass::Reserved => C_RESERVED,
+            PageClass::KernelOther | PageClass::Uninit | PageClass::Offline => C_KERNEL,
+        };
+        let name = ["free", "movable", "slab", "pgtable", "kernel", "reserved_in_managed"][c as usize];
+        add(name, &mut plan);
+        if c == C_NONE {
+            continue;
+        }
+        let mut b = c;
+        if kpf::has(e.flags, kpf::COMPOUND_HEAD) {
+            b |= B_HEAD;
+        } else if kpf::has(e.flags, kpf::COMPOUND_TAIL) {
+            b |= B_TAIL;
+        }
+        cls[i] = b;
+    }
+    // pageblock labels
+    let pbo = layout.geometry.pageblock_order as u32;
+    let pbp = 1usize << pbo;
+    let mut labels: BTreeMap<u64, u8> = BTreeMap::new();
+    for z in &layout.zones {
+        let first = z.span.start as usize / pbp;
+        let last = (z.span.end as usize).div_ceil(pbp).min(end.div_ceil(pbp));
+        // (nonmovable, slab, movable, pb index)
+        let mut cand: Vec<(u64, u64, u64, usize)> = Vec::new();
+        for pb in first..last {
+            let (mut nm, mut slab, mut mv) = (0u64, 0u64, 0u64);
+            for &c in &cls[(pb * pbp).max(z.span.start as usize)..((pb + 1) * pbp).min(end).min(z.span.end as usize)] {
+                if c & B_LAYOUT != 0 && !z.uninit.is_empty() {
+                    // the memmap stand-in of a deferred-init zone is uninitialised memory
+                    continue;
+                }
+                match c & 7 {
+                    C_MOVABLE => mv += 1,
+                    C_SLAB => {
+                        slab += 1;
+                        nm += 1
+                    }
+                    C_NONE => {}
+                    _ => nm += 1,
+                }
+            }
+            if nm > 0 {
+                cand.push((nm, slab, mv, pb));
+            }
+        }
+        let counts = block_counts.and_then(|b| b.get(z.kind.name()));
+        match counts {
+            Some(m) => {
+                let nu = m.get("Unmovable").copied().unwrap_or(0) as usize;
+                let nr = m.get("Reclaimable").copied().unwrap_or(0) as usize;
+                cand.sort_by(|a, b| b.0.cmp(&a.0).then(a.3.cmp(&b.3)));
+                cand.truncate(nu + nr);
+                let mut by_slab = cand.clone();
+                by_slab.sort_by(|a, b| b.1.cmp(&a.1).then(a.3.cmp(&b.3)));
+                for (k, c) in by_slab.iter().enumerate() {
+                    let mt = if k < nr && c.1 > 0 { MigrateType::Reclaimable } else { MigrateType::Unmovable };
+                    labels.insert((c.3 as u64) << pbo, mt as u8);
+                }
+            }
+            None => {
+                for c in &cand {
+                    if c.0 > c.2 {
+                        labels.insert((c.3 as u64) << pbo, MigrateType::Unmovable as u8);
+                    }
+                }
+            }
+        }
+    }
+    plan.pageblock_types = labels.iter().map(|(&p, &m)| (p, m)).collect();
+    // blocks
+    let mt_of = |c: u8, pfn: u64| -> MigrateType {
+        match c & 7 {
+            C_MOVABLE => MigrateType::Movable,
+            C_SLAB if labels.get(&((pfn >> pbo) << pbo)) == Some(&(MigrateType::Reclaimable as u8)) => MigrateType::Reclaimable,
+            _ => MigrateType::Unmovable,
+        }
+    };
+    let mut i = 0usize;
+    while i < end {
+        let c = cls[i];
+        if c == C_NONE || c & B_LAYOUT != 0 {
+            i += 1;
+            continue;
+        }
+        if c & B_HEAD != 0 {
+            let mut j = i + 1;
+            while j < end && cls[j] & B_TAIL != 0 && j - i < (1 << max_order) + 1 {
+                j += 1;
+            }
+            let len = j - i;
+            if len > 1 && len.is_power_of_two() && i.is_multiple_of(len) && len <= 1 << max_order {
+                plan.blocks.push((i as u64, len.trailing_zeros() as u8, mt_of(c, i as u64)));
+                i = j;
+                continue;
+            }
+        }
+        plan.blocks.push((i as u64, 0, mt_of(c, i as u64)));
+        i += 1;
+    }
+    Ok(plan)
+}
