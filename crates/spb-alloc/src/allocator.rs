@@ -509,6 +509,18 @@ impl Allocator {
         Ok(())
     }
 
+    /// Re-tag the allocated block at `pfn` (e.g. the pieces of a split block).
+    pub fn set_cookie(&mut self, pfn: Pfn, cookie: u32) -> Result<(), FreeError> {
+        let zi = self.zone_of(pfn).ok_or(FreeError::OutOfRange { pfn })?;
+        let z = &mut self.zones[zi];
+        let i = z.idx(pfn);
+        if z.pages[i].state != PageState::Alloc {
+            return Err(FreeError::NotAllocated { pfn });
+        }
+        z.pages[i].next = cookie;
+        Ok(())
+    }
+
     /// Find the allocated block containing `pfn`: (head pfn, order).
     pub fn find_allocation(&self, pfn: Pfn) -> Option<(Pfn, u8)> {
         let zi = self.zone_of(pfn)?;

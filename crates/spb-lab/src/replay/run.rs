@@ -323,13 +323,10 @@ pub fn run_policy(log: &OpLog, layout: &MemoryLayout, sel: &PolicySel, sample_ns
                     if a.split(s, order, new).is_err() {
                         bump(&mut notes, "sim_split_errors", 1);
                     } else {
-                        let zi = a.zone_of(s).expect("split block is in a zone");
-                        let z = &mut a.zones[zi];
                         let mut k = 0;
                         while k < n {
                             env.map[(pfn + k) as usize] = (s + k) as u32;
-                            let i = z.idx(s + k);
-                            z.pages[i].cookie = (pfn + k) as u32;
+                            let _ = a.set_cookie(s + k, (pfn + k) as u32);
                             k += step;
                         }
                     }
