@@ -558,11 +558,13 @@ impl Allocator {
             }
         }
         let z = &mut self.zones[zi];
+        let mut holes = 0;
         for pfn in range.start..range.end {
             let st = z.page(pfn).state;
             if st != PageState::Uninit && st != PageState::Hole {
                 return Err(GrowError::AlreadyManaged { pfn });
             }
+            holes += (st == PageState::Hole) as u64;
         }
         let mut added = 0;
         for (pfn, order) in crate::zone::carve(range, z.geo.max_order) {
@@ -576,7 +578,8 @@ impl Allocator {
             added += n;
         }
         z.managed_pages += added;
-        z.present_pages += added;
+        // uninitialised memory was present already; holes (hot-add) become present now
+        z.present_pages += holes;
         let _ = z.take_cat_changes();
         setup_watermarks(&mut self.zones, &self.cfg.watermarks);
         Ok(added)

@@ -159,9 +159,10 @@ impl Allocator {
         }
     }
 
-    /// Proactive compaction: when a zone's fragmentation score (extfrag_for_order at the
-    /// pageblock order) is above the high threshold, compact it whole. Returns None when
-    /// nothing ran, else whether some compacted zone's score went down.
+    /// Proactive compaction: when the node's fragmentation score (the zones' extfrag at the
+    /// pageblock order, weighted by present pages) is above the high threshold, compact every
+    /// zone whose own score is above the low threshold. Returns None when nothing ran, else
+    /// whether some compacted zone's score went down.
     fn proactive_compact(&mut self, env: &mut dyn Env) -> Option<bool> {
         if self.pending.kswapd.is_some() {
             return None;
@@ -169,13 +170,18 @@ impl Allocator {
         let low = 100u64.saturating_sub(self.cfg.compaction_proactiveness);
         let high = (low + (low / 2).min(10)).min(100);
         let pbo = self.geo.pageblock_order;
+        let node_present: u64 = self.zones.iter().map(|z| z.present_pages).sum();
+        let score: u64 = self.zones.iter().map(|z| extfrag_for_order(z, pbo) * z.present_pages / (node_present + 1)).sum();
+        if score <= high {
+            return None;
+        }
         let mut ran = None;
         for zi in 0..self.zones.len() {
             if self.zones[zi].free_pages < self.zones[zi].wmark[WMARK_HIGH] {
                 continue;
             }
             let before = extfrag_for_order(&self.zones[zi], pbo);
-            if before > high {
+            if before > low {
                 self.compact_zone(zi, None, CompactPriority::SyncLight, MigrateType::Movable, true, env);
                 let progress = extfrag_for_order(&self.zones[zi], pbo) < before;
                 ran = Some(ran.unwrap_or(false) || progress);

@@ -17,6 +17,9 @@ use crate::vmstat::Vm;
 use crate::zone::{Zone, ZoneId};
 use crate::{AllocRequest, Allocator};
 
+/// Pages reclaimed at a time when a migration target cannot be found.
+pub const MIGRATE_RECLAIM_BATCH: u64 = 1024;
+
 /// Why a contiguous allocation failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ContigError {
@@ -305,9 +308,26 @@ impl Allocator {
         let flags = AllocFlags::WMARK_MIN.with(AllocFlags::NOFRAGMENT).with(AllocFlags::CMA);
         let saved_pcp = self.cfg.pcp;
         self.cfg.pcp = false;
-        let mut t = self.get_page_from_freelist(req, flags, preferred, highest);
-        if t.is_none() {
-            t = self.get_page_from_freelist(req, flags.without(AllocFlags::NOFRAGMENT), preferred, highest);
+        let mut t = None;
+        // like alloc_migration_target with __GFP_RETRY_MAYFAIL: when the free lists are dry,
+        // reclaim (clean page cache, shrinkable slab; never swap) and try again
+        for attempt in 0..2 {
+            t = self.get_page_from_freelist(req, flags, preferred, highest);
+            if t.is_none() {
+                t = self.get_page_from_freelist(req, flags.without(AllocFlags::NOFRAGMENT), preferred, highest);
+            }
+            if t.is_some() || attempt == 1 {
+                break;
+            }
+            let rr = crate::env::ReclaimRequest { nr_pages: MIGRATE_RECLAIM_BATCH.max(1u64 << m.order), order: m.order, who: crate::env::Reclaimer::Contig, may_swap: false, shrink_slab: true, prefer_range: None };
+            let mut out = core::mem::take(&mut self.freed_scratch);
+            out.clear();
+            env.reclaim(rr, &mut out);
+            let (freed, _) = self.free_blocks(&out);
+            self.freed_scratch = out;
+            if freed == 0 {
+                break;
+            }
         }
         self.cfg.pcp = saved_pcp;
         let t = t?;

@@ -204,6 +204,7 @@ impl Zone {
         let below_high = self.below_high;
         let p = &mut self.pcp[cpu];
         let base = p.batch;
+        p.free_count >>= 1;
         if order > 0 {
             return (base >> order).max(2);
         }
@@ -229,15 +230,15 @@ impl Zone {
         let li = self.pindex(order, mt);
         let p = &mut self.pcp[cpu];
         p.alloc_factor >>= 1;
-        p.free_count += 1u64 << order;
+        p.free_count = (p.free_count + (1u64 << order)).min(p.batch << PCP_BATCH_SCALE_MAX);
         let high = if below_high { p.high_min } else { p.high.clamp(p.high_min, p.high_max) };
         if p.count >= high {
             let target = high.saturating_sub(p.batch);
             let to_free = (p.count - target).max(p.batch);
-            if !below_high && p.high_min != p.high_max {
-                p.high = (p.high + p.batch).min(p.high_max);
+            // a free burst raises high to what the burst needs (not beyond high_max)
+            if !below_high && p.high_min != p.high_max && p.high < p.free_count + p.batch {
+                p.high = (p.free_count + p.batch).clamp(p.high_min, p.high_max);
             }
-            p.free_count = 0;
             return self.free_pcppages_bulk(cpu, to_free, li);
         }
         0
