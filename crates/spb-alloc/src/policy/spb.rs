@@ -45,6 +45,12 @@ pub const TAINTED_RESERVE_PERCENT: u32 = 3;
 /// SPB_AGGRESSIVE_THRESHOLD (patch 19): zones with more SPBs than this consume tainted SPBs at
 /// any granularity.
 pub const AGGRESSIVE_THRESHOLD: usize = 8;
+/// Minimum virtual time between two slab-shrink requests for one SPB. The series relies on
+/// workqueue single-flight (a request in flight absorbs repeats) after removing a 100 ms
+/// throttle; in the simulator a work item completes at the next background tick, so
+/// single-flight alone would re-run it on every allocation. 100 ms stands for the latency of
+/// one shrink work item.
+pub const SLAB_SHRINK_INTERVAL_NS: u64 = 100_000_000;
 /// SPB_DEFRAG_NOOP_COOLDOWN (v1 43/45): a defrag run that moved nothing waits this long.
 pub const DEFRAG_NOOP_COOLDOWN_NS: u64 = 5_000_000_000;
 
@@ -88,6 +94,8 @@ pub struct ZoneState {
     pub defrag_noop_ns: Vec<u64>,
     /// Defrag queued or running for this SPB.
     pub defrag_queued: Vec<bool>,
+    /// Time of the last slab-shrink request per SPB.
+    pub shrink_ns: Vec<u64>,
 }
 
 /// spb policy state.
@@ -603,8 +611,12 @@ impl SpbPolicy {
         }
         let pbp = z.geo.pageblock_pages();
         if mt != MigrateType::Movable && self.sw.on(SpbSwitch::SlabShrink) && s.free_pages < tainted_reserve(s) as u64 * pbp && s.alloc_pages[2] > 0 {
-            self.queue(Work::SlabShrink { zone: ctx.zone_id, spb: si });
-            ctx.vm.inc(Vm::SpbSlabShrinks);
+            let last = &mut self.zones[ctx.zone_id as usize].shrink_ns[si as usize];
+            if *last == 0 || ctx.now_ns >= *last + SLAB_SHRINK_INTERVAL_NS {
+                *last = ctx.now_ns.max(1);
+                self.queue(Work::SlabShrink { zone: ctx.zone_id, spb: si });
+                ctx.vm.inc(Vm::SpbSlabShrinks);
+            }
         }
         self.maybe_start_defrag(ctx.zone_id, z, si, ctx.now_ns);
     }
@@ -637,6 +649,7 @@ fn zone_state(z: &Zone) -> ZoneState {
         lost: (0..n as u32).filter(|&i| z.spbs[i as usize].is_pinned() || z.spbs[i as usize].has_hole()).collect(),
         defrag_noop_ns: vec![0; n],
         defrag_queued: vec![false; n],
+        shrink_ns: vec![0; n],
     }
 }
 
