@@ -130,29 +130,43 @@ pub struct LimitInputs {
     pub clean_cache_pages: u64,
 }
 
-/// The 1 GiB limit of one zone.
-pub fn zone_limit(z: &Zone, inp: LimitInputs) -> u64 {
+/// Terms of the limit formula for one zone: (SPBs, SPBs pinned or with holes, pages that
+/// must stay allocated).
+fn limit_terms(z: &Zone, inp: LimitInputs) -> (u64, u64, u64) {
     let c = zone_census(z);
-    let sp = z.geo.spb_pages();
     let nonmov_stuck = c.non_movable_pages.saturating_sub(inp.shrinkable_pages);
     let movable_stuck = c.movable_pages.saturating_sub(inp.clean_cache_pages);
-    let must = nonmov_stuck + c.reserved_pages + movable_stuck + z.wmark[WMARK_MIN];
-    let lost_min = c.pinned_or_hole.max(must.div_ceil(sp));
-    c.spbs.saturating_sub(lost_min)
+    (c.spbs, c.pinned_or_hole, nonmov_stuck + c.reserved_pages + movable_stuck + z.wmark[WMARK_MIN])
 }
 
-/// The 1 GiB limit of the Normal zone and the sum over all zones, given per-zone inputs.
+fn limit_of(spbs: u64, pinned_or_hole: u64, must: u64, spb_pages: u64) -> u64 {
+    spbs.saturating_sub(pinned_or_hole.max(must.div_ceil(spb_pages)))
+}
+
+/// The 1 GiB limit of one zone, counting the zone's own pages.
+pub fn zone_limit(z: &Zone, inp: LimitInputs) -> u64 {
+    let (n, p, m) = limit_terms(z, inp);
+    limit_of(n, p, m, z.geo.spb_pages())
+}
+
+/// The 1 GiB limit of the Normal zone (its own pages) and of all zones together: the formula
+/// applied to the sums over all zones, since migration moves movable pages across zones (a
+/// 1 GiB page in Normal can be made by moving Normal's movable pages into DMA32). The probe
+/// can therefore beat a single zone's limit, never the all-zones limit.
 pub fn limits(a: &Allocator, inputs: &[LimitInputs]) -> (u64, u64) {
-    let mut all = 0;
+    let (mut n, mut p, mut m) = (0, 0, 0);
     let mut normal = 0;
     for (i, z) in a.zones.iter().enumerate() {
-        let l = zone_limit(z, inputs.get(i).copied().unwrap_or_default());
+        let inp = inputs.get(i).copied().unwrap_or_default();
+        let t = limit_terms(z, inp);
         if z.kind == ZoneKind::Normal {
-            normal = l;
+            normal = limit_of(t.0, t.1, t.2, z.geo.spb_pages());
         }
-        all += l;
+        n += t.0;
+        p += t.1;
+        m += t.2;
     }
-    (normal, all)
+    (normal, limit_of(n, p, m, a.geo.spb_pages()))
 }
 
 /// What a pageblock holds.

@@ -216,50 +216,53 @@ pub fn table(sc: &Scenario, runs: &[RunMetrics]) -> String {
         fmt_bytes(sc.machine.memory),
         sc.duration_ns as f64 / 1e9
     ));
-    let w = runs.iter().map(|r| r.policy.len()).max().unwrap_or(8).max(12);
-    s.push_str(&format!("{:<34}", ""));
-    for r in runs {
-        s.push_str(&format!(" {:>w$}", r.policy, w = w));
-    }
-    s.push('\n');
-    let row = |s: &mut String, name: &str, f: &dyn Fn(&RunMetrics) -> String| {
-        s.push_str(&format!("{:<34}", name));
-        for r in runs {
-            s.push_str(&format!(" {:>w$}", f(r), w = w));
-        }
-        s.push('\n');
-    };
-    row(&mut s, "Normal SPBs", &|r| r.normal.spb_total.to_string());
-    row(&mut s, "  tainted (end / peak)", &|r| format!("{} / {}", r.normal.spb_tainted, r.normal.spb_tainted_peak));
-    row(&mut s, "  tainted floor", &|r| r.normal.tainted_floor.to_string());
-    row(&mut s, "  pinned", &|r| r.normal.spb_pinned.to_string());
-    row(&mut s, "  lost (floor)", &|r| format!("{} ({})", r.normal.spb_lost, r.normal.lost_floor));
-    row(&mut s, "  clean / empty", &|r| format!("{} / {}", r.normal.spb_clean, r.normal.spb_empty));
-    row(&mut s, "all zones: SPBs tainted / lost", &|r| format!("{} / {}", r.all_zones.spb_tainted, r.all_zones.spb_lost));
-    row(&mut s, "1 GiB probe / limit", &|r| format!("{} / {}", r.gigantic.allocatable, r.gigantic.limit));
-    row(&mut s, "  Normal probe / limit", &|r| {
+    type Cell<'a> = &'a dyn Fn(&RunMetrics) -> String;
+    let mut rows: Vec<(&str, Vec<String>)> = Vec::new();
+    let mut row = |name: &'static str, f: Cell| rows.push((name, runs.iter().map(f).collect()));
+    row("Normal SPBs", &|r| r.normal.spb_total.to_string());
+    row("  tainted (end / peak)", &|r| format!("{} / {}", r.normal.spb_tainted, r.normal.spb_tainted_peak));
+    row("  tainted floor", &|r| r.normal.tainted_floor.to_string());
+    row("  pinned", &|r| r.normal.spb_pinned.to_string());
+    row("  lost (floor)", &|r| format!("{} ({})", r.normal.spb_lost, r.normal.lost_floor));
+    row("  clean / empty", &|r| format!("{} / {}", r.normal.spb_clean, r.normal.spb_empty));
+    row("all zones: SPBs tainted / lost", &|r| format!("{} / {}", r.all_zones.spb_tainted, r.all_zones.spb_lost));
+    row("1 GiB probe / limit", &|r| format!("{} / {}", r.gigantic.allocatable, r.gigantic.limit));
+    row("  Normal probe / limit", &|r| {
         format!("{} / {}", r.extra.get("gigantic_normal_allocatable").and_then(|v| v.as_u64()).unwrap_or(0), r.extra.get("gigantic_normal_limit").and_then(|v| v.as_u64()).unwrap_or(0))
     });
-    row(&mut s, "  probe pages migrated", &|r| r.gigantic.probe_pages_migrated.to_string());
-    row(&mut s, "1 GiB requests during run", &|r| {
+    row("  probe pages migrated", &|r| r.gigantic.probe_pages_migrated.to_string());
+    row("1 GiB requests during run", &|r| {
         format!("{} / {}", r.extra.get("hugetlb_obtained").and_then(|v| v.as_u64()).unwrap_or(0), r.extra.get("hugetlb_requested").and_then(|v| v.as_u64()).unwrap_or(0))
     });
-    row(&mut s, "THP success / attempts", &|r| {
+    row("THP success / attempts", &|r| {
         let pct = if r.thp.attempts > 0 { 100.0 * r.thp.success as f64 / r.thp.attempts as f64 } else { 0.0 };
         format!("{:.0}% of {}", pct, r.thp.attempts)
     });
-    row(&mut s, "pages migrated", &|r| r.pages_migrated.to_string());
-    row(&mut s, "compact stall / success", &|r| format!("{} / {}", r.vmstat.get("compact_stall").copied().unwrap_or(0), r.vmstat.get("compact_success").copied().unwrap_or(0)));
-    row(&mut s, "extfrag events (fragmenting)", &|r| format!("{} ({})", r.vmstat.get("extfrag_events").copied().unwrap_or(0), r.vmstat.get("extfrag_fragmenting").copied().unwrap_or(0)));
-    row(&mut s, "kswapd wakes / direct stalls", &|r| {
+    row("pages migrated", &|r| r.pages_migrated.to_string());
+    row("compact stall / success", &|r| format!("{} / {}", r.vmstat.get("compact_stall").copied().unwrap_or(0), r.vmstat.get("compact_success").copied().unwrap_or(0)));
+    row("extfrag events (fragmenting)", &|r| format!("{} ({})", r.vmstat.get("extfrag_events").copied().unwrap_or(0), r.vmstat.get("extfrag_fragmenting").copied().unwrap_or(0)));
+    row("kswapd wakes / direct stalls", &|r| {
         let st: u64 = ["allocstall_dma", "allocstall_dma32", "allocstall_normal", "allocstall_movable"].iter().map(|k| r.vmstat.get(*k).copied().unwrap_or(0)).sum();
         format!("{} / {}", r.vmstat.get("kswapd_wake").copied().unwrap_or(0), st)
     });
-    row(&mut s, "alloc failures", &|r| r.alloc_failures.values().sum::<u64>().to_string());
-    row(&mut s, "OOM kills", &|r| r.oom_kills.to_string());
-    row(&mut s, "events", &|r| r.events.to_string());
-    row(&mut s, "events/s (M)", &|r| format!("{:.2}", r.events as f64 / r.wall_seconds.max(1e-9) / 1e6));
-    row(&mut s, "wall s", &|r| format!("{:.1}", r.wall_seconds));
+    row("alloc failures", &|r| r.alloc_failures.values().sum::<u64>().to_string());
+    row("OOM kills", &|r| r.oom_kills.to_string());
+    row("events", &|r| r.events.to_string());
+    row("events/s (M)", &|r| format!("{:.2}", r.events as f64 / r.wall_seconds.max(1e-9) / 1e6));
+    row("wall s", &|r| format!("{:.1}", r.wall_seconds));
+    let w = rows.iter().flat_map(|(_, c)| c.iter().map(|x| x.len())).chain(runs.iter().map(|r| r.policy.len())).max().unwrap_or(8).max(10);
+    s.push_str(&format!("{:<32}", ""));
+    for r in runs {
+        s.push_str(&format!("  {:>w$}", r.policy, w = w));
+    }
+    s.push('\n');
+    for (name, cells) in rows {
+        s.push_str(&format!("{:<32}", name));
+        for c in cells {
+            s.push_str(&format!("  {:>w$}", c, w = w));
+        }
+        s.push('\n');
+    }
     s
 }
 

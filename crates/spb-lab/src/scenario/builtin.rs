@@ -326,9 +326,9 @@ frag = 0.6
 [[workload]]
 kind = "hugetlb"
 name = "gigantic"
-at = ["50%", "80%"]
+at = ["75%"]
 count = 64
-hold = "20s"
+hold = "30s"
 "#;
 
 const SLAB_GROWTH: &str = r#"

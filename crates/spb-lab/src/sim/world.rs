@@ -272,7 +272,8 @@ impl World {
     /// Zone index of a pfn.
     #[inline]
     pub fn zone_of(&self, pfn: u64) -> u8 {
-        for (i, &(s, e)) in self.zone_bounds.iter().enumerate() {
+        // highest zone first: most memory is there
+        for (i, &(s, e)) in self.zone_bounds.iter().enumerate().rev() {
             if pfn >= s && pfn < e {
                 return i as u8;
             }
