@@ -2,3 +2,4 @@
 pub mod metrics;
 pub mod kpageflags;
 pub mod report;
+pub mod soak;

@@ -1,0 +1,13 @@
+//! Allocator operation sequences against the reference model (spb_lab::soak::Harness):
+//! the input's first bytes choose a small hand-built layout, the policy, a random spb switch
+//! set, the CPU count, per-CPU lists on/off and the embedder's seed; the rest decode into up to
+//! 400 operations (alloc of any order/gfp/cpu, valid and invalid frees and splits, alloc_at,
+//! alloc_contig, compact_zone, drain, background with time steps, valid and invalid
+//! grow_zone). Config.check_every = 1 and the model check after every operation; at the end
+//! everything is freed and no page may be lost. Any violation panics.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    spb_lab::soak::Harness::run_fuzz(data);
+});
