@@ -14,6 +14,7 @@ mod cmd_capture;
 mod cmd_dump;
 mod cmd_replay;
 mod cmd_run;
+mod cmd_soak;
 
 use clap::{Parser, Subcommand};
 
@@ -39,6 +40,8 @@ enum Cmd {
     Capture(cmd_capture::CaptureArgs),
     /// Print /proc-style dumps (buddyinfo, pagetypeinfo, vmstat) after a run.
     Dump(cmd_dump::DumpArgs),
+    /// Soak the allocator: millions of random operations against a reference model.
+    Soak(cmd_soak::SoakArgs),
 }
 
 fn main() {
@@ -50,6 +53,7 @@ fn main() {
         Some(Cmd::Replay(a)) => cmd_replay::run(a),
         Some(Cmd::Capture(a)) => cmd_capture::run(a),
         Some(Cmd::Dump(a)) => cmd_dump::run(a),
+        Some(Cmd::Soak(a)) => cmd_soak::run(a),
     };
     if let Err(e) = r {
         eprintln!("spb: {}", e);

@@ -1,0 +1,254 @@
+//! Soak and fuzz-input tests of the allocator against the reference model.
+//!
+//! The harness lives in `spb-lab` (`crates/spb-lab/src/soak.rs`, behind `spb soak` and the
+//! `alloc_ops` fuzz target); it only needs `spb_alloc`, `rand` and `rand_pcg`, so it is
+//! compiled straight into this test as a module (spb-alloc cannot depend on spb-lab).
+//!
+//! - `short_soak_*`: 200 000 random operations per policy with the full check every 500,
+//!   part of the normal suite;
+//! - `fuzz_inputs_*`: the proptest stand-in for the `alloc_ops` fuzz target: random byte
+//!   strings decoded exactly as the fuzzer's, strict mode (any violation fails);
+//! - `long_soak_*` (ignored): 10 million operations per policy; run in release with
+//!   `cargo test --release -p spb-alloc --test soak -- --ignored`.
+
+#[path = "../../spb-lab/src/soak.rs"]
+#[allow(dead_code)]
+mod soak;
+
+use proptest::prelude::*;
+use soak::*;
+use spb_alloc::*;
+
+/// Core bugs found by this harness and reported (reproductions at the end of this file). The
+/// soak and fuzz-input tests tolerate violations whose message contains one of these, so the
+/// suite stays green while they are open and still catches anything else; remove an entry when
+/// its `bug_*` test passes.
+const KNOWN_BUGS: &[&str] = &[
+    // bug 1: grow_zone resets spb defrag_queued
+    "defrag flag false but queued true",
+    // bug 2: failed alloc_contig leaves a free buddy spanning pageblocks of different types
+    "list but its pageblock lists",
+    // bug 3: alloc_at refuses a free range split over non-mergeable pageblock types
+    "alloc_at refused a wholly free range",
+];
+
+fn soak_policy(policy: PolicyConfig, ops: u64, seed: u64) {
+    let known_bugs = KNOWN_BUGS.iter().map(|s| s.to_string()).collect();
+    let o = SoakOptions { ops, seed, policy, check_every: 500, epoch_ops: 50_000, known_bugs, ..SoakOptions::default() };
+    let r = run(&o);
+    eprintln!("{r}");
+    assert_eq!(r.ops, ops);
+    assert!(r.clean(), "{r}");
+    assert!(r.allocs > ops / 10 && r.frees > ops / 10, "{r}");
+    assert!(r.contig_ok > 0 && r.grows > 0 && r.compactions > 0 && r.drains > 0 && r.background_runs > 0, "{r}");
+    assert!(r.rejected > 0, "{r}");
+}
+
+#[test]
+fn short_soak_vanilla() {
+    soak_policy(PolicyConfig::vanilla(), 200_000, 1);
+}
+
+#[test]
+fn short_soak_defrag() {
+    soak_policy(PolicyConfig::defrag(), 200_000, 2);
+}
+
+#[test]
+fn short_soak_spb() {
+    soak_policy(PolicyConfig::spb(), 200_000, 3);
+}
+
+#[test]
+#[ignore = "long: 10M operations per policy, run in release (tolerates KNOWN_BUGS)"]
+fn long_soak_all_policies() {
+    for (i, p) in [PolicyConfig::vanilla(), PolicyConfig::defrag(), PolicyConfig::spb()].into_iter().enumerate() {
+        let known_bugs = KNOWN_BUGS.iter().map(|s| s.to_string()).collect();
+        let o = SoakOptions { ops: 10_000_000, seed: 100 + i as u64, policy: p, known_bugs, ..SoakOptions::default() };
+        let r = run(&o);
+        eprintln!("{r}");
+        assert!(r.clean(), "{r}");
+    }
+}
+
+/// The fuzz target's inputs, from proptest: the first bytes choose layout, policy, switches,
+/// CPUs and the embedder's seed; the rest are operations.
+fn fuzz_input() -> impl Strategy<Value = Vec<u8>> {
+    prop::collection::vec(any::<u8>(), 16..2048)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    #[test]
+    fn fuzz_inputs_never_violate(data in fuzz_input()) {
+        Harness::run_fuzz(&data, KNOWN_BUGS);
+    }
+    #[test]
+    fn fuzz_inputs_each_layout_and_policy(layout in 0u8..6, policy in 0u8..3, mut data in fuzz_input()) {
+        data[0] = layout;
+        data[1] = policy;
+        Harness::run_fuzz(&data, KNOWN_BUGS);
+    }
+}
+
+/// Replay a fuzz input (a crash artifact of the `alloc_ops` target) step by step, printing the
+/// setup and each operation:
+/// `SPB_FUZZ_INPUT=fuzz/artifacts/alloc_ops/crash-... cargo test -p spb-alloc --test soak replay_fuzz_input -- --ignored --nocapture`
+#[test]
+#[ignore = "needs SPB_FUZZ_INPUT=<file>"]
+fn replay_fuzz_input() {
+    let path = std::env::var("SPB_FUZZ_INPUT").expect("set SPB_FUZZ_INPUT to a fuzz input file");
+    let data = std::fs::read(&path).unwrap();
+    let (mut h, ops) = Harness::from_fuzz_bytes(&data, &[]);
+    eprintln!("policy {:?} switches {:#x} cpus {} pcp {}", h.a.cfg.policy.kind, h.a.cfg.policy.spb.0, h.a.cfg.nr_cpus, h.a.cfg.pcp);
+    for z in &h.a.zones {
+        eprintln!("zone {:?} span {:#x}..{:#x} managed {}", z.kind, z.span.start, z.span.end, z.managed_pages);
+    }
+    for (i, op) in ops.iter().enumerate() {
+        eprintln!("op {i}: {op:?}");
+        h.step(op).unwrap();
+        h.check().unwrap();
+    }
+    assert_eq!(h.free_everything().unwrap(), 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Core bugs found by the fuzz targets and the soak (minimal reproductions; ignored until fixed)
+// ---------------------------------------------------------------------------------------------
+
+/// The soak without tolerating anything: fails while any core bug is open.
+#[test]
+#[ignore = "BUG: fails while the core bugs below are open"]
+fn soak_without_known_bugs() {
+    for (i, p) in [PolicyConfig::vanilla(), PolicyConfig::defrag(), PolicyConfig::spb()].into_iter().enumerate() {
+        let o = SoakOptions { ops: 1_000_000, seed: 7 + i as u64, policy: p, check_every: 1, ..SoakOptions::default() };
+        let r = run(&o);
+        eprintln!("{r}");
+        assert!(r.clean(), "{r}");
+    }
+}
+
+/// BUG: `grow_zone` beyond the zone end calls `SpbPolicy::rebuild_zone`, which replaces the
+/// zone's `ZoneState` wholesale: `defrag_queued` is reset to all-false while a
+/// `Work::Defrag { zone, spb }` for that zone is still in `SpbPolicy::work`. The policy checker
+/// then fails ("defrag flag false but queued true"), and `maybe_start_defrag` can queue the same
+/// SPB twice (single-flight broken); `defrag_noop_ns` cool-downs are forgotten too. Found by the
+/// `alloc_ops` fuzz target (minimised to 4 operations).
+#[test]
+#[ignore = "BUG: grow_zone beyond the span resets spb defrag_queued while Defrag work is queued"]
+fn bug_grow_zone_forgets_queued_spb_defrag() {
+    let g = Geometry::TINY;
+    let s = g.spb_pages();
+    let layout = MemoryLayout { geometry: g, zones: vec![ZoneSpec::plain(ZoneKind::Normal, PfnRange::new(s, 5 * s))] };
+    let policy = PolicyConfig { kind: PolicyKind::Spb, spb: SpbSwitches(0x9e_5e67) };
+    let mut a = Allocator::new(&layout, Config { policy, nr_cpus: 3, pcp: false, ..Config::default() }).unwrap();
+    a.grow_zone(0, PfnRange::new(5 * s, 5 * s + 28)).unwrap();
+    let _ = a.alloc(AllocRequest { order: 0, gfp: Gfp::KERNEL, cpu: 0, cookie: 1, trylock: true }, &mut NoEnv);
+    let _ = a.alloc(AllocRequest::new(4, Gfp::TRANSHUGE_LIGHT).cpu(2), &mut NoEnv);
+    a.check().unwrap();
+    assert!(!a.policy.spb().unwrap().work.is_empty(), "a defrag is queued");
+    a.grow_zone(0, PfnRange::new(5 * s + 28, 5 * s + 29)).unwrap();
+    a.check().unwrap(); // fails: "spb: zone 0 SPB 4 defrag flag false but queued true"
+}
+
+/// BUG: a failed `alloc_contig` leaves a free buddy that spans pageblocks of different
+/// migratetypes on the list of its first pageblock. While the range is isolated, freed and free
+/// blocks merge across pageblocks on the ISOLATE list regardless of the pageblocks' labels;
+/// when the attempt fails, `set_isolated(.., false)` (contig.rs) `list_move`s each free buddy
+/// back to the type of the pageblock its head is in, without splitting buddies larger than a
+/// pageblock (the kernel's `move_freepages_block_isolate` splits them with
+/// `split_large_buddy`, so that each pageblock's pages go back to its own type), and its
+/// re-merge pass skips max-order buddies. Once that buddy is split (`expand`, `alloc_at`'s
+/// `split_straddling`), sub-pageblock pieces sit on a list that does not match their pageblock:
+/// the checker reports "free block at .. is on the Some(Movable) list but its pageblock lists
+/// Reclaimable". Found by `spb soak` (e.g. `--policy defrag --seed 8 --replay-epoch 3 --ops
+/// 66513`: the mismatch is created at operation 45090, an order-5 contiguous allocation, and
+/// reported 21 000 operations later); all three policies.
+#[test]
+#[ignore = "BUG: failed alloc_contig leaves a free buddy spanning pageblocks of different types"]
+fn bug_failed_contig_leaves_mixed_type_buddy() {
+    use spb_alloc::page::PageState;
+    let s = Geometry::TINY.spb_pages();
+    let layout = MemoryLayout { geometry: Geometry::TINY, zones: vec![ZoneSpec::plain(ZoneKind::Normal, PfnRange::new(s, 2 * s))] };
+    let mut a = Allocator::new(&layout, Config { policy: PolicyConfig::vanilla(), nr_cpus: 1, pcp: false, ..Config::default() }).unwrap();
+    let mut env = common_env::Pinning::default();
+    // every pageblock an order-3 block: pb 0-3 movable, pb 4-7 unmovable, pb 8-15 movable
+    for i in 0..16u32 {
+        let gfp = if (4..8).contains(&i) { Gfp::KERNEL } else { Gfp::HIGHUSER_MOVABLE };
+        a.alloc_at(s + 8 * i as u64, 3, gfp, 100 + i).unwrap();
+    }
+    // pageblock 1 labelled Reclaimable, all free: free it, claim it for a reclaimable page,
+    // free that page
+    a.free(s + 8, 3, 0).unwrap();
+    let r = a.alloc(AllocRequest::new(0, Gfp(Gfp::KERNEL.0 | Gfp::RECLAIMABLE.0 | Gfp::MEMALLOC.0)).cookie(1), &mut env).unwrap();
+    a.free(r, 0, 0).unwrap();
+    assert_eq!(a.zones[0].pb(s + 8).mt, MigrateType::Reclaimable as u8);
+    // room for migration targets; pin a page of pageblock 2
+    for i in 8..16 {
+        a.free(s + 8 * i, 3, 0).unwrap();
+    }
+    env.pinned.push(102);
+    // the first candidate [s, s + 32) fails (pinned), after pageblock 0's block migrated out
+    // and merged with pageblock 1 on the ISOLATE list; the allocation succeeds elsewhere
+    a.alloc_contig(5, Gfp::HIGHUSER_MOVABLE, 7, &mut env).unwrap();
+    a.check().unwrap();
+    let head = a.page_state(s).unwrap();
+    assert_eq!((head.state, head.order, head.mt), (PageState::Free, 4, MigrateType::Movable as u8));
+    // pageblock 1 is Reclaimable but covered by a Movable-listed order-4 buddy: split it
+    let others: Vec<(Pfn, u8)> = (s + 16..2 * s).filter_map(|p| a.page_state(p).filter(|m| m.state == PageState::Free).map(|m| (p, m.order))).collect();
+    for (p, o) in others {
+        a.alloc_at(p, o, Gfp::HIGHUSER_MOVABLE, 300).unwrap();
+    }
+    a.alloc_at(s, 3, Gfp::HIGHUSER_MOVABLE, 301).unwrap();
+    a.alloc(AllocRequest::new(0, Gfp(Gfp::HIGHUSER_MOVABLE.0 | Gfp::MEMALLOC.0)).cookie(2), &mut env).unwrap();
+    a.check().unwrap(); // fails: "free block at 0x89 is on the Some(Movable) list but its pageblock lists Reclaimable"
+}
+
+/// BUG: `alloc_at` refuses a range whose pages are all free when they sit in buddies of
+/// pageblocks whose types do not merge (HighAtomic next to Unmovable here, also Isolate), and
+/// reports `DoubleFree` for a pfn nobody allocated. It only looks for one free buddy covering
+/// the range; `split_straddling` cannot help. The trace replayer's `real` placement would then
+/// fail to reproduce an allocation the kernel made. Found by `spb soak` (defrag, seed 8, epoch
+/// 0, operation 720456: `alloc_at(0x490, 4)` over a free Movable and a free HighAtomic
+/// pageblock). Either take the free pieces of every pageblock in the range (relabelling), or
+/// return a distinct error (e.g. `NotContiguous`) and document it.
+#[test]
+#[ignore = "BUG: alloc_at refuses a free range split over non-mergeable pageblock types"]
+fn bug_alloc_at_refuses_free_range_over_unmergeable_pageblocks() {
+    use spb_alloc::page::PageState;
+    let s = Geometry::TINY.spb_pages();
+    let layout = MemoryLayout { geometry: Geometry::TINY, zones: vec![ZoneSpec::plain(ZoneKind::Normal, PfnRange::new(s, 9 * s))] };
+    let mut a = Allocator::new(&layout, Config { policy: PolicyConfig::vanilla(), nr_cpus: 1, pcp: false, ..Config::default() }).unwrap();
+    // everything allocated except the first 4 pageblocks
+    let mut p = s + 32;
+    while p < 9 * s {
+        a.alloc_at(p, 3, Gfp::HIGHUSER_MOVABLE, 1).unwrap();
+        p += 8;
+    }
+    // an atomic order-1 allocation under pressure reserves its pageblock as HighAtomic
+    let q = a.alloc(AllocRequest::new(1, Gfp::ATOMIC), &mut NoEnv).unwrap();
+    a.free(q, 1, 0).unwrap();
+    a.check().unwrap();
+    assert_eq!(a.zones[0].pb(s).mt, MigrateType::HighAtomic as u8);
+    assert!((s..s + 16).all(|p| a.find_allocation(p).is_none()), "nothing in [s, s + 16) is allocated");
+    assert!((s..s + 16).all(|p| a.page_state(p).unwrap().state != PageState::Alloc));
+    a.alloc_at(s, 4, Gfp::KERNEL, 2).unwrap(); // fails: Err(DoubleFree { pfn: 0x80 })
+}
+
+/// A migrating embedder that refuses pinned cookies (for the reproductions above).
+mod common_env {
+    use spb_alloc::*;
+    #[derive(Default)]
+    pub struct Pinning {
+        pub pinned: Vec<u32>,
+    }
+    impl Env for Pinning {
+        fn migrate(&mut self, _from: Pfn, _to: Pfn, _order: u8, cookie: u32) -> MigrateOutcome {
+            if self.pinned.contains(&cookie) {
+                MigrateOutcome::Refused
+            } else {
+                MigrateOutcome::Moved
+            }
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! `spb soak`: a long random operation mix against the reference model under each policy,
+//! with the invariant checker every N operations; exits 1 on any violation or lost page.
+//! See docs/reliability.md.
+use crate::CliError;
+use spb_alloc::{PolicyConfig, PolicyKind};
+use spb_lab::soak::{self, SoakMemory, SoakOptions};
+
+fn parse_policy(s: &str) -> Result<PolicyKind, String> {
+    PolicyKind::from_name(s).ok_or_else(|| format!("unknown policy `{s}`: expected vanilla, defrag or spb"))
+}
+
+fn parse_count(s: &str) -> Result<u64, String> {
+    let t = s.replace('_', "");
+    let (num, mul) = match t.chars().last() {
+        Some('k' | 'K') => (&t[..t.len() - 1], 1_000),
+        Some('m' | 'M') => (&t[..t.len() - 1], 1_000_000),
+        _ => (&t[..], 1),
+    };
+    num.parse::<u64>().ok().and_then(|n| n.checked_mul(mul)).ok_or_else(|| format!("expected a count like 10000000, 10_000_000 or 10M, got `{s}`"))
+}
+
+#[derive(clap::Args, Debug)]
+pub struct SoakArgs {
+    /// Operations per policy (accepts 10M, 200k).
+    #[arg(long, default_value = "10000000", value_parser = parse_count)]
+    pub ops: u64,
+    /// Policies to soak, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "vanilla,defrag,spb", value_parser = parse_policy)]
+    pub policy: Vec<PolicyKind>,
+    /// PRNG seed (each policy gets seed + its index).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Run the invariant checker and the model check every N operations.
+    #[arg(long, default_value = "1000", value_parser = parse_count)]
+    pub check_every: u64,
+    /// Free everything, verify zero lost pages and rebuild the allocator every N operations
+    /// (0: never, one epoch).
+    #[arg(long, default_value = "1000000", value_parser = parse_count)]
+    pub epoch_ops: u64,
+    /// Superpageblocks of the Normal zone at start (tiny geometry: 128 pages each).
+    #[arg(long, default_value_t = 12, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub spbs: u64,
+    /// Simulated CPUs.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=256))]
+    pub cpus: u64,
+    /// Count violations whose message contains this text as a known (reported) core bug
+    /// instead of a violation; repeatable. See docs/reliability.md for the current list.
+    #[arg(long, value_name = "TEXT")]
+    pub known_bug: Vec<String>,
+    /// Debugging a violation: replay only epoch E (its first --ops operations) of the first
+    /// policy, tracing every API call, instead of soaking.
+    #[arg(long, value_name = "E")]
+    pub replay_epoch: Option<u64>,
+    /// With --replay-epoch: first delta-debug the operations down to a short sequence that
+    /// still shows a violation of the same kind.
+    #[arg(long, requires = "replay_epoch")]
+    pub minimize: bool,
+}
+
+fn options(a: &SoakArgs, i: usize, kind: PolicyKind) -> SoakOptions {
+    SoakOptions {
+        ops: a.ops,
+        seed: a.seed.wrapping_add(i as u64),
+        policy: PolicyConfig::of(kind),
+        check_every: a.check_every,
+        memory: SoakMemory { normal_spbs: a.spbs, ..SoakMemory::default() },
+        nr_cpus: a.cpus as usize,
+        epoch_ops: a.epoch_ops,
+        known_bugs: a.known_bug.clone(),
+    }
+}
+
+fn replay_epoch(a: &SoakArgs, epoch: u64) -> Result<(), CliError> {
+    let kind = a.policy[0];
+    let o = options(a, 0, kind);
+    let (env_seed, mut ops) = soak::epoch_ops(&o, epoch, a.ops);
+    if a.minimize {
+        eprintln!("minimizing {} operations of epoch {epoch} ({}, seed {})", ops.len(), kind.name(), o.seed);
+        ops = soak::minimize(&o, env_seed, &ops, a.check_every.max(1));
+        eprintln!("{} operations left:", ops.len());
+        for (i, op) in ops.iter().enumerate() {
+            eprintln!("  {i}: {op:?}");
+        }
+    }
+    eprintln!("replay (check after every operation):");
+    match soak::replay(&o, env_seed, &ops, 1, true) {
+        Ok(()) => {
+            println!("no violation in {} operations", ops.len());
+            Ok(())
+        }
+        Err((i, e)) => Err(CliError::Run(format!("violation at operation {i} ({:?}): {e}", ops[i]))),
+    }
+}
+
+pub fn run(a: SoakArgs) -> Result<(), CliError> {
+    if let Some(e) = a.replay_epoch {
+        return replay_epoch(&a, e);
+    }
+    let mut bad = Vec::new();
+    for (i, kind) in a.policy.iter().enumerate() {
+        let r = soak::run(&options(&a, i, *kind));
+        println!("{r}");
+        if !r.clean() {
+            bad.push(format!("{}: {} violations, {} lost pages", kind.name(), r.violations, r.lost_pages));
+        }
+    }
+    if bad.is_empty() {
+        Ok(())
+    } else {
+        Err(CliError::Run(format!("soak failed: {}", bad.join("; "))))
+    }
+}
