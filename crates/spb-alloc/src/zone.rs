@@ -347,7 +347,8 @@ impl Zone {
         }
         if old != new {
             s.pb_transition(old, new);
-        } else if s.fullness_of(s.free_pages) == s.fullness {
+        } else if s.fullness_of(s.free_pages) == s.fullness && s.compute_category() == s.category {
+            // (an SPB with holes turns empty or clean without any pageblock changing content)
             return;
         }
         if let Some(fromc) = self.spb_lists.refile(&mut self.spbs, si as u32) {

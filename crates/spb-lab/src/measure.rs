@@ -480,7 +480,7 @@ mod tests {
             }
         }
         // the cookies were handed out in allocation order; find the one of the first kept block
-        let heads: Vec<(u32, u64)> = kept.iter().map(|&(_, p)| (a.page_state(p).unwrap().cookie, p)).collect();
+        let heads: Vec<(u32, u64)> = kept.iter().map(|&(_, p)| (a.page_state(p).unwrap().cookie(), p)).collect();
         e.pinned.push(heads[0].0);
         let pinned_block = heads[0].1;
         // one reclaimable slab page in SPB 3 that the shrinker can free
