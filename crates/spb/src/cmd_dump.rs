@@ -1,9 +1,89 @@
-//! `spb dump` (being built).
+//! `spb dump` and `spb map`: run a scenario under one policy and print the allocator's state in
+//! the kernel's formats (/proc/buddyinfo, /proc/pagetypeinfo, /proc/vmstat) or as the
+//! superpageblock map (one line per SPB, the kernel's migratetype letters per pageblock).
+
+use std::io::IsTerminal;
+
+use spb_lab::{Sim, SimOptions};
+
+use crate::cmd_run::{self, RunArgs};
 use crate::CliError;
 
-#[derive(clap::Args, Debug)]
-pub struct DumpArgs {}
+/// What to dump.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum What {
+    Buddyinfo,
+    Pagetypeinfo,
+    Vmstat,
+}
 
-pub fn run(_a: DumpArgs) -> Result<(), CliError> {
-    Err(CliError::Run("not implemented yet".into()))
+/// Arguments of `spb dump`.
+#[derive(clap::Args, Debug)]
+pub struct DumpArgs {
+    /// Which /proc file to print.
+    pub what: What,
+    #[command(flatten)]
+    pub run: OneRun,
+}
+
+/// Arguments of `spb map`.
+#[derive(clap::Args, Debug)]
+pub struct MapArgs {
+    #[command(flatten)]
+    pub run: OneRun,
+    /// Colour: auto (when stdout is a terminal), always or never.
+    #[arg(long, default_value = "auto")]
+    pub color: String,
+}
+
+/// One scenario under one policy.
+#[derive(clap::Args, Debug, Clone)]
+pub struct OneRun {
+    /// A built-in scenario or a scenario TOML file [default: seed-16g].
+    pub scenario: Option<String>,
+    /// The policy [default: spb].
+    #[arg(long, default_value = "spb")]
+    pub policy: String,
+    /// spb behaviours to turn off.
+    #[arg(long = "spb-off", value_delimiter = ',')]
+    pub spb_off: Vec<String>,
+    #[arg(long)]
+    pub seed: Option<u64>,
+    #[arg(long)]
+    pub memory: Option<String>,
+    #[arg(long)]
+    pub duration: Option<String>,
+}
+
+fn simulate(o: &OneRun) -> Result<Sim, CliError> {
+    let ra = RunArgs { scenario: o.scenario.clone(), policy: vec![o.policy.clone()], spb_off: o.spb_off.clone(), seed: o.seed, memory: o.memory.clone(), duration: o.duration.clone(), ..RunArgs::default() };
+    let sc = cmd_run::load(&ra)?;
+    let pol = cmd_run::policies(&ra)?.remove(0);
+    let mut sim = Sim::new(&sc, &SimOptions { policy: pol, check_every: 0 }).map_err(CliError::Input)?;
+    sim.run(&mut |_s: &mut Sim| {});
+    Ok(sim)
+}
+
+pub fn run(a: DumpArgs) -> Result<(), CliError> {
+    let sim = simulate(&a.run)?;
+    let text = match a.what {
+        What::Buddyinfo => sim.a.buddyinfo(),
+        What::Pagetypeinfo => sim.a.pagetypeinfo(),
+        What::Vmstat => sim.a.vmstat_text(),
+    };
+    print!("{}", text);
+    Ok(())
+}
+
+pub fn map(a: MapArgs) -> Result<(), CliError> {
+    let color = match a.color.as_str() {
+        "auto" => std::io::stdout().is_terminal(),
+        "always" => true,
+        "never" => false,
+        o => return Err(CliError::Input(format!("--color: expected auto, always or never, got \"{o}\""))),
+    };
+    let sim = simulate(&a.run)?;
+    let m = spb_lab::measure::spb_map(&sim.a, sim.end as f64 / 1e9);
+    print!("{}", spb_lab::report::terminal_map(&m, color));
+    Ok(())
 }

@@ -62,7 +62,7 @@ impl RunArgs {
 }
 
 /// Parse the policy list and the spb switches turned off.
-fn policies(a: &RunArgs) -> Result<Vec<PolicyConfig>, CliError> {
+pub fn policies(a: &RunArgs) -> Result<Vec<PolicyConfig>, CliError> {
     let names: Vec<String> = if a.policy.is_empty() { PolicyKind::ALL.iter().map(|p| p.name().to_string()).collect() } else { a.policy.clone() };
     let mut off = Vec::new();
     for s in &a.spb_off {

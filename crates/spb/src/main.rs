@@ -10,11 +10,13 @@
 //! - 5: the environment cannot do what was asked (e.g. `spb capture` without root or tracefs)
 
 mod cli_error;
+mod cmd_ablate;
 mod cmd_capture;
 mod cmd_dump;
 mod cmd_replay;
 mod cmd_run;
 mod cmd_soak;
+mod cmd_sweep;
 
 use clap::{Parser, Subcommand};
 
@@ -40,6 +42,12 @@ enum Cmd {
     Capture(cmd_capture::CaptureArgs),
     /// Print /proc-style dumps (buddyinfo, pagetypeinfo, vmstat) after a run.
     Dump(cmd_dump::DumpArgs),
+    /// Print the superpageblock map after a run (the kernel's migratetype letters).
+    Map(cmd_dump::MapArgs),
+    /// Run spb with each switch off in turn and print each switch's effect.
+    Ablate(cmd_ablate::AblateArgs),
+    /// Run a grid of scenarios x policies x memory sizes x seeds on all cores.
+    Sweep(cmd_sweep::SweepArgs),
     /// Soak the allocator: millions of random operations against a reference model.
     Soak(cmd_soak::SoakArgs),
 }
@@ -53,6 +61,9 @@ fn main() {
         Some(Cmd::Replay(a)) => cmd_replay::run(a),
         Some(Cmd::Capture(a)) => cmd_capture::run(a),
         Some(Cmd::Dump(a)) => cmd_dump::run(a),
+        Some(Cmd::Map(a)) => cmd_dump::map(a),
+        Some(Cmd::Ablate(a)) => cmd_ablate::run(a),
+        Some(Cmd::Sweep(a)) => cmd_sweep::run(a),
         Some(Cmd::Soak(a)) => cmd_soak::run(a),
     };
     if let Err(e) = r {
