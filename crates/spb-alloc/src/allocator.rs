@@ -490,11 +490,33 @@ impl Allocator {
         }
         let z = &mut self.zones[zi];
         match find_head(z, pfn) {
-            Some((h, PageState::Free)) if z.page(h).order >= order => {}
+            Some((h, PageState::Free)) if z.page(h).order >= order => {
+                z.split_straddling(pfn, order);
+                z.list_del(pfn);
+            }
+            Some((h, PageState::Free)) if h == pfn => {
+                // several free blocks (e.g. pageblocks of types that do not merge): check that
+                // they tile the range, then take each
+                let end = pfn + (1u64 << order);
+                let mut p = pfn;
+                while p < end {
+                    let m = *z.page(p);
+                    if m.state != PageState::Free || p + (1u64 << m.order) > end {
+                        return Err(FreeError::DoubleFree { pfn: p });
+                    }
+                    p += 1u64 << m.order;
+                }
+                let mut p = pfn;
+                while p < end {
+                    let o = z.page(p).order;
+                    z.list_del(p);
+                    let i = z.idx(p);
+                    z.pages[i] = PageMeta::TAIL;
+                    p += 1u64 << o;
+                }
+            }
             _ => return Err(FreeError::DoubleFree { pfn }),
         }
-        z.split_straddling(pfn, order);
-        z.list_del(pfn);
         let mt = gfp.migratetype();
         z.account(pfn, 1u64 << order, Acct::Free, Acct::Alloc(mt));
         let i = z.idx(pfn);
@@ -549,6 +571,21 @@ impl Allocator {
         if let Some(next) = self.zones.get(zi + 1) {
             if range.end > next.span.start {
                 return Err(GrowError::BadRange { start: range.start, end: range.end });
+            }
+        }
+        // validate before touching anything: pages inside the span must be uninitialised or
+        // holes; growth beyond the span is bounded by the next zone (checked above) and by the
+        // largest span the metadata can index
+        {
+            let z = &self.zones[zi];
+            if range.end - z.span.start > u32::MAX as u64 {
+                return Err(GrowError::BadRange { start: range.start, end: range.end });
+            }
+            for pfn in range.start..range.end.min(z.span.end) {
+                let st = z.page(pfn).state;
+                if st != PageState::Uninit && st != PageState::Hole {
+                    return Err(GrowError::AlreadyManaged { pfn });
+                }
             }
         }
         if range.end > self.zones[zi].span.end {

@@ -161,18 +161,21 @@ impl Allocator {
             b += pbp;
         }
         if !on {
-            // re-merge: free buddies that could not merge across isolated blocks
+            // Re-free every free block of the range: blocks merged across pageblocks while
+            // isolated are freed pageblock by pageblock, each under its own type (the kernel's
+            // un-isolation does the same), and buddies that could not merge across the
+            // isolated range merge now.
             let mut p = start;
             while p < end {
                 let m = *z.page(p);
-                if m.state == PageState::Free && m.order < z.geo.max_order {
+                if m.state == PageState::Free {
                     let o = m.order;
                     z.list_del(p);
                     let i = z.idx(p);
                     z.pages[i] = PageMeta::TAIL;
                     z.free_block(p, o);
                     p += 1u64 << o;
-                } else if matches!(m.state, PageState::Alloc | PageState::Pcp | PageState::Isolated | PageState::Free) {
+                } else if matches!(m.state, PageState::Alloc | PageState::Pcp | PageState::Isolated) {
                     p += 1u64 << m.order;
                 } else {
                     p += 1;
@@ -330,6 +333,14 @@ impl Allocator {
             }
         }
         self.cfg.pcp = saved_pcp;
+        // reclaim may have freed the source itself (clean page cache): nothing left to move
+        let now = *self.zones[zi].page(pfn);
+        if now.state != PageState::Alloc || now.order != m.order || now.cookie() != m.cookie() {
+            if let Some(t) = t {
+                let _ = self.free(t, m.order, 0);
+            }
+            return Some(true);
+        }
         let t = t?;
         let tz = self.zone_of(t)?;
         // the target is now an allocation of ours: turn it into a held block

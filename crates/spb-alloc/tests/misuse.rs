@@ -272,7 +272,6 @@ fn grow_zone_misuse() {
 /// huge end (e.g. `1 << 40`) the rejected call first tries to allocate metadata for the whole
 /// range and aborts the process on allocation failure instead of returning the error.
 #[test]
-#[ignore = "BUG: rejected grow_zone extends the zone span before validating (see comment)"]
 fn bug_rejected_grow_zone_extends_the_span() {
     let s = Geometry::TINY.spb_pages();
     for (mut a, _) in setups() {

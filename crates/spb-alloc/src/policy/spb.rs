@@ -122,10 +122,18 @@ impl SpbPolicy {
         self.zones = zones.iter().map(|z| zone_state(z)).collect();
     }
 
-    /// A zone grew (patch 09/31): rebuild its state, invalidating the hints.
+    /// A zone grew (patch 09/31): extend its per-SPB state (queued work and cooldowns stay
+    /// valid), refresh the list of lost SPBs and invalidate the hints.
     pub fn rebuild_zone(&mut self, zi: usize, z: &Zone) {
         if zi < self.zones.len() {
-            self.zones[zi] = zone_state(z);
+            let fresh = zone_state(z);
+            let st = &mut self.zones[zi];
+            let n = z.spbs.len();
+            st.hint = fresh.hint;
+            st.lost = fresh.lost;
+            st.defrag_noop_ns.resize(n, 0);
+            st.defrag_queued.resize(n, false);
+            st.shrink_ns.resize(n, 0);
         }
     }
 
