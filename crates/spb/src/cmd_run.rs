@@ -202,8 +202,7 @@ pub fn write_json(path: &str, doc: &RunsDoc) -> Result<(), CliError> {
 //     spb_lab::report::write_report(dir, doc, title).map_err(|e| CliError::Io(e.to_string()))
 // ---------------------------------------------------------------------------------------------
 fn write_report_hook(dir: &Path, doc: &RunsDoc, title: &str) -> Result<(), CliError> {
-    let _ = (dir, doc, title);
-    Err(CliError::Run("report support not merged yet".into()))
+    spb_lab::report::write_report(dir, doc, title).map_err(|e| CliError::Io(format!("{}: {}", dir.display(), e)))
 }
 
 /// The side-by-side table.
