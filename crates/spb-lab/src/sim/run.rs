@@ -214,6 +214,7 @@ pub fn run_scenario(sc: &Scenario, opts: &SimOptions, progress: &mut dyn FnMut(u
     let pages_migrated = sim.a.pages_migrated;
     let vmstat = sim.vmstat();
     let mut extra = sim.extra();
+    extra.insert("metadata_bytes_per_page".into(), serde_json::json!(sim.a.metadata_bytes_per_page()));
     acc.maps.push(measure::spb_map(&sim.a, sim.end as f64 / 1e9));
     let (att, ok) = sim.thp_counts();
     let free_end = sim.a.free_pages();
