@@ -241,6 +241,7 @@ kind = "processes"
 name = "executors"
 count = 16
 rss = "0.5%"
+vmalloc = "2M"
 fault_rate = "1G"
 lifetime = "20s"
 churn = 0.5
