@@ -365,7 +365,7 @@ churn = 0.05
 kind = "processes"
 name = "services"
 count = 8
-rss = "7%"
+rss = "8.5%"
 fault_rate = "4G"
 churn = 0.02
 
@@ -399,9 +399,9 @@ in_use = 0.1
 [[workload]]
 kind = "pagecache"
 name = "files"
-files = 4000
-file_size = "16M"
-write_rate = "256M"
+files = 8000
+file_size = "32M"
+write_rate = "512M"
 read_rate = "512M"
 write_block = "64K"
 read_order = 4
