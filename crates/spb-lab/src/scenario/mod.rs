@@ -176,6 +176,8 @@ pub struct Procs {
     pub pipe_rate: Size,
     /// Multiplier of the per-process kernel objects (task_struct, mm, vmas, files, ...).
     pub kernel_objects: f64,
+    /// vmalloc'd kernel memory per process (order-0 pages, unmovable, freed at exit).
+    pub vmalloc: Size,
 }
 
 /// Page cache on a disk filesystem (ext4-like, large folios): evictable.
@@ -462,6 +464,7 @@ fn parse_workload(w: &mut Tbl, i: usize) -> Result<Workload, (String, String)> {
                 pin_time: w.dur("pin_time", false)?.unwrap_or(Dur::Ns(1_000_000_000)),
                 pipe_rate: w.size("pipe_rate", false)?.unwrap_or(Size::Bytes(0)),
                 kernel_objects: w.f64_in("kernel_objects", 0.0, 1000.0)?.unwrap_or(1.0),
+                vmalloc: w.size("vmalloc", false)?.unwrap_or(Size::Bytes(0)),
             })
         }
         "pagecache" => Kind::PageCache(PageCache {

@@ -140,6 +140,27 @@ pub fn slab_attempts(mask: Gfp, order: u8, min_order: u8) -> [(u8, Gfp); 2] {
     [(order, hi), (min_order, mask)]
 }
 
+/// A reference to one object's slab: the cache index in the top [`REF_CACHE_BITS`] bits, the
+/// slab's slot in the cache below. Slots are stable while the slab lives (freed slots are
+/// reused), so an object operation needs no lookup of the page record.
+pub type SlabRef = u32;
+pub const REF_SLOT_BITS: u32 = 26;
+pub const REF_CACHE_BITS: u32 = 32 - REF_SLOT_BITS;
+
+#[inline]
+pub fn sref(c: u16, slot: u32) -> SlabRef {
+    debug_assert!(slot < (1 << REF_SLOT_BITS) && (c as u32) < (1 << REF_CACHE_BITS));
+    ((c as u32) << REF_SLOT_BITS) | slot
+}
+
+/// (cache, slot) of a reference.
+#[inline]
+pub fn unref(r: SlabRef) -> (usize, u32) {
+    ((r >> REF_SLOT_BITS) as usize, r & ((1 << REF_SLOT_BITS) - 1))
+}
+
+const _: () = assert!(CACHES.len() < (1 << REF_CACHE_BITS));
+
 /// One slab: 16 bytes, so an object operation touches one cache line of slab state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SlabSlot {
@@ -158,13 +179,16 @@ pub struct SlabSlot {
 /// Runtime state of one cache.
 pub struct SlabCache {
     pub spec: &'static CacheSpec,
+    /// Slabs by slot; a free slot has `id == NONE`.
     pub slots: Vec<SlabSlot>,
+    /// Free slots, reused first.
+    pub free_slots: Vec<u32>,
     /// Slots of slabs with room.
     pub partial: Vec<u32>,
     /// Slabs with no object kept for reuse.
     pub empty: u32,
-    /// Unused cached objects (slab page ids), oldest first.
-    pub lru_q: VecDeque<u32>,
+    /// Unused cached objects, oldest first.
+    pub lru_q: VecDeque<SlabRef>,
     pub objects: u64,
     pub pages: u64,
     pub slabs_allocated: u64,
@@ -177,7 +201,7 @@ pub const NONE: u32 = u32::MAX;
 
 impl SlabCache {
     pub fn new(spec: &'static CacheSpec) -> SlabCache {
-        SlabCache { spec, slots: Vec::new(), partial: Vec::new(), empty: 0, lru_q: VecDeque::new(), objects: 0, pages: 0, slabs_allocated: 0, slabs_freed: 0, shrink_debt: 0.0 }
+        SlabCache { spec, slots: Vec::new(), free_slots: Vec::new(), partial: Vec::new(), empty: 0, lru_q: VecDeque::new(), objects: 0, pages: 0, slabs_allocated: 0, slabs_freed: 0, shrink_debt: 0.0 }
     }
     /// Remove slot `s` from the partial list.
     #[inline]

@@ -7,7 +7,7 @@
 
 use spb_alloc::{Env, FreedBlock, MigrateOutcome, Pfn, ReclaimRequest, Reclaimer};
 
-use super::slab::{SlabCache, SlabSlot, CACHES, NONE};
+use super::slab::{sref, unref, SlabCache, SlabRef, SlabSlot, CACHES, NONE};
 
 /// Object kinds.
 pub mod kind {
@@ -559,9 +559,9 @@ impl World {
         }
     }
 
-    /// Take room for one object in a partial slab of cache `c`: returns the slab page id.
+    /// Take room for one object in a partial slab of cache `c`.
     #[inline]
-    pub fn slab_take_room(&mut self, c: u16) -> Option<u32> {
+    pub fn slab_take_room(&mut self, c: u16) -> Option<SlabRef> {
         let ci = c as usize;
         let s = *self.caches[ci].partial.last()?;
         let before = self.caches[ci].freeable(s);
@@ -571,24 +571,33 @@ impl World {
             cache.empty -= 1;
         }
         x.inuse += 1;
-        let (full, id) = (x.inuse >= x.cap, x.id);
+        let full = x.inuse >= x.cap;
         cache.objects += 1;
         if full {
             cache.partial_del(s);
         }
         self.slab_track(ci, s, before);
-        Some(id)
+        Some(sref(c, s))
     }
 
     /// Register a new slab page (object `id`, already filled with kind SLAB) in cache `c` and
     /// take one object from it.
-    pub fn slab_new(&mut self, c: u16, id: u32) -> u32 {
+    pub fn slab_new(&mut self, c: u16, id: u32) -> SlabRef {
         let ci = c as usize;
         let o = self.objs[id as usize];
         let cache = &mut self.caches[ci];
-        let s = cache.slots.len() as u32;
         let cap = cache.spec.objs(o.order);
-        cache.slots.push(SlabSlot { id, ppos: NONE, inuse: 1, lru: 0, cap, order: o.order, zone: o.zone });
+        let x = SlabSlot { id, ppos: NONE, inuse: 1, lru: 0, cap, order: o.order, zone: o.zone };
+        let s = match cache.free_slots.pop() {
+            Some(s) => {
+                cache.slots[s as usize] = x;
+                s
+            }
+            None => {
+                cache.slots.push(x);
+                (cache.slots.len() - 1) as u32
+            }
+        };
         if cap > 1 {
             cache.partial_add(s);
         }
@@ -604,20 +613,19 @@ impl World {
         } else {
             self.slab_unreclaimable_pages += 1u64 << o.order;
         }
-        id
+        sref(c, s)
     }
 
-    /// Free one object of slab page `sid`.
-    pub fn slab_put(&mut self, sid: u32, cpu: u16) {
-        let o = self.objs[sid as usize];
-        let ci = o.holder as usize;
-        let s = o.slot;
+    /// Free one object.
+    pub fn slab_put(&mut self, r: SlabRef, cpu: u16) {
+        let (ci, s) = unref(r);
         let before = self.caches[ci].freeable(s);
         let cache = &mut self.caches[ci];
         let x = &mut cache.slots[s as usize];
-        debug_assert!(x.inuse > 0);
+        debug_assert!(x.inuse > 0 && x.id != NONE);
         x.inuse -= 1;
         let now_empty = x.inuse == 0;
+        let (zone, order) = (x.zone, x.order);
         cache.objects -= 1;
         if now_empty {
             if cache.empty < cache.spec.min_partial() {
@@ -625,7 +633,7 @@ impl World {
                 cache.partial_add(s);
             } else {
                 if before {
-                    self.freeable_slab_zone[o.zone as usize] -= 1u64 << o.order;
+                    self.freeable_slab_zone[zone as usize] -= 1u64 << order;
                 }
                 self.slab_free_page(ci, s, cpu);
                 return;
@@ -640,59 +648,54 @@ impl World {
     fn slab_free_page(&mut self, ci: usize, s: u32, cpu: u16) {
         let cache = &mut self.caches[ci];
         cache.partial_del(s);
-        let id = cache.slots[s as usize].id;
-        let last = (cache.slots.len() - 1) as u32;
-        cache.slots.swap_remove(s as usize);
-        if last != s {
-            // the last slab moved into slot s
-            let moved = cache.slots[s as usize];
-            if moved.ppos != NONE {
-                cache.partial[moved.ppos as usize] = s;
-            }
-            self.objs[moved.id as usize].slot = s;
-        }
-        let o = self.objs[id as usize];
-        let cache = &mut self.caches[ci];
-        cache.pages -= 1u64 << o.order;
+        let x = cache.slots[s as usize];
+        cache.slots[s as usize].id = NONE;
+        cache.free_slots.push(s);
+        cache.pages -= 1u64 << x.order;
         cache.slabs_freed += 1;
         if cache.spec.reclaimable {
-            self.slab_reclaimable_pages -= 1u64 << o.order;
+            self.slab_reclaimable_pages -= 1u64 << x.order;
         } else {
-            self.slab_unreclaimable_pages -= 1u64 << o.order;
+            self.slab_unreclaimable_pages -= 1u64 << x.order;
         }
-        self.free_loose(id, cpu);
+        self.free_loose(x.id, cpu);
     }
 
-    /// An in-use object of slab `sid` becomes unused but cached (on the cache's LRU).
-    pub fn slab_to_lru(&mut self, sid: u32) {
-        let o = self.objs[sid as usize];
-        let ci = o.holder as usize;
-        let before = self.caches[ci].freeable(o.slot);
-        self.caches[ci].slots[o.slot as usize].lru += 1;
-        self.caches[ci].lru_q.push_back(sid);
-        self.slab_track(ci, o.slot, before);
+    /// An in-use object becomes unused but cached (on the cache's LRU).
+    pub fn slab_to_lru(&mut self, r: SlabRef) {
+        let (ci, s) = unref(r);
+        let before = self.caches[ci].freeable(s);
+        self.caches[ci].slots[s as usize].lru += 1;
+        self.caches[ci].lru_q.push_back(r);
+        self.slab_track(ci, s, before);
     }
 
     /// Reuse the most recently cached unused object of cache `c` (it becomes in use).
-    pub fn slab_from_lru(&mut self, c: u16) -> Option<u32> {
+    pub fn slab_from_lru(&mut self, c: u16) -> Option<SlabRef> {
         let ci = c as usize;
-        let sid = self.caches[ci].lru_q.pop_back()?;
-        let o = self.objs[sid as usize];
-        let before = self.caches[ci].freeable(o.slot);
-        self.caches[ci].slots[o.slot as usize].lru -= 1;
-        self.slab_track(ci, o.slot, before);
-        Some(sid)
+        let r = self.caches[ci].lru_q.pop_back()?;
+        let (_, s) = unref(r);
+        let before = self.caches[ci].freeable(s);
+        self.caches[ci].slots[s as usize].lru -= 1;
+        self.slab_track(ci, s, before);
+        Some(r)
+    }
+
+    /// The pfn of an object's slab page.
+    pub fn slab_pfn(&self, r: SlabRef) -> Pfn {
+        let (ci, s) = unref(r);
+        self.objs[self.caches[ci].slots[s as usize].id as usize].pfn as Pfn
     }
 
     /// Free the oldest unused cached object of cache `c` (the shrinker's step).
     pub fn slab_shrink_one(&mut self, c: u16, cpu: u16) -> bool {
         let ci = c as usize;
-        let Some(sid) = self.caches[ci].lru_q.pop_front() else { return false };
-        let o = self.objs[sid as usize];
-        let before = self.caches[ci].freeable(o.slot);
-        self.caches[ci].slots[o.slot as usize].lru -= 1;
-        self.slab_track(ci, o.slot, before);
-        self.slab_put(sid, cpu);
+        let Some(r) = self.caches[ci].lru_q.pop_front() else { return false };
+        let (_, s) = unref(r);
+        let before = self.caches[ci].freeable(s);
+        self.caches[ci].slots[s as usize].lru -= 1;
+        self.slab_track(ci, s, before);
+        self.slab_put(r, cpu);
         self.st.slab_objects_shrunk += 1;
         true
     }
@@ -746,7 +749,7 @@ impl World {
                 scan -= 1;
                 i += 1;
                 let Some(sid) = self.caches[c].lru_q.pop_front() else { break };
-                let p = self.objs[sid as usize].pfn as u64;
+                let p = self.slab_pfn(sid);
                 if p >= lo && p < hi {
                     // hand it back as if popped by the shrinker
                     self.caches[c].lru_q.push_front(sid);
@@ -819,7 +822,7 @@ impl World {
         hd.aux_count = 0;
         let k = std::mem::take(&mut hd.kobjs);
         for &sid in &k {
-            if self.objs[sid as usize].holder == self.radix_cache as u32 {
+            if unref(sid).0 == self.radix_cache as usize {
                 self.slab_put(sid, cpu);
             } else {
                 self.slab_to_lru(sid);
@@ -1081,7 +1084,7 @@ mod tests {
         World::new(vec![(0, 1 << 20), (1 << 20, 1 << 22)], 1, false)
     }
 
-    fn new_slab(w: &mut World, c: u16, pfn: u64, order: u8) -> u32 {
+    fn new_slab(w: &mut World, c: u16, pfn: u64, order: u8) -> SlabRef {
         let id = w.new_obj();
         w.fill_obj(id, pfn, order, kind::SLAB, NONE);
         w.slab_new(c, id)
@@ -1118,8 +1121,12 @@ mod tests {
         assert_eq!(w.caches[c as usize].empty, min_partial);
         assert_eq!(w.pending.len(), 3, "beyond min_partial, empty slabs go back to the page allocator");
         assert_eq!(w.kind_pages[kind::SLAB as usize], w.caches[c as usize].pages);
-        // slot bookkeeping survived the swap_removes
+        // slot bookkeeping: live slots point at their page records, partial positions match
         for (i, x) in w.caches[c as usize].slots.iter().enumerate() {
+            if x.id == NONE {
+                assert!(w.caches[c as usize].free_slots.contains(&(i as u32)));
+                continue;
+            }
             assert_eq!(w.objs[x.id as usize].slot, i as u32);
             if x.ppos != NONE {
                 assert_eq!(w.caches[c as usize].partial[x.ppos as usize], i as u32);
@@ -1155,7 +1162,7 @@ mod tests {
             assert!(w.slab_shrink_one(c, 0));
         }
         // A's objects were the oldest: A is now empty (kept as an empty slab, min_partial)
-        assert_eq!(w.caches[c as usize].slots.iter().find(|x| x.id == a).unwrap().inuse, 0);
+        assert_eq!(w.caches[c as usize].slots[unref(a).1 as usize].inuse, 0);
         assert!(w.pending.is_empty());
         let freed = w.shrink_slab(1.0, 0, 0);
         assert_eq!(freed, 19);

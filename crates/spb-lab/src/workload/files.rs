@@ -174,19 +174,32 @@ impl Sim {
         true
     }
 
-    /// Add a folio of up to `order` to file `h`, falling back one order at a time. Returns the
-    /// pages added (0 on failure).
-    fn add_folio(&mut self, h: u32, gen: u32, order: u8, write: bool, cpu: u16, bh_cache: u16) -> u32 {
+    /// One readahead folio of exactly `order` (clean page cache). Returns the pages added.
+    fn readahead_folio(&mut self, h: u32, gen: u32, order: u8, cpu: u16) -> u32 {
+        let Some(id) = self.alloc_for(NONE, 0, order, GFP_READAHEAD, cpu, kind::CACHE, 0) else { return 0 };
+        if !self.w.alive(h, gen) {
+            self.w.free_loose(id, cpu);
+            return 0;
+        }
+        self.w.add_cache_page(id, h, false);
+        let hd = &mut self.w.holders[h as usize];
+        let need = (hd.huge + 63) / 64;
+        if need > hd.aux_count {
+            hd.aux_count += 1;
+            let rc = self.w.radix_cache;
+            self.kobj_for(h, gen, rc, Gfp::NOFS, cpu);
+        }
+        1 << order
+    }
+
+    /// Add a written (dirty) folio of up to `order` to file `h`, falling back one order at a
+    /// time as `__filemap_get_folio` does. Returns the pages added (0 on failure).
+    fn add_folio(&mut self, h: u32, gen: u32, order: u8, cpu: u16, bh_cache: u16) -> u32 {
+        let write = true;
         let mut o = order as i32;
         while o >= 0 {
             let ou = o as u8;
-            let gfp = if !write {
-                GFP_READAHEAD
-            } else if ou > 0 {
-                GFP_WRITE_LARGE
-            } else {
-                GFP_WRITE0
-            };
+            let gfp = if ou > 0 { GFP_WRITE_LARGE } else { GFP_WRITE0 };
             if let Some(id) = self.alloc_for(NONE, 0, ou, gfp, cpu, kind::CACHE, 0) {
                 if !self.w.alive(h, gen) {
                     self.w.free_loose(id, cpu);
@@ -277,7 +290,7 @@ impl Sim {
             while o > 0 && (1u32 << o) > left {
                 o -= 1;
             }
-            let n = self.add_folio(h, gen, o, true, cpu, bh);
+            let n = self.add_folio(h, gen, o, cpu, bh);
             if n == 0 {
                 break;
             }
@@ -313,7 +326,9 @@ impl Sim {
             }
             self.w.lru_add(h);
             self.w.lru_touch(h);
-            // readahead of what is not cached, ramping the folio order up
+            // readahead of what is not cached, ramping the folio order up by 2 per window
+            // (page_cache_ra_order); when a large folio cannot be allocated the rest is read
+            // with order-0 folios (do_page_cache_ra), not one order lower
             let mut missing = size.saturating_sub(cached);
             let mut o = 0u8;
             while missing > 0 {
@@ -321,7 +336,12 @@ impl Sim {
                 while oo > 0 && (1u32 << oo) > missing {
                     oo -= 1;
                 }
-                let got = self.add_folio(h, gen, oo, false, cpu, bh);
+                let mut got = self.readahead_folio(h, gen, oo, cpu);
+                if got == 0 && oo > 0 {
+                    self.st.pagecache_folio_fallbacks += 1;
+                    o = 0;
+                    got = self.readahead_folio(h, gen, 0, cpu);
+                }
                 if got == 0 {
                     break;
                 }

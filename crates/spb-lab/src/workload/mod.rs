@@ -102,3 +102,37 @@ impl Sim {
         self.now >= self.comps[ci].start && self.now < self.comps[ci].stop
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{files, kernel, procs};
+
+    /// The masks print as the kernel's trace does (the strings of shared/traces/*/trace.txt).
+    #[test]
+    fn gfp_strings_match_the_kernel() {
+        let cases = [
+            (procs::GFP_ANON, "GFP_HIGHUSER_MOVABLE|__GFP_ZERO|__GFP_COMP"),
+            (procs::GFP_COW, "GFP_HIGHUSER_MOVABLE|__GFP_COMP"),
+            (procs::GFP_PGTABLE, "GFP_KERNEL_ACCOUNT|__GFP_ZERO|__GFP_COMP"),
+            (procs::GFP_PIPE, "GFP_HIGHUSER|__GFP_ACCOUNT"),
+            (files::GFP_WRITE0, "GFP_HIGHUSER_MOVABLE|__GFP_WRITE|__GFP_COMP"),
+            (files::GFP_WRITE_LARGE, "GFP_HIGHUSER_MOVABLE|__GFP_WRITE|__GFP_NOWARN|__GFP_NORETRY|__GFP_COMP"),
+            (files::GFP_READAHEAD, "GFP_NOFS|__GFP_HIGHMEM|__GFP_MOVABLE|__GFP_NOWARN|__GFP_NORETRY|__GFP_COMP|__GFP_HARDWALL"),
+            (files::GFP_SHMEM, "GFP_HIGHUSER_MOVABLE|__GFP_COMP"),
+            (spb_alloc::Gfp::TRANSHUGE.with(spb_alloc::Gfp::NORETRY).with(spb_alloc::Gfp::THISNODE), "GFP_TRANSHUGE|__GFP_NORETRY|__GFP_THISNODE"),
+            (kernel::GFP_FRAG_LO, "GFP_ATOMIC"),
+        ];
+        for (g, s) in cases {
+            assert_eq!(g.to_string(), s);
+        }
+        // and the atomic/high-order shapes keep their flags
+        let f = kernel::GFP_FRAG_HI.to_string();
+        for flag in ["GFP_ATOMIC", "__GFP_COMP", "__GFP_NOWARN", "__GFP_NORETRY", "__GFP_NOMEMALLOC"] {
+            assert!(f.contains(flag), "{f}");
+        }
+        let g = kernel::GFP_GIGANTIC.to_string();
+        for flag in ["GFP_HIGHUSER", "__GFP_COMP", "__GFP_RETRY_MAYFAIL", "__GFP_NOWARN", "__GFP_THISNODE"] {
+            assert!(g.contains(flag), "{g}");
+        }
+    }
+}

@@ -13,6 +13,8 @@
 //! - kernel stacks: 16 KiB vmalloc'd as four order-0 `GFP_KERNEL|__GFP_HIGHMEM|__GFP_ZERO|
 //!   __GFP_NOWARN` pages, with a per-CPU cache of two freed stacks;
 //! - pipe buffers: order-0 `GFP_HIGHUSER|__GFP_ACCOUNT`;
+//! - vmalloc'd kernel memory (kcov buffers, bpf maps, ...): order-0 `GFP_KERNEL|__GFP_HIGHMEM|
+//!   __GFP_NOWARN` pages;
 //! - khugepaged collapse: `GFP_TRANSHUGE` (khugepaged/defrag=1) or `GFP_TRANSHUGE_LIGHT`.
 
 use spb_alloc::Gfp;
@@ -29,6 +31,8 @@ pub const GFP_COW: Gfp = Gfp::HIGHUSER_MOVABLE.with(Gfp::COMP);
 pub const GFP_PGTABLE: Gfp = Gfp::KERNEL_ACCOUNT.with(Gfp::ZERO).with(Gfp::COMP);
 pub const GFP_STACK: Gfp = Gfp::KERNEL.with(Gfp::HIGHMEM).with(Gfp::ZERO).with(Gfp::NOWARN);
 pub const GFP_PIPE: Gfp = Gfp::HIGHUSER.with(Gfp::ACCOUNT);
+/// vmalloc's page allocations (__vmalloc_area_node: caller mask | __GFP_HIGHMEM | __GFP_NOWARN).
+pub const GFP_VMALLOC: Gfp = Gfp::KERNEL.with(Gfp::HIGHMEM).with(Gfp::NOWARN);
 /// Upper-level page-table pages per process (PGD, PUD, PMD).
 pub const TOP_PTES: u32 = 3;
 
@@ -66,6 +70,7 @@ pub struct ProcsRt {
     pub pipe_per_tick: f64,
     pub churn_per_tick: f64,
     pub kobjs: Vec<(u16, f64, bool)>,
+    pub vmalloc_pages: u64,
     /// Parents alive.
     pub live: u32,
 }
@@ -88,6 +93,7 @@ impl ProcsRt {
             pipe_per_tick: p.pipe_rate.pages(ram) as f64 * tick_s,
             churn_per_tick: p.churn * tick_s,
             kobjs: PROC_KOBJS.iter().map(|&(n, c, t)| (cache_id(n), c * p.kernel_objects, t)).collect(),
+            vmalloc_pages: p.vmalloc.pages(ram),
             live: 0,
         }
     }
@@ -255,6 +261,13 @@ impl Sim {
             }
             for _ in 0..4 {
                 if self.alloc_for(h, gen, 0, GFP_STACK, cpu, kind::STACK, flag::DIRTY).is_none() {
+                    return false;
+                }
+            }
+        }
+        if parent.is_none() {
+            for _ in 0..self.prt(ci).vmalloc_pages {
+                if self.alloc_for(h, gen, 0, GFP_VMALLOC, cpu, kind::VMALLOC, flag::DIRTY).is_none() {
                     return false;
                 }
             }
