@@ -635,6 +635,15 @@ impl Allocator {
         self.zones.iter().map(|z| z.free_pages).sum()
     }
 
+    /// The spb policy's histogram of SPBs visited per allocation walk (None under other
+    /// policies, which do not walk SPBs).
+    pub fn spb_walks(&self) -> Option<&crate::vmstat::WalkHistogram> {
+        match &self.policy {
+            crate::policy::Policy::Spb(s) => Some(&s.walks),
+            _ => None,
+        }
+    }
+
     /// Metadata bytes per page of simulated memory (page + pageblock + SPB metadata).
     pub fn metadata_bytes_per_page(&self) -> f64 {
         let mut bytes = 0usize;

@@ -123,4 +123,19 @@ impl WalkHistogram {
         self.total_visits += visited;
         self.walks += 1;
     }
+    /// Mean SPBs visited per walk.
+    pub fn mean(&self) -> f64 {
+        if self.walks == 0 { 0.0 } else { self.total_visits as f64 / self.walks as f64 }
+    }
+    /// The bucket `[lo, hi)` holding the median walk (`hi` = u64::MAX for the last bucket).
+    pub fn median_bucket(&self) -> (u64, u64) {
+        let mut seen = 0;
+        for (i, &n) in self.buckets.iter().enumerate() {
+            seen += n;
+            if seen * 2 >= self.walks && n > 0 {
+                return (Self::BOUNDS[i], Self::BOUNDS.get(i + 1).copied().unwrap_or(u64::MAX));
+            }
+        }
+        (0, Self::BOUNDS[1])
+    }
 }

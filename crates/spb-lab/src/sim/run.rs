@@ -215,6 +215,20 @@ pub fn run_scenario(sc: &Scenario, opts: &SimOptions, progress: &mut dyn FnMut(u
     let vmstat = sim.vmstat();
     let mut extra = sim.extra();
     extra.insert("metadata_bytes_per_page".into(), serde_json::json!(sim.a.metadata_bytes_per_page()));
+    if let Some(w) = sim.a.spb_walks() {
+        // before the probe: the workload's allocation walks only
+        let (lo, hi) = w.median_bucket();
+        extra.insert(
+            "spb_walk".into(),
+            serde_json::json!({
+                "walks": w.walks,
+                "mean_spbs_visited": w.mean(),
+                "median_bucket": [lo, if hi == u64::MAX { serde_json::Value::Null } else { hi.into() }],
+                "bucket_bounds": spb_alloc::vmstat::WalkHistogram::BOUNDS,
+                "buckets": w.buckets,
+            }),
+        );
+    }
     acc.maps.push(measure::spb_map(&sim.a, sim.end as f64 / 1e9));
     let (att, ok) = sim.thp_counts();
     let free_end = sim.a.free_pages();
