@@ -245,6 +245,7 @@ pub fn table(sc: &Scenario, runs: &[RunMetrics]) -> String {
         format!("{} / {}", r.vmstat.get("kswapd_wake").copied().unwrap_or(0), st)
     });
     row("alloc failures", &|r| r.alloc_failures.values().sum::<u64>().to_string());
+    row("  without __GFP_NOWARN", &|r| r.extra.get("alloc_failures_warned").and_then(|v| v.as_u64()).map(|v| v.to_string()).unwrap_or_default());
     row("OOM kills", &|r| r.oom_kills.to_string());
     row("events", &|r| r.events.to_string());
     row("events/s (M)", &|r| format!("{:.2}", r.events as f64 / r.wall_seconds.max(1e-9) / 1e6));

@@ -22,6 +22,7 @@
 //! SPBs, PASS_4 mainline claim/steal from other types inside tainted SPBs.
 
 use alloc::vec;
+use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 
 use crate::event::{Event, Pass};
@@ -37,6 +38,12 @@ use super::mainline::{self, RmqueueMode};
 use super::Ctx;
 
 pub use super::spb_switches::{SpbSwitch, SpbSwitches};
+
+/// Owned pageblocks one Phase 0 refill may scan without finding a free block of the
+/// requested order before it falls through to the ordinary walk. Spb's choice (the series
+/// does not say how Phase 0 bounds its walk): 4 pageblock scans cost about as much as the
+/// walk itself, and the round-robin order brings every owned block up within a few refills.
+pub const HARVEST_MISS_BUDGET: u32 = 4;
 
 /// SPB_TAINTED_RESERVE_MIN (patch 23).
 pub const TAINTED_RESERVE_MIN: u32 = 4;
@@ -88,8 +95,16 @@ pub struct ZoneState {
     pub hint: Vec<[u32; 3]>,
     /// SPBs lost to reservations or holes (static unless the zone grows).
     pub lost: Vec<u32>,
-    /// Pageblocks each CPU owns (per-CPU pageblock ownership), by first pfn.
-    pub owned: Vec<Vec<Pfn>>,
+    /// Pageblocks each CPU owns (per-CPU pageblock ownership): (first pfn, listing generation),
+    /// visited round-robin by Phase 0.
+    ///
+    /// # Invariants
+    /// - an entry is live exactly when the block's `owner` is this CPU + 1 and its generation
+    ///   equals `owned_gen` of the block; every other entry is stale and dropped when visited;
+    /// - a block has at most one live entry over all CPUs (each listing bumps the generation).
+    pub owned: Vec<VecDeque<(Pfn, u32)>>,
+    /// Listing generation per pageblock of the zone (grown on demand).
+    pub owned_gen: Vec<u32>,
     /// Time of the last defrag run of each SPB that made no progress.
     pub defrag_noop_ns: Vec<u64>,
     /// Defrag queued or running for this SPB.
@@ -292,21 +307,26 @@ impl SpbPolicy {
         }
         // The reserve is a preference, not a wall: with nothing left elsewhere, movable pages may
         // use it (the defrag worker and targeted evacuation move them out when non-movable
-        // demand needs the room) rather than fail or fragment.
-        if reserve_on {
+        // demand needs the room) rather than fail or fragment. Not for the targets of an
+        // evacuation (`excluded` is set): moving pages from one tainted SPB's reserve into
+        // another's only moves the shortage, and the two defrag workers would trade the same
+        // pages back and forth for as long as memory stays full.
+        if reserve_on && self.excluded.is_none() {
             if let Some((p, _)) = Self::walk_list(z, Category::Tainted, excl, visited, |z, i| Self::try_spb(z, i, order, mt)) {
                 return (Some(p), Pass::Pass4);
             }
         }
-        // Fallback: claim, then steal, from other types — inside tainted SPBs first.
-        for cat in [Category::Tainted, Category::Clean] {
+        // Fallback: claim, then steal, from other types — inside tainted SPBs first, except for
+        // evacuation targets, which would fill the very space the evacuation makes room for.
+        let cats: &[Category] = if self.excluded.is_some() { &[Category::Clean] } else { &[Category::Tainted, Category::Clean] };
+        for &cat in cats {
             if let Some((p, _)) = Self::walk_list(z, cat, excl, visited, |z, i| mainline::claim_in(z, ctx, i as usize, order, mt, flags, false)) {
                 return (Some(p), Pass::Pass4);
             }
         }
         // NOFRAGMENT keeps non-movable pages out of clean SPBs; a movable page cannot taint an
         // SPB, so under spb movable requests may steal regardless (tainted SPBs first).
-        for cat in [Category::Tainted, Category::Clean] {
+        for &cat in cats {
             if let Some((p, _)) = Self::walk_list(z, cat, excl, visited, |z, i| mainline::steal_in(z, ctx, i as usize, order, mt)) {
                 return (Some(p), Pass::Pass4);
             }
@@ -486,15 +506,9 @@ impl SpbPolicy {
         }
         let zi = ctx.zone_id as usize;
         let pbp = z.geo.pageblock_pages();
-        let mut got = 0;
+        let mut got = if own { self.harvest_owned(z, zi, cpu, order, mt, n) } else { 0 };
         let mut mode = RmqueueMode::Normal;
         while got < n {
-            if own {
-                got += self.harvest_owned(z, zi, cpu, order, mt, n - got);
-                if got >= n {
-                    break;
-                }
-            }
             let Some(p) = self.rmqueue(z, ctx, order, mt, flags, &mut mode, gfp) else { break };
             let bi = z.pb_idx(p);
             let pb = z.pageblocks[bi];
@@ -505,52 +519,68 @@ impl SpbPolicy {
             z.pcp_push(cpu, p, order, mt, true);
             got += 1;
             if (own && broke_whole && pb.owner == 0) || adopt_here {
+                let b = p & !(pbp - 1);
                 z.pageblocks[bi].owner = cpu as u16 + 1;
-                let owned = &mut self.zones[zi].owned;
-                if owned.len() <= cpu {
-                    owned.resize(cpu + 1, Vec::new());
+                let zs = &mut self.zones[zi];
+                if zs.owned.len() <= cpu {
+                    zs.owned.resize(cpu + 1, VecDeque::new());
                 }
-                owned[cpu].push(p & !(pbp - 1));
+                if zs.owned_gen.len() <= bi {
+                    zs.owned_gen.resize(bi + 1, 0);
+                }
+                zs.owned_gen[bi] = zs.owned_gen[bi].wrapping_add(1);
+                let gen = zs.owned_gen[bi];
+                let list = &mut zs.owned[cpu];
+                list.push_back((b, gen));
+                // stale entries of blocks visited rarely: keep the list within twice the zone
+                if list.len() > 2 * z.pageblocks.len().max(8) {
+                    let g = &zs.owned_gen;
+                    list.retain(|&(b, e)| {
+                        let i = z.pb_idx(b);
+                        z.pageblocks[i].owner == cpu as u16 + 1 && g[i] == e
+                    });
+                }
+                // the rest of the refill comes from the block just claimed
+                if own && got < n && pb.migratetype() == mt {
+                    got += harvest_block(z, b, cpu, order, mt, n - got);
+                }
             }
         }
         got
     }
 
     /// Phase 0: take free blocks of `order` (splitting larger free buddies) out of the
-    /// pageblocks `cpu` owns whose label is `mt`, onto its list. Blocks no longer owned (they
-    /// became entirely free) are forgotten.
+    /// pageblocks `cpu` owns whose label is `mt`, onto its list. Stale entries (the block
+    /// became entirely free, or was listed again) are dropped.
+    ///
+    /// The owned blocks are visited round-robin, and one refill gives up after
+    /// [`HARVEST_MISS_BUDGET`] scanned blocks that yielded nothing: a CPU can own thousands
+    /// of pageblocks, and one whose free pages are all smaller than `order` costs a scan of
+    /// the whole block; unbounded, Phase 0 made refills O(owned blocks x pageblock pages).
     fn harvest_owned(&mut self, z: &mut Zone, zi: usize, cpu: usize, order: u8, mt: MigrateType, n: u64) -> u64 {
-        let Some(list) = self.zones[zi].owned.get_mut(cpu) else { return 0 };
-        let pbp = z.geo.pageblock_pages();
+        let zs = &mut self.zones[zi];
+        let Some(list) = zs.owned.get_mut(cpu) else { return 0 };
+        let gens = &zs.owned_gen;
         let mut got = 0;
-        let mut k = 0;
-        while k < list.len() && got < n {
-            let b = list[k];
+        let mut misses = 0;
+        for _ in 0..list.len() {
+            if got >= n || misses >= HARVEST_MISS_BUDGET {
+                break;
+            }
+            let Some((b, gen)) = list.pop_front() else { break };
             let pb = *z.pb(b);
-            if pb.owner != cpu as u16 + 1 {
-                list.swap_remove(k);
+            if pb.owner != cpu as u16 + 1 || gens.get(z.pb_idx(b)) != Some(&gen) {
                 continue;
             }
-            if pb.migratetype() != mt || pb.is_isolated() || pb.free == 0 {
-                k += 1;
+            list.push_back((b, gen));
+            if pb.migratetype() != mt || pb.is_isolated() || (pb.free as u64) < (1u64 << order) {
                 continue;
             }
-            let mut p = b;
-            while p < b + pbp && got < n {
-                let m = *z.page(p);
-                match m.state {
-                    crate::page::PageState::Free if m.order >= order && m.order <= z.geo.pageblock_order => {
-                        let q = z.take_and_expand(p, order, mt);
-                        z.account(q, 1u64 << order, crate::pageblock::Acct::Free, crate::pageblock::Acct::Pcp);
-                        z.pcp_push(cpu, q, order, mt, true);
-                        got += 1;
-                        p += 1u64 << order;
-                    }
-                    crate::page::PageState::Free | crate::page::PageState::Alloc | crate::page::PageState::Pcp | crate::page::PageState::Isolated => p += 1u64 << m.order,
-                    _ => p += 1,
-                }
+            let before = got;
+            got += harvest_block(z, b, cpu, order, mt, n - got);
+            if got == before {
+                misses += 1;
             }
-            k += 1;
         }
         got
     }
@@ -654,6 +684,7 @@ fn zone_state(z: &Zone) -> ZoneState {
     ZoneState {
         hint: vec![[NIL; 3]; z.geo.nr_orders()],
         owned: Vec::new(),
+        owned_gen: Vec::new(),
         lost: (0..n as u32).filter(|&i| z.spbs[i as usize].is_pinned() || z.spbs[i as usize].has_hole()).collect(),
         defrag_noop_ns: vec![0; n],
         defrag_queued: vec![false; n],
@@ -706,3 +737,27 @@ pub fn contig_candidates(z: &Zone) -> Vec<Pfn> {
     v.sort();
     v.into_iter().map(|x| x.2).collect()
 }
+
+/// Move free blocks of `order` (splitting larger free buddies) of the pageblock at `b` onto
+/// `cpu`'s list, up to `n`; returns how many.
+fn harvest_block(z: &mut Zone, b: Pfn, cpu: usize, order: u8, mt: MigrateType, n: u64) -> u64 {
+    let pbp = z.geo.pageblock_pages();
+    let mut got = 0;
+    let mut p = b;
+    while p < b + pbp && got < n {
+        let m = *z.page(p);
+        match m.state {
+            crate::page::PageState::Free if m.order >= order && m.order <= z.geo.pageblock_order => {
+                let q = z.take_and_expand(p, order, mt);
+                z.account(q, 1u64 << order, crate::pageblock::Acct::Free, crate::pageblock::Acct::Pcp);
+                z.pcp_push(cpu, q, order, mt, true);
+                got += 1;
+                p += 1u64 << order;
+            }
+            crate::page::PageState::Free | crate::page::PageState::Alloc | crate::page::PageState::Pcp | crate::page::PageState::Isolated => p += 1u64 << m.order,
+            _ => p += 1,
+        }
+    }
+    got
+}
+

@@ -259,9 +259,16 @@ pub fn run_scenario(sc: &Scenario, opts: &SimOptions, progress: &mut dyn FnMut(u
     let wall = t0.elapsed().as_secs_f64();
     extra.insert("events_per_second".into(), serde_json::Value::from(if wall > 0.0 { (events as f64 / wall).round() } else { 0.0 }));
     let mut alloc_failures = BTreeMap::new();
+    let mut warned = 0u64;
     for &(g, o, c) in &sim.st.failures {
         *alloc_failures.entry(format!("{} order={}", g, o)).or_insert(0) += c;
+        if !g.contains(spb_alloc::Gfp::NOWARN) {
+            warned += c;
+        }
     }
+    // failures the kernel would report ("page allocation failure", warn_alloc): the caller did
+    // not say, with __GFP_NOWARN, that it has a fallback
+    extra.insert("alloc_failures_warned".into(), warned.into());
     Ok(RunMetrics {
         scenario: sc.name.clone(),
         policy: policy_label(&opts.policy),
