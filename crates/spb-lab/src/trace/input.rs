@@ -128,6 +128,20 @@ impl fmt::Display for InputError {
     }
 }
 
+impl InputError {
+    /// The file's content is bad (corrupt or truncated compressed data, a line too long for a
+    /// text trace), as opposed to the file being missing or unreadable: `spb` reports the first
+    /// as bad input (exit 3), the second as an I/O error (exit 4). A decompressor's error has no
+    /// OS error code; an OS read error has one.
+    pub fn is_bad_content(&self) -> bool {
+        match &self.kind {
+            InputErrorKind::LineTooLong => true,
+            InputErrorKind::Read(e) => e.raw_os_error().is_none() && self.compression != Some(Compression::None),
+            InputErrorKind::Open(_) | InputErrorKind::NoTraceInDir | InputErrorKind::AfterError => false,
+        }
+    }
+}
+
 impl std::error::Error for InputError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match &self.kind {
