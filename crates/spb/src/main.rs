@@ -17,6 +17,7 @@ mod cmd_replay;
 mod cmd_run;
 mod cmd_soak;
 mod cmd_sweep;
+mod output;
 
 use clap::{Parser, Subcommand};
 
