@@ -104,10 +104,10 @@ impl fmt::Display for InputError {
                 TRACE_FILE_NAMES.join(", ")
             ),
             InputErrorKind::Read(e) => {
-                let what = if e.kind() == io::ErrorKind::UnexpectedEof {
-                    "truncated input (stream ended inside a compressed frame)"
-                } else {
-                    "read error (corrupt or unreadable input)"
+                let what = match (e.kind() == io::ErrorKind::UnexpectedEof, self.compression) {
+                    (true, _) => "truncated input (stream ended inside a compressed frame; expected the rest of the frame)",
+                    (false, Some(Compression::Zstd | Compression::Gzip)) => "corrupt data (expected a valid compressed stream)",
+                    (false, _) => "read error",
                 };
                 write!(f, "{p}: {c}{what} after line {}: {e}", self.lines_read)
             }
