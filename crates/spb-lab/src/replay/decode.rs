@@ -84,6 +84,16 @@ pub struct DecodeSettings<'a> {
     pub snapshot_ns: Option<(u64, u64)>,
     pub strict: bool,
     pub max_order: u8,
+    /// Without a layout, pfns at or above this are `pfn_outside_layout` (normally
+    /// [`INFERRED_LAYOUT_MAX_PFN`]).
+    pub max_inferred_pfn: u64,
+}
+
+/// Pass 1 alone over an open reader: the op log, statistics and bad-input warnings of a trace
+/// (`replay` runs this, then the columns). Used by the `trace_parse` fuzz target.
+pub fn decode(reader: TraceReader, settings: DecodeSettings<'_>) -> Result<Decoded, ReplayError> {
+    let label = reader.path().display().to_string();
+    Decoder::new(settings, &label).run_reader(reader)
 }
 
 /// What the decode pass produces.
@@ -230,7 +240,7 @@ impl<'a> Decoder<'a> {
     #[inline]
     fn ensure(&mut self, end: u64) {
         if self.dynamic && end as usize > self.state.len() {
-            let n = (end as usize).next_power_of_two().max(1 << 20);
+            let n = (end as usize).next_power_of_two().max(1 << 16);
             self.state.resize(n, S_FREE);
             self.flags.resize(n, 0);
             self.pcp_idx.resize(n, 0);
@@ -305,9 +315,12 @@ impl<'a> Decoder<'a> {
     }
 
     /// Read the whole trace.
-    pub(crate) fn run(mut self, path: &Path) -> Result<Decoded, ReplayError> {
-        let input_err = |e: crate::trace::InputError| if e.is_bad_content() { ReplayError::Input(e.to_string()) } else { ReplayError::Io(e.to_string()) };
-        let mut reader = TraceReader::open(path).map_err(input_err)?;
+    pub(crate) fn run(self, path: &Path) -> Result<Decoded, ReplayError> {
+        let reader = TraceReader::open(path).map_err(input_err)?;
+        self.run_reader(reader)
+    }
+
+    fn run_reader(mut self, mut reader: TraceReader) -> Result<Decoded, ReplayError> {
         let mut parser = TraceParser::new();
         let path_s = reader.path().display().to_string();
         loop {
@@ -489,10 +502,10 @@ impl<'a> Decoder<'a> {
             self.bad("pfn_outside_layout", line_no, msg)?;
             return Ok(false);
         }
-        if self.dynamic && end > INFERRED_LAYOUT_MAX_PFN {
+        if self.dynamic && end > self.st.max_inferred_pfn {
             let msg = format!(
                 "{what}: pfn {pfn:#x} is above the {} GiB a layout inferred from the trace covers (give the machine's zoneinfo with --zoneinfo)",
-                INFERRED_LAYOUT_MAX_PFN >> 18
+                self.st.max_inferred_pfn >> 18
             );
             self.bad("pfn_outside_layout", line_no, msg)?;
             return Ok(false);
@@ -871,6 +884,16 @@ impl<'a> Decoder<'a> {
             markers,
             first_bad: self.first_bad.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
         })
+    }
+}
+
+/// A reader error: bad content (corrupt or truncated compressed data) is bad input, a missing or
+/// unreadable file an I/O error.
+fn input_err(e: crate::trace::InputError) -> ReplayError {
+    if e.is_bad_content() {
+        ReplayError::Input(e.to_string())
+    } else {
+        ReplayError::Io(e.to_string())
     }
 }
 

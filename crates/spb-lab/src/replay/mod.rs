@@ -367,6 +367,7 @@ pub fn replay(path: &Path, opts: &ReplayOptions) -> Result<ReplayOutput, ReplayE
         snapshot_ns,
         strict: opts.strict,
         max_order: Geometry::X86_64.max_order,
+        max_inferred_pfn: decode::INFERRED_LAYOUT_MAX_PFN,
     };
     let trace_label = match &cap_dir {
         Some(d) if is_dir => crate::trace::input::resolve_trace_path(d).map(|p| p.display().to_string()).unwrap_or_else(|_| path.display().to_string()),
