@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Build the seed corpora in fuzz/seeds/<target>/ from the repo's test data
 (crates/spb-alloc/tests/data/*) and, when present, slices of the reference kpageflags dumps
-(/work/shared/traces/*/before/kpageflags.zst). Deterministic; run from anywhere."""
+(/work/shared/traces/*/before/kpageflags.zst); trace and scenario seeds from crates/spb-lab.
+Deterministic; run from anywhere."""
 import gzip, os, random, shutil, struct, subprocess, sys
 
 here = os.path.dirname(os.path.abspath(__file__))
@@ -71,4 +72,45 @@ put("kpageflags", "zstd-census", b"\x1a" + zstd(flags))
 put("kpageflags", "plain-with-count", b"\x01" + split + flags + counts)
 put("kpageflags", "truncated", b"\x00" + flags[:-3])
 put("kpageflags", "zstd-truncated", b"\x00" + zstd(flags)[:-5])
+# trace_parse: mode byte (bit 0: fixed small layout, bit 1: strict), then a trace. Lines from the
+# trace-parser test data (crates/spb-lab/tests/data), re-pointed into the fixed layout's
+# pfns for the layout modes, plus hand-made bad lines and compressed forms.
+lab_data = os.path.join(here, "..", "crates", "spb-lab", "tests", "data")
+variants = open(os.path.join(lab_data, "variants.txt"), "rb").read()
+excerpt = subprocess.run(["zstd", "-q", "-d", "-c", os.path.join(lab_data, "build-excerpt.txt.zst")],
+                         stdout=subprocess.PIPE, check=True).stdout.split(b"\n")[:300]
+excerpt = b"\n".join(excerpt) + b"\n"
+ctx = b"            bash-1000    [000] .....   "
+small = b"".join(ctx + b"%d.%06d: mm_page_alloc: pfn=%#x order=%d migratetype=1 gfp_flags=GFP_KERNEL\n" % (1, i, 0x1000 + 8 * i, i % 4) for i in range(40))
+small += b"".join(ctx + b"%d.%06d: mm_page_free: pfn=%#x order=%d\n" % (2, i, 0x1000 + 8 * i, i % 4) for i in range(0, 40, 3))
+bad = (ctx + b"3.000000: mm_page_free: pfn=0x1000 order=0\n"            # double free
+       + ctx + b"3.000001: mm_page_alloc: pfn=0x1000 order=20 migratetype=1 gfp_flags=GFP_KERNEL\n"
+       + ctx + b"3.000002: mm_page_alloc: pfn=0xfffffffffffffff0 order=4 migratetype=1 gfp_flags=GFP_KERNEL\n"
+       + ctx + b"3.000003: mm_page_alloc: pfn=0xZZ order=x migratetype=1 gfp_flags=GFP_BOGUS\n"
+       + ctx + b"3.000004: mm_page_free: pfn=0x2100 order=0\n"            # in the fixed layout's hole
+       + ctx + b"3.000005: mm_page_free: pfn=0x7000 order=9\n"            # uninitialised: a grow
+       + b"random text ### 12\n")
+for mode in (0, 1, 3):
+    put("trace_parse", "small-m%d" % mode, bytes([mode]) + small)
+    put("trace_parse", "bad-m%d" % mode, bytes([mode]) + small + bad)
+put("trace_parse", "variants", b"\x00" + variants)
+put("trace_parse", "excerpt", b"\x00" + excerpt)
+put("trace_parse", "excerpt-zstd", b"\x00" + zstd(excerpt))
+put("trace_parse", "excerpt-zstd-truncated", b"\x00" + zstd(excerpt)[:-7])
+put("trace_parse", "small-gzip", b"\x00" + gzip.compress(small, mtime=0))
+put("trace_parse", "small-gzip-truncated", b"\x00" + gzip.compress(small, mtime=0)[:-9])
+
+# scenario_toml: the built-in scenarios (from builtin.rs) and small hand-made ones
+builtin = open(os.path.join(here, "..", "crates", "spb-lab", "src", "scenario", "builtin.rs")).read()
+for i, body in enumerate(builtin.split('r#"')[1:]):
+    put("scenario_toml", "builtin-%d" % i, body.split('"#')[0].encode())
+for name, text in [
+    ("minimal", 'name = "x"\n'),
+    ("machine", 'name = "x"\nduration = "10s"\nseed = 3\n[machine]\nmemory = "1G"\nlayout = "q35"\ncpus = 4\n'),
+    ("dotted", 'name = "x"\nmachine.memory = "4K"\n'),
+    ("workloads", 'name = "x"\n[[workload]]\nkind = "processes"\nrss = "10%"\n[[workload]]\nkind = "pagecache"\n'),
+    ("unknown-key", 'name = "x"\n[vm]\nthp_enabled = "always"\nbogus = 1\n'),
+    ("bad-toml", 'name = "x"\n[machine\n'),
+]:
+    put("scenario_toml", name, text.encode())
 print("seeds written to", out)

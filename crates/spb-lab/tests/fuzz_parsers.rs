@@ -3,7 +3,9 @@
 //! name a place.
 
 use proptest::prelude::*;
-use spb_lab::trace::TraceParser;
+use spb_lab::replay::decode::{decode, DecodeSettings};
+use spb_lab::replay::ReplayError;
+use spb_lab::trace::{TraceParser, TraceReader};
 use spb_lab::Scenario;
 
 const REAL_LINES: &[&str] = &[
@@ -43,7 +45,11 @@ proptest! {
 
     #[test]
     fn scenario_loader_never_panics(text in ".{0,400}") {
-        let _ = Scenario::from_toml(&text, "fuzz.toml");
+        if let Err(e) = Scenario::from_toml(&text, "fuzz.toml") {
+            if let Some(l) = e.line {
+                prop_assert!(l >= 1 && l <= text.lines().count().max(1) + 1, "{}", e);
+            }
+        }
     }
 
     #[test]
@@ -51,6 +57,58 @@ proptest! {
         let text = format!("{}\n{}\n", SCENARIO, extra);
         if let Err(e) = Scenario::from_toml(&text, "fuzz.toml") {
             prop_assert!(e.to_string().contains("fuzz.toml"), "{}", e);
+        }
+    }
+}
+
+/// One generated trace line: alloc or free (or a line of REAL_LINES), any pfn and order.
+fn kmem_line(i: usize, kind: u8, pfn: u64, order: u32) -> String {
+    let ctx = format!("            bash-1000    [00{}] .....   {}.{:06}: ", i % 3, 100 + i / 1000, i % 1000);
+    match kind % 4 {
+        0 => format!("{ctx}mm_page_alloc: pfn={pfn:#x} order={order} migratetype={} gfp_flags=GFP_KERNEL", order % 4),
+        1 | 2 => format!("{ctx}mm_page_free: pfn={pfn:#x} order={order}"),
+        _ => REAL_LINES[i % REAL_LINES.len()].to_string(),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    /// The replay's decode pass (what `fuzz/fuzz_targets/trace_parse.rs` fuzzes) on traces of
+    /// allocs and frees with any pfn (also past 2^64 - 2^order) and order (also above the
+    /// maximum): no panic, strict or not; errors and warnings name the file and line.
+    #[test]
+    fn replay_decode_never_panics_and_names_file_and_line(
+        lines in prop::collection::vec((any::<u8>(), prop_oneof![0u64..0x4000, any::<u64>()], 0u32..24), 1..60),
+        strict in any::<bool>(),
+    ) {
+        let text: String = lines.iter().enumerate().map(|(i, (k, p, o))| kmem_line(i, *k, *p, *o) + "\n").collect();
+        let r = TraceReader::from_reader("t.trace", std::io::Cursor::new(text.into_bytes())).unwrap();
+        let settings = DecodeSettings {
+            layout: None,
+            prefill: &[],
+            pageblock_types: &[],
+            snapshot_ns: None,
+            strict,
+            max_order: 10,
+            max_inferred_pfn: 1 << 16,
+        };
+        match decode(r, settings) {
+            Ok(d) => {
+                for (reason, first) in &d.first_bad {
+                    prop_assert!(first.starts_with("t.trace:"), "{}", first);
+                    prop_assert!(d.stats.skipped.get(reason).copied().unwrap_or(0) > 0);
+                }
+                for op in &d.log.ops {
+                    prop_assert!((op.pfn as u64) < 1 << 16);
+                }
+            }
+            Err(ReplayError::Input(m)) => {
+                prop_assert!(strict, "only --strict fails on these lines: {}", m);
+                let loc = m.split(": ").next().unwrap_or("");
+                prop_assert!(loc.starts_with("t.trace:") && loc["t.trace:".len()..].parse::<u64>().is_ok(), "{}", m);
+            }
+            Err(e) => prop_assert!(false, "{}", e),
         }
     }
 }

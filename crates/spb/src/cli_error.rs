@@ -7,6 +7,8 @@ use std::fmt;
 pub enum CliError {
     /// The run failed (exit 1).
     Run(String),
+    /// Bad command line: an option's value is wrong (exit 2, like clap's own usage errors).
+    Usage(String),
     /// Bad input: the message names the file, line and what was expected (exit 3).
     Input(String),
     /// I/O error (exit 4).
@@ -19,6 +21,7 @@ impl CliError {
     pub fn exit_code(&self) -> i32 {
         match self {
             CliError::Run(_) => 1,
+            CliError::Usage(_) => 2,
             CliError::Input(_) => 3,
             CliError::Io(_) => 4,
             CliError::Environment(_) => 5,
@@ -29,7 +32,7 @@ impl CliError {
 impl fmt::Display for CliError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            CliError::Run(m) | CliError::Input(m) | CliError::Io(m) | CliError::Environment(m) => f.write_str(m),
+            CliError::Run(m) | CliError::Usage(m) | CliError::Input(m) | CliError::Io(m) | CliError::Environment(m) => f.write_str(m),
         }
     }
 }

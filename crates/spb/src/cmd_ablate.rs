@@ -59,13 +59,14 @@ pub fn table(runs: &[RunMetrics]) -> String {
 
 pub fn run(a: AblateArgs) -> Result<(), CliError> {
     let ra = RunArgs { scenario: a.scenario.clone(), seed: a.seed, memory: a.memory.clone(), duration: a.duration.clone(), ..RunArgs::default() };
+    cmd_run::check_outputs(a.json.as_deref(), a.report.as_deref())?;
     let sc = cmd_run::load(&ra)?;
     let mut switches = Vec::new();
     if a.switches.is_empty() {
         switches.extend(SpbSwitch::ALL.iter().copied().filter(|w| *w != SpbSwitch::RefuseLiteral));
     } else {
         for n in &a.switches {
-            switches.push(SpbSwitch::from_name(n.trim()).ok_or_else(|| CliError::Input(format!("--switches: unknown spb switch \"{}\"", n.trim())))?);
+            switches.push(SpbSwitch::from_name(n.trim()).ok_or_else(|| CliError::Usage(format!("--switches: unknown spb switch \"{}\"", n.trim())))?);
         }
     }
     let mut pols = vec![PolicyConfig::of(PolicyKind::Vanilla), PolicyConfig::spb()];
@@ -88,7 +89,7 @@ pub fn run(a: AblateArgs) -> Result<(), CliError> {
         None => print!("{}", t),
     }
     if let Some(dir) = &a.report {
-        spb_lab::report::write_report(dir, &doc, &format!("spb ablation: {}", sc.name)).map_err(|e| CliError::Io(e.to_string()))?;
+        spb_lab::report::write_report(dir, &doc, &format!("spb ablation: {}", sc.name)).map_err(|e| CliError::Io(format!("{}: {e}", dir.display())))?;
     }
     Ok(())
 }

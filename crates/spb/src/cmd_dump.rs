@@ -80,7 +80,7 @@ pub fn map(a: MapArgs) -> Result<(), CliError> {
         "auto" => std::io::stdout().is_terminal(),
         "always" => true,
         "never" => false,
-        o => return Err(CliError::Input(format!("--color: expected auto, always or never, got \"{o}\""))),
+        o => return Err(CliError::Usage(format!("--color: expected auto, always or never, got \"{o}\""))),
     };
     let sim = simulate(&a.run)?;
     let m = spb_lab::measure::spb_map(&sim.a, sim.end as f64 / 1e9);

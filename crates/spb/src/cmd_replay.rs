@@ -50,23 +50,14 @@ pub struct ReplayArgs {
     pub no_pcp_decay: bool,
 }
 
-fn atomic_write(path: &Path, data: &[u8]) -> Result<(), CliError> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "out".into());
-    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
-    let io = |e: std::io::Error, p: &Path| CliError::Io(format!("{}: {e}", p.display()));
-    std::fs::write(&tmp, data).map_err(|e| io(e, &tmp))?;
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        io(e, path)
-    })
-}
-
 pub fn run(a: ReplayArgs) -> Result<(), CliError> {
-    let policies = PolicySel::parse_list(&a.policy, &a.spb_off).map_err(CliError::Input)?;
-    if !a.trace.exists() {
-        return Err(CliError::Io(format!("{}: no such file or directory", a.trace.display())));
+    let policies = PolicySel::parse_list(&a.policy, &a.spb_off).map_err(|e| CliError::Usage(format!("--policy/--spb-off: {e}")))?;
+    for p in [Some(&a.trace), a.zoneinfo.as_ref(), a.kpageflags.as_ref(), a.kpagecount.as_ref()].into_iter().flatten() {
+        if !p.exists() {
+            return Err(CliError::Io(format!("{}: no such file or directory", p.display())));
+        }
     }
+    crate::cmd_run::check_outputs(a.json.as_deref(), a.report.as_deref())?;
     let mut opts = ReplayOptions {
         policies,
         zoneinfo: a.zoneinfo,
@@ -85,6 +76,9 @@ pub fn run(a: ReplayArgs) -> Result<(), CliError> {
         ReplayError::Io(m) => CliError::Io(m),
         ReplayError::Layout(m) => CliError::Input(format!("layout: {m}")),
     })?;
+    for w in &out.warnings {
+        eprintln!("spb: warning: {w}");
+    }
     let mut doc = out.doc.clone();
     if let Some(first) = doc.runs.first_mut() {
         first.extra.insert("comparison".to_string(), serde_json::to_value(&out.comparison).unwrap_or_default());
@@ -99,7 +93,7 @@ pub fn run(a: ReplayArgs) -> Result<(), CliError> {
             eprint!("{tables}");
         }
         Some(f) => {
-            atomic_write(Path::new(f), json.as_bytes())?;
+            crate::output::atomic_write(Path::new(f), json.as_bytes())?;
             print!("{tables}");
         }
         None => print!("{tables}"),

@@ -12,7 +12,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use spb_alloc::{PolicyConfig, PolicyKind, SpbSwitch};
 use spb_lab::metrics::{RunMetrics, RunsDoc};
 use spb_lab::scenario::units::{fmt_bytes, parse_dur, parse_size, Size};
-use spb_lab::scenario::{builtin, LayoutKind, Overrides, Scenario};
+use spb_lab::scenario::{builtin, LayoutKind, Overrides, Scenario, MAX_MEMORY, MIN_MEMORY};
 use spb_lab::{run_scenario, SimOptions};
 
 use crate::CliError;
@@ -74,14 +74,14 @@ pub fn policies(a: &RunArgs) -> Result<Vec<PolicyConfig>, CliError> {
             Some(w) => off.push(w),
             None => {
                 let all: Vec<&str> = SpbSwitch::ALL.iter().map(|w| w.name()).collect();
-                return Err(CliError::Input(format!("--spb-off: unknown spb switch \"{s}\"; expected one of: {}", all.join(", "))));
+                return Err(CliError::Usage(format!("--spb-off: unknown spb switch \"{s}\"; expected one of: {}", all.join(", "))));
             }
         }
     }
     let mut out = Vec::new();
     for n in names {
         let n = n.trim();
-        let k = PolicyKind::from_name(n).ok_or_else(|| CliError::Input(format!("--policy: unknown policy \"{n}\"; expected vanilla, defrag or spb")))?;
+        let k = PolicyKind::from_name(n).ok_or_else(|| CliError::Usage(format!("--policy: unknown policy \"{n}\"; expected vanilla, defrag or spb")))?;
         let mut p = PolicyConfig::of(k);
         if k == PolicyKind::Spb {
             for w in &off {
@@ -97,9 +97,9 @@ fn overrides(a: &RunArgs) -> Result<Overrides, CliError> {
     let memory = match &a.memory {
         None => None,
         Some(m) => match parse_size(m, false) {
-            Ok(Size::Bytes(b)) => Some(b),
-            Ok(_) => unreachable!(),
-            Err(e) => return Err(CliError::Input(format!("--memory: {e}"))),
+            Ok(Size::Bytes(b)) if (MIN_MEMORY..=MAX_MEMORY).contains(&b) => Some(b),
+            Ok(_) => return Err(CliError::Usage(format!("--memory: expected a RAM size from 64M to 16T, got \"{m}\""))),
+            Err(e) => return Err(CliError::Usage(format!("--memory: {e}"))),
         },
     };
     let duration_ns = match &a.duration {
@@ -108,33 +108,44 @@ fn overrides(a: &RunArgs) -> Result<Overrides, CliError> {
             Ok(d) => {
                 let ns = d.ns(0);
                 if ns == 0 {
-                    return Err(CliError::Input("--duration: expected a positive duration".into()));
+                    return Err(CliError::Usage("--duration: expected a positive duration".into()));
                 }
                 Some(ns)
             }
-            Err(e) => return Err(CliError::Input(format!("--duration: {e}"))),
+            Err(e) => return Err(CliError::Usage(format!("--duration: {e}"))),
         },
     };
     let layout = match a.layout.as_deref() {
         None => None,
         Some("i440fx") | Some("pc") => Some(LayoutKind::I440fx),
         Some("q35") => Some(LayoutKind::Q35),
-        Some(o) => return Err(CliError::Input(format!("--layout: expected i440fx or q35, got \"{o}\""))),
+        Some(o) => return Err(CliError::Usage(format!("--layout: expected i440fx or q35, got \"{o}\""))),
     };
     Ok(Overrides { memory, duration_ns, seed: a.seed, layout })
 }
 
-/// Load the scenario with overrides applied.
+/// Load the scenario with overrides applied, and check that its machine can be built.
+///
+/// A file that does not exist or cannot be read is an I/O error (exit 4), an unknown built-in
+/// name (no `/`, no `.toml`) a bad command line (exit 2), bad content bad input (exit 3).
 pub fn load(a: &RunArgs) -> Result<Scenario, CliError> {
     let name = a.scenario.clone().unwrap_or_else(|| "seed-16g".into());
     let mut sc = spb_lab::load_scenario(&name).map_err(|e| {
-        if e.message.starts_with("cannot read") {
+        if !e.unreadable {
+            CliError::Input(e.to_string())
+        } else if name.contains(std::path::MAIN_SEPARATOR) || name.contains('/') || name.ends_with(".toml") {
             CliError::Io(e.to_string())
         } else {
-            CliError::Input(e.to_string())
+            CliError::Usage(e.to_string())
         }
     })?;
     sc.apply(&overrides(a)?);
+    if let Err(e) = spb_lab::sim::layout_of(&sc) {
+        return Err(match &a.memory {
+            Some(m) => CliError::Usage(format!("--memory {m}: {e}")),
+            None => CliError::Input(format!("{name}: {e}")),
+        });
+    }
     Ok(sc)
 }
 
@@ -184,15 +195,18 @@ pub fn write_json(path: &str, doc: &RunsDoc) -> Result<(), CliError> {
         o.write_all(text.as_bytes()).and_then(|_| o.write_all(b"\n")).map_err(|e| CliError::Io(format!("stdout: {e}")))?;
         return Ok(());
     }
-    let p = Path::new(path);
-    let dir = p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = p.file_name().ok_or_else(|| CliError::Input(format!("--json: \"{path}\" is not a file name")))?;
-    let tmp = dir.join(format!(".{}.tmp.{}", name.to_string_lossy(), std::process::id()));
-    std::fs::write(&tmp, text.as_bytes()).map_err(|e| CliError::Io(format!("{}: {e}", tmp.display())))?;
-    std::fs::rename(&tmp, p).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        CliError::Io(format!("{path}: {e}"))
-    })
+    crate::output::atomic_write(Path::new(path), text.as_bytes())
+}
+
+/// Check the output paths of `--json FILE` and `--report DIR` before any work is done.
+pub fn check_outputs(json: Option<&str>, report: Option<&Path>) -> Result<(), CliError> {
+    if let Some(j) = json.filter(|j| *j != "-") {
+        crate::output::check_file("--json", Path::new(j))?;
+    }
+    if let Some(d) = report {
+        crate::output::check_dir("--report", d)?;
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -269,13 +283,9 @@ pub fn table(sc: &Scenario, runs: &[RunMetrics]) -> String {
 }
 
 pub fn run(a: RunArgs) -> Result<(), CliError> {
-    let sc = load(&a)?;
     let pols = policies(&a)?;
-    if let Some(dir) = &a.report {
-        if dir.exists() && !dir.is_dir() {
-            return Err(CliError::Input(format!("--report: {} exists and is not a directory", dir.display())));
-        }
-    }
+    check_outputs(a.json.as_deref(), a.report.as_deref())?;
+    let sc = load(&a)?;
     let show = std::io::stderr().is_terminal();
     let runs = run_all(&sc, &pols, a.check_every.unwrap_or(0), show)?;
     let doc = RunsDoc { runs };
@@ -320,18 +330,22 @@ mod tests {
     #[test]
     fn policy_and_override_errors_are_input_errors() {
         let a = RunArgs { policy: vec!["vanilla".into(), "bogus".into()], ..RunArgs::default() };
-        assert!(matches!(policies(&a), Err(CliError::Input(m)) if m.contains("bogus")));
+        assert!(matches!(policies(&a), Err(CliError::Usage(m)) if m.contains("bogus")));
         let a = RunArgs { spb_off: vec!["nope".into()], ..RunArgs::default() };
-        assert!(matches!(policies(&a), Err(CliError::Input(m)) if m.contains("steer_tainted")));
+        assert!(matches!(policies(&a), Err(CliError::Usage(m)) if m.contains("steer_tainted")));
         let a = RunArgs { spb_off: vec!["steer_tainted".into()], ..RunArgs::default() };
         let p = policies(&a).unwrap();
         assert_eq!(p.len(), 3);
         assert_eq!(spb_lab::sim::run::policy_label(&p[2]), "spb-off:steer_tainted");
         assert_eq!(spb_lab::sim::run::policy_label(&PolicyConfig::of(PolicyKind::Spb)), "spb");
         let a = RunArgs { memory: Some("lots".into()), ..RunArgs::default() };
-        assert!(matches!(load(&a), Err(CliError::Input(m)) if m.contains("--memory")));
+        assert!(matches!(load(&a), Err(CliError::Usage(m)) if m.contains("--memory")));
+        let a = RunArgs { memory: Some("1M".into()), ..RunArgs::default() };
+        assert!(matches!(load(&a), Err(CliError::Usage(m)) if m.contains("--memory")));
         let a = RunArgs { scenario: Some("/nonexistent/x.toml".into()), ..RunArgs::default() };
-        assert!(matches!(load(&a), Err(CliError::Input(m)) if m.contains("built-ins")));
+        assert!(matches!(load(&a), Err(CliError::Io(m)) if m.contains("/nonexistent/x.toml")));
+        let a = RunArgs { scenario: Some("no-such-builtin".into()), ..RunArgs::default() };
+        assert!(matches!(load(&a), Err(CliError::Usage(m)) if m.contains("built-ins")));
         let a = RunArgs { memory: Some("8G".into()), duration: Some("30s".into()), seed: Some(9), layout: Some("q35".into()), ..RunArgs::default() };
         let sc = load(&a).unwrap();
         assert_eq!((sc.machine.memory, sc.duration_ns, sc.seed, sc.machine.layout), (8 << 30, 30_000_000_000, 9, LayoutKind::Q35));

@@ -40,7 +40,7 @@ pub struct SweepArgs {
 }
 
 fn seeds(s: &str) -> Result<Vec<u64>, CliError> {
-    let bad = || CliError::Input(format!("--seeds: expected numbers separated by commas or a range A..B, got \"{s}\""));
+    let bad = || CliError::Usage(format!("--seeds: expected numbers separated by commas or a range A..B, got \"{s}\""));
     if let Some((a, b)) = s.split_once("..") {
         let (a, b): (u64, u64) = (a.trim().parse().map_err(|_| bad())?, b.trim().parse().map_err(|_| bad())?);
         if b <= a {
@@ -86,10 +86,10 @@ pub fn run(a: SweepArgs) -> Result<(), CliError> {
     }
     let mut memories = Vec::new();
     for m in &a.memory {
-        let b = spb_lab::scenario::units::parse_size(m, false).map_err(|e| CliError::Input(format!("--memory: {e}")))?;
+        let b = spb_lab::scenario::units::parse_size(m, false).map_err(|e| CliError::Usage(format!("--memory: {e}")))?;
         match b {
-            spb_lab::scenario::units::Size::Bytes(b) => memories.push(Some(b)),
-            _ => return Err(CliError::Input(format!("--memory: expected a size like 16G, got \"{m}\""))),
+            spb_lab::scenario::units::Size::Bytes(b) if (spb_lab::scenario::MIN_MEMORY..=spb_lab::scenario::MAX_MEMORY).contains(&b) => memories.push(Some(b)),
+            _ => return Err(CliError::Usage(format!("--memory: expected a RAM size from 64M to 16T, got \"{m}\""))),
         }
     }
     if memories.is_empty() {
@@ -101,18 +101,17 @@ pub fn run(a: SweepArgs) -> Result<(), CliError> {
         memories,
         seeds: seeds(&a.seeds)?,
     };
-    let shard = a.shard.as_deref().map(Shard::parse).transpose().map_err(CliError::Input)?;
+    let shard = a.shard.as_deref().map(Shard::parse).transpose().map_err(|e| CliError::Usage(format!("--shard: {e}")))?;
+    if let Some(p) = &a.out {
+        crate::output::check_file("--out", p)?;
+    }
     let cells = grid.shard_cells(shard);
     eprintln!("spb sweep: {} cells", cells.len());
     let dur = a.duration.clone();
     let mut buf: Vec<u8> = Vec::new();
     let results = sweep::run(&cells, |c| run_cell(c, &dur), &mut buf, |_| {}).map_err(|e| CliError::Io(e.to_string()))?;
     match &a.out {
-        Some(p) => {
-            let tmp = p.with_extension("tmp");
-            std::fs::write(&tmp, &buf).map_err(|e| CliError::Io(format!("{}: {}", tmp.display(), e)))?;
-            std::fs::rename(&tmp, p).map_err(|e| CliError::Io(format!("{}: {}", p.display(), e)))?;
-        }
+        Some(p) => crate::output::atomic_write(p, &buf)?,
         None => std::io::stdout().write_all(&buf)?,
     }
     eprint!("{}", sweep::summary_text(&sweep::merge(&results)));

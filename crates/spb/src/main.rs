@@ -3,10 +3,11 @@
 //! Exit codes (documented in README.md):
 //! - 0: success
 //! - 1: the run itself failed (an internal error or an invariant violation)
-//! - 2: bad command line (clap's usage errors)
+//! - 2: bad command line (clap's usage errors, and option values such as `--memory 1M`)
 //! - 3: bad input: a malformed trace, scenario, zoneinfo or kpageflags file (the message names
 //!   the file, the line and what was expected)
-//! - 4: an I/O error reading or writing a file
+//! - 4: an I/O error reading or writing a file (a missing input, an output directory that does
+//!   not exist)
 //! - 5: the environment cannot do what was asked (e.g. `spb capture` without root or tracefs)
 
 mod cli_error;
@@ -17,6 +18,7 @@ mod cmd_replay;
 mod cmd_run;
 mod cmd_soak;
 mod cmd_sweep;
+mod output;
 
 use clap::{Parser, Subcommand};
 

@@ -46,6 +46,11 @@ const F_MT_MASK: u8 = 0x30;
 /// timestamp seen (trace_pipe merges the per-CPU buffers with inversions of at most ~0.3 ms).
 const REORDER_WINDOW_NS: u64 = 2_000_000;
 
+/// Without a zoneinfo the layout is inferred from the pfns seen; pfns at or above this (256 GiB of
+/// 4 KiB pages) are bad input (`pfn_outside_layout`) rather than a reason to build a shadow and
+/// allocators for terabytes of memory. A larger machine's trace needs its `--zoneinfo`.
+pub const INFERRED_LAYOUT_MAX_PFN: u64 = 1 << 26;
+
 /// A page on a kernel per-CPU list, as far as the trace tells (refilled or freed there and not
 /// handed out by mm_page_alloc or drained since).
 #[derive(Clone, Copy, Debug)]
@@ -79,6 +84,16 @@ pub struct DecodeSettings<'a> {
     pub snapshot_ns: Option<(u64, u64)>,
     pub strict: bool,
     pub max_order: u8,
+    /// Without a layout, pfns at or above this are `pfn_outside_layout` (normally
+    /// [`INFERRED_LAYOUT_MAX_PFN`]).
+    pub max_inferred_pfn: u64,
+}
+
+/// Pass 1 alone over an open reader: the op log, statistics and bad-input warnings of a trace
+/// (`replay` runs this, then the columns). Used by the `trace_parse` fuzz target.
+pub fn decode(reader: TraceReader, settings: DecodeSettings<'_>) -> Result<Decoded, ReplayError> {
+    let label = reader.path().display().to_string();
+    Decoder::new(settings, &label).run_reader(reader)
 }
 
 /// What the decode pass produces.
@@ -95,6 +110,9 @@ pub struct Decoded {
     pub pfn_min: u64,
     /// Markers: (seconds since the first replayed event, text).
     pub markers: Vec<(f64, String)>,
+    /// Per skip reason that is bad input (or an unrecognised line): the first such line as
+    /// `FILE:LINE: what was wrong`. The count is in `stats.skipped[reason]`.
+    pub first_bad: BTreeMap<String, String>,
 }
 
 pub(crate) struct Decoder<'a> {
@@ -127,6 +145,9 @@ pub(crate) struct Decoder<'a> {
     pfn_min: u64,
     markers: Vec<(u64, String)>,
     snap_from_markers: (Option<u64>, Option<u64>),
+    first_bad: BTreeMap<&'static str, String>,
+    /// mm_page_alloc / mm_page_free lines seen (parsed or not).
+    kmem_lines: u64,
 }
 
 /// Skipped-line counters keyed by static reason (converted into `TraceStats::skipped` at the end).
@@ -175,6 +196,8 @@ impl<'a> Decoder<'a> {
             pfn_min: u64::MAX,
             markers: Vec::new(),
             snap_from_markers: (None, None),
+            first_bad: BTreeMap::new(),
+            kmem_lines: 0,
             st,
         };
         d.apply_prefill();
@@ -217,7 +240,7 @@ impl<'a> Decoder<'a> {
     #[inline]
     fn ensure(&mut self, end: u64) {
         if self.dynamic && end as usize > self.state.len() {
-            let n = (end as usize).next_power_of_two().max(1 << 20);
+            let n = (end as usize).next_power_of_two().max(1 << 16);
             self.state.resize(n, S_FREE);
             self.flags.resize(n, 0);
             self.pcp_idx.resize(n, 0);
@@ -277,6 +300,8 @@ impl<'a> Decoder<'a> {
             return Err(ReplayError::Input(format!("{}:{}: {}", self.path, line_no, msg)));
         }
         skip(&mut self.skips, reason);
+        let path = &self.path;
+        self.first_bad.entry(reason).or_insert_with(|| format!("{path}:{line_no}: {msg}"));
         Ok(())
     }
 
@@ -290,8 +315,12 @@ impl<'a> Decoder<'a> {
     }
 
     /// Read the whole trace.
-    pub(crate) fn run(mut self, path: &Path) -> Result<Decoded, ReplayError> {
-        let mut reader = TraceReader::open(path).map_err(|e| ReplayError::Io(e.to_string()))?;
+    pub(crate) fn run(self, path: &Path) -> Result<Decoded, ReplayError> {
+        let reader = TraceReader::open(path).map_err(input_err)?;
+        self.run_reader(reader)
+    }
+
+    fn run_reader(mut self, mut reader: TraceReader) -> Result<Decoded, ReplayError> {
         let mut parser = TraceParser::new();
         let path_s = reader.path().display().to_string();
         loop {
@@ -299,7 +328,7 @@ impl<'a> Decoder<'a> {
             let raw = match reader.next_line() {
                 Ok(Some(l)) => l,
                 Ok(None) => break,
-                Err(e) => return Err(ReplayError::Io(e.to_string())),
+                Err(e) => return Err(input_err(e)),
             };
             // Fast path for the most frequent line whose only content is a pfn (a quarter of the
             // build trace): mm_page_free_batched in the kernel's own column layout. It is queued
@@ -313,21 +342,36 @@ impl<'a> Decoder<'a> {
             let line = match parser.parse_line(raw, line_no) {
                 Ok(l) => l,
                 Err(err) => {
+                    let msg = format!("{path_s}:{}: {}: {} (line: {:?})", err.line_no, err.event, err.message, err.line);
                     if self.st.strict {
-                        return Err(ReplayError::Input(format!("{path_s}:{err}")));
+                        return Err(ReplayError::Input(msg));
+                    }
+                    if err.event == "mm_page_alloc" || err.event == "mm_page_free" {
+                        self.kmem_lines += 1;
                     }
                     skip(&mut self.skips, "unparsed");
+                    self.first_bad.entry("unparsed").or_insert(msg);
                     continue;
                 }
             };
             match line {
-                Line::Skipped(r) => skip(&mut self.skips, r.as_str()),
+                Line::Skipped(r) => {
+                    skip(&mut self.skips, r.as_str());
+                    if r == crate::trace::SkipReason::Unrecognized && !self.first_bad.contains_key("unrecognized") {
+                        let text: String = String::from_utf8_lossy(raw).chars().take(120).collect();
+                        let msg = format!("{path_s}:{line_no}: not a trace line: expected `<comm>-<pid> [<cpu>] <timestamp>: <event>: <fields>`, found {text:?}");
+                        self.first_bad.insert("unrecognized", msg);
+                    }
+                }
                 Line::Lost { events, .. } => {
                     skip(&mut self.skips, "lost_events_line");
                     note(&mut self.notes, "lost_events", events.unwrap_or(0));
                 }
                 Line::Event(rec) => {
                     self.stats.parsed += 1;
+                    if matches!(rec.event, TraceEvent::Alloc { .. } | TraceEvent::Free { .. }) {
+                        self.kmem_lines += 1;
+                    }
                     match &rec.event {
                         TraceEvent::Marker(t) => {
                             skip(&mut self.skips, "marker");
@@ -390,6 +434,12 @@ impl<'a> Decoder<'a> {
             self.apply(p)?;
         }
         self.stats.lines = reader.line_no();
+        if self.kmem_lines == 0 {
+            return Err(ReplayError::Input(format!(
+                "{path_s}: no mm_page_alloc or mm_page_free line in {} lines: expected ftrace text (trace_pipe, trace or trace-cmd report) of the kmem:mm_page_* events, plain, zstd or gzip",
+                self.stats.lines
+            )));
+        }
         self.finish()
     }
 
@@ -437,7 +487,11 @@ impl<'a> Decoder<'a> {
             self.bad("order_above_max", line_no, msg)?;
             return Ok(false);
         }
-        let end = pfn + (1u64 << order);
+        let Some(end) = pfn.checked_add(1u64 << order) else {
+            let msg = format!("{what}: pfn {pfn:#x} is outside the memory layout");
+            self.bad("pfn_outside_layout", line_no, msg)?;
+            return Ok(false);
+        };
         if pfn & ((1u64 << order) - 1) != 0 {
             let msg = format!("{what}: pfn {pfn:#x} is not aligned to its order {order}");
             self.bad("misaligned_pfn", line_no, msg)?;
@@ -445,6 +499,14 @@ impl<'a> Decoder<'a> {
         }
         if pfn == 0 || end > u32::MAX as u64 {
             let msg = format!("{what}: pfn {pfn:#x} is outside the memory layout");
+            self.bad("pfn_outside_layout", line_no, msg)?;
+            return Ok(false);
+        }
+        if self.dynamic && end > self.st.max_inferred_pfn {
+            let msg = format!(
+                "{what}: pfn {pfn:#x} is above the {} GiB a layout inferred from the trace covers (give the machine's zoneinfo with --zoneinfo)",
+                self.st.max_inferred_pfn >> 18
+            );
             self.bad("pfn_outside_layout", line_no, msg)?;
             return Ok(false);
         }
@@ -820,7 +882,18 @@ impl<'a> Decoder<'a> {
             pfn_end: self.pfn_end,
             pfn_min: if self.pfn_min == u64::MAX { 0 } else { self.pfn_min },
             markers,
+            first_bad: self.first_bad.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
         })
+    }
+}
+
+/// A reader error: bad content (corrupt or truncated compressed data) is bad input, a missing or
+/// unreadable file an I/O error.
+fn input_err(e: crate::trace::InputError) -> ReplayError {
+    if e.is_bad_content() {
+        ReplayError::Input(e.to_string())
+    } else {
+        ReplayError::Io(e.to_string())
     }
 }
 

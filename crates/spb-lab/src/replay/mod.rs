@@ -238,6 +238,9 @@ pub struct ReplayOutput {
     pub comparison: Comparison,
     /// The inputs used.
     pub inputs: BTreeMap<String, String>,
+    /// Bad input that was skipped (without `strict`), one line per kind: the first such line as
+    /// `FILE:LINE: what was wrong`, and how many lines were skipped for it.
+    pub warnings: Vec<String>,
 }
 
 /// The files of a capture directory (`DIR/trace.txt.zst`, `DIR/before/…`, `DIR/after/…`).
@@ -246,7 +249,10 @@ fn capture_file(dir: &Path, sub: &str, names: &[&str]) -> Option<PathBuf> {
 }
 
 fn read_text(p: &Path) -> Result<String, ReplayError> {
-    std::fs::read_to_string(p).map_err(|e| ReplayError::Io(format!("{}: {e}", p.display())))
+    std::fs::read_to_string(p).map_err(|e| match e.kind() {
+        std::io::ErrorKind::InvalidData => ReplayError::Input(format!("{}: not UTF-8 text: expected a /proc text file", p.display())),
+        _ => ReplayError::Io(format!("{}: {e}", p.display())),
+    })
 }
 
 /// The snapshot window from a capture's meta.json markers (`ts` or `mono_s`).
@@ -312,7 +318,11 @@ pub fn replay(path: &Path, opts: &ReplayOptions) -> Result<ReplayOutput, ReplayE
         Some(p) => {
             let t = read_text(p)?;
             inputs.insert("zoneinfo".to_string(), p.display().to_string());
-            Some(MemoryLayout::from_zoneinfo(&t, Geometry::X86_64).map_err(|e| ReplayError::Input(format!("{}: {e}", p.display())))?)
+            let place = |e: spb_alloc::layout::LayoutError| match e.place.strip_prefix("line ") {
+                Some(n) => format!("{}:{n}: {}", p.display(), e.message),
+                None => format!("{}: {e}", p.display()),
+            };
+            Some(MemoryLayout::from_zoneinfo(&t, Geometry::X86_64).map_err(|e| ReplayError::Input(place(e)))?)
         }
         None => None,
     };
@@ -357,6 +367,7 @@ pub fn replay(path: &Path, opts: &ReplayOptions) -> Result<ReplayOutput, ReplayE
         snapshot_ns,
         strict: opts.strict,
         max_order: Geometry::X86_64.max_order,
+        max_inferred_pfn: decode::INFERRED_LAYOUT_MAX_PFN,
     };
     let trace_label = match &cap_dir {
         Some(d) if is_dir => crate::trace::input::resolve_trace_path(d).map(|p| p.display().to_string()).unwrap_or_else(|_| path.display().to_string()),
@@ -438,6 +449,12 @@ pub fn replay(path: &Path, opts: &ReplayOptions) -> Result<ReplayOutput, ReplayE
         out.replay_cpu_s.insert(label, r.cpu_s);
         m.trace = Some(ts);
         out.doc.runs.push(m);
+    }
+    for (reason, first) in &dec.first_bad {
+        let n = out.stats.skipped.get(reason).copied().unwrap_or(0);
+        let more = if n > 1 { format!(" and {} more such lines", n - 1) } else { String::new() };
+        let strict = if reason == "unrecognized" { "" } else { "; --strict makes this an error" };
+        out.warnings.push(format!("{first}{more} (skipped as `{reason}`{strict})"));
     }
     out.notes = notes;
     out.comparison = comparison;

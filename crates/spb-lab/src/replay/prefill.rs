@@ -106,15 +106,21 @@ pub fn plan_prefill(
     let shadow = super::decode::shadow_for(layout);
     let end = shadow.len();
     let mut cls = vec![C_NONE; end];
-    let kerr = |e: crate::kpageflags::KpageError| ReplayError::Input(e.to_string());
+    let kerr = |e: crate::kpageflags::KpageError| match e.kind {
+        crate::kpageflags::KpageErrorKind::Open => ReplayError::Io(e.to_string()),
+        _ => ReplayError::Input(e.to_string()),
+    };
     let mut r = KpageReader::open(flags_path, count_path).map_err(kerr)?;
     let mut plan = PrefillPlan::default();
     let add = |k: &str, plan: &mut PrefillPlan| *plan.pages.entry(k.to_string()).or_default() += 1;
+    let mut covered = 0usize;
     while let Some(e) = r.next_entry().map_err(kerr)? {
         let i = e.pfn as usize;
         if i >= end {
+            covered = end;
             break;
         }
+        covered = i + 1;
         if shadow[i] == super::decode::S_RESERVED {
             // boot reservations: not allocatable, but they count for the pageblock labels
             cls[i] = C_RESERVED | B_LAYOUT;
@@ -143,6 +149,14 @@ pub fn plan_prefill(
             b |= B_TAIL;
         }
         cls[i] = b;
+    }
+    if covered < end {
+        // /proc/kpageflags has one entry per pfn up to max_pfn, the end of the last zone
+        return Err(ReplayError::Input(format!(
+            "{}: {covered} entries ({} bytes), but the zoneinfo's zones end at pfn {end:#x}: expected one 8-byte entry per pfn up to there (a truncated dump, or the zoneinfo of another machine?)",
+            flags_path.display(),
+            covered * 8
+        )));
     }
     // pageblock labels
     let pbo = layout.geometry.pageblock_order as u32;

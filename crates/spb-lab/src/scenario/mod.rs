@@ -17,19 +17,82 @@ use units::{parse_dur, parse_size};
 pub struct ScenarioError {
     /// The file (or `built-in:NAME`).
     pub file: String,
+    /// The 1-based line of the key (or of a TOML syntax error), when it can be found.
+    pub line: Option<usize>,
     /// The key path, e.g. `workload[2].rss`; empty for whole-file errors.
     pub key: String,
     pub message: String,
+    /// The file does not exist or cannot be read (as opposed to bad content).
+    pub unreadable: bool,
 }
 
 impl fmt::Display for ScenarioError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file)?;
+        if let Some(l) = self.line {
+            write!(f, ":{l}")?;
+        }
         if self.key.is_empty() {
-            write!(f, "{}: {}", self.file, self.message)
+            write!(f, ": {}", self.message)
         } else {
-            write!(f, "{}: {}: {}", self.file, self.key, self.message)
+            write!(f, ": {}: {}", self.key, self.message)
         }
     }
+}
+
+/// The 1-based line where a key path such as `machine.memory`, `workload[2].rss` or
+/// `workload[0].phases[1]` is set in TOML text (`[table]` and `[[array]]` headers, `key = `
+/// and dotted `a.b = ` lines; a best effort that ignores multi-line strings).
+pub fn key_line(text: &str, key: &str) -> Option<usize> {
+    fn render(h: &str, counts: &std::collections::HashMap<String, usize>) -> String {
+        let segs: Vec<&str> = h.split('.').map(|s| s.trim().trim_matches('"')).collect();
+        let mut out = String::new();
+        for (j, seg) in segs.iter().enumerate() {
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(seg);
+            if j + 1 < segs.len() {
+                if let Some(c) = counts.get(&out) {
+                    out.push_str(&format!("[{}]", c.saturating_sub(1)));
+                }
+            }
+        }
+        out
+    }
+    let mut counts = std::collections::HashMap::new();
+    let mut current = String::new();
+    for (i, raw) in text.lines().enumerate() {
+        let l = raw.trim();
+        if l.starts_with('#') {
+            continue;
+        }
+        if l.starts_with('[') {
+            let l = l.split('#').next().unwrap_or("").trim();
+            if let Some(h) = l.strip_prefix("[[").and_then(|r| r.strip_suffix("]]")) {
+                let base = render(h, &counts);
+                let n = counts.entry(base.clone()).or_insert(0);
+                current = format!("{base}[{n}]");
+                *n += 1;
+                if current == key || base == key {
+                    return Some(i + 1);
+                }
+            } else if let Some(h) = l.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
+                current = render(h, &counts);
+                if current == key {
+                    return Some(i + 1);
+                }
+            }
+        } else if let Some((k, _)) = l.split_once('=') {
+            let k: Vec<&str> = k.split('.').map(|s| s.trim().trim_matches('"')).collect();
+            let k = k.join(".");
+            let full = if current.is_empty() { k } else { format!("{current}.{k}") };
+            if full == key || key.starts_with(&format!("{full}[")) || key.starts_with(&format!("{full}.")) {
+                return Some(i + 1);
+            }
+        }
+    }
+    None
 }
 
 impl std::error::Error for ScenarioError {}
@@ -329,8 +392,11 @@ impl Scenario {
 
     /// Parse a scenario from TOML text. `file` names the source in errors.
     pub fn from_toml(text: &str, file: &str) -> Result<Scenario, ScenarioError> {
-        let err = |key: &str, message: String| ScenarioError { file: file.to_string(), key: key.to_string(), message };
-        let root: toml::Table = toml::from_str(text).map_err(|e| err("", format!("not valid TOML: {}", e.message())))?;
+        let err = |key: &str, message: String| ScenarioError { file: file.to_string(), line: key_line(text, key), key: key.to_string(), message, unreadable: false };
+        let root: toml::Table = toml::from_str(text).map_err(|e| ScenarioError {
+            line: e.span().map(|s| text[..s.start.min(text.len())].bytes().filter(|&b| b == b'\n').count() + 1),
+            ..err("", format!("not valid TOML: {}", e.message()))
+        })?;
         let mut t = Tbl::new("", root);
         let r = (|| -> Result<Scenario, (String, String)> {
             let name = t.str("name")?.ok_or_else(|| ("name".to_string(), "expected a scenario name (string)".to_string()))?;
@@ -351,6 +417,9 @@ impl Scenario {
                     Some(Size::Bytes(b)) => b,
                     _ => 16 << 30,
                 };
+                if !(MIN_MEMORY..=MAX_MEMORY).contains(&memory) {
+                    return Err((m.key("memory"), format!("expected a RAM size from 64M to 16T, got {}", units::fmt_bytes(memory))));
+                }
                 let layout = match m.str("layout")?.as_deref() {
                     None | Some("i440fx") | Some("pc") => LayoutKind::I440fx,
                     Some("q35") => LayoutKind::Q35,
@@ -651,21 +720,29 @@ fn show(v: &toml::Value) -> String {
     }
 }
 
+/// The smallest machine (`machine.memory`, `--memory`) the x86_64 layout builds.
+pub const MIN_MEMORY: u64 = 64 << 20;
+/// The largest: the lab's object records hold 32-bit pfns.
+pub const MAX_MEMORY: u64 = 16 << 40;
+
 /// Load a scenario by built-in name or from a TOML file.
 pub fn load(name_or_file: &str) -> Result<Scenario, ScenarioError> {
     if let Some(b) = builtin::get(name_or_file) {
         return Scenario::from_toml(b.toml, &format!("built-in:{}", b.name));
     }
     let p = std::path::Path::new(name_or_file);
+    let unreadable = |message: String| ScenarioError { file: name_or_file.to_string(), line: None, key: String::new(), message, unreadable: true };
     if !p.exists() {
         let names: Vec<&str> = builtin::BUILTINS.iter().map(|b| b.name).collect();
-        return Err(ScenarioError {
-            file: name_or_file.to_string(),
-            key: String::new(),
-            message: format!("no such built-in scenario or file (built-ins: {})", names.join(", ")),
-        });
+        return Err(unreadable(format!("no such built-in scenario or file (built-ins: {})", names.join(", "))));
     }
-    let text = std::fs::read_to_string(p).map_err(|e| ScenarioError { file: name_or_file.to_string(), key: String::new(), message: format!("cannot read: {e}") })?;
+    let text = match std::fs::read_to_string(p) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+            return Err(ScenarioError { unreadable: false, ..unreadable("not UTF-8 text: expected a scenario TOML file".into()) })
+        }
+        Err(e) => return Err(unreadable(format!("cannot read: {e}"))),
+    };
     Scenario::from_toml(&text, name_or_file)
 }
 
@@ -690,11 +767,20 @@ mod tests {
     fn unknown_keys_are_named() {
         let x = e("name = \"x\"\nbogus = 1\n");
         assert_eq!(x.key, "bogus");
-        assert!(x.to_string().contains("t.toml: bogus: unknown key"), "{x}");
+        assert!(x.to_string().contains("t.toml:2: bogus: unknown key"), "{x}");
         let x = e("name = \"x\"\n[machine]\nmemroy = \"16G\"\n");
-        assert_eq!(x.key, "machine.memroy");
+        assert_eq!((x.key.as_str(), x.line), ("machine.memroy", Some(3)));
         let x = e("name = \"x\"\n[[workload]]\nkind = \"processes\"\nrss = \"1G\"\nrsss = 2\n");
-        assert_eq!(x.key, "workload[0].rsss");
+        assert_eq!((x.key.as_str(), x.line), ("workload[0].rsss", Some(5)));
+        let x = e("name = \"x\"\n[[workload]]\nkind = \"processes\"\n[[workload]]\nkind = \"processes\"\n# rss = 1\nrss = true\n");
+        assert_eq!((x.key.as_str(), x.line), ("workload[1].rss", Some(7)));
+        let x = e("name = \"x\"\nmachine.memory = \"4K\"\n");
+        assert_eq!((x.key.as_str(), x.line), ("machine.memory", Some(2)));
+        assert!(x.message.contains("64M"), "{x}");
+        let x = e("name = \"x\"\n[machine]\nmemory = \"17T\"\n");
+        assert_eq!(x.line, Some(3), "{x}");
+        let x = e("name = \"x\"\n\n[machine\nmemory = 1\n");
+        assert_eq!(x.line, Some(3), "a TOML syntax error names its line: {x}");
     }
 
     #[test]

@@ -104,10 +104,10 @@ impl fmt::Display for InputError {
                 TRACE_FILE_NAMES.join(", ")
             ),
             InputErrorKind::Read(e) => {
-                let what = if e.kind() == io::ErrorKind::UnexpectedEof {
-                    "truncated input (stream ended inside a compressed frame)"
-                } else {
-                    "read error (corrupt or unreadable input)"
+                let what = match (e.kind() == io::ErrorKind::UnexpectedEof, self.compression) {
+                    (true, _) => "truncated input (stream ended inside a compressed frame; expected the rest of the frame)",
+                    (false, Some(Compression::Zstd | Compression::Gzip)) => "corrupt data (expected a valid compressed stream)",
+                    (false, _) => "read error",
                 };
                 write!(f, "{p}: {c}{what} after line {}: {e}", self.lines_read)
             }
@@ -124,6 +124,20 @@ impl fmt::Display for InputError {
                     self.lines_read
                 )
             }
+        }
+    }
+}
+
+impl InputError {
+    /// The file's content is bad (corrupt or truncated compressed data, a line too long for a
+    /// text trace), as opposed to the file being missing or unreadable: `spb` reports the first
+    /// as bad input (exit 3), the second as an I/O error (exit 4). A decompressor's error has no
+    /// OS error code; an OS read error has one.
+    pub fn is_bad_content(&self) -> bool {
+        match &self.kind {
+            InputErrorKind::LineTooLong => true,
+            InputErrorKind::Read(e) => e.raw_os_error().is_none() && self.compression != Some(Compression::None),
+            InputErrorKind::Open(_) | InputErrorKind::NoTraceInDir | InputErrorKind::AfterError => false,
         }
     }
 }
