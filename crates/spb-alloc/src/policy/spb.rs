@@ -61,6 +61,12 @@ pub const SLAB_SHRINK_INTERVAL_NS: u64 = 100_000_000;
 /// SPB_DEFRAG_NOOP_COOLDOWN (v1 43/45): a defrag run that moved nothing waits this long.
 pub const DEFRAG_NOOP_COOLDOWN_NS: u64 = 5_000_000_000;
 
+/// Free pageblocks at which a defrag run of a tainted SPB stops (patch 15: twice the start
+/// threshold, which patch 23 puts at a quarter of the reserve).
+pub fn defrag_stop_pageblocks(s: &SpbMeta) -> u32 {
+    2 * (tainted_reserve(s) / 4).max(1)
+}
+
 /// spb_tainted_reserve: free pageblocks a tainted SPB keeps for non-movable allocations.
 #[inline]
 pub fn tainted_reserve(s: &SpbMeta) -> u32 {
@@ -307,18 +313,25 @@ impl SpbPolicy {
         }
         // The reserve is a preference, not a wall: with nothing left elsewhere, movable pages may
         // use it (the defrag worker and targeted evacuation move them out when non-movable
-        // demand needs the room) rather than fail or fragment. Not for the targets of an
-        // evacuation (`excluded` is set): moving pages from one tainted SPB's reserve into
-        // another's only moves the shortage, and the two defrag workers would trade the same
-        // pages back and forth for as long as memory stays full.
-        if reserve_on && self.excluded.is_none() {
-            if let Some((p, _)) = Self::walk_list(z, Category::Tainted, excl, visited, |z, i| Self::try_spb(z, i, order, mt)) {
+        // demand needs the room) rather than fail or fragment. The targets of an evacuation
+        // (`excluded` is set) may take another tainted SPB's reserve only down to the level at
+        // which that SPB's own defrag run would stop: below it they only move the shortage, and
+        // two defrag workers trade the same pages back and forth while memory stays full.
+        if reserve_on {
+            let evacuating = self.excluded.is_some();
+            if let Some((p, _)) = Self::walk_list(z, Category::Tainted, excl, visited, |z, i| {
+                let s = &z.spbs[i as usize];
+                if evacuating && s.pb_free <= defrag_stop_pageblocks(s) {
+                    return None;
+                }
+                Self::try_spb(z, i, order, mt)
+            }) {
                 return (Some(p), Pass::Pass4);
             }
         }
         // Fallback: claim, then steal, from other types — inside tainted SPBs first, except for
         // evacuation targets, which would fill the very space the evacuation makes room for.
-        let cats: &[Category] = if self.excluded.is_some() { &[Category::Clean] } else { &[Category::Tainted, Category::Clean] };
+        let cats: &[Category] = &[Category::Tainted, Category::Clean];
         for &cat in cats {
             if let Some((p, _)) = Self::walk_list(z, cat, excl, visited, |z, i| mainline::claim_in(z, ctx, i as usize, order, mt, flags, false)) {
                 return (Some(p), Pass::Pass4);
