@@ -263,6 +263,7 @@ pub fn table(sc: &Scenario, runs: &[RunMetrics]) -> String {
     row("OOM kills", &|r| r.oom_kills.to_string());
     row("events", &|r| r.events.to_string());
     row("events/s (M)", &|r| format!("{:.2}", r.events as f64 / r.wall_seconds.max(1e-9) / 1e6));
+    row("  workload only (no probe)", &|r| r.extra.get("workload_events_per_second").and_then(|v| v.as_f64()).map(|v| format!("{:.2}", v / 1e6)).unwrap_or_default());
     row("wall s", &|r| format!("{:.1}", r.wall_seconds));
     row("SPBs visited per walk (mean)", &|r| r.extra.get("spb_walk").and_then(|w| w.get("mean_spbs_visited")).and_then(|v| v.as_f64()).map(|v| format!("{:.2}", v)).unwrap_or_else(|| "-".into()));
     row("metadata bytes per page", &|r| r.extra.get("metadata_bytes_per_page").and_then(|v| v.as_f64()).map(|v| format!("{:.2}", v)).unwrap_or_default());

@@ -205,6 +205,9 @@ pub fn run_scenario(sc: &Scenario, opts: &SimOptions, progress: &mut dyn FnMut(u
         };
         sim.run(&mut hook);
     }
+    // the workload alone (machine set-up, boot and the run with its samples; not the end
+    // checks, census and probe, whose cost grows with memory, not with events)
+    let workload_wall = t0.elapsed().as_secs_f64();
     progress(sim.end);
     sim.verify(cfg!(debug_assertions) || opts.check_every > 0)?;
     // end of run: census, limit, then the probe
@@ -258,6 +261,8 @@ pub fn run_scenario(sc: &Scenario, opts: &SimOptions, progress: &mut dyn FnMut(u
     }
     let wall = t0.elapsed().as_secs_f64();
     extra.insert("events_per_second".into(), serde_json::Value::from(if wall > 0.0 { (events as f64 / wall).round() } else { 0.0 }));
+    extra.insert("workload_wall_seconds".into(), serde_json::json!(workload_wall));
+    extra.insert("workload_events_per_second".into(), serde_json::Value::from(if workload_wall > 0.0 { (events as f64 / workload_wall).round() } else { 0.0 }));
     let mut alloc_failures = BTreeMap::new();
     let mut warned = 0u64;
     for &(g, o, c) in &sim.st.failures {
