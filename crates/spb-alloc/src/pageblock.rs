@@ -24,14 +24,11 @@ pub enum Acct {
 }
 
 /// Index into [`PbCounts::alloc`]: 0 unmovable, 1 movable, 2 reclaimable, 3 highatomic.
-#[inline]
+#[inline(always)]
 pub fn alloc_class(mt: MigrateType) -> usize {
-    match mt {
-        MigrateType::Unmovable => 0,
-        MigrateType::Movable | MigrateType::Cma => 1,
-        MigrateType::Reclaimable => 2,
-        MigrateType::HighAtomic | MigrateType::Isolate => 3,
-    }
+    // Unmovable, Movable, Reclaimable, HighAtomic, Cma (movable), Isolate (never requested)
+    const CLASS: [u8; crate::migratetype::MIGRATE_TYPES] = [0, 1, 2, 3, 1, 3];
+    CLASS[mt as usize] as usize
 }
 
 /// Content bits derived from the counters.
@@ -46,6 +43,8 @@ pub mod content {
     pub const RESERVED: u8 = 32;
     /// Any non-movable content.
     pub const NON_MOVABLE: u8 = UNMOVABLE | RECLAIMABLE | HIGHATOMIC;
+    // the allocated classes' bits are `1 << alloc_class` (PageblockMeta::class_bit relies on it)
+    const _: () = assert!(UNMOVABLE == 1 << 0 && MOVABLE == 1 << 1 && RECLAIMABLE == 1 << 2 && HIGHATOMIC == 1 << 3);
 }
 
 /// Pageblock flag bits.
@@ -132,12 +131,9 @@ impl PageblockMeta {
             }
             Acct::Pcp => 0,
             Acct::Alloc(mt) => {
+                // content::UNMOVABLE, MOVABLE, RECLAIMABLE, HIGHATOMIC are 1 << class
                 let c = alloc_class(mt);
-                if self.alloc[c] > 0 {
-                    [content::UNMOVABLE, content::MOVABLE, content::RECLAIMABLE, content::HIGHATOMIC][c]
-                } else {
-                    0
-                }
+                ((self.alloc[c] > 0) as u8) << c
             }
             Acct::Reserved | Acct::Absent => {
                 if self.reserved + self.absent > 0 {
@@ -154,8 +150,8 @@ impl PageblockMeta {
     pub fn allocated(&self) -> u32 {
         self.alloc.iter().map(|&a| a as u32).sum()
     }
-    /// Mutable counter for an accounting class (None for classes without a counter).
-    #[inline]
+    /// Mutable counter for an accounting class.
+    #[inline(always)]
     pub fn counter(&mut self, a: Acct) -> &mut u16 {
         match a {
             Acct::Free => &mut self.free,

@@ -100,6 +100,7 @@ impl Zone {
     }
 
     /// Link a block on CPU `cpu`'s list (head = hot, tail = cold). Does not account.
+    #[inline(always)]
     pub fn pcp_push(&mut self, cpu: usize, pfn: Pfn, order: u8, mt: MigrateType, at_tail: bool) {
         let li = self.pindex(order, mt);
         let i = self.idx(pfn) as u32;
@@ -132,6 +133,7 @@ impl Zone {
     }
 
     /// Unlink page index `i` from CPU `cpu`'s list `li`. Does not account.
+    #[inline(always)]
     pub fn pcp_unlink(&mut self, cpu: usize, li: usize, i: u32) {
         let (pv, nx) = (self.pages[i as usize].prev, self.pages[i as usize].next);
         let p = &mut self.pcp[cpu];
@@ -151,6 +153,7 @@ impl Zone {
     }
 
     /// Pop the hottest entry of list `li`.
+    #[inline(always)]
     pub fn pcp_pop(&mut self, cpu: usize, li: usize) -> Option<Pfn> {
         let h = self.pcp[cpu].head[li];
         if h == NIL {
@@ -223,6 +226,7 @@ impl Zone {
     /// Put a freed block on CPU `cpu`'s list and trim the list if it is over `high`
     /// (free_frozen_page_commit). The caller has checked `pcp_allowed` and that the block is not
     /// isolated, and has accounted it Alloc -> Pcp. Returns pages sent back to the buddy lists.
+    #[inline(always)]
     pub fn pcp_free(&mut self, cpu: usize, pfn: Pfn, order: u8, block_mt: MigrateType) -> u64 {
         let mt = if block_mt.is_mergeable() { block_mt } else { MigrateType::Movable };
         self.pcp_push(cpu, pfn, order, mt, false);
@@ -231,7 +235,8 @@ impl Zone {
         let p = &mut self.pcp[cpu];
         p.alloc_factor >>= 1;
         p.free_count = (p.free_count + (1u64 << order)).min(p.batch << PCP_BATCH_SCALE_MAX);
-        let high = if below_high { p.high_min } else { p.high.clamp(p.high_min, p.high_max) };
+        // (p.high.clamp(p.high_min, p.high_max); setup_pcp keeps high_min <= high_max)
+        let high = if below_high { p.high_min } else { p.high.max(p.high_min).min(p.high_max) };
         if p.count >= high {
             let target = high.saturating_sub(p.batch);
             let to_free = (p.count - target).max(p.batch);
