@@ -319,6 +319,20 @@ impl Zone {
         }
     }
 
+    /// [`Zone::account`] of the naturally aligned block of `2^order` pages at `pfn`, always
+    /// inlined, so that the classes of a call site with constant classes fold away (the
+    /// per-CPU hit paths).
+    #[inline(always)]
+    pub(crate) fn account_block(&mut self, pfn: Pfn, order: u8, from: Acct, to: Acct) {
+        debug_assert_eq!(pfn & ((1u64 << order) - 1), 0, "unaligned block");
+        if order <= self.geo.pageblock_order {
+            // an aligned block of at most a pageblock lies inside one pageblock
+            self.account_one(pfn, 1u64 << order, from, to);
+        } else {
+            self.account_range(pfn, 1u64 << order, from, to);
+        }
+    }
+
     #[inline(always)]
     fn account_one(&mut self, p: Pfn, cnt: u64, from: Acct, to: Acct) {
         let pbp = self.geo.pageblock_pages() as u16;
@@ -347,6 +361,13 @@ impl Zone {
         }
         if old != new {
             s.pb_transition(old, new);
+        } else if matches!(from, Acct::Pcp | Acct::Alloc(_)) && matches!(to, Acct::Pcp | Acct::Alloc(_)) {
+            // Moves between per-CPU and allocated classes change neither the SPB's free pages
+            // nor its usable pages, so its fullness and its emptiness stay; its taint changes
+            // only when a class count crosses zero, which changes the content of a pageblock.
+            // Category and fullness, filed to match the counters (the checker verifies it),
+            // therefore still match: nothing to refile.
+            return;
         } else if s.fullness_of(s.free_pages) == s.fullness && s.compute_category() == s.category {
             // (an SPB with holes turns empty or clean without any pageblock changing content)
             return;
@@ -580,7 +601,12 @@ impl Zone {
     }
 
     /// Drain recorded category changes.
+    #[inline]
     pub fn take_cat_changes(&mut self) -> Vec<CategoryChange> {
+        if self.cat_changes.is_empty() {
+            // (keep the buffer: no deallocation now, no allocation at the next change)
+            return Vec::new();
+        }
         core::mem::take(&mut self.cat_changes)
     }
 }
