@@ -35,6 +35,10 @@ pub struct Config {
     pub compaction_proactiveness: u64,
     /// vm.extfrag_threshold.
     pub extfrag_threshold: i64,
+    /// Serve per-CPU list hits through the short path of [`crate::fastpath`] (default on).
+    /// Results are identical either way; off forces every request through the full path
+    /// (for the equivalence tests and for profiling the full path).
+    pub fast_path: bool,
 }
 
 impl Default for Config {
@@ -49,6 +53,7 @@ impl Default for Config {
             nofail_retries: 64,
             compaction_proactiveness: 20,
             extfrag_threshold: 500,
+            fast_path: true,
         }
     }
 }
@@ -153,7 +158,8 @@ impl Allocator {
 
     /// Index of the zone holding `pfn`.
     pub fn zone_of(&self, pfn: Pfn) -> Option<ZoneId> {
-        self.zones.iter().position(|z| z.contains(pfn))
+        // zones are disjoint and sorted; most memory (and most traffic) is in the highest one
+        self.zones.iter().rposition(|z| z.contains(pfn))
     }
 
     /// Index of the zone of a kind.
@@ -190,6 +196,15 @@ impl Allocator {
 
     /// Allocate a block of `2^req.order` pages.
     pub fn alloc(&mut self, req: AllocRequest, env: &mut dyn Env) -> Result<Pfn, AllocError> {
+        if let Some(p) = self.alloc_pcp_hit(req) {
+            return Ok(p);
+        }
+        self.alloc_full(req, env)
+    }
+
+    /// The full allocation path: the zonelist walk of the fast path, then the slow path.
+    #[inline(never)]
+    fn alloc_full(&mut self, req: AllocRequest, env: &mut dyn Env) -> Result<Pfn, AllocError> {
         let err = |kind| AllocError { order: req.order, gfp: req.gfp, kind };
         if req.order > self.geo.max_order {
             return Err(err(AllocErrorKind::OrderTooLarge));
@@ -214,11 +229,24 @@ impl Allocator {
         r
     }
 
+    #[inline(always)]
     pub(crate) fn after_op(&mut self, _env: &mut dyn Env) {
+        self.maybe_check();
+    }
+
+    /// The invariant check of `check_every`, after an operation.
+    #[inline(always)]
+    pub(crate) fn maybe_check(&self) {
         if self.cfg.check_every > 0 && self.ops % self.cfg.check_every == 0 {
-            if let Err(e) = self.check() {
-                panic!("invariant violated after operation {}: {}", self.ops, e);
-            }
+            self.check_or_panic();
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn check_or_panic(&self) {
+        if let Err(e) = self.check() {
+            panic!("invariant violated after operation {}: {}", self.ops, e);
         }
     }
 
@@ -306,19 +334,39 @@ impl Allocator {
             page = p;
         }
         let p = page?;
+        self.prep_new_page(zi, p, req, flags);
+        Some(p)
+    }
+
+    /// The end of every successful `rmqueue` (and of the per-CPU hit in [`crate::fastpath`]):
+    /// the block at `p`, taken off a list and accounted as allocated, gets its head metadata;
+    /// then the highatomic reservation, the boost-triggered kswapd wake-up, category-change
+    /// events, the spb policy's after-allocation hook and `pgalloc_<zone>`.
+    #[inline(always)]
+    pub(crate) fn prep_new_page(&mut self, zi: ZoneId, p: Pfn, req: AllocRequest, flags: AllocFlags) {
+        let order = req.order;
+        let mt = req.gfp.migratetype();
+        let z = &mut self.zones[zi];
         let i = z.idx(p);
         z.pages[i] = PageMeta::alloc(order, mt as u8, req.cookie);
         if flags.contains(AllocFlags::HIGHATOMIC) && order > 0 {
+            let (z, _, mut ctx) = self.ctx_parts(zi);
             mainline::reserve_highatomic(z, &mut ctx, p, order);
         }
+        let z = &mut self.zones[zi];
         let wake = flags.contains(AllocFlags::KSWAPD) && z.boosted;
         if wake {
             z.boosted = false;
         }
         let kind = z.kind;
-        let changes = if z.cat_changes.is_empty() { Vec::new() } else { z.take_cat_changes() };
-        if let Policy::Spb(s) = policy {
-            s.after_alloc(z, &mut ctx, p, order, mt, req.gfp, &changes);
+        let changes = z.take_cat_changes();
+        if let Policy::Spb(s) = &self.policy {
+            if s.after_alloc_needed(z, p, &changes) {
+                let (z, policy, mut ctx) = self.ctx_parts(zi);
+                if let Policy::Spb(s) = policy {
+                    s.after_alloc(z, &mut ctx, p, order, mt, req.gfp, &changes);
+                }
+            }
         }
         for c in changes {
             self.note_category_change(zi, c, req.gfp, order);
@@ -327,7 +375,6 @@ impl Allocator {
         if wake {
             self.wake_kswapd(0);
         }
-        Some(p)
     }
 
     pub(crate) fn note_category_change(&mut self, zi: ZoneId, c: crate::zone::CategoryChange, gfp: Gfp, order: u8) {
@@ -342,6 +389,15 @@ impl Allocator {
 
     /// Free an allocated block.
     pub fn free(&mut self, pfn: Pfn, order: u8, cpu: u16) -> Result<(), FreeError> {
+        if self.free_pcp_hit(pfn, order, cpu) {
+            return Ok(());
+        }
+        self.free_full(pfn, order, cpu)
+    }
+
+    /// The full free path (validation, per-CPU lists or buddy lists, contiguous blocks).
+    #[inline(never)]
+    fn free_full(&mut self, pfn: Pfn, order: u8, cpu: u16) -> Result<(), FreeError> {
         let zi = self.zone_of(pfn).ok_or(FreeError::OutOfRange { pfn })?;
         let pcp_on = self.cfg.pcp;
         let z = &mut self.zones[zi];
@@ -370,11 +426,7 @@ impl Allocator {
         for c in changes {
             self.note_category_change(zi, c, Gfp::NONE, order);
         }
-        if self.cfg.check_every > 0 && self.ops % self.cfg.check_every == 0 {
-            if let Err(e) = self.check() {
-                panic!("invariant violated after operation {}: {}", self.ops, e);
-            }
-        }
+        self.maybe_check();
         Ok(())
     }
 

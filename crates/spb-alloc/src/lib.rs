@@ -11,6 +11,7 @@ pub mod dump;
 pub mod env;
 pub mod error;
 pub mod event;
+pub mod fastpath;
 pub mod freelist;
 pub mod geometry;
 pub mod gfp;

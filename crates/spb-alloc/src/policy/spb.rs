@@ -643,6 +643,13 @@ impl SpbPolicy {
         let _ = i;
     }
 
+    /// Whether [`SpbPolicy::after_alloc`] can do anything for an allocation at `pfn`: it
+    /// records the taints among `changes`, and acts only in a tainted SPB.
+    #[inline(always)]
+    pub fn after_alloc_needed(&self, z: &Zone, pfn: Pfn, changes: &[CategoryChange]) -> bool {
+        !changes.is_empty() || z.spbs[z.spb_idx(pfn)].category == Category::Tainted
+    }
+
     /// After a successful allocation: record taints, trigger defrag and slab shrink (15, 28).
     #[allow(clippy::too_many_arguments)]
     pub fn after_alloc(&mut self, z: &mut Zone, ctx: &mut Ctx, pfn: Pfn, order: u8, mt: MigrateType, gfp: Gfp, changes: &[CategoryChange]) {
