@@ -238,15 +238,23 @@ impl Zone {
         // (p.high.clamp(p.high_min, p.high_max); setup_pcp keeps high_min <= high_max)
         let high = if below_high { p.high_min } else { p.high.max(p.high_min).min(p.high_max) };
         if p.count >= high {
-            let target = high.saturating_sub(p.batch);
-            let to_free = (p.count - target).max(p.batch);
-            // a free burst raises high to what the burst needs (not beyond high_max)
-            if !below_high && p.high_min != p.high_max && p.high < p.free_count + p.batch {
-                p.high = (p.free_count + p.batch).clamp(p.high_min, p.high_max);
-            }
-            return self.free_pcppages_bulk(cpu, to_free, li);
+            return self.pcp_trim(cpu, high, li);
         }
         0
+    }
+
+    /// The end of [`Zone::pcp_free`] when CPU `cpu`'s count reached `high`: trim its lists.
+    #[inline(never)]
+    fn pcp_trim(&mut self, cpu: usize, high: u64, li: usize) -> u64 {
+        let below_high = self.below_high;
+        let p = &mut self.pcp[cpu];
+        let target = high.saturating_sub(p.batch);
+        let to_free = (p.count - target).max(p.batch);
+        // a free burst raises high to what the burst needs (not beyond high_max)
+        if !below_high && p.high_min != p.high_max && p.high < p.free_count + p.batch {
+            p.high = (p.free_count + p.batch).clamp(p.high_min, p.high_max);
+        }
+        self.free_pcppages_bulk(cpu, to_free, li)
     }
 }
 

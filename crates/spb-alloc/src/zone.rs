@@ -313,7 +313,7 @@ impl Zone {
         let pbp = self.geo.pageblock_pages();
         if (pfn ^ (pfn + n - 1)) < pbp && (pfn & (pbp - 1)) + n <= pbp {
             // the common case: inside one pageblock
-            self.account_one(pfn, n, from, to);
+            self.account_one::<false>(pfn, n, from, to);
         } else {
             self.account_range(pfn, n, from, to);
         }
@@ -327,14 +327,17 @@ impl Zone {
         debug_assert_eq!(pfn & ((1u64 << order) - 1), 0, "unaligned block");
         if order <= self.geo.pageblock_order {
             // an aligned block of at most a pageblock lies inside one pageblock
-            self.account_one(pfn, 1u64 << order, from, to);
+            self.account_one::<true>(pfn, 1u64 << order, from, to);
         } else {
             self.account_range(pfn, 1u64 << order, from, to);
         }
     }
 
+    /// One pageblock's part of [`Zone::account`]. With `OUTLINE_SETTLE` the rare part (content
+    /// bits changed, or free pages moved) is a call, which keeps the inlined common part of
+    /// the per-CPU hits small; otherwise all of it is inline.
     #[inline(always)]
-    fn account_one(&mut self, p: Pfn, cnt: u64, from: Acct, to: Acct) {
+    fn account_one<const OUTLINE_SETTLE: bool>(&mut self, p: Pfn, cnt: u64, from: Acct, to: Acct) {
         let pbp = self.geo.pageblock_pages() as u16;
         let pbi = self.pb_idx(p);
         let pb = &mut self.pageblocks[pbi];
@@ -343,6 +346,37 @@ impl Zone {
         *pb.counter(from) -= cnt as u16;
         *pb.counter(to) += cnt as u16;
         let after = pb.class_bit(from, pbp) | pb.class_bit(to, pbp);
+        let si = self.spb_idx(p);
+        let s = &mut self.spbs[si];
+        *spb_counter(s, from) -= cnt;
+        *spb_counter(s, to) += cnt;
+        // Moves between per-CPU and allocated classes change neither the SPB's free pages nor
+        // its usable pages, so its fullness and its emptiness stay, and its taint changes only
+        // when a class count crosses zero, which changes the content of a pageblock. Unless
+        // that happened, category and fullness (filed to match the counters, as the checker
+        // verifies) still match and there is nothing more to do.
+        let counts_only = matches!(from, Acct::Pcp | Acct::Alloc(_)) && matches!(to, Acct::Pcp | Acct::Alloc(_));
+        if before != after || !counts_only {
+            if OUTLINE_SETTLE {
+                self.account_settle_outlined(pbi, si, from, to, before, after);
+            } else {
+                self.account_settle(pbi, si, from, to, before, after);
+            }
+        }
+    }
+
+    #[inline(never)]
+    fn account_settle_outlined(&mut self, pbi: usize, si: usize, from: Acct, to: Acct, before: u8, after: u8) {
+        self.account_settle(pbi, si, from, to, before, after);
+    }
+
+    /// The rest of [`Zone::account_one`] after the counters moved: the pageblock's content
+    /// bits (`before`/`after`: the bits of the two classes involved), the SPB's pageblock
+    /// counts and bounds, and its category and fullness lists.
+    #[inline(always)]
+    fn account_settle(&mut self, pbi: usize, si: usize, from: Acct, to: Acct, before: u8, after: u8) {
+        let pbp = self.geo.pageblock_pages() as u16;
+        let pb = &mut self.pageblocks[pbi];
         let (old, new) = if before != after {
             let new = pb.content(pbp);
             if new & crate::pageblock::content::ALL_FREE != 0 {
@@ -352,21 +386,13 @@ impl Zone {
         } else {
             (0, 0)
         };
-        let si = self.spb_idx(p);
         let s = &mut self.spbs[si];
-        *spb_counter(s, from) -= cnt;
-        *spb_counter(s, to) += cnt;
         if matches!(from, Acct::Reserved | Acct::Absent) || matches!(to, Acct::Reserved | Acct::Absent) {
             s.refresh_bounds();
         }
         if old != new {
             s.pb_transition(old, new);
         } else if matches!(from, Acct::Pcp | Acct::Alloc(_)) && matches!(to, Acct::Pcp | Acct::Alloc(_)) {
-            // Moves between per-CPU and allocated classes change neither the SPB's free pages
-            // nor its usable pages, so its fullness and its emptiness stay; its taint changes
-            // only when a class count crosses zero, which changes the content of a pageblock.
-            // Category and fullness, filed to match the counters (the checker verifies it),
-            // therefore still match: nothing to refile.
             return;
         } else if s.fullness_of(s.free_pages) == s.fullness && s.compute_category() == s.category {
             // (an SPB with holes turns empty or clean without any pageblock changing content)
@@ -384,7 +410,7 @@ impl Zone {
         let end = pfn + n;
         while p < end {
             let cnt = end.min((p | (pbp - 1)) + 1) - p;
-            self.account_one(p, cnt, from, to);
+            self.account_one::<false>(p, cnt, from, to);
             p += cnt;
         }
     }
