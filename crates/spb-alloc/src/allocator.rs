@@ -114,6 +114,8 @@ pub struct Allocator {
     /// Zone index to use for each highest zone kind a gfp mask allows (None = no such zone).
     pub(crate) preferred_by_kind: [Option<ZoneId>; 4],
     pub(crate) has_dma32: bool,
+    /// The per-CPU hit's zone and type by gfp bits (see [`crate::fastpath`]).
+    pub(crate) hit_routes: [crate::fastpath::HitRoute; 32],
 }
 
 impl Allocator {
@@ -147,6 +149,7 @@ impl Allocator {
             last_pcp_decay_ns: 0,
             preferred_by_kind: [None; 4],
             has_dma32: false,
+            hit_routes: [crate::fastpath::HitRoute::NONE; 32],
         };
         a.refresh_zone_tables();
         a.cfg.nr_cpus = nr_cpus;
@@ -179,6 +182,7 @@ impl Allocator {
             self.preferred_by_kind[k as usize] = self.zones.iter().rposition(|z| z.kind <= k);
         }
         self.has_dma32 = self.zones.iter().any(|z| z.kind == ZoneKind::Dma32);
+        self.hit_routes = crate::fastpath::hit_routes(&self.preferred_by_kind);
     }
 
     pub(crate) fn ctx_parts(&mut self, zi: ZoneId) -> (&mut Zone, &mut Policy, Ctx<'_>) {
@@ -334,21 +338,40 @@ impl Allocator {
             page = p;
         }
         let p = page?;
-        self.prep_new_page(zi, p, req, flags);
+        self.prep_new_page(zi, p, req, mt, flags);
         Some(p)
     }
 
     /// The end of every successful `rmqueue` (and of the per-CPU hit in [`crate::fastpath`]):
-    /// the block at `p`, taken off a list and accounted as allocated, gets its head metadata;
-    /// then the highatomic reservation, the boost-triggered kswapd wake-up, category-change
-    /// events, the spb policy's after-allocation hook and `pgalloc_<zone>`.
+    /// the block at `p` of type `mt` (the request's), taken off a list and accounted as
+    /// allocated, gets its head metadata; then the highatomic reservation, the boost-triggered
+    /// kswapd wake-up, category-change events, the spb policy's after-allocation hook and
+    /// `pgalloc_<zone>`. The common case (no highatomic reservation, no wake-up, no category
+    /// change) is inlined; the rest runs in [`Allocator::prep_new_page_rest`].
     #[inline(always)]
-    pub(crate) fn prep_new_page(&mut self, zi: ZoneId, p: Pfn, req: AllocRequest, flags: AllocFlags) {
+    pub(crate) fn prep_new_page(&mut self, zi: ZoneId, p: Pfn, req: AllocRequest, mt: MigrateType, flags: AllocFlags) {
         let order = req.order;
-        let mt = req.gfp.migratetype();
         let z = &mut self.zones[zi];
         let i = z.idx(p);
         z.pages[i] = PageMeta::alloc(order, mt as u8, req.cookie);
+        if (flags.contains(AllocFlags::HIGHATOMIC) && order > 0) || (flags.contains(AllocFlags::KSWAPD) && z.boosted) || !z.cat_changes.is_empty() {
+            self.prep_new_page_rest(zi, p, req, mt, flags);
+            return;
+        }
+        let kind = z.kind;
+        if matches!(&self.policy, Policy::Spb(s) if s.after_alloc_needed(z, p, &[])) {
+            let (z, policy, mut ctx) = self.ctx_parts(zi);
+            if let Policy::Spb(s) = policy {
+                s.after_alloc(z, &mut ctx, p, order, mt, req.gfp, &[]);
+            }
+        }
+        self.vm.add(pgalloc_item(kind), 1u64 << order);
+    }
+
+    /// [`Allocator::prep_new_page`] after the head metadata, in full.
+    #[inline(never)]
+    fn prep_new_page_rest(&mut self, zi: ZoneId, p: Pfn, req: AllocRequest, mt: MigrateType, flags: AllocFlags) {
+        let order = req.order;
         if flags.contains(AllocFlags::HIGHATOMIC) && order > 0 {
             let (z, _, mut ctx) = self.ctx_parts(zi);
             mainline::reserve_highatomic(z, &mut ctx, p, order);
@@ -360,13 +383,9 @@ impl Allocator {
         }
         let kind = z.kind;
         let changes = z.take_cat_changes();
-        if let Policy::Spb(s) = &self.policy {
-            if s.after_alloc_needed(z, p, &changes) {
-                let (z, policy, mut ctx) = self.ctx_parts(zi);
-                if let Policy::Spb(s) = policy {
-                    s.after_alloc(z, &mut ctx, p, order, mt, req.gfp, &changes);
-                }
-            }
+        let (z, policy, mut ctx) = self.ctx_parts(zi);
+        if let Policy::Spb(s) = policy {
+            s.after_alloc(z, &mut ctx, p, order, mt, req.gfp, &changes);
         }
         for c in changes {
             self.note_category_change(zi, c, req.gfp, order);
@@ -374,6 +393,15 @@ impl Allocator {
         self.vm.add(pgalloc_item(kind), 1u64 << order);
         if wake {
             self.wake_kswapd(0);
+        }
+    }
+
+    /// Drain zone `zi`'s recorded category changes into vmstat and the event log.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn note_category_changes(&mut self, zi: ZoneId, gfp: Gfp, order: u8) {
+        for c in self.zones[zi].take_cat_changes() {
+            self.note_category_change(zi, c, gfp, order);
         }
     }
 

@@ -54,21 +54,51 @@ use crate::pageblock::Acct;
 use crate::vmstat::Vm;
 use crate::zone::WMARK_HIGH;
 
+/// Where the allocation hit looks for a request, by the gfp bits that select the zone and the
+/// migratetype (`gfp & HitRoute::GFP_BITS`): precomputed by [`hit_routes`] from
+/// [`Gfp::highest_zone`], [`Gfp::migratetype`] and the allocator's preferred-zone table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct HitRoute {
+    /// The preferred zone (`u8::MAX`: no zone the mask allows).
+    pub zone: u8,
+    /// The highest zone index the mask allows (for `lowmem_reserve`).
+    pub highest: u8,
+    pub mt: MigrateType,
+}
+
+impl HitRoute {
+    /// The gfp bits [`Gfp::highest_zone`] and [`Gfp::migratetype`] read: the four zone
+    /// modifiers and `__GFP_RECLAIMABLE`.
+    pub const GFP_BITS: u32 = Gfp::ZONEMASK.0 | Gfp::RECLAIMABLE.0;
+    pub const NONE: HitRoute = HitRoute { zone: u8::MAX, highest: 0, mt: MigrateType::Unmovable };
+}
+
+/// The route of every value of the [`HitRoute::GFP_BITS`] of a mask, for these zones.
+pub(crate) fn hit_routes(preferred_by_kind: &[Option<usize>; 4]) -> [HitRoute; 32] {
+    let mut t = [HitRoute::NONE; 32];
+    for (bits, r) in t.iter_mut().enumerate() {
+        let gfp = Gfp(bits as u32);
+        let highest = gfp.highest_zone();
+        *r = HitRoute { zone: preferred_by_kind[highest as usize].map_or(u8::MAX, |z| z as u8), highest: highest as u8, mt: gfp.migratetype() };
+    }
+    t
+}
+
 impl Allocator {
     /// The allocation hit (see the module documentation). `None` means "not a hit": nothing
     /// was changed and the full path must run.
     #[inline(always)]
     pub(crate) fn alloc_pcp_hit(&mut self, req: AllocRequest) -> Option<Pfn> {
-        if !self.cfg.fast_path || !self.cfg.pcp || req.order > self.geo.max_order || req.cpu as usize >= self.cfg.nr_cpus {
+        let order = req.order;
+        let cpu = req.cpu as usize;
+        if !self.cfg.fast_path || !self.cfg.pcp || order > self.geo.max_order || cpu >= self.cfg.nr_cpus {
             return None;
         }
-        let highest = req.gfp.highest_zone() as usize;
-        let zi = self.preferred_by_kind[highest]?;
-        let order = req.order;
-        let mt = req.gfp.migratetype();
-        let cpu = req.cpu as usize;
-        let flags = fast_path_alloc_flags(req.gfp);
-        let z = &mut self.zones[zi];
+        let route = self.hit_routes[(req.gfp.0 & HitRoute::GFP_BITS) as usize];
+        let zi = route.zone as usize;
+        let highest = route.highest as usize;
+        let mt = route.mt;
+        let z = self.zones.get_mut(zi)?;
         if !z.pcp_allowed(order) {
             return None;
         }
@@ -76,10 +106,11 @@ impl Allocator {
         if z.pcp[cpu].head[li] == NIL || z.below_high {
             return None;
         }
+        let flags = fast_path_alloc_flags(req.gfp);
         let high = z.wmark_pages(WMARK_HIGH);
         let pass = if order == 0 {
             // watermark_fast's order-0 shortcut (fast-path flags never include the reserves)
-            z.free_pages as i64 - z.nr_free_highatomic as i64 > high as i64 + z.lowmem_reserve[highest.min(3)] as i64
+            z.free_pages as i64 - z.nr_free_highatomic as i64 > high as i64 + z.lowmem_reserve[highest] as i64
         } else {
             z.watermark_fast(order, high, highest, flags, req.gfp.contains(Gfp::HIGH))
         };
@@ -89,7 +120,8 @@ impl Allocator {
         self.ops += 1;
         let p = z.pcp_pop(cpu, li)?;
         z.account_block(p, order, Acct::Pcp, Acct::Alloc(mt));
-        self.prep_new_page(zi, p, req, flags);
+        self.prep_new_page(zi, p, req, mt, flags);
+        self.maybe_check();
         Some(p)
     }
 
@@ -100,7 +132,15 @@ impl Allocator {
         if !self.cfg.fast_path || !self.cfg.pcp {
             return false;
         }
-        let Some(zi) = self.zone_of(pfn) else { return false };
+        // most memory is in the highest zone
+        let last = self.zones.len().wrapping_sub(1);
+        let zi = match self.zones.get(last) {
+            Some(z) if z.contains(pfn) => last,
+            _ => match self.zone_of(pfn) {
+                Some(zi) => zi,
+                None => return false,
+            },
+        };
         let z = &mut self.zones[zi];
         if !z.pcp_allowed(order) {
             return false;
@@ -122,15 +162,10 @@ impl Allocator {
         // spb per-CPU ownership: frees of owned pages return to the owner's lists
         let cpu = if pb.owner > 0 && (pb.owner as usize - 1) < z.pcp.len() { pb.owner as usize - 1 } else { cpu };
         z.pcp_free(cpu, pfn, order, pb.migratetype());
-        let changes = z.take_cat_changes();
-        for c in changes {
-            self.note_category_change(zi, c, Gfp::NONE, order);
+        if !z.cat_changes.is_empty() {
+            self.note_category_changes(zi, Gfp::NONE, order);
         }
-        if self.cfg.check_every > 0 && self.ops % self.cfg.check_every == 0 {
-            if let Err(e) = self.check() {
-                panic!("invariant violated after operation {}: {}", self.ops, e);
-            }
-        }
+        self.maybe_check();
         true
     }
 }
@@ -140,7 +175,7 @@ mod tests {
     use crate::env::NoEnv;
     use crate::gfp::Gfp;
     use crate::layout::{MemoryLayout, X86Options};
-    use crate::{AllocRequest, Allocator, Config, Geometry, PolicyConfig, PolicyKind};
+    use crate::{AllocRequest, Allocator, Config, Geometry, Pfn, PolicyConfig, PolicyKind};
 
     /// On a roomy machine an alloc/free pair loop is served by the hits alone, and returns the
     /// hottest page every time; with `fast_path` off the hits never apply.
@@ -165,5 +200,32 @@ mod tests {
                 a.free(q, 0, 1).unwrap();
             }
         }
+    }
+
+    /// A hit with `check_every` set still runs the invariant checker.
+    fn corrupted_after_refill(check_every: u64) -> (Allocator, Pfn) {
+        let layout = MemoryLayout::x86_64(16 << 30, &X86Options { geometry: Geometry::TINY, ..X86Options::i440fx() }).unwrap();
+        let mut a = Allocator::new(&layout, Config { check_every, ..Config::default() }).unwrap();
+        let p = a.alloc(AllocRequest::new(0, Gfp::KERNEL), &mut NoEnv).unwrap();
+        let zi = a.zone_of(p).unwrap();
+        a.zones[zi].free_pages += 1;
+        (a, p)
+    }
+
+    #[test]
+    #[should_panic(expected = "invariant violated")]
+    fn alloc_hit_runs_the_checker() {
+        let (mut a, p) = corrupted_after_refill(1);
+        a.cfg.check_every = 0;
+        a.free(p, 0, 0).unwrap();
+        a.cfg.check_every = 1;
+        assert!(a.alloc_pcp_hit(AllocRequest::new(0, Gfp::KERNEL)).is_some());
+    }
+
+    #[test]
+    #[should_panic(expected = "invariant violated")]
+    fn free_hit_runs_the_checker() {
+        let (mut a, p) = corrupted_after_refill(1);
+        assert!(a.free_pcp_hit(p, 0, 0));
     }
 }

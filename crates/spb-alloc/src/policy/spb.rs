@@ -599,9 +599,16 @@ impl SpbPolicy {
     }
 
     /// spb_needs_defrag (patch 15 with the earlier start of patch 23).
+    #[inline]
     pub fn needs_defrag(&self, s: &SpbMeta, pbp: u64) -> bool {
+        if s.category != Category::Tainted || s.movable_pages() == 0 {
+            return false;
+        }
+        if s.free_pages < 2 * pbp {
+            return true;
+        }
         let start_pb = if self.sw.on(SpbSwitch::TaintedReserve) { (tainted_reserve(s) / 4).max(1) } else { 1 };
-        s.category == Category::Tainted && s.movable_pages() > 0 && (s.pb_free <= start_pb || s.free_pages < 2 * pbp)
+        s.pb_free <= start_pb
     }
 
     /// Whether a defrag run of SPB `s` is done.
@@ -611,6 +618,7 @@ impl SpbPolicy {
     }
 
     /// spb_maybe_start_defrag.
+    #[inline]
     pub fn maybe_start_defrag(&mut self, zone: u8, z: &Zone, i: u32, now_ns: u64) {
         if !self.sw.on(SpbSwitch::DefragWorker) {
             return;
@@ -652,6 +660,7 @@ impl SpbPolicy {
 
     /// After a successful allocation: record taints, trigger defrag and slab shrink (15, 28).
     #[allow(clippy::too_many_arguments)]
+    #[inline]
     pub fn after_alloc(&mut self, z: &mut Zone, ctx: &mut Ctx, pfn: Pfn, order: u8, mt: MigrateType, gfp: Gfp, changes: &[CategoryChange]) {
         for c in changes {
             if c.to == Category::Tainted && c.from != Category::Tainted {
@@ -668,7 +677,7 @@ impl SpbPolicy {
             return;
         }
         let pbp = z.geo.pageblock_pages();
-        if mt != MigrateType::Movable && self.sw.on(SpbSwitch::SlabShrink) && s.free_pages < tainted_reserve(s) as u64 * pbp && s.alloc_pages[2] > 0 {
+        if mt != MigrateType::Movable && self.sw.on(SpbSwitch::SlabShrink) && s.alloc_pages[2] > 0 && s.free_pages < tainted_reserve(s) as u64 * pbp {
             let last = &mut self.zones[ctx.zone_id as usize].shrink_ns[si as usize];
             if *last == 0 || ctx.now_ns >= *last + SLAB_SHRINK_INTERVAL_NS {
                 *last = ctx.now_ns.max(1);
