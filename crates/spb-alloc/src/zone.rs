@@ -350,18 +350,19 @@ impl Zone {
         let s = &mut self.spbs[si];
         *spb_counter(s, from) -= cnt;
         *spb_counter(s, to) += cnt;
-        // Moves between per-CPU and allocated classes change neither the SPB's free pages nor
-        // its usable pages, so its fullness and its emptiness stay, and its taint changes only
-        // when a class count crosses zero, which changes the content of a pageblock. Unless
-        // that happened, category and fullness (filed to match the counters, as the checker
-        // verifies) still match and there is nothing more to do.
-        let counts_only = matches!(from, Acct::Pcp | Acct::Alloc(_)) && matches!(to, Acct::Pcp | Acct::Alloc(_));
-        if before != after || !counts_only {
-            if OUTLINE_SETTLE {
+        if OUTLINE_SETTLE {
+            // Moves between per-CPU and allocated classes change neither the SPB's free pages
+            // nor its usable pages, so its fullness and its emptiness stay, and its taint
+            // changes only when a class count crosses zero, which changes the content of a
+            // pageblock (before != after). Otherwise category and fullness, filed to match the
+            // counters (the checker verifies it), still match, and account_settle would find
+            // nothing to do.
+            let counts_only = matches!(from, Acct::Pcp | Acct::Alloc(_)) && matches!(to, Acct::Pcp | Acct::Alloc(_));
+            if before != after || !counts_only {
                 self.account_settle_outlined(pbi, si, from, to, before, after);
-            } else {
-                self.account_settle(pbi, si, from, to, before, after);
             }
+        } else {
+            self.account_settle(pbi, si, from, to, before, after);
         }
     }
 
@@ -392,8 +393,6 @@ impl Zone {
         }
         if old != new {
             s.pb_transition(old, new);
-        } else if matches!(from, Acct::Pcp | Acct::Alloc(_)) && matches!(to, Acct::Pcp | Acct::Alloc(_)) {
-            return;
         } else if s.fullness_of(s.free_pages) == s.fullness && s.compute_category() == s.category {
             // (an SPB with holes turns empty or clean without any pageblock changing content)
             return;
