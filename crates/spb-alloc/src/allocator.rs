@@ -308,7 +308,7 @@ impl Allocator {
                 for _ in owned..n {
                     match policy.rmqueue(z, &mut ctx, order, mt, flags, &mut mode, req.gfp) {
                         Some(p) => {
-                            z.account(p, 1u64 << order, Acct::Free, Acct::Pcp);
+                            z.account_block(p, order, Acct::Free, Acct::Pcp);
                             z.pcp_push(cpu, p, order, mt, true);
                         }
                         None => break,
@@ -316,7 +316,7 @@ impl Allocator {
                 }
             }
             if let Some(p) = z.pcp_pop(cpu, li) {
-                z.account(p, 1u64 << order, Acct::Pcp, Acct::Alloc(mt));
+                z.account_block(p, order, Acct::Pcp, Acct::Alloc(mt));
                 page = Some(p);
             }
         }
@@ -333,7 +333,7 @@ impl Allocator {
                 }
             }
             if let Some(p) = p {
-                z.account(p, 1u64 << order, Acct::Free, Acct::Alloc(mt));
+                z.account_block(p, order, Acct::Free, Acct::Alloc(mt));
             }
             page = p;
         }
@@ -424,7 +424,7 @@ impl Allocator {
     }
 
     /// The full free path (validation, per-CPU lists or buddy lists, contiguous blocks).
-    #[inline(never)]
+    #[inline(always)]
     fn free_full(&mut self, pfn: Pfn, order: u8, cpu: u16) -> Result<(), FreeError> {
         let zi = self.zone_of(pfn).ok_or(FreeError::OutOfRange { pfn })?;
         let pcp_on = self.cfg.pcp;
@@ -461,7 +461,6 @@ impl Allocator {
     /// Free a validated allocated block (state Alloc at `pfn`).
     pub(crate) fn free_inner(&mut self, zi: ZoneId, pfn: Pfn, order: u8, mt: MigrateType, cpu: usize, pcp_on: bool) {
         let z = &mut self.zones[zi];
-        let n = 1u64 << order;
         if order > z.geo.max_order {
             // a contiguous allocation
             crate::contig::release_contig(z, pfn, order);
@@ -469,13 +468,13 @@ impl Allocator {
         }
         let pb = *z.pb(pfn);
         if pcp_on && z.pcp_allowed(order) && !pb.is_isolated() {
-            z.account(pfn, n, Acct::Alloc(mt), Acct::Pcp);
+            z.account_block(pfn, order, Acct::Alloc(mt), Acct::Pcp);
             let block_mt = pb.migratetype();
             // spb per-CPU ownership: frees of owned pages return to the owner's lists
             let cpu = if pb.owner > 0 && (pb.owner as usize - 1) < z.pcp.len() { pb.owner as usize - 1 } else { cpu };
             z.pcp_free(cpu, pfn, order, block_mt);
         } else {
-            z.account(pfn, n, Acct::Alloc(mt), Acct::Free);
+            z.account_block(pfn, order, Acct::Alloc(mt), Acct::Free);
             z.free_block(pfn, order);
         }
     }
