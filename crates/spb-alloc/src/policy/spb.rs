@@ -660,7 +660,7 @@ impl SpbPolicy {
 
     /// After a successful allocation: record taints, trigger defrag and slab shrink (15, 28).
     #[allow(clippy::too_many_arguments)]
-    #[inline]
+    #[inline(always)]
     pub fn after_alloc(&mut self, z: &mut Zone, ctx: &mut Ctx, pfn: Pfn, order: u8, mt: MigrateType, gfp: Gfp, changes: &[CategoryChange]) {
         for c in changes {
             if c.to == Category::Tainted && c.from != Category::Tainted {
