@@ -6,14 +6,14 @@
 //!   non-empty per-CPU list for (order, migratetype) on the requesting CPU, with the per-CPU
 //!   lists on, a cacheable order (0..=3 or the pageblock order), and the zone not flagged below
 //!   its high watermark and passing the high-watermark test. The hit pops the hottest entry,
-//!   accounts it per-CPU -> allocated and then runs [`Allocator::prep_new_page`], the same tail
+//!   accounts it per-CPU -> allocated and then runs `Allocator::prep_new_page`, the same tail
 //!   every successful `rmqueue` runs (head metadata, kswapd wake-up on boost, category-change
 //!   events, the spb policy's `after_alloc` hook, `pgalloc_<zone>`), and the invariant check
 //!   of `check_every`.
 //! - **Free**: a block that is an allocated head of the given order, of a cacheable order, in a
 //!   pageblock that is not isolated, with the per-CPU lists on. The hit is `free` with
 //!   `free_inner`'s per-CPU branch inlined: `pgfree`, account allocated -> per-CPU, return to the
-//!   owning CPU's list under spb pageblock ownership, [`Zone::pcp_free`] (which also does the
+//!   owning CPU's list under spb pageblock ownership, [`crate::zone::Zone::pcp_free`] (which also does the
 //!   high/batch tuning and trims the list with `free_pcppages_bulk` when it is over `high`),
 //!   category-change events, the invariant check.
 //!
@@ -41,7 +41,8 @@
 //! test nor `prep_new_page` reads; it matters only to the policy's `rmqueue` on a refill. All
 //! the tests it performs before committing are pure, so falling back after them is the same as
 //! never having tried. The free hit is literally the full path's sequence of operations for
-//! its case. `tests/fastpath.rs` checks this end to end: the same long random operation
+//! its case. Both hits account through `Zone::account_block`, as the full path's `rmqueue`
+//! and `free_inner` do for the same moves. `tests/fastpath.rs` checks this end to end: the same long random operation
 //! sequences with `fast_path` on and off return the same pfns and leave the same counters, per-CPU
 //! lists, free lists and dumps.
 
