@@ -329,17 +329,15 @@ impl SpbPolicy {
                 return (Some(p), Pass::Pass4);
             }
         }
-        // Fallback: claim, then steal, from other types — inside tainted SPBs first, except for
-        // evacuation targets, which would fill the very space the evacuation makes room for.
-        let cats: &[Category] = &[Category::Tainted, Category::Clean];
-        for &cat in cats {
+        // Fallback: claim, then steal, from other types — inside tainted SPBs first.
+        for cat in [Category::Tainted, Category::Clean] {
             if let Some((p, _)) = Self::walk_list(z, cat, excl, visited, |z, i| mainline::claim_in(z, ctx, i as usize, order, mt, flags, false)) {
                 return (Some(p), Pass::Pass4);
             }
         }
         // NOFRAGMENT keeps non-movable pages out of clean SPBs; a movable page cannot taint an
         // SPB, so under spb movable requests may steal regardless (tainted SPBs first).
-        for &cat in cats {
+        for cat in [Category::Tainted, Category::Clean] {
             if let Some((p, _)) = Self::walk_list(z, cat, excl, visited, |z, i| mainline::steal_in(z, ctx, i as usize, order, mt)) {
                 return (Some(p), Pass::Pass4);
             }
