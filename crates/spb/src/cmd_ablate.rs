@@ -6,23 +6,17 @@
 use spb_alloc::{PolicyConfig, PolicyKind, SpbSwitch};
 use spb_lab::metrics::{RunMetrics, RunsDoc};
 
-use crate::cmd_run::{self, RunArgs};
+use crate::cmd_run::{self, RunArgs, ScenarioArgs};
 use crate::CliError;
 
 /// Arguments of `spb ablate`.
 #[derive(clap::Args, Debug)]
 pub struct AblateArgs {
-    /// A built-in scenario or a scenario TOML file [default: seed-16g].
-    pub scenario: Option<String>,
+    #[command(flatten)]
+    pub sc: ScenarioArgs,
     /// Only these switches (comma-separated) [default: all].
     #[arg(long, value_delimiter = ',')]
     pub switches: Vec<String>,
-    #[arg(long)]
-    pub seed: Option<u64>,
-    #[arg(long)]
-    pub memory: Option<String>,
-    #[arg(long)]
-    pub duration: Option<String>,
     /// Write the metrics as JSON to FILE (`-` for stdout).
     #[arg(long, value_name = "FILE")]
     pub json: Option<String>,
@@ -58,7 +52,7 @@ pub fn table(runs: &[RunMetrics]) -> String {
 }
 
 pub fn run(a: AblateArgs) -> Result<(), CliError> {
-    let ra = RunArgs { scenario: a.scenario.clone(), seed: a.seed, memory: a.memory.clone(), duration: a.duration.clone(), ..RunArgs::default() };
+    let ra = RunArgs { sc: a.sc.clone(), ..RunArgs::default() };
     cmd_run::check_outputs(a.json.as_deref(), a.report.as_deref())?;
     let sc = cmd_run::load(&ra)?;
     let mut switches = Vec::new();

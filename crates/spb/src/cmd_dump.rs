@@ -6,7 +6,7 @@ use std::io::IsTerminal;
 
 use spb_lab::{Sim, SimOptions};
 
-use crate::cmd_run::{self, RunArgs};
+use crate::cmd_run::{self, RunArgs, ScenarioArgs};
 use crate::CliError;
 
 /// What to dump.
@@ -39,24 +39,18 @@ pub struct MapArgs {
 /// One scenario under one policy.
 #[derive(clap::Args, Debug, Clone)]
 pub struct OneRun {
-    /// A built-in scenario or a scenario TOML file [default: seed-16g].
-    pub scenario: Option<String>,
+    #[command(flatten)]
+    pub sc: ScenarioArgs,
     /// The policy [default: spb].
     #[arg(long, default_value = "spb")]
     pub policy: String,
     /// spb behaviours to turn off.
     #[arg(long = "spb-off", value_delimiter = ',')]
     pub spb_off: Vec<String>,
-    #[arg(long)]
-    pub seed: Option<u64>,
-    #[arg(long)]
-    pub memory: Option<String>,
-    #[arg(long)]
-    pub duration: Option<String>,
 }
 
 fn simulate(o: &OneRun) -> Result<Sim, CliError> {
-    let ra = RunArgs { scenario: o.scenario.clone(), policy: vec![o.policy.clone()], spb_off: o.spb_off.clone(), seed: o.seed, memory: o.memory.clone(), duration: o.duration.clone(), ..RunArgs::default() };
+    let ra = RunArgs { sc: o.sc.clone(), policy: vec![o.policy.clone()], spb_off: o.spb_off.clone(), ..RunArgs::default() };
     let sc = cmd_run::load(&ra)?;
     let pol = cmd_run::policies(&ra)?.remove(0);
     let mut sim = Sim::new(&sc, &SimOptions { policy: pol, check_every: 0 }).map_err(CliError::Input)?;

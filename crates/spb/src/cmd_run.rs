@@ -17,20 +17,11 @@ use spb_lab::{run_scenario, SimOptions};
 
 use crate::CliError;
 
-/// Arguments of `spb run`.
+/// The scenario and its overrides, shared by `spb run`, `ablate`, `dump` and `map`.
 #[derive(clap::Args, Debug, Default, Clone)]
-pub struct RunArgs {
+pub struct ScenarioArgs {
     /// A built-in scenario (see `spb scenarios`) or a scenario TOML file [default: seed-16g].
     pub scenario: Option<String>,
-    /// Policies to run, comma-separated [default: vanilla,defrag,spb].
-    #[arg(long, value_delimiter = ',')]
-    pub policy: Vec<String>,
-    /// spb behaviours to turn off (comma-separated switch names), for ablations.
-    #[arg(long = "spb-off", value_delimiter = ',')]
-    pub spb_off: Vec<String>,
-    /// Write the metrics as JSON to FILE (`-` for stdout; the table then goes to stderr).
-    #[arg(long, value_name = "FILE")]
-    pub json: Option<String>,
     /// Scenario seed (all random choices derive from it).
     #[arg(long)]
     pub seed: Option<u64>,
@@ -40,6 +31,22 @@ pub struct RunArgs {
     /// Virtual duration, e.g. 120s or 10m.
     #[arg(long)]
     pub duration: Option<String>,
+}
+
+/// Arguments of `spb run`.
+#[derive(clap::Args, Debug, Default, Clone)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub sc: ScenarioArgs,
+    /// Policies to run, comma-separated [default: vanilla,defrag,spb].
+    #[arg(long, value_delimiter = ',')]
+    pub policy: Vec<String>,
+    /// spb behaviours to turn off (comma-separated switch names), for ablations.
+    #[arg(long = "spb-off", value_delimiter = ',')]
+    pub spb_off: Vec<String>,
+    /// Write the metrics as JSON to FILE (`-` for stdout; the table then goes to stderr).
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<String>,
     /// Machine layout: i440fx (3 GiB below 4 GiB) or q35 (2 GiB below 4 GiB).
     #[arg(long)]
     pub layout: Option<String>,
@@ -57,7 +64,7 @@ pub struct RunArgs {
 impl RunArgs {
     /// The README's main job: `seed-16g` under all three policies.
     pub fn default_main_job() -> RunArgs {
-        RunArgs { scenario: Some("seed-16g".into()), policy: PolicyKind::ALL.iter().map(|p| p.name().to_string()).collect(), ..RunArgs::default() }
+        RunArgs { sc: ScenarioArgs { scenario: Some("seed-16g".into()), ..ScenarioArgs::default() }, policy: PolicyKind::ALL.iter().map(|p| p.name().to_string()).collect(), ..RunArgs::default() }
     }
 }
 
@@ -93,7 +100,7 @@ pub fn policies(a: &RunArgs) -> Result<Vec<PolicyConfig>, CliError> {
     Ok(out)
 }
 
-fn overrides(a: &RunArgs) -> Result<Overrides, CliError> {
+fn overrides(a: &ScenarioArgs, layout: Option<&str>) -> Result<Overrides, CliError> {
     let memory = match &a.memory {
         None => None,
         Some(m) => match parse_size(m, false) {
@@ -115,7 +122,7 @@ fn overrides(a: &RunArgs) -> Result<Overrides, CliError> {
             Err(e) => return Err(CliError::Usage(format!("--duration: {e}"))),
         },
     };
-    let layout = match a.layout.as_deref() {
+    let layout = match layout {
         None => None,
         Some("i440fx") | Some("pc") => Some(LayoutKind::I440fx),
         Some("q35") => Some(LayoutKind::Q35),
@@ -129,7 +136,7 @@ fn overrides(a: &RunArgs) -> Result<Overrides, CliError> {
 /// A file that does not exist or cannot be read is an I/O error (exit 4), an unknown built-in
 /// name (no `/`, no `.toml`) a bad command line (exit 2), bad content bad input (exit 3).
 pub fn load(a: &RunArgs) -> Result<Scenario, CliError> {
-    let name = a.scenario.clone().unwrap_or_else(|| "seed-16g".into());
+    let name = a.sc.scenario.clone().unwrap_or_else(|| "seed-16g".into());
     let mut sc = spb_lab::load_scenario(&name).map_err(|e| {
         if !e.unreadable {
             CliError::Input(e.to_string())
@@ -139,9 +146,9 @@ pub fn load(a: &RunArgs) -> Result<Scenario, CliError> {
             CliError::Usage(e.to_string())
         }
     })?;
-    sc.apply(&overrides(a)?);
+    sc.apply(&overrides(&a.sc, a.layout.as_deref())?);
     if let Err(e) = spb_lab::sim::layout_of(&sc) {
-        return Err(match &a.memory {
+        return Err(match &a.sc.memory {
             Some(m) => CliError::Usage(format!("--memory {m}: {e}")),
             None => CliError::Input(format!("{name}: {e}")),
         });
@@ -339,15 +346,15 @@ mod tests {
         assert_eq!(p.len(), 3);
         assert_eq!(spb_lab::sim::run::policy_label(&p[2]), "spb-off:steer_tainted");
         assert_eq!(spb_lab::sim::run::policy_label(&PolicyConfig::of(PolicyKind::Spb)), "spb");
-        let a = RunArgs { memory: Some("lots".into()), ..RunArgs::default() };
+        let a = RunArgs { sc: ScenarioArgs { memory: Some("lots".into()), ..ScenarioArgs::default() }, ..RunArgs::default() };
         assert!(matches!(load(&a), Err(CliError::Usage(m)) if m.contains("--memory")));
-        let a = RunArgs { memory: Some("1M".into()), ..RunArgs::default() };
+        let a = RunArgs { sc: ScenarioArgs { memory: Some("1M".into()), ..ScenarioArgs::default() }, ..RunArgs::default() };
         assert!(matches!(load(&a), Err(CliError::Usage(m)) if m.contains("--memory")));
-        let a = RunArgs { scenario: Some("/nonexistent/x.toml".into()), ..RunArgs::default() };
+        let a = RunArgs { sc: ScenarioArgs { scenario: Some("/nonexistent/x.toml".into()), ..ScenarioArgs::default() }, ..RunArgs::default() };
         assert!(matches!(load(&a), Err(CliError::Io(m)) if m.contains("/nonexistent/x.toml")));
-        let a = RunArgs { scenario: Some("no-such-builtin".into()), ..RunArgs::default() };
+        let a = RunArgs { sc: ScenarioArgs { scenario: Some("no-such-builtin".into()), ..ScenarioArgs::default() }, ..RunArgs::default() };
         assert!(matches!(load(&a), Err(CliError::Usage(m)) if m.contains("built-ins")));
-        let a = RunArgs { memory: Some("8G".into()), duration: Some("30s".into()), seed: Some(9), layout: Some("q35".into()), ..RunArgs::default() };
+        let a = RunArgs { sc: ScenarioArgs { scenario: None, memory: Some("8G".into()), duration: Some("30s".into()), seed: Some(9) }, layout: Some("q35".into()), ..RunArgs::default() };
         let sc = load(&a).unwrap();
         assert_eq!((sc.machine.memory, sc.duration_ns, sc.seed, sc.machine.layout), (8 << 30, 30_000_000_000, 9, LayoutKind::Q35));
         assert_eq!(RunArgs::default_main_job().policy.len(), 3);

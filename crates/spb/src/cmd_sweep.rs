@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use spb_lab::sweep::{self, Cell, Grid, Shard};
 use spb_lab::{run_scenario, SimOptions};
 
-use crate::cmd_run::{self, RunArgs};
+use crate::cmd_run::{self, RunArgs, ScenarioArgs};
 use crate::CliError;
 
 /// Arguments of `spb sweep`.
@@ -57,12 +57,9 @@ fn run_cell(c: &Cell, duration: &Option<String>) -> Result<spb_lab::metrics::Run
         None => (c.policy.clone(), Vec::new()),
     };
     let ra = RunArgs {
-        scenario: Some(c.scenario.clone()),
+        sc: ScenarioArgs { scenario: Some(c.scenario.clone()), seed: Some(c.seed), memory: c.memory.map(|b| format!("{}", b)), duration: duration.clone() },
         policy: vec![pol],
         spb_off: off,
-        seed: Some(c.seed),
-        memory: c.memory.map(|b| format!("{}", b)),
-        duration: duration.clone(),
         ..RunArgs::default()
     };
     let sc = cmd_run::load(&ra).map_err(|e| e.to_string())?;
