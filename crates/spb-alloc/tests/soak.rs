@@ -34,11 +34,11 @@ fn soak_policy(policy: PolicyConfig, ops: u64, seed: u64) {
     let o = SoakOptions { ops, seed, policy, check_every: 500, epoch_ops: 50_000, known_bugs, ..SoakOptions::default() };
     let r = run(&o);
     eprintln!("{r}");
-    assert_eq!(r.ops, ops);
+    assert_eq!(r.counts.ops, ops);
     assert!(r.clean(), "{r}");
-    assert!(r.allocs > ops / 10 && r.frees > ops / 10, "{r}");
-    assert!(r.contig_ok > 0 && r.grows > 0 && r.compactions > 0 && r.drains > 0 && r.background_runs > 0, "{r}");
-    assert!(r.rejected > 0, "{r}");
+    assert!(r.counts.allocs > ops / 10 && r.counts.frees > ops / 10, "{r}");
+    assert!(r.counts.contig_ok > 0 && r.counts.grows > 0 && r.counts.compactions > 0 && r.counts.drains > 0 && r.counts.background_runs > 0, "{r}");
+    assert!(r.counts.rejected > 0, "{r}");
 }
 
 #[test]

@@ -428,6 +428,28 @@ pub struct Counters {
     pub checks: u64,
 }
 
+impl Counters {
+    /// Add another run's counts to these.
+    pub fn add(&mut self, o: &Counters) {
+        let Counters { ops, allocs, alloc_fail, frees, rejected, splits, alloc_at, contig_ok, contig_fail, compactions, grows, grown_pages, drains, background_runs, checks } = *o;
+        self.ops += ops;
+        self.allocs += allocs;
+        self.alloc_fail += alloc_fail;
+        self.frees += frees;
+        self.rejected += rejected;
+        self.splits += splits;
+        self.alloc_at += alloc_at;
+        self.contig_ok += contig_ok;
+        self.contig_fail += contig_fail;
+        self.compactions += compactions;
+        self.grows += grows;
+        self.grown_pages += grown_pages;
+        self.drains += drains;
+        self.background_runs += background_runs;
+        self.checks += checks;
+    }
+}
+
 /// An allocator, its model and counters.
 pub struct Harness {
     pub a: Allocator,
@@ -1054,27 +1076,14 @@ impl Default for SoakOptions {
 #[derive(Clone, Debug, Default)]
 pub struct SoakReport {
     pub policy: String,
-    pub ops: u64,
+    /// The harness's operation counters, summed over the epochs.
+    pub counts: Counters,
     /// Checks that failed, panics, and operations whose result contradicted the model.
     pub violations: u64,
     /// The first violations (up to 10), with epoch and operation number.
     pub violation_samples: Vec<String>,
     /// Pages missing after freeing everything at the end of each epoch (summed).
     pub lost_pages: u64,
-    pub allocs: u64,
-    pub alloc_fail: u64,
-    pub frees: u64,
-    pub rejected: u64,
-    pub splits: u64,
-    pub alloc_at: u64,
-    pub contig_ok: u64,
-    pub contig_fail: u64,
-    pub compactions: u64,
-    pub grows: u64,
-    pub grown_pages: u64,
-    pub drains: u64,
-    pub background_runs: u64,
-    pub checks: u64,
     pub epochs: u64,
     pub migrations: u64,
     pub reclaimed_pages: u64,
@@ -1093,10 +1102,11 @@ impl SoakReport {
 
 impl fmt::Display for SoakReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "policy {}: {} ops in {:.1?} ({} epochs, {} checks)", self.policy, self.ops, self.wall, self.epochs, self.checks)?;
+        let c = &self.counts;
+        writeln!(f, "policy {}: {} ops in {:.1?} ({} epochs, {} checks)", self.policy, c.ops, self.wall, self.epochs, c.checks)?;
         writeln!(f, "  violations {}  lost pages {}  known-bug hits {}", self.violations, self.lost_pages, self.known_bug_hits)?;
-        writeln!(f, "  allocs {} (failed {})  frees {}  splits {}  alloc_at {}  rejected misuse {}", self.allocs, self.alloc_fail, self.frees, self.splits, self.alloc_at, self.rejected)?;
-        writeln!(f, "  contig ok {} failed {}  compactions {}  grows {} ({} pages)  drains {}  background {}", self.contig_ok, self.contig_fail, self.compactions, self.grows, self.grown_pages, self.drains, self.background_runs)?;
+        writeln!(f, "  allocs {} (failed {})  frees {}  splits {}  alloc_at {}  rejected misuse {}", c.allocs, c.alloc_fail, c.frees, c.splits, c.alloc_at, c.rejected)?;
+        writeln!(f, "  contig ok {} failed {}  compactions {}  grows {} ({} pages)  drains {}  background {}", c.contig_ok, c.contig_fail, c.compactions, c.grows, c.grown_pages, c.drains, c.background_runs)?;
         write!(f, "  embedder: migrations {}  reclaimed pages {}  oom kills {}", self.migrations, self.reclaimed_pages, self.oom_kills)?;
         for v in &self.violation_samples {
             write!(f, "\n  VIOLATION: {v}")?;
@@ -1344,22 +1354,7 @@ pub fn run(o: &SoakOptions) -> SoakReport {
                 Err(p) => note(&mut rep, format!("seed {} epoch {} end: panic: {}", o.seed, epoch, panic_message(&*p))),
             }
         }
-        let c = h.c;
-        rep.ops += c.ops;
-        rep.allocs += c.allocs;
-        rep.alloc_fail += c.alloc_fail;
-        rep.frees += c.frees;
-        rep.rejected += c.rejected;
-        rep.splits += c.splits;
-        rep.alloc_at += c.alloc_at;
-        rep.contig_ok += c.contig_ok;
-        rep.contig_fail += c.contig_fail;
-        rep.compactions += c.compactions;
-        rep.grows += c.grows;
-        rep.grown_pages += c.grown_pages;
-        rep.drains += c.drains;
-        rep.background_runs += c.background_runs;
-        rep.checks += c.checks;
+        rep.counts.add(&h.c);
         rep.migrations += h.m.migrations;
         rep.reclaimed_pages += h.m.reclaimed_pages;
         rep.oom_kills += h.m.oom_kills;
