@@ -167,24 +167,10 @@ impl Sim {
 }
 
 /// The policy's display name: `spb` for the default switch set, plus `-off:` and the switches
-/// turned off relative to the defaults (or `-on:` for default-off switches turned on).
+/// turned off relative to the defaults (or `-on:` for default-off switches turned on); the name
+/// runs, sweeps and ablations use ([`spb_alloc::PolicyConfig::label`]).
 pub fn policy_label(p: &spb_alloc::PolicyConfig) -> String {
-    use spb_alloc::{PolicyKind, SpbSwitch, SpbSwitches};
-    let mut s = String::from(p.kind.name());
-    if p.kind == PolicyKind::Spb {
-        let d = SpbSwitches::all_on();
-        let off: Vec<&str> = SpbSwitch::ALL.iter().filter(|w| d.on(**w) && !p.spb.on(**w)).map(|w| w.name()).collect();
-        let on: Vec<&str> = SpbSwitch::ALL.iter().filter(|w| !d.on(**w) && p.spb.on(**w)).map(|w| w.name()).collect();
-        if !off.is_empty() {
-            s.push_str("-off:");
-            s.push_str(&off.join(","));
-        }
-        if !on.is_empty() {
-            s.push_str("-on:");
-            s.push_str(&on.join(","));
-        }
-    }
-    s
+    p.label()
 }
 
 /// Run a scenario under one policy. `progress` is called with the virtual time (ns) now and
