@@ -143,8 +143,9 @@ impl Allocator {
             let mt = z.pageblocks[i].migratetype();
             // move free buddies to the ISOLATE lists (or back); a buddy larger than a pageblock
             // is moved once, by its first pageblock
-            let mut p = b;
-            while p < b + pbp {
+            let span = z.pb_span(b);
+            let mut p = span.start;
+            while p < span.end {
                 let m = *z.page(p);
                 if m.state == PageState::Free {
                     let want = if on { MigrateType::Isolate } else { mt };

@@ -297,6 +297,17 @@ impl Zone {
     pub fn page(&self, pfn: Pfn) -> &PageMeta {
         &self.pages[self.idx(pfn)]
     }
+    /// The pfns of the pageblock holding `pfn` that lie inside the zone span.
+    ///
+    /// Every scan of a pageblock's pages goes through this range: a zone grown by less than a
+    /// pageblock (hotplug, deferred init of a partial chunk) ends inside its last pageblock,
+    /// and the pages past the span have no metadata.
+    #[inline]
+    pub fn pb_span(&self, pfn: Pfn) -> core::ops::Range<Pfn> {
+        let pbp = self.geo.pageblock_pages();
+        let s = pfn & !(pbp - 1);
+        s.max(self.span.start)..(s + pbp).min(self.span.end)
+    }
     /// Whether the whole pageblock holding `pfn` lies inside the zone.
     #[inline]
     pub fn pb_in_zone(&self, pfn: Pfn) -> bool {

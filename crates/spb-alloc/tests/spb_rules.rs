@@ -402,3 +402,4 @@ fn every_switch_has_a_test_and_a_name() {
         assert_eq!(SpbSwitch::from_name(w.name()), Some(*w));
     }
 }
+

@@ -1038,11 +1038,14 @@ pub struct SoakMemory {
     pub uninit_spbs: u64,
     /// SPBs above the Normal zone that memory hot-add may bring.
     pub hotplug_spbs: u64,
+    /// Pages cut off the top of the Normal zone, so that it ends inside its last pageblock
+    /// (0: it ends on an SPB boundary).
+    pub tail_pages: u64,
 }
 
 impl Default for SoakMemory {
     fn default() -> Self {
-        SoakMemory { geometry: Geometry::TINY, normal_spbs: 12, uninit_spbs: 2, hotplug_spbs: 2 }
+        SoakMemory { geometry: Geometry::TINY, normal_spbs: 12, uninit_spbs: 2, hotplug_spbs: 2, tail_pages: 0 }
     }
 }
 
@@ -1064,11 +1067,14 @@ pub struct SoakOptions {
     /// Violation messages containing one of these are known, reported core bugs: counted in
     /// `known_bug_hits` instead of `violations` (see docs/reliability.md).
     pub known_bugs: Vec<String>,
+    /// Draw each epoch's machine from `memory` and `nr_cpus` as upper bounds (see
+    /// [`epoch_machine`]) instead of using them as they are.
+    pub vary: bool,
 }
 
 impl Default for SoakOptions {
     fn default() -> Self {
-        SoakOptions { ops: 1_000_000, seed: 1, policy: PolicyConfig::spb(), check_every: 1000, memory: SoakMemory::default(), nr_cpus: 4, epoch_ops: 1_000_000, known_bugs: Vec::new() }
+        SoakOptions { ops: 1_000_000, seed: 1, policy: PolicyConfig::spb(), check_every: 1000, memory: SoakMemory::default(), nr_cpus: 4, epoch_ops: 100_000, known_bugs: Vec::new(), vary: true }
     }
 }
 
@@ -1098,6 +1104,21 @@ impl SoakReport {
     pub fn clean(&self) -> bool {
         self.violations == 0 && self.lost_pages == 0
     }
+
+    /// Add another soak's report (another seed) to this one; the samples keep the first ten.
+    pub fn add(&mut self, o: SoakReport) {
+        self.counts.add(&o.counts);
+        self.violations += o.violations;
+        let room = 10usize.saturating_sub(self.violation_samples.len());
+        self.violation_samples.extend(o.violation_samples.into_iter().take(room));
+        self.lost_pages += o.lost_pages;
+        self.epochs += o.epochs;
+        self.migrations += o.migrations;
+        self.reclaimed_pages += o.reclaimed_pages;
+        self.oom_kills += o.oom_kills;
+        self.known_bug_hits += o.known_bug_hits;
+        self.wall += o.wall;
+    }
 }
 
 impl fmt::Display for SoakReport {
@@ -1125,13 +1146,43 @@ pub fn soak_layout(mem: &SoakMemory) -> (MemoryLayout, Pfn) {
     let mut d32 = ZoneSpec::plain(ZoneKind::Dma32, PfnRange::new(s, 2 * s));
     d32.holes.push(PfnRange::new(s + 2 * pb, s + 3 * pb));
     d32.reserved.push(Reservation { range: PfnRange::new(2 * s - pb / 2, 2 * s), kind: ReserveKind::BounceBuffers });
-    let nend = (2 + mem.normal_spbs.max(1) + mem.uninit_spbs) * s;
+    let top = (2 + mem.normal_spbs.max(1) + mem.uninit_spbs) * s;
+    let nend = top - mem.tail_pages.min(pb - 1);
     let mut n = ZoneSpec::plain(ZoneKind::Normal, PfnRange::new(2 * s, nend));
     if mem.uninit_spbs > 0 {
-        n.uninit.push(PfnRange::new(nend - mem.uninit_spbs * s, nend));
+        n.uninit.push(PfnRange::new(top - mem.uninit_spbs * s, nend));
     }
     n.reserved.push(Reservation { range: PfnRange::new(2 * s + 5, 2 * s + 7), kind: ReserveKind::KernelImage });
-    (MemoryLayout { geometry: g, zones: vec![d32, n] }, nend + mem.hotplug_spbs * s)
+    (MemoryLayout { geometry: g, zones: vec![d32, n] }, top + mem.hotplug_spbs * s)
+}
+
+/// The machine of one soak epoch: its layout, pfn limit and CPU count.
+///
+/// With [`SoakOptions::vary`] each epoch draws its own machine, with `memory` and `nr_cpus` as
+/// upper bounds: 1..=normal_spbs Normal SPBs, 0..=uninit_spbs of them deferred, 0..=hotplug_spbs
+/// of hot-add room, half the time a Normal zone that ends inside its last pageblock, and
+/// 1..=nr_cpus CPUs. One fixed machine let a 10 M-operation soak miss a panic that needs a
+/// partial last pageblock owned by a CPU (issue 13); a soak of many short epochs now covers
+/// small and odd shapes too. The draw uses its own PRNG stream, so the operations of an epoch
+/// are the same with and without `vary`.
+pub fn epoch_machine(o: &SoakOptions, epoch: u64) -> (MemoryLayout, Pfn, usize) {
+    let nr_cpus = o.nr_cpus.max(1);
+    if !o.vary {
+        let (layout, limit) = soak_layout(&o.memory);
+        return (layout, limit, nr_cpus);
+    }
+    let mut rng = epoch_rng(o.seed ^ 0x5eed_1a70_0f00_0001, epoch);
+    let m = &o.memory;
+    let pb = m.geometry.pageblock_pages();
+    let mem = SoakMemory {
+        geometry: m.geometry,
+        normal_spbs: rng.gen_range(1..=m.normal_spbs.max(1)),
+        uninit_spbs: rng.gen_range(0..=m.uninit_spbs),
+        hotplug_spbs: rng.gen_range(0..=m.hotplug_spbs),
+        tail_pages: if rng.gen_bool(0.5) { rng.gen_range(1..pb) } else { 0 },
+    };
+    let (layout, limit) = soak_layout(&mem);
+    (layout, limit, rng.gen_range(1..=nr_cpus))
 }
 
 /// Generate one soak operation: a realistic mix, most of it allocations and frees, with
@@ -1178,26 +1229,26 @@ fn epoch_rng(seed: u64, epoch: u64) -> Pcg64 {
 }
 
 /// The allocator configuration of a soak.
-pub fn soak_config(o: &SoakOptions) -> Config {
-    Config { policy: o.policy.clone(), nr_cpus: o.nr_cpus.max(1), check_every: 0, ..Config::default() }
+pub fn soak_config(o: &SoakOptions, nr_cpus: usize) -> Config {
+    Config { policy: o.policy.clone(), nr_cpus: nr_cpus.max(1), check_every: 0, ..Config::default() }
 }
 
 /// Regenerate the first `n` operations of epoch `epoch` of a soak, with the embedder's seed.
 pub fn epoch_ops(o: &SoakOptions, epoch: u64, n: u64) -> (u64, Vec<Op>) {
-    let (layout, limit) = soak_layout(&o.memory);
+    let (layout, limit, nr_cpus) = epoch_machine(o, epoch);
     let mut rng = epoch_rng(o.seed, epoch);
     let env_seed = rng.gen();
     let nz = layout.zones.len() as u8;
-    let ops = (0..n).map(|_| soak_op(&mut rng, layout.geometry, nz, limit, o.nr_cpus.max(1) as u16)).collect();
+    let ops = (0..n).map(|_| soak_op(&mut rng, layout.geometry, nz, limit, nr_cpus as u16)).collect();
     (env_seed, ops)
 }
 
 /// Replay `ops` on a fresh soak allocator, the full check every `check_every` operations (and
 /// after the last). Returns the index of the first failing operation and the violation.
 /// With `trace`, every concrete API call and its result is printed to stderr.
-pub fn replay(o: &SoakOptions, env_seed: u64, ops: &[Op], check_every: u64, trace: bool) -> Result<(), (usize, String)> {
-    let (layout, limit) = soak_layout(&o.memory);
-    let mut h = Harness::new(&layout, soak_config(o), limit, env_seed, false).map_err(|e| (0, e))?;
+pub fn replay(o: &SoakOptions, epoch: u64, env_seed: u64, ops: &[Op], check_every: u64, trace: bool) -> Result<(), (usize, String)> {
+    let (layout, limit, nr_cpus) = epoch_machine(o, epoch);
+    let mut h = Harness::new(&layout, soak_config(o, nr_cpus), limit, env_seed, false).map_err(|e| (0, e))?;
     h.known_bugs = o.known_bugs.clone();
     h.trace = trace;
     h.m.trace = trace;
@@ -1243,10 +1294,10 @@ pub fn violation_class(msg: &str) -> String {
 /// Delta-debug `ops` down to a short sequence that still produces a violation of the same
 /// class (checking every `check_every` operations while searching). Slow for long inputs, but
 /// each replay is cheap in release builds.
-pub fn minimize(o: &SoakOptions, env_seed: u64, ops: &[Op], check_every: u64) -> Vec<Op> {
-    let Err((i, e)) = replay(o, env_seed, ops, check_every, false) else { return ops.to_vec() };
+pub fn minimize(o: &SoakOptions, epoch: u64, env_seed: u64, ops: &[Op], check_every: u64) -> Vec<Op> {
+    let Err((i, e)) = replay(o, epoch, env_seed, ops, check_every, false) else { return ops.to_vec() };
     let class = violation_class(&e);
-    let fails = |v: &[Op]| matches!(replay(o, env_seed, v, check_every, false), Err((_, e)) if violation_class(&e) == class);
+    let fails = |v: &[Op]| matches!(replay(o, epoch, env_seed, v, check_every, false), Err((_, e)) if violation_class(&e) == class);
     let mut cur: Vec<Op> = ops[..=i].to_vec();
     let mut chunk = cur.len().div_ceil(2).max(1);
     loop {
@@ -1272,7 +1323,7 @@ pub fn minimize(o: &SoakOptions, env_seed: u64, ops: &[Op], check_every: u64) ->
         }
     }
     // cut what follows the first failure with a check after every operation
-    if let Err((i, _)) = replay(o, env_seed, &cur, 1, false) {
+    if let Err((i, _)) = replay(o, epoch, env_seed, &cur, 1, false) {
         cur.truncate(i + 1);
     }
     cur
@@ -1295,11 +1346,6 @@ fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
 /// starts from a fresh allocator.
 pub fn run(o: &SoakOptions) -> SoakReport {
     let t0 = Instant::now();
-    let (layout, limit) = soak_layout(&o.memory);
-    let geo = layout.geometry;
-    let nz = layout.zones.len() as u8;
-    let nr_cpus = o.nr_cpus.max(1);
-    let cfg = soak_config(o);
     let label = if o.policy.kind != PolicyKind::Spb || o.policy.spb == SpbSwitches::all_on() { o.policy.kind.name().to_string() } else { o.policy.label() };
     let mut rep = SoakReport { policy: label, ..SoakReport::default() };
     let epoch_len = if o.epoch_ops == 0 { o.ops.max(1) } else { o.epoch_ops };
@@ -1313,8 +1359,10 @@ pub fn run(o: &SoakOptions) -> SoakReport {
     while done < o.ops {
         let epoch = rep.epochs;
         rep.epochs += 1;
+        let (layout, limit, nr_cpus) = epoch_machine(o, epoch);
+        let (geo, nz) = (layout.geometry, layout.zones.len() as u8);
         let mut rng = epoch_rng(o.seed, epoch);
-        let mut h = match Harness::new(&layout, cfg.clone(), limit, rng.gen(), false) {
+        let mut h = match Harness::new(&layout, soak_config(o, nr_cpus), limit, rng.gen(), false) {
             Ok(h) => h,
             Err(e) => {
                 note(&mut rep, format!("cannot build the allocator: {e}"));

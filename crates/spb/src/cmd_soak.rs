@@ -28,14 +28,22 @@ pub struct SoakArgs {
     #[arg(long, value_delimiter = ',', default_value = "vanilla,defrag,spb", value_parser = parse_policy)]
     pub policy: Vec<PolicyKind>,
     /// PRNG seed (each policy gets seed + its index).
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, conflicts_with = "seeds")]
     pub seed: u64,
+    /// Soak every seed of the range A..B (B excluded) for each policy, --ops operations per
+    /// seed, on all cores. Seeds are independent machines and operation streams.
+    #[arg(long, value_name = "A..B", value_parser = parse_seed_range)]
+    pub seeds: Option<std::ops::Range<u64>>,
+    /// Use the same machine (--spbs, --cpus, SPB-aligned zone end) in every epoch instead of
+    /// drawing each epoch's machine with those as upper bounds.
+    #[arg(long)]
+    pub fixed_machine: bool,
     /// Run the invariant checker and the model check every N operations.
     #[arg(long, default_value = "1000", value_parser = parse_count)]
     pub check_every: u64,
     /// Free everything, verify zero lost pages and rebuild the allocator every N operations
     /// (0: never, one epoch).
-    #[arg(long, default_value = "1000000", value_parser = parse_count)]
+    #[arg(long, default_value = "100000", value_parser = parse_count)]
     pub epoch_ops: u64,
     /// Superpageblocks of the Normal zone at start (tiny geometry: 128 pages each).
     #[arg(long, default_value_t = 12, value_parser = clap::value_parser!(u64).range(1..=4096))]
@@ -57,33 +65,44 @@ pub struct SoakArgs {
     pub minimize: bool,
 }
 
-fn options(a: &SoakArgs, i: usize, kind: PolicyKind) -> SoakOptions {
+fn parse_seed_range(s: &str) -> Result<std::ops::Range<u64>, String> {
+    let bad = || format!("expected a seed range A..B with A < B (B excluded), e.g. 1..65, got `{s}`");
+    let (a, b) = s.split_once("..").ok_or_else(bad)?;
+    let (a, b) = (a.trim().parse::<u64>().map_err(|_| bad())?, b.trim().parse::<u64>().map_err(|_| bad())?);
+    if a >= b {
+        return Err(bad());
+    }
+    Ok(a..b)
+}
+
+fn options(a: &SoakArgs, seed: u64, kind: PolicyKind) -> SoakOptions {
     SoakOptions {
         ops: a.ops,
-        seed: a.seed.wrapping_add(i as u64),
+        seed,
         policy: PolicyConfig::of(kind),
         check_every: a.check_every,
         memory: SoakMemory { normal_spbs: a.spbs, ..SoakMemory::default() },
         nr_cpus: a.cpus as usize,
         epoch_ops: a.epoch_ops,
         known_bugs: a.known_bug.clone(),
+        vary: !a.fixed_machine,
     }
 }
 
 fn replay_epoch(a: &SoakArgs, epoch: u64) -> Result<(), CliError> {
     let kind = a.policy[0];
-    let o = options(a, 0, kind);
+    let o = options(a, a.seeds.as_ref().map_or(a.seed, |r| r.start), kind);
     let (env_seed, mut ops) = soak::epoch_ops(&o, epoch, a.ops);
     if a.minimize {
         eprintln!("minimizing {} operations of epoch {epoch} ({}, seed {})", ops.len(), kind.name(), o.seed);
-        ops = soak::minimize(&o, env_seed, &ops, a.check_every.max(1));
+        ops = soak::minimize(&o, epoch, env_seed, &ops, a.check_every.max(1));
         eprintln!("{} operations left:", ops.len());
         for (i, op) in ops.iter().enumerate() {
             eprintln!("  {i}: {op:?}");
         }
     }
     eprintln!("replay (check after every operation):");
-    match soak::replay(&o, env_seed, &ops, 1, true) {
+    match soak::replay(&o, epoch, env_seed, &ops, 1, true) {
         Ok(()) => {
             println!("no violation in {} operations", ops.len());
             Ok(())
@@ -98,7 +117,11 @@ pub fn run(a: SoakArgs) -> Result<(), CliError> {
     }
     let mut bad = Vec::new();
     for (i, kind) in a.policy.iter().enumerate() {
-        let r = soak::run(&options(&a, i, *kind));
+        let seeds = a.seeds.clone().unwrap_or_else(|| {
+            let s = a.seed.wrapping_add(i as u64);
+            s..s + 1
+        });
+        let r = soak_seeds(&a, *kind, seeds);
         println!("{r}");
         if !r.clean() {
             bad.push(format!("{}: {} violations, {} lost pages", kind.name(), r.violations, r.lost_pages));
@@ -109,4 +132,21 @@ pub fn run(a: SoakArgs) -> Result<(), CliError> {
     } else {
         Err(CliError::Run(format!("soak failed: {}", bad.join("; "))))
     }
+}
+
+/// Soak each seed of `seeds` (in parallel, one seed a task) and sum the reports.
+fn soak_seeds(a: &SoakArgs, kind: PolicyKind, seeds: std::ops::Range<u64>) -> soak::SoakReport {
+    use rayon::prelude::*;
+    let t0 = std::time::Instant::now();
+    let n = seeds.end - seeds.start;
+    let mut reports: Vec<soak::SoakReport> = seeds.into_par_iter().map(|seed| soak::run(&options(a, seed, kind))).collect();
+    let mut total = reports.remove(0);
+    for r in reports {
+        total.add(r);
+    }
+    if n > 1 {
+        total.policy = format!("{} ({} seeds)", total.policy, n);
+    }
+    total.wall = t0.elapsed();
+    total
 }

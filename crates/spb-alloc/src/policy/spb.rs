@@ -768,10 +768,10 @@ pub fn contig_candidates(z: &Zone) -> Vec<Pfn> {
 /// Move free blocks of `order` (splitting larger free buddies) of the pageblock at `b` onto
 /// `cpu`'s list, up to `n`; returns how many.
 fn harvest_block(z: &mut Zone, b: Pfn, cpu: usize, order: u8, mt: MigrateType, n: u64) -> u64 {
-    let pbp = z.geo.pageblock_pages();
+    let span = z.pb_span(b);
     let mut got = 0;
-    let mut p = b;
-    while p < b + pbp && got < n {
+    let mut p = span.start;
+    while p < span.end && got < n {
         let m = *z.page(p);
         match m.state {
             crate::page::PageState::Free if m.order >= order && m.order <= z.geo.pageblock_order => {

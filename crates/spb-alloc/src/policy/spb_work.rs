@@ -149,8 +149,9 @@ impl Allocator {
         let si = self.zones[zi].spb_idx(start) as u32;
         let saved = self.policy.spb_mut().map(|s| s.excluded.replace((zi as u8, si)));
         let before = self.pages_migrated;
-        let mut p = start;
-        while p < start + pbp {
+        let span = self.zones[zi].pb_span(start);
+        let mut p = span.start;
+        while p < span.end {
             let m = *self.zones[zi].page(p);
             match m.state {
                 PageState::Alloc => {
