@@ -38,11 +38,19 @@ const CASES: [(Workload, bool); 6] = [
 ];
 
 fn case_group(m: Machine, w: Workload, pcp: bool) -> String {
-    format!("{}_{}_{}", m.name(), w.name(), if pcp { "pcp" } else { "nopcp" })
+    format!(
+        "{}_{}_{}",
+        m.name(),
+        w.name(),
+        if pcp { "pcp" } else { "nopcp" }
+    )
 }
 
 fn env_list(name: &str) -> Option<Vec<String>> {
-    std::env::var(name).ok().filter(|s| !s.trim().is_empty()).map(|s| s.split(',').map(|x| x.trim().to_string()).collect())
+    std::env::var(name)
+        .ok()
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| s.split(',').map(|x| x.trim().to_string()).collect())
 }
 
 fn output_dir() -> PathBuf {
@@ -62,7 +70,10 @@ fn read_estimates(dir: &Path, group: &str, func: &str) -> Option<(f64, f64)> {
         let i = s.find(&format!("\"{key}\""))?;
         let rest = &s[i..];
         let j = rest.find("\"point_estimate\":")? + "\"point_estimate\":".len();
-        let num: String = rest[j..].chars().take_while(|c| c.is_ascii_digit() || matches!(c, '.' | 'e' | 'E' | '-' | '+')).collect();
+        let num: String = rest[j..]
+            .chars()
+            .take_while(|c| c.is_ascii_digit() || matches!(c, '.' | 'e' | 'E' | '-' | '+'))
+            .collect();
         num.parse().ok()
     };
     Some((pick("mean")?, pick("median")?))
@@ -111,7 +122,13 @@ fn main() {
         })
         .collect();
     let kinds: Vec<Kind> = match env_list("SPB_BENCH_ALLOCS") {
-        Some(v) => v.iter().map(|s| Kind::from_name(s).unwrap_or_else(|| panic!("SPB_BENCH_ALLOCS: unknown allocator {s:?}"))).collect(),
+        Some(v) => v
+            .iter()
+            .map(|s| {
+                Kind::from_name(s)
+                    .unwrap_or_else(|| panic!("SPB_BENCH_ALLOCS: unknown allocator {s:?}"))
+            })
+            .collect(),
         None => Kind::ALL.to_vec(),
     };
 
@@ -194,8 +211,15 @@ fn summary(out: &Path, ran: &[(Machine, Workload, bool, Kind, u64)], setups: &[S
         failures.insert((g, k.name()), f);
     }
     let mut s = String::new();
-    let kinds: Vec<Kind> = Kind::ALL.iter().copied().filter(|k| ran.iter().any(|r| r.3 == *k)).collect();
-    let _ = writeln!(s, "\n## spb-alloc benchmark summary (median ns/op from criterion; lower is better)\n");
+    let kinds: Vec<Kind> = Kind::ALL
+        .iter()
+        .copied()
+        .filter(|k| ran.iter().any(|r| r.3 == *k))
+        .collect();
+    let _ = writeln!(
+        s,
+        "\n## spb-alloc benchmark summary (median ns/op from criterion; lower is better)\n"
+    );
     let _ = write!(s, "| benchmark | op |");
     for k in &kinds {
         let _ = write!(s, " {} |", k.name());
@@ -219,7 +243,15 @@ fn summary(out: &Path, ran: &[(Machine, Workload, bool, Kind, u64)], setups: &[S
             match ns.get(&(g.clone(), k.name())) {
                 Some((_, median)) => {
                     let f = failures.get(&(g.clone(), k.name())).copied().unwrap_or(0);
-                    let _ = write!(s, " {median:.1}{} |", if f > 0 { format!(" ({f} failed)") } else { String::new() });
+                    let _ = write!(
+                        s,
+                        " {median:.1}{} |",
+                        if f > 0 {
+                            format!(" ({f} failed)")
+                        } else {
+                            String::new()
+                        }
+                    );
                 }
                 None => {
                     let _ = write!(s, " - |");
@@ -270,5 +302,8 @@ fn summary(out: &Path, ran: &[(Machine, Workload, bool, Kind, u64)], setups: &[S
     println!("{s}");
     let _ = std::fs::create_dir_all(out);
     let _ = std::fs::write(out.join("spb-alloc-summary.md"), &s);
-    println!("(written to {})", out.join("spb-alloc-summary.md").display());
+    println!(
+        "(written to {})",
+        out.join("spb-alloc-summary.md").display()
+    );
 }

@@ -56,11 +56,16 @@ fn parse_machine(s: &str) -> Machine {
 
 fn main() {
     let bench_mode = std::env::args().any(|a| a == "--bench");
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
     if args.len() >= 4 && matches!(args[0].as_str(), "16g" | "1t") {
         let m = parse_machine(&args[0]);
-        let k = Kind::from_name(&args[1]).unwrap_or_else(|| panic!("unknown allocator {:?}", args[1]));
-        let w = Workload::from_name(&args[2]).unwrap_or_else(|| panic!("unknown workload {:?}", args[2]));
+        let k =
+            Kind::from_name(&args[1]).unwrap_or_else(|| panic!("unknown allocator {:?}", args[1]));
+        let w = Workload::from_name(&args[2])
+            .unwrap_or_else(|| panic!("unknown workload {:?}", args[2]));
         let pcp = match args[3].as_str() {
             "pcp" => true,
             "nopcp" => false,
@@ -68,7 +73,10 @@ fn main() {
         };
         let n: u64 = args.get(4).map(|s| s.parse().expect("N")).unwrap_or(20_000);
         let ns = scenario(m, k, w, pcp, n);
-        println!("{} {} {} {} n={} {:.1} ns/op (wall clock; meaningless under valgrind)", args[0], args[1], args[2], args[3], n, ns);
+        println!(
+            "{} {} {} {} n={} {:.1} ns/op (wall clock; meaningless under valgrind)",
+            args[0], args[1], args[2], args[3], n, ns
+        );
         return;
     }
     // `cargo bench` (no scenario given): a quick wall-clock pass over the 16 GiB matrix

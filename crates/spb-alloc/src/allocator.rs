@@ -7,7 +7,7 @@ use crate::error::{AllocError, AllocErrorKind, FreeError, GrowError};
 use crate::event::EventLog;
 use crate::geometry::{Geometry, Pfn};
 use crate::gfp::{AllocFlags, Gfp};
-use crate::layout::{MemoryLayout, LayoutError, PfnRange, ZoneKind};
+use crate::layout::{LayoutError, MemoryLayout, PfnRange, ZoneKind};
 use crate::migratetype::MigrateType;
 use crate::page::{PageMeta, PageState};
 use crate::pageblock::Acct;
@@ -73,7 +73,13 @@ pub struct AllocRequest {
 
 impl AllocRequest {
     pub fn new(order: u8, gfp: Gfp) -> Self {
-        AllocRequest { order, gfp, cpu: 0, cookie: 0, trylock: false }
+        AllocRequest {
+            order,
+            gfp,
+            cpu: 0,
+            cookie: 0,
+            trylock: false,
+        }
     }
     pub fn cpu(mut self, cpu: u16) -> Self {
         self.cpu = cpu;
@@ -124,11 +130,18 @@ impl Allocator {
         layout.validate()?;
         let geo = layout.geometry;
         if geo.max_order as usize >= crate::freelist::MAX_NR_ORDERS {
-            return Err(LayoutError { place: "geometry".into(), message: "max order must be below 16".into() });
+            return Err(LayoutError {
+                place: "geometry".into(),
+                message: "max order must be below 16".into(),
+            });
         }
         let policy = Policy::new(&cfg.policy);
         let nr_cpus = cfg.nr_cpus.max(1);
-        let mut zones: Vec<Zone> = layout.zones.iter().map(|s| Zone::new(s, geo, policy.per_spb_lists(), nr_cpus)).collect();
+        let mut zones: Vec<Zone> = layout
+            .zones
+            .iter()
+            .map(|s| Zone::new(s, geo, policy.per_spb_lists(), nr_cpus))
+            .collect();
         setup_watermarks(&mut zones, &cfg.watermarks);
         let mut events = EventLog::default();
         events.enabled = cfg.event_capacity > 0;
@@ -209,17 +222,27 @@ impl Allocator {
     /// The full allocation path: the zonelist walk of the fast path, then the slow path.
     #[inline(never)]
     fn alloc_full(&mut self, req: AllocRequest, env: &mut dyn Env) -> Result<Pfn, AllocError> {
-        let err = |kind| AllocError { order: req.order, gfp: req.gfp, kind };
+        let err = |kind| AllocError {
+            order: req.order,
+            gfp: req.gfp,
+            kind,
+        };
         if req.order > self.geo.max_order {
             return Err(err(AllocErrorKind::OrderTooLarge));
         }
         if req.cpu as usize >= self.cfg.nr_cpus {
             return Err(err(AllocErrorKind::BadCpu));
         }
-        let (preferred, highest) = self.preferred_zone(req.gfp).ok_or(err(AllocErrorKind::NoZone))?;
+        let (preferred, highest) = self
+            .preferred_zone(req.gfp)
+            .ok_or(err(AllocErrorKind::NoZone))?;
         self.ops += 1;
         let mut flags = crate::gfp::fast_path_alloc_flags(req.gfp);
-        if self.policy.fast_nofragment(self.zones[preferred].kind, self.has_dma32) || (req.trylock && self.policy.keeps_nofragment()) {
+        if self
+            .policy
+            .fast_nofragment(self.zones[preferred].kind, self.has_dma32)
+            || (req.trylock && self.policy.keeps_nofragment())
+        {
             flags = flags.with(AllocFlags::NOFRAGMENT);
         }
         let r = if let Some(p) = self.get_page_from_freelist(req, flags, preferred, highest) {
@@ -255,7 +278,13 @@ impl Allocator {
     }
 
     /// get_page_from_freelist: walk the zonelist from the preferred zone down.
-    pub(crate) fn get_page_from_freelist(&mut self, req: AllocRequest, mut flags: AllocFlags, preferred: ZoneId, highest: usize) -> Option<Pfn> {
+    pub(crate) fn get_page_from_freelist(
+        &mut self,
+        req: AllocRequest,
+        mut flags: AllocFlags,
+        preferred: ZoneId,
+        highest: usize,
+    ) -> Option<Pfn> {
         loop {
             for zi in (0..=preferred).rev() {
                 let ok = {
@@ -263,14 +292,26 @@ impl Allocator {
                     if !flags.contains(AllocFlags::NO_WATERMARKS) {
                         let mut pass = false;
                         if !z.below_high {
-                            pass = z.watermark_fast(req.order, z.wmark_pages(WMARK_HIGH), highest, flags, req.gfp.contains(Gfp::HIGH));
+                            pass = z.watermark_fast(
+                                req.order,
+                                z.wmark_pages(WMARK_HIGH),
+                                highest,
+                                flags,
+                                req.gfp.contains(Gfp::HIGH),
+                            );
                             if !pass {
                                 z.below_high = true;
                             }
                         } else if z.free_pages > z.wmark_pages(WMARK_HIGH) {
                             z.below_high = false;
                         }
-                        pass || z.watermark_fast(req.order, z.wmark_pages(flags.wmark()), highest, flags, req.gfp.contains(Gfp::HIGH))
+                        pass || z.watermark_fast(
+                            req.order,
+                            z.wmark_pages(flags.wmark()),
+                            highest,
+                            flags,
+                            req.gfp.contains(Gfp::HIGH),
+                        )
                     } else {
                         true
                     }
@@ -291,7 +332,12 @@ impl Allocator {
     }
 
     /// rmqueue: per-CPU lists for cacheable orders, else the buddy lists.
-    pub(crate) fn rmqueue(&mut self, zi: ZoneId, req: AllocRequest, flags: AllocFlags) -> Option<Pfn> {
+    pub(crate) fn rmqueue(
+        &mut self,
+        zi: ZoneId,
+        req: AllocRequest,
+        flags: AllocFlags,
+    ) -> Option<Pfn> {
         let order = req.order;
         let mt = req.gfp.migratetype();
         let cpu = req.cpu as usize;
@@ -304,7 +350,11 @@ impl Allocator {
                 let n = z.nr_pcp_alloc(cpu, order);
                 let mut mode = RmqueueMode::Normal;
                 // spb (patches 02/21): refill from pageblocks the CPU owns
-                let owned = if let Policy::Spb(s) = policy { s.pcp_refill_owned(z, &mut ctx, cpu, order, mt, flags, req.gfp, n) } else { 0 };
+                let owned = if let Policy::Spb(s) = policy {
+                    s.pcp_refill_owned(z, &mut ctx, cpu, order, mt, flags, req.gfp, n)
+                } else {
+                    0
+                };
                 for _ in owned..n {
                     match policy.rmqueue(z, &mut ctx, order, mt, flags, &mut mode, req.gfp) {
                         Some(p) => {
@@ -349,12 +399,22 @@ impl Allocator {
     /// `pgalloc_<zone>`. The common case (no highatomic reservation, no wake-up, no category
     /// change) is inlined; the rest runs in [`Allocator::prep_new_page_rest`].
     #[inline(always)]
-    pub(crate) fn prep_new_page(&mut self, zi: ZoneId, p: Pfn, req: AllocRequest, mt: MigrateType, flags: AllocFlags) {
+    pub(crate) fn prep_new_page(
+        &mut self,
+        zi: ZoneId,
+        p: Pfn,
+        req: AllocRequest,
+        mt: MigrateType,
+        flags: AllocFlags,
+    ) {
         let order = req.order;
         let z = &mut self.zones[zi];
         let i = z.idx(p);
         z.pages[i] = PageMeta::alloc(order, mt as u8, req.cookie);
-        if (flags.contains(AllocFlags::HIGHATOMIC) && order > 0) || (flags.contains(AllocFlags::KSWAPD) && z.boosted) || !z.cat_changes.is_empty() {
+        if (flags.contains(AllocFlags::HIGHATOMIC) && order > 0)
+            || (flags.contains(AllocFlags::KSWAPD) && z.boosted)
+            || !z.cat_changes.is_empty()
+        {
             self.prep_new_page_rest(zi, p, req, mt, flags);
             return;
         }
@@ -370,7 +430,14 @@ impl Allocator {
 
     /// [`Allocator::prep_new_page`] after the head metadata, in full.
     #[inline(never)]
-    fn prep_new_page_rest(&mut self, zi: ZoneId, p: Pfn, req: AllocRequest, mt: MigrateType, flags: AllocFlags) {
+    fn prep_new_page_rest(
+        &mut self,
+        zi: ZoneId,
+        p: Pfn,
+        req: AllocRequest,
+        mt: MigrateType,
+        flags: AllocFlags,
+    ) {
         let order = req.order;
         if flags.contains(AllocFlags::HIGHATOMIC) && order > 0 {
             let (z, _, mut ctx) = self.ctx_parts(zi);
@@ -405,14 +472,27 @@ impl Allocator {
         }
     }
 
-    pub(crate) fn note_category_change(&mut self, zi: ZoneId, c: crate::zone::CategoryChange, gfp: Gfp, order: u8) {
+    pub(crate) fn note_category_change(
+        &mut self,
+        zi: ZoneId,
+        c: crate::zone::CategoryChange,
+        gfp: Gfp,
+        order: u8,
+    ) {
         use crate::superpageblock::Category;
         if c.to == Category::Tainted && c.from != Category::Tainted {
             self.vm.inc(Vm::SpbCleanTainted);
         } else if c.from == Category::Tainted && c.to != Category::Tainted {
             self.vm.inc(Vm::SpbTaintedCleaned);
         }
-        self.events.push(crate::event::Event::SpbCategory { zone: zi as u8, spb: c.spb, from: c.from, to: c.to, gfp, order });
+        self.events.push(crate::event::Event::SpbCategory {
+            zone: zi as u8,
+            spb: c.spb,
+            from: c.from,
+            to: c.to,
+            gfp,
+            order,
+        });
     }
 
     /// Free an allocated block.
@@ -443,7 +523,11 @@ impl Allocator {
             _ => return Err(FreeError::NotManaged { pfn }),
         }
         if m.order != order {
-            return Err(FreeError::WrongOrder { pfn, allocated: m.order, given: order });
+            return Err(FreeError::WrongOrder {
+                pfn,
+                allocated: m.order,
+                given: order,
+            });
         }
         let cpu = (cpu as usize).min(z.pcp.len() - 1);
         let mt = MigrateType::from_u8(m.mt).unwrap_or(MigrateType::Movable);
@@ -459,7 +543,15 @@ impl Allocator {
     }
 
     /// Free a validated allocated block (state Alloc at `pfn`).
-    pub(crate) fn free_inner(&mut self, zi: ZoneId, pfn: Pfn, order: u8, mt: MigrateType, cpu: usize, pcp_on: bool) {
+    pub(crate) fn free_inner(
+        &mut self,
+        zi: ZoneId,
+        pfn: Pfn,
+        order: u8,
+        mt: MigrateType,
+        cpu: usize,
+        pcp_on: bool,
+    ) {
         let z = &mut self.zones[zi];
         if order > z.geo.max_order {
             // a contiguous allocation
@@ -471,7 +563,11 @@ impl Allocator {
             z.account_block(pfn, order, Acct::Alloc(mt), Acct::Pcp);
             let block_mt = pb.migratetype();
             // spb per-CPU ownership: frees of owned pages return to the owner's lists
-            let cpu = if pb.owner > 0 && (pb.owner as usize - 1) < z.pcp.len() { pb.owner as usize - 1 } else { cpu };
+            let cpu = if pb.owner > 0 && (pb.owner as usize - 1) < z.pcp.len() {
+                pb.owner as usize - 1
+            } else {
+                cpu
+            };
             z.pcp_free(cpu, pfn, order, block_mt);
         } else {
             z.account_block(pfn, order, Acct::Alloc(mt), Acct::Free);
@@ -518,16 +614,27 @@ impl Allocator {
             return Err(FreeError::NotAllocated { pfn });
         }
         if m.order != order {
-            return Err(FreeError::WrongOrder { pfn, allocated: m.order, given: order });
+            return Err(FreeError::WrongOrder {
+                pfn,
+                allocated: m.order,
+                given: order,
+            });
         }
         if new_order >= order {
-            return Err(FreeError::BadSplit { pfn, order, new_order });
+            return Err(FreeError::BadSplit {
+                pfn,
+                order,
+                new_order,
+            });
         }
         let step = 1u64 << new_order;
         let mut p = pfn;
         while p < pfn + (1u64 << order) {
             let i = z.idx(p);
-            z.pages[i] = PageMeta { order: new_order, ..m };
+            z.pages[i] = PageMeta {
+                order: new_order,
+                ..m
+            };
             p += step;
         }
         if order > z.geo.max_order {
@@ -541,10 +648,23 @@ impl Allocator {
     /// Allocate exactly the block of `2^order` pages at `pfn` (naturally aligned), if it is free
     /// (in the buddy lists or on a per-CPU list). The trace replayer's `real` placement and
     /// tests use it to reproduce a given state.
-    pub fn alloc_at(&mut self, pfn: Pfn, order: u8, gfp: Gfp, cookie: u32) -> Result<(), FreeError> {
+    pub fn alloc_at(
+        &mut self,
+        pfn: Pfn,
+        order: u8,
+        gfp: Gfp,
+        cookie: u32,
+    ) -> Result<(), FreeError> {
         let zi = self.zone_of(pfn).ok_or(FreeError::OutOfRange { pfn })?;
-        if order > self.geo.max_order || pfn & ((1u64 << order) - 1) != 0 || pfn + (1u64 << order) > self.zones[zi].span.end {
-            return Err(FreeError::BadSplit { pfn, order, new_order: order });
+        if order > self.geo.max_order
+            || pfn & ((1u64 << order) - 1) != 0
+            || pfn + (1u64 << order) > self.zones[zi].span.end
+        {
+            return Err(FreeError::BadSplit {
+                pfn,
+                order,
+                new_order: order,
+            });
         }
         // pages of the range sitting on per-CPU lists go back to the buddy lists first
         let mut p = pfn;
@@ -554,7 +674,10 @@ impl Allocator {
                 Some((h, PageState::Pcp)) => {
                     let m = *z.page(h);
                     let cpu = m.cpu();
-                    let li = z.pindex(m.order, MigrateType::from_u8(m.mt).unwrap_or(MigrateType::Movable));
+                    let li = z.pindex(
+                        m.order,
+                        MigrateType::from_u8(m.mt).unwrap_or(MigrateType::Movable),
+                    );
                     let i = z.idx(h) as u32;
                     z.pcp_unlink(cpu, li, i);
                     z.account(h, 1u64 << m.order, Acct::Pcp, Acct::Free);
@@ -645,11 +768,17 @@ impl Allocator {
             return Err(GrowError::NoZone);
         }
         if range.is_empty() || range.start < self.zones[zi].span.start {
-            return Err(GrowError::BadRange { start: range.start, end: range.end });
+            return Err(GrowError::BadRange {
+                start: range.start,
+                end: range.end,
+            });
         }
         if let Some(next) = self.zones.get(zi + 1) {
             if range.end > next.span.start {
-                return Err(GrowError::BadRange { start: range.start, end: range.end });
+                return Err(GrowError::BadRange {
+                    start: range.start,
+                    end: range.end,
+                });
             }
         }
         // validate before touching anything: pages inside the span must be uninitialised or
@@ -658,7 +787,10 @@ impl Allocator {
         {
             let z = &self.zones[zi];
             if range.end - z.span.start > u32::MAX as u64 {
-                return Err(GrowError::BadRange { start: range.start, end: range.end });
+                return Err(GrowError::BadRange {
+                    start: range.start,
+                    end: range.end,
+                });
             }
             for pfn in range.start..range.end.min(z.span.end) {
                 let st = z.page(pfn).state;
@@ -748,7 +880,11 @@ pub(crate) fn find_head(z: &Zone, pfn: Pfn) -> Option<(Pfn, PageState)> {
         }
         let m = z.page(h);
         if matches!(m.state, PageState::Free | PageState::Alloc | PageState::Pcp) && m.order >= o {
-            return if h + (1u64 << m.order) > pfn { Some((h, m.state)) } else { None };
+            return if h + (1u64 << m.order) > pfn {
+                Some((h, m.state))
+            } else {
+                None
+            };
         }
     }
     None

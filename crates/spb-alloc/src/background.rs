@@ -50,15 +50,33 @@ impl Allocator {
         // every zone is checked against the waker's highest zone index (kswapd is woken by
         // allocations up to Normal), so lowmem_reserve keeps a free DMA zone from counting
         let hz = self.kswapd_classzone();
-        self.zones.iter().filter(|z| z.kind <= ZoneKind::Normal).any(|z| {
-            let free = if self.policy.defrag_mode() && order > 0 { z.free_pages_blocks } else { z.free_pages };
-            z.watermark_ok(order, z.wmark_pages(WMARK_HIGH), hz, crate::gfp::AllocFlags::WMARK_HIGH, free)
-        })
+        self.zones
+            .iter()
+            .filter(|z| z.kind <= ZoneKind::Normal)
+            .any(|z| {
+                let free = if self.policy.defrag_mode() && order > 0 {
+                    z.free_pages_blocks
+                } else {
+                    z.free_pages
+                };
+                z.watermark_ok(
+                    order,
+                    z.wmark_pages(WMARK_HIGH),
+                    hz,
+                    crate::gfp::AllocFlags::WMARK_HIGH,
+                    free,
+                )
+            })
     }
 
     /// The highest zone index kswapd balances for (the highest zone up to Normal).
     fn kswapd_classzone(&self) -> usize {
-        self.zones.iter().filter(|z| z.kind <= ZoneKind::Normal).map(|z| z.kind as usize).max().unwrap_or(0)
+        self.zones
+            .iter()
+            .filter(|z| z.kind <= ZoneKind::Normal)
+            .map(|z| z.kind as usize)
+            .max()
+            .unwrap_or(0)
     }
 
     /// Run pending background work up to virtual time `now_ns`.
@@ -77,12 +95,15 @@ impl Allocator {
                 let _ = z.take_cat_changes();
             }
         }
-        if self.cfg.compaction_proactiveness > 0 && self.now_ns >= self.last_proactive_ns + PROACTIVE_INTERVAL_NS {
+        if self.cfg.compaction_proactiveness > 0
+            && self.now_ns >= self.last_proactive_ns + PROACTIVE_INTERVAL_NS
+        {
             self.last_proactive_ns = self.now_ns;
             if self.proactive_compact(env) == Some(false) {
                 // kcompactd: no progress (the score did not go down) defers proactive
                 // compaction to default_timeout << COMPACT_MAX_DEFER_SHIFT
-                self.last_proactive_ns = self.now_ns + (PROACTIVE_INTERVAL_NS << 6) - PROACTIVE_INTERVAL_NS;
+                self.last_proactive_ns =
+                    self.now_ns + (PROACTIVE_INTERVAL_NS << 6) - PROACTIVE_INTERVAL_NS;
             }
         }
         if self.policy.spb().is_some() {
@@ -104,11 +125,22 @@ impl Allocator {
                 .zones
                 .iter()
                 .filter(|z| z.kind <= ZoneKind::Normal)
-                .map(|z| z.wmark_pages(WMARK_HIGH).saturating_sub(z.free_pages).max(32))
+                .map(|z| {
+                    z.wmark_pages(WMARK_HIGH)
+                        .saturating_sub(z.free_pages)
+                        .max(32)
+                })
                 .sum::<u64>()
                 .max(if boost_only { boosted } else { 0 });
             out.clear();
-            let req = ReclaimRequest { nr_pages: want, order, who: Reclaimer::Kswapd, may_swap: !boost_only, shrink_slab: true, prefer_range: None };
+            let req = ReclaimRequest {
+                nr_pages: want,
+                order,
+                who: Reclaimer::Kswapd,
+                may_swap: !boost_only,
+                shrink_slab: true,
+                prefer_range: None,
+            };
             env.reclaim(req, &mut out);
             let (pages, _) = self.free_blocks(&out);
             self.vm.add(Vm::PgscanKswapd, pages);
@@ -134,9 +166,18 @@ impl Allocator {
 
     fn pgdat_balanced_ignoring_boost(&self, order: u8) -> bool {
         let hz = self.kswapd_classzone();
-        self.zones.iter().filter(|z| z.kind <= ZoneKind::Normal).any(|z| {
-            z.watermark_ok(order, z.wmark[WMARK_HIGH], hz, crate::gfp::AllocFlags::WMARK_HIGH, z.free_pages)
-        })
+        self.zones
+            .iter()
+            .filter(|z| z.kind <= ZoneKind::Normal)
+            .any(|z| {
+                z.watermark_ok(
+                    order,
+                    z.wmark[WMARK_HIGH],
+                    hz,
+                    crate::gfp::AllocFlags::WMARK_HIGH,
+                    z.free_pages,
+                )
+            })
     }
 
     fn run_kcompactd(&mut self, order: u8, env: &mut dyn Env) {
@@ -150,7 +191,14 @@ impl Allocator {
                 continue;
             }
             let before_free = self.vm.get(Vm::CompactFreeScanned);
-            let r = self.compact_zone(zi, Some(order), CompactPriority::SyncLight, MigrateType::Unmovable, true, env);
+            let r = self.compact_zone(
+                zi,
+                Some(order),
+                CompactPriority::SyncLight,
+                MigrateType::Unmovable,
+                true,
+                env,
+            );
             let d = self.vm.get(Vm::CompactFreeScanned) - before_free;
             self.vm.add(Vm::CompactDaemonFreeScanned, d);
             if matches!(r, CompactResult::Complete | CompactResult::Partial) {
@@ -171,7 +219,11 @@ impl Allocator {
         let high = (low + (low / 2).min(10)).min(100);
         let pbo = self.geo.pageblock_order;
         let node_present: u64 = self.zones.iter().map(|z| z.present_pages).sum();
-        let score: u64 = self.zones.iter().map(|z| extfrag_for_order(z, pbo) * z.present_pages / (node_present + 1)).sum();
+        let score: u64 = self
+            .zones
+            .iter()
+            .map(|z| extfrag_for_order(z, pbo) * z.present_pages / (node_present + 1))
+            .sum();
         if score <= high {
             return None;
         }
@@ -182,7 +234,14 @@ impl Allocator {
             }
             let before = extfrag_for_order(&self.zones[zi], pbo);
             if before > low {
-                self.compact_zone(zi, None, CompactPriority::SyncLight, MigrateType::Movable, true, env);
+                self.compact_zone(
+                    zi,
+                    None,
+                    CompactPriority::SyncLight,
+                    MigrateType::Movable,
+                    true,
+                    env,
+                );
                 let progress = extfrag_for_order(&self.zones[zi], pbo) < before;
                 ran = Some(ran.unwrap_or(false) || progress);
             }

@@ -50,7 +50,16 @@ fn check_zone(z: &Zone) -> Result<(), InvariantViolation> {
     let name = z.kind.name();
     let pbp = z.geo.pageblock_pages();
     // 1. walk heads, recount pageblock counters
-    let mut pbs: Vec<PageblockMeta> = z.pageblocks.iter().map(|p| PageblockMeta { mt: p.mt, flags: p.flags, owner: p.owner, ..Default::default() }).collect();
+    let mut pbs: Vec<PageblockMeta> = z
+        .pageblocks
+        .iter()
+        .map(|p| PageblockMeta {
+            mt: p.mt,
+            flags: p.flags,
+            owner: p.owner,
+            ..Default::default()
+        })
+        .collect();
     // pages outside the span in clipped pageblocks
     let first_pb_start = z.pb_base << z.geo.pageblock_order;
     for p in first_pb_start..z.span.start {
@@ -71,10 +80,29 @@ fn check_zone(z: &Zone) -> Result<(), InvariantViolation> {
         match m.state {
             PageState::Free | PageState::Alloc | PageState::Pcp | PageState::Isolated => {
                 let n = 1u64 << m.order;
-                ensure!(p & (n - 1) == 0, "{}: block at {:#x} of order {} is not aligned", name, p, m.order);
-                ensure!(p + n <= z.span.end, "{}: block at {:#x} of order {} runs past the zone end", name, p, m.order);
+                ensure!(
+                    p & (n - 1) == 0,
+                    "{}: block at {:#x} of order {} is not aligned",
+                    name,
+                    p,
+                    m.order
+                );
+                ensure!(
+                    p + n <= z.span.end,
+                    "{}: block at {:#x} of order {} runs past the zone end",
+                    name,
+                    p,
+                    m.order
+                );
                 for q in p + 1..p + n {
-                    ensure!(z.page(q).state == PageState::Tail, "{}: page {:#x} inside the block at {:#x} is {:?}, expected Tail", name, q, p, z.page(q).state);
+                    ensure!(
+                        z.page(q).state == PageState::Tail,
+                        "{}: page {:#x} inside the block at {:#x} is {:?}, expected Tail",
+                        name,
+                        q,
+                        p,
+                        z.page(q).state
+                    );
                 }
                 managed += n;
                 let mut q = p;
@@ -84,26 +112,48 @@ fn check_zone(z: &Zone) -> Result<(), InvariantViolation> {
                     match m.state {
                         PageState::Free => pb.free += cnt as u16,
                         PageState::Pcp | PageState::Isolated => pb.pcp += cnt as u16,
-                        _ => pb.alloc[alloc_class(MigrateType::from_u8(m.mt).unwrap_or(MigrateType::Movable))] += cnt as u16,
+                        _ => {
+                            pb.alloc[alloc_class(
+                                MigrateType::from_u8(m.mt).unwrap_or(MigrateType::Movable),
+                            )] += cnt as u16
+                        }
                     }
                     q += cnt;
                 }
                 if m.state == PageState::Free {
-                    ensure!(m.order <= z.geo.max_order, "{}: free block at {:#x} has order {}", name, p, m.order);
+                    ensure!(
+                        m.order <= z.geo.max_order,
+                        "{}: free block at {:#x} has order {}",
+                        name,
+                        p,
+                        m.order
+                    );
                     free_heads += 1;
                     nr_free[m.order as usize][m.mt as usize] += 1;
                     if m.mt != MigrateType::Isolate as u8 {
                         free_pages += n;
                     }
                     let lt = z.pb(p).list_type();
-                    ensure!(m.mt == lt as u8 || m.order >= z.geo.pageblock_order, "{}: free block at {:#x} is on the {:?} list but its pageblock lists {:?}", name, p, MigrateType::from_u8(m.mt), lt);
+                    ensure!(
+                        m.mt == lt as u8 || m.order >= z.geo.pageblock_order,
+                        "{}: free block at {:#x} is on the {:?} list but its pageblock lists {:?}",
+                        name,
+                        p,
+                        MigrateType::from_u8(m.mt),
+                        lt
+                    );
                 }
                 if m.state == PageState::Pcp {
                     pcp_heads += n;
                 }
                 p += n;
             }
-            PageState::Tail => return Err(InvariantViolation(format!("{}: page {:#x} is a Tail with no head covering it", name, p))),
+            PageState::Tail => {
+                return Err(InvariantViolation(format!(
+                    "{}: page {:#x} is a Tail with no head covering it",
+                    name, p
+                )))
+            }
             PageState::Reserved => {
                 pbs[z.pb_idx(p)].reserved += 1;
                 p += 1;
@@ -114,14 +164,42 @@ fn check_zone(z: &Zone) -> Result<(), InvariantViolation> {
             }
         }
     }
-    ensure!(managed == z.managed_pages, "{}: free + per-CPU + held + allocated = {} pages, managed = {}", name, managed, z.managed_pages);
+    ensure!(
+        managed == z.managed_pages,
+        "{}: free + per-CPU + held + allocated = {} pages, managed = {}",
+        name,
+        managed,
+        z.managed_pages
+    );
     for (i, (a, b)) in pbs.iter().zip(z.pageblocks.iter()).enumerate() {
-        ensure!(a == b, "{}: pageblock {} (pfn {:#x}) counters {:?} differ from a recount {:?}", name, i, (z.pb_base + i as u64) << z.geo.pageblock_order, b, a);
+        ensure!(
+            a == b,
+            "{}: pageblock {} (pfn {:#x}) counters {:?} differ from a recount {:?}",
+            name,
+            i,
+            (z.pb_base + i as u64) << z.geo.pageblock_order,
+            b,
+            a
+        );
     }
-    ensure!(free_pages == z.free_pages, "{}: NR_FREE_PAGES {} differs from a recount {}", name, z.free_pages, free_pages);
+    ensure!(
+        free_pages == z.free_pages,
+        "{}: NR_FREE_PAGES {} differs from a recount {}",
+        name,
+        z.free_pages,
+        free_pages
+    );
     for o in 0..z.geo.nr_orders() {
         for t in 0..MIGRATE_TYPES {
-            ensure!(nr_free[o][t] == z.nr_free[o][t], "{}: nr_free[{}][{}] = {} but {} blocks found", name, o, t, z.nr_free[o][t], nr_free[o][t]);
+            ensure!(
+                nr_free[o][t] == z.nr_free[o][t],
+                "{}: nr_free[{}][{}] = {} but {} blocks found",
+                name,
+                o,
+                t,
+                z.nr_free[o][t],
+                nr_free[o][t]
+            );
         }
     }
     // 2. free lists: every entry a matching head in the right bucket
@@ -135,21 +213,66 @@ fn check_zone(z: &Zone) -> Result<(), InvariantViolation> {
                 while i != NIL {
                     let m = &z.pages[i as usize];
                     let pfn = z.pfn_of(i);
-                    ensure!(m.state == PageState::Free && m.order as usize == o && m.mt as usize == t, "{}: list ({}, {}, {}) holds {:#x} which is {:?} order {} type {}", name, b, o, t, pfn, m.state, m.order, m.mt);
-                    ensure!(z.bucket_of(pfn) == b, "{}: {:#x} is on the lists of bucket {} but belongs to {}", name, pfn, b, z.bucket_of(pfn));
+                    ensure!(
+                        m.state == PageState::Free && m.order as usize == o && m.mt as usize == t,
+                        "{}: list ({}, {}, {}) holds {:#x} which is {:?} order {} type {}",
+                        name,
+                        b,
+                        o,
+                        t,
+                        pfn,
+                        m.state,
+                        m.order,
+                        m.mt
+                    );
+                    ensure!(
+                        z.bucket_of(pfn) == b,
+                        "{}: {:#x} is on the lists of bucket {} but belongs to {}",
+                        name,
+                        pfn,
+                        b,
+                        z.bucket_of(pfn)
+                    );
                     ensure!(m.prev == prev, "{}: broken prev link at {:#x}", name, pfn);
                     prev = i;
                     i = m.next;
                     n += 1;
-                    ensure!(n <= z.pages.len() as u64, "{}: cycle in list ({}, {}, {})", name, b, o, t);
+                    ensure!(
+                        n <= z.pages.len() as u64,
+                        "{}: cycle in list ({}, {}, {})",
+                        name,
+                        b,
+                        o,
+                        t
+                    );
                 }
-                ensure!(area.tail[o][t] == prev, "{}: tail of list ({}, {}, {}) is wrong", name, b, o, t);
-                ensure!((area.mask[t] & (1 << o) != 0) == (n > 0), "{}: mask bit of list ({}, {}, {}) is wrong", name, b, o, t);
+                ensure!(
+                    area.tail[o][t] == prev,
+                    "{}: tail of list ({}, {}, {}) is wrong",
+                    name,
+                    b,
+                    o,
+                    t
+                );
+                ensure!(
+                    (area.mask[t] & (1 << o) != 0) == (n > 0),
+                    "{}: mask bit of list ({}, {}, {}) is wrong",
+                    name,
+                    b,
+                    o,
+                    t
+                );
                 listed += n;
             }
         }
     }
-    ensure!(listed == free_heads, "{}: {} free heads but {} list entries", name, free_heads, listed);
+    ensure!(
+        listed == free_heads,
+        "{}: {} free heads but {} list entries",
+        name,
+        free_heads,
+        listed
+    );
     // 3. per-CPU lists
     let mut pcp_total = 0;
     for (c, pcp) in z.pcp.iter().enumerate() {
@@ -159,8 +282,27 @@ fn check_zone(z: &Zone) -> Result<(), InvariantViolation> {
             let mut prev = NIL;
             while i != NIL {
                 let m = &z.pages[i as usize];
-                ensure!(m.state == PageState::Pcp && m.cpu() == c, "{}: cpu {} list {} holds {:#x} in state {:?}", name, c, li, z.pfn_of(i), m.state);
-                ensure!(z.pindex(m.order, MigrateType::from_u8(m.mt).unwrap_or(MigrateType::Movable)) == li, "{}: cpu {} list {} holds an entry of order {} type {}", name, c, li, m.order, m.mt);
+                ensure!(
+                    m.state == PageState::Pcp && m.cpu() == c,
+                    "{}: cpu {} list {} holds {:#x} in state {:?}",
+                    name,
+                    c,
+                    li,
+                    z.pfn_of(i),
+                    m.state
+                );
+                ensure!(
+                    z.pindex(
+                        m.order,
+                        MigrateType::from_u8(m.mt).unwrap_or(MigrateType::Movable)
+                    ) == li,
+                    "{}: cpu {} list {} holds an entry of order {} type {}",
+                    name,
+                    c,
+                    li,
+                    m.order,
+                    m.mt
+                );
                 ensure!(m.prev == prev, "{}: broken pcp prev link", name);
                 cnt += 1u64 << m.order;
                 prev = i;
@@ -168,20 +310,81 @@ fn check_zone(z: &Zone) -> Result<(), InvariantViolation> {
             }
             ensure!(pcp.tail[li] == prev, "{}: pcp tail wrong", name);
         }
-        ensure!(cnt == pcp.count, "{}: cpu {} count {} but {} pages listed", name, c, pcp.count, cnt);
+        ensure!(
+            cnt == pcp.count,
+            "{}: cpu {} count {} but {} pages listed",
+            name,
+            c,
+            pcp.count,
+            cnt
+        );
         pcp_total += cnt;
     }
-    ensure!(pcp_total == pcp_heads, "{}: {} per-CPU pages listed, {} per-CPU heads", name, pcp_total, pcp_heads);
+    ensure!(
+        pcp_total == pcp_heads,
+        "{}: {} per-CPU pages listed, {} per-CPU heads",
+        name,
+        pcp_total,
+        pcp_heads
+    );
     // 4. SPB aggregates and lists
     for i in 0..z.spbs.len() {
         let agg = z.spb_aggregate(i);
         let (a, b) = (&agg, &z.spbs[i]);
-        ensure!(a.total_pageblocks == b.total_pageblocks && a.pb_free == b.pb_free && a.pb_unmovable == b.pb_unmovable && a.pb_reclaimable == b.pb_reclaimable && a.pb_movable == b.pb_movable && a.pb_reserved == b.pb_reserved, "{}: SPB {} pageblock counts {:?} differ from a recount {:?}", name, i, (b.pb_free, b.pb_unmovable, b.pb_reclaimable, b.pb_movable, b.pb_reserved), (a.pb_free, a.pb_unmovable, a.pb_reclaimable, a.pb_movable, a.pb_reserved));
-        ensure!(a.free_pages == b.free_pages && a.pcp_pages == b.pcp_pages && a.alloc_pages == b.alloc_pages && a.reserved_pages == b.reserved_pages && a.absent_pages == b.absent_pages, "{}: SPB {} page counts differ from a recount", name, i);
+        ensure!(
+            a.total_pageblocks == b.total_pageblocks
+                && a.pb_free == b.pb_free
+                && a.pb_unmovable == b.pb_unmovable
+                && a.pb_reclaimable == b.pb_reclaimable
+                && a.pb_movable == b.pb_movable
+                && a.pb_reserved == b.pb_reserved,
+            "{}: SPB {} pageblock counts {:?} differ from a recount {:?}",
+            name,
+            i,
+            (
+                b.pb_free,
+                b.pb_unmovable,
+                b.pb_reclaimable,
+                b.pb_movable,
+                b.pb_reserved
+            ),
+            (
+                a.pb_free,
+                a.pb_unmovable,
+                a.pb_reclaimable,
+                a.pb_movable,
+                a.pb_reserved
+            )
+        );
+        ensure!(
+            a.free_pages == b.free_pages
+                && a.pcp_pages == b.pcp_pages
+                && a.alloc_pages == b.alloc_pages
+                && a.reserved_pages == b.reserved_pages
+                && a.absent_pages == b.absent_pages,
+            "{}: SPB {} page counts differ from a recount",
+            name,
+            i
+        );
         for v in [b.pb_free, b.pb_unmovable, b.pb_reclaimable, b.pb_movable] {
-            ensure!(v <= b.total_pageblocks, "{}: SPB {} has a pageblock count above its {} pageblocks", name, i, b.total_pageblocks);
+            ensure!(
+                v <= b.total_pageblocks,
+                "{}: SPB {} has a pageblock count above its {} pageblocks",
+                name,
+                i,
+                b.total_pageblocks
+            );
         }
-        ensure!(b.category == b.compute_category() && b.fullness == b.compute_fullness(), "{}: SPB {} is filed as {:?}/{} but its counters say {:?}/{}", name, i, b.category, b.fullness, b.compute_category(), b.compute_fullness());
+        ensure!(
+            b.category == b.compute_category() && b.fullness == b.compute_fullness(),
+            "{}: SPB {} is filed as {:?}/{} but its counters say {:?}/{}",
+            name,
+            i,
+            b.category,
+            b.fullness,
+            b.compute_category(),
+            b.compute_fullness()
+        );
     }
     let mut seen = vec![false; z.spbs.len()];
     for c in 0..crate::superpageblock::NR_CATEGORIES {
@@ -192,14 +395,30 @@ fn check_zone(z: &Zone) -> Result<(), InvariantViolation> {
                 ensure!(!seen[i as usize], "{}: SPB {} is on two lists", name, i);
                 seen[i as usize] = true;
                 let s = &z.spbs[i as usize];
-                ensure!(s.category as usize == c && s.fullness as usize == f, "{}: SPB {} on list ({}, {}) but filed as {:?}/{}", name, i, c, f, s.category, s.fullness);
+                ensure!(
+                    s.category as usize == c && s.fullness as usize == f,
+                    "{}: SPB {} on list ({}, {}) but filed as {:?}/{}",
+                    name,
+                    i,
+                    c,
+                    f,
+                    s.category,
+                    s.fullness
+                );
                 n += 1;
                 i = s.list_next;
             }
-            ensure!(n == z.spb_lists.counts[c][f], "{}: SPB list ({}, {}) count {} but {} linked", name, c, f, z.spb_lists.counts[c][f], n);
+            ensure!(
+                n == z.spb_lists.counts[c][f],
+                "{}: SPB list ({}, {}) count {} but {} linked",
+                name,
+                c,
+                f,
+                z.spb_lists.counts[c][f],
+                n
+            );
         }
     }
     ensure!(seen.iter().all(|s| *s), "{}: an SPB is on no list", name);
     Ok(())
 }
-

@@ -10,11 +10,11 @@
 use alloc::vec::Vec;
 
 use crate::env::{Env, MigrateOutcome};
+use crate::freelist::MAX_NR_ORDERS;
 use crate::geometry::Pfn;
 use crate::gfp::AllocFlags;
 use crate::migratetype::MigrateType;
 use crate::page::{PageMeta, PageState};
-use crate::freelist::MAX_NR_ORDERS;
 use crate::pageblock::Acct;
 use crate::vmstat::Vm;
 use crate::zone::{Zone, ZoneId, WMARK_MIN};
@@ -58,7 +58,10 @@ pub enum CompactResult {
 pub fn fragmentation_index(z: &Zone, order: u8) -> i64 {
     let (mut free_pages, mut blocks, mut suitable) = (0u64, 0u64, 0u64);
     for o in 0..z.geo.nr_orders() {
-        let n: u64 = z.nr_free[o].iter().take(crate::migratetype::MIGRATE_TYPES - 1).sum();
+        let n: u64 = z.nr_free[o]
+            .iter()
+            .take(crate::migratetype::MIGRATE_TYPES - 1)
+            .sum();
         free_pages += n << o;
         blocks += n;
         if o >= order as usize {
@@ -78,7 +81,10 @@ pub fn fragmentation_index(z: &Zone, order: u8) -> i64 {
 pub fn extfrag_for_order(z: &Zone, order: u8) -> u64 {
     let (mut free_pages, mut suitable) = (0u64, 0u64);
     for o in 0..z.geo.nr_orders() {
-        let n: u64 = z.nr_free[o].iter().take(crate::migratetype::MIGRATE_TYPES - 1).sum();
+        let n: u64 = z.nr_free[o]
+            .iter()
+            .take(crate::migratetype::MIGRATE_TYPES - 1)
+            .sum();
         free_pages += n << o;
         if o >= order as usize {
             suitable += n << o;
@@ -125,7 +131,11 @@ impl Zone {
         let order = self.page(pfn).order;
         self.list_del(pfn);
         let i = self.idx(pfn);
-        self.pages[i] = PageMeta { state: PageState::Isolated, order, ..PageMeta::TAIL };
+        self.pages[i] = PageMeta {
+            state: PageState::Isolated,
+            order,
+            ..PageMeta::TAIL
+        };
         self.account(pfn, 1u64 << order, Acct::Free, Acct::Pcp);
         Held { pfn, order }
     }
@@ -145,8 +155,15 @@ impl Zone {
             o -= 1;
             let piece = h.pfn + (1u64 << o);
             let i = self.idx(piece);
-            self.pages[i] = PageMeta { state: PageState::Isolated, order: o, ..PageMeta::TAIL };
-            stash.push(Held { pfn: piece, order: o });
+            self.pages[i] = PageMeta {
+                state: PageState::Isolated,
+                order: o,
+                ..PageMeta::TAIL
+            };
+            stash.push(Held {
+                pfn: piece,
+                order: o,
+            });
         }
         let i = self.idx(h.pfn);
         self.pages[i].order = order;
@@ -190,12 +207,20 @@ impl Stash {
         if self.by_order[o].is_empty() {
             self.mask &= !(1 << o);
         }
-        Some(Held { pfn, order: o as u8 })
+        Some(Held {
+            pfn,
+            order: o as u8,
+        })
     }
     /// Every held block, emptying the stash.
     pub(crate) fn drain(&mut self) -> impl Iterator<Item = Held> + '_ {
         self.mask = 0;
-        self.by_order.iter_mut().enumerate().flat_map(|(o, v)| v.drain(..).map(move |pfn| Held { pfn, order: o as u8 }))
+        self.by_order.iter_mut().enumerate().flat_map(|(o, v)| {
+            v.drain(..).map(move |pfn| Held {
+                pfn,
+                order: o as u8,
+            })
+        })
     }
 }
 
@@ -203,7 +228,14 @@ impl Allocator {
     /// Move the allocated block at `from` to the held target `to` through the embedder.
     /// On `Moved`, `to` becomes the allocation and `from` is freed; on `Dropped`, `from` is
     /// freed and `to` stays held; on `Refused` nothing changes.
-    pub(crate) fn migrate_to(&mut self, zi_from: ZoneId, from: Pfn, zi_to: ZoneId, to: Pfn, env: &mut dyn Env) -> MigrateOutcome {
+    pub(crate) fn migrate_to(
+        &mut self,
+        zi_from: ZoneId,
+        from: Pfn,
+        zi_to: ZoneId,
+        to: Pfn,
+        env: &mut dyn Env,
+    ) -> MigrateOutcome {
         let m = *self.zones[zi_from].page(from);
         let n = 1u64 << m.order;
         let mt = MigrateType::from_u8(m.mt).unwrap_or(MigrateType::Movable);
@@ -230,7 +262,14 @@ impl Allocator {
 
     /// Run the free scanner from `*free_pfn` downward (not below `floor`) until the stash holds
     /// a block of at least `order` pages. Returns false when the scanners met.
-    fn isolate_freepages(&mut self, zi: ZoneId, free_pfn: &mut Pfn, floor: Pfn, stash: &mut Stash, order: u8) -> bool {
+    fn isolate_freepages(
+        &mut self,
+        zi: ZoneId,
+        free_pfn: &mut Pfn,
+        floor: Pfn,
+        stash: &mut Stash,
+        order: u8,
+    ) -> bool {
         let pbp = self.geo.pageblock_pages();
         let pbo = self.geo.pageblock_order;
         loop {
@@ -272,7 +311,10 @@ impl Allocator {
                     stash.push(h);
                     self.vm.add(Vm::CompactIsolated, n);
                     p += n;
-                } else if matches!(m.state, PageState::Alloc | PageState::Pcp | PageState::Isolated) {
+                } else if matches!(
+                    m.state,
+                    PageState::Alloc | PageState::Pcp | PageState::Isolated
+                ) {
                     p += 1u64 << m.order;
                 } else {
                     p += 1;
@@ -283,15 +325,31 @@ impl Allocator {
     }
 
     /// Compact one zone. `order` None = the whole zone (proactive / compact_memory).
-    pub fn compact_zone(&mut self, zi: ZoneId, order: Option<u8>, prio: CompactPriority, req_mt: MigrateType, daemon: bool, env: &mut dyn Env) -> CompactResult {
+    pub fn compact_zone(
+        &mut self,
+        zi: ZoneId,
+        order: Option<u8>,
+        prio: CompactPriority,
+        req_mt: MigrateType,
+        daemon: bool,
+        env: &mut dyn Env,
+    ) -> CompactResult {
         let pbp = self.geo.pageblock_pages();
         let pbo = self.geo.pageblock_order;
         let span = self.zones[zi].span;
         let start = span.start.div_ceil(pbp) * pbp;
         let end = span.end / pbp * pbp;
         let whole = order.is_none() || prio == CompactPriority::SyncFull;
-        let mut migrate_pfn = if whole { start } else { self.zones[zi].compact.cached_migrate_pfn.max(start) };
-        let mut free_pfn = if whole || self.zones[zi].compact.cached_free_pfn == 0 { end } else { self.zones[zi].compact.cached_free_pfn.min(end) };
+        let mut migrate_pfn = if whole {
+            start
+        } else {
+            self.zones[zi].compact.cached_migrate_pfn.max(start)
+        };
+        let mut free_pfn = if whole || self.zones[zi].compact.cached_free_pfn == 0 {
+            end
+        } else {
+            self.zones[zi].compact.cached_free_pfn.min(end)
+        };
         let mut stash = Stash::default();
         let result;
         let target = order.unwrap_or(pbo);
@@ -307,10 +365,19 @@ impl Allocator {
                 let pb = z.pb(block);
                 let type_ok = prio != CompactPriority::Async || daemon || {
                     let bt = pb.migratetype();
-                    if req_mt == MigrateType::Movable { bt == MigrateType::Movable || bt == MigrateType::Cma } else { bt == req_mt }
+                    if req_mt == MigrateType::Movable {
+                        bt == MigrateType::Movable || bt == MigrateType::Cma
+                    } else {
+                        bt == req_mt
+                    }
                 };
                 let first = z.page(block);
-                z.pb_in_zone(block) && !pb.is_isolated() && pb.alloc[1] > 0 && type_ok && !(first.state == PageState::Alloc && first.order >= pbo) && self.policy.compaction_source_ok(z, block)
+                z.pb_in_zone(block)
+                    && !pb.is_isolated()
+                    && pb.alloc[1] > 0
+                    && type_ok
+                    && !(first.state == PageState::Alloc && first.order >= pbo)
+                    && self.policy.compaction_source_ok(z, block)
             };
             if ok {
                 let mut p = block;
@@ -319,19 +386,37 @@ impl Allocator {
                     let m = *self.zones[zi].page(p);
                     scanned += 1;
                     match m.state {
-                        PageState::Alloc if m.mt == MigrateType::Movable as u8 && (m.order < target || order.is_none()) && m.order < pbo => {
-                            if !self.isolate_freepages(zi, &mut free_pfn, migrate_pfn, &mut stash, m.order) {
+                        PageState::Alloc
+                            if m.mt == MigrateType::Movable as u8
+                                && (m.order < target || order.is_none())
+                                && m.order < pbo =>
+                        {
+                            if !self.isolate_freepages(
+                                zi,
+                                &mut free_pfn,
+                                migrate_pfn,
+                                &mut stash,
+                                m.order,
+                            ) {
                                 result = CompactResult::Partial;
                                 break 'blocks;
                             }
-                            let to = self.zones[zi].target_from_stash(&mut stash, m.order).expect("stash has a block");
+                            let to = self.zones[zi]
+                                .target_from_stash(&mut stash, m.order)
+                                .expect("stash has a block");
                             let out = self.migrate_to(zi, p, zi, to, env);
                             if out != MigrateOutcome::Moved {
-                                stash.push(Held { pfn: to, order: m.order });
+                                stash.push(Held {
+                                    pfn: to,
+                                    order: m.order,
+                                });
                             }
                             p += 1u64 << m.order;
                         }
-                        PageState::Free | PageState::Alloc | PageState::Pcp | PageState::Isolated => p += 1u64 << m.order,
+                        PageState::Free
+                        | PageState::Alloc
+                        | PageState::Pcp
+                        | PageState::Isolated => p += 1u64 << m.order,
                         _ => p += 1,
                     }
                 }
@@ -344,7 +429,9 @@ impl Allocator {
             if let Some(o) = order {
                 let z = &self.zones[zi];
                 let done = (o as usize..z.geo.nr_orders()).any(|k| {
-                    z.nr_free[k][req_mt.idx()] > 0 || (k >= pbo as usize && req_mt.fallbacks().iter().any(|t| z.nr_free[k][t.idx()] > 0))
+                    z.nr_free[k][req_mt.idx()] > 0
+                        || (k >= pbo as usize
+                            && req_mt.fallbacks().iter().any(|t| z.nr_free[k][t.idx()] > 0))
                 });
                 if done {
                     result = CompactResult::Success;
@@ -375,7 +462,15 @@ impl Allocator {
     }
 
     /// Direct compaction over the zonelist, then a freelist retry.
-    pub(crate) fn direct_compact(&mut self, req: AllocRequest, flags: AllocFlags, preferred: ZoneId, highest: usize, prio: CompactPriority, env: &mut dyn Env) -> (Option<Pfn>, CompactResult) {
+    pub(crate) fn direct_compact(
+        &mut self,
+        req: AllocRequest,
+        flags: AllocFlags,
+        preferred: ZoneId,
+        highest: usize,
+        prio: CompactPriority,
+        env: &mut dyn Env,
+    ) -> (Option<Pfn>, CompactResult) {
         let order = req.order;
         let mt = req.gfp.migratetype();
         let mut any_ran = false;
@@ -422,7 +517,9 @@ impl Allocator {
                 }
                 return (Some(p), CompactResult::Success);
             }
-            if matches!(last, CompactResult::Complete | CompactResult::Partial) && prio != CompactPriority::Async {
+            if matches!(last, CompactResult::Complete | CompactResult::Partial)
+                && prio != CompactPriority::Async
+            {
                 defer(&mut self.zones[zi], order);
             }
         }

@@ -63,7 +63,9 @@ impl Zone {
     /// of `order` at `start` is a free buddy of its own (the kernel splits straddling buddies
     /// when isolating a range).
     pub fn split_straddling(&mut self, start: Pfn, order: u8) {
-        let Some((h, st)) = crate::allocator::find_head(self, start) else { return };
+        let Some((h, st)) = crate::allocator::find_head(self, start) else {
+            return;
+        };
         let m = *self.page(h);
         if st != PageState::Free || m.order <= order {
             return;
@@ -74,14 +76,26 @@ impl Zone {
         while co > order {
             co -= 1;
             let upper = cur + (1u64 << co);
-            let (keep, other) = if start >= upper { (upper, cur) } else { (cur, upper) };
+            let (keep, other) = if start >= upper {
+                (upper, cur)
+            } else {
+                (cur, upper)
+            };
             let i = self.idx(other);
-            self.pages[i] = PageMeta { state: PageState::Free, order: co, ..PageMeta::TAIL };
+            self.pages[i] = PageMeta {
+                state: PageState::Free,
+                order: co,
+                ..PageMeta::TAIL
+            };
             self.list_add(other, co, mt, false);
             cur = keep;
         }
         let i = self.idx(cur);
-        self.pages[i] = PageMeta { state: PageState::Free, order, ..PageMeta::TAIL };
+        self.pages[i] = PageMeta {
+            state: PageState::Free,
+            order,
+            ..PageMeta::TAIL
+        };
         self.list_add(cur, order, mt, false);
     }
 }
@@ -105,7 +119,13 @@ pub(crate) fn release_contig(z: &mut Zone, pfn: Pfn, order: u8) {
 impl Allocator {
     /// Allocate an aligned block of `2^order` pages (order from the pageblock order up to the
     /// SPB order), migrating movable pages out of the way. `gfp` selects the zones.
-    pub fn alloc_contig(&mut self, order: u8, gfp: Gfp, cookie: u32, env: &mut dyn Env) -> Result<Pfn, ContigError> {
+    pub fn alloc_contig(
+        &mut self,
+        order: u8,
+        gfp: Gfp,
+        cookie: u32,
+        env: &mut dyn Env,
+    ) -> Result<Pfn, ContigError> {
         if order < self.geo.pageblock_order || order > self.geo.spb_order {
             return Err(ContigError::BadOrder);
         }
@@ -153,7 +173,10 @@ impl Allocator {
                         z.list_move(p, want, true);
                     }
                     p += 1u64 << m.order;
-                } else if matches!(m.state, PageState::Alloc | PageState::Pcp | PageState::Isolated) {
+                } else if matches!(
+                    m.state,
+                    PageState::Alloc | PageState::Pcp | PageState::Isolated
+                ) {
                     p += 1u64 << m.order;
                 } else {
                     p += 1;
@@ -176,7 +199,10 @@ impl Allocator {
                     z.pages[i] = PageMeta::TAIL;
                     z.free_block(p, o);
                     p += 1u64 << o;
-                } else if matches!(m.state, PageState::Alloc | PageState::Pcp | PageState::Isolated) {
+                } else if matches!(
+                    m.state,
+                    PageState::Alloc | PageState::Pcp | PageState::Isolated
+                ) {
                     p += 1u64 << m.order;
                 } else {
                     p += 1;
@@ -185,7 +211,15 @@ impl Allocator {
         }
     }
 
-    fn try_contig_range(&mut self, zi: ZoneId, start: Pfn, order: u8, cookie: u32, stats: &mut ContigStats, env: &mut dyn Env) -> Option<Pfn> {
+    fn try_contig_range(
+        &mut self,
+        zi: ZoneId,
+        start: Pfn,
+        order: u8,
+        cookie: u32,
+        stats: &mut ContigStats,
+        env: &mut dyn Env,
+    ) -> Option<Pfn> {
         let pages = 1u64 << order;
         let end = start + pages;
         let pbp = self.geo.pageblock_pages();
@@ -307,9 +341,17 @@ impl Allocator {
     pub(crate) fn migrate_out(&mut self, zi: ZoneId, pfn: Pfn, env: &mut dyn Env) -> Option<bool> {
         let m = *self.zones[zi].page(pfn);
         let gfp = Gfp::HIGHUSER_MOVABLE.with(Gfp::NOWARN);
-        let req = AllocRequest { order: m.order, gfp, cpu: 0, cookie: 0, trylock: false };
+        let req = AllocRequest {
+            order: m.order,
+            gfp,
+            cpu: 0,
+            cookie: 0,
+            trylock: false,
+        };
         let (preferred, highest) = self.preferred_zone(gfp)?;
-        let flags = AllocFlags::WMARK_MIN.with(AllocFlags::NOFRAGMENT).with(AllocFlags::CMA);
+        let flags = AllocFlags::WMARK_MIN
+            .with(AllocFlags::NOFRAGMENT)
+            .with(AllocFlags::CMA);
         let saved_pcp = self.cfg.pcp;
         self.cfg.pcp = false;
         let mut t = None;
@@ -318,12 +360,24 @@ impl Allocator {
         for attempt in 0..2 {
             t = self.get_page_from_freelist(req, flags, preferred, highest);
             if t.is_none() {
-                t = self.get_page_from_freelist(req, flags.without(AllocFlags::NOFRAGMENT), preferred, highest);
+                t = self.get_page_from_freelist(
+                    req,
+                    flags.without(AllocFlags::NOFRAGMENT),
+                    preferred,
+                    highest,
+                );
             }
             if t.is_some() || attempt == 1 {
                 break;
             }
-            let rr = crate::env::ReclaimRequest { nr_pages: MIGRATE_RECLAIM_BATCH.max(1u64 << m.order), order: m.order, who: crate::env::Reclaimer::Contig, may_swap: false, shrink_slab: true, prefer_range: None };
+            let rr = crate::env::ReclaimRequest {
+                nr_pages: MIGRATE_RECLAIM_BATCH.max(1u64 << m.order),
+                order: m.order,
+                who: crate::env::Reclaimer::Contig,
+                may_swap: false,
+                shrink_slab: true,
+                prefer_range: None,
+            };
             let mut out = core::mem::take(&mut self.freed_scratch);
             out.clear();
             env.reclaim(rr, &mut out);
@@ -350,11 +404,18 @@ impl Allocator {
             let n = 1u64 << m.order;
             z.account(t, n, Acct::Alloc(MigrateType::Movable), Acct::Pcp);
             let i = z.idx(t);
-            z.pages[i] = PageMeta { state: PageState::Isolated, order: m.order, ..PageMeta::TAIL };
+            z.pages[i] = PageMeta {
+                state: PageState::Isolated,
+                order: m.order,
+                ..PageMeta::TAIL
+            };
         }
         let out = self.migrate_to(zi, pfn, tz, t, env);
         if out != MigrateOutcome::Moved {
-            self.zones[tz].release_held(crate::compaction::Held { pfn: t, order: m.order });
+            self.zones[tz].release_held(crate::compaction::Held {
+                pfn: t,
+                order: m.order,
+            });
         }
         for z in 0..self.zones.len() {
             let _ = self.zones[z].take_cat_changes();

@@ -39,7 +39,13 @@ impl Allocator {
         s.push('\n');
         for z in &self.zones {
             for mt in MigrateType::ALL {
-                let _ = write!(s, "Node {:>4}, zone {:>8}, type {:>12} ", z.node, z.kind.name(), mt.name());
+                let _ = write!(
+                    s,
+                    "Node {:>4}, zone {:>8}, type {:>12} ",
+                    z.node,
+                    z.kind.name(),
+                    mt.name()
+                );
                 for o in 0..g.nr_orders() {
                     let n = z.nr_free[o][mt.idx()];
                     if n > PAGETYPEINFO_CAP {
@@ -79,7 +85,11 @@ impl Allocator {
     pub fn vmstat_text(&self) -> String {
         let mut s = String::new();
         let _ = writeln!(s, "nr_free_pages {}", self.free_pages());
-        let _ = writeln!(s, "nr_free_pages_blocks {}", self.zones.iter().map(|z| z.free_pages_blocks).sum::<u64>());
+        let _ = writeln!(
+            s,
+            "nr_free_pages_blocks {}",
+            self.zones.iter().map(|z| z.free_pages_blocks).sum::<u64>()
+        );
         for (n, v) in self.vm.iter() {
             let _ = writeln!(s, "{} {}", n, v);
         }
@@ -94,7 +104,13 @@ impl Allocator {
         let g = self.geo;
         for z in &self.zones {
             for (i, spb) in z.spbs.iter().enumerate() {
-                let _ = write!(s, "{:>6} {:>4} {:>8} ", z.kind.name(), i, alloc::format!("{:?}", spb.category).to_lowercase());
+                let _ = write!(
+                    s,
+                    "{:>6} {:>4} {:>8} ",
+                    z.kind.name(),
+                    i,
+                    alloc::format!("{:?}", spb.category).to_lowercase()
+                );
                 let mut pfn = spb.start_pfn;
                 while pfn < spb.start_pfn + g.spb_pages() {
                     let c = if pfn < z.span.start || pfn >= z.span.end {

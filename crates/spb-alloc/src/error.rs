@@ -31,7 +31,11 @@ pub struct AllocError {
 
 impl core::fmt::Display for AllocError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "order-{} allocation with gfp {:#x} failed: {:?}", self.order, self.gfp.0, self.kind)
+        write!(
+            f,
+            "order-{} allocation with gfp {:#x} failed: {:?}",
+            self.order, self.gfp.0, self.kind
+        )
     }
 }
 
@@ -57,13 +61,33 @@ impl core::fmt::Display for FreeError {
         match *self {
             FreeError::OutOfRange { pfn } => write!(f, "pfn {:#x} is outside every zone", pfn),
             FreeError::DoubleFree { pfn } => write!(f, "double free of pfn {:#x}", pfn),
-            FreeError::NotAllocated { pfn } => write!(f, "pfn {:#x} is not the head of an allocated block", pfn),
-            FreeError::WrongOrder { pfn, allocated, given } => {
-                write!(f, "pfn {:#x} was allocated at order {} but freed at order {}", pfn, allocated, given)
+            FreeError::NotAllocated { pfn } => {
+                write!(f, "pfn {:#x} is not the head of an allocated block", pfn)
             }
-            FreeError::NotManaged { pfn } => write!(f, "pfn {:#x} is a hole, reserved or not initialised", pfn),
-            FreeError::BadSplit { pfn, order, new_order } => {
-                write!(f, "cannot split the order-{} block at {:#x} to order {}", order, pfn, new_order)
+            FreeError::WrongOrder {
+                pfn,
+                allocated,
+                given,
+            } => {
+                write!(
+                    f,
+                    "pfn {:#x} was allocated at order {} but freed at order {}",
+                    pfn, allocated, given
+                )
+            }
+            FreeError::NotManaged { pfn } => {
+                write!(f, "pfn {:#x} is a hole, reserved or not initialised", pfn)
+            }
+            FreeError::BadSplit {
+                pfn,
+                order,
+                new_order,
+            } => {
+                write!(
+                    f,
+                    "cannot split the order-{} block at {:#x} to order {}",
+                    order, pfn, new_order
+                )
             }
         }
     }
@@ -83,7 +107,9 @@ pub enum GrowError {
 impl core::fmt::Display for GrowError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match *self {
-            GrowError::BadRange { start, end } => write!(f, "cannot grow over {:#x}-{:#x}", start, end),
+            GrowError::BadRange { start, end } => {
+                write!(f, "cannot grow over {:#x}-{:#x}", start, end)
+            }
             GrowError::AlreadyManaged { pfn } => write!(f, "pfn {:#x} is already managed", pfn),
             GrowError::NoZone => f.write_str("no such zone"),
         }

@@ -36,17 +36,43 @@ pub enum Event {
         change_ownership: bool,
     },
     /// An SPB changed category (spb_pb_taint at SPB level).
-    SpbCategory { zone: u8, spb: u32, from: Category, to: Category, gfp: Gfp, order: u8 },
+    SpbCategory {
+        zone: u8,
+        spb: u32,
+        from: Category,
+        to: Category,
+        gfp: Gfp,
+        order: u8,
+    },
     /// spb_alloc_walk: outcome and SPBs visited.
-    SpbWalk { zone: u8, pass: Pass, visited: u32, order: u8, mt: MigrateType },
+    SpbWalk {
+        zone: u8,
+        pass: Pass,
+        visited: u32,
+        order: u8,
+        mt: MigrateType,
+    },
     /// spb_claim_block_refused.
-    SpbClaimRefused { zone: u8, pfn: Pfn, reason: &'static str },
+    SpbClaimRefused {
+        zone: u8,
+        pfn: Pfn,
+        reason: &'static str,
+    },
     /// spb_evacuate_for_order_done / defrag summary.
-    SpbEvacuate { zone: u8, spb: u32, pages_moved: u64, kind: &'static str },
+    SpbEvacuate {
+        zone: u8,
+        spb: u32,
+        pages_moved: u64,
+        kind: &'static str,
+    },
     /// spb_alloc_atomic_relax.
     SpbAtomicRelax { step: u8, gfp: Gfp, order: u8 },
     /// A request refused by spb (patches 26 / 35).
-    SpbRefused { gfp: Gfp, order: u8, rule: &'static str },
+    SpbRefused {
+        gfp: Gfp,
+        order: u8,
+        rule: &'static str,
+    },
 }
 
 /// A bounded log of events (oldest dropped first), off unless enabled.

@@ -71,7 +71,11 @@ impl HitRoute {
     /// The gfp bits [`Gfp::highest_zone`] and [`Gfp::migratetype`] read: the four zone
     /// modifiers and `__GFP_RECLAIMABLE`.
     pub const GFP_BITS: u32 = Gfp::ZONEMASK.0 | Gfp::RECLAIMABLE.0;
-    pub const NONE: HitRoute = HitRoute { zone: u8::MAX, highest: 0, mt: MigrateType::Unmovable };
+    pub const NONE: HitRoute = HitRoute {
+        zone: u8::MAX,
+        highest: 0,
+        mt: MigrateType::Unmovable,
+    };
 }
 
 /// The route of every value of the [`HitRoute::GFP_BITS`] of a mask, for these zones.
@@ -80,7 +84,11 @@ pub(crate) fn hit_routes(preferred_by_kind: &[Option<usize>; 4]) -> [HitRoute; 3
     for (bits, r) in t.iter_mut().enumerate() {
         let gfp = Gfp(bits as u32);
         let highest = gfp.highest_zone();
-        *r = HitRoute { zone: preferred_by_kind[highest as usize].map_or(u8::MAX, |z| z as u8), highest: highest as u8, mt: gfp.migratetype() };
+        *r = HitRoute {
+            zone: preferred_by_kind[highest as usize].map_or(u8::MAX, |z| z as u8),
+            highest: highest as u8,
+            mt: gfp.migratetype(),
+        };
     }
     t
 }
@@ -92,7 +100,11 @@ impl Allocator {
     pub(crate) fn alloc_pcp_hit(&mut self, req: AllocRequest) -> Option<Pfn> {
         let order = req.order;
         let cpu = req.cpu as usize;
-        if !self.cfg.fast_path || !self.cfg.pcp || order > self.geo.max_order || cpu >= self.cfg.nr_cpus {
+        if !self.cfg.fast_path
+            || !self.cfg.pcp
+            || order > self.geo.max_order
+            || cpu >= self.cfg.nr_cpus
+        {
             return None;
         }
         let route = self.hit_routes[(req.gfp.0 & HitRoute::GFP_BITS) as usize];
@@ -111,7 +123,8 @@ impl Allocator {
         let high = z.wmark_pages(WMARK_HIGH);
         let pass = if order == 0 {
             // watermark_fast's order-0 shortcut (fast-path flags never include the reserves)
-            z.free_pages as i64 - z.nr_free_highatomic as i64 > high as i64 + z.lowmem_reserve[highest] as i64
+            z.free_pages as i64 - z.nr_free_highatomic as i64
+                > high as i64 + z.lowmem_reserve[highest] as i64
         } else {
             z.watermark_fast(order, high, highest, flags, req.gfp.contains(Gfp::HIGH))
         };
@@ -161,7 +174,11 @@ impl Allocator {
         self.vm.add(Vm::Pgfree, n);
         z.account_block(pfn, order, Acct::Alloc(mt), Acct::Pcp);
         // spb per-CPU ownership: frees of owned pages return to the owner's lists
-        let cpu = if pb.owner > 0 && (pb.owner as usize - 1) < z.pcp.len() { pb.owner as usize - 1 } else { cpu };
+        let cpu = if pb.owner > 0 && (pb.owner as usize - 1) < z.pcp.len() {
+            pb.owner as usize - 1
+        } else {
+            cpu
+        };
         z.pcp_free(cpu, pfn, order, pb.migratetype());
         if !z.cat_changes.is_empty() {
             self.note_category_changes(zi, Gfp::NONE, order);
@@ -182,15 +199,36 @@ mod tests {
     /// hottest page every time; with `fast_path` off the hits never apply.
     #[test]
     fn pair_loop_is_served_by_hits() {
-        let layout = MemoryLayout::x86_64(16 << 30, &X86Options { geometry: Geometry::TINY, ..X86Options::i440fx() }).unwrap();
+        let layout = MemoryLayout::x86_64(
+            16 << 30,
+            &X86Options {
+                geometry: Geometry::TINY,
+                ..X86Options::i440fx()
+            },
+        )
+        .unwrap();
         for kind in PolicyKind::ALL {
             for gfp in [Gfp::KERNEL, Gfp::HIGHUSER_MOVABLE] {
-                let mut a = Allocator::new(&layout, Config { policy: PolicyConfig::of(kind), ..Config::default() }).unwrap();
+                let mut a = Allocator::new(
+                    &layout,
+                    Config {
+                        policy: PolicyConfig::of(kind),
+                        ..Config::default()
+                    },
+                )
+                .unwrap();
                 let req = AllocRequest::new(0, gfp).cpu(1);
                 let p = a.alloc(req, &mut NoEnv).unwrap(); // the refill (full path)
-                assert!(a.free_pcp_hit(p, 0, 1), "{kind:?} {gfp}: free of a cached order");
+                assert!(
+                    a.free_pcp_hit(p, 0, 1),
+                    "{kind:?} {gfp}: free of a cached order"
+                );
                 for _ in 0..100 {
-                    assert_eq!(a.alloc_pcp_hit(req), Some(p), "{kind:?} {gfp}: the hottest page comes back");
+                    assert_eq!(
+                        a.alloc_pcp_hit(req),
+                        Some(p),
+                        "{kind:?} {gfp}: the hottest page comes back"
+                    );
                     assert!(a.free_pcp_hit(p, 0, 1));
                 }
                 a.check().unwrap();
@@ -205,9 +243,25 @@ mod tests {
 
     /// A hit with `check_every` set still runs the invariant checker.
     fn corrupted_after_refill(check_every: u64) -> (Allocator, Pfn) {
-        let layout = MemoryLayout::x86_64(16 << 30, &X86Options { geometry: Geometry::TINY, ..X86Options::i440fx() }).unwrap();
-        let mut a = Allocator::new(&layout, Config { check_every, ..Config::default() }).unwrap();
-        let p = a.alloc(AllocRequest::new(0, Gfp::KERNEL), &mut NoEnv).unwrap();
+        let layout = MemoryLayout::x86_64(
+            16 << 30,
+            &X86Options {
+                geometry: Geometry::TINY,
+                ..X86Options::i440fx()
+            },
+        )
+        .unwrap();
+        let mut a = Allocator::new(
+            &layout,
+            Config {
+                check_every,
+                ..Config::default()
+            },
+        )
+        .unwrap();
+        let p = a
+            .alloc(AllocRequest::new(0, Gfp::KERNEL), &mut NoEnv)
+            .unwrap();
         let zi = a.zone_of(p).unwrap();
         a.zones[zi].free_pages += 1;
         (a, p)

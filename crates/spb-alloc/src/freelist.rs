@@ -24,7 +24,11 @@ pub struct FreeArea {
 
 impl Default for FreeArea {
     fn default() -> Self {
-        FreeArea { head: [[NIL; MIGRATE_TYPES]; MAX_NR_ORDERS], tail: [[NIL; MIGRATE_TYPES]; MAX_NR_ORDERS], mask: [0; MIGRATE_TYPES] }
+        FreeArea {
+            head: [[NIL; MIGRATE_TYPES]; MAX_NR_ORDERS],
+            tail: [[NIL; MIGRATE_TYPES]; MAX_NR_ORDERS],
+            mask: [0; MIGRATE_TYPES],
+        }
     }
 }
 

@@ -35,18 +35,32 @@ impl core::fmt::Display for GeometryError {
 
 impl Geometry {
     /// x86_64 with 4 KiB pages: 2 MiB pageblocks, order-10 buddies, 1 GiB superpageblocks.
-    pub const X86_64: Geometry = Geometry { page_shift: 12, pageblock_order: 9, max_order: 10, spb_order: 18 };
+    pub const X86_64: Geometry = Geometry {
+        page_shift: 12,
+        pageblock_order: 9,
+        max_order: 10,
+        spb_order: 18,
+    };
 
     /// A tiny geometry for tests: 8-page pageblocks, order-4 buddies, 16-pageblock SPBs.
-    pub const TINY: Geometry = Geometry { page_shift: 12, pageblock_order: 3, max_order: 4, spb_order: 7 };
+    pub const TINY: Geometry = Geometry {
+        page_shift: 12,
+        pageblock_order: 3,
+        max_order: 4,
+        spb_order: 7,
+    };
 
     /// Check the invariants.
     pub fn validate(&self) -> Result<(), GeometryError> {
         if self.pageblock_order > self.max_order {
-            return Err(GeometryError("pageblock order must not exceed the max buddy order"));
+            return Err(GeometryError(
+                "pageblock order must not exceed the max buddy order",
+            ));
         }
         if self.max_order > self.spb_order {
-            return Err(GeometryError("max buddy order must not exceed the superpageblock order"));
+            return Err(GeometryError(
+                "max buddy order must not exceed the superpageblock order",
+            ));
         }
         if self.spb_order >= 32 || self.max_order >= 31 {
             return Err(GeometryError("superpageblock order must be below 32"));
@@ -111,9 +125,19 @@ mod tests {
     }
     #[test]
     fn rejects_bad_orders() {
-        let g = Geometry { page_shift: 12, pageblock_order: 5, max_order: 4, spb_order: 7 };
+        let g = Geometry {
+            page_shift: 12,
+            pageblock_order: 5,
+            max_order: 4,
+            spb_order: 7,
+        };
         assert!(g.validate().is_err());
-        let g = Geometry { page_shift: 12, pageblock_order: 3, max_order: 8, spb_order: 7 };
+        let g = Geometry {
+            page_shift: 12,
+            pageblock_order: 3,
+            max_order: 8,
+            spb_order: 7,
+        };
         assert!(g.validate().is_err());
     }
 }

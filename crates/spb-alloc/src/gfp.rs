@@ -509,7 +509,11 @@ impl GfpParseError {
     #[cold]
     #[inline(never)]
     fn new(kind: GfpParseErrorKind, position: usize, token: &str) -> GfpParseError {
-        GfpParseError { kind, position, token: String::from(token) }
+        GfpParseError {
+            kind,
+            position,
+            token: String::from(token),
+        }
     }
 }
 
@@ -518,7 +522,9 @@ impl fmt::Display for GfpParseError {
         let what = match self.kind {
             GfpParseErrorKind::Empty => "empty gfp flag token",
             GfpParseErrorKind::UnknownName => "unknown gfp flag",
-            GfpParseErrorKind::NotInConfig => "gfp flag not present in the modelled kernel configuration",
+            GfpParseErrorKind::NotInConfig => {
+                "gfp flag not present in the modelled kernel configuration"
+            }
             GfpParseErrorKind::BadHex => "malformed hex gfp value",
             GfpParseErrorKind::MisplacedNone => "`none` combined with other gfp flags",
         };
@@ -903,7 +909,9 @@ pub enum CheapFallbackRule {
 #[inline]
 pub const fn has_cheap_fallback(gfp: Gfp, rule: CheapFallbackRule) -> bool {
     let explicit = gfp.intersects(Gfp::NORETRY) && !gfp.intersects(Gfp::RETRY_MAYFAIL);
-    let atomic_shape = !gfp.intersects(Gfp(Gfp::DIRECT_RECLAIM.0 | Gfp::NOMEMALLOC.0 | Gfp::NOFAIL.0));
+    let atomic_shape = !gfp.intersects(Gfp(Gfp::DIRECT_RECLAIM.0
+        | Gfp::NOMEMALLOC.0
+        | Gfp::NOFAIL.0));
     let shape = explicit || atomic_shape;
     match rule {
         CheapFallbackRule::Literal => shape,
@@ -921,7 +929,10 @@ pub const fn has_cheap_fallback(gfp: Gfp, rule: CheapFallbackRule) -> bool {
 /// caller's, not part of this predicate.
 #[inline]
 pub const fn is_best_effort_high_order(gfp: Gfp, order: u8) -> bool {
-    order > 0 && gfp.intersects(Gfp::NOWARN) && !gfp.intersects(Gfp::NOFAIL) && !gfp.intersects(Gfp::DIRECT_RECLAIM)
+    order > 0
+        && gfp.intersects(Gfp::NOWARN)
+        && !gfp.intersects(Gfp::NOFAIL)
+        && !gfp.intersects(Gfp::DIRECT_RECLAIM)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -940,7 +951,10 @@ mod tests {
     const TRACE_STRINGS: &str = include_str!("../tests/data/gfp_strings.txt");
 
     fn trace_strings() -> impl Iterator<Item = &'static str> {
-        TRACE_STRINGS.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#'))
+        TRACE_STRINGS
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
     }
 
     fn p(s: &str) -> Gfp {
@@ -985,10 +999,14 @@ mod tests {
         assert_eq!(Gfp::NOFS, Gfp::RECLAIM | Gfp::IO);
         assert_eq!(Gfp::USER, Gfp::KERNEL | Gfp::HARDWALL);
         assert_eq!(Gfp::HIGHUSER, Gfp::USER | Gfp::HIGHMEM);
-        assert_eq!(Gfp::HIGHUSER_MOVABLE, Gfp::HIGHUSER | Gfp::MOVABLE | Gfp::SKIP_KASAN);
+        assert_eq!(
+            Gfp::HIGHUSER_MOVABLE,
+            Gfp::HIGHUSER | Gfp::MOVABLE | Gfp::SKIP_KASAN
+        );
         assert_eq!(
             Gfp::TRANSHUGE_LIGHT,
-            (Gfp::HIGHUSER_MOVABLE | Gfp::COMP | Gfp::NOMEMALLOC | Gfp::NOWARN).without(Gfp::RECLAIM)
+            (Gfp::HIGHUSER_MOVABLE | Gfp::COMP | Gfp::NOMEMALLOC | Gfp::NOWARN)
+                .without(Gfp::RECLAIM)
         );
         assert_eq!(Gfp::TRANSHUGE, Gfp::TRANSHUGE_LIGHT | Gfp::DIRECT_RECLAIM);
         assert_eq!(Gfp::GFP_DMA, Gfp::DMA);
@@ -1000,7 +1018,11 @@ mod tests {
     #[test]
     fn single_bits_are_distinct_powers_of_two_in_bit_order() {
         // The single-bit part of the 6.15+ table is in bit order: bits 0..=8, 10..=24.
-        let singles: Vec<Gfp> = MODERN_TABLE.iter().filter(|(g, _)| g.0.count_ones() == 1).map(|e| e.0).collect();
+        let singles: Vec<Gfp> = MODERN_TABLE
+            .iter()
+            .filter(|(g, _)| g.0.count_ones() == 1)
+            .map(|e| e.0)
+            .collect();
         // GFP_DMA / GFP_DMA32 composites come first and are single bits too.
         assert_eq!(&singles[..2], &[Gfp::GFP_DMA, Gfp::GFP_DMA32]);
         let bits: Vec<u32> = singles[2..].iter().map(|g| g.0.trailing_zeros()).collect();
@@ -1018,7 +1040,10 @@ mod tests {
             assert!(g.is_empty());
             assert!(!Gfp::KERNEL.intersects(g));
         }
-        assert_eq!(err("GFP_KERNEL|__GFP_NOLOCKDEP").kind, GfpParseErrorKind::NotInConfig);
+        assert_eq!(
+            err("GFP_KERNEL|__GFP_NOLOCKDEP").kind,
+            GfpParseErrorKind::NotInConfig
+        );
         assert_eq!(err("__GFP_SKIP_ZERO").kind, GfpParseErrorKind::NotInConfig);
         assert_eq!(err("__GFP_SKIP_KASAN").token, "__GFP_SKIP_KASAN");
     }
@@ -1044,7 +1069,10 @@ mod tests {
     fn migratetype_from_mobility_bits() {
         assert_eq!(Gfp::KERNEL.migratetype(), MigrateType::Unmovable);
         assert_eq!(Gfp::HIGHUSER_MOVABLE.migratetype(), MigrateType::Movable);
-        assert_eq!((Gfp::KERNEL | Gfp::RECLAIMABLE).migratetype(), MigrateType::Reclaimable);
+        assert_eq!(
+            (Gfp::KERNEL | Gfp::RECLAIMABLE).migratetype(),
+            MigrateType::Reclaimable
+        );
         assert_eq!(Gfp::TRANSHUGE.migratetype(), MigrateType::Movable);
         assert_eq!(Gfp::NONE.migratetype(), MigrateType::Unmovable);
     }
@@ -1054,9 +1082,15 @@ mod tests {
         assert_eq!(Gfp::KERNEL.highest_zone(), ZoneKind::Normal);
         assert_eq!(Gfp::HIGHUSER.highest_zone(), ZoneKind::Normal);
         assert_eq!(Gfp::HIGHUSER_MOVABLE.highest_zone(), ZoneKind::Movable);
-        assert_eq!((Gfp::KERNEL | Gfp::MOVABLE).highest_zone(), ZoneKind::Normal);
+        assert_eq!(
+            (Gfp::KERNEL | Gfp::MOVABLE).highest_zone(),
+            ZoneKind::Normal
+        );
         assert_eq!((Gfp::KERNEL | Gfp::GFP_DMA).highest_zone(), ZoneKind::Dma);
-        assert_eq!((Gfp::KERNEL | Gfp::GFP_DMA32).highest_zone(), ZoneKind::Dma32);
+        assert_eq!(
+            (Gfp::KERNEL | Gfp::GFP_DMA32).highest_zone(),
+            ZoneKind::Dma32
+        );
         assert_eq!((Gfp::DMA32 | Gfp::MOVABLE).highest_zone(), ZoneKind::Dma32);
     }
 
@@ -1073,19 +1107,35 @@ mod tests {
     fn prints_like_6_18_traces() {
         let cases: [(Gfp, &str); 9] = [
             (Gfp::NONE, "none"),
-            (Gfp::HIGHUSER_MOVABLE | Gfp::ZERO | Gfp::COMP, "GFP_HIGHUSER_MOVABLE|__GFP_ZERO|__GFP_COMP"),
+            (
+                Gfp::HIGHUSER_MOVABLE | Gfp::ZERO | Gfp::COMP,
+                "GFP_HIGHUSER_MOVABLE|__GFP_ZERO|__GFP_COMP",
+            ),
             // Bit order: ZERO (0x100) before COMP (0x40000).
-            (Gfp::KERNEL | Gfp::COMP | Gfp::ZERO, "GFP_KERNEL|__GFP_ZERO|__GFP_COMP"),
+            (
+                Gfp::KERNEL | Gfp::COMP | Gfp::ZERO,
+                "GFP_KERNEL|__GFP_ZERO|__GFP_COMP",
+            ),
             // Slab's opportunistic high-order try for a GFP_KERNEL cache: no reclaim bits.
             (
-                (Gfp::KERNEL | Gfp::NOWARN | Gfp::NORETRY | Gfp::COMP | Gfp::NOMEMALLOC).without(Gfp::RECLAIM),
+                (Gfp::KERNEL | Gfp::NOWARN | Gfp::NORETRY | Gfp::COMP | Gfp::NOMEMALLOC)
+                    .without(Gfp::RECLAIM),
                 "__GFP_IO|__GFP_FS|__GFP_NOWARN|__GFP_NORETRY|__GFP_COMP|__GFP_NOMEMALLOC",
             ),
-            (Gfp::NOWAIT | Gfp::COMP | Gfp::NOMEMALLOC, "GFP_NOWAIT|__GFP_COMP|__GFP_NOMEMALLOC"),
+            (
+                Gfp::NOWAIT | Gfp::COMP | Gfp::NOMEMALLOC,
+                "GFP_NOWAIT|__GFP_COMP|__GFP_NOMEMALLOC",
+            ),
             (Gfp::TRANSHUGE, "GFP_TRANSHUGE"),
-            (Gfp::NOFS | Gfp::NOFAIL | Gfp::ACCOUNT, "GFP_NOFS|__GFP_NOFAIL|__GFP_ACCOUNT"),
+            (
+                Gfp::NOFS | Gfp::NOFAIL | Gfp::ACCOUNT,
+                "GFP_NOFS|__GFP_NOFAIL|__GFP_ACCOUNT",
+            ),
             // GFP_HIGHUSER comes before GFP_KERNEL_ACCOUNT in the table.
-            (Gfp::KERNEL_ACCOUNT | Gfp::HIGHMEM | Gfp::HARDWALL, "GFP_HIGHUSER|__GFP_ACCOUNT"),
+            (
+                Gfp::KERNEL_ACCOUNT | Gfp::HIGHMEM | Gfp::HARDWALL,
+                "GFP_HIGHUSER|__GFP_ACCOUNT",
+            ),
             // GFP_ATOMIC eats KSWAPD_RECLAIM first, so GFP_NOWAIT cannot match any more.
             (Gfp::ATOMIC | Gfp::NOWARN, "GFP_ATOMIC|__GFP_NOWARN"),
         ];
@@ -1100,7 +1150,10 @@ mod tests {
         assert_eq!(modern(Gfp(0x200)), "0x200");
         assert_eq!(modern(Gfp::KERNEL | Gfp(0x200)), "GFP_KERNEL|0x200");
         assert_eq!(modern(Gfp(0x8000_0200)), "0x80000200");
-        assert_eq!(modern(Gfp::NO_OBJ_EXT | Gfp::IO), "__GFP_IO|__GFP_NO_OBJ_EXT");
+        assert_eq!(
+            modern(Gfp::NO_OBJ_EXT | Gfp::IO),
+            "__GFP_IO|__GFP_NO_OBJ_EXT"
+        );
         assert_eq!(legacy(Gfp::NO_OBJ_EXT | Gfp::IO), "__GFP_IO|0x1000000");
         assert_eq!(modern(Gfp::DMA), "GFP_DMA");
         assert_eq!(modern(Gfp::DMA32 | Gfp::KERNEL), "GFP_KERNEL|GFP_DMA32");
@@ -1126,9 +1179,15 @@ mod tests {
             legacy(Gfp::NOFS | Gfp::HIGHMEM | Gfp::MOVABLE | Gfp::NOWARN | Gfp::NORETRY | Gfp::COMP | Gfp::HARDWALL),
             "GFP_NOFS|__GFP_HIGHMEM|__GFP_NOWARN|__GFP_NORETRY|__GFP_COMP|__GFP_HARDWALL|__GFP_MOVABLE"
         );
-        assert_eq!(legacy(Gfp::DIRECT_RECLAIM | Gfp::WRITE), "__GFP_WRITE|__GFP_DIRECT_RECLAIM");
+        assert_eq!(
+            legacy(Gfp::DIRECT_RECLAIM | Gfp::WRITE),
+            "__GFP_WRITE|__GFP_DIRECT_RECLAIM"
+        );
         assert_eq!(legacy(Gfp::NONE), "none");
-        assert_eq!(legacy(Gfp::TRANSHUGE | Gfp::NORETRY | Gfp::THISNODE), "GFP_TRANSHUGE|__GFP_NORETRY|__GFP_THISNODE");
+        assert_eq!(
+            legacy(Gfp::TRANSHUGE | Gfp::NORETRY | Gfp::THISNODE),
+            "GFP_TRANSHUGE|__GFP_NORETRY|__GFP_THISNODE"
+        );
         // Same composite prefix under both orders for every trace string.
         for s in trace_strings() {
             let g = p(s);
@@ -1162,7 +1221,9 @@ mod tests {
     #[test]
     fn write_trace_into_a_buffer() {
         let mut s = String::new();
-        (Gfp::ATOMIC | Gfp::COMP).write_trace(FlagOrder::Modern, &mut s).unwrap();
+        (Gfp::ATOMIC | Gfp::COMP)
+            .write_trace(FlagOrder::Modern, &mut s)
+            .unwrap();
         assert_eq!(s, "GFP_ATOMIC|__GFP_COMP");
         assert_eq!(format!("{:?}", Gfp::KERNEL), "Gfp(0xcc0 GFP_KERNEL)");
     }
@@ -1200,19 +1261,53 @@ mod tests {
             ("GFP_KERNEL|", GfpParseErrorKind::Empty, 11, ""),
             ("GFP_KERNEL||__GFP_COMP", GfpParseErrorKind::Empty, 11, ""),
             ("GFP_FOO", GfpParseErrorKind::UnknownName, 0, "GFP_FOO"),
-            ("gfp_kernel", GfpParseErrorKind::UnknownName, 0, "gfp_kernel"),
-            (" GFP_KERNEL", GfpParseErrorKind::UnknownName, 0, " GFP_KERNEL"),
-            ("GFP_KERNEL ", GfpParseErrorKind::UnknownName, 0, "GFP_KERNEL "),
-            ("__GFP_ATOMIC", GfpParseErrorKind::UnknownName, 0, "__GFP_ATOMIC"),
+            (
+                "gfp_kernel",
+                GfpParseErrorKind::UnknownName,
+                0,
+                "gfp_kernel",
+            ),
+            (
+                " GFP_KERNEL",
+                GfpParseErrorKind::UnknownName,
+                0,
+                " GFP_KERNEL",
+            ),
+            (
+                "GFP_KERNEL ",
+                GfpParseErrorKind::UnknownName,
+                0,
+                "GFP_KERNEL ",
+            ),
+            (
+                "__GFP_ATOMIC",
+                GfpParseErrorKind::UnknownName,
+                0,
+                "__GFP_ATOMIC",
+            ),
             ("0x", GfpParseErrorKind::BadHex, 0, "0x"),
             ("__GFP_IO|0xg", GfpParseErrorKind::BadHex, 9, "0xg"),
             ("0x100000000", GfpParseErrorKind::BadHex, 0, "0x100000000"),
-            ("none|GFP_KERNEL", GfpParseErrorKind::MisplacedNone, 0, "none"),
-            ("GFP_KERNEL|none", GfpParseErrorKind::MisplacedNone, 11, "none"),
+            (
+                "none|GFP_KERNEL",
+                GfpParseErrorKind::MisplacedNone,
+                0,
+                "none",
+            ),
+            (
+                "GFP_KERNEL|none",
+                GfpParseErrorKind::MisplacedNone,
+                11,
+                "none",
+            ),
         ];
         for (s, kind, pos, tok) in cases {
             let e = err(s);
-            assert_eq!((e.kind, e.position, e.token.as_str()), (kind, pos, tok), "{s:?}");
+            assert_eq!(
+                (e.kind, e.position, e.token.as_str()),
+                (kind, pos, tok),
+                "{s:?}"
+            );
         }
         // Positions are byte offsets, also after multi-byte characters.
         let e = err("é|GFP_KERNEL|x");
@@ -1236,7 +1331,8 @@ mod tests {
     #[test]
     fn trace_strings_have_the_expected_request_shapes() {
         // The slab opportunistic high-order attempt of a GFP_KERNEL cache.
-        let slab_try = p("__GFP_IO|__GFP_FS|__GFP_NOWARN|__GFP_NORETRY|__GFP_COMP|__GFP_NOMEMALLOC");
+        let slab_try =
+            p("__GFP_IO|__GFP_FS|__GFP_NOWARN|__GFP_NORETRY|__GFP_COMP|__GFP_NOMEMALLOC");
         assert!(!can_direct_reclaim(slab_try));
         assert!(has_cheap_fallback(slab_try, CheapFallbackRule::Intent));
         assert!(is_best_effort_high_order(slab_try, 3));
@@ -1264,31 +1360,55 @@ mod tests {
     fn slow_path_alloc_flags() {
         use AllocFlags as A;
         // GFP_KERNEL: min watermark, cpuset, kswapd.
-        assert_eq!(gfp_to_alloc_flags(Gfp::KERNEL, 0, false), A::CPUSET | A::KSWAPD);
+        assert_eq!(
+            gfp_to_alloc_flags(Gfp::KERNEL, 0, false),
+            A::CPUSET | A::KSWAPD
+        );
         assert_eq!(gfp_to_alloc_flags(Gfp::KERNEL, 0, false).wmark(), 0);
         // Movable adds CMA; defrag_mode adds NOFRAGMENT.
-        assert_eq!(gfp_to_alloc_flags(Gfp::HIGHUSER_MOVABLE, 0, true), A::CPUSET | A::KSWAPD | A::CMA | A::NOFRAGMENT);
+        assert_eq!(
+            gfp_to_alloc_flags(Gfp::HIGHUSER_MOVABLE, 0, true),
+            A::CPUSET | A::KSWAPD | A::CMA | A::NOFRAGMENT
+        );
         // GFP_ATOMIC: MIN_RESERVE + NON_BLOCK, cpuset dropped; HIGHATOMIC only for order > 0.
-        assert_eq!(gfp_to_alloc_flags(Gfp::ATOMIC, 0, false), A::MIN_RESERVE | A::KSWAPD | A::NON_BLOCK);
+        assert_eq!(
+            gfp_to_alloc_flags(Gfp::ATOMIC, 0, false),
+            A::MIN_RESERVE | A::KSWAPD | A::NON_BLOCK
+        );
         assert_eq!(
             gfp_to_alloc_flags(Gfp::ATOMIC, 1, false),
             A::MIN_RESERVE | A::KSWAPD | A::NON_BLOCK | A::HIGHATOMIC
         );
         // GFP_NOWAIT: NON_BLOCK but no HIGHATOMIC even at order > 0 (6.17 fix), keeps cpuset.
-        assert_eq!(gfp_to_alloc_flags(Gfp::NOWAIT, 3, false), A::CPUSET | A::KSWAPD | A::NON_BLOCK);
+        assert_eq!(
+            gfp_to_alloc_flags(Gfp::NOWAIT, 3, false),
+            A::CPUSET | A::KSWAPD | A::NON_BLOCK
+        );
         // NOMEMALLOC: neither NON_BLOCK nor HIGHATOMIC, but a __GFP_HIGH caller still drops cpuset.
         let g = Gfp::ATOMIC | Gfp::NOWARN | Gfp::NORETRY | Gfp::COMP | Gfp::NOMEMALLOC;
         assert_eq!(gfp_to_alloc_flags(g, 2, false), A::MIN_RESERVE | A::KSWAPD);
         // A blocking __GFP_HIGH caller keeps cpuset and gets no NON_BLOCK.
-        assert_eq!(gfp_to_alloc_flags(Gfp::KERNEL | Gfp::HIGH, 2, false), A::CPUSET | A::KSWAPD | A::MIN_RESERVE);
+        assert_eq!(
+            gfp_to_alloc_flags(Gfp::KERNEL | Gfp::HIGH, 2, false),
+            A::CPUSET | A::KSWAPD | A::MIN_RESERVE
+        );
         // THP without kswapd.
-        assert_eq!(gfp_to_alloc_flags(Gfp::TRANSHUGE_LIGHT, 9, false), A::CPUSET | A::CMA);
+        assert_eq!(
+            gfp_to_alloc_flags(Gfp::TRANSHUGE_LIGHT, 9, false),
+            A::CPUSET | A::CMA
+        );
         // Boot-time __GFP_COMP only (reclaim bits masked): non-blocking, no kswapd.
-        assert_eq!(gfp_to_alloc_flags(Gfp::COMP, 1, false), A::CPUSET | A::NON_BLOCK);
+        assert_eq!(
+            gfp_to_alloc_flags(Gfp::COMP, 1, false),
+            A::CPUSET | A::NON_BLOCK
+        );
         // Never the spb-only flags.
         for s in trace_strings() {
             let f = gfp_to_alloc_flags(p(s), 9, true);
-            assert!(!f.intersects(A::HIGHORDER_OPTIONAL | A::NOFRAG_TAINTED_OK), "{s}");
+            assert!(
+                !f.intersects(A::HIGHORDER_OPTIONAL | A::NOFRAG_TAINTED_OK),
+                "{s}"
+            );
             assert_eq!(f.wmark(), 0);
         }
     }
@@ -1298,17 +1418,27 @@ mod tests {
         use AllocFlags as A;
         assert_eq!(fast_path_alloc_flags(Gfp::KERNEL), A::WMARK_LOW | A::KSWAPD);
         assert_eq!(fast_path_alloc_flags(Gfp::KERNEL).wmark(), 1);
-        assert_eq!(fast_path_alloc_flags(Gfp::HIGHUSER_MOVABLE), A::WMARK_LOW | A::KSWAPD | A::CMA);
+        assert_eq!(
+            fast_path_alloc_flags(Gfp::HIGHUSER_MOVABLE),
+            A::WMARK_LOW | A::KSWAPD | A::CMA
+        );
         assert_eq!(fast_path_alloc_flags(Gfp::TRANSHUGE), A::WMARK_LOW | A::CMA);
         assert_eq!(fast_path_alloc_flags(Gfp::ATOMIC), A::WMARK_LOW | A::KSWAPD);
-        assert!(!fast_path_alloc_flags(Gfp(u32::MAX)).intersects(A::NOFRAGMENT | A::CPUSET | A::RESERVES));
+        assert!(!fast_path_alloc_flags(Gfp(u32::MAX))
+            .intersects(A::NOFRAGMENT | A::CPUSET | A::RESERVES));
     }
 
     #[test]
     fn pfmemalloc_override() {
         assert_eq!(pfmemalloc_flags(Gfp::KERNEL), None);
-        assert_eq!(pfmemalloc_flags(Gfp::KERNEL | Gfp::MEMALLOC), Some(AllocFlags::NO_WATERMARKS));
-        assert_eq!(pfmemalloc_flags(Gfp::ATOMIC | Gfp::MEMALLOC | Gfp::NOMEMALLOC), None);
+        assert_eq!(
+            pfmemalloc_flags(Gfp::KERNEL | Gfp::MEMALLOC),
+            Some(AllocFlags::NO_WATERMARKS)
+        );
+        assert_eq!(
+            pfmemalloc_flags(Gfp::ATOMIC | Gfp::MEMALLOC | Gfp::NOMEMALLOC),
+            None
+        );
         assert_eq!(pfmemalloc_flags(Gfp::TRANSHUGE), None);
     }
 
@@ -1320,11 +1450,23 @@ mod tests {
         assert!(f.contains(A::CMA));
         assert!(!f.intersects(A::RESERVES));
         assert_eq!(f.with(A::OOM).without(A::CMA), A(0x2 | 0x8));
-        assert_eq!(A::RESERVES, A::NON_BLOCK | A::MIN_RESERVE | A::HIGHATOMIC | A::OOM);
+        assert_eq!(
+            A::RESERVES,
+            A::NON_BLOCK | A::MIN_RESERVE | A::HIGHATOMIC | A::OOM
+        );
         assert_eq!(A::WMARK_LOW.to_string(), "WMARK_LOW");
-        assert_eq!((A::CPUSET | A::KSWAPD).to_string(), "WMARK_MIN|CPUSET|KSWAPD");
-        assert_eq!(A(0x1_0000 | 0x2000 | 1).to_string(), "WMARK_LOW|HIGHORDER_OPTIONAL|0x10000");
-        assert_eq!(format!("{:?}", A::WMARK_LOW | A::CMA), "AllocFlags(0x81 WMARK_LOW|CMA)");
+        assert_eq!(
+            (A::CPUSET | A::KSWAPD).to_string(),
+            "WMARK_MIN|CPUSET|KSWAPD"
+        );
+        assert_eq!(
+            A(0x1_0000 | 0x2000 | 1).to_string(),
+            "WMARK_LOW|HIGHORDER_OPTIONAL|0x10000"
+        );
+        assert_eq!(
+            format!("{:?}", A::WMARK_LOW | A::CMA),
+            "AllocFlags(0x81 WMARK_LOW|CMA)"
+        );
         // __GFP_HIGH / __GFP_KSWAPD_RECLAIM share values with their ALLOC_ twins.
         assert_eq!(Gfp::HIGH.0, A::MIN_RESERVE.0);
         assert_eq!(Gfp::KSWAPD_RECLAIM.0, A::KSWAPD.0);
@@ -1335,7 +1477,12 @@ mod tests {
     #[test]
     fn cheap_fallback_shapes() {
         use CheapFallbackRule::{Intent, Literal};
-        let both = |g: Gfp| (has_cheap_fallback(g, Intent), has_cheap_fallback(g, Literal));
+        let both = |g: Gfp| {
+            (
+                has_cheap_fallback(g, Intent),
+                has_cheap_fallback(g, Literal),
+            )
+        };
         // Shape 2 (atomic).
         assert_eq!(both(Gfp::ATOMIC), (true, true));
         assert_eq!(both(Gfp::NOWAIT), (true, true));
@@ -1343,7 +1490,10 @@ mod tests {
         assert_eq!(both(Gfp::COMP), (true, true)); // boot-time slab: posted code's problem case
                                                    // Shape 1 (explicit NORETRY).
         assert_eq!(both(Gfp::KERNEL | Gfp::NORETRY), (true, true));
-        assert_eq!(both(Gfp::KERNEL | Gfp::NORETRY | Gfp::RETRY_MAYFAIL), (false, false));
+        assert_eq!(
+            both(Gfp::KERNEL | Gfp::NORETRY | Gfp::RETRY_MAYFAIL),
+            (false, false)
+        );
         assert_eq!(both(Gfp::TRANSHUGE | Gfp::NORETRY), (true, true));
         // Neither shape.
         assert_eq!(both(Gfp::KERNEL), (false, false));
@@ -1351,8 +1501,14 @@ mod tests {
         assert_eq!(both(Gfp::ATOMIC | Gfp::NOMEMALLOC), (false, false));
         // Where the two readings differ.
         assert_eq!(both(Gfp::ATOMIC | Gfp::MEMALLOC), (false, true));
-        assert_eq!(both(Gfp::KERNEL | Gfp::NORETRY | Gfp::MEMALLOC), (false, true));
-        assert_eq!(both(Gfp::KERNEL | Gfp::NORETRY | Gfp::NOFAIL), (false, true));
+        assert_eq!(
+            both(Gfp::KERNEL | Gfp::NORETRY | Gfp::MEMALLOC),
+            (false, true)
+        );
+        assert_eq!(
+            both(Gfp::KERNEL | Gfp::NORETRY | Gfp::NOFAIL),
+            (false, true)
+        );
         assert_eq!(both(Gfp::ATOMIC | Gfp::NOFAIL), (false, false));
         assert_eq!(CheapFallbackRule::default(), Intent);
     }
@@ -1363,7 +1519,10 @@ mod tests {
         assert!(is_best_effort_high_order(kvmalloc_try, 1));
         assert!(!is_best_effort_high_order(kvmalloc_try, 0));
         assert!(!is_best_effort_high_order(kvmalloc_try | Gfp::NOFAIL, 4));
-        assert!(!is_best_effort_high_order(kvmalloc_try | Gfp::DIRECT_RECLAIM, 4));
+        assert!(!is_best_effort_high_order(
+            kvmalloc_try | Gfp::DIRECT_RECLAIM,
+            4
+        ));
         assert!(!is_best_effort_high_order(Gfp::ATOMIC, 3));
         assert!(is_best_effort_high_order(Gfp::NOWAIT, 3));
         assert!(is_best_effort_high_order(Gfp::TRANSHUGE_LIGHT, 9));
@@ -1387,8 +1546,13 @@ mod tests {
     /// Masks biased towards realistic shapes: a composite (or nothing) plus a few bits, and
     /// sometimes arbitrary high garbage.
     fn any_gfp() -> impl Strategy<Value = Gfp> {
-        let composite =
-            prop::sample::select(MODERN_TABLE[..14].iter().map(|e| e.0).chain([Gfp::NONE]).collect::<Vec<_>>());
+        let composite = prop::sample::select(
+            MODERN_TABLE[..14]
+                .iter()
+                .map(|e| e.0)
+                .chain([Gfp::NONE])
+                .collect::<Vec<_>>(),
+        );
         prop_oneof![
             any::<u32>().prop_map(Gfp),
             (any::<u32>()).prop_map(|b| Gfp(b & Gfp::BITS_MASK.0)),

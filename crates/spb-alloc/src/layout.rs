@@ -27,7 +27,12 @@ pub enum ZoneKind {
 
 impl ZoneKind {
     /// All kinds in index order.
-    pub const ALL: [ZoneKind; 4] = [ZoneKind::Dma, ZoneKind::Dma32, ZoneKind::Normal, ZoneKind::Movable];
+    pub const ALL: [ZoneKind; 4] = [
+        ZoneKind::Dma,
+        ZoneKind::Dma32,
+        ZoneKind::Normal,
+        ZoneKind::Movable,
+    ];
     /// The name the kernel prints.
     pub const fn name(self) -> &'static str {
         match self {
@@ -128,7 +133,14 @@ pub struct ZoneSpec {
 impl ZoneSpec {
     /// A zone covering `span` with no holes, reservations or uninitialised memory.
     pub fn plain(kind: ZoneKind, span: PfnRange) -> ZoneSpec {
-        ZoneSpec { kind, node: 0, span, holes: Vec::new(), reserved: Vec::new(), uninit: Vec::new() }
+        ZoneSpec {
+            kind,
+            node: 0,
+            span,
+            holes: Vec::new(),
+            reserved: Vec::new(),
+            uninit: Vec::new(),
+        }
     }
     /// Pages in the span.
     pub fn spanned_pages(&self) -> u64 {
@@ -144,7 +156,9 @@ impl ZoneSpec {
     }
     /// Pages handed to the allocator at construction.
     pub fn managed_pages(&self) -> u64 {
-        self.present_pages() - self.reserved_pages() - self.uninit.iter().map(|u| u.len()).sum::<u64>()
+        self.present_pages()
+            - self.reserved_pages()
+            - self.uninit.iter().map(|u| u.len()).sum::<u64>()
     }
 }
 
@@ -175,26 +189,39 @@ pub struct MemoryLayout {
 impl MemoryLayout {
     /// Check the invariants of every zone and that zones are ordered and disjoint.
     pub fn validate(&self) -> Result<(), LayoutError> {
-        self.geometry
-            .validate()
-            .map_err(|e| LayoutError { place: "geometry".into(), message: e.0.into() })?;
+        self.geometry.validate().map_err(|e| LayoutError {
+            place: "geometry".into(),
+            message: e.0.into(),
+        })?;
         if self.zones.is_empty() {
-            return Err(LayoutError { place: "layout".into(), message: "expected at least one zone".into() });
+            return Err(LayoutError {
+                place: "layout".into(),
+                message: "expected at least one zone".into(),
+            });
         }
         let mut prev_end = 0;
         let mut prev_kind: Option<ZoneKind> = None;
         for z in &self.zones {
             let place = || alloc::format!("zone {}", z.kind.name());
             if z.span.is_empty() {
-                return Err(LayoutError { place: place(), message: "expected a non-empty span".into() });
+                return Err(LayoutError {
+                    place: place(),
+                    message: "expected a non-empty span".into(),
+                });
             }
             if let Some(pk) = prev_kind {
                 if z.kind <= pk {
-                    return Err(LayoutError { place: place(), message: "zones must be in index order, each once".into() });
+                    return Err(LayoutError {
+                        place: place(),
+                        message: "zones must be in index order, each once".into(),
+                    });
                 }
             }
             if z.span.start < prev_end {
-                return Err(LayoutError { place: place(), message: "zone spans overlap".into() });
+                return Err(LayoutError {
+                    place: place(),
+                    message: "zone spans overlap".into(),
+                });
             }
             let mut ranges: Vec<PfnRange> = Vec::new();
             ranges.extend(z.holes.iter().copied());
@@ -204,10 +231,24 @@ impl MemoryLayout {
             let mut last = z.span.start;
             for r in &ranges {
                 if r.start < z.span.start || r.end > z.span.end || r.is_empty() {
-                    return Err(LayoutError { place: place(), message: alloc::format!("range {:#x}-{:#x} is outside the zone span or empty", r.start, r.end) });
+                    return Err(LayoutError {
+                        place: place(),
+                        message: alloc::format!(
+                            "range {:#x}-{:#x} is outside the zone span or empty",
+                            r.start,
+                            r.end
+                        ),
+                    });
                 }
                 if r.start < last {
-                    return Err(LayoutError { place: place(), message: alloc::format!("range {:#x}-{:#x} overlaps another hole/reservation", r.start, r.end) });
+                    return Err(LayoutError {
+                        place: place(),
+                        message: alloc::format!(
+                            "range {:#x}-{:#x} overlaps another hole/reservation",
+                            r.start,
+                            r.end
+                        ),
+                    });
                 }
                 last = r.end;
             }
@@ -231,7 +272,10 @@ impl MemoryLayout {
 impl LayoutError {
     /// An error at `place` (a line number, a zone name, an option name) saying what was expected.
     pub fn new(place: impl Into<String>, message: impl Into<String>) -> LayoutError {
-        LayoutError { place: place.into(), message: message.into() }
+        LayoutError {
+            place: place.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -310,11 +354,21 @@ pub struct X86Options {
 impl X86Options {
     /// QEMU i440fx (`-M pc`): 3 GiB of RAM below 4 GiB, reservations on, seed 0.
     pub const fn i440fx() -> X86Options {
-        X86Options { below_4g_bytes: 3 << 30, reservations: true, kaslr_seed: 0, geometry: Geometry::X86_64 }
+        X86Options {
+            below_4g_bytes: 3 << 30,
+            reservations: true,
+            kaslr_seed: 0,
+            geometry: Geometry::X86_64,
+        }
     }
     /// QEMU q35 (`-M q35`): 2 GiB of RAM below 4 GiB, reservations on, seed 0.
     pub const fn q35() -> X86Options {
-        X86Options { below_4g_bytes: 2 << 30, reservations: true, kaslr_seed: 0, geometry: Geometry::X86_64 }
+        X86Options {
+            below_4g_bytes: 2 << 30,
+            reservations: true,
+            kaslr_seed: 0,
+            geometry: Geometry::X86_64,
+        }
     }
 }
 
@@ -397,7 +451,12 @@ pub(crate) fn carve_bottom(free: &mut Vec<PfnRange>, mut n: u64) -> Vec<PfnRange
 
 /// Remove `r` from the sorted free list (it must lie inside one free range).
 fn take_exact(free: &mut Vec<PfnRange>, r: PfnRange) -> bool {
-    let Some(i) = free.iter().position(|f| f.start <= r.start && r.end <= f.end) else { return false };
+    let Some(i) = free
+        .iter()
+        .position(|f| f.start <= r.start && r.end <= f.end)
+    else {
+        return false;
+    };
     let f = free[i];
     let mut repl = Vec::new();
     if f.start < r.start {
@@ -412,7 +471,13 @@ fn take_exact(free: &mut Vec<PfnRange>, r: PfnRange) -> bool {
 
 /// Pick a `len`-page, `align`-aligned slot inside one `region`-aligned region of `free`: first a
 /// region uniformly among those with room, then a slot uniformly inside it.
-fn pick_slot(free: &[PfnRange], len: u64, align: u64, region: u64, rng: &mut SplitMix64) -> Option<PfnRange> {
+fn pick_slot(
+    free: &[PfnRange],
+    len: u64,
+    align: u64,
+    region: u64,
+    rng: &mut SplitMix64,
+) -> Option<PfnRange> {
     // (region index, segment, slot count) for every free segment cut at region boundaries.
     let mut segs: Vec<(u64, PfnRange, u64)> = Vec::new();
     for f in free {
@@ -490,16 +555,27 @@ impl MemoryLayout {
     /// [`MAX_X86_RAM_BYTES`]; `below_4g_bytes` not a multiple of 4 KiB or outside
     /// 64 MiB ..= 4 GiB; an invalid geometry.
     pub fn x86_64(ram_bytes: u64, opts: &X86Options) -> Result<MemoryLayout, LayoutError> {
-        opts.geometry.validate().map_err(|e| LayoutError::new("geometry", e.0))?;
+        opts.geometry
+            .validate()
+            .map_err(|e| LayoutError::new("geometry", e.0))?;
         const PAGE: u64 = 4096;
         if ram_bytes % PAGE != 0 {
-            return Err(LayoutError::new("ram_bytes", alloc::format!("expected a multiple of the 4 KiB page size, got {ram_bytes}")));
+            return Err(LayoutError::new(
+                "ram_bytes",
+                alloc::format!("expected a multiple of the 4 KiB page size, got {ram_bytes}"),
+            ));
         }
         if ram_bytes < MIN_X86_RAM_BYTES {
-            return Err(LayoutError::new("ram_bytes", alloc::format!("expected at least 64 MiB of RAM, got {ram_bytes} bytes")));
+            return Err(LayoutError::new(
+                "ram_bytes",
+                alloc::format!("expected at least 64 MiB of RAM, got {ram_bytes} bytes"),
+            ));
         }
         if ram_bytes > MAX_X86_RAM_BYTES {
-            return Err(LayoutError::new("ram_bytes", alloc::format!("expected at most 4 PiB of RAM, got {ram_bytes} bytes")));
+            return Err(LayoutError::new(
+                "ram_bytes",
+                alloc::format!("expected at most 4 PiB of RAM, got {ram_bytes} bytes"),
+            ));
         }
         let b4g = opts.below_4g_bytes;
         if b4g % PAGE != 0 || !(MIN_X86_RAM_BYTES..=(4 << 30)).contains(&b4g) {
@@ -527,12 +603,18 @@ impl MemoryLayout {
         };
         zones.push(dma32);
         if high_pages > 0 {
-            zones.push(ZoneSpec::plain(ZoneKind::Normal, PfnRange::new(X86_DMA32_END, X86_DMA32_END + high_pages)));
+            zones.push(ZoneSpec::plain(
+                ZoneKind::Normal,
+                PfnRange::new(X86_DMA32_END, X86_DMA32_END + high_pages),
+            ));
         }
 
         if opts.reservations {
             // Free lists per zone: present memory not yet reserved.
-            let mut free: Vec<Vec<PfnRange>> = zones.iter().map(|z| free_ranges(z.span, &z.holes)).collect();
+            let mut free: Vec<Vec<PfnRange>> = zones
+                .iter()
+                .map(|z| free_ranges(z.span, &z.holes))
+                .collect();
             let reserve = |zones: &mut Vec<ZoneSpec>, zi: usize, r: PfnRange, kind: ReserveKind| {
                 zones[zi].reserved.push(Reservation { range: r, kind });
             };
@@ -559,7 +641,13 @@ impl MemoryLayout {
             let mut rng = SplitMix64(opts.kaslr_seed);
             let mut placed = false;
             for zi in (1..zones.len()).rev() {
-                if let Some(r) = pick_slot(&free[zi], KERNEL_IMAGE_PAGES, X86_2M_PFNS, X86_GIB_PFNS, &mut rng) {
+                if let Some(r) = pick_slot(
+                    &free[zi],
+                    KERNEL_IMAGE_PAGES,
+                    X86_2M_PFNS,
+                    X86_GIB_PFNS,
+                    &mut rng,
+                ) {
                     take_exact(&mut free[zi], r);
                     reserve(&mut zones, zi, r, ReserveKind::KernelImage);
                     placed = true;
@@ -567,15 +655,25 @@ impl MemoryLayout {
                 }
             }
             if !placed {
-                return Err(LayoutError::new("kernel image", "expected room for the kernel image in Normal or DMA32"));
+                return Err(LayoutError::new(
+                    "kernel image",
+                    "expected room for the kernel image in Normal or DMA32",
+                ));
             }
             for z in zones.iter_mut() {
                 z.reserved.sort_by_key(|r| r.range);
             }
         }
 
-        let layout = MemoryLayout { geometry: Geometry::X86_64, zones };
-        let layout = if opts.geometry == Geometry::X86_64 { layout } else { layout.rescaled(opts.geometry)? };
+        let layout = MemoryLayout {
+            geometry: Geometry::X86_64,
+            zones,
+        };
+        let layout = if opts.geometry == Geometry::X86_64 {
+            layout
+        } else {
+            layout.rescaled(opts.geometry)?
+        };
         layout.validate()?;
         Ok(layout)
     }
@@ -590,13 +688,18 @@ impl MemoryLayout {
             } else {
                 let sh = (to - from) as u32;
                 if p.leading_zeros() < sh {
-                    Err(LayoutError::new("geometry", "the rescaled layout does not fit in 64-bit pfns"))
+                    Err(LayoutError::new(
+                        "geometry",
+                        "the rescaled layout does not fit in 64-bit pfns",
+                    ))
                 } else {
                     Ok(p << sh)
                 }
             }
         };
-        let fr = |r: PfnRange| -> Result<PfnRange, LayoutError> { Ok(PfnRange::new(f(r.start)?, f(r.end)?)) };
+        let fr = |r: PfnRange| -> Result<PfnRange, LayoutError> {
+            Ok(PfnRange::new(f(r.start)?, f(r.end)?))
+        };
         let mut zones = Vec::new();
         for z in &self.zones {
             let span = fr(z.span)?;
@@ -623,7 +726,10 @@ impl MemoryLayout {
                 if s.is_empty() {
                     lost.push((r.range, r.kind));
                 } else {
-                    nz.reserved.push(Reservation { range: s, kind: r.kind });
+                    nz.reserved.push(Reservation {
+                        range: s,
+                        kind: r.kind,
+                    });
                 }
             }
             // Keep one page for reservations that rounded away, where that page is free.
@@ -635,24 +741,38 @@ impl MemoryLayout {
                 let p = f(orig.start)?;
                 if let Some(fr) = free.iter().find(|fr| fr.end > p) {
                     let q = p.max(fr.start);
-                    nz.reserved.push(Reservation { range: PfnRange::new(q, q + 1), kind });
+                    nz.reserved.push(Reservation {
+                        range: PfnRange::new(q, q + 1),
+                        kind,
+                    });
                 }
             }
             nz.reserved.sort_by_key(|r| r.range);
             zones.push(nz);
         }
         if zones.is_empty() {
-            return Err(LayoutError::new("geometry", "every zone shrank to nothing when rescaled"));
+            return Err(LayoutError::new(
+                "geometry",
+                "every zone shrank to nothing when rescaled",
+            ));
         }
         Ok(MemoryLayout { geometry: g, zones })
     }
 
     /// One plain zone `[start_pfn, start_pfn + pages)` with no holes or reservations, all of it
     /// managed. `pages == 0` gives a layout that [`MemoryLayout::validate`] rejects.
-    pub fn single_zone(geometry: Geometry, kind: ZoneKind, start_pfn: Pfn, pages: u64) -> MemoryLayout {
+    pub fn single_zone(
+        geometry: Geometry,
+        kind: ZoneKind,
+        start_pfn: Pfn,
+        pages: u64,
+    ) -> MemoryLayout {
         MemoryLayout {
             geometry,
-            zones: alloc::vec![ZoneSpec::plain(kind, PfnRange::new(start_pfn, start_pfn.saturating_add(pages)))],
+            zones: alloc::vec![ZoneSpec::plain(
+                kind,
+                PfnRange::new(start_pfn, start_pfn.saturating_add(pages))
+            )],
         }
     }
 
@@ -693,7 +813,8 @@ mod tests {
     const GIB: u64 = 1 << 30;
 
     fn normal_spbs(l: &MemoryLayout) -> u64 {
-        l.zone(ZoneKind::Normal).map_or(0, |z| z.spb_count(&l.geometry))
+        l.zone(ZoneKind::Normal)
+            .map_or(0, |z| z.spb_count(&l.geometry))
     }
 
     #[test]
@@ -716,32 +837,71 @@ mod tests {
     fn reservations_are_where_documented() {
         let l = MemoryLayout::x86_64(8 * GIB, &X86Options::q35()).unwrap();
         let n = l.zone(ZoneKind::Normal).unwrap();
-        let memmap: u64 = n.reserved.iter().filter(|r| r.kind == ReserveKind::Memmap).map(|r| r.range.len()).sum();
+        let memmap: u64 = n
+            .reserved
+            .iter()
+            .filter(|r| r.kind == ReserveKind::Memmap)
+            .map(|r| r.range.len())
+            .sum();
         assert_eq!(memmap, l.present_pages() / 64);
-        let top = n.reserved.iter().find(|r| r.kind == ReserveKind::Memmap).unwrap();
+        let top = n
+            .reserved
+            .iter()
+            .find(|r| r.kind == ReserveKind::Memmap)
+            .unwrap();
         assert_eq!(top.range.end, n.span.end);
-        let k = n.reserved.iter().find(|r| r.kind == ReserveKind::KernelImage).unwrap();
+        let k = n
+            .reserved
+            .iter()
+            .find(|r| r.kind == ReserveKind::KernelImage)
+            .unwrap();
         assert_eq!(k.range.len(), KERNEL_IMAGE_PAGES);
         assert_eq!(k.range.start % 512, 0);
-        assert_eq!(k.range.start >> 18, (k.range.end - 1) >> 18, "image inside one 1 GiB region");
+        assert_eq!(
+            k.range.start >> 18,
+            (k.range.end - 1) >> 18,
+            "image inside one 1 GiB region"
+        );
         let d32 = l.zone(ZoneKind::Dma32).unwrap();
-        let b = d32.reserved.iter().find(|r| r.kind == ReserveKind::BounceBuffers).unwrap();
+        let b = d32
+            .reserved
+            .iter()
+            .find(|r| r.kind == ReserveKind::BounceBuffers)
+            .unwrap();
         assert_eq!(b.range, PfnRange::new(1 << 18, (1 << 18) + 16384));
         // Deterministic, and the seed moves the image.
-        assert_eq!(l, MemoryLayout::x86_64(8 * GIB, &X86Options::q35()).unwrap());
+        assert_eq!(
+            l,
+            MemoryLayout::x86_64(8 * GIB, &X86Options::q35()).unwrap()
+        );
         let mut regions = alloc::collections::BTreeSet::new();
         for seed in 0..64 {
-            let o = X86Options { kaslr_seed: seed, ..X86Options::q35() };
+            let o = X86Options {
+                kaslr_seed: seed,
+                ..X86Options::q35()
+            };
             let l = MemoryLayout::x86_64(8 * GIB, &o).unwrap();
-            let k = l.zones.iter().flat_map(|z| &z.reserved).find(|r| r.kind == ReserveKind::KernelImage).unwrap();
+            let k = l
+                .zones
+                .iter()
+                .flat_map(|z| &z.reserved)
+                .find(|r| r.kind == ReserveKind::KernelImage)
+                .unwrap();
             regions.insert(k.range.start >> 18);
         }
-        assert_eq!(regions.len(), 6, "all six Normal regions get the image for some seed: {regions:?}");
+        assert_eq!(
+            regions.len(),
+            6,
+            "all six Normal regions get the image for some seed: {regions:?}"
+        );
     }
 
     #[test]
     fn no_reservations() {
-        let o = X86Options { reservations: false, ..X86Options::default() };
+        let o = X86Options {
+            reservations: false,
+            ..X86Options::default()
+        };
         let l = MemoryLayout::x86_64(4 * GIB, &o).unwrap();
         assert_eq!(l.reserved_pages(), 0);
         assert_eq!(l.managed_pages(), l.present_pages());
@@ -750,19 +910,56 @@ mod tests {
 
     #[test]
     fn sizes_from_64_mib_to_16_tib() {
-        let mut sizes = alloc::vec![64 << 20, (64 << 20) + 4096, 100 << 20, GIB, GIB + (64 << 20), 2 * GIB, 3 * GIB - 4096];
-        sizes.extend([3 * GIB, 3 * GIB + 4096, 4 * GIB, 5 * GIB, 24 * GIB, 1000 * GIB, 16 << 40]);
-        for opts in [X86Options::i440fx(), X86Options::q35(), X86Options { below_4g_bytes: 4 * GIB, ..X86Options::q35() }] {
+        let mut sizes = alloc::vec![
+            64 << 20,
+            (64 << 20) + 4096,
+            100 << 20,
+            GIB,
+            GIB + (64 << 20),
+            2 * GIB,
+            3 * GIB - 4096
+        ];
+        sizes.extend([
+            3 * GIB,
+            3 * GIB + 4096,
+            4 * GIB,
+            5 * GIB,
+            24 * GIB,
+            1000 * GIB,
+            16 << 40,
+        ]);
+        for opts in [
+            X86Options::i440fx(),
+            X86Options::q35(),
+            X86Options {
+                below_4g_bytes: 4 * GIB,
+                ..X86Options::q35()
+            },
+        ] {
             for &ram in &sizes {
                 for seed in [0, 1, 0xdead_beef] {
-                    let o = X86Options { kaslr_seed: seed, ..opts };
+                    let o = X86Options {
+                        kaslr_seed: seed,
+                        ..opts
+                    };
                     let l = MemoryLayout::x86_64(ram, &o).unwrap_or_else(|e| panic!("{ram}: {e}"));
                     l.validate().unwrap();
                     assert_eq!(l.present_pages(), ram / 4096 - 98, "{ram}");
-                    let k: Vec<_> = l.zones.iter().flat_map(|z| &z.reserved).filter(|r| r.kind == ReserveKind::KernelImage).collect();
+                    let k: Vec<_> = l
+                        .zones
+                        .iter()
+                        .flat_map(|z| &z.reserved)
+                        .filter(|r| r.kind == ReserveKind::KernelImage)
+                        .collect();
                     assert_eq!(k.len(), 1);
                     assert!(k[0].range.start >= 4096);
-                    let memmap: u64 = l.zones.iter().flat_map(|z| &z.reserved).filter(|r| r.kind == ReserveKind::Memmap).map(|r| r.range.len()).sum();
+                    let memmap: u64 = l
+                        .zones
+                        .iter()
+                        .flat_map(|z| &z.reserved)
+                        .filter(|r| r.kind == ReserveKind::Memmap)
+                        .map(|r| r.range.len())
+                        .sum();
                     assert_eq!(memmap, l.present_pages() / 64);
                 }
             }
@@ -778,31 +975,72 @@ mod tests {
         let e = MemoryLayout::x86_64(GIB + 1, &d).unwrap_err();
         assert_eq!(e.place, "ram_bytes");
         assert!(e.message.contains("multiple"));
-        assert!(MemoryLayout::x86_64(32 << 20, &d).unwrap_err().message.contains("at least 64 MiB"));
+        assert!(MemoryLayout::x86_64(32 << 20, &d)
+            .unwrap_err()
+            .message
+            .contains("at least 64 MiB"));
         assert!(MemoryLayout::x86_64(0, &d).is_err());
         assert!(MemoryLayout::x86_64(1 << 53, &d).is_err());
-        let o = X86Options { below_4g_bytes: 5 * GIB, ..d };
-        assert_eq!(MemoryLayout::x86_64(8 * GIB, &o).unwrap_err().place, "below_4g_bytes");
-        let o = X86Options { below_4g_bytes: 3, ..d };
-        assert_eq!(MemoryLayout::x86_64(8 * GIB, &o).unwrap_err().place, "below_4g_bytes");
-        let o = X86Options { geometry: Geometry { page_shift: 12, pageblock_order: 9, max_order: 8, spb_order: 18 }, ..d };
-        assert_eq!(MemoryLayout::x86_64(8 * GIB, &o).unwrap_err().place, "geometry");
+        let o = X86Options {
+            below_4g_bytes: 5 * GIB,
+            ..d
+        };
+        assert_eq!(
+            MemoryLayout::x86_64(8 * GIB, &o).unwrap_err().place,
+            "below_4g_bytes"
+        );
+        let o = X86Options {
+            below_4g_bytes: 3,
+            ..d
+        };
+        assert_eq!(
+            MemoryLayout::x86_64(8 * GIB, &o).unwrap_err().place,
+            "below_4g_bytes"
+        );
+        let o = X86Options {
+            geometry: Geometry {
+                page_shift: 12,
+                pageblock_order: 9,
+                max_order: 8,
+                spb_order: 18,
+            },
+            ..d
+        };
+        assert_eq!(
+            MemoryLayout::x86_64(8 * GIB, &o).unwrap_err().place,
+            "geometry"
+        );
     }
 
     #[test]
     fn tiny_geometry_keeps_spb_counts() {
-        let o = X86Options { geometry: Geometry::TINY, ..X86Options::default() };
+        let o = X86Options {
+            geometry: Geometry::TINY,
+            ..X86Options::default()
+        };
         let l = MemoryLayout::x86_64(16 * GIB, &o).unwrap();
         assert_eq!(l.geometry, Geometry::TINY);
         assert_eq!(normal_spbs(&l), 13);
         let n = l.zone(ZoneKind::Normal).unwrap();
         assert_eq!(n.span, PfnRange::new(512, 512 + 13 * 128));
-        assert!(n.reserved.iter().any(|r| r.kind == ReserveKind::KernelImage));
-        assert!(n.reserved.iter().any(|r| r.kind == ReserveKind::Memmap && r.range.end == n.span.end));
+        assert!(n
+            .reserved
+            .iter()
+            .any(|r| r.kind == ReserveKind::KernelImage));
+        assert!(n
+            .reserved
+            .iter()
+            .any(|r| r.kind == ReserveKind::Memmap && r.range.end == n.span.end));
         for ram in [64 << 20, GIB, 5 * GIB, 1 << 40] {
             let l = MemoryLayout::x86_64(ram, &o).unwrap();
             l.validate().unwrap();
-            assert!(l.zones.iter().flat_map(|z| &z.reserved).any(|r| r.kind == ReserveKind::KernelImage), "{ram}");
+            assert!(
+                l.zones
+                    .iter()
+                    .flat_map(|z| &z.reserved)
+                    .any(|r| r.kind == ReserveKind::KernelImage),
+                "{ram}"
+            );
         }
     }
 
@@ -812,7 +1050,11 @@ mod tests {
         l.validate().unwrap();
         assert_eq!(l.managed_pages(), 256);
         assert_eq!(l.zones[0].spb_count(&l.geometry), 2);
-        assert!(MemoryLayout::single_zone(Geometry::TINY, ZoneKind::Normal, 0, 0).validate().is_err());
+        assert!(
+            MemoryLayout::single_zone(Geometry::TINY, ZoneKind::Normal, 0, 0)
+                .validate()
+                .is_err()
+        );
         let t = MemoryLayout::tiny_two_zone();
         t.validate().unwrap();
         assert_eq!(t.zones[0].spb_count(&t.geometry), 2);
@@ -823,11 +1065,20 @@ mod tests {
     #[test]
     fn carving() {
         let mut f = alloc::vec![PfnRange::new(0, 10), PfnRange::new(20, 25)];
-        assert_eq!(carve_top(&mut f, 7), alloc::vec![PfnRange::new(20, 25), PfnRange::new(8, 10)]);
+        assert_eq!(
+            carve_top(&mut f, 7),
+            alloc::vec![PfnRange::new(20, 25), PfnRange::new(8, 10)]
+        );
         assert_eq!(f, alloc::vec![PfnRange::new(0, 8)]);
         assert_eq!(carve_bottom(&mut f, 3), alloc::vec![PfnRange::new(0, 3)]);
         assert_eq!(carve_top(&mut f, 100).len(), 1);
         assert!(f.is_empty());
-        assert_eq!(free_ranges(PfnRange::new(0, 10), &[PfnRange::new(2, 4), PfnRange::new(0, 1)]), alloc::vec![PfnRange::new(1, 2), PfnRange::new(4, 10)]);
+        assert_eq!(
+            free_ranges(
+                PfnRange::new(0, 10),
+                &[PfnRange::new(2, 4), PfnRange::new(0, 1)]
+            ),
+            alloc::vec![PfnRange::new(1, 2), PfnRange::new(4, 10)]
+        );
     }
 }

@@ -68,7 +68,10 @@ impl MigrateType {
     /// Non-movable in the sense of the spb measures: UNMOVABLE, RECLAIMABLE or HIGHATOMIC.
     #[inline]
     pub const fn is_non_movable(self) -> bool {
-        matches!(self, MigrateType::Unmovable | MigrateType::Reclaimable | MigrateType::HighAtomic)
+        matches!(
+            self,
+            MigrateType::Unmovable | MigrateType::Reclaimable | MigrateType::HighAtomic
+        )
     }
     /// The mainline fallback table (fallbacks[]): preference order when the type's lists are empty.
     pub const fn fallbacks(self) -> &'static [MigrateType] {
@@ -86,9 +89,18 @@ mod tests {
     use super::*;
     #[test]
     fn fallback_table_matches_mainline() {
-        assert_eq!(MigrateType::Unmovable.fallbacks(), &[MigrateType::Reclaimable, MigrateType::Movable]);
-        assert_eq!(MigrateType::Movable.fallbacks(), &[MigrateType::Reclaimable, MigrateType::Unmovable]);
-        assert_eq!(MigrateType::Reclaimable.fallbacks(), &[MigrateType::Unmovable, MigrateType::Movable]);
+        assert_eq!(
+            MigrateType::Unmovable.fallbacks(),
+            &[MigrateType::Reclaimable, MigrateType::Movable]
+        );
+        assert_eq!(
+            MigrateType::Movable.fallbacks(),
+            &[MigrateType::Reclaimable, MigrateType::Unmovable]
+        );
+        assert_eq!(
+            MigrateType::Reclaimable.fallbacks(),
+            &[MigrateType::Unmovable, MigrateType::Movable]
+        );
         assert!(MigrateType::HighAtomic.fallbacks().is_empty());
     }
     #[test]

@@ -59,15 +59,36 @@ const _: () = assert!(core::mem::size_of::<PageMeta>() == 12);
 
 impl PageMeta {
     /// A tail page.
-    pub const TAIL: PageMeta = PageMeta { next: NIL, prev: NIL, order: 0, state: PageState::Tail, mt: 0, aux: 0 };
+    pub const TAIL: PageMeta = PageMeta {
+        next: NIL,
+        prev: NIL,
+        order: 0,
+        state: PageState::Tail,
+        mt: 0,
+        aux: 0,
+    };
     /// A page with a given non-head state (hole, reserved, uninit).
     pub const fn with_state(state: PageState) -> PageMeta {
-        PageMeta { next: NIL, prev: NIL, order: 0, state, mt: 0, aux: 0 }
+        PageMeta {
+            next: NIL,
+            prev: NIL,
+            order: 0,
+            state,
+            mt: 0,
+            aux: 0,
+        }
     }
     /// The head of an allocated block.
     #[inline(always)]
     pub const fn alloc(order: u8, mt: u8, cookie: u32) -> PageMeta {
-        PageMeta { next: cookie, prev: NIL, order, state: PageState::Alloc, mt, aux: 0 }
+        PageMeta {
+            next: cookie,
+            prev: NIL,
+            order,
+            state: PageState::Alloc,
+            mt,
+            aux: 0,
+        }
     }
     /// The embedder's cookie of an allocated head (returned by migration callbacks).
     #[inline(always)]

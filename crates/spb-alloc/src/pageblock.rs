@@ -44,7 +44,9 @@ pub mod content {
     /// Any non-movable content.
     pub const NON_MOVABLE: u8 = UNMOVABLE | RECLAIMABLE | HIGHATOMIC;
     // the allocated classes' bits are `1 << alloc_class` (PageblockMeta::class_bit relies on it)
-    const _: () = assert!(UNMOVABLE == 1 << 0 && MOVABLE == 1 << 1 && RECLAIMABLE == 1 << 2 && HIGHATOMIC == 1 << 3);
+    const _: () = assert!(
+        UNMOVABLE == 1 << 0 && MOVABLE == 1 << 1 && RECLAIMABLE == 1 << 2 && HIGHATOMIC == 1 << 3
+    );
 }
 
 /// Pageblock flag bits.

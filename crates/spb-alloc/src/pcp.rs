@@ -44,7 +44,17 @@ pub struct Pcp {
 
 impl Default for Pcp {
     fn default() -> Self {
-        Pcp { head: [NIL; NR_PCP_LISTS], tail: [NIL; NR_PCP_LISTS], count: 0, high: 0, high_min: 0, high_max: 0, batch: 1, alloc_factor: 0, free_count: 0 }
+        Pcp {
+            head: [NIL; NR_PCP_LISTS],
+            tail: [NIL; NR_PCP_LISTS],
+            count: 0,
+            high: 0,
+            high_min: 0,
+            high_max: 0,
+            batch: 1,
+            alloc_factor: 0,
+            free_count: 0,
+        }
     }
 }
 
@@ -228,7 +238,11 @@ impl Zone {
     /// isolated, and has accounted it Alloc -> Pcp. Returns pages sent back to the buddy lists.
     #[inline(always)]
     pub fn pcp_free(&mut self, cpu: usize, pfn: Pfn, order: u8, block_mt: MigrateType) -> u64 {
-        let mt = if block_mt.is_mergeable() { block_mt } else { MigrateType::Movable };
+        let mt = if block_mt.is_mergeable() {
+            block_mt
+        } else {
+            MigrateType::Movable
+        };
         self.pcp_push(cpu, pfn, order, mt, false);
         let below_high = self.below_high;
         let li = self.pindex(order, mt);
@@ -236,7 +250,11 @@ impl Zone {
         p.alloc_factor >>= 1;
         p.free_count = (p.free_count + (1u64 << order)).min(p.batch << PCP_BATCH_SCALE_MAX);
         // (p.high.clamp(p.high_min, p.high_max); setup_pcp keeps high_min <= high_max)
-        let high = if below_high { p.high_min } else { p.high.max(p.high_min).min(p.high_max) };
+        let high = if below_high {
+            p.high_min
+        } else {
+            p.high.max(p.high_min).min(p.high_max)
+        };
         if p.count >= high {
             return self.pcp_trim(cpu, high, li);
         }

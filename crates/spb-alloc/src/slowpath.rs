@@ -9,9 +9,9 @@ use crate::error::{AllocError, AllocErrorKind};
 use crate::geometry::Pfn;
 use crate::gfp::{gfp_to_alloc_flags, pfmemalloc_flags, AllocFlags, Gfp};
 use crate::migratetype::MigrateType;
+use crate::policy::spb_work::{DropDecision, RelaxDecision};
 use crate::vmstat::Vm;
 use crate::zone::ZoneId;
-use crate::policy::spb_work::{DropDecision, RelaxDecision};
 use crate::{AllocRequest, Allocator};
 
 /// SWAP_CLUSTER_MAX.
@@ -22,7 +22,13 @@ pub const MAX_RECLAIM_RETRIES: u32 = 16;
 pub const MAX_COMPACT_RETRIES: u32 = 16;
 
 impl Allocator {
-    pub(crate) fn slowpath(&mut self, req: AllocRequest, preferred: ZoneId, highest: usize, env: &mut dyn Env) -> Result<Pfn, AllocError> {
+    pub(crate) fn slowpath(
+        &mut self,
+        req: AllocRequest,
+        preferred: ZoneId,
+        highest: usize,
+        env: &mut dyn Env,
+    ) -> Result<Pfn, AllocError> {
         let gfp = req.gfp;
         let order = req.order;
         let mt = gfp.migratetype();
@@ -40,14 +46,21 @@ impl Allocator {
         let mut prio = CompactPriority::SyncLight;
         let mut compact_result = CompactResult::Skipped;
         // Compact first.
-        if can_reclaim && gfp.contains(Gfp::IO) && (costly || (order > 0 && mt != MigrateType::Movable)) && pfmemalloc_flags(gfp).is_none() {
-            let (p, r) = self.direct_compact(req, flags, preferred, highest, CompactPriority::Async, env);
+        if can_reclaim
+            && gfp.contains(Gfp::IO)
+            && (costly || (order > 0 && mt != MigrateType::Movable))
+            && pfmemalloc_flags(gfp).is_none()
+        {
+            let (p, r) =
+                self.direct_compact(req, flags, preferred, highest, CompactPriority::Async, env);
             if let Some(p) = p {
                 return Ok(p);
             }
             compact_result = r;
             if costly && gfp.contains(Gfp::NORETRY) {
-                if matches!(r, CompactResult::Skipped | CompactResult::Deferred) || gfp.contains(Gfp::THISNODE) {
+                if matches!(r, CompactResult::Skipped | CompactResult::Deferred)
+                    || gfp.contains(Gfp::THISNODE)
+                {
                     return self.nopage(req, flags, preferred, highest, env);
                 }
                 prio = CompactPriority::Async;
@@ -67,7 +80,9 @@ impl Allocator {
                 self.wake_kswapd(self.kswapd_order(order));
             }
             if let Some(rf) = pfmemalloc_flags(gfp) {
-                flags = rf.with(AllocFlags(flags.0 & (AllocFlags::KSWAPD.0 | AllocFlags::CMA.0)));
+                flags = rf.with(AllocFlags(
+                    flags.0 & (AllocFlags::KSWAPD.0 | AllocFlags::CMA.0),
+                ));
             }
             if let Some(p) = self.get_page_from_freelist(req, flags, preferred, highest) {
                 return Ok(p);
@@ -93,7 +108,8 @@ impl Allocator {
                 let mut released = false;
                 for zi in 0..self.zones.len() {
                     let (z, _, mut ctx) = self.ctx_parts(zi);
-                    released |= crate::policy::mainline::unreserve_highatomic(z, &mut ctx, mt, false);
+                    released |=
+                        crate::policy::mainline::unreserve_highatomic(z, &mut ctx, mt, false);
                 }
                 self.drain_all_pcp();
                 let _ = released;
@@ -122,7 +138,10 @@ impl Allocator {
                 no_progress_loops += 1;
             }
             let reclaimable = env.reclaimable_pages();
-            if no_progress_loops <= MAX_RECLAIM_RETRIES && (reclaimed > 0 || reclaimable > 0) && self.could_pass_min_with(order, reclaimable, highest, preferred) {
+            if no_progress_loops <= MAX_RECLAIM_RETRIES
+                && (reclaimed > 0 || reclaimable > 0)
+                && self.could_pass_min_with(order, reclaimable, highest, preferred)
+            {
                 continue;
             }
             // force-release highatomic before conceding
@@ -136,7 +155,11 @@ impl Allocator {
             }
             // should_compact_retry
             if order > 0 && reclaimed > 0 {
-                let max = if costly { MAX_COMPACT_RETRIES / 4 } else { MAX_COMPACT_RETRIES };
+                let max = if costly {
+                    MAX_COMPACT_RETRIES / 4
+                } else {
+                    MAX_COMPACT_RETRIES
+                };
                 if compact_result == CompactResult::Success && compaction_retries < max {
                     compaction_retries += 1;
                     continue;
@@ -160,8 +183,11 @@ impl Allocator {
                 }
             }
             // OOM killer.
-            if order <= self.geo.costly_order() && !gfp.intersects(Gfp::RETRY_MAYFAIL.with(Gfp::NORETRY).with(Gfp::THISNODE)) {
-                let hf = AllocFlags::WMARK_HIGH.with(AllocFlags(flags.0 & !AllocFlags::WMARK_MASK.0));
+            if order <= self.geo.costly_order()
+                && !gfp.intersects(Gfp::RETRY_MAYFAIL.with(Gfp::NORETRY).with(Gfp::THISNODE))
+            {
+                let hf =
+                    AllocFlags::WMARK_HIGH.with(AllocFlags(flags.0 & !AllocFlags::WMARK_MASK.0));
                 if let Some(p) = self.get_page_from_freelist(req, hf, preferred, highest) {
                     return Ok(p);
                 }
@@ -181,10 +207,19 @@ impl Allocator {
         self.nopage(req, flags, preferred, highest, env)
     }
 
-    fn nopage(&mut self, req: AllocRequest, flags: AllocFlags, preferred: ZoneId, highest: usize, env: &mut dyn Env) -> Result<Pfn, AllocError> {
+    fn nopage(
+        &mut self,
+        req: AllocRequest,
+        flags: AllocFlags,
+        preferred: ZoneId,
+        highest: usize,
+        env: &mut dyn Env,
+    ) -> Result<Pfn, AllocError> {
         let gfp = req.gfp;
         if gfp.contains(Gfp::NOFAIL) && gfp.contains(Gfp::DIRECT_RECLAIM) {
-            let f = AllocFlags::MIN_RESERVE.with(AllocFlags(flags.0 & !(AllocFlags::NOFRAGMENT.0 | AllocFlags::CPUSET.0)));
+            let f = AllocFlags::MIN_RESERVE.with(AllocFlags(
+                flags.0 & !(AllocFlags::NOFRAGMENT.0 | AllocFlags::CPUSET.0),
+            ));
             for _ in 0..self.cfg.nofail_retries {
                 if let Some(p) = self.get_page_from_freelist(req, f, preferred, highest) {
                     return Ok(p);
@@ -200,7 +235,14 @@ impl Allocator {
                 self.freed_scratch = out;
                 if r == 0 && !killed {
                     if req.order > 0 {
-                        let (p, _) = self.direct_compact(req, f, preferred, highest, CompactPriority::SyncFull, env);
+                        let (p, _) = self.direct_compact(
+                            req,
+                            f,
+                            preferred,
+                            highest,
+                            CompactPriority::SyncFull,
+                            env,
+                        );
                         if let Some(p) = p {
                             return Ok(p);
                         }
@@ -208,24 +250,51 @@ impl Allocator {
                     break;
                 }
             }
-            return Err(AllocError { order: req.order, gfp, kind: AllocErrorKind::NofailExhausted });
+            return Err(AllocError {
+                order: req.order,
+                gfp,
+                kind: AllocErrorKind::NofailExhausted,
+            });
         }
-        Err(AllocError { order: req.order, gfp, kind: AllocErrorKind::NoMemory })
+        Err(AllocError {
+            order: req.order,
+            gfp,
+            kind: AllocErrorKind::NoMemory,
+        })
     }
 
     /// Whether some zone would pass its min watermark at `order` if `reclaimable` pages were
     /// freed (should_reclaim_retry's test).
-    fn could_pass_min_with(&self, order: u8, reclaimable: u64, highest: usize, preferred: ZoneId) -> bool {
+    fn could_pass_min_with(
+        &self,
+        order: u8,
+        reclaimable: u64,
+        highest: usize,
+        preferred: ZoneId,
+    ) -> bool {
         (0..=preferred).any(|zi| {
             let z = &self.zones[zi];
-            z.watermark_ok(order, z.wmark_pages(0), highest, AllocFlags::WMARK_MIN, z.free_pages + reclaimable)
+            z.watermark_ok(
+                order,
+                z.wmark_pages(0),
+                highest,
+                AllocFlags::WMARK_MIN,
+                z.free_pages + reclaimable,
+            )
         })
     }
 
     /// Direct reclaim: ask the embedder for SWAP_CLUSTER_MAX pages (more for large orders).
     pub(crate) fn direct_reclaim(&mut self, order: u8, env: &mut dyn Env) -> u64 {
         let want = SWAP_CLUSTER_MAX.max(2u64 << order);
-        let req = ReclaimRequest { nr_pages: want, order, who: Reclaimer::Direct, may_swap: true, shrink_slab: true, prefer_range: None };
+        let req = ReclaimRequest {
+            nr_pages: want,
+            order,
+            who: Reclaimer::Direct,
+            may_swap: true,
+            shrink_slab: true,
+            prefer_range: None,
+        };
         let mut out = core::mem::take(&mut self.freed_scratch);
         out.clear();
         env.reclaim(req, &mut out);
@@ -246,7 +315,13 @@ impl Allocator {
     }
 
     /// Staged relaxation for callers that cannot reclaim (mainline: none, they fail).
-    fn atomic_relax(&mut self, req: AllocRequest, flags: &mut AllocFlags, step: &mut u8, env: &mut dyn Env) -> RelaxDecision {
+    fn atomic_relax(
+        &mut self,
+        req: AllocRequest,
+        flags: &mut AllocFlags,
+        step: &mut u8,
+        env: &mut dyn Env,
+    ) -> RelaxDecision {
         if let crate::policy::Policy::Spb(_) = self.policy {
             return self.spb_atomic_relax(req, flags, step, env);
         }
@@ -254,7 +329,13 @@ impl Allocator {
     }
 
     /// Before dropping NOFRAGMENT (defrag_mode and spb): spb may evacuate first.
-    fn before_drop_nofragment(&mut self, req: AllocRequest, flags: AllocFlags, tried: &mut bool, env: &mut dyn Env) -> DropDecision {
+    fn before_drop_nofragment(
+        &mut self,
+        req: AllocRequest,
+        flags: AllocFlags,
+        tried: &mut bool,
+        env: &mut dyn Env,
+    ) -> DropDecision {
         if let crate::policy::Policy::Spb(_) = self.policy {
             return self.spb_before_drop_nofragment(req, flags, tried, env);
         }

@@ -108,7 +108,11 @@ impl SpbMeta {
     /// The fullness bucket for `free` free pages (0 = fullest).
     #[inline(always)]
     pub fn fullness_of(&self, free: u64) -> u8 {
-        (free > 0) as u8 + (free >= self.bounds[0]) as u8 + (free >= self.bounds[1]) as u8 + (free >= self.bounds[2]) as u8 + (free >= self.bounds[3]) as u8
+        (free > 0) as u8
+            + (free >= self.bounds[0]) as u8
+            + (free >= self.bounds[1]) as u8
+            + (free >= self.bounds[2]) as u8
+            + (free >= self.bounds[3]) as u8
     }
     /// Non-movable pages (unmovable + reclaimable + highatomic allocations).
     #[inline]
@@ -221,14 +225,20 @@ pub struct SpbLists {
 
 impl Default for SpbLists {
     fn default() -> Self {
-        SpbLists { heads: [[NIL; NR_FULLNESS]; NR_CATEGORIES], counts: [[0; NR_FULLNESS]; NR_CATEGORIES] }
+        SpbLists {
+            heads: [[NIL; NR_FULLNESS]; NR_CATEGORIES],
+            counts: [[0; NR_FULLNESS]; NR_CATEGORIES],
+        }
     }
 }
 
 impl SpbLists {
     /// Link SPB `i` on the list its `category`/`fullness` fields name (at the head).
     pub fn link(&mut self, spbs: &mut [SpbMeta], i: u32) {
-        let (c, f) = (spbs[i as usize].category as usize, spbs[i as usize].fullness as usize);
+        let (c, f) = (
+            spbs[i as usize].category as usize,
+            spbs[i as usize].fullness as usize,
+        );
         let head = self.heads[c][f];
         spbs[i as usize].list_prev = NIL;
         spbs[i as usize].list_next = head;
@@ -240,7 +250,10 @@ impl SpbLists {
     }
     /// Unlink SPB `i` from the list its current fields name.
     pub fn unlink(&mut self, spbs: &mut [SpbMeta], i: u32) {
-        let (c, f) = (spbs[i as usize].category as usize, spbs[i as usize].fullness as usize);
+        let (c, f) = (
+            spbs[i as usize].category as usize,
+            spbs[i as usize].fullness as usize,
+        );
         let (p, n) = (spbs[i as usize].list_prev, spbs[i as usize].list_next);
         if p != NIL {
             spbs[p as usize].list_next = n;
@@ -275,7 +288,10 @@ impl SpbLists {
     }
     /// SPB indices of one list, in list order.
     pub fn iter<'a>(&self, spbs: &'a [SpbMeta], c: Category, f: usize) -> SpbListIter<'a> {
-        SpbListIter { spbs, cur: self.heads[c as usize][f] }
+        SpbListIter {
+            spbs,
+            cur: self.heads[c as usize][f],
+        }
     }
     /// Number of SPBs in a category.
     pub fn category_count(&self, c: Category) -> u32 {
@@ -315,5 +331,7 @@ pub(crate) fn build_lists(spbs: &mut [SpbMeta]) -> SpbLists {
 
 /// Allocate a vector of SPB metadata for a zone span.
 pub(crate) fn new_spbs(first_spb_pfn: u64, n: usize, spb_pages: u64) -> Vec<SpbMeta> {
-    (0..n).map(|i| SpbMeta::new(first_spb_pfn + i as u64 * spb_pages)).collect()
+    (0..n)
+        .map(|i| SpbMeta::new(first_spb_pfn + i as u64 * spb_pages))
+        .collect()
 }

@@ -83,7 +83,9 @@ pub struct VmStat {
 
 impl Default for VmStat {
     fn default() -> Self {
-        VmStat { v: [0; NR_VM_ITEMS] }
+        VmStat {
+            v: [0; NR_VM_ITEMS],
+        }
     }
 }
 
@@ -118,14 +120,21 @@ pub struct WalkHistogram {
 impl WalkHistogram {
     pub const BOUNDS: [u64; 6] = [0, 5, 10, 20, 50, 100];
     pub fn record(&mut self, visited: u64) {
-        let b = Self::BOUNDS.iter().rposition(|&lo| visited >= lo).unwrap_or(0);
+        let b = Self::BOUNDS
+            .iter()
+            .rposition(|&lo| visited >= lo)
+            .unwrap_or(0);
         self.buckets[b] += 1;
         self.total_visits += visited;
         self.walks += 1;
     }
     /// Mean SPBs visited per walk.
     pub fn mean(&self) -> f64 {
-        if self.walks == 0 { 0.0 } else { self.total_visits as f64 / self.walks as f64 }
+        if self.walks == 0 {
+            0.0
+        } else {
+            self.total_visits as f64 / self.walks as f64
+        }
     }
     /// The bucket `[lo, hi)` holding the median walk (`hi` = u64::MAX for the last bucket).
     pub fn median_bucket(&self) -> (u64, u64) {
@@ -133,7 +142,10 @@ impl WalkHistogram {
         for (i, &n) in self.buckets.iter().enumerate() {
             seen += n;
             if seen * 2 >= self.walks && n > 0 {
-                return (Self::BOUNDS[i], Self::BOUNDS.get(i + 1).copied().unwrap_or(u64::MAX));
+                return (
+                    Self::BOUNDS[i],
+                    Self::BOUNDS.get(i + 1).copied().unwrap_or(u64::MAX),
+                );
             }
         }
         (0, Self::BOUNDS[1])

@@ -25,7 +25,12 @@ pub struct WatermarkConfig {
 
 impl Default for WatermarkConfig {
     fn default() -> Self {
-        WatermarkConfig { min_free_kbytes: None, watermark_scale_factor: 10, watermark_boost_factor: 15000, thp_raises_min_free: true }
+        WatermarkConfig {
+            min_free_kbytes: None,
+            watermark_scale_factor: 10,
+            watermark_boost_factor: 15000,
+            thp_raises_min_free: true,
+        }
     }
 }
 
@@ -45,13 +50,27 @@ fn isqrt(n: u64) -> u64 {
 
 /// Compute min_free_kbytes as the kernel does for these zones.
 pub fn default_min_free_kbytes(zones: &[Zone], cfg: &WatermarkConfig) -> u64 {
-    let page_kb = zones.first().map(|z| z.geo.page_size() / 1024).unwrap_or(4).max(1);
-    let lowmem: u64 = zones.iter().filter(|z| z.kind != ZoneKind::Movable).map(|z| z.managed_pages).sum();
+    let page_kb = zones
+        .first()
+        .map(|z| z.geo.page_size() / 1024)
+        .unwrap_or(4)
+        .max(1);
+    let lowmem: u64 = zones
+        .iter()
+        .filter(|z| z.kind != ZoneKind::Movable)
+        .map(|z| z.managed_pages)
+        .sum();
     let lowmem_kb = lowmem * page_kb;
     let mut mfk = isqrt(lowmem_kb * 16).clamp(128, 262144);
     if cfg.thp_raises_min_free {
-        let nr_zones = zones.iter().filter(|z| z.kind <= ZoneKind::Normal && z.managed_pages > 0).count() as u64;
-        let pbp = zones.first().map(|z| z.geo.pageblock_pages()).unwrap_or(512);
+        let nr_zones = zones
+            .iter()
+            .filter(|z| z.kind <= ZoneKind::Normal && z.managed_pages > 0)
+            .count() as u64;
+        let pbp = zones
+            .first()
+            .map(|z| z.geo.pageblock_pages())
+            .unwrap_or(512);
         let mut rec = pbp * nr_zones * (2 + 3 * 3);
         rec = rec.min(lowmem / 20);
         let rec_kb = rec * page_kb;
@@ -64,10 +83,21 @@ pub fn default_min_free_kbytes(zones: &[Zone], cfg: &WatermarkConfig) -> u64 {
 
 /// Set watermarks and lowmem_reserve of every zone.
 pub fn setup_watermarks(zones: &mut [Zone], cfg: &WatermarkConfig) {
-    let page_kb = zones.first().map(|z| z.geo.page_size() / 1024).unwrap_or(4).max(1);
-    let mfk = cfg.min_free_kbytes.unwrap_or_else(|| default_min_free_kbytes(zones, cfg));
+    let page_kb = zones
+        .first()
+        .map(|z| z.geo.page_size() / 1024)
+        .unwrap_or(4)
+        .max(1);
+    let mfk = cfg
+        .min_free_kbytes
+        .unwrap_or_else(|| default_min_free_kbytes(zones, cfg));
     let pages_min = mfk / page_kb;
-    let lowmem: u64 = zones.iter().filter(|z| z.kind != ZoneKind::Movable).map(|z| z.managed_pages).sum::<u64>().max(1);
+    let lowmem: u64 = zones
+        .iter()
+        .filter(|z| z.kind != ZoneKind::Movable)
+        .map(|z| z.managed_pages)
+        .sum::<u64>()
+        .max(1);
     for z in zones.iter_mut() {
         let managed = z.managed_pages;
         let min = if z.kind == ZoneKind::Movable {
@@ -116,7 +146,14 @@ impl Zone {
     }
 
     /// __zone_watermark_ok.
-    pub fn watermark_ok(&self, order: u8, mark: u64, highest_zoneidx: usize, flags: AllocFlags, free_pages: u64) -> bool {
+    pub fn watermark_ok(
+        &self,
+        order: u8,
+        mark: u64,
+        highest_zoneidx: usize,
+        flags: AllocFlags,
+        free_pages: u64,
+    ) -> bool {
         let mut free = free_pages as i64 - ((1i64 << order) - 1);
         if !flags.intersects(AllocFlags::RESERVES) {
             free -= self.nr_free_highatomic as i64;
@@ -138,12 +175,18 @@ impl Zone {
             return true;
         }
         for o in order as usize..self.geo.nr_orders() {
-            for mt in [MigrateType::Unmovable, MigrateType::Movable, MigrateType::Reclaimable] {
+            for mt in [
+                MigrateType::Unmovable,
+                MigrateType::Movable,
+                MigrateType::Reclaimable,
+            ] {
                 if self.nr_free[o][mt.idx()] > 0 {
                     return true;
                 }
             }
-            if flags.intersects(AllocFlags::HIGHATOMIC.with(AllocFlags::OOM)) && self.nr_free[o][MigrateType::HighAtomic.idx()] > 0 {
+            if flags.intersects(AllocFlags::HIGHATOMIC.with(AllocFlags::OOM))
+                && self.nr_free[o][MigrateType::HighAtomic.idx()] > 0
+            {
                 return true;
             }
         }
@@ -152,7 +195,14 @@ impl Zone {
 
     /// zone_watermark_fast: the order-0 shortcut, and __GFP_HIGH order-0 requests at MIN
     /// ignore the boost.
-    pub fn watermark_fast(&self, order: u8, mark: u64, highest_zoneidx: usize, flags: AllocFlags, gfp_high: bool) -> bool {
+    pub fn watermark_fast(
+        &self,
+        order: u8,
+        mark: u64,
+        highest_zoneidx: usize,
+        flags: AllocFlags,
+        gfp_high: bool,
+    ) -> bool {
         let free = self.free_pages;
         if order == 0 {
             let mut fast_free = free as i64;
@@ -166,7 +216,11 @@ impl Zone {
         if self.watermark_ok(order, mark, highest_zoneidx, flags, free) {
             return true;
         }
-        if order == 0 && gfp_high && self.watermark_boost > 0 && flags.wmark() == crate::zone::WMARK_MIN {
+        if order == 0
+            && gfp_high
+            && self.watermark_boost > 0
+            && flags.wmark() == crate::zone::WMARK_MIN
+        {
             let m = mark - self.watermark_boost;
             return self.watermark_ok(order, m, highest_zoneidx, flags, free);
         }

@@ -112,7 +112,13 @@ impl Zone {
             span,
             pages: vec![PageMeta::TAIL; span.len() as usize],
             pb_base,
-            pageblocks: vec![PageblockMeta { mt: MigrateType::Movable as u8, ..Default::default() }; pb_n],
+            pageblocks: vec![
+                PageblockMeta {
+                    mt: MigrateType::Movable as u8,
+                    ..Default::default()
+                };
+                pb_n
+            ],
             spb_base,
             spbs: new_spbs(spb_base << so, spb_n, geo.spb_pages()),
             spb_lists: SpbLists::default(),
@@ -175,7 +181,11 @@ impl Zone {
             z.set_counts_direct(r.start, r.len(), Acct::Free);
             z.managed_pages += r.len();
             for (pfn, order) in carve(r, geo.max_order) {
-                z.pages[(pfn - span.start) as usize] = PageMeta { state: PageState::Free, order, ..PageMeta::TAIL };
+                z.pages[(pfn - span.start) as usize] = PageMeta {
+                    state: PageState::Free,
+                    order,
+                    ..PageMeta::TAIL
+                };
                 z.list_add(pfn, order, MigrateType::Movable, true);
             }
         }
@@ -244,7 +254,11 @@ impl Zone {
             s.absent_pages += pb.absent as u64;
             pfn += pbp;
         }
-        let out_lo = self.span.start.saturating_sub(start).min(self.geo.spb_pages());
+        let out_lo = self
+            .span
+            .start
+            .saturating_sub(start)
+            .min(self.geo.spb_pages());
         let out_hi = end.saturating_sub(self.span.end).min(self.geo.spb_pages());
         s.outside_pages = out_lo + out_hi;
         s.refresh_bounds();
@@ -368,7 +382,8 @@ impl Zone {
             // pageblock (before != after). Otherwise category and fullness, filed to match the
             // counters (the checker verifies it), still match, and account_settle would find
             // nothing to do.
-            let counts_only = matches!(from, Acct::Pcp | Acct::Alloc(_)) && matches!(to, Acct::Pcp | Acct::Alloc(_));
+            let counts_only = matches!(from, Acct::Pcp | Acct::Alloc(_))
+                && matches!(to, Acct::Pcp | Acct::Alloc(_));
             if before != after || !counts_only {
                 self.account_settle_outlined(pbi, si, from, to, before, after);
             }
@@ -378,7 +393,15 @@ impl Zone {
     }
 
     #[inline(never)]
-    fn account_settle_outlined(&mut self, pbi: usize, si: usize, from: Acct, to: Acct, before: u8, after: u8) {
+    fn account_settle_outlined(
+        &mut self,
+        pbi: usize,
+        si: usize,
+        from: Acct,
+        to: Acct,
+        before: u8,
+        after: u8,
+    ) {
         self.account_settle(pbi, si, from, to, before, after);
     }
 
@@ -386,7 +409,15 @@ impl Zone {
     /// bits (`before`/`after`: the bits of the two classes involved), the SPB's pageblock
     /// counts and bounds, and its category and fullness lists.
     #[inline(always)]
-    fn account_settle(&mut self, pbi: usize, si: usize, from: Acct, to: Acct, before: u8, after: u8) {
+    fn account_settle(
+        &mut self,
+        pbi: usize,
+        si: usize,
+        from: Acct,
+        to: Acct,
+        before: u8,
+        after: u8,
+    ) {
         let pbp = self.geo.pageblock_pages() as u16;
         let pb = &mut self.pageblocks[pbi];
         let (old, new) = if before != after {
@@ -399,7 +430,9 @@ impl Zone {
             (0, 0)
         };
         let s = &mut self.spbs[si];
-        if matches!(from, Acct::Reserved | Acct::Absent) || matches!(to, Acct::Reserved | Acct::Absent) {
+        if matches!(from, Acct::Reserved | Acct::Absent)
+            || matches!(to, Acct::Reserved | Acct::Absent)
+        {
             s.refresh_bounds();
         }
         if old != new {
@@ -410,7 +443,11 @@ impl Zone {
         }
         if let Some(fromc) = self.spb_lists.refile(&mut self.spbs, si as u32) {
             let to_c = self.spbs[si].category;
-            self.cat_changes.push(CategoryChange { spb: si as u32, from: fromc, to: to_c });
+            self.cat_changes.push(CategoryChange {
+                spb: si as u32,
+                from: fromc,
+                to: to_c,
+            });
         }
     }
 
@@ -491,7 +528,11 @@ impl Zone {
             h -= 1;
             let buddy = pfn + (1u64 << h);
             let i = self.idx(buddy);
-            self.pages[i] = PageMeta { state: PageState::Free, order: h, ..PageMeta::TAIL };
+            self.pages[i] = PageMeta {
+                state: PageState::Free,
+                order: h,
+                ..PageMeta::TAIL
+            };
             self.list_add(buddy, h, mt, false);
         }
         let i = self.idx(pfn);
@@ -557,7 +598,11 @@ impl Zone {
             order += 1;
         }
         let i = self.idx(pfn);
-        self.pages[i] = PageMeta { state: PageState::Free, order, ..PageMeta::TAIL };
+        self.pages[i] = PageMeta {
+            state: PageState::Free,
+            order,
+            ..PageMeta::TAIL
+        };
         // buddy_merge_likely: if the next-order buddy is free, put this at the tail.
         let mut to_tail = false;
         if order + 1 < self.geo.max_order {
@@ -573,7 +618,11 @@ impl Zone {
     /// Set the label of every pageblock covered by a block of `order` at `pfn`.
     pub fn set_pb_range_type(&mut self, pfn: Pfn, order: u8, mt: MigrateType) {
         let pbo = self.geo.pageblock_order;
-        let n = if order >= pbo { 1u64 << (order - pbo) } else { 1 };
+        let n = if order >= pbo {
+            1u64 << (order - pbo)
+        } else {
+            1
+        };
         let first = self.pb_idx(pfn);
         for k in 0..n as usize {
             self.pageblocks[first + k].mt = mt as u8;
@@ -591,7 +640,11 @@ impl Zone {
         let start = pfn & !(pbp - 1);
         let mut p = start;
         let mut moved = 0;
-        let list_mt = if self.pb(start).is_isolated() { MigrateType::Isolate } else { mt };
+        let list_mt = if self.pb(start).is_isolated() {
+            MigrateType::Isolate
+        } else {
+            mt
+        };
         while p < start + pbp {
             let m = self.pages[self.idx(p)];
             if m.state == PageState::Free {
@@ -688,13 +741,23 @@ impl Zone {
             return;
         }
         let old_end = self.span.end;
-        self.pages.resize((new_end - self.span.start) as usize, PageMeta::with_state(PageState::Hole));
+        self.pages.resize(
+            (new_end - self.span.start) as usize,
+            PageMeta::with_state(PageState::Hole),
+        );
         let pbo = self.geo.pageblock_order as u32;
         let so = self.geo.spb_order as u32;
         let pbp = self.geo.pageblock_pages();
         // the last old pageblock may have been clipped: its new pages were counted absent
         let pb_n = (((new_end - 1) >> pbo) - self.pb_base + 1) as usize;
-        self.pageblocks.resize(pb_n, PageblockMeta { mt: MigrateType::Movable as u8, absent: pbp as u16, ..Default::default() });
+        self.pageblocks.resize(
+            pb_n,
+            PageblockMeta {
+                mt: MigrateType::Movable as u8,
+                absent: pbp as u16,
+                ..Default::default()
+            },
+        );
         let spb_n = (((new_end - 1) >> so) - self.spb_base + 1) as usize;
         let old_spb_n = self.spbs.len();
         for k in old_spb_n..spb_n {

@@ -15,8 +15,9 @@ use alloc::vec::Vec;
 
 use crate::geometry::{Geometry, Pfn};
 use crate::layout::{
-    carve_bottom, carve_top, free_ranges, LayoutError, MemoryLayout, PfnRange, Reservation, ReserveKind, ZoneKind,
-    ZoneSpec, BOUNCE_BUFFER_PAGES, KERNEL_IMAGE_PAGES, LEGACY_HOLE, STRUCT_PAGE_BYTES,
+    carve_bottom, carve_top, free_ranges, LayoutError, MemoryLayout, PfnRange, Reservation,
+    ReserveKind, ZoneKind, ZoneSpec, BOUNCE_BUFFER_PAGES, KERNEL_IMAGE_PAGES, LEGACY_HOLE,
+    STRUCT_PAGE_BYTES,
 };
 
 /// The raw numbers of one zone block of `/proc/zoneinfo`.
@@ -77,17 +78,29 @@ pub fn parse_zoneinfo(text: &str) -> Result<Vec<ZoneinfoZone>, LayoutError> {
             _ => continue,
         };
         let Some(z) = zones.last_mut() else {
-            return Err(err(line, format!("`{key}` outside any zone: expected a `Node N, zone NAME` line first")));
+            return Err(err(
+                line,
+                format!("`{key}` outside any zone: expected a `Node N, zone NAME` line first"),
+            ));
         };
         let value = match (it.next(), it.next()) {
             (Some(v), None) => v.parse::<u64>().ok(),
             _ => None,
         };
         let Some(value) = value else {
-            return Err(err(line, format!("expected `{key}` followed by one decimal number, got `{t}`")));
+            return Err(err(
+                line,
+                format!("expected `{key}` followed by one decimal number, got `{t}`"),
+            ));
         };
         if seen[idx] {
-            return Err(err(line, format!("`{key}` appears twice in zone {} (header on line {})", z.name, z.line)));
+            return Err(err(
+                line,
+                format!(
+                    "`{key}` appears twice in zone {} (header on line {})",
+                    z.name, z.line
+                ),
+            ));
         }
         seen[idx] = true;
         match idx {
@@ -99,13 +112,23 @@ pub fn parse_zoneinfo(text: &str) -> Result<Vec<ZoneinfoZone>, LayoutError> {
     }
     match zones.last() {
         Some(z) => check_zone(z, &seen)?,
-        None => return Err(LayoutError::new("line 1", "expected at least one `Node N, zone NAME` line")),
+        None => {
+            return Err(LayoutError::new(
+                "line 1",
+                "expected at least one `Node N, zone NAME` line",
+            ))
+        }
     }
     Ok(zones)
 }
 
 fn parse_header(rest: &str, line: usize) -> Result<ZoneinfoZone, LayoutError> {
-    let bad = || err(line, format!("expected `Node <number>, zone <name>`, got `Node {rest}`"));
+    let bad = || {
+        err(
+            line,
+            format!("expected `Node <number>, zone <name>`, got `Node {rest}`"),
+        )
+    };
     let (node, zone) = rest.split_once(',').ok_or_else(bad)?;
     let node: u16 = node.trim().parse().map_err(|_| bad())?;
     let mut it = zone.split_whitespace();
@@ -116,34 +139,74 @@ fn parse_header(rest: &str, line: usize) -> Result<ZoneinfoZone, LayoutError> {
     if it.next().is_some() {
         return Err(bad());
     }
-    let kind = match ZoneKind::from_name(name) {
-        Some(k) => Some(k),
-        None if name == "Device" => None,
-        None => {
-            return Err(err(line, format!("unknown zone name `{name}`: expected DMA, DMA32, Normal, Movable or Device")))
-        }
-    };
-    Ok(ZoneinfoZone { node, name: name.into(), kind, line, spanned: 0, present: 0, managed: 0, start_pfn: None })
+    let kind =
+        match ZoneKind::from_name(name) {
+            Some(k) => Some(k),
+            None if name == "Device" => None,
+            None => return Err(err(
+                line,
+                format!(
+                    "unknown zone name `{name}`: expected DMA, DMA32, Normal, Movable or Device"
+                ),
+            )),
+        };
+    Ok(ZoneinfoZone {
+        node,
+        name: name.into(),
+        kind,
+        line,
+        spanned: 0,
+        present: 0,
+        managed: 0,
+        start_pfn: None,
+    })
 }
 
 fn check_zone(z: &ZoneinfoZone, seen: &[bool; 4]) -> Result<(), LayoutError> {
     for (i, key) in ["spanned", "present", "managed"].iter().enumerate() {
         if !seen[i] {
-            return Err(err(z.line, format!("zone {} has no `{key}` line: expected one in its block", z.name)));
+            return Err(err(
+                z.line,
+                format!(
+                    "zone {} has no `{key}` line: expected one in its block",
+                    z.name
+                ),
+            ));
         }
     }
     if z.present > 0 && z.start_pfn.is_none() {
-        return Err(err(z.line, format!("populated zone {} has no `start_pfn:` line: expected one in its block", z.name)));
+        return Err(err(
+            z.line,
+            format!(
+                "populated zone {} has no `start_pfn:` line: expected one in its block",
+                z.name
+            ),
+        ));
     }
     if z.present > z.spanned {
-        return Err(err(z.line, format!("zone {}: expected present ({}) <= spanned ({})", z.name, z.present, z.spanned)));
+        return Err(err(
+            z.line,
+            format!(
+                "zone {}: expected present ({}) <= spanned ({})",
+                z.name, z.present, z.spanned
+            ),
+        ));
     }
     if z.managed > z.present {
-        return Err(err(z.line, format!("zone {}: expected managed ({}) <= present ({})", z.name, z.managed, z.present)));
+        return Err(err(
+            z.line,
+            format!(
+                "zone {}: expected managed ({}) <= present ({})",
+                z.name, z.managed, z.present
+            ),
+        ));
     }
     if let Some(s) = z.start_pfn {
         if s.checked_add(z.spanned).is_none() {
-            return Err(err(z.line, format!("zone {}: start_pfn + spanned overflows", z.name)));
+            return Err(err(
+                z.line,
+                format!("zone {}: start_pfn + spanned overflows", z.name),
+            ));
         }
     }
     Ok(())
@@ -192,13 +255,23 @@ impl MemoryLayout {
     /// the same kind, zones out of order or overlapping, an invalid geometry. Errors name the
     /// line of the zone's `Node` header.
     pub fn from_zoneinfo(text: &str, geometry: Geometry) -> Result<MemoryLayout, LayoutError> {
-        geometry.validate().map_err(|e| LayoutError::new("geometry", e.0))?;
+        geometry
+            .validate()
+            .map_err(|e| LayoutError::new("geometry", e.0))?;
         let raw = parse_zoneinfo(text)?;
-        let populated: Vec<&ZoneinfoZone> = raw.iter().filter(|z| z.present > 0 && z.kind.is_some()).collect();
+        let populated: Vec<&ZoneinfoZone> = raw
+            .iter()
+            .filter(|z| z.present > 0 && z.kind.is_some())
+            .collect();
         if populated.is_empty() {
-            return Err(LayoutError::new("line 1", "expected at least one zone with present pages"));
+            return Err(LayoutError::new(
+                "line 1",
+                "expected at least one zone with present pages",
+            ));
         }
-        let total_present: u64 = populated.iter().fold(0u64, |a, z| a.saturating_add(z.present));
+        let total_present: u64 = populated
+            .iter()
+            .fold(0u64, |a, z| a.saturating_add(z.present));
         let memmap_total = total_present.saturating_mul(STRUCT_PAGE_BYTES) / geometry.page_size();
         let mut zones: Vec<ZoneSpec> = Vec::new();
         let mut lines: Vec<usize> = Vec::new();
@@ -225,7 +298,8 @@ impl MemoryLayout {
                 {
                     spec.holes.push(LEGACY_HOLE);
                 } else {
-                    spec.holes.push(PfnRange::new(span.end - hole_pages, span.end));
+                    spec.holes
+                        .push(PfnRange::new(span.end - hole_pages, span.end));
                 }
             }
             let gap = z.present - z.managed;
@@ -233,19 +307,40 @@ impl MemoryLayout {
             let memmap_est = if top { memmap_total } else { 0 };
             let plausible = memmap_est + z.present / 32 + KERNEL_IMAGE_PAGES;
             let memmap = gap.min(memmap_est);
-            let (other, uninit) = if gap <= plausible { (gap - memmap, 0) } else { (0, gap - memmap) };
+            let (other, uninit) = if gap <= plausible {
+                (gap - memmap, 0)
+            } else {
+                (0, gap - memmap)
+            };
             let mut free = free_ranges(span, &spec.holes);
             let push = |spec: &mut ZoneSpec, rs: Vec<PfnRange>, kind: ReserveKind| {
-                spec.reserved.extend(rs.into_iter().map(|range| Reservation { range, kind }));
+                spec.reserved
+                    .extend(rs.into_iter().map(|range| Reservation { range, kind }));
             };
             push(&mut spec, carve_top(&mut free, memmap), ReserveKind::Memmap);
             match kind {
-                ZoneKind::Dma => push(&mut spec, carve_bottom(&mut free, other), ReserveKind::Other),
+                ZoneKind::Dma => push(
+                    &mut spec,
+                    carve_bottom(&mut free, other),
+                    ReserveKind::Other,
+                ),
                 ZoneKind::Dma32 if other >= BOUNCE_BUFFER_PAGES => {
-                    push(&mut spec, carve_top(&mut free, BOUNCE_BUFFER_PAGES), ReserveKind::BounceBuffers);
-                    push(&mut spec, carve_top(&mut free, other - BOUNCE_BUFFER_PAGES), ReserveKind::Other);
+                    push(
+                        &mut spec,
+                        carve_top(&mut free, BOUNCE_BUFFER_PAGES),
+                        ReserveKind::BounceBuffers,
+                    );
+                    push(
+                        &mut spec,
+                        carve_top(&mut free, other - BOUNCE_BUFFER_PAGES),
+                        ReserveKind::Other,
+                    );
                 }
-                ZoneKind::Dma32 => push(&mut spec, carve_bottom(&mut free, other), ReserveKind::Other),
+                ZoneKind::Dma32 => push(
+                    &mut spec,
+                    carve_bottom(&mut free, other),
+                    ReserveKind::Other,
+                ),
                 _ => push(&mut spec, carve_top(&mut free, other), ReserveKind::Other),
             }
             let mut u = carve_top(&mut free, uninit);
@@ -323,7 +418,10 @@ Node 0, zone   Device
         assert_eq!(d32.reserved[0].kind, ReserveKind::BounceBuffers);
         assert_eq!(d32.reserved[0].range.end, 4096 + 520159);
         for z in &l.zones {
-            assert_eq!(z.present_pages() + z.holes.iter().map(|h| h.len()).sum::<u64>(), z.spanned_pages());
+            assert_eq!(
+                z.present_pages() + z.holes.iter().map(|h| h.len()).sum::<u64>(),
+                z.spanned_pages()
+            );
         }
     }
 
@@ -336,16 +434,36 @@ Node 0, zone   Device
     #[test]
     fn errors_name_line_and_expectation() {
         expect_err("", 1, "at least one");
-        expect_err("Node 0, zone HighMem\n spanned 1\n present 1\n managed 1\n start_pfn: 0\n", 1, "unknown zone name");
+        expect_err(
+            "Node 0, zone HighMem\n spanned 1\n present 1\n managed 1\n start_pfn: 0\n",
+            1,
+            "unknown zone name",
+        );
         expect_err("Node x, zone DMA\n", 1, "Node <number>");
         expect_err("Node 0, zone DMA\n spanned 12ab\n", 2, "decimal");
         expect_err("Node 0, zone DMA\n spanned\n", 2, "decimal");
-        expect_err("Node 0, zone DMA\n spanned 10\n present 5\n start_pfn: 0\n", 1, "managed");
-        expect_err("Node 0, zone DMA\n spanned 10\n present 5\n managed 5\n", 1, "start_pfn");
-        expect_err("Node 0, zone DMA\n spanned 10\n present 11\n managed 5\n start_pfn: 0\n", 1, "present (11) <= spanned");
+        expect_err(
+            "Node 0, zone DMA\n spanned 10\n present 5\n start_pfn: 0\n",
+            1,
+            "managed",
+        );
+        expect_err(
+            "Node 0, zone DMA\n spanned 10\n present 5\n managed 5\n",
+            1,
+            "start_pfn",
+        );
+        expect_err(
+            "Node 0, zone DMA\n spanned 10\n present 11\n managed 5\n start_pfn: 0\n",
+            1,
+            "present (11) <= spanned",
+        );
         expect_err("Node 0, zone DMA\n spanned 10\n spanned 10\n", 3, "twice");
         expect_err(" spanned 10\n", 1, "outside any zone");
-        expect_err("Node 0, zone DMA\n spanned 0\n present 0\n managed 0\n", 1, "present pages");
+        expect_err(
+            "Node 0, zone DMA\n spanned 0\n present 0\n managed 0\n",
+            1,
+            "present pages",
+        );
         // Overlapping zones.
         expect_err(
             "Node 0, zone DMA\n spanned 10\n present 10\n managed 10\n start_pfn: 0\nNode 0, zone Normal\n spanned 10\n present 10\n managed 10\n start_pfn: 5\n",

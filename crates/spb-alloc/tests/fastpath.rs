@@ -58,7 +58,9 @@ impl Embedder {
 
 impl Env for Embedder {
     fn migrate(&mut self, from: Pfn, to: Pfn, order: u8, cookie: u32) -> MigrateOutcome {
-        self.log.push(format!("migrate {from:#x} -> {to:#x} order {order} cookie {cookie}"));
+        self.log.push(format!(
+            "migrate {from:#x} -> {to:#x} order {order} cookie {cookie}"
+        ));
         if !self.live.contains_key(&cookie) || cookie % 7 == 0 {
             return MigrateOutcome::Refused;
         }
@@ -74,7 +76,11 @@ impl Env for Embedder {
         self.log.push(format!("reclaim {req:?} -> {got}"));
     }
     fn reclaimable_pages(&self) -> u64 {
-        self.live.iter().filter(|(c, _)| *c % 2 == 0).map(|(_, &(_, o))| 1u64 << o).sum()
+        self.live
+            .iter()
+            .filter(|(c, _)| *c % 2 == 0)
+            .map(|(_, &(_, o))| 1u64 << o)
+            .sum()
     }
     fn oom_kill(&mut self, out: &mut Vec<FreedBlock>) -> bool {
         let got = self.give_back(64, false, out);
@@ -106,7 +112,16 @@ fn state(a: &Allocator) -> Vec<(String, String)> {
         ("pagetypeinfo".to_string(), a.pagetypeinfo()),
         ("spb letters".to_string(), a.spb_letters()),
         ("pending".to_string(), format!("{:?}", a.pending)),
-        ("misc".to_string(), format!("now {} migrated {} free {} pcp {}", a.now_ns, a.pages_migrated, a.free_pages(), a.cfg.pcp)),
+        (
+            "misc".to_string(),
+            format!(
+                "now {} migrated {} free {} pcp {}",
+                a.now_ns,
+                a.pages_migrated,
+                a.free_pages(),
+                a.cfg.pcp
+            ),
+        ),
     ];
     for (i, z) in a.zones.iter().enumerate() {
         v.push((format!("zone {i} pcp"), format!("{:?}", z.pcp)));
@@ -132,20 +147,32 @@ fn state(a: &Allocator) -> Vec<(String, String)> {
             ),
         ));
         v.push((format!("zone {i} pages"), format!("{:?}", z.pages)));
-        v.push((format!("zone {i} pageblocks"), format!("{:?}", z.pageblocks)));
+        v.push((
+            format!("zone {i} pageblocks"),
+            format!("{:?}", z.pageblocks),
+        ));
         v.push((format!("zone {i} spbs"), format!("{:?}", z.spbs)));
         v.push((format!("zone {i} spb lists"), format!("{:?}", z.spb_lists)));
         v.push((format!("zone {i} areas"), format!("{:?}", z.areas)));
     }
     if let Some(s) = a.policy.spb() {
-        v.push(("spb".to_string(), format!("{:?} {:?} {:?} {:?} {:?}", s.zones, s.excluded, s.work, s.walks, s.taint_causes)));
+        v.push((
+            "spb".to_string(),
+            format!(
+                "{:?} {:?} {:?} {:?} {:?}",
+                s.zones, s.excluded, s.work, s.walks, s.taint_causes
+            ),
+        ));
     }
     v
 }
 
 fn assert_same_state(a: &Allocator, b: &Allocator, when: &str) {
     for ((ka, va), (_, vb)) in state(a).iter().zip(state(b).iter()) {
-        assert!(va == vb, "{when}: {ka} differs with the fast path on and off\non:  {va}\noff: {vb}");
+        assert!(
+            va == vb,
+            "{when}: {ka} differs with the fast path on and off\non:  {va}\noff: {vb}"
+        );
     }
 }
 
@@ -155,11 +182,28 @@ struct Run {
 }
 
 /// Drive `fast` (fast path on) and `slow` (off) through `ops` random operations in lockstep.
-fn lockstep(name: &str, layout: &MemoryLayout, mut cfg: Config, seed: u64, ops: u64, grow: Option<(usize, PfnRange)>) -> u64 {
+fn lockstep(
+    name: &str,
+    layout: &MemoryLayout,
+    mut cfg: Config,
+    seed: u64,
+    ops: u64,
+    grow: Option<(usize, PfnRange)>,
+) -> u64 {
     cfg.event_capacity = 1 << 16;
     let mut runs: Vec<Run> = [true, false]
         .iter()
-        .map(|&fp| Run { a: Allocator::new(layout, Config { fast_path: fp, ..cfg.clone() }).unwrap(), env: Embedder::default() })
+        .map(|&fp| Run {
+            a: Allocator::new(
+                layout,
+                Config {
+                    fast_path: fp,
+                    ..cfg.clone()
+                },
+            )
+            .unwrap(),
+            env: Embedder::default(),
+        })
         .collect();
     let mut rng = Pcg64::seed_from_u64(seed);
     let nr_cpus = cfg.nr_cpus as u16;
@@ -186,9 +230,19 @@ fn lockstep(name: &str, layout: &MemoryLayout, mut cfg: Config, seed: u64, ops: 
                 _ => geo.max_order + 1,
             };
             let gfp = GFPS[rng.gen_range(0..GFPS.len())];
-            let cpu = if rng.gen_range(0..200) == 0 { nr_cpus } else { rng.gen_range(0..nr_cpus) };
+            let cpu = if rng.gen_range(0..200) == 0 {
+                nr_cpus
+            } else {
+                rng.gen_range(0..nr_cpus)
+            };
             let trylock = rng.gen_range(0..20) == 0;
-            let req = AllocRequest { order, gfp, cpu, cookie, trylock };
+            let req = AllocRequest {
+                order,
+                gfp,
+                cpu,
+                cookie,
+                trylock,
+            };
             for run in runs.iter_mut() {
                 let res = run.a.alloc(req, &mut run.env);
                 if let Ok(p) = res {
@@ -216,7 +270,9 @@ fn lockstep(name: &str, layout: &MemoryLayout, mut cfg: Config, seed: u64, ops: 
                     }
                     res
                 };
-                out.push(format!("free {pfn:#x} {order} cpu {cpu} kind {kind} -> {res:?}"));
+                out.push(format!(
+                    "free {pfn:#x} {order} cpu {cpu} kind {kind} -> {res:?}"
+                ));
             }
             if kind == 2 {
                 // a double free
@@ -262,7 +318,9 @@ fn lockstep(name: &str, layout: &MemoryLayout, mut cfg: Config, seed: u64, ops: 
         } else if r < 988 {
             let order = rng.gen_range(geo.pageblock_order..=geo.max_order + 2);
             for run in runs.iter_mut() {
-                let res = run.a.alloc_contig(order, Gfp::HIGHUSER_MOVABLE, cookie, &mut run.env);
+                let res = run
+                    .a
+                    .alloc_contig(order, Gfp::HIGHUSER_MOVABLE, cookie, &mut run.env);
                 if let Ok(p) = res {
                     run.env.add(cookie, p, order);
                 }
@@ -273,7 +331,8 @@ fn lockstep(name: &str, layout: &MemoryLayout, mut cfg: Config, seed: u64, ops: 
             let z = rng.gen_range(0..layout.zones.len());
             let span = runs[0].a.zones[z].span;
             let order = rng.gen_range(0..=geo.max_order);
-            let pfn = (span.start + rng.gen_range(0..span.end - span.start)) & !((1u64 << order) - 1);
+            let pfn =
+                (span.start + rng.gen_range(0..span.end - span.start)) & !((1u64 << order) - 1);
             for run in runs.iter_mut() {
                 let res = run.a.alloc_at(pfn, order, Gfp::KERNEL, cookie);
                 if res.is_ok() {
@@ -300,18 +359,29 @@ fn lockstep(name: &str, layout: &MemoryLayout, mut cfg: Config, seed: u64, ops: 
         let (x, y) = runs.split_at_mut(1);
         let (f, s) = (&mut x[0], &mut y[0]);
         for k in (0..out.len()).step_by(2) {
-            assert_eq!(out[k], out[k + 1], "{name} step {step}: results differ with the fast path on (left) and off (right)");
+            assert_eq!(
+                out[k],
+                out[k + 1],
+                "{name} step {step}: results differ with the fast path on (left) and off (right)"
+            );
         }
         let ef: Vec<_> = f.a.events.drain().collect();
         let es: Vec<_> = s.a.events.drain().collect();
         assert_eq!(ef, es, "{name} step {step}: events differ");
-        assert_eq!(f.env.log, s.env.log, "{name} step {step}: embedder calls differ");
+        assert_eq!(
+            f.env.log, s.env.log,
+            "{name} step {step}: embedder calls differ"
+        );
         f.env.log.clear();
         s.env.log.clear();
         if step % 997 == 0 {
             assert_same_state(&f.a, &s.a, &format!("{name} step {step}"));
         }
-        hits += out.iter().filter(|o| o.starts_with("alloc Alloc") && o.contains("Ok(")).count() as u64 / 2;
+        hits += out
+            .iter()
+            .filter(|o| o.starts_with("alloc Alloc") && o.contains("Ok("))
+            .count() as u64
+            / 2;
     }
     assert_same_state(&runs[0].a, &runs[1].a, &format!("{name} end"));
     runs[0].a.check().unwrap();
@@ -331,7 +401,14 @@ fn layouts() -> Vec<(&'static str, MemoryLayout, Option<(usize, PfnRange)>)> {
     let g = Geometry::TINY;
     let s = g.spb_pages();
     // 16 GiB i440fx rescaled to the tiny geometry: DMA, DMA32, Normal with reservations
-    let x86 = MemoryLayout::x86_64(16 << 30, &X86Options { geometry: g, ..X86Options::i440fx() }).unwrap();
+    let x86 = MemoryLayout::x86_64(
+        16 << 30,
+        &X86Options {
+            geometry: g,
+            ..X86Options::i440fx()
+        },
+    )
+    .unwrap();
     // two zones, the last SPB of Normal uninitialised until grow_zone hands it over
     let mut two = MemoryLayout::tiny_two_zone();
     let ni = two.zones.len() - 1;
@@ -349,10 +426,22 @@ fn layouts() -> Vec<(&'static str, MemoryLayout, Option<(usize, PfnRange)>)> {
 fn check_policy(kind: PolicyKind, seed: u64) {
     for (i, (name, layout, grow)) in layouts().into_iter().enumerate() {
         for (nr_cpus, check_every) in [(2usize, 0u64), (3, 0), (1, 0), (4, 211)] {
-            let cfg = Config { policy: PolicyConfig::of(kind), nr_cpus, check_every, ..Config::default() };
+            let cfg = Config {
+                policy: PolicyConfig::of(kind),
+                nr_cpus,
+                check_every,
+                ..Config::default()
+            };
             let n = if check_every > 0 { ops() / 5 } else { ops() };
             let label = format!("{} {name} cpus {nr_cpus}", kind.name());
-            let hits = lockstep(&label, &layout, cfg, seed * 1000 + i as u64 * 10 + nr_cpus as u64, n, grow);
+            let hits = lockstep(
+                &label,
+                &layout,
+                cfg,
+                seed * 1000 + i as u64 * 10 + nr_cpus as u64,
+                n,
+                grow,
+            );
             assert!(hits > n / 10, "{label}: only {hits} successful allocations");
         }
     }

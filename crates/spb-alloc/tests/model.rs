@@ -57,7 +57,10 @@ impl Env for ModelEnv<'_> {
         if cookie % 5 == 0 {
             return MigrateOutcome::Refused; // pinned
         }
-        let v = self.live.remove(&from).expect("migrating a block the model does not know");
+        let v = self
+            .live
+            .remove(&from)
+            .expect("migrating a block the model does not know");
         assert_eq!(v.0, order);
         self.live.insert(to, v);
         MigrateOutcome::Moved
@@ -70,7 +73,16 @@ fn run(policy: PolicyConfig, ops: Vec<Op>) {
     // a Normal zone with one uninitialised SPB at the top that Grow hands over
     let mut layout = tiny_two_zone(4);
     layout.zones[1].uninit.push(PfnRange::new(5 * s, 6 * s));
-    let mut a = Allocator::new(&layout, Config { policy, check_every: 1, nr_cpus: 2, ..Config::default() }).unwrap();
+    let mut a = Allocator::new(
+        &layout,
+        Config {
+            policy,
+            check_every: 1,
+            nr_cpus: 2,
+            ..Config::default()
+        },
+    )
+    .unwrap();
     let mut live: BTreeMap<u64, (u8, u32)> = BTreeMap::new();
     let mut cookie = 0u32;
     let mut grown = false;
@@ -78,11 +90,23 @@ fn run(policy: PolicyConfig, ops: Vec<Op>) {
         match op {
             Op::Alloc { order, gfp_i, cpu } => {
                 cookie += 1;
-                let r = a.alloc(AllocRequest::new(order, GFPS[gfp_i]).cpu(cpu).cookie(cookie), &mut ModelEnv { live: &mut live });
+                let r = a.alloc(
+                    AllocRequest::new(order, GFPS[gfp_i])
+                        .cpu(cpu)
+                        .cookie(cookie),
+                    &mut ModelEnv { live: &mut live },
+                );
                 if let Ok(p) = r {
                     let n = 1u64 << order;
                     for (&q, &(o, _)) in live.range(..p + n).rev().take(1) {
-                        assert!(q + (1u64 << o) <= p, "block {:#x}/{} overlaps live {:#x}/{}", p, order, q, o);
+                        assert!(
+                            q + (1u64 << o) <= p,
+                            "block {:#x}/{} overlaps live {:#x}/{}",
+                            p,
+                            order,
+                            q,
+                            o
+                        );
                     }
                     live.insert(p, (order, cookie));
                 }
@@ -106,13 +130,25 @@ fn run(policy: PolicyConfig, ops: Vec<Op>) {
             Op::Contig { order_off } => {
                 cookie += 1;
                 let order = g.spb_order - order_off;
-                if let Ok(p) = a.alloc_contig(order, Gfp::HIGHUSER_MOVABLE, cookie, &mut ModelEnv { live: &mut live }) {
+                if let Ok(p) = a.alloc_contig(
+                    order,
+                    Gfp::HIGHUSER_MOVABLE,
+                    cookie,
+                    &mut ModelEnv { live: &mut live },
+                ) {
                     live.insert(p, (order, cookie));
                 }
             }
             Op::Compact => {
                 let zi = a.zones.len() - 1;
-                a.compact_zone(zi, Some(2), spb_alloc::compaction::CompactPriority::SyncLight, MigrateType::Unmovable, false, &mut ModelEnv { live: &mut live });
+                a.compact_zone(
+                    zi,
+                    Some(2),
+                    spb_alloc::compaction::CompactPriority::SyncLight,
+                    MigrateType::Unmovable,
+                    false,
+                    &mut ModelEnv { live: &mut live },
+                );
             }
             Op::Drain => a.drain_all_pcp(),
             Op::Background => {
@@ -157,7 +193,9 @@ fn run(policy: PolicyConfig, ops: Vec<Op>) {
 }
 
 fn switches() -> impl Strategy<Value = SpbSwitches> {
-    any::<u64>().prop_map(|bits| SpbSwitches(bits & SpbSwitches::all_on().0 | (bits & (1 << SpbSwitch::RefuseLiteral as u8))))
+    any::<u64>().prop_map(|bits| {
+        SpbSwitches(bits & SpbSwitches::all_on().0 | (bits & (1 << SpbSwitch::RefuseLiteral as u8)))
+    })
 }
 
 proptest! {

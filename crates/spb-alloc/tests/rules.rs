@@ -9,7 +9,10 @@ use spb_alloc::*;
 
 /// No per-CPU lists and no watermarks: the rule under test is the only thing deciding.
 fn nopcp(kind: PolicyKind) -> Config {
-    let mut c = Config { pcp: false, ..cfg(kind) };
+    let mut c = Config {
+        pcp: false,
+        ..cfg(kind)
+    };
     c.watermarks.min_free_kbytes = Some(0);
     c
 }
@@ -52,8 +55,14 @@ fn fallback_prefers_reclaimable_for_unmovable() {
     for p in 0..8 {
         a.free(x + p, 0, 0).unwrap();
     }
-    let p = a.alloc(AllocRequest::new(0, Gfp::KERNEL), &mut NoEnv).unwrap();
-    assert!((y..y + 8).contains(&p), "unmovable fell back to {:#x}, not the reclaimable block", p);
+    let p = a
+        .alloc(AllocRequest::new(0, Gfp::KERNEL), &mut NoEnv)
+        .unwrap();
+    assert!(
+        (y..y + 8).contains(&p),
+        "unmovable fell back to {:#x}, not the reclaimable block",
+        p
+    );
     assert_eq!(label(&a, p), Mt::Unmovable);
     assert_eq!(label(&a, x), Mt::Movable);
 }
@@ -65,10 +74,21 @@ fn claim_needs_half_a_pageblock() {
     let base = pages[0];
     let (blk_a, blk_b) = (base, base + 8);
     // block A: 3 free pages (not enough); block B: 5 free pages (enough)
-    for p in [blk_a, blk_a + 2, blk_a + 4, blk_b, blk_b + 2, blk_b + 4, blk_b + 6, blk_b + 1] {
+    for p in [
+        blk_a,
+        blk_a + 2,
+        blk_a + 4,
+        blk_b,
+        blk_b + 2,
+        blk_b + 4,
+        blk_b + 6,
+        blk_b + 1,
+    ] {
         a.free(p, 0, 0).unwrap();
     }
-    let p = a.alloc(AllocRequest::new(0, Gfp::KERNEL), &mut NoEnv).unwrap();
+    let p = a
+        .alloc(AllocRequest::new(0, Gfp::KERNEL), &mut NoEnv)
+        .unwrap();
     assert!((blk_b..blk_b + 8).contains(&p), "claimed {:#x}", p);
     assert_eq!(label(&a, blk_b), Mt::Unmovable, "block B was claimed");
     assert_eq!(label(&a, blk_a), Mt::Movable, "block A keeps its label");
@@ -83,7 +103,9 @@ fn below_half_steals_without_relabel() {
     for p in [blk, blk + 2, blk + 4] {
         a.free(p, 0, 0).unwrap();
     }
-    let p = a.alloc(AllocRequest::new(0, Gfp::KERNEL), &mut NoEnv).unwrap();
+    let p = a
+        .alloc(AllocRequest::new(0, Gfp::KERNEL), &mut NoEnv)
+        .unwrap();
     assert!((blk..blk + 8).contains(&p));
     assert_eq!(label(&a, blk), Mt::Movable, "a steal does not relabel");
     assert_eq!(a.vm.get(Vm::ExtfragSteal), 1);
@@ -103,7 +125,8 @@ fn defrag_mode_never_steals() {
     assert!(r.is_err());
     assert_eq!(a.vm.get(Vm::ExtfragSteal), 0);
     // GFP_KERNEL reaches the last resort and then may steal
-    a.alloc(AllocRequest::new(0, Gfp::KERNEL), &mut NoEnv).unwrap();
+    a.alloc(AllocRequest::new(0, Gfp::KERNEL), &mut NoEnv)
+        .unwrap();
     assert_eq!(a.vm.get(Vm::ExtfragSteal), 1);
 }
 
@@ -123,8 +146,13 @@ fn movable_claims_only_from_large_enough_buddies() {
     a.free(got[0], 0, 0).unwrap();
     a.free(got[2], 0, 0).unwrap();
     let before = a.vm.get(Vm::ExtfragClaim);
-    a.alloc(AllocRequest::new(0, Gfp::HIGHUSER_MOVABLE), &mut NoEnv).unwrap();
-    assert_eq!(a.vm.get(Vm::ExtfragClaim), before, "no claim from an order-0 buddy");
+    a.alloc(AllocRequest::new(0, Gfp::HIGHUSER_MOVABLE), &mut NoEnv)
+        .unwrap();
+    assert_eq!(
+        a.vm.get(Vm::ExtfragClaim),
+        before,
+        "no claim from an order-0 buddy"
+    );
     assert_eq!(a.vm.get(Vm::ExtfragSteal), 1);
 }
 
@@ -138,7 +166,11 @@ fn merging_across_mergeable_types_at_pageblock_order() {
     a.free(base, 3, 0).unwrap();
     let m = a.page_state(base).unwrap();
     assert_eq!((m.state, m.order), (PageState::Free, 4));
-    assert_eq!(label(&a, base + 8), Mt::Unmovable, "the buddy's block takes the freeing type");
+    assert_eq!(
+        label(&a, base + 8),
+        Mt::Unmovable,
+        "the buddy's block takes the freeing type"
+    );
 }
 
 #[test]
@@ -148,7 +180,11 @@ fn no_merge_with_isolated_or_highatomic() {
     relabel(&mut a, base + 8, Mt::HighAtomic);
     a.alloc_at(base, 3, Gfp::HIGHUSER_MOVABLE, 0).unwrap();
     a.free(base, 3, 0).unwrap();
-    assert_eq!(a.page_state(base).unwrap().order, 3, "no merge with a highatomic buddy");
+    assert_eq!(
+        a.page_state(base).unwrap().order,
+        3,
+        "no merge with a highatomic buddy"
+    );
 }
 
 #[test]
@@ -157,7 +193,11 @@ fn watermarks_follow_min_free_kbytes() {
     let a = Allocator::new(&l, Config::default()).unwrap();
     let total_min: u64 = a.zones.iter().map(|z| z.wmark[0]).sum();
     // THP raises min_free_kbytes to 11 pageblocks per zone: 3 zones * 11 * 512 pages
-    assert!((16896 - 3..=16896).contains(&total_min), "sum of min watermarks {}", total_min);
+    assert!(
+        (16896 - 3..=16896).contains(&total_min),
+        "sum of min watermarks {}",
+        total_min
+    );
     let n = &a.zones[a.zone_by_kind(ZoneKind::Normal).unwrap()];
     assert!(n.wmark[1] > n.wmark[0] && n.wmark[2] > n.wmark[1]);
     // GFP_ATOMIC sees 37.5 % less of min: passes where a normal request fails
@@ -173,18 +213,33 @@ fn watermarks_follow_min_free_kbytes() {
 #[test]
 fn highatomic_reserve_and_unreserve() {
     // default watermarks: min 64 pages, low 80 on this 1024-page zone
-    let mut a = Allocator::new(&tiny(8), Config { pcp: false, ..cfg(PolicyKind::Vanilla) }).unwrap();
+    let mut a = Allocator::new(
+        &tiny(8),
+        Config {
+            pcp: false,
+            ..cfg(PolicyKind::Vanilla)
+        },
+    )
+    .unwrap();
     let pages = fill_movable(&mut a);
     // leave 72 free pages: below low (the fast path fails), above the atomic reserve of min
     for &p in pages.iter().rev().take(72) {
         a.free(p, 0, 0).unwrap();
     }
-    let p = a.alloc(AllocRequest::new(1, Gfp::ATOMIC), &mut NoEnv).unwrap();
-    assert_eq!(label(&a, p), Mt::HighAtomic, "a high-order atomic allocation reserves its block");
+    let p = a
+        .alloc(AllocRequest::new(1, Gfp::ATOMIC), &mut NoEnv)
+        .unwrap();
+    assert_eq!(
+        label(&a, p),
+        Mt::HighAtomic,
+        "a high-order atomic allocation reserves its block"
+    );
     assert_eq!(a.zones[0].nr_reserved_highatomic, 8);
     assert_eq!(a.vm.get(Vm::HighatomicReserve), 1);
     // the reserve is hidden from normal requests' watermark and served to atomics first
-    let q = a.alloc(AllocRequest::new(1, Gfp::ATOMIC), &mut NoEnv).unwrap();
+    let q = a
+        .alloc(AllocRequest::new(1, Gfp::ATOMIC), &mut NoEnv)
+        .unwrap();
     assert_eq!(label(&a, q), Mt::HighAtomic);
     let zi = 0;
     // force-unreserve gives the block back to the requester's type
@@ -193,8 +248,16 @@ fn highatomic_reserve_and_unreserve() {
         let z = &mut a.zones[zi];
         let mut vm = VmStat::default();
         let mut ev = spb_alloc::event::EventLog::default();
-        let mut ctx = spb_alloc::policy::Ctx { vm: &mut vm, ev: &mut ev, boost_factor: 0, no_boost: true, zone_id: 0, now_ns: 0 };
-        released |= spb_alloc::policy::mainline::unreserve_highatomic(z, &mut ctx, Mt::Unmovable, true);
+        let mut ctx = spb_alloc::policy::Ctx {
+            vm: &mut vm,
+            ev: &mut ev,
+            boost_factor: 0,
+            no_boost: true,
+            zone_id: 0,
+            now_ns: 0,
+        };
+        released |=
+            spb_alloc::policy::mainline::unreserve_highatomic(z, &mut ctx, Mt::Unmovable, true);
     }
     assert!(released);
     assert_eq!(label(&a, p), Mt::Unmovable);
@@ -206,9 +269,21 @@ use spb_alloc::vmstat::VmStat;
 fn pcp_pages_are_neither_free_nor_allocated() {
     // a 1 GiB zone: batch 63
     let l = MemoryLayout::single_zone(Geometry::X86_64, ZoneKind::Normal, 1 << 20, 1 << 18);
-    let mut a = Allocator::new(&l, Config { check_every: 0, ..cfg(PolicyKind::Vanilla) }).unwrap();
+    let mut a = Allocator::new(
+        &l,
+        Config {
+            check_every: 0,
+            ..cfg(PolicyKind::Vanilla)
+        },
+    )
+    .unwrap();
     let managed = a.zones[0].managed_pages;
-    let p = a.alloc(AllocRequest::new(0, Gfp::HIGHUSER_MOVABLE).cpu(1), &mut NoEnv).unwrap();
+    let p = a
+        .alloc(
+            AllocRequest::new(0, Gfp::HIGHUSER_MOVABLE).cpu(1),
+            &mut NoEnv,
+        )
+        .unwrap();
     a.check().unwrap();
     let z = &a.zones[0];
     let pcp = z.pcp[1].count;
@@ -216,12 +291,19 @@ fn pcp_pages_are_neither_free_nor_allocated() {
     assert_eq!(z.free_pages + pcp + 1, managed);
     assert_eq!(z.spbs.iter().map(|s| s.pcp_pages).sum::<u64>(), pcp);
     a.free(p, 0, 1).unwrap();
-    assert_eq!(a.zones[0].pcp[1].count, pcp + 1, "a freed order-0 page goes to the per-CPU list");
+    assert_eq!(
+        a.zones[0].pcp[1].count,
+        pcp + 1,
+        "a freed order-0 page goes to the per-CPU list"
+    );
     a.drain_all_pcp();
     assert_eq!(a.zones[0].free_pages, managed);
     // buddyinfo does not see per-CPU pages
-    a.alloc(AllocRequest::new(0, Gfp::KERNEL), &mut NoEnv).unwrap();
-    let bi_pages: u64 = (0..11).map(|o| a.zones[0].nr_free[o].iter().sum::<u64>() << o).sum();
+    a.alloc(AllocRequest::new(0, Gfp::KERNEL), &mut NoEnv)
+        .unwrap();
+    let bi_pages: u64 = (0..11)
+        .map(|o| a.zones[0].nr_free[o].iter().sum::<u64>() << o)
+        .sum();
     assert_eq!(bi_pages, a.zones[0].free_pages);
 }
 
@@ -232,20 +314,37 @@ fn zone_fallback_normal_then_dma32() {
     while let Ok(p) = a.alloc(AllocRequest::new(0, Gfp::KERNEL), &mut NoEnv) {
         zones_used.insert(a.zone_of(p).unwrap());
     }
-    assert!(zones_used.contains(&1) && zones_used.contains(&0), "Normal first, then DMA32: {:?}", zones_used);
+    assert!(
+        zones_used.contains(&1) && zones_used.contains(&0),
+        "Normal first, then DMA32: {:?}",
+        zones_used
+    );
     // a DMA32 request never uses Normal
     let mut b = Allocator::new(&tiny_two_zone(1), nopcp(PolicyKind::Vanilla)).unwrap();
-    let p = b.alloc(AllocRequest::new(0, Gfp(Gfp::KERNEL.0 | Gfp::DMA32.0)), &mut NoEnv).unwrap();
+    let p = b
+        .alloc(
+            AllocRequest::new(0, Gfp(Gfp::KERNEL.0 | Gfp::DMA32.0)),
+            &mut NoEnv,
+        )
+        .unwrap();
     assert_eq!(b.zone_of(p), Some(0));
 }
 
 #[test]
 fn bad_frees_are_rejected_without_damage() {
     let mut a = Allocator::new(&tiny(1), cfg(PolicyKind::Vanilla)).unwrap();
-    let p = a.alloc(AllocRequest::new(2, Gfp::KERNEL), &mut NoEnv).unwrap();
+    let p = a
+        .alloc(AllocRequest::new(2, Gfp::KERNEL), &mut NoEnv)
+        .unwrap();
     assert!(matches!(a.free(p, 1, 0), Err(FreeError::WrongOrder { .. })));
-    assert!(matches!(a.free(p + 1, 0, 0), Err(FreeError::NotAllocated { .. })));
-    assert!(matches!(a.free(1 << 40, 0, 0), Err(FreeError::OutOfRange { .. })));
+    assert!(matches!(
+        a.free(p + 1, 0, 0),
+        Err(FreeError::NotAllocated { .. })
+    ));
+    assert!(matches!(
+        a.free(1 << 40, 0, 0),
+        Err(FreeError::OutOfRange { .. })
+    ));
     a.free(p, 2, 0).unwrap();
     assert!(matches!(a.free(p, 2, 0), Err(FreeError::DoubleFree { .. })));
     a.check().unwrap();
@@ -254,7 +353,9 @@ fn bad_frees_are_rejected_without_damage() {
 #[test]
 fn split_pieces_free_separately() {
     let mut a = Allocator::new(&tiny(1), cfg(PolicyKind::Vanilla)).unwrap();
-    let p = a.alloc(AllocRequest::new(3, Gfp::HIGHUSER_MOVABLE), &mut NoEnv).unwrap();
+    let p = a
+        .alloc(AllocRequest::new(3, Gfp::HIGHUSER_MOVABLE), &mut NoEnv)
+        .unwrap();
     a.split(p, 3, 0).unwrap();
     for i in 0..8 {
         a.free(p + i, 0, 0).unwrap();
@@ -271,10 +372,16 @@ fn contig_migrates_movable_and_fails_on_unmovable() {
     a.alloc_at(base + 3, 0, Gfp::HIGHUSER_MOVABLE, 7).unwrap();
     env.loc.insert(7, (base + 3, 0));
     a.alloc_at(base + 128 + 5, 0, Gfp::KERNEL, 8).unwrap();
-    let p = a.alloc_contig(7, Gfp::HIGHUSER_MOVABLE, 9, &mut env).unwrap();
+    let p = a
+        .alloc_contig(7, Gfp::HIGHUSER_MOVABLE, 9, &mut env)
+        .unwrap();
     assert_eq!(p, base, "the first SPB after migrating its movable page");
     assert_eq!(env.moves, 1);
-    assert!(a.alloc_contig(7, Gfp::HIGHUSER_MOVABLE, 10, &mut env).is_err(), "the second SPB holds an unmovable page");
+    assert!(
+        a.alloc_contig(7, Gfp::HIGHUSER_MOVABLE, 10, &mut env)
+            .is_err(),
+        "the second SPB holds an unmovable page"
+    );
     a.free(p, 7, 0).unwrap();
     a.check().unwrap();
 }
@@ -290,10 +397,14 @@ fn grow_zone_adds_memory() {
     a.grow_zone(0, PfnRange::new(s + 128, s + 256)).unwrap();
     assert_eq!(a.zones[0].managed_pages, 256);
     // hot-add beyond the end: new SPBs appear
-    a.grow_zone(0, PfnRange::new(s + 256, s + 256 + g.spb_pages())).unwrap();
+    a.grow_zone(0, PfnRange::new(s + 256, s + 256 + g.spb_pages()))
+        .unwrap();
     assert_eq!(a.zones[0].spbs.len(), 3);
     a.check().unwrap();
-    assert!(matches!(a.grow_zone(0, PfnRange::new(s, s + 8)), Err(GrowError::AlreadyManaged { .. })));
+    assert!(matches!(
+        a.grow_zone(0, PfnRange::new(s, s + 8)),
+        Err(GrowError::AlreadyManaged { .. })
+    ));
 }
 
 #[test]
@@ -309,7 +420,14 @@ fn compaction_frees_a_high_order_block() {
     }
     env.loc.clear();
     assert_eq!(a.zones[0].nr_free[3].iter().sum::<u64>(), 0);
-    let r = a.compact_zone(0, Some(3), spb_alloc::compaction::CompactPriority::SyncFull, Mt::Movable, false, &mut env);
+    let r = a.compact_zone(
+        0,
+        Some(3),
+        spb_alloc::compaction::CompactPriority::SyncFull,
+        Mt::Movable,
+        false,
+        &mut env,
+    );
     assert_eq!(r, spb_alloc::compaction::CompactResult::Success);
     assert!(a.zones[0].nr_free[3..].iter().flatten().sum::<u64>() > 0);
     assert!(a.vm.get(Vm::PgmigrateSuccess) > 0);
@@ -324,7 +442,9 @@ fn dumps_have_kernel_layout() {
         assert!(line.ends_with(' '));
     }
     let pt = a.pagetypeinfo();
-    assert!(pt.starts_with("Page block order: 3\nPages per block:  8\n\nFree pages count per migrate type at order "));
+    assert!(pt.starts_with(
+        "Page block order: 3\nPages per block:  8\n\nFree pages count per migrate type at order "
+    ));
     assert!(pt.contains("Node    0, zone   Normal, type      Movable "));
     assert!(pt.contains("\nNumber of blocks type     Unmovable      Movable  Reclaimable   HighAtomic          CMA      Isolate \n"));
     assert!(pt.contains("Node 0, zone   Normal            0           32            0            0            0            0 \n"), "{}", pt);

@@ -10,12 +10,21 @@ fn alloc_free_everything_all_policies() {
         let mut env = NoEnv;
         let mut got = vec![];
         loop {
-            match a.alloc(AllocRequest::new(0, Gfp::KERNEL).cpu((got.len() % 2) as u16), &mut env) {
+            match a.alloc(
+                AllocRequest::new(0, Gfp::KERNEL).cpu((got.len() % 2) as u16),
+                &mut env,
+            ) {
                 Ok(p) => got.push(p),
                 Err(_) => break,
             }
         }
-        assert!(got.len() as u64 > total / 2, "{:?}: only {} of {} pages", kind, got.len(), total);
+        assert!(
+            got.len() as u64 > total / 2,
+            "{:?}: only {} of {} pages",
+            kind,
+            got.len(),
+            total
+        );
         let mut s = got.clone();
         s.sort();
         s.dedup();
@@ -33,19 +42,41 @@ fn alloc_free_everything_all_policies() {
 fn x86_16g_alloc_and_dump() {
     use spb_alloc::layout::*;
     let g = Geometry::X86_64;
-    let l = MemoryLayout { geometry: g, zones: vec![ZoneSpec::plain(ZoneKind::Normal, PfnRange::new(1 << 20, 5 << 20))] };
-    let mut a = Allocator::new(&l, Config { check_every: 0, ..Config::default() }).unwrap();
+    let l = MemoryLayout {
+        geometry: g,
+        zones: vec![ZoneSpec::plain(
+            ZoneKind::Normal,
+            PfnRange::new(1 << 20, 5 << 20),
+        )],
+    };
+    let mut a = Allocator::new(
+        &l,
+        Config {
+            check_every: 0,
+            ..Config::default()
+        },
+    )
+    .unwrap();
     let mut env = NoEnv;
     for i in 0..10000u32 {
-        let gfp = if i % 7 == 0 { Gfp::KERNEL } else { Gfp::HIGHUSER_MOVABLE };
-        a.alloc(AllocRequest::new((i % 3) as u8, gfp), &mut env).unwrap();
+        let gfp = if i % 7 == 0 {
+            Gfp::KERNEL
+        } else {
+            Gfp::HIGHUSER_MOVABLE
+        };
+        a.alloc(AllocRequest::new((i % 3) as u8, gfp), &mut env)
+            .unwrap();
     }
     a.check().unwrap();
     let bi = a.buddyinfo();
     assert!(bi.starts_with("Node 0, zone   Normal "));
     let pti = a.pagetypeinfo();
     assert!(pti.contains("Number of blocks type     Unmovable"));
-    assert!(a.metadata_bytes_per_page() <= 16.1, "{}", a.metadata_bytes_per_page());
+    assert!(
+        a.metadata_bytes_per_page() <= 16.1,
+        "{}",
+        a.metadata_bytes_per_page()
+    );
 }
 
 #[test]

@@ -10,7 +10,14 @@ use spb_alloc::*;
 const SPB: u64 = 128;
 
 fn alloc_with(spbs: u64, sw: SpbSwitches, pcp: bool, layout: Option<MemoryLayout>) -> Allocator {
-    let mut c = Config { policy: PolicyConfig { kind: PolicyKind::Spb, spb: sw }, pcp, ..cfg(PolicyKind::Spb) };
+    let mut c = Config {
+        policy: PolicyConfig {
+            kind: PolicyKind::Spb,
+            spb: sw,
+        },
+        pcp,
+        ..cfg(PolicyKind::Spb)
+    };
     c.watermarks.min_free_kbytes = Some(0);
     Allocator::new(&layout.unwrap_or_else(|| tiny(spbs)), c).unwrap()
 }
@@ -43,7 +50,11 @@ fn fill(a: &mut Allocator, spb: u64, taint: bool, keep_free: impl Fn(u64) -> boo
         if keep_free(off) {
             continue;
         }
-        let gfp = if taint && off == 0 { Gfp::KERNEL } else { Gfp::HIGHUSER_MOVABLE };
+        let gfp = if taint && off == 0 {
+            Gfp::KERNEL
+        } else {
+            Gfp::HIGHUSER_MOVABLE
+        };
         a.alloc_at(b + off, 0, gfp, (b + off) as u32).unwrap();
     }
 }
@@ -66,12 +77,20 @@ fn refusal_fixture(sw: SpbSwitches) -> Allocator {
 #[test]
 fn refuse_optional_noretry_from_slow_path() {
     let mut a = refusal_fixture(on());
-    let r = a.alloc(AllocRequest::new(3, gfp(&[Gfp::KERNEL, Gfp::NORETRY])), &mut NoEnv);
+    let r = a.alloc(
+        AllocRequest::new(3, gfp(&[Gfp::KERNEL, Gfp::NORETRY])),
+        &mut NoEnv,
+    );
     assert!(r.is_err(), "the NORETRY request got {:?}", r);
     assert!(a.vm.get(Vm::SpbHighorderRefused) >= 1);
     assert_eq!(cat(&a, 1), Category::Clean, "the clean SPB stays clean");
     // __GFP_NOFAIL never gets the flag: served, and it taints
-    let p = a.alloc(AllocRequest::new(3, gfp(&[Gfp::KERNEL, Gfp::NORETRY, Gfp::NOFAIL])), &mut NoEnv).unwrap();
+    let p = a
+        .alloc(
+            AllocRequest::new(3, gfp(&[Gfp::KERNEL, Gfp::NORETRY, Gfp::NOFAIL])),
+            &mut NoEnv,
+        )
+        .unwrap();
     assert_eq!(spb_of(&a, p), 1);
     assert_eq!(cat(&a, 1), Category::Tainted);
 }
@@ -97,16 +116,36 @@ fn refuse_literal_switch() {
     let mut sw = on();
     sw.set(SpbSwitch::RefuseLiteral, true);
     let mut a = refusal_fixture(sw);
-    assert!(a.alloc(AllocRequest::new(3, g), &mut NoEnv).is_err(), "the literal rule refuses even NOFAIL");
+    assert!(
+        a.alloc(AllocRequest::new(3, g), &mut NoEnv).is_err(),
+        "the literal rule refuses even NOFAIL"
+    );
 }
 
 #[test]
 fn refuse_best_effort_switch() {
     let g = gfp(&[Gfp::ATOMIC, Gfp::NOWARN]);
-    for (sw, refused) in [(off(SpbSwitch::RefuseOptional), true), (off(SpbSwitch::RefuseOptional).without(SpbSwitch::RefuseBestEffort), false)] {
+    for (sw, refused) in [
+        (off(SpbSwitch::RefuseOptional), true),
+        (
+            off(SpbSwitch::RefuseOptional).without(SpbSwitch::RefuseBestEffort),
+            false,
+        ),
+    ] {
         let mut a = refusal_fixture(sw);
         let r = a.alloc(AllocRequest::new(1, g), &mut NoEnv);
-        assert_eq!(matches!(r, Err(AllocError { kind: AllocErrorKind::Refused, .. })), refused, "{:?}", r);
+        assert_eq!(
+            matches!(
+                r,
+                Err(AllocError {
+                    kind: AllocErrorKind::Refused,
+                    ..
+                })
+            ),
+            refused,
+            "{:?}",
+            r
+        );
         assert_eq!(a.vm.get(Vm::SpbBesteffortRefused) > 0, refused);
     }
 }
@@ -126,8 +165,15 @@ fn steer_tainted_switch() {
         let mut a = alloc_with(4, sw, false, None);
         let b2 = base(&a, 2);
         a.alloc_at(b2, 0, Gfp::KERNEL, 1).unwrap();
-        let p = a.alloc(AllocRequest::new(0, Gfp::KERNEL), &mut NoEnv).unwrap();
-        assert_eq!(spb_of(&a, p) == 2, to_tainted, "landed in SPB {}", spb_of(&a, p));
+        let p = a
+            .alloc(AllocRequest::new(0, Gfp::KERNEL), &mut NoEnv)
+            .unwrap();
+        assert_eq!(
+            spb_of(&a, p) == 2,
+            to_tainted,
+            "landed in SPB {}",
+            spb_of(&a, p)
+        );
     }
 }
 
@@ -137,7 +183,9 @@ fn steer_movable_fullest_switch() {
         let mut a = alloc_with(4, sw, false, None);
         fill(&mut a, 1, false, |off| off >= 50);
         fill(&mut a, 3, false, |off| off >= 20);
-        let p = a.alloc(AllocRequest::new(0, Gfp::HIGHUSER_MOVABLE), &mut NoEnv).unwrap();
+        let p = a
+            .alloc(AllocRequest::new(0, Gfp::HIGHUSER_MOVABLE), &mut NoEnv)
+            .unwrap();
         assert_eq!(spb_of(&a, p), expect);
     }
 }
@@ -147,7 +195,9 @@ fn tainted_reserve_switch() {
     for (sw, expect) in [(on(), 1), (off(SpbSwitch::TaintedReserve), 0)] {
         let mut a = alloc_with(2, sw, false, None);
         fill(&mut a, 0, true, |off| off >= 104); // 3 free pageblocks <= reserve 4
-        let p = a.alloc(AllocRequest::new(0, Gfp::HIGHUSER_MOVABLE), &mut NoEnv).unwrap();
+        let p = a
+            .alloc(AllocRequest::new(0, Gfp::HIGHUSER_MOVABLE), &mut NoEnv)
+            .unwrap();
         assert_eq!(spb_of(&a, p), expect);
     }
 }
@@ -157,8 +207,10 @@ fn hint_cache_switch() {
     for (sw, hits) in [(on(), true), (off(SpbSwitch::HintCache), false)] {
         let mut a = alloc_with(4, sw, false, None);
         fill(&mut a, 1, false, |off| off >= 60);
-        a.alloc(AllocRequest::new(0, Gfp::HIGHUSER_MOVABLE), &mut NoEnv).unwrap();
-        a.alloc(AllocRequest::new(0, Gfp::HIGHUSER_MOVABLE), &mut NoEnv).unwrap();
+        a.alloc(AllocRequest::new(0, Gfp::HIGHUSER_MOVABLE), &mut NoEnv)
+            .unwrap();
+        a.alloc(AllocRequest::new(0, Gfp::HIGHUSER_MOVABLE), &mut NoEnv)
+            .unwrap();
         assert_eq!(a.vm.get(Vm::SpbPass1Hint) > 0, hits);
     }
 }
@@ -174,7 +226,9 @@ fn pass2_fixture(sw: SpbSwitches, spbs: u64) -> Allocator {
 fn pass2_claim_switch() {
     for (sw, expect0) in [(on(), true), (off(SpbSwitch::Pass2Claim), false)] {
         let mut a = pass2_fixture(sw, 3);
-        let p = a.alloc(AllocRequest::new(0, Gfp::KERNEL), &mut NoEnv).unwrap();
+        let p = a
+            .alloc(AllocRequest::new(0, Gfp::KERNEL), &mut NoEnv)
+            .unwrap();
         assert_eq!(spb_of(&a, p) == 0, expect0);
     }
 }
@@ -189,24 +243,48 @@ fn fragments_fixture(sw: SpbSwitches) -> Allocator {
 
 #[test]
 fn pass2b_relabel_switch() {
-    for (sw, expect0) in [(off(SpbSwitch::CrossBorrow), true), (off(SpbSwitch::CrossBorrow).without(SpbSwitch::Pass2bRelabel), false)] {
+    for (sw, expect0) in [
+        (off(SpbSwitch::CrossBorrow), true),
+        (
+            off(SpbSwitch::CrossBorrow).without(SpbSwitch::Pass2bRelabel),
+            false,
+        ),
+    ] {
         let mut a = fragments_fixture(sw);
-        let p = a.alloc(AllocRequest::new(0, Gfp::KERNEL), &mut NoEnv).unwrap();
+        let p = a
+            .alloc(AllocRequest::new(0, Gfp::KERNEL), &mut NoEnv)
+            .unwrap();
         assert_eq!(spb_of(&a, p) == 0, expect0);
         if expect0 {
-            assert_eq!(a.zones[0].pb(p).migratetype(), Mt::Unmovable, "PASS_2B relabels the block");
+            assert_eq!(
+                a.zones[0].pb(p).migratetype(),
+                Mt::Unmovable,
+                "PASS_2B relabels the block"
+            );
         }
     }
 }
 
 #[test]
 fn cross_borrow_switch() {
-    for (sw, expect0) in [(off(SpbSwitch::Pass2bRelabel), true), (off(SpbSwitch::Pass2bRelabel).without(SpbSwitch::CrossBorrow), false)] {
+    for (sw, expect0) in [
+        (off(SpbSwitch::Pass2bRelabel), true),
+        (
+            off(SpbSwitch::Pass2bRelabel).without(SpbSwitch::CrossBorrow),
+            false,
+        ),
+    ] {
         let mut a = fragments_fixture(sw);
-        let p = a.alloc(AllocRequest::new(0, Gfp::KERNEL), &mut NoEnv).unwrap();
+        let p = a
+            .alloc(AllocRequest::new(0, Gfp::KERNEL), &mut NoEnv)
+            .unwrap();
         assert_eq!(spb_of(&a, p) == 0, expect0);
         if expect0 {
-            assert_eq!(a.zones[0].pb(p).migratetype(), Mt::Movable, "PASS_2D borrows without relabelling");
+            assert_eq!(
+                a.zones[0].pb(p).migratetype(),
+                Mt::Movable,
+                "PASS_2D borrows without relabelling"
+            );
             assert_eq!(a.vm.get(Vm::SpbPass2d), 1);
         }
     }
@@ -216,7 +294,9 @@ fn cross_borrow_switch() {
 fn aggressive_pack_switch() {
     for (sw, expect0) in [(on(), true), (off(SpbSwitch::AggressivePack), false)] {
         let mut a = fragments_fixture(sw);
-        let p = a.alloc(AllocRequest::new(0, Gfp::KERNEL), &mut NoEnv).unwrap();
+        let p = a
+            .alloc(AllocRequest::new(0, Gfp::KERNEL), &mut NoEnv)
+            .unwrap();
         assert_eq!(spb_of(&a, p) == 0, expect0);
     }
 }
@@ -225,12 +305,22 @@ fn aggressive_pack_switch() {
 fn lost_first_switch() {
     let mut l = tiny(3);
     let b2 = l.zones[0].span.start + 2 * SPB;
-    l.zones[0].reserved.push(spb_alloc::layout::Reservation { range: PfnRange::new(b2, b2 + 4), kind: spb_alloc::layout::ReserveKind::KernelImage });
+    l.zones[0].reserved.push(spb_alloc::layout::Reservation {
+        range: PfnRange::new(b2, b2 + 4),
+        kind: spb_alloc::layout::ReserveKind::KernelImage,
+    });
     for (sw, expect2) in [(on(), true), (off(SpbSwitch::LostFirst), false)] {
         let mut a = alloc_with(3, sw, false, Some(l.clone()));
         a.alloc_at(b2 + 100, 0, Gfp::HIGHUSER_MOVABLE, 0).unwrap(); // SPB 2 is clean, not empty
-        let p = a.alloc(AllocRequest::new(0, Gfp::KERNEL), &mut NoEnv).unwrap();
-        assert_eq!(spb_of(&a, p) == 2, expect2, "landed in SPB {}", spb_of(&a, p));
+        let p = a
+            .alloc(AllocRequest::new(0, Gfp::KERNEL), &mut NoEnv)
+            .unwrap();
+        assert_eq!(
+            spb_of(&a, p) == 2,
+            expect2,
+            "landed in SPB {}",
+            spb_of(&a, p)
+        );
     }
 }
 
@@ -241,7 +331,9 @@ fn contig_emptiest_switch() {
         fill(&mut a, 0, false, |off| off >= 10);
         fill(&mut a, 1, false, |off| off >= 2);
         let mut env = TrackEnv::default();
-        let p = a.alloc_contig(7, Gfp::HIGHUSER_MOVABLE, 99, &mut env).unwrap();
+        let p = a
+            .alloc_contig(7, Gfp::HIGHUSER_MOVABLE, 99, &mut env)
+            .unwrap();
         assert_eq!(spb_of(&a, p), expect);
         assert_eq!(env.moves, if expect == 1 { 2 } else { 10 });
     }
@@ -250,23 +342,43 @@ fn contig_emptiest_switch() {
 #[test]
 fn no_watermark_boost_switch() {
     for (sw, boosted) in [(on(), false), (off(SpbSwitch::NoWatermarkBoost), true)] {
-        let mut c = Config { policy: PolicyConfig { kind: PolicyKind::Spb, spb: sw.without(SpbSwitch::CrossBorrow) }, pcp: false, ..cfg(PolicyKind::Spb) };
+        let mut c = Config {
+            policy: PolicyConfig {
+                kind: PolicyKind::Spb,
+                spb: sw.without(SpbSwitch::CrossBorrow),
+            },
+            pcp: false,
+            ..cfg(PolicyKind::Spb)
+        };
         c.watermarks.min_free_kbytes = None;
         let mut a = Allocator::new(&tiny(9), c).unwrap();
         fill(&mut a, 0, true, |off| off % 8 >= 5);
-        a.alloc(AllocRequest::new(0, Gfp::KERNEL), &mut NoEnv).unwrap();
+        a.alloc(AllocRequest::new(0, Gfp::KERNEL), &mut NoEnv)
+            .unwrap();
         assert_eq!(a.zones[0].watermark_boost > 0, boosted);
     }
 }
 
 #[test]
 fn evacuate_claimed_switch() {
-    for (sw, evacuated) in [(off(SpbSwitch::CrossBorrow), true), (off(SpbSwitch::CrossBorrow).without(SpbSwitch::EvacuateClaimed), false)] {
+    for (sw, evacuated) in [
+        (off(SpbSwitch::CrossBorrow), true),
+        (
+            off(SpbSwitch::CrossBorrow).without(SpbSwitch::EvacuateClaimed),
+            false,
+        ),
+    ] {
         let mut a = fragments_fixture(sw.without(SpbSwitch::DefragWorker));
-        let p = a.alloc(AllocRequest::new(0, Gfp::KERNEL), &mut NoEnv).unwrap();
+        let p = a
+            .alloc(AllocRequest::new(0, Gfp::KERNEL), &mut NoEnv)
+            .unwrap();
         let mut env = TrackEnv::default();
         a.background(1, &mut env);
-        assert_eq!(a.zones[0].pb(p).alloc[1] == 0, evacuated, "movable pages left in the claimed block");
+        assert_eq!(
+            a.zones[0].pb(p).alloc[1] == 0,
+            evacuated,
+            "movable pages left in the claimed block"
+        );
     }
 }
 
@@ -275,10 +387,17 @@ fn defrag_worker_switch() {
     for (sw, worked) in [(on(), true), (off(SpbSwitch::DefragWorker), false)] {
         let mut a = alloc_with(3, sw, false, None);
         fill(&mut a, 0, true, |off| (120..128).contains(&off)); // one free pageblock
-        a.alloc(AllocRequest::new(0, Gfp::KERNEL), &mut NoEnv).unwrap();
+        a.alloc(AllocRequest::new(0, Gfp::KERNEL), &mut NoEnv)
+            .unwrap();
         let before = a.zones[0].spbs[0].pb_free;
         a.background(1, &mut TrackEnv::default());
-        assert_eq!(a.zones[0].spbs[0].pb_free > before, worked, "free pageblocks {} -> {}", before, a.zones[0].spbs[0].pb_free);
+        assert_eq!(
+            a.zones[0].spbs[0].pb_free > before,
+            worked,
+            "free pageblocks {} -> {}",
+            before,
+            a.zones[0].spbs[0].pb_free
+        );
         assert_eq!(a.vm.get(Vm::SpbDefragRuns) > 0, worked);
     }
 }
@@ -290,7 +409,9 @@ fn targeted_evacuation_switch() {
         fill(&mut a, 0, true, |_| false); // SPB 0 full
         fill(&mut a, 1, false, |off| off >= 64);
         let mut env = TrackEnv::default();
-        let p = a.alloc(AllocRequest::new(0, Gfp::KERNEL), &mut env).unwrap();
+        let p = a
+            .alloc(AllocRequest::new(0, Gfp::KERNEL), &mut env)
+            .unwrap();
         assert_eq!(spb_of(&a, p) == 0, stays_clean);
         assert_eq!(cat(&a, 1) == Category::Clean, stays_clean);
     }
@@ -301,9 +422,15 @@ fn deferred_evacuation_switch() {
     for (sw, queued) in [(on(), true), (off(SpbSwitch::DeferredEvacuation), false)] {
         let mut a = alloc_with(3, sw.without(SpbSwitch::Pass2Claim), false, None);
         fill(&mut a, 0, true, |off| (120..128).contains(&off));
-        a.alloc(AllocRequest::new(0, Gfp::KERNEL), &mut NoEnv).unwrap();
+        a.alloc(AllocRequest::new(0, Gfp::KERNEL), &mut NoEnv)
+            .unwrap();
         let w = &a.policy.spb().unwrap().work;
-        assert_eq!(w.iter().any(|w| matches!(w, Work::EvacuateForOrder { .. })), queued, "{:?}", w);
+        assert_eq!(
+            w.iter().any(|w| matches!(w, Work::EvacuateForOrder { .. })),
+            queued,
+            "{:?}",
+            w
+        );
     }
 }
 
@@ -325,9 +452,14 @@ fn slab_shrink_switch() {
         let mut a = alloc_with(3, sw, false, None);
         let b = base(&a, 0);
         for off in 0..120 {
-            a.alloc_at(b + off, 0, Gfp(Gfp::KERNEL.0 | Gfp::RECLAIMABLE.0), 0).unwrap();
+            a.alloc_at(b + off, 0, Gfp(Gfp::KERNEL.0 | Gfp::RECLAIMABLE.0), 0)
+                .unwrap();
         }
-        a.alloc(AllocRequest::new(0, Gfp(Gfp::KERNEL.0 | Gfp::RECLAIMABLE.0)), &mut NoEnv).unwrap();
+        a.alloc(
+            AllocRequest::new(0, Gfp(Gfp::KERNEL.0 | Gfp::RECLAIMABLE.0)),
+            &mut NoEnv,
+        )
+        .unwrap();
         let mut env = ShrinkEnv::default();
         a.background(1, &mut env);
         assert_eq!(env.shrinks > 0, shrunk);
@@ -353,14 +485,34 @@ fn keep_nofragment_switch() {
             out.append(&mut self.0);
         }
     }
-    for (sw, stays_clean) in [(off(SpbSwitch::TargetedEvacuation), true), (off(SpbSwitch::TargetedEvacuation).without(SpbSwitch::KeepNofragment), false)] {
+    for (sw, stays_clean) in [
+        (off(SpbSwitch::TargetedEvacuation), true),
+        (
+            off(SpbSwitch::TargetedEvacuation).without(SpbSwitch::KeepNofragment),
+            false,
+        ),
+    ] {
         let mut a = alloc_with(2, sw, false, None);
         fill(&mut a, 0, true, |_| false);
         fill(&mut a, 1, false, |off| off >= 64);
         let b = base(&a, 0);
-        let mut env = Reclaim((16..24).map(|o| FreedBlock { pfn: b + o, order: 0 }).collect());
-        let p = a.alloc(AllocRequest::new(0, Gfp::KERNEL), &mut env).unwrap();
-        assert_eq!(cat(&a, 1) == Category::Clean, stays_clean, "landed in SPB {}", spb_of(&a, p));
+        let mut env = Reclaim(
+            (16..24)
+                .map(|o| FreedBlock {
+                    pfn: b + o,
+                    order: 0,
+                })
+                .collect(),
+        );
+        let p = a
+            .alloc(AllocRequest::new(0, Gfp::KERNEL), &mut env)
+            .unwrap();
+        assert_eq!(
+            cat(&a, 1) == Category::Clean,
+            stays_clean,
+            "landed in SPB {}",
+            spb_of(&a, p)
+        );
     }
 }
 
@@ -368,26 +520,43 @@ fn keep_nofragment_switch() {
 fn pcp_ownership_switch() {
     for (sw, owned) in [(on(), true), (off(SpbSwitch::PcpOwnership), false)] {
         let mut a = alloc_with(2, sw, true, None);
-        let p = a.alloc(AllocRequest::new(0, Gfp::HIGHUSER_MOVABLE).cpu(1), &mut NoEnv).unwrap();
+        let p = a
+            .alloc(
+                AllocRequest::new(0, Gfp::HIGHUSER_MOVABLE).cpu(1),
+                &mut NoEnv,
+            )
+            .unwrap();
         assert_eq!(a.zones[0].pb(p).owner == 2, owned);
         a.free(p, 0, 0).unwrap();
         let m = a.page_state(p).unwrap();
         assert_eq!(m.state, spb_alloc::page::PageState::Pcp);
-        assert_eq!(m.cpu() == 1, owned, "a free of an owned page returns to the owner's list");
+        assert_eq!(
+            m.cpu() == 1,
+            owned,
+            "a free of an owned page returns to the owner's list"
+        );
         a.check().unwrap();
     }
 }
 
 #[test]
 fn adopt_partial_switch() {
-    for (sw, owned) in [(off(SpbSwitch::PcpOwnership), true), (off(SpbSwitch::PcpOwnership).without(SpbSwitch::AdoptPartial), false)] {
+    for (sw, owned) in [
+        (off(SpbSwitch::PcpOwnership), true),
+        (
+            off(SpbSwitch::PcpOwnership).without(SpbSwitch::AdoptPartial),
+            false,
+        ),
+    ] {
         let mut a = alloc_with(2, sw, true, None);
         let b = base(&a, 0);
         // an unmovable pageblock in SPB 0 with free fragments
         a.zones[0].split_straddling(b, 3);
         a.zones[0].move_freepages_block(b, Mt::Unmovable).unwrap();
         a.alloc_at(b, 0, Gfp::KERNEL, 0).unwrap();
-        let p = a.alloc(AllocRequest::new(0, Gfp::KERNEL).cpu(1), &mut NoEnv).unwrap();
+        let p = a
+            .alloc(AllocRequest::new(0, Gfp::KERNEL).cpu(1), &mut NoEnv)
+            .unwrap();
         assert_eq!(spb_of(&a, p), 0);
         assert_eq!(a.zones[0].pb(p).owner == 2, owned);
     }
@@ -398,8 +567,11 @@ fn every_switch_has_a_test_and_a_name() {
     let src = include_str!("spb_rules.rs");
     for w in SpbSwitch::ALL {
         let needle = format!("SpbSwitch::{:?}", w);
-        assert!(src.contains(&needle) || *w == SpbSwitch::RefuseLiteral, "no test mentions {}", needle);
+        assert!(
+            src.contains(&needle) || *w == SpbSwitch::RefuseLiteral,
+            "no test mentions {}",
+            needle
+        );
         assert_eq!(SpbSwitch::from_name(w.name()), Some(*w));
     }
 }
-

@@ -8,7 +8,9 @@ use spb_alloc::zoneinfo::parse_zoneinfo;
 use spb_alloc::{Geometry, MemoryLayout};
 
 fn data(name: &str) -> String {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name);
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name);
     std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
@@ -81,7 +83,9 @@ fn shared() -> PathBuf {
 }
 
 fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
     for e in rd.flatten() {
         let p = e.path();
         if p.is_dir() {
@@ -106,7 +110,8 @@ fn every_shared_zoneinfo() {
     assert!(!files.is_empty());
     for f in &files {
         let t = std::fs::read_to_string(f).unwrap();
-        let l = MemoryLayout::from_zoneinfo(&t, Geometry::X86_64).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+        let l = MemoryLayout::from_zoneinfo(&t, Geometry::X86_64)
+            .unwrap_or_else(|e| panic!("{}: {e}", f.display()));
         check_against_raw(&t, &l);
         let desc: Vec<String> = l
             .zones
@@ -126,7 +131,11 @@ fn every_shared_zoneinfo() {
                 )
             })
             .collect();
-        eprintln!("{}:\n  {}", f.strip_prefix(&root).unwrap_or(f).display(), desc.join("\n  "));
+        eprintln!(
+            "{}:\n  {}",
+            f.strip_prefix(&root).unwrap_or(f).display(),
+            desc.join("\n  ")
+        );
         let normal = spbs(&l, ZoneKind::Normal);
         let s = f.to_string_lossy();
         if s.contains("_16G_") {

@@ -208,7 +208,10 @@ impl PageClass {
     /// Whether a page of this class keeps its 1 GiB region from becoming a gigantic page
     /// without freeing kernel memory (everything but free, movable and hugetlb pages).
     pub const fn blocks_gigantic(self) -> bool {
-        !matches!(self, PageClass::Free | PageClass::Movable | PageClass::HugeTlb)
+        !matches!(
+            self,
+            PageClass::Free | PageClass::Movable | PageClass::HugeTlb
+        )
     }
 }
 
@@ -342,7 +345,11 @@ fn refine(class: PageClass, flags: u64, place: Place) -> PageClass {
 ///
 /// For many pfns in ascending order, [`census`] is much faster (it indexes the layout once).
 pub fn classify_at(flags: u64, count: u64, pfn: u64, layout: &MemoryLayout) -> PageClass {
-    refine(classify(flags, count), flags, LayoutIndex::new(layout).place(pfn))
+    refine(
+        classify(flags, count),
+        flags,
+        LayoutIndex::new(layout).place(pfn),
+    )
 }
 
 /// How a dump file is compressed.
@@ -408,7 +415,12 @@ const CHUNK: usize = 1 << 16;
 
 impl U64Stream {
     fn open(path: &Path) -> Result<U64Stream, KpageError> {
-        let e = |kind, detail: String| KpageError { path: path.to_path_buf(), offset: 0, kind, detail };
+        let e = |kind, detail: String| KpageError {
+            path: path.to_path_buf(),
+            offset: 0,
+            kind,
+            detail,
+        };
         let file = File::open(path).map_err(|err| e(KpageErrorKind::Open, err.to_string()))?;
         let mut br = BufReader::with_capacity(CHUNK, file);
         let head = loop {
@@ -418,19 +430,38 @@ impl U64Stream {
                 Err(err) => return Err(e(KpageErrorKind::Corrupt, err.to_string())),
             }
         };
-        let (compression, src): (Compression, Box<dyn Read + Send>) = if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-            let d = zstd::stream::read::Decoder::with_buffer(br).map_err(|err| e(KpageErrorKind::Corrupt, err.to_string()))?;
-            (Compression::Zstd, Box::new(d))
-        } else if head.starts_with(&[0x1f, 0x8b]) {
-            (Compression::Gzip, Box::new(flate2::bufread::MultiGzDecoder::new(br)))
-        } else {
-            (Compression::Plain, Box::new(br))
-        };
-        Ok(U64Stream { path: path.to_path_buf(), compression, src, buf: vec![0; CHUNK], pos: 0, len: 0, base: 0, eof: false })
+        let (compression, src): (Compression, Box<dyn Read + Send>) =
+            if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+                let d = zstd::stream::read::Decoder::with_buffer(br)
+                    .map_err(|err| e(KpageErrorKind::Corrupt, err.to_string()))?;
+                (Compression::Zstd, Box::new(d))
+            } else if head.starts_with(&[0x1f, 0x8b]) {
+                (
+                    Compression::Gzip,
+                    Box::new(flate2::bufread::MultiGzDecoder::new(br)),
+                )
+            } else {
+                (Compression::Plain, Box::new(br))
+            };
+        Ok(U64Stream {
+            path: path.to_path_buf(),
+            compression,
+            src,
+            buf: vec![0; CHUNK],
+            pos: 0,
+            len: 0,
+            base: 0,
+            eof: false,
+        })
     }
 
     fn error(&self, offset: u64, kind: KpageErrorKind, detail: String) -> KpageError {
-        KpageError { path: self.path.clone(), offset, kind, detail }
+        KpageError {
+            path: self.path.clone(),
+            offset,
+            kind,
+            detail,
+        }
     }
 
     /// Offset of the next unread byte.
@@ -474,7 +505,11 @@ impl U64Stream {
             }
             if left < 8 {
                 let at = self.offset();
-                return Err(self.error(at, KpageErrorKind::Truncated, format!("{left} trailing bytes")));
+                return Err(self.error(
+                    at,
+                    KpageErrorKind::Truncated,
+                    format!("{left} trailing bytes"),
+                ));
             }
         }
         let mut w = [0u8; 8];
@@ -514,10 +549,18 @@ pub struct KpageReader {
 
 impl KpageReader {
     /// Open a kpageflags dump and, optionally, its kpagecount dump (plain, zstd or gzip each).
-    pub fn open(flags_path: impl AsRef<Path>, count_path: Option<&Path>) -> Result<KpageReader, KpageError> {
+    pub fn open(
+        flags_path: impl AsRef<Path>,
+        count_path: Option<&Path>,
+    ) -> Result<KpageReader, KpageError> {
         let flags = U64Stream::open(flags_path.as_ref())?;
         let count = count_path.map(U64Stream::open).transpose()?;
-        Ok(KpageReader { flags, count, pfn: 0, done: false })
+        Ok(KpageReader {
+            flags,
+            count,
+            pfn: 0,
+            done: false,
+        })
     }
 
     /// How the flags dump is compressed.
@@ -547,7 +590,11 @@ impl KpageReader {
             if let Some(c) = self.count.as_mut() {
                 let at = c.offset();
                 if c.next()?.is_some() {
-                    return Err(c.error(at, KpageErrorKind::CountLonger, format!("kpageflags has {} entries", self.pfn)));
+                    return Err(c.error(
+                        at,
+                        KpageErrorKind::CountLonger,
+                        format!("kpageflags has {} entries", self.pfn),
+                    ));
                 }
             }
             return Ok(None);
@@ -559,12 +606,20 @@ impl KpageReader {
                 match c.next()? {
                     Some(v) => Some(v),
                     None => {
-                        return Err(c.error(at, KpageErrorKind::CountShorter, format!("no entry for pfn {:#x}", self.pfn)))
+                        return Err(c.error(
+                            at,
+                            KpageErrorKind::CountShorter,
+                            format!("no entry for pfn {:#x}", self.pfn),
+                        ))
                     }
                 }
             }
         };
-        let e = KpageEntry { pfn: self.pfn, flags, count };
+        let e = KpageEntry {
+            pfn: self.pfn,
+            flags,
+            count,
+        };
         self.pfn += 1;
         Ok(Some(e))
     }
@@ -608,7 +663,9 @@ impl Census {
                 let holes = r[PageClass::Hole.index()];
                 let total: u64 = r.iter().sum();
                 holes < total
-                    && PageClass::ALL.iter().any(|c| c.blocks_gigantic() && r[c.index()] > 0)
+                    && PageClass::ALL
+                        .iter()
+                        .any(|c| c.blocks_gigantic() && r[c.index()] > 0)
             })
             .collect()
     }
@@ -617,7 +674,11 @@ impl Census {
 impl fmt::Display for Census {
     /// A table: one row per region (`start_pfn`), one column per class that occurs.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let cols: Vec<PageClass> = PageClass::ALL.iter().copied().filter(|c| self.total(*c) > 0).collect();
+        let cols: Vec<PageClass> = PageClass::ALL
+            .iter()
+            .copied()
+            .filter(|c| self.total(*c) > 0)
+            .collect();
         write!(f, "{:>4} {:>10}", "reg", "start_pfn")?;
         for c in &cols {
             write!(f, " {:>9}", c.name())?;
@@ -638,13 +699,21 @@ impl fmt::Display for Census {
 /// pages; values above 63 are treated as 63). With a `layout` (for example
 /// [`MemoryLayout::from_zoneinfo`] of the snapshot's own zoneinfo) classes are refined as in
 /// [`classify_at`]; without one, as in [`classify`] (a missing count is taken as 0).
-pub fn census<I>(entries: I, region_shift: u32, layout: Option<&MemoryLayout>) -> Result<Census, KpageError>
+pub fn census<I>(
+    entries: I,
+    region_shift: u32,
+    layout: Option<&MemoryLayout>,
+) -> Result<Census, KpageError>
 where
     I: IntoIterator<Item = Result<KpageEntry, KpageError>>,
 {
     let shift = region_shift.min(63);
     let mut index = layout.map(LayoutIndex::new);
-    let mut c = Census { region_shift: shift, regions: Vec::new(), pages: 0 };
+    let mut c = Census {
+        region_shift: shift,
+        regions: Vec::new(),
+        pages: 0,
+    };
     for e in entries {
         let e = e?;
         let mut class = e.class();
@@ -734,8 +803,26 @@ mod tests {
         assert_eq!(
             got,
             vec![
-                Reserved, Free, Free, Movable, slab, PageTable, KernelOther, Uninit, Hole, Movable, HugeTlb, Offline,
-                KernelOther, KernelOther, Movable, Offline, Uninit, Uninit, Uninit, Free
+                Reserved,
+                Free,
+                Free,
+                Movable,
+                slab,
+                PageTable,
+                KernelOther,
+                Uninit,
+                Hole,
+                Movable,
+                HugeTlb,
+                Offline,
+                KernelOther,
+                KernelOther,
+                Movable,
+                Offline,
+                Uninit,
+                Uninit,
+                Uninit,
+                Free
             ]
         );
         for (i, c) in PageClass::ALL.iter().enumerate() {
@@ -751,7 +838,11 @@ mod tests {
         let raw_c = le(&c);
         let variants: Vec<(Compression, Vec<u8>, Vec<u8>)> = vec![
             (Compression::Plain, raw_f.clone(), raw_c.clone()),
-            (Compression::Zstd, zstd::encode_all(&raw_f[..], 3).unwrap(), zstd::encode_all(&raw_c[..], 3).unwrap()),
+            (
+                Compression::Zstd,
+                zstd::encode_all(&raw_f[..], 3).unwrap(),
+                zstd::encode_all(&raw_c[..], 3).unwrap(),
+            ),
             (Compression::Gzip, gzip(&raw_f), gzip(&raw_c)),
         ];
         for (comp, fb, cb) in variants {
@@ -764,7 +855,14 @@ mod tests {
             assert_eq!(r.count_compression(), Some(comp));
             let entries: Vec<KpageEntry> = r.map(|e| e.unwrap()).collect();
             assert_eq!(entries.len(), f.len());
-            assert_eq!(entries[9], KpageEntry { pfn: 9, flags: f[9], count: Some(2) });
+            assert_eq!(
+                entries[9],
+                KpageEntry {
+                    pfn: 9,
+                    flags: f[9],
+                    count: Some(2)
+                }
+            );
             let cs = census(KpageReader::open(&fp, Some(&cp)).unwrap(), 3, None).unwrap();
             assert_eq!(cs.pages, 20);
             assert_eq!(cs.regions.len(), 3);
@@ -779,7 +877,10 @@ mod tests {
             let cs = census(KpageReader::open(&fp, None).unwrap(), 3, None).unwrap();
             assert_eq!(cs.get(0, PageClass::Uninit), 2);
             let table = cs.to_string();
-            assert!(table.contains("start_pfn") && table.contains("uninit"), "{table}");
+            assert!(
+                table.contains("start_pfn") && table.contains("uninit"),
+                "{table}"
+            );
         }
         // A concatenation of two zstd frames reads as one stream.
         let mut two = zstd::encode_all(&raw_f[..80], 1).unwrap();
@@ -804,12 +905,29 @@ mod tests {
             kind: spb_alloc::layout::ReserveKind::Other,
         });
         z.uninit.push(PfnRange::new(16, 18));
-        let l = MemoryLayout { geometry: Geometry::TINY, zones: vec![z] };
-        let entries = f.iter().zip(&c).enumerate().map(|(i, (f, c))| Ok(KpageEntry { pfn: i as u64, flags: *f, count: Some(*c) }));
+        let l = MemoryLayout {
+            geometry: Geometry::TINY,
+            zones: vec![z],
+        };
+        let entries = f.iter().zip(&c).enumerate().map(|(i, (f, c))| {
+            Ok(KpageEntry {
+                pfn: i as u64,
+                flags: *f,
+                count: Some(*c),
+            })
+        });
         let cs = census(entries, 3, Some(&l)).unwrap();
-        assert_eq!(cs.get(0, PageClass::Uninit), 1, "pfn 7 is in a reserved range");
+        assert_eq!(
+            cs.get(0, PageClass::Uninit),
+            1,
+            "pfn 7 is in a reserved range"
+        );
         assert_eq!(cs.get(2, PageClass::Uninit), 2);
-        assert_eq!(cs.get(2, PageClass::Hole), 1, "pfn 18 is outside every zone");
+        assert_eq!(
+            cs.get(2, PageClass::Hole),
+            1,
+            "pfn 18 is outside every zone"
+        );
         assert_eq!(classify_at(0, 0, 3, &l), PageClass::KernelOther);
         assert_eq!(classify_at(0, 0, 100, &l), PageClass::Hole);
         assert_eq!(classify_at(bit(kpf::BUDDY), 0, 100, &l), PageClass::Free);
@@ -831,14 +949,19 @@ mod tests {
         let e = err_of(KpageReader::open(&p, None).unwrap().collect());
         assert_eq!((e.kind, e.offset), (KpageErrorKind::Truncated, 24));
         assert_eq!(e.path, p);
-        assert!(e.to_string().contains("trunc: byte offset 24: truncated"), "{e}");
+        assert!(
+            e.to_string().contains("trunc: byte offset 24: truncated"),
+            "{e}"
+        );
         // Truncated inside zstd data.
         let p = d.join("trunc.zst");
         write(&p, &zstd::encode_all(&b[..], 3).unwrap());
         let e = err_of(KpageReader::open(&p, None).unwrap().collect());
         assert_eq!((e.kind, e.offset), (KpageErrorKind::Truncated, 24));
         // Corrupt zstd: a valid frame cut short, and garbage after the magic.
-        let big: Vec<u64> = (0..100_000u64).map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15)).collect();
+        let big: Vec<u64> = (0..100_000u64)
+            .map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+            .collect();
         let z = zstd::encode_all(&le(&big)[..], 3).unwrap();
         let p = d.join("cut.zst");
         write(&p, &z[..z.len() / 2]);
@@ -846,7 +969,12 @@ mod tests {
         assert_eq!(e.kind, KpageErrorKind::Corrupt, "{e}");
         assert!(e.offset < 800_000, "{e}");
         let p = d.join("garbage.zst");
-        write(&p, &[0x28, 0xb5, 0x2f, 0xfd, 0xff, 0xff, 0xff, 0xff, 0x00, 0x13, 0x37]);
+        write(
+            &p,
+            &[
+                0x28, 0xb5, 0x2f, 0xfd, 0xff, 0xff, 0xff, 0xff, 0x00, 0x13, 0x37,
+            ],
+        );
         let e = err_of(KpageReader::open(&p, None).unwrap().collect());
         assert_eq!((e.kind, e.offset), (KpageErrorKind::Corrupt, 0), "{e}");
         // Corrupt gzip.
@@ -865,7 +993,10 @@ mod tests {
         let cp = d.join("count-short");
         write(&cp, &le(&[0, 0]));
         let e = err_of(KpageReader::open(&fp, Some(&cp)).unwrap().collect());
-        assert_eq!((e.kind, e.offset, e.path.clone()), (KpageErrorKind::CountShorter, 16, cp.clone()));
+        assert_eq!(
+            (e.kind, e.offset, e.path.clone()),
+            (KpageErrorKind::CountShorter, 16, cp.clone())
+        );
         assert!(e.to_string().contains("pfn 0x2"), "{e}");
         let cp = d.join("count-long");
         write(&cp, &le(&[0, 0, 0, 0]));
@@ -921,7 +1052,10 @@ mod tests {
             .map(|v| v.trim().parse::<u64>().unwrap())
             .sum();
         let free = cs.total(PageClass::Free);
-        assert!(free.abs_diff(zone_free) * 100 <= zone_free, "{free} vs {zone_free}");
+        assert!(
+            free.abs_diff(zone_free) * 100 <= zone_free,
+            "{free} vs {zone_free}"
+        );
     }
 
     /// Census of a QEMU q35 8 GiB boot snapshot (kpageflags only, no kpagecount).
@@ -941,6 +1075,9 @@ mod tests {
         assert!(cs.get(9, PageClass::Reserved) > 30_000);
         assert!(cs.get(1, PageClass::Reserved) >= 16_384);
         // The PCI hole 2G-4G.
-        assert_eq!(cs.get(2, PageClass::Hole) + cs.get(3, PageClass::Hole), 2 * 262_144);
+        assert_eq!(
+            cs.get(2, PageClass::Hole) + cs.get(3, PageClass::Hole),
+            2 * 262_144
+        );
     }
 }

@@ -1,14 +1,14 @@
 //! spb-lab: the deterministic workload lab, trace replayer, metrics and reports for spb-alloc.
 pub mod capture;
 pub mod kpageflags;
-pub mod report;
-pub mod trace;
-pub mod sweep;
 pub mod measure;
 pub mod metrics;
 pub mod replay;
+pub mod report;
 pub mod scenario;
 pub mod sim;
+pub mod sweep;
+pub mod trace;
 pub mod workload;
 
 pub use scenario::{load as load_scenario, Overrides, Scenario, ScenarioError};

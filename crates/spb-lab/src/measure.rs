@@ -81,7 +81,10 @@ impl ZoneCensus {
 /// Census of one zone.
 pub fn zone_census(z: &Zone) -> ZoneCensus {
     let sp = z.geo.spb_pages();
-    let mut c = ZoneCensus { spbs: z.spbs.len() as u64, ..Default::default() };
+    let mut c = ZoneCensus {
+        spbs: z.spbs.len() as u64,
+        ..Default::default()
+    };
     for s in &z.spbs {
         let t = s.is_tainted();
         let p = s.is_pinned();
@@ -102,7 +105,9 @@ pub fn zone_census(z: &Zone) -> ZoneCensus {
         }
     }
     c.tainted_floor = c.non_movable_pages.div_ceil(sp);
-    c.lost_floor = c.pinned_or_hole.max((c.non_movable_pages + c.reserved_pages).div_ceil(sp));
+    c.lost_floor = c
+        .pinned_or_hole
+        .max((c.non_movable_pages + c.reserved_pages).div_ceil(sp));
     c
 }
 
@@ -136,7 +141,11 @@ fn limit_terms(z: &Zone, inp: LimitInputs) -> (u64, u64, u64) {
     let c = zone_census(z);
     let nonmov_stuck = c.non_movable_pages.saturating_sub(inp.shrinkable_pages);
     let movable_stuck = c.movable_pages.saturating_sub(inp.clean_cache_pages);
-    (c.spbs, c.pinned_or_hole, nonmov_stuck + c.reserved_pages + movable_stuck + z.wmark[WMARK_MIN])
+    (
+        c.spbs,
+        c.pinned_or_hole,
+        nonmov_stuck + c.reserved_pages + movable_stuck + z.wmark[WMARK_MIN],
+    )
 }
 
 fn limit_of(spbs: u64, pinned_or_hole: u64, must: u64, spb_pages: u64) -> u64 {
@@ -224,8 +233,15 @@ pub fn spb_map(a: &Allocator, t: f64) -> SpbMap {
             if s.has_hole() {
                 cat.push_str("+hole");
             }
-            let blocks = (0..z.geo.pageblocks_per_spb()).map(|k| block_content(z, s.start_pfn + k * pbp)).collect();
-            rows.push(SpbRow { zone: z.kind.name().to_string(), start_pfn: s.start_pfn, category: cat, blocks });
+            let blocks = (0..z.geo.pageblocks_per_spb())
+                .map(|k| block_content(z, s.start_pfn + k * pbp))
+                .collect();
+            rows.push(SpbRow {
+                zone: z.kind.name().to_string(),
+                start_pfn: s.start_pfn,
+                category: cat,
+                blocks,
+            });
         }
     }
     SpbMap { t, rows }
@@ -235,7 +251,10 @@ pub fn spb_map(a: &Allocator, t: f64) -> SpbMap {
 pub fn map_text(m: &SpbMap) -> String {
     let mut s = String::new();
     for r in &m.rows {
-        s.push_str(&format!("{:>6} {:>#10x} {:<16} ", r.zone, r.start_pfn, r.category));
+        s.push_str(&format!(
+            "{:>6} {:>#10x} {:<16} ",
+            r.zone, r.start_pfn, r.category
+        ));
         s.extend(r.blocks.iter().map(|b| b.letter()));
         s.push('\n');
     }
@@ -267,7 +286,11 @@ pub struct ProbeResult {
 }
 
 /// gfp of the probe's requests (alloc_gigantic_folio's mask).
-pub const GFP_PROBE: Gfp = Gfp::HIGHUSER.with(Gfp::COMP).with(Gfp::RETRY_MAYFAIL).with(Gfp::NOWARN).with(Gfp::THISNODE);
+pub const GFP_PROBE: Gfp = Gfp::HIGHUSER
+    .with(Gfp::COMP)
+    .with(Gfp::RETRY_MAYFAIL)
+    .with(Gfp::NOWARN)
+    .with(Gfp::THISNODE);
 
 /// The end-of-run 1 GiB probe ("echo N > nr_hugepages" with N larger than possible): allocate
 /// SPB-order blocks until a request fails; then reclaim (clean page cache, reclaimable slab)
@@ -300,7 +323,8 @@ pub fn probe(a: &mut Allocator, env: &mut dyn ProbeEnv) -> ProbeResult {
                 }
                 for b in &out {
                     r.reclaimed_pages += 1u64 << b.order;
-                    a.free(b.pfn, b.order, 0).expect("probe reclaim handed back a block that is not allocated");
+                    a.free(b.pfn, b.order, 0)
+                        .expect("probe reclaim handed back a block that is not allocated");
                 }
             }
         }
@@ -320,8 +344,20 @@ mod tests {
     fn tiny(spbs: u64) -> Allocator {
         let g = Geometry::TINY;
         let s = g.spb_pages();
-        let l = MemoryLayout { geometry: g, zones: vec![ZoneSpec::plain(ZoneKind::Normal, PfnRange::new(s, s + spbs * s))] };
-        let cfg = Config { policy: PolicyConfig::of(PolicyKind::Vanilla), check_every: 1, nr_cpus: 1, pcp: false, ..Config::default() };
+        let l = MemoryLayout {
+            geometry: g,
+            zones: vec![ZoneSpec::plain(
+                ZoneKind::Normal,
+                PfnRange::new(s, s + spbs * s),
+            )],
+        };
+        let cfg = Config {
+            policy: PolicyConfig::of(PolicyKind::Vanilla),
+            check_every: 1,
+            nr_cpus: 1,
+            pcp: false,
+            ..Config::default()
+        };
         Allocator::new(&l, cfg).unwrap()
     }
 
@@ -358,7 +394,11 @@ mod tests {
     }
 
     fn alloc(a: &mut Allocator, order: u8, gfp: Gfp, cookie: u32) -> u64 {
-        a.alloc(AllocRequest::new(order, gfp).cookie(cookie), &mut spb_alloc::NoEnv).unwrap()
+        a.alloc(
+            AllocRequest::new(order, gfp).cookie(cookie),
+            &mut spb_alloc::NoEnv,
+        )
+        .unwrap()
     }
 
     #[test]
@@ -366,7 +406,10 @@ mod tests {
         let mut a = tiny(4);
         let (n, all) = census(&a);
         assert_eq!(n, all);
-        assert_eq!((n.spbs, n.empty, n.clean, n.lost, n.tainted), (4, 4, 0, 0, 0));
+        assert_eq!(
+            (n.spbs, n.empty, n.clean, n.lost, n.tainted),
+            (4, 4, 0, 0, 0)
+        );
         let sp = a.geo.spb_pages();
         // a movable page: one clean SPB; an unmovable page: one tainted SPB
         let m = alloc(&mut a, 0, Gfp::HIGHUSER_MOVABLE, 1);
@@ -382,7 +425,16 @@ mod tests {
         // the map shows one unmovable block
         let map = spb_map(&a, 0.0);
         assert_eq!(map.rows.len(), 4);
-        let u_cells: usize = map.rows.iter().map(|r| r.blocks.iter().filter(|b| **b == BlockContent::Unmovable).count()).sum();
+        let u_cells: usize = map
+            .rows
+            .iter()
+            .map(|r| {
+                r.blocks
+                    .iter()
+                    .filter(|b| **b == BlockContent::Unmovable)
+                    .count()
+            })
+            .sum();
         assert_eq!(u_cells, 1);
         assert!(map.rows.iter().any(|r| r.category == "tainted"));
         assert!(map_text(&map).contains('U'));
@@ -415,9 +467,22 @@ mod tests {
         let s = g.spb_pages();
         let mut z = ZoneSpec::plain(ZoneKind::Normal, PfnRange::new(s, s + 3 * s + s / 2));
         z.holes.push(PfnRange::new(s + 10, s + 12));
-        z.reserved.push(spb_alloc::layout::Reservation { range: PfnRange::new(2 * s + 8, 2 * s + 16), kind: spb_alloc::layout::ReserveKind::Memmap });
-        let l = MemoryLayout { geometry: g, zones: vec![z] };
-        let a = Allocator::new(&l, Config { nr_cpus: 1, ..Config::default() }).unwrap();
+        z.reserved.push(spb_alloc::layout::Reservation {
+            range: PfnRange::new(2 * s + 8, 2 * s + 16),
+            kind: spb_alloc::layout::ReserveKind::Memmap,
+        });
+        let l = MemoryLayout {
+            geometry: g,
+            zones: vec![z],
+        };
+        let a = Allocator::new(
+            &l,
+            Config {
+                nr_cpus: 1,
+                ..Config::default()
+            },
+        )
+        .unwrap();
         let (c, _) = census(&a);
         // SPB 0: hole; SPB 1: reserved; SPB 2: empty; SPB 3: half outside the zone (hole)
         assert_eq!(c.spbs, 4);
@@ -439,7 +504,10 @@ mod tests {
         let mut a = tiny(4);
         let sp = a.geo.spb_pages();
         let wmin = a.zones[0].wmark[WMARK_MIN];
-        assert_eq!(zone_limit(&a.zones[0], LimitInputs::default()), 4 - wmin.div_ceil(sp).min(4));
+        assert_eq!(
+            zone_limit(&a.zones[0], LimitInputs::default()),
+            4 - wmin.div_ceil(sp).min(4)
+        );
         // fill 2.5 SPBs with movable pages: 1 SPB of them clean page cache
         let order = a.geo.max_order;
         let mut k = 0;
@@ -448,13 +516,25 @@ mod tests {
             k += 1 << order;
         }
         let must = 2 * sp + sp / 2 + wmin;
-        assert_eq!(zone_limit(&a.zones[0], LimitInputs::default()), 4 - must.div_ceil(sp));
-        let inp = LimitInputs { clean_cache_pages: sp, shrinkable_pages: 0 };
+        assert_eq!(
+            zone_limit(&a.zones[0], LimitInputs::default()),
+            4 - must.div_ceil(sp)
+        );
+        let inp = LimitInputs {
+            clean_cache_pages: sp,
+            shrinkable_pages: 0,
+        };
         assert_eq!(zone_limit(&a.zones[0], inp), 4 - (must - sp).div_ceil(sp));
         // shrinkable slab pages do not count, the others do
         let u = alloc(&mut a, 0, Gfp::KERNEL.with(Gfp::RECLAIMABLE), 0);
         let _ = u;
-        let l1 = zone_limit(&a.zones[0], LimitInputs { clean_cache_pages: sp, shrinkable_pages: 1 });
+        let l1 = zone_limit(
+            &a.zones[0],
+            LimitInputs {
+                clean_cache_pages: sp,
+                shrinkable_pages: 1,
+            },
+        );
         assert_eq!(l1, 4 - (must - sp).div_ceil(sp));
     }
 
@@ -467,7 +547,10 @@ mod tests {
         // max-order movable blocks, then free all but the first block of each SPB
         let order = a.geo.max_order;
         let mut heads = Vec::new();
-        while let Ok(p) = a.alloc(AllocRequest::new(order, Gfp::HIGHUSER_MOVABLE).cookie(heads.len() as u32 + 1), &mut spb_alloc::NoEnv) {
+        while let Ok(p) = a.alloc(
+            AllocRequest::new(order, Gfp::HIGHUSER_MOVABLE).cookie(heads.len() as u32 + 1),
+            &mut spb_alloc::NoEnv,
+        ) {
             heads.push(p);
         }
         heads.sort();
@@ -480,7 +563,10 @@ mod tests {
             }
         }
         // the cookies were handed out in allocation order; find the one of the first kept block
-        let heads: Vec<(u32, u64)> = kept.iter().map(|&(_, p)| (a.page_state(p).unwrap().cookie(), p)).collect();
+        let heads: Vec<(u32, u64)> = kept
+            .iter()
+            .map(|&(_, p)| (a.page_state(p).unwrap().cookie(), p))
+            .collect();
         e.pinned.push(heads[0].0);
         let pinned_block = heads[0].1;
         // one reclaimable slab page in SPB 3 that the shrinker can free

@@ -34,9 +34,9 @@ use rand_pcg::Pcg64;
 use spb_alloc::compaction::CompactPriority;
 use spb_alloc::layout::{Reservation, ReserveKind};
 use spb_alloc::{
-    AllocErrorKind, AllocRequest, Allocator, Config, ContigError, Env, FreedBlock, Geometry, Gfp, GrowError,
-    MemoryLayout, MigrateOutcome, MigrateType, Pfn, PfnRange, PolicyConfig, PolicyKind, ReclaimRequest, SpbSwitches,
-    ZoneKind, ZoneSpec,
+    AllocErrorKind, AllocRequest, Allocator, Config, ContigError, Env, FreedBlock, Geometry, Gfp,
+    GrowError, MemoryLayout, MigrateOutcome, MigrateType, Pfn, PfnRange, PolicyConfig, PolicyKind,
+    ReclaimRequest, SpbSwitches, ZoneKind, ZoneSpec,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -49,24 +49,45 @@ use spb_alloc::{
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Op {
     /// `alloc` with any order (also above the maximum), any gfp bits, any cpu (also invalid).
-    Alloc { order: u8, gfp: Gfp, cpu: u16, trylock: bool },
+    Alloc {
+        order: u8,
+        gfp: Gfp,
+        cpu: u16,
+        trylock: bool,
+    },
     /// Free a live block (must succeed).
     Free { pick: u64, cpu: u16 },
     /// Free something derived from the model: a live block with another order, an interior pfn,
     /// a recently freed block (double free), a random pfn, a pfn outside every zone. Succeeds
     /// exactly when the model says `(pfn, order)` is live.
-    FreeOther { how: u8, pick: u64, arg: u64, cpu: u16 },
+    FreeOther {
+        how: u8,
+        pick: u64,
+        arg: u64,
+        cpu: u16,
+    },
     /// Split a live block to a lower order (must succeed).
     Split { pick: u64, new_order: u8 },
     /// Split something derived from the model (as `FreeOther`), any new order.
-    SplitOther { how: u8, pick: u64, arg: u64, new_order: u8 },
+    SplitOther {
+        how: u8,
+        pick: u64,
+        arg: u64,
+        new_order: u8,
+    },
     /// `alloc_at`: must fail if the block overlaps a live block or unmanaged memory, and
     /// succeed otherwise (aligned, order ≤ max, inside one zone).
     AllocAt { pfn: Pfn, order: u8, gfp: Gfp },
     /// `alloc_contig` of any order (orders outside pageblock..=SPB order must be `BadOrder`).
     Contig { order: u8, gfp: Gfp },
     /// `compact_zone` on a valid zone.
-    Compact { zone: u8, order: Option<u8>, prio: u8, mt: u8, daemon: bool },
+    Compact {
+        zone: u8,
+        order: Option<u8>,
+        prio: u8,
+        mt: u8,
+        daemon: bool,
+    },
     /// `drain_all_pcp`.
     Drain,
     /// Advance the virtual clock and run `background` (kswapd, kcompactd, spb evacuation).
@@ -204,7 +225,11 @@ impl Model {
     /// The first live block at or after `pick % limit`, wrapping around.
     fn pick(&self, pick: u64) -> Option<(Pfn, Block)> {
         let start = pick % self.limit.max(1);
-        self.live.range(start..).next().or_else(|| self.live.iter().next()).map(|(&p, &b)| (p, b))
+        self.live
+            .range(start..)
+            .next()
+            .or_else(|| self.live.iter().next())
+            .map(|(&p, &b)| (p, b))
     }
 
     fn insert(&mut self, p: Pfn, b: Block) {
@@ -228,7 +253,9 @@ impl Model {
 
     fn all_managed(&self, p: Pfn, n: u64) -> bool {
         match p.checked_add(n) {
-            Some(end) if end <= self.limit => (p..end).all(|q| self.class[q as usize] == Class::Managed),
+            Some(end) if end <= self.limit => {
+                (p..end).all(|q| self.class[q as usize] == Class::Managed)
+            }
             _ => false,
         }
     }
@@ -236,25 +263,46 @@ impl Model {
     /// Check a block the allocator handed out: aligned, in managed memory of an allowed zone,
     /// overlapping nothing live. `except` is a live block that may overlap (a migration source
     /// never overlaps its target, so it is None everywhere today).
-    fn check_new_block(&self, what: &str, p: Pfn, order: u8, highest: Option<ZoneKind>) -> Result<(), String> {
+    fn check_new_block(
+        &self,
+        what: &str,
+        p: Pfn,
+        order: u8,
+        highest: Option<ZoneKind>,
+    ) -> Result<(), String> {
         let n = 1u64 << order;
         if p & (n - 1) != 0 {
-            return Err(format!("{what}: block {p:#x} of order {order} is not aligned"));
+            return Err(format!(
+                "{what}: block {p:#x} of order {order} is not aligned"
+            ));
         }
         if !self.all_managed(p, n) {
-            return Err(format!("{what}: block {p:#x} of order {order} is not all managed memory"));
+            return Err(format!(
+                "{what}: block {p:#x} of order {order} is not all managed memory"
+            ));
         }
-        let zi = self.zone_of(p).ok_or_else(|| format!("{what}: block {p:#x} lies in no zone"))?;
+        let zi = self
+            .zone_of(p)
+            .ok_or_else(|| format!("{what}: block {p:#x} lies in no zone"))?;
         if self.zone_of(p + n - 1) != Some(zi) {
-            return Err(format!("{what}: block {p:#x} of order {order} crosses a zone boundary"));
+            return Err(format!(
+                "{what}: block {p:#x} of order {order} crosses a zone boundary"
+            ));
         }
         if let Some(h) = highest {
             if self.kinds[zi] > h {
-                return Err(format!("{what}: block {p:#x} is in zone {} but the gfp mask allows up to {}", self.kinds[zi].name(), h.name()));
+                return Err(format!(
+                    "{what}: block {p:#x} is in zone {} but the gfp mask allows up to {}",
+                    self.kinds[zi].name(),
+                    h.name()
+                ));
             }
         }
         if let Some((q, b)) = self.overlapping(p, n) {
-            return Err(format!("{what}: block {p:#x} of order {order} overlaps the live block {q:#x} of order {}", b.order));
+            return Err(format!(
+                "{what}: block {p:#x} of order {order} overlaps the live block {q:#x} of order {}",
+                b.order
+            ));
         }
         Ok(())
     }
@@ -271,7 +319,10 @@ impl Model {
                 None => (arg % self.limit.max(1), 0),
             },
             HOW_INTERIOR => match live {
-                Some((p, b)) if b.order > 0 => (p + 1 + arg % ((1u64 << b.order) - 1), (arg >> 32) as u8 % (max_order + 2)),
+                Some((p, b)) if b.order > 0 => (
+                    p + 1 + arg % ((1u64 << b.order) - 1),
+                    (arg >> 32) as u8 % (max_order + 2),
+                ),
                 Some((p, b)) => (p + 1, b.order),
                 None => (arg % self.limit.max(1), 0),
             },
@@ -280,7 +331,16 @@ impl Model {
                 n => self.recent_free[(pick % n as u64) as usize],
             },
             HOW_RANDOM => (arg % (self.limit + 64), (arg >> 48) as u8 % (max_order + 2)),
-            HOW_OUTSIDE => ([u64::MAX, u64::MAX - 1, 1 << 40, self.limit + (arg % 4096), 1u64 << 63][(pick % 5) as usize], (arg % 4) as u8),
+            HOW_OUTSIDE => (
+                [
+                    u64::MAX,
+                    u64::MAX - 1,
+                    1 << 40,
+                    self.limit + (arg % 4096),
+                    1u64 << 63,
+                ][(pick % 5) as usize],
+                (arg % 4) as u8,
+            ),
             _ => match live {
                 Some((p, b)) => (p, b.order),
                 None => (arg % self.limit.max(1), 0),
@@ -325,7 +385,9 @@ impl Env for ModelEnv<'_> {
             MigrateOutcome::Moved
         };
         if m.trace {
-            eprintln!("      env.migrate({from:#x} -> {to:#x}, order {order}, cookie {cookie}) = {out:?}");
+            eprintln!(
+                "      env.migrate({from:#x} -> {to:#x}, order {order}, cookie {cookie}) = {out:?}"
+            );
         }
         out
     }
@@ -343,7 +405,12 @@ impl Env for ModelEnv<'_> {
         let mut got = 0u64;
         let mut picked: Vec<Pfn> = Vec::new();
         let budget = (4 * want + 64) as usize;
-        for (&p, b) in m.live.range(start..).chain(m.live.range(..start)).take(budget) {
+        for (&p, b) in m
+            .live
+            .range(start..)
+            .chain(m.live.range(..start))
+            .take(budget)
+        {
             let ok = match b.mt {
                 MigrateType::Movable => req.may_swap || b.cookie % 2 == 0, // odd cookies: anon, needs swap
                 MigrateType::Reclaimable => req.shrink_slab,
@@ -363,12 +430,21 @@ impl Env for ModelEnv<'_> {
         for p in picked {
             let b = m.remove(p).expect("picked from live");
             m.reclaimed_pages += 1u64 << b.order;
-            out.push(FreedBlock { pfn: p, order: b.order });
+            out.push(FreedBlock {
+                pfn: p,
+                order: b.order,
+            });
             // now and then a block the allocator must skip: the same pfn again (already freed)
             // or a wrong order
             match m.rand() % 64 {
-                0 => out.push(FreedBlock { pfn: p, order: b.order }),
-                1 => out.push(FreedBlock { pfn: u64::MAX - 7, order: 0 }),
+                0 => out.push(FreedBlock {
+                    pfn: p,
+                    order: b.order,
+                }),
+                1 => out.push(FreedBlock {
+                    pfn: u64::MAX - 7,
+                    order: 0,
+                }),
                 _ => {}
             }
         }
@@ -385,9 +461,16 @@ impl Env for ModelEnv<'_> {
             return false;
         }
         let r = m.rand();
-        let Some((_, victim)) = m.pick(r) else { return false };
+        let Some((_, victim)) = m.pick(r) else {
+            return false;
+        };
         let proc_id = victim.cookie % 16;
-        let blocks: Vec<Pfn> = m.live.iter().filter(|(_, b)| b.cookie % 16 == proc_id && b.mt == MigrateType::Movable).map(|(&p, _)| p).collect();
+        let blocks: Vec<Pfn> = m
+            .live
+            .iter()
+            .filter(|(_, b)| b.cookie % 16 == proc_id && b.mt == MigrateType::Movable)
+            .map(|(&p, _)| p)
+            .collect();
         if blocks.is_empty() {
             return false;
         }
@@ -397,7 +480,10 @@ impl Env for ModelEnv<'_> {
         }
         for p in blocks {
             let b = m.remove(p).expect("listed from live");
-            out.push(FreedBlock { pfn: p, order: b.order });
+            out.push(FreedBlock {
+                pfn: p,
+                order: b.order,
+            });
         }
         true
     }
@@ -431,7 +517,23 @@ pub struct Counters {
 impl Counters {
     /// Add another run's counts to these.
     pub fn add(&mut self, o: &Counters) {
-        let Counters { ops, allocs, alloc_fail, frees, rejected, splits, alloc_at, contig_ok, contig_fail, compactions, grows, grown_pages, drains, background_runs, checks } = *o;
+        let Counters {
+            ops,
+            allocs,
+            alloc_fail,
+            frees,
+            rejected,
+            splits,
+            alloc_at,
+            contig_ok,
+            contig_fail,
+            compactions,
+            grows,
+            grown_pages,
+            drains,
+            background_runs,
+            checks,
+        } = *o;
         self.ops += ops;
         self.allocs += allocs;
         self.alloc_fail += alloc_fail;
@@ -492,10 +594,18 @@ fn digest(a: &Allocator) -> u64 {
         }
         for p in &z.pages {
             mix((p.next as u64) << 32 | p.prev as u64);
-            mix((p.next as u64) << 32 | (p.order as u64) << 24 | (p.state as u64) << 16 | (p.mt as u64) << 8 | p.aux as u64);
+            mix((p.next as u64) << 32
+                | (p.order as u64) << 24
+                | (p.state as u64) << 16
+                | (p.mt as u64) << 8
+                | p.aux as u64);
         }
         for pb in &z.pageblocks {
-            mix(pb.free as u64 | (pb.pcp as u64) << 16 | (pb.mt as u64) << 32 | (pb.flags as u64) << 40 | (pb.owner as u64) << 48);
+            mix(pb.free as u64
+                | (pb.pcp as u64) << 16
+                | (pb.mt as u64) << 32
+                | (pb.flags as u64) << 40
+                | (pb.owner as u64) << 48);
             for v in pb.alloc.iter() {
                 mix(*v as u64);
             }
@@ -506,7 +616,10 @@ fn digest(a: &Allocator) -> u64 {
 
 /// Pages the allocator holds as allocated: managed − free − per-CPU.
 fn allocated_pages(a: &Allocator) -> u64 {
-    a.zones.iter().map(|z| z.managed_pages - z.free_pages - z.pcp.iter().map(|c| c.count).sum::<u64>()).sum()
+    a.zones
+        .iter()
+        .map(|z| z.managed_pages - z.free_pages - z.pcp.iter().map(|c| c.count).sum::<u64>())
+        .sum()
 }
 
 fn managed_pages(a: &Allocator) -> u64 {
@@ -515,10 +628,25 @@ fn managed_pages(a: &Allocator) -> u64 {
 
 impl Harness {
     /// A harness over `layout`. `limit` bounds every pfn the operations may grow to.
-    pub fn new(layout: &MemoryLayout, cfg: Config, limit: Pfn, seed: u64, strict: bool) -> Result<Harness, String> {
+    pub fn new(
+        layout: &MemoryLayout,
+        cfg: Config,
+        limit: Pfn,
+        seed: u64,
+        strict: bool,
+    ) -> Result<Harness, String> {
         let a = Allocator::new(layout, cfg).map_err(|e| e.to_string())?;
         let digest_bad_ops = a.zones.iter().map(|z| z.pages.len()).sum::<usize>() <= 1 << 16;
-        Ok(Harness { a, m: Model::new(layout, limit, seed), c: Counters::default(), strict, digest_bad_ops, known_bugs: Vec::new(), known_hits: 0, trace: false })
+        Ok(Harness {
+            a,
+            m: Model::new(layout, limit, seed),
+            c: Counters::default(),
+            strict,
+            digest_bad_ops,
+            known_bugs: Vec::new(),
+            known_hits: 0,
+            trace: false,
+        })
     }
 
     fn fail<T>(&self, msg: String) -> Result<T, String> {
@@ -540,13 +668,26 @@ impl Harness {
         self.checker("invariant checker")?;
         for (&p, b) in &self.m.live {
             match self.a.page_state(p) {
-                Some(s) if s.state == spb_alloc::page::PageState::Alloc && s.order == b.order && s.cookie() == b.cookie => {}
-                s => return self.fail(format!("model block {p:#x} order {} cookie {} is {:?} in the allocator", b.order, b.cookie, s)),
+                Some(s)
+                    if s.state == spb_alloc::page::PageState::Alloc
+                        && s.order == b.order
+                        && s.cookie() == b.cookie => {}
+                s => {
+                    return self.fail(format!(
+                        "model block {p:#x} order {} cookie {} is {:?} in the allocator",
+                        b.order, b.cookie, s
+                    ))
+                }
             }
         }
         let ap = allocated_pages(&self.a);
         if ap != self.m.live_pages {
-            return self.fail(format!("the allocator counts {} allocated pages, the model {} ({} pages unaccounted)", ap, self.m.live_pages, ap as i64 - self.m.live_pages as i64));
+            return self.fail(format!(
+                "the allocator counts {} allocated pages, the model {} ({} pages unaccounted)",
+                ap,
+                self.m.live_pages,
+                ap as i64 - self.m.live_pages as i64
+            ));
         }
         Ok(())
     }
@@ -581,9 +722,20 @@ impl Harness {
         self.c.ops += 1;
         let geo = self.a.geo;
         match *op {
-            Op::Alloc { order, gfp, cpu, trylock } => {
+            Op::Alloc {
+                order,
+                gfp,
+                cpu,
+                trylock,
+            } => {
                 let cookie = self.m.cookie();
-                let req = AllocRequest { order, gfp, cpu, cookie, trylock };
+                let req = AllocRequest {
+                    order,
+                    gfp,
+                    cpu,
+                    cookie,
+                    trylock,
+                };
                 let r = self.a.alloc(req, &mut ModelEnv { m: &mut self.m });
                 self.tr(|| format!("a.alloc(AllocRequest {{ order: {order}, gfp: Gfp({:#x}), cpu: {cpu}, cookie: {cookie}, trylock: {trylock} }}, &mut env) = {r:?}", gfp.0));
                 let highest = gfp.highest_zone();
@@ -601,59 +753,127 @@ impl Harness {
                         if let Err(e) = self.m.check_new_block("alloc", p, order, Some(highest)) {
                             return self.fail(format!("{e} ({op:?})"));
                         }
-                        self.m.insert(p, Block { order, cookie, mt: gfp.migratetype() });
+                        self.m.insert(
+                            p,
+                            Block {
+                                order,
+                                cookie,
+                                mt: gfp.migratetype(),
+                            },
+                        );
                         self.c.allocs += 1;
                     }
                     (Err(e), Some(k)) if e.kind == k => self.c.rejected += 1,
-                    (Err(e), None) if !matches!(e.kind, AllocErrorKind::OrderTooLarge | AllocErrorKind::BadCpu | AllocErrorKind::NoZone) => {
+                    (Err(e), None)
+                        if !matches!(
+                            e.kind,
+                            AllocErrorKind::OrderTooLarge
+                                | AllocErrorKind::BadCpu
+                                | AllocErrorKind::NoZone
+                        ) =>
+                    {
                         self.c.alloc_fail += 1
                     }
-                    (r, k) => return self.fail(format!("{op:?}: got {r:?}, expected {}", k.map_or("success or an out-of-memory error".to_string(), |k| format!("{k:?}")))),
+                    (r, k) => {
+                        return self.fail(format!(
+                            "{op:?}: got {r:?}, expected {}",
+                            k.map_or(
+                                "success or an out-of-memory error".to_string(),
+                                |k| format!("{k:?}")
+                            )
+                        ))
+                    }
                 }
             }
             Op::Free { pick, cpu } => {
-                let Some((p, b)) = self.m.pick(pick) else { return Ok(()) };
+                let Some((p, b)) = self.m.pick(pick) else {
+                    return Ok(());
+                };
                 let r = self.a.free(p, b.order, cpu);
                 self.tr(|| format!("a.free({p:#x}, {}, {cpu}) = {r:?}", b.order));
                 if let Err(e) = r {
-                    return self.fail(format!("free of the live block {p:#x} order {} failed: {e}", b.order));
+                    return self.fail(format!(
+                        "free of the live block {p:#x} order {} failed: {e}",
+                        b.order
+                    ));
                 }
                 self.m.remove(p);
                 self.c.frees += 1;
             }
-            Op::FreeOther { how, pick, arg, cpu } => {
+            Op::FreeOther {
+                how,
+                pick,
+                arg,
+                cpu,
+            } => {
                 let (p, o) = self.m.other_pfn(how, pick, arg, geo.max_order);
                 self.free_predicted(p, o, cpu)?;
             }
             Op::Split { pick, new_order } => {
-                let Some((p, b)) = self.m.pick(pick) else { return Ok(()) };
+                let Some((p, b)) = self.m.pick(pick) else {
+                    return Ok(());
+                };
                 if b.order == 0 {
                     return Ok(());
                 }
                 let no = new_order % b.order;
                 self.split_predicted(p, b.order, no)?;
             }
-            Op::SplitOther { how, pick, arg, new_order } => {
+            Op::SplitOther {
+                how,
+                pick,
+                arg,
+                new_order,
+            } => {
                 let (p, o) = self.m.other_pfn(how, pick, arg, geo.max_order);
                 self.split_predicted(p, o, new_order)?;
             }
             Op::AllocAt { pfn, order, gfp } => {
                 let n = 1u64.checked_shl(order as u32).unwrap_or(0);
                 let zi = self.m.zone_of(pfn);
-                let ok_shape = order <= geo.max_order && pfn & (n - 1) == 0 && zi.is_some_and(|zi| pfn + n <= self.m.spans[zi].end);
-                let expect_ok = ok_shape && self.m.all_managed(pfn, n) && self.m.overlapping(pfn, n).is_none();
-                let held_before = self.a.free_pages() + self.a.zones.iter().flat_map(|z| z.pcp.iter()).map(|c| c.count).sum::<u64>();
+                let ok_shape = order <= geo.max_order
+                    && pfn & (n - 1) == 0
+                    && zi.is_some_and(|zi| pfn + n <= self.m.spans[zi].end);
+                let expect_ok =
+                    ok_shape && self.m.all_managed(pfn, n) && self.m.overlapping(pfn, n).is_none();
+                let held_before = self.a.free_pages()
+                    + self
+                        .a
+                        .zones
+                        .iter()
+                        .flat_map(|z| z.pcp.iter())
+                        .map(|c| c.count)
+                        .sum::<u64>();
                 let cookie = self.m.cookie();
                 let r = self.a.alloc_at(pfn, order, gfp, cookie);
-                self.tr(|| format!("a.alloc_at({pfn:#x}, {order}, Gfp({:#x}), {cookie}) = {r:?}", gfp.0));
+                self.tr(|| {
+                    format!(
+                        "a.alloc_at({pfn:#x}, {order}, Gfp({:#x}), {cookie}) = {r:?}",
+                        gfp.0
+                    )
+                });
                 match (r, expect_ok) {
                     (Ok(()), true) => {
-                        self.m.insert(pfn, Block { order, cookie, mt: gfp.migratetype() });
+                        self.m.insert(
+                            pfn,
+                            Block {
+                                order,
+                                cookie,
+                                mt: gfp.migratetype(),
+                            },
+                        );
                         self.c.alloc_at += 1;
                     }
                     (Err(_), false) => {
                         self.c.rejected += 1;
-                        let held = self.a.free_pages() + self.a.zones.iter().flat_map(|z| z.pcp.iter()).map(|c| c.count).sum::<u64>();
+                        let held = self.a.free_pages()
+                            + self
+                                .a
+                                .zones
+                                .iter()
+                                .flat_map(|z| z.pcp.iter())
+                                .map(|c| c.count)
+                                .sum::<u64>();
                         if held != held_before {
                             return self.fail(format!("{op:?} was rejected but free + per-CPU pages went from {held_before} to {held}"));
                         }
@@ -668,20 +888,44 @@ impl Harness {
                             return self.fail(msg);
                         }
                     }
-                    (r, _) => return self.fail(format!("{op:?}: got {r:?}, the model expected {}", if expect_ok { "success" } else { "an error" })),
+                    (r, _) => {
+                        return self.fail(format!(
+                            "{op:?}: got {r:?}, the model expected {}",
+                            if expect_ok { "success" } else { "an error" }
+                        ))
+                    }
                 }
             }
             Op::Contig { order, gfp } => {
                 let cookie = self.m.cookie();
-                let r = self.a.alloc_contig(order, gfp, cookie, &mut ModelEnv { m: &mut self.m });
-                self.tr(|| format!("a.alloc_contig({order}, Gfp({:#x}), {cookie}, &mut env) = {r:?}", gfp.0));
+                let r = self
+                    .a
+                    .alloc_contig(order, gfp, cookie, &mut ModelEnv { m: &mut self.m });
+                self.tr(|| {
+                    format!(
+                        "a.alloc_contig({order}, Gfp({:#x}), {cookie}, &mut env) = {r:?}",
+                        gfp.0
+                    )
+                });
                 let bad = order < geo.pageblock_order || order > geo.spb_order;
                 match r {
                     Ok(p) if !bad => {
-                        if let Err(e) = self.m.check_new_block("alloc_contig", p, order, Some(gfp.highest_zone())) {
+                        if let Err(e) = self.m.check_new_block(
+                            "alloc_contig",
+                            p,
+                            order,
+                            Some(gfp.highest_zone()),
+                        ) {
                             return self.fail(format!("{e} ({op:?})"));
                         }
-                        self.m.insert(p, Block { order, cookie, mt: MigrateType::Movable });
+                        self.m.insert(
+                            p,
+                            Block {
+                                order,
+                                cookie,
+                                mt: MigrateType::Movable,
+                            },
+                        );
                         self.c.contig_ok += 1;
                     }
                     Err(ContigError::BadOrder) if bad => self.c.rejected += 1,
@@ -689,12 +933,33 @@ impl Harness {
                     r => return self.fail(format!("{op:?}: got {r:?}")),
                 }
             }
-            Op::Compact { zone, order, prio, mt, daemon } => {
+            Op::Compact {
+                zone,
+                order,
+                prio,
+                mt,
+                daemon,
+            } => {
                 let zi = zone as usize % self.a.zones.len();
-                let prio = [CompactPriority::SyncFull, CompactPriority::SyncLight, CompactPriority::Async][prio as usize % 3];
-                let mt = [MigrateType::Unmovable, MigrateType::Movable, MigrateType::Reclaimable][mt as usize % 3];
+                let prio = [
+                    CompactPriority::SyncFull,
+                    CompactPriority::SyncLight,
+                    CompactPriority::Async,
+                ][prio as usize % 3];
+                let mt = [
+                    MigrateType::Unmovable,
+                    MigrateType::Movable,
+                    MigrateType::Reclaimable,
+                ][mt as usize % 3];
                 let order = order.map(|o| o % (geo.max_order + 1));
-                let r = self.a.compact_zone(zi, order, prio, mt, daemon, &mut ModelEnv { m: &mut self.m });
+                let r = self.a.compact_zone(
+                    zi,
+                    order,
+                    prio,
+                    mt,
+                    daemon,
+                    &mut ModelEnv { m: &mut self.m },
+                );
                 self.tr(|| format!("a.compact_zone({zi}, {order:?}, CompactPriority::{prio:?}, MigrateType::{mt:?}, {daemon}, &mut env) = {r:?}"));
                 self.c.compactions += 1;
             }
@@ -716,11 +981,21 @@ impl Harness {
             Op::GrowNext { zone, pages } => {
                 let zi = zone as usize % self.a.zones.len();
                 let span = self.m.spans[zi];
-                let cap = self.m.spans.get(zi + 1).map_or(self.m.limit, |s| s.start).min(self.m.limit);
+                let cap = self
+                    .m
+                    .spans
+                    .get(zi + 1)
+                    .map_or(self.m.limit, |s| s.start)
+                    .min(self.m.limit);
                 // the first absent pfn of the span, else the span end
-                let start = (span.start..span.end).find(|&p| self.m.class[p as usize] == Class::Absent).unwrap_or(span.end);
+                let start = (span.start..span.end)
+                    .find(|&p| self.m.class[p as usize] == Class::Absent)
+                    .unwrap_or(span.end);
                 let mut end = start;
-                while end < cap && end - start < pages.max(1) && self.m.class[end as usize] == Class::Absent {
+                while end < cap
+                    && end - start < pages.max(1)
+                    && self.m.class[end as usize] == Class::Absent
+                {
                     end += 1;
                 }
                 if end > start {
@@ -751,10 +1026,18 @@ impl Harness {
             (Err(_), false) => {
                 self.c.rejected += 1;
                 if before.is_some_and(|d| d != digest(&self.a)) {
-                    return self.fail(format!("free({p:#x}, order {o}) was rejected but changed the allocator state"));
+                    return self.fail(format!(
+                        "free({p:#x}, order {o}) was rejected but changed the allocator state"
+                    ));
                 }
             }
-            (r, _) => return self.fail(format!("free({p:#x}, order {o}): got {r:?}, the model has {:?} ({:?} covers it)", live, self.m.covering(p))),
+            (r, _) => {
+                return self.fail(format!(
+                    "free({p:#x}, order {o}): got {r:?}, the model has {:?} ({:?} covers it)",
+                    live,
+                    self.m.covering(p)
+                ))
+            }
         }
         Ok(())
     }
@@ -777,10 +1060,16 @@ impl Harness {
             (Err(_), false) => {
                 self.c.rejected += 1;
                 if before.is_some_and(|d| d != digest(&self.a)) {
-                    return self.fail(format!("split({p:#x}, {o}, {no}) was rejected but changed the allocator state"));
+                    return self.fail(format!(
+                        "split({p:#x}, {o}, {no}) was rejected but changed the allocator state"
+                    ));
                 }
             }
-            (r, _) => return self.fail(format!("split({p:#x}, {o}, {no}): got {r:?}, the model has {live:?}")),
+            (r, _) => {
+                return self.fail(format!(
+                    "split({p:#x}, {o}, {no}): got {r:?}, the model has {live:?}"
+                ))
+            }
         }
         Ok(())
     }
@@ -789,16 +1078,33 @@ impl Harness {
         let nz = self.m.spans.len();
         let expect: Result<u64, GrowError> = if zi >= nz {
             Err(GrowError::NoZone)
-        } else if range.is_empty() || range.start < self.m.spans[zi].start || self.m.spans.get(zi + 1).is_some_and(|n| range.end > n.start) {
-            Err(GrowError::BadRange { start: range.start, end: range.end })
-        } else if let Some(p) = (range.start..range.end).find(|&p| self.m.class[p as usize] != Class::Absent) {
+        } else if range.is_empty()
+            || range.start < self.m.spans[zi].start
+            || self
+                .m
+                .spans
+                .get(zi + 1)
+                .is_some_and(|n| range.end > n.start)
+        {
+            Err(GrowError::BadRange {
+                start: range.start,
+                end: range.end,
+            })
+        } else if let Some(p) =
+            (range.start..range.end).find(|&p| self.m.class[p as usize] != Class::Absent)
+        {
             Err(GrowError::AlreadyManaged { pfn: p })
         } else {
             Ok(range.len())
         };
         let before = (self.a.free_pages(), managed_pages(&self.a));
         let r = self.a.grow_zone(zi, range);
-        self.tr(|| format!("a.grow_zone({zi}, PfnRange::new({:#x}, {:#x})) = {r:?}", range.start, range.end));
+        self.tr(|| {
+            format!(
+                "a.grow_zone({zi}, PfnRange::new({:#x}, {:#x})) = {r:?}",
+                range.start, range.end
+            )
+        });
         match (&r, &expect) {
             (Ok(n), Ok(m)) if n == m => {
                 for p in range.start..range.end {
@@ -820,7 +1126,11 @@ impl Harness {
                     self.m.spans[zi].end = self.a.zones[zi].span.end;
                 }
             }
-            _ => return self.fail(format!("grow_zone({zi}, {range:?}): got {r:?}, the model expected {expect:?}")),
+            _ => {
+                return self.fail(format!(
+                    "grow_zone({zi}, {range:?}): got {r:?}, the model expected {expect:?}"
+                ))
+            }
         }
         Ok(())
     }
@@ -858,7 +1168,13 @@ impl Harness {
         let (layout, limit) = fuzz_layout(u.u8());
         let kind = PolicyKind::ALL[u.u8() as usize % 3];
         let bits = u.u64();
-        let spb = if u.u8() % 4 == 0 { SpbSwitches::all_on() } else { SpbSwitches(bits & (SpbSwitches::all_on().0 | 1 << spb_alloc::SpbSwitch::RefuseLiteral as u8)) };
+        let spb = if u.u8() % 4 == 0 {
+            SpbSwitches::all_on()
+        } else {
+            SpbSwitches(
+                bits & (SpbSwitches::all_on().0 | 1 << spb_alloc::SpbSwitch::RefuseLiteral as u8),
+            )
+        };
         let flags = u.u8();
         let cfg = Config {
             policy: PolicyConfig { kind, spb },
@@ -944,31 +1260,82 @@ fn gfp_of(u: &mut Bytes) -> Gfp {
 
 fn decode_op(u: &mut Bytes, geo: Geometry, nz: u8, limit: Pfn) -> Op {
     match u.u8() % 32 {
-        0..=8 => Op::Alloc { order: u.u8() % 12, gfp: gfp_of(u), cpu: (u.u8() % 6) as u16, trylock: u.u8() % 8 == 0 },
-        9..=14 => Op::Free { pick: u.u16() as u64, cpu: u.u16() },
-        15..=17 => Op::FreeOther { how: u.u8(), pick: u.u16() as u64, arg: u.u64(), cpu: u.u8() as u16 },
-        18 => Op::Split { pick: u.u16() as u64, new_order: u.u8() },
-        19 => Op::SplitOther { how: u.u8(), pick: u.u16() as u64, arg: u.u64(), new_order: u.u8() % 12 },
+        0..=8 => Op::Alloc {
+            order: u.u8() % 12,
+            gfp: gfp_of(u),
+            cpu: (u.u8() % 6) as u16,
+            trylock: u.u8() % 8 == 0,
+        },
+        9..=14 => Op::Free {
+            pick: u.u16() as u64,
+            cpu: u.u16(),
+        },
+        15..=17 => Op::FreeOther {
+            how: u.u8(),
+            pick: u.u16() as u64,
+            arg: u.u64(),
+            cpu: u.u8() as u16,
+        },
+        18 => Op::Split {
+            pick: u.u16() as u64,
+            new_order: u.u8(),
+        },
+        19 => Op::SplitOther {
+            how: u.u8(),
+            pick: u.u16() as u64,
+            arg: u.u64(),
+            new_order: u.u8() % 12,
+        },
         20 | 21 => {
             let order = u.u8() % (geo.max_order + 3);
             let raw = u.u16() as u64 % (limit + 32);
-            let pfn = if u.u8() % 4 == 0 { raw } else { raw & !((1u64 << order) - 1) };
-            Op::AllocAt { pfn, order, gfp: gfp_of(u) }
+            let pfn = if u.u8() % 4 == 0 {
+                raw
+            } else {
+                raw & !((1u64 << order) - 1)
+            };
+            Op::AllocAt {
+                pfn,
+                order,
+                gfp: gfp_of(u),
+            }
         }
-        22 | 23 => Op::Contig { order: geo.spb_order.saturating_sub(u.u8() % (geo.spb_order + 2)), gfp: gfp_of(u) },
+        22 | 23 => Op::Contig {
+            order: geo.spb_order.saturating_sub(u.u8() % (geo.spb_order + 2)),
+            gfp: gfp_of(u),
+        },
         24 => {
             let o = u.u8();
-            Op::Compact { zone: u.u8() % nz, order: (o < 200).then_some(o), prio: u.u8(), mt: u.u8(), daemon: u.u8() % 2 == 0 }
+            Op::Compact {
+                zone: u.u8() % nz,
+                order: (o < 200).then_some(o),
+                prio: u.u8(),
+                mt: u.u8(),
+                daemon: u.u8() % 2 == 0,
+            }
         }
         25 => Op::Drain,
-        26 | 27 => Op::Background { step_ns: [0, 1_000_000, 100_000_000, 600_000_000, 2_000_000_000][u.u8() as usize % 5] },
+        26 | 27 => Op::Background {
+            step_ns: [0, 1_000_000, 100_000_000, 600_000_000, 2_000_000_000][u.u8() as usize % 5],
+        },
         28 | 29 => {
             let zone = u.u8() % (nz + 1);
             let start = u.u16() as u64 % (limit + 16);
             let len = u.u16() as u64 % (limit / 2 + 1);
-            Op::Grow { zone, start, end: if u.u8() % 8 == 0 { start.wrapping_sub(len) } else { start + len } }
+            Op::Grow {
+                zone,
+                start,
+                end: if u.u8() % 8 == 0 {
+                    start.wrapping_sub(len)
+                } else {
+                    start + len
+                },
+            }
         }
-        _ => Op::GrowNext { zone: u.u8() % nz, pages: 1 + u.u16() as u64 % geo.spb_pages() },
+        _ => Op::GrowNext {
+            zone: u.u8() % nz,
+            pages: 1 + u.u16() as u64 % geo.spb_pages(),
+        },
     }
 }
 
@@ -976,15 +1343,33 @@ fn decode_op(u: &mut Bytes, geo: Geometry, nz: u8, limit: Pfn) -> Op {
 fn fuzz_layout(sel: u8) -> (MemoryLayout, Pfn) {
     let g = Geometry::TINY;
     let s = g.spb_pages(); // 128
-    let rsv = |a: Pfn, b: Pfn, kind| Reservation { range: PfnRange::new(a, b), kind };
+    let rsv = |a: Pfn, b: Pfn, kind| Reservation {
+        range: PfnRange::new(a, b),
+        kind,
+    };
     match sel % 6 {
         // one Normal zone of 4 SPBs, growth beyond the end
-        0 => (MemoryLayout { geometry: g, zones: vec![ZoneSpec::plain(ZoneKind::Normal, PfnRange::new(s, 5 * s))] }, 8 * s),
+        0 => (
+            MemoryLayout {
+                geometry: g,
+                zones: vec![ZoneSpec::plain(ZoneKind::Normal, PfnRange::new(s, 5 * s))],
+            },
+            8 * s,
+        ),
         // DMA32 + Normal with an uninitialised top SPB (tests/model.rs)
         1 => {
             let mut z1 = ZoneSpec::plain(ZoneKind::Normal, PfnRange::new(2 * s, 6 * s));
             z1.uninit.push(PfnRange::new(5 * s, 6 * s));
-            (MemoryLayout { geometry: g, zones: vec![ZoneSpec::plain(ZoneKind::Dma32, PfnRange::new(s, 2 * s)), z1] }, 8 * s)
+            (
+                MemoryLayout {
+                    geometry: g,
+                    zones: vec![
+                        ZoneSpec::plain(ZoneKind::Dma32, PfnRange::new(s, 2 * s)),
+                        z1,
+                    ],
+                },
+                8 * s,
+            )
         }
         // four zones, unaligned starts, holes, reservations, uninit, gaps between zones
         2 => {
@@ -995,31 +1380,61 @@ fn fuzz_layout(sel: u8) -> (MemoryLayout, Pfn) {
             d32.reserved.push(rsv(300, 310, ReserveKind::BounceBuffers));
             let mut n = ZoneSpec::plain(ZoneKind::Normal, PfnRange::new(3 * s, 7 * s));
             n.reserved.push(rsv(7 * s - 20, 7 * s, ReserveKind::Memmap));
-            n.reserved.push(rsv(4 * s + 3, 4 * s + 5, ReserveKind::KernelImage));
+            n.reserved
+                .push(rsv(4 * s + 3, 4 * s + 5, ReserveKind::KernelImage));
             n.uninit.push(PfnRange::new(6 * s, 7 * s - 20));
             let mv = ZoneSpec::plain(ZoneKind::Movable, PfnRange::new(8 * s, 10 * s));
-            (MemoryLayout { geometry: g, zones: vec![dma, d32, n, mv] }, 12 * s)
+            (
+                MemoryLayout {
+                    geometry: g,
+                    zones: vec![dma, d32, n, mv],
+                },
+                12 * s,
+            )
         }
         // a zone boundary inside an SPB, uninit at the top
         3 => {
             let mut n = ZoneSpec::plain(ZoneKind::Normal, PfnRange::new(200, 700));
             n.uninit.push(PfnRange::new(600, 700));
-            (MemoryLayout { geometry: g, zones: vec![ZoneSpec::plain(ZoneKind::Dma32, PfnRange::new(128, 200)), n] }, 8 * s)
+            (
+                MemoryLayout {
+                    geometry: g,
+                    zones: vec![ZoneSpec::plain(ZoneKind::Dma32, PfnRange::new(128, 200)), n],
+                },
+                8 * s,
+            )
         }
         // pageblock order == max order
         4 => {
-            let g = Geometry { page_shift: 12, pageblock_order: 3, max_order: 3, spb_order: 6 };
+            let g = Geometry {
+                page_shift: 12,
+                pageblock_order: 3,
+                max_order: 3,
+                spb_order: 6,
+            };
             let s = g.spb_pages();
             let mut n = ZoneSpec::plain(ZoneKind::Normal, PfnRange::new(2 * s, 8 * s));
             n.uninit.push(PfnRange::new(7 * s, 8 * s));
-            (MemoryLayout { geometry: g, zones: vec![ZoneSpec::plain(ZoneKind::Dma32, PfnRange::new(s, 2 * s)), n] }, 12 * s)
+            (
+                MemoryLayout {
+                    geometry: g,
+                    zones: vec![ZoneSpec::plain(ZoneKind::Dma32, PfnRange::new(s, 2 * s)), n],
+                },
+                12 * s,
+            )
         }
         // a single small zone with no room to grow but its own uninit pages
         _ => {
             let mut n = ZoneSpec::plain(ZoneKind::Normal, PfnRange::new(s, 3 * s));
             n.uninit.push(PfnRange::new(2 * s + 16, 2 * s + 48));
             n.holes.push(PfnRange::new(2 * s + 64, 2 * s + 72));
-            (MemoryLayout { geometry: g, zones: vec![n] }, 3 * s)
+            (
+                MemoryLayout {
+                    geometry: g,
+                    zones: vec![n],
+                },
+                3 * s,
+            )
         }
     }
 }
@@ -1045,7 +1460,13 @@ pub struct SoakMemory {
 
 impl Default for SoakMemory {
     fn default() -> Self {
-        SoakMemory { geometry: Geometry::TINY, normal_spbs: 12, uninit_spbs: 2, hotplug_spbs: 2, tail_pages: 0 }
+        SoakMemory {
+            geometry: Geometry::TINY,
+            normal_spbs: 12,
+            uninit_spbs: 2,
+            hotplug_spbs: 2,
+            tail_pages: 0,
+        }
     }
 }
 
@@ -1074,7 +1495,17 @@ pub struct SoakOptions {
 
 impl Default for SoakOptions {
     fn default() -> Self {
-        SoakOptions { ops: 1_000_000, seed: 1, policy: PolicyConfig::spb(), check_every: 1000, memory: SoakMemory::default(), nr_cpus: 4, epoch_ops: 100_000, known_bugs: Vec::new(), vary: true }
+        SoakOptions {
+            ops: 1_000_000,
+            seed: 1,
+            policy: PolicyConfig::spb(),
+            check_every: 1000,
+            memory: SoakMemory::default(),
+            nr_cpus: 4,
+            epoch_ops: 100_000,
+            known_bugs: Vec::new(),
+            vary: true,
+        }
     }
 }
 
@@ -1110,7 +1541,8 @@ impl SoakReport {
         self.counts.add(&o.counts);
         self.violations += o.violations;
         let room = 10usize.saturating_sub(self.violation_samples.len());
-        self.violation_samples.extend(o.violation_samples.into_iter().take(room));
+        self.violation_samples
+            .extend(o.violation_samples.into_iter().take(room));
         self.lost_pages += o.lost_pages;
         self.epochs += o.epochs;
         self.migrations += o.migrations;
@@ -1124,11 +1556,27 @@ impl SoakReport {
 impl fmt::Display for SoakReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let c = &self.counts;
-        writeln!(f, "policy {}: {} ops in {:.1?} ({} epochs, {} checks)", self.policy, c.ops, self.wall, self.epochs, c.checks)?;
-        writeln!(f, "  violations {}  lost pages {}  known-bug hits {}", self.violations, self.lost_pages, self.known_bug_hits)?;
-        writeln!(f, "  allocs {} (failed {})  frees {}  splits {}  alloc_at {}  rejected misuse {}", c.allocs, c.alloc_fail, c.frees, c.splits, c.alloc_at, c.rejected)?;
+        writeln!(
+            f,
+            "policy {}: {} ops in {:.1?} ({} epochs, {} checks)",
+            self.policy, c.ops, self.wall, self.epochs, c.checks
+        )?;
+        writeln!(
+            f,
+            "  violations {}  lost pages {}  known-bug hits {}",
+            self.violations, self.lost_pages, self.known_bug_hits
+        )?;
+        writeln!(
+            f,
+            "  allocs {} (failed {})  frees {}  splits {}  alloc_at {}  rejected misuse {}",
+            c.allocs, c.alloc_fail, c.frees, c.splits, c.alloc_at, c.rejected
+        )?;
         writeln!(f, "  contig ok {} failed {}  compactions {}  grows {} ({} pages)  drains {}  background {}", c.contig_ok, c.contig_fail, c.compactions, c.grows, c.grown_pages, c.drains, c.background_runs)?;
-        write!(f, "  embedder: migrations {}  reclaimed pages {}  oom kills {}", self.migrations, self.reclaimed_pages, self.oom_kills)?;
+        write!(
+            f,
+            "  embedder: migrations {}  reclaimed pages {}  oom kills {}",
+            self.migrations, self.reclaimed_pages, self.oom_kills
+        )?;
         for v in &self.violation_samples {
             write!(f, "\n  VIOLATION: {v}")?;
         }
@@ -1145,15 +1593,28 @@ pub fn soak_layout(mem: &SoakMemory) -> (MemoryLayout, Pfn) {
     let pb = g.pageblock_pages();
     let mut d32 = ZoneSpec::plain(ZoneKind::Dma32, PfnRange::new(s, 2 * s));
     d32.holes.push(PfnRange::new(s + 2 * pb, s + 3 * pb));
-    d32.reserved.push(Reservation { range: PfnRange::new(2 * s - pb / 2, 2 * s), kind: ReserveKind::BounceBuffers });
+    d32.reserved.push(Reservation {
+        range: PfnRange::new(2 * s - pb / 2, 2 * s),
+        kind: ReserveKind::BounceBuffers,
+    });
     let top = (2 + mem.normal_spbs.max(1) + mem.uninit_spbs) * s;
     let nend = top - mem.tail_pages.min(pb - 1);
     let mut n = ZoneSpec::plain(ZoneKind::Normal, PfnRange::new(2 * s, nend));
     if mem.uninit_spbs > 0 {
-        n.uninit.push(PfnRange::new(top - mem.uninit_spbs * s, nend));
+        n.uninit
+            .push(PfnRange::new(top - mem.uninit_spbs * s, nend));
     }
-    n.reserved.push(Reservation { range: PfnRange::new(2 * s + 5, 2 * s + 7), kind: ReserveKind::KernelImage });
-    (MemoryLayout { geometry: g, zones: vec![d32, n] }, top + mem.hotplug_spbs * s)
+    n.reserved.push(Reservation {
+        range: PfnRange::new(2 * s + 5, 2 * s + 7),
+        kind: ReserveKind::KernelImage,
+    });
+    (
+        MemoryLayout {
+            geometry: g,
+            zones: vec![d32, n],
+        },
+        top + mem.hotplug_spbs * s,
+    )
 }
 
 /// The machine of one soak epoch: its layout, pfn limit and CPU count.
@@ -1179,7 +1640,11 @@ pub fn epoch_machine(o: &SoakOptions, epoch: u64) -> (MemoryLayout, Pfn, usize) 
         normal_spbs: rng.gen_range(1..=m.normal_spbs.max(1)),
         uninit_spbs: rng.gen_range(0..=m.uninit_spbs),
         hotplug_spbs: rng.gen_range(0..=m.hotplug_spbs),
-        tail_pages: if rng.gen_bool(0.5) { rng.gen_range(1..pb) } else { 0 },
+        tail_pages: if rng.gen_bool(0.5) {
+            rng.gen_range(1..pb)
+        } else {
+            0
+        },
     };
     let (layout, limit) = soak_layout(&mem);
     (layout, limit, rng.gen_range(1..=nr_cpus))
@@ -1197,28 +1662,100 @@ fn soak_op(rng: &mut Pcg64, geo: Geometry, nz: u8, limit: Pfn, nr_cpus: u16) -> 
             _ => rng.gen_range(0..=geo.max_order),
         }
     };
-    let gfp = |rng: &mut Pcg64| -> Gfp { if rng.gen_ratio(1, 50) { Gfp(rng.gen()) } else { GFPS[rng.gen_range(0..GFPS.len())] } };
+    let gfp = |rng: &mut Pcg64| -> Gfp {
+        if rng.gen_ratio(1, 50) {
+            Gfp(rng.gen())
+        } else {
+            GFPS[rng.gen_range(0..GFPS.len())]
+        }
+    };
     match r {
-        0..=439 => Op::Alloc { order: order(rng), gfp: gfp(rng), cpu: rng.gen_range(0..nr_cpus), trylock: rng.gen_ratio(1, 20) },
-        440..=459 => Op::Alloc { order: rng.gen_range(0..=geo.max_order + 2), gfp: Gfp(rng.gen()), cpu: rng.gen_range(0..nr_cpus + 2), trylock: false },
-        460..=859 => Op::Free { pick: rng.gen(), cpu: rng.gen_range(0..nr_cpus + 1) },
-        860..=884 => Op::FreeOther { how: rng.gen(), pick: rng.gen(), arg: rng.gen(), cpu: rng.gen_range(0..nr_cpus) },
-        885..=899 => Op::Split { pick: rng.gen(), new_order: rng.gen() },
-        900..=904 => Op::SplitOther { how: rng.gen(), pick: rng.gen(), arg: rng.gen(), new_order: rng.gen_range(0..=geo.spb_order) },
+        0..=439 => Op::Alloc {
+            order: order(rng),
+            gfp: gfp(rng),
+            cpu: rng.gen_range(0..nr_cpus),
+            trylock: rng.gen_ratio(1, 20),
+        },
+        440..=459 => Op::Alloc {
+            order: rng.gen_range(0..=geo.max_order + 2),
+            gfp: Gfp(rng.gen()),
+            cpu: rng.gen_range(0..nr_cpus + 2),
+            trylock: false,
+        },
+        460..=859 => Op::Free {
+            pick: rng.gen(),
+            cpu: rng.gen_range(0..nr_cpus + 1),
+        },
+        860..=884 => Op::FreeOther {
+            how: rng.gen(),
+            pick: rng.gen(),
+            arg: rng.gen(),
+            cpu: rng.gen_range(0..nr_cpus),
+        },
+        885..=899 => Op::Split {
+            pick: rng.gen(),
+            new_order: rng.gen(),
+        },
+        900..=904 => Op::SplitOther {
+            how: rng.gen(),
+            pick: rng.gen(),
+            arg: rng.gen(),
+            new_order: rng.gen_range(0..=geo.spb_order),
+        },
         905..=919 => {
             let order = order(rng);
-            Op::AllocAt { pfn: rng.gen_range(0..limit) & !((1u64 << order) - 1), order, gfp: gfp(rng) }
+            Op::AllocAt {
+                pfn: rng.gen_range(0..limit) & !((1u64 << order) - 1),
+                order,
+                gfp: gfp(rng),
+            }
         }
-        920..=939 => Op::Contig { order: if rng.gen_ratio(3, 4) { geo.spb_order } else { rng.gen_range(geo.pageblock_order..=geo.spb_order) }, gfp: Gfp::HIGHUSER_MOVABLE },
-        940..=944 => Op::Contig { order: rng.gen_range(0..=geo.spb_order + 1), gfp: gfp(rng) },
-        945..=954 => Op::Compact { zone: rng.gen_range(0..nz), order: rng.gen_ratio(3, 4).then(|| rng.gen_range(0..=geo.max_order)), prio: rng.gen(), mt: rng.gen(), daemon: rng.gen() },
+        920..=939 => Op::Contig {
+            order: if rng.gen_ratio(3, 4) {
+                geo.spb_order
+            } else {
+                rng.gen_range(geo.pageblock_order..=geo.spb_order)
+            },
+            gfp: Gfp::HIGHUSER_MOVABLE,
+        },
+        940..=944 => Op::Contig {
+            order: rng.gen_range(0..=geo.spb_order + 1),
+            gfp: gfp(rng),
+        },
+        945..=954 => Op::Compact {
+            zone: rng.gen_range(0..nz),
+            order: rng
+                .gen_ratio(3, 4)
+                .then(|| rng.gen_range(0..=geo.max_order)),
+            prio: rng.gen(),
+            mt: rng.gen(),
+            daemon: rng.gen(),
+        },
         955..=964 => Op::Drain,
-        965..=984 => Op::Background { step_ns: [1_000_000, 50_000_000, 250_000_000, 1_000_000_000][rng.gen_range(0..4)] },
-        985..=992 => Op::GrowNext { zone: rng.gen_range(0..nz), pages: [1, geo.pageblock_pages(), 1u64 << geo.max_order, geo.spb_pages()][rng.gen_range(0..4)] },
+        965..=984 => Op::Background {
+            step_ns: [1_000_000, 50_000_000, 250_000_000, 1_000_000_000][rng.gen_range(0..4)],
+        },
+        985..=992 => Op::GrowNext {
+            zone: rng.gen_range(0..nz),
+            pages: [
+                1,
+                geo.pageblock_pages(),
+                1u64 << geo.max_order,
+                geo.spb_pages(),
+            ][rng.gen_range(0..4)],
+        },
         _ => {
             let start = rng.gen_range(0..limit + 64);
             let len = rng.gen_range(0..geo.spb_pages() * 2);
-            Op::Grow { zone: rng.gen_range(0..=nz), start, end: if rng.gen_ratio(1, 8) { start.saturating_sub(len) } else { start + len } }
+            Op::Grow {
+                zone: rng.gen_range(0..=nz),
+                start,
+                end: if rng.gen_ratio(1, 8) {
+                    start.saturating_sub(len)
+                } else {
+                    start + len
+                },
+            }
         }
     }
 }
@@ -1230,7 +1767,12 @@ fn epoch_rng(seed: u64, epoch: u64) -> Pcg64 {
 
 /// The allocator configuration of a soak.
 pub fn soak_config(o: &SoakOptions, nr_cpus: usize) -> Config {
-    Config { policy: o.policy.clone(), nr_cpus: nr_cpus.max(1), check_every: 0, ..Config::default() }
+    Config {
+        policy: o.policy.clone(),
+        nr_cpus: nr_cpus.max(1),
+        check_every: 0,
+        ..Config::default()
+    }
 }
 
 /// Regenerate the first `n` operations of epoch `epoch` of a soak, with the embedder's seed.
@@ -1239,16 +1781,26 @@ pub fn epoch_ops(o: &SoakOptions, epoch: u64, n: u64) -> (u64, Vec<Op>) {
     let mut rng = epoch_rng(o.seed, epoch);
     let env_seed = rng.gen();
     let nz = layout.zones.len() as u8;
-    let ops = (0..n).map(|_| soak_op(&mut rng, layout.geometry, nz, limit, nr_cpus as u16)).collect();
+    let ops = (0..n)
+        .map(|_| soak_op(&mut rng, layout.geometry, nz, limit, nr_cpus as u16))
+        .collect();
     (env_seed, ops)
 }
 
 /// Replay `ops` on a fresh soak allocator, the full check every `check_every` operations (and
 /// after the last). Returns the index of the first failing operation and the violation.
 /// With `trace`, every concrete API call and its result is printed to stderr.
-pub fn replay(o: &SoakOptions, epoch: u64, env_seed: u64, ops: &[Op], check_every: u64, trace: bool) -> Result<(), (usize, String)> {
+pub fn replay(
+    o: &SoakOptions,
+    epoch: u64,
+    env_seed: u64,
+    ops: &[Op],
+    check_every: u64,
+    trace: bool,
+) -> Result<(), (usize, String)> {
     let (layout, limit, nr_cpus) = epoch_machine(o, epoch);
-    let mut h = Harness::new(&layout, soak_config(o, nr_cpus), limit, env_seed, false).map_err(|e| (0, e))?;
+    let mut h = Harness::new(&layout, soak_config(o, nr_cpus), limit, env_seed, false)
+        .map_err(|e| (0, e))?;
     h.known_bugs = o.known_bugs.clone();
     h.trace = trace;
     h.m.trace = trace;
@@ -1277,7 +1829,9 @@ pub fn violation_class(msg: &str) -> String {
     let mut last_digit = false;
     for w in msg.split_inclusive(|c: char| !c.is_ascii_alphanumeric()) {
         let core = w.trim_end_matches(|c: char| !c.is_ascii_alphanumeric());
-        let is_num = !core.is_empty() && (core.chars().all(|c| c.is_ascii_digit()) || (core.starts_with("0x") && core[2..].chars().all(|c| c.is_ascii_hexdigit())));
+        let is_num = !core.is_empty()
+            && (core.chars().all(|c| c.is_ascii_digit())
+                || (core.starts_with("0x") && core[2..].chars().all(|c| c.is_ascii_hexdigit())));
         if is_num {
             if !last_digit {
                 out.push('N');
@@ -1294,8 +1848,16 @@ pub fn violation_class(msg: &str) -> String {
 /// Delta-debug `ops` down to a short sequence that still produces a violation of the same
 /// class (checking every `check_every` operations while searching). Slow for long inputs, but
 /// each replay is cheap in release builds.
-pub fn minimize(o: &SoakOptions, epoch: u64, env_seed: u64, ops: &[Op], check_every: u64) -> Vec<Op> {
-    let Err((i, e)) = replay(o, epoch, env_seed, ops, check_every, false) else { return ops.to_vec() };
+pub fn minimize(
+    o: &SoakOptions,
+    epoch: u64,
+    env_seed: u64,
+    ops: &[Op],
+    check_every: u64,
+) -> Vec<Op> {
+    let Err((i, e)) = replay(o, epoch, env_seed, ops, check_every, false) else {
+        return ops.to_vec();
+    };
     let class = violation_class(&e);
     let fails = |v: &[Op]| matches!(replay(o, epoch, env_seed, v, check_every, false), Err((_, e)) if violation_class(&e) == class);
     let mut cur: Vec<Op> = ops[..=i].to_vec();
@@ -1346,9 +1908,20 @@ fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
 /// starts from a fresh allocator.
 pub fn run(o: &SoakOptions) -> SoakReport {
     let t0 = Instant::now();
-    let label = if o.policy.kind != PolicyKind::Spb || o.policy.spb == SpbSwitches::all_on() { o.policy.kind.name().to_string() } else { o.policy.label() };
-    let mut rep = SoakReport { policy: label, ..SoakReport::default() };
-    let epoch_len = if o.epoch_ops == 0 { o.ops.max(1) } else { o.epoch_ops };
+    let label = if o.policy.kind != PolicyKind::Spb || o.policy.spb == SpbSwitches::all_on() {
+        o.policy.kind.name().to_string()
+    } else {
+        o.policy.label()
+    };
+    let mut rep = SoakReport {
+        policy: label,
+        ..SoakReport::default()
+    };
+    let epoch_len = if o.epoch_ops == 0 {
+        o.ops.max(1)
+    } else {
+        o.epoch_ops
+    };
     let mut done = 0u64;
     let note = |rep: &mut SoakReport, msg: String| {
         rep.violations += 1;
@@ -1387,7 +1960,10 @@ pub fn run(o: &SoakOptions) -> SoakReport {
                 Err(p) => Some(format!("panic: {}", panic_message(&*p))),
             };
             if let Some(e) = err {
-                note(&mut rep, format!("seed {} epoch {} op {} ({:?}): {}", o.seed, epoch, i, op, e));
+                note(
+                    &mut rep,
+                    format!("seed {} epoch {} op {} ({:?}): {}", o.seed, epoch, i, op, e),
+                );
                 done += i + 1;
                 broken = true;
                 break;
@@ -1395,11 +1971,24 @@ pub fn run(o: &SoakOptions) -> SoakReport {
         }
         if !broken {
             done += n;
-            let r = catch_unwind(AssertUnwindSafe(|| h.check().and_then(|_| h.free_everything())));
+            let r = catch_unwind(AssertUnwindSafe(|| {
+                h.check().and_then(|_| h.free_everything())
+            }));
             match r {
                 Ok(Ok(lost)) => rep.lost_pages += lost,
-                Ok(Err(e)) => note(&mut rep, format!("seed {} epoch {} end: {}", o.seed, epoch, e)),
-                Err(p) => note(&mut rep, format!("seed {} epoch {} end: panic: {}", o.seed, epoch, panic_message(&*p))),
+                Ok(Err(e)) => note(
+                    &mut rep,
+                    format!("seed {} epoch {} end: {}", o.seed, epoch, e),
+                ),
+                Err(p) => note(
+                    &mut rep,
+                    format!(
+                        "seed {} epoch {} end: panic: {}",
+                        o.seed,
+                        epoch,
+                        panic_message(&*p)
+                    ),
+                ),
             }
         }
         rep.counts.add(&h.c);

@@ -42,9 +42,17 @@ pub struct Shard {
 impl Shard {
     /// Parse `I/N` (0 <= I < N).
     pub fn parse(s: &str) -> Result<Shard, String> {
-        let (i, n) = s.split_once('/').ok_or_else(|| format!("shard `{}`: expected I/N, e.g. 0/4", s))?;
-        let index: usize = i.trim().parse().map_err(|_| format!("shard `{}`: I must be a whole number", s))?;
-        let count: usize = n.trim().parse().map_err(|_| format!("shard `{}`: N must be a whole number", s))?;
+        let (i, n) = s
+            .split_once('/')
+            .ok_or_else(|| format!("shard `{}`: expected I/N, e.g. 0/4", s))?;
+        let index: usize = i
+            .trim()
+            .parse()
+            .map_err(|_| format!("shard `{}`: I must be a whole number", s))?;
+        let count: usize = n
+            .trim()
+            .parse()
+            .map_err(|_| format!("shard `{}`: N must be a whole number", s))?;
         if count == 0 || index >= count {
             return Err(format!("shard `{}`: expected 0 <= I < N", s));
         }
@@ -60,7 +68,13 @@ impl Grid {
             for m in &self.memories {
                 for p in &self.policies {
                     for seed in &self.seeds {
-                        v.push(Cell { index: v.len(), scenario: s.clone(), policy: p.clone(), memory: *m, seed: *seed });
+                        v.push(Cell {
+                            index: v.len(),
+                            scenario: s.clone(),
+                            policy: p.clone(),
+                            memory: *m,
+                            seed: *seed,
+                        });
                     }
                 }
             }
@@ -72,7 +86,10 @@ impl Grid {
         let all = self.cells();
         match shard {
             None => all,
-            Some(sh) => all.into_iter().filter(|c| c.index % sh.count == sh.index).collect(),
+            Some(sh) => all
+                .into_iter()
+                .filter(|c| c.index % sh.count == sh.index)
+                .collect(),
         }
     }
 }
@@ -96,7 +113,12 @@ pub enum CellOutcome {
 
 /// Run `cells` in parallel with `runner`, writing one JSON line per finished cell to `out` in
 /// cell order. `progress` is called after each cell.
-pub fn run<F, W>(cells: &[Cell], runner: F, out: &mut W, mut progress: impl FnMut(usize)) -> std::io::Result<Vec<CellResult>>
+pub fn run<F, W>(
+    cells: &[Cell],
+    runner: F,
+    out: &mut W,
+    mut progress: impl FnMut(usize),
+) -> std::io::Result<Vec<CellResult>>
 where
     F: Fn(&Cell) -> Result<RunMetrics, String> + Sync,
     W: Write,
@@ -104,7 +126,13 @@ where
     use rayon::prelude::*;
     let results: Vec<CellResult> = cells
         .par_iter()
-        .map(|c| CellResult { cell: c.clone(), outcome: match runner(c) { Ok(m) => CellOutcome::Metrics(Box::new(m)), Err(e) => CellOutcome::Error(e) } })
+        .map(|c| CellResult {
+            cell: c.clone(),
+            outcome: match runner(c) {
+                Ok(m) => CellOutcome::Metrics(Box::new(m)),
+                Err(e) => CellOutcome::Error(e),
+            },
+        })
         .collect();
     for (k, r) in results.iter().enumerate() {
         serde_json::to_writer(&mut *out, r)?;
@@ -123,7 +151,8 @@ pub fn read_lines(name: &str, r: impl BufRead) -> Result<Vec<CellResult>, String
         if line.trim().is_empty() {
             continue;
         }
-        let c: CellResult = serde_json::from_str(&line).map_err(|e| format!("{}:{}: expected a sweep result line: {}", name, i + 1, e))?;
+        let c: CellResult = serde_json::from_str(&line)
+            .map_err(|e| format!("{}:{}: expected a sweep result line: {}", name, i + 1, e))?;
         v.push(c);
     }
     Ok(v)
@@ -152,7 +181,13 @@ pub fn merge(results: &[CellResult]) -> BTreeMap<(String, Option<u64>, String), 
         if !seen.insert(r.cell.index) {
             continue;
         }
-        let e = acc.entry((r.cell.scenario.clone(), r.cell.memory, r.cell.policy.clone())).or_default();
+        let e = acc
+            .entry((
+                r.cell.scenario.clone(),
+                r.cell.memory,
+                r.cell.policy.clone(),
+            ))
+            .or_default();
         match &r.outcome {
             CellOutcome::Error(_) => e.errors += 1,
             CellOutcome::Metrics(m) => {
@@ -183,9 +218,24 @@ pub fn merge(results: &[CellResult]) -> BTreeMap<(String, Option<u64>, String), 
 /// The merged summary as a text table.
 pub fn summary_text(m: &BTreeMap<(String, Option<u64>, String), Summary>) -> String {
     let mut s = String::new();
-    s.push_str(&format!("{:<16} {:>8} {:<28} {:>5} {:>8} {:>8} {:>8} {:>8} {:>8} {:>10} {:>9}\n", "scenario", "memory", "policy", "runs", "tainted", "lost", "floor", "1GiB", "limit", "migrated", "failures"));
+    s.push_str(&format!(
+        "{:<16} {:>8} {:<28} {:>5} {:>8} {:>8} {:>8} {:>8} {:>8} {:>10} {:>9}\n",
+        "scenario",
+        "memory",
+        "policy",
+        "runs",
+        "tainted",
+        "lost",
+        "floor",
+        "1GiB",
+        "limit",
+        "migrated",
+        "failures"
+    ));
     for ((sc, mem, pol), v) in m {
-        let mem = mem.map(|b| format!("{}G", b >> 30)).unwrap_or_else(|| "-".into());
+        let mem = mem
+            .map(|b| format!("{}G", b >> 30))
+            .unwrap_or_else(|| "-".into());
         s.push_str(&format!(
             "{:<16} {:>8} {:<28} {:>5} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>10.0} {:>9.1}{}\n",
             sc,
@@ -210,14 +260,24 @@ mod tests {
     use super::*;
 
     fn grid() -> Grid {
-        Grid { scenarios: vec!["a".into(), "b".into()], policies: vec!["vanilla".into(), "spb".into()], memories: vec![None, Some(8 << 30)], seeds: vec![1, 2, 3] }
+        Grid {
+            scenarios: vec!["a".into(), "b".into()],
+            policies: vec!["vanilla".into(), "spb".into()],
+            memories: vec![None, Some(8 << 30)],
+            seeds: vec![1, 2, 3],
+        }
     }
 
     fn fake(c: &Cell) -> Result<RunMetrics, String> {
         if c.seed == 3 && c.scenario == "b" {
             return Err("boom".into());
         }
-        let mut m = RunMetrics { scenario: c.scenario.clone(), policy: c.policy.clone(), seed: c.seed, ..Default::default() };
+        let mut m = RunMetrics {
+            scenario: c.scenario.clone(),
+            policy: c.policy.clone(),
+            seed: c.seed,
+            ..Default::default()
+        };
         m.normal.spb_tainted = c.seed + if c.policy == "spb" { 0 } else { 10 };
         Ok(m)
     }
@@ -227,7 +287,10 @@ mod tests {
         let g = grid();
         let all = g.cells();
         assert_eq!(all.len(), 24);
-        let mut idx: Vec<usize> = (0..3).flat_map(|i| g.shard_cells(Some(Shard { index: i, count: 3 }))).map(|c| c.index).collect();
+        let mut idx: Vec<usize> = (0..3)
+            .flat_map(|i| g.shard_cells(Some(Shard { index: i, count: 3 })))
+            .map(|c| c.index)
+            .collect();
         idx.sort();
         assert_eq!(idx, (0..24).collect::<Vec<_>>());
     }
@@ -248,7 +311,13 @@ mod tests {
         let mut lines = Vec::new();
         for i in 0..2 {
             let mut out = Vec::new();
-            run(&g.shard_cells(Some(Shard { index: i, count: 2 })), fake, &mut out, |_| {}).unwrap();
+            run(
+                &g.shard_cells(Some(Shard { index: i, count: 2 })),
+                fake,
+                &mut out,
+                |_| {},
+            )
+            .unwrap();
             lines.extend(read_lines("shard", &out[..]).unwrap());
         }
         assert_eq!(merge(&lines), merge(&r_all));

@@ -63,9 +63,17 @@ proptest! {
 
 /// One generated trace line: alloc or free (or a line of REAL_LINES), any pfn and order.
 fn kmem_line(i: usize, kind: u8, pfn: u64, order: u32) -> String {
-    let ctx = format!("            bash-1000    [00{}] .....   {}.{:06}: ", i % 3, 100 + i / 1000, i % 1000);
+    let ctx = format!(
+        "            bash-1000    [00{}] .....   {}.{:06}: ",
+        i % 3,
+        100 + i / 1000,
+        i % 1000
+    );
     match kind % 4 {
-        0 => format!("{ctx}mm_page_alloc: pfn={pfn:#x} order={order} migratetype={} gfp_flags=GFP_KERNEL", order % 4),
+        0 => format!(
+            "{ctx}mm_page_alloc: pfn={pfn:#x} order={order} migratetype={} gfp_flags=GFP_KERNEL",
+            order % 4
+        ),
         1 | 2 => format!("{ctx}mm_page_free: pfn={pfn:#x} order={order}"),
         _ => REAL_LINES[i % REAL_LINES.len()].to_string(),
     }

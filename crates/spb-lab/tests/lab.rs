@@ -8,14 +8,31 @@ use spb_lab::{load_scenario, run_scenario, SimOptions};
 
 fn run(name: &str, memory: u64, secs: u64, seed: u64, p: PolicyKind) -> RunMetrics {
     let mut sc = load_scenario(name).unwrap();
-    sc.apply(&Overrides { memory: Some(memory), duration_ns: Some(secs * 1_000_000_000), seed: Some(seed), layout: None });
-    run_scenario(&sc, &SimOptions { policy: PolicyConfig::of(p), check_every: 0 }, &mut |_| {}).unwrap_or_else(|e| panic!("{name} {p:?}: {e}"))
+    sc.apply(&Overrides {
+        memory: Some(memory),
+        duration_ns: Some(secs * 1_000_000_000),
+        seed: Some(seed),
+        layout: None,
+    });
+    run_scenario(
+        &sc,
+        &SimOptions {
+            policy: PolicyConfig::of(p),
+            check_every: 0,
+        },
+        &mut |_| {},
+    )
+    .unwrap_or_else(|e| panic!("{name} {p:?}: {e}"))
 }
 
 /// The JSON of a run without its wall-clock fields.
 fn json_without_wall(mut m: RunMetrics) -> String {
     m.wall_seconds = 0.0;
-    for k in ["events_per_second", "workload_wall_seconds", "workload_events_per_second"] {
+    for k in [
+        "events_per_second",
+        "workload_wall_seconds",
+        "workload_events_per_second",
+    ] {
         m.extra.remove(k);
     }
     serde_json::to_string(&m).unwrap()
@@ -25,10 +42,18 @@ fn json_without_wall(mut m: RunMetrics) -> String {
 fn same_seed_gives_identical_json() {
     let a = run("seed-16g", 2 << 30, 4, 3, PolicyKind::Vanilla);
     let b = run("seed-16g", 2 << 30, 4, 3, PolicyKind::Vanilla);
-    assert!(a.events > 100_000, "the run did something: {} events", a.events);
+    assert!(
+        a.events > 100_000,
+        "the run did something: {} events",
+        a.events
+    );
     assert_eq!(json_without_wall(a.clone()), json_without_wall(b));
     let c = run("seed-16g", 2 << 30, 4, 4, PolicyKind::Vanilla);
-    assert_ne!(json_without_wall(a), json_without_wall(c), "another seed gives another run");
+    assert_ne!(
+        json_without_wall(a),
+        json_without_wall(c),
+        "another seed gives another run"
+    );
 }
 
 #[test]
@@ -37,17 +62,34 @@ fn every_scenario_runs_under_every_policy() {
         for p in PolicyKind::ALL {
             let m = run(b.name, 3 << 30, 1, 1, p);
             let n = &m.all_zones;
-            assert_eq!(n.spb_clean + n.spb_empty + n.spb_lost, n.spb_total, "{} {:?}", b.name, p);
+            assert_eq!(
+                n.spb_clean + n.spb_empty + n.spb_lost,
+                n.spb_total,
+                "{} {:?}",
+                b.name,
+                p
+            );
             assert!(n.spb_tainted <= n.spb_tainted_peak);
-            assert!(m.gigantic.allocatable <= m.gigantic.limit, "{} {:?}: the probe cannot beat the limit: {:?}", b.name, p, m.gigantic);
+            assert!(
+                m.gigantic.allocatable <= m.gigantic.limit,
+                "{} {:?}: the probe cannot beat the limit: {:?}",
+                b.name,
+                p,
+                m.gigantic
+            );
             assert!(m.timeline.len() >= 2);
-            assert_eq!(m.timeline.last().unwrap().gigantic_obtainable, Some(m.gigantic.allocatable));
+            assert_eq!(
+                m.timeline.last().unwrap().gigantic_obtainable,
+                Some(m.gigantic.allocatable)
+            );
             assert_eq!(m.maps.len(), 2);
             assert!(m.events > 0);
             for k in m.alloc_failures.keys() {
                 assert!(k.contains(" order="), "{k}");
             }
-            assert!(m.vmstat.contains_key("pgalloc_normal") && m.vmstat.contains_key("nr_free_pages"));
+            assert!(
+                m.vmstat.contains_key("pgalloc_normal") && m.vmstat.contains_key("nr_free_pages")
+            );
         }
     }
 }
@@ -55,13 +97,44 @@ fn every_scenario_runs_under_every_policy() {
 #[test]
 fn json_keys_are_the_documented_ones() {
     let m = run("thp-challenge", 4 << 30, 1, 1, PolicyKind::Spb);
-    let v: serde_json::Value = serde_json::to_value(spb_lab::metrics::RunsDoc { runs: vec![m] }).unwrap();
+    let v: serde_json::Value =
+        serde_json::to_value(spb_lab::metrics::RunsDoc { runs: vec![m] }).unwrap();
     let r = &v["runs"][0];
-    for k in ["scenario", "policy", "seed", "memory_bytes", "virtual_seconds", "events", "wall_seconds", "normal", "all_zones", "gigantic", "thp", "pages_migrated", "alloc_failures", "oom_kills", "vmstat", "timeline"] {
+    for k in [
+        "scenario",
+        "policy",
+        "seed",
+        "memory_bytes",
+        "virtual_seconds",
+        "events",
+        "wall_seconds",
+        "normal",
+        "all_zones",
+        "gigantic",
+        "thp",
+        "pages_migrated",
+        "alloc_failures",
+        "oom_kills",
+        "vmstat",
+        "timeline",
+    ] {
         assert!(r.get(k).is_some(), "missing key {k}");
     }
-    for k in ["spb_total", "spb_tainted", "spb_tainted_peak", "spb_pinned", "spb_lost", "lost_floor", "tainted_floor", "spb_clean", "spb_empty"] {
-        assert!(r["normal"].get(k).is_some() && r["all_zones"].get(k).is_some(), "missing census key {k}");
+    for k in [
+        "spb_total",
+        "spb_tainted",
+        "spb_tainted_peak",
+        "spb_pinned",
+        "spb_lost",
+        "lost_floor",
+        "tainted_floor",
+        "spb_clean",
+        "spb_empty",
+    ] {
+        assert!(
+            r["normal"].get(k).is_some() && r["all_zones"].get(k).is_some(),
+            "missing census key {k}"
+        );
     }
     for k in ["allocatable", "limit", "probe_pages_migrated"] {
         assert!(r["gigantic"].get(k).is_some(), "missing gigantic key {k}");

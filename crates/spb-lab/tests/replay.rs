@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use spb_lab::replay::{replay, PolicySel, ReplayOptions, ReplayOutput};
 
 fn data(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name)
 }
 
 fn zoneinfo_24g() -> PathBuf {
@@ -18,7 +20,14 @@ fn zoneinfo_24g() -> PathBuf {
 fn consistent(out: &ReplayOutput) {
     for r in &out.doc.runs {
         let n = &r.extra["replay_notes"];
-        for k in ["sim_free_errors", "sim_split_errors", "real_alloc_at_failed", "grow_errors", "free_unmapped", "prefill_alloc_at_failed"] {
+        for k in [
+            "sim_free_errors",
+            "sim_split_errors",
+            "real_alloc_at_failed",
+            "grow_errors",
+            "free_unmapped",
+            "prefill_alloc_at_failed",
+        ] {
             assert!(n.get(k).is_none(), "{}: {k} = {:?}", r.policy, n.get(k));
         }
         let t = r.trace.as_ref().expect("replay runs carry trace stats");
@@ -27,7 +36,11 @@ fn consistent(out: &ReplayOutput) {
 }
 
 fn all_policies() -> ReplayOptions {
-    ReplayOptions { policies: PolicySel::all(), threads: 2, ..Default::default() }
+    ReplayOptions {
+        policies: PolicySel::all(),
+        threads: 2,
+        ..Default::default()
+    }
 }
 
 #[test]
@@ -37,9 +50,16 @@ fn build_excerpt_every_policy_inferred_layout() {
     let out = replay(&data("build-excerpt.txt.zst"), &o).unwrap();
     assert_eq!(out.stats.lines, 24_100);
     assert_eq!(out.stats.parsed, 24_100);
-    assert!(!out.stats.skipped.contains_key("unparsed"), "{:?}", out.stats.skipped);
+    assert!(
+        !out.stats.skipped.contains_key("unparsed"),
+        "{:?}",
+        out.stats.skipped
+    );
     // every mm_page_free_batched line is the duplicate of a free
-    assert_eq!(out.stats.skipped.get("free_batched_duplicate"), Some(&5_240));
+    assert_eq!(
+        out.stats.skipped.get("free_batched_duplicate"),
+        Some(&5_240)
+    );
     assert_eq!(out.doc.runs.len(), 4);
     let names: Vec<&str> = out.doc.runs.iter().map(|r| r.policy.as_str()).collect();
     assert_eq!(names, ["real", "vanilla", "defrag", "spb"]);
@@ -56,7 +76,11 @@ fn build_excerpt_with_zoneinfo_layout() {
     o.zoneinfo = Some(zoneinfo_24g());
     let out = replay(&data("build-excerpt.txt.zst"), &o).unwrap();
     assert!(!out.stats.skipped.contains_key("unparsed"));
-    assert!(!out.stats.skipped.contains_key("pfn_outside_layout"), "{:?}", out.stats.skipped);
+    assert!(
+        !out.stats.skipped.contains_key("pfn_outside_layout"),
+        "{:?}",
+        out.stats.skipped
+    );
     consistent(&out);
     // 24 GiB: DMA, DMA32, Normal
     assert_eq!(out.doc.runs[0].memory_bytes >> 30, 23);
@@ -65,7 +89,11 @@ fn build_excerpt_with_zoneinfo_layout() {
 #[test]
 fn variants_replay_and_json_roundtrip() {
     let out = replay(&data("variants.txt"), &all_policies()).unwrap();
-    assert!(!out.stats.skipped.contains_key("unparsed"), "{:?}", out.stats.skipped);
+    assert!(
+        !out.stats.skipped.contains_key("unparsed"),
+        "{:?}",
+        out.stats.skipped
+    );
     assert_eq!(out.stats.skipped.get("failed_alloc"), Some(&1));
     assert_eq!(out.stats.skipped.get("unrecognized"), Some(&1));
     assert_eq!(out.comparison.real_extfrag.events, 1);
@@ -73,7 +101,10 @@ fn variants_replay_and_json_roundtrip() {
     let json = serde_json::to_string(&out.doc).unwrap();
     let back: spb_lab::metrics::RunsDoc = serde_json::from_str(&json).unwrap();
     assert_eq!(back.runs.len(), out.doc.runs.len());
-    assert_eq!(serde_json::to_value(&back.runs[0].trace).unwrap(), serde_json::to_value(&out.doc.runs[0].trace).unwrap());
+    assert_eq!(
+        serde_json::to_value(&back.runs[0].trace).unwrap(),
+        serde_json::to_value(&out.doc.runs[0].trace).unwrap()
+    );
     assert!(json.contains("\"trace\""));
     assert!(json.contains("\"unknown_frees\""));
     assert!(json.contains("\"fallback_replays\""));
@@ -92,7 +123,11 @@ fn shared_traces_replay_completely() {
             continue;
         }
         let out = replay(&dir, &all_policies()).unwrap();
-        assert!(!out.stats.skipped.contains_key("unparsed"), "{t}: {:?}", out.stats.skipped);
+        assert!(
+            !out.stats.skipped.contains_key("unparsed"),
+            "{t}: {:?}",
+            out.stats.skipped
+        );
         assert_eq!(out.stats.parsed, out.stats.lines, "{t}");
         consistent(&out);
         for (p, lps) in &out.lines_per_s {

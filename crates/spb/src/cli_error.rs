@@ -32,7 +32,11 @@ impl CliError {
 impl fmt::Display for CliError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            CliError::Run(m) | CliError::Usage(m) | CliError::Input(m) | CliError::Io(m) | CliError::Environment(m) => f.write_str(m),
+            CliError::Run(m)
+            | CliError::Usage(m)
+            | CliError::Input(m)
+            | CliError::Io(m)
+            | CliError::Environment(m) => f.write_str(m),
         }
     }
 }

@@ -35,14 +35,36 @@ pub fn table(runs: &[RunMetrics]) -> String {
     ));
     for r in runs {
         let fails: u64 = r.alloc_failures.values().sum::<u64>() + r.oom_kills;
-        let d = |x: i64, b: i64| if base.is_some() && r.policy != "spb" { format!(" ({:+})", x - b) } else { String::new() };
-        let (bt, bg, bm) = base.map(|b| (b.normal.spb_tainted as i64, b.gigantic.allocatable as i64, b.pages_migrated as i64)).unwrap_or((0, 0, 0));
+        let d = |x: i64, b: i64| {
+            if base.is_some() && r.policy != "spb" {
+                format!(" ({:+})", x - b)
+            } else {
+                String::new()
+            }
+        };
+        let (bt, bg, bm) = base
+            .map(|b| {
+                (
+                    b.normal.spb_tainted as i64,
+                    b.gigantic.allocatable as i64,
+                    b.pages_migrated as i64,
+                )
+            })
+            .unwrap_or((0, 0, 0));
         s.push_str(&format!(
             "{:<34} {:>8} {:>6} {:>6} {:>10} {:>12} {:>9}\n",
             r.policy,
-            format!("{}{}", r.normal.spb_tainted, d(r.normal.spb_tainted as i64, bt)),
+            format!(
+                "{}{}",
+                r.normal.spb_tainted,
+                d(r.normal.spb_tainted as i64, bt)
+            ),
             r.normal.spb_lost,
-            format!("{}{}", r.gigantic.allocatable, d(r.gigantic.allocatable as i64, bg)),
+            format!(
+                "{}{}",
+                r.gigantic.allocatable,
+                d(r.gigantic.allocatable as i64, bg)
+            ),
             r.gigantic.limit,
             format!("{}{}", r.pages_migrated, d(r.pages_migrated as i64, bm)),
             fails
@@ -52,20 +74,33 @@ pub fn table(runs: &[RunMetrics]) -> String {
 }
 
 pub fn run(a: AblateArgs) -> Result<(), CliError> {
-    let ra = RunArgs { sc: a.sc.clone(), ..RunArgs::default() };
+    let ra = RunArgs {
+        sc: a.sc.clone(),
+        ..RunArgs::default()
+    };
     cmd_run::check_outputs(a.json.as_deref(), a.report.as_deref())?;
     let sc = cmd_run::load(&ra)?;
     let mut switches = Vec::new();
     if a.switches.is_empty() {
-        switches.extend(SpbSwitch::ALL.iter().copied().filter(|w| *w != SpbSwitch::RefuseLiteral));
+        switches.extend(
+            SpbSwitch::ALL
+                .iter()
+                .copied()
+                .filter(|w| *w != SpbSwitch::RefuseLiteral),
+        );
     } else {
         for n in &a.switches {
-            switches.push(SpbSwitch::from_name(n.trim()).ok_or_else(|| CliError::Usage(format!("--switches: unknown spb switch \"{}\"", n.trim())))?);
+            switches.push(SpbSwitch::from_name(n.trim()).ok_or_else(|| {
+                CliError::Usage(format!("--switches: unknown spb switch \"{}\"", n.trim()))
+            })?);
         }
     }
     let mut pols = vec![PolicyConfig::of(PolicyKind::Vanilla), PolicyConfig::spb()];
     for w in &switches {
-        pols.push(PolicyConfig { kind: PolicyKind::Spb, spb: spb_alloc::SpbSwitches::all_on().without(*w) });
+        pols.push(PolicyConfig {
+            kind: PolicyKind::Spb,
+            spb: spb_alloc::SpbSwitches::all_on().without(*w),
+        });
     }
     let show = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let runs = cmd_run::run_all(&sc, &pols, 0, show)?;
@@ -74,7 +109,10 @@ pub fn run(a: AblateArgs) -> Result<(), CliError> {
     match a.json.as_deref() {
         Some("-") => {
             eprint!("{}", t);
-            println!("{}", serde_json::to_string_pretty(&doc).map_err(|e| CliError::Run(e.to_string()))?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&doc).map_err(|e| CliError::Run(e.to_string()))?
+            );
         }
         Some(f) => {
             cmd_run::write_json(f, &doc)?;
@@ -83,7 +121,8 @@ pub fn run(a: AblateArgs) -> Result<(), CliError> {
         None => print!("{}", t),
     }
     if let Some(dir) = &a.report {
-        spb_lab::report::write_report(dir, &doc, &format!("spb ablation: {}", sc.name)).map_err(|e| CliError::Io(format!("{}: {e}", dir.display())))?;
+        spb_lab::report::write_report(dir, &doc, &format!("spb ablation: {}", sc.name))
+            .map_err(|e| CliError::Io(format!("{}: {e}", dir.display())))?;
     }
     Ok(())
 }

@@ -48,7 +48,10 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     } else {
         (s, 1.0)
     };
-    let v: f64 = num.trim().parse().map_err(|_| format!("expected a duration like 60s, 5m, 1h or 500ms, got {s:?}"))?;
+    let v: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("expected a duration like 60s, 5m, 1h or 500ms, got {s:?}"))?;
     if !v.is_finite() || v <= 0.0 {
         return Err(format!("duration must be positive, got {s:?}"));
     }
@@ -85,14 +88,26 @@ pub fn run(a: CaptureArgs) -> Result<(), CliError> {
     let mut last_phase = None;
     let r = capture(&opts, stop, |p| {
         if last_phase != Some(p.phase) {
-            eprintln!("spb capture: {:?} ({:.1} s, {} lines)", p.phase, p.elapsed.as_secs_f64(), p.lines);
+            eprintln!(
+                "spb capture: {:?} ({:.1} s, {} lines)",
+                p.phase,
+                p.elapsed.as_secs_f64(),
+                p.lines
+            );
             last_phase = Some(p.phase);
         } else if p.phase == CapturePhase::Tracing {
-            eprint!("\rspb capture: tracing {:.0} s, {} lines, {:.1} MB   ", p.elapsed.as_secs_f64(), p.lines, p.bytes as f64 / 1e6);
+            eprint!(
+                "\rspb capture: tracing {:.0} s, {} lines, {:.1} MB   ",
+                p.elapsed.as_secs_f64(),
+                p.lines,
+                p.bytes as f64 / 1e6
+            );
         }
     });
     let s = r.map_err(|e| match e {
-        CaptureError::NotRoot | CaptureError::NoTracefs(_) | CaptureError::EventMissing(_) => CliError::Environment(e.to_string()),
+        CaptureError::NotRoot | CaptureError::NoTracefs(_) | CaptureError::EventMissing(_) => {
+            CliError::Environment(e.to_string())
+        }
         CaptureError::Io { .. } => CliError::Io(e.to_string()),
         CaptureError::InvalidOptions(m) => CliError::Input(m),
     })?;

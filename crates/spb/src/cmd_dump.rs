@@ -50,10 +50,22 @@ pub struct OneRun {
 }
 
 fn simulate(o: &OneRun) -> Result<Sim, CliError> {
-    let ra = RunArgs { sc: o.sc.clone(), policy: vec![o.policy.clone()], spb_off: o.spb_off.clone(), ..RunArgs::default() };
+    let ra = RunArgs {
+        sc: o.sc.clone(),
+        policy: vec![o.policy.clone()],
+        spb_off: o.spb_off.clone(),
+        ..RunArgs::default()
+    };
     let sc = cmd_run::load(&ra)?;
     let pol = cmd_run::policies(&ra)?.remove(0);
-    let mut sim = Sim::new(&sc, &SimOptions { policy: pol, check_every: 0 }).map_err(CliError::Input)?;
+    let mut sim = Sim::new(
+        &sc,
+        &SimOptions {
+            policy: pol,
+            check_every: 0,
+        },
+    )
+    .map_err(CliError::Input)?;
     sim.run(&mut |_s: &mut Sim| {});
     Ok(sim)
 }
@@ -74,7 +86,11 @@ pub fn map(a: MapArgs) -> Result<(), CliError> {
         "auto" => std::io::stdout().is_terminal(),
         "always" => true,
         "never" => false,
-        o => return Err(CliError::Usage(format!("--color: expected auto, always or never, got \"{o}\""))),
+        o => {
+            return Err(CliError::Usage(format!(
+                "--color: expected auto, always or never, got \"{o}\""
+            )))
+        }
     };
     let sim = simulate(&a.run)?;
     let m = spb_lab::measure::spb_map(&sim.a, sim.end as f64 / 1e9);

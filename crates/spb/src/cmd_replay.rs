@@ -51,10 +51,22 @@ pub struct ReplayArgs {
 }
 
 pub fn run(a: ReplayArgs) -> Result<(), CliError> {
-    let policies = PolicySel::parse_list(&a.policy, &a.spb_off).map_err(|e| CliError::Usage(format!("--policy/--spb-off: {e}")))?;
-    for p in [Some(&a.trace), a.zoneinfo.as_ref(), a.kpageflags.as_ref(), a.kpagecount.as_ref()].into_iter().flatten() {
+    let policies = PolicySel::parse_list(&a.policy, &a.spb_off)
+        .map_err(|e| CliError::Usage(format!("--policy/--spb-off: {e}")))?;
+    for p in [
+        Some(&a.trace),
+        a.zoneinfo.as_ref(),
+        a.kpageflags.as_ref(),
+        a.kpagecount.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
+    {
         if !p.exists() {
-            return Err(CliError::Io(format!("{}: no such file or directory", p.display())));
+            return Err(CliError::Io(format!(
+                "{}: no such file or directory",
+                p.display()
+            )));
         }
     }
     crate::cmd_run::check_outputs(a.json.as_deref(), a.report.as_deref())?;
@@ -81,9 +93,16 @@ pub fn run(a: ReplayArgs) -> Result<(), CliError> {
     }
     let mut doc = out.doc.clone();
     if let Some(first) = doc.runs.first_mut() {
-        first.extra.insert("comparison".to_string(), serde_json::to_value(&out.comparison).unwrap_or_default());
+        first.extra.insert(
+            "comparison".to_string(),
+            serde_json::to_value(&out.comparison).unwrap_or_default(),
+        );
     }
-    let tables = format!("{}\n{}", spb_lab::report::summary_table(&doc), out.text_table());
+    let tables = format!(
+        "{}\n{}",
+        spb_lab::report::summary_table(&doc),
+        out.text_table()
+    );
     let json = serde_json::to_string_pretty(&doc).map_err(|e| CliError::Run(e.to_string()))?;
     match a.json.as_deref() {
         Some("-") => {
@@ -100,7 +119,8 @@ pub fn run(a: ReplayArgs) -> Result<(), CliError> {
     }
     if let Some(dir) = &a.report {
         let title = format!("spb replay: {}", a.trace.display());
-        spb_lab::report::write_report(dir, &doc, &title).map_err(|e| CliError::Io(e.to_string()))?;
+        spb_lab::report::write_report(dir, &doc, &title)
+            .map_err(|e| CliError::Io(e.to_string()))?;
     }
     Ok(())
 }

@@ -64,13 +64,30 @@ pub struct RunArgs {
 impl RunArgs {
     /// The README's main job: `seed-16g` under all three policies.
     pub fn default_main_job() -> RunArgs {
-        RunArgs { sc: ScenarioArgs { scenario: Some("seed-16g".into()), ..ScenarioArgs::default() }, policy: PolicyKind::ALL.iter().map(|p| p.name().to_string()).collect(), ..RunArgs::default() }
+        RunArgs {
+            sc: ScenarioArgs {
+                scenario: Some("seed-16g".into()),
+                ..ScenarioArgs::default()
+            },
+            policy: PolicyKind::ALL
+                .iter()
+                .map(|p| p.name().to_string())
+                .collect(),
+            ..RunArgs::default()
+        }
     }
 }
 
 /// Parse the policy list and the spb switches turned off.
 pub fn policies(a: &RunArgs) -> Result<Vec<PolicyConfig>, CliError> {
-    let names: Vec<String> = if a.policy.is_empty() { PolicyKind::ALL.iter().map(|p| p.name().to_string()).collect() } else { a.policy.clone() };
+    let names: Vec<String> = if a.policy.is_empty() {
+        PolicyKind::ALL
+            .iter()
+            .map(|p| p.name().to_string())
+            .collect()
+    } else {
+        a.policy.clone()
+    };
     let mut off = Vec::new();
     for s in &a.spb_off {
         let s = s.trim();
@@ -81,14 +98,21 @@ pub fn policies(a: &RunArgs) -> Result<Vec<PolicyConfig>, CliError> {
             Some(w) => off.push(w),
             None => {
                 let all: Vec<&str> = SpbSwitch::ALL.iter().map(|w| w.name()).collect();
-                return Err(CliError::Usage(format!("--spb-off: unknown spb switch \"{s}\"; expected one of: {}", all.join(", "))));
+                return Err(CliError::Usage(format!(
+                    "--spb-off: unknown spb switch \"{s}\"; expected one of: {}",
+                    all.join(", ")
+                )));
             }
         }
     }
     let mut out = Vec::new();
     for n in names {
         let n = n.trim();
-        let k = PolicyKind::from_name(n).ok_or_else(|| CliError::Usage(format!("--policy: unknown policy \"{n}\"; expected vanilla, defrag or spb")))?;
+        let k = PolicyKind::from_name(n).ok_or_else(|| {
+            CliError::Usage(format!(
+                "--policy: unknown policy \"{n}\"; expected vanilla, defrag or spb"
+            ))
+        })?;
         let mut p = PolicyConfig::of(k);
         if k == PolicyKind::Spb {
             for w in &off {
@@ -105,7 +129,11 @@ fn overrides(a: &ScenarioArgs, layout: Option<&str>) -> Result<Overrides, CliErr
         None => None,
         Some(m) => match parse_size(m, false) {
             Ok(Size::Bytes(b)) if (MIN_MEMORY..=MAX_MEMORY).contains(&b) => Some(b),
-            Ok(_) => return Err(CliError::Usage(format!("--memory: expected a RAM size from 64M to 16T, got \"{m}\""))),
+            Ok(_) => {
+                return Err(CliError::Usage(format!(
+                    "--memory: expected a RAM size from 64M to 16T, got \"{m}\""
+                )))
+            }
             Err(e) => return Err(CliError::Usage(format!("--memory: {e}"))),
         },
     };
@@ -115,7 +143,9 @@ fn overrides(a: &ScenarioArgs, layout: Option<&str>) -> Result<Overrides, CliErr
             Ok(d) => {
                 let ns = d.ns(0);
                 if ns == 0 {
-                    return Err(CliError::Usage("--duration: expected a positive duration".into()));
+                    return Err(CliError::Usage(
+                        "--duration: expected a positive duration".into(),
+                    ));
                 }
                 Some(ns)
             }
@@ -126,9 +156,18 @@ fn overrides(a: &ScenarioArgs, layout: Option<&str>) -> Result<Overrides, CliErr
         None => None,
         Some("i440fx") | Some("pc") => Some(LayoutKind::I440fx),
         Some("q35") => Some(LayoutKind::Q35),
-        Some(o) => return Err(CliError::Usage(format!("--layout: expected i440fx or q35, got \"{o}\""))),
+        Some(o) => {
+            return Err(CliError::Usage(format!(
+                "--layout: expected i440fx or q35, got \"{o}\""
+            )))
+        }
     };
-    Ok(Overrides { memory, duration_ns, seed: a.seed, layout })
+    Ok(Overrides {
+        memory,
+        duration_ns,
+        seed: a.seed,
+        layout,
+    })
 }
 
 /// Load the scenario with overrides applied, and check that its machine can be built.
@@ -140,7 +179,10 @@ pub fn load(a: &RunArgs) -> Result<Scenario, CliError> {
     let mut sc = spb_lab::load_scenario(&name).map_err(|e| {
         if !e.unreadable {
             CliError::Input(e.to_string())
-        } else if name.contains(std::path::MAIN_SEPARATOR) || name.contains('/') || name.ends_with(".toml") {
+        } else if name.contains(std::path::MAIN_SEPARATOR)
+            || name.contains('/')
+            || name.ends_with(".toml")
+        {
             CliError::Io(e.to_string())
         } else {
             CliError::Usage(e.to_string())
@@ -157,13 +199,24 @@ pub fn load(a: &RunArgs) -> Result<Scenario, CliError> {
 }
 
 /// Run the policies in parallel threads; one progress bar each.
-pub fn run_all(sc: &Scenario, pols: &[PolicyConfig], check_every: u64, show_progress: bool) -> Result<Vec<RunMetrics>, CliError> {
+pub fn run_all(
+    sc: &Scenario,
+    pols: &[PolicyConfig],
+    check_every: u64,
+    show_progress: bool,
+) -> Result<Vec<RunMetrics>, CliError> {
     // validate the machine once, before spawning anything
     spb_lab::sim::layout_of(sc).map_err(CliError::Input)?;
-    let mp = MultiProgress::with_draw_target(if show_progress { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() });
-    let style = ProgressStyle::with_template("{prefix:>12} [{bar:40}] {pos:>5}/{len} virtual s  {elapsed_precise}  {msg}")
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> ");
+    let mp = MultiProgress::with_draw_target(if show_progress {
+        ProgressDrawTarget::stderr()
+    } else {
+        ProgressDrawTarget::hidden()
+    });
+    let style = ProgressStyle::with_template(
+        "{prefix:>12} [{bar:40}] {pos:>5}/{len} virtual s  {elapsed_precise}  {msg}",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar())
+    .progress_chars("=> ");
     let total_s = sc.duration_ns / 1_000_000_000;
     let results: Vec<Result<RunMetrics, String>> = std::thread::scope(|s| {
         let handles: Vec<_> = pols
@@ -172,20 +225,32 @@ pub fn run_all(sc: &Scenario, pols: &[PolicyConfig], check_every: u64, show_prog
                 let pb = mp.add(ProgressBar::new(total_s.max(1)));
                 pb.set_style(style.clone());
                 pb.set_prefix(spb_lab::sim::run::policy_label(p));
-                let opts = SimOptions { policy: p.clone(), check_every };
+                let opts = SimOptions {
+                    policy: p.clone(),
+                    check_every,
+                };
                 let sc = sc.clone();
                 s.spawn(move || {
                     let mut prog = |ns: u64| pb.set_position(ns / 1_000_000_000);
                     let r = run_scenario(&sc, &opts, &mut prog);
                     match &r {
-                        Ok(m) => pb.finish_with_message(format!("done, {:.1} M events/s", m.events as f64 / m.wall_seconds.max(1e-9) / 1e6)),
+                        Ok(m) => pb.finish_with_message(format!(
+                            "done, {:.1} M events/s",
+                            m.events as f64 / m.wall_seconds.max(1e-9) / 1e6
+                        )),
                         Err(e) => pb.abandon_with_message(format!("failed: {e}")),
                     }
                     r
                 })
             })
             .collect();
-        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err("the simulator panicked".to_string()))).collect()
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err("the simulator panicked".to_string()))
+            })
+            .collect()
     });
     let mut out = Vec::new();
     for r in results {
@@ -196,10 +261,13 @@ pub fn run_all(sc: &Scenario, pols: &[PolicyConfig], check_every: u64, show_prog
 
 /// Write the JSON document atomically (temporary file + rename), or to stdout for `-`.
 pub fn write_json(path: &str, doc: &RunsDoc) -> Result<(), CliError> {
-    let text = serde_json::to_string_pretty(doc).map_err(|e| CliError::Run(format!("cannot serialise the metrics: {e}")))?;
+    let text = serde_json::to_string_pretty(doc)
+        .map_err(|e| CliError::Run(format!("cannot serialise the metrics: {e}")))?;
     if path == "-" {
         let mut o = std::io::stdout().lock();
-        o.write_all(text.as_bytes()).and_then(|_| o.write_all(b"\n")).map_err(|e| CliError::Io(format!("stdout: {e}")))?;
+        o.write_all(text.as_bytes())
+            .and_then(|_| o.write_all(b"\n"))
+            .map_err(|e| CliError::Io(format!("stdout: {e}")))?;
         return Ok(());
     }
     crate::output::atomic_write(Path::new(path), text.as_bytes())
@@ -223,7 +291,8 @@ pub fn check_outputs(json: Option<&str>, report: Option<&Path>) -> Result<(), Cl
 //     spb_lab::report::write_report(dir, doc, title).map_err(|e| CliError::Io(e.to_string()))
 // ---------------------------------------------------------------------------------------------
 fn write_report_hook(dir: &Path, doc: &RunsDoc, title: &str) -> Result<(), CliError> {
-    spb_lab::report::write_report(dir, doc, title).map_err(|e| CliError::Io(format!("{}: {}", dir.display(), e)))
+    spb_lab::report::write_report(dir, doc, title)
+        .map_err(|e| CliError::Io(format!("{}: {}", dir.display(), e)))
 }
 
 /// The side-by-side table.
@@ -240,41 +309,136 @@ pub fn table(sc: &Scenario, runs: &[RunMetrics]) -> String {
     let mut rows: Vec<(&str, Vec<String>)> = Vec::new();
     let mut row = |name: &'static str, f: Cell| rows.push((name, runs.iter().map(f).collect()));
     row("Normal SPBs", &|r| r.normal.spb_total.to_string());
-    row("  tainted (end / peak)", &|r| format!("{} / {}", r.normal.spb_tainted, r.normal.spb_tainted_peak));
+    row("  tainted (end / peak)", &|r| {
+        format!("{} / {}", r.normal.spb_tainted, r.normal.spb_tainted_peak)
+    });
     row("  tainted floor", &|r| r.normal.tainted_floor.to_string());
     row("  pinned", &|r| r.normal.spb_pinned.to_string());
-    row("  lost (floor)", &|r| format!("{} ({})", r.normal.spb_lost, r.normal.lost_floor));
-    row("  clean / empty", &|r| format!("{} / {}", r.normal.spb_clean, r.normal.spb_empty));
-    row("all zones: SPBs tainted / lost", &|r| format!("{} / {}", r.all_zones.spb_tainted, r.all_zones.spb_lost));
-    row("1 GiB probe / limit", &|r| format!("{} / {}", r.gigantic.allocatable, r.gigantic.limit));
-    row("  Normal probe / limit", &|r| {
-        format!("{} / {}", r.extra.get("gigantic_normal_allocatable").and_then(|v| v.as_u64()).unwrap_or(0), r.extra.get("gigantic_normal_limit").and_then(|v| v.as_u64()).unwrap_or(0))
+    row("  lost (floor)", &|r| {
+        format!("{} ({})", r.normal.spb_lost, r.normal.lost_floor)
     });
-    row("  probe pages migrated", &|r| r.gigantic.probe_pages_migrated.to_string());
+    row("  clean / empty", &|r| {
+        format!("{} / {}", r.normal.spb_clean, r.normal.spb_empty)
+    });
+    row("all zones: SPBs tainted / lost", &|r| {
+        format!("{} / {}", r.all_zones.spb_tainted, r.all_zones.spb_lost)
+    });
+    row("1 GiB probe / limit", &|r| {
+        format!("{} / {}", r.gigantic.allocatable, r.gigantic.limit)
+    });
+    row("  Normal probe / limit", &|r| {
+        format!(
+            "{} / {}",
+            r.extra
+                .get("gigantic_normal_allocatable")
+                .and_then(|v| v.as_u64())
+                .unwrap_or(0),
+            r.extra
+                .get("gigantic_normal_limit")
+                .and_then(|v| v.as_u64())
+                .unwrap_or(0)
+        )
+    });
+    row("  probe pages migrated", &|r| {
+        r.gigantic.probe_pages_migrated.to_string()
+    });
     row("1 GiB requests during run", &|r| {
-        format!("{} / {}", r.extra.get("hugetlb_obtained").and_then(|v| v.as_u64()).unwrap_or(0), r.extra.get("hugetlb_requested").and_then(|v| v.as_u64()).unwrap_or(0))
+        format!(
+            "{} / {}",
+            r.extra
+                .get("hugetlb_obtained")
+                .and_then(|v| v.as_u64())
+                .unwrap_or(0),
+            r.extra
+                .get("hugetlb_requested")
+                .and_then(|v| v.as_u64())
+                .unwrap_or(0)
+        )
     });
     row("THP success / attempts", &|r| {
-        let pct = if r.thp.attempts > 0 { 100.0 * r.thp.success as f64 / r.thp.attempts as f64 } else { 0.0 };
+        let pct = if r.thp.attempts > 0 {
+            100.0 * r.thp.success as f64 / r.thp.attempts as f64
+        } else {
+            0.0
+        };
         format!("{:.0}% of {}", pct, r.thp.attempts)
     });
     row("pages migrated", &|r| r.pages_migrated.to_string());
-    row("compact stall / success", &|r| format!("{} / {}", r.vmstat.get("compact_stall").copied().unwrap_or(0), r.vmstat.get("compact_success").copied().unwrap_or(0)));
-    row("extfrag events (fragmenting)", &|r| format!("{} ({})", r.vmstat.get("extfrag_events").copied().unwrap_or(0), r.vmstat.get("extfrag_fragmenting").copied().unwrap_or(0)));
-    row("kswapd wakes / direct stalls", &|r| {
-        let st: u64 = ["allocstall_dma", "allocstall_dma32", "allocstall_normal", "allocstall_movable"].iter().map(|k| r.vmstat.get(*k).copied().unwrap_or(0)).sum();
-        format!("{} / {}", r.vmstat.get("kswapd_wake").copied().unwrap_or(0), st)
+    row("compact stall / success", &|r| {
+        format!(
+            "{} / {}",
+            r.vmstat.get("compact_stall").copied().unwrap_or(0),
+            r.vmstat.get("compact_success").copied().unwrap_or(0)
+        )
     });
-    row("alloc failures", &|r| r.alloc_failures.values().sum::<u64>().to_string());
-    row("  without __GFP_NOWARN", &|r| r.extra.get("alloc_failures_warned").and_then(|v| v.as_u64()).map(|v| v.to_string()).unwrap_or_default());
+    row("extfrag events (fragmenting)", &|r| {
+        format!(
+            "{} ({})",
+            r.vmstat.get("extfrag_events").copied().unwrap_or(0),
+            r.vmstat.get("extfrag_fragmenting").copied().unwrap_or(0)
+        )
+    });
+    row("kswapd wakes / direct stalls", &|r| {
+        let st: u64 = [
+            "allocstall_dma",
+            "allocstall_dma32",
+            "allocstall_normal",
+            "allocstall_movable",
+        ]
+        .iter()
+        .map(|k| r.vmstat.get(*k).copied().unwrap_or(0))
+        .sum();
+        format!(
+            "{} / {}",
+            r.vmstat.get("kswapd_wake").copied().unwrap_or(0),
+            st
+        )
+    });
+    row("alloc failures", &|r| {
+        r.alloc_failures.values().sum::<u64>().to_string()
+    });
+    row("  without __GFP_NOWARN", &|r| {
+        r.extra
+            .get("alloc_failures_warned")
+            .and_then(|v| v.as_u64())
+            .map(|v| v.to_string())
+            .unwrap_or_default()
+    });
     row("OOM kills", &|r| r.oom_kills.to_string());
     row("events", &|r| r.events.to_string());
-    row("events/s (M)", &|r| format!("{:.2}", r.events as f64 / r.wall_seconds.max(1e-9) / 1e6));
-    row("  workload only (no probe)", &|r| r.extra.get("workload_events_per_second").and_then(|v| v.as_f64()).map(|v| format!("{:.2}", v / 1e6)).unwrap_or_default());
+    row("events/s (M)", &|r| {
+        format!("{:.2}", r.events as f64 / r.wall_seconds.max(1e-9) / 1e6)
+    });
+    row("  workload only (no probe)", &|r| {
+        r.extra
+            .get("workload_events_per_second")
+            .and_then(|v| v.as_f64())
+            .map(|v| format!("{:.2}", v / 1e6))
+            .unwrap_or_default()
+    });
     row("wall s", &|r| format!("{:.1}", r.wall_seconds));
-    row("SPBs visited per walk (mean)", &|r| r.extra.get("spb_walk").and_then(|w| w.get("mean_spbs_visited")).and_then(|v| v.as_f64()).map(|v| format!("{:.2}", v)).unwrap_or_else(|| "-".into()));
-    row("metadata bytes per page", &|r| r.extra.get("metadata_bytes_per_page").and_then(|v| v.as_f64()).map(|v| format!("{:.2}", v)).unwrap_or_default());
-    let w = rows.iter().flat_map(|(_, c)| c.iter().map(|x| x.len())).chain(runs.iter().map(|r| r.policy.len())).max().unwrap_or(8).max(10);
+    row("SPBs visited per walk (mean)", &|r| {
+        r.extra
+            .get("spb_walk")
+            .and_then(|w| w.get("mean_spbs_visited"))
+            .and_then(|v| v.as_f64())
+            .map(|v| format!("{:.2}", v))
+            .unwrap_or_else(|| "-".into())
+    });
+    row("metadata bytes per page", &|r| {
+        r.extra
+            .get("metadata_bytes_per_page")
+            .and_then(|v| v.as_f64())
+            .map(|v| format!("{:.2}", v))
+            .unwrap_or_default()
+    });
+    let w = rows
+        .iter()
+        .flat_map(|(_, c)| c.iter().map(|x| x.len()))
+        .chain(runs.iter().map(|r| r.policy.len()))
+        .max()
+        .unwrap_or(8)
+        .max(10);
     s.push_str(&format!("{:<32}", ""));
     for r in runs {
         s.push_str(&format!("  {:>w$}", r.policy, w = w));
@@ -323,7 +487,11 @@ pub fn run(a: RunArgs) -> Result<(), CliError> {
 }
 
 pub fn scenarios() -> Result<(), CliError> {
-    let w = builtin::BUILTINS.iter().map(|b| b.name.len()).max().unwrap_or(8);
+    let w = builtin::BUILTINS
+        .iter()
+        .map(|b| b.name.len())
+        .max()
+        .unwrap_or(8);
     for b in builtin::BUILTINS {
         println!("{:<w$}  {}", b.name, b.summary, w = w);
     }
@@ -337,26 +505,82 @@ mod tests {
 
     #[test]
     fn policy_and_override_errors_are_input_errors() {
-        let a = RunArgs { policy: vec!["vanilla".into(), "bogus".into()], ..RunArgs::default() };
+        let a = RunArgs {
+            policy: vec!["vanilla".into(), "bogus".into()],
+            ..RunArgs::default()
+        };
         assert!(matches!(policies(&a), Err(CliError::Usage(m)) if m.contains("bogus")));
-        let a = RunArgs { spb_off: vec!["nope".into()], ..RunArgs::default() };
+        let a = RunArgs {
+            spb_off: vec!["nope".into()],
+            ..RunArgs::default()
+        };
         assert!(matches!(policies(&a), Err(CliError::Usage(m)) if m.contains("steer_tainted")));
-        let a = RunArgs { spb_off: vec!["steer_tainted".into()], ..RunArgs::default() };
+        let a = RunArgs {
+            spb_off: vec!["steer_tainted".into()],
+            ..RunArgs::default()
+        };
         let p = policies(&a).unwrap();
         assert_eq!(p.len(), 3);
-        assert_eq!(spb_lab::sim::run::policy_label(&p[2]), "spb-off:steer_tainted");
-        assert_eq!(spb_lab::sim::run::policy_label(&PolicyConfig::of(PolicyKind::Spb)), "spb");
-        let a = RunArgs { sc: ScenarioArgs { memory: Some("lots".into()), ..ScenarioArgs::default() }, ..RunArgs::default() };
+        assert_eq!(
+            spb_lab::sim::run::policy_label(&p[2]),
+            "spb-off:steer_tainted"
+        );
+        assert_eq!(
+            spb_lab::sim::run::policy_label(&PolicyConfig::of(PolicyKind::Spb)),
+            "spb"
+        );
+        let a = RunArgs {
+            sc: ScenarioArgs {
+                memory: Some("lots".into()),
+                ..ScenarioArgs::default()
+            },
+            ..RunArgs::default()
+        };
         assert!(matches!(load(&a), Err(CliError::Usage(m)) if m.contains("--memory")));
-        let a = RunArgs { sc: ScenarioArgs { memory: Some("1M".into()), ..ScenarioArgs::default() }, ..RunArgs::default() };
+        let a = RunArgs {
+            sc: ScenarioArgs {
+                memory: Some("1M".into()),
+                ..ScenarioArgs::default()
+            },
+            ..RunArgs::default()
+        };
         assert!(matches!(load(&a), Err(CliError::Usage(m)) if m.contains("--memory")));
-        let a = RunArgs { sc: ScenarioArgs { scenario: Some("/nonexistent/x.toml".into()), ..ScenarioArgs::default() }, ..RunArgs::default() };
+        let a = RunArgs {
+            sc: ScenarioArgs {
+                scenario: Some("/nonexistent/x.toml".into()),
+                ..ScenarioArgs::default()
+            },
+            ..RunArgs::default()
+        };
         assert!(matches!(load(&a), Err(CliError::Io(m)) if m.contains("/nonexistent/x.toml")));
-        let a = RunArgs { sc: ScenarioArgs { scenario: Some("no-such-builtin".into()), ..ScenarioArgs::default() }, ..RunArgs::default() };
+        let a = RunArgs {
+            sc: ScenarioArgs {
+                scenario: Some("no-such-builtin".into()),
+                ..ScenarioArgs::default()
+            },
+            ..RunArgs::default()
+        };
         assert!(matches!(load(&a), Err(CliError::Usage(m)) if m.contains("built-ins")));
-        let a = RunArgs { sc: ScenarioArgs { scenario: None, memory: Some("8G".into()), duration: Some("30s".into()), seed: Some(9) }, layout: Some("q35".into()), ..RunArgs::default() };
+        let a = RunArgs {
+            sc: ScenarioArgs {
+                scenario: None,
+                memory: Some("8G".into()),
+                duration: Some("30s".into()),
+                seed: Some(9),
+            },
+            layout: Some("q35".into()),
+            ..RunArgs::default()
+        };
         let sc = load(&a).unwrap();
-        assert_eq!((sc.machine.memory, sc.duration_ns, sc.seed, sc.machine.layout), (8 << 30, 30_000_000_000, 9, LayoutKind::Q35));
+        assert_eq!(
+            (
+                sc.machine.memory,
+                sc.duration_ns,
+                sc.seed,
+                sc.machine.layout
+            ),
+            (8 << 30, 30_000_000_000, 9, LayoutKind::Q35)
+        );
         assert_eq!(RunArgs::default_main_job().policy.len(), 3);
     }
 
@@ -368,7 +592,11 @@ mod tests {
         write_json(f.to_str().unwrap(), &RunsDoc::default()).unwrap();
         let back: RunsDoc = serde_json::from_str(&std::fs::read_to_string(&f).unwrap()).unwrap();
         assert_eq!(back, RunsDoc::default());
-        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1, "no temporary file left behind");
+        assert_eq!(
+            std::fs::read_dir(&dir).unwrap().count(),
+            1,
+            "no temporary file left behind"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

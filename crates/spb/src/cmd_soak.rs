@@ -6,7 +6,8 @@ use spb_alloc::{PolicyConfig, PolicyKind};
 use spb_lab::soak::{self, SoakMemory, SoakOptions};
 
 fn parse_policy(s: &str) -> Result<PolicyKind, String> {
-    PolicyKind::from_name(s).ok_or_else(|| format!("unknown policy `{s}`: expected vanilla, defrag or spb"))
+    PolicyKind::from_name(s)
+        .ok_or_else(|| format!("unknown policy `{s}`: expected vanilla, defrag or spb"))
 }
 
 fn parse_count(s: &str) -> Result<u64, String> {
@@ -16,7 +17,10 @@ fn parse_count(s: &str) -> Result<u64, String> {
         Some('m' | 'M') => (&t[..t.len() - 1], 1_000_000),
         _ => (&t[..], 1),
     };
-    num.parse::<u64>().ok().and_then(|n| n.checked_mul(mul)).ok_or_else(|| format!("expected a count like 10000000, 10_000_000 or 10M, got `{s}`"))
+    num.parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mul))
+        .ok_or_else(|| format!("expected a count like 10000000, 10_000_000 or 10M, got `{s}`"))
 }
 
 #[derive(clap::Args, Debug)]
@@ -66,9 +70,13 @@ pub struct SoakArgs {
 }
 
 fn parse_seed_range(s: &str) -> Result<std::ops::Range<u64>, String> {
-    let bad = || format!("expected a seed range A..B with A < B (B excluded), e.g. 1..65, got `{s}`");
+    let bad =
+        || format!("expected a seed range A..B with A < B (B excluded), e.g. 1..65, got `{s}`");
     let (a, b) = s.split_once("..").ok_or_else(bad)?;
-    let (a, b) = (a.trim().parse::<u64>().map_err(|_| bad())?, b.trim().parse::<u64>().map_err(|_| bad())?);
+    let (a, b) = (
+        a.trim().parse::<u64>().map_err(|_| bad())?,
+        b.trim().parse::<u64>().map_err(|_| bad())?,
+    );
     if a >= b {
         return Err(bad());
     }
@@ -81,7 +89,10 @@ fn options(a: &SoakArgs, seed: u64, kind: PolicyKind) -> SoakOptions {
         seed,
         policy: PolicyConfig::of(kind),
         check_every: a.check_every,
-        memory: SoakMemory { normal_spbs: a.spbs, ..SoakMemory::default() },
+        memory: SoakMemory {
+            normal_spbs: a.spbs,
+            ..SoakMemory::default()
+        },
         nr_cpus: a.cpus as usize,
         epoch_ops: a.epoch_ops,
         known_bugs: a.known_bug.clone(),
@@ -94,7 +105,12 @@ fn replay_epoch(a: &SoakArgs, epoch: u64) -> Result<(), CliError> {
     let o = options(a, a.seeds.as_ref().map_or(a.seed, |r| r.start), kind);
     let (env_seed, mut ops) = soak::epoch_ops(&o, epoch, a.ops);
     if a.minimize {
-        eprintln!("minimizing {} operations of epoch {epoch} ({}, seed {})", ops.len(), kind.name(), o.seed);
+        eprintln!(
+            "minimizing {} operations of epoch {epoch} ({}, seed {})",
+            ops.len(),
+            kind.name(),
+            o.seed
+        );
         ops = soak::minimize(&o, epoch, env_seed, &ops, a.check_every.max(1));
         eprintln!("{} operations left:", ops.len());
         for (i, op) in ops.iter().enumerate() {
@@ -107,7 +123,10 @@ fn replay_epoch(a: &SoakArgs, epoch: u64) -> Result<(), CliError> {
             println!("no violation in {} operations", ops.len());
             Ok(())
         }
-        Err((i, e)) => Err(CliError::Run(format!("violation at operation {i} ({:?}): {e}", ops[i]))),
+        Err((i, e)) => Err(CliError::Run(format!(
+            "violation at operation {i} ({:?}): {e}",
+            ops[i]
+        ))),
     }
 }
 
@@ -124,7 +143,12 @@ pub fn run(a: SoakArgs) -> Result<(), CliError> {
         let r = soak_seeds(&a, *kind, seeds);
         println!("{r}");
         if !r.clean() {
-            bad.push(format!("{}: {} violations, {} lost pages", kind.name(), r.violations, r.lost_pages));
+            bad.push(format!(
+                "{}: {} violations, {} lost pages",
+                kind.name(),
+                r.violations,
+                r.lost_pages
+            ));
         }
     }
     if bad.is_empty() {
@@ -139,7 +163,10 @@ fn soak_seeds(a: &SoakArgs, kind: PolicyKind, seeds: std::ops::Range<u64>) -> so
     use rayon::prelude::*;
     let t0 = std::time::Instant::now();
     let n = seeds.end - seeds.start;
-    let mut reports: Vec<soak::SoakReport> = seeds.into_par_iter().map(|seed| soak::run(&options(a, seed, kind))).collect();
+    let mut reports: Vec<soak::SoakReport> = seeds
+        .into_par_iter()
+        .map(|seed| soak::run(&options(a, seed, kind)))
+        .collect();
     let mut total = reports.remove(0);
     for r in reports {
         total.add(r);

@@ -40,31 +40,55 @@ pub struct SweepArgs {
 }
 
 fn seeds(s: &str) -> Result<Vec<u64>, CliError> {
-    let bad = || CliError::Usage(format!("--seeds: expected numbers separated by commas or a range A..B, got \"{s}\""));
+    let bad = || {
+        CliError::Usage(format!(
+            "--seeds: expected numbers separated by commas or a range A..B, got \"{s}\""
+        ))
+    };
     if let Some((a, b)) = s.split_once("..") {
-        let (a, b): (u64, u64) = (a.trim().parse().map_err(|_| bad())?, b.trim().parse().map_err(|_| bad())?);
+        let (a, b): (u64, u64) = (
+            a.trim().parse().map_err(|_| bad())?,
+            b.trim().parse().map_err(|_| bad())?,
+        );
         if b <= a {
             return Err(bad());
         }
         return Ok((a..b).collect());
     }
-    s.split(',').map(|x| x.trim().parse().map_err(|_| bad())).collect()
+    s.split(',')
+        .map(|x| x.trim().parse().map_err(|_| bad()))
+        .collect()
 }
 
 fn run_cell(c: &Cell, duration: &Option<String>) -> Result<spb_lab::metrics::RunMetrics, String> {
     let (pol, off) = match c.policy.split_once("spb-off:") {
-        Some((_, rest)) => ("spb".to_string(), rest.split('+').map(|s| s.to_string()).collect()),
+        Some((_, rest)) => (
+            "spb".to_string(),
+            rest.split('+').map(|s| s.to_string()).collect(),
+        ),
         None => (c.policy.clone(), Vec::new()),
     };
     let ra = RunArgs {
-        sc: ScenarioArgs { scenario: Some(c.scenario.clone()), seed: Some(c.seed), memory: c.memory.map(|b| format!("{}", b)), duration: duration.clone() },
+        sc: ScenarioArgs {
+            scenario: Some(c.scenario.clone()),
+            seed: Some(c.seed),
+            memory: c.memory.map(|b| format!("{}", b)),
+            duration: duration.clone(),
+        },
         policy: vec![pol],
         spb_off: off,
         ..RunArgs::default()
     };
     let sc = cmd_run::load(&ra).map_err(|e| e.to_string())?;
     let p = cmd_run::policies(&ra).map_err(|e| e.to_string())?.remove(0);
-    let mut m = run_scenario(&sc, &SimOptions { policy: p, check_every: 0 }, &mut |_| {})?;
+    let mut m = run_scenario(
+        &sc,
+        &SimOptions {
+            policy: p,
+            check_every: 0,
+        },
+        &mut |_| {},
+    )?;
     m.policy = c.policy.clone();
     m.timeline.clear();
     m.maps.clear();
@@ -75,30 +99,56 @@ pub fn run(a: SweepArgs) -> Result<(), CliError> {
     if !a.merge.is_empty() {
         let mut all = Vec::new();
         for f in &a.merge {
-            let file = std::fs::File::open(f).map_err(|e| CliError::Io(format!("{}: {}", f.display(), e)))?;
-            all.extend(sweep::read_lines(&f.display().to_string(), BufReader::new(file)).map_err(CliError::Input)?);
+            let file = std::fs::File::open(f)
+                .map_err(|e| CliError::Io(format!("{}: {}", f.display(), e)))?;
+            all.extend(
+                sweep::read_lines(&f.display().to_string(), BufReader::new(file))
+                    .map_err(CliError::Input)?,
+            );
         }
         print!("{}", sweep::summary_text(&sweep::merge(&all)));
         return Ok(());
     }
     let mut memories = Vec::new();
     for m in &a.memory {
-        let b = spb_lab::scenario::units::parse_size(m, false).map_err(|e| CliError::Usage(format!("--memory: {e}")))?;
+        let b = spb_lab::scenario::units::parse_size(m, false)
+            .map_err(|e| CliError::Usage(format!("--memory: {e}")))?;
         match b {
-            spb_lab::scenario::units::Size::Bytes(b) if (spb_lab::scenario::MIN_MEMORY..=spb_lab::scenario::MAX_MEMORY).contains(&b) => memories.push(Some(b)),
-            _ => return Err(CliError::Usage(format!("--memory: expected a RAM size from 64M to 16T, got \"{m}\""))),
+            spb_lab::scenario::units::Size::Bytes(b)
+                if (spb_lab::scenario::MIN_MEMORY..=spb_lab::scenario::MAX_MEMORY).contains(&b) =>
+            {
+                memories.push(Some(b))
+            }
+            _ => {
+                return Err(CliError::Usage(format!(
+                    "--memory: expected a RAM size from 64M to 16T, got \"{m}\""
+                )))
+            }
         }
     }
     if memories.is_empty() {
         memories.push(None);
     }
     let grid = Grid {
-        scenarios: if a.scenarios.is_empty() { vec!["seed-16g".into()] } else { a.scenarios.clone() },
-        policies: if a.policies.is_empty() { vec!["vanilla".into(), "defrag".into(), "spb".into()] } else { a.policies.clone() },
+        scenarios: if a.scenarios.is_empty() {
+            vec!["seed-16g".into()]
+        } else {
+            a.scenarios.clone()
+        },
+        policies: if a.policies.is_empty() {
+            vec!["vanilla".into(), "defrag".into(), "spb".into()]
+        } else {
+            a.policies.clone()
+        },
         memories,
         seeds: seeds(&a.seeds)?,
     };
-    let shard = a.shard.as_deref().map(Shard::parse).transpose().map_err(|e| CliError::Usage(format!("--shard: {e}")))?;
+    let shard = a
+        .shard
+        .as_deref()
+        .map(Shard::parse)
+        .transpose()
+        .map_err(|e| CliError::Usage(format!("--shard: {e}")))?;
     if let Some(p) = &a.out {
         crate::output::check_file("--out", p)?;
     }
@@ -106,7 +156,8 @@ pub fn run(a: SweepArgs) -> Result<(), CliError> {
     eprintln!("spb sweep: {} cells", cells.len());
     let dur = a.duration.clone();
     let mut buf: Vec<u8> = Vec::new();
-    let results = sweep::run(&cells, |c| run_cell(c, &dur), &mut buf, |_| {}).map_err(|e| CliError::Io(e.to_string()))?;
+    let results = sweep::run(&cells, |c| run_cell(c, &dur), &mut buf, |_| {})
+        .map_err(|e| CliError::Io(e.to_string()))?;
     match &a.out {
         Some(p) => crate::output::atomic_write(p, &buf)?,
         None => std::io::stdout().write_all(&buf)?,

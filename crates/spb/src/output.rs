@@ -15,7 +15,10 @@ pub fn check_file(opt: &str, path: &Path) -> Result<(), CliError> {
     if path.is_dir() {
         return io("is a directory, expected a file name");
     }
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     if !dir.is_dir() {
         return io(&format!("the directory {} does not exist", dir.display()));
     }
@@ -26,7 +29,11 @@ pub fn check_file(opt: &str, path: &Path) -> Result<(), CliError> {
 pub fn check_dir(opt: &str, dir: &Path) -> Result<(), CliError> {
     let io = |what: String| Err(CliError::Io(format!("{opt} {}: {what}", dir.display())));
     if dir.exists() {
-        return if dir.is_dir() { Ok(()) } else { io("exists and is not a directory".into()) };
+        return if dir.is_dir() {
+            Ok(())
+        } else {
+            io("exists and is not a directory".into())
+        };
     }
     let mut a = dir.parent();
     while let Some(p) = a {
@@ -34,7 +41,14 @@ pub fn check_dir(opt: &str, dir: &Path) -> Result<(), CliError> {
             return Ok(());
         }
         if p.exists() {
-            return if p.is_dir() { Ok(()) } else { io(format!("cannot be created: {} is not a directory", p.display())) };
+            return if p.is_dir() {
+                Ok(())
+            } else {
+                io(format!(
+                    "cannot be created: {} is not a directory",
+                    p.display()
+                ))
+            };
         }
         a = p.parent();
     }
@@ -43,9 +57,18 @@ pub fn check_dir(opt: &str, dir: &Path) -> Result<(), CliError> {
 
 /// Write `data` to `path` through a temporary file in the same directory and a rename.
 pub fn atomic_write(path: &Path, data: &[u8]) -> Result<(), CliError> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().ok_or_else(|| CliError::Io(format!("{}: not a file name", path.display())))?;
-    let tmp = dir.join(format!(".{}.tmp.{}", name.to_string_lossy(), std::process::id()));
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .ok_or_else(|| CliError::Io(format!("{}: not a file name", path.display())))?;
+    let tmp = dir.join(format!(
+        ".{}.tmp.{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
     let r = (|| {
         use std::io::Write;
         let mut f = std::fs::File::create(&tmp)?;

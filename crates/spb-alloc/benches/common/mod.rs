@@ -13,7 +13,10 @@
 use std::time::{Duration, Instant};
 
 use spb_alloc::page::PageState;
-use spb_alloc::{AllocRequest, Allocator, Config, Geometry, Gfp, MemoryLayout, NoEnv, PolicyConfig, PolicyKind, X86Options, ZoneKind};
+use spb_alloc::{
+    AllocRequest, Allocator, Config, Geometry, Gfp, MemoryLayout, NoEnv, PolicyConfig, PolicyKind,
+    X86Options, ZoneKind,
+};
 
 /// The pinned seed of every generated sequence.
 pub const SEED: u64 = 0x005e_ed00_169b_2025;
@@ -82,7 +85,9 @@ pub struct Spb(pub Allocator);
 impl FrameAlloc for Spb {
     #[inline]
     fn alloc(&mut self, r: Req) -> Option<u64> {
-        self.0.alloc(AllocRequest::new(r.order, r.gfp).cpu(r.cpu), &mut NoEnv).ok()
+        self.0
+            .alloc(AllocRequest::new(r.order, r.gfp).cpu(r.cpu), &mut NoEnv)
+            .ok()
     }
     #[inline]
     fn free(&mut self, pfn: u64, order: u8, cpu: u16) {
@@ -131,7 +136,12 @@ impl FrameAlloc for Bitmap {
     #[inline]
     fn alloc(&mut self, r: Req) -> Option<u64> {
         use bitmap_allocator::BitAlloc;
-        let k = if r.order == 0 { self.b.alloc() } else { self.b.alloc_contiguous(None, 1 << r.order, r.order as usize) };
+        let k = if r.order == 0 {
+            self.b.alloc()
+        } else {
+            self.b
+                .alloc_contiguous(None, 1 << r.order, r.order as usize)
+        };
         k.map(|k| k as u64 + self.base)
     }
     #[inline]
@@ -167,8 +177,15 @@ impl Machine {
     }
     pub fn layout(self) -> MemoryLayout {
         match self {
-            Machine::G16 => MemoryLayout::x86_64(16 << 30, &X86Options::i440fx()).expect("16 GiB layout"),
-            Machine::T1 => MemoryLayout::single_zone(Geometry::X86_64, ZoneKind::Normal, 1 << 20, (1u64 << 40) >> 12),
+            Machine::G16 => {
+                MemoryLayout::x86_64(16 << 30, &X86Options::i440fx()).expect("16 GiB layout")
+            }
+            Machine::T1 => MemoryLayout::single_zone(
+                Geometry::X86_64,
+                ZoneKind::Normal,
+                1 << 20,
+                (1u64 << 40) >> 12,
+            ),
         }
     }
 }
@@ -186,7 +203,13 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 5] = [Kind::Vanilla, Kind::Defrag, Kind::Spb, Kind::Bsa, Kind::Bitmap];
+    pub const ALL: [Kind; 5] = [
+        Kind::Vanilla,
+        Kind::Defrag,
+        Kind::Spb,
+        Kind::Bsa,
+        Kind::Bitmap,
+    ];
     pub fn name(self) -> &'static str {
         match self {
             Kind::Vanilla => "vanilla",
@@ -197,7 +220,11 @@ impl Kind {
         }
     }
     pub fn from_name(s: &str) -> Option<Kind> {
-        Kind::ALL.iter().copied().find(|k| k.name() == s || (s == "bsa" && *k == Kind::Bsa) || (s == "bitmap" && *k == Kind::Bitmap))
+        Kind::ALL.iter().copied().find(|k| {
+            k.name() == s
+                || (s == "bsa" && *k == Kind::Bsa)
+                || (s == "bitmap" && *k == Kind::Bitmap)
+        })
     }
     pub fn is_spb_alloc(self) -> bool {
         matches!(self, Kind::Vanilla | Kind::Defrag | Kind::Spb)
@@ -212,7 +239,10 @@ pub fn managed_ranges(a: &Allocator) -> Vec<(u64, u64)> {
     for z in &a.zones {
         let mut run: Option<u64> = None;
         for (i, p) in z.pages.iter().enumerate() {
-            let managed = !matches!(p.state, PageState::Hole | PageState::Reserved | PageState::Uninit);
+            let managed = !matches!(
+                p.state,
+                PageState::Hole | PageState::Reserved | PageState::Uninit
+            );
             let pfn = z.span.start + i as u64;
             match (managed, run) {
                 (true, None) => run = Some(pfn),
@@ -239,7 +269,13 @@ pub fn managed_ranges(a: &Allocator) -> Vec<(u64, u64)> {
 }
 
 pub fn spb_config(kind: PolicyKind, pcp: bool) -> Config {
-    Config { policy: PolicyConfig::of(kind), nr_cpus: NR_CPUS, pcp, check_every: 0, ..Config::default() }
+    Config {
+        policy: PolicyConfig::of(kind),
+        nr_cpus: NR_CPUS,
+        pcp,
+        check_every: 0,
+        ..Config::default()
+    }
 }
 
 /// Managed pfn ranges of a layout (each zone's span minus holes, reservations and uninitialised
@@ -287,7 +323,11 @@ pub fn build(kind: Kind, machine: Machine) -> (AnyAlloc, Vec<(u64, u64)>, u64) {
             };
             let a = Allocator::new(&layout, spb_config(pk, true)).expect("allocator");
             debug_assert_eq!(managed_ranges(&a), ranges);
-            assert_eq!(a.free_pages(), pages, "managed pages differ from the layout's");
+            assert_eq!(
+                a.free_pages(),
+                pages,
+                "managed pages differ from the layout's"
+            );
             AnyAlloc::Spb(Spb(a))
         }
         Kind::Bsa => {
@@ -373,11 +413,23 @@ pub fn fill_sequence(target_pages: u64, rng: &mut Rng) -> Vec<Req> {
         let x = rng.below(100);
         let cpu = rng.below(NR_CPUS as u64) as u16;
         let r = if x < 70 {
-            Req { order: 0, gfp: Gfp::HIGHUSER_MOVABLE, cpu }
+            Req {
+                order: 0,
+                gfp: Gfp::HIGHUSER_MOVABLE,
+                cpu,
+            }
         } else if x < 90 {
-            Req { order: rng.below(4) as u8, gfp: Gfp::KERNEL, cpu }
+            Req {
+                order: rng.below(4) as u8,
+                gfp: Gfp::KERNEL,
+                cpu,
+            }
         } else {
-            Req { order: 9, gfp: Gfp::HIGHUSER_MOVABLE, cpu }
+            Req {
+                order: 9,
+                gfp: Gfp::HIGHUSER_MOVABLE,
+                cpu,
+            }
         };
         pages += 1 << r.order;
         v.push(r);
@@ -420,7 +472,13 @@ pub fn setup<A: FrameAlloc + ?Sized>(a: &mut A, managed_pages: u64) -> State {
         }
     }
     let allocated_pages = fill.iter().flatten().map(|b| 1u64 << b.1).sum();
-    State { fill, managed_pages, allocated_pages, fill_failures: failures, setup_time: t0.elapsed() }
+    State {
+        fill,
+        managed_pages,
+        allocated_pages,
+        fill_failures: failures,
+        setup_time: t0.elapsed(),
+    }
 }
 
 // ----------------------------------------------------------------------------------------------
@@ -459,14 +517,22 @@ impl Workload {
         }
     }
     pub fn from_name(s: &str) -> Option<Workload> {
-        [Workload::Order0Pairs, Workload::Order9Pairs, Workload::Order0Movable, Workload::Mixed, Workload::Refill]
-            .into_iter()
-            .find(|w| w.name() == s)
+        [
+            Workload::Order0Pairs,
+            Workload::Order9Pairs,
+            Workload::Order0Movable,
+            Workload::Mixed,
+            Workload::Refill,
+        ]
+        .into_iter()
+        .find(|w| w.name() == s)
     }
     /// What one "op" of this workload is, for the tables.
     pub fn op(self) -> &'static str {
         match self {
-            Workload::Order0Pairs | Workload::Order9Pairs | Workload::Order0Movable => "one alloc + one free",
+            Workload::Order0Pairs | Workload::Order9Pairs | Workload::Order0Movable => {
+                "one alloc + one free"
+            }
             Workload::Mixed | Workload::Refill => "one alloc or one free",
         }
     }
@@ -499,20 +565,64 @@ impl Program {
         for _ in 0..SEQ_LEN {
             let cpu = rng.below(NR_CPUS as u64) as u16;
             let r = match w {
-                Workload::Order0Pairs => Req { order: 0, gfp: if rng.pct(50) { Gfp::HIGHUSER_MOVABLE } else { Gfp::KERNEL }, cpu },
-                Workload::Order9Pairs => Req { order: 9, gfp: Gfp::HIGHUSER_MOVABLE, cpu },
-                Workload::Order0Movable => Req { order: 0, gfp: Gfp::HIGHUSER_MOVABLE, cpu },
+                Workload::Order0Pairs => Req {
+                    order: 0,
+                    gfp: if rng.pct(50) {
+                        Gfp::HIGHUSER_MOVABLE
+                    } else {
+                        Gfp::KERNEL
+                    },
+                    cpu,
+                },
+                Workload::Order9Pairs => Req {
+                    order: 9,
+                    gfp: Gfp::HIGHUSER_MOVABLE,
+                    cpu,
+                },
+                Workload::Order0Movable => Req {
+                    order: 0,
+                    gfp: Gfp::HIGHUSER_MOVABLE,
+                    cpu,
+                },
                 Workload::Mixed => {
                     let x = rng.below(100);
                     if x < 60 {
-                        Req { order: 0, gfp: if rng.pct(70) { Gfp::HIGHUSER_MOVABLE } else { Gfp::KERNEL }, cpu }
+                        Req {
+                            order: 0,
+                            gfp: if rng.pct(70) {
+                                Gfp::HIGHUSER_MOVABLE
+                            } else {
+                                Gfp::KERNEL
+                            },
+                            cpu,
+                        }
                     } else if x < 95 {
-                        Req { order: 1 + rng.below(3) as u8, gfp: if rng.pct(50) { Gfp::HIGHUSER_MOVABLE } else { Gfp::KERNEL }, cpu }
+                        Req {
+                            order: 1 + rng.below(3) as u8,
+                            gfp: if rng.pct(50) {
+                                Gfp::HIGHUSER_MOVABLE
+                            } else {
+                                Gfp::KERNEL
+                            },
+                            cpu,
+                        }
                     } else {
-                        Req { order: 9, gfp: Gfp::HIGHUSER_MOVABLE, cpu }
+                        Req {
+                            order: 9,
+                            gfp: Gfp::HIGHUSER_MOVABLE,
+                            cpu,
+                        }
                     }
                 }
-                Workload::Refill => Req { order: 0, gfp: if rng.pct(70) { Gfp::HIGHUSER_MOVABLE } else { Gfp::KERNEL }, cpu },
+                Workload::Refill => Req {
+                    order: 0,
+                    gfp: if rng.pct(70) {
+                        Gfp::HIGHUSER_MOVABLE
+                    } else {
+                        Gfp::KERNEL
+                    },
+                    cpu,
+                },
             };
             reqs.push(r);
             rand.push(rng.next_u64() as u32);
@@ -528,18 +638,30 @@ impl Program {
             rand.truncate(SEQ_LEN / REFILL_BURST * REFILL_BURST);
         }
         let slots = match w {
-            Workload::Order0Pairs | Workload::Order9Pairs | Workload::Order0Movable => vec![None; PAIR_WINDOW],
+            Workload::Order0Pairs | Workload::Order9Pairs | Workload::Order0Movable => {
+                vec![None; PAIR_WINDOW]
+            }
             Workload::Refill => vec![None; REFILL_BURST],
             Workload::Mixed => Vec::new(),
         };
-        Program { w, reqs, rand, pos: 0, slots, live: Vec::with_capacity(2 * MIXED_LIVE), failures: 0 }
+        Program {
+            w,
+            reqs,
+            rand,
+            pos: 0,
+            slots,
+            live: Vec::with_capacity(2 * MIXED_LIVE),
+            failures: 0,
+        }
     }
 
     /// Run `n` ops of the program on `a` (continuing where the last call stopped).
     #[inline(never)]
     pub fn run<A: FrameAlloc>(&mut self, a: &mut A, n: u64) {
         match self.w {
-            Workload::Order0Pairs | Workload::Order9Pairs | Workload::Order0Movable => self.run_pairs(a, n),
+            Workload::Order0Pairs | Workload::Order9Pairs | Workload::Order0Movable => {
+                self.run_pairs(a, n)
+            }
             Workload::Mixed => self.run_mixed(a, n),
             Workload::Refill => self.run_refill(a, n),
         }

@@ -46,7 +46,10 @@ pub fn smallest_any(z: &mut Zone, order: u8, mt: MigrateType) -> Option<Pfn> {
 #[inline]
 pub fn should_try_claim_block(z: &Zone, order: u8, start: MigrateType) -> bool {
     let pbo = z.geo.pageblock_order;
-    order >= pbo || order >= pbo / 2 || start == MigrateType::Unmovable || start == MigrateType::Reclaimable
+    order >= pbo
+        || order >= pbo / 2
+        || start == MigrateType::Unmovable
+        || start == MigrateType::Reclaimable
 }
 
 /// Raise the watermark boost after a sub-pageblock fallback (boost_watermark). Returns whether
@@ -115,27 +118,70 @@ pub fn try_to_claim_block(
 }
 
 #[allow(clippy::too_many_arguments)]
-fn extfrag(ctx: &mut Ctx, z: &Zone, pfn: Pfn, alloc_order: u8, fallback_order: u8, alloc_mt: MigrateType, fallback_mt: MigrateType, claim: bool) {
+fn extfrag(
+    ctx: &mut Ctx,
+    z: &Zone,
+    pfn: Pfn,
+    alloc_order: u8,
+    fallback_order: u8,
+    alloc_mt: MigrateType,
+    fallback_mt: MigrateType,
+    claim: bool,
+) {
     let fragmenting = fallback_order < z.geo.pageblock_order;
     ctx.vm.inc(Vm::ExtfragEvents);
     if fragmenting {
         ctx.vm.inc(Vm::ExtfragFragmenting);
     }
-    ctx.vm.inc(if claim { Vm::ExtfragClaim } else { Vm::ExtfragSteal });
+    ctx.vm.inc(if claim {
+        Vm::ExtfragClaim
+    } else {
+        Vm::ExtfragSteal
+    });
     let change_ownership = z.pb(pfn).migratetype() == alloc_mt;
-    ctx.ev.push(Event::ExtFrag { zone: ctx.zone_id, pfn, alloc_order, fallback_order, alloc_mt, fallback_mt, fragmenting, change_ownership });
+    ctx.ev.push(Event::ExtFrag {
+        zone: ctx.zone_id,
+        pfn,
+        alloc_order,
+        fallback_order,
+        alloc_mt,
+        fallback_mt,
+        fragmenting,
+        change_ownership,
+    });
 }
 
 /// The first fallback type (table order) with a free block at exactly `order` in `bucket`.
 #[inline]
-pub fn find_fallback(z: &Zone, bucket: usize, order: u8, start: MigrateType) -> Option<MigrateType> {
-    start.fallbacks().iter().copied().find(|t| z.areas[bucket].mask[t.idx()] & (1 << order) != 0)
+pub fn find_fallback(
+    z: &Zone,
+    bucket: usize,
+    order: u8,
+    start: MigrateType,
+) -> Option<MigrateType> {
+    start
+        .fallbacks()
+        .iter()
+        .copied()
+        .find(|t| z.areas[bucket].mask[t.idx()] & (1 << order) != 0)
 }
 
 /// __rmqueue_claim over `bucket`.
-pub fn claim_in(z: &mut Zone, ctx: &mut Ctx, bucket: usize, order: u8, start: MigrateType, flags: AllocFlags, min_order_floor: bool) -> Option<Pfn> {
+pub fn claim_in(
+    z: &mut Zone,
+    ctx: &mut Ctx,
+    bucket: usize,
+    order: u8,
+    start: MigrateType,
+    flags: AllocFlags,
+    min_order_floor: bool,
+) -> Option<Pfn> {
     let pbo = z.geo.pageblock_order;
-    let min_order = if min_order_floor && flags.contains(AllocFlags::NOFRAGMENT) && order < pbo { pbo } else { order };
+    let min_order = if min_order_floor && flags.contains(AllocFlags::NOFRAGMENT) && order < pbo {
+        pbo
+    } else {
+        order
+    };
     let mut co = z.geo.max_order as i32;
     while co >= min_order as i32 {
         let c = co as u8;
@@ -157,7 +203,13 @@ pub fn claim_in(z: &mut Zone, ctx: &mut Ctx, bucket: usize, order: u8, start: Mi
 
 /// __rmqueue_steal over `bucket`: the smallest suitable foreign buddy, split with the
 /// remainders left on the foreign type's lists.
-pub fn steal_in(z: &mut Zone, ctx: &mut Ctx, bucket: usize, order: u8, start: MigrateType) -> Option<Pfn> {
+pub fn steal_in(
+    z: &mut Zone,
+    ctx: &mut Ctx,
+    bucket: usize,
+    order: u8,
+    start: MigrateType,
+) -> Option<Pfn> {
     for c in order..=z.geo.max_order {
         if let Some(ft) = find_fallback(z, bucket, c, start) {
             let i = z.areas[bucket].first(c as usize, ft.idx()).unwrap();
@@ -171,14 +223,24 @@ pub fn steal_in(z: &mut Zone, ctx: &mut Ctx, bucket: usize, order: u8, start: Mi
 }
 
 /// Mainline `__rmqueue` on zone-wide lists.
-pub fn rmqueue(z: &mut Zone, ctx: &mut Ctx, order: u8, mt: MigrateType, flags: AllocFlags, mode: &mut RmqueueMode) -> Option<Pfn> {
+pub fn rmqueue(
+    z: &mut Zone,
+    ctx: &mut Ctx,
+    order: u8,
+    mt: MigrateType,
+    flags: AllocFlags,
+    mode: &mut RmqueueMode,
+) -> Option<Pfn> {
     let b = 0;
     if *mode == RmqueueMode::Normal {
         if let Some(p) = smallest_in(z, b, order, mt) {
             return Some(p);
         }
     }
-    if matches!(*mode, RmqueueMode::Normal | RmqueueMode::Cma | RmqueueMode::Claim) {
+    if matches!(
+        *mode,
+        RmqueueMode::Normal | RmqueueMode::Cma | RmqueueMode::Claim
+    ) {
         if let Some(p) = claim_in(z, ctx, b, order, mt, flags, true) {
             *mode = RmqueueMode::Normal;
             return Some(p);
@@ -209,7 +271,9 @@ pub fn reserve_highatomic(z: &mut Zone, ctx: &mut Ctx, pfn: Pfn, order: u8) {
     }
     let pbo = z.geo.pageblock_order;
     if order < pbo {
-        if z.move_freepages_block(pfn, MigrateType::HighAtomic).is_none() {
+        if z.move_freepages_block(pfn, MigrateType::HighAtomic)
+            .is_none()
+        {
             return;
         }
         z.nr_reserved_highatomic += pbp;

@@ -59,24 +59,44 @@ pub struct PolicyConfig {
 
 impl PolicyConfig {
     pub fn vanilla() -> Self {
-        PolicyConfig { kind: PolicyKind::Vanilla, spb: SpbSwitches::all_on() }
+        PolicyConfig {
+            kind: PolicyKind::Vanilla,
+            spb: SpbSwitches::all_on(),
+        }
     }
     pub fn defrag() -> Self {
-        PolicyConfig { kind: PolicyKind::Defrag, spb: SpbSwitches::all_on() }
+        PolicyConfig {
+            kind: PolicyKind::Defrag,
+            spb: SpbSwitches::all_on(),
+        }
     }
     pub fn spb() -> Self {
-        PolicyConfig { kind: PolicyKind::Spb, spb: SpbSwitches::all_on() }
+        PolicyConfig {
+            kind: PolicyKind::Spb,
+            spb: SpbSwitches::all_on(),
+        }
     }
     pub fn of(kind: PolicyKind) -> Self {
-        PolicyConfig { kind, spb: SpbSwitches::all_on() }
+        PolicyConfig {
+            kind,
+            spb: SpbSwitches::all_on(),
+        }
     }
     /// A display name: the policy, plus `-off:` and the switches turned off.
     pub fn label(&self) -> String {
         let mut s = String::from(self.kind.name());
         if self.kind == PolicyKind::Spb {
             let def = SpbSwitches::all_on();
-            let off: Vec<&str> = SpbSwitch::ALL.iter().filter(|w| !self.spb.on(**w) && def.on(**w)).map(|w| w.name()).collect();
-            let on: Vec<&str> = SpbSwitch::ALL.iter().filter(|w| self.spb.on(**w) && !def.on(**w)).map(|w| w.name()).collect();
+            let off: Vec<&str> = SpbSwitch::ALL
+                .iter()
+                .filter(|w| !self.spb.on(**w) && def.on(**w))
+                .map(|w| w.name())
+                .collect();
+            let on: Vec<&str> = SpbSwitch::ALL
+                .iter()
+                .filter(|w| self.spb.on(**w) && !def.on(**w))
+                .map(|w| w.name())
+                .collect();
             if !off.is_empty() {
                 s.push_str("-off:");
                 s.push_str(&off.join(","));
@@ -122,8 +142,12 @@ impl Policy {
     /// Whether the fast path starts with ALLOC_NOFRAGMENT (alloc_flags_nofragment).
     pub fn fast_nofragment(&self, preferred: ZoneKind, has_dma32: bool) -> bool {
         match self {
-            Policy::Mainline { defrag_mode } => *defrag_mode || (preferred == ZoneKind::Normal && has_dma32),
-            Policy::Spb(s) => s.sw.on(SpbSwitch::KeepNofragment) || (preferred == ZoneKind::Normal && has_dma32),
+            Policy::Mainline { defrag_mode } => {
+                *defrag_mode || (preferred == ZoneKind::Normal && has_dma32)
+            }
+            Policy::Spb(s) => {
+                s.sw.on(SpbSwitch::KeepNofragment) || (preferred == ZoneKind::Normal && has_dma32)
+            }
         }
     }
     /// Whether the fast path's zonelist walk drops NOFRAGMENT and walks again when nothing was
@@ -161,7 +185,16 @@ impl Policy {
     }
     /// `__rmqueue` for this policy.
     #[allow(clippy::too_many_arguments)]
-    pub fn rmqueue(&mut self, z: &mut Zone, ctx: &mut Ctx, order: u8, mt: MigrateType, flags: AllocFlags, mode: &mut RmqueueMode, gfp: Gfp) -> Option<Pfn> {
+    pub fn rmqueue(
+        &mut self,
+        z: &mut Zone,
+        ctx: &mut Ctx,
+        order: u8,
+        mt: MigrateType,
+        flags: AllocFlags,
+        mode: &mut RmqueueMode,
+        gfp: Gfp,
+    ) -> Option<Pfn> {
         match self {
             Policy::Mainline { .. } => mainline::rmqueue(z, ctx, order, mt, flags, mode),
             Policy::Spb(s) => s.rmqueue(z, ctx, order, mt, flags, mode, gfp),
@@ -170,7 +203,9 @@ impl Policy {
     /// The order in which `alloc_contig` tries aligned ranges of `pages` in zone `z`.
     pub fn contig_candidates(&self, z: &Zone, pages: u64) -> Vec<Pfn> {
         match self {
-            Policy::Spb(s) if s.sw.on(SpbSwitch::ContigEmptiest) && pages == z.geo.spb_pages() => spb::contig_candidates(z),
+            Policy::Spb(s) if s.sw.on(SpbSwitch::ContigEmptiest) && pages == z.geo.spb_pages() => {
+                spb::contig_candidates(z)
+            }
             _ => {
                 let mut v = Vec::new();
                 let mut s = z.span.start.div_ceil(pages) * pages;

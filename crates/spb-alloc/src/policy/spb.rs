@@ -21,8 +21,8 @@
 //! reserve (spb's choice: use space already lost before opening an empty SPB), PASS_3 empty
 //! SPBs, PASS_4 mainline claim/steal from other types inside tainted SPBs.
 
-use alloc::vec;
 use alloc::collections::VecDeque;
+use alloc::vec;
 use alloc::vec::Vec;
 
 use crate::event::{Event, Pass};
@@ -70,7 +70,10 @@ pub fn defrag_stop_pageblocks(s: &SpbMeta) -> u32 {
 /// spb_tainted_reserve: free pageblocks a tainted SPB keeps for non-movable allocations.
 #[inline]
 pub fn tainted_reserve(s: &SpbMeta) -> u32 {
-    (s.total_pageblocks * TAINTED_RESERVE_PERCENT).div_ceil(100).max(TAINTED_RESERVE_MIN).min(s.total_pageblocks)
+    (s.total_pageblocks * TAINTED_RESERVE_PERCENT)
+        .div_ceil(100)
+        .max(TAINTED_RESERVE_MIN)
+        .min(s.total_pageblocks)
 }
 
 /// What PASS_1 saw on the tainted list (struct spb_tainted_walk, patch 26).
@@ -89,7 +92,11 @@ pub enum Work {
     /// Evacuate the movable pages left in a pageblock claimed for non-movable use (06).
     EvacuateBlock { zone: u8, pfn: Pfn },
     /// Deferred evacuation: make free pageblocks inside tainted SPBs (25).
-    EvacuateForOrder { zone: u8, order: u8, mt: MigrateType },
+    EvacuateForOrder {
+        zone: u8,
+        order: u8,
+        mt: MigrateType,
+    },
     /// Shrink reclaimable slab living in a tainted SPB under pressure (28).
     SlabShrink { zone: u8, spb: u32 },
 }
@@ -135,7 +142,14 @@ pub struct SpbPolicy {
 
 impl SpbPolicy {
     pub fn new(sw: SpbSwitches) -> Self {
-        SpbPolicy { sw, zones: Vec::new(), excluded: None, work: Vec::new(), walks: WalkHistogram::default(), taint_causes: Vec::new() }
+        SpbPolicy {
+            sw,
+            zones: Vec::new(),
+            excluded: None,
+            work: Vec::new(),
+            walks: WalkHistogram::default(),
+            taint_causes: Vec::new(),
+        }
     }
 
     /// Build per-zone state.
@@ -164,7 +178,11 @@ impl SpbPolicy {
             f = f.with(AllocFlags::NOFRAGMENT);
         }
         if self.sw.on(SpbSwitch::RefuseOptional) {
-            let rule = if self.sw.on(SpbSwitch::RefuseLiteral) { CheapFallbackRule::Literal } else { CheapFallbackRule::Intent };
+            let rule = if self.sw.on(SpbSwitch::RefuseLiteral) {
+                CheapFallbackRule::Literal
+            } else {
+                CheapFallbackRule::Intent
+            };
             if has_cheap_fallback(gfp, rule) {
                 f = f.with(AllocFlags::HIGHORDER_OPTIONAL);
             }
@@ -182,7 +200,16 @@ impl SpbPolicy {
 
     /// The policy's `__rmqueue`.
     #[allow(clippy::too_many_arguments)]
-    pub fn rmqueue(&mut self, z: &mut Zone, ctx: &mut Ctx, order: u8, mt: MigrateType, flags: AllocFlags, mode: &mut RmqueueMode, gfp: Gfp) -> Option<Pfn> {
+    pub fn rmqueue(
+        &mut self,
+        z: &mut Zone,
+        ctx: &mut Ctx,
+        order: u8,
+        mt: MigrateType,
+        flags: AllocFlags,
+        mode: &mut RmqueueMode,
+        gfp: Gfp,
+    ) -> Option<Pfn> {
         let optional = flags.contains(AllocFlags::HIGHORDER_OPTIONAL) && mt != MigrateType::Movable;
         if optional {
             *mode = RmqueueMode::Normal;
@@ -204,7 +231,13 @@ impl SpbPolicy {
             Pass::Pass4 => Vm::SpbPass4,
             Pass::Fail => Vm::SpbPassFail,
         });
-        ctx.ev.push(Event::SpbWalk { zone: ctx.zone_id, pass, visited, order, mt });
+        ctx.ev.push(Event::SpbWalk {
+            zone: ctx.zone_id,
+            pass,
+            visited,
+            order,
+            mt,
+        });
         r
     }
 
@@ -214,13 +247,28 @@ impl SpbPolicy {
         mainline::smallest_in(z, i as usize, order, mt)
     }
 
-    fn hint_try(&mut self, z: &mut Zone, ctx: &mut Ctx, order: u8, mt: MigrateType, want: Category) -> Option<Pfn> {
+    fn hint_try(
+        &mut self,
+        z: &mut Zone,
+        ctx: &mut Ctx,
+        order: u8,
+        mt: MigrateType,
+        want: Category,
+    ) -> Option<Pfn> {
         if !self.sw.on(SpbSwitch::HintCache) {
             return None;
         }
         let zs = &self.zones[ctx.zone_id as usize];
-        let h = zs.hint.get(order as usize).map(|a| a[mt.idx().min(2)]).unwrap_or(NIL);
-        if h == NIL || h as usize >= z.spbs.len() || h == self.excluded_in(ctx.zone_id) || z.spbs[h as usize].category != want {
+        let h = zs
+            .hint
+            .get(order as usize)
+            .map(|a| a[mt.idx().min(2)])
+            .unwrap_or(NIL);
+        if h == NIL
+            || h as usize >= z.spbs.len()
+            || h == self.excluded_in(ctx.zone_id)
+            || z.spbs[h as usize].category != want
+        {
             return None;
         }
         let p = Self::try_spb(z, h, order, mt)?;
@@ -238,7 +286,13 @@ impl SpbPolicy {
 
     /// Walk the list `cat` fullest first, calling `f` on each SPB until it returns Some.
     #[inline]
-    fn walk_list(z: &mut Zone, cat: Category, excluded: u32, visited: &mut u32, mut f: impl FnMut(&mut Zone, u32) -> Option<Pfn>) -> Option<(Pfn, u32)> {
+    fn walk_list(
+        z: &mut Zone,
+        cat: Category,
+        excluded: u32,
+        visited: &mut u32,
+        mut f: impl FnMut(&mut Zone, u32) -> Option<Pfn>,
+    ) -> Option<(Pfn, u32)> {
         for full in FIRST_WITH_FREE..NR_FULLNESS {
             let mut i = z.spb_lists.heads[cat as usize][full];
             while i != NIL {
@@ -255,7 +309,14 @@ impl SpbPolicy {
         None
     }
 
-    fn walk_movable(&mut self, z: &mut Zone, ctx: &mut Ctx, order: u8, flags: AllocFlags, visited: &mut u32) -> (Option<Pfn>, Pass) {
+    fn walk_movable(
+        &mut self,
+        z: &mut Zone,
+        ctx: &mut Ctx,
+        order: u8,
+        flags: AllocFlags,
+        visited: &mut u32,
+    ) -> (Option<Pfn>, Pass) {
         let mt = MigrateType::Movable;
         let excl = self.excluded_in(ctx.zone_id);
         let steer = self.sw.on(SpbSwitch::SteerMovableFullest);
@@ -280,7 +341,13 @@ impl SpbPolicy {
         // Tainted (and lost) SPBs above their reserve.
         let reserve_on = self.sw.on(SpbSwitch::TaintedReserve);
         let above = |s: &SpbMeta| !reserve_on || s.pb_free > tainted_reserve(s);
-        if let Some((p, _)) = Self::walk_list(z, Category::Tainted, excl, visited, |z, i| if above(&z.spbs[i as usize]) { Self::try_spb(z, i, order, mt) } else { None }) {
+        if let Some((p, _)) = Self::walk_list(z, Category::Tainted, excl, visited, |z, i| {
+            if above(&z.spbs[i as usize]) {
+                Self::try_spb(z, i, order, mt)
+            } else {
+                None
+            }
+        }) {
             return (Some(p), Pass::Pass4);
         }
         if steer && lost_first {
@@ -308,7 +375,9 @@ impl SpbPolicy {
             }
         }
         // PASS_3: an empty SPB.
-        if let Some((p, _)) = Self::walk_list(z, Category::Empty, excl, visited, |z, i| Self::try_spb(z, i, order, mt)) {
+        if let Some((p, _)) = Self::walk_list(z, Category::Empty, excl, visited, |z, i| {
+            Self::try_spb(z, i, order, mt)
+        }) {
             return (Some(p), Pass::Pass3);
         }
         // The reserve is a preference, not a wall: with nothing left elsewhere, movable pages may
@@ -331,14 +400,18 @@ impl SpbPolicy {
         }
         // Fallback: claim, then steal, from other types — inside tainted SPBs first.
         for cat in [Category::Tainted, Category::Clean] {
-            if let Some((p, _)) = Self::walk_list(z, cat, excl, visited, |z, i| mainline::claim_in(z, ctx, i as usize, order, mt, flags, false)) {
+            if let Some((p, _)) = Self::walk_list(z, cat, excl, visited, |z, i| {
+                mainline::claim_in(z, ctx, i as usize, order, mt, flags, false)
+            }) {
                 return (Some(p), Pass::Pass4);
             }
         }
         // NOFRAGMENT keeps non-movable pages out of clean SPBs; a movable page cannot taint an
         // SPB, so under spb movable requests may steal regardless (tainted SPBs first).
         for cat in [Category::Tainted, Category::Clean] {
-            if let Some((p, _)) = Self::walk_list(z, cat, excl, visited, |z, i| mainline::steal_in(z, ctx, i as usize, order, mt)) {
+            if let Some((p, _)) = Self::walk_list(z, cat, excl, visited, |z, i| {
+                mainline::steal_in(z, ctx, i as usize, order, mt)
+            }) {
                 return (Some(p), Pass::Pass4);
             }
         }
@@ -347,7 +420,17 @@ impl SpbPolicy {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn walk_nonmovable(&mut self, z: &mut Zone, ctx: &mut Ctx, order: u8, mt: MigrateType, flags: AllocFlags, optional: bool, visited: &mut u32, gfp: Gfp) -> (Option<Pfn>, Pass) {
+    fn walk_nonmovable(
+        &mut self,
+        z: &mut Zone,
+        ctx: &mut Ctx,
+        order: u8,
+        mt: MigrateType,
+        flags: AllocFlags,
+        optional: bool,
+        visited: &mut u32,
+        gfp: Gfp,
+    ) -> (Option<Pfn>, Pass) {
         let excl = self.excluded_in(ctx.zone_id);
         let steer = self.sw.on(SpbSwitch::SteerTainted);
         let pbo = z.geo.pageblock_order;
@@ -389,35 +472,57 @@ impl SpbPolicy {
             }
             // PASS_2: a whole free pageblock inside a tainted SPB.
             if self.sw.on(SpbSwitch::Pass2Claim) {
-                if let Some((p, i)) = Self::walk_list(z, Category::Tainted, excl, visited, |z, i| claim_whole_free(z, ctx, i, order, mt)) {
+                if let Some((p, i)) =
+                    Self::walk_list(z, Category::Tainted, excl, visited, |z, i| {
+                        claim_whole_free(z, ctx, i, order, mt)
+                    })
+                {
                     self.queue_evacuate_claimed(ctx.zone_id, z, p);
                     let _ = i;
                     return (Some(p), Pass::Pass2);
                 }
             }
             // PASS_2B: relabel a partly used movable pageblock inside a tainted SPB.
-            let fragments_ok = (self.sw.on(SpbSwitch::AggressivePack) && z.spbs.len() > AGGRESSIVE_THRESHOLD) || flags.contains(AllocFlags::NOFRAG_TAINTED_OK) || !flags.contains(AllocFlags::NOFRAGMENT);
+            let fragments_ok = (self.sw.on(SpbSwitch::AggressivePack)
+                && z.spbs.len() > AGGRESSIVE_THRESHOLD)
+                || flags.contains(AllocFlags::NOFRAG_TAINTED_OK)
+                || !flags.contains(AllocFlags::NOFRAGMENT);
             if self.sw.on(SpbSwitch::Pass2bRelabel) && fragments_ok {
-                if let Some((p, _)) = Self::walk_list(z, Category::Tainted, excl, visited, |z, i| relabel_partial(z, ctx, i, order, mt)) {
+                if let Some((p, _)) =
+                    Self::walk_list(z, Category::Tainted, excl, visited, |z, i| {
+                        relabel_partial(z, ctx, i, order, mt)
+                    })
+                {
                     self.queue_evacuate_claimed(ctx.zone_id, z, p);
                     return (Some(p), Pass::Pass2b);
                 }
             }
             // PASS_2C / PASS_2D: borrow without relabelling.
             if self.sw.on(SpbSwitch::CrossBorrow) {
-                let other = if mt == MigrateType::Unmovable { MigrateType::Reclaimable } else { MigrateType::Unmovable };
-                if let Some((p, _)) = Self::walk_list(z, Category::Tainted, excl, visited, |z, i| Self::try_spb(z, i, order, other)) {
+                let other = if mt == MigrateType::Unmovable {
+                    MigrateType::Reclaimable
+                } else {
+                    MigrateType::Unmovable
+                };
+                if let Some((p, _)) =
+                    Self::walk_list(z, Category::Tainted, excl, visited, |z, i| {
+                        Self::try_spb(z, i, order, other)
+                    })
+                {
                     return (Some(p), Pass::Pass2c);
                 }
                 if fragments_ok {
-                    if let Some((p, _)) = Self::walk_list(z, Category::Tainted, excl, visited, |z, i| {
-                        // keep whole free pageblocks for PASS_2 claims: borrow only fragments
-                        let o = z.areas[i as usize].smallest_from(order as usize, MigrateType::Movable.idx())?;
-                        if o >= pbo as usize {
-                            return None;
-                        }
-                        Self::try_spb(z, i, order, MigrateType::Movable)
-                    }) {
+                    if let Some((p, _)) =
+                        Self::walk_list(z, Category::Tainted, excl, visited, |z, i| {
+                            // keep whole free pageblocks for PASS_2 claims: borrow only fragments
+                            let o = z.areas[i as usize]
+                                .smallest_from(order as usize, MigrateType::Movable.idx())?;
+                            if o >= pbo as usize {
+                                return None;
+                            }
+                            Self::try_spb(z, i, order, MigrateType::Movable)
+                        })
+                    {
                         return (Some(p), Pass::Pass2d);
                     }
                 }
@@ -425,19 +530,29 @@ impl SpbPolicy {
         }
         // Before tainting a fresh SPB: kick deferred evacuation and the last-chance defrag.
         if walk.saw_below_reserve && self.sw.on(SpbSwitch::DeferredEvacuation) {
-            self.queue(Work::EvacuateForOrder { zone: ctx.zone_id, order, mt });
+            self.queue(Work::EvacuateForOrder {
+                zone: ctx.zone_id,
+                order,
+                mt,
+            });
         }
         if self.sw.on(SpbSwitch::SlabShrink) {
             self.last_chance_defrag(z, ctx);
         }
         // PASS_3: a whole pageblock from an empty SPB.
-        if let Some((p, _)) = Self::walk_list(z, Category::Empty, excl, visited, |z, i| claim_whole_free(z, ctx, i, order, mt)) {
+        if let Some((p, _)) = Self::walk_list(z, Category::Empty, excl, visited, |z, i| {
+            claim_whole_free(z, ctx, i, order, mt)
+        }) {
             return (Some(p), Pass::Pass3);
         }
         // The refusal (26): a tainted SPB could absorb this after evacuation.
         if optional && (walk.saw_free_pages || walk.saw_free_pb) {
             ctx.vm.inc(Vm::SpbHighorderRefused);
-            ctx.ev.push(Event::SpbRefused { gfp, order, rule: "highorder_optional" });
+            ctx.ev.push(Event::SpbRefused {
+                gfp,
+                order,
+                rule: "highorder_optional",
+            });
             return (None, Pass::Fail);
         }
         // PASS_4: clean SPBs (fullest first), only without NOFRAGMENT when it is kept.
@@ -446,14 +561,22 @@ impl SpbPolicy {
             return (None, Pass::Fail);
         }
         if self.sw.on(SpbSwitch::DeferredEvacuation) {
-            self.queue(Work::EvacuateForOrder { zone: ctx.zone_id, order, mt });
+            self.queue(Work::EvacuateForOrder {
+                zone: ctx.zone_id,
+                order,
+                mt,
+            });
         }
         if steer {
-            if let Some((p, _)) = Self::walk_list(z, Category::Clean, excl, visited, |z, i| mainline::claim_in(z, ctx, i as usize, order, mt, flags, true)) {
+            if let Some((p, _)) = Self::walk_list(z, Category::Clean, excl, visited, |z, i| {
+                mainline::claim_in(z, ctx, i as usize, order, mt, flags, true)
+            }) {
                 return (Some(p), Pass::Pass4);
             }
             if !nofrag {
-                if let Some((p, _)) = Self::walk_list(z, Category::Clean, excl, visited, |z, i| mainline::steal_in(z, ctx, i as usize, order, mt)) {
+                if let Some((p, _)) = Self::walk_list(z, Category::Clean, excl, visited, |z, i| {
+                    mainline::steal_in(z, ctx, i as usize, order, mt)
+                }) {
                     return (Some(p), Pass::Pass4);
                 }
             }
@@ -494,7 +617,10 @@ impl SpbPolicy {
     fn queue_evacuate_claimed(&mut self, zone: u8, z: &Zone, p: Pfn) {
         if self.sw.on(SpbSwitch::EvacuateClaimed) && z.pb(p).alloc[1] > 0 {
             let pbp = z.geo.pageblock_pages();
-            self.queue(Work::EvacuateBlock { zone, pfn: p & !(pbp - 1) });
+            self.queue(Work::EvacuateBlock {
+                zone,
+                pfn: p & !(pbp - 1),
+            });
         }
     }
 
@@ -508,7 +634,17 @@ impl SpbPolicy {
     /// of an owned block stay in the buddy lists until the owner's refills take them; frees of
     /// its pages return to the owner's list. Fills up to `n` entries; returns how many.
     #[allow(clippy::too_many_arguments)]
-    pub fn pcp_refill_owned(&mut self, z: &mut Zone, ctx: &mut Ctx, cpu: usize, order: u8, mt: MigrateType, flags: AllocFlags, gfp: Gfp, n: u64) -> u64 {
+    pub fn pcp_refill_owned(
+        &mut self,
+        z: &mut Zone,
+        ctx: &mut Ctx,
+        cpu: usize,
+        order: u8,
+        mt: MigrateType,
+        flags: AllocFlags,
+        gfp: Gfp,
+        n: u64,
+    ) -> u64 {
         let pbo = z.geo.pageblock_order;
         let own = self.sw.on(SpbSwitch::PcpOwnership);
         let adopt = self.sw.on(SpbSwitch::AdoptPartial) && mt != MigrateType::Movable;
@@ -517,16 +653,28 @@ impl SpbPolicy {
         }
         let zi = ctx.zone_id as usize;
         let pbp = z.geo.pageblock_pages();
-        let mut got = if own { self.harvest_owned(z, zi, cpu, order, mt, n) } else { 0 };
+        let mut got = if own {
+            self.harvest_owned(z, zi, cpu, order, mt, n)
+        } else {
+            0
+        };
         let mut mode = RmqueueMode::Normal;
         while got < n {
-            let Some(p) = self.rmqueue(z, ctx, order, mt, flags, &mut mode, gfp) else { break };
+            let Some(p) = self.rmqueue(z, ctx, order, mt, flags, &mut mode, gfp) else {
+                break;
+            };
             let bi = z.pb_idx(p);
             let pb = z.pageblocks[bi];
             let broke_whole = pb.free as u64 == pbp;
             let si = z.spb_idx(p);
-            let adopt_here = adopt && pb.owner == 0 && !broke_whole && z.spbs[si].category == Category::Tainted;
-            z.account(p, 1u64 << order, crate::pageblock::Acct::Free, crate::pageblock::Acct::Pcp);
+            let adopt_here =
+                adopt && pb.owner == 0 && !broke_whole && z.spbs[si].category == Category::Tainted;
+            z.account(
+                p,
+                1u64 << order,
+                crate::pageblock::Acct::Free,
+                crate::pageblock::Acct::Pcp,
+            );
             z.pcp_push(cpu, p, order, mt, true);
             got += 1;
             if (own && broke_whole && pb.owner == 0) || adopt_here {
@@ -568,9 +716,19 @@ impl SpbPolicy {
     /// [`HARVEST_MISS_BUDGET`] scanned blocks that yielded nothing: a CPU can own thousands
     /// of pageblocks, and one whose free pages are all smaller than `order` costs a scan of
     /// the whole block; unbounded, Phase 0 made refills O(owned blocks x pageblock pages).
-    fn harvest_owned(&mut self, z: &mut Zone, zi: usize, cpu: usize, order: u8, mt: MigrateType, n: u64) -> u64 {
+    fn harvest_owned(
+        &mut self,
+        z: &mut Zone,
+        zi: usize,
+        cpu: usize,
+        order: u8,
+        mt: MigrateType,
+        n: u64,
+    ) -> u64 {
         let zs = &mut self.zones[zi];
-        let Some(list) = zs.owned.get_mut(cpu) else { return 0 };
+        let Some(list) = zs.owned.get_mut(cpu) else {
+            return 0;
+        };
         let gens = &zs.owned_gen;
         let mut got = 0;
         let mut misses = 0;
@@ -578,7 +736,9 @@ impl SpbPolicy {
             if got >= n || misses >= HARVEST_MISS_BUDGET {
                 break;
             }
-            let Some((b, gen)) = list.pop_front() else { break };
+            let Some((b, gen)) = list.pop_front() else {
+                break;
+            };
             let pb = *z.pb(b);
             if pb.owner != cpu as u16 + 1 || gens.get(z.pb_idx(b)) != Some(&gen) {
                 continue;
@@ -605,14 +765,24 @@ impl SpbPolicy {
         if s.free_pages < 2 * pbp {
             return true;
         }
-        let start_pb = if self.sw.on(SpbSwitch::TaintedReserve) { (tainted_reserve(s) / 4).max(1) } else { 1 };
+        let start_pb = if self.sw.on(SpbSwitch::TaintedReserve) {
+            (tainted_reserve(s) / 4).max(1)
+        } else {
+            1
+        };
         s.pb_free <= start_pb
     }
 
     /// Whether a defrag run of SPB `s` is done.
     pub fn defrag_done(&self, s: &SpbMeta, pbp: u64) -> bool {
-        let start_pb = if self.sw.on(SpbSwitch::TaintedReserve) { (tainted_reserve(s) / 4).max(1) } else { 1 };
-        s.movable_pages() == 0 || s.pb_free >= 2 * start_pb || s.free_pages >= (2 * start_pb as u64 + 1) * pbp
+        let start_pb = if self.sw.on(SpbSwitch::TaintedReserve) {
+            (tainted_reserve(s) / 4).max(1)
+        } else {
+            1
+        };
+        s.movable_pages() == 0
+            || s.pb_free >= 2 * start_pb
+            || s.free_pages >= (2 * start_pb as u64 + 1) * pbp
     }
 
     /// spb_maybe_start_defrag.
@@ -659,10 +829,23 @@ impl SpbPolicy {
     /// After a successful allocation: record taints, trigger defrag and slab shrink (15, 28).
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
-    pub fn after_alloc(&mut self, z: &mut Zone, ctx: &mut Ctx, pfn: Pfn, order: u8, mt: MigrateType, gfp: Gfp, changes: &[CategoryChange]) {
+    pub fn after_alloc(
+        &mut self,
+        z: &mut Zone,
+        ctx: &mut Ctx,
+        pfn: Pfn,
+        order: u8,
+        mt: MigrateType,
+        gfp: Gfp,
+        changes: &[CategoryChange],
+    ) {
         for c in changes {
             if c.to == Category::Tainted && c.from != Category::Tainted {
-                if let Some(e) = self.taint_causes.iter_mut().find(|e| e.0 == gfp && e.1 == order) {
+                if let Some(e) = self
+                    .taint_causes
+                    .iter_mut()
+                    .find(|e| e.0 == gfp && e.1 == order)
+                {
                     e.2 += 1;
                 } else {
                     self.taint_causes.push((gfp, order, 1));
@@ -675,11 +858,18 @@ impl SpbPolicy {
             return;
         }
         let pbp = z.geo.pageblock_pages();
-        if mt != MigrateType::Movable && self.sw.on(SpbSwitch::SlabShrink) && s.alloc_pages[2] > 0 && s.free_pages < tainted_reserve(s) as u64 * pbp {
+        if mt != MigrateType::Movable
+            && self.sw.on(SpbSwitch::SlabShrink)
+            && s.alloc_pages[2] > 0
+            && s.free_pages < tainted_reserve(s) as u64 * pbp
+        {
             let last = &mut self.zones[ctx.zone_id as usize].shrink_ns[si as usize];
             if *last == 0 || ctx.now_ns >= *last + SLAB_SHRINK_INTERVAL_NS {
                 *last = ctx.now_ns.max(1);
-                self.queue(Work::SlabShrink { zone: ctx.zone_id, spb: si });
+                self.queue(Work::SlabShrink {
+                    zone: ctx.zone_id,
+                    spb: si,
+                });
                 ctx.vm.inc(Vm::SpbSlabShrinks);
             }
         }
@@ -699,7 +889,10 @@ impl SpbPolicy {
     /// movable pages out of tainted SPBs (16).
     pub fn compaction_target_ok(&self, z: &Zone, pfn: Pfn) -> bool {
         let s = &z.spbs[z.spb_idx(pfn)];
-        if self.sw.on(SpbSwitch::TaintedReserve) && s.category == Category::Tainted && s.pb_free <= tainted_reserve(s) {
+        if self.sw.on(SpbSwitch::TaintedReserve)
+            && s.category == Category::Tainted
+            && s.pb_free <= tainted_reserve(s)
+        {
             return false;
         }
         true
@@ -712,7 +905,9 @@ fn zone_state(z: &Zone) -> ZoneState {
         hint: vec![[NIL; 3]; z.geo.nr_orders()],
         owned: Vec::new(),
         owned_gen: Vec::new(),
-        lost: (0..n as u32).filter(|&i| z.spbs[i as usize].is_pinned() || z.spbs[i as usize].has_hole()).collect(),
+        lost: (0..n as u32)
+            .filter(|&i| z.spbs[i as usize].is_pinned() || z.spbs[i as usize].has_hole())
+            .collect(),
         defrag_noop_ns: vec![0; n],
         defrag_queued: vec![false; n],
         shrink_ns: vec![0; n],
@@ -721,15 +916,39 @@ fn zone_state(z: &Zone) -> ZoneState {
 
 /// Claim a whole free pageblock (a free buddy of order >= pageblock order) inside SPB `i` for
 /// `mt` (claim_whole_block, patch 13) and allocate `order` from it.
-fn claim_whole_free(z: &mut Zone, ctx: &mut Ctx, i: u32, order: u8, mt: MigrateType) -> Option<Pfn> {
+fn claim_whole_free(
+    z: &mut Zone,
+    ctx: &mut Ctx,
+    i: u32,
+    order: u8,
+    mt: MigrateType,
+) -> Option<Pfn> {
     let pbo = z.geo.pageblock_order;
     let min = order.max(pbo) as usize;
-    for t in [MigrateType::Movable, if mt == MigrateType::Unmovable { MigrateType::Reclaimable } else { MigrateType::Unmovable }, mt] {
+    for t in [
+        MigrateType::Movable,
+        if mt == MigrateType::Unmovable {
+            MigrateType::Reclaimable
+        } else {
+            MigrateType::Unmovable
+        },
+        mt,
+    ] {
         let area = &z.areas[i as usize];
         if let Some(o) = area.smallest_from(min, t.idx()) {
             let h = area.first(o, t.idx())?;
             let pfn = z.pfn_of(h);
-            return mainline::try_to_claim_block(z, ctx, pfn, o as u8, order, mt, t, AllocFlags::NOFRAGMENT, false);
+            return mainline::try_to_claim_block(
+                z,
+                ctx,
+                pfn,
+                o as u8,
+                order,
+                mt,
+                t,
+                AllocFlags::NOFRAGMENT,
+                false,
+            );
         }
     }
     None
@@ -740,17 +959,35 @@ fn claim_whole_free(z: &mut Zone, ctx: &mut Ctx, i: u32, order: u8, mt: MigrateT
 fn relabel_partial(z: &mut Zone, ctx: &mut Ctx, i: u32, order: u8, mt: MigrateType) -> Option<Pfn> {
     let pbo = z.geo.pageblock_order;
     let area = &z.areas[i as usize];
-    let o = area.largest_between(order as usize, (pbo as usize).saturating_sub(1), MigrateType::Movable.idx())?;
+    let o = area.largest_between(
+        order as usize,
+        (pbo as usize).saturating_sub(1),
+        MigrateType::Movable.idx(),
+    )?;
     if o >= pbo as usize {
         return None;
     }
     let h = area.first(o, MigrateType::Movable.idx())?;
     let pfn = z.pfn_of(h);
     if !z.pb_in_zone(pfn) {
-        ctx.ev.push(Event::SpbClaimRefused { zone: ctx.zone_id, pfn, reason: "zone boundary" });
+        ctx.ev.push(Event::SpbClaimRefused {
+            zone: ctx.zone_id,
+            pfn,
+            reason: "zone boundary",
+        });
         return None;
     }
-    mainline::try_to_claim_block(z, ctx, pfn, o as u8, order, mt, MigrateType::Movable, AllocFlags::NOFRAGMENT, true)
+    mainline::try_to_claim_block(
+        z,
+        ctx,
+        pfn,
+        o as u8,
+        order,
+        mt,
+        MigrateType::Movable,
+        AllocFlags::NOFRAGMENT,
+        true,
+    )
 }
 
 /// SPB start pfns ordered for a 1 GiB contiguous request: emptiest clean or empty first (17).
@@ -774,17 +1011,26 @@ fn harvest_block(z: &mut Zone, b: Pfn, cpu: usize, order: u8, mt: MigrateType, n
     while p < span.end && got < n {
         let m = *z.page(p);
         match m.state {
-            crate::page::PageState::Free if m.order >= order && m.order <= z.geo.pageblock_order => {
+            crate::page::PageState::Free
+                if m.order >= order && m.order <= z.geo.pageblock_order =>
+            {
                 let q = z.take_and_expand(p, order, mt);
-                z.account(q, 1u64 << order, crate::pageblock::Acct::Free, crate::pageblock::Acct::Pcp);
+                z.account(
+                    q,
+                    1u64 << order,
+                    crate::pageblock::Acct::Free,
+                    crate::pageblock::Acct::Pcp,
+                );
                 z.pcp_push(cpu, q, order, mt, true);
                 got += 1;
                 p += 1u64 << order;
             }
-            crate::page::PageState::Free | crate::page::PageState::Alloc | crate::page::PageState::Pcp | crate::page::PageState::Isolated => p += 1u64 << m.order,
+            crate::page::PageState::Free
+            | crate::page::PageState::Alloc
+            | crate::page::PageState::Pcp
+            | crate::page::PageState::Isolated => p += 1u64 << m.order,
             _ => p += 1,
         }
     }
     got
 }
-

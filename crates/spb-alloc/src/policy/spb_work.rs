@@ -52,7 +52,13 @@ impl Allocator {
 
     /// Staged relaxation for callers that cannot reclaim (patch 18), with the best-effort
     /// refusal of patch 35 before NOFRAGMENT is dropped.
-    pub(crate) fn spb_atomic_relax(&mut self, req: AllocRequest, flags: &mut AllocFlags, step: &mut u8, _env: &mut dyn Env) -> RelaxDecision {
+    pub(crate) fn spb_atomic_relax(
+        &mut self,
+        req: AllocRequest,
+        flags: &mut AllocFlags,
+        step: &mut u8,
+        _env: &mut dyn Env,
+    ) -> RelaxDecision {
         if !flags.contains(AllocFlags::NOFRAGMENT) {
             return RelaxDecision::Fail;
         }
@@ -67,18 +73,33 @@ impl Allocator {
             0 => {
                 *step = 1;
                 *flags = flags.with(AllocFlags::NOFRAG_TAINTED_OK);
-                self.events.push(Event::SpbAtomicRelax { step: 1, gfp: req.gfp, order: req.order });
+                self.events.push(Event::SpbAtomicRelax {
+                    step: 1,
+                    gfp: req.gfp,
+                    order: req.order,
+                });
                 RelaxDecision::Retry
             }
             1 => {
                 *step = 2;
-                if self.spb_sw(SpbSwitch::RefuseBestEffort) && is_best_effort_high_order(req.gfp, req.order) && self.tainted_pool_plausible(req.gfp.highest_zone()) {
+                if self.spb_sw(SpbSwitch::RefuseBestEffort)
+                    && is_best_effort_high_order(req.gfp, req.order)
+                    && self.tainted_pool_plausible(req.gfp.highest_zone())
+                {
                     self.vm.inc(Vm::SpbBesteffortRefused);
-                    self.events.push(Event::SpbRefused { gfp: req.gfp, order: req.order, rule: "best_effort" });
+                    self.events.push(Event::SpbRefused {
+                        gfp: req.gfp,
+                        order: req.order,
+                        rule: "best_effort",
+                    });
                     return RelaxDecision::Refuse;
                 }
                 *flags = flags.without(AllocFlags::NOFRAGMENT);
-                self.events.push(Event::SpbAtomicRelax { step: 3, gfp: req.gfp, order: req.order });
+                self.events.push(Event::SpbAtomicRelax {
+                    step: 3,
+                    gfp: req.gfp,
+                    order: req.order,
+                });
                 RelaxDecision::Retry
             }
             _ => RelaxDecision::Fail,
@@ -87,12 +108,22 @@ impl Allocator {
 
     /// Some tainted SPB has movable pages (reclaim or migration can make room) or free pages.
     fn tainted_pool_plausible(&self, highest: crate::layout::ZoneKind) -> bool {
-        self.zones.iter().filter(|z| z.kind <= highest).any(|z| z.spbs.iter().any(|s| s.category == Category::Tainted && (s.movable_pages() > 0 || s.free_pages > 0)))
+        self.zones.iter().filter(|z| z.kind <= highest).any(|z| {
+            z.spbs.iter().any(|s| {
+                s.category == Category::Tainted && (s.movable_pages() > 0 || s.free_pages > 0)
+            })
+        })
     }
 
     /// Before the slow path drops NOFRAGMENT: targeted evacuation for non-movable requests
     /// (patch 23), once.
-    pub(crate) fn spb_before_drop_nofragment(&mut self, req: AllocRequest, _flags: AllocFlags, tried: &mut bool, env: &mut dyn Env) -> DropDecision {
+    pub(crate) fn spb_before_drop_nofragment(
+        &mut self,
+        req: AllocRequest,
+        _flags: AllocFlags,
+        tried: &mut bool,
+        env: &mut dyn Env,
+    ) -> DropDecision {
         let mt = req.gfp.migratetype();
         if mt != MigrateType::Movable && !*tried && self.spb_sw(SpbSwitch::TargetedEvacuation) {
             *tried = true;
@@ -130,7 +161,14 @@ impl Allocator {
                     let z = &self.zones[zone as usize];
                     let s = &z.spbs[spb as usize];
                     let range = (s.start_pfn, s.start_pfn + z.geo.spb_pages());
-                    let req = ReclaimRequest { nr_pages: z.geo.pageblock_pages(), order: 0, who: Reclaimer::SpbShrink, may_swap: false, shrink_slab: true, prefer_range: Some(range) };
+                    let req = ReclaimRequest {
+                        nr_pages: z.geo.pageblock_pages(),
+                        order: 0,
+                        who: Reclaimer::SpbShrink,
+                        may_swap: false,
+                        shrink_slab: true,
+                        prefer_range: Some(range),
+                    };
                     let mut out = core::mem::take(&mut self.freed_scratch);
                     out.clear();
                     env.reclaim(req, &mut out);
@@ -147,7 +185,10 @@ impl Allocator {
         let pbp = self.geo.pageblock_pages();
         let start = pfn & !(pbp - 1);
         let si = self.zones[zi].spb_idx(start) as u32;
-        let saved = self.policy.spb_mut().map(|s| s.excluded.replace((zi as u8, si)));
+        let saved = self
+            .policy
+            .spb_mut()
+            .map(|s| s.excluded.replace((zi as u8, si)));
         let before = self.pages_migrated;
         let span = self.zones[zi].pb_span(start);
         let mut p = span.start;
@@ -156,7 +197,10 @@ impl Allocator {
             match m.state {
                 PageState::Alloc => {
                     let n = 1u64 << m.order;
-                    if m.mt == MigrateType::Movable as u8 && m.order < self.geo.pageblock_order && self.migrate_out(zi, p, env).is_none() {
+                    if m.mt == MigrateType::Movable as u8
+                        && m.order < self.geo.pageblock_order
+                        && self.migrate_out(zi, p, env).is_none()
+                    {
                         break; // no target memory left
                     }
                     p += n;
@@ -213,7 +257,12 @@ impl Allocator {
             moved += self.evacuate_block(zi, b, env);
         }
         self.vm.add(Vm::SpbDefragPagesMoved, moved);
-        self.events.push(Event::SpbEvacuate { zone: zi as u8, spb: si, pages_moved: moved, kind: "defrag" });
+        self.events.push(Event::SpbEvacuate {
+            zone: zi as u8,
+            spb: si,
+            pages_moved: moved,
+            kind: "defrag",
+        });
         let now = self.now_ns;
         let z = &self.zones[zi];
         if let Some(p) = self.policy.spb_mut() {
@@ -230,8 +279,17 @@ impl Allocator {
     /// labelled `mt` inside tainted SPBs (so their buddies coalesce); phase 2 evacuates whole
     /// movable pageblocks inside tainted SPBs so PASS_2 can claim them. `phase1` is skipped for
     /// the deferred variant (patch 25). Returns pages moved.
-    fn evacuate_for_order(&mut self, zi: ZoneId, _order: u8, mt: MigrateType, phase1: bool, env: &mut dyn Env) -> u64 {
-        let tainted: Vec<u32> = (0..self.zones[zi].spbs.len() as u32).filter(|&i| self.zones[zi].spbs[i as usize].category == Category::Tainted).collect();
+    fn evacuate_for_order(
+        &mut self,
+        zi: ZoneId,
+        _order: u8,
+        mt: MigrateType,
+        phase1: bool,
+        env: &mut dyn Env,
+    ) -> u64 {
+        let tainted: Vec<u32> = (0..self.zones[zi].spbs.len() as u32)
+            .filter(|&i| self.zones[zi].spbs[i as usize].category == Category::Tainted)
+            .collect();
         let mut moved = 0;
         if phase1 {
             let mut n = 0;
@@ -253,7 +311,11 @@ impl Allocator {
             if s.pb_free > tainted_reserve(s) {
                 continue;
             }
-            cands.extend(self.evacuable_blocks(zi, si, Some(MigrateType::Movable)).into_iter().take(TARGETED_BLOCKS));
+            cands.extend(
+                self.evacuable_blocks(zi, si, Some(MigrateType::Movable))
+                    .into_iter()
+                    .take(TARGETED_BLOCKS),
+            );
         }
         cands.sort();
         for (_, b) in cands.into_iter().take(TARGETED_BLOCKS) {
@@ -261,7 +323,12 @@ impl Allocator {
         }
         self.vm.inc(Vm::SpbEvacuateRuns);
         self.vm.add(Vm::SpbEvacuatePagesMoved, moved);
-        self.events.push(Event::SpbEvacuate { zone: zi as u8, spb: u32::MAX, pages_moved: moved, kind: "for_order" });
+        self.events.push(Event::SpbEvacuate {
+            zone: zi as u8,
+            spb: u32::MAX,
+            pages_moved: moved,
+            kind: "for_order",
+        });
         moved
     }
 }
@@ -272,17 +339,36 @@ impl super::spb::SpbPolicy {
         for (zi, zs) in self.zones.iter().enumerate() {
             let n = a.zones[zi].spbs.len();
             if zs.defrag_queued.len() != n || zs.defrag_noop_ns.len() != n {
-                return Err(crate::check::InvariantViolation(alloc::format!("spb: zone {} state covers {} SPBs, zone has {}", zi, zs.defrag_queued.len(), n)));
+                return Err(crate::check::InvariantViolation(alloc::format!(
+                    "spb: zone {} state covers {} SPBs, zone has {}",
+                    zi,
+                    zs.defrag_queued.len(),
+                    n
+                )));
             }
             for h in zs.hint.iter().flatten() {
                 if *h != crate::page::NIL && *h as usize >= n {
-                    return Err(crate::check::InvariantViolation(alloc::format!("spb: zone {} hint names SPB {} of {}", zi, h, n)));
+                    return Err(crate::check::InvariantViolation(alloc::format!(
+                        "spb: zone {} hint names SPB {} of {}",
+                        zi,
+                        h,
+                        n
+                    )));
                 }
             }
             for (i, q) in zs.defrag_queued.iter().enumerate() {
-                let queued = self.work.contains(&Work::Defrag { zone: zi as u8, spb: i as u32 });
+                let queued = self.work.contains(&Work::Defrag {
+                    zone: zi as u8,
+                    spb: i as u32,
+                });
                 if *q != queued {
-                    return Err(crate::check::InvariantViolation(alloc::format!("spb: zone {} SPB {} defrag flag {} but queued {}", zi, i, q, queued)));
+                    return Err(crate::check::InvariantViolation(alloc::format!(
+                        "spb: zone {} SPB {} defrag flag {} but queued {}",
+                        zi,
+                        i,
+                        q,
+                        queued
+                    )));
                 }
             }
         }

@@ -11,7 +11,13 @@ use spb_alloc::*;
 pub fn tiny(spbs: u64) -> MemoryLayout {
     let g = Geometry::TINY;
     let start = g.spb_pages();
-    MemoryLayout { geometry: g, zones: vec![ZoneSpec::plain(ZoneKind::Normal, PfnRange::new(start, start + spbs * g.spb_pages()))] }
+    MemoryLayout {
+        geometry: g,
+        zones: vec![ZoneSpec::plain(
+            ZoneKind::Normal,
+            PfnRange::new(start, start + spbs * g.spb_pages()),
+        )],
+    }
 }
 
 /// Tiny geometry with a DMA32 zone of one SPB below a Normal zone.
@@ -22,13 +28,21 @@ pub fn tiny_two_zone(normal_spbs: u64) -> MemoryLayout {
         geometry: g,
         zones: vec![
             ZoneSpec::plain(ZoneKind::Dma32, PfnRange::new(s, 2 * s)),
-            ZoneSpec::plain(ZoneKind::Normal, PfnRange::new(2 * s, (2 + normal_spbs) * s)),
+            ZoneSpec::plain(
+                ZoneKind::Normal,
+                PfnRange::new(2 * s, (2 + normal_spbs) * s),
+            ),
         ],
     }
 }
 
 pub fn cfg(kind: PolicyKind) -> Config {
-    Config { policy: PolicyConfig::of(kind), check_every: 1, nr_cpus: 2, ..Config::default() }
+    Config {
+        policy: PolicyConfig::of(kind),
+        check_every: 1,
+        nr_cpus: 2,
+        ..Config::default()
+    }
 }
 
 /// An embedder that tracks where each cookie lives and moves everything unless pinned.
@@ -45,7 +59,12 @@ impl Env for TrackEnv {
             return MigrateOutcome::Refused;
         }
         if let Some(l) = self.loc.get_mut(&cookie) {
-            assert_eq!(*l, (from, order), "migration of cookie {} from the wrong place", cookie);
+            assert_eq!(
+                *l,
+                (from, order),
+                "migration of cookie {} from the wrong place",
+                cookie
+            );
             *l = (to, order);
         }
         self.moves += 1;

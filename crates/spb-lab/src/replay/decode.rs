@@ -221,7 +221,10 @@ impl<'a> Decoder<'a> {
     fn bulk_gfp_index(&mut self, mt: u8, what: &str) -> u16 {
         let (g, name) = match mt {
             1 => (Gfp::HIGHUSER_MOVABLE, "GFP_HIGHUSER_MOVABLE"),
-            2 => (Gfp::KERNEL.with(Gfp::RECLAIMABLE), "GFP_KERNEL|__GFP_RECLAIMABLE"),
+            2 => (
+                Gfp::KERNEL.with(Gfp::RECLAIMABLE),
+                "GFP_KERNEL|__GFP_RECLAIMABLE",
+            ),
             3 => (Gfp::ATOMIC, "GFP_ATOMIC"),
             _ => (Gfp::KERNEL, "GFP_KERNEL"),
         };
@@ -283,7 +286,11 @@ impl<'a> Decoder<'a> {
             let s = self.st_at(h);
             if s & S_HEAD != 0 {
                 let q = s & 0x1f;
-                return if q >= o && h + (1u64 << q) > pfn { Some((h, q)) } else { None };
+                return if q >= o && h + (1u64 << q) > pfn {
+                    Some((h, q))
+                } else {
+                    None
+                };
             }
             if s != S_TAIL {
                 return None;
@@ -297,11 +304,16 @@ impl<'a> Decoder<'a> {
 
     fn bad(&mut self, reason: &'static str, line_no: u64, msg: String) -> Result<(), ReplayError> {
         if self.st.strict {
-            return Err(ReplayError::Input(format!("{}:{}: {}", self.path, line_no, msg)));
+            return Err(ReplayError::Input(format!(
+                "{}:{}: {}",
+                self.path, line_no, msg
+            )));
         }
         skip(&mut self.skips, reason);
         let path = &self.path;
-        self.first_bad.entry(reason).or_insert_with(|| format!("{path}:{line_no}: {msg}"));
+        self.first_bad
+            .entry(reason)
+            .or_insert_with(|| format!("{path}:{line_no}: {msg}"));
         Ok(())
     }
 
@@ -335,14 +347,22 @@ impl<'a> Decoder<'a> {
             // at the newest timestamp seen, which keeps it after the mm_page_free it duplicates.
             if let Some(pfn) = fast_free_batched(raw) {
                 self.stats.parsed += 1;
-                let p = Pending { line_no, ts_ns: self.max_ts, cpu: 0, event: TraceEvent::FreeBatched { pfn } };
+                let p = Pending {
+                    line_no,
+                    ts_ns: self.max_ts,
+                    cpu: 0,
+                    event: TraceEvent::FreeBatched { pfn },
+                };
                 self.enqueue(p)?;
                 continue;
             }
             let line = match parser.parse_line(raw, line_no) {
                 Ok(l) => l,
                 Err(err) => {
-                    let msg = format!("{path_s}:{}: {}: {} (line: {:?})", err.line_no, err.event, err.message, err.line);
+                    let msg = format!(
+                        "{path_s}:{}: {}: {} (line: {:?})",
+                        err.line_no, err.event, err.message, err.line
+                    );
                     if self.st.strict {
                         return Err(ReplayError::Input(msg));
                     }
@@ -357,7 +377,9 @@ impl<'a> Decoder<'a> {
             match line {
                 Line::Skipped(r) => {
                     skip(&mut self.skips, r.as_str());
-                    if r == crate::trace::SkipReason::Unrecognized && !self.first_bad.contains_key("unrecognized") {
+                    if r == crate::trace::SkipReason::Unrecognized
+                        && !self.first_bad.contains_key("unrecognized")
+                    {
                         let text: String = String::from_utf8_lossy(raw).chars().take(120).collect();
                         let msg = format!("{path_s}:{line_no}: not a trace line: expected `<comm>-<pid> [<cpu>] <timestamp>: <event>: <fields>`, found {text:?}");
                         self.first_bad.insert("unrecognized", msg);
@@ -369,17 +391,26 @@ impl<'a> Decoder<'a> {
                 }
                 Line::Event(rec) => {
                     self.stats.parsed += 1;
-                    if matches!(rec.event, TraceEvent::Alloc { .. } | TraceEvent::Free { .. }) {
+                    if matches!(
+                        rec.event,
+                        TraceEvent::Alloc { .. } | TraceEvent::Free { .. }
+                    ) {
                         self.kmem_lines += 1;
                     }
                     match &rec.event {
                         TraceEvent::Marker(t) => {
                             skip(&mut self.skips, "marker");
                             self.markers.push((rec.ts_ns, t.to_string()));
-                            if t.contains("SNAPSHOT_BEGIN") && !t.contains("AFTER_") && self.snap_from_markers.0.is_none() {
+                            if t.contains("SNAPSHOT_BEGIN")
+                                && !t.contains("AFTER_")
+                                && self.snap_from_markers.0.is_none()
+                            {
                                 self.snap_from_markers.0 = Some(rec.ts_ns);
                             }
-                            if t.contains("SNAPSHOT_END") && !t.contains("AFTER_") && self.snap_from_markers.1.is_none() {
+                            if t.contains("SNAPSHOT_END")
+                                && !t.contains("AFTER_")
+                                && self.snap_from_markers.1.is_none()
+                            {
                                 self.snap_from_markers.1 = Some(rec.ts_ns);
                             }
                             continue;
@@ -388,8 +419,19 @@ impl<'a> Decoder<'a> {
                             skip(&mut self.skips, "other_event");
                             continue;
                         }
-                        TraceEvent::ExtFrag { fragmenting, change_ownership, alloc_migratetype, fallback_migratetype, .. } => {
-                            self.extfrag.record(*fragmenting, *change_ownership, *alloc_migratetype, *fallback_migratetype);
+                        TraceEvent::ExtFrag {
+                            fragmenting,
+                            change_ownership,
+                            alloc_migratetype,
+                            fallback_migratetype,
+                            ..
+                        } => {
+                            self.extfrag.record(
+                                *fragmenting,
+                                *change_ownership,
+                                *alloc_migratetype,
+                                *fallback_migratetype,
+                            );
                         }
                         _ => {}
                     }
@@ -397,7 +439,12 @@ impl<'a> Decoder<'a> {
                     let gfp_text = rec.gfp_text;
                     let (line_no, ts_ns, rcpu) = (rec.line_no, rec.ts_ns, rec.cpu);
                     let event = match rec.event {
-                        TraceEvent::Alloc { pfn, order, migratetype, gfp } => {
+                        TraceEvent::Alloc {
+                            pfn,
+                            order,
+                            migratetype,
+                            gfp,
+                        } => {
                             let gi = {
                                 let log = &mut self.log;
                                 self.gfp_cache
@@ -412,7 +459,12 @@ impl<'a> Decoder<'a> {
                                     .copied()
                             };
                             match gi {
-                                Some(g) => TraceEvent::Alloc { pfn, order, migratetype, gfp: crate::trace::GfpId(g as u32) },
+                                Some(g) => TraceEvent::Alloc {
+                                    pfn,
+                                    order,
+                                    migratetype,
+                                    gfp: crate::trace::GfpId(g as u32),
+                                },
                                 None => {
                                     let msg = format!("mm_page_alloc: gfp_flags {:?} is not a known gfp flag expression", String::from_utf8_lossy(gfp_text));
                                     self.bad("bad_gfp", line_no, msg)?;
@@ -425,7 +477,12 @@ impl<'a> Decoder<'a> {
                     if self.t0.is_none() {
                         self.t0 = Some(ts_ns);
                     }
-                    let p = Pending { line_no, ts_ns, cpu: rcpu, event };
+                    let p = Pending {
+                        line_no,
+                        ts_ns,
+                        cpu: rcpu,
+                        event,
+                    };
                     self.enqueue(p)?;
                 }
             }
@@ -481,9 +538,18 @@ impl<'a> Decoder<'a> {
         })
     }
 
-    fn check_pfn(&mut self, pfn: u64, order: u32, line_no: u64, what: &str) -> Result<bool, ReplayError> {
+    fn check_pfn(
+        &mut self,
+        pfn: u64,
+        order: u32,
+        line_no: u64,
+        what: &str,
+    ) -> Result<bool, ReplayError> {
         if order > self.st.max_order as u32 {
-            let msg = format!("{what}: order {order} is above the largest buddy order {}", self.st.max_order);
+            let msg = format!(
+                "{what}: order {order} is above the largest buddy order {}",
+                self.st.max_order
+            );
             self.bad("order_above_max", line_no, msg)?;
             return Ok(false);
         }
@@ -531,7 +597,12 @@ impl<'a> Decoder<'a> {
         let before_snapshot = matches!(self.snapshot(), Some((b, _)) if p.ts_ns < b);
         match p.event {
             TraceEvent::Alloc { pfn: None, .. } => skip(&mut self.skips, "failed_alloc"),
-            TraceEvent::Alloc { pfn: Some(pfn), order, migratetype, gfp } => {
+            TraceEvent::Alloc {
+                pfn: Some(pfn),
+                order,
+                migratetype,
+                gfp,
+            } => {
                 if !self.check_pfn(pfn, order, p.line_no, "mm_page_alloc")? {
                     return Ok(());
                 }
@@ -539,7 +610,15 @@ impl<'a> Decoder<'a> {
                     skip(&mut self.skips, "before_snapshot");
                     return Ok(());
                 }
-                self.alloc(pfn, order as u8, gfp.0 as u16, migratetype, cpu, ts_us, p.line_no)?;
+                self.alloc(
+                    pfn,
+                    order as u8,
+                    gfp.0 as u16,
+                    migratetype,
+                    cpu,
+                    ts_us,
+                    p.line_no,
+                )?;
             }
             TraceEvent::Free { pfn, order } => {
                 if !self.check_pfn(pfn, order, p.line_no, "mm_page_free")? {
@@ -562,7 +641,12 @@ impl<'a> Decoder<'a> {
                     skip(&mut self.skips, "free_batched_unmatched");
                 }
             }
-            TraceEvent::ZoneLocked { pfn, order, migratetype, percpu_refill } => {
+            TraceEvent::ZoneLocked {
+                pfn,
+                order,
+                migratetype,
+                percpu_refill,
+            } => {
                 note(&mut self.notes, "zone_locked_lines", 1);
                 if (pfn as usize) < self.state.len() && order <= self.st.max_order as u32 {
                     if !before_snapshot {
@@ -576,7 +660,10 @@ impl<'a> Decoder<'a> {
             }
             TraceEvent::PcpuDrain { pfn, order, .. } => {
                 note(&mut self.notes, "pcpu_drain_lines", 1);
-                if !before_snapshot && (pfn as usize) < self.state.len() && order <= self.st.max_order as u32 {
+                if !before_snapshot
+                    && (pfn as usize) < self.state.len()
+                    && order <= self.st.max_order as u32
+                {
                     // a per-CPU-list page going back to the buddy lists: it was free
                     self.release_stale_prefill(pfn, order as u8, cpu, ts_us);
                 }
@@ -634,13 +721,28 @@ impl<'a> Decoder<'a> {
             self.flags[i] &= !F_PCP;
             self.pcp_live -= 1;
             let mc = self.pcp_mc[i];
-            return Some(PcpEntry { idx: self.pcp_idx[i], ts_us: self.pcp_ts[i], mt: (mc & 3) as u8, cpu: (mc >> 2) as u8, refill: mc >> 15 != 0 });
+            return Some(PcpEntry {
+                idx: self.pcp_idx[i],
+                ts_us: self.pcp_ts[i],
+                mt: (mc & 3) as u8,
+                cpu: (mc >> 2) as u8,
+                refill: mc >> 15 != 0,
+            });
         }
         None
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn alloc(&mut self, pfn: u64, order: u8, g: u16, mt: u32, cpu: u8, ts_us: u32, line_no: u64) -> Result<(), ReplayError> {
+    fn alloc(
+        &mut self,
+        pfn: u64,
+        order: u8,
+        g: u16,
+        mt: u32,
+        cpu: u8,
+        ts_us: u32,
+        line_no: u64,
+    ) -> Result<(), ReplayError> {
         let n = 1u64 << order;
         let gmt = self.log.gfps[g as usize].migratetype() as u32;
         if gmt != mt {
@@ -697,9 +799,21 @@ impl<'a> Decoder<'a> {
                             self.path, line_no
                         )));
                     }
-                    self.push(Op::free(h, q, cpu, ts_us).with_flags(if prefill { OPF_PREFILL } else { 0 }));
+                    self.push(Op::free(h, q, cpu, ts_us).with_flags(if prefill {
+                        OPF_PREFILL
+                    } else {
+                        0
+                    }));
                     self.mark_free(h, q);
-                    note(&mut self.notes, if prefill { "prefill_conflict_pages" } else { "alloc_over_live_reconciled_pages" }, 1u64 << q);
+                    note(
+                        &mut self.notes,
+                        if prefill {
+                            "prefill_conflict_pages"
+                        } else {
+                            "alloc_over_live_reconciled_pages"
+                        },
+                        1u64 << q,
+                    );
                     p = pfn;
                 }
             }
@@ -711,11 +825,25 @@ impl<'a> Decoder<'a> {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn free(&mut self, pfn: u64, order: u8, cpu: u8, ts_us: u32, ts_ns: u64, line_no: u64) -> Result<(), ReplayError> {
+    fn free(
+        &mut self,
+        pfn: u64,
+        order: u8,
+        cpu: u8,
+        ts_us: u32,
+        ts_ns: u64,
+        line_no: u64,
+    ) -> Result<(), ReplayError> {
         let n = 1u64 << order;
         let s = self.st_at(pfn);
         // inside a larger live block: split it first
-        let inner = if s == S_TAIL { self.find_head(pfn) } else if s & S_HEAD != 0 && (s & 0x1f) > order { Some((pfn, s & 0x1f)) } else { None };
+        let inner = if s == S_TAIL {
+            self.find_head(pfn)
+        } else if s & S_HEAD != 0 && (s & 0x1f) > order {
+            Some((pfn, s & 0x1f))
+        } else {
+            None
+        };
         if let Some((h, q)) = inner {
             if q > order {
                 self.push(Op::split(h, q, order, ts_us));
@@ -812,13 +940,25 @@ impl<'a> Decoder<'a> {
         // a free page: handed out by the bulk path (alloc_pages_bulk takes order-0 pages off the
         // per-CPU list without a mm_page_alloc line)? Only order 0 can be; anything else is a
         // double free.
-        let bulk = if order == 0 { self.pcp_leave(pfn) } else { None };
+        let bulk = if order == 0 {
+            self.pcp_leave(pfn)
+        } else {
+            None
+        };
         if let Some(e) = bulk {
             let g = self.bulk_gfp_index(e.mt, "bulk");
             let op = Op::alloc(pfn, order, g, e.cpu, e.ts_us).with_flags(OPF_INFERRED);
             self.side.push((e.idx, op));
             self.stats.inferred_bulk_pages += n;
-            note(&mut self.notes, if e.refill { "inferred_bulk_from_refill" } else { "inferred_bulk_from_free" }, 1);
+            note(
+                &mut self.notes,
+                if e.refill {
+                    "inferred_bulk_from_refill"
+                } else {
+                    "inferred_bulk_from_free"
+                },
+                1,
+            );
             self.push(Op::free(pfn, order, cpu, ts_us).with_flags(OPF_INFERRED));
             for f in &mut self.flags[pfn as usize..(pfn + n) as usize] {
                 *f |= F_TOUCHED;
@@ -873,16 +1013,28 @@ impl<'a> Decoder<'a> {
         self.log.ops = ops;
         self.log.nr_cpus = self.max_cpu as usize + 1;
         self.log.duration_s = self.last_ts_us as f64 / 1e6;
-        let markers = self.markers.iter().map(|(t, s)| ((t.saturating_sub(t0)) as f64 / 1e9, s.clone())).collect();
+        let markers = self
+            .markers
+            .iter()
+            .map(|(t, s)| ((t.saturating_sub(t0)) as f64 / 1e9, s.clone()))
+            .collect();
         Ok(Decoded {
             log: self.log,
             stats: self.stats,
             notes: self.notes,
             real_extfrag: self.extfrag,
             pfn_end: self.pfn_end,
-            pfn_min: if self.pfn_min == u64::MAX { 0 } else { self.pfn_min },
+            pfn_min: if self.pfn_min == u64::MAX {
+                0
+            } else {
+                self.pfn_min
+            },
             markers,
-            first_bad: self.first_bad.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+            first_bad: self
+                .first_bad
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
         })
     }
 }

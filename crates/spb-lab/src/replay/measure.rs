@@ -54,7 +54,11 @@ pub fn measure(a: &mut Allocator, env: &mut MapEnv, peak: (u64, u64)) -> Measure
     Measured {
         normal: n.to_metrics(peak.1),
         all_zones: all.to_metrics(peak.0),
-        gigantic: Gigantic { allocatable: p.allocatable, limit, probe_pages_migrated: p.pages_migrated },
+        gigantic: Gigantic {
+            allocatable: p.allocatable,
+            limit,
+            probe_pages_migrated: p.pages_migrated,
+        },
     }
 }
 
@@ -104,7 +108,12 @@ pub struct SnapshotMeasure {
 
 /// Measure a kpageflags dump with the machine's layout (a zoneinfo of the same moment).
 /// `min_wmark`: pages kept free (the zones' min watermarks).
-pub fn measure_snapshot(flags: &Path, count: Option<&Path>, layout: &MemoryLayout, min_wmark: u64) -> Result<SnapshotMeasure, String> {
+pub fn measure_snapshot(
+    flags: &Path,
+    count: Option<&Path>,
+    layout: &MemoryLayout,
+    min_wmark: u64,
+) -> Result<SnapshotMeasure, String> {
     let r = KpageReader::open(flags, count).map_err(|e| e.to_string())?;
     let shift = layout.geometry.spb_order as u32;
     let c = census(r, shift, Some(layout)).map_err(|e| e.to_string())?;
@@ -117,7 +126,10 @@ pub fn measure_snapshot(flags: &Path, count: Option<&Path>, layout: &MemoryLayou
     for (i, reg) in c.regions.iter().enumerate() {
         let start = (i as u64) << shift;
         let end = start + per;
-        let zone = layout.zones.iter().find(|z| z.span.start < end && start < z.span.end);
+        let zone = layout
+            .zones
+            .iter()
+            .find(|z| z.span.start < end && start < z.span.end);
         let Some(z) = zone else { continue };
         m.regions += 1;
         let get = |k: PageClass| reg[k.index()];
@@ -140,7 +152,9 @@ pub fn measure_snapshot(flags: &Path, count: Option<&Path>, layout: &MemoryLayou
         free_total += get(PageClass::Free);
         free_total2 += get(PageClass::Free) + flagless;
         let inside = z.span.start <= start && end <= z.span.end;
-        let blocked = PageClass::ALL.iter().any(|k| k.blocks_gigantic() && reg[k.index()] > 0);
+        let blocked = PageClass::ALL
+            .iter()
+            .any(|k| k.blocks_gigantic() && reg[k.index()] > 0);
         if inside && !blocked {
             m.clean += 1;
             if get(PageClass::Free) == per {
@@ -148,7 +162,9 @@ pub fn measure_snapshot(flags: &Path, count: Option<&Path>, layout: &MemoryLayou
             }
             cands.push((get(PageClass::Movable), get(PageClass::Free)));
         }
-        let blocked2 = PageClass::ALL.iter().any(|k| *k != PageClass::KernelOther && k.blocks_gigantic() && reg[k.index()] > 0);
+        let blocked2 = PageClass::ALL
+            .iter()
+            .any(|k| *k != PageClass::KernelOther && k.blocks_gigantic() && reg[k.index()] > 0);
         if inside && !blocked2 {
             cands2.push((get(PageClass::Movable), get(PageClass::Free) + flagless));
         }

@@ -80,7 +80,10 @@ impl PolicySel {
         for name in spb_off {
             let w = SpbSwitch::from_name(name).ok_or_else(|| {
                 let all: Vec<&str> = SpbSwitch::ALL.iter().map(|w| w.name()).collect();
-                format!("unknown spb switch {name:?} (expected one of: {})", all.join(", "))
+                format!(
+                    "unknown spb switch {name:?} (expected one of: {})",
+                    all.join(", ")
+                )
             })?;
             sw.set(w, false);
         }
@@ -89,7 +92,9 @@ impl PolicySel {
             if p == "real" {
                 out.push(PolicySel::Real);
             } else {
-                let kind = PolicyKind::from_name(p).ok_or_else(|| format!("unknown policy {p:?} (expected real, vanilla, defrag or spb)"))?;
+                let kind = PolicyKind::from_name(p).ok_or_else(|| {
+                    format!("unknown policy {p:?} (expected real, vanilla, defrag or spb)")
+                })?;
                 out.push(PolicySel::Model(PolicyConfig { kind, spb: sw }));
             }
         }
@@ -102,7 +107,11 @@ impl PolicySel {
     /// real, vanilla, defrag, spb.
     pub fn all() -> Vec<PolicySel> {
         let mut v = vec![PolicySel::Real];
-        v.extend(PolicyKind::ALL.iter().map(|k| PolicySel::Model(PolicyConfig::of(*k))));
+        v.extend(
+            PolicyKind::ALL
+                .iter()
+                .map(|k| PolicySel::Model(PolicyConfig::of(*k))),
+        );
         v
     }
 }
@@ -124,11 +133,32 @@ pub struct ExtfragCounts {
 }
 
 impl ExtfragCounts {
-    pub(crate) fn pair_key(alloc_mt: u32, fallback_mt: u32, fragmenting: bool, claim: bool) -> String {
-        let n = |m: u32| spb_alloc::MigrateType::from_u8(m as u8).map(|t| t.name()).unwrap_or("?");
-        format!("{}->{} frag={} claim={}", n(alloc_mt), n(fallback_mt), fragmenting as u8, claim as u8)
+    pub(crate) fn pair_key(
+        alloc_mt: u32,
+        fallback_mt: u32,
+        fragmenting: bool,
+        claim: bool,
+    ) -> String {
+        let n = |m: u32| {
+            spb_alloc::MigrateType::from_u8(m as u8)
+                .map(|t| t.name())
+                .unwrap_or("?")
+        };
+        format!(
+            "{}->{} frag={} claim={}",
+            n(alloc_mt),
+            n(fallback_mt),
+            fragmenting as u8,
+            claim as u8
+        )
     }
-    pub(crate) fn record(&mut self, fragmenting: bool, change_ownership: bool, alloc_mt: u32, fallback_mt: u32) {
+    pub(crate) fn record(
+        &mut self,
+        fragmenting: bool,
+        change_ownership: bool,
+        alloc_mt: u32,
+        fallback_mt: u32,
+    ) {
         self.events += 1;
         self.fragmenting += fragmenting as u64;
         if change_ownership {
@@ -136,7 +166,15 @@ impl ExtfragCounts {
         } else {
             self.steal += 1;
         }
-        *self.by_pair.entry(Self::pair_key(alloc_mt, fallback_mt, fragmenting, change_ownership)).or_default() += 1;
+        *self
+            .by_pair
+            .entry(Self::pair_key(
+                alloc_mt,
+                fallback_mt,
+                fragmenting,
+                change_ownership,
+            ))
+            .or_default() += 1;
     }
 }
 
@@ -179,7 +217,9 @@ impl Default for ReplayOptions {
             no_prefill: false,
             strict: false,
             sample_ns: 1_000_000_000,
-            threads: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            threads: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
             name: None,
             pcp_decay: true,
             grow_on_demand: true,
@@ -245,12 +285,18 @@ pub struct ReplayOutput {
 
 /// The files of a capture directory (`DIR/trace.txt.zst`, `DIR/before/…`, `DIR/after/…`).
 fn capture_file(dir: &Path, sub: &str, names: &[&str]) -> Option<PathBuf> {
-    names.iter().map(|n| dir.join(sub).join(n)).find(|p| p.exists())
+    names
+        .iter()
+        .map(|n| dir.join(sub).join(n))
+        .find(|p| p.exists())
 }
 
 fn read_text(p: &Path) -> Result<String, ReplayError> {
     std::fs::read_to_string(p).map_err(|e| match e.kind() {
-        std::io::ErrorKind::InvalidData => ReplayError::Input(format!("{}: not UTF-8 text: expected a /proc text file", p.display())),
+        std::io::ErrorKind::InvalidData => ReplayError::Input(format!(
+            "{}: not UTF-8 text: expected a /proc text file",
+            p.display()
+        )),
         _ => ReplayError::Io(format!("{}: {e}", p.display())),
     })
 }
@@ -286,13 +332,22 @@ pub fn infer_layout(pfn_min: u64, pfn_end: u64) -> MemoryLayout {
     let end = pfn_end.max(pfn_min + 1).div_ceil(spb) * spb;
     let mut zones = Vec::new();
     if pfn_min < 0x1000 {
-        zones.push(ZoneSpec::plain(ZoneKind::Dma, PfnRange::new(1, 0x1000.min(end))));
+        zones.push(ZoneSpec::plain(
+            ZoneKind::Dma,
+            PfnRange::new(1, 0x1000.min(end)),
+        ));
     }
     if end > 0x1000 && pfn_min < 0x10_0000 {
-        zones.push(ZoneSpec::plain(ZoneKind::Dma32, PfnRange::new(0x1000.max(pfn_min & !(spb - 1)), 0x10_0000.min(end))));
+        zones.push(ZoneSpec::plain(
+            ZoneKind::Dma32,
+            PfnRange::new(0x1000.max(pfn_min & !(spb - 1)), 0x10_0000.min(end)),
+        ));
     }
     if end > 0x10_0000 {
-        zones.push(ZoneSpec::plain(ZoneKind::Normal, PfnRange::new(0x10_0000.max(pfn_min & !(spb - 1)), end)));
+        zones.push(ZoneSpec::plain(
+            ZoneKind::Normal,
+            PfnRange::new(0x10_0000.max(pfn_min & !(spb - 1)), end),
+        ));
     }
     MemoryLayout { geometry: g, zones }
 }
@@ -303,17 +358,35 @@ pub fn replay(path: &Path, opts: &ReplayOptions) -> Result<ReplayOutput, ReplayE
     let mut inputs = BTreeMap::new();
     inputs.insert("trace".to_string(), path.display().to_string());
     let name = opts.name.clone().unwrap_or_else(|| {
-        let p = if is_dir { path } else { path.parent().filter(|p| p.join("before").is_dir()).unwrap_or(path) };
-        let n = p.file_name().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "trace".into());
-        n.trim_end_matches(".zst").trim_end_matches(".gz").trim_end_matches(".txt").to_string()
+        let p = if is_dir {
+            path
+        } else {
+            path.parent()
+                .filter(|p| p.join("before").is_dir())
+                .unwrap_or(path)
+        };
+        let n = p
+            .file_name()
+            .map(|s| s.to_string_lossy().to_string())
+            .unwrap_or_else(|| "trace".into());
+        n.trim_end_matches(".zst")
+            .trim_end_matches(".gz")
+            .trim_end_matches(".txt")
+            .to_string()
     });
     let cap_dir: Option<PathBuf> = if is_dir {
         Some(path.to_path_buf())
     } else {
-        path.parent().filter(|p| p.join("before").is_dir()).map(|p| p.to_path_buf())
+        path.parent()
+            .filter(|p| p.join("before").is_dir())
+            .map(|p| p.to_path_buf())
     };
     // layout
-    let zi_path = opts.zoneinfo.clone().or_else(|| cap_dir.as_ref().and_then(|d| capture_file(d, "before", &["zoneinfo"])));
+    let zi_path = opts.zoneinfo.clone().or_else(|| {
+        cap_dir
+            .as_ref()
+            .and_then(|d| capture_file(d, "before", &["zoneinfo"]))
+    });
     let layout = match &zi_path {
         Some(p) => {
             let t = read_text(p)?;
@@ -322,7 +395,10 @@ pub fn replay(path: &Path, opts: &ReplayOptions) -> Result<ReplayOutput, ReplayE
                 Some(n) => format!("{}:{n}: {}", p.display(), e.message),
                 None => format!("{}: {e}", p.display()),
             };
-            Some(MemoryLayout::from_zoneinfo(&t, Geometry::X86_64).map_err(|e| ReplayError::Input(place(e)))?)
+            Some(
+                MemoryLayout::from_zoneinfo(&t, Geometry::X86_64)
+                    .map_err(|e| ReplayError::Input(place(e)))?,
+            )
         }
         None => None,
     };
@@ -341,15 +417,27 @@ pub fn replay(path: &Path, opts: &ReplayOptions) -> Result<ReplayOutput, ReplayE
         if opts.no_prefill {
             None
         } else {
-            cap_dir.as_ref().and_then(|d| capture_file(d, "before", &["kpageflags.zst", "kpageflags.gz", "kpageflags"]))
+            cap_dir.as_ref().and_then(|d| {
+                capture_file(
+                    d,
+                    "before",
+                    &["kpageflags.zst", "kpageflags.gz", "kpageflags"],
+                )
+            })
         }
     });
     let mut plan = prefill::PrefillPlan::default();
     if let (Some(kp), false) = (&kpf_path, opts.no_prefill) {
         let Some(l) = &layout else {
-            return Err(ReplayError::Input(format!("{}: a kpageflags prefill needs the machine's zoneinfo (--zoneinfo)", kp.display())));
+            return Err(ReplayError::Input(format!(
+                "{}: a kpageflags prefill needs the machine's zoneinfo (--zoneinfo)",
+                kp.display()
+            )));
         };
-        let kc = opts.kpagecount.clone().or_else(|| prefill::sibling_count_path(kp));
+        let kc = opts
+            .kpagecount
+            .clone()
+            .or_else(|| prefill::sibling_count_path(kp));
         inputs.insert("kpageflags".to_string(), kp.display().to_string());
         if let Some(c) = &kc {
             inputs.insert("kpagecount".to_string(), c.display().to_string());
@@ -370,7 +458,9 @@ pub fn replay(path: &Path, opts: &ReplayOptions) -> Result<ReplayOutput, ReplayE
         max_inferred_pfn: decode::INFERRED_LAYOUT_MAX_PFN,
     };
     let trace_label = match &cap_dir {
-        Some(d) if is_dir => crate::trace::input::resolve_trace_path(d).map(|p| p.display().to_string()).unwrap_or_else(|_| path.display().to_string()),
+        Some(d) if is_dir => crate::trace::input::resolve_trace_path(d)
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|_| path.display().to_string()),
         _ => path.display().to_string(),
     };
     let dec = decode::Decoder::new(settings, &trace_label).run(path)?;
@@ -383,7 +473,8 @@ pub fn replay(path: &Path, opts: &ReplayOptions) -> Result<ReplayOutput, ReplayE
     notes.insert("prefill_blocks".to_string(), plan.blocks.len() as u64);
     notes.insert("ops".to_string(), dec.log.ops.len() as u64);
     // pass 2: the columns, in parallel
-    let results: Mutex<Vec<Option<Result<run::PolicyRun, ReplayError>>>> = Mutex::new((0..opts.policies.len()).map(|_| None).collect());
+    let results: Mutex<Vec<Option<Result<run::PolicyRun, ReplayError>>>> =
+        Mutex::new((0..opts.policies.len()).map(|_| None).collect());
     let next = AtomicUsize::new(0);
     let threads = opts.threads.clamp(1, opts.policies.len().max(1));
     std::thread::scope(|s| {
@@ -393,22 +484,44 @@ pub fn replay(path: &Path, opts: &ReplayOptions) -> Result<ReplayOutput, ReplayE
                 if i >= opts.policies.len() {
                     break;
                 }
-                let r = run::run_policy(&dec.log, &layout, &opts.policies[i], opts.sample_ns, &name, opts.pcp_decay, opts.grow_on_demand);
+                let r = run::run_policy(
+                    &dec.log,
+                    &layout,
+                    &opts.policies[i],
+                    opts.sample_ns,
+                    &name,
+                    opts.pcp_decay,
+                    opts.grow_on_demand,
+                );
                 results.lock().expect("no poisoned lock")[i] = Some(r);
             });
         }
     });
-    let mut out = ReplayOutput { stats: dec.stats.clone(), decode_cpu_s, inputs, ..Default::default() };
+    let mut out = ReplayOutput {
+        stats: dec.stats.clone(),
+        decode_cpu_s,
+        inputs,
+        ..Default::default()
+    };
     out.stats.parsed = dec.stats.parsed;
     comparison.real_extfrag = dec.real_extfrag.clone();
     // snapshots measured like the models
     let min_wmark = {
-        let a = spb_alloc::Allocator::new(&layout, spb_alloc::Config::default()).map_err(|e| ReplayError::Layout(e.to_string()))?;
-        a.zones.iter().map(|z| z.wmark_pages(WMARK_MIN)).sum::<u64>()
+        let a = spb_alloc::Allocator::new(&layout, spb_alloc::Config::default())
+            .map_err(|e| ReplayError::Layout(e.to_string()))?;
+        a.zones
+            .iter()
+            .map(|z| z.wmark_pages(WMARK_MIN))
+            .sum::<u64>()
     };
     if let Some(d) = &cap_dir {
-        for (sub, slot) in [("after", &mut comparison.after_snapshot), ("before", &mut comparison.before_snapshot)] {
-            if let Some(f) = capture_file(d, sub, &["kpageflags.zst", "kpageflags.gz", "kpageflags"]) {
+        for (sub, slot) in [
+            ("after", &mut comparison.after_snapshot),
+            ("before", &mut comparison.before_snapshot),
+        ] {
+            if let Some(f) =
+                capture_file(d, sub, &["kpageflags.zst", "kpageflags.gz", "kpageflags"])
+            {
                 let c = prefill::sibling_count_path(&f);
                 let l = capture_file(d, sub, &["zoneinfo"])
                     .and_then(|p| std::fs::read_to_string(p).ok())
@@ -424,27 +537,62 @@ pub fn replay(path: &Path, opts: &ReplayOptions) -> Result<ReplayOutput, ReplayE
         let label = sel.label();
         let mut m = r.metrics;
         let mut ts = out.stats.clone();
-        ts.fallback_replays = m.extra.get("fallback_replays").and_then(|v| v.as_u64()).unwrap_or(0);
+        ts.fallback_replays = m
+            .extra
+            .get("fallback_replays")
+            .and_then(|v| v.as_u64())
+            .unwrap_or(0);
         if matches!(sel, PolicySel::Real) {
-            m.extra.insert("extfrag_model_of_real".to_string(), m.extra.get("extfrag").cloned().unwrap_or_default());
-            m.extra.insert("extfrag".to_string(), serde_json::to_value(&dec.real_extfrag).unwrap_or_default());
-            for (k, v) in [("extfrag_events", dec.real_extfrag.events), ("extfrag_fragmenting", dec.real_extfrag.fragmenting), ("extfrag_claim", dec.real_extfrag.claim), ("extfrag_steal", dec.real_extfrag.steal)] {
+            m.extra.insert(
+                "extfrag_model_of_real".to_string(),
+                m.extra.get("extfrag").cloned().unwrap_or_default(),
+            );
+            m.extra.insert(
+                "extfrag".to_string(),
+                serde_json::to_value(&dec.real_extfrag).unwrap_or_default(),
+            );
+            for (k, v) in [
+                ("extfrag_events", dec.real_extfrag.events),
+                ("extfrag_fragmenting", dec.real_extfrag.fragmenting),
+                ("extfrag_claim", dec.real_extfrag.claim),
+                ("extfrag_steal", dec.real_extfrag.steal),
+            ] {
                 m.vmstat.insert(k.to_string(), v);
             }
             if let Some(a) = &comparison.after_snapshot {
-                m.extra.insert("gigantic_model_of_real".to_string(), serde_json::to_value(&m.gigantic).unwrap_or_default());
+                m.extra.insert(
+                    "gigantic_model_of_real".to_string(),
+                    serde_json::to_value(&m.gigantic).unwrap_or_default(),
+                );
                 m.gigantic.allocatable = a.obtainable;
-                m.extra.insert("after_snapshot".to_string(), serde_json::to_value(a).unwrap_or_default());
+                m.extra.insert(
+                    "after_snapshot".to_string(),
+                    serde_json::to_value(a).unwrap_or_default(),
+                );
             }
         } else {
-            comparison.model_extfrag.insert(label.clone(), r.extfrag.clone());
+            comparison
+                .model_extfrag
+                .insert(label.clone(), r.extfrag.clone());
         }
-        comparison.model_blocks.insert(label.clone(), r.block_counts.clone());
-        m.extra.insert("replay_cpu_seconds".to_string(), serde_json::json!(r.cpu_s));
-        m.extra.insert("decode_cpu_seconds".to_string(), serde_json::json!(decode_cpu_s));
+        comparison
+            .model_blocks
+            .insert(label.clone(), r.block_counts.clone());
+        m.extra
+            .insert("replay_cpu_seconds".to_string(), serde_json::json!(r.cpu_s));
+        m.extra.insert(
+            "decode_cpu_seconds".to_string(),
+            serde_json::json!(decode_cpu_s),
+        );
         let lps = out.stats.lines as f64 / (decode_cpu_s + r.cpu_s).max(1e-9);
-        m.extra.insert("trace_lines_per_cpu_second".to_string(), serde_json::json!(lps));
-        m.extra.insert("decode_notes".to_string(), serde_json::to_value(&notes).unwrap_or_default());
+        m.extra.insert(
+            "trace_lines_per_cpu_second".to_string(),
+            serde_json::json!(lps),
+        );
+        m.extra.insert(
+            "decode_notes".to_string(),
+            serde_json::to_value(&notes).unwrap_or_default(),
+        );
         out.lines_per_s.insert(label.clone(), lps);
         out.replay_cpu_s.insert(label, r.cpu_s);
         m.trace = Some(ts);
@@ -452,9 +600,18 @@ pub fn replay(path: &Path, opts: &ReplayOptions) -> Result<ReplayOutput, ReplayE
     }
     for (reason, first) in &dec.first_bad {
         let n = out.stats.skipped.get(reason).copied().unwrap_or(0);
-        let more = if n > 1 { format!(" and {} more such lines", n - 1) } else { String::new() };
-        let strict = if reason == "unrecognized" { "" } else { "; --strict makes this an error" };
-        out.warnings.push(format!("{first}{more} (skipped as `{reason}`{strict})"));
+        let more = if n > 1 {
+            format!(" and {} more such lines", n - 1)
+        } else {
+            String::new()
+        };
+        let strict = if reason == "unrecognized" {
+            ""
+        } else {
+            "; --strict makes this an error"
+        };
+        out.warnings
+            .push(format!("{first}{more} (skipped as `{reason}`{strict})"));
     }
     out.notes = notes;
     out.comparison = comparison;
@@ -467,25 +624,94 @@ impl ReplayOutput {
     pub fn text_table(&self) -> String {
         let mut rows: Vec<(String, Vec<String>)> = Vec::new();
         let runs = &self.doc.runs;
-        let col = |f: &dyn Fn(&crate::metrics::RunMetrics) -> String| runs.iter().map(f).collect::<Vec<_>>();
-        let ef = |m: &crate::metrics::RunMetrics, k: &str| m.extra.get("extfrag").and_then(|v| v.get(k)).and_then(|v| v.as_u64()).unwrap_or(0);
-        rows.push(("tainted SPBs Normal (end / peak)".into(), col(&|m| format!("{} / {}", m.normal.spb_tainted, m.normal.spb_tainted_peak))));
-        rows.push(("tainted SPBs all zones (end / peak)".into(), col(&|m| format!("{} / {}", m.all_zones.spb_tainted, m.all_zones.spb_tainted_peak))));
-        rows.push(("SPBs total / lost (all zones)".into(), col(&|m| format!("{} / {}", m.all_zones.spb_total, m.all_zones.spb_lost))));
-        rows.push(("fallback events (extfrag)".into(), col(&|m| ef(m, "events").to_string())));
-        rows.push(("  fragmenting".into(), col(&|m| ef(m, "fragmenting").to_string())));
-        rows.push(("  claim (change_ownership=1)".into(), col(&|m| ef(m, "claim").to_string())));
-        rows.push(("  steal (change_ownership=0)".into(), col(&|m| ef(m, "steal").to_string())));
-        rows.push(("1 GiB pages obtainable (end)".into(), col(&|m| m.gigantic.allocatable.to_string())));
-        rows.push(("fallback replays".into(), col(&|m| m.trace.as_ref().map(|t| t.fallback_replays).unwrap_or(0).to_string())));
-        rows.push(("failed requests".into(), col(&|m| m.alloc_failures.values().sum::<u64>().to_string())));
-        rows.push(("THP order-9 served".into(), col(&|m| format!("{}/{}", m.thp.success, m.thp.attempts))));
-        rows.push(("pages migrated".into(), col(&|m| m.pages_migrated.to_string())));
-        rows.push(("lines/s (decode+replay, 1 core)".into(), col(&|m| format!("{:.2} M", self.lines_per_s.get(&m.policy).copied().unwrap_or(0.0) / 1e6))));
+        let col = |f: &dyn Fn(&crate::metrics::RunMetrics) -> String| {
+            runs.iter().map(f).collect::<Vec<_>>()
+        };
+        let ef = |m: &crate::metrics::RunMetrics, k: &str| {
+            m.extra
+                .get("extfrag")
+                .and_then(|v| v.get(k))
+                .and_then(|v| v.as_u64())
+                .unwrap_or(0)
+        };
+        rows.push((
+            "tainted SPBs Normal (end / peak)".into(),
+            col(&|m| format!("{} / {}", m.normal.spb_tainted, m.normal.spb_tainted_peak)),
+        ));
+        rows.push((
+            "tainted SPBs all zones (end / peak)".into(),
+            col(&|m| {
+                format!(
+                    "{} / {}",
+                    m.all_zones.spb_tainted, m.all_zones.spb_tainted_peak
+                )
+            }),
+        ));
+        rows.push((
+            "SPBs total / lost (all zones)".into(),
+            col(&|m| format!("{} / {}", m.all_zones.spb_total, m.all_zones.spb_lost)),
+        ));
+        rows.push((
+            "fallback events (extfrag)".into(),
+            col(&|m| ef(m, "events").to_string()),
+        ));
+        rows.push((
+            "  fragmenting".into(),
+            col(&|m| ef(m, "fragmenting").to_string()),
+        ));
+        rows.push((
+            "  claim (change_ownership=1)".into(),
+            col(&|m| ef(m, "claim").to_string()),
+        ));
+        rows.push((
+            "  steal (change_ownership=0)".into(),
+            col(&|m| ef(m, "steal").to_string()),
+        ));
+        rows.push((
+            "1 GiB pages obtainable (end)".into(),
+            col(&|m| m.gigantic.allocatable.to_string()),
+        ));
+        rows.push((
+            "fallback replays".into(),
+            col(&|m| {
+                m.trace
+                    .as_ref()
+                    .map(|t| t.fallback_replays)
+                    .unwrap_or(0)
+                    .to_string()
+            }),
+        ));
+        rows.push((
+            "failed requests".into(),
+            col(&|m| m.alloc_failures.values().sum::<u64>().to_string()),
+        ));
+        rows.push((
+            "THP order-9 served".into(),
+            col(&|m| format!("{}/{}", m.thp.success, m.thp.attempts)),
+        ));
+        rows.push((
+            "pages migrated".into(),
+            col(&|m| m.pages_migrated.to_string()),
+        ));
+        rows.push((
+            "lines/s (decode+replay, 1 core)".into(),
+            col(&|m| {
+                format!(
+                    "{:.2} M",
+                    self.lines_per_s.get(&m.policy).copied().unwrap_or(0.0) / 1e6
+                )
+            }),
+        ));
         let mut out = String::new();
         let w0 = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
         let ws: Vec<usize> = (0..runs.len())
-            .map(|i| rows.iter().map(|r| r.1[i].len()).max().unwrap_or(0).max(runs[i].policy.len()))
+            .map(|i| {
+                rows.iter()
+                    .map(|r| r.1[i].len())
+                    .max()
+                    .unwrap_or(0)
+                    .max(runs[i].policy.len())
+            })
             .collect();
         let _ = write!(out, "{:<w0$}", "");
         for (i, m) in runs.iter().enumerate() {
@@ -507,12 +733,19 @@ impl ReplayOutput {
             s.parsed,
             s.unknown_frees,
             s.inferred_bulk_pages,
-            s.skipped.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")
+            s.skipped
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(" ")
         );
         // pageblock labels
         let c = &self.comparison;
         if !c.after_blocks.is_empty() || !c.model_blocks.is_empty() {
-            let _ = writeln!(out, "pageblocks by type (Unmovable/Movable/Reclaimable), Normal zone:");
+            let _ = writeln!(
+                out,
+                "pageblocks by type (Unmovable/Movable/Reclaimable), Normal zone:"
+            );
             let fmt = |m: Option<&BTreeMap<String, u64>>| match m {
                 Some(m) => format!(
                     "{}/{}/{}",
@@ -522,7 +755,12 @@ impl ReplayOutput {
                 ),
                 None => "-".into(),
             };
-            let _ = writeln!(out, "  kernel before: {}  kernel after: {}", fmt(c.before_blocks.get("Normal")), fmt(c.after_blocks.get("Normal")));
+            let _ = writeln!(
+                out,
+                "  kernel before: {}  kernel after: {}",
+                fmt(c.before_blocks.get("Normal")),
+                fmt(c.after_blocks.get("Normal"))
+            );
             for (k, v) in &c.model_blocks {
                 let _ = writeln!(out, "  {k} at end: {}", fmt(v.get("Normal")));
             }

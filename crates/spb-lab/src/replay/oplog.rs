@@ -52,16 +52,52 @@ const _: () = assert!(core::mem::size_of::<Op>() == 16);
 
 impl Op {
     pub fn alloc(pfn: u64, order: u8, gfp: u16, cpu: u8, ts_us: u32) -> Op {
-        Op { pfn: pfn as u32, ts_us, gfp, kind: OpKind::Alloc, order, arg: cpu, flags: 0, _pad: 0 }
+        Op {
+            pfn: pfn as u32,
+            ts_us,
+            gfp,
+            kind: OpKind::Alloc,
+            order,
+            arg: cpu,
+            flags: 0,
+            _pad: 0,
+        }
     }
     pub fn free(pfn: u64, order: u8, cpu: u8, ts_us: u32) -> Op {
-        Op { pfn: pfn as u32, ts_us, gfp: 0, kind: OpKind::Free, order, arg: cpu, flags: 0, _pad: 0 }
+        Op {
+            pfn: pfn as u32,
+            ts_us,
+            gfp: 0,
+            kind: OpKind::Free,
+            order,
+            arg: cpu,
+            flags: 0,
+            _pad: 0,
+        }
     }
     pub fn split(pfn: u64, order: u8, new_order: u8, ts_us: u32) -> Op {
-        Op { pfn: pfn as u32, ts_us, gfp: 0, kind: OpKind::Split, order, arg: new_order, flags: 0, _pad: 0 }
+        Op {
+            pfn: pfn as u32,
+            ts_us,
+            gfp: 0,
+            kind: OpKind::Split,
+            order,
+            arg: new_order,
+            flags: 0,
+            _pad: 0,
+        }
     }
     pub fn grow(pfn: u64, order: u8, ts_us: u32) -> Op {
-        Op { pfn: pfn as u32, ts_us, gfp: 0, kind: OpKind::Grow, order, arg: 0, flags: 0, _pad: 0 }
+        Op {
+            pfn: pfn as u32,
+            ts_us,
+            gfp: 0,
+            kind: OpKind::Grow,
+            order,
+            arg: 0,
+            flags: 0,
+            _pad: 0,
+        }
     }
     pub fn with_flags(mut self, f: u8) -> Op {
         self.flags |= f;

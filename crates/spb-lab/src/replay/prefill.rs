@@ -137,7 +137,14 @@ pub fn plan_prefill(
             PageClass::Reserved => C_RESERVED,
             PageClass::KernelOther | PageClass::Uninit | PageClass::Offline => C_KERNEL,
         };
-        let name = ["free", "movable", "slab", "pgtable", "kernel", "reserved_in_managed"][c as usize];
+        let name = [
+            "free",
+            "movable",
+            "slab",
+            "pgtable",
+            "kernel",
+            "reserved_in_managed",
+        ][c as usize];
         add(name, &mut plan);
         if c == C_NONE {
             continue;
@@ -169,7 +176,9 @@ pub fn plan_prefill(
         let mut cand: Vec<(u64, u64, u64, usize)> = Vec::new();
         for pb in first..last {
             let (mut nm, mut slab, mut mv) = (0u64, 0u64, 0u64);
-            for &c in &cls[(pb * pbp).max(z.span.start as usize)..((pb + 1) * pbp).min(end).min(z.span.end as usize)] {
+            for &c in &cls[(pb * pbp).max(z.span.start as usize)
+                ..((pb + 1) * pbp).min(end).min(z.span.end as usize)]
+            {
                 if c & B_LAYOUT != 0 && !z.uninit.is_empty() {
                     // the memmap stand-in of a deferred-init zone is uninitialised memory
                     continue;
@@ -198,7 +207,11 @@ pub fn plan_prefill(
                 let mut by_slab = cand.clone();
                 by_slab.sort_by(|a, b| b.1.cmp(&a.1).then(a.3.cmp(&b.3)));
                 for (k, c) in by_slab.iter().enumerate() {
-                    let mt = if k < nr && c.1 > 0 { MigrateType::Reclaimable } else { MigrateType::Unmovable };
+                    let mt = if k < nr && c.1 > 0 {
+                        MigrateType::Reclaimable
+                    } else {
+                        MigrateType::Unmovable
+                    };
                     labels.insert((c.3 as u64) << pbo, mt as u8);
                 }
             }
@@ -216,7 +229,12 @@ pub fn plan_prefill(
     let mt_of = |c: u8, pfn: u64| -> MigrateType {
         match c & 7 {
             C_MOVABLE => MigrateType::Movable,
-            C_SLAB if labels.get(&((pfn >> pbo) << pbo)) == Some(&(MigrateType::Reclaimable as u8)) => MigrateType::Reclaimable,
+            C_SLAB
+                if labels.get(&((pfn >> pbo) << pbo))
+                    == Some(&(MigrateType::Reclaimable as u8)) =>
+            {
+                MigrateType::Reclaimable
+            }
             _ => MigrateType::Unmovable,
         }
     };
@@ -234,7 +252,8 @@ pub fn plan_prefill(
             }
             let len = j - i;
             if len > 1 && len.is_power_of_two() && i.is_multiple_of(len) && len <= 1 << max_order {
-                plan.blocks.push((i as u64, len.trailing_zeros() as u8, mt_of(c, i as u64)));
+                plan.blocks
+                    .push((i as u64, len.trailing_zeros() as u8, mt_of(c, i as u64)));
                 i = j;
                 continue;
             }

@@ -9,7 +9,10 @@
 use std::collections::BTreeMap;
 
 use spb_alloc::layout::{MemoryLayout, PfnRange};
-use spb_alloc::{AllocErrorKind, AllocRequest, Allocator, Config, Env, Gfp, MigrateOutcome, MigrateType, Pfn, PolicyConfig, Vm};
+use spb_alloc::{
+    AllocErrorKind, AllocRequest, Allocator, Config, Env, Gfp, MigrateOutcome, MigrateType, Pfn,
+    PolicyConfig, Vm,
+};
 
 use super::measure::{measure, tainted_now};
 use super::oplog::{OpKind, OpLog, OPF_INFERRED};
@@ -56,7 +59,10 @@ pub struct PolicyRun {
 }
 
 pub(crate) fn thread_cpu_s() -> f64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: clock_gettime writes into the timespec we own.
     unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
     ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
@@ -72,14 +78,23 @@ fn bump(m: &mut BTreeMap<String, u64>, k: &str, n: u64) {
 /// stand-in placed at the top of the zone where the real machine has uninitialised memory that
 /// the kernel does not count (the Normal zone of the shared traces shows no PG_reserved page
 /// there), so pageblocks without a managed page are skipped there.
-pub fn block_counts(a: &Allocator, layout: &MemoryLayout) -> BTreeMap<String, BTreeMap<String, u64>> {
+pub fn block_counts(
+    a: &Allocator,
+    layout: &MemoryLayout,
+) -> BTreeMap<String, BTreeMap<String, u64>> {
     let mut out = BTreeMap::new();
     for (zi, z) in a.zones.iter().enumerate() {
         let pbp = z.geo.pageblock_pages() as u16;
         let spec = layout.zones.get(zi).filter(|s| s.kind == z.kind);
         let deferred = spec.is_some_and(|s| !s.uninit.is_empty());
         let mut m: BTreeMap<String, u64> = BTreeMap::new();
-        for mt in [MigrateType::Unmovable, MigrateType::Movable, MigrateType::Reclaimable, MigrateType::HighAtomic, MigrateType::Isolate] {
+        for mt in [
+            MigrateType::Unmovable,
+            MigrateType::Movable,
+            MigrateType::Reclaimable,
+            MigrateType::HighAtomic,
+            MigrateType::Isolate,
+        ] {
             m.insert(mt.name().to_string(), 0);
         }
         for pb in &z.pageblocks {
@@ -97,15 +112,28 @@ pub fn block_counts(a: &Allocator, layout: &MemoryLayout) -> BTreeMap<String, BT
 }
 
 /// Build an allocator for `sel` over `layout` with the log's prefill applied.
-pub(crate) fn build_allocator(log: &OpLog, layout: &MemoryLayout, sel: &PolicySel, notes: &mut BTreeMap<String, u64>) -> Result<(Allocator, MapEnv), ReplayError> {
+pub(crate) fn build_allocator(
+    log: &OpLog,
+    layout: &MemoryLayout,
+    sel: &PolicySel,
+    notes: &mut BTreeMap<String, u64>,
+) -> Result<(Allocator, MapEnv), ReplayError> {
     let (policy, pcp) = match sel {
         PolicySel::Real => (PolicyConfig::vanilla(), false),
         PolicySel::Model(p) => (p.clone(), true),
     };
-    let cfg = Config { policy, pcp, nr_cpus: log.nr_cpus.max(1), event_capacity: 1 << 16, ..Config::default() };
+    let cfg = Config {
+        policy,
+        pcp,
+        nr_cpus: log.nr_cpus.max(1),
+        event_capacity: 1 << 16,
+        ..Config::default()
+    };
     let mut a = Allocator::new(layout, cfg).map_err(|e| ReplayError::Layout(e.to_string()))?;
     let end = layout.zones.iter().map(|z| z.span.end).max().unwrap_or(0) as usize;
-    let mut env = MapEnv { map: vec![M_NONE; end] };
+    let mut env = MapEnv {
+        map: vec![M_NONE; end],
+    };
     for &(pfn, order, g) in &log.prefill {
         match a.alloc_at(pfn, order, log.gfps[g as usize], pfn as u32) {
             Ok(()) => env.map[pfn as usize] = pfn as u32,
@@ -114,7 +142,11 @@ pub(crate) fn build_allocator(log: &OpLog, layout: &MemoryLayout, sel: &PolicySe
     }
     for &(pfn, mt) in &log.pageblock_types {
         // a pageblock straddling the zone start (DMA: pfn 0) is looked up by the zone's start
-        let zi = a.zone_of(pfn).or_else(|| a.zones.iter().position(|z| z.span.start > pfn && z.span.start < pfn + a.geo.pageblock_pages()));
+        let zi = a.zone_of(pfn).or_else(|| {
+            a.zones
+                .iter()
+                .position(|z| z.span.start > pfn && z.span.start < pfn + a.geo.pageblock_pages())
+        });
         let Some(zi) = zi else {
             bump(notes, "pageblock_label_failed", 1);
             continue;
@@ -130,7 +162,15 @@ pub(crate) fn build_allocator(log: &OpLog, layout: &MemoryLayout, sel: &PolicySe
 }
 
 /// Replay `log` under `sel`.
-pub fn run_policy(log: &OpLog, layout: &MemoryLayout, sel: &PolicySel, sample_ns: u64, scenario: &str, pcp_decay: bool, on_demand_grow: bool) -> Result<PolicyRun, ReplayError> {
+pub fn run_policy(
+    log: &OpLog,
+    layout: &MemoryLayout,
+    sel: &PolicySel,
+    sample_ns: u64,
+    scenario: &str,
+    pcp_decay: bool,
+    on_demand_grow: bool,
+) -> Result<PolicyRun, ReplayError> {
     let cpu0 = thread_cpu_s();
     let wall0 = std::time::Instant::now();
     let mut notes: BTreeMap<String, u64> = BTreeMap::new();
@@ -154,11 +194,25 @@ pub fn run_policy(log: &OpLog, layout: &MemoryLayout, sel: &PolicySel, sample_ns
     // (`_deferred_grow_zone` in get_page_from_freelist). The trace shows where and when the
     // kernel grew; a modelled column grows the same ranges in the same order, but when *its*
     // watermark fails, so that it never falls back to a lower zone the kernel did not use.
-    let grow_idx: Vec<usize> = if real || !on_demand_grow { Vec::new() } else { log.ops.iter().enumerate().filter(|(_, o)| o.kind == OpKind::Grow).map(|(i, _)| i).collect() };
+    let grow_idx: Vec<usize> = if real || !on_demand_grow {
+        Vec::new()
+    } else {
+        log.ops
+            .iter()
+            .enumerate()
+            .filter(|(_, o)| o.kind == OpKind::Grow)
+            .map(|(i, _)| i)
+            .collect()
+    };
     let mut grown = vec![false; grow_idx.len()];
     let mut next_grow = 0usize;
     let mut grow_pos = 0usize; // index into grow_idx of the op being replayed
-    let first_normal = a.zones.iter().find(|z| z.kind == spb_alloc::ZoneKind::Normal).map(|z| z.span.start).unwrap_or(u64::MAX);
+    let first_normal = a
+        .zones
+        .iter()
+        .find(|z| z.kind == spb_alloc::ZoneKind::Normal)
+        .map(|z| z.span.start)
+        .unwrap_or(u64::MAX);
     let mut lower_zone_pages = 0u64;
     let mut lower_zone_first_us: Option<u64> = None;
     let mut lower_zone_by_mt: BTreeMap<&'static str, u64> = BTreeMap::new();
@@ -192,7 +246,9 @@ pub fn run_policy(log: &OpLog, layout: &MemoryLayout, sel: &PolicySel, sample_ns
                     let kz = a.zone_of(log.ops[grow_idx[next_grow]].pfn as u64);
                     if let Some(zi) = kz {
                         let z = &a.zones[zi];
-                        if z.free_pages < z.wmark_pages(spb_alloc::zone::WMARK_LOW) + (1u64 << order) {
+                        if z.free_pages
+                            < z.wmark_pages(spb_alloc::zone::WMARK_LOW) + (1u64 << order)
+                        {
                             // grow the next burst (consecutive Grow ops) now
                             let mut k = next_grow;
                             loop {
@@ -231,7 +287,13 @@ pub fn run_policy(log: &OpLog, layout: &MemoryLayout, sel: &PolicySel, sample_ns
                         }
                     }
                 } else {
-                    let req = AllocRequest { order, gfp, cpu: op.arg as u16 % a.cfg.nr_cpus as u16, cookie: op.pfn, trylock: false };
+                    let req = AllocRequest {
+                        order,
+                        gfp,
+                        cpu: op.arg as u16 % a.cfg.nr_cpus as u16,
+                        cookie: op.pfn,
+                        trylock: false,
+                    };
                     match a.alloc(req, &mut env) {
                         Ok(s) => {
                             env.map[pfn as usize] = s as u32;
@@ -242,11 +304,18 @@ pub fn run_policy(log: &OpLog, layout: &MemoryLayout, sel: &PolicySel, sample_ns
                                 if lower_zone_first_us.is_none() {
                                     lower_zone_first_us = Some(ts);
                                 }
-                                *lower_zone_by_mt.entry(gfp.migratetype().name()).or_default() += 1u64 << order;
+                                *lower_zone_by_mt
+                                    .entry(gfp.migratetype().name())
+                                    .or_default() += 1u64 << order;
                             }
                         }
                         Err(e) => {
-                            *failures.entry(format!("{} order={}", log.gfp_names[op.gfp as usize], order)).or_default() += 1;
+                            *failures
+                                .entry(format!(
+                                    "{} order={}",
+                                    log.gfp_names[op.gfp as usize], order
+                                ))
+                                .or_default() += 1;
                             if order > 0 {
                                 // the caller's fallback: the same memory as order-0 pages
                                 fallback_replays += 1;
@@ -255,7 +324,13 @@ pub fn run_policy(log: &OpLog, layout: &MemoryLayout, sel: &PolicySel, sample_ns
                                 }
                                 let g0 = gfp.without(Gfp::COMP);
                                 for k in 0..(1u64 << order) {
-                                    let req = AllocRequest { order: 0, gfp: g0, cpu: req.cpu, cookie: (pfn + k) as u32, trylock: false };
+                                    let req = AllocRequest {
+                                        order: 0,
+                                        gfp: g0,
+                                        cpu: req.cpu,
+                                        cookie: (pfn + k) as u32,
+                                        trylock: false,
+                                    };
                                     env.map[(pfn + k) as usize] = match a.alloc(req, &mut env) {
                                         Ok(s) => s as u32 | M_PIECES,
                                         Err(_) => {
@@ -360,18 +435,30 @@ pub fn run_policy(log: &OpLog, layout: &MemoryLayout, sel: &PolicySel, sample_ns
     bump(&mut notes, "pcp_pages_at_end", pcp_pages(&a));
     if lower_zone_pages > 0 {
         bump(&mut notes, "below_kernel_zone_pages", lower_zone_pages);
-        bump(&mut notes, "below_kernel_zone_first_ms", lower_zone_first_us.unwrap_or(0) / 1000);
+        bump(
+            &mut notes,
+            "below_kernel_zone_first_ms",
+            lower_zone_first_us.unwrap_or(0) / 1000,
+        );
         for (k, v) in &lower_zone_by_mt {
             bump(&mut notes, &format!("below_kernel_zone_pages_{k}"), *v);
         }
     }
-    bump(&mut notes, "pcp_pages_peak_sampled", pcp_peak.max(pcp_pages(&a)));
+    bump(
+        &mut notes,
+        "pcp_pages_peak_sampled",
+        pcp_peak.max(pcp_pages(&a)),
+    );
     let end_us = (log.duration_s * 1e6) as u64;
     timeline.push(sample(&a, end_us));
     // the replay's CPU time: allocator, prefill and ops (not the end-of-run measures)
     let cpu_s = thread_cpu_s() - cpu0;
     // everything read from the allocator before the probe changes it
-    let vmstat: BTreeMap<String, u64> = a.vm.iter().filter(|(_, v)| *v > 0).map(|(k, v)| (k.to_string(), v)).collect();
+    let vmstat: BTreeMap<String, u64> =
+        a.vm.iter()
+            .filter(|(_, v)| *v > 0)
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
     let pages_migrated = a.pages_migrated;
     let extfrag = ExtfragCounts {
         events: a.vm.get(Vm::ExtfragEvents),
@@ -384,11 +471,26 @@ pub fn run_policy(log: &OpLog, layout: &MemoryLayout, sel: &PolicySel, sample_ns
     let m = measure(&mut a, &mut env, peak);
     let present: u64 = layout.zones.iter().map(|z| z.present_pages()).sum();
     let mut extra = BTreeMap::new();
-    extra.insert("replay_notes".to_string(), serde_json::to_value(&notes).unwrap_or_default());
-    extra.insert("extfrag".to_string(), serde_json::to_value(&extfrag).unwrap_or_default());
-    extra.insert("pageblock_types".to_string(), serde_json::to_value(&blocks).unwrap_or_default());
-    extra.insert("fallback_replays".to_string(), serde_json::json!(fallback_replays));
-    extra.insert("measure_cpu_seconds".to_string(), serde_json::json!(thread_cpu_s() - cpu0 - cpu_s));
+    extra.insert(
+        "replay_notes".to_string(),
+        serde_json::to_value(&notes).unwrap_or_default(),
+    );
+    extra.insert(
+        "extfrag".to_string(),
+        serde_json::to_value(&extfrag).unwrap_or_default(),
+    );
+    extra.insert(
+        "pageblock_types".to_string(),
+        serde_json::to_value(&blocks).unwrap_or_default(),
+    );
+    extra.insert(
+        "fallback_replays".to_string(),
+        serde_json::json!(fallback_replays),
+    );
+    extra.insert(
+        "measure_cpu_seconds".to_string(),
+        serde_json::json!(thread_cpu_s() - cpu0 - cpu_s),
+    );
     let metrics = RunMetrics {
         scenario: scenario.to_string(),
         policy: sel.label(),
@@ -410,7 +512,12 @@ pub fn run_policy(log: &OpLog, layout: &MemoryLayout, sel: &PolicySel, sample_ns
         extra,
         trace: None,
     };
-    Ok(PolicyRun { metrics, cpu_s, block_counts: blocks, extfrag })
+    Ok(PolicyRun {
+        metrics,
+        cpu_s,
+        block_counts: blocks,
+        extfrag,
+    })
 }
 
 /// WORKAROUND for the allocator core (reported): the kernel's `decay_pcp_high`, run every
@@ -453,7 +560,8 @@ fn restore_highs(a: &mut Allocator, saved: &[u64]) {
         for p in z.pcp.iter_mut() {
             if let Some(&h) = saved.get(i) {
                 if p.high > h {
-                    let need = (p.free_count.min(p.batch << 5) + p.batch).clamp(p.high_min, p.high_max);
+                    let need =
+                        (p.free_count.min(p.batch << 5) + p.batch).clamp(p.high_min, p.high_max);
                     p.high = h.max(need);
                 }
             }
@@ -476,13 +584,29 @@ fn grow(a: &mut Allocator, pfn: u64, order: u8, notes: &mut BTreeMap<String, u64
 
 /// Pages on per-CPU lists now.
 pub(crate) fn pcp_pages(a: &Allocator) -> u64 {
-    a.zones.iter().flat_map(|z| z.pcp.iter()).map(|p| p.count).sum()
+    a.zones
+        .iter()
+        .flat_map(|z| z.pcp.iter())
+        .map(|p| p.count)
+        .sum()
 }
 
 fn drain_events(a: &mut Allocator, pairs: &mut BTreeMap<String, u64>) {
     for e in a.events.drain() {
-        if let spb_alloc::event::Event::ExtFrag { alloc_mt, fallback_mt, fragmenting, change_ownership, .. } = e {
-            let k = ExtfragCounts::pair_key(alloc_mt as u32, fallback_mt as u32, fragmenting, change_ownership);
+        if let spb_alloc::event::Event::ExtFrag {
+            alloc_mt,
+            fallback_mt,
+            fragmenting,
+            change_ownership,
+            ..
+        } = e
+        {
+            let k = ExtfragCounts::pair_key(
+                alloc_mt as u32,
+                fallback_mt as u32,
+                fragmenting,
+                change_ownership,
+            );
             *pairs.entry(k).or_default() += 1;
         }
     }

@@ -20,14 +20,23 @@ fn line(ts: f64, cpu: u32, body: &str) -> String {
 }
 
 fn alloc(ts: f64, pfn: u64, order: u32, gfp: &str, mt: u32) -> String {
-    line(ts, 0, &format!("mm_page_alloc: pfn={pfn:#x} order={order} migratetype={mt} gfp_flags={gfp}"))
+    line(
+        ts,
+        0,
+        &format!("mm_page_alloc: pfn={pfn:#x} order={order} migratetype={mt} gfp_flags={gfp}"),
+    )
 }
 
 fn free(ts: f64, pfn: u64, order: u32) -> String {
     line(ts, 0, &format!("mm_page_free: pfn={pfn:#x} order={order}"))
 }
 
-fn run(name: &str, lines: &[String], strict: bool, policies: &str) -> Result<ReplayOutput, ReplayError> {
+fn run(
+    name: &str,
+    lines: &[String],
+    strict: bool,
+    policies: &str,
+) -> Result<ReplayOutput, ReplayError> {
     let d = dir(name);
     let t = d.join("trace.txt");
     std::fs::write(&t, lines.concat()).unwrap();
@@ -49,14 +58,32 @@ const ALL: &str = "real,vanilla,defrag,spb";
 const K: u64 = 0x100000;
 
 fn notes_of(out: &ReplayOutput, policy: &str) -> serde_json::Value {
-    out.doc.runs.iter().find(|r| r.policy == policy).unwrap().extra["replay_notes"].clone()
+    out.doc
+        .runs
+        .iter()
+        .find(|r| r.policy == policy)
+        .unwrap()
+        .extra["replay_notes"]
+        .clone()
 }
 
 fn no_sim_errors(out: &ReplayOutput) {
     for r in &out.doc.runs {
         let n = &r.extra["replay_notes"];
-        for k in ["sim_free_errors", "sim_split_errors", "real_alloc_at_failed", "grow_errors", "free_unmapped", "prefill_alloc_at_failed"] {
-            assert!(n.get(k).is_none(), "{}: {k} = {:?} ({n})", r.policy, n.get(k));
+        for k in [
+            "sim_free_errors",
+            "sim_split_errors",
+            "real_alloc_at_failed",
+            "grow_errors",
+            "free_unmapped",
+            "prefill_alloc_at_failed",
+        ] {
+            assert!(
+                n.get(k).is_none(),
+                "{}: {k} = {:?} ({n})",
+                r.policy,
+                n.get(k)
+            );
         }
     }
 }
@@ -66,7 +93,11 @@ fn free_batched_is_not_a_second_free() {
     let t = vec![
         alloc(1.0, K + 8, 0, "GFP_HIGHUSER_MOVABLE", 1),
         free(1.1, K + 8, 0),
-        line(1.1, 0, &format!("mm_page_free_batched: pfn={:#x} order=0", K + 8)),
+        line(
+            1.1,
+            0,
+            &format!("mm_page_free_batched: pfn={:#x} order=0", K + 8),
+        ),
         alloc(1.2, K + 8, 0, "GFP_KERNEL", 0),
     ];
     let out = run("batched", &t, true, ALL).unwrap();
@@ -81,7 +112,10 @@ fn free_batched_is_not_a_second_free() {
 #[test]
 fn partial_free_after_split() {
     // a THP, split: one page freed, then the other 511 one by one
-    let mut t = vec![alloc(1.0, K + 512, 9, "GFP_TRANSHUGE", 1), free(1.1, K + 512 + 5, 0)];
+    let mut t = vec![
+        alloc(1.0, K + 512, 9, "GFP_TRANSHUGE", 1),
+        free(1.1, K + 512 + 5, 0),
+    ];
     for k in 0..512u64 {
         if k != 5 {
             t.push(free(1.2, K + 512 + k, 0));
@@ -91,13 +125,22 @@ fn partial_free_after_split() {
     assert_eq!(out.notes.get("partial_frees"), Some(&1));
     no_sim_errors(&out);
     for r in &out.doc.runs {
-        assert_eq!(r.vmstat.get("pgfree").copied().unwrap_or(0), 512, "{}", r.policy);
+        assert_eq!(
+            r.vmstat.get("pgfree").copied().unwrap_or(0),
+            512,
+            "{}",
+            r.policy
+        );
     }
 }
 
 #[test]
 fn free_covering_several_blocks_frees_each() {
-    let t = vec![alloc(1.0, K + 1024, 0, "GFP_KERNEL", 0), alloc(1.0, K + 1025, 0, "GFP_KERNEL", 0), free(1.1, K + 1024, 1)];
+    let t = vec![
+        alloc(1.0, K + 1024, 0, "GFP_KERNEL", 0),
+        alloc(1.0, K + 1025, 0, "GFP_KERNEL", 0),
+        free(1.1, K + 1024, 1),
+    ];
     let out = run("multi", &t, true, ALL).unwrap();
     no_sim_errors(&out);
     for r in &out.doc.runs {
@@ -108,7 +151,11 @@ fn free_covering_several_blocks_frees_each() {
 #[test]
 fn order10_free_of_uninit_memory_grows_the_zone() {
     let fresh = K + 262144; // first uninitialised pfn
-    let t = vec![free(1.0, fresh, 10), free(1.0, fresh + 1024, 10), alloc(1.1, fresh + 3, 0, "GFP_KERNEL", 0)];
+    let t = vec![
+        free(1.0, fresh, 10),
+        free(1.0, fresh + 1024, 10),
+        alloc(1.1, fresh + 3, 0, "GFP_KERNEL", 0),
+    ];
     let out = run("grow", &t, true, ALL).unwrap();
     assert_eq!(out.notes.get("grow_pages"), Some(&2048));
     assert_eq!(out.stats.unknown_frees, 0);
@@ -129,7 +176,14 @@ fn unknown_frees_are_counted_and_skipped() {
 #[test]
 fn bulk_allocations_are_inferred_from_pcp_refills() {
     let t = vec![
-        line(1.0, 1, &format!("mm_page_alloc_zone_locked: pfn={:#x} order=0 migratetype=0 percpu_refill=1", K + 300)),
+        line(
+            1.0,
+            1,
+            &format!(
+                "mm_page_alloc_zone_locked: pfn={:#x} order=0 migratetype=0 percpu_refill=1",
+                K + 300
+            ),
+        ),
         free(2.0, K + 300, 0),
     ];
     let out = run("bulk", &t, true, ALL).unwrap();
@@ -147,26 +201,48 @@ fn bulk_allocations_are_inferred_from_pcp_refills() {
 fn strict_mode_names_file_and_line() {
     let cases: Vec<(Vec<String>, &str)> = vec![
         (vec![alloc(1.0, K, 11, "GFP_KERNEL", 0)], "order 11"),
-        (vec![alloc(1.0, K, 1, "GFP_KERNEL", 0), free(1.1, K, 1), free(1.2, K, 1)], "double free"),
+        (
+            vec![
+                alloc(1.0, K, 1, "GFP_KERNEL", 0),
+                free(1.1, K, 1),
+                free(1.2, K, 1),
+            ],
+            "double free",
+        ),
         (
             vec![
                 alloc(1.0, K, 0, "GFP_KERNEL", 0),
                 free(1.1, K, 0),
-                line(1.15, 0, &format!("mm_page_pcpu_drain: pfn={K:#x} order=0 migratetype=0")),
+                line(
+                    1.15,
+                    0,
+                    &format!("mm_page_pcpu_drain: pfn={K:#x} order=0 migratetype=0"),
+                ),
                 free(1.2, K, 0),
             ],
             "double free",
         ),
-        (vec![alloc(1.0, 0x10, 0, "GFP_KERNEL", 0)], "outside the memory layout"),
-        (vec![alloc(1.0, K, 0, "GFP_KERNEL|__GFP_BOGUS", 0)], "gfp_flags"),
+        (
+            vec![alloc(1.0, 0x10, 0, "GFP_KERNEL", 0)],
+            "outside the memory layout",
+        ),
+        (
+            vec![alloc(1.0, K, 0, "GFP_KERNEL|__GFP_BOGUS", 0)],
+            "gfp_flags",
+        ),
         (vec![line(1.0, 0, "mm_page_free: pfn=zz order=0")], "pfn"),
     ];
     for (i, (t, what)) in cases.into_iter().enumerate() {
         let n = t.len();
         let e = run(&format!("strict{i}"), &t, true, "real,vanilla").unwrap_err();
-        let ReplayError::Input(m) = e else { panic!("case {i}: not an input error") };
+        let ReplayError::Input(m) = e else {
+            panic!("case {i}: not an input error")
+        };
         assert!(m.contains("trace.txt"), "case {i}: {m}");
-        assert!(m.contains(&format!(":{n}")) || m.contains(&format!("line {n}")), "case {i}: {m}");
+        assert!(
+            m.contains(&format!(":{n}")) || m.contains(&format!("line {n}")),
+            "case {i}: {m}"
+        );
         assert!(m.contains(what), "case {i}: {m}");
         // without --strict: counted, not fatal
         let out = run(&format!("lenient{i}"), &t, false, "real,vanilla").unwrap();
@@ -178,8 +254,20 @@ fn strict_mode_names_file_and_line() {
 fn inferred_layout_without_zoneinfo() {
     let d = dir("nolayout");
     let t = d.join("t.txt");
-    std::fs::write(&t, [alloc(1.0, 0x123456, 0, "GFP_KERNEL", 0), free(1.1, 0x123456, 0)].concat()).unwrap();
-    let opts = ReplayOptions { policies: PolicySel::parse_list("real,spb", &[]).unwrap(), threads: 1, ..Default::default() };
+    std::fs::write(
+        &t,
+        [
+            alloc(1.0, 0x123456, 0, "GFP_KERNEL", 0),
+            free(1.1, 0x123456, 0),
+        ]
+        .concat(),
+    )
+    .unwrap();
+    let opts = ReplayOptions {
+        policies: PolicySel::parse_list("real,spb", &[]).unwrap(),
+        threads: 1,
+        ..Default::default()
+    };
     let out = replay(&t, &opts).unwrap();
     no_sim_errors(&out);
     assert_eq!(out.doc.runs.len(), 2);

@@ -14,17 +14,28 @@ gigantic_obtainable,thp_attempts,thp_success,pages_migrated";
 /// each run in order. `gigantic_obtainable` is empty where the sample was not probed;
 /// `thp_*` and `pages_migrated` are cumulative, as in [`crate::metrics::TimelinePoint`].
 pub fn timeline_csv(runs: &[&RunMetrics]) -> String {
-    let mut out = String::with_capacity(64 + runs.iter().map(|r| r.timeline.len() * 64).sum::<usize>());
+    let mut out =
+        String::with_capacity(64 + runs.iter().map(|r| r.timeline.len() * 64).sum::<usize>());
     out.push_str(TIMELINE_CSV_HEADER);
     out.push('\n');
     for r in runs {
         let prefix = format!("{},{},{}", field(&r.scenario), field(&r.policy), r.seed);
         for p in &r.timeline {
-            let g = p.gigantic_obtainable.map(|g| g.to_string()).unwrap_or_default();
+            let g = p
+                .gigantic_obtainable
+                .map(|g| g.to_string())
+                .unwrap_or_default();
             let _ = writeln!(
                 out,
                 "{prefix},{},{},{},{},{},{g},{},{},{}",
-                p.t, p.tainted, p.lost, p.lost_floor, p.free_pages, p.thp_attempts, p.thp_success, p.pages_migrated
+                p.t,
+                p.tainted,
+                p.lost,
+                p.lost_floor,
+                p.free_pages,
+                p.thp_attempts,
+                p.thp_success,
+                p.pages_migrated
             );
         }
     }

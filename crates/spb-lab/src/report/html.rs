@@ -127,7 +127,12 @@ pub(crate) fn render_page(
     if groups.len() > 1 {
         o.push_str("<nav class=\"toc\">");
         for (i, g) in groups.iter().enumerate() {
-            let _ = write!(o, "<a href=\"#{}\">{}</a>", anchor(i, g.scenario), esc(g.scenario));
+            let _ = write!(
+                o,
+                "<a href=\"#{}\">{}</a>",
+                anchor(i, g.scenario),
+                esc(g.scenario)
+            );
         }
         o.push_str("</nav>\n");
     }
@@ -156,11 +161,23 @@ fn anchor(i: usize, scenario: &str) -> String {
 
 fn scenario(o: &mut String, idx: usize, g: &Group<'_>, csv: &str) -> Result<(), ReportError> {
     let r0 = g.runs[0];
-    let _ = writeln!(o, "<section class=\"scenario\" id=\"{}\">", anchor(idx, g.scenario));
-    let kind = if g.runs.iter().any(|r| r.trace.is_some()) { "trace replay" } else { "scenario" };
+    let _ = writeln!(
+        o,
+        "<section class=\"scenario\" id=\"{}\">",
+        anchor(idx, g.scenario)
+    );
+    let kind = if g.runs.iter().any(|r| r.trace.is_some()) {
+        "trace replay"
+    } else {
+        "scenario"
+    };
     let _ = writeln!(o, "<h2>{}</h2>", esc(g.scenario));
     let seeds: BTreeSet<u64> = g.runs.iter().map(|r| r.seed).collect();
-    let seeds = seeds.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ");
+    let seeds = seeds
+        .iter()
+        .map(|s| s.to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
     let _ = writeln!(
         o,
         "<p class=\"meta\">{kind} · {} machine · {} s virtual · seed {} · {} run{}</p>",
@@ -183,8 +200,12 @@ fn scenario(o: &mut String, idx: usize, g: &Group<'_>, csv: &str) -> Result<(), 
     o.push_str("</div>\n");
 
     // b. Plots.
-    let _ =
-        writeln!(o, "<h3>Over time <span class=\"aside\">data: <a href=\"{}\">{}</a></span></h3>", esc(csv), esc(csv));
+    let _ = writeln!(
+        o,
+        "<h3>Over time <span class=\"aside\">data: <a href=\"{}\">{}</a></span></h3>",
+        esc(csv),
+        esc(csv)
+    );
     o.push_str("<div class=\"legend\">");
     for (i, l) in g.labels.iter().enumerate() {
         let _ = write!(
@@ -197,11 +218,21 @@ fn scenario(o: &mut String, idx: usize, g: &Group<'_>, csv: &str) -> Result<(), 
     o.push_str("<span class=\"i muted\"><span class=\"sw dash\"></span>reference (grey when the same for all runs)</span></div>\n");
     o.push_str("<div class=\"plots\">\n");
     for p in scenario_plots(&g.runs)? {
-        let note =
-            if p.note.is_empty() { String::new() } else { format!("<span class=\"note\">{}</span>", esc(&p.note)) };
-        let svg =
-            p.svg.replacen("<svg class=\"plot\" ", &format!("<svg class=\"plot\" aria-label=\"{}\" ", esc(p.title)), 1);
-        let _ = write!(o, "<figure><figcaption>{}{note}</figcaption>\n{svg}</figure>\n", esc(p.title));
+        let note = if p.note.is_empty() {
+            String::new()
+        } else {
+            format!("<span class=\"note\">{}</span>", esc(&p.note))
+        };
+        let svg = p.svg.replacen(
+            "<svg class=\"plot\" ",
+            &format!("<svg class=\"plot\" aria-label=\"{}\" ", esc(p.title)),
+            1,
+        );
+        let _ = write!(
+            o,
+            "<figure><figcaption>{}{note}</figcaption>\n{svg}</figure>\n",
+            esc(p.title)
+        );
     }
     o.push_str("</div>\n");
 
@@ -216,7 +247,12 @@ fn scenario(o: &mut String, idx: usize, g: &Group<'_>, csv: &str) -> Result<(), 
 fn col_headers(o: &mut String, g: &Group<'_>, first: &str) {
     let _ = write!(o, "<thead><tr><th>{first}</th>");
     for (i, l) in g.labels.iter().enumerate() {
-        let _ = write!(o, "<th><span class=\"sw\" style=\"background:{}\"></span>{}</th>", policy_hex(i), esc(l));
+        let _ = write!(
+            o,
+            "<th><span class=\"sw\" style=\"background:{}\"></span>{}</th>",
+            policy_hex(i),
+            esc(l)
+        );
     }
     o.push_str("</tr></thead>\n");
 }
@@ -233,7 +269,12 @@ fn summary_table(o: &mut String, g: &Group<'_>) {
         cells: g
             .runs
             .iter()
-            .map(|r| super::Cell { text: thousands(r.events), note: String::new(), key: None, tip: String::new() })
+            .map(|r| super::Cell {
+                text: thousands(r.events),
+                note: String::new(),
+                key: None,
+                tip: String::new(),
+            })
             .collect(),
     });
     rows.push(super::SummaryRow {
@@ -253,12 +294,24 @@ fn summary_table(o: &mut String, g: &Group<'_>) {
     });
     for row in &rows {
         let best = row.best();
-        let _ = write!(o, "<tr><th title=\"{}\">{}</th>", esc(row.help), esc(row.label));
+        let _ = write!(
+            o,
+            "<tr><th title=\"{}\">{}</th>",
+            esc(row.help),
+            esc(row.label)
+        );
         for (c, b) in row.cells.iter().zip(best) {
             let class = if b { " class=\"best\"" } else { "" };
-            let tip = if c.tip.is_empty() { String::new() } else { format!(" title=\"{}\"", esc(&c.tip)) };
-            let note =
-                if c.note.is_empty() { String::new() } else { format!("<span class=\"note\">{}</span>", esc(&c.note)) };
+            let tip = if c.tip.is_empty() {
+                String::new()
+            } else {
+                format!(" title=\"{}\"", esc(&c.tip))
+            };
+            let note = if c.note.is_empty() {
+                String::new()
+            } else {
+                format!("<span class=\"note\">{}</span>", esc(&c.note))
+            };
             let _ = write!(o, "<td{class}{tip}>{}{note}</td>", esc(&c.text));
         }
         o.push_str("</tr>\n");
@@ -270,8 +323,12 @@ fn trace_table(o: &mut String, g: &Group<'_>) {
     o.push_str("<h3>Trace replay <span class=\"aside\">replay statistics</span></h3>\n<table class=\"t trace\">\n");
     col_headers(o, g, "");
     o.push_str("<tbody>\n");
-    let reasons: BTreeSet<&str> =
-        g.runs.iter().filter_map(|r| r.trace.as_ref()).flat_map(|t| t.skipped.keys().map(String::as_str)).collect();
+    let reasons: BTreeSet<&str> = g
+        .runs
+        .iter()
+        .filter_map(|r| r.trace.as_ref())
+        .flat_map(|t| t.skipped.keys().map(String::as_str))
+        .collect();
     let mut line = |label: String, f: &dyn Fn(&crate::metrics::TraceStats) -> String| {
         let _ = write!(o, "<tr><th>{}</th>", esc(&label));
         for r in &g.runs {
@@ -282,21 +339,40 @@ fn trace_table(o: &mut String, g: &Group<'_>) {
     };
     line("Trace lines".into(), &|t| thousands(t.lines));
     line("Parsed".into(), &|t| {
-        let pct = if t.lines > 0 { 100.0 * t.parsed as f64 / t.lines as f64 } else { 0.0 };
-        format!("{}<span class=\"note\">{pct:.2}%</span>", thousands(t.parsed))
+        let pct = if t.lines > 0 {
+            100.0 * t.parsed as f64 / t.lines as f64
+        } else {
+            0.0
+        };
+        format!(
+            "{}<span class=\"note\">{pct:.2}%</span>",
+            thousands(t.parsed)
+        )
     });
     for reason in reasons {
         let reason_owned = reason.to_string();
-        line(format!("Skipped: {reason}"), &move |t| thousands(t.skipped.get(&reason_owned).copied().unwrap_or(0)));
+        line(format!("Skipped: {reason}"), &move |t| {
+            thousands(t.skipped.get(&reason_owned).copied().unwrap_or(0))
+        });
     }
-    line("Frees of unknown pages".into(), &|t| thousands(t.unknown_frees));
-    line("Fallback replays".into(), &|t| thousands(t.fallback_replays));
-    line("Inferred bulk pages".into(), &|t| thousands(t.inferred_bulk_pages));
+    line("Frees of unknown pages".into(), &|t| {
+        thousands(t.unknown_frees)
+    });
+    line("Fallback replays".into(), &|t| {
+        thousands(t.fallback_replays)
+    });
+    line("Inferred bulk pages".into(), &|t| {
+        thousands(t.inferred_bulk_pages)
+    });
     o.push_str("</tbody></table>\n");
 }
 
 fn vmstat_table(o: &mut String, g: &Group<'_>) {
-    let keys: BTreeSet<&str> = g.runs.iter().flat_map(|r| r.vmstat.keys().map(String::as_str)).collect();
+    let keys: BTreeSet<&str> = g
+        .runs
+        .iter()
+        .flat_map(|r| r.vmstat.keys().map(String::as_str))
+        .collect();
     if keys.is_empty() {
         return;
     }
@@ -351,7 +427,11 @@ fn maps(o: &mut String, g: &Group<'_>) {
     let bpr = g
         .runs
         .iter()
-        .flat_map(|r| r.maps.iter().flat_map(|m| m.rows.iter().map(|x| x.blocks.len())))
+        .flat_map(|r| {
+            r.maps
+                .iter()
+                .flat_map(|m| m.rows.iter().map(|x| x.blocks.len()))
+        })
         .max()
         .unwrap_or(0);
     o.push_str("<h3>Superpageblock map <span class=\"aside\">one row per SPB, one cell per pageblock · hover a row for its counts</span></h3>\n");
@@ -372,21 +452,40 @@ fn maps(o: &mut String, g: &Group<'_>) {
          maps are shown at {slots} moment{} with the runs side by side.</p>",
         plural(slots)
     );
-    let max_rows = g.runs.iter().flat_map(|r| r.maps.iter().map(|m| m.rows.len())).max().unwrap_or(0);
+    let max_rows = g
+        .runs
+        .iter()
+        .flat_map(|r| r.maps.iter().map(|m| m.rows.len()))
+        .max()
+        .unwrap_or(0);
     for slot in 0..slots {
         // End-aligned: the last map of every run is the end of that run.
-        let panels: Vec<Option<&SpbMap>> =
-            g.runs.iter().map(|r| (slot + r.maps.len()).checked_sub(slots).and_then(|k| r.maps.get(k))).collect();
+        let panels: Vec<Option<&SpbMap>> = g
+            .runs
+            .iter()
+            .map(|r| {
+                (slot + r.maps.len())
+                    .checked_sub(slots)
+                    .and_then(|k| r.maps.get(k))
+            })
+            .collect();
         let ts: BTreeSet<String> = panels.iter().flatten().map(|m| fmt_t(m.t)).collect();
         let end = slot + 1 == slots;
-        let when =
-            if ts.len() == 1 { format!("t = {} s", ts.iter().next().unwrap()) } else { "t varies by run".into() };
+        let when = if ts.len() == 1 {
+            format!("t = {} s", ts.iter().next().unwrap())
+        } else {
+            "t varies by run".into()
+        };
         let open = end || max_rows <= FOLD_ROWS;
         let _ = writeln!(
             o,
             "<details class=\"moment\"{}><summary>{when}{}</summary>",
             if open { " open" } else { "" },
-            if end { " <span class=\"muted\">· end of run</span>" } else { "" }
+            if end {
+                " <span class=\"muted\">· end of run</span>"
+            } else {
+                ""
+            }
         );
         map_grid(o, g, &panels, ts.len() > 1);
         o.push_str("</details>\n");
@@ -409,7 +508,11 @@ fn map_grid(o: &mut String, g: &Group<'_>, panels: &[Option<&SpbMap>], show_t: b
     for (i, p) in panels.iter().enumerate() {
         let stats = match p {
             Some(m) => {
-                let t = if show_t { format!("t = {} s · ", fmt_t(m.t)) } else { String::new() };
+                let t = if show_t {
+                    format!("t = {} s · ", fmt_t(m.t))
+                } else {
+                    String::new()
+                };
                 format!("{t}{}", map_stats(m))
             }
             None => "no map".into(),
@@ -425,19 +528,32 @@ fn map_grid(o: &mut String, g: &Group<'_>, panels: &[Option<&SpbMap>], show_t: b
         );
     }
     o.push('\n');
-    let rows = panels.iter().flatten().map(|m| m.rows.len()).max().unwrap_or(0);
+    let rows = panels
+        .iter()
+        .flatten()
+        .map(|m| m.rows.len())
+        .max()
+        .unwrap_or(0);
     let mut prev_zone: Option<&str> = None;
     for ri in 0..rows {
         let first = panels.iter().flatten().find_map(|m| m.rows.get(ri));
         let zone = first.map(|r| r.zone.as_str()).unwrap_or("");
-        let zs = if prev_zone.is_some_and(|z| z != zone) { " zs" } else { "" };
+        let zs = if prev_zone.is_some_and(|z| z != zone) {
+            " zs"
+        } else {
+            ""
+        };
         prev_zone = Some(zone);
         let _ = write!(o, "<div class=\"lbl{zs}\">{} #{ri}</div>", esc(zone));
         for p in panels {
             match p.and_then(|m| m.rows.get(ri)) {
                 Some(row) => {
                     let base = slug(row.category.split('+').next().unwrap_or(""));
-                    let _ = write!(o, "<div class=\"cat c-{base}{zs}\">{}</div>", esc(&row.category));
+                    let _ = write!(
+                        o,
+                        "<div class=\"cat c-{base}{zs}\">{}</div>",
+                        esc(&row.category)
+                    );
                     let title = esc(&format!(
                         "{} #{ri} · pfn {:#x} · {}\n{}",
                         row.zone,
@@ -455,7 +571,10 @@ fn map_grid(o: &mut String, g: &Group<'_>, panels: &[Option<&SpbMap>], show_t: b
                     }
                 }
                 None => {
-                    let _ = write!(o, "<div class=\"cat{zs}\"></div><div class=\"nomap{zs}\">—</div>");
+                    let _ = write!(
+                        o,
+                        "<div class=\"cat{zs}\"></div><div class=\"nomap{zs}\">—</div>"
+                    );
                 }
             }
         }

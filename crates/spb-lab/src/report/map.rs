@@ -70,7 +70,10 @@ pub(crate) fn map_css() -> String {
     for c in CONTENTS {
         let k = content_class(c);
         let col = content_color(c);
-        let _ = write!(s, ".b{k}{{fill:{col}}}.k{k}{{stroke:{col}}}.sw-{k}{{background:{col}}}");
+        let _ = write!(
+            s,
+            ".b{k}{{fill:{col}}}.k{k}{{stroke:{col}}}.sw-{k}{{background:{col}}}"
+        );
     }
     s
 }
@@ -90,7 +93,13 @@ const PAINT_ORDER: [BlockContent; 8] = [
 /// Contents whose runs are widened by half a pageblock on each side so that a single pageblock
 /// stays visible when 512 of them share a few hundred pixels.
 fn emphasized(c: BlockContent) -> bool {
-    matches!(c, BlockContent::Unmovable | BlockContent::Reclaimable | BlockContent::HighAtomic | BlockContent::Reserved)
+    matches!(
+        c,
+        BlockContent::Unmovable
+            | BlockContent::Reclaimable
+            | BlockContent::HighAtomic
+            | BlockContent::Reserved
+    )
 }
 
 /// Appends one map row as an inline SVG strip.
@@ -107,7 +116,9 @@ pub(crate) fn row_svg(out: &mut String, blocks: &[BlockContent], title: &str) {
     for &b in blocks {
         counts[content_idx(b)] += 1;
     }
-    let bg = (0..8).max_by_key(|&i| (counts[i], std::cmp::Reverse(i))).unwrap_or(0);
+    let bg = (0..8)
+        .max_by_key(|&i| (counts[i], std::cmp::Reverse(i)))
+        .unwrap_or(0);
     // Per content: path data and the x (in half pageblocks) where its last sub-path ended.
     let mut paths: [String; 8] = Default::default();
     let mut ends: [Option<i64>; 8] = [None; 8];
@@ -238,12 +249,26 @@ const RESET: &str = "\x1b[0m";
 /// reserved inverted, highatomic magenta, reclaimable yellow, isolated green, movable blue, free
 /// dim); the text is the same either way.
 pub fn terminal_map(map: &SpbMap, color: bool) -> String {
-    let zw = map.rows.iter().map(|r| r.zone.chars().count()).max().unwrap_or(0).max(4);
+    let zw = map
+        .rows
+        .iter()
+        .map(|r| r.zone.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(4);
     let iw = map.rows.len().saturating_sub(1).to_string().len();
-    let cw = map.rows.iter().map(|r| r.category.chars().count()).max().unwrap_or(0);
+    let cw = map
+        .rows
+        .iter()
+        .map(|r| r.category.chars().count())
+        .max()
+        .unwrap_or(0);
     let max_blocks = map.rows.iter().map(|r| r.blocks.len()).max().unwrap_or(0);
     let prefix = zw + 1 + iw + 1 + cw + 1;
-    let n = group_size(max_blocks, TERMINAL_WIDTH.saturating_sub(prefix + 2).max(16));
+    let n = group_size(
+        max_blocks,
+        TERMINAL_WIDTH.saturating_sub(prefix + 2).max(16),
+    );
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -271,7 +296,11 @@ pub fn terminal_map(map: &SpbMap, color: bool) -> String {
         let _ = write!(out, "{:<zw$} {:>iw$} {:<cw$} |", row.zone, i, row.category);
         let mut cur: Option<&str> = None;
         for group in row.blocks.chunks(n) {
-            let worst = group.iter().copied().max_by_key(|&c| worst_rank(c)).unwrap_or(BlockContent::Hole);
+            let worst = group
+                .iter()
+                .copied()
+                .max_by_key(|&c| worst_rank(c))
+                .unwrap_or(BlockContent::Hole);
             if color {
                 let code = ansi(worst);
                 if cur != Some(code) {

@@ -39,14 +39,20 @@ pub const PLOTS_PER_SCENARIO: usize = 6;
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("plot: {0}")]
     Plot(String),
 }
 
 impl ReportError {
     fn io(path: &Path, source: std::io::Error) -> Self {
-        ReportError::Io { path: path.to_path_buf(), source }
+        ReportError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
     }
 }
 
@@ -84,7 +90,11 @@ pub struct ReportExpect {
 /// See [`ReportExpect`].
 pub fn report_expect(doc: &RunsDoc) -> ReportExpect {
     let groups = group_scenarios(doc);
-    let map_rows = doc.runs.iter().map(|r| r.maps.iter().map(|m| m.rows.len()).sum::<usize>()).sum();
+    let map_rows = doc
+        .runs
+        .iter()
+        .map(|r| r.maps.iter().map(|m| m.rows.len()).sum::<usize>())
+        .sum();
     let map_panels = doc.runs.iter().map(|r| r.maps.len()).sum();
     ReportExpect {
         scenarios: groups.len(),
@@ -98,7 +108,10 @@ pub fn report_expect(doc: &RunsDoc) -> ReportExpect {
 /// Writes `bytes` to `path` through a temporary file in the same directory and a rename.
 pub(crate) fn atomic_write(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     let res = (|| {
         let mut f = fs::File::create(&tmp)?;
@@ -127,7 +140,11 @@ pub(crate) fn group_scenarios(doc: &RunsDoc) -> Vec<Group<'_>> {
     for r in &doc.runs {
         match groups.iter_mut().find(|g| g.scenario == r.scenario) {
             Some(g) => g.runs.push(r),
-            None => groups.push(Group { scenario: &r.scenario, runs: vec![r], labels: vec![] }),
+            None => groups.push(Group {
+                scenario: &r.scenario,
+                runs: vec![r],
+                labels: vec![],
+            }),
         }
     }
     for g in &mut groups {
@@ -165,8 +182,16 @@ fn csv_file_names(groups: &[Group<'_>]) -> Vec<String> {
 
 /// `s` reduced to `[A-Za-z0-9._-]` (others become `_`), never empty.
 pub(crate) fn slug(s: &str) -> String {
-    let out: String =
-        s.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '_' }).collect();
+    let out: String = s
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
     if out.is_empty() || out.starts_with('.') {
         format!("_{out}")
     } else {
@@ -211,7 +236,11 @@ impl SummaryRow {
         if self.better == Better::None || keys.len() < 2 {
             return none;
         }
-        let (lo, hi) = keys.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &k| (lo.min(k), hi.max(k)));
+        let (lo, hi) = keys
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &k| {
+                (lo.min(k), hi.max(k))
+            });
         if lo == hi {
             return none;
         }
@@ -221,7 +250,12 @@ impl SummaryRow {
 }
 
 fn num(v: u64) -> Cell {
-    Cell { text: thousands(v), note: String::new(), key: Some(v as f64), tip: String::new() }
+    Cell {
+        text: thousands(v),
+        note: String::new(),
+        key: Some(v as f64),
+        tip: String::new(),
+    }
 }
 
 /// The rows of the per-scenario summary table, shared by the HTML and the plain-text table.
@@ -233,49 +267,123 @@ pub(crate) fn summary_rows(runs: &[&RunMetrics]) -> Vec<SummaryRow> {
         cells: runs.iter().map(|r| f(r)).collect(),
     };
     vec![
-        row("Normal SPBs", "1 GiB superpageblocks in the Normal zone", Better::None, &|r| num(r.normal.spb_total)),
-        row("Tainted SPBs", "Normal SPBs holding a non-movable page at the end (tainted floor)", Better::Lower, &|r| {
-            Cell { note: format!("floor {}", r.normal.tainted_floor), ..num(r.normal.spb_tainted) }
-        }),
-        row("Tainted SPBs, peak", "Largest number of tainted Normal SPBs at any sample", Better::Lower, &|r| {
-            num(r.normal.spb_tainted_peak)
-        }),
-        row("Lost SPBs", "Normal SPBs tainted, pinned or with a hole at the end (lost floor)", Better::Lower, &|r| {
-            Cell { note: format!("floor {}", r.normal.lost_floor), ..num(r.normal.spb_lost) }
-        }),
-        row("Clean SPBs", "Normal SPBs with only free and movable pages", Better::Higher, &|r| num(r.normal.spb_clean)),
-        row("Empty SPBs", "Normal SPBs entirely free", Better::Higher, &|r| num(r.normal.spb_empty)),
-        row("1 GiB pages obtained", "End-of-run 1 GiB probe result (1 GiB limit)", Better::Higher, &|r| Cell {
-            note: format!("of {}", r.gigantic.limit),
-            ..num(r.gigantic.allocatable)
-        }),
-        row("Probe pages migrated", "Pages the 1 GiB probe migrated", Better::Lower, &|r| {
-            num(r.gigantic.probe_pages_migrated)
-        }),
-        row("THP success", "THP fault/collapse successes / attempts", Better::Higher, &|r| {
-            if r.thp.attempts == 0 {
-                Cell { text: "—".into(), note: "no attempts".into(), key: None, tip: String::new() }
-            } else {
-                let pct = 100.0 * r.thp.success as f64 / r.thp.attempts as f64;
-                Cell {
-                    text: format!("{pct:.1}%"),
-                    note: format!("{}/{}", compact(r.thp.success as f64), compact(r.thp.attempts as f64)),
-                    key: Some((pct * 10.0).round() / 10.0),
-                    tip: String::new(),
+        row(
+            "Normal SPBs",
+            "1 GiB superpageblocks in the Normal zone",
+            Better::None,
+            &|r| num(r.normal.spb_total),
+        ),
+        row(
+            "Tainted SPBs",
+            "Normal SPBs holding a non-movable page at the end (tainted floor)",
+            Better::Lower,
+            &|r| Cell {
+                note: format!("floor {}", r.normal.tainted_floor),
+                ..num(r.normal.spb_tainted)
+            },
+        ),
+        row(
+            "Tainted SPBs, peak",
+            "Largest number of tainted Normal SPBs at any sample",
+            Better::Lower,
+            &|r| num(r.normal.spb_tainted_peak),
+        ),
+        row(
+            "Lost SPBs",
+            "Normal SPBs tainted, pinned or with a hole at the end (lost floor)",
+            Better::Lower,
+            &|r| Cell {
+                note: format!("floor {}", r.normal.lost_floor),
+                ..num(r.normal.spb_lost)
+            },
+        ),
+        row(
+            "Clean SPBs",
+            "Normal SPBs with only free and movable pages",
+            Better::Higher,
+            &|r| num(r.normal.spb_clean),
+        ),
+        row(
+            "Empty SPBs",
+            "Normal SPBs entirely free",
+            Better::Higher,
+            &|r| num(r.normal.spb_empty),
+        ),
+        row(
+            "1 GiB pages obtained",
+            "End-of-run 1 GiB probe result (1 GiB limit)",
+            Better::Higher,
+            &|r| Cell {
+                note: format!("of {}", r.gigantic.limit),
+                ..num(r.gigantic.allocatable)
+            },
+        ),
+        row(
+            "Probe pages migrated",
+            "Pages the 1 GiB probe migrated",
+            Better::Lower,
+            &|r| num(r.gigantic.probe_pages_migrated),
+        ),
+        row(
+            "THP success",
+            "THP fault/collapse successes / attempts",
+            Better::Higher,
+            &|r| {
+                if r.thp.attempts == 0 {
+                    Cell {
+                        text: "—".into(),
+                        note: "no attempts".into(),
+                        key: None,
+                        tip: String::new(),
+                    }
+                } else {
+                    let pct = 100.0 * r.thp.success as f64 / r.thp.attempts as f64;
+                    Cell {
+                        text: format!("{pct:.1}%"),
+                        note: format!(
+                            "{}/{}",
+                            compact(r.thp.success as f64),
+                            compact(r.thp.attempts as f64)
+                        ),
+                        key: Some((pct * 10.0).round() / 10.0),
+                        tip: String::new(),
+                    }
                 }
-            }
+            },
+        ),
+        row(
+            "Pages migrated",
+            "Pages migrated over the whole run",
+            Better::Lower,
+            &|r| num(r.pages_migrated),
+        ),
+        row(
+            "Allocation failures",
+            "Failed allocations, all gfp masks and orders",
+            Better::Lower,
+            &|r| {
+                let total: u64 = r.alloc_failures.values().sum();
+                let tip = r
+                    .alloc_failures
+                    .iter()
+                    .map(|(k, v)| format!("{k}: {v}"))
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                Cell { tip, ..num(total) }
+            },
+        ),
+        row("OOM kills", "OOM killer invocations", Better::Lower, &|r| {
+            num(r.oom_kills)
         }),
-        row("Pages migrated", "Pages migrated over the whole run", Better::Lower, &|r| num(r.pages_migrated)),
-        row("Allocation failures", "Failed allocations, all gfp masks and orders", Better::Lower, &|r| {
-            let total: u64 = r.alloc_failures.values().sum();
-            let tip = r.alloc_failures.iter().map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>().join("\n");
-            Cell { tip, ..num(total) }
-        }),
-        row("OOM kills", "OOM killer invocations", Better::Lower, &|r| num(r.oom_kills)),
-        row("Lost SPBs, all zones", "Lost SPBs over all zones (of all SPBs)", Better::Lower, &|r| Cell {
-            note: format!("of {}", r.all_zones.spb_total),
-            ..num(r.all_zones.spb_lost)
-        }),
+        row(
+            "Lost SPBs, all zones",
+            "Lost SPBs over all zones (of all SPBs)",
+            Better::Lower,
+            &|r| Cell {
+                note: format!("of {}", r.all_zones.spb_total),
+                ..num(r.all_zones.spb_lost)
+            },
+        ),
     ]
 }
 

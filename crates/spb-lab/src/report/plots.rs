@@ -66,46 +66,91 @@ pub(crate) struct Plot {
 pub(crate) fn scenario_plots(runs: &[&RunMetrics]) -> Result<Vec<Plot>, ReportError> {
     let x_max = runs
         .iter()
-        .flat_map(|r| r.timeline.iter().map(|p| p.t).chain(std::iter::once(r.virtual_seconds)))
+        .flat_map(|r| {
+            r.timeline
+                .iter()
+                .map(|p| p.t)
+                .chain(std::iter::once(r.virtual_seconds))
+        })
         .fold(0.0f64, f64::max);
     let x_max = if x_max > 0.0 { x_max } else { 1.0 };
     let per_run = |f: &dyn Fn(&RunMetrics) -> Vec<(f64, f64)>, kind: Kind| -> Vec<Series> {
-        runs.iter().enumerate().map(|(i, r)| Series { run: i, kind, points: decimate(f(r)) }).collect()
+        runs.iter()
+            .enumerate()
+            .map(|(i, r)| Series {
+                run: i,
+                kind,
+                points: decimate(f(r)),
+            })
+            .collect()
     };
     let mut out = Vec::new();
 
     // 1, 2: tainted and lost SPBs with the lost floor as reference.
-    let floor = |r: &RunMetrics| r.timeline.iter().map(|p| (p.t, p.lost_floor as f64)).collect::<Vec<_>>();
+    let floor = |r: &RunMetrics| {
+        r.timeline
+            .iter()
+            .map(|p| (p.t, p.lost_floor as f64))
+            .collect::<Vec<_>>()
+    };
     for (title, f) in [
         (
             "Tainted SPBs (Normal zone)",
             (|r: &RunMetrics| r.timeline.iter().map(|p| (p.t, p.tainted as f64)).collect())
                 as fn(&RunMetrics) -> Vec<(f64, f64)>,
         ),
-        ("Lost SPBs (Normal zone)", |r: &RunMetrics| r.timeline.iter().map(|p| (p.t, p.lost as f64)).collect()),
+        ("Lost SPBs (Normal zone)", |r: &RunMetrics| {
+            r.timeline.iter().map(|p| (p.t, p.lost as f64)).collect()
+        }),
     ] {
         let (refs, shared) = references(runs, &floor);
         let mut s = refs;
         s.extend(per_run(&f, Kind::Line));
-        out.push(Plot { title, note: ref_note("lost floor", shared), svg: chart(&s, x_max, None, true, "SPBs")? });
+        out.push(Plot {
+            title,
+            note: ref_note("lost floor", shared),
+            svg: chart(&s, x_max, None, true, "SPBs")?,
+        });
     }
 
     // 3: free memory.
     let s = per_run(
-        &|r| r.timeline.iter().map(|p| (p.t, p.free_pages as f64 * 4096.0 / (1u64 << 30) as f64)).collect(),
+        &|r| {
+            r.timeline
+                .iter()
+                .map(|p| (p.t, p.free_pages as f64 * 4096.0 / (1u64 << 30) as f64))
+                .collect()
+        },
         Kind::Line,
     );
-    out.push(Plot { title: "Free memory (GiB)", note: String::new(), svg: chart(&s, x_max, None, false, "GiB")? });
+    out.push(Plot {
+        title: "Free memory (GiB)",
+        note: String::new(),
+        svg: chart(&s, x_max, None, false, "GiB")?,
+    });
 
     // 4: 1 GiB pages obtainable where probed, with the end-of-run limit as reference.
-    let limit = |r: &RunMetrics| vec![(0.0, r.gigantic.limit as f64), (x_max, r.gigantic.limit as f64)];
+    let limit = |r: &RunMetrics| {
+        vec![
+            (0.0, r.gigantic.limit as f64),
+            (x_max, r.gigantic.limit as f64),
+        ]
+    };
     let (mut s, shared) = references(runs, &limit);
     s.extend(per_run(
         &|r| {
-            let mut v: Vec<(f64, f64)> =
-                r.timeline.iter().filter_map(|p| p.gigantic_obtainable.map(|g| (p.t, g as f64))).collect();
+            let mut v: Vec<(f64, f64)> = r
+                .timeline
+                .iter()
+                .filter_map(|p| p.gigantic_obtainable.map(|g| (p.t, g as f64)))
+                .collect();
             // The end-of-run probe, when the last sample was not probed.
-            let end = r.timeline.last().map(|p| p.t).unwrap_or(0.0).max(r.virtual_seconds);
+            let end = r
+                .timeline
+                .last()
+                .map(|p| p.t)
+                .unwrap_or(0.0)
+                .max(r.virtual_seconds);
             if v.last().is_none_or(|&(t, _)| t < end) {
                 v.push((end, r.gigantic.allocatable as f64));
             }
@@ -127,7 +172,10 @@ pub(crate) fn scenario_plots(runs: &[&RunMetrics]) -> Result<Vec<Plot>, ReportEr
             for p in &r.timeline {
                 let da = p.thp_attempts.saturating_sub(a0);
                 if da > 0 {
-                    v.push((p.t, 100.0 * p.thp_success.saturating_sub(s0) as f64 / da as f64));
+                    v.push((
+                        p.t,
+                        100.0 * p.thp_success.saturating_sub(s0) as f64 / da as f64,
+                    ));
                 }
                 a0 = p.thp_attempts;
                 s0 = p.thp_success;
@@ -143,7 +191,15 @@ pub(crate) fn scenario_plots(runs: &[&RunMetrics]) -> Result<Vec<Plot>, ReportEr
     });
 
     // 6: pages migrated.
-    let s = per_run(&|r| r.timeline.iter().map(|p| (p.t, p.pages_migrated as f64)).collect(), Kind::Line);
+    let s = per_run(
+        &|r| {
+            r.timeline
+                .iter()
+                .map(|p| (p.t, p.pages_migrated as f64))
+                .collect()
+        },
+        Kind::Line,
+    );
     out.push(Plot {
         title: "Pages migrated (cumulative)",
         note: String::new(),
@@ -162,16 +218,33 @@ fn ref_note(what: &str, shared: Option<bool>) -> String {
 
 /// Reference series: one grey series when every run has the same one, else one per run.
 /// The flag is `None` when there is no reference data at all.
-fn references(runs: &[&RunMetrics], f: &dyn Fn(&RunMetrics) -> Vec<(f64, f64)>) -> (Vec<Series>, Option<bool>) {
+fn references(
+    runs: &[&RunMetrics],
+    f: &dyn Fn(&RunMetrics) -> Vec<(f64, f64)>,
+) -> (Vec<Series>, Option<bool>) {
     let all: Vec<Vec<(f64, f64)>> = runs.iter().map(|r| decimate(f(r))).collect();
     if all.iter().all(|v| v.is_empty()) {
         return (vec![], None);
     }
     if all.windows(2).all(|w| w[0] == w[1]) {
-        (vec![Series { run: 0, kind: Kind::RefShared, points: all[0].clone() }], Some(true))
+        (
+            vec![Series {
+                run: 0,
+                kind: Kind::RefShared,
+                points: all[0].clone(),
+            }],
+            Some(true),
+        )
     } else {
         (
-            all.into_iter().enumerate().map(|(run, points)| Series { run, kind: Kind::RefRun, points }).collect(),
+            all.into_iter()
+                .enumerate()
+                .map(|(run, points)| Series {
+                    run,
+                    kind: Kind::RefRun,
+                    points,
+                })
+                .collect(),
             Some(false),
         )
     }
@@ -202,14 +275,23 @@ fn chart(
     integer: bool,
     y_desc: &str,
 ) -> Result<String, ReportError> {
-    let has_data = series.iter().any(|s| !s.points.is_empty() && matches!(s.kind, Kind::Line | Kind::Dots));
-    let data_max = series.iter().flat_map(|s| s.points.iter().map(|p| p.1)).fold(0.0f64, f64::max);
+    let has_data = series
+        .iter()
+        .any(|s| !s.points.is_empty() && matches!(s.kind, Kind::Line | Kind::Dots));
+    let data_max = series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.1))
+        .fold(0.0f64, f64::max);
     let y_max = match y_fixed {
         Some(y) => y,
         None if integer => (data_max * 1.1).ceil().max(data_max + 1.0).max(2.0),
         None => (data_max * 1.1).max(if data_max > 0.0 { data_max * 1.1 } else { 1.0 }),
     };
-    let y_labels = if integer && y_max <= 12.0 { y_max as usize + 1 } else { 6 };
+    let y_labels = if integer && y_max <= 12.0 {
+        y_max as usize + 1
+    } else {
+        6
+    };
     let mut buf = String::new();
     {
         let root = SVGBackend::with_string(&mut buf, (WIDTH, HEIGHT)).into_drawing_area();
@@ -223,8 +305,12 @@ fn chart(
             .y_label_area_size(52)
             .build_cartesian_2d(0f64..x_max, 0f64..y_max)
             .map_err(perr)?;
-        let label_font = ("sans-serif", 13).into_font().color(&RGBColor(0x55, 0x55, 0x55));
-        let desc_font = ("sans-serif", 13).into_font().color(&RGBColor(0x77, 0x77, 0x77));
+        let label_font = ("sans-serif", 13)
+            .into_font()
+            .color(&RGBColor(0x55, 0x55, 0x55));
+        let desc_font = ("sans-serif", 13)
+            .into_font()
+            .color(&RGBColor(0x77, 0x77, 0x77));
         let y_fmt = |v: &f64| compact(*v);
         let x_fmt = |v: &f64| compact(*v);
         ch.configure_mesh()
@@ -242,20 +328,42 @@ fn chart(
             .draw()
             .map_err(perr)?;
         // References first (underneath), then lines, then dots on top.
-        for s in series.iter().filter(|s| matches!(s.kind, Kind::RefShared | Kind::RefRun)) {
-            let color = if s.kind == Kind::RefShared { REF_GREY.to_rgba() } else { policy_rgb(s.run).mix(0.7) };
-            let style = ShapeStyle { color, filled: false, stroke_width: 2 };
-            ch.draw_series(DashedLineSeries::new(s.points.iter().copied(), 6, 4, style)).map_err(perr)?;
-        }
-        for s in series.iter().filter(|s| matches!(s.kind, Kind::Line | Kind::Dots)) {
-            let style = ShapeStyle { color: policy_rgb(s.run).to_rgba(), filled: false, stroke_width: 2 };
-            if s.points.len() == 1 && s.kind == Kind::Line {
-                ch.draw_series(s.points.iter().map(|&p| Circle::new(p, 2, style.filled()))).map_err(perr)?;
+        for s in series
+            .iter()
+            .filter(|s| matches!(s.kind, Kind::RefShared | Kind::RefRun))
+        {
+            let color = if s.kind == Kind::RefShared {
+                REF_GREY.to_rgba()
             } else {
-                ch.draw_series(LineSeries::new(s.points.iter().copied(), style)).map_err(perr)?;
+                policy_rgb(s.run).mix(0.7)
+            };
+            let style = ShapeStyle {
+                color,
+                filled: false,
+                stroke_width: 2,
+            };
+            ch.draw_series(DashedLineSeries::new(s.points.iter().copied(), 6, 4, style))
+                .map_err(perr)?;
+        }
+        for s in series
+            .iter()
+            .filter(|s| matches!(s.kind, Kind::Line | Kind::Dots))
+        {
+            let style = ShapeStyle {
+                color: policy_rgb(s.run).to_rgba(),
+                filled: false,
+                stroke_width: 2,
+            };
+            if s.points.len() == 1 && s.kind == Kind::Line {
+                ch.draw_series(s.points.iter().map(|&p| Circle::new(p, 2, style.filled())))
+                    .map_err(perr)?;
+            } else {
+                ch.draw_series(LineSeries::new(s.points.iter().copied(), style))
+                    .map_err(perr)?;
             }
             if s.kind == Kind::Dots {
-                ch.draw_series(s.points.iter().map(|&p| Circle::new(p, 3, style.filled()))).map_err(perr)?;
+                ch.draw_series(s.points.iter().map(|&p| Circle::new(p, 3, style.filled())))
+                    .map_err(perr)?;
             }
         }
         if !has_data {
@@ -264,7 +372,8 @@ fn chart(
                 .into_font()
                 .color(&RGBColor(0x88, 0x88, 0x88))
                 .pos(Pos::new(HPos::Center, VPos::Center));
-            root.draw_text("no data", &style, ((w / 2) as i32, (h / 2) as i32)).map_err(perr)?;
+            root.draw_text("no data", &style, ((w / 2) as i32, (h / 2) as i32))
+                .map_err(perr)?;
         }
         root.present().map_err(perr)?;
     }
@@ -273,7 +382,9 @@ fn chart(
     if buf.starts_with(&head) {
         buf.replace_range(..head.len(), "<svg class=\"plot\" role=\"img\" ");
     } else {
-        return Err(ReportError::Plot("unexpected SVG header from plotters".into()));
+        return Err(ReportError::Plot(
+            "unexpected SVG header from plotters".into(),
+        ));
     }
     Ok(buf)
 }

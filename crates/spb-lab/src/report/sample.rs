@@ -11,7 +11,8 @@ use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64Mcg;
 
 use crate::metrics::{
-    BlockContent, Gigantic, RunMetrics, RunsDoc, SpbCensus, SpbMap, SpbRow, Thp, TimelinePoint, TraceStats,
+    BlockContent, Gigantic, RunMetrics, RunsDoc, SpbCensus, SpbMap, SpbRow, Thp, TimelinePoint,
+    TraceStats,
 };
 
 /// Shape of [`sample_doc_with`].
@@ -65,7 +66,10 @@ pub fn sample_doc_with(spec: &SampleSpec) -> RunsDoc {
             r.trace = Some(TraceStats {
                 lines: 1_234_567,
                 parsed: 1_230_001,
-                skipped: BTreeMap::from([("cpu-offline".to_string(), 66), ("malformed".to_string(), 4_500)]),
+                skipped: BTreeMap::from([
+                    ("cpu-offline".to_string(), 66),
+                    ("malformed".to_string(), 4_500),
+                ]),
                 unknown_frees: 812 + 10 * pi as u64,
                 fallback_replays: 35 * (pi as u64 + 1),
                 inferred_bulk_pages: 9_000,
@@ -149,7 +153,11 @@ fn model(spec: &SampleSpec, policy: usize, seed: u64, load: f64) -> Model {
         *b = Some(BlockContent::Reserved);
     }
     // The top of DMA32 runs into the PCI hole.
-    for b in fixed.iter_mut().take(DMA32_SPBS * bps).skip(DMA32_SPBS * bps - bps / 4) {
+    for b in fixed
+        .iter_mut()
+        .take(DMA32_SPBS * bps)
+        .skip(DMA32_SPBS * bps - bps / 4)
+    {
         *b = Some(BlockContent::Hole);
     }
     // Kernel image and memmap at the start of Normal.
@@ -213,16 +221,31 @@ fn model(spec: &SampleSpec, policy: usize, seed: u64, load: f64) -> Model {
             (0.75 * pos + 0.15 * chunk + 0.1 * noise).min(0.999)
         };
     }
-    Model { bps, spbs, fixed, nm, u, isolated: vec![] }
+    Model {
+        bps,
+        spbs,
+        fixed,
+        nm,
+        u,
+        isolated: vec![],
+    }
 }
 
 fn category(blocks: &[BlockContent]) -> String {
     let has = |c| blocks.contains(&c);
     let base = if has(BlockContent::Isolated) {
         "isolated"
-    } else if has(BlockContent::Unmovable) || has(BlockContent::Reclaimable) || has(BlockContent::HighAtomic) {
+    } else if has(BlockContent::Unmovable)
+        || has(BlockContent::Reclaimable)
+        || has(BlockContent::HighAtomic)
+    {
         "tainted"
-    } else if blocks.iter().all(|&b| matches!(b, BlockContent::Free | BlockContent::Hole | BlockContent::Reserved)) {
+    } else if blocks.iter().all(|&b| {
+        matches!(
+            b,
+            BlockContent::Free | BlockContent::Hole | BlockContent::Reserved
+        )
+    }) {
         "empty"
     } else {
         "clean"
@@ -241,7 +264,12 @@ fn map_of(m: &Model, blocks: &[BlockContent], t: f64) -> SpbMap {
     let rows = (0..m.spbs)
         .map(|s| {
             let b = &blocks[s * m.bps..(s + 1) * m.bps];
-            SpbRow { zone: zone_of(s).into(), start_pfn: start_pfn(s), category: category(b), blocks: b.to_vec() }
+            SpbRow {
+                zone: zone_of(s).into(),
+                start_pfn: start_pfn(s),
+                category: category(b),
+                blocks: b.to_vec(),
+            }
         })
         .collect();
     SpbMap { t, rows }
@@ -262,7 +290,12 @@ fn census(m: &Model, blocks: &[BlockContent], zones: &[&str]) -> Counts {
         let b = &blocks[s * m.bps..(s + 1) * m.bps];
         let nm = b
             .iter()
-            .filter(|x| matches!(x, BlockContent::Unmovable | BlockContent::Reclaimable | BlockContent::HighAtomic))
+            .filter(|x| {
+                matches!(
+                    x,
+                    BlockContent::Unmovable | BlockContent::Reclaimable | BlockContent::HighAtomic
+                )
+            })
             .count();
         let res = b.iter().filter(|x| **x == BlockContent::Reserved).count();
         let hole = b.contains(&BlockContent::Hole);
@@ -275,16 +308,32 @@ fn census(m: &Model, blocks: &[BlockContent], zones: &[&str]) -> Counts {
         c.spb_pinned += (res > 0) as u64;
         holed += (res > 0 || hole) as u64;
         c.spb_lost += (nm > 0 || res > 0 || hole) as u64;
-        c.spb_clean += b.iter().all(|x| matches!(x, BlockContent::Free | BlockContent::Movable)) as u64;
+        c.spb_clean += b
+            .iter()
+            .all(|x| matches!(x, BlockContent::Free | BlockContent::Movable))
+            as u64;
         c.spb_empty += b.iter().all(|x| *x == BlockContent::Free) as u64;
     }
     let bps = m.bps as u64;
     c.tainted_floor = nm_blocks.div_ceil(bps);
     c.lost_floor = holed.max((nm_blocks + res_blocks).div_ceil(bps));
-    Counts { census: c, nm_blocks, free_blocks, movable_blocks }
+    Counts {
+        census: c,
+        nm_blocks,
+        free_blocks,
+        movable_blocks,
+    }
 }
 
-fn run(spec: &SampleSpec, scenario: &str, policy: &str, pi: usize, seed: u64, moments: usize, load: f64) -> RunMetrics {
+fn run(
+    spec: &SampleSpec,
+    scenario: &str,
+    policy: &str,
+    pi: usize,
+    seed: u64,
+    moments: usize,
+    load: f64,
+) -> RunMetrics {
     let mut m = model(spec, pi, seed, load);
     let total = spec.seconds.max(spec.interval);
     let steps = (total / spec.interval).round() as usize;
@@ -309,8 +358,12 @@ fn run(spec: &SampleSpec, scenario: &str, policy: &str, pi: usize, seed: u64, mo
         thp_s += (attempts as f64 * rate).round() as u64;
         let probed = k % 10 == 0;
         let must_stay = c.nm_blocks + c.movable_blocks / 3 + 16;
-        let limit_now = c.census.spb_total.saturating_sub(c.census.lost_floor.max(must_stay.div_ceil(m.bps as u64)));
-        let obtainable = (c.census.spb_total - c.census.spb_lost.min(c.census.spb_total)).min(limit_now);
+        let limit_now = c
+            .census
+            .spb_total
+            .saturating_sub(c.census.lost_floor.max(must_stay.div_ceil(m.bps as u64)));
+        let obtainable =
+            (c.census.spb_total - c.census.spb_lost.min(c.census.spb_total)).min(limit_now);
         timeline.push(TimelinePoint {
             t,
             tainted: c.census.spb_tainted,
@@ -340,18 +393,27 @@ fn run(spec: &SampleSpec, scenario: &str, policy: &str, pi: usize, seed: u64, mo
     let mut all_c = all.census.clone();
     all_c.spb_tainted_peak = all_c.spb_tainted.max(peak);
     let must_stay = normal.nm_blocks + normal.movable_blocks / 3 + 16;
-    let limit = normal_c.spb_total.saturating_sub(normal_c.lost_floor.max(must_stay.div_ceil(m.bps as u64)));
+    let limit = normal_c
+        .spb_total
+        .saturating_sub(normal_c.lost_floor.max(must_stay.div_ceil(m.bps as u64)));
     let allocatable = (normal_c.spb_total - normal_c.spb_lost).min(limit);
     let mut maps = Vec::new();
     for j in 1..=moments.max(1) {
         let f = j as f64 / moments.max(1) as f64;
         let end = j == moments.max(1);
-        let b = if end { end_blocks.clone() } else { m.blocks_at(f, false) };
+        let b = if end {
+            end_blocks.clone()
+        } else {
+            m.blocks_at(f, false)
+        };
         maps.push(map_of(&m, &b, f * total));
     }
     let failures = match pi {
         0 => BTreeMap::from([
-            ("GFP_KERNEL|__GFP_COMP|__GFP_NORETRY order=9".to_string(), 137),
+            (
+                "GFP_KERNEL|__GFP_COMP|__GFP_NORETRY order=9".to_string(),
+                137,
+            ),
             ("GFP_HIGHUSER_MOVABLE order=9".to_string(), 18),
         ]),
         1 => BTreeMap::from([("GFP_KERNEL|__GFP_COMP|__GFP_NORETRY order=9".to_string(), 9)]),
@@ -368,8 +430,15 @@ fn run(spec: &SampleSpec, scenario: &str, policy: &str, pi: usize, seed: u64, mo
         wall_seconds: 1.25 + pi as f64 * 0.5,
         normal: normal_c,
         all_zones: all_c,
-        gigantic: Gigantic { allocatable, limit, probe_pages_migrated: 40_000 + 9_000 * pi as u64 },
-        thp: Thp { attempts: thp_a, success: thp_s },
+        gigantic: Gigantic {
+            allocatable,
+            limit,
+            probe_pages_migrated: 40_000 + 9_000 * pi as u64,
+        },
+        thp: Thp {
+            attempts: thp_a,
+            success: thp_s,
+        },
         pages_migrated: migrated,
         alloc_failures: failures,
         oom_kills: (pi == 0) as u64,

@@ -51,8 +51,11 @@ fn check_balanced(html: &str) -> Result<(), String> {
             }
             continue;
         }
-        let name: String =
-            tag.chars().take_while(|c| !c.is_whitespace() && *c != '/').collect::<String>().to_ascii_lowercase();
+        let name: String = tag
+            .chars()
+            .take_while(|c| !c.is_whitespace() && *c != '/')
+            .collect::<String>()
+            .to_ascii_lowercase();
         if name.is_empty() {
             return Err(format!("empty tag name: <{tag:.40}>"));
         }
@@ -95,8 +98,11 @@ fn sample_doc_is_deterministic_and_consistent() {
         assert_eq!(end.t, r.virtual_seconds);
         assert_eq!(end.rows.len(), 16);
         assert!(end.rows.iter().all(|row| row.blocks.len() == 512));
-        let tainted =
-            end.rows.iter().filter(|row| row.zone == "Normal" && row.category.starts_with("tainted")).count() as u64;
+        let tainted = end
+            .rows
+            .iter()
+            .filter(|row| row.zone == "Normal" && row.category.starts_with("tainted"))
+            .count() as u64;
         assert_eq!(tainted, r.normal.spb_tainted, "{} {}", r.scenario, r.policy);
         assert!(r.normal.spb_tainted >= r.normal.tainted_floor);
         assert!(r.gigantic.allocatable <= r.gigantic.limit);
@@ -121,7 +127,10 @@ fn report_has_rows_plots_csv_and_is_balanced() {
     assert_eq!(expect.map_rows, 3 * (4 + 2) * 16);
     assert_eq!(count(&html, "<svg class=\"spb-row\""), expect.map_rows);
     assert_eq!(count(&html, "map-panel"), expect.map_panels);
-    assert_eq!(count(&html, "<table class=\"t summary\""), expect.summary_tables);
+    assert_eq!(
+        count(&html, "<table class=\"t summary\""),
+        expect.summary_tables
+    );
     // Every row of the end map of each run is in the page with its label.
     assert!(html.contains(">Normal #15</div>"));
     assert!(html.contains(">DMA32 #0</div>"));
@@ -145,7 +154,15 @@ fn report_has_rows_plots_csv_and_is_balanced() {
     assert!(html.contains("Skipped: malformed"));
 
     // Self-contained: no external reference of any kind.
-    for bad in ["<script", "<link", "<img", "src=", "href=\"http", "url(http", "@import"] {
+    for bad in [
+        "<script",
+        "<link",
+        "<img",
+        "src=",
+        "href=\"http",
+        "url(http",
+        "@import",
+    ] {
         assert!(!html.contains(bad), "{bad}");
     }
     assert!(html.contains("Sample &lt;report&gt;"));
@@ -156,7 +173,10 @@ fn report_has_rows_plots_csv_and_is_balanced() {
         assert!(html.contains(&format!("href=\"{name}\"")));
         let csv = std::fs::read_to_string(dir.join(&name)).unwrap();
         let runs: Vec<_> = doc.runs.iter().filter(|r| r.scenario == s).collect();
-        assert_eq!(csv.lines().count(), 1 + runs.iter().map(|r| r.timeline.len()).sum::<usize>());
+        assert_eq!(
+            csv.lines().count(),
+            1 + runs.iter().map(|r| r.timeline.len()).sum::<usize>()
+        );
         assert!(csv.starts_with("scenario,policy,seed,t,"));
     }
     // No temporary files left.
@@ -218,10 +238,16 @@ fn duplicate_policies_get_seed_labels_and_unique_csv_names() {
     odd.scenario = "mixed/churn".into();
     doc.runs.push(odd);
     let groups = group_scenarios(&doc);
-    assert_eq!(groups[0].labels, vec!["mainline s42".to_string(), "mainline s99".to_string()]);
+    assert_eq!(
+        groups[0].labels,
+        vec!["mainline s42".to_string(), "mainline s99".to_string()]
+    );
     assert_eq!(
         csv_file_names(&groups),
-        vec!["timeline-mixed-churn.csv".to_string(), "timeline-mixed_churn.csv".to_string()]
+        vec![
+            "timeline-mixed-churn.csv".to_string(),
+            "timeline-mixed_churn.csv".to_string()
+        ]
     );
     let dir = tmpdir("dup");
     write_report(&dir, &doc, "dup").unwrap();
@@ -230,8 +256,12 @@ fn duplicate_policies_get_seed_labels_and_unique_csv_names() {
 }
 
 fn big_doc(random_blocks: bool) -> RunsDoc {
-    let mut doc =
-        sample_doc_with(&SampleSpec { spbs: 256, interval: 30.0, trace_scenario: false, ..SampleSpec::default() });
+    let mut doc = sample_doc_with(&SampleSpec {
+        spbs: 256,
+        interval: 30.0,
+        trace_scenario: false,
+        ..SampleSpec::default()
+    });
     if random_blocks {
         // Worst realistic case for run-length merging: every pageblock drawn at random.
         let mut rng = Pcg64Mcg::seed_from_u64(1);
@@ -260,14 +290,21 @@ fn large_machine_report_stays_small() {
     for random in [false, true] {
         let doc = big_doc(random);
         assert_eq!(doc.runs.len(), 3);
-        assert!(doc.runs.iter().all(|r| r.maps.len() == 4 && r.maps[0].rows.len() == 256));
+        assert!(doc
+            .runs
+            .iter()
+            .all(|r| r.maps.len() == 4 && r.maps[0].rows.len() == 256));
         let dir = tmpdir(if random { "big-random" } else { "big" });
         write_report(&dir, &doc, "256 GiB").unwrap();
         let html = std::fs::read_to_string(dir.join("index.html")).unwrap();
         let expect = report_expect(&doc);
         assert_eq!(expect.map_rows, 3 * 4 * 256);
         assert_eq!(count(&html, "<svg class=\"spb-row\""), expect.map_rows);
-        assert!(html.len() < 10 << 20, "index.html is {} bytes (random={random})", html.len());
+        assert!(
+            html.len() < 10 << 20,
+            "index.html is {} bytes (random={random})",
+            html.len()
+        );
         // Large maps fold all moments but the end.
         assert_eq!(count(&html, "<details class=\"moment\" open>"), 1);
         std::fs::remove_dir_all(&dir).unwrap();
@@ -275,7 +312,12 @@ fn large_machine_report_stays_small() {
 }
 
 fn row(blocks: Vec<BlockContent>) -> SpbRow {
-    SpbRow { zone: "Normal".into(), start_pfn: 0x100000, category: "tainted".into(), blocks }
+    SpbRow {
+        zone: "Normal".into(),
+        start_pfn: 0x100000,
+        category: "tainted".into(),
+        blocks,
+    }
 }
 
 #[test]
@@ -293,12 +335,23 @@ fn row_svg_merges_runs() {
     let mut s = String::new();
     row_svg(&mut s, &b, "t");
     // Unmovable runs are widened by half a block each side: [19, 25) then [599, 603).
-    assert!(s.contains("<path class=\"ku\" d=\"M19 .5h6m574 0h4\"/>"), "{s}");
+    assert!(
+        s.contains("<path class=\"ku\" d=\"M19 .5h6m574 0h4\"/>"),
+        "{s}"
+    );
     assert!(s.contains("<path class=\"kf\" d=\"M200 .5h2\"/>"), "{s}");
     // Unmovable is painted last.
     assert!(s.find("class=\"ku\"").unwrap() > s.find("class=\"kf\"").unwrap());
     // Alternating contents: one sub-path per run, a few bytes each.
-    let alt: Vec<_> = (0..512).map(|i| if i % 2 == 0 { BlockContent::Free } else { BlockContent::Movable }).collect();
+    let alt: Vec<_> = (0..512)
+        .map(|i| {
+            if i % 2 == 0 {
+                BlockContent::Free
+            } else {
+                BlockContent::Movable
+            }
+        })
+        .collect();
     let mut s = String::new();
     row_svg(&mut s, &alt, "t");
     assert!(s.len() < 512 * 8 + 300, "{}", s.len());
@@ -337,7 +390,10 @@ fn terminal_map_letters_grouping_and_colour() {
     b[504..512].fill(BlockContent::Hole); // group 63
     b[300] = BlockContent::HighAtomic; // group 37
     b[301] = BlockContent::Reserved;
-    let map = SpbMap { t: 600.0, rows: vec![row(b.clone()), row(vec![BlockContent::Free; 512])] };
+    let map = SpbMap {
+        t: 600.0,
+        rows: vec![row(b.clone()), row(vec![BlockContent::Free; 512])],
+    };
     let text = terminal_map(&map, false);
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 2 + 2, "{text}");
@@ -363,10 +419,17 @@ fn terminal_map_letters_grouping_and_colour() {
     assert_eq!(strip_ansi(&colored), text);
 
     // Small SPBs (tiny geometry) are drawn one pageblock per character.
-    let tiny = SpbMap { t: 1.5, rows: vec![row(vec![BlockContent::Movable; 16])] };
+    let tiny = SpbMap {
+        t: 1.5,
+        rows: vec![row(vec![BlockContent::Movable; 16])],
+    };
     let t = terminal_map(&tiny, false);
     assert!(t.contains("1 char = 1 pageblock "), "{t}");
-    assert!(t.lines().last().unwrap().ends_with(&format!("|{}|", "M".repeat(16))));
+    assert!(t
+        .lines()
+        .last()
+        .unwrap()
+        .ends_with(&format!("|{}|", "M".repeat(16))));
 }
 
 #[test]
@@ -384,15 +447,26 @@ fn terminal_map_of_sample_fits() {
 fn summary_table_side_by_side() {
     let doc = sample_doc();
     let t = summary_table(&doc);
-    assert!(t.contains("== scenario mixed-churn (16 GiB, 600 s virtual) =="), "{t}");
+    assert!(
+        t.contains("== scenario mixed-churn (16 GiB, 600 s virtual) =="),
+        "{t}"
+    );
     assert!(t.contains("== scenario trace-build"));
     let header = t.lines().nth(1).unwrap();
-    let (a, b, c) =
-        (header.find("mainline").unwrap(), header.find(" spb ").unwrap(), header.find("spb-strict").unwrap());
+    let (a, b, c) = (
+        header.find("mainline").unwrap(),
+        header.find(" spb ").unwrap(),
+        header.find("spb-strict").unwrap(),
+    );
     assert!(a < b && b < c, "{header}");
-    for label in
-        ["Tainted SPBs", "Lost SPBs", "1 GiB pages obtained", "THP success", "OOM kills", "Allocation failures"]
-    {
+    for label in [
+        "Tainted SPBs",
+        "Lost SPBs",
+        "1 GiB pages obtained",
+        "THP success",
+        "OOM kills",
+        "Allocation failures",
+    ] {
         assert!(t.lines().any(|l| l.starts_with(label)), "{label}");
     }
     let tainted = t.lines().find(|l| l.starts_with("Tainted SPBs ")).unwrap();
@@ -408,7 +482,12 @@ fn summary_table_side_by_side() {
 
 #[test]
 fn summary_best_handles_ties_and_missing() {
-    let mk = |k: Option<f64>| Cell { text: String::new(), note: String::new(), key: k, tip: String::new() };
+    let mk = |k: Option<f64>| Cell {
+        text: String::new(),
+        note: String::new(),
+        key: k,
+        tip: String::new(),
+    };
     let r = SummaryRow {
         label: "x",
         help: "",
@@ -416,7 +495,12 @@ fn summary_best_handles_ties_and_missing() {
         cells: vec![mk(Some(2.0)), mk(Some(1.0)), mk(Some(1.0))],
     };
     assert_eq!(r.best(), vec![false, true, true]);
-    let r = SummaryRow { label: "x", help: "", better: Better::Higher, cells: vec![mk(Some(2.0)), mk(Some(2.0))] };
+    let r = SummaryRow {
+        label: "x",
+        help: "",
+        better: Better::Higher,
+        cells: vec![mk(Some(2.0)), mk(Some(2.0))],
+    };
     assert_eq!(r.best(), vec![false, false]);
     let r = SummaryRow {
         label: "x",
@@ -436,7 +520,11 @@ fn csv_quotes_and_empty_probe() {
     let csv = timeline_csv(&runs);
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(lines[0], super::csv::TIMELINE_CSV_HEADER);
-    assert!(lines[1].starts_with("mixed-churn,\"a,\"\"b\"\"\",42,0,"), "{}", lines[1]);
+    assert!(
+        lines[1].starts_with("mixed-churn,\"a,\"\"b\"\"\",42,0,"),
+        "{}",
+        lines[1]
+    );
     // Sample 1 (t=10) was not probed: empty gigantic field.
     let fields: Vec<&str> = lines[2].rsplitn(5, ',').collect();
     assert_eq!(fields[3], "", "{}", lines[2]);

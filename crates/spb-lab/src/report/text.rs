@@ -47,8 +47,15 @@ pub fn summary_table(doc: &RunsDoc) -> String {
             table.push(line);
         }
         let cols = table[0].len();
-        let widths: Vec<usize> =
-            (0..cols).map(|i| table.iter().map(|l| l[i].chars().count()).max().unwrap_or(0)).collect();
+        let widths: Vec<usize> = (0..cols)
+            .map(|i| {
+                table
+                    .iter()
+                    .map(|l| l[i].chars().count())
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
         for line in &table {
             let mut s = format!("{:<w$}", line[0], w = widths[0]);
             for i in 1..cols {

@@ -9,8 +9,8 @@ pub mod units;
 
 use std::fmt;
 
-pub use units::{Dur, Size};
 use units::{parse_dur, parse_size};
+pub use units::{Dur, Size};
 
 /// A scenario error: where and what was expected.
 #[derive(Clone, Debug, PartialEq)]
@@ -86,8 +86,15 @@ pub fn key_line(text: &str, key: &str) -> Option<usize> {
         } else if let Some((k, _)) = l.split_once('=') {
             let k: Vec<&str> = k.split('.').map(|s| s.trim().trim_matches('"')).collect();
             let k = k.join(".");
-            let full = if current.is_empty() { k } else { format!("{current}.{k}") };
-            if full == key || key.starts_with(&format!("{full}[")) || key.starts_with(&format!("{full}.")) {
+            let full = if current.is_empty() {
+                k
+            } else {
+                format!("{current}.{k}")
+            };
+            if full == key
+                || key.starts_with(&format!("{full}["))
+                || key.starts_with(&format!("{full}."))
+            {
                 return Some(i + 1);
             }
         }
@@ -392,61 +399,115 @@ impl Scenario {
 
     /// Parse a scenario from TOML text. `file` names the source in errors.
     pub fn from_toml(text: &str, file: &str) -> Result<Scenario, ScenarioError> {
-        let err = |key: &str, message: String| ScenarioError { file: file.to_string(), line: key_line(text, key), key: key.to_string(), message, unreadable: false };
+        let err = |key: &str, message: String| ScenarioError {
+            file: file.to_string(),
+            line: key_line(text, key),
+            key: key.to_string(),
+            message,
+            unreadable: false,
+        };
         let root: toml::Table = toml::from_str(text).map_err(|e| ScenarioError {
-            line: e.span().map(|s| text[..s.start.min(text.len())].bytes().filter(|&b| b == b'\n').count() + 1),
+            line: e.span().map(|s| {
+                text[..s.start.min(text.len())]
+                    .bytes()
+                    .filter(|&b| b == b'\n')
+                    .count()
+                    + 1
+            }),
             ..err("", format!("not valid TOML: {}", e.message()))
         })?;
         let mut t = Tbl::new("", root);
         let r = (|| -> Result<Scenario, (String, String)> {
-            let name = t.str("name")?.ok_or_else(|| ("name".to_string(), "expected a scenario name (string)".to_string()))?;
+            let name = t.str("name")?.ok_or_else(|| {
+                (
+                    "name".to_string(),
+                    "expected a scenario name (string)".to_string(),
+                )
+            })?;
             let description = t.str("description")?.unwrap_or_default();
             let reference = t.str("reference")?.unwrap_or_default();
-            let duration_ns = t.dur("duration", false)?.map(|d| d.ns(0)).unwrap_or(120_000_000_000);
+            let duration_ns = t
+                .dur("duration", false)?
+                .map(|d| d.ns(0))
+                .unwrap_or(120_000_000_000);
             if duration_ns == 0 {
                 return Err(("duration".into(), "expected a positive duration".into()));
             }
             let seed = t.u64("seed")?.unwrap_or(1);
-            let sample_every_ns = t.dur("sample_every", false)?.map(|d| d.ns(0)).unwrap_or(10_000_000_000);
+            let sample_every_ns = t
+                .dur("sample_every", false)?
+                .map(|d| d.ns(0))
+                .unwrap_or(10_000_000_000);
             if sample_every_ns < 1_000_000 {
                 return Err(("sample_every".into(), "expected at least 1ms".into()));
             }
             let machine = {
-                let mut m = t.sub("machine")?.unwrap_or_else(|| Tbl::new("machine", toml::Table::new()));
+                let mut m = t
+                    .sub("machine")?
+                    .unwrap_or_else(|| Tbl::new("machine", toml::Table::new()));
                 let memory = match m.size("memory", false)? {
                     Some(Size::Bytes(b)) => b,
                     _ => 16 << 30,
                 };
                 if !(MIN_MEMORY..=MAX_MEMORY).contains(&memory) {
-                    return Err((m.key("memory"), format!("expected a RAM size from 64M to 16T, got {}", units::fmt_bytes(memory))));
+                    return Err((
+                        m.key("memory"),
+                        format!(
+                            "expected a RAM size from 64M to 16T, got {}",
+                            units::fmt_bytes(memory)
+                        ),
+                    ));
                 }
                 let layout = match m.str("layout")?.as_deref() {
                     None | Some("i440fx") | Some("pc") => LayoutKind::I440fx,
                     Some("q35") => LayoutKind::Q35,
-                    Some(o) => return Err((m.key("layout"), format!("expected \"i440fx\" or \"q35\", got \"{o}\""))),
+                    Some(o) => {
+                        return Err((
+                            m.key("layout"),
+                            format!("expected \"i440fx\" or \"q35\", got \"{o}\""),
+                        ))
+                    }
                 };
                 let below_4g = match m.size("below_4g", false)? {
                     Some(Size::Bytes(b)) => Some(b),
                     _ => None,
                 };
-                let firmware_reserved = m.size("firmware_reserved", true)?.unwrap_or(Size::Bytes(0));
+                let firmware_reserved =
+                    m.size("firmware_reserved", true)?.unwrap_or(Size::Bytes(0));
                 let cpus = m.u64("cpus")?.unwrap_or(2);
                 if cpus == 0 || cpus > 1024 {
-                    return Err((m.key("cpus"), format!("expected 1 to 1024 CPUs, got {cpus}")));
+                    return Err((
+                        m.key("cpus"),
+                        format!("expected 1 to 1024 CPUs, got {cpus}"),
+                    ));
                 }
                 let kaslr_seed = m.u64("kaslr_seed")?;
                 m.finish()?;
-                Machine { memory, layout, below_4g, firmware_reserved, cpus: cpus as usize, kaslr_seed }
+                Machine {
+                    memory,
+                    layout,
+                    below_4g,
+                    firmware_reserved,
+                    cpus: cpus as usize,
+                    kaslr_seed,
+                }
             };
             let vm = {
-                let mut v = t.sub("vm")?.unwrap_or_else(|| Tbl::new("vm", toml::Table::new()));
+                let mut v = t
+                    .sub("vm")?
+                    .unwrap_or_else(|| Tbl::new("vm", toml::Table::new()));
                 let d = VmSettings::default();
                 let thp_enabled = match v.str("thp_enabled")?.as_deref() {
                     None => d.thp_enabled,
                     Some("always") => ThpEnabled::Always,
                     Some("madvise") => ThpEnabled::Madvise,
                     Some("never") => ThpEnabled::Never,
-                    Some(o) => return Err((v.key("thp_enabled"), format!("expected \"always\", \"madvise\" or \"never\", got \"{o}\""))),
+                    Some(o) => {
+                        return Err((
+                            v.key("thp_enabled"),
+                            format!("expected \"always\", \"madvise\" or \"never\", got \"{o}\""),
+                        ))
+                    }
                 };
                 let thp_defrag = match v.str("thp_defrag")?.as_deref() {
                     None => d.thp_defrag,
@@ -465,17 +526,26 @@ impl Scenario {
                     khugepaged: v.bool("khugepaged")?.unwrap_or(d.khugepaged),
                     khugepaged_defrag: v.bool("khugepaged_defrag")?.unwrap_or(d.khugepaged_defrag),
                     swap: v.bool("swap")?.unwrap_or(d.swap),
-                    dirty_expire_ns: v.dur("dirty_expire", false)?.map(|x| x.ns(0)).unwrap_or(d.dirty_expire_ns),
-                    dirty_ratio: v.f64_in("dirty_ratio", 0.0, 100.0)?.unwrap_or(d.dirty_ratio),
+                    dirty_expire_ns: v
+                        .dur("dirty_expire", false)?
+                        .map(|x| x.ns(0))
+                        .unwrap_or(d.dirty_expire_ns),
+                    dirty_ratio: v
+                        .f64_in("dirty_ratio", 0.0, 100.0)?
+                        .unwrap_or(d.dirty_ratio),
                     min_free_kbytes: v.u64("min_free_kbytes")?,
-                    compaction_proactiveness: v.u64_in("compaction_proactiveness", 0, 100)?.unwrap_or(d.compaction_proactiveness),
+                    compaction_proactiveness: v
+                        .u64_in("compaction_proactiveness", 0, 100)?
+                        .unwrap_or(d.compaction_proactiveness),
                     watermark_boost_factor: v.u64("watermark_boost_factor")?,
                 };
                 v.finish()?;
                 s
             };
             let boot = {
-                let mut b = t.sub("boot")?.unwrap_or_else(|| Tbl::new("boot", toml::Table::new()));
+                let mut b = t
+                    .sub("boot")?
+                    .unwrap_or_else(|| Tbl::new("boot", toml::Table::new()));
                 let s = Boot {
                     unmovable: b.size("unmovable", true)?.unwrap_or(Size::Bytes(48 << 20)),
                     reclaimable: b.size("reclaimable", true)?.unwrap_or(Size::Bytes(4 << 20)),
@@ -490,7 +560,18 @@ impl Scenario {
                 w.finish()?;
             }
             t.finish()?;
-            Ok(Scenario { name, description, reference, machine, duration_ns, seed, sample_every_ns, vm, boot, workloads })
+            Ok(Scenario {
+                name,
+                description,
+                reference,
+                machine,
+                duration_ns,
+                seed,
+                sample_every_ns,
+                vm,
+                boot,
+                workloads,
+            })
         })();
         r.map_err(|(k, m)| err(&k, m))
     }
@@ -597,7 +678,10 @@ type KeyErr = (String, String);
 
 impl Tbl {
     fn new(path: &str, t: toml::Table) -> Tbl {
-        Tbl { path: path.to_string(), t }
+        Tbl {
+            path: path.to_string(),
+            t,
+        }
     }
     fn key(&self, k: &str) -> String {
         if self.path.is_empty() {
@@ -613,26 +697,38 @@ impl Tbl {
         match self.take(k) {
             None => Ok(None),
             Some(toml::Value::String(s)) => Ok(Some(s)),
-            Some(v) => Err((self.key(k), format!("expected a string, got {}", v.type_str()))),
+            Some(v) => Err((
+                self.key(k),
+                format!("expected a string, got {}", v.type_str()),
+            )),
         }
     }
     fn bool(&mut self, k: &str) -> Result<Option<bool>, KeyErr> {
         match self.take(k) {
             None => Ok(None),
             Some(toml::Value::Boolean(b)) => Ok(Some(b)),
-            Some(v) => Err((self.key(k), format!("expected true or false, got {}", v.type_str()))),
+            Some(v) => Err((
+                self.key(k),
+                format!("expected true or false, got {}", v.type_str()),
+            )),
         }
     }
     fn u64(&mut self, k: &str) -> Result<Option<u64>, KeyErr> {
         match self.take(k) {
             None => Ok(None),
             Some(toml::Value::Integer(i)) if i >= 0 => Ok(Some(i as u64)),
-            Some(v) => Err((self.key(k), format!("expected a non-negative integer, got {}", show(&v)))),
+            Some(v) => Err((
+                self.key(k),
+                format!("expected a non-negative integer, got {}", show(&v)),
+            )),
         }
     }
     fn u64_in(&mut self, k: &str, lo: u64, hi: u64) -> Result<Option<u64>, KeyErr> {
         match self.u64(k)? {
-            Some(x) if x < lo || x > hi => Err((self.key(k), format!("expected an integer from {lo} to {hi}, got {x}"))),
+            Some(x) if x < lo || x > hi => Err((
+                self.key(k),
+                format!("expected an integer from {lo} to {hi}, got {x}"),
+            )),
             o => Ok(o),
         }
     }
@@ -641,26 +737,52 @@ impl Tbl {
             None => return Ok(None),
             Some(toml::Value::Float(f)) => f,
             Some(toml::Value::Integer(i)) => i as f64,
-            Some(v) => return Err((self.key(k), format!("expected a number from {lo} to {hi}, got {}", show(&v)))),
+            Some(v) => {
+                return Err((
+                    self.key(k),
+                    format!("expected a number from {lo} to {hi}, got {}", show(&v)),
+                ))
+            }
         };
         if !(lo..=hi).contains(&v) {
-            return Err((self.key(k), format!("expected a number from {lo} to {hi}, got {v}")));
+            return Err((
+                self.key(k),
+                format!("expected a number from {lo} to {hi}, got {v}"),
+            ));
         }
         Ok(Some(v))
     }
     fn size(&mut self, k: &str, pct: bool) -> Result<Option<Size>, KeyErr> {
         match self.take(k) {
             None => Ok(None),
-            Some(toml::Value::String(s)) => parse_size(&s, pct).map(Some).map_err(|e| (self.key(k), e)),
+            Some(toml::Value::String(s)) => {
+                parse_size(&s, pct).map(Some).map_err(|e| (self.key(k), e))
+            }
             Some(toml::Value::Integer(i)) if i >= 0 => Ok(Some(Size::Bytes(i as u64))),
-            Some(v) => Err((self.key(k), format!("expected a size string like \"64M\"{}, got {}", if pct { " or \"20%\"" } else { "" }, show(&v)))),
+            Some(v) => Err((
+                self.key(k),
+                format!(
+                    "expected a size string like \"64M\"{}, got {}",
+                    if pct { " or \"20%\"" } else { "" },
+                    show(&v)
+                ),
+            )),
         }
     }
     fn dur(&mut self, k: &str, pct: bool) -> Result<Option<Dur>, KeyErr> {
         match self.take(k) {
             None => Ok(None),
-            Some(toml::Value::String(s)) => parse_dur(&s, pct).map(Some).map_err(|e| (self.key(k), e)),
-            Some(v) => Err((self.key(k), format!("expected a duration string like \"480s\"{}, got {}", if pct { " or \"50%\"" } else { "" }, show(&v)))),
+            Some(toml::Value::String(s)) => {
+                parse_dur(&s, pct).map(Some).map_err(|e| (self.key(k), e))
+            }
+            Some(v) => Err((
+                self.key(k),
+                format!(
+                    "expected a duration string like \"480s\"{}, got {}",
+                    if pct { " or \"50%\"" } else { "" },
+                    show(&v)
+                ),
+            )),
         }
     }
     fn dur_list(&mut self, k: &str) -> Result<Option<Vec<Dur>>, KeyErr> {
@@ -670,20 +792,40 @@ impl Tbl {
                 let mut out = Vec::new();
                 for (i, v) in a.iter().enumerate() {
                     match v {
-                        toml::Value::String(s) => out.push(parse_dur(s, true).map_err(|e| (format!("{}[{}]", self.key(k), i), e))?),
-                        v => return Err((format!("{}[{}]", self.key(k), i), format!("expected a duration string like \"60s\" or \"50%\", got {}", show(v)))),
+                        toml::Value::String(s) => out.push(
+                            parse_dur(s, true)
+                                .map_err(|e| (format!("{}[{}]", self.key(k), i), e))?,
+                        ),
+                        v => {
+                            return Err((
+                                format!("{}[{}]", self.key(k), i),
+                                format!(
+                                    "expected a duration string like \"60s\" or \"50%\", got {}",
+                                    show(v)
+                                ),
+                            ))
+                        }
                     }
                 }
                 Ok(Some(out))
             }
-            Some(v) => Err((self.key(k), format!("expected a list of durations like [\"60s\", \"90%\"], got {}", show(&v)))),
+            Some(v) => Err((
+                self.key(k),
+                format!(
+                    "expected a list of durations like [\"60s\", \"90%\"], got {}",
+                    show(&v)
+                ),
+            )),
         }
     }
     fn sub(&mut self, k: &str) -> Result<Option<Tbl>, KeyErr> {
         match self.take(k) {
             None => Ok(None),
             Some(toml::Value::Table(t)) => Ok(Some(Tbl::new(&self.key(k), t))),
-            Some(v) => Err((self.key(k), format!("expected a table [{}], got {}", k, v.type_str()))),
+            Some(v) => Err((
+                self.key(k),
+                format!("expected a table [{}], got {}", k, v.type_str()),
+            )),
         }
     }
     fn array(&mut self, k: &str) -> Result<Vec<Tbl>, KeyErr> {
@@ -693,13 +835,27 @@ impl Tbl {
                 let mut out = Vec::new();
                 for (i, v) in a.into_iter().enumerate() {
                     match v {
-                        toml::Value::Table(t) => out.push(Tbl::new(&format!("{}[{}]", self.key(k), i), t)),
-                        v => return Err((format!("{}[{}]", self.key(k), i), format!("expected a table [[{}]], got {}", k, v.type_str()))),
+                        toml::Value::Table(t) => {
+                            out.push(Tbl::new(&format!("{}[{}]", self.key(k), i), t))
+                        }
+                        v => {
+                            return Err((
+                                format!("{}[{}]", self.key(k), i),
+                                format!("expected a table [[{}]], got {}", k, v.type_str()),
+                            ))
+                        }
                     }
                 }
                 Ok(out)
             }
-            Some(v) => Err((self.key(k), format!("expected an array of tables [[{}]], got {}", k, v.type_str()))),
+            Some(v) => Err((
+                self.key(k),
+                format!(
+                    "expected an array of tables [[{}]], got {}",
+                    k,
+                    v.type_str()
+                ),
+            )),
         }
     }
     fn finish(self) -> Result<(), KeyErr> {
@@ -731,15 +887,27 @@ pub fn load(name_or_file: &str) -> Result<Scenario, ScenarioError> {
         return Scenario::from_toml(b.toml, &format!("built-in:{}", b.name));
     }
     let p = std::path::Path::new(name_or_file);
-    let unreadable = |message: String| ScenarioError { file: name_or_file.to_string(), line: None, key: String::new(), message, unreadable: true };
+    let unreadable = |message: String| ScenarioError {
+        file: name_or_file.to_string(),
+        line: None,
+        key: String::new(),
+        message,
+        unreadable: true,
+    };
     if !p.exists() {
         let names: Vec<&str> = builtin::BUILTINS.iter().map(|b| b.name).collect();
-        return Err(unreadable(format!("no such built-in scenario or file (built-ins: {})", names.join(", "))));
+        return Err(unreadable(format!(
+            "no such built-in scenario or file (built-ins: {})",
+            names.join(", ")
+        )));
     }
     let text = match std::fs::read_to_string(p) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
-            return Err(ScenarioError { unreadable: false, ..unreadable("not UTF-8 text: expected a scenario TOML file".into()) })
+            return Err(ScenarioError {
+                unreadable: false,
+                ..unreadable("not UTF-8 text: expected a scenario TOML file".into())
+            })
         }
         Err(e) => return Err(unreadable(format!("cannot read: {e}"))),
     };
@@ -767,7 +935,10 @@ mod tests {
     fn unknown_keys_are_named() {
         let x = e("name = \"x\"\nbogus = 1\n");
         assert_eq!(x.key, "bogus");
-        assert!(x.to_string().contains("t.toml:2: bogus: unknown key"), "{x}");
+        assert!(
+            x.to_string().contains("t.toml:2: bogus: unknown key"),
+            "{x}"
+        );
         let x = e("name = \"x\"\n[machine]\nmemroy = \"16G\"\n");
         assert_eq!((x.key.as_str(), x.line), ("machine.memroy", Some(3)));
         let x = e("name = \"x\"\n[[workload]]\nkind = \"processes\"\nrss = \"1G\"\nrsss = 2\n");
@@ -794,7 +965,10 @@ mod tests {
         assert_eq!(x.key, "duration");
         assert!(x.message.contains("duration string"), "{x}");
         let x = e("name = \"x\"\n[vm]\nthp_enabled = \"sometimes\"\n");
-        assert!(x.message.contains("\"always\", \"madvise\" or \"never\""), "{x}");
+        assert!(
+            x.message.contains("\"always\", \"madvise\" or \"never\""),
+            "{x}"
+        );
         let x = e("name = \"x\"\n[[workload]]\nkind = \"slab\"\ncache = \"nope\"\n");
         assert_eq!(x.key, "workload[0].cache");
         assert!(x.message.contains("dentry"), "{x}");
@@ -813,10 +987,18 @@ mod tests {
     #[test]
     fn overrides() {
         let mut s = load("seed-16g").unwrap();
-        s.apply(&Overrides { memory: Some(2 << 30), duration_ns: Some(20_000_000_000), seed: Some(7), layout: None });
+        s.apply(&Overrides {
+            memory: Some(2 << 30),
+            duration_ns: Some(20_000_000_000),
+            seed: Some(7),
+            layout: None,
+        });
         assert_eq!(s.machine.memory, 2 << 30);
         assert_eq!(s.duration_ns, 20_000_000_000);
         assert_eq!(s.seed, 7);
-        assert!(load("no-such-scenario").unwrap_err().message.contains("built-ins"));
+        assert!(load("no-such-scenario")
+            .unwrap_err()
+            .message
+            .contains("built-ins"));
     }
 }

@@ -55,20 +55,35 @@ impl Dur {
 /// KiB, MiB, ...; `KiB`, `KB`, `k` are accepted too), `B` for bytes, or `%` of RAM.
 pub fn parse_size(s: &str, allow_percent: bool) -> Result<Size, String> {
     let t = s.trim();
-    let expected = if allow_percent { "a size like 64M, 16G, 1.5T or 20% (of RAM)" } else { "a size like 64M, 16G or 1.5T" };
+    let expected = if allow_percent {
+        "a size like 64M, 16G, 1.5T or 20% (of RAM)"
+    } else {
+        "a size like 64M, 16G or 1.5T"
+    };
     if let Some(num) = t.strip_suffix('%') {
         if !allow_percent {
-            return Err(format!("expected {expected}, got \"{s}\" (a percentage is not allowed here)"));
+            return Err(format!(
+                "expected {expected}, got \"{s}\" (a percentage is not allowed here)"
+            ));
         }
-        let p: f64 = num.trim().parse().map_err(|_| format!("expected {expected}, got \"{s}\""))?;
+        let p: f64 = num
+            .trim()
+            .parse()
+            .map_err(|_| format!("expected {expected}, got \"{s}\""))?;
         if !(0.0..=100.0).contains(&p) {
-            return Err(format!("expected a percentage between 0% and 100%, got \"{s}\""));
+            return Err(format!(
+                "expected a percentage between 0% and 100%, got \"{s}\""
+            ));
         }
         return Ok(Size::Percent(p));
     }
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let v: f64 = num.parse().map_err(|_| format!("expected {expected}, got \"{s}\""))?;
+    let v: f64 = num
+        .parse()
+        .map_err(|_| format!("expected {expected}, got \"{s}\""))?;
     let mul: u64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kb" | "kib" => 1 << 10,
@@ -76,7 +91,11 @@ pub fn parse_size(s: &str, allow_percent: bool) -> Result<Size, String> {
         "g" | "gb" | "gib" => 1 << 30,
         "t" | "tb" | "tib" => 1 << 40,
         "p" | "pb" | "pib" => 1 << 50,
-        _ => return Err(format!("expected {expected}, got \"{s}\" (unknown unit \"{unit}\")")),
+        _ => {
+            return Err(format!(
+                "expected {expected}, got \"{s}\" (unknown unit \"{unit}\")"
+            ))
+        }
     };
     if !v.is_finite() || v < 0.0 {
         return Err(format!("expected {expected}, got \"{s}\""));
@@ -88,20 +107,35 @@ pub fn parse_size(s: &str, allow_percent: bool) -> Result<Size, String> {
 /// of the run when allowed.
 pub fn parse_dur(s: &str, allow_percent: bool) -> Result<Dur, String> {
     let t = s.trim();
-    let expected = if allow_percent { "a duration like 480s, 2m, 500ms or 50% (of the run)" } else { "a duration like 480s, 2m or 500ms" };
+    let expected = if allow_percent {
+        "a duration like 480s, 2m, 500ms or 50% (of the run)"
+    } else {
+        "a duration like 480s, 2m or 500ms"
+    };
     if let Some(num) = t.strip_suffix('%') {
         if !allow_percent {
-            return Err(format!("expected {expected}, got \"{s}\" (a percentage is not allowed here)"));
+            return Err(format!(
+                "expected {expected}, got \"{s}\" (a percentage is not allowed here)"
+            ));
         }
-        let p: f64 = num.trim().parse().map_err(|_| format!("expected {expected}, got \"{s}\""))?;
+        let p: f64 = num
+            .trim()
+            .parse()
+            .map_err(|_| format!("expected {expected}, got \"{s}\""))?;
         if !(0.0..=100.0).contains(&p) {
-            return Err(format!("expected a percentage between 0% and 100%, got \"{s}\""));
+            return Err(format!(
+                "expected a percentage between 0% and 100%, got \"{s}\""
+            ));
         }
         return Ok(Dur::Percent(p));
     }
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let v: f64 = num.parse().map_err(|_| format!("expected {expected}, got \"{s}\""))?;
+    let v: f64 = num
+        .parse()
+        .map_err(|_| format!("expected {expected}, got \"{s}\""))?;
     let mul: f64 = match unit.trim() {
         "ns" => 1.0,
         "us" => 1e3,
@@ -109,7 +143,11 @@ pub fn parse_dur(s: &str, allow_percent: bool) -> Result<Dur, String> {
         "s" | "" => 1e9,
         "m" | "min" => 60e9,
         "h" => 3600e9,
-        _ => return Err(format!("expected {expected}, got \"{s}\" (unknown unit \"{unit}\")")),
+        _ => {
+            return Err(format!(
+                "expected {expected}, got \"{s}\" (unknown unit \"{unit}\")"
+            ))
+        }
     };
     if !v.is_finite() || v < 0.0 {
         return Err(format!("expected {expected}, got \"{s}\""));
@@ -119,11 +157,21 @@ pub fn parse_dur(s: &str, allow_percent: bool) -> Result<Dur, String> {
 
 /// `16 GiB`, `512 MiB`, `12 KiB`.
 pub fn fmt_bytes(b: u64) -> String {
-    const U: [(&str, u64); 5] = [("P", 1 << 50), ("T", 1 << 40), ("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)];
+    const U: [(&str, u64); 5] = [
+        ("P", 1 << 50),
+        ("T", 1 << 40),
+        ("G", 1 << 30),
+        ("M", 1 << 20),
+        ("K", 1 << 10),
+    ];
     for (n, m) in U {
         if b >= m && b % (m / 1024).max(1) == 0 {
             let v = b as f64 / m as f64;
-            return if v.fract() == 0.0 { format!("{}{}", v as u64, n) } else { format!("{:.2}{}", v, n) };
+            return if v.fract() == 0.0 {
+                format!("{}{}", v as u64, n)
+            } else {
+                format!("{:.2}{}", v, n)
+            };
         }
     }
     format!("{}", b)
@@ -140,8 +188,12 @@ mod tests {
         assert_eq!(parse_size("1.5T", false).unwrap(), Size::Bytes(3 << 39));
         assert_eq!(parse_size("4096", false).unwrap(), Size::Bytes(4096));
         assert_eq!(parse_size("20%", true).unwrap(), Size::Percent(20.0));
-        assert!(parse_size("20%", false).unwrap_err().contains("not allowed"));
-        assert!(parse_size("12Q", true).unwrap_err().contains("unknown unit"));
+        assert!(parse_size("20%", false)
+            .unwrap_err()
+            .contains("not allowed"));
+        assert!(parse_size("12Q", true)
+            .unwrap_err()
+            .contains("unknown unit"));
         assert!(parse_size("abc", true).is_err());
         assert!(parse_size("150%", true).is_err());
         assert_eq!(Size::Percent(50.0).bytes(16 << 30), 8 << 30);

@@ -8,13 +8,15 @@
 
 pub mod queue;
 pub mod rng;
-pub mod slab;
 pub mod run;
+pub mod slab;
 pub mod world;
 
 use spb_alloc::layout::ZoneKind;
 use spb_alloc::watermark::WatermarkConfig;
-use spb_alloc::{AllocRequest, Allocator, Config, Geometry, Gfp, MemoryLayout, PolicyConfig, X86Options};
+use spb_alloc::{
+    AllocRequest, Allocator, Config, Geometry, Gfp, MemoryLayout, PolicyConfig, X86Options,
+};
 
 use crate::scenario::{LayoutKind, Scenario};
 use crate::workload::Comp;
@@ -125,7 +127,10 @@ pub fn layout_of(sc: &Scenario) -> Result<MemoryLayout, String> {
     if let Some(b) = sc.machine.below_4g {
         o.below_4g_bytes = b;
     }
-    o.kaslr_seed = sc.machine.kaslr_seed.unwrap_or(rng::mix64(sc.seed ^ 0x6b61_736c_72));
+    o.kaslr_seed = sc
+        .machine
+        .kaslr_seed
+        .unwrap_or(rng::mix64(sc.seed ^ 0x6b61_736c_72));
     let ram = sc.visible_ram();
     MemoryLayout::x86_64(ram, &o).map_err(|e| format!("machine: {e}"))
 }
@@ -136,7 +141,9 @@ impl Sim {
         let layout = layout_of(sc)?;
         let max_pfn = layout.zones.iter().map(|z| z.span.end).max().unwrap_or(0);
         if max_pfn >= u32::MAX as u64 {
-            return Err("machine.memory: the lab's object records hold 32-bit pfns (at most 16 TiB)".into());
+            return Err(
+                "machine.memory: the lab's object records hold 32-bit pfns (at most 16 TiB)".into(),
+            );
         }
         let mut wm = WatermarkConfig::default();
         if let Some(k) = sc.vm.min_free_kbytes {
@@ -202,12 +209,31 @@ impl Sim {
     /// and attach it to the holder's list `which`. If the holder died meanwhile (the OOM killer
     /// ran inside the allocation), the block is freed again and None returned.
     #[inline]
-    pub fn alloc_for(&mut self, h: u32, gen: u32, order: u8, gfp: Gfp, cpu: u16, k: u8, which: u8) -> Option<u32> {
+    pub fn alloc_for(
+        &mut self,
+        h: u32,
+        gen: u32,
+        order: u8,
+        gfp: Gfp,
+        cpu: u16,
+        k: u8,
+        which: u8,
+    ) -> Option<u32> {
         let id = self.w.new_obj();
         self.st.events += 1;
         self.st.allocs_by_kind[k as usize] += 1;
-        let req = AllocRequest { order, gfp, cpu, cookie: id, trylock: false };
-        let t0 = if PROFILE { Some(std::time::Instant::now()) } else { None };
+        let req = AllocRequest {
+            order,
+            gfp,
+            cpu,
+            cookie: id,
+            trylock: false,
+        };
+        let t0 = if PROFILE {
+            Some(std::time::Instant::now())
+        } else {
+            None
+        };
         let r = self.a.alloc(req, &mut self.w);
         if let Some(t0) = t0 {
             self.st.prof_alloc_ns += t0.elapsed().as_nanos() as u64;
@@ -262,7 +288,9 @@ impl Sim {
 
     /// Allocate a slab object held by holder `h`.
     pub fn kobj_for(&mut self, h: u32, gen: u32, c: u16, gfp: Gfp, cpu: u16) -> bool {
-        let Some(s) = self.kobj_alloc(c, gfp, cpu) else { return false };
+        let Some(s) = self.kobj_alloc(c, gfp, cpu) else {
+            return false;
+        };
         if !self.w.alive(h, gen) {
             self.w.slab_put(s, cpu);
             return false;
@@ -277,7 +305,11 @@ impl Sim {
             return;
         }
         let mut p = std::mem::take(&mut self.w.pending);
-        let t0 = if PROFILE { Some(std::time::Instant::now()) } else { None };
+        let t0 = if PROFILE {
+            Some(std::time::Instant::now())
+        } else {
+            None
+        };
         for &(pfn, order, cpu) in &p {
             self.st.events += 1;
             if let Err(e) = self.a.free(pfn, order, cpu % self.cpus) {
@@ -298,7 +330,11 @@ impl Sim {
         while self.next_bg <= t {
             let bt = self.next_bg;
             self.st.bg_calls += 1;
-            let t0 = if PROFILE { Some(std::time::Instant::now()) } else { None };
+            let t0 = if PROFILE {
+                Some(std::time::Instant::now())
+            } else {
+                None
+            };
             self.a.background(bt, &mut self.w);
             if let Some(t0) = t0 {
                 self.st.prof_bg_ns += t0.elapsed().as_nanos() as u64;
@@ -311,7 +347,11 @@ impl Sim {
     fn kick_background(&mut self) {
         if self.a.pending.kswapd.is_some() || self.a.pending.kcompactd.is_some() {
             self.st.bg_calls += 1;
-            let t0 = if PROFILE { Some(std::time::Instant::now()) } else { None };
+            let t0 = if PROFILE {
+                Some(std::time::Instant::now())
+            } else {
+                None
+            };
             self.a.background(self.now, &mut self.w);
             if let Some(t0) = t0 {
                 self.st.prof_bg_ns += t0.elapsed().as_nanos() as u64;
@@ -346,7 +386,10 @@ impl Sim {
         // unmovable: page allocations of mixed orders and slab
         let mut done = 0u64;
         let dentry = self.w.dentry_cache;
-        let kmallocs: Vec<u16> = ["kmalloc-64", "kmalloc-256", "kmalloc-1k", "kmalloc-4k"].iter().map(|n| slab::cache_id(n)).collect();
+        let kmallocs: Vec<u16> = ["kmalloc-64", "kmalloc-256", "kmalloc-1k", "kmalloc-4k"]
+            .iter()
+            .map(|n| slab::cache_id(n))
+            .collect();
         let mut guard = 0;
         while done < un && guard < 10_000_000 {
             guard += 1;
@@ -359,18 +402,46 @@ impl Sim {
                 let c = kmallocs[r.below(kmallocs.len() as u64) as usize];
                 let before = self.w.caches[c as usize].pages;
                 for _ in 0..32 {
-                    self.kobj_for(holder, self.w.holders[holder as usize].gen, c, Gfp::KERNEL, cpu);
+                    self.kobj_for(
+                        holder,
+                        self.w.holders[holder as usize].gen,
+                        c,
+                        Gfp::KERNEL,
+                        cpu,
+                    );
                 }
                 done += self.w.caches[c as usize].pages - before;
                 done += 1;
             } else if x < 0.9 {
-                if self.alloc_for(holder, self.w.holders[holder as usize].gen, 0, Gfp::KERNEL, cpu, kind::BOOT, 0).is_some() {
+                if self
+                    .alloc_for(
+                        holder,
+                        self.w.holders[holder as usize].gen,
+                        0,
+                        Gfp::KERNEL,
+                        cpu,
+                        kind::BOOT,
+                        0,
+                    )
+                    .is_some()
+                {
                     done += 1;
                 }
             } else {
                 let order = (1 + r.below(maxo as u64)).min(maxo as u64) as u8;
                 let order = if r.chance(0.7) { order.min(3) } else { order };
-                if self.alloc_for(holder, self.w.holders[holder as usize].gen, order, Gfp::KERNEL.with(Gfp::COMP), cpu, kind::BOOT, 0).is_some() {
+                if self
+                    .alloc_for(
+                        holder,
+                        self.w.holders[holder as usize].gen,
+                        order,
+                        Gfp::KERNEL.with(Gfp::COMP),
+                        cpu,
+                        kind::BOOT,
+                        0,
+                    )
+                    .is_some()
+                {
                     done += 1 << order;
                 }
             }
@@ -384,7 +455,9 @@ impl Sim {
             let c = if r.chance(0.6) { dentry } else { inode };
             let before = self.w.caches[c as usize].pages;
             for _ in 0..16 {
-                if self.kobj_for(h, self.w.holders[h as usize].gen, c, Gfp::KERNEL, cpu) && r.chance(0.5) {
+                if self.kobj_for(h, self.w.holders[h as usize].gen, c, Gfp::KERNEL, cpu)
+                    && r.chance(0.5)
+                {
                     // half of them end up unused and cached
                     let s = self.w.holders[h as usize].kobjs.pop().unwrap();
                     self.w.slab_to_lru(s);
@@ -405,7 +478,8 @@ impl Sim {
             let t = self.comps[i].start;
             self.q.push(t, i as u16, crate::workload::op::START, 0, 0);
         }
-        self.q.push(self.sc.sample_every_ns, GLOBAL, gop::SAMPLE, 0, 0);
+        self.q
+            .push(self.sc.sample_every_ns, GLOBAL, gop::SAMPLE, 0, 0);
         self.q.push(FLUSH_NS, GLOBAL, gop::FLUSH, 0, 0);
         if self.sc.vm.khugepaged && self.sc.vm.thp_enabled != crate::scenario::ThpEnabled::Never {
             self.q.push(KHUGEPAGED_NS, GLOBAL, gop::KHUGEPAGED, 0, 0);
@@ -432,7 +506,8 @@ impl Sim {
                     }
                     gop::KHUGEPAGED => {
                         self.khugepaged();
-                        self.q.push(ev.t + KHUGEPAGED_NS, GLOBAL, gop::KHUGEPAGED, 0, 0);
+                        self.q
+                            .push(ev.t + KHUGEPAGED_NS, GLOBAL, gop::KHUGEPAGED, 0, 0);
                     }
                     gop::BOOT_FREE => {
                         let ht = self.boot_transient;

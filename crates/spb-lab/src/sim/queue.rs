@@ -45,7 +45,14 @@ impl Queue {
     #[inline]
     pub fn push(&mut self, t: u64, comp: u16, op: u8, a: u32, gen: u32) {
         self.seq += 1;
-        self.heap.push(Ev { t, seq: self.seq, comp, op, a, gen });
+        self.heap.push(Ev {
+            t,
+            seq: self.seq,
+            comp,
+            op,
+            a,
+            gen,
+        });
     }
     #[inline]
     pub fn pop(&mut self) -> Option<Ev> {

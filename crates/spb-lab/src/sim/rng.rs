@@ -33,7 +33,8 @@ impl Rng {
         let a = mix64(seed ^ mix64(h));
         let b = mix64(a ^ h.rotate_left(17));
         let state = ((a as u128) << 64) | b as u128;
-        let inc = ((mix64(h ^ 0x5851_F42D_4C95_7F2D) as u128) << 64) | mix64(seed.wrapping_add(h)) as u128;
+        let inc = ((mix64(h ^ 0x5851_F42D_4C95_7F2D) as u128) << 64)
+            | mix64(seed.wrapping_add(h)) as u128;
         Rng(Pcg64::new(state, inc))
     }
     #[inline]

@@ -17,8 +17,16 @@ impl ProbeEnv for World {
     }
     fn probe_reclaim(&mut self, out: &mut Vec<FreedBlock>) {
         let from = self.pending.len();
-        let total: u64 = self.clean_cache_zone.iter().sum::<u64>() + self.slab_reclaimable_pages + 1;
-        self.do_reclaim(ReclaimRequest { nr_pages: total, order: 0, who: Reclaimer::Contig, may_swap: false, shrink_slab: true, prefer_range: None });
+        let total: u64 =
+            self.clean_cache_zone.iter().sum::<u64>() + self.slab_reclaimable_pages + 1;
+        self.do_reclaim(ReclaimRequest {
+            nr_pages: total,
+            order: 0,
+            who: Reclaimer::Contig,
+            may_swap: false,
+            shrink_slab: true,
+            prefer_range: None,
+        });
         for &(pfn, order, _) in &self.pending[from..] {
             out.push(FreedBlock { pfn, order });
         }
@@ -47,29 +55,51 @@ impl Sim {
     /// to the world, and (in debug builds, or with `check_every`) the allocator's own invariant
     /// checker passes.
     pub fn verify(&self, full: bool) -> Result<(), String> {
-        let alloc: u64 = self.a.zones.iter().flat_map(|z| z.spbs.iter()).map(|s| s.alloc_pages.iter().sum::<u64>()).sum();
+        let alloc: u64 = self
+            .a
+            .zones
+            .iter()
+            .flat_map(|z| z.spbs.iter())
+            .map(|s| s.alloc_pages.iter().sum::<u64>())
+            .sum();
         let world: u64 = self.w.kind_pages.iter().sum();
         if alloc != world {
             return Err(format!("lab bookkeeping: the allocator has {alloc} pages allocated, the world knows {world}"));
         }
         let slab: u64 = self.w.caches.iter().map(|c| c.pages).sum();
         if slab != self.w.kind_pages[kind::SLAB as usize] {
-            return Err(format!("lab bookkeeping: slab caches hold {slab} pages, slab objects count {}", self.w.kind_pages[kind::SLAB as usize]));
+            return Err(format!(
+                "lab bookkeeping: slab caches hold {slab} pages, slab objects count {}",
+                self.w.kind_pages[kind::SLAB as usize]
+            ));
         }
         if full {
-            self.a.check().map_err(|e| format!("allocator invariant: {e}"))?;
+            self.a
+                .check()
+                .map_err(|e| format!("allocator invariant: {e}"))?;
         }
         Ok(())
     }
 
     /// Per-zone inputs of the limit.
     pub fn limit_inputs(&self) -> Vec<LimitInputs> {
-        (0..self.a.zones.len()).map(|i| LimitInputs { shrinkable_pages: self.w.freeable_slab_zone[i], clean_cache_pages: self.w.clean_cache_zone[i] }).collect()
+        (0..self.a.zones.len())
+            .map(|i| LimitInputs {
+                shrinkable_pages: self.w.freeable_slab_zone[i],
+                clean_cache_pages: self.w.clean_cache_zone[i],
+            })
+            .collect()
     }
 
     fn thp_counts(&self) -> (u64, u64) {
         let s = &self.st;
-        (s.thp_fault_alloc + s.thp_fault_fallback + s.thp_collapse_alloc + s.thp_collapse_alloc_failed, s.thp_fault_alloc + s.thp_collapse_alloc)
+        (
+            s.thp_fault_alloc
+                + s.thp_fault_fallback
+                + s.thp_collapse_alloc
+                + s.thp_collapse_alloc_failed,
+            s.thp_fault_alloc + s.thp_collapse_alloc,
+        )
     }
 
     fn sample(&self, acc: &mut Acc) {
@@ -93,7 +123,8 @@ impl Sim {
 
     /// Kernel-named counters.
     pub fn vmstat(&self) -> BTreeMap<String, u64> {
-        let mut m: BTreeMap<String, u64> = self.a.vm.iter().map(|(k, v)| (k.to_string(), v)).collect();
+        let mut m: BTreeMap<String, u64> =
+            self.a.vm.iter().map(|(k, v)| (k.to_string(), v)).collect();
         let w = &self.w;
         let kp = |k: u8| w.kind_pages[k as usize];
         let tp = 1u64 << self.thp_order();
@@ -113,7 +144,11 @@ impl Sim {
         add(&mut m, "thp_fault_alloc", self.st.thp_fault_alloc);
         add(&mut m, "thp_fault_fallback", self.st.thp_fault_fallback);
         add(&mut m, "thp_collapse_alloc", self.st.thp_collapse_alloc);
-        add(&mut m, "thp_collapse_alloc_failed", self.st.thp_collapse_alloc_failed);
+        add(
+            &mut m,
+            "thp_collapse_alloc_failed",
+            self.st.thp_collapse_alloc_failed,
+        );
         add(&mut m, "pgsteal_file", w.st.pgsteal_file);
         add(&mut m, "pgscan_file", w.st.pgscan_file);
         add(&mut m, "pgsteal_anon", w.st.pgsteal_anon);
@@ -161,7 +196,10 @@ impl Sim {
         for (i, n) in kind::NAMES.iter().enumerate() {
             kinds.insert(n.to_string(), serde_json::Value::from(w.kind_pages[i]));
         }
-        e.insert("pages_by_kind".to_string(), serde_json::Value::Object(kinds));
+        e.insert(
+            "pages_by_kind".to_string(),
+            serde_json::Value::Object(kinds),
+        );
         e
     }
 }
@@ -175,7 +213,11 @@ pub fn policy_label(p: &spb_alloc::PolicyConfig) -> String {
 
 /// Run a scenario under one policy. `progress` is called with the virtual time (ns) now and
 /// then. The wall time covers the whole run including the probe.
-pub fn run_scenario(sc: &Scenario, opts: &SimOptions, progress: &mut dyn FnMut(u64)) -> Result<RunMetrics, String> {
+pub fn run_scenario(
+    sc: &Scenario,
+    opts: &SimOptions,
+    progress: &mut dyn FnMut(u64),
+) -> Result<RunMetrics, String> {
     let t0 = Instant::now();
     let mut sim = Sim::new(sc, opts)?;
     let mut acc = Acc::default();
@@ -203,7 +245,10 @@ pub fn run_scenario(sc: &Scenario, opts: &SimOptions, progress: &mut dyn FnMut(u
     let pages_migrated = sim.a.pages_migrated;
     let vmstat = sim.vmstat();
     let mut extra = sim.extra();
-    extra.insert("metadata_bytes_per_page".into(), serde_json::json!(sim.a.metadata_bytes_per_page()));
+    extra.insert(
+        "metadata_bytes_per_page".into(),
+        serde_json::json!(sim.a.metadata_bytes_per_page()),
+    );
     if let Some(w) = sim.a.spb_walks() {
         // before the probe: the workload's allocation walks only
         let (lo, hi) = w.median_bucket();
@@ -218,7 +263,8 @@ pub fn run_scenario(sc: &Scenario, opts: &SimOptions, progress: &mut dyn FnMut(u
             }),
         );
     }
-    acc.maps.push(measure::spb_map(&sim.a, sim.end as f64 / 1e9));
+    acc.maps
+        .push(measure::spb_map(&sim.a, sim.end as f64 / 1e9));
     let (att, ok) = sim.thp_counts();
     let free_end = sim.a.free_pages();
     let pr = {
@@ -239,20 +285,45 @@ pub fn run_scenario(sc: &Scenario, opts: &SimOptions, progress: &mut dyn FnMut(u
         thp_success: ok,
         pages_migrated,
     });
-    extra.insert("gigantic_normal_allocatable".into(), pr.normal_allocatable.into());
+    extra.insert(
+        "gigantic_normal_allocatable".into(),
+        pr.normal_allocatable.into(),
+    );
     extra.insert("gigantic_normal_limit".into(), lim_n.into());
     extra.insert("probe_reclaimed_pages".into(), pr.reclaimed_pages.into());
     if let Some(z) = sim.normal_zone() {
-        extra.insert("normal_min_watermark".into(), sim.a.zones[z].wmark[0].into());
+        extra.insert(
+            "normal_min_watermark".into(),
+            sim.a.zones[z].wmark[0].into(),
+        );
     }
     let wall = t0.elapsed().as_secs_f64();
-    extra.insert("events_per_second".into(), serde_json::Value::from(if wall > 0.0 { (events as f64 / wall).round() } else { 0.0 }));
-    extra.insert("workload_wall_seconds".into(), serde_json::json!(workload_wall));
-    extra.insert("workload_events_per_second".into(), serde_json::Value::from(if workload_wall > 0.0 { (events as f64 / workload_wall).round() } else { 0.0 }));
+    extra.insert(
+        "events_per_second".into(),
+        serde_json::Value::from(if wall > 0.0 {
+            (events as f64 / wall).round()
+        } else {
+            0.0
+        }),
+    );
+    extra.insert(
+        "workload_wall_seconds".into(),
+        serde_json::json!(workload_wall),
+    );
+    extra.insert(
+        "workload_events_per_second".into(),
+        serde_json::Value::from(if workload_wall > 0.0 {
+            (events as f64 / workload_wall).round()
+        } else {
+            0.0
+        }),
+    );
     let mut alloc_failures = BTreeMap::new();
     let mut warned = 0u64;
     for &(g, o, c) in &sim.st.failures {
-        *alloc_failures.entry(format!("{} order={}", g, o)).or_insert(0) += c;
+        *alloc_failures
+            .entry(format!("{} order={}", g, o))
+            .or_insert(0) += c;
         if !g.contains(spb_alloc::Gfp::NOWARN) {
             warned += c;
         }
@@ -270,8 +341,15 @@ pub fn run_scenario(sc: &Scenario, opts: &SimOptions, progress: &mut dyn FnMut(u
         wall_seconds: wall,
         normal: n.to_metrics(acc.peak_normal),
         all_zones: all.to_metrics(acc.peak_all),
-        gigantic: Gigantic { allocatable: pr.allocatable, limit: lim_all, probe_pages_migrated: pr.pages_migrated },
-        thp: Thp { attempts: att, success: ok },
+        gigantic: Gigantic {
+            allocatable: pr.allocatable,
+            limit: lim_all,
+            probe_pages_migrated: pr.pages_migrated,
+        },
+        thp: Thp {
+            attempts: att,
+            success: ok,
+        },
         pages_migrated,
         alloc_failures,
         oom_kills: sim.w.st.oom_kills,

@@ -104,7 +104,10 @@ pub fn cache_spec(name: &str) -> Option<&'static CacheSpec> {
 
 /// Index of a cache in [`CACHES`] (panics on an unknown name: for built-in code paths).
 pub fn cache_id(name: &str) -> u16 {
-    CACHES.iter().position(|c| c.name == name).unwrap_or_else(|| panic!("unknown slab cache {name}")) as u16
+    CACHES
+        .iter()
+        .position(|c| c.name == name)
+        .unwrap_or_else(|| panic!("unknown slab cache {name}")) as u16
 }
 
 /// The kmalloc cache for `bytes` (None above kmalloc-8k: a page allocation).
@@ -133,7 +136,10 @@ pub fn kmalloc_cache(bytes: u32) -> Option<u16> {
 /// no __GFP_RECLAIM), then the minimum order with the caller's mask. `mask` already includes
 /// the cache's allocflags (__GFP_COMP, __GFP_RECLAIMABLE).
 pub fn slab_attempts(mask: Gfp, order: u8, min_order: u8) -> [(u8, Gfp); 2] {
-    let mut hi = mask.with(Gfp::NOWARN).with(Gfp::NORETRY).without(Gfp::NOFAIL);
+    let mut hi = mask
+        .with(Gfp::NOWARN)
+        .with(Gfp::NORETRY)
+        .without(Gfp::NOFAIL);
     if hi.contains(Gfp::DIRECT_RECLAIM) && order > min_order {
         hi = hi.with(Gfp::NOMEMALLOC).without(Gfp::RECLAIM);
     }
@@ -156,7 +162,10 @@ pub fn sref(c: u16, slot: u32) -> SlabRef {
 /// (cache, slot) of a reference.
 #[inline]
 pub fn unref(r: SlabRef) -> (usize, u32) {
-    ((r >> REF_SLOT_BITS) as usize, r & ((1 << REF_SLOT_BITS) - 1))
+    (
+        (r >> REF_SLOT_BITS) as usize,
+        r & ((1 << REF_SLOT_BITS) - 1),
+    )
 }
 
 const _: () = assert!(CACHES.len() < (1 << REF_CACHE_BITS));
@@ -201,7 +210,19 @@ pub const NONE: u32 = u32::MAX;
 
 impl SlabCache {
     pub fn new(spec: &'static CacheSpec) -> SlabCache {
-        SlabCache { spec, slots: Vec::new(), free_slots: Vec::new(), partial: Vec::new(), empty: 0, lru_q: VecDeque::new(), objects: 0, pages: 0, slabs_allocated: 0, slabs_freed: 0, shrink_debt: 0.0 }
+        SlabCache {
+            spec,
+            slots: Vec::new(),
+            free_slots: Vec::new(),
+            partial: Vec::new(),
+            empty: 0,
+            lru_q: VecDeque::new(),
+            objects: 0,
+            pages: 0,
+            slabs_allocated: 0,
+            slabs_freed: 0,
+            shrink_debt: 0.0,
+        }
     }
     /// Remove slot `s` from the partial list.
     #[inline]
@@ -255,16 +276,28 @@ mod tests {
     fn slub_masks() {
         // GFP_KERNEL above the minimum order: reclaim bits cleared, NOMEMALLOC added.
         let a = slab_attempts(Gfp::KERNEL.with(Gfp::COMP), 3, 0);
-        assert_eq!(a[0].1.to_string(), "__GFP_IO|__GFP_FS|__GFP_NOWARN|__GFP_NORETRY|__GFP_COMP|__GFP_NOMEMALLOC");
+        assert_eq!(
+            a[0].1.to_string(),
+            "__GFP_IO|__GFP_FS|__GFP_NOWARN|__GFP_NORETRY|__GFP_COMP|__GFP_NOMEMALLOC"
+        );
         assert_eq!(a[1], (0, Gfp::KERNEL.with(Gfp::COMP)));
         // at the minimum order the first try keeps the reclaim bits
         let a = slab_attempts(Gfp::KERNEL.with(Gfp::COMP), 0, 0);
-        assert_eq!(a[0].1.to_string(), "GFP_KERNEL|__GFP_NOWARN|__GFP_NORETRY|__GFP_COMP");
+        assert_eq!(
+            a[0].1.to_string(),
+            "GFP_KERNEL|__GFP_NOWARN|__GFP_NORETRY|__GFP_COMP"
+        );
         // reclaimable, GFP_NOFS caller
         let a = slab_attempts(Gfp::NOFS.with(Gfp::COMP).with(Gfp::RECLAIMABLE), 1, 0);
-        assert_eq!(a[0].1.to_string(), "__GFP_RECLAIMABLE|__GFP_IO|__GFP_NOWARN|__GFP_NORETRY|__GFP_COMP|__GFP_NOMEMALLOC");
+        assert_eq!(
+            a[0].1.to_string(),
+            "__GFP_RECLAIMABLE|__GFP_IO|__GFP_NOWARN|__GFP_NORETRY|__GFP_COMP|__GFP_NOMEMALLOC"
+        );
         // atomic callers keep their mask
         let a = slab_attempts(Gfp::ATOMIC.with(Gfp::COMP), 2, 0);
-        assert_eq!(a[0].1.to_string(), "GFP_ATOMIC|__GFP_NOWARN|__GFP_NORETRY|__GFP_COMP");
+        assert_eq!(
+            a[0].1.to_string(),
+            "GFP_ATOMIC|__GFP_NOWARN|__GFP_NORETRY|__GFP_COMP"
+        );
     }
 }

@@ -38,7 +38,21 @@ pub mod kind {
     /// vmalloc / misc kernel pages.
     pub const VMALLOC: u8 = 12;
     pub const N: usize = 13;
-    pub const NAMES: [&str; N] = ["anon", "thp", "pagecache", "shmem", "pagetable", "kernel_stack", "slab", "net_frag", "net_data", "pipe", "boot", "hugetlb", "vmalloc"];
+    pub const NAMES: [&str; N] = [
+        "anon",
+        "thp",
+        "pagecache",
+        "shmem",
+        "pagetable",
+        "kernel_stack",
+        "slab",
+        "net_frag",
+        "net_data",
+        "pipe",
+        "boot",
+        "hugetlb",
+        "vmalloc",
+    ];
 }
 
 /// Object flags.
@@ -69,7 +83,15 @@ pub struct Obj {
 const _: () = assert!(std::mem::size_of::<Obj>() == 16);
 
 impl Obj {
-    const EMPTY: Obj = Obj { pfn: 0, holder: NONE, slot: NONE, order: 0, kind: 0, flags: 0, zone: 0 };
+    const EMPTY: Obj = Obj {
+        pfn: 0,
+        holder: NONE,
+        slot: NONE,
+        order: 0,
+        kind: 0,
+        flags: 0,
+        zone: 0,
+    };
 }
 
 /// Holder kinds.
@@ -306,9 +328,20 @@ impl World {
     /// Record a freshly allocated block in object `id` and count it.
     #[inline]
     pub fn fill_obj(&mut self, id: u32, pfn: u64, order: u8, k: u8, holder: u32) {
-        debug_assert!(pfn < u32::MAX as u64, "pfn {pfn:#x} does not fit the 32-bit object record");
+        debug_assert!(
+            pfn < u32::MAX as u64,
+            "pfn {pfn:#x} does not fit the 32-bit object record"
+        );
         let zone = self.zone_of(pfn);
-        self.objs[id as usize] = Obj { pfn: pfn as u32, holder, slot: NONE, order, kind: k, flags: 0, zone };
+        self.objs[id as usize] = Obj {
+            pfn: pfn as u32,
+            holder,
+            slot: NONE,
+            order,
+            kind: k,
+            flags: 0,
+            zone,
+        };
         self.kind_pages[k as usize] += 1u64 << order;
     }
 
@@ -321,7 +354,13 @@ impl World {
             let hd = &mut self.holders[h as usize];
             hd.gen = gen;
             // keep small buffers for reuse
-            for (dst, mut src) in [(&mut hd.pages, old.pages), (&mut hd.dirty, old.dirty), (&mut hd.aux, old.aux), (&mut hd.kobjs, old.kobjs), (&mut hd.refs, old.refs)] {
+            for (dst, mut src) in [
+                (&mut hd.pages, old.pages),
+                (&mut hd.dirty, old.dirty),
+                (&mut hd.aux, old.aux),
+                (&mut hd.kobjs, old.kobjs),
+                (&mut hd.refs, old.refs),
+            ] {
                 if src.capacity() <= 4096 {
                     src.clear();
                     *dst = src;
@@ -337,7 +376,9 @@ impl World {
     /// Release an emptied holder.
     pub fn release_holder(&mut self, h: u32) {
         let hd = &mut self.holders[h as usize];
-        debug_assert!(hd.pages.is_empty() && hd.dirty.is_empty() && hd.aux.is_empty() && hd.kobjs.is_empty());
+        debug_assert!(
+            hd.pages.is_empty() && hd.dirty.is_empty() && hd.aux.is_empty() && hd.kobjs.is_empty()
+        );
         hd.alive = false;
         hd.gen = hd.gen.wrapping_add(1);
         if hd.pslot != NONE {
@@ -432,7 +473,15 @@ impl World {
             }
         }
         self.holders[h as usize].huge += n as u32;
-        self.attach(id, h, if dirty && o.kind == kind::CACHE { flag::DIRTY } else { 0 });
+        self.attach(
+            id,
+            h,
+            if dirty && o.kind == kind::CACHE {
+                flag::DIRTY
+            } else {
+                0
+            },
+        );
     }
 
     /// Free a page object attached to a holder list: detach, forget, queue the block.
@@ -587,7 +636,15 @@ impl World {
         let o = self.objs[id as usize];
         let cache = &mut self.caches[ci];
         let cap = cache.spec.objs(o.order);
-        let x = SlabSlot { id, ppos: NONE, inuse: 1, lru: 0, cap, order: o.order, zone: o.zone };
+        let x = SlabSlot {
+            id,
+            ppos: NONE,
+            inuse: 1,
+            lru: 0,
+            cap,
+            order: o.order,
+            zone: o.zone,
+        };
         let s = match cache.free_slots.pop() {
             Some(s) => {
                 cache.slots[s as usize] = x;
@@ -690,7 +747,9 @@ impl World {
     /// Free the oldest unused cached object of cache `c` (the shrinker's step).
     pub fn slab_shrink_one(&mut self, c: u16, cpu: u16) -> bool {
         let ci = c as usize;
-        let Some(r) = self.caches[ci].lru_q.pop_front() else { return false };
+        let Some(r) = self.caches[ci].lru_q.pop_front() else {
+            return false;
+        };
         let (_, s) = unref(r);
         let before = self.caches[ci].freeable(s);
         self.caches[ci].slots[s as usize].lru -= 1;
@@ -702,7 +761,11 @@ impl World {
 
     /// Unused cached objects over all reclaimable caches.
     pub fn shrinkable_objects(&self) -> u64 {
-        self.caches.iter().filter(|c| c.spec.reclaimable).map(|c| c.lru_q.len() as u64).sum()
+        self.caches
+            .iter()
+            .filter(|c| c.spec.reclaimable)
+            .map(|c| c.lru_q.len() as u64)
+            .sum()
     }
 
     /// Run the shrinkers: free about `frac` of every reclaimable cache's unused objects (at
@@ -748,7 +811,9 @@ impl World {
             while i < len && scan > 0 {
                 scan -= 1;
                 i += 1;
-                let Some(sid) = self.caches[c].lru_q.pop_front() else { break };
+                let Some(sid) = self.caches[c].lru_q.pop_front() else {
+                    break;
+                };
                 let p = self.slab_pfn(sid);
                 if p >= lo && p < hi {
                     // hand it back as if popped by the shrinker
@@ -778,7 +843,9 @@ impl World {
             visits -= 1;
             let next = self.holders[h as usize].lru_next;
             while freed < nr {
-                let Some(&id) = self.holders[h as usize].pages.last() else { break };
+                let Some(&id) = self.holders[h as usize].pages.last() else {
+                    break;
+                };
                 let n = 1u64 << self.objs[id as usize].order;
                 self.free_page(id, cpu);
                 self.free_bh(h, n as u32, cpu);
@@ -805,7 +872,9 @@ impl World {
     /// Free up to `n` buffer heads of file `h` (they go with the pages they describe).
     pub fn free_bh(&mut self, h: u32, n: u32, cpu: u16) {
         for _ in 0..n {
-            let Some(sid) = self.holders[h as usize].refs.pop() else { break };
+            let Some(sid) = self.holders[h as usize].refs.pop() else {
+                break;
+            };
             self.slab_put(sid, cpu);
         }
     }
@@ -871,7 +940,8 @@ impl World {
         // move up to 8 stack pages (two 16 KiB stacks) to the cache (kernel pages of a process
         // sit on its `dirty` list)
         let mut i = 0;
-        while i < self.holders[h as usize].dirty.len() && self.holders[sc as usize].pages.len() < 8 {
+        while i < self.holders[h as usize].dirty.len() && self.holders[sc as usize].pages.len() < 8
+        {
             let id = self.holders[h as usize].dirty[i];
             if self.objs[id as usize].kind == kind::STACK {
                 self.detach(id);
@@ -914,7 +984,13 @@ impl World {
         let mut tries = 4;
         while freed < nr && tries > 0 {
             tries -= 1;
-            let Some(&v) = self.procs.iter().max_by_key(|&&p| self.holders[p as usize].small) else { break };
+            let Some(&v) = self
+                .procs
+                .iter()
+                .max_by_key(|&&p| self.holders[p as usize].small)
+            else {
+                break;
+            };
             if self.holders[v as usize].small == 0 {
                 break;
             }
@@ -939,8 +1015,13 @@ impl World {
     /// Pages reclaim could free.
     pub fn reclaimable(&self) -> u64 {
         let clean: u64 = self.clean_cache_zone.iter().sum();
-        let slab: u64 = self.freeable_slab_zone.iter().sum::<u64>() + self.shrinkable_objects() / 16;
-        let anon = if self.swap { self.kind_pages[kind::ANON as usize] } else { 0 };
+        let slab: u64 =
+            self.freeable_slab_zone.iter().sum::<u64>() + self.shrinkable_objects() / 16;
+        let anon = if self.swap {
+            self.kind_pages[kind::ANON as usize]
+        } else {
+            0
+        };
         clean + self.dirty_pages + slab + anon
     }
 
@@ -1008,15 +1089,23 @@ impl World {
 
     /// The OOM killer's choice: the process with the largest resident set.
     pub fn oom_victim(&self) -> Option<u32> {
-        self.procs.iter().copied().max_by_key(|&p| (self.holders[p as usize].rss(), p))
+        self.procs
+            .iter()
+            .copied()
+            .max_by_key(|&p| (self.holders[p as usize].rss(), p))
     }
 }
 
 impl Env for World {
     fn migrate(&mut self, from: Pfn, to: Pfn, order: u8, cookie: u32) -> MigrateOutcome {
-        let Some(&o) = self.objs.get(cookie as usize) else { return MigrateOutcome::Refused };
+        let Some(&o) = self.objs.get(cookie as usize) else {
+            return MigrateOutcome::Refused;
+        };
         if o.holder == NONE || o.pfn as u64 != from || o.order != order {
-            debug_assert!(false, "migration of cookie {cookie} from {from:#x} order {order}: record {o:?}");
+            debug_assert!(
+                false,
+                "migration of cookie {cookie} from {from:#x} order {order}: record {o:?}"
+            );
             return MigrateOutcome::Refused;
         }
         if o.flags & flag::PINNED != 0 {
@@ -1032,7 +1121,9 @@ impl Env for World {
             self.free_bh(h, 1 << order, cpu);
             self.st.migrate_dropped += 1;
             self.st.pgsteal_file += 1u64 << order;
-            if self.holders[h as usize].pages.is_empty() && self.holders[h as usize].dirty.is_empty() {
+            if self.holders[h as usize].pages.is_empty()
+                && self.holders[h as usize].dirty.is_empty()
+            {
                 // slab pages freed here are freed through the normal path after the callback
                 self.lru_del(h);
                 self.file_cold(h, cpu);
@@ -1063,7 +1154,9 @@ impl Env for World {
     }
 
     fn oom_kill(&mut self, out: &mut Vec<FreedBlock>) -> bool {
-        let Some(v) = self.oom_victim() else { return false };
+        let Some(v) = self.oom_victim() else {
+            return false;
+        };
         let from = self.pending.len();
         let comp = self.holders[v as usize].comp;
         let fl = self.holders[v as usize].flags;
@@ -1096,7 +1189,11 @@ mod tests {
         let c = cache_id("kmalloc-192"); // 21 objects per order-0 slab
         let s1 = new_slab(&mut w, c, 100, 0);
         for _ in 0..20 {
-            assert_eq!(w.slab_take_room(c), Some(s1), "a partial slab is filled first");
+            assert_eq!(
+                w.slab_take_room(c),
+                Some(s1),
+                "a partial slab is filled first"
+            );
         }
         assert_eq!(w.slab_take_room(c), None, "full: a new slab page is needed");
         let s2 = new_slab(&mut w, c, 200, 0);
@@ -1119,8 +1216,15 @@ mod tests {
             w.slab_put(s, 0);
         }
         assert_eq!(w.caches[c as usize].empty, min_partial);
-        assert_eq!(w.pending.len(), 3, "beyond min_partial, empty slabs go back to the page allocator");
-        assert_eq!(w.kind_pages[kind::SLAB as usize], w.caches[c as usize].pages);
+        assert_eq!(
+            w.pending.len(),
+            3,
+            "beyond min_partial, empty slabs go back to the page allocator"
+        );
+        assert_eq!(
+            w.kind_pages[kind::SLAB as usize],
+            w.caches[c as usize].pages
+        );
         // slot bookkeeping: live slots point at their page records, partial positions match
         for (i, x) in w.caches[c as usize].slots.iter().enumerate() {
             if x.id == NONE {
@@ -1154,7 +1258,10 @@ mod tests {
         for _ in 0..20 {
             w.slab_to_lru(b);
         }
-        assert_eq!(w.freeable_slab_zone[0], 1, "only slab A would be freed by a full shrink");
+        assert_eq!(
+            w.freeable_slab_zone[0], 1,
+            "only slab A would be freed by a full shrink"
+        );
         // reuse the most recently cached object (one of B's), then shrink everything
         assert_eq!(w.slab_from_lru(c), Some(b));
         assert_eq!(w.shrinkable_objects(), 40);
@@ -1179,7 +1286,11 @@ mod tests {
         assert_eq!(w.clean_cache_zone[0], 1);
         assert_eq!(w.migrate(5000, (1 << 20) + 7, 0, id), MigrateOutcome::Moved);
         assert_eq!(w.objs[id as usize].pfn, (1 << 20) + 7);
-        assert_eq!((w.clean_cache_zone[0], w.clean_cache_zone[1]), (0, 1), "per-zone clean cache follows the page");
+        assert_eq!(
+            (w.clean_cache_zone[0], w.clean_cache_zone[1]),
+            (0, 1),
+            "per-zone clean cache follows the page"
+        );
         w.objs[id as usize].flags |= flag::PINNED;
         assert_eq!(w.migrate((1 << 20) + 7, 9, 0, id), MigrateOutcome::Refused);
         w.objs[id as usize].flags &= !flag::PINNED;
@@ -1212,8 +1323,15 @@ mod tests {
         // the oldest file is dirty: it is written back (not freed) and rotated
         let freed = w.evict(4, true, 0);
         assert_eq!(freed, 4);
-        assert_eq!(w.holders[files[0] as usize].pages.len(), 4, "written back, now clean");
-        assert!(w.holders[files[1] as usize].pages.is_empty(), "the oldest clean file went first");
+        assert_eq!(
+            w.holders[files[0] as usize].pages.len(),
+            4,
+            "written back, now clean"
+        );
+        assert!(
+            w.holders[files[1] as usize].pages.is_empty(),
+            "the oldest clean file went first"
+        );
         assert_eq!(w.pending.len(), 4);
         assert_eq!(w.dirty_pages, 0);
     }

@@ -136,8 +136,12 @@ impl InputError {
     pub fn is_bad_content(&self) -> bool {
         match &self.kind {
             InputErrorKind::LineTooLong => true,
-            InputErrorKind::Read(e) => e.raw_os_error().is_none() && self.compression != Some(Compression::None),
-            InputErrorKind::Open(_) | InputErrorKind::NoTraceInDir | InputErrorKind::AfterError => false,
+            InputErrorKind::Read(e) => {
+                e.raw_os_error().is_none() && self.compression != Some(Compression::None)
+            }
+            InputErrorKind::Open(_) | InputErrorKind::NoTraceInDir | InputErrorKind::AfterError => {
+                false
+            }
         }
     }
 }

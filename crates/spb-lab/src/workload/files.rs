@@ -26,7 +26,11 @@ use crate::sim::Sim;
 
 pub const GFP_WRITE0: Gfp = Gfp::HIGHUSER_MOVABLE.with(Gfp::WRITE).with(Gfp::COMP);
 pub const GFP_WRITE_LARGE: Gfp = GFP_WRITE0.with(Gfp::NOWARN).with(Gfp::NORETRY);
-pub const GFP_READAHEAD: Gfp = Gfp::HIGHUSER_MOVABLE.without(Gfp::FS).with(Gfp::NORETRY).with(Gfp::NOWARN).with(Gfp::COMP);
+pub const GFP_READAHEAD: Gfp = Gfp::HIGHUSER_MOVABLE
+    .without(Gfp::FS)
+    .with(Gfp::NORETRY)
+    .with(Gfp::NOWARN)
+    .with(Gfp::COMP);
 pub const GFP_SHMEM: Gfp = Gfp::HIGHUSER_MOVABLE.with(Gfp::COMP);
 
 /// Run-time state of a page-cache component.
@@ -56,7 +60,9 @@ impl PageCacheRt {
             write_per_tick: p.write_rate.pages(sim.ram) as f64 * tick_s,
             read_per_tick: p.read_rate.pages(sim.ram) as f64 * tick_s,
             file_pages: (p.file_size.pages(sim.ram) as f64).max(1.0),
-            write_order: write_order.min(sim.geo.max_order).min(sim.geo.pageblock_order),
+            write_order: write_order
+                .min(sim.geo.max_order)
+                .min(sim.geo.pageblock_order),
             life_ns: p.lifetime.map(|d| d.ns(sim.sc.duration_ns)),
             buffer_head: cache_id("buffer_head"),
             read_debt: 0.0,
@@ -88,7 +94,8 @@ impl TmpfsRt {
         TmpfsRt {
             cfg: p.clone(),
             workers: Vec::new(),
-            file_pages: (p.file_size.pages(sim.ram) as u32).max(if p.file_size.bytes(sim.ram) > 0 { 1 } else { 0 }),
+            file_pages: (p.file_size.pages(sim.ram) as u32)
+                .max(if p.file_size.bytes(sim.ram) > 0 { 1 } else { 0 }),
             blob_pages: p.blob.pages(sim.ram) as u32,
             period_ns: p.period.ns(sim.sc.duration_ns).max(TICK_NS),
         }
@@ -121,14 +128,19 @@ impl Sim {
         let h = self.w.new_holder(HKind::File, ci as u16, cpu);
         let gen = self.w.holders[h as usize].gen;
         let (dc, ic) = (self.w.dentry_cache, self.w.inode_cache);
-        if !self.kobj_for(h, gen, dc, Gfp::KERNEL, cpu) || !self.kobj_for(h, gen, ic, Gfp::NOFS, cpu) {
+        if !self.kobj_for(h, gen, dc, Gfp::KERNEL, cpu)
+            || !self.kobj_for(h, gen, ic, Gfp::NOFS, cpu)
+        {
             if self.w.alive(h, gen) {
                 self.w.free_holder(h, cpu);
             }
             return None;
         }
         let mean = self.pcrt(ci).file_pages;
-        let size = self.comps[ci].rng.lognormal(mean, 1.0).clamp(1.0, 64.0 * mean) as u32;
+        let size = self.comps[ci]
+            .rng
+            .lognormal(mean, 1.0)
+            .clamp(1.0, 64.0 * mean) as u32;
         let hd = &mut self.w.holders[h as usize];
         hd.warm = true;
         hd.target = size;
@@ -156,7 +168,10 @@ impl Sim {
         if self.w.holders[h as usize].warm {
             return true;
         }
-        for (c, g) in [(self.w.dentry_cache, Gfp::KERNEL), (self.w.inode_cache, Gfp::NOFS)] {
+        for (c, g) in [
+            (self.w.dentry_cache, Gfp::KERNEL),
+            (self.w.inode_cache, Gfp::NOFS),
+        ] {
             let s = match self.w.slab_from_lru(c) {
                 Some(s) => s,
                 None => match self.kobj_alloc(c, g, cpu) {
@@ -176,7 +191,9 @@ impl Sim {
 
     /// One readahead folio of exactly `order` (clean page cache). Returns the pages added.
     fn readahead_folio(&mut self, h: u32, gen: u32, order: u8, cpu: u16) -> u32 {
-        let Some(id) = self.alloc_for(NONE, 0, order, GFP_READAHEAD, cpu, kind::CACHE, 0) else { return 0 };
+        let Some(id) = self.alloc_for(NONE, 0, order, GFP_READAHEAD, cpu, kind::CACHE, 0) else {
+            return 0;
+        };
         if !self.w.alive(h, gen) {
             self.w.free_loose(id, cpu);
             return 0;
@@ -251,13 +268,22 @@ impl Sim {
         let cpu = self.comps[ci].rng.below(self.cpus as u64) as u16;
         let (wpt, rpt, worder, max_files, life, bh) = {
             let rt = self.pcrt(ci);
-            (rt.write_per_tick, rt.read_per_tick, rt.write_order, rt.cfg.files, rt.life_ns, rt.buffer_head)
+            (
+                rt.write_per_tick,
+                rt.read_per_tick,
+                rt.write_order,
+                rt.cfg.files,
+                rt.life_ns,
+                rt.buffer_head,
+            )
         };
         // deletions: beyond the file count, or past the lifetime (oldest first)
         loop {
             let now = self.now;
             let rt = self.pcrt(ci);
-            let Some(&(h, gen, born)) = rt.files.front() else { break };
+            let Some(&(h, gen, born)) = rt.files.front() else {
+                break;
+            };
             let expired = life.map(|l| now.saturating_sub(born) >= l).unwrap_or(false);
             if rt.files.len() as u32 <= max_files && !expired {
                 break;
@@ -275,7 +301,12 @@ impl Sim {
         while budget > 0 {
             let cur0 = self.pcrt(ci).cur;
             let cur = match cur0 {
-                Some((h, g)) if self.w.alive(h, g) && self.w.holders[h as usize].small < self.w.holders[h as usize].target => (h, g),
+                Some((h, g))
+                    if self.w.alive(h, g)
+                        && self.w.holders[h as usize].small < self.w.holders[h as usize].target =>
+                {
+                    (h, g)
+                }
                 _ => match self.create_file(ci, cpu) {
                     Some(x) => {
                         self.pcrt(ci).cur = Some(x);
@@ -311,7 +342,11 @@ impl Sim {
                 break;
             }
             // half the reads go to the newest quarter of the files
-            let k = if self.comps[ci].rng.chance(0.5) { n - 1 - self.comps[ci].rng.below(n.div_ceil(4)) } else { self.comps[ci].rng.below(n) };
+            let k = if self.comps[ci].rng.chance(0.5) {
+                n - 1 - self.comps[ci].rng.below(n.div_ceil(4))
+            } else {
+                self.comps[ci].rng.below(n)
+            };
             let (h, gen, _) = self.pcrt(ci).files[k as usize];
             if !self.w.alive(h, gen) {
                 continue;
@@ -366,7 +401,13 @@ impl Sim {
                 let n = self.tmrt(ci).cfg.workers;
                 for i in 0..n {
                     let cpu = self.comps[ci].rng.below(self.cpus as u64) as u16;
-                    self.tmrt(ci).workers.push(TmpfsWorker { mount: NONE, gen: 0, created: 0, umount_at: 0, cpu });
+                    self.tmrt(ci).workers.push(TmpfsWorker {
+                        mount: NONE,
+                        gen: 0,
+                        created: 0,
+                        umount_at: 0,
+                        cpu,
+                    });
                     let d = self.comps[ci].rng.below(TICK_NS * 10);
                     self.q.push(self.now + d, ci as u16, op::TMPFS, i, 0);
                 }
@@ -383,7 +424,13 @@ impl Sim {
         let cpu = wk.cpu;
         let (files, dirs, fpages, bpages, period) = {
             let rt = self.tmrt(ci);
-            (rt.cfg.files, rt.cfg.dirs, rt.file_pages, rt.blob_pages, rt.period_ns)
+            (
+                rt.cfg.files,
+                rt.cfg.dirs,
+                rt.file_pages,
+                rt.blob_pages,
+                rt.period_ns,
+            )
         };
         let total = dirs + files + 1;
         let alive = wk.mount != NONE && self.w.alive(wk.mount, wk.gen);
@@ -395,7 +442,13 @@ impl Sim {
             let h = self.w.new_holder(HKind::Mount, ci as u16, cpu);
             let gen = self.w.holders[h as usize].gen;
             let mut ok = true;
-            for (c, n) in [("kmalloc-2k", 1), ("kmalloc-256", 1), ("kmalloc-64", 4), ("shmem_inode_cache", 1), ("dentry", 1)] {
+            for (c, n) in [
+                ("kmalloc-2k", 1),
+                ("kmalloc-256", 1),
+                ("kmalloc-64", 4),
+                ("shmem_inode_cache", 1),
+                ("dentry", 1),
+            ] {
                 for _ in 0..n {
                     ok &= self.kobj_for(h, gen, cache_id(c), Gfp::KERNEL, cpu);
                 }
@@ -407,7 +460,13 @@ impl Sim {
             } else {
                 let d = self.comps[ci].rng.exp_ns(period);
                 self.st.tmpfs_mounts += 1;
-                self.tmrt(ci).workers[wi] = TmpfsWorker { mount: h, gen, created: 0, umount_at: self.now + d, cpu };
+                self.tmrt(ci).workers[wi] = TmpfsWorker {
+                    mount: h,
+                    gen,
+                    created: 0,
+                    umount_at: self.now + d,
+                    cpu,
+                };
             }
         } else if wk.created < total {
             // create a share of the entries per tick so that creation spans the mount's life
@@ -419,7 +478,9 @@ impl Sim {
             for _ in 0..n {
                 let idx = wk.created + made;
                 made += 1;
-                if !self.kobj_for(h, gen, dc, Gfp::KERNEL, cpu) || !self.kobj_for(h, gen, sc, Gfp::KERNEL, cpu) {
+                if !self.kobj_for(h, gen, dc, Gfp::KERNEL, cpu)
+                    || !self.kobj_for(h, gen, sc, Gfp::KERNEL, cpu)
+                {
                     break;
                 }
                 let pages = if idx < dirs {
@@ -450,6 +511,7 @@ impl Sim {
             self.w.free_holder(wk.mount, cpu);
             self.tmrt(ci).workers[wi].mount = NONE;
         }
-        self.q.push(self.now + TICK_NS, ci as u16, op::TMPFS, wi as u32, 0);
+        self.q
+            .push(self.now + TICK_NS, ci as u16, op::TMPFS, wi as u32, 0);
     }
 }

@@ -19,10 +19,21 @@ use crate::sim::slab::{cache_id, kmalloc_cache, NONE};
 use crate::sim::world::{kind, HKind};
 use crate::sim::Sim;
 
-pub const GFP_FRAG_HI: Gfp = Gfp::ATOMIC.with(Gfp::COMP).with(Gfp::NOWARN).with(Gfp::NORETRY).with(Gfp::NOMEMALLOC);
+pub const GFP_FRAG_HI: Gfp = Gfp::ATOMIC
+    .with(Gfp::COMP)
+    .with(Gfp::NOWARN)
+    .with(Gfp::NORETRY)
+    .with(Gfp::NOMEMALLOC);
 pub const GFP_FRAG_LO: Gfp = Gfp::ATOMIC;
-pub const GFP_SKB_LARGE: Gfp = Gfp::ATOMIC.with(Gfp::NOWARN).with(Gfp::COMP).with(Gfp::NOMEMALLOC);
-pub const GFP_GIGANTIC: Gfp = Gfp::HIGHUSER.with(Gfp::COMP).with(Gfp::RETRY_MAYFAIL).with(Gfp::NOWARN).with(Gfp::THISNODE);
+pub const GFP_SKB_LARGE: Gfp = Gfp::ATOMIC
+    .with(Gfp::NOWARN)
+    .with(Gfp::COMP)
+    .with(Gfp::NOMEMALLOC);
+pub const GFP_GIGANTIC: Gfp = Gfp::HIGHUSER
+    .with(Gfp::COMP)
+    .with(Gfp::RETRY_MAYFAIL)
+    .with(Gfp::NOWARN)
+    .with(Gfp::THISNODE);
 /// PAGE_FRAG_CACHE_MAX_ORDER (32 KiB).
 pub const FRAG_ORDER: u8 = 3;
 /// Slab population tick.
@@ -45,7 +56,14 @@ impl SlabRt {
         let sz = crate::sim::slab::CACHES[c as usize].obj_size as f64;
         let s = p.size.bytes(sim.ram) as f64 / sz;
         let e = p.grow_to.map(|g| g.bytes(sim.ram) as f64 / sz).unwrap_or(s);
-        SlabRt { cfg: p.clone(), cache: c, holder: NONE, start_objs: s, end_objs: e, cached: 0 }
+        SlabRt {
+            cfg: p.clone(),
+            cache: c,
+            holder: NONE,
+            start_objs: s,
+            end_objs: e,
+            cached: 0,
+        }
     }
 }
 
@@ -71,7 +89,11 @@ pub struct NetRt {
 
 impl NetRt {
     pub fn new(sim: &Sim, p: &Net) -> NetRt {
-        let burst_ns = if p.rate > 0.0 { (p.burst as f64 / p.rate * 1e9) as u64 } else { u64::MAX / 4 };
+        let burst_ns = if p.rate > 0.0 {
+            (p.burst as f64 / p.rate * 1e9) as u64
+        } else {
+            u64::MAX / 4
+        };
         NetRt {
             cfg: p.clone(),
             flows: Vec::new(),
@@ -96,7 +118,12 @@ pub struct HugetlbRt {
 impl HugetlbRt {
     pub fn new(sim: &Sim, p: &Hugetlb) -> HugetlbRt {
         let run = sim.sc.duration_ns;
-        HugetlbRt { cfg: p.clone(), at: p.at.iter().map(|d| d.ns(run)).collect(), every: p.every.map(|d| d.ns(run).max(TICK_NS)), hold_ns: p.hold.ns(run) }
+        HugetlbRt {
+            cfg: p.clone(),
+            at: p.at.iter().map(|d| d.ns(run)).collect(),
+            every: p.every.map(|d| d.ns(run).max(TICK_NS)),
+            hold_ns: p.hold.ns(run),
+        }
     }
 }
 
@@ -116,14 +143,16 @@ impl Sim {
                 let h = self.w.new_holder(HKind::Pool, ci as u16, 0);
                 self.slrt(ci).holder = h;
                 self.slab_tick(ci);
-                self.q.push(self.now + SLAB_TICK_NS, ci as u16, op::TICK, 0, 0);
+                self.q
+                    .push(self.now + SLAB_TICK_NS, ci as u16, op::TICK, 0, 0);
             }
             op::TICK => {
                 if self.now >= self.comps[ci].stop {
                     return;
                 }
                 self.slab_tick(ci);
-                self.q.push(self.now + SLAB_TICK_NS, ci as u16, op::TICK, 0, 0);
+                self.q
+                    .push(self.now + SLAB_TICK_NS, ci as u16, op::TICK, 0, 0);
             }
             _ => {}
         }
@@ -132,11 +161,23 @@ impl Sim {
     fn slab_tick(&mut self, ci: usize) {
         let (c, h, s, e, churn, in_use, cached) = {
             let rt = self.slrt(ci);
-            (rt.cache, rt.holder, rt.start_objs, rt.end_objs, rt.cfg.churn, rt.cfg.in_use, rt.cached)
+            (
+                rt.cache,
+                rt.holder,
+                rt.start_objs,
+                rt.end_objs,
+                rt.cfg.churn,
+                rt.cfg.in_use,
+                rt.cached,
+            )
         };
         let gen = self.w.holders[h as usize].gen;
         let (t0, t1) = (self.comps[ci].start, self.comps[ci].stop.min(self.end));
-        let frac = if t1 > t0 { ((self.now - t0.min(self.now)) as f64 / (t1 - t0) as f64).min(1.0) } else { 1.0 };
+        let frac = if t1 > t0 {
+            ((self.now - t0.min(self.now)) as f64 / (t1 - t0) as f64).min(1.0)
+        } else {
+            1.0
+        };
         let want = s + (e - s) * frac;
         let cpu = self.comps[ci].rng.below(self.cpus as u64) as u16;
         let reclaimable = self.w.caches[c as usize].spec.reclaimable;
@@ -145,7 +186,9 @@ impl Sim {
         let used = self.w.holders[h as usize].kobjs.len() as u64;
         let have = used + cached;
         // churn: objects freed (unlink, close, kfree) and replaced
-        let k = self.comps[ci].rng.round(churn * have as f64 * SLAB_TICK_NS as f64 / 1e9);
+        let k = self.comps[ci]
+            .rng
+            .round(churn * have as f64 * SLAB_TICK_NS as f64 / 1e9);
         let mut cached = cached;
         for _ in 0..k {
             let used = self.w.holders[h as usize].kobjs.len() as u64;
@@ -169,7 +212,10 @@ impl Sim {
         let add = (want as u64).saturating_sub(have);
         let mut added = 0u64;
         while added < add {
-            let Some(sid) = self.kobj_alloc(c, crate::sim::slab::CACHES[c as usize].gfp, cpu) else { break };
+            let Some(sid) = self.kobj_alloc(c, crate::sim::slab::CACHES[c as usize].gfp, cpu)
+            else {
+                break;
+            };
             added += 1;
             if reclaimable && !self.comps[ci].rng.chance(in_use) {
                 self.w.slab_to_lru(sid);
@@ -266,7 +312,15 @@ impl Sim {
     fn net_burst(&mut self, ci: usize, fi: usize) {
         let (flow, burst, size, rcvbuf, frag, lat, head) = {
             let rt = self.netrt(ci);
-            (rt.flows[fi], rt.cfg.burst, rt.size, rt.rcvbuf, rt.cfg.frag, rt.latency_ns, rt.skb_head)
+            (
+                rt.flows[fi],
+                rt.cfg.burst,
+                rt.size,
+                rt.rcvbuf,
+                rt.cfg.frag,
+                rt.latency_ns,
+                rt.skb_head,
+            )
         };
         let cpu = flow.cpu;
         if flow.queued >= rcvbuf {
@@ -297,7 +351,16 @@ impl Sim {
             } else {
                 let pages = (sz as u64 + 320).div_ceil(4096);
                 let order = (64 - (pages - 1).leading_zeros()) as u8;
-                self.alloc_for(h, gen, order.min(self.geo.max_order), GFP_SKB_LARGE, cpu, kind::NETDATA, crate::sim::world::flag::AUX).is_some()
+                self.alloc_for(
+                    h,
+                    gen,
+                    order.min(self.geo.max_order),
+                    GFP_SKB_LARGE,
+                    cpu,
+                    kind::NETDATA,
+                    crate::sim::world::flag::AUX,
+                )
+                .is_some()
             };
             if ok {
                 bytes += sz as u64;
@@ -389,7 +452,8 @@ impl Sim {
                 None => break,
             }
         }
-        self.q.push(self.now + hold, ci as u16, op::HTLB_FREE, h, gen);
+        self.q
+            .push(self.now + hold, ci as u16, op::HTLB_FREE, h, gen);
     }
 
     /// One 1 GiB contiguous allocation (migrating movable pages, dropping clean page cache).

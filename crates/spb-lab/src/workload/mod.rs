@@ -71,7 +71,13 @@ impl Comp {
             Kind::Net(p) => State::Net(kernel::NetRt::new(sim, p)),
             Kind::Hugetlb(p) => State::Hugetlb(kernel::HugetlbRt::new(sim, p)),
         };
-        Ok(Comp { name: wl.common.name.clone(), start, stop, rng, st })
+        Ok(Comp {
+            name: wl.common.name.clone(),
+            start,
+            stop,
+            rng,
+            st,
+        })
     }
 }
 
@@ -127,11 +133,23 @@ mod tests {
         }
         // and the atomic/high-order shapes keep their flags
         let f = kernel::GFP_FRAG_HI.to_string();
-        for flag in ["GFP_ATOMIC", "__GFP_COMP", "__GFP_NOWARN", "__GFP_NORETRY", "__GFP_NOMEMALLOC"] {
+        for flag in [
+            "GFP_ATOMIC",
+            "__GFP_COMP",
+            "__GFP_NOWARN",
+            "__GFP_NORETRY",
+            "__GFP_NOMEMALLOC",
+        ] {
             assert!(f.contains(flag), "{f}");
         }
         let g = kernel::GFP_GIGANTIC.to_string();
-        for flag in ["GFP_HIGHUSER", "__GFP_COMP", "__GFP_RETRY_MAYFAIL", "__GFP_NOWARN", "__GFP_THISNODE"] {
+        for flag in [
+            "GFP_HIGHUSER",
+            "__GFP_COMP",
+            "__GFP_RETRY_MAYFAIL",
+            "__GFP_NOWARN",
+            "__GFP_THISNODE",
+        ] {
             assert!(g.contains(flag), "{g}");
         }
     }

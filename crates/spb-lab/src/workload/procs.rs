@@ -29,7 +29,10 @@ use crate::sim::Sim;
 pub const GFP_ANON: Gfp = Gfp::HIGHUSER_MOVABLE.with(Gfp::ZERO).with(Gfp::COMP);
 pub const GFP_COW: Gfp = Gfp::HIGHUSER_MOVABLE.with(Gfp::COMP);
 pub const GFP_PGTABLE: Gfp = Gfp::KERNEL_ACCOUNT.with(Gfp::ZERO).with(Gfp::COMP);
-pub const GFP_STACK: Gfp = Gfp::KERNEL.with(Gfp::HIGHMEM).with(Gfp::ZERO).with(Gfp::NOWARN);
+pub const GFP_STACK: Gfp = Gfp::KERNEL
+    .with(Gfp::HIGHMEM)
+    .with(Gfp::ZERO)
+    .with(Gfp::NOWARN);
 pub const GFP_PIPE: Gfp = Gfp::HIGHUSER.with(Gfp::ACCOUNT);
 /// vmalloc's page allocations (__vmalloc_area_node: caller mask | __GFP_HIGHMEM | __GFP_NOWARN).
 pub const GFP_VMALLOC: Gfp = Gfp::KERNEL.with(Gfp::HIGHMEM).with(Gfp::NOWARN);
@@ -92,7 +95,10 @@ impl ProcsRt {
             pin_ns: p.pin_time.ns(run).max(1_000_000),
             pipe_per_tick: p.pipe_rate.pages(ram) as f64 * tick_s,
             churn_per_tick: p.churn * tick_s,
-            kobjs: PROC_KOBJS.iter().map(|&(n, c, t)| (cache_id(n), c * p.kernel_objects, t)).collect(),
+            kobjs: PROC_KOBJS
+                .iter()
+                .map(|&(n, c, t)| (cache_id(n), c * p.kernel_objects, t))
+                .collect(),
             vmalloc_pages: p.vmalloc.pages(ram),
             live: 0,
         }
@@ -156,14 +162,28 @@ impl Sim {
         }
         let light = Gfp::TRANSHUGE_LIGHT;
         let base = match vm.thp_defrag {
-            ThpDefrag::Always => Gfp::TRANSHUGE.with(if madvised { Gfp::NONE } else { Gfp::NORETRY }),
+            ThpDefrag::Always => {
+                Gfp::TRANSHUGE.with(if madvised { Gfp::NONE } else { Gfp::NORETRY })
+            }
             ThpDefrag::Defer => light.with(Gfp::KSWAPD_RECLAIM),
-            ThpDefrag::DeferMadvise => light.with(if madvised { Gfp::DIRECT_RECLAIM } else { Gfp::KSWAPD_RECLAIM }),
-            ThpDefrag::Madvise => light.with(if madvised { Gfp::DIRECT_RECLAIM } else { Gfp::NONE }),
+            ThpDefrag::DeferMadvise => light.with(if madvised {
+                Gfp::DIRECT_RECLAIM
+            } else {
+                Gfp::KSWAPD_RECLAIM
+            }),
+            ThpDefrag::Madvise => light.with(if madvised {
+                Gfp::DIRECT_RECLAIM
+            } else {
+                Gfp::NONE
+            }),
             ThpDefrag::Never => light,
         };
         let first = base.with(Gfp::THISNODE).with(Gfp::NORETRY);
-        let second = if base.contains(Gfp::DIRECT_RECLAIM) { Some(base) } else { None };
+        let second = if base.contains(Gfp::DIRECT_RECLAIM) {
+            Some(base)
+        } else {
+            None
+        };
         Some((first, second))
     }
 
@@ -188,7 +208,13 @@ impl Sim {
                         ThpUse::Madvise => hflag::MADVISED,
                         ThpUse::Never => hflag::NOTHP,
                     };
-                    (rt.rss_pages, rt.life_ns.map(|l| l as f64).unwrap_or(-1.0) as u64, fl, NONE, cfg.threads)
+                    (
+                        rt.rss_pages,
+                        rt.life_ns.map(|l| l as f64).unwrap_or(-1.0) as u64,
+                        fl,
+                        NONE,
+                        cfg.threads,
+                    )
                 }
             }
         };
@@ -238,7 +264,15 @@ impl Sim {
     }
 
     /// fork/exec: slab objects, kernel stacks, upper page tables, copied PTE pages.
-    fn spawn_kernel_side(&mut self, ci: usize, h: u32, gen: u32, cpu: u16, threads: u32, parent: Option<u32>) -> bool {
+    fn spawn_kernel_side(
+        &mut self,
+        ci: usize,
+        h: u32,
+        gen: u32,
+        cpu: u16,
+        threads: u32,
+        parent: Option<u32>,
+    ) -> bool {
         let kobjs = std::mem::take(&mut self.prt_mut(ci).kobjs);
         let mut ok = true;
         'k: for &(c, n, per_thread) in &kobjs {
@@ -260,21 +294,32 @@ impl Sim {
                 continue;
             }
             for _ in 0..4 {
-                if self.alloc_for(h, gen, 0, GFP_STACK, cpu, kind::STACK, flag::DIRTY).is_none() {
+                if self
+                    .alloc_for(h, gen, 0, GFP_STACK, cpu, kind::STACK, flag::DIRTY)
+                    .is_none()
+                {
                     return false;
                 }
             }
         }
         if parent.is_none() {
             for _ in 0..self.prt(ci).vmalloc_pages {
-                if self.alloc_for(h, gen, 0, GFP_VMALLOC, cpu, kind::VMALLOC, flag::DIRTY).is_none() {
+                if self
+                    .alloc_for(h, gen, 0, GFP_VMALLOC, cpu, kind::VMALLOC, flag::DIRTY)
+                    .is_none()
+                {
                     return false;
                 }
             }
         }
-        let copied = parent.map(|p| self.w.holders[p as usize].ptes.saturating_sub(TOP_PTES)).unwrap_or(0);
+        let copied = parent
+            .map(|p| self.w.holders[p as usize].ptes.saturating_sub(TOP_PTES))
+            .unwrap_or(0);
         for _ in 0..TOP_PTES + copied {
-            if self.alloc_for(h, gen, 0, GFP_PGTABLE, cpu, kind::PTE, flag::DIRTY).is_none() {
+            if self
+                .alloc_for(h, gen, 0, GFP_PGTABLE, cpu, kind::PTE, flag::DIRTY)
+                .is_none()
+            {
                 return false;
             }
             self.w.holders[h as usize].ptes += 1;
@@ -311,15 +356,30 @@ impl Sim {
     fn proc_tick(&mut self, ci: usize, h: u32, gen: u32) {
         let (death, flags, target, mapped, phase_t, cpu) = {
             let hd = &self.w.holders[h as usize];
-            (hd.death, hd.flags, hd.target, hd.small + hd.huge * self.thp_pages(), hd.phase_t, hd.cpu)
+            (
+                hd.death,
+                hd.flags,
+                hd.target,
+                hd.small + hd.huge * self.thp_pages(),
+                hd.phase_t,
+                hd.cpu,
+            )
         };
-        if self.now >= death || (!self.active(ci) && flags & hflag::CHILD == 0 && self.now >= self.comps[ci].stop) {
+        if self.now >= death
+            || (!self.active(ci) && flags & hflag::CHILD == 0 && self.now >= self.comps[ci].stop)
+        {
             self.exit_proc(ci, h);
             return;
         }
         let (fpt, cycle, hold, churn, pipe) = {
             let rt = self.prt(ci);
-            (rt.fault_per_tick, rt.cfg.cycle, rt.hold_ns, rt.churn_per_tick, rt.pipe_per_tick)
+            (
+                rt.fault_per_tick,
+                rt.cfg.cycle,
+                rt.hold_ns,
+                rt.churn_per_tick,
+                rt.pipe_per_tick,
+            )
         };
         let budget = self.comps[ci].rng.round(fpt) as u32;
         if flags & hflag::CYCLE_FULL != 0 {
@@ -354,7 +414,10 @@ impl Sim {
             }
             let n = self.comps[ci].rng.round(pipe);
             for _ in 0..n {
-                if self.alloc_for(h, gen, 0, GFP_PIPE, cpu, kind::PIPE, flag::AUX).is_none() {
+                if self
+                    .alloc_for(h, gen, 0, GFP_PIPE, cpu, kind::PIPE, flag::AUX)
+                    .is_none()
+                {
                     break;
                 }
             }
@@ -373,7 +436,11 @@ impl Sim {
             (hd.flags, hd.cpu)
         };
         let tp = self.thp_pages();
-        let thp = if flags & hflag::NOTHP != 0 { None } else { self.thp_gfp(flags & hflag::MADVISED != 0) };
+        let thp = if flags & hflag::NOTHP != 0 {
+            None
+        } else {
+            self.thp_gfp(flags & hflag::MADVISED != 0)
+        };
         let child = flags & hflag::CHILD != 0;
         let cow = self.prt(ci).cfg.cow;
         let mut left = n as i64;
@@ -388,10 +455,14 @@ impl Sim {
             }
             if let Some((g1, g2)) = thp {
                 if fallback == 0 && target - mapped >= tp {
-                    let mut got = self.alloc_for(h, gen, self.thp_order(), g1, cpu, kind::THP, 0).is_some();
+                    let mut got = self
+                        .alloc_for(h, gen, self.thp_order(), g1, cpu, kind::THP, 0)
+                        .is_some();
                     if !got && self.w.alive(h, gen) {
                         if let Some(g2) = g2 {
-                            got = self.alloc_for(h, gen, self.thp_order(), g2, cpu, kind::THP, 0).is_some();
+                            got = self
+                                .alloc_for(h, gen, self.thp_order(), g2, cpu, kind::THP, 0)
+                                .is_some();
                         }
                     }
                     if !self.w.alive(h, gen) {
@@ -411,7 +482,10 @@ impl Sim {
             // the PTE page covering this fault
             let leaf = ptes.saturating_sub(TOP_PTES);
             if small >= leaf * 512 {
-                if self.alloc_for(h, gen, 0, GFP_PGTABLE, cpu, kind::PTE, flag::DIRTY).is_none() {
+                if self
+                    .alloc_for(h, gen, 0, GFP_PGTABLE, cpu, kind::PTE, flag::DIRTY)
+                    .is_none()
+                {
                     if self.w.alive(h, gen) {
                         self.st.mmap_enomem += 1;
                     }
@@ -419,7 +493,11 @@ impl Sim {
                 }
                 self.w.holders[h as usize].ptes += 1;
             }
-            let gfp = if child && self.comps[ci].rng.chance(cow) { GFP_COW } else { GFP_ANON };
+            let gfp = if child && self.comps[ci].rng.chance(cow) {
+                GFP_COW
+            } else {
+                GFP_ANON
+            };
             if self.alloc_for(h, gen, 0, gfp, cpu, kind::ANON, 0).is_none() {
                 if self.w.alive(h, gen) {
                     self.st.mmap_enomem += 1;
@@ -476,7 +554,11 @@ impl Sim {
         }
         let tail = self.comps[ci].rng.chance(0.5);
         let span = (k as usize).min(len);
-        let start = if tail { len - span } else { self.comps[ci].rng.below((len - span + 1) as u64) as usize };
+        let start = if tail {
+            len - span
+        } else {
+            self.comps[ci].rng.below((len - span + 1) as u64) as usize
+        };
         let mut freed = 0u32;
         // walk the range downwards: swap_remove only pulls elements from beyond it
         let mut j = start + span;
@@ -575,7 +657,11 @@ impl Sim {
     /// least 512 small pages in THP-eligible memory.
     pub(crate) fn khugepaged(&mut self) {
         let tp = self.thp_pages();
-        let gfp = if self.sc.vm.khugepaged_defrag { Gfp::TRANSHUGE } else { Gfp::TRANSHUGE_LIGHT };
+        let gfp = if self.sc.vm.khugepaged_defrag {
+            Gfp::TRANSHUGE
+        } else {
+            Gfp::TRANSHUGE_LIGHT
+        };
         let n = self.w.procs.len();
         if n == 0 {
             return;
@@ -586,7 +672,9 @@ impl Sim {
             if done >= 8 {
                 break;
             }
-            let Some(&h) = self.w.procs.get((start + k) % n.max(1)) else { break };
+            let Some(&h) = self.w.procs.get((start + k) % n.max(1)) else {
+                break;
+            };
             let (flags, small, cpu, gen) = {
                 let hd = &self.w.holders[h as usize];
                 (hd.flags, hd.small, hd.cpu, hd.gen)
@@ -598,7 +686,10 @@ impl Sim {
                 continue;
             }
             done += 1;
-            if self.alloc_for(h, gen, self.thp_order(), gfp, cpu, kind::THP, 0).is_none() {
+            if self
+                .alloc_for(h, gen, self.thp_order(), gfp, cpu, kind::THP, 0)
+                .is_none()
+            {
                 self.st.thp_collapse_alloc_failed += 1;
                 continue;
             }
@@ -620,7 +711,11 @@ impl Sim {
             hd.small -= freed;
             hd.huge += 1;
             if hd.ptes > TOP_PTES {
-                if let Some(pos) = hd.dirty.iter().rposition(|&id| self.w.objs[id as usize].kind == kind::PTE) {
+                if let Some(pos) = hd
+                    .dirty
+                    .iter()
+                    .rposition(|&id| self.w.objs[id as usize].kind == kind::PTE)
+                {
                     let id = hd.dirty[pos];
                     hd.ptes -= 1;
                     self.w.free_page(id, cpu);
