@@ -166,9 +166,7 @@ impl Allocator {
         };
         a.refresh_zone_tables();
         a.cfg.nr_cpus = nr_cpus;
-        if let Some(s) = a.policy.spb_mut() {
-            s.init_zones(&a.zones);
-        }
+        a.policy.init_zones(&a.zones);
         Ok(a)
     }
 
@@ -350,11 +348,7 @@ impl Allocator {
                 let n = z.nr_pcp_alloc(cpu, order);
                 let mut mode = RmqueueMode::Normal;
                 // spb (patches 02/21): refill from pageblocks the CPU owns
-                let owned = if let Policy::Spb(s) = policy {
-                    s.pcp_refill_owned(z, &mut ctx, cpu, order, mt, flags, req.gfp, n)
-                } else {
-                    0
-                };
+                let owned = policy.pcp_refill_owned(z, &mut ctx, cpu, order, mt, flags, req.gfp, n);
                 for _ in owned..n {
                     match policy.rmqueue(z, &mut ctx, order, mt, flags, &mut mode, req.gfp) {
                         Some(p) => {
@@ -419,11 +413,9 @@ impl Allocator {
             return;
         }
         let kind = z.kind;
-        if matches!(&self.policy, Policy::Spb(s) if s.after_alloc_needed(z, p, &[])) {
+        if self.policy.after_alloc_needed(z, p) {
             let (z, policy, mut ctx) = self.ctx_parts(zi);
-            if let Policy::Spb(s) = policy {
-                s.after_alloc(z, &mut ctx, p, order, mt, req.gfp, &[]);
-            }
+            policy.after_alloc(z, &mut ctx, p, order, mt, req.gfp, &[]);
         }
         self.vm.add(pgalloc_item(kind), 1u64 << order);
     }
@@ -451,9 +443,7 @@ impl Allocator {
         let kind = z.kind;
         let changes = z.take_cat_changes();
         let (z, policy, mut ctx) = self.ctx_parts(zi);
-        if let Policy::Spb(s) = policy {
-            s.after_alloc(z, &mut ctx, p, order, mt, req.gfp, &changes);
-        }
+        policy.after_alloc(z, &mut ctx, p, order, mt, req.gfp, &changes);
         for c in changes {
             self.note_category_change(zi, c, req.gfp, order);
         }
@@ -801,9 +791,7 @@ impl Allocator {
         }
         if range.end > self.zones[zi].span.end {
             self.zones[zi].extend_span(range.end);
-            if let Some(s) = self.policy.spb_mut() {
-                s.rebuild_zone(zi, &self.zones[zi]);
-            }
+            self.policy.rebuild_zone(zi, &self.zones[zi]);
         }
         let z = &mut self.zones[zi];
         let mut holes = 0;
@@ -849,10 +837,7 @@ impl Allocator {
     /// The spb policy's histogram of SPBs visited per allocation walk (None under other
     /// policies, which do not walk SPBs).
     pub fn spb_walks(&self) -> Option<&crate::vmstat::WalkHistogram> {
-        match &self.policy {
-            crate::policy::Policy::Spb(s) => Some(&s.walks),
-            _ => None,
-        }
+        self.policy.walks()
     }
 
     /// Metadata bytes per page of simulated memory (page + pageblock + SPB metadata).
@@ -905,5 +890,46 @@ pub(crate) fn allocstall_item(k: ZoneKind) -> Vm {
         ZoneKind::Dma32 => Vm::AllocstallDma32,
         ZoneKind::Normal => Vm::AllocstallNormal,
         ZoneKind::Movable => Vm::AllocstallMovable,
+    }
+}
+
+/// The operations the core lends the policy for its cross-zone work (see [`crate::policy::Core`]).
+impl crate::policy::Core for Allocator {
+    fn geo(&self) -> Geometry {
+        self.geo
+    }
+    fn zones(&self) -> &[Zone] {
+        &self.zones
+    }
+    fn policy(&self) -> &Policy {
+        &self.policy
+    }
+    fn policy_mut(&mut self) -> &mut Policy {
+        &mut self.policy
+    }
+    fn zones_and_policy_mut(&mut self) -> (&[Zone], &mut Policy) {
+        (&self.zones, &mut self.policy)
+    }
+    fn vm(&mut self) -> &mut VmStat {
+        &mut self.vm
+    }
+    fn events(&mut self) -> &mut EventLog {
+        &mut self.events
+    }
+    fn now_ns(&self) -> u64 {
+        self.now_ns
+    }
+    fn pages_migrated(&self) -> u64 {
+        self.pages_migrated
+    }
+    fn migrate_out(&mut self, zi: ZoneId, pfn: Pfn, env: &mut dyn Env) -> Option<bool> {
+        Allocator::migrate_out(self, zi, pfn, env)
+    }
+    fn reclaim(&mut self, req: crate::env::ReclaimRequest, env: &mut dyn Env) {
+        let mut out = core::mem::take(&mut self.freed_scratch);
+        out.clear();
+        env.reclaim(req, &mut out);
+        self.free_blocks(&out);
+        self.freed_scratch = out;
     }
 }

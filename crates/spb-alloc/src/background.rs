@@ -106,9 +106,7 @@ impl Allocator {
                     self.now_ns + (PROACTIVE_INTERVAL_NS << 6) - PROACTIVE_INTERVAL_NS;
             }
         }
-        if self.policy.spb().is_some() {
-            self.spb_background(env);
-        }
+        crate::policy::Policy::background(self, env);
     }
 
     fn run_kswapd(&mut self, order: u8, env: &mut dyn Env) {

@@ -39,9 +39,7 @@ impl Allocator {
         for z in &self.zones {
             check_zone(z)?;
         }
-        if let Some(s) = self.policy.spb() {
-            s.check(self)?;
-        }
+        self.policy.check(&self.zones)?;
         Ok(())
     }
 }

@@ -9,7 +9,7 @@ use crate::error::{AllocError, AllocErrorKind};
 use crate::geometry::Pfn;
 use crate::gfp::{gfp_to_alloc_flags, pfmemalloc_flags, AllocFlags, Gfp};
 use crate::migratetype::MigrateType;
-use crate::policy::spb_work::{DropDecision, RelaxDecision};
+use crate::policy::{DropDecision, Policy, RelaxDecision};
 use crate::vmstat::Vm;
 use crate::zone::ZoneId;
 use crate::{AllocRequest, Allocator};
@@ -90,7 +90,7 @@ impl Allocator {
             if !can_reclaim {
                 // Atomic callers: freelists only. Mainline fails here (with NOFRAGMENT still
                 // set in defrag_mode); spb relaxes in stages (patch 18).
-                match self.atomic_relax(req, &mut flags, &mut relax_step, env) {
+                match Policy::atomic_relax(self, req, &mut flags, &mut relax_step) {
                     RelaxDecision::Retry => continue,
                     RelaxDecision::Refuse => return fail(AllocErrorKind::Refused),
                     RelaxDecision::Fail => break,
@@ -172,7 +172,7 @@ impl Allocator {
             }
             // Last resort before OOM: drop NOFRAGMENT (defrag_mode, spb).
             if flags.contains(AllocFlags::NOFRAGMENT) {
-                match self.before_drop_nofragment(req, flags, &mut evac_tried, env) {
+                match Policy::before_drop_nofragment(self, req, &mut evac_tried, env) {
                     DropDecision::Refuse => return fail(AllocErrorKind::Refused),
                     DropDecision::Retry => continue,
                     DropDecision::Drop => {
@@ -312,33 +312,5 @@ impl Allocator {
         } else {
             order
         }
-    }
-
-    /// Staged relaxation for callers that cannot reclaim (mainline: none, they fail).
-    fn atomic_relax(
-        &mut self,
-        req: AllocRequest,
-        flags: &mut AllocFlags,
-        step: &mut u8,
-        env: &mut dyn Env,
-    ) -> RelaxDecision {
-        if let crate::policy::Policy::Spb(_) = self.policy {
-            return self.spb_atomic_relax(req, flags, step, env);
-        }
-        RelaxDecision::Fail
-    }
-
-    /// Before dropping NOFRAGMENT (defrag_mode and spb): spb may evacuate first.
-    fn before_drop_nofragment(
-        &mut self,
-        req: AllocRequest,
-        flags: AllocFlags,
-        tried: &mut bool,
-        env: &mut dyn Env,
-    ) -> DropDecision {
-        if let crate::policy::Policy::Spb(_) = self.policy {
-            return self.spb_before_drop_nofragment(req, flags, tried, env);
-        }
-        DropDecision::Drop
     }
 }

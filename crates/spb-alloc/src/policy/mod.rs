@@ -2,24 +2,40 @@
 //!
 //! The allocator core (fast path, slow path, PCP, compaction, contiguous allocation) calls the
 //! hooks of [`Policy`]; a policy decides which free lists a request is served from, whether a
-//! fragmenting fallback is allowed, and what background work runs. Adding a policy means adding
-//! a variant here and a module beside this one; the core does not change.
+//! fragmenting fallback is allowed, and what background work runs. The core never names a
+//! policy: every difference is a hook here, dispatched on [`Policy`].
+//!
+//! Work that needs the embedder ([`Env`]) and the whole allocator (evacuation, reclaim, the
+//! atomic relax sequence) runs through [`Core`], the narrow set of operations the core lends a
+//! policy; no policy module is an `impl Allocator`.
+//!
+//! # Adding a policy
+//!
+//! 1. A module beside this one with its state and decisions.
+//! 2. The registry: a [`PolicyKind`] variant (and its name in [`PolicyKind::ALL`] /
+//!    [`PolicyKind::name`]), a [`Policy`] variant built in [`Policy::new`].
+//! 3. An arm in each hook of [`Policy`] below that should differ from the mainline default.
+//!
+//! Nothing outside `policy/` changes.
 
 pub mod mainline;
 pub mod spb;
+pub mod spb_gfp;
 pub mod spb_switches;
-pub mod spb_work;
+pub(crate) mod spb_work;
 
 use alloc::string::String;
 use alloc::vec::Vec;
 
+use crate::env::{Env, ReclaimRequest};
 use crate::event::EventLog;
-use crate::geometry::Pfn;
+use crate::geometry::{Geometry, Pfn};
 use crate::gfp::{AllocFlags, Gfp};
 use crate::layout::ZoneKind;
 use crate::migratetype::MigrateType;
-use crate::vmstat::VmStat;
-use crate::zone::Zone;
+use crate::vmstat::{VmStat, WalkHistogram};
+use crate::zone::{CategoryChange, Zone, ZoneId};
+use crate::AllocRequest;
 
 pub use mainline::RmqueueMode;
 pub use spb::{SpbSwitch, SpbSwitches};
@@ -36,6 +52,7 @@ pub enum PolicyKind {
 }
 
 impl PolicyKind {
+    /// The registry: every policy, in the order the lab runs and reports them.
     pub const ALL: [PolicyKind; 3] = [PolicyKind::Vanilla, PolicyKind::Defrag, PolicyKind::Spb];
     pub fn name(self) -> &'static str {
         match self {
@@ -231,17 +248,166 @@ impl Policy {
             _ => true,
         }
     }
-    /// The spb state, if this is the spb policy.
+    /// The spb state, if this is the spb policy: read-only inspection for tests and the lab.
+    /// The core never calls it (it goes through the hooks below).
     pub fn spb(&self) -> Option<&spb::SpbPolicy> {
         match self {
             Policy::Spb(s) => Some(s),
             _ => None,
         }
     }
-    pub fn spb_mut(&mut self) -> Option<&mut spb::SpbPolicy> {
+    fn spb_mut(&mut self) -> Option<&mut spb::SpbPolicy> {
         match self {
             Policy::Spb(s) => Some(s),
             _ => None,
         }
     }
+
+    /// The allocator was built over `zones`: build per-zone policy state.
+    pub(crate) fn init_zones(&mut self, zones: &[Zone]) {
+        if let Policy::Spb(s) = self {
+            s.init_zones(zones);
+        }
+    }
+    /// Zone `zi` grew (hot-add): refresh its policy state.
+    pub(crate) fn rebuild_zone(&mut self, zi: ZoneId, z: &Zone) {
+        if let Policy::Spb(s) = self {
+            s.rebuild_zone(zi, z);
+        }
+    }
+    /// Before a per-CPU list refill from the buddy lists: fill up to `n` entries from sources of
+    /// the policy's own (spb: pageblocks the CPU owns, patches 02/21). Returns how many.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    pub(crate) fn pcp_refill_owned(
+        &mut self,
+        z: &mut Zone,
+        ctx: &mut Ctx,
+        cpu: usize,
+        order: u8,
+        mt: MigrateType,
+        flags: AllocFlags,
+        gfp: Gfp,
+        n: u64,
+    ) -> u64 {
+        match self {
+            Policy::Mainline { .. } => 0,
+            Policy::Spb(s) => s.pcp_refill_owned(z, ctx, cpu, order, mt, flags, gfp, n),
+        }
+    }
+    /// Whether [`Policy::after_alloc`] has anything to do for an allocation at `pfn` with no
+    /// category change (the cheap test of the inlined common case).
+    #[inline(always)]
+    pub(crate) fn after_alloc_needed(&self, z: &Zone, pfn: Pfn) -> bool {
+        match self {
+            Policy::Mainline { .. } => false,
+            Policy::Spb(s) => s.after_alloc_needed(z, pfn, &[]),
+        }
+    }
+    /// After a successful allocation of the block at `pfn`, with the SPB category changes it
+    /// caused.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    pub(crate) fn after_alloc(
+        &mut self,
+        z: &mut Zone,
+        ctx: &mut Ctx,
+        pfn: Pfn,
+        order: u8,
+        mt: MigrateType,
+        gfp: Gfp,
+        changes: &[CategoryChange],
+    ) {
+        if let Policy::Spb(s) = self {
+            s.after_alloc(z, ctx, pfn, order, mt, gfp, changes);
+        }
+    }
+    /// The histogram of SPBs visited per allocation walk (None for policies that do not walk
+    /// SPBs).
+    pub fn walks(&self) -> Option<&WalkHistogram> {
+        self.spb().map(|s| &s.walks)
+    }
+    /// Policy-level invariants over the allocator's zones.
+    pub(crate) fn check(&self, zones: &[Zone]) -> Result<(), crate::check::InvariantViolation> {
+        match self {
+            Policy::Mainline { .. } => Ok(()),
+            Policy::Spb(s) => s.check(zones),
+        }
+    }
+
+    /// Staged relaxation for callers that cannot reclaim. Mainline: none, they fail; spb
+    /// relaxes in stages (patch 18).
+    pub(crate) fn atomic_relax<C: Core>(
+        c: &mut C,
+        req: AllocRequest,
+        flags: &mut AllocFlags,
+        step: &mut u8,
+    ) -> RelaxDecision {
+        match c.policy() {
+            Policy::Mainline { .. } => RelaxDecision::Fail,
+            Policy::Spb(_) => spb_work::atomic_relax(c, req, flags, step),
+        }
+    }
+    /// The last step before the slow path drops ALLOC_NOFRAGMENT. Mainline drops it; spb may
+    /// evacuate first (patch 23).
+    pub(crate) fn before_drop_nofragment<C: Core>(
+        c: &mut C,
+        req: AllocRequest,
+        tried: &mut bool,
+        env: &mut dyn Env,
+    ) -> DropDecision {
+        match c.policy() {
+            Policy::Mainline { .. } => DropDecision::Drop,
+            Policy::Spb(_) => spb_work::before_drop_nofragment(c, req, tried, env),
+        }
+    }
+    /// The policy's own background work, run at the end of [`crate::Allocator::background`].
+    pub(crate) fn background<C: Core>(c: &mut C, env: &mut dyn Env) {
+        match c.policy() {
+            Policy::Mainline { .. } => {}
+            Policy::Spb(_) => spb_work::background(c, env),
+        }
+    }
+}
+
+/// What the slow path does before dropping ALLOC_NOFRAGMENT.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DropDecision {
+    /// Something was freed up: retry with NOFRAGMENT still set.
+    Retry,
+    /// Drop NOFRAGMENT and retry.
+    Drop,
+    /// Fail the request: the caller has a cheaper fallback.
+    Refuse,
+}
+
+/// The atomic relax sequence's answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RelaxDecision {
+    Retry,
+    Refuse,
+    Fail,
+}
+
+/// The operations the allocator core lends a policy for work that spans zones or needs the
+/// embedder (implemented by [`crate::Allocator`]). A policy reaches its own state through
+/// [`Core::policy_mut`]; everything else it may do to the allocator is listed here.
+pub(crate) trait Core {
+    fn geo(&self) -> Geometry;
+    fn zones(&self) -> &[Zone];
+    fn policy(&self) -> &Policy;
+    fn policy_mut(&mut self) -> &mut Policy;
+    /// The zones to read and the policy to update, at once.
+    fn zones_and_policy_mut(&mut self) -> (&[Zone], &mut Policy);
+    fn vm(&mut self) -> &mut VmStat;
+    fn events(&mut self) -> &mut EventLog;
+    /// Virtual time (ns).
+    fn now_ns(&self) -> u64;
+    /// Pages migrated so far, for any reason.
+    fn pages_migrated(&self) -> u64;
+    /// Migrate the movable allocated block at `pfn` of zone `zi` elsewhere through the Env.
+    /// None: no target memory; Some(moved).
+    fn migrate_out(&mut self, zi: ZoneId, pfn: Pfn, env: &mut dyn Env) -> Option<bool>;
+    /// Ask the Env to reclaim, and free what it hands back to the buddy lists.
+    fn reclaim(&mut self, req: ReclaimRequest, env: &mut dyn Env);
 }

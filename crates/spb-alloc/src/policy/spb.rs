@@ -27,7 +27,7 @@ use alloc::vec::Vec;
 
 use crate::event::{Event, Pass};
 use crate::geometry::Pfn;
-use crate::gfp::{has_cheap_fallback, AllocFlags, CheapFallbackRule, Gfp};
+use crate::gfp::{AllocFlags, Gfp};
 use crate::migratetype::MigrateType;
 use crate::page::NIL;
 use crate::superpageblock::{Category, SpbMeta, FIRST_WITH_FREE, NR_FULLNESS};
@@ -35,6 +35,7 @@ use crate::vmstat::{Vm, WalkHistogram};
 use crate::zone::{CategoryChange, Zone};
 
 use super::mainline::{self, RmqueueMode};
+use super::spb_gfp::{has_cheap_fallback, CheapFallbackRule};
 use super::Ctx;
 
 pub use super::spb_switches::{SpbSwitch, SpbSwitches};

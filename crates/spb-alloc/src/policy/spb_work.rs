@@ -1,23 +1,25 @@
 //! The spb policy's work that needs the embedder: evacuation (patches 06, 15, 23, 25), slab
 //! shrinking under SPB pressure (28), the atomic relax sequence (18, 35) and the last step
 //! before ALLOC_NOFRAGMENT is dropped (20, 23). These run at points where an [`Env`] is at hand:
-//! the slow path and [`Allocator::background`].
+//! the slow path and [`crate::Allocator::background`], through the core's narrow
+//! [`Core`] operations (the policy never holds the allocator).
 
 use alloc::vec::Vec;
 
 use crate::env::{Env, ReclaimRequest, Reclaimer};
 use crate::event::Event;
 use crate::geometry::Pfn;
-use crate::gfp::{is_best_effort_high_order, AllocFlags};
+use crate::gfp::AllocFlags;
 use crate::migratetype::MigrateType;
 use crate::page::PageState;
 use crate::superpageblock::Category;
 use crate::vmstat::Vm;
-use crate::zone::ZoneId;
-use crate::{AllocRequest, Allocator};
+use crate::zone::{Zone, ZoneId};
+use crate::AllocRequest;
 
 use super::spb::{tainted_reserve, SpbSwitch, Work};
-use super::Policy;
+use super::spb_gfp::is_best_effort_high_order;
+use super::{Core, DropDecision, RelaxDecision};
 
 /// Pageblocks one defrag run evacuates at most before yielding.
 pub const DEFRAG_BLOCKS_PER_RUN: usize = 8;
@@ -26,318 +28,293 @@ pub const TARGETED_BLOCKS: usize = 4;
 /// Work items served per background call.
 pub const WORK_PER_CALL: usize = 16;
 
-/// What the slow path does before dropping ALLOC_NOFRAGMENT.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DropDecision {
-    /// Something was freed up: retry with NOFRAGMENT still set.
-    Retry,
-    /// Drop NOFRAGMENT and retry.
-    Drop,
-    /// Fail the request: the caller has a cheaper fallback.
-    Refuse,
+fn sw<C: Core>(c: &C, w: SpbSwitch) -> bool {
+    c.policy().spb().is_some_and(|s| s.sw.on(w))
 }
 
-/// The atomic relax sequence's answer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RelaxDecision {
-    Retry,
-    Refuse,
-    Fail,
-}
-
-impl Allocator {
-    fn spb_sw(&self, w: SpbSwitch) -> bool {
-        matches!(&self.policy, Policy::Spb(s) if s.sw.on(w))
+/// Staged relaxation for callers that cannot reclaim (patch 18), with the best-effort
+/// refusal of patch 35 before NOFRAGMENT is dropped.
+pub(crate) fn atomic_relax<C: Core>(
+    c: &mut C,
+    req: AllocRequest,
+    flags: &mut AllocFlags,
+    step: &mut u8,
+) -> RelaxDecision {
+    if !flags.contains(AllocFlags::NOFRAGMENT) {
+        return RelaxDecision::Fail;
     }
-
-    /// Staged relaxation for callers that cannot reclaim (patch 18), with the best-effort
-    /// refusal of patch 35 before NOFRAGMENT is dropped.
-    pub(crate) fn spb_atomic_relax(
-        &mut self,
-        req: AllocRequest,
-        flags: &mut AllocFlags,
-        step: &mut u8,
-        _env: &mut dyn Env,
-    ) -> RelaxDecision {
-        if !flags.contains(AllocFlags::NOFRAGMENT) {
-            return RelaxDecision::Fail;
+    // Movable requests cannot taint: the relax sequence and the best-effort refusal exist
+    // for non-movable ones. Movable atomic callers drop NOFRAGMENT at once.
+    if !sw(c, SpbSwitch::AtomicRelax) || req.gfp.migratetype() == MigrateType::Movable {
+        *flags = flags.without(AllocFlags::NOFRAGMENT);
+        return RelaxDecision::Retry;
+    }
+    c.vm().inc(Vm::SpbAtomicRelax);
+    match *step {
+        0 => {
+            *step = 1;
+            *flags = flags.with(AllocFlags::NOFRAG_TAINTED_OK);
+            c.events().push(Event::SpbAtomicRelax {
+                step: 1,
+                gfp: req.gfp,
+                order: req.order,
+            });
+            RelaxDecision::Retry
         }
-        // Movable requests cannot taint: the relax sequence and the best-effort refusal exist
-        // for non-movable ones. Movable atomic callers drop NOFRAGMENT at once.
-        if !self.spb_sw(SpbSwitch::AtomicRelax) || req.gfp.migratetype() == MigrateType::Movable {
+        1 => {
+            *step = 2;
+            if sw(c, SpbSwitch::RefuseBestEffort)
+                && is_best_effort_high_order(req.gfp, req.order)
+                && tainted_pool_plausible(c.zones(), req.gfp.highest_zone())
+            {
+                c.vm().inc(Vm::SpbBesteffortRefused);
+                c.events().push(Event::SpbRefused {
+                    gfp: req.gfp,
+                    order: req.order,
+                    rule: "best_effort",
+                });
+                return RelaxDecision::Refuse;
+            }
             *flags = flags.without(AllocFlags::NOFRAGMENT);
-            return RelaxDecision::Retry;
+            c.events().push(Event::SpbAtomicRelax {
+                step: 3,
+                gfp: req.gfp,
+                order: req.order,
+            });
+            RelaxDecision::Retry
         }
-        self.vm.inc(Vm::SpbAtomicRelax);
-        match *step {
-            0 => {
-                *step = 1;
-                *flags = flags.with(AllocFlags::NOFRAG_TAINTED_OK);
-                self.events.push(Event::SpbAtomicRelax {
-                    step: 1,
-                    gfp: req.gfp,
-                    order: req.order,
-                });
-                RelaxDecision::Retry
+        _ => RelaxDecision::Fail,
+    }
+}
+
+/// Some tainted SPB has movable pages (reclaim or migration can make room) or free pages.
+fn tainted_pool_plausible(zones: &[Zone], highest: crate::layout::ZoneKind) -> bool {
+    zones.iter().filter(|z| z.kind <= highest).any(|z| {
+        z.spbs
+            .iter()
+            .any(|s| s.category == Category::Tainted && (s.movable_pages() > 0 || s.free_pages > 0))
+    })
+}
+
+/// Before the slow path drops NOFRAGMENT: targeted evacuation for non-movable requests
+/// (patch 23), once.
+pub(crate) fn before_drop_nofragment<C: Core>(
+    c: &mut C,
+    req: AllocRequest,
+    tried: &mut bool,
+    env: &mut dyn Env,
+) -> DropDecision {
+    let mt = req.gfp.migratetype();
+    if mt != MigrateType::Movable && !*tried && sw(c, SpbSwitch::TargetedEvacuation) {
+        *tried = true;
+        let mut moved = 0;
+        for zi in (0..c.zones().len()).rev() {
+            if c.zones()[zi].kind <= req.gfp.highest_zone() {
+                moved += evacuate_for_order(c, zi, req.order, mt, true, env);
             }
-            1 => {
-                *step = 2;
-                if self.spb_sw(SpbSwitch::RefuseBestEffort)
-                    && is_best_effort_high_order(req.gfp, req.order)
-                    && self.tainted_pool_plausible(req.gfp.highest_zone())
+        }
+        if moved > 0 {
+            return DropDecision::Retry;
+        }
+    }
+    DropDecision::Drop
+}
+
+/// Serve queued spb work.
+pub(crate) fn background<C: Core>(c: &mut C, env: &mut dyn Env) {
+    for _ in 0..WORK_PER_CALL {
+        let w = match c.policy_mut().spb_mut() {
+            Some(s) if !s.work.is_empty() => s.work.remove(0),
+            _ => return,
+        };
+        match w {
+            Work::Defrag { zone, spb } => defrag_spb(c, zone as usize, spb, env),
+            Work::EvacuateBlock { zone, pfn } => {
+                let moved = evacuate_block(c, zone as usize, pfn, env);
+                c.vm().inc(Vm::SpbEvacuateRuns);
+                c.vm().add(Vm::SpbEvacuatePagesMoved, moved);
+            }
+            Work::EvacuateForOrder { zone, order, mt } => {
+                evacuate_for_order(c, zone as usize, order, mt, false, env);
+            }
+            Work::SlabShrink { zone, spb } => {
+                let z = &c.zones()[zone as usize];
+                let s = &z.spbs[spb as usize];
+                let range = (s.start_pfn, s.start_pfn + z.geo.spb_pages());
+                let req = ReclaimRequest {
+                    nr_pages: z.geo.pageblock_pages(),
+                    order: 0,
+                    who: Reclaimer::SpbShrink,
+                    may_swap: false,
+                    shrink_slab: true,
+                    prefer_range: Some(range),
+                };
+                c.reclaim(req, env);
+            }
+        }
+    }
+}
+
+/// Move every movable block out of the pageblock holding `pfn`; other SPBs receive them.
+/// Returns pages moved.
+pub(crate) fn evacuate_block<C: Core>(c: &mut C, zi: ZoneId, pfn: Pfn, env: &mut dyn Env) -> u64 {
+    let geo = c.geo();
+    let pbp = geo.pageblock_pages();
+    let start = pfn & !(pbp - 1);
+    let si = c.zones()[zi].spb_idx(start) as u32;
+    let saved = c
+        .policy_mut()
+        .spb_mut()
+        .map(|s| s.excluded.replace((zi as u8, si)));
+    let before = c.pages_migrated();
+    let span = c.zones()[zi].pb_span(start);
+    let mut p = span.start;
+    while p < span.end {
+        let m = *c.zones()[zi].page(p);
+        match m.state {
+            PageState::Alloc => {
+                let n = 1u64 << m.order;
+                if m.mt == MigrateType::Movable as u8
+                    && m.order < geo.pageblock_order
+                    && c.migrate_out(zi, p, env).is_none()
                 {
-                    self.vm.inc(Vm::SpbBesteffortRefused);
-                    self.events.push(Event::SpbRefused {
-                        gfp: req.gfp,
-                        order: req.order,
-                        rule: "best_effort",
-                    });
-                    return RelaxDecision::Refuse;
+                    break; // no target memory left
                 }
-                *flags = flags.without(AllocFlags::NOFRAGMENT);
-                self.events.push(Event::SpbAtomicRelax {
-                    step: 3,
-                    gfp: req.gfp,
-                    order: req.order,
-                });
-                RelaxDecision::Retry
+                p += n;
             }
-            _ => RelaxDecision::Fail,
+            PageState::Free | PageState::Pcp | PageState::Isolated => p += 1u64 << m.order,
+            _ => p += 1,
         }
     }
-
-    /// Some tainted SPB has movable pages (reclaim or migration can make room) or free pages.
-    fn tainted_pool_plausible(&self, highest: crate::layout::ZoneKind) -> bool {
-        self.zones.iter().filter(|z| z.kind <= highest).any(|z| {
-            z.spbs.iter().any(|s| {
-                s.category == Category::Tainted && (s.movable_pages() > 0 || s.free_pages > 0)
-            })
-        })
+    if let (Some(s), Some(prev)) = (c.policy_mut().spb_mut(), saved) {
+        s.excluded = prev;
     }
+    c.pages_migrated() - before
+}
 
-    /// Before the slow path drops NOFRAGMENT: targeted evacuation for non-movable requests
-    /// (patch 23), once.
-    pub(crate) fn spb_before_drop_nofragment(
-        &mut self,
-        req: AllocRequest,
-        _flags: AllocFlags,
-        tried: &mut bool,
-        env: &mut dyn Env,
-    ) -> DropDecision {
-        let mt = req.gfp.migratetype();
-        if mt != MigrateType::Movable && !*tried && self.spb_sw(SpbSwitch::TargetedEvacuation) {
-            *tried = true;
-            let mut moved = 0;
-            for zi in (0..self.zones.len()).rev() {
-                if self.zones[zi].kind <= req.gfp.highest_zone() {
-                    moved += self.evacuate_for_order(zi, req.order, mt, true, env);
-                }
-            }
-            if moved > 0 {
-                return DropDecision::Retry;
-            }
+/// Pageblocks of SPB `si` that hold movable pages and nothing non-movable, cheapest first.
+fn evacuable_blocks(z: &Zone, si: u32, label: Option<MigrateType>) -> Vec<(u16, Pfn)> {
+    let pbp = z.geo.pageblock_pages();
+    let s = &z.spbs[si as usize];
+    let mut v = Vec::new();
+    let mut b = s.start_pfn.max(z.span.start);
+    let end = (s.start_pfn + z.geo.spb_pages()).min(z.span.end);
+    b = b.div_ceil(pbp) * pbp;
+    while b + pbp <= end {
+        let pb = z.pb(b);
+        let label_ok = match label {
+            Some(l) => pb.migratetype() == l,
+            None => pb.alloc[0] + pb.alloc[2] + pb.alloc[3] == 0,
+        };
+        if pb.alloc[1] > 0 && label_ok && !pb.is_isolated() && pb.reserved + pb.absent == 0 {
+            v.push((pb.alloc[1], b));
         }
-        DropDecision::Drop
+        b += pbp;
     }
+    v.sort();
+    v
+}
 
-    /// Serve queued spb work.
-    pub(crate) fn spb_background(&mut self, env: &mut dyn Env) {
-        for _ in 0..WORK_PER_CALL {
-            let w = match self.policy.spb_mut() {
-                Some(s) if !s.work.is_empty() => s.work.remove(0),
-                _ => return,
-            };
-            match w {
-                Work::Defrag { zone, spb } => self.defrag_spb(zone as usize, spb, env),
-                Work::EvacuateBlock { zone, pfn } => {
-                    let moved = self.evacuate_block(zone as usize, pfn, env);
-                    self.vm.inc(Vm::SpbEvacuateRuns);
-                    self.vm.add(Vm::SpbEvacuatePagesMoved, moved);
-                }
-                Work::EvacuateForOrder { zone, order, mt } => {
-                    self.evacuate_for_order(zone as usize, order, mt, false, env);
-                }
-                Work::SlabShrink { zone, spb } => {
-                    let z = &self.zones[zone as usize];
-                    let s = &z.spbs[spb as usize];
-                    let range = (s.start_pfn, s.start_pfn + z.geo.spb_pages());
-                    let req = ReclaimRequest {
-                        nr_pages: z.geo.pageblock_pages(),
-                        order: 0,
-                        who: Reclaimer::SpbShrink,
-                        may_swap: false,
-                        shrink_slab: true,
-                        prefer_range: Some(range),
-                    };
-                    let mut out = core::mem::take(&mut self.freed_scratch);
-                    out.clear();
-                    env.reclaim(req, &mut out);
-                    self.free_blocks(&out);
-                    self.freed_scratch = out;
-                }
-            }
+/// Per-SPB background defrag (patch 15): evacuate the cheapest pageblocks until the stop
+/// condition holds, with the no-progress cooldown.
+fn defrag_spb<C: Core>(c: &mut C, zi: ZoneId, si: u32, env: &mut dyn Env) {
+    c.vm().inc(Vm::SpbDefragRuns);
+    let pbp = c.geo().pageblock_pages();
+    let mut moved = 0;
+    let blocks = evacuable_blocks(&c.zones()[zi], si, None);
+    for (_, b) in blocks.into_iter().take(DEFRAG_BLOCKS_PER_RUN) {
+        let done = {
+            let s = &c.zones()[zi].spbs[si as usize];
+            c.policy().spb().is_none_or(|p| p.defrag_done(s, pbp))
+        };
+        if done {
+            break;
+        }
+        moved += evacuate_block(c, zi, b, env);
+    }
+    c.vm().add(Vm::SpbDefragPagesMoved, moved);
+    c.events().push(Event::SpbEvacuate {
+        zone: zi as u8,
+        spb: si,
+        pages_moved: moved,
+        kind: "defrag",
+    });
+    let now = c.now_ns();
+    let (zones, policy) = c.zones_and_policy_mut();
+    let z = &zones[zi];
+    if let Some(p) = policy.spb_mut() {
+        p.zones[zi].defrag_queued[si as usize] = false;
+        if moved == 0 {
+            p.zones[zi].defrag_noop_ns[si as usize] = now.max(1);
+        } else {
+            p.maybe_start_defrag(zi as u8, z, si, now);
         }
     }
+}
 
-    /// Move every movable block out of the pageblock holding `pfn`; other SPBs receive them.
-    /// Returns pages moved.
-    pub fn evacuate_block(&mut self, zi: ZoneId, pfn: Pfn, env: &mut dyn Env) -> u64 {
-        let pbp = self.geo.pageblock_pages();
-        let start = pfn & !(pbp - 1);
-        let si = self.zones[zi].spb_idx(start) as u32;
-        let saved = self
-            .policy
-            .spb_mut()
-            .map(|s| s.excluded.replace((zi as u8, si)));
-        let before = self.pages_migrated;
-        let span = self.zones[zi].pb_span(start);
-        let mut p = span.start;
-        while p < span.end {
-            let m = *self.zones[zi].page(p);
-            match m.state {
-                PageState::Alloc => {
-                    let n = 1u64 << m.order;
-                    if m.mt == MigrateType::Movable as u8
-                        && m.order < self.geo.pageblock_order
-                        && self.migrate_out(zi, p, env).is_none()
-                    {
-                        break; // no target memory left
-                    }
-                    p += n;
+/// Targeted evacuation (patch 23): phase 1 evacuates movable pages from pageblocks already
+/// labelled `mt` inside tainted SPBs (so their buddies coalesce); phase 2 evacuates whole
+/// movable pageblocks inside tainted SPBs so PASS_2 can claim them. `phase1` is skipped for
+/// the deferred variant (patch 25). Returns pages moved.
+fn evacuate_for_order<C: Core>(
+    c: &mut C,
+    zi: ZoneId,
+    _order: u8,
+    mt: MigrateType,
+    phase1: bool,
+    env: &mut dyn Env,
+) -> u64 {
+    let tainted: Vec<u32> = (0..c.zones()[zi].spbs.len() as u32)
+        .filter(|&i| c.zones()[zi].spbs[i as usize].category == Category::Tainted)
+        .collect();
+    let mut moved = 0;
+    if phase1 {
+        let mut n = 0;
+        'p1: for &si in &tainted {
+            for (_, b) in evacuable_blocks(&c.zones()[zi], si, Some(mt)) {
+                moved += evacuate_block(c, zi, b, env);
+                n += 1;
+                if n >= TARGETED_BLOCKS {
+                    break 'p1;
                 }
-                PageState::Free | PageState::Pcp | PageState::Isolated => p += 1u64 << m.order,
-                _ => p += 1,
             }
         }
-        if let (Some(s), Some(prev)) = (self.policy.spb_mut(), saved) {
-            s.excluded = prev;
-        }
-        self.pages_migrated - before
     }
-
-    /// Pageblocks of SPB `si` that hold movable pages and nothing non-movable, cheapest first.
-    fn evacuable_blocks(&self, zi: ZoneId, si: u32, label: Option<MigrateType>) -> Vec<(u16, Pfn)> {
-        let z = &self.zones[zi];
-        let pbp = z.geo.pageblock_pages();
+    // phase 2: whole movable pageblocks with the fewest movable pages, in the tainted SPBs
+    // with the fewest free pageblocks first
+    let mut cands: Vec<(u16, Pfn)> = Vec::new();
+    for &si in &tainted {
+        let z = &c.zones()[zi];
         let s = &z.spbs[si as usize];
-        let mut v = Vec::new();
-        let mut b = s.start_pfn.max(z.span.start);
-        let end = (s.start_pfn + z.geo.spb_pages()).min(z.span.end);
-        b = b.div_ceil(pbp) * pbp;
-        while b + pbp <= end {
-            let pb = z.pb(b);
-            let label_ok = match label {
-                Some(l) => pb.migratetype() == l,
-                None => pb.alloc[0] + pb.alloc[2] + pb.alloc[3] == 0,
-            };
-            if pb.alloc[1] > 0 && label_ok && !pb.is_isolated() && pb.reserved + pb.absent == 0 {
-                v.push((pb.alloc[1], b));
-            }
-            b += pbp;
+        if s.pb_free > tainted_reserve(s) {
+            continue;
         }
-        v.sort();
-        v
+        cands.extend(
+            evacuable_blocks(z, si, Some(MigrateType::Movable))
+                .into_iter()
+                .take(TARGETED_BLOCKS),
+        );
     }
-
-    /// Per-SPB background defrag (patch 15): evacuate the cheapest pageblocks until the stop
-    /// condition holds, with the no-progress cooldown.
-    fn defrag_spb(&mut self, zi: ZoneId, si: u32, env: &mut dyn Env) {
-        self.vm.inc(Vm::SpbDefragRuns);
-        let pbp = self.geo.pageblock_pages();
-        let mut moved = 0;
-        let blocks = self.evacuable_blocks(zi, si, None);
-        for (_, b) in blocks.into_iter().take(DEFRAG_BLOCKS_PER_RUN) {
-            let done = {
-                let s = &self.zones[zi].spbs[si as usize];
-                self.policy.spb().is_none_or(|p| p.defrag_done(s, pbp))
-            };
-            if done {
-                break;
-            }
-            moved += self.evacuate_block(zi, b, env);
-        }
-        self.vm.add(Vm::SpbDefragPagesMoved, moved);
-        self.events.push(Event::SpbEvacuate {
-            zone: zi as u8,
-            spb: si,
-            pages_moved: moved,
-            kind: "defrag",
-        });
-        let now = self.now_ns;
-        let z = &self.zones[zi];
-        if let Some(p) = self.policy.spb_mut() {
-            p.zones[zi].defrag_queued[si as usize] = false;
-            if moved == 0 {
-                p.zones[zi].defrag_noop_ns[si as usize] = now.max(1);
-            } else {
-                p.maybe_start_defrag(zi as u8, z, si, now);
-            }
-        }
+    cands.sort();
+    for (_, b) in cands.into_iter().take(TARGETED_BLOCKS) {
+        moved += evacuate_block(c, zi, b, env);
     }
-
-    /// Targeted evacuation (patch 23): phase 1 evacuates movable pages from pageblocks already
-    /// labelled `mt` inside tainted SPBs (so their buddies coalesce); phase 2 evacuates whole
-    /// movable pageblocks inside tainted SPBs so PASS_2 can claim them. `phase1` is skipped for
-    /// the deferred variant (patch 25). Returns pages moved.
-    fn evacuate_for_order(
-        &mut self,
-        zi: ZoneId,
-        _order: u8,
-        mt: MigrateType,
-        phase1: bool,
-        env: &mut dyn Env,
-    ) -> u64 {
-        let tainted: Vec<u32> = (0..self.zones[zi].spbs.len() as u32)
-            .filter(|&i| self.zones[zi].spbs[i as usize].category == Category::Tainted)
-            .collect();
-        let mut moved = 0;
-        if phase1 {
-            let mut n = 0;
-            'p1: for &si in &tainted {
-                for (_, b) in self.evacuable_blocks(zi, si, Some(mt)) {
-                    moved += self.evacuate_block(zi, b, env);
-                    n += 1;
-                    if n >= TARGETED_BLOCKS {
-                        break 'p1;
-                    }
-                }
-            }
-        }
-        // phase 2: whole movable pageblocks with the fewest movable pages, in the tainted SPBs
-        // with the fewest free pageblocks first
-        let mut cands: Vec<(u16, Pfn)> = Vec::new();
-        for &si in &tainted {
-            let s = &self.zones[zi].spbs[si as usize];
-            if s.pb_free > tainted_reserve(s) {
-                continue;
-            }
-            cands.extend(
-                self.evacuable_blocks(zi, si, Some(MigrateType::Movable))
-                    .into_iter()
-                    .take(TARGETED_BLOCKS),
-            );
-        }
-        cands.sort();
-        for (_, b) in cands.into_iter().take(TARGETED_BLOCKS) {
-            moved += self.evacuate_block(zi, b, env);
-        }
-        self.vm.inc(Vm::SpbEvacuateRuns);
-        self.vm.add(Vm::SpbEvacuatePagesMoved, moved);
-        self.events.push(Event::SpbEvacuate {
-            zone: zi as u8,
-            spb: u32::MAX,
-            pages_moved: moved,
-            kind: "for_order",
-        });
-        moved
-    }
+    c.vm().inc(Vm::SpbEvacuateRuns);
+    c.vm().add(Vm::SpbEvacuatePagesMoved, moved);
+    c.events().push(Event::SpbEvacuate {
+        zone: zi as u8,
+        spb: u32::MAX,
+        pages_moved: moved,
+        kind: "for_order",
+    });
+    moved
 }
 
 impl super::spb::SpbPolicy {
     /// Policy-level invariants: hints name real SPBs; queued flags match the queue.
-    pub fn check(&self, a: &Allocator) -> Result<(), crate::check::InvariantViolation> {
+    pub(crate) fn check(&self, zones: &[Zone]) -> Result<(), crate::check::InvariantViolation> {
         for (zi, zs) in self.zones.iter().enumerate() {
-            let n = a.zones[zi].spbs.len();
+            let n = zones[zi].spbs.len();
             if zs.defrag_queued.len() != n || zs.defrag_noop_ns.len() != n {
                 return Err(crate::check::InvariantViolation(alloc::format!(
                     "spb: zone {} state covers {} SPBs, zone has {}",
