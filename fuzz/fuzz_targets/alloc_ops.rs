@@ -1,4 +1,4 @@
-//! Allocator operation sequences against the reference model (spb_lab::soak::Harness):
+//! Allocator operation sequences against the reference model (spb_alloc::harness::Harness):
 //! the input's first bytes choose a small hand-built layout, the policy, a random spb switch
 //! set, the CPU count, per-CPU lists on/off and the embedder's seed; the rest decode into up to
 //! 400 operations (alloc of any order/gfp/cpu, valid and invalid frees and splits, alloc_at,
@@ -19,5 +19,5 @@ fn known() -> &'static [String] {
 
 fuzz_target!(|data: &[u8]| {
     let k: Vec<&str> = known().iter().map(|s| s.as_str()).collect();
-    spb_lab::soak::Harness::run_fuzz(data, &k);
+    spb_alloc::harness::Harness::run_fuzz(data, &k);
 });

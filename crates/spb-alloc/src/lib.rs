@@ -39,3 +39,6 @@ pub use migratetype::MigrateType;
 pub use policy::{PolicyConfig, PolicyKind, SpbSwitch, SpbSwitches};
 pub use superpageblock::Category;
 pub use vmstat::Vm;
+
+#[cfg(feature = "harness")]
+pub mod harness;

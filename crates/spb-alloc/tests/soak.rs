@@ -1,8 +1,7 @@
 //! Soak and fuzz-input tests of the allocator against the reference model.
 //!
-//! The harness lives in `spb-lab` (`crates/spb-lab/src/soak.rs`, behind `spb soak` and the
-//! `alloc_ops` fuzz target); it only needs `spb_alloc`, `rand` and `rand_pcg`, so it is
-//! compiled straight into this test as a module (spb-alloc cannot depend on spb-lab).
+//! The harness is `spb_alloc::harness` (feature `harness`; also behind `spb soak` and the
+//! `alloc_ops` fuzz target).
 //!
 //! - `short_soak_*`: 200 000 random operations per policy with the full check every 500,
 //!   part of the normal suite;
@@ -11,12 +10,8 @@
 //! - `long_soak_*` (ignored): 10 million operations per policy; run in release with
 //!   `cargo test --release -p spb-alloc --test soak -- --ignored`.
 
-#[path = "../../spb-lab/src/soak.rs"]
-#[allow(dead_code)]
-mod soak;
-
 use proptest::prelude::*;
-use soak::*;
+use spb_alloc::harness::*;
 use spb_alloc::*;
 
 /// Core bugs found by this harness and not yet fixed (reproductions at the end of this file). The

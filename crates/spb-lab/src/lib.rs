@@ -14,4 +14,3 @@ pub mod workload;
 pub use scenario::{load as load_scenario, Overrides, Scenario, ScenarioError};
 pub use sim::run::run_scenario;
 pub use sim::{Sim, SimOptions};
-pub mod soak;

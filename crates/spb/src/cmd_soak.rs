@@ -2,8 +2,8 @@
 //! with the invariant checker every N operations; exits 1 on any violation or lost page.
 //! See docs/reliability.md.
 use crate::CliError;
+use spb_alloc::harness::{self as soak, SoakMemory, SoakOptions};
 use spb_alloc::{PolicyConfig, PolicyKind};
-use spb_lab::soak::{self, SoakMemory, SoakOptions};
 
 fn parse_policy(s: &str) -> Result<PolicyKind, String> {
     PolicyKind::from_name(s)
