@@ -3,7 +3,7 @@
 use alloc::vec::Vec;
 
 use crate::env::{Env, FreedBlock};
-use crate::error::{AllocError, AllocErrorKind, FreeError, GrowError};
+use crate::error::{AllocError, AllocErrorKind, FreeError, GrowError, LabelError};
 use crate::event::EventLog;
 use crate::geometry::{Geometry, Pfn};
 use crate::gfp::{AllocFlags, Gfp};
@@ -102,19 +102,19 @@ pub struct Pending {
 
 /// The allocator: a set of zones, a policy, counters.
 pub struct Allocator {
-    pub geo: Geometry,
-    pub zones: Vec<Zone>,
-    pub policy: Policy,
-    pub cfg: Config,
-    pub vm: VmStat,
-    pub events: EventLog,
-    pub pending: Pending,
+    pub(crate) geo: Geometry,
+    pub(crate) zones: Vec<Zone>,
+    pub(crate) policy: Policy,
+    pub(crate) cfg: Config,
+    pub(crate) vm: VmStat,
+    pub(crate) events: EventLog,
+    pub(crate) pending: Pending,
     /// Virtual time (ns), advanced by the embedder through [`Allocator::background`].
-    pub now_ns: u64,
+    pub(crate) now_ns: u64,
     pub(crate) ops: u64,
     pub(crate) freed_scratch: Vec<FreedBlock>,
     /// Pages migrated for any reason.
-    pub pages_migrated: u64,
+    pub(crate) pages_migrated: u64,
     pub(crate) last_proactive_ns: u64,
     pub(crate) last_pcp_decay_ns: u64,
     /// Zone index to use for each highest zone kind a gfp mask allows (None = no such zone).
@@ -168,6 +168,48 @@ impl Allocator {
         a.cfg.nr_cpus = nr_cpus;
         a.policy.init_zones(&a.zones);
         Ok(a)
+    }
+
+    // ---- the read-only inspection view (lab, CLI, tests) ------------------------------------
+
+    /// The zones, lowest first; read-only (see the inspection methods of [`Zone`]).
+    pub fn zones(&self) -> &[Zone] {
+        &self.zones
+    }
+    pub fn geo(&self) -> Geometry {
+        self.geo
+    }
+    /// The configuration the allocator runs with (CPU count clamped to at least 1).
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+    /// The vmstat counters.
+    pub fn vm(&self) -> &VmStat {
+        &self.vm
+    }
+    /// The event log (see [`Allocator::drain_events`] to consume it).
+    pub fn events(&self) -> &EventLog {
+        &self.events
+    }
+    /// Take every recorded event, oldest first.
+    pub fn drain_events(&mut self) -> impl Iterator<Item = crate::event::Event> + '_ {
+        self.events.drain()
+    }
+    /// Background work requested by the allocation paths and not yet run.
+    pub fn pending(&self) -> &Pending {
+        &self.pending
+    }
+    /// Virtual time (ns).
+    pub fn now_ns(&self) -> u64 {
+        self.now_ns
+    }
+    /// Pages migrated for any reason so far.
+    pub fn pages_migrated(&self) -> u64 {
+        self.pages_migrated
+    }
+    /// The policy (read-only: its name and inspection of its state).
+    pub fn policy(&self) -> &Policy {
+        &self.policy
     }
 
     /// Index of the zone holding `pfn`.
@@ -721,6 +763,85 @@ impl Allocator {
         self.vm.add(pgalloc_item(kind), 1u64 << order);
         self.ops += 1;
         Ok(())
+    }
+
+    /// Label the pageblock holding `pfn` `mt` and move its free buddies to the lists of `mt`
+    /// (`move_freepages_block` + `set_pageblock_migratetype`): the trace replayer reproduces a
+    /// machine's pageblock labels with it. A pageblock straddling the start of a zone (DMA at
+    /// pfn 0) is labelled by its part in that zone. Returns the free pages moved.
+    pub fn label_pageblock(&mut self, pfn: Pfn, mt: MigrateType) -> Result<u64, LabelError> {
+        if mt == MigrateType::Isolate {
+            return Err(LabelError::BadType { pfn });
+        }
+        let pbp = self.geo.pageblock_pages();
+        let zi = self.zone_of(pfn).or_else(|| {
+            self.zones
+                .iter()
+                .position(|z| z.span.start > pfn && z.span.start < pfn.saturating_add(pbp))
+        });
+        let zi = zi.ok_or(LabelError::OutOfRange { pfn })?;
+        let at = pfn.max(self.zones[zi].span.start);
+        self.zones[zi]
+            .move_freepages_block(at, mt)
+            .ok_or(LabelError::Straddles { pfn })
+    }
+
+    /// The per-CPU lists' `high` of every zone and CPU, in zone then CPU order (see
+    /// [`Allocator::cap_pcp_high`]).
+    pub fn pcp_highs(&self, out: &mut Vec<u64>) {
+        out.clear();
+        out.extend(self.zones.iter().flat_map(|z| z.pcp.iter()).map(|p| p.high));
+    }
+
+    /// Undo an increase of the per-CPU lists' `high` since `saved` (from
+    /// [`Allocator::pcp_highs`]) beyond what the kernel's free path would have raised it to
+    /// (`free_count.min(batch << 5) + batch`, clamped to `high_min..=high_max`). The trace
+    /// replayer uses it around frees (the core raises `high` by `batch` at every trim).
+    pub fn cap_pcp_high(&mut self, saved: &[u64]) {
+        let mut i = 0;
+        for z in self.zones.iter_mut() {
+            for p in z.pcp.iter_mut() {
+                if let Some(&h) = saved.get(i) {
+                    if p.high > h {
+                        let need = (p.free_count.min(p.batch << 5) + p.batch)
+                            .clamp(p.high_min, p.high_max);
+                        p.high = h.max(need);
+                    }
+                }
+                i += 1;
+            }
+        }
+    }
+
+    /// The kernel's `decay_pcp_high` as the trace replayer runs it, every zone and CPU: `high`
+    /// decays by 1/8 towards `high_min` (never below `count - (batch << 5)`), and a list above
+    /// its `high` is drained down to it. Returns pages drained.
+    pub fn decay_pcp_high_all(&mut self) -> u64 {
+        let mut drained = 0;
+        for z in self.zones.iter_mut() {
+            for cpu in 0..z.pcp.len() {
+                let p = &mut z.pcp[cpu];
+                if p.high > p.high_min {
+                    let floor = p.count.saturating_sub(p.batch << 5);
+                    p.high = floor.max(p.high - (p.high >> 3)).max(p.high_min);
+                }
+                let (count, high) = (p.count, p.high);
+                if count > high {
+                    drained += z.free_pcppages_bulk(cpu, count - high, 0);
+                }
+            }
+            let _ = z.take_cat_changes();
+        }
+        drained
+    }
+
+    /// Pages on per-CPU lists now, over all zones.
+    pub fn pcp_pages(&self) -> u64 {
+        self.zones
+            .iter()
+            .flat_map(|z| z.pcp.iter())
+            .map(|p| p.count)
+            .sum()
     }
 
     /// Re-tag the allocated block at `pfn` (e.g. the pieces of a split block).

@@ -116,6 +116,38 @@ impl core::fmt::Display for GrowError {
     }
 }
 
+/// Why labelling a pageblock was rejected ([`crate::Allocator::label_pageblock`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LabelError {
+    /// The pageblock holding the pfn overlaps no zone.
+    OutOfRange { pfn: Pfn },
+    /// `Isolate` is not a label: isolation is a separate bit set by compaction and
+    /// `alloc_contig`.
+    BadType { pfn: Pfn },
+    /// The pageblock's zone part is not a whole pageblock (the zone ends inside it).
+    Straddles { pfn: Pfn },
+}
+
+impl core::fmt::Display for LabelError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match *self {
+            LabelError::OutOfRange { pfn } => {
+                write!(f, "the pageblock of pfn {:#x} is in no zone", pfn)
+            }
+            LabelError::BadType { pfn } => write!(
+                f,
+                "pageblock of pfn {:#x}: isolate is not a label (expected unmovable, movable, reclaimable or highatomic)",
+                pfn
+            ),
+            LabelError::Straddles { pfn } => {
+                write!(f, "the pageblock of pfn {:#x} straddles a zone boundary", pfn)
+            }
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for LabelError {}
 #[cfg(feature = "std")]
 impl std::error::Error for AllocError {}
 #[cfg(feature = "std")]

@@ -93,9 +93,4 @@ impl FreeArea {
         let m = (self.mask[mt] as u32) & ((2u32 << max) - 1) & !((1u32 << min) - 1);
         (m != 0).then(|| 31 - m.leading_zeros() as usize)
     }
-    /// Whether any list of type `mt` is non-empty.
-    #[inline]
-    pub fn has_any(&self, mt: usize) -> bool {
-        self.mask[mt] != 0
-    }
 }

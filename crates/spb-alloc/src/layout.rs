@@ -66,6 +66,11 @@ pub struct PfnRange {
 }
 
 impl PfnRange {
+    /// The range as maximal naturally aligned blocks of order `<= max_order`, lowest first:
+    /// (pfn, order) pairs, how the allocator hands a range to its buddy lists.
+    pub fn aligned_blocks(self, max_order: u8) -> impl Iterator<Item = (Pfn, u8)> {
+        crate::zone::carve(self, max_order)
+    }
     /// `[start, end)`.
     pub const fn new(start: Pfn, end: Pfn) -> Self {
         PfnRange { start, end }

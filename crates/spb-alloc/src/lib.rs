@@ -2,17 +2,17 @@
 #![doc = include_str!("../README.md")]
 extern crate alloc;
 
-pub mod allocator;
-pub mod background;
-pub mod check;
+pub(crate) mod allocator;
+pub(crate) mod background;
+pub(crate) mod check;
 pub mod compaction;
-pub mod contig;
+pub(crate) mod contig;
 pub mod dump;
-pub mod env;
-pub mod error;
+pub(crate) mod env;
+pub(crate) mod error;
 pub mod event;
-pub mod fastpath;
-pub mod freelist;
+pub(crate) mod fastpath;
+pub(crate) mod freelist;
 pub mod geometry;
 pub mod gfp;
 pub mod layout;
@@ -21,17 +21,21 @@ pub mod page;
 pub mod pageblock;
 pub mod pcp;
 pub mod policy;
-pub mod slowpath;
+pub(crate) mod slowpath;
 pub mod superpageblock;
 pub mod vmstat;
 pub mod watermark;
 pub mod zone;
 pub mod zoneinfo;
 
-pub use allocator::{AllocRequest, Allocator, Config};
+#[doc(hidden)]
+pub mod test_support;
+
+pub use allocator::{AllocRequest, Allocator, Config, Pending};
+pub use check::InvariantViolation;
 pub use contig::{ContigError, ContigStats};
 pub use env::{Env, FreedBlock, MigrateOutcome, NoEnv, ReclaimRequest, Reclaimer};
-pub use error::{AllocError, AllocErrorKind, FreeError, GrowError};
+pub use error::{AllocError, AllocErrorKind, FreeError, GrowError, LabelError};
 pub use geometry::{Geometry, Pfn};
 pub use gfp::{AllocFlags, Gfp};
 pub use layout::{MemoryLayout, PfnRange, X86Options, ZoneKind, ZoneSpec};

@@ -56,48 +56,48 @@ pub struct CompactState {
 /// - Counters in `pageblocks` and `spbs` equal a recount of page states (checked by
 ///   [`crate::check`]).
 pub struct Zone {
-    pub kind: ZoneKind,
-    pub node: u16,
-    pub geo: Geometry,
-    pub span: PfnRange,
-    pub pages: Vec<PageMeta>,
-    pub pb_base: u64,
-    pub pageblocks: Vec<PageblockMeta>,
-    pub spb_base: u64,
-    pub spbs: Vec<SpbMeta>,
-    pub spb_lists: SpbLists,
+    pub(crate) kind: ZoneKind,
+    pub(crate) node: u16,
+    pub(crate) geo: Geometry,
+    pub(crate) span: PfnRange,
+    pub(crate) pages: Vec<PageMeta>,
+    pub(crate) pb_base: u64,
+    pub(crate) pageblocks: Vec<PageblockMeta>,
+    pub(crate) spb_base: u64,
+    pub(crate) spbs: Vec<SpbMeta>,
+    pub(crate) spb_lists: SpbLists,
     /// Free lists per superpageblock (true) or one zone-wide set (false).
-    pub per_spb_lists: bool,
-    pub areas: Vec<FreeArea>,
+    pub(crate) per_spb_lists: bool,
+    pub(crate) areas: Vec<FreeArea>,
     /// Free buddies per (order, list type), all buckets together.
-    pub nr_free: [[u64; MIGRATE_TYPES]; MAX_NR_ORDERS],
+    pub(crate) nr_free: [[u64; MIGRATE_TYPES]; MAX_NR_ORDERS],
     /// NR_FREE_PAGES: pages on buddy lists other than ISOLATE.
-    pub free_pages: u64,
+    pub(crate) free_pages: u64,
     /// NR_FREE_PAGES_BLOCKS: free pages in buddies of order >= pageblock_order (not isolated).
-    pub free_pages_blocks: u64,
-    pub nr_free_highatomic: u64,
-    pub nr_reserved_highatomic: u64,
-    pub present_pages: u64,
-    pub managed_pages: u64,
-    pub reserved_pages: u64,
+    pub(crate) free_pages_blocks: u64,
+    pub(crate) nr_free_highatomic: u64,
+    pub(crate) nr_reserved_highatomic: u64,
+    pub(crate) present_pages: u64,
+    pub(crate) managed_pages: u64,
+    pub(crate) reserved_pages: u64,
     /// min, low, high, promo (without boost).
-    pub wmark: [u64; 4],
-    pub watermark_boost: u64,
+    pub(crate) wmark: [u64; 4],
+    pub(crate) watermark_boost: u64,
     /// lowmem_reserve against requests whose highest zone index is i.
-    pub lowmem_reserve: [u64; 4],
-    pub boosted: bool,
-    pub below_high: bool,
-    pub pcp: Vec<Pcp>,
-    pub compact: CompactState,
+    pub(crate) lowmem_reserve: [u64; 4],
+    pub(crate) boosted: bool,
+    pub(crate) below_high: bool,
+    pub(crate) pcp: Vec<Pcp>,
+    pub(crate) compact: CompactState,
     /// Category changes since the last drain (for the event stream and taint accounting).
-    pub cat_changes: Vec<CategoryChange>,
+    pub(crate) cat_changes: Vec<CategoryChange>,
 }
 
 impl Zone {
     /// Build a zone from its spec: pages in holes, reservations and uninitialised ranges get
     /// those states; everything else is freed into the buddy lists as MOVABLE blocks of the
     /// largest aligned order, like the kernel's boot-time freeing.
-    pub fn new(spec: &ZoneSpec, geo: Geometry, per_spb_lists: bool, nr_cpus: usize) -> Zone {
+    pub(crate) fn new(spec: &ZoneSpec, geo: Geometry, per_spb_lists: bool, nr_cpus: usize) -> Zone {
         let span = spec.span;
         let pbo = geo.pageblock_order as u32;
         let so = geo.spb_order as u32;
@@ -215,7 +215,7 @@ impl Zone {
     }
 
     /// Recompute SPB `i`'s aggregates from its pageblocks (construction, growth).
-    pub fn recompute_spb(&mut self, i: usize) {
+    pub(crate) fn recompute_spb(&mut self, i: usize) {
         let mut s = self.spb_aggregate(i);
         s.category = self.spbs[i].category;
         s.fullness = self.spbs[i].fullness;
@@ -334,7 +334,7 @@ impl Zone {
     /// Move `n` pages from accounting class `from` to `to`, keeping pageblock counters, SPB
     /// counters and SPB lists in step. The range must lie inside the zone.
     #[inline]
-    pub fn account(&mut self, pfn: Pfn, n: u64, from: Acct, to: Acct) {
+    pub(crate) fn account(&mut self, pfn: Pfn, n: u64, from: Acct, to: Acct) {
         let pbp = self.geo.pageblock_pages();
         if (pfn ^ (pfn + n - 1)) < pbp && (pfn & (pbp - 1)) + n <= pbp {
             // the common case: inside one pageblock
@@ -466,7 +466,7 @@ impl Zone {
 
     /// Put the free block at `pfn` (head already marked Free with `order`) on list (order, mt).
     #[inline]
-    pub fn list_add(&mut self, pfn: Pfn, order: u8, mt: MigrateType, at_tail: bool) {
+    pub(crate) fn list_add(&mut self, pfn: Pfn, order: u8, mt: MigrateType, at_tail: bool) {
         let i = self.idx(pfn) as u32;
         let b = self.bucket_of(pfn);
         {
@@ -492,7 +492,7 @@ impl Zone {
     /// Take the free block at `pfn` off its list. Its head stays marked Free until the caller
     /// changes it.
     #[inline]
-    pub fn list_del(&mut self, pfn: Pfn) {
+    pub(crate) fn list_del(&mut self, pfn: Pfn) {
         let i = self.idx(pfn) as u32;
         let (order, mt) = (self.pages[i as usize].order, self.pages[i as usize].mt);
         let b = self.bucket_of(pfn);
@@ -512,7 +512,7 @@ impl Zone {
 
     /// Move a free block to the list of another type (same order, same bucket).
     #[inline]
-    pub fn list_move(&mut self, pfn: Pfn, mt: MigrateType, at_tail: bool) {
+    pub(crate) fn list_move(&mut self, pfn: Pfn, mt: MigrateType, at_tail: bool) {
         let order = self.pages[self.idx(pfn)].order;
         self.list_del(pfn);
         self.list_add(pfn, order, mt, at_tail);
@@ -522,7 +522,7 @@ impl Zone {
     /// the upper halves go to the head of the lists of type `mt` (mainline `expand`). Returns
     /// `pfn`, now the head of an order-`low` block that is on no list.
     #[inline]
-    pub fn expand(&mut self, pfn: Pfn, low: u8, high: u8, mt: MigrateType) -> Pfn {
+    pub(crate) fn expand(&mut self, pfn: Pfn, low: u8, high: u8, mt: MigrateType) -> Pfn {
         let mut h = high;
         while h > low {
             h -= 1;
@@ -543,7 +543,7 @@ impl Zone {
     /// Remove the free block at `pfn` from its list and split it to `order`, remainders to
     /// the lists of `mt`. Returns the head (state still Free, on no list; caller accounts).
     #[inline]
-    pub fn take_and_expand(&mut self, pfn: Pfn, order: u8, mt: MigrateType) -> Pfn {
+    pub(crate) fn take_and_expand(&mut self, pfn: Pfn, order: u8, mt: MigrateType) -> Pfn {
         let high = self.pages[self.idx(pfn)].order;
         self.list_del(pfn);
         self.expand(pfn, order, high, mt)
@@ -552,7 +552,7 @@ impl Zone {
     /// Free a block into the buddy lists with merging (`__free_one_page`). The caller has
     /// already accounted the pages as free. Blocks larger than a pageblock are freed pageblock
     /// by pageblock, each under its own block's type (`split_large_buddy`).
-    pub fn free_block(&mut self, pfn: Pfn, order: u8) {
+    pub(crate) fn free_block(&mut self, pfn: Pfn, order: u8) {
         let pbo = self.geo.pageblock_order;
         if order > pbo {
             let step = 1u64 << pbo;
@@ -616,7 +616,7 @@ impl Zone {
     }
 
     /// Set the label of every pageblock covered by a block of `order` at `pfn`.
-    pub fn set_pb_range_type(&mut self, pfn: Pfn, order: u8, mt: MigrateType) {
+    pub(crate) fn set_pb_range_type(&mut self, pfn: Pfn, order: u8, mt: MigrateType) {
         let pbo = self.geo.pageblock_order;
         let n = if order >= pbo {
             1u64 << (order - pbo)
@@ -632,7 +632,7 @@ impl Zone {
     /// Move every free buddy inside the pageblock holding `pfn` to the lists of `mt`, and label
     /// the block `mt` (`move_freepages_block` + `set_pageblock_migratetype`). Returns the number
     /// of free pages moved. Refuses (None) when the block straddles the zone boundary.
-    pub fn move_freepages_block(&mut self, pfn: Pfn, mt: MigrateType) -> Option<u64> {
+    pub(crate) fn move_freepages_block(&mut self, pfn: Pfn, mt: MigrateType) -> Option<u64> {
         if !self.pb_in_zone(pfn) {
             return None;
         }
@@ -691,7 +691,7 @@ impl Zone {
 
     /// Drain recorded category changes.
     #[inline]
-    pub fn take_cat_changes(&mut self) -> Vec<CategoryChange> {
+    pub(crate) fn take_cat_changes(&mut self) -> Vec<CategoryChange> {
         if self.cat_changes.is_empty() {
             // (keep the buffer: no deallocation now, no allocation at the next change)
             return Vec::new();
@@ -711,8 +711,9 @@ fn spb_counter(s: &mut SpbMeta, a: Acct) -> &mut u64 {
     }
 }
 
-/// Carve a range into maximal naturally aligned blocks of order <= max_order.
-pub fn carve(r: PfnRange, max_order: u8) -> impl Iterator<Item = (Pfn, u8)> {
+/// Carve a range into maximal naturally aligned blocks of order <= max_order (public as
+/// [`PfnRange::aligned_blocks`]).
+pub(crate) fn carve(r: PfnRange, max_order: u8) -> impl Iterator<Item = (Pfn, u8)> {
     let mut p = r.start;
     core::iter::from_fn(move || {
         if p >= r.end {
@@ -736,7 +737,7 @@ impl Zone {
     /// Extend the span upward to `new_end` (memory hot-add): new pages are holes until
     /// [`crate::Allocator::grow_zone`] hands them over; pageblocks, SPBs and per-SPB free lists
     /// grow to cover them (patch 09).
-    pub fn extend_span(&mut self, new_end: Pfn) {
+    pub(crate) fn extend_span(&mut self, new_end: Pfn) {
         if new_end <= self.span.end {
             return;
         }
@@ -780,5 +781,73 @@ impl Zone {
             self.spbs[i].fullness = self.spbs[i].compute_fullness();
             self.spb_lists.link(&mut self.spbs, i as u32);
         }
+    }
+}
+
+/// The read-only inspection view of a zone: what the lab, the CLI and tests may read. Every
+/// change goes through [`crate::Allocator`]'s methods.
+impl Zone {
+    pub fn kind(&self) -> ZoneKind {
+        self.kind
+    }
+    pub fn geo(&self) -> Geometry {
+        self.geo
+    }
+    /// The pfns the zone spans (holes and uninitialised memory included).
+    pub fn span(&self) -> PfnRange {
+        self.span
+    }
+    /// Per-page metadata, one entry per pfn of the span.
+    pub fn pages(&self) -> &[PageMeta] {
+        &self.pages
+    }
+    /// Per-pageblock metadata: labels and exact page counts by class.
+    pub fn pageblocks(&self) -> &[PageblockMeta] {
+        &self.pageblocks
+    }
+    /// Per-SPB metadata: counts by class, category, fullness.
+    pub fn spbs(&self) -> &[SpbMeta] {
+        &self.spbs
+    }
+    /// The zone's SPB lists by category and fullness (`category_count` etc.).
+    pub fn spb_lists(&self) -> &SpbLists {
+        &self.spb_lists
+    }
+    /// Per-CPU list state, one per CPU.
+    pub fn pcp(&self) -> &[crate::pcp::Pcp] {
+        &self.pcp
+    }
+    /// NR_FREE_PAGES (buddy lists only).
+    pub fn free_pages(&self) -> u64 {
+        self.free_pages
+    }
+    pub fn present_pages(&self) -> u64 {
+        self.present_pages
+    }
+    pub fn managed_pages(&self) -> u64 {
+        self.managed_pages
+    }
+    pub fn reserved_pages(&self) -> u64 {
+        self.reserved_pages
+    }
+    /// Free blocks by order and migratetype (`/proc/pagetypeinfo`).
+    pub fn nr_free(&self) -> &[[u64; MIGRATE_TYPES]; MAX_NR_ORDERS] {
+        &self.nr_free
+    }
+    /// The watermarks (min, low, high, promo) without the boost.
+    pub fn wmark(&self) -> [u64; 4] {
+        self.wmark
+    }
+    pub fn watermark_boost(&self) -> u64 {
+        self.watermark_boost
+    }
+    pub fn lowmem_reserve(&self) -> [u64; 4] {
+        self.lowmem_reserve
+    }
+    pub fn nr_reserved_highatomic(&self) -> u64 {
+        self.nr_reserved_highatomic
+    }
+    pub fn nr_free_highatomic(&self) -> u64 {
+        self.nr_free_highatomic
     }
 }

@@ -111,51 +111,49 @@ fn state(a: &Allocator) -> Vec<(String, String)> {
         ("buddyinfo".to_string(), a.buddyinfo()),
         ("pagetypeinfo".to_string(), a.pagetypeinfo()),
         ("spb letters".to_string(), a.spb_letters()),
-        ("pending".to_string(), format!("{:?}", a.pending)),
+        ("pending".to_string(), format!("{:?}", a.pending())),
         (
             "misc".to_string(),
             format!(
                 "now {} migrated {} free {} pcp {}",
-                a.now_ns,
-                a.pages_migrated,
+                a.now_ns(),
+                a.pages_migrated(),
                 a.free_pages(),
-                a.cfg.pcp
+                a.config().pcp
             ),
         ),
     ];
-    for (i, z) in a.zones.iter().enumerate() {
-        v.push((format!("zone {i} pcp"), format!("{:?}", z.pcp)));
+    for (i, z) in a.zones().iter().enumerate() {
+        v.push((format!("zone {i} pcp"), format!("{:?}", z.pcp())));
         v.push((
             format!("zone {i} counters"),
             format!(
-                "nr_free {:?} free {} blocks {} hafree {} hares {} managed {} present {} wmark {:?} boost {} reserve {:?} boosted {} below_high {} compact {:?} changes {:?} span {:?}",
-                z.nr_free,
-                z.free_pages,
-                z.free_pages_blocks,
-                z.nr_free_highatomic,
-                z.nr_reserved_highatomic,
-                z.managed_pages,
-                z.present_pages,
-                z.wmark,
-                z.watermark_boost,
-                z.lowmem_reserve,
-                z.boosted,
-                z.below_high,
-                z.compact,
-                z.cat_changes,
-                z.span
+                "nr_free {:?} free {} hafree {} hares {} managed {} present {} wmark {:?} boost {} reserve {:?} {} span {:?}",
+                z.nr_free(),
+                z.free_pages(),
+                z.nr_free_highatomic(),
+                z.nr_reserved_highatomic(),
+                z.managed_pages(),
+                z.present_pages(),
+                z.wmark(),
+                z.watermark_boost(),
+                z.lowmem_reserve(),
+                spb_alloc::test_support::zone_private_state(z),
+                z.span()
             ),
         ));
-        v.push((format!("zone {i} pages"), format!("{:?}", z.pages)));
+        v.push((format!("zone {i} pages"), format!("{:?}", z.pages())));
         v.push((
             format!("zone {i} pageblocks"),
-            format!("{:?}", z.pageblocks),
+            format!("{:?}", z.pageblocks()),
         ));
-        v.push((format!("zone {i} spbs"), format!("{:?}", z.spbs)));
-        v.push((format!("zone {i} spb lists"), format!("{:?}", z.spb_lists)));
-        v.push((format!("zone {i} areas"), format!("{:?}", z.areas)));
+        v.push((format!("zone {i} spbs"), format!("{:?}", z.spbs())));
+        v.push((
+            format!("zone {i} spb lists"),
+            format!("{:?}", z.spb_lists()),
+        ));
     }
-    if let Some(s) = a.policy.spb() {
+    if let Some(s) = a.policy().spb() {
         v.push((
             "spb".to_string(),
             format!(
@@ -329,7 +327,7 @@ fn lockstep(
             cookie += 1;
         } else if r < 993 {
             let z = rng.gen_range(0..layout.zones.len());
-            let span = runs[0].a.zones[z].span;
+            let span = runs[0].a.zones()[z].span();
             let order = rng.gen_range(0..=geo.max_order);
             let pfn =
                 (span.start + rng.gen_range(0..span.end - span.start)) & !((1u64 << order) - 1);
@@ -344,10 +342,11 @@ fn lockstep(
         } else if r < 995 {
             // per-CPU lists off (drained first) or back on
             for run in runs.iter_mut() {
-                if run.a.cfg.pcp {
+                if run.a.config().pcp {
                     run.a.drain_all_pcp();
                 }
-                run.a.cfg.pcp = !run.a.cfg.pcp;
+                let c = spb_alloc::test_support::config_mut(&mut run.a);
+                c.pcp = !c.pcp;
             }
         } else if let (Some((zi, range)), false, true) = (grow, grown, step > ops / 3) {
             grown = true;
@@ -365,8 +364,8 @@ fn lockstep(
                 "{name} step {step}: results differ with the fast path on (left) and off (right)"
             );
         }
-        let ef: Vec<_> = f.a.events.drain().collect();
-        let es: Vec<_> = s.a.events.drain().collect();
+        let ef: Vec<_> = f.a.drain_events().collect();
+        let es: Vec<_> = s.a.drain_events().collect();
         assert_eq!(ef, es, "{name} step {step}: events differ");
         assert_eq!(
             f.env.log, s.env.log,

@@ -28,23 +28,23 @@ struct Snapshot {
 
 fn snap(a: &Allocator) -> Snapshot {
     Snapshot {
-        spans: a.zones.iter().map(|z| z.span).collect(),
+        spans: a.zones().iter().map(|z| z.span()).collect(),
         free: a.free_pages(),
-        managed: a.zones.iter().map(|z| z.managed_pages).collect(),
-        present: a.zones.iter().map(|z| z.present_pages).collect(),
+        managed: a.zones().iter().map(|z| z.managed_pages()).collect(),
+        present: a.zones().iter().map(|z| z.present_pages()).collect(),
         pcp: a
-            .zones
+            .zones()
             .iter()
-            .map(|z| z.pcp.iter().map(|c| c.count).collect())
+            .map(|z| z.pcp().iter().map(|c| c.count).collect())
             .collect(),
         nr_free: a
-            .zones
+            .zones()
             .iter()
-            .map(|z| z.nr_free.iter().map(|r| r.to_vec()).collect())
+            .map(|z| z.nr_free().iter().map(|r| r.to_vec()).collect())
             .collect(),
-        pages: a.zones.iter().map(|z| z.pages.clone()).collect(),
-        pageblocks: a.zones.iter().map(|z| z.pageblocks.clone()).collect(),
-        spbs: a.zones.iter().map(|z| z.spbs.clone()).collect(),
+        pages: a.zones().iter().map(|z| z.pages().to_vec()).collect(),
+        pageblocks: a.zones().iter().map(|z| z.pageblocks().to_vec()).collect(),
+        spbs: a.zones().iter().map(|z| z.spbs().to_vec()).collect(),
     }
 }
 
@@ -57,7 +57,7 @@ fn rejects<T: PartialEq + std::fmt::Debug>(
 ) {
     let before = snap(a);
     let got = f(a);
-    assert_eq!(got, expected, "{}: {:?}", what, a.cfg.policy.kind);
+    assert_eq!(got, expected, "{}: {:?}", what, a.config().policy.kind);
     a.check()
         .unwrap_or_else(|e| panic!("{}: invariant violated after a rejected call: {}", what, e));
     let after = snap(a);
@@ -192,7 +192,7 @@ fn free_of_a_pfn_never_allocated() {
         a.drain_all_pcp();
         // free memory that was never handed out: the head of a free buddy, and a page inside one
         let z = a.zone_by_kind(ZoneKind::Dma32).unwrap();
-        let head = a.zones[z].span.start;
+        let head = a.zones()[z].span().start;
         assert_eq!(a.page_state(head).unwrap().state, PageState::Free);
         rejects(
             &mut a,
@@ -273,7 +273,7 @@ fn split_of_a_free_block_or_to_a_bad_order() {
     for (mut a, live) in setups() {
         a.drain_all_pcp();
         let z = a.zone_by_kind(ZoneKind::Dma32).unwrap();
-        let head = a.zones[z].span.start;
+        let head = a.zones()[z].span().start;
         let o = a.page_state(head).unwrap().order;
         rejects(
             &mut a,
@@ -339,9 +339,9 @@ fn alloc_at_of_a_used_or_bad_block() {
         let (p, _) = *live.iter().find(|(_, o)| *o == 1).unwrap();
         let held = |a: &Allocator| {
             a.free_pages()
-                + a.zones
+                + a.zones()
                     .iter()
-                    .flat_map(|z| z.pcp.iter())
+                    .flat_map(|z| z.pcp().iter())
                     .map(|c| c.count)
                     .sum::<u64>()
         };

@@ -18,20 +18,21 @@ fn nopcp(kind: PolicyKind) -> Config {
 }
 
 fn label(a: &Allocator, pfn: Pfn) -> Mt {
-    let z = &a.zones[a.zone_of(pfn).unwrap()];
+    let z = &a.zones()[a.zone_of(pfn).unwrap()];
     z.pb(pfn).migratetype()
 }
 
 fn relabel(a: &mut Allocator, pfn: Pfn, mt: Mt) {
     let zi = a.zone_of(pfn).unwrap();
-    a.zones[zi].split_straddling(pfn, 3);
-    a.zones[zi].move_freepages_block(pfn, mt).unwrap();
+    let z = &mut test_support::zones_mut(a)[zi];
+    z.split_straddling(pfn, 3);
+    test_support::move_freepages_block(z, pfn, mt).unwrap();
 }
 
 /// Allocate every free page of the zone as movable order-0 pages at known places.
 fn fill_movable(a: &mut Allocator) -> Vec<Pfn> {
-    let z = &a.zones[0];
-    let (s, e) = (z.span.start, z.span.end);
+    let z = &a.zones()[0];
+    let (s, e) = (z.span().start, z.span().end);
     let mut v = vec![];
     for p in s..e {
         if a.alloc_at(p, 0, Gfp::HIGHUSER_MOVABLE, 0).is_ok() {
@@ -51,7 +52,8 @@ fn fallback_prefers_reclaimable_for_unmovable() {
     for p in 0..8 {
         a.free(y + p, 0, 0).unwrap();
     }
-    a.zones[0].move_freepages_block(y, Mt::Reclaimable).unwrap();
+    test_support::move_freepages_block(&mut test_support::zones_mut(&mut a)[0], y, Mt::Reclaimable)
+        .unwrap();
     for p in 0..8 {
         a.free(x + p, 0, 0).unwrap();
     }
@@ -92,7 +94,7 @@ fn claim_needs_half_a_pageblock() {
     assert!((blk_b..blk_b + 8).contains(&p), "claimed {:#x}", p);
     assert_eq!(label(&a, blk_b), Mt::Unmovable, "block B was claimed");
     assert_eq!(label(&a, blk_a), Mt::Movable, "block A keeps its label");
-    assert_eq!(a.vm.get(Vm::ExtfragClaim), 1);
+    assert_eq!(a.vm().get(Vm::ExtfragClaim), 1);
 }
 
 #[test]
@@ -108,7 +110,7 @@ fn below_half_steals_without_relabel() {
         .unwrap();
     assert!((blk..blk + 8).contains(&p));
     assert_eq!(label(&a, blk), Mt::Movable, "a steal does not relabel");
-    assert_eq!(a.vm.get(Vm::ExtfragSteal), 1);
+    assert_eq!(a.vm().get(Vm::ExtfragSteal), 1);
     assert_eq!(a.page_state(p).unwrap().mt, Mt::Unmovable as u8);
 }
 
@@ -123,18 +125,18 @@ fn defrag_mode_never_steals() {
     // GFP_NOWAIT cannot reclaim: with NOFRAGMENT kept it fails instead of stealing
     let r = a.alloc(AllocRequest::new(0, Gfp::NOWAIT), &mut NoEnv);
     assert!(r.is_err());
-    assert_eq!(a.vm.get(Vm::ExtfragSteal), 0);
+    assert_eq!(a.vm().get(Vm::ExtfragSteal), 0);
     // GFP_KERNEL reaches the last resort and then may steal
     a.alloc(AllocRequest::new(0, Gfp::KERNEL), &mut NoEnv)
         .unwrap();
-    assert_eq!(a.vm.get(Vm::ExtfragSteal), 1);
+    assert_eq!(a.vm().get(Vm::ExtfragSteal), 1);
 }
 
 #[test]
 fn movable_claims_only_from_large_enough_buddies() {
     // pageblock order 3: movable requests claim only from buddies of order >= 1
     let mut a = Allocator::new(&tiny(1), nopcp(PolicyKind::Vanilla)).unwrap();
-    let base = a.zones[0].span.start;
+    let base = a.zones()[0].span().start;
     // make everything unmovable-labelled, then leave only order-0 unmovable fragments free
     for b in (0..128).step_by(8) {
         relabel(&mut a, base + b, Mt::Unmovable);
@@ -145,21 +147,21 @@ fn movable_claims_only_from_large_enough_buddies() {
     }
     a.free(got[0], 0, 0).unwrap();
     a.free(got[2], 0, 0).unwrap();
-    let before = a.vm.get(Vm::ExtfragClaim);
+    let before = a.vm().get(Vm::ExtfragClaim);
     a.alloc(AllocRequest::new(0, Gfp::HIGHUSER_MOVABLE), &mut NoEnv)
         .unwrap();
     assert_eq!(
-        a.vm.get(Vm::ExtfragClaim),
+        a.vm().get(Vm::ExtfragClaim),
         before,
         "no claim from an order-0 buddy"
     );
-    assert_eq!(a.vm.get(Vm::ExtfragSteal), 1);
+    assert_eq!(a.vm().get(Vm::ExtfragSteal), 1);
 }
 
 #[test]
 fn merging_across_mergeable_types_at_pageblock_order() {
     let mut a = Allocator::new(&tiny(1), nopcp(PolicyKind::Vanilla)).unwrap();
-    let base = a.zones[0].span.start;
+    let base = a.zones()[0].span().start;
     relabel(&mut a, base, Mt::Unmovable);
     // allocate the unmovable block whole, then free it: it merges with its movable buddy
     a.alloc_at(base, 3, Gfp::KERNEL, 0).unwrap();
@@ -176,7 +178,7 @@ fn merging_across_mergeable_types_at_pageblock_order() {
 #[test]
 fn no_merge_with_isolated_or_highatomic() {
     let mut a = Allocator::new(&tiny(1), nopcp(PolicyKind::Vanilla)).unwrap();
-    let base = a.zones[0].span.start;
+    let base = a.zones()[0].span().start;
     relabel(&mut a, base + 8, Mt::HighAtomic);
     a.alloc_at(base, 3, Gfp::HIGHUSER_MOVABLE, 0).unwrap();
     a.free(base, 3, 0).unwrap();
@@ -191,23 +193,23 @@ fn no_merge_with_isolated_or_highatomic() {
 fn watermarks_follow_min_free_kbytes() {
     let l = MemoryLayout::x86_64(16 << 30, &X86Options::default()).unwrap();
     let a = Allocator::new(&l, Config::default()).unwrap();
-    let total_min: u64 = a.zones.iter().map(|z| z.wmark[0]).sum();
+    let total_min: u64 = a.zones().iter().map(|z| z.wmark()[0]).sum();
     // THP raises min_free_kbytes to 11 pageblocks per zone: 3 zones * 11 * 512 pages
     assert!(
         (16896 - 3..=16896).contains(&total_min),
         "sum of min watermarks {}",
         total_min
     );
-    let n = &a.zones[a.zone_by_kind(ZoneKind::Normal).unwrap()];
-    assert!(n.wmark[1] > n.wmark[0] && n.wmark[2] > n.wmark[1]);
+    let n = &a.zones()[a.zone_by_kind(ZoneKind::Normal).unwrap()];
+    assert!(n.wmark()[1] > n.wmark()[0] && n.wmark()[2] > n.wmark()[1]);
     // GFP_ATOMIC sees 37.5 % less of min: passes where a normal request fails
-    let free = n.wmark[0] - n.wmark[0] / 4;
+    let free = n.wmark()[0] - n.wmark()[0] / 4;
     let f_atomic = AllocFlags::MIN_RESERVE.with(AllocFlags::NON_BLOCK);
-    assert!(n.watermark_ok(0, n.wmark[0], 2, f_atomic, free));
-    assert!(!n.watermark_ok(0, n.wmark[0], 2, AllocFlags::WMARK_MIN, free));
+    assert!(n.watermark_ok(0, n.wmark()[0], 2, f_atomic, free));
+    assert!(!n.watermark_ok(0, n.wmark()[0], 2, AllocFlags::WMARK_MIN, free));
     // lowmem reserve protects DMA32 from Normal-capable requests
-    let d = &a.zones[a.zone_by_kind(ZoneKind::Dma32).unwrap()];
-    assert!(d.lowmem_reserve[ZoneKind::Normal as usize] > 0);
+    let d = &a.zones()[a.zone_by_kind(ZoneKind::Dma32).unwrap()];
+    assert!(d.lowmem_reserve()[ZoneKind::Normal as usize] > 0);
 }
 
 #[test]
@@ -234,8 +236,8 @@ fn highatomic_reserve_and_unreserve() {
         Mt::HighAtomic,
         "a high-order atomic allocation reserves its block"
     );
-    assert_eq!(a.zones[0].nr_reserved_highatomic, 8);
-    assert_eq!(a.vm.get(Vm::HighatomicReserve), 1);
+    assert_eq!(a.zones()[0].nr_reserved_highatomic(), 8);
+    assert_eq!(a.vm().get(Vm::HighatomicReserve), 1);
     // the reserve is hidden from normal requests' watermark and served to atomics first
     let q = a
         .alloc(AllocRequest::new(1, Gfp::ATOMIC), &mut NoEnv)
@@ -245,7 +247,7 @@ fn highatomic_reserve_and_unreserve() {
     // force-unreserve gives the block back to the requester's type
     let mut released = false;
     for _ in 0..2 {
-        let z = &mut a.zones[zi];
+        let z = &mut test_support::zones_mut(&mut a)[zi];
         let mut vm = VmStat::default();
         let mut ev = spb_alloc::event::EventLog::default();
         let mut ctx = spb_alloc::policy::Ctx {
@@ -277,7 +279,7 @@ fn pcp_pages_are_neither_free_nor_allocated() {
         },
     )
     .unwrap();
-    let managed = a.zones[0].managed_pages;
+    let managed = a.zones()[0].managed_pages();
     let p = a
         .alloc(
             AllocRequest::new(0, Gfp::HIGHUSER_MOVABLE).cpu(1),
@@ -285,26 +287,26 @@ fn pcp_pages_are_neither_free_nor_allocated() {
         )
         .unwrap();
     a.check().unwrap();
-    let z = &a.zones[0];
-    let pcp = z.pcp[1].count;
+    let z = &a.zones()[0];
+    let pcp = z.pcp()[1].count;
     assert!(pcp > 0, "the refill left pages on cpu 1's list");
-    assert_eq!(z.free_pages + pcp + 1, managed);
-    assert_eq!(z.spbs.iter().map(|s| s.pcp_pages).sum::<u64>(), pcp);
+    assert_eq!(z.free_pages() + pcp + 1, managed);
+    assert_eq!(z.spbs().iter().map(|s| s.pcp_pages).sum::<u64>(), pcp);
     a.free(p, 0, 1).unwrap();
     assert_eq!(
-        a.zones[0].pcp[1].count,
+        a.zones()[0].pcp()[1].count,
         pcp + 1,
         "a freed order-0 page goes to the per-CPU list"
     );
     a.drain_all_pcp();
-    assert_eq!(a.zones[0].free_pages, managed);
+    assert_eq!(a.zones()[0].free_pages(), managed);
     // buddyinfo does not see per-CPU pages
     a.alloc(AllocRequest::new(0, Gfp::KERNEL), &mut NoEnv)
         .unwrap();
     let bi_pages: u64 = (0..11)
-        .map(|o| a.zones[0].nr_free[o].iter().sum::<u64>() << o)
+        .map(|o| a.zones()[0].nr_free()[o].iter().sum::<u64>() << o)
         .sum();
-    assert_eq!(bi_pages, a.zones[0].free_pages);
+    assert_eq!(bi_pages, a.zones()[0].free_pages());
 }
 
 #[test]
@@ -361,14 +363,14 @@ fn split_pieces_free_separately() {
         a.free(p + i, 0, 0).unwrap();
     }
     a.drain_all_pcp();
-    assert_eq!(a.free_pages(), a.zones[0].managed_pages);
+    assert_eq!(a.free_pages(), a.zones()[0].managed_pages());
 }
 
 #[test]
 fn contig_migrates_movable_and_fails_on_unmovable() {
     let mut a = Allocator::new(&tiny(2), cfg(PolicyKind::Vanilla)).unwrap();
     let mut env = TrackEnv::default();
-    let base = a.zones[0].span.start;
+    let base = a.zones()[0].span().start;
     a.alloc_at(base + 3, 0, Gfp::HIGHUSER_MOVABLE, 7).unwrap();
     env.loc.insert(7, (base + 3, 0));
     a.alloc_at(base + 128 + 5, 0, Gfp::KERNEL, 8).unwrap();
@@ -393,13 +395,13 @@ fn grow_zone_adds_memory() {
     let s = l.zones[0].span.start;
     l.zones[0].uninit.push(PfnRange::new(s + 128, s + 256));
     let mut a = Allocator::new(&l, cfg(PolicyKind::Spb)).unwrap();
-    assert_eq!(a.zones[0].managed_pages, 128);
+    assert_eq!(a.zones()[0].managed_pages(), 128);
     a.grow_zone(0, PfnRange::new(s + 128, s + 256)).unwrap();
-    assert_eq!(a.zones[0].managed_pages, 256);
+    assert_eq!(a.zones()[0].managed_pages(), 256);
     // hot-add beyond the end: new SPBs appear
     a.grow_zone(0, PfnRange::new(s + 256, s + 256 + g.spb_pages()))
         .unwrap();
-    assert_eq!(a.zones[0].spbs.len(), 3);
+    assert_eq!(a.zones()[0].spbs().len(), 3);
     a.check().unwrap();
     assert!(matches!(
         a.grow_zone(0, PfnRange::new(s, s + 8)),
@@ -419,7 +421,7 @@ fn compaction_frees_a_high_order_block() {
         }
     }
     env.loc.clear();
-    assert_eq!(a.zones[0].nr_free[3].iter().sum::<u64>(), 0);
+    assert_eq!(a.zones()[0].nr_free()[3].iter().sum::<u64>(), 0);
     let r = a.compact_zone(
         0,
         Some(3),
@@ -429,8 +431,8 @@ fn compaction_frees_a_high_order_block() {
         &mut env,
     );
     assert_eq!(r, spb_alloc::compaction::CompactResult::Success);
-    assert!(a.zones[0].nr_free[3..].iter().flatten().sum::<u64>() > 0);
-    assert!(a.vm.get(Vm::PgmigrateSuccess) > 0);
+    assert!(a.zones()[0].nr_free()[3..].iter().flatten().sum::<u64>() > 0);
+    assert!(a.vm().get(Vm::PgmigrateSuccess) > 0);
 }
 
 #[test]

@@ -85,7 +85,7 @@ fn x86_layout_16g_builds_and_reports() {
     let a = Allocator::new(&l, Config::default()).unwrap();
     a.check().unwrap();
     let n = a.zone_by_kind(ZoneKind::Normal).unwrap();
-    assert_eq!(a.zones[n].spbs.len(), 13);
+    assert_eq!(a.zones()[n].spbs().len(), 13);
     let bi = a.buddyinfo();
     assert_eq!(bi.lines().count(), 3, "{}", bi);
 }

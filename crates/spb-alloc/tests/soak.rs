@@ -125,12 +125,18 @@ fn replay_fuzz_input() {
     let (mut h, ops) = Harness::from_fuzz_bytes(&data, &[]);
     eprintln!(
         "policy {:?} switches {:#x} cpus {} pcp {}",
-        h.a.cfg.policy.kind, h.a.cfg.policy.spb.0, h.a.cfg.nr_cpus, h.a.cfg.pcp
+        h.a.config().policy.kind,
+        h.a.config().policy.spb.0,
+        h.a.config().nr_cpus,
+        h.a.config().pcp
     );
-    for z in &h.a.zones {
+    for z in h.a.zones() {
         eprintln!(
             "zone {:?} span {:#x}..{:#x} managed {}",
-            z.kind, z.span.start, z.span.end, z.managed_pages
+            z.kind(),
+            z.span().start,
+            z.span().end,
+            z.managed_pages()
         );
     }
     for (i, op) in ops.iter().enumerate() {
@@ -215,7 +221,7 @@ fn bug_grow_zone_forgets_queued_spb_defrag() {
     );
     a.check().unwrap();
     assert!(
-        !a.policy.spb().unwrap().work.is_empty(),
+        !a.policy().spb().unwrap().work.is_empty(),
         "a defrag is queued"
     );
     a.grow_zone(0, PfnRange::new(5 * s + 28, 5 * s + 29))
@@ -275,7 +281,7 @@ fn bug_failed_contig_leaves_mixed_type_buddy() {
         )
         .unwrap();
     a.free(r, 0, 0).unwrap();
-    assert_eq!(a.zones[0].pb(s + 8).mt, MigrateType::Reclaimable as u8);
+    assert_eq!(a.zones()[0].pb(s + 8).mt, MigrateType::Reclaimable as u8);
     // room for migration targets; pin a page of pageblock 2
     for i in 8..16 {
         a.free(s + 8 * i, 3, 0).unwrap();
@@ -290,8 +296,8 @@ fn bug_failed_contig_leaves_mixed_type_buddy() {
     // fixed: the block re-merged on un-isolation, pageblock by pageblock, so both pageblocks
     // carry the list's type (the kernel retypes a mergeable buddy when it merges)
     assert_eq!((head.state, head.order), (PageState::Free, 4));
-    assert_eq!(a.zones[0].pb(s).mt, head.mt);
-    assert_eq!(a.zones[0].pb(s + 8).mt, head.mt);
+    assert_eq!(a.zones()[0].pb(s).mt, head.mt);
+    assert_eq!(a.zones()[0].pb(s + 8).mt, head.mt);
     // pageblock 1 is Reclaimable but covered by a Movable-listed order-4 buddy: split it
     let others: Vec<(Pfn, u8)> = (s + 16..2 * s)
         .filter_map(|p| {
@@ -350,7 +356,7 @@ fn bug_alloc_at_refuses_free_range_over_unmergeable_pageblocks() {
         .unwrap();
     a.free(q, 1, 0).unwrap();
     a.check().unwrap();
-    assert_eq!(a.zones[0].pb(s).mt, MigrateType::HighAtomic as u8);
+    assert_eq!(a.zones()[0].pb(s).mt, MigrateType::HighAtomic as u8);
     assert!(
         (s..s + 16).all(|p| a.find_allocation(p).is_none()),
         "nothing in [s, s + 16) is allocated"

@@ -31,15 +31,15 @@ fn off(w: SpbSwitch) -> SpbSwitches {
 }
 
 fn base(a: &Allocator, spb: u64) -> Pfn {
-    a.zones[0].spbs[spb as usize].start_pfn
+    a.zones()[0].spbs()[spb as usize].start_pfn
 }
 
 fn spb_of(a: &Allocator, p: Pfn) -> u64 {
-    a.zones[0].spb_idx(p) as u64
+    a.zones()[0].spb_idx(p) as u64
 }
 
 fn cat(a: &Allocator, spb: u64) -> Category {
-    a.zones[0].spbs[spb as usize].category
+    a.zones()[0].spbs()[spb as usize].category
 }
 
 /// Fill SPB `spb` with movable order-0 pages except where `keep_free(offset)`; put one unmovable
@@ -82,7 +82,7 @@ fn refuse_optional_noretry_from_slow_path() {
         &mut NoEnv,
     );
     assert!(r.is_err(), "the NORETRY request got {:?}", r);
-    assert!(a.vm.get(Vm::SpbHighorderRefused) >= 1);
+    assert!(a.vm().get(Vm::SpbHighorderRefused) >= 1);
     assert_eq!(cat(&a, 1), Category::Clean, "the clean SPB stays clean");
     // __GFP_NOFAIL never gets the flag: served, and it taints
     let p = a
@@ -103,7 +103,7 @@ fn refuse_optional_switch() {
         let r = a.alloc(AllocRequest::new(1, Gfp::ATOMIC), &mut NoEnv);
         assert_eq!(r.is_err(), refused, "{:?}", r);
         assert_eq!(cat(&a, 1) == Category::Clean, refused);
-        assert_eq!(a.vm.get(Vm::SpbHighorderRefused) > 0, refused);
+        assert_eq!(a.vm().get(Vm::SpbHighorderRefused) > 0, refused);
     }
 }
 
@@ -146,7 +146,7 @@ fn refuse_best_effort_switch() {
             "{:?}",
             r
         );
-        assert_eq!(a.vm.get(Vm::SpbBesteffortRefused) > 0, refused);
+        assert_eq!(a.vm().get(Vm::SpbBesteffortRefused) > 0, refused);
     }
 }
 
@@ -155,7 +155,7 @@ fn atomic_relax_switch() {
     for (sw, relaxed) in [(on(), true), (off(SpbSwitch::AtomicRelax), false)] {
         let mut a = refusal_fixture(sw);
         let _ = a.alloc(AllocRequest::new(1, Gfp::ATOMIC), &mut NoEnv);
-        assert_eq!(a.vm.get(Vm::SpbAtomicRelax) > 0, relaxed);
+        assert_eq!(a.vm().get(Vm::SpbAtomicRelax) > 0, relaxed);
     }
 }
 
@@ -211,7 +211,7 @@ fn hint_cache_switch() {
             .unwrap();
         a.alloc(AllocRequest::new(0, Gfp::HIGHUSER_MOVABLE), &mut NoEnv)
             .unwrap();
-        assert_eq!(a.vm.get(Vm::SpbPass1Hint) > 0, hits);
+        assert_eq!(a.vm().get(Vm::SpbPass1Hint) > 0, hits);
     }
 }
 
@@ -257,7 +257,7 @@ fn pass2b_relabel_switch() {
         assert_eq!(spb_of(&a, p) == 0, expect0);
         if expect0 {
             assert_eq!(
-                a.zones[0].pb(p).migratetype(),
+                a.zones()[0].pb(p).migratetype(),
                 Mt::Unmovable,
                 "PASS_2B relabels the block"
             );
@@ -281,11 +281,11 @@ fn cross_borrow_switch() {
         assert_eq!(spb_of(&a, p) == 0, expect0);
         if expect0 {
             assert_eq!(
-                a.zones[0].pb(p).migratetype(),
+                a.zones()[0].pb(p).migratetype(),
                 Mt::Movable,
                 "PASS_2D borrows without relabelling"
             );
-            assert_eq!(a.vm.get(Vm::SpbPass2d), 1);
+            assert_eq!(a.vm().get(Vm::SpbPass2d), 1);
         }
     }
 }
@@ -355,7 +355,7 @@ fn no_watermark_boost_switch() {
         fill(&mut a, 0, true, |off| off % 8 >= 5);
         a.alloc(AllocRequest::new(0, Gfp::KERNEL), &mut NoEnv)
             .unwrap();
-        assert_eq!(a.zones[0].watermark_boost > 0, boosted);
+        assert_eq!(a.zones()[0].watermark_boost() > 0, boosted);
     }
 }
 
@@ -375,7 +375,7 @@ fn evacuate_claimed_switch() {
         let mut env = TrackEnv::default();
         a.background(1, &mut env);
         assert_eq!(
-            a.zones[0].pb(p).alloc[1] == 0,
+            a.zones()[0].pb(p).alloc[1] == 0,
             evacuated,
             "movable pages left in the claimed block"
         );
@@ -389,16 +389,16 @@ fn defrag_worker_switch() {
         fill(&mut a, 0, true, |off| (120..128).contains(&off)); // one free pageblock
         a.alloc(AllocRequest::new(0, Gfp::KERNEL), &mut NoEnv)
             .unwrap();
-        let before = a.zones[0].spbs[0].pb_free;
+        let before = a.zones()[0].spbs()[0].pb_free;
         a.background(1, &mut TrackEnv::default());
         assert_eq!(
-            a.zones[0].spbs[0].pb_free > before,
+            a.zones()[0].spbs()[0].pb_free > before,
             worked,
             "free pageblocks {} -> {}",
             before,
-            a.zones[0].spbs[0].pb_free
+            a.zones()[0].spbs()[0].pb_free
         );
-        assert_eq!(a.vm.get(Vm::SpbDefragRuns) > 0, worked);
+        assert_eq!(a.vm().get(Vm::SpbDefragRuns) > 0, worked);
     }
 }
 
@@ -424,7 +424,7 @@ fn deferred_evacuation_switch() {
         fill(&mut a, 0, true, |off| (120..128).contains(&off));
         a.alloc(AllocRequest::new(0, Gfp::KERNEL), &mut NoEnv)
             .unwrap();
-        let w = &a.policy.spb().unwrap().work;
+        let w = &a.policy().spb().unwrap().work;
         assert_eq!(
             w.iter().any(|w| matches!(w, Work::EvacuateForOrder { .. })),
             queued,
@@ -472,7 +472,7 @@ fn compaction_spb_switch() {
         let mut a = alloc_with(2, sw, false, None);
         let b = base(&a, 0);
         a.alloc_at(b, 0, Gfp::KERNEL, 0).unwrap();
-        assert_eq!(!a.policy.compaction_source_ok(&a.zones[0], b), skip);
+        assert_eq!(!a.policy().compaction_source_ok(&a.zones()[0], b), skip);
     }
 }
 
@@ -526,7 +526,7 @@ fn pcp_ownership_switch() {
                 &mut NoEnv,
             )
             .unwrap();
-        assert_eq!(a.zones[0].pb(p).owner == 2, owned);
+        assert_eq!(a.zones()[0].pb(p).owner == 2, owned);
         a.free(p, 0, 0).unwrap();
         let m = a.page_state(p).unwrap();
         assert_eq!(m.state, spb_alloc::page::PageState::Pcp);
@@ -551,14 +551,15 @@ fn adopt_partial_switch() {
         let mut a = alloc_with(2, sw, true, None);
         let b = base(&a, 0);
         // an unmovable pageblock in SPB 0 with free fragments
-        a.zones[0].split_straddling(b, 3);
-        a.zones[0].move_freepages_block(b, Mt::Unmovable).unwrap();
+        let z = &mut spb_alloc::test_support::zones_mut(&mut a)[0];
+        z.split_straddling(b, 3);
+        spb_alloc::test_support::move_freepages_block(z, b, Mt::Unmovable).unwrap();
         a.alloc_at(b, 0, Gfp::KERNEL, 0).unwrap();
         let p = a
             .alloc(AllocRequest::new(0, Gfp::KERNEL).cpu(1), &mut NoEnv)
             .unwrap();
         assert_eq!(spb_of(&a, p), 0);
-        assert_eq!(a.zones[0].pb(p).owner == 2, owned);
+        assert_eq!(a.zones()[0].pb(p).owner == 2, owned);
     }
 }
 

@@ -80,12 +80,12 @@ impl ZoneCensus {
 
 /// Census of one zone.
 pub fn zone_census(z: &Zone) -> ZoneCensus {
-    let sp = z.geo.spb_pages();
+    let sp = z.geo().spb_pages();
     let mut c = ZoneCensus {
-        spbs: z.spbs.len() as u64,
+        spbs: z.spbs().len() as u64,
         ..Default::default()
     };
-    for s in &z.spbs {
+    for s in z.spbs() {
         let t = s.is_tainted();
         let p = s.is_pinned();
         let h = s.has_hole();
@@ -115,9 +115,9 @@ pub fn zone_census(z: &Zone) -> ZoneCensus {
 pub fn census(a: &Allocator) -> (ZoneCensus, ZoneCensus) {
     let mut all = ZoneCensus::default();
     let mut normal = ZoneCensus::default();
-    for z in &a.zones {
+    for z in a.zones() {
         let c = zone_census(z);
-        if z.kind == ZoneKind::Normal {
+        if z.kind() == ZoneKind::Normal {
             normal = c;
         }
         all.add(&c);
@@ -144,7 +144,7 @@ fn limit_terms(z: &Zone, inp: LimitInputs) -> (u64, u64, u64) {
     (
         c.spbs,
         c.pinned_or_hole,
-        nonmov_stuck + c.reserved_pages + movable_stuck + z.wmark[WMARK_MIN],
+        nonmov_stuck + c.reserved_pages + movable_stuck + z.wmark()[WMARK_MIN],
     )
 }
 
@@ -155,7 +155,7 @@ fn limit_of(spbs: u64, pinned_or_hole: u64, must: u64, spb_pages: u64) -> u64 {
 /// The 1 GiB limit of one zone, counting the zone's own pages.
 pub fn zone_limit(z: &Zone, inp: LimitInputs) -> u64 {
     let (n, p, m) = limit_terms(z, inp);
-    limit_of(n, p, m, z.geo.spb_pages())
+    limit_of(n, p, m, z.geo().spb_pages())
 }
 
 /// The 1 GiB limit of the Normal zone (its own pages) and of all zones together: the formula
@@ -165,17 +165,17 @@ pub fn zone_limit(z: &Zone, inp: LimitInputs) -> u64 {
 pub fn limits(a: &Allocator, inputs: &[LimitInputs]) -> (u64, u64) {
     let (mut n, mut p, mut m) = (0, 0, 0);
     let mut normal = 0;
-    for (i, z) in a.zones.iter().enumerate() {
+    for (i, z) in a.zones().iter().enumerate() {
         let inp = inputs.get(i).copied().unwrap_or_default();
         let t = limit_terms(z, inp);
-        if z.kind == ZoneKind::Normal {
-            normal = limit_of(t.0, t.1, t.2, z.geo.spb_pages());
+        if z.kind() == ZoneKind::Normal {
+            normal = limit_of(t.0, t.1, t.2, z.geo().spb_pages());
         }
         n += t.0;
         p += t.1;
         m += t.2;
     }
-    (normal, limit_of(n, p, m, a.geo.spb_pages()))
+    (normal, limit_of(n, p, m, a.geo().spb_pages()))
 }
 
 /// What a pageblock holds.
@@ -183,7 +183,7 @@ pub fn block_content(z: &Zone, pfn: u64) -> BlockContent {
     if !z.contains(pfn) {
         return BlockContent::Hole;
     }
-    let pbp = z.geo.pageblock_pages();
+    let pbp = z.geo().pageblock_pages();
     let pb = z.pb(pfn);
     if pb.absent as u64 >= pbp {
         return BlockContent::Hole;
@@ -215,9 +215,9 @@ pub fn block_content(z: &Zone, pfn: u64) -> BlockContent {
 /// The SPB map at time `t` (seconds): one row per SPB of every zone.
 pub fn spb_map(a: &Allocator, t: f64) -> SpbMap {
     let mut rows = Vec::new();
-    for z in &a.zones {
-        let pbp = z.geo.pageblock_pages();
-        for s in &z.spbs {
+    for z in a.zones() {
+        let pbp = z.geo().pageblock_pages();
+        for s in z.spbs() {
             let mut cat = String::from(if s.contig_allocated {
                 "isolated"
             } else if s.is_tainted() {
@@ -233,11 +233,11 @@ pub fn spb_map(a: &Allocator, t: f64) -> SpbMap {
             if s.has_hole() {
                 cat.push_str("+hole");
             }
-            let blocks = (0..z.geo.pageblocks_per_spb())
+            let blocks = (0..z.geo().pageblocks_per_spb())
                 .map(|k| block_content(z, s.start_pfn + k * pbp))
                 .collect();
             rows.push(SpbRow {
-                zone: z.kind.name().to_string(),
+                zone: z.kind().name().to_string(),
                 start_pfn: s.start_pfn,
                 category: cat,
                 blocks,
@@ -296,8 +296,8 @@ pub const GFP_PROBE: Gfp = Gfp::HIGHUSER
 /// SPB-order blocks until a request fails; then reclaim (clean page cache, reclaimable slab)
 /// once and continue until a request fails again. The pages obtained stay allocated.
 pub fn probe(a: &mut Allocator, env: &mut dyn ProbeEnv) -> ProbeResult {
-    let order = a.geo.spb_order;
-    let before = a.pages_migrated;
+    let order = a.geo().spb_order;
+    let before = a.pages_migrated();
     let mut r = ProbeResult::default();
     let mut reclaimed = false;
     env.set_contig_mode(true);
@@ -306,7 +306,7 @@ pub fn probe(a: &mut Allocator, env: &mut dyn ProbeEnv) -> ProbeResult {
         match a.alloc_contig(order, GFP_PROBE, cookie, env) {
             Ok(p) => {
                 r.allocatable += 1;
-                if a.zone_of(p).map(|zi| a.zones[zi].kind) == Some(ZoneKind::Normal) {
+                if a.zone_of(p).map(|zi| a.zones()[zi].kind()) == Some(ZoneKind::Normal) {
                     r.normal_allocatable += 1;
                 }
                 r.pages.push(p);
@@ -330,7 +330,7 @@ pub fn probe(a: &mut Allocator, env: &mut dyn ProbeEnv) -> ProbeResult {
         }
     }
     env.set_contig_mode(false);
-    r.pages_migrated = a.pages_migrated - before;
+    r.pages_migrated = a.pages_migrated() - before;
     r
 }
 
@@ -410,7 +410,7 @@ mod tests {
             (n.spbs, n.empty, n.clean, n.lost, n.tainted),
             (4, 4, 0, 0, 0)
         );
-        let sp = a.geo.spb_pages();
+        let sp = a.geo().spb_pages();
         // a movable page: one clean SPB; an unmovable page: one tainted SPB
         let m = alloc(&mut a, 0, Gfp::HIGHUSER_MOVABLE, 1);
         let u = alloc(&mut a, 0, Gfp::KERNEL, 2);
@@ -446,10 +446,10 @@ mod tests {
     #[test]
     fn floors_count_pages_not_spbs() {
         let mut a = tiny(4);
-        let sp = a.geo.spb_pages();
+        let sp = a.geo().spb_pages();
         // 1.5 SPBs worth of unmovable pages
         let n = sp + sp / 2;
-        let order = a.geo.max_order;
+        let order = a.geo().max_order;
         let mut k = 0;
         while k < n {
             alloc(&mut a, order, Gfp::KERNEL, 0);
@@ -496,20 +496,20 @@ mod tests {
         assert!(map.rows[1].category.contains("pinned"));
         assert!(map.rows[1].blocks.contains(&BlockContent::Reserved));
         assert!(map.rows[3].blocks.contains(&BlockContent::Hole));
-        assert_eq!(zone_limit(&a.zones[0], LimitInputs::default()), 1);
+        assert_eq!(zone_limit(&a.zones()[0], LimitInputs::default()), 1);
     }
 
     #[test]
     fn limit_counts_what_must_stay() {
         let mut a = tiny(4);
-        let sp = a.geo.spb_pages();
-        let wmin = a.zones[0].wmark[WMARK_MIN];
+        let sp = a.geo().spb_pages();
+        let wmin = a.zones()[0].wmark()[WMARK_MIN];
         assert_eq!(
-            zone_limit(&a.zones[0], LimitInputs::default()),
+            zone_limit(&a.zones()[0], LimitInputs::default()),
             4 - wmin.div_ceil(sp).min(4)
         );
         // fill 2.5 SPBs with movable pages: 1 SPB of them clean page cache
-        let order = a.geo.max_order;
+        let order = a.geo().max_order;
         let mut k = 0;
         while k < 2 * sp + sp / 2 {
             alloc(&mut a, order, Gfp::HIGHUSER_MOVABLE, 0);
@@ -517,19 +517,19 @@ mod tests {
         }
         let must = 2 * sp + sp / 2 + wmin;
         assert_eq!(
-            zone_limit(&a.zones[0], LimitInputs::default()),
+            zone_limit(&a.zones()[0], LimitInputs::default()),
             4 - must.div_ceil(sp)
         );
         let inp = LimitInputs {
             clean_cache_pages: sp,
             shrinkable_pages: 0,
         };
-        assert_eq!(zone_limit(&a.zones[0], inp), 4 - (must - sp).div_ceil(sp));
+        assert_eq!(zone_limit(&a.zones()[0], inp), 4 - (must - sp).div_ceil(sp));
         // shrinkable slab pages do not count, the others do
         let u = alloc(&mut a, 0, Gfp::KERNEL.with(Gfp::RECLAIMABLE), 0);
         let _ = u;
         let l1 = zone_limit(
-            &a.zones[0],
+            &a.zones()[0],
             LimitInputs {
                 clean_cache_pages: sp,
                 shrinkable_pages: 1,
@@ -541,11 +541,11 @@ mod tests {
     #[test]
     fn probe_migrates_refuses_pinned_and_reclaims() {
         let mut a = tiny(4);
-        let sp = a.geo.spb_pages();
+        let sp = a.geo().spb_pages();
         let mut e = E::default();
         // one movable block in every SPB (cookie = block index + 1): fill the zone with
         // max-order movable blocks, then free all but the first block of each SPB
-        let order = a.geo.max_order;
+        let order = a.geo().max_order;
         let mut heads = Vec::new();
         while let Ok(p) = a.alloc(
             AllocRequest::new(order, Gfp::HIGHUSER_MOVABLE).cookie(heads.len() as u32 + 1),

@@ -96,7 +96,7 @@ impl FrameAlloc for Spb {
     }
     fn set_pcp(&mut self, on: bool) {
         self.0.drain_all_pcp();
-        self.0.cfg.pcp = on;
+        spb_alloc::test_support::config_mut(&mut self.0).pcp = on;
     }
     fn drain(&mut self) {
         self.0.drain_all_pcp();
@@ -236,14 +236,14 @@ impl Kind {
 /// peers are given.
 pub fn managed_ranges(a: &Allocator) -> Vec<(u64, u64)> {
     let mut out: Vec<(u64, u64)> = Vec::new();
-    for z in &a.zones {
+    for z in a.zones() {
         let mut run: Option<u64> = None;
-        for (i, p) in z.pages.iter().enumerate() {
+        for (i, p) in z.pages().iter().enumerate() {
             let managed = !matches!(
                 p.state,
                 PageState::Hole | PageState::Reserved | PageState::Uninit
             );
-            let pfn = z.span.start + i as u64;
+            let pfn = z.span().start + i as u64;
             match (managed, run) {
                 (true, None) => run = Some(pfn),
                 (false, Some(s)) => {
@@ -254,7 +254,7 @@ pub fn managed_ranges(a: &Allocator) -> Vec<(u64, u64)> {
             }
         }
         if let Some(s) = run {
-            out.push((s, z.span.end));
+            out.push((s, z.span().end));
         }
     }
     // merge ranges that touch across a zone boundary

@@ -766,7 +766,7 @@ impl<'a> Decoder<'a> {
                             while r < end && self.st_at(r) == S_UNINIT {
                                 r += 1;
                             }
-                            for (bp, bo) in spb_alloc::zone::carve(PfnRange::new(q, r), mo) {
+                            for (bp, bo) in PfnRange::new(q, r).aligned_blocks(mo) {
                                 self.push(Op::grow(bp, bo, ts_us));
                                 self.mark_free(bp, bo);
                             }
@@ -921,7 +921,7 @@ impl<'a> Decoder<'a> {
                     while r < pfn + n && self.st_at(r) == S_UNINIT {
                         r += 1;
                     }
-                    for (bp, bo) in spb_alloc::zone::carve(PfnRange::new(q, r), self.st.max_order) {
+                    for (bp, bo) in PfnRange::new(q, r).aligned_blocks(self.st.max_order) {
                         self.push(Op::grow(bp, bo, ts_us));
                         self.mark_free(bp, bo);
                     }

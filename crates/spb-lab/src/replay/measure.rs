@@ -35,10 +35,10 @@ impl ProbeEnv for MapEnv {
 pub fn tainted_now(a: &Allocator) -> (u64, u64) {
     let mut all = 0u64;
     let mut normal = 0u64;
-    for z in &a.zones {
-        let t = z.spb_lists.category_count(Category::Tainted) as u64;
+    for z in a.zones() {
+        let t = z.spb_lists().category_count(Category::Tainted) as u64;
         all += t;
-        if z.kind == ZoneKind::Normal {
+        if z.kind() == ZoneKind::Normal {
             normal += t;
         }
     }

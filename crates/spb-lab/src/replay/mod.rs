@@ -509,7 +509,7 @@ pub fn replay(path: &Path, opts: &ReplayOptions) -> Result<ReplayOutput, ReplayE
     let min_wmark = {
         let a = spb_alloc::Allocator::new(&layout, spb_alloc::Config::default())
             .map_err(|e| ReplayError::Layout(e.to_string()))?;
-        a.zones
+        a.zones()
             .iter()
             .map(|z| z.wmark_pages(WMARK_MIN))
             .sum::<u64>()

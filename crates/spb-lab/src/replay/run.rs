@@ -83,9 +83,9 @@ pub fn block_counts(
     layout: &MemoryLayout,
 ) -> BTreeMap<String, BTreeMap<String, u64>> {
     let mut out = BTreeMap::new();
-    for (zi, z) in a.zones.iter().enumerate() {
-        let pbp = z.geo.pageblock_pages() as u16;
-        let spec = layout.zones.get(zi).filter(|s| s.kind == z.kind);
+    for (zi, z) in a.zones().iter().enumerate() {
+        let pbp = z.geo().pageblock_pages() as u16;
+        let spec = layout.zones.get(zi).filter(|s| s.kind == z.kind());
         let deferred = spec.is_some_and(|s| !s.uninit.is_empty());
         let mut m: BTreeMap<String, u64> = BTreeMap::new();
         for mt in [
@@ -97,7 +97,7 @@ pub fn block_counts(
         ] {
             m.insert(mt.name().to_string(), 0);
         }
-        for pb in &z.pageblocks {
+        for pb in z.pageblocks() {
             if pb.absent >= pbp {
                 continue;
             }
@@ -106,7 +106,7 @@ pub fn block_counts(
             }
             *m.entry(pb.list_type().name().to_string()).or_default() += 1;
         }
-        out.insert(z.kind.name().to_string(), m);
+        out.insert(z.kind().name().to_string(), m);
     }
     out
 }
@@ -141,23 +141,13 @@ pub(crate) fn build_allocator(
         }
     }
     for &(pfn, mt) in &log.pageblock_types {
-        // a pageblock straddling the zone start (DMA: pfn 0) is looked up by the zone's start
-        let zi = a.zone_of(pfn).or_else(|| {
-            a.zones
-                .iter()
-                .position(|z| z.span.start > pfn && z.span.start < pfn + a.geo.pageblock_pages())
-        });
-        let Some(zi) = zi else {
-            bump(notes, "pageblock_label_failed", 1);
-            continue;
-        };
-        let pfn = pfn.max(a.zones[zi].span.start);
+        // a pageblock straddling the zone start (DMA: pfn 0) is labelled by its part in the zone
         let mt = MigrateType::from_u8(mt).unwrap_or(MigrateType::Movable);
-        if a.zones[zi].move_freepages_block(pfn, mt).is_none() {
+        if a.label_pageblock(pfn, mt).is_err() {
             bump(notes, "pageblock_label_failed", 1);
         }
     }
-    let _ = a.events.drain().count();
+    let _ = a.drain_events().count();
     Ok((a, env))
 }
 
@@ -176,7 +166,7 @@ pub fn run_policy(
     let mut notes: BTreeMap<String, u64> = BTreeMap::new();
     let (mut a, mut env) = build_allocator(log, layout, sel, &mut notes)?;
     let real = matches!(sel, PolicySel::Real);
-    let pbo = a.geo.pageblock_order;
+    let pbo = a.geo().pageblock_order;
     let mut failures: BTreeMap<String, u64> = BTreeMap::new();
     let mut thp = Thp::default();
     let mut fallback_replays = 0u64;
@@ -208,10 +198,10 @@ pub fn run_policy(
     let mut next_grow = 0usize;
     let mut grow_pos = 0usize; // index into grow_idx of the op being replayed
     let first_normal = a
-        .zones
+        .zones()
         .iter()
-        .find(|z| z.kind == spb_alloc::ZoneKind::Normal)
-        .map(|z| z.span.start)
+        .find(|z| z.kind() == spb_alloc::ZoneKind::Normal)
+        .map(|z| z.span().start)
         .unwrap_or(u64::MAX);
     let mut lower_zone_pages = 0u64;
     let mut lower_zone_first_us: Option<u64> = None;
@@ -245,8 +235,8 @@ pub fn run_policy(
                 if !grow_idx.is_empty() && next_grow < grow_idx.len() {
                     let kz = a.zone_of(log.ops[grow_idx[next_grow]].pfn as u64);
                     if let Some(zi) = kz {
-                        let z = &a.zones[zi];
-                        if z.free_pages
+                        let z = &a.zones()[zi];
+                        if z.free_pages()
                             < z.wmark_pages(spb_alloc::zone::WMARK_LOW) + (1u64 << order)
                         {
                             // grow the next burst (consecutive Grow ops) now
@@ -290,7 +280,7 @@ pub fn run_policy(
                     let req = AllocRequest {
                         order,
                         gfp,
-                        cpu: op.arg as u16 % a.cfg.nr_cpus as u16,
+                        cpu: op.arg as u16 % a.config().nr_cpus as u16,
                         cookie: op.pfn,
                         trylock: false,
                     };
@@ -350,7 +340,7 @@ pub fn run_policy(
                 if !real && pcp_decay {
                     save_highs(&a, &mut saved_high);
                 }
-                let cpu = op.arg as u16 % a.cfg.nr_cpus as u16;
+                let cpu = op.arg as u16 % a.config().nr_cpus as u16;
                 let e = env.map[pfn as usize];
                 if e == M_NONE {
                     bump(&mut notes, "free_unmapped", 1);
@@ -454,17 +444,18 @@ pub fn run_policy(
     // the replay's CPU time: allocator, prefill and ops (not the end-of-run measures)
     let cpu_s = thread_cpu_s() - cpu0;
     // everything read from the allocator before the probe changes it
-    let vmstat: BTreeMap<String, u64> =
-        a.vm.iter()
-            .filter(|(_, v)| *v > 0)
-            .map(|(k, v)| (k.to_string(), v))
-            .collect();
-    let pages_migrated = a.pages_migrated;
+    let vmstat: BTreeMap<String, u64> = a
+        .vm()
+        .iter()
+        .filter(|(_, v)| *v > 0)
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+    let pages_migrated = a.pages_migrated();
     let extfrag = ExtfragCounts {
-        events: a.vm.get(Vm::ExtfragEvents),
-        fragmenting: a.vm.get(Vm::ExtfragFragmenting),
-        claim: a.vm.get(Vm::ExtfragClaim),
-        steal: a.vm.get(Vm::ExtfragSteal),
+        events: a.vm().get(Vm::ExtfragEvents),
+        fragmenting: a.vm().get(Vm::ExtfragFragmenting),
+        claim: a.vm().get(Vm::ExtfragClaim),
+        steal: a.vm().get(Vm::ExtfragSteal),
         by_pair: extfrag_pairs,
     };
     let blocks = block_counts(&a, layout);
@@ -495,7 +486,7 @@ pub fn run_policy(
         scenario: scenario.to_string(),
         policy: sel.label(),
         seed: 0,
-        memory_bytes: present << a.geo.page_shift,
+        memory_bytes: present << a.geo().page_shift,
         virtual_seconds: log.duration_s,
         events,
         wall_seconds: wall0.elapsed().as_secs_f64(),
@@ -527,47 +518,19 @@ pub fn run_policy(
 /// modelled per-CPU lists grow towards `high_max` (managed/8 per CPU: 217 088 pages in the
 /// pagecache trace) where the kernel's stay near `high_min`. Returns pages drained.
 pub(crate) fn decay_pcp_high(a: &mut Allocator) -> u64 {
-    let mut drained = 0;
-    for z in a.zones.iter_mut() {
-        for cpu in 0..z.pcp.len() {
-            let p = &mut z.pcp[cpu];
-            if p.high > p.high_min {
-                let floor = p.count.saturating_sub(p.batch << 5);
-                p.high = floor.max(p.high - (p.high >> 3)).max(p.high_min);
-            }
-            let (count, high) = (p.count, p.high);
-            if count > high {
-                drained += z.free_pcppages_bulk(cpu, count - high, 0);
-            }
-        }
-        let _ = z.take_cat_changes();
-    }
-    drained
+    a.decay_pcp_high_all()
 }
 
 /// WORKAROUND (with [`decay_pcp_high`]): the kernel's free path raises `high` only to
 /// `free_count + batch` (at most `batch << 5` + `batch` = 2 079 pages here, below `high_min`), so in
 /// effect never; the core raises it by `batch` at every trim. Save the highs before a free...
 fn save_highs(a: &Allocator, out: &mut Vec<u64>) {
-    out.clear();
-    out.extend(a.zones.iter().flat_map(|z| z.pcp.iter()).map(|p| p.high));
+    a.pcp_highs(out);
 }
 
 /// ...and undo any increase after it.
 fn restore_highs(a: &mut Allocator, saved: &[u64]) {
-    let mut i = 0;
-    for z in a.zones.iter_mut() {
-        for p in z.pcp.iter_mut() {
-            if let Some(&h) = saved.get(i) {
-                if p.high > h {
-                    let need =
-                        (p.free_count.min(p.batch << 5) + p.batch).clamp(p.high_min, p.high_max);
-                    p.high = h.max(need);
-                }
-            }
-            i += 1;
-        }
-    }
+    a.cap_pcp_high(saved);
 }
 
 fn grow(a: &mut Allocator, pfn: u64, order: u8, notes: &mut BTreeMap<String, u64>) {
@@ -584,15 +547,11 @@ fn grow(a: &mut Allocator, pfn: u64, order: u8, notes: &mut BTreeMap<String, u64
 
 /// Pages on per-CPU lists now.
 pub(crate) fn pcp_pages(a: &Allocator) -> u64 {
-    a.zones
-        .iter()
-        .flat_map(|z| z.pcp.iter())
-        .map(|p| p.count)
-        .sum()
+    a.pcp_pages()
 }
 
 fn drain_events(a: &mut Allocator, pairs: &mut BTreeMap<String, u64>) {
-    for e in a.events.drain() {
+    for e in a.drain_events() {
         if let spb_alloc::event::Event::ExtFrag {
             alloc_mt,
             fallback_mt,
@@ -623,6 +582,6 @@ fn sample(a: &Allocator, ts_us: u64) -> TimelinePoint {
         gigantic_obtainable: None,
         thp_attempts: 0,
         thp_success: 0,
-        pages_migrated: a.pages_migrated,
+        pages_migrated: a.pages_migrated(),
     }
 }

@@ -164,7 +164,11 @@ impl Sim {
             ..Config::default()
         };
         let a = Allocator::new(&layout, cfg).map_err(|e| format!("machine: {e}"))?;
-        let bounds: Vec<(u64, u64)> = a.zones.iter().map(|z| (z.span.start, z.span.end)).collect();
+        let bounds: Vec<(u64, u64)> = a
+            .zones()
+            .iter()
+            .map(|z| (z.span().start, z.span().end))
+            .collect();
         let w = World::new(bounds, sc.machine.cpus, sc.vm.swap);
         let geo = layout.geometry;
         let mut sim = Sim {
@@ -345,7 +349,7 @@ impl Sim {
     }
 
     fn kick_background(&mut self) {
-        if self.a.pending.kswapd.is_some() || self.a.pending.kcompactd.is_some() {
+        if self.a.pending().kswapd.is_some() || self.a.pending().kcompactd.is_some() {
             self.st.bg_calls += 1;
             let t0 = if PROFILE {
                 Some(std::time::Instant::now())

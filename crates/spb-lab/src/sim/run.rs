@@ -57,9 +57,9 @@ impl Sim {
     pub fn verify(&self, full: bool) -> Result<(), String> {
         let alloc: u64 = self
             .a
-            .zones
+            .zones()
             .iter()
-            .flat_map(|z| z.spbs.iter())
+            .flat_map(|z| z.spbs().iter())
             .map(|s| s.alloc_pages.iter().sum::<u64>())
             .sum();
         let world: u64 = self.w.kind_pages.iter().sum();
@@ -83,7 +83,7 @@ impl Sim {
 
     /// Per-zone inputs of the limit.
     pub fn limit_inputs(&self) -> Vec<LimitInputs> {
-        (0..self.a.zones.len())
+        (0..self.a.zones().len())
             .map(|i| LimitInputs {
                 shrinkable_pages: self.w.freeable_slab_zone[i],
                 clean_cache_pages: self.w.clean_cache_zone[i],
@@ -117,14 +117,18 @@ impl Sim {
             gigantic_obtainable: Some((all.clean + all.empty).min(lim_all)),
             thp_attempts: att,
             thp_success: ok,
-            pages_migrated: self.a.pages_migrated,
+            pages_migrated: self.a.pages_migrated(),
         });
     }
 
     /// Kernel-named counters.
     pub fn vmstat(&self) -> BTreeMap<String, u64> {
-        let mut m: BTreeMap<String, u64> =
-            self.a.vm.iter().map(|(k, v)| (k.to_string(), v)).collect();
+        let mut m: BTreeMap<String, u64> = self
+            .a
+            .vm()
+            .iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
         let w = &self.w;
         let kp = |k: u8| w.kind_pages[k as usize];
         let tp = 1u64 << self.thp_order();
@@ -242,7 +246,7 @@ pub fn run_scenario(
     let (n, all) = measure::census(&sim.a);
     let (lim_n, lim_all) = measure::limits(&sim.a, &sim.limit_inputs());
     let events = sim.events();
-    let pages_migrated = sim.a.pages_migrated;
+    let pages_migrated = sim.a.pages_migrated();
     let vmstat = sim.vmstat();
     let mut extra = sim.extra();
     extra.insert(
@@ -294,7 +298,7 @@ pub fn run_scenario(
     if let Some(z) = sim.normal_zone() {
         extra.insert(
             "normal_min_watermark".into(),
-            sim.a.zones[z].wmark[0].into(),
+            sim.a.zones()[z].wmark()[0].into(),
         );
     }
     let wall = t0.elapsed().as_secs_f64();
