@@ -45,14 +45,14 @@ pub enum PageState {
 #[repr(C)]
 pub struct PageMeta {
     /// Next entry on a free or per-CPU list; the cookie of an allocated head.
-    pub next: u32,
-    pub prev: u32,
-    pub order: u8,
-    pub state: PageState,
+    pub(crate) next: u32,
+    pub(crate) prev: u32,
+    pub(crate) order: u8,
+    pub(crate) state: PageState,
     /// Migratetype: requested type for allocations, list type for free and per-CPU entries.
-    pub mt: u8,
+    pub(crate) mt: u8,
     /// The CPU of a per-CPU list entry.
-    pub aux: u8,
+    pub(crate) aux: u8,
 }
 
 const _: () = assert!(core::mem::size_of::<PageMeta>() == 12);
@@ -99,5 +99,27 @@ impl PageMeta {
     #[inline(always)]
     pub const fn cpu(&self) -> usize {
         self.aux as usize
+    }
+}
+
+/// Read-only access to the fields (the inspection view; only the allocator changes them).
+impl PageMeta {
+    pub fn next(&self) -> u32 {
+        self.next
+    }
+    pub fn prev(&self) -> u32 {
+        self.prev
+    }
+    pub fn order(&self) -> u8 {
+        self.order
+    }
+    pub fn state(&self) -> PageState {
+        self.state
+    }
+    pub fn mt(&self) -> u8 {
+        self.mt
+    }
+    pub fn aux(&self) -> u8 {
+        self.aux
     }
 }

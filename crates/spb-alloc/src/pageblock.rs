@@ -65,16 +65,16 @@ pub mod pbflag {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PageblockMeta {
     /// The migratetype label.
-    pub mt: u8,
+    pub(crate) mt: u8,
     /// [`pbflag`] bits.
-    pub flags: u8,
+    pub(crate) flags: u8,
     /// Owning CPU + 1 for per-CPU pageblock ownership (spb patches 02/21); 0 = unowned.
-    pub owner: u16,
-    pub free: u16,
-    pub pcp: u16,
-    pub alloc: [u16; 4],
-    pub reserved: u16,
-    pub absent: u16,
+    pub(crate) owner: u16,
+    pub(crate) free: u16,
+    pub(crate) pcp: u16,
+    pub(crate) alloc: [u16; 4],
+    pub(crate) reserved: u16,
+    pub(crate) absent: u16,
 }
 
 impl PageblockMeta {
@@ -162,5 +162,33 @@ impl PageblockMeta {
             Acct::Reserved => &mut self.reserved,
             Acct::Absent => &mut self.absent,
         }
+    }
+}
+
+/// Read-only access to the fields (the inspection view; only the allocator changes them).
+impl PageblockMeta {
+    pub fn mt(&self) -> u8 {
+        self.mt
+    }
+    pub fn flags(&self) -> u8 {
+        self.flags
+    }
+    pub fn owner(&self) -> u16 {
+        self.owner
+    }
+    pub fn free(&self) -> u16 {
+        self.free
+    }
+    pub fn pcp(&self) -> u16 {
+        self.pcp
+    }
+    pub fn alloc(&self) -> [u16; 4] {
+        self.alloc
+    }
+    pub fn reserved(&self) -> u16 {
+        self.reserved
+    }
+    pub fn absent(&self) -> u16 {
+        self.absent
     }
 }

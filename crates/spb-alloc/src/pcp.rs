@@ -30,16 +30,16 @@ pub const PCP_BATCH_SCALE_MAX: u8 = 5;
 /// linked through `next`/`prev`.
 #[derive(Clone, Debug)]
 pub struct Pcp {
-    pub head: [u32; NR_PCP_LISTS],
-    pub tail: [u32; NR_PCP_LISTS],
+    pub(crate) head: [u32; NR_PCP_LISTS],
+    pub(crate) tail: [u32; NR_PCP_LISTS],
     /// Pages on all lists.
-    pub count: u64,
-    pub high: u64,
-    pub high_min: u64,
-    pub high_max: u64,
-    pub batch: u64,
-    pub alloc_factor: u8,
-    pub free_count: u64,
+    pub(crate) count: u64,
+    pub(crate) high: u64,
+    pub(crate) high_min: u64,
+    pub(crate) high_max: u64,
+    pub(crate) batch: u64,
+    pub(crate) alloc_factor: u8,
+    pub(crate) free_count: u64,
 }
 
 impl Default for Pcp {
@@ -294,5 +294,36 @@ impl Zone {
             }
         }
         freed
+    }
+}
+
+/// Read-only access to the fields (the inspection view; only the allocator changes them).
+impl Pcp {
+    pub fn head(&self) -> [u32; NR_PCP_LISTS] {
+        self.head
+    }
+    pub fn tail(&self) -> [u32; NR_PCP_LISTS] {
+        self.tail
+    }
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+    pub fn high(&self) -> u64 {
+        self.high
+    }
+    pub fn high_min(&self) -> u64 {
+        self.high_min
+    }
+    pub fn high_max(&self) -> u64 {
+        self.high_max
+    }
+    pub fn batch(&self) -> u64 {
+        self.batch
+    }
+    pub fn alloc_factor(&self) -> u8 {
+        self.alloc_factor
+    }
+    pub fn free_count(&self) -> u64 {
+        self.free_count
     }
 }

@@ -45,33 +45,33 @@ pub const FIRST_WITH_FREE: usize = 1;
 /// - The SPB is linked on exactly one zone list: `lists[category][fullness]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SpbMeta {
-    pub start_pfn: u64,
+    pub(crate) start_pfn: u64,
     /// Pageblocks of this SPB inside the zone span.
-    pub total_pageblocks: u32,
-    pub pb_free: u32,
-    pub pb_unmovable: u32,
-    pub pb_reclaimable: u32,
-    pub pb_movable: u32,
+    pub(crate) total_pageblocks: u32,
+    pub(crate) pb_free: u32,
+    pub(crate) pb_unmovable: u32,
+    pub(crate) pb_reclaimable: u32,
+    pub(crate) pb_movable: u32,
     /// Pageblocks holding reserved pages or holes.
-    pub pb_reserved: u32,
-    pub free_pages: u64,
-    pub pcp_pages: u64,
+    pub(crate) pb_reserved: u32,
+    pub(crate) free_pages: u64,
+    pub(crate) pcp_pages: u64,
     /// Allocated pages by class (unmovable, movable, reclaimable, highatomic).
-    pub alloc_pages: [u64; 4],
-    pub reserved_pages: u64,
+    pub(crate) alloc_pages: [u64; 4],
+    pub(crate) reserved_pages: u64,
     /// Holes, uninitialised memory and pages outside the zone span.
-    pub absent_pages: u64,
+    pub(crate) absent_pages: u64,
     /// Pages of the SPB outside the zone span (part of `absent_pages`).
-    pub outside_pages: u64,
+    pub(crate) outside_pages: u64,
     /// Held by a contiguous allocation (patch 17).
-    pub contig_allocated: bool,
-    pub category: Category,
-    pub fullness: u8,
-    pub list_prev: u32,
-    pub list_next: u32,
+    pub(crate) contig_allocated: bool,
+    pub(crate) category: Category,
+    pub(crate) fullness: u8,
+    pub(crate) list_prev: u32,
+    pub(crate) list_next: u32,
     /// Free-page thresholds of the fullness buckets above 1: `ceil((2k+1)/8 * usable)`, k = 0..3.
     /// Derived from the usable pages; refreshed whenever those change.
-    pub bounds: [u64; 4],
+    pub(crate) bounds: [u64; 4],
 }
 
 impl SpbMeta {
@@ -334,4 +334,65 @@ pub(crate) fn new_spbs(first_spb_pfn: u64, n: usize, spb_pages: u64) -> Vec<SpbM
     (0..n)
         .map(|i| SpbMeta::new(first_spb_pfn + i as u64 * spb_pages))
         .collect()
+}
+
+/// Read-only access to the fields (the inspection view; only the allocator changes them).
+impl SpbMeta {
+    pub fn start_pfn(&self) -> u64 {
+        self.start_pfn
+    }
+    pub fn total_pageblocks(&self) -> u32 {
+        self.total_pageblocks
+    }
+    pub fn pb_free(&self) -> u32 {
+        self.pb_free
+    }
+    pub fn pb_unmovable(&self) -> u32 {
+        self.pb_unmovable
+    }
+    pub fn pb_reclaimable(&self) -> u32 {
+        self.pb_reclaimable
+    }
+    pub fn pb_movable(&self) -> u32 {
+        self.pb_movable
+    }
+    pub fn pb_reserved(&self) -> u32 {
+        self.pb_reserved
+    }
+    pub fn free_pages(&self) -> u64 {
+        self.free_pages
+    }
+    pub fn pcp_pages(&self) -> u64 {
+        self.pcp_pages
+    }
+    pub fn alloc_pages(&self) -> [u64; 4] {
+        self.alloc_pages
+    }
+    pub fn reserved_pages(&self) -> u64 {
+        self.reserved_pages
+    }
+    pub fn absent_pages(&self) -> u64 {
+        self.absent_pages
+    }
+    pub fn outside_pages(&self) -> u64 {
+        self.outside_pages
+    }
+    pub fn contig_allocated(&self) -> bool {
+        self.contig_allocated
+    }
+    pub fn category(&self) -> Category {
+        self.category
+    }
+    pub fn fullness(&self) -> u8 {
+        self.fullness
+    }
+    pub fn list_prev(&self) -> u32 {
+        self.list_prev
+    }
+    pub fn list_next(&self) -> u32 {
+        self.list_next
+    }
+    pub fn bounds(&self) -> [u64; 4] {
+        self.bounds
+    }
 }

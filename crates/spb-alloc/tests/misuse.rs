@@ -35,7 +35,7 @@ fn snap(a: &Allocator) -> Snapshot {
         pcp: a
             .zones()
             .iter()
-            .map(|z| z.pcp().iter().map(|c| c.count).collect())
+            .map(|z| z.pcp().iter().map(|c| c.count()).collect())
             .collect(),
         nr_free: a
             .zones()
@@ -118,7 +118,7 @@ fn double_free() {
         // an order-0 page freed to a per-CPU list, then freed again
         let (p, o) = live[0];
         a.free(p, o, 0).unwrap();
-        assert_eq!(a.page_state(p).unwrap().state, PageState::Pcp);
+        assert_eq!(a.page_state(p).unwrap().state(), PageState::Pcp);
         rejects(
             &mut a,
             "double free of a per-CPU page",
@@ -193,7 +193,7 @@ fn free_of_a_pfn_never_allocated() {
         // free memory that was never handed out: the head of a free buddy, and a page inside one
         let z = a.zone_by_kind(ZoneKind::Dma32).unwrap();
         let head = a.zones()[z].span().start;
-        assert_eq!(a.page_state(head).unwrap().state, PageState::Free);
+        assert_eq!(a.page_state(head).unwrap().state(), PageState::Free);
         rejects(
             &mut a,
             "free of a free buddy head",
@@ -274,7 +274,7 @@ fn split_of_a_free_block_or_to_a_bad_order() {
         a.drain_all_pcp();
         let z = a.zone_by_kind(ZoneKind::Dma32).unwrap();
         let head = a.zones()[z].span().start;
-        let o = a.page_state(head).unwrap().order;
+        let o = a.page_state(head).unwrap().order();
         rejects(
             &mut a,
             "split of a free block",
@@ -342,7 +342,7 @@ fn alloc_at_of_a_used_or_bad_block() {
                 + a.zones()
                     .iter()
                     .flat_map(|z| z.pcp().iter())
-                    .map(|c| c.count)
+                    .map(|c| c.count())
                     .sum::<u64>()
         };
         let before = held(&a);

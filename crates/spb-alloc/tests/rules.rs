@@ -111,7 +111,7 @@ fn below_half_steals_without_relabel() {
     assert!((blk..blk + 8).contains(&p));
     assert_eq!(label(&a, blk), Mt::Movable, "a steal does not relabel");
     assert_eq!(a.vm().get(Vm::ExtfragSteal), 1);
-    assert_eq!(a.page_state(p).unwrap().mt, Mt::Unmovable as u8);
+    assert_eq!(a.page_state(p).unwrap().mt(), Mt::Unmovable as u8);
 }
 
 #[test]
@@ -167,7 +167,7 @@ fn merging_across_mergeable_types_at_pageblock_order() {
     a.alloc_at(base, 3, Gfp::KERNEL, 0).unwrap();
     a.free(base, 3, 0).unwrap();
     let m = a.page_state(base).unwrap();
-    assert_eq!((m.state, m.order), (PageState::Free, 4));
+    assert_eq!((m.state(), m.order()), (PageState::Free, 4));
     assert_eq!(
         label(&a, base + 8),
         Mt::Unmovable,
@@ -183,7 +183,7 @@ fn no_merge_with_isolated_or_highatomic() {
     a.alloc_at(base, 3, Gfp::HIGHUSER_MOVABLE, 0).unwrap();
     a.free(base, 3, 0).unwrap();
     assert_eq!(
-        a.page_state(base).unwrap().order,
+        a.page_state(base).unwrap().order(),
         3,
         "no merge with a highatomic buddy"
     );
@@ -288,13 +288,13 @@ fn pcp_pages_are_neither_free_nor_allocated() {
         .unwrap();
     a.check().unwrap();
     let z = &a.zones()[0];
-    let pcp = z.pcp()[1].count;
+    let pcp = z.pcp()[1].count();
     assert!(pcp > 0, "the refill left pages on cpu 1's list");
     assert_eq!(z.free_pages() + pcp + 1, managed);
-    assert_eq!(z.spbs().iter().map(|s| s.pcp_pages).sum::<u64>(), pcp);
+    assert_eq!(z.spbs().iter().map(|s| s.pcp_pages()).sum::<u64>(), pcp);
     a.free(p, 0, 1).unwrap();
     assert_eq!(
-        a.zones()[0].pcp()[1].count,
+        a.zones()[0].pcp()[1].count(),
         pcp + 1,
         "a freed order-0 page goes to the per-CPU list"
     );

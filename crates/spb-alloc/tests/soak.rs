@@ -281,7 +281,7 @@ fn bug_failed_contig_leaves_mixed_type_buddy() {
         )
         .unwrap();
     a.free(r, 0, 0).unwrap();
-    assert_eq!(a.zones()[0].pb(s + 8).mt, MigrateType::Reclaimable as u8);
+    assert_eq!(a.zones()[0].pb(s + 8).mt(), MigrateType::Reclaimable as u8);
     // room for migration targets; pin a page of pageblock 2
     for i in 8..16 {
         a.free(s + 8 * i, 3, 0).unwrap();
@@ -295,15 +295,15 @@ fn bug_failed_contig_leaves_mixed_type_buddy() {
     let head = a.page_state(s).unwrap();
     // fixed: the block re-merged on un-isolation, pageblock by pageblock, so both pageblocks
     // carry the list's type (the kernel retypes a mergeable buddy when it merges)
-    assert_eq!((head.state, head.order), (PageState::Free, 4));
-    assert_eq!(a.zones()[0].pb(s).mt, head.mt);
-    assert_eq!(a.zones()[0].pb(s + 8).mt, head.mt);
+    assert_eq!((head.state(), head.order()), (PageState::Free, 4));
+    assert_eq!(a.zones()[0].pb(s).mt(), head.mt());
+    assert_eq!(a.zones()[0].pb(s + 8).mt(), head.mt());
     // pageblock 1 is Reclaimable but covered by a Movable-listed order-4 buddy: split it
     let others: Vec<(Pfn, u8)> = (s + 16..2 * s)
         .filter_map(|p| {
             a.page_state(p)
-                .filter(|m| m.state == PageState::Free)
-                .map(|m| (p, m.order))
+                .filter(|m| m.state() == PageState::Free)
+                .map(|m| (p, m.order()))
         })
         .collect();
     for (p, o) in others {
@@ -356,12 +356,12 @@ fn bug_alloc_at_refuses_free_range_over_unmergeable_pageblocks() {
         .unwrap();
     a.free(q, 1, 0).unwrap();
     a.check().unwrap();
-    assert_eq!(a.zones()[0].pb(s).mt, MigrateType::HighAtomic as u8);
+    assert_eq!(a.zones()[0].pb(s).mt(), MigrateType::HighAtomic as u8);
     assert!(
         (s..s + 16).all(|p| a.find_allocation(p).is_none()),
         "nothing in [s, s + 16) is allocated"
     );
-    assert!((s..s + 16).all(|p| a.page_state(p).unwrap().state != PageState::Alloc));
+    assert!((s..s + 16).all(|p| a.page_state(p).unwrap().state() != PageState::Alloc));
     a.alloc_at(s, 4, Gfp::KERNEL, 2).unwrap(); // fails: Err(DoubleFree { pfn: 0x80 })
 }
 

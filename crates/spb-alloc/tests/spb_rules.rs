@@ -31,7 +31,7 @@ fn off(w: SpbSwitch) -> SpbSwitches {
 }
 
 fn base(a: &Allocator, spb: u64) -> Pfn {
-    a.zones()[0].spbs()[spb as usize].start_pfn
+    a.zones()[0].spbs()[spb as usize].start_pfn()
 }
 
 fn spb_of(a: &Allocator, p: Pfn) -> u64 {
@@ -39,7 +39,7 @@ fn spb_of(a: &Allocator, p: Pfn) -> u64 {
 }
 
 fn cat(a: &Allocator, spb: u64) -> Category {
-    a.zones()[0].spbs()[spb as usize].category
+    a.zones()[0].spbs()[spb as usize].category()
 }
 
 /// Fill SPB `spb` with movable order-0 pages except where `keep_free(offset)`; put one unmovable
@@ -375,7 +375,7 @@ fn evacuate_claimed_switch() {
         let mut env = TrackEnv::default();
         a.background(1, &mut env);
         assert_eq!(
-            a.zones()[0].pb(p).alloc[1] == 0,
+            a.zones()[0].pb(p).alloc()[1] == 0,
             evacuated,
             "movable pages left in the claimed block"
         );
@@ -389,14 +389,14 @@ fn defrag_worker_switch() {
         fill(&mut a, 0, true, |off| (120..128).contains(&off)); // one free pageblock
         a.alloc(AllocRequest::new(0, Gfp::KERNEL), &mut NoEnv)
             .unwrap();
-        let before = a.zones()[0].spbs()[0].pb_free;
+        let before = a.zones()[0].spbs()[0].pb_free();
         a.background(1, &mut TrackEnv::default());
         assert_eq!(
-            a.zones()[0].spbs()[0].pb_free > before,
+            a.zones()[0].spbs()[0].pb_free() > before,
             worked,
             "free pageblocks {} -> {}",
             before,
-            a.zones()[0].spbs()[0].pb_free
+            a.zones()[0].spbs()[0].pb_free()
         );
         assert_eq!(a.vm().get(Vm::SpbDefragRuns) > 0, worked);
     }
@@ -526,10 +526,10 @@ fn pcp_ownership_switch() {
                 &mut NoEnv,
             )
             .unwrap();
-        assert_eq!(a.zones()[0].pb(p).owner == 2, owned);
+        assert_eq!(a.zones()[0].pb(p).owner() == 2, owned);
         a.free(p, 0, 0).unwrap();
         let m = a.page_state(p).unwrap();
-        assert_eq!(m.state, spb_alloc::page::PageState::Pcp);
+        assert_eq!(m.state(), spb_alloc::page::PageState::Pcp);
         assert_eq!(
             m.cpu() == 1,
             owned,
@@ -559,7 +559,7 @@ fn adopt_partial_switch() {
             .alloc(AllocRequest::new(0, Gfp::KERNEL).cpu(1), &mut NoEnv)
             .unwrap();
         assert_eq!(spb_of(&a, p), 0);
-        assert_eq!(a.zones()[0].pb(p).owner == 2, owned);
+        assert_eq!(a.zones()[0].pb(p).owner() == 2, owned);
     }
 }
 

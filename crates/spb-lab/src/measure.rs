@@ -94,7 +94,7 @@ pub fn zone_census(z: &Zone) -> ZoneCensus {
         c.holed += h as u64;
         c.pinned_or_hole += (p || h) as u64;
         c.non_movable_pages += s.non_movable_pages();
-        c.reserved_pages += s.reserved_pages;
+        c.reserved_pages += s.reserved_pages();
         c.movable_pages += s.movable_pages();
         if t || p || h {
             c.lost += 1;
@@ -185,28 +185,28 @@ pub fn block_content(z: &Zone, pfn: u64) -> BlockContent {
     }
     let pbp = z.geo().pageblock_pages();
     let pb = z.pb(pfn);
-    if pb.absent as u64 >= pbp {
+    if pb.absent() as u64 >= pbp {
         return BlockContent::Hole;
     }
-    if pb.reserved > 0 {
+    if pb.reserved() > 0 {
         return BlockContent::Reserved;
     }
     if pb.is_isolated() {
         return BlockContent::Isolated;
     }
-    if pb.alloc[0] > 0 {
+    if pb.alloc()[0] > 0 {
         return BlockContent::Unmovable;
     }
-    if pb.alloc[3] > 0 || (pb.migratetype() == MigrateType::HighAtomic && pb.allocated() > 0) {
+    if pb.alloc()[3] > 0 || (pb.migratetype() == MigrateType::HighAtomic && pb.allocated() > 0) {
         return BlockContent::HighAtomic;
     }
-    if pb.alloc[2] > 0 {
+    if pb.alloc()[2] > 0 {
         return BlockContent::Reclaimable;
     }
-    if pb.alloc[1] > 0 {
+    if pb.alloc()[1] > 0 {
         return BlockContent::Movable;
     }
-    if pb.absent > 0 {
+    if pb.absent() > 0 {
         return BlockContent::Hole;
     }
     BlockContent::Free
@@ -218,7 +218,7 @@ pub fn spb_map(a: &Allocator, t: f64) -> SpbMap {
     for z in a.zones() {
         let pbp = z.geo().pageblock_pages();
         for s in z.spbs() {
-            let mut cat = String::from(if s.contig_allocated {
+            let mut cat = String::from(if s.contig_allocated() {
                 "isolated"
             } else if s.is_tainted() {
                 "tainted"
@@ -234,11 +234,11 @@ pub fn spb_map(a: &Allocator, t: f64) -> SpbMap {
                 cat.push_str("+hole");
             }
             let blocks = (0..z.geo().pageblocks_per_spb())
-                .map(|k| block_content(z, s.start_pfn + k * pbp))
+                .map(|k| block_content(z, s.start_pfn() + k * pbp))
                 .collect();
             rows.push(SpbRow {
                 zone: z.kind().name().to_string(),
-                start_pfn: s.start_pfn,
+                start_pfn: s.start_pfn(),
                 category: cat,
                 blocks,
             });

@@ -240,7 +240,7 @@ pub fn managed_ranges(a: &Allocator) -> Vec<(u64, u64)> {
         let mut run: Option<u64> = None;
         for (i, p) in z.pages().iter().enumerate() {
             let managed = !matches!(
-                p.state,
+                p.state(),
                 PageState::Hole | PageState::Reserved | PageState::Uninit
             );
             let pfn = z.span().start + i as u64;

@@ -98,10 +98,10 @@ pub fn block_counts(
             m.insert(mt.name().to_string(), 0);
         }
         for pb in z.pageblocks() {
-            if pb.absent >= pbp {
+            if pb.absent() >= pbp {
                 continue;
             }
-            if deferred && pb.absent + pb.reserved >= pbp {
+            if deferred && pb.absent() + pb.reserved() >= pbp {
                 continue;
             }
             *m.entry(pb.list_type().name().to_string()).or_default() += 1;

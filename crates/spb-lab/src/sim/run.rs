@@ -60,7 +60,7 @@ impl Sim {
             .zones()
             .iter()
             .flat_map(|z| z.spbs().iter())
-            .map(|s| s.alloc_pages.iter().sum::<u64>())
+            .map(|s| s.alloc_pages().iter().sum::<u64>())
             .sum();
         let world: u64 = self.w.kind_pages.iter().sum();
         if alloc != world {
