@@ -143,9 +143,11 @@ impl Allocator {
             .map(|s| Zone::new(s, geo, policy.per_spb_lists(), nr_cpus))
             .collect();
         setup_watermarks(&mut zones, &cfg.watermarks);
-        let mut events = EventLog::default();
-        events.enabled = cfg.event_capacity > 0;
-        events.capacity = cfg.event_capacity;
+        let events = EventLog {
+            enabled: cfg.event_capacity > 0,
+            capacity: cfg.event_capacity,
+            ..EventLog::default()
+        };
         let mut a = Allocator {
             geo,
             zones,
@@ -304,7 +306,7 @@ impl Allocator {
     /// The invariant check of `check_every`, after an operation.
     #[inline(always)]
     pub(crate) fn maybe_check(&self) {
-        if self.cfg.check_every > 0 && self.ops % self.cfg.check_every == 0 {
+        if self.cfg.check_every > 0 && self.ops.is_multiple_of(self.cfg.check_every) {
             self.check_or_panic();
         }
     }

@@ -187,16 +187,16 @@ fn check_zone(z: &Zone) -> Result<(), InvariantViolation> {
         z.free_pages,
         free_pages
     );
-    for o in 0..z.geo.nr_orders() {
-        for t in 0..MIGRATE_TYPES {
+    for (o, row) in nr_free.iter().enumerate().take(z.geo.nr_orders()) {
+        for (t, &found) in row.iter().enumerate().take(MIGRATE_TYPES) {
             ensure!(
-                nr_free[o][t] == z.nr_free[o][t],
+                found == z.nr_free[o][t],
                 "{}: nr_free[{}][{}] = {} but {} blocks found",
                 name,
                 o,
                 t,
                 z.nr_free[o][t],
-                nr_free[o][t]
+                found
             );
         }
     }

@@ -74,7 +74,7 @@ pub fn fragmentation_index(z: &Zone, order: u8) -> i64 {
     if suitable > 0 {
         return -1000;
     }
-    1000 - ((1000 + (free_pages * 1000 >> order)) / blocks) as i64
+    1000 - ((1000 + ((free_pages * 1000) >> order)) / blocks) as i64
 }
 
 /// extfrag_for_order (percent of free memory not in blocks of `order` or larger).
@@ -90,11 +90,9 @@ pub fn extfrag_for_order(z: &Zone, order: u8) -> u64 {
             suitable += n << o;
         }
     }
-    if free_pages == 0 {
-        0
-    } else {
-        (free_pages - suitable) * 100 / free_pages
-    }
+    ((free_pages - suitable) * 100)
+        .checked_div(free_pages)
+        .unwrap_or(0)
 }
 
 fn deferred(z: &mut Zone, order: u8) -> bool {

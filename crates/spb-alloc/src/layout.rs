@@ -564,7 +564,7 @@ impl MemoryLayout {
             .validate()
             .map_err(|e| LayoutError::new("geometry", e.0))?;
         const PAGE: u64 = 4096;
-        if ram_bytes % PAGE != 0 {
+        if !ram_bytes.is_multiple_of(PAGE) {
             return Err(LayoutError::new(
                 "ram_bytes",
                 alloc::format!("expected a multiple of the 4 KiB page size, got {ram_bytes}"),
@@ -583,7 +583,7 @@ impl MemoryLayout {
             ));
         }
         let b4g = opts.below_4g_bytes;
-        if b4g % PAGE != 0 || !(MIN_X86_RAM_BYTES..=(4 << 30)).contains(&b4g) {
+        if !b4g.is_multiple_of(PAGE) || !(MIN_X86_RAM_BYTES..=(4 << 30)).contains(&b4g) {
             return Err(LayoutError::new(
                 "below_4g_bytes",
                 alloc::format!("expected a multiple of 4 KiB between 64 MiB and 4 GiB, got {b4g}"),

@@ -40,7 +40,7 @@ fn isqrt(n: u64) -> u64 {
     }
     // Newton's method on integers (no floating point in no_std core).
     let mut x = n;
-    let mut y = (x + 1) / 2;
+    let mut y = x.div_ceil(2);
     while y < x {
         x = y;
         y = (x + n / x) / 2;
@@ -116,19 +116,19 @@ pub fn setup_watermarks(zones: &mut [Zone], cfg: &WatermarkConfig) {
         let ratio = zones[i].kind.lowmem_reserve_ratio();
         let mut res = [0u64; 4];
         let mut sum = 0;
-        for j in (i + 1)..n {
-            sum += zones[j].managed_pages;
-            let k = zones[j].kind as usize;
-            res[k] = if ratio == 0 { 0 } else { sum / ratio };
+        for zj in &zones[i + 1..n] {
+            sum += zj.managed_pages;
+            res[zj.kind as usize] = sum.checked_div(ratio).unwrap_or(0);
         }
         // kinds above the last present zone inherit the top value
         let mut last = 0;
-        for k in 0..4 {
-            if k > zones[i].kind as usize {
-                if res[k] == 0 {
-                    res[k] = last;
+        let ki = zones[i].kind as usize;
+        for (k, r) in res.iter_mut().enumerate() {
+            if k > ki {
+                if *r == 0 {
+                    *r = last;
                 }
-                last = res[k];
+                last = *r;
             }
         }
         zones[i].lowmem_reserve = res;

@@ -42,7 +42,7 @@ impl Embedder {
         let mut k = 0;
         while got < pages && k < self.order.len() {
             let c = self.order[k];
-            if even_only && c % 2 != 0 {
+            if even_only && !c.is_multiple_of(2) {
                 k += 1;
                 continue;
             }
@@ -61,10 +61,10 @@ impl Env for Embedder {
         self.log.push(format!(
             "migrate {from:#x} -> {to:#x} order {order} cookie {cookie}"
         ));
-        if !self.live.contains_key(&cookie) || cookie % 7 == 0 {
+        if !self.live.contains_key(&cookie) || cookie.is_multiple_of(7) {
             return MigrateOutcome::Refused;
         }
-        if cookie % 11 == 0 {
+        if cookie.is_multiple_of(11) {
             self.remove(cookie);
             return MigrateOutcome::Dropped;
         }
@@ -396,7 +396,10 @@ fn ops() -> u64 {
     }
 }
 
-fn layouts() -> Vec<(&'static str, MemoryLayout, Option<(usize, PfnRange)>)> {
+/// A named layout and, optionally, a zone growth to apply during the run.
+type NamedLayout = (&'static str, MemoryLayout, Option<(usize, PfnRange)>);
+
+fn layouts() -> Vec<NamedLayout> {
     let g = Geometry::TINY;
     let s = g.spb_pages();
     // 16 GiB i440fx rescaled to the tiny geometry: DMA, DMA32, Normal with reservations

@@ -9,14 +9,11 @@ fn alloc_free_everything_all_policies() {
         let total = a.free_pages();
         let mut env = NoEnv;
         let mut got = vec![];
-        loop {
-            match a.alloc(
-                AllocRequest::new(0, Gfp::KERNEL).cpu((got.len() % 2) as u16),
-                &mut env,
-            ) {
-                Ok(p) => got.push(p),
-                Err(_) => break,
-            }
+        while let Ok(p) = a.alloc(
+            AllocRequest::new(0, Gfp::KERNEL).cpu((got.len() % 2) as u16),
+            &mut env,
+        ) {
+            got.push(p);
         }
         assert!(
             got.len() as u64 > total / 2,

@@ -21,7 +21,7 @@ impl Harness {
         let (layout, limit) = fuzz_layout(u.u8());
         let kind = PolicyKind::ALL[u.u8() as usize % 3];
         let bits = u.u64();
-        let spb = if u.u8() % 4 == 0 {
+        let spb = if u.u8().is_multiple_of(4) {
             SpbSwitches::all_on()
         } else {
             SpbSwitches(
@@ -117,7 +117,7 @@ pub(crate) fn decode_op(u: &mut Bytes, geo: Geometry, nz: u8, limit: Pfn) -> Op 
             order: u.u8() % 12,
             gfp: gfp_of(u),
             cpu: (u.u8() % 6) as u16,
-            trylock: u.u8() % 8 == 0,
+            trylock: u.u8().is_multiple_of(8),
         },
         9..=14 => Op::Free {
             pick: u.u16() as u64,
@@ -142,7 +142,7 @@ pub(crate) fn decode_op(u: &mut Bytes, geo: Geometry, nz: u8, limit: Pfn) -> Op 
         20 | 21 => {
             let order = u.u8() % (geo.max_order + 3);
             let raw = u.u16() as u64 % (limit + 32);
-            let pfn = if u.u8() % 4 == 0 {
+            let pfn = if u.u8().is_multiple_of(4) {
                 raw
             } else {
                 raw & !((1u64 << order) - 1)
@@ -164,7 +164,7 @@ pub(crate) fn decode_op(u: &mut Bytes, geo: Geometry, nz: u8, limit: Pfn) -> Op 
                 order: (o < 200).then_some(o),
                 prio: u.u8(),
                 mt: u.u8(),
-                daemon: u.u8() % 2 == 0,
+                daemon: u.u8().is_multiple_of(2),
             }
         }
         25 => Op::Drain,
@@ -178,7 +178,7 @@ pub(crate) fn decode_op(u: &mut Bytes, geo: Geometry, nz: u8, limit: Pfn) -> Op 
             Op::Grow {
                 zone,
                 start,
-                end: if u.u8() % 8 == 0 {
+                end: if u.u8().is_multiple_of(8) {
                     start.wrapping_sub(len)
                 } else {
                     start + len

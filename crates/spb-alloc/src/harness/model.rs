@@ -273,7 +273,7 @@ impl Env for ModelEnv<'_> {
             return MigrateOutcome::Refused;
         }
         let r = m.rand() % 100;
-        let out = if cookie % 11 == 0 || r < 5 {
+        let out = if cookie.is_multiple_of(11) || r < 5 {
             m.refused += 1;
             MigrateOutcome::Refused
         } else if r < 10 {

@@ -194,7 +194,7 @@ pub fn replay(
     for (i, op) in ops.iter().enumerate() {
         let r = catch_unwind(AssertUnwindSafe(|| {
             h.step(op)?;
-            if (check_every > 0 && (i as u64 + 1) % check_every == 0) || i + 1 == n {
+            if (check_every > 0 && (i as u64 + 1).is_multiple_of(check_every)) || i + 1 == n {
                 h.check()?;
             }
             Ok::<(), String>(())

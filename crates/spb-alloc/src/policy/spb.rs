@@ -155,7 +155,7 @@ impl SpbPolicy {
 
     /// Build per-zone state.
     pub fn init_zones(&mut self, zones: &[Zone]) {
-        self.zones = zones.iter().map(|z| zone_state(z)).collect();
+        self.zones = zones.iter().map(zone_state).collect();
     }
 
     /// A zone grew (patch 09/31): extend its per-SPB state (queued work and cooldowns stay
