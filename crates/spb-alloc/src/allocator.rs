@@ -305,8 +305,10 @@ impl Allocator {
 
     /// The invariant check of `check_every`, after an operation.
     #[inline(always)]
+    // `%` rather than `is_multiple_of`: one instruction less per operation (icount.sh)
+    #[allow(clippy::manual_is_multiple_of)]
     pub(crate) fn maybe_check(&self) {
-        if self.cfg.check_every > 0 && self.ops.is_multiple_of(self.cfg.check_every) {
+        if self.cfg.check_every > 0 && self.ops % self.cfg.check_every == 0 {
             self.check_or_panic();
         }
     }
