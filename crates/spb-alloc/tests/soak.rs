@@ -8,7 +8,7 @@
 //! - `fuzz_inputs_*`: the proptest stand-in for the `alloc_ops` fuzz target: random byte
 //!   strings decoded exactly as the fuzzer's, strict mode (any violation fails);
 //! - `long_soak_*` (ignored): 10 million operations per policy; run in release with
-//!   `cargo test --release -p spb-alloc --test soak -- --ignored`.
+//!   `cargo test --release -p spb-alloc --features harness --test soak -- --ignored`.
 
 use proptest::prelude::*;
 use spb_alloc::harness::*;
@@ -116,7 +116,7 @@ proptest! {
 
 /// Replay a fuzz input (a crash artifact of the `alloc_ops` target) step by step, printing the
 /// setup and each operation:
-/// `SPB_FUZZ_INPUT=fuzz/artifacts/alloc_ops/crash-... cargo test -p spb-alloc --test soak replay_fuzz_input -- --ignored --nocapture`
+/// `SPB_FUZZ_INPUT=fuzz/artifacts/alloc_ops/crash-... cargo test -p spb-alloc --features harness --test soak replay_fuzz_input -- --ignored --nocapture`
 #[test]
 #[ignore = "needs SPB_FUZZ_INPUT=<file>"]
 fn replay_fuzz_input() {
