@@ -19,7 +19,7 @@ impl Harness {
     pub fn from_fuzz_bytes(data: &[u8], known_bugs: &[&str]) -> (Harness, Vec<Op>) {
         let mut u = Bytes { d: data, i: 0 };
         let (layout, limit) = fuzz_layout(u.u8());
-        let kind = PolicyKind::ALL[u.u8() as usize % 3];
+        let kind = PolicyKind::ALL[u.u8() as usize % PolicyKind::ALL.len()];
         let bits = u.u64();
         let spb = if u.u8().is_multiple_of(4) {
             SpbSwitches::all_on()

@@ -9,10 +9,7 @@ use rand_pcg::Pcg64;
 
 use super::{exec::*, ops::*, report::*};
 use crate::layout::{Reservation, ReserveKind};
-use crate::{
-    Config, Geometry, MemoryLayout, Pfn, PfnRange, PolicyConfig, PolicyKind, SpbSwitches, ZoneKind,
-    ZoneSpec,
-};
+use crate::{Config, Geometry, MemoryLayout, Pfn, PfnRange, PolicyConfig, ZoneKind, ZoneSpec};
 
 /// The simulated machine of a soak, in SPBs of `geometry`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -225,13 +222,9 @@ pub(crate) fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
 /// starts from a fresh allocator.
 pub fn run(o: &SoakOptions) -> SoakReport {
     let t0 = Instant::now();
-    let label = if o.policy.kind != PolicyKind::Spb || o.policy.spb == SpbSwitches::all_on() {
-        o.policy.kind.name().to_string()
-    } else {
-        o.policy.label()
-    };
+    // the policy's name, plus the switches that differ from the defaults
     let mut rep = SoakReport {
-        policy: label,
+        policy: o.policy.label(),
         ..SoakReport::default()
     };
     let epoch_len = if o.epoch_ops == 0 {
