@@ -6,6 +6,22 @@ fn main() {
         eprintln!("usage: dat_count FILE.dat");
         std::process::exit(2);
     };
+    if std::env::args().nth(2).as_deref() == Some("--gfp") {
+        // gfp_flags strings as rendered, with counts (to compare with `trace-cmd report`)
+        let mut r = spb_lab::trace::dat::DatReader::open(&path).expect("open");
+        let mut m = std::collections::BTreeMap::<String, u64>::new();
+        while let Ok(Some(l)) = r.next() {
+            if let spb_lab::trace::Line::Event(rec) = l {
+                if !rec.gfp_text.is_empty() {
+                    *m.entry(String::from_utf8_lossy(rec.gfp_text).into_owned()).or_default() += 1;
+                }
+            }
+        }
+        for (k, v) in m {
+            println!("gfp_flags={k} {v}");
+        }
+        return;
+    }
     let t0 = std::time::Instant::now();
     match spb_lab::trace::dat::count_dat(&path) {
         Ok(m) => {

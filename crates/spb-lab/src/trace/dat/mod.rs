@@ -280,7 +280,7 @@ fn zstd_decompress(
     off: u64,
     what: &str,
 ) -> Result<Vec<u8>, DatError> {
-    if usize_ as u64 > MAX_META_BYTES {
+    if usize_ as u64 > MAX_META_BYTES.min(4096 * (data.len() as u64 + 64)) {
         return Err(DatError::new(
             path,
             off,

@@ -188,6 +188,18 @@ impl CpuStream {
                     ),
                 ));
             }
+            if usize_ as u64 > 4096 * (csize as u64 + 64) {
+                return Err(self.err(
+                    at,
+                    format!("chunk of {csize} compressed bytes claims {usize_} uncompressed: expected at most 4096 times as many"),
+                ));
+            }
+            if at + 8 + csize as u64 > self.end {
+                return Err(self.err(
+                    at,
+                    format!("chunk of {csize} compressed bytes runs past the end of the file ({})", self.end),
+                ));
+            }
             self.cbuf.resize(csize as usize, 0);
             let mut cb = std::mem::take(&mut self.cbuf);
             let r = self.read_exact_at(&mut cb, at + 8, "the chunk's compressed data");
