@@ -13,7 +13,8 @@ fn main() {
         while let Ok(Some(l)) = r.next() {
             if let spb_lab::trace::Line::Event(rec) = l {
                 if !rec.gfp_text.is_empty() {
-                    *m.entry(String::from_utf8_lossy(rec.gfp_text).into_owned()).or_default() += 1;
+                    *m.entry(String::from_utf8_lossy(rec.gfp_text).into_owned())
+                        .or_default() += 1;
                 }
             }
         }

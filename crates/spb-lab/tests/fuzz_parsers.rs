@@ -100,6 +100,7 @@ proptest! {
             strict,
             max_order: 10,
             max_inferred_pfn: 1 << 16,
+            stop_marker: None,
         };
         match decode(r, settings) {
             Ok(d) => {

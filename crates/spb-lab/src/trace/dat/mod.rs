@@ -1136,6 +1136,17 @@ impl DatReader {
         })
     }
 
+    /// Timestamp of the earliest item not yet returned (None at the end).
+    pub fn first_ts(&self) -> Option<u64> {
+        self.cpus
+            .iter()
+            .filter_map(|c| match c.peeked {
+                Some(Item::Event { ts, .. }) => Some(ts),
+                _ => None,
+            })
+            .min()
+    }
+
     /// The file's metadata.
     pub fn info(&self) -> &DatFile {
         &self.info

@@ -197,7 +197,10 @@ impl CpuStream {
             if at + 8 + csize as u64 > self.end {
                 return Err(self.err(
                     at,
-                    format!("chunk of {csize} compressed bytes runs past the end of the file ({})", self.end),
+                    format!(
+                        "chunk of {csize} compressed bytes runs past the end of the file ({})",
+                        self.end
+                    ),
                 ));
             }
             self.cbuf.resize(csize as usize, 0);
