@@ -240,6 +240,31 @@ pub fn boot_layout(
     Ok((layout, pages))
 }
 
+/// Pageblock labels the kernel gives reserved memory of the last zone (the one deferred struct
+/// page init covers): deferred init sets a pageblock's migratetype (Movable) only when it frees
+/// the pageblock's first page (`deferred_free_pages`, 6.12), so a pageblock whose first page is
+/// PG_reserved keeps the zeroed pageblock flags, i.e. MIGRATE_UNMOVABLE, and `pagetypeinfo`
+/// counts it as Unmovable (the 9G-10G memmap of the shared capture: 70 of the kernel's 133
+/// Unmovable Normal pageblocks at /init). Lower zones are initialised by `memmap_init_range`,
+/// which labels every pageblock Movable.
+pub fn deferred_reserved_labels(l: &MemoryLayout) -> Vec<(u64, u8)> {
+    let Some(z) = l.zones.last() else {
+        return Vec::new();
+    };
+    let pbp = l.geometry.pageblock_pages();
+    let mut out = Vec::new();
+    for r in &z.reserved {
+        let mut pb = r.range.start.div_ceil(pbp) * pbp;
+        while pb < r.range.end {
+            if pb >= z.span.start {
+                out.push((pb, spb_alloc::MigrateType::Unmovable as u8));
+            }
+            pb += pbp;
+        }
+    }
+    out
+}
+
 /// One 1 GiB region as the capture's own analysis (analysis.json) saw it.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct KernelRegion {

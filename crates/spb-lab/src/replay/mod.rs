@@ -614,6 +614,14 @@ fn replay_from_boot(
     let mut dec = decode::decode_sources(sources, settings)?;
     let decode_cpu_s = run::thread_cpu_s() - cpu0;
     dec.notes.extend(notes_extra);
+    if let Some(l) = &layout {
+        let labels = boot::deferred_reserved_labels(l);
+        dec.notes.insert(
+            "boot_unmovable_reserved_pageblocks".to_string(),
+            labels.len() as u64,
+        );
+        dec.log.pageblock_types.extend(labels);
+    }
     if stop.is_some()
         && !dec
             .markers
