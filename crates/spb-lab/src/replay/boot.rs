@@ -11,6 +11,10 @@
 //! DIR/analysis.json                    the capture's own per-region result (optional)
 //! ```
 //!
+//! or the layout of `spb capture --from-boot`: `DIR/boot_trace.txt.zst`, `DIR/trace.txt.zst`,
+//! `DIR/before/` (boot snapshot: zoneinfo, pagetypeinfo, kpageflags.zst), `DIR/after/` (at the
+//! `PHASE stress_end` marker), `DIR/iomem.txt`.
+//!
 //! The starting state is only what memblock reserved: the `PG_reserved` pages of the first
 //! kpageflags snapshot become the layout's reservations (holes: `PG_nopage`), so every other
 //! page's placement is the policy's decision.
@@ -57,6 +61,30 @@ fn first(dir: &Path, names: &[&str]) -> Option<PathBuf> {
 pub fn detect(dir: &Path) -> Option<BootCapture> {
     if !dir.is_dir() {
         return None;
+    }
+    // `spb capture --from-boot` layout: boot_trace.txt.zst next to trace.txt.zst, before/, after/
+    if let (Some(b), Some(z)) = (
+        first(dir, &["boot_trace.txt.zst", "boot_trace.txt"]),
+        first(&dir.join("before"), &["zoneinfo"]),
+    ) {
+        let a = dir.join("after");
+        return Some(BootCapture {
+            out: dir.to_path_buf(),
+            root: dir.to_path_buf(),
+            boot_text: Some(b),
+            stream: first(
+                dir,
+                &["trace.txt.zst", "trace.txt.gz", "trace.txt", "trace.dat"],
+            ),
+            zoneinfo: Some(z),
+            pagetypeinfo_before: first(&dir.join("before"), &["pagetypeinfo"]),
+            kpageflags_boot: first(&dir.join("before"), &["kpageflags.zst", "kpageflags"]),
+            iomem: first(dir, &["iomem.txt"]),
+            analysis: first(dir, &["analysis.json"]),
+            end_zoneinfo: first(&a, &["zoneinfo"]),
+            end_pagetypeinfo: first(&a, &["pagetypeinfo"]),
+            end_kpageflags: first(&a, &["kpageflags.zst", "kpageflags"]),
+        });
     }
     let out = if dir.join("out").join("trace").is_dir() {
         dir.join("out")

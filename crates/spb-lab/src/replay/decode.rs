@@ -207,10 +207,20 @@ impl Source {
         }
     }
 
-    /// Timestamp of the first event of a `.dat` source (None for text).
+    /// Timestamp of the first event of the source (text: of the first 100 000 lines).
     pub fn first_ts(&self) -> Option<u64> {
         match self {
-            Source::Text(_) => None,
+            Source::Text(r) => {
+                let mut t = TraceReader::open(r.path()).ok()?;
+                let mut p = TraceParser::new();
+                for n in 1..=100_000u64 {
+                    let l = t.next_line().ok()??;
+                    if let Ok(Line::Event(rec)) = p.parse_line(l, n) {
+                        return Some(rec.ts_ns);
+                    }
+                }
+                None
+            }
             Source::Dat(r) => r.first_ts(),
         }
     }
