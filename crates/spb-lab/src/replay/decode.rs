@@ -176,7 +176,7 @@ pub enum Source {
     /// ftrace text (plain, zstd or gzip).
     Text(TraceReader),
     /// A trace-cmd `.dat` file.
-    Dat(DatReader),
+    Dat(Box<DatReader>),
 }
 
 impl Source {
@@ -188,13 +188,15 @@ impl Source {
             .and_then(|mut f| std::io::Read::read(&mut f, &mut head))
             .unwrap_or(0);
         if crate::trace::dat::is_dat(&head[..n]) {
-            return DatReader::open(&p).map(Source::Dat).map_err(|e| {
-                if e.io {
-                    ReplayError::Io(e.to_string())
-                } else {
-                    ReplayError::Input(e.to_string())
-                }
-            });
+            return DatReader::open(&p)
+                .map(|r| Source::Dat(Box::new(r)))
+                .map_err(|e| {
+                    if e.io {
+                        ReplayError::Io(e.to_string())
+                    } else {
+                        ReplayError::Input(e.to_string())
+                    }
+                });
         }
         TraceReader::open(&p).map(Source::Text).map_err(input_err)
     }
@@ -459,7 +461,7 @@ impl<'a> Decoder<'a> {
         self.finish()
     }
 
-    fn read_dat(&mut self, mut reader: DatReader) -> Result<u64, ReplayError> {
+    fn read_dat(&mut self, mut reader: Box<DatReader>) -> Result<u64, ReplayError> {
         loop {
             let line = match reader.next() {
                 Ok(Some(l)) => l,

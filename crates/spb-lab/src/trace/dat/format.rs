@@ -355,11 +355,8 @@ impl P {
             return Err("expression nested too deeply".into());
         }
         let mut lhs = self.unary(depth + 1)?;
-        loop {
-            let op = match self.peek() {
-                Some(Tok::Op(o)) => *o,
-                _ => break,
-            };
+        while let Some(Tok::Op(op)) = self.peek() {
+            let op = *op;
             let prec = match op {
                 "?" => 1,
                 "||" => 2,

@@ -1183,7 +1183,7 @@ impl DatReader {
     }
 
     fn read_field(&self, rec: &[u8], f: &Field, what: &str) -> Result<u64, String> {
-        let end = f.offset.checked_add(f.size).unwrap_or(usize::MAX);
+        let end = f.offset.saturating_add(f.size);
         if end > rec.len() {
             return Err(format!(
                 "field {what} at {}..{end} is outside the {}-byte record",

@@ -180,7 +180,7 @@ impl CpuStream {
                     ),
                 ));
             }
-            if usize_ as usize % ps != 0 || usize_ == 0 {
+            if !(usize_ as usize).is_multiple_of(ps) || usize_ == 0 {
                 return Err(self.err(
                     at,
                     format!(
@@ -237,7 +237,7 @@ impl CpuStream {
                 return Ok(false);
             }
             let n = ((self.end - self.pos) as usize).min(RAW_PAGES_PER_READ * ps);
-            if n % ps != 0 && n < ps {
+            if !n.is_multiple_of(ps) && n < ps {
                 // a partial last page: corrupt or truncated
                 return Err(self.err(
                     self.pos,

@@ -119,7 +119,7 @@ impl Page {
     /// A discarded event (padding with a time delta): `len` bytes after its header, the length
     /// word included (the kernel's `array[0]`).
     pub fn padding(&mut self, delta: u32, len: u32) -> &mut Page {
-        assert!(len >= 4 && len % 4 == 0);
+        assert!(len >= 4 && len.is_multiple_of(4));
         self.hdr(29, delta);
         self.data.extend_from_slice(&len.to_le_bytes());
         self.data.resize(self.data.len() + len as usize - 4, 0);
