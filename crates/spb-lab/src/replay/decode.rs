@@ -28,20 +28,10 @@ use crate::metrics::TraceStats;
 use crate::trace::dat::DatReader;
 use crate::trace::{GfpCache, Line, TraceEvent, TraceParser, TraceReader};
 
-pub(crate) const S_FREE: u8 = 0;
-pub(crate) const S_TAIL: u8 = 1;
-pub(crate) const S_UNINIT: u8 = 2;
-pub(crate) const S_RESERVED: u8 = 3;
-pub(crate) const S_HOLE: u8 = 4;
-pub(crate) const S_HEAD: u8 = 0x80;
-
-const F_TOUCHED: u8 = 1;
-const F_PREFILL: u8 = 2;
-const F_AWAIT_BATCHED: u8 = 4;
-const F_PCP: u8 = 8;
-/// Bits 4-5 of a head's flags: the migratetype of its allocation.
-const F_MT_SHIFT: u8 = 4;
-const F_MT_MASK: u8 = 0x30;
+use super::pfnmap::{
+    mt_bits, mt_of, shadow_for, F_AWAIT_BATCHED, F_MT_MASK, F_PCP, F_PREFILL, F_TOUCHED, S_FREE,
+    S_HEAD, S_HOLE, S_ORDER_MASK, S_RESERVED, S_TAIL, S_UNINIT,
+};
 
 /// Lines are released from the reorder buffer once they are this much older than the newest
 /// timestamp seen (trace_pipe merges the per-CPU buffers with inversions of at most ~0.3 ms).
@@ -355,7 +345,7 @@ impl<'a> Decoder<'a> {
         for f in &mut self.flags[i..i + n] {
             *f = (*f & !(F_PREFILL | F_AWAIT_BATCHED | F_MT_MASK)) | F_TOUCHED;
         }
-        self.flags[i] |= (mt.min(3) << F_MT_SHIFT) & F_MT_MASK;
+        self.flags[i] |= mt_bits(mt);
     }
 
     fn mark_free(&mut self, pfn: u64, order: u8) {
@@ -373,7 +363,7 @@ impl<'a> Decoder<'a> {
             let h = pfn & !((1u64 << o) - 1);
             let s = self.st_at(h);
             if s & S_HEAD != 0 {
-                let q = s & 0x1f;
+                let q = s & S_ORDER_MASK;
                 return if q >= o && h + (1u64 << q) > pfn {
                     Some((h, q))
                 } else {
@@ -1018,8 +1008,8 @@ impl<'a> Decoder<'a> {
         // inside a larger live block: split it first
         let inner = if s == S_TAIL {
             self.find_head(pfn)
-        } else if s & S_HEAD != 0 && (s & 0x1f) > order {
-            Some((pfn, s & 0x1f))
+        } else if s & S_HEAD != 0 && (s & S_ORDER_MASK) > order {
+            Some((pfn, s & S_ORDER_MASK))
         } else {
             None
         };
@@ -1047,7 +1037,7 @@ impl<'a> Decoder<'a> {
         while p < pfn + n {
             let s = self.st_at(p);
             if s & S_HEAD != 0 {
-                let q = s & 0x1f;
+                let q = s & S_ORDER_MASK;
                 if p + (1u64 << q) > pfn + n {
                     // cannot happen after the split above (heads are aligned)
                     other += 1;
@@ -1056,7 +1046,7 @@ impl<'a> Decoder<'a> {
                 }
                 self.push(Op::free(p, q, cpu, ts_us));
                 if p == pfn {
-                    head_mt = (self.flags[p as usize] & F_MT_MASK) >> F_MT_SHIFT;
+                    head_mt = mt_of(self.flags[p as usize]);
                 }
                 self.mark_free(p, q);
                 freed += 1u64 << q;
@@ -1257,31 +1247,4 @@ fn fast_free_batched(line: &[u8]) -> Option<u64> {
         std::str::from_utf8(v).ok()?.parse().ok()?
     };
     Some(pfn)
-}
-
-/// The initial shadow of a layout: free managed memory, uninit, reserved, holes.
-pub(crate) fn shadow_for(l: &MemoryLayout) -> Vec<u8> {
-    let end = l.zones.iter().map(|z| z.span.end).max().unwrap_or(0) as usize;
-    let mut v = vec![S_HOLE; end];
-    for z in &l.zones {
-        for s in &mut v[z.span.start as usize..z.span.end as usize] {
-            *s = S_FREE;
-        }
-        for r in &z.reserved {
-            for s in &mut v[r.range.start as usize..r.range.end as usize] {
-                *s = S_RESERVED;
-            }
-        }
-        for r in &z.uninit {
-            for s in &mut v[r.start as usize..r.end as usize] {
-                *s = S_UNINIT;
-            }
-        }
-        for r in &z.holes {
-            for s in &mut v[r.start as usize..r.end as usize] {
-                *s = S_HOLE;
-            }
-        }
-    }
-    v
 }

@@ -19,6 +19,7 @@ pub mod boot;
 pub mod decode;
 pub mod measure;
 pub mod oplog;
+pub(crate) mod pfnmap;
 pub mod prefill;
 pub mod run;
 

@@ -224,6 +224,13 @@ pub fn run_policy(
             false;
             (layout.zones.iter().map(|z| z.span.end).max().unwrap_or(0) >> spb_shift) as usize + 1
         ];
+    for &(pfn, _, g) in &log.prefill {
+        if log.gfps[g as usize].migratetype().is_non_movable() {
+            if let Some(e) = ever.get_mut((pfn >> spb_shift) as usize) {
+                *e = true;
+            }
+        }
+    }
     let t = tainted_now(&a);
     peak = (peak.0.max(t.0), peak.1.max(t.1));
     for (op_i, op) in log.ops.iter().enumerate() {
