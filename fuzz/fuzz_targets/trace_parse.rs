@@ -69,6 +69,7 @@ fuzz_target!(|data: &[u8]| {
         max_order: Geometry::X86_64.max_order,
         // 64 MiB of 4 KiB pages: keeps an inferred shadow small
         max_inferred_pfn: 1 << 14,
+        stop_marker: None,
     };
     match decode(r, settings) {
         Ok(d) => {

@@ -91,6 +91,12 @@ pub struct CaptureOptions {
     /// Further events to enable if they exist (e.g. `compaction`, `migrate`,
     /// `vmscan/mm_vmscan_kswapd_wake`); missing ones are only recorded in meta.json.
     pub extra_events: Vec<String>,
+    /// From boot (issue 12): the kernel was booted with `trace_event=kmem:mm_page_alloc,...`;
+    /// once the stream is recording, stop the top-level buffer and save it to
+    /// `boot_trace.txt.zst` (plus `iomem.txt`, `cmdline.txt`), use the top-level buffer's trace
+    /// clock for the stream so the two can be merged, and mark the end of the workload with
+    /// `PHASE stress_end` (`spb replay DIR` then replays from boot).
+    pub from_boot: bool,
 }
 
 impl CaptureOptions {
@@ -106,6 +112,7 @@ impl CaptureOptions {
             kpage_snapshots: true,
             strip_page_field: true,
             extra_events: Vec::new(),
+            from_boot: false,
         }
     }
 
@@ -299,6 +306,12 @@ pub struct CaptureSummary {
     pub events_lost: u64,
     /// The hashed ` page=` field was removed from kmem lines.
     pub page_field_stripped: bool,
+    /// `--from-boot`: lines of the saved boot ring buffer (`boot_trace.txt.zst`).
+    #[serde(default)]
+    pub boot_trace_lines: u64,
+    /// Of those lines, kmem page events.
+    #[serde(default)]
+    pub boot_trace_kmem_events: u64,
 }
 
 /// System hooks (real Linux, or a fake tree in tests).
@@ -430,11 +443,16 @@ struct Cleanup<'b> {
     backend: &'b dyn Backend,
     instance: Option<PathBuf>,
     mounted: Option<PathBuf>,
+    /// The top-level `tracing_on` file and its value before `--from-boot` stopped it.
+    top_tracing_on: Option<(PathBuf, String)>,
 }
 
 impl Cleanup<'_> {
     fn run(&mut self) -> Result<(), CaptureError> {
         let mut first_err = None;
+        if let Some((p, v)) = self.top_tracing_on.take() {
+            let _ = fs::write(p, v);
+        }
         if let Some(i) = self.instance.take() {
             let _ = fs::write(i.join("tracing_on"), "0");
             let _ = fs::write(i.join("events/enable"), "0");
@@ -461,6 +479,56 @@ impl Drop for Cleanup<'_> {
     fn drop(&mut self) {
         let _ = self.run();
     }
+}
+
+/// `--from-boot`: stop the top-level buffer (restored at cleanup) and save its `trace` file to
+/// `boot_trace.txt.zst`, the per-CPU stats to `boot_ringbuffer_stats.txt`, and `/proc/iomem`,
+/// `/proc/cmdline` to `iomem.txt`, `cmdline.txt`. Returns (lines, kmem page events); a buffer
+/// without any kmem page event is an error naming the kernel command line to use.
+fn save_boot_buffer(
+    tracefs: &Path,
+    opts: &CaptureOptions,
+    cleanup: &mut Cleanup<'_>,
+) -> Result<(u64, u64), CaptureError> {
+    let on = tracefs.join("tracing_on");
+    let prev = read_string(&on)?.trim().to_string();
+    cleanup.top_tracing_on = Some((on.clone(), prev));
+    write_file(&on, "0")?;
+    let src = tracefs.join("trace");
+    let dst = opts.out.join("boot_trace.txt.zst");
+    let f = File::open(&src).map_err(io_err(&src))?;
+    let out = File::create(&dst).map_err(io_err(&dst))?;
+    let mut enc = zstd::stream::write::Encoder::new(out, 3).map_err(io_err(&dst))?;
+    let mut r = io::BufReader::with_capacity(1 << 20, f);
+    let (mut lines, mut kmem) = (0u64, 0u64);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let n = io::BufRead::read_until(&mut r, b'\n', &mut line).map_err(io_err(&src))?;
+        if n == 0 {
+            break;
+        }
+        lines += 1;
+        if let Some(name) = crate::trace::parse::event_name_of(&line) {
+            kmem += name.starts_with(b"mm_page_") as u64;
+        }
+        enc.write_all(&line).map_err(io_err(&dst))?;
+    }
+    enc.finish().map_err(io_err(&dst))?;
+    let (_, stats) = read_cpu_stats(tracefs);
+    write_file(&opts.out.join("boot_ringbuffer_stats.txt"), &stats)?;
+    for (f, to) in [("iomem", "iomem.txt"), ("cmdline", "cmdline.txt")] {
+        if let Ok(t) = fs::read_to_string(opts.proc_root.join(f)) {
+            write_file(&opts.out.join(to), &t)?;
+        }
+    }
+    if kmem == 0 {
+        return Err(CaptureError::InvalidOptions(format!(
+            "--from-boot: {} holds no kmem page event ({lines} lines): boot with `trace_event=kmem:mm_page_alloc,kmem:mm_page_free,kmem:mm_page_alloc_extfrag,kmem:mm_page_alloc_zone_locked trace_buf_size=64M` on the kernel command line (docs/replay.md)",
+            src.display()
+        )));
+    }
+    Ok((lines, kmem))
 }
 
 fn find_tracefs(
@@ -878,6 +946,7 @@ fn capture_with(
         backend,
         instance: None,
         mounted: None,
+        top_tracing_on: None,
     };
     let tracefs = find_tracefs(backend, opts, &mut cleanup)?;
 
@@ -904,7 +973,14 @@ fn capture_with(
         }
     }
     write_file(&inst.join("tracing_on"), "0")?;
-    write_file(&inst.join("trace_clock"), "mono")?;
+    // From boot, the stream must use the boot buffer's clock (the default `local`) so that the
+    // replay can merge the two by timestamp; otherwise `mono`.
+    let clock = if opts.from_boot {
+        selected_clock(&read_string(&tracefs.join("trace_clock"))?)
+    } else {
+        "mono".to_string()
+    };
+    write_file(&inst.join("trace_clock"), &clock)?;
     write_file(&inst.join("buffer_size_kb"), &opts.buffer_kb.to_string())?;
     write_file(&inst.join("events/enable"), "0")?;
     write_file(&inst.join("trace"), "")?;
@@ -950,6 +1026,14 @@ fn capture_with(
 
     write_file(&inst.join("tracing_on"), "1")?;
     let t_on = Instant::now();
+    // From boot: the instance records from now on (its ring buffer holds what the reader has
+    // not read yet), so stopping the top-level buffer now leaves no gap; the overlap is removed
+    // by the replay.
+    let boot_saved = if opts.from_boot {
+        save_boot_buffer(&tracefs, opts, &mut cleanup)?
+    } else {
+        (0, 0)
+    };
     let trace_on_mono = mono_now();
     let trace_on_unix = unix_now();
 
@@ -999,6 +1083,9 @@ fn capture_with(
                 }
             }
             t_wl.1 = mono_now();
+            if opts.from_boot {
+                markers.mark(crate::replay::boot::STRESS_END)?;
+            }
             markers.mark(&format!(
                 "BUDDYCAP WORKLOAD_END rc={}",
                 if interrupted { 130 } else { 0 }
@@ -1073,6 +1160,8 @@ fn capture_with(
         ringbuffer_stats,
         events_lost,
         page_field_stripped: opts.strip_page_field,
+        boot_trace_lines: boot_saved.0,
+        boot_trace_kmem_events: boot_saved.1,
     };
     let meta_path = out.join("meta.json");
     let json = serde_json::to_string_pretty(&summary).map_err(|e| CaptureError::Io {

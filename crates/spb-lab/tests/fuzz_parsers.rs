@@ -100,6 +100,7 @@ proptest! {
             strict,
             max_order: 10,
             max_inferred_pfn: 1 << 16,
+            stop_marker: None,
         };
         match decode(r, settings) {
             Ok(d) => {
@@ -118,5 +119,57 @@ proptest! {
             }
             Err(e) => prop_assert!(false, "{}", e),
         }
+    }
+}
+
+/// Read a `.dat` image to the end (at most 100 000 items): errors name the file, never a panic.
+fn read_dat_image(bytes: &[u8], tag: &str) -> Result<(), TestCaseError> {
+    let dir = std::env::temp_dir().join(format!("spb-dat-prop-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join(format!("{tag}.dat"));
+    std::fs::write(&p, bytes).unwrap();
+    match spb_lab::trace::dat::DatReader::open(&p) {
+        Err(e) => prop_assert!(e.to_string().contains(&format!("{tag}.dat")), "{}", e),
+        Ok(mut r) => {
+            for _ in 0..100_000 {
+                match r.next() {
+                    Ok(Some(_)) => {}
+                    Ok(None) => break,
+                    Err(e) => {
+                        prop_assert!(e.to_string().contains(&format!("{tag}.dat")), "{}", e);
+                        if !e.record_only {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+const SMALL_DAT: &[u8] = include_bytes!("data/dat/small_v7.dat");
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+    /// Stand-in for the `dat_read` fuzz target: mutated and truncated trace-cmd files.
+    #[test]
+    fn dat_reader_never_panics_on_mutated_files(edits in prop::collection::vec((any::<usize>(), any::<u8>()), 1..8), cut in any::<usize>()) {
+        let mut b = SMALL_DAT.to_vec();
+        for (pos, v) in edits {
+            let i = pos % b.len();
+            b[i] = v;
+        }
+        let keep = if cut % 4 == 0 { cut % (b.len() + 1) } else { b.len() };
+        b.truncate(keep);
+        read_dat_image(&b, "mutated")?;
+    }
+
+    #[test]
+    fn dat_reader_never_panics_on_bytes(bytes in prop::collection::vec(any::<u8>(), 0..600)) {
+        let mut b = spb_lab::trace::dat::MAGIC.to_vec();
+        b.extend_from_slice(&bytes);
+        read_dat_image(&b, "random")?;
     }
 }

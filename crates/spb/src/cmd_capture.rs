@@ -29,6 +29,12 @@ pub struct CaptureArgs {
     /// Further events to enable if present (comma separated, e.g. `compaction,migrate`).
     #[arg(long, value_delimiter = ',')]
     pub extra_events: Vec<String>,
+    /// The kernel was booted with `trace_event=kmem:mm_page_alloc,kmem:mm_page_free,
+    /// kmem:mm_page_alloc_extfrag,kmem:mm_page_alloc_zone_locked trace_buf_size=64M`: save
+    /// that boot ring buffer (boot_trace.txt.zst) once the stream records, and mark the end of
+    /// the capture `PHASE stress_end`, so that `spb replay OUT` replays from boot.
+    #[arg(long)]
+    pub from_boot: bool,
     /// tracefs mount point (default: find it, or mount it).
     #[arg(long)]
     pub tracefs: Option<PathBuf>,
@@ -82,6 +88,7 @@ pub fn run(a: CaptureArgs) -> Result<(), CliError> {
     opts.kpage_snapshots = !a.no_kpageflags;
     opts.strip_page_field = !a.keep_page_field;
     opts.extra_events = a.extra_events;
+    opts.from_boot = a.from_boot;
     opts.tracefs = a.tracefs;
     let stop = Arc::new(AtomicBool::new(false));
     install_handlers(stop.clone());

@@ -48,6 +48,17 @@ pub struct ReplayArgs {
     /// modelled columns.
     #[arg(long)]
     pub no_pcp_decay: bool,
+    /// From-boot replay of a plain pair of files: this boot ftrace text (the kernel command
+    /// line's trace_event= ring buffer), then TRACE (a trace-cmd .dat or text stream); with
+    /// --zoneinfo/--kpageflags of the boot snapshot (reservations only, no prefill).
+    #[arg(long)]
+    pub boot_trace: Option<PathBuf>,
+    /// From-boot captures: replay past the `PHASE stress_end` marker to the end of the trace.
+    #[arg(long)]
+    pub past_stress_end: bool,
+    /// Stop at the first trace marker containing TEXT (any trace).
+    #[arg(long)]
+    pub stop_marker: Option<String>,
 }
 
 pub fn run(a: ReplayArgs) -> Result<(), CliError> {
@@ -58,6 +69,7 @@ pub fn run(a: ReplayArgs) -> Result<(), CliError> {
         a.zoneinfo.as_ref(),
         a.kpageflags.as_ref(),
         a.kpagecount.as_ref(),
+        a.boot_trace.as_ref(),
     ]
     .into_iter()
     .flatten()
@@ -78,6 +90,9 @@ pub fn run(a: ReplayArgs) -> Result<(), CliError> {
         no_prefill: a.no_prefill,
         strict: a.strict,
         pcp_decay: !a.no_pcp_decay,
+        boot_trace: a.boot_trace,
+        past_stop: a.past_stress_end,
+        stop_marker: a.stop_marker,
         ..ReplayOptions::default()
     };
     if let Some(t) = a.threads {

@@ -378,3 +378,76 @@ fn real_capture() {
         Err(e) => panic!("real capture failed: {e}"),
     }
 }
+
+/// `--from-boot` on a fake tracefs whose top-level buffer holds boot text: the boot buffer is
+/// saved (and the top-level `tracing_on` restored), the stream uses the top-level clock, the
+/// workload's end is marked `PHASE stress_end`, and the replay detects the layout.
+#[test]
+fn from_boot_saves_the_boot_buffer_in_the_capture_layout() {
+    let s = Scratch::new("cap-boot");
+    let fake = Fake::new(pipe_text(40));
+    let mut o = opts(&s, Duration::from_millis(30));
+    o.from_boot = true;
+    let t = o.tracefs.clone().unwrap();
+    fs::write(t.join("trace_clock"), "[local] global mono\n").unwrap();
+    fs::write(t.join("tracing_on"), "1\n").unwrap();
+    fs::write(
+        t.join("trace"),
+        "# tracer: nop\n          <idle>-0       [000] d..4.     0.630291: mm_page_alloc_zone_locked: page=00000000946db1a0 pfn=0x100a09 order=0 migratetype=0 percpu_refill=1\n          <idle>-0       [000] d..1.     0.630744: mm_page_alloc: page=00000000946db1a0 pfn=0x100a09 order=0 migratetype=0 gfp_flags=__GFP_NOWARN|__GFP_NORETRY|__GFP_COMP\n",
+    )
+    .unwrap();
+    fs::create_dir_all(t.join("per_cpu/cpu0")).unwrap();
+    fs::write(t.join("per_cpu/cpu0/stats"), "entries: 2\noverrun: 0\n").unwrap();
+    fs::write(
+        o.proc_root.join("iomem"),
+        "  64400000-653fffff : Kernel code\n",
+    )
+    .unwrap();
+    let sum = capture_with(&fake, &o, Arc::default(), |_| {}).unwrap();
+    assert_eq!(sum.boot_trace_lines, 3);
+    assert_eq!(sum.boot_trace_kmem_events, 2);
+    assert_eq!(sum.trace_clock, "local");
+    assert!(
+        sum.markers.iter().any(|m| m.text == "PHASE stress_end"),
+        "{:?}",
+        sum.markers
+    );
+    // the top-level buffer is on again
+    assert_eq!(
+        fs::read_to_string(t.join("tracing_on")).unwrap().trim(),
+        "1"
+    );
+    let out = &o.out;
+    let boot = count_events(out.join("boot_trace.txt.zst")).unwrap();
+    assert_eq!(boot.count("mm_page_alloc"), 1);
+    assert!(out.join("iomem.txt").is_file());
+    assert!(out.join("boot_ringbuffer_stats.txt").is_file());
+    let bc = crate::replay::boot::detect(out).expect("from-boot layout detected");
+    assert_eq!(
+        bc.boot_text.as_deref(),
+        Some(out.join("boot_trace.txt.zst").as_path())
+    );
+    assert_eq!(
+        bc.stream.as_deref(),
+        Some(out.join("trace.txt.zst").as_path())
+    );
+    assert!(bc.kpageflags_boot.is_some() && bc.end_kpageflags.is_some());
+
+    // a boot buffer without kmem events: an error naming the kernel command line
+    let s2 = Scratch::new("cap-boot-empty");
+    let mut o2 = opts(&s2, Duration::from_millis(10));
+    o2.from_boot = true;
+    let t2 = o2.tracefs.clone().unwrap();
+    fs::write(t2.join("trace_clock"), "[local] mono\n").unwrap();
+    fs::write(t2.join("tracing_on"), "1\n").unwrap();
+    fs::write(t2.join("trace"), "# tracer: nop\n").unwrap();
+    let e = capture_with(&fake, &o2, Arc::default(), |_| {}).unwrap_err();
+    assert!(
+        e.to_string().contains("trace_event=kmem:mm_page_alloc"),
+        "{e}"
+    );
+    assert_eq!(
+        fs::read_to_string(t2.join("tracing_on")).unwrap().trim(),
+        "1"
+    );
+}

@@ -25,22 +25,13 @@ use spb_alloc::{Gfp, MigrateType};
 use super::oplog::{Op, OpLog, OPF_INFERRED, OPF_PREFILL};
 use super::{ExtfragCounts, ReplayError};
 use crate::metrics::TraceStats;
+use crate::trace::dat::DatReader;
 use crate::trace::{GfpCache, Line, TraceEvent, TraceParser, TraceReader};
 
-pub(crate) const S_FREE: u8 = 0;
-pub(crate) const S_TAIL: u8 = 1;
-pub(crate) const S_UNINIT: u8 = 2;
-pub(crate) const S_RESERVED: u8 = 3;
-pub(crate) const S_HOLE: u8 = 4;
-pub(crate) const S_HEAD: u8 = 0x80;
-
-const F_TOUCHED: u8 = 1;
-const F_PREFILL: u8 = 2;
-const F_AWAIT_BATCHED: u8 = 4;
-const F_PCP: u8 = 8;
-/// Bits 4-5 of a head's flags: the migratetype of its allocation.
-const F_MT_SHIFT: u8 = 4;
-const F_MT_MASK: u8 = 0x30;
+use super::pfnmap::{
+    mt_bits, mt_of, shadow_for, F_AWAIT_BATCHED, F_MT_MASK, F_PCP, F_PREFILL, F_TOUCHED, S_FREE,
+    S_HEAD, S_HOLE, S_ORDER_MASK, S_RESERVED, S_TAIL, S_UNINIT,
+};
 
 /// Lines are released from the reorder buffer once they are this much older than the newest
 /// timestamp seen (trace_pipe merges the per-CPU buffers with inversions of at most ~0.3 ms).
@@ -87,6 +78,9 @@ pub struct DecodeSettings<'a> {
     /// Without a layout, pfns at or above this are `pfn_outside_layout` (normally
     /// [`INFERRED_LAYOUT_MAX_PFN`]).
     pub max_inferred_pfn: u64,
+    /// Stop at the first marker containing this text (`PHASE stress_end`); later events are
+    /// counted as `after_stop_marker` and not replayed.
+    pub stop_marker: Option<String>,
 }
 
 /// Pass 1 alone over an open reader: the op log, statistics and bad-input warnings of a trace
@@ -94,6 +88,15 @@ pub struct DecodeSettings<'a> {
 pub fn decode(reader: TraceReader, settings: DecodeSettings<'_>) -> Result<Decoded, ReplayError> {
     let label = reader.path().display().to_string();
     Decoder::new(settings, &label).run_reader(reader)
+}
+
+/// Pass 1 over several sources read one after the other (see [`SourceSpec`]).
+pub fn decode_sources(
+    sources: Vec<SourceSpec>,
+    settings: DecodeSettings<'_>,
+) -> Result<Decoded, ReplayError> {
+    let label = sources.first().map(|s| s.src.label()).unwrap_or_default();
+    Decoder::new(settings, &label).run_sources(sources)
 }
 
 /// What the decode pass produces.
@@ -148,6 +151,77 @@ pub(crate) struct Decoder<'a> {
     first_bad: BTreeMap<&'static str, String>,
     /// mm_page_alloc / mm_page_free lines seen (parsed or not).
     kmem_lines: u64,
+    /// Events at or after this timestamp are dropped (the next source has them).
+    until_ns: Option<u64>,
+    /// Timestamp of the stop marker, once seen.
+    stop_ts: Option<u64>,
+    /// The tracer reported lost events (see [`Decoder::free`] and the zone_locked rule).
+    lost_seen: bool,
+    /// Line number of the text line being handled (for messages).
+    cur_line: u64,
+}
+
+/// One input of the decode pass.
+pub enum Source {
+    /// ftrace text (plain, zstd or gzip).
+    Text(TraceReader),
+    /// A trace-cmd `.dat` file.
+    Dat(Box<DatReader>),
+}
+
+impl Source {
+    /// Open a text trace or a `.dat` file (detected by its magic).
+    pub fn open(path: &Path) -> Result<Source, ReplayError> {
+        let p = crate::trace::input::resolve_trace_path(path).map_err(input_err)?;
+        let mut head = [0u8; 10];
+        let n = std::fs::File::open(&p)
+            .and_then(|mut f| std::io::Read::read(&mut f, &mut head))
+            .unwrap_or(0);
+        if crate::trace::dat::is_dat(&head[..n]) {
+            return DatReader::open(&p)
+                .map(|r| Source::Dat(Box::new(r)))
+                .map_err(|e| {
+                    if e.io {
+                        ReplayError::Io(e.to_string())
+                    } else {
+                        ReplayError::Input(e.to_string())
+                    }
+                });
+        }
+        TraceReader::open(&p).map(Source::Text).map_err(input_err)
+    }
+
+    /// The label used in messages (`FILE` for text, `FILE:record` for `.dat`).
+    pub fn label(&self) -> String {
+        match self {
+            Source::Text(r) => r.path().display().to_string(),
+            Source::Dat(r) => format!("{}:record", r.path()),
+        }
+    }
+
+    /// Timestamp of the first event of the source (text: of the first 100 000 lines).
+    pub fn first_ts(&self) -> Option<u64> {
+        match self {
+            Source::Text(r) => {
+                let mut t = TraceReader::open(r.path()).ok()?;
+                let mut p = TraceParser::new();
+                for n in 1..=100_000u64 {
+                    let l = t.next_line().ok()??;
+                    if let Ok(Line::Event(rec)) = p.parse_line(l, n) {
+                        return Some(rec.ts_ns);
+                    }
+                }
+                None
+            }
+            Source::Dat(r) => r.first_ts(),
+        }
+    }
+}
+
+/// A source and the timestamp from which its events are left to the next source.
+pub struct SourceSpec {
+    pub src: Source,
+    pub until_ns: Option<u64>,
 }
 
 /// Skipped-line counters keyed by static reason (converted into `TraceStats::skipped` at the end).
@@ -198,6 +272,10 @@ impl<'a> Decoder<'a> {
             snap_from_markers: (None, None),
             first_bad: BTreeMap::new(),
             kmem_lines: 0,
+            until_ns: None,
+            stop_ts: None,
+            lost_seen: false,
+            cur_line: 0,
             st,
         };
         d.apply_prefill();
@@ -267,7 +345,7 @@ impl<'a> Decoder<'a> {
         for f in &mut self.flags[i..i + n] {
             *f = (*f & !(F_PREFILL | F_AWAIT_BATCHED | F_MT_MASK)) | F_TOUCHED;
         }
-        self.flags[i] |= (mt.min(3) << F_MT_SHIFT) & F_MT_MASK;
+        self.flags[i] |= mt_bits(mt);
     }
 
     fn mark_free(&mut self, pfn: u64, order: u8) {
@@ -285,7 +363,7 @@ impl<'a> Decoder<'a> {
             let h = pfn & !((1u64 << o) - 1);
             let s = self.st_at(h);
             if s & S_HEAD != 0 {
-                let q = s & 0x1f;
+                let q = s & S_ORDER_MASK;
                 return if q >= o && h + (1u64 << q) > pfn {
                     Some((h, q))
                 } else {
@@ -328,11 +406,77 @@ impl<'a> Decoder<'a> {
 
     /// Read the whole trace.
     pub(crate) fn run(self, path: &Path) -> Result<Decoded, ReplayError> {
-        let reader = TraceReader::open(path).map_err(input_err)?;
-        self.run_reader(reader)
+        let src = Source::open(path)?;
+        self.run_sources(vec![SourceSpec {
+            src,
+            until_ns: None,
+        }])
     }
 
-    fn run_reader(mut self, mut reader: TraceReader) -> Result<Decoded, ReplayError> {
+    fn run_reader(self, reader: TraceReader) -> Result<Decoded, ReplayError> {
+        self.run_sources(vec![SourceSpec {
+            src: Source::Text(reader),
+            until_ns: None,
+        }])
+    }
+
+    /// Read the sources one after the other (a from-boot capture: the boot text up to the first
+    /// event of the stream, then the stream).
+    pub(crate) fn run_sources(mut self, sources: Vec<SourceSpec>) -> Result<Decoded, ReplayError> {
+        let mut lines = 0u64;
+        let mut first_label = None;
+        for spec in sources {
+            // GfpIds are per parser/reader
+            self.gfp_cache = GfpCache::new();
+            self.until_ns = spec.until_ns;
+            let label = spec.src.label();
+            first_label.get_or_insert_with(|| label.clone());
+            self.path = label.clone();
+            match spec.src {
+                Source::Text(reader) => lines += self.read_text(reader)?,
+                Source::Dat(reader) => lines += self.read_dat(reader)?,
+            }
+        }
+        while let Some(p) = self.buf.pop_front() {
+            self.apply(p)?;
+        }
+        self.stats.lines = lines;
+        if self.kmem_lines == 0 {
+            return Err(ReplayError::Input(format!(
+                "{}: no mm_page_alloc or mm_page_free line in {} lines: expected ftrace text (trace_pipe, trace or trace-cmd report) of the kmem:mm_page_* events, plain, zstd or gzip, or a trace-cmd .dat file",
+                first_label.unwrap_or_default(),
+                self.stats.lines
+            )));
+        }
+        self.finish()
+    }
+
+    fn read_dat(&mut self, mut reader: Box<DatReader>) -> Result<u64, ReplayError> {
+        loop {
+            let line = match reader.next() {
+                Ok(Some(l)) => l,
+                Ok(None) => break,
+                Err(e) if e.record_only => {
+                    if self.st.strict {
+                        return Err(ReplayError::Input(e.to_string()));
+                    }
+                    self.kmem_lines += 1;
+                    skip(&mut self.skips, "unparsed");
+                    self.first_bad.entry("unparsed").or_insert(e.to_string());
+                    continue;
+                }
+                Err(e) if e.io => return Err(ReplayError::Io(e.to_string())),
+                Err(e) => return Err(ReplayError::Input(e.to_string())),
+            };
+            if !self.on_line(line, &[])? {
+                break;
+            }
+        }
+        note(&mut self.notes, "dat_records", reader.records());
+        Ok(reader.records())
+    }
+
+    fn read_text(&mut self, mut reader: TraceReader) -> Result<u64, ReplayError> {
         let mut parser = TraceParser::new();
         let path_s = reader.path().display().to_string();
         loop {
@@ -374,130 +518,148 @@ impl<'a> Decoder<'a> {
                     continue;
                 }
             };
-            match line {
-                Line::Skipped(r) => {
-                    skip(&mut self.skips, r.as_str());
-                    if r == crate::trace::SkipReason::Unrecognized
-                        && !self.first_bad.contains_key("unrecognized")
-                    {
-                        let text: String = String::from_utf8_lossy(raw).chars().take(120).collect();
-                        let msg = format!("{path_s}:{line_no}: not a trace line: expected `<comm>-<pid> [<cpu>] <timestamp>: <event>: <fields>`, found {text:?}");
-                        self.first_bad.insert("unrecognized", msg);
-                    }
-                }
-                Line::Lost { events, .. } => {
-                    skip(&mut self.skips, "lost_events_line");
-                    note(&mut self.notes, "lost_events", events.unwrap_or(0));
-                }
-                Line::Event(rec) => {
-                    self.stats.parsed += 1;
-                    if matches!(
-                        rec.event,
-                        TraceEvent::Alloc { .. } | TraceEvent::Free { .. }
-                    ) {
-                        self.kmem_lines += 1;
-                    }
-                    match &rec.event {
-                        TraceEvent::Marker(t) => {
-                            skip(&mut self.skips, "marker");
-                            self.markers.push((rec.ts_ns, t.to_string()));
-                            if t.contains("SNAPSHOT_BEGIN")
-                                && !t.contains("AFTER_")
-                                && self.snap_from_markers.0.is_none()
-                            {
-                                self.snap_from_markers.0 = Some(rec.ts_ns);
-                            }
-                            if t.contains("SNAPSHOT_END")
-                                && !t.contains("AFTER_")
-                                && self.snap_from_markers.1.is_none()
-                            {
-                                self.snap_from_markers.1 = Some(rec.ts_ns);
-                            }
-                            continue;
-                        }
-                        TraceEvent::Other(_) => {
-                            skip(&mut self.skips, "other_event");
-                            continue;
-                        }
-                        TraceEvent::ExtFrag {
-                            fragmenting,
-                            change_ownership,
-                            alloc_migratetype,
-                            fallback_migratetype,
-                            ..
-                        } => {
-                            self.extfrag.record(
-                                *fragmenting,
-                                *change_ownership,
-                                *alloc_migratetype,
-                                *fallback_migratetype,
-                            );
-                        }
-                        _ => {}
-                    }
-                    // the gfp text is borrowed from the line: resolve it now
-                    let gfp_text = rec.gfp_text;
-                    let (line_no, ts_ns, rcpu) = (rec.line_no, rec.ts_ns, rec.cpu);
-                    let event = match rec.event {
-                        TraceEvent::Alloc {
-                            pfn,
-                            order,
-                            migratetype,
-                            gfp,
-                        } => {
-                            let gi = {
-                                let log = &mut self.log;
-                                self.gfp_cache
-                                    .get_or_try_insert_with(gfp, gfp_text, |s| {
-                                        spb_alloc::gfp::parse(s).map(|g| {
-                                            log.gfps.push(g);
-                                            log.gfp_names.push(s.to_string());
-                                            (log.gfps.len() - 1) as u16
-                                        })
-                                    })
-                                    .ok()
-                                    .copied()
-                            };
-                            match gi {
-                                Some(g) => TraceEvent::Alloc {
-                                    pfn,
-                                    order,
-                                    migratetype,
-                                    gfp: crate::trace::GfpId(g as u32),
-                                },
-                                None => {
-                                    let msg = format!("mm_page_alloc: gfp_flags {:?} is not a known gfp flag expression", String::from_utf8_lossy(gfp_text));
-                                    self.bad("bad_gfp", line_no, msg)?;
-                                    continue;
-                                }
-                            }
-                        }
-                        e => e,
-                    };
-                    if self.t0.is_none() {
-                        self.t0 = Some(ts_ns);
-                    }
-                    let p = Pending {
-                        line_no,
-                        ts_ns,
-                        cpu: rcpu,
-                        event,
-                    };
-                    self.enqueue(p)?;
-                }
+            self.cur_line = line_no;
+            if !self.on_line(line, raw)? {
+                break;
             }
         }
-        while let Some(p) = self.buf.pop_front() {
-            self.apply(p)?;
+        Ok(reader.line_no())
+    }
+
+    /// One parsed line. Returns false when reading should stop (past the stop marker).
+    fn on_line(&mut self, line: Line<'_>, raw: &[u8]) -> Result<bool, ReplayError> {
+        match line {
+            Line::Skipped(r) => {
+                skip(&mut self.skips, r.as_str());
+                if r == crate::trace::SkipReason::Unrecognized
+                    && !self.first_bad.contains_key("unrecognized")
+                {
+                    let text: String = String::from_utf8_lossy(raw).chars().take(120).collect();
+                    let msg = format!("{}:{}: not a trace line: expected `<comm>-<pid> [<cpu>] <timestamp>: <event>: <fields>`, found {text:?}", self.path, self.cur_line);
+                    self.first_bad.insert("unrecognized", msg);
+                }
+            }
+            Line::Lost { events, .. } => {
+                skip(&mut self.skips, "lost_events_line");
+                note(&mut self.notes, "lost_events", events.unwrap_or(0));
+                self.lost_seen = true;
+            }
+            Line::Event(rec) => {
+                if let Some(u) = self.until_ns {
+                    if rec.ts_ns >= u {
+                        // the next source has this event too (boot/stream overlap)
+                        note(&mut self.notes, "boot_overlap_dropped", 1);
+                        return Ok(true);
+                    }
+                }
+                if let Some(st) = self.stop_ts {
+                    if rec.ts_ns > st {
+                        note(&mut self.notes, "after_stop_marker", 1);
+                        return Ok(rec.ts_ns <= st + REORDER_WINDOW_NS);
+                    }
+                }
+                self.stats.parsed += 1;
+                if matches!(
+                    rec.event,
+                    TraceEvent::Alloc { .. } | TraceEvent::Free { .. }
+                ) {
+                    self.kmem_lines += 1;
+                }
+                match &rec.event {
+                    TraceEvent::Marker(t) => {
+                        skip(&mut self.skips, "marker");
+                        self.markers.push((rec.ts_ns, t.to_string()));
+                        if let Some(m) = &self.st.stop_marker {
+                            if self.stop_ts.is_none() && t.contains(m.as_str()) {
+                                self.stop_ts = Some(rec.ts_ns);
+                            }
+                        }
+                        if t.contains("SNAPSHOT_BEGIN")
+                            && !t.contains("AFTER_")
+                            && self.snap_from_markers.0.is_none()
+                        {
+                            self.snap_from_markers.0 = Some(rec.ts_ns);
+                        }
+                        if t.contains("SNAPSHOT_END")
+                            && !t.contains("AFTER_")
+                            && self.snap_from_markers.1.is_none()
+                        {
+                            self.snap_from_markers.1 = Some(rec.ts_ns);
+                        }
+                        return Ok(true);
+                    }
+                    TraceEvent::Other(_) => {
+                        skip(&mut self.skips, "other_event");
+                        return Ok(true);
+                    }
+                    TraceEvent::ExtFrag {
+                        fragmenting,
+                        change_ownership,
+                        alloc_migratetype,
+                        fallback_migratetype,
+                        ..
+                    } => {
+                        self.extfrag.record(
+                            *fragmenting,
+                            *change_ownership,
+                            *alloc_migratetype,
+                            *fallback_migratetype,
+                        );
+                    }
+                    _ => {}
+                }
+                // the gfp text is borrowed from the line: resolve it now
+                let gfp_text = rec.gfp_text;
+                let (line_no, ts_ns, rcpu) = (rec.line_no, rec.ts_ns, rec.cpu);
+                let event = match rec.event {
+                    TraceEvent::Alloc {
+                        pfn,
+                        order,
+                        migratetype,
+                        gfp,
+                    } => {
+                        let gi = {
+                            let log = &mut self.log;
+                            self.gfp_cache
+                                .get_or_try_insert_with(gfp, gfp_text, |s| {
+                                    spb_alloc::gfp::parse(s).map(|g| {
+                                        log.gfps.push(g);
+                                        log.gfp_names.push(s.to_string());
+                                        (log.gfps.len() - 1) as u16
+                                    })
+                                })
+                                .ok()
+                                .copied()
+                        };
+                        match gi {
+                            Some(g) => TraceEvent::Alloc {
+                                pfn,
+                                order,
+                                migratetype,
+                                gfp: crate::trace::GfpId(g as u32),
+                            },
+                            None => {
+                                let msg = format!("mm_page_alloc: gfp_flags {:?} is not a known gfp flag expression", String::from_utf8_lossy(gfp_text));
+                                self.bad("bad_gfp", line_no, msg)?;
+                                return Ok(true);
+                            }
+                        }
+                    }
+                    e => e,
+                };
+                if self.t0.is_none() {
+                    self.t0 = Some(ts_ns);
+                }
+                let p = Pending {
+                    line_no,
+                    ts_ns,
+                    cpu: rcpu,
+                    event,
+                };
+                self.enqueue(p)?;
+            }
         }
-        self.stats.lines = reader.line_no();
-        if self.kmem_lines == 0 {
-            return Err(ReplayError::Input(format!(
-                "{path_s}: no mm_page_alloc or mm_page_free line in {} lines: expected ftrace text (trace_pipe, trace or trace-cmd report) of the kmem:mm_page_* events, plain, zstd or gzip",
-                self.stats.lines
-            )));
-        }
-        self.finish()
+        Ok(true)
     }
 
     fn enqueue(&mut self, p: Pending) -> Result<(), ReplayError> {
@@ -689,6 +851,13 @@ impl<'a> Decoder<'a> {
                         self.push(Op::free(h, q, cpu, ts_us).with_flags(OPF_PREFILL));
                         self.mark_free(h, q);
                         note(&mut self.notes, "prefill_released_free_pages", 1u64 << q);
+                    } else if self.lost_seen {
+                        // The tracer lost events and the kernel now takes this block off its
+                        // free lists: its mm_page_free was among the lost ones. Free it here
+                        // rather than keep it allocated for ever.
+                        self.push(Op::free(h, q, cpu, ts_us));
+                        self.mark_free(h, q);
+                        note(&mut self.notes, "lost_free_released_pages", 1u64 << q);
                     } else {
                         note(&mut self.notes, "free_event_on_live_pages", 1);
                     }
@@ -839,8 +1008,8 @@ impl<'a> Decoder<'a> {
         // inside a larger live block: split it first
         let inner = if s == S_TAIL {
             self.find_head(pfn)
-        } else if s & S_HEAD != 0 && (s & 0x1f) > order {
-            Some((pfn, s & 0x1f))
+        } else if s & S_HEAD != 0 && (s & S_ORDER_MASK) > order {
+            Some((pfn, s & S_ORDER_MASK))
         } else {
             None
         };
@@ -868,7 +1037,7 @@ impl<'a> Decoder<'a> {
         while p < pfn + n {
             let s = self.st_at(p);
             if s & S_HEAD != 0 {
-                let q = s & 0x1f;
+                let q = s & S_ORDER_MASK;
                 if p + (1u64 << q) > pfn + n {
                     // cannot happen after the split above (heads are aligned)
                     other += 1;
@@ -877,7 +1046,7 @@ impl<'a> Decoder<'a> {
                 }
                 self.push(Op::free(p, q, cpu, ts_us));
                 if p == pfn {
-                    head_mt = (self.flags[p as usize] & F_MT_MASK) >> F_MT_SHIFT;
+                    head_mt = mt_of(self.flags[p as usize]);
                 }
                 self.mark_free(p, q);
                 freed += 1u64 << q;
@@ -973,6 +1142,11 @@ impl<'a> Decoder<'a> {
         if self.flags[pfn as usize] & F_TOUCHED == 0 {
             self.stats.unknown_frees += 1;
             skip(&mut self.skips, "unknown_free");
+            return Ok(());
+        }
+        if self.lost_seen {
+            // its mm_page_alloc may be among the events the tracer lost
+            skip(&mut self.skips, "free_after_lost_events");
             return Ok(());
         }
         let msg = format!("mm_page_free: double free of pfn {pfn:#x} order {order} (already free in the trace's own history)");
@@ -1073,31 +1247,4 @@ fn fast_free_batched(line: &[u8]) -> Option<u64> {
         std::str::from_utf8(v).ok()?.parse().ok()?
     };
     Some(pfn)
-}
-
-/// The initial shadow of a layout: free managed memory, uninit, reserved, holes.
-pub(crate) fn shadow_for(l: &MemoryLayout) -> Vec<u8> {
-    let end = l.zones.iter().map(|z| z.span.end).max().unwrap_or(0) as usize;
-    let mut v = vec![S_HOLE; end];
-    for z in &l.zones {
-        for s in &mut v[z.span.start as usize..z.span.end as usize] {
-            *s = S_FREE;
-        }
-        for r in &z.reserved {
-            for s in &mut v[r.range.start as usize..r.range.end as usize] {
-                *s = S_RESERVED;
-            }
-        }
-        for r in &z.uninit {
-            for s in &mut v[r.start as usize..r.end as usize] {
-                *s = S_UNINIT;
-            }
-        }
-        for r in &z.holes {
-            for s in &mut v[r.start as usize..r.end as usize] {
-                *s = S_HOLE;
-            }
-        }
-    }
-    v
 }

@@ -15,9 +15,11 @@
 //! threads, each with its own `Allocator`: the modelled policies place every request themselves,
 //! the `real` column places it where the kernel did.
 
+pub mod boot;
 pub mod decode;
 pub mod measure;
 pub mod oplog;
+pub(crate) mod pfnmap;
 pub mod prefill;
 pub mod run;
 
@@ -205,6 +207,14 @@ pub struct ReplayOptions {
     /// Modelled columns grow a deferred-init zone when their own watermark fails (taking the
     /// kernel's grown ranges in the kernel's order), not only when the trace shows the growth.
     pub grow_on_demand: bool,
+    /// Stop at the first marker containing this text. `None`: a from-boot capture stops at
+    /// [`boot::STRESS_END`] unless `past_stop`; other traces run to their end.
+    pub stop_marker: Option<String>,
+    /// From-boot captures: go on past the `stress_end` marker.
+    pub past_stop: bool,
+    /// A from-boot replay from a plain pair of files: this boot ftrace text, then the trace
+    /// (`.dat` or text) given as the path; `zoneinfo`/`kpageflags` are the boot snapshot's.
+    pub boot_trace: Option<PathBuf>,
 }
 
 impl Default for ReplayOptions {
@@ -223,6 +233,9 @@ impl Default for ReplayOptions {
             name: None,
             pcp_decay: true,
             grow_on_demand: true,
+            stop_marker: None,
+            past_stop: false,
+            boot_trace: None,
         }
     }
 }
@@ -281,6 +294,10 @@ pub struct ReplayOutput {
     /// Bad input that was skipped (without `strict`), one line per kind: the first such line as
     /// `FILE:LINE: what was wrong`, and how many lines were skipped for it.
     pub warnings: Vec<String>,
+    /// From-boot captures: the capture's own per-region result (analysis.json), if present.
+    pub kernel_regions: Vec<boot::KernelRegion>,
+    /// Whether this was a from-boot replay.
+    pub from_boot: bool,
 }
 
 /// The files of a capture directory (`DIR/trace.txt.zst`, `DIR/before/…`, `DIR/after/…`).
@@ -354,6 +371,18 @@ pub fn infer_layout(pfn_min: u64, pfn_end: u64) -> MemoryLayout {
 
 /// Replay a trace file or capture directory under `opts.policies`.
 pub fn replay(path: &Path, opts: &ReplayOptions) -> Result<ReplayOutput, ReplayError> {
+    if opts.boot_trace.is_some() {
+        let bc = boot::BootCapture {
+            root: path.parent().unwrap_or(path).to_path_buf(),
+            boot_text: opts.boot_trace.clone(),
+            stream: Some(path.to_path_buf()),
+            ..Default::default()
+        };
+        return replay_from_boot(path, bc, opts);
+    }
+    if let Some(bc) = boot::detect(path) {
+        return replay_from_boot(path, bc, opts);
+    }
     let is_dir = path.is_dir();
     let mut inputs = BTreeMap::new();
     inputs.insert("trace".to_string(), path.display().to_string());
@@ -456,6 +485,7 @@ pub fn replay(path: &Path, opts: &ReplayOptions) -> Result<ReplayOutput, ReplayE
         strict: opts.strict,
         max_order: Geometry::X86_64.max_order,
         max_inferred_pfn: decode::INFERRED_LAYOUT_MAX_PFN,
+        stop_marker: opts.stop_marker.clone(),
     };
     let trace_label = match &cap_dir {
         Some(d) if is_dir => crate::trace::input::resolve_trace_path(d)
@@ -465,12 +495,214 @@ pub fn replay(path: &Path, opts: &ReplayOptions) -> Result<ReplayOutput, ReplayE
     };
     let dec = decode::Decoder::new(settings, &trace_label).run(path)?;
     let decode_cpu_s = run::thread_cpu_s() - cpu0;
+    let mut snaps: Vec<(&'static str, PathBuf, Option<PathBuf>)> = Vec::new();
+    if let Some(d) = &cap_dir {
+        for sub in ["after", "before"] {
+            if let Some(f) =
+                capture_file(d, sub, &["kpageflags.zst", "kpageflags.gz", "kpageflags"])
+            {
+                snaps.push((sub, f, capture_file(d, sub, &["zoneinfo"])));
+            }
+        }
+    }
+    columns(Columns {
+        opts,
+        dec,
+        decode_cpu_s,
+        layout,
+        plan_pages: plan.pages,
+        plan_blocks: plan.blocks.len(),
+        comparison,
+        inputs,
+        name,
+        snaps,
+        from_boot: false,
+        kernel_regions: Vec::new(),
+    })
+}
+
+/// A from-boot replay (see `docs/replay.md`, "From boot"): the boot text up to the stream's
+/// first event, then the stream; the layout's reservations from the boot snapshot's
+/// PG_reserved pages and nothing else in use; stop at `stress_end` unless told otherwise.
+fn replay_from_boot(
+    path: &Path,
+    bc: boot::BootCapture,
+    opts: &ReplayOptions,
+) -> Result<ReplayOutput, ReplayError> {
+    let mut inputs = BTreeMap::new();
+    let name = opts.name.clone().unwrap_or_else(|| {
+        bc.root
+            .file_name()
+            .map(|s| s.to_string_lossy().to_string())
+            .unwrap_or_else(|| "boot".into())
+    });
+    let zi = opts.zoneinfo.clone().or(bc.zoneinfo.clone());
+    let kp = opts.kpageflags.clone().or(bc.kpageflags_boot.clone());
+    let mut notes_extra: BTreeMap<String, u64> = BTreeMap::new();
+    let layout = match (&zi, &kp) {
+        (Some(z), Some(k)) => {
+            inputs.insert("zoneinfo".to_string(), z.display().to_string());
+            inputs.insert("kpageflags_boot".to_string(), k.display().to_string());
+            let (l, pages) = boot::boot_layout(z, k, bc.iomem.as_deref())?;
+            for (k, v) in pages {
+                notes_extra.insert(format!("boot_layout_{k}"), v);
+            }
+            Some(l)
+        }
+        (Some(z), None) => {
+            inputs.insert("zoneinfo".to_string(), z.display().to_string());
+            let t = read_text(z)?;
+            Some(
+                MemoryLayout::from_zoneinfo(&t, Geometry::X86_64)
+                    .map_err(|e| ReplayError::Input(format!("{}: {e}", z.display())))?,
+            )
+        }
+        (None, _) => None,
+    };
+    let stop = opts
+        .stop_marker
+        .clone()
+        .or_else(|| (!opts.past_stop).then(|| boot::STRESS_END.to_string()));
+    let mut comparison = Comparison::default();
+    if let Some(p) = &bc.pagetypeinfo_before {
+        comparison.before_blocks = prefill::parse_block_counts(&read_text(p)?);
+    }
+    if stop.as_deref() == Some(boot::STRESS_END) {
+        if let Some(p) = &bc.end_pagetypeinfo {
+            comparison.after_blocks = prefill::parse_block_counts(&read_text(p)?);
+        }
+    }
+    // sources: the stream first (its first timestamp cuts the boot text)
+    let mut sources = Vec::new();
+    let stream = match &bc.stream {
+        Some(p) => {
+            inputs.insert("trace".to_string(), p.display().to_string());
+            Some(decode::Source::open(p)?)
+        }
+        None => None,
+    };
+    let until = stream.as_ref().and_then(|s| s.first_ts());
+    if let Some(b) = &bc.boot_text {
+        inputs.insert("boot_trace".to_string(), b.display().to_string());
+        sources.push(decode::SourceSpec {
+            src: decode::Source::open(b)?,
+            until_ns: until,
+        });
+    }
+    if let Some(s) = stream {
+        sources.push(decode::SourceSpec {
+            src: s,
+            until_ns: None,
+        });
+    }
+    if sources.is_empty() {
+        return Err(ReplayError::Input(format!(
+            "{}: a from-boot capture without a trace: expected trace/boot_trace.txt.zst or trace/run.dat",
+            path.display()
+        )));
+    }
+    let cpu0 = run::thread_cpu_s();
+    let settings = decode::DecodeSettings {
+        layout: layout.as_ref(),
+        prefill: &[],
+        pageblock_types: &[],
+        snapshot_ns: None,
+        strict: opts.strict,
+        max_order: Geometry::X86_64.max_order,
+        max_inferred_pfn: decode::INFERRED_LAYOUT_MAX_PFN,
+        stop_marker: stop.clone(),
+    };
+    let mut dec = decode::decode_sources(sources, settings)?;
+    let decode_cpu_s = run::thread_cpu_s() - cpu0;
+    dec.notes.extend(notes_extra);
+    if let Some(l) = &layout {
+        let labels = boot::deferred_reserved_labels(l);
+        dec.notes.insert(
+            "boot_unmovable_reserved_pageblocks".to_string(),
+            labels.len() as u64,
+        );
+        dec.log.pageblock_types.extend(labels);
+    }
+    if stop.is_some()
+        && !dec
+            .markers
+            .iter()
+            .any(|(_, t)| stop.as_deref().is_some_and(|m| t.contains(m)))
+    {
+        dec.notes.insert("stop_marker_not_found".to_string(), 1);
+    }
+    let mut snaps = Vec::new();
+    let at_stress_end = stop.as_deref() == Some(boot::STRESS_END);
+    if at_stress_end {
+        if let Some(f) = &bc.end_kpageflags {
+            snaps.push(("after", f.clone(), bc.end_zoneinfo.clone()));
+        }
+    }
+    if let Some(f) = &kp {
+        snaps.push(("before", f.clone(), zi.clone()));
+    }
+    let kernel_regions = match (&bc.analysis, at_stress_end) {
+        (Some(a), true) => {
+            inputs.insert("analysis".to_string(), a.display().to_string());
+            boot::read_analysis(a)?
+        }
+        _ => Vec::new(),
+    };
+    columns(Columns {
+        opts,
+        dec,
+        decode_cpu_s,
+        layout,
+        plan_pages: BTreeMap::new(),
+        plan_blocks: 0,
+        comparison,
+        inputs,
+        name,
+        snaps,
+        from_boot: true,
+        kernel_regions,
+    })
+}
+
+/// What pass 2 and the output need.
+struct Columns<'a> {
+    opts: &'a ReplayOptions,
+    dec: decode::Decoded,
+    decode_cpu_s: f64,
+    layout: Option<MemoryLayout>,
+    plan_pages: BTreeMap<String, u64>,
+    plan_blocks: usize,
+    comparison: Comparison,
+    inputs: BTreeMap<String, String>,
+    name: String,
+    /// (`after`/`before`, kpageflags dump, its zoneinfo) measured like the models.
+    snaps: Vec<(&'static str, PathBuf, Option<PathBuf>)>,
+    from_boot: bool,
+    kernel_regions: Vec<boot::KernelRegion>,
+}
+
+/// Pass 2 (the columns, in parallel) and the output.
+fn columns(c: Columns<'_>) -> Result<ReplayOutput, ReplayError> {
+    let Columns {
+        opts,
+        dec,
+        decode_cpu_s,
+        layout,
+        plan_pages,
+        plan_blocks,
+        mut comparison,
+        inputs,
+        name,
+        snaps,
+        from_boot,
+        kernel_regions,
+    } = c;
     let layout = layout.unwrap_or_else(|| infer_layout(dec.pfn_min, dec.pfn_end));
     let mut notes = dec.notes.clone();
-    for (k, v) in &plan.pages {
+    for (k, v) in &plan_pages {
         notes.insert(format!("prefill_pages_{k}"), *v);
     }
-    notes.insert("prefill_blocks".to_string(), plan.blocks.len() as u64);
+    notes.insert("prefill_blocks".to_string(), plan_blocks as u64);
     notes.insert("ops".to_string(), dec.log.ops.len() as u64);
     // pass 2: the columns, in parallel
     let results: Mutex<Vec<Option<Result<run::PolicyRun, ReplayError>>>> =
@@ -514,22 +746,19 @@ pub fn replay(path: &Path, opts: &ReplayOptions) -> Result<ReplayOutput, ReplayE
             .map(|z| z.wmark_pages(WMARK_MIN))
             .sum::<u64>()
     };
-    if let Some(d) = &cap_dir {
-        for (sub, slot) in [
-            ("after", &mut comparison.after_snapshot),
-            ("before", &mut comparison.before_snapshot),
-        ] {
-            if let Some(f) =
-                capture_file(d, sub, &["kpageflags.zst", "kpageflags.gz", "kpageflags"])
-            {
-                let c = prefill::sibling_count_path(&f);
-                let l = capture_file(d, sub, &["zoneinfo"])
-                    .and_then(|p| std::fs::read_to_string(p).ok())
-                    .and_then(|t| MemoryLayout::from_zoneinfo(&t, Geometry::X86_64).ok())
-                    .unwrap_or_else(|| layout.clone());
-                *slot = measure::measure_snapshot(&f, c.as_deref(), &l, min_wmark).ok();
-            }
-        }
+    for (sub, f, zi) in &snaps {
+        let slot = if *sub == "after" {
+            &mut comparison.after_snapshot
+        } else {
+            &mut comparison.before_snapshot
+        };
+        let c = prefill::sibling_count_path(f);
+        let l = zi
+            .as_ref()
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .and_then(|t| MemoryLayout::from_zoneinfo(&t, Geometry::X86_64).ok())
+            .unwrap_or_else(|| layout.clone());
+        *slot = measure::measure_snapshot(f, c.as_deref(), &l, min_wmark).ok();
     }
     let runs = results.into_inner().expect("no poisoned lock");
     for (sel, r) in opts.policies.iter().zip(runs) {
@@ -615,10 +844,84 @@ pub fn replay(path: &Path, opts: &ReplayOptions) -> Result<ReplayOutput, ReplayE
     }
     out.notes = notes;
     out.comparison = comparison;
+    out.from_boot = from_boot;
+    out.kernel_regions = kernel_regions;
     Ok(out)
 }
 
 impl ReplayOutput {
+    /// Per 1 GiB region of a from-boot replay: the capture's own analysis (tainted from boot to
+    /// stress_end, live non-movable pages at stress_end) against each column (`T`/`-` ever
+    /// tainted, live non-movable pages at the end of the replay).
+    pub fn region_table(&self) -> String {
+        let mut out = String::new();
+        let _ = write!(out, "per 1 GiB region (T = received a non-movable allocation; live = non-movable pages at the end):\n{:<8} {:<7} {:>16}", "region", "zone", "kernel (summary)");
+        for m in &self.doc.runs {
+            let _ = write!(out, " {:>16}", m.policy);
+        }
+        out.push('\n');
+        let col_regions: Vec<Vec<serde_json::Value>> = self
+            .doc
+            .runs
+            .iter()
+            .map(|m| {
+                m.extra
+                    .get("regions")
+                    .and_then(|v| v.as_array())
+                    .cloned()
+                    .unwrap_or_default()
+            })
+            .collect();
+        let Some(first) = col_regions.first() else {
+            return out;
+        };
+        for r in first {
+            let gib = r.get("region").and_then(|v| v.as_u64()).unwrap_or(0);
+            let zone = r.get("zone").and_then(|v| v.as_str()).unwrap_or("?");
+            let k = self.kernel_regions.iter().find(|k| k.region == gib);
+            let kc = match k {
+                Some(k) => format!(
+                    "{} {}",
+                    if k.tainted { "T" } else { "-" },
+                    k.live_nonmovable_pages_at_stress_end
+                ),
+                None => "".into(),
+            };
+            let _ = write!(
+                out,
+                "{:<8} {:<7} {:>16}",
+                format!("{}G-{}G", gib, gib + 1),
+                zone,
+                kc
+            );
+            for regs in &col_regions {
+                let c = regs
+                    .iter()
+                    .find(|x| {
+                        x.get("region").and_then(|v| v.as_u64()) == Some(gib)
+                            && x.get("zone").and_then(|v| v.as_str()) == Some(zone)
+                    })
+                    .map(|x| {
+                        format!(
+                            "{} {}",
+                            if x.get("ever_tainted").and_then(|v| v.as_bool()) == Some(true) {
+                                "T"
+                            } else {
+                                "-"
+                            },
+                            x.get("live_nonmovable_pages")
+                                .and_then(|v| v.as_u64())
+                                .unwrap_or(0)
+                        )
+                    })
+                    .unwrap_or_default();
+                let _ = write!(out, " {:>16}", c);
+            }
+            out.push('\n');
+        }
+        out
+    }
+
     /// The per-trace table of the issue: tainted 1 GiB regions (end, peak), fallback events by
     /// kind, 1 GiB pages obtainable, plus the replay's own counters.
     pub fn text_table(&self) -> String {
@@ -739,6 +1042,9 @@ impl ReplayOutput {
                 .collect::<Vec<_>>()
                 .join(" ")
         );
+        if self.from_boot {
+            out.push_str(&self.region_table());
+        }
         // pageblock labels
         let c = &self.comparison;
         if !c.after_blocks.is_empty() || !c.model_blocks.is_empty() {

@@ -10,6 +10,10 @@
 //! Compound pages (COMPOUND_HEAD + TAILs of a power-of-two length, naturally aligned) become one
 //! block of that order; everything else is order 0.
 //!
+//! The per-pfn working state is the replay's one encoding ([`super::pfnmap`], the decode pass's
+//! shadow): state bytes (`S_HEAD | order`, `S_TAIL`, `S_RESERVED`, ...) and flags bytes (the
+//! migratetype bits, `F_SLAB`).
+//!
 //! Pageblock labels: kpageflags has none. With the snapshot's `pagetypeinfo` ("Number of blocks
 //! type"), each zone gets exactly the kernel's number of Unmovable and Reclaimable pageblocks:
 //! the pageblocks holding the most non-movable pages are labelled non-movable, and among them the
@@ -22,20 +26,11 @@ use std::path::Path;
 use spb_alloc::layout::MemoryLayout;
 use spb_alloc::MigrateType;
 
-use super::decode::S_FREE;
+use super::pfnmap::{
+    mt_bits, mt_of, shadow_for, F_COMPOUND, F_SLAB, S_FREE, S_HEAD, S_RESERVED, S_TAIL,
+};
 use super::ReplayError;
 use crate::kpageflags::{classify, kpf, KpageReader, PageClass};
-
-const C_NONE: u8 = 0;
-const C_MOVABLE: u8 = 1;
-const C_SLAB: u8 = 2;
-const C_PGTABLE: u8 = 3;
-const C_KERNEL: u8 = 4;
-const C_RESERVED: u8 = 5;
-const B_HEAD: u8 = 8;
-const B_TAIL: u8 = 16;
-/// Reserved in the layout itself (not a prefill block).
-const B_LAYOUT: u8 = 32;
 
 /// The prefill: blocks in use and pageblock labels.
 #[derive(Clone, Debug, Default)]
@@ -94,8 +89,10 @@ pub fn sibling_count_path(flags: &Path) -> Option<std::path::PathBuf> {
     p.exists().then_some(p)
 }
 
-/// Build the prefill from a dump. `shadow` is the layout's initial per-pfn state (managed pages
-/// are `S_FREE`); `block_counts` the snapshot's pagetypeinfo block counts, if known.
+/// Build the prefill from a dump, in the replay's per-pfn encoding ([`super::pfnmap`]): the
+/// layout's initial state (managed pages `S_FREE`, reservations `S_RESERVED`), every page in
+/// use marked with its migratetype (and `F_SLAB`), compound pages formed into blocks.
+/// `block_counts` are the snapshot's pagetypeinfo block counts, if known.
 pub fn plan_prefill(
     flags_path: &Path,
     count_path: Option<&Path>,
@@ -103,9 +100,9 @@ pub fn plan_prefill(
     block_counts: Option<&BTreeMap<String, BTreeMap<String, u64>>>,
     max_order: u8,
 ) -> Result<PrefillPlan, ReplayError> {
-    let shadow = super::decode::shadow_for(layout);
-    let end = shadow.len();
-    let mut cls = vec![C_NONE; end];
+    let mut state = shadow_for(layout);
+    let end = state.len();
+    let mut flags = vec![0u8; end];
     let kerr = |e: crate::kpageflags::KpageError| match e.kind {
         crate::kpageflags::KpageErrorKind::Open => ReplayError::Io(e.to_string()),
         _ => ReplayError::Input(e.to_string()),
@@ -121,41 +118,33 @@ pub fn plan_prefill(
             break;
         }
         covered = i + 1;
-        if shadow[i] == super::decode::S_RESERVED {
-            // boot reservations: not allocatable, but they count for the pageblock labels
-            cls[i] = C_RESERVED | B_LAYOUT;
+        // reservations stay S_RESERVED (they count for the pageblock labels); uninitialised
+        // memory and holes hold nothing
+        if state[i] != S_FREE {
             continue;
         }
-        if shadow[i] != S_FREE {
-            continue;
-        }
-        let c = match classify(e.flags, e.count.unwrap_or(0)) {
-            PageClass::Free | PageClass::Hole => C_NONE,
-            PageClass::Movable | PageClass::HugeTlb => C_MOVABLE,
-            PageClass::Slab { .. } => C_SLAB,
-            PageClass::PageTable => C_PGTABLE,
-            PageClass::Reserved => C_RESERVED,
-            PageClass::KernelOther | PageClass::Uninit | PageClass::Offline => C_KERNEL,
+        let (name, mt, slab) = match classify(e.flags, e.count.unwrap_or(0)) {
+            PageClass::Free | PageClass::Hole => {
+                add("free", &mut plan);
+                continue;
+            }
+            PageClass::Movable | PageClass::HugeTlb => ("movable", MigrateType::Movable, false),
+            PageClass::Slab { .. } => ("slab", MigrateType::Unmovable, true),
+            PageClass::PageTable => ("pgtable", MigrateType::Unmovable, false),
+            PageClass::Reserved => ("reserved_in_managed", MigrateType::Unmovable, false),
+            PageClass::KernelOther | PageClass::Uninit | PageClass::Offline => {
+                ("kernel", MigrateType::Unmovable, false)
+            }
         };
-        let name = [
-            "free",
-            "movable",
-            "slab",
-            "pgtable",
-            "kernel",
-            "reserved_in_managed",
-        ][c as usize];
         add(name, &mut plan);
-        if c == C_NONE {
-            continue;
-        }
-        let mut b = c;
-        if kpf::has(e.flags, kpf::COMPOUND_HEAD) {
-            b |= B_HEAD;
-        } else if kpf::has(e.flags, kpf::COMPOUND_TAIL) {
-            b |= B_TAIL;
-        }
-        cls[i] = b;
+        let head = kpf::has(e.flags, kpf::COMPOUND_HEAD);
+        state[i] = if !head && kpf::has(e.flags, kpf::COMPOUND_TAIL) {
+            S_TAIL
+        } else {
+            S_HEAD
+        };
+        flags[i] =
+            mt_bits(mt as u8) | if slab { F_SLAB } else { 0 } | if head { F_COMPOUND } else { 0 };
     }
     if covered < end {
         // /proc/kpageflags has one entry per pfn up to max_pfn, the end of the last zone
@@ -165,6 +154,7 @@ pub fn plan_prefill(
             covered * 8
         )));
     }
+    let in_use = |s: u8| s == S_TAIL || s & S_HEAD != 0;
     // pageblock labels
     let pbo = layout.geometry.pageblock_order as u32;
     let pbp = 1usize << pbo;
@@ -176,21 +166,22 @@ pub fn plan_prefill(
         let mut cand: Vec<(u64, u64, u64, usize)> = Vec::new();
         for pb in first..last {
             let (mut nm, mut slab, mut mv) = (0u64, 0u64, 0u64);
-            for &c in &cls[(pb * pbp).max(z.span.start as usize)
-                ..((pb + 1) * pbp).min(end).min(z.span.end as usize)]
-            {
-                if c & B_LAYOUT != 0 && !z.uninit.is_empty() {
+            let lo = (pb * pbp).max(z.span.start as usize);
+            let hi = ((pb + 1) * pbp).min(end).min(z.span.end as usize);
+            for p in lo..hi {
+                let s = state[p];
+                if s == S_RESERVED {
                     // the memmap stand-in of a deferred-init zone is uninitialised memory
-                    continue;
-                }
-                match c & 7 {
-                    C_MOVABLE => mv += 1,
-                    C_SLAB => {
-                        slab += 1;
-                        nm += 1
+                    if z.uninit.is_empty() {
+                        nm += 1;
                     }
-                    C_NONE => {}
-                    _ => nm += 1,
+                } else if in_use(s) {
+                    if mt_of(flags[p]) == MigrateType::Movable as u8 {
+                        mv += 1;
+                    } else {
+                        nm += 1;
+                        slab += (flags[p] & F_SLAB != 0) as u64;
+                    }
                 }
             }
             if nm > 0 {
@@ -225,40 +216,42 @@ pub fn plan_prefill(
         }
     }
     plan.pageblock_types = labels.iter().map(|(&p, &m)| (p, m)).collect();
-    // blocks
-    let mt_of = |c: u8, pfn: u64| -> MigrateType {
-        match c & 7 {
-            C_MOVABLE => MigrateType::Movable,
-            C_SLAB
-                if labels.get(&((pfn >> pbo) << pbo))
-                    == Some(&(MigrateType::Reclaimable as u8)) =>
-            {
-                MigrateType::Reclaimable
-            }
-            _ => MigrateType::Unmovable,
+    // blocks: compound heads with their tails, everything else in use as order 0
+    let block_mt = |f: u8, pfn: usize| -> MigrateType {
+        if mt_of(f) == MigrateType::Movable as u8 {
+            MigrateType::Movable
+        } else if f & F_SLAB != 0
+            && labels.get(&(((pfn as u64) >> pbo) << pbo))
+                == Some(&(MigrateType::Reclaimable as u8))
+        {
+            MigrateType::Reclaimable
+        } else {
+            MigrateType::Unmovable
         }
     };
     let mut i = 0usize;
     while i < end {
-        let c = cls[i];
-        if c == C_NONE || c & B_LAYOUT != 0 {
+        let s = state[i];
+        if !in_use(s) {
             i += 1;
             continue;
         }
-        if c & B_HEAD != 0 {
+        if s & S_HEAD != 0 && flags[i] & F_COMPOUND != 0 {
             let mut j = i + 1;
-            while j < end && cls[j] & B_TAIL != 0 && j - i < (1 << max_order) + 1 {
+            while j < end && state[j] == S_TAIL && j - i < (1 << max_order) + 1 {
                 j += 1;
             }
             let len = j - i;
             if len > 1 && len.is_power_of_two() && i.is_multiple_of(len) && len <= 1 << max_order {
-                plan.blocks
-                    .push((i as u64, len.trailing_zeros() as u8, mt_of(c, i as u64)));
+                let order = len.trailing_zeros() as u8;
+                state[i] = S_HEAD | order;
+                plan.blocks.push((i as u64, order, block_mt(flags[i], i)));
                 i = j;
                 continue;
             }
         }
-        plan.blocks.push((i as u64, 0, mt_of(c, i as u64)));
+        state[i] = S_HEAD;
+        plan.blocks.push((i as u64, 0, block_mt(flags[i], i)));
         i += 1;
     }
     Ok(plan)

@@ -207,6 +207,20 @@ pub fn run_policy(
     let mut lower_zone_first_us: Option<u64> = None;
     let mut lower_zone_by_mt: BTreeMap<&'static str, u64> = BTreeMap::new();
     let mut pcp_peak = 0u64;
+    // 1 GiB regions that ever received a non-movable allocation (the capture's "tainted")
+    let spb_shift = a.geo.spb_order as u32;
+    let mut ever =
+        vec![
+            false;
+            (layout.zones.iter().map(|z| z.span.end).max().unwrap_or(0) >> spb_shift) as usize + 1
+        ];
+    for &(pfn, _, g) in &log.prefill {
+        if log.gfps[g as usize].migratetype().is_non_movable() {
+            if let Some(e) = ever.get_mut((pfn >> spb_shift) as usize) {
+                *e = true;
+            }
+        }
+    }
     let t = tainted_now(&a);
     peak = (peak.0.max(t.0), peak.1.max(t.1));
     for (op_i, op) in log.ops.iter().enumerate() {
@@ -265,9 +279,13 @@ pub fn run_policy(
                 if op.flags & OPF_INFERRED != 0 {
                     bump(&mut notes, "inferred_bulk_allocs", 1);
                 }
+                let nonmov = gfp.migratetype().is_non_movable();
                 if real {
                     match a.alloc_at(pfn, order, gfp, op.pfn) {
                         Ok(()) => {
+                            if nonmov {
+                                ever[(pfn >> spb_shift) as usize] = true;
+                            }
                             env.map[pfn as usize] = op.pfn;
                             thp.success += is_thp as u64;
                         }
@@ -286,6 +304,11 @@ pub fn run_policy(
                     };
                     match a.alloc(req, &mut env) {
                         Ok(s) => {
+                            if nonmov {
+                                if let Some(e) = ever.get_mut((s >> spb_shift) as usize) {
+                                    *e = true;
+                                }
+                            }
                             env.map[pfn as usize] = s as u32;
                             thp.success += is_thp as u64;
                             if s < first_normal && pfn >= first_normal {
@@ -459,6 +482,22 @@ pub fn run_policy(
         by_pair: extfrag_pairs,
     };
     let blocks = block_counts(&a, layout);
+    // per 1 GiB region, before the probe changes anything
+    let mut regions = Vec::new();
+    for z in &a.zones {
+        for sp in &z.spbs {
+            let gib = sp.start_pfn >> spb_shift;
+            regions.push(serde_json::json!({
+                "region": gib,
+                "zone": z.kind.name(),
+                "live_nonmovable_pages": sp.non_movable_pages(),
+                "movable_pages": sp.movable_pages(),
+                "reserved_pages": sp.reserved_pages,
+                "tainted_now": sp.is_tainted(),
+                "ever_tainted": ever.get(gib as usize).copied().unwrap_or(false),
+            }));
+        }
+    }
     let m = measure(&mut a, &mut env, peak);
     let present: u64 = layout.zones.iter().map(|z| z.present_pages()).sum();
     let mut extra = BTreeMap::new();
@@ -474,6 +513,7 @@ pub fn run_policy(
         "pageblock_types".to_string(),
         serde_json::to_value(&blocks).unwrap_or_default(),
     );
+    extra.insert("regions".to_string(), serde_json::Value::Array(regions));
     extra.insert(
         "fallback_replays".to_string(),
         serde_json::json!(fallback_replays),

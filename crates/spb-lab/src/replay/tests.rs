@@ -291,3 +291,121 @@ fn block_counts_parse() {
     assert_eq!(m["Normal"]["Unmovable"], 305);
     assert_eq!(m["DMA"]["Movable"], 7);
 }
+
+/// A from-boot capture directory: boot text, a v7 `.dat` stream overlapping it by one event, a
+/// PHASE stress_end marker, the boot zoneinfo and kpageflags (the top 4096 pfns PG_reserved).
+#[test]
+fn from_boot_capture_merges_boot_text_and_dat_and_stops_at_stress_end() {
+    use crate::trace::dat::tests::{rec_alloc, rec_free, rec_print, write_v7, Page, GFP_KERNEL};
+    let d = dir("fromboot");
+    let out = d.join("out");
+    std::fs::create_dir_all(out.join("trace")).unwrap();
+    std::fs::create_dir_all(out.join("proc/00_boot")).unwrap();
+    let zi = "Node 0, zone   Normal\n  pages free     262144\n        spanned  262144\n        present  262144\n        managed  258048\n  start_pfn:           1048576\n";
+    std::fs::write(out.join("proc/00_boot/zoneinfo"), zi).unwrap();
+    let mut kpf = Vec::with_capacity(0x140000 * 8);
+    for pfn in 0u64..0x140000 {
+        let f: u64 = if pfn < K {
+            1 << 20
+        } else if pfn >= 0x13f000 {
+            1 << 32
+        } else {
+            1 << 10
+        };
+        kpf.extend_from_slice(&f.to_le_bytes());
+    }
+    std::fs::write(out.join("proc/kpageflags_00_boot.bin"), kpf).unwrap();
+    // boot text: an allocation at 1 s, then the one the stream also has (2 s)
+    let boot = [
+        alloc(1.0, K, 0, "GFP_KERNEL", 0),
+        alloc(2.0, K + 0x200, 1, "GFP_KERNEL", 0),
+    ];
+    std::fs::write(out.join("trace/boot_trace.txt"), boot.concat()).unwrap();
+    let mut p = Page::new(2_000_000_000);
+    p.event(0, &rec_alloc(1, K + 0x200, 1, 0, GFP_KERNEL))
+        .event(1_000_000, &rec_free(1, K, 0))
+        .event(1_000_000, &rec_print("PHASE stress_end"))
+        .event(1_000_000, &rec_alloc(1, K + 0x400, 0, 0, GFP_KERNEL));
+    std::fs::write(out.join("trace/run.dat"), write_v7(&[vec![p]], true, 1)).unwrap();
+    let opts = ReplayOptions {
+        policies: PolicySel::parse_list("real,vanilla", &[]).unwrap(),
+        threads: 2,
+        ..Default::default()
+    };
+    let r = replay(&d, &opts).unwrap();
+    assert!(r.from_boot);
+    assert_eq!(
+        r.notes.get("boot_overlap_dropped"),
+        Some(&1),
+        "{:?}",
+        r.notes
+    );
+    assert_eq!(
+        r.notes.get("boot_layout_reserved_memmap"),
+        Some(&4096),
+        "{:?}",
+        r.notes
+    );
+    assert!(r.notes.get("after_stop_marker").copied().unwrap_or(0) >= 1);
+    let real = r.doc.runs.iter().find(|m| m.policy == "real").unwrap();
+    // 0x100000 freed; the order-1 block at 0x100200 replayed once; 0x100400 after stress_end
+    assert_eq!(live_nonmovable(real), 2);
+    assert_eq!(real.normal.spb_pinned, 1);
+    let regions = real.extra["regions"].as_array().unwrap();
+    assert_eq!(regions[0]["live_nonmovable_pages"], 2);
+    assert_eq!(regions[0]["ever_tainted"], true);
+    no_sim_errors(&r);
+    // going on past the marker replays the last allocation too
+    let opts2 = ReplayOptions {
+        past_stop: true,
+        ..opts
+    };
+    let r2 = replay(&d, &opts2).unwrap();
+    let real2 = r2.doc.runs.iter().find(|m| m.policy == "real").unwrap();
+    assert_eq!(live_nonmovable(real2), 3);
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// After the tracer reports lost events, a block the kernel takes off its free lists while the
+/// trace still has it allocated is freed (its free was lost), and a free of a free page is not
+/// a double free (its allocation may have been lost).
+#[test]
+fn lost_events_release_blocks_whose_free_was_lost() {
+    let lines = vec![
+        alloc(0.5, K + 0x40, 1, "GFP_KERNEL", 0),
+        free(0.6, K + 0x40, 1),
+        alloc(1.0, K, 0, "GFP_KERNEL", 0),
+        "CPU:0 [LOST 3 EVENTS]\n".to_string(),
+        line(
+            2.0,
+            0,
+            &format!("mm_page_alloc_zone_locked: pfn={K:#x} order=0 migratetype=0 percpu_refill=1"),
+        ),
+        free(3.0, K + 0x40, 1),
+        alloc(4.0, K + 0x80, 0, "GFP_KERNEL", 0),
+    ];
+    let out = run("lost", &lines, true, "real").unwrap();
+    assert_eq!(
+        out.notes.get("lost_free_released_pages"),
+        Some(&1),
+        "{:?}",
+        out.notes
+    );
+    assert_eq!(out.stats.skipped.get("free_after_lost_events"), Some(&1));
+    assert_eq!(live_nonmovable(&out.doc.runs[0]), 1);
+    // without the LOST line the same zone_locked line leaves the block allocated
+    let mut l2 = lines.clone();
+    l2.remove(3); // the LOST line
+    l2.remove(4); // the second free of K + 0x40
+    let out2 = run("nolost", &l2, false, "real").unwrap();
+    assert_eq!(live_nonmovable(&out2.doc.runs[0]), 2);
+}
+
+fn live_nonmovable(m: &crate::metrics::RunMetrics) -> u64 {
+    m.extra["regions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["live_nonmovable_pages"].as_u64().unwrap())
+        .sum()
+}

@@ -72,6 +72,7 @@
 
 #![warn(missing_docs)]
 
+pub mod dat;
 pub mod input;
 pub mod parse;
 
