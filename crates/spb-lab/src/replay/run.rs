@@ -208,7 +208,7 @@ pub fn run_policy(
     let mut lower_zone_by_mt: BTreeMap<&'static str, u64> = BTreeMap::new();
     let mut pcp_peak = 0u64;
     // 1 GiB regions that ever received a non-movable allocation (the capture's "tainted")
-    let spb_shift = a.geo.spb_order as u32;
+    let spb_shift = a.geo().spb_order as u32;
     let mut ever =
         vec![
             false;
@@ -484,15 +484,15 @@ pub fn run_policy(
     let blocks = block_counts(&a, layout);
     // per 1 GiB region, before the probe changes anything
     let mut regions = Vec::new();
-    for z in &a.zones {
-        for sp in &z.spbs {
-            let gib = sp.start_pfn >> spb_shift;
+    for z in a.zones() {
+        for sp in z.spbs() {
+            let gib = sp.start_pfn() >> spb_shift;
             regions.push(serde_json::json!({
                 "region": gib,
-                "zone": z.kind.name(),
+                "zone": z.kind().name(),
                 "live_nonmovable_pages": sp.non_movable_pages(),
                 "movable_pages": sp.movable_pages(),
-                "reserved_pages": sp.reserved_pages,
+                "reserved_pages": sp.reserved_pages(),
                 "tainted_now": sp.is_tainted(),
                 "ever_tainted": ever.get(gib as usize).copied().unwrap_or(false),
             }));
