@@ -34,28 +34,10 @@ pub struct CaptureArgs {
     pub tracefs: Option<PathBuf>,
 }
 
-/// `60s`, `5m`, `1h`, `250ms`, `1.5` (seconds).
+/// `60s`, `5m`, `1h`, `250ms`, `1.5` (seconds): the one duration parser
+/// ([`spb_lab::scenario::units::parse_duration`]), above 0 and at most 24h.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (num, mult) = if let Some(n) = s.strip_suffix("ms") {
-        (n, 1e-3)
-    } else if let Some(n) = s.strip_suffix('s') {
-        (n, 1.0)
-    } else if let Some(n) = s.strip_suffix('m') {
-        (n, 60.0)
-    } else if let Some(n) = s.strip_suffix('h') {
-        (n, 3600.0)
-    } else {
-        (s, 1.0)
-    };
-    let v: f64 = num
-        .trim()
-        .parse()
-        .map_err(|_| format!("expected a duration like 60s, 5m, 1h or 500ms, got {s:?}"))?;
-    if !v.is_finite() || v <= 0.0 {
-        return Err(format!("duration must be positive, got {s:?}"));
-    }
-    Ok(Duration::from_secs_f64(v * mult))
+    spb_lab::scenario::units::parse_duration(s).map(Duration::from_nanos)
 }
 
 static STOP: OnceLock<Arc<AtomicBool>> = OnceLock::new();

@@ -2,13 +2,8 @@
 //! with the invariant checker every N operations; exits 1 on any violation or lost page.
 //! See docs/reliability.md.
 use crate::CliError;
-use spb_alloc::{PolicyConfig, PolicyKind};
+use spb_alloc::PolicyConfig;
 use spb_lab::soak::{self, SoakMemory, SoakOptions};
-
-fn parse_policy(s: &str) -> Result<PolicyKind, String> {
-    PolicyKind::from_name(s)
-        .ok_or_else(|| format!("unknown policy `{s}`: expected vanilla, defrag or spb"))
-}
 
 fn parse_count(s: &str) -> Result<u64, String> {
     let t = s.replace('_', "");
@@ -28,9 +23,9 @@ pub struct SoakArgs {
     /// Operations per policy (accepts 10M, 200k).
     #[arg(long, default_value = "10000000", value_parser = parse_count)]
     pub ops: u64,
-    /// Policies to soak, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "vanilla,defrag,spb", value_parser = parse_policy)]
-    pub policy: Vec<PolicyKind>,
+    /// Policies to soak, comma-separated: vanilla, defrag, spb or spb-off:SWITCH,...
+    #[arg(long, default_value = "vanilla,defrag,spb", value_parser = parse_policies)]
+    pub policy: Policies,
     /// PRNG seed (each policy gets seed + its index).
     #[arg(long, default_value_t = 1, conflicts_with = "seeds")]
     pub seed: u64,
@@ -69,6 +64,16 @@ pub struct SoakArgs {
     pub minimize: bool,
 }
 
+/// A `--policy` list in the one run-spec syntax ([`spb_alloc::policy::spec`]).
+#[derive(Clone, Debug)]
+pub struct Policies(pub Vec<PolicyConfig>);
+
+fn parse_policies(s: &str) -> Result<Policies, String> {
+    spb_alloc::policy::spec::parse_list(s)
+        .map(Policies)
+        .map_err(|e| e.to_string())
+}
+
 fn parse_seed_range(s: &str) -> Result<std::ops::Range<u64>, String> {
     let bad =
         || format!("expected a seed range A..B with A < B (B excluded), e.g. 1..65, got `{s}`");
@@ -83,11 +88,11 @@ fn parse_seed_range(s: &str) -> Result<std::ops::Range<u64>, String> {
     Ok(a..b)
 }
 
-fn options(a: &SoakArgs, seed: u64, kind: PolicyKind) -> SoakOptions {
+fn options(a: &SoakArgs, seed: u64, policy: &PolicyConfig) -> SoakOptions {
     SoakOptions {
         ops: a.ops,
         seed,
-        policy: PolicyConfig::of(kind),
+        policy: policy.clone(),
         check_every: a.check_every,
         memory: SoakMemory {
             normal_spbs: a.spbs,
@@ -101,14 +106,14 @@ fn options(a: &SoakArgs, seed: u64, kind: PolicyKind) -> SoakOptions {
 }
 
 fn replay_epoch(a: &SoakArgs, epoch: u64) -> Result<(), CliError> {
-    let kind = a.policy[0];
+    let kind = &a.policy.0[0];
     let o = options(a, a.seeds.as_ref().map_or(a.seed, |r| r.start), kind);
     let (env_seed, mut ops) = soak::epoch_ops(&o, epoch, a.ops);
     if a.minimize {
         eprintln!(
             "minimizing {} operations of epoch {epoch} ({}, seed {})",
             ops.len(),
-            kind.name(),
+            kind,
             o.seed
         );
         ops = soak::minimize(&o, epoch, env_seed, &ops, a.check_every.max(1));
@@ -135,19 +140,17 @@ pub fn run(a: SoakArgs) -> Result<(), CliError> {
         return replay_epoch(&a, e);
     }
     let mut bad = Vec::new();
-    for (i, kind) in a.policy.iter().enumerate() {
+    for (i, kind) in a.policy.0.iter().enumerate() {
         let seeds = a.seeds.clone().unwrap_or_else(|| {
             let s = a.seed.wrapping_add(i as u64);
             s..s + 1
         });
-        let r = soak_seeds(&a, *kind, seeds);
+        let r = soak_seeds(&a, kind, seeds);
         println!("{r}");
         if !r.clean() {
             bad.push(format!(
                 "{}: {} violations, {} lost pages",
-                kind.name(),
-                r.violations,
-                r.lost_pages
+                kind, r.violations, r.lost_pages
             ));
         }
     }
@@ -159,7 +162,7 @@ pub fn run(a: SoakArgs) -> Result<(), CliError> {
 }
 
 /// Soak each seed of `seeds` (in parallel, one seed a task) and sum the reports.
-fn soak_seeds(a: &SoakArgs, kind: PolicyKind, seeds: std::ops::Range<u64>) -> soak::SoakReport {
+fn soak_seeds(a: &SoakArgs, kind: &PolicyConfig, seeds: std::ops::Range<u64>) -> soak::SoakReport {
     use rayon::prelude::*;
     let t0 = std::time::Instant::now();
     let n = seeds.end - seeds.start;

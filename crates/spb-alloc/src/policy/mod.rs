@@ -9,6 +9,7 @@ pub mod mainline;
 pub mod spb;
 pub mod spb_switches;
 pub mod spb_work;
+pub mod spec;
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -23,6 +24,7 @@ use crate::zone::Zone;
 
 pub use mainline::RmqueueMode;
 pub use spb::{SpbSwitch, SpbSwitches};
+pub use spec::PolicySpecError;
 
 /// Which policy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

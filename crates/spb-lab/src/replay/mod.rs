@@ -33,7 +33,7 @@ use std::sync::Mutex;
 use serde::{Deserialize, Serialize};
 use spb_alloc::layout::{MemoryLayout, PfnRange, ZoneKind, ZoneSpec};
 use spb_alloc::zone::WMARK_MIN;
-use spb_alloc::{Geometry, PolicyConfig, PolicyKind, SpbSwitch};
+use spb_alloc::{Geometry, PolicyConfig, PolicyKind};
 
 use crate::metrics::{RunsDoc, TraceStats};
 pub use measure::{measure, SnapshotMeasure};
@@ -49,54 +49,39 @@ pub enum PolicySel {
 }
 
 impl PolicySel {
-    /// The column name (`real`, `vanilla`, `defrag`, `spb`, `spb-off:a,b`).
+    /// The column name: `real`, or the policy's run spec (`vanilla`, `spb-off:a,b`, ...).
     pub fn label(&self) -> String {
         match self {
             PolicySel::Real => "real".to_string(),
-            PolicySel::Model(p) => {
-                // PolicyConfig::label lists every switch that is off, including the ones off by
-                // default (refuse_literal); name only the differences from the default set.
-                let mut s = p.kind.name().to_string();
-                if p.kind == PolicyKind::Spb {
-                    let def = spb_alloc::SpbSwitches::all_on();
-                    let diff: Vec<String> = SpbSwitch::ALL
-                        .iter()
-                        .filter(|w| p.spb.on(**w) != def.on(**w))
-                        .map(|w| format!("{}{}", if p.spb.on(*w) { "+" } else { "" }, w.name()))
-                        .collect();
-                    if !diff.is_empty() {
-                        s.push_str("-off:");
-                        s.push_str(&diff.join(","));
-                    }
-                }
-                s
-            }
+            PolicySel::Model(p) => p.to_string(),
         }
     }
 
-    /// Parse `real,vanilla,defrag,spb`; `spb_off` switches are turned off in every spb column.
+    /// Parse `real,vanilla,defrag,spb` (policies in the run-spec syntax of
+    /// [`spb_alloc::policy::spec`]); `spb_off` switches are turned off in every spb column.
     pub fn parse_list(s: &str, spb_off: &[String]) -> Result<Vec<PolicySel>, String> {
-        let mut sw = spb_alloc::SpbSwitches::all_on();
-        for name in spb_off {
-            let w = SpbSwitch::from_name(name).ok_or_else(|| {
-                let all: Vec<&str> = SpbSwitch::ALL.iter().map(|w| w.name()).collect();
-                format!(
-                    "unknown spb switch {name:?} (expected one of: {})",
-                    all.join(", ")
-                )
-            })?;
-            sw.set(w, false);
+        use spb_alloc::policy::spec;
+        let mut off = Vec::new();
+        for name in spb_off.iter().filter(|n| !n.trim().is_empty()) {
+            off.push(spec::parse_switch(name).map_err(|e| e.to_string())?);
         }
         let mut out = Vec::new();
-        for p in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        for p in spec::split_list(s) {
             if p == "real" {
                 out.push(PolicySel::Real);
-            } else {
-                let kind = PolicyKind::from_name(p).ok_or_else(|| {
-                    format!("unknown policy {p:?} (expected real, vanilla, defrag or spb)")
-                })?;
-                out.push(PolicySel::Model(PolicyConfig { kind, spb: sw }));
+                continue;
             }
+            let mut cfg: PolicyConfig =
+                p.parse().map_err(|e: spb_alloc::policy::PolicySpecError| {
+                    e.to_string()
+                        .replace("expected vanilla, defrag", "expected real, vanilla, defrag")
+                })?;
+            if cfg.kind == PolicyKind::Spb {
+                for w in &off {
+                    cfg.spb.set(*w, false);
+                }
+            }
+            out.push(PolicySel::Model(cfg));
         }
         if out.is_empty() {
             return Err("no policy given".into());
