@@ -422,9 +422,11 @@ pub fn merge(results: &[CellResult]) -> BTreeMap<(String, Option<u64>, String), 
 
 /// The merged summary as a text table.
 pub fn summary_text(m: &BTreeMap<(String, Option<u64>, String), Summary>) -> String {
+    let pw = m.keys().map(|k| k.2.len()).max().unwrap_or(0).max(28);
+    let sw = m.keys().map(|k| k.0.len()).max().unwrap_or(0).max(16);
     let mut s = String::new();
     s.push_str(&format!(
-        "{:<16} {:>8} {:<28} {:>5} {:>8} {:>8} {:>8} {:>8} {:>8} {:>10} {:>9}\n",
+        "{:<sw$} {:>8} {:<pw$} {:>5} {:>8} {:>8} {:>8} {:>8} {:>8} {:>10} {:>9}\n",
         "scenario",
         "memory",
         "policy",
@@ -442,7 +444,7 @@ pub fn summary_text(m: &BTreeMap<(String, Option<u64>, String), Summary>) -> Str
             .map(crate::scenario::units::fmt_bytes)
             .unwrap_or_else(|| "-".into());
         s.push_str(&format!(
-            "{:<16} {:>8} {:<28} {:>5} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>10.0} {:>9.1}{}\n",
+            "{:<sw$} {:>8} {:<pw$} {:>5} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>10.0} {:>9.1}{}\n",
             sc,
             mem,
             pol,
