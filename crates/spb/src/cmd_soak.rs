@@ -140,13 +140,30 @@ pub fn run(a: SoakArgs) -> Result<(), CliError> {
         return replay_epoch(&a, e);
     }
     let mut bad = Vec::new();
+    let per_policy = a.seeds.as_ref().map_or(1, |r| r.end - r.start);
+    // seeds soaked, with the elapsed time ticking; on a terminal only
+    let pb = indicatif::ProgressBar::with_draw_target(
+        Some(per_policy.saturating_mul(a.policy.0.len() as u64)),
+        crate::cmd_run::progress_target(),
+    );
+    pb.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} soak {msg} [{bar:30}] {pos}/{len} seeds  {elapsed_precise}  ETA {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    if !pb.is_hidden() {
+        pb.enable_steady_tick(std::time::Duration::from_millis(250));
+    }
     for (i, kind) in a.policy.0.iter().enumerate() {
         let seeds = a.seeds.clone().unwrap_or_else(|| {
             let s = a.seed.wrapping_add(i as u64);
             s..s + 1
         });
-        let r = soak_seeds(&a, kind, seeds);
-        println!("{r}");
+        pb.set_message(kind.to_string());
+        let r = soak_seeds(&a, kind, seeds, &pb);
+        pb.suspend(|| println!("{r}"));
         if !r.clean() {
             bad.push(format!(
                 "{}: {} violations, {} lost pages",
@@ -154,6 +171,7 @@ pub fn run(a: SoakArgs) -> Result<(), CliError> {
             ));
         }
     }
+    pb.finish_and_clear();
     if bad.is_empty() {
         Ok(())
     } else {
@@ -162,13 +180,22 @@ pub fn run(a: SoakArgs) -> Result<(), CliError> {
 }
 
 /// Soak each seed of `seeds` (in parallel, one seed a task) and sum the reports.
-fn soak_seeds(a: &SoakArgs, kind: &PolicyConfig, seeds: std::ops::Range<u64>) -> soak::SoakReport {
+fn soak_seeds(
+    a: &SoakArgs,
+    kind: &PolicyConfig,
+    seeds: std::ops::Range<u64>,
+    pb: &indicatif::ProgressBar,
+) -> soak::SoakReport {
     use rayon::prelude::*;
     let t0 = std::time::Instant::now();
     let n = seeds.end - seeds.start;
     let mut reports: Vec<soak::SoakReport> = seeds
         .into_par_iter()
-        .map(|seed| soak::run(&options(a, seed, kind)))
+        .map(|seed| {
+            let r = soak::run(&options(a, seed, kind));
+            pb.inc(1);
+            r
+        })
         .collect();
     let mut total = reports.remove(0);
     for r in reports {

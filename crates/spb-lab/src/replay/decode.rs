@@ -327,8 +327,12 @@ impl<'a> Decoder<'a> {
     }
 
     /// Read the whole trace.
-    pub(crate) fn run(self, path: &Path) -> Result<Decoded, ReplayError> {
-        let reader = TraceReader::open(path).map_err(input_err)?;
+    pub(crate) fn run(
+        self,
+        path: &Path,
+        progress: Option<&super::ReplayProgress>,
+    ) -> Result<Decoded, ReplayError> {
+        let reader = super::open_trace(path, progress).map_err(input_err)?;
         self.run_reader(reader)
     }
 

@@ -190,6 +190,70 @@ pub struct ReplayOptions {
     /// Modelled columns grow a deferred-init zone when their own watermark fails (taking the
     /// kernel's grown ranges in the kernel's order), not only when the trace shows the growth.
     pub grow_on_demand: bool,
+    /// Called as the trace file is read (for a progress bar); `None`: no calls.
+    pub progress: Option<ReplayProgress>,
+}
+
+/// A progress hook of the decode pass: called with (bytes of the trace file read so far, the
+/// file's size) about every MiB read and at the end, from the decoding thread.
+#[derive(Clone)]
+pub struct ReplayProgress(pub std::sync::Arc<dyn Fn(u64, u64) + Send + Sync>);
+
+impl std::fmt::Debug for ReplayProgress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ReplayProgress")
+    }
+}
+
+/// A reader that reports the bytes read through a [`ReplayProgress`].
+struct CountingRead<R> {
+    inner: R,
+    read: u64,
+    reported: u64,
+    total: u64,
+    hook: ReplayProgress,
+}
+
+impl<R: std::io::Read> std::io::Read for CountingRead<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        if n == 0 || self.read - self.reported >= 1 << 20 {
+            self.reported = self.read;
+            (self.hook.0)(self.read, self.total);
+        }
+        Ok(n)
+    }
+}
+
+/// Open a trace (file or capture directory) for the decode pass, reporting the bytes read to
+/// `progress` when given.
+pub(crate) fn open_trace(
+    path: &Path,
+    progress: Option<&ReplayProgress>,
+) -> Result<crate::trace::TraceReader, crate::trace::InputError> {
+    use crate::trace::input::{resolve_trace_path, InputErrorKind};
+    let Some(hook) = progress else {
+        return crate::trace::TraceReader::open(path);
+    };
+    let file = resolve_trace_path(path)?;
+    let f = std::fs::File::open(&file).map_err(|e| crate::trace::InputError {
+        path: file.clone(),
+        compression: None,
+        lines_read: 0,
+        kind: InputErrorKind::Open(e),
+    })?;
+    let total = f.metadata().map(|m| m.len()).unwrap_or(0);
+    crate::trace::TraceReader::from_reader(
+        file,
+        CountingRead {
+            inner: f,
+            read: 0,
+            reported: 0,
+            total,
+            hook: hook.clone(),
+        },
+    )
 }
 
 impl Default for ReplayOptions {
@@ -208,6 +272,7 @@ impl Default for ReplayOptions {
             name: None,
             pcp_decay: true,
             grow_on_demand: true,
+            progress: None,
         }
     }
 }
@@ -448,7 +513,7 @@ pub fn replay(path: &Path, opts: &ReplayOptions) -> Result<ReplayOutput, ReplayE
             .unwrap_or_else(|_| path.display().to_string()),
         _ => path.display().to_string(),
     };
-    let dec = decode::Decoder::new(settings, &trace_label).run(path)?;
+    let dec = decode::Decoder::new(settings, &trace_label).run(path, opts.progress.as_ref())?;
     let decode_cpu_s = run::thread_cpu_s() - cpu0;
     let layout = layout.unwrap_or_else(|| infer_layout(dec.pfn_min, dec.pfn_end));
     let mut notes = dec.notes.clone();
