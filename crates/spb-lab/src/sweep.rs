@@ -583,11 +583,11 @@ mod tests {
             ("SLURM_ARRAY_TASK_COUNT", "8"),
         ]);
         assert_eq!(
-            Shard::from_env("env", &slurm),
+            Shard::from_env("env", slurm),
             Ok(Shard { index: 4, count: 8 })
         );
         assert_eq!(
-            Shard::from_env("env/16", &slurm),
+            Shard::from_env("env/16", slurm),
             Ok(Shard {
                 index: 4,
                 count: 16
@@ -595,21 +595,21 @@ mod tests {
         );
         let k8s = env(&[("JOB_COMPLETION_INDEX", "3"), ("SPB_SHARDS", "4")]);
         assert_eq!(
-            Shard::from_env("env", &k8s),
+            Shard::from_env("env", k8s),
             Ok(Shard { index: 3, count: 4 })
         );
-        assert!(Shard::from_env("env/3", &k8s)
+        assert!(Shard::from_env("env/3", k8s)
             .unwrap_err()
             .contains("0 <= I < N"));
         let none = env(&[]);
-        assert!(Shard::from_env("env", &none)
+        assert!(Shard::from_env("env", none)
             .unwrap_err()
             .contains("JOB_COMPLETION_INDEX"));
         let bad = env(&[("JOB_COMPLETION_INDEX", "x")]);
-        assert!(Shard::from_env("env/2", &bad)
+        assert!(Shard::from_env("env/2", bad)
             .unwrap_err()
             .contains("whole number"));
-        assert!(Shard::from_env("envy", &k8s).is_err());
+        assert!(Shard::from_env("envy", k8s).is_err());
     }
 
     #[test]

@@ -102,9 +102,7 @@ fn sharded(t: &Tmp, tag: &str, cmd: &str) -> (Vec<serde_json::Value>, String) {
         .replace("@OUT@", &format!("{tag}-$1.jsonl"));
     let o = Command::new("sh")
         .arg("-c")
-        .arg(format!(
-            "printf '0\\n1\\n2\\n3\\n' | xargs -P 4 -I IDX sh -c \"$0\" x IDX"
-        ))
+        .arg("printf '0\\n1\\n2\\n3\\n' | xargs -P 4 -I IDX sh -c \"$0\" x IDX")
         .arg(&script)
         .current_dir(&t.0)
         .output()

@@ -232,7 +232,7 @@ pub fn fmt_bytes(b: u64) -> String {
         ("K", 1 << 10),
     ];
     for (n, m) in U {
-        if b >= m && b % (m / 1024).max(1) == 0 {
+        if b >= m && b.is_multiple_of((m / 1024).max(1)) {
             let v = b as f64 / m as f64;
             return if v.fract() == 0.0 {
                 format!("{}{}", v as u64, n)
