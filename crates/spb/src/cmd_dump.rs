@@ -60,16 +60,9 @@ fn simulate(o: &OneRun) -> Result<Sim, CliError> {
     }
     let l = cmd_run::load_scenario(o.sc.scenario.as_deref(), &cmd_run::overrides(&o.sc, None)?)?;
     let mut sim = Sim::new(&l.sc, &l.options(&pols.remove(0), 0)).map_err(CliError::Input)?;
-    let pb = indicatif::ProgressBar::with_draw_target(
-        Some((sim.end / 1_000_000_000).max(1)),
-        cmd_run::progress_target(),
-    );
-    pb.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{prefix} [{bar:40}] {pos}/{len} virtual s  {elapsed_precise}",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-        .progress_chars("=> "),
+    let pb = crate::progress::bar(
+        (sim.end / 1_000_000_000).max(1),
+        "{prefix} [{bar:40}] {pos}/{len} virtual s  {elapsed_precise}",
     );
     pb.set_prefix(o.policy.clone());
     sim.run(&mut |s: &mut Sim| pb.set_position(s.now / 1_000_000_000));

@@ -84,13 +84,9 @@ pub fn run(a: ReplayArgs) -> Result<(), CliError> {
         opts.threads = t.max(1);
     }
     // bytes of the trace read by the decode pass, on a terminal only
-    let pb = indicatif::ProgressBar::with_draw_target(Some(0), crate::cmd_run::progress_target());
-    pb.set_style(
-        indicatif::ProgressStyle::with_template(
-            "reading [{bar:40}] {bytes}/{total_bytes}  {bytes_per_sec}  ETA {eta}",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-        .progress_chars("=> "),
+    let pb = crate::progress::bar(
+        0,
+        "reading [{bar:40}] {bytes}/{total_bytes}  {bytes_per_sec}  ETA {eta}",
     );
     if !pb.is_hidden() {
         let bar = pb.clone();

@@ -5,10 +5,10 @@
 //! prints the policies side by side. `spb run` with no argument runs `seed-16g` under all three
 //! policies (the README's main job).
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar};
 use spb_alloc::policy::spec;
 use spb_alloc::{MemoryLayout, PolicyConfig, PolicyKind};
 use spb_lab::metrics::{RunMetrics, RunsDoc};
@@ -182,15 +182,6 @@ pub fn load(a: &RunArgs) -> Result<Loaded, CliError> {
     )
 }
 
-/// Whether progress bars are drawn: only when stderr is a terminal.
-pub fn progress_target() -> ProgressDrawTarget {
-    if std::io::stderr().is_terminal() {
-        ProgressDrawTarget::stderr()
-    } else {
-        ProgressDrawTarget::hidden()
-    }
-}
-
 /// Run the policies in parallel threads; one progress bar each (drawn only on a terminal).
 pub fn run_all(
     l: &Loaded,
@@ -198,12 +189,10 @@ pub fn run_all(
     check_every: u64,
 ) -> Result<Vec<RunMetrics>, CliError> {
     let sc = &l.sc;
-    let mp = MultiProgress::with_draw_target(progress_target());
-    let style = ProgressStyle::with_template(
+    let mp = MultiProgress::with_draw_target(crate::progress::target());
+    let style = crate::progress::style(
         "{prefix:>12} [{bar:40}] {pos:>5}/{len} virtual s  {elapsed_precise}  {msg}",
-    )
-    .unwrap_or_else(|_| ProgressStyle::default_bar())
-    .progress_chars("=> ");
+    );
     let total_s = sc.duration_ns / 1_000_000_000;
     let results: Vec<Result<RunMetrics, String>> = std::thread::scope(|s| {
         let handles: Vec<_> = pols

@@ -142,16 +142,9 @@ pub fn run(a: SoakArgs) -> Result<(), CliError> {
     let mut bad = Vec::new();
     let per_policy = a.seeds.as_ref().map_or(1, |r| r.end - r.start);
     // seeds soaked, with the elapsed time ticking; on a terminal only
-    let pb = indicatif::ProgressBar::with_draw_target(
-        Some(per_policy.saturating_mul(a.policy.0.len() as u64)),
-        crate::cmd_run::progress_target(),
-    );
-    pb.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{spinner} soak {msg} [{bar:30}] {pos}/{len} seeds  {elapsed_precise}  ETA {eta}",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-        .progress_chars("=> "),
+    let pb = crate::progress::bar(
+        per_policy.saturating_mul(a.policy.0.len() as u64),
+        "{spinner} soak {msg} [{bar:30}] {pos}/{len} seeds  {elapsed_precise}  ETA {eta}",
     );
     if !pb.is_hidden() {
         pb.enable_steady_tick(std::time::Duration::from_millis(250));

@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 use std::io::{BufReader, Write};
 use std::path::PathBuf;
 
-use indicatif::{ProgressBar, ProgressStyle};
 use spb_lab::scenario::units::{parse_duration, parse_memory};
 use spb_lab::scenario::{Overrides, Scenario};
 use spb_lab::sweep::{self, Cell, CellOutcome, CellResult, Grid, Seeds, Shard};
@@ -172,13 +171,9 @@ pub fn run(a: SweepArgs) -> Result<(), CliError> {
         .map_err(|e| CliError::Usage(format!("--seeds/--shard: {e}")))?;
     let scenarios = Scenarios::load(&grid)?;
     eprintln!("spb sweep: {} cells", cells.len());
-    let pb = ProgressBar::with_draw_target(Some(cells.len() as u64), cmd_run::progress_target());
-    pb.set_style(
-        ProgressStyle::with_template(
-            "cells [{bar:40}] {pos}/{len}  {elapsed_precise} elapsed, ETA {eta_precise}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> "),
+    let pb = crate::progress::bar(
+        cells.len() as u64,
+        "cells [{bar:40}] {pos}/{len}  {elapsed_precise} elapsed, ETA {eta_precise}",
     );
     let mut buf: Vec<u8> = Vec::new();
     let results = sweep::run(&cells, |c| scenarios.run_cell(c), &mut buf, || pb.inc(1))
