@@ -39,10 +39,10 @@ pub struct ScenarioArgs {
 pub struct RunArgs {
     #[command(flatten)]
     pub sc: ScenarioArgs,
-    /// Policies to run, comma-separated: vanilla, defrag, spb, or spb-off:SWITCH,... (docs/spb.md)
-    /// [default: vanilla,defrag,spb].
+    /// Policies to run, comma-separated (or the option repeated): vanilla, defrag, spb, or
+    /// spb-off:SWITCH,... (docs/spb.md) [default: vanilla,defrag,spb].
     #[arg(long)]
-    pub policy: Option<String>,
+    pub policy: Vec<String>,
     /// spb behaviours to turn off in every spb policy (comma-separated switch names).
     #[arg(long = "spb-off", value_delimiter = ',')]
     pub spb_off: Vec<String>,
@@ -102,7 +102,8 @@ pub fn parse_policies(
 
 /// The policies of `spb run`.
 pub fn policies(a: &RunArgs) -> Result<Vec<PolicyConfig>, CliError> {
-    parse_policies("--policy", a.policy.as_deref(), &a.spb_off)
+    let list = (!a.policy.is_empty()).then(|| a.policy.join(","));
+    parse_policies("--policy", list.as_deref(), &a.spb_off)
 }
 
 /// `--layout`.
@@ -311,7 +312,7 @@ mod tests {
     #[test]
     fn policy_and_override_errors_are_input_errors() {
         let a = RunArgs {
-            policy: Some("vanilla,bogus".into()),
+            policy: vec!["vanilla,bogus".into()],
             ..RunArgs::default()
         };
         assert!(matches!(policies(&a), Err(CliError::Usage(m)) if m.contains("bogus")));
@@ -334,7 +335,7 @@ mod tests {
         );
         // the run spec: switch lists inside the comma-separated list, and --spb-off on top
         let a = RunArgs {
-            policy: Some("defrag,spb-off:hint_cache,lost_first".into()),
+            policy: vec!["defrag".into(), "spb-off:hint_cache,lost_first".into()],
             spb_off: vec!["steer_tainted".into()],
             ..RunArgs::default()
         };
@@ -389,6 +390,21 @@ mod tests {
         );
         assert_eq!(l.layout, spb_lab::sim::layout_of(sc).unwrap());
         assert_eq!(policies(&RunArgs::default_main_job()).unwrap().len(), 3);
+        // the largest --memory builds a machine whose pfns fit the lab's 32-bit records, on
+        // both layouts (the check Sim::new makes before allocating anything)
+        for layout in ["i440fx", "q35"] {
+            let a = RunArgs {
+                sc: ScenarioArgs {
+                    memory: Some(spb_lab::scenario::MAX_MEMORY),
+                    ..ScenarioArgs::default()
+                },
+                layout: Some(layout.into()),
+                ..RunArgs::default()
+            };
+            let l = load(&a).unwrap();
+            let end = l.layout.zones.iter().map(|z| z.span.end).max().unwrap();
+            assert!(end < u32::MAX as u64, "{layout}: {end:#x}");
+        }
     }
 
     #[test]

@@ -74,18 +74,23 @@ fn parse_policies(s: &str) -> Result<Policies, String> {
         .map_err(|e| e.to_string())
 }
 
+/// The most seeds one `spb soak --seeds` runs per policy.
+const MAX_SOAK_SEEDS: u64 = 1_000_000;
+
+/// `A..B` (B excluded, A < B, at most [`MAX_SOAK_SEEDS`] seeds), parsed by the sweep's seed
+/// parser.
 fn parse_seed_range(s: &str) -> Result<std::ops::Range<u64>, String> {
-    let bad =
-        || format!("expected a seed range A..B with A < B (B excluded), e.g. 1..65, got `{s}`");
-    let (a, b) = s.split_once("..").ok_or_else(bad)?;
-    let (a, b) = (
-        a.trim().parse::<u64>().map_err(|_| bad())?,
-        b.trim().parse::<u64>().map_err(|_| bad())?,
-    );
-    if a >= b {
-        return Err(bad());
+    match spb_lab::sweep::Seeds::parse(s)? {
+        spb_lab::sweep::Seeds::Range { start, end } if end - start <= MAX_SOAK_SEEDS => {
+            Ok(start..end)
+        }
+        spb_lab::sweep::Seeds::Range { .. } => Err(format!(
+            "expected at most {MAX_SOAK_SEEDS} seeds, got `{s}`; split the range over several runs"
+        )),
+        spb_lab::sweep::Seeds::List(_) => Err(format!(
+            "expected a seed range A..B with A < B (B excluded), e.g. 1..65, got `{s}`"
+        )),
     }
-    Ok(a..b)
 }
 
 fn options(a: &SoakArgs, seed: u64, policy: &PolicyConfig) -> SoakOptions {
