@@ -264,3 +264,36 @@ fn the_slurm_recipe_runs() {
         lines_without_wall(&t.path("whole.jsonl"))
     );
 }
+
+/// The cells bar is drawn on a terminal (a pty from `script`, when the machine has it) and is
+/// silent when the output is a pipe.
+#[test]
+fn progress_only_on_a_terminal() {
+    let t = Tmp::new("progress");
+    let args = [
+        "sweep",
+        "--memory",
+        "1G",
+        "--duration",
+        "1s",
+        "--policies",
+        "vanilla",
+        "--seeds",
+        "1..3",
+    ];
+    let o = spb(&args, &t.0);
+    ok(&o);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!err.contains("cells [") && !err.contains("ETA"), "{err}");
+    let has_script = Command::new("script").arg("--version").output().is_ok();
+    if has_script {
+        let cmd = format!("'{SPB}' {}", args.join(" "));
+        let o = Command::new("script")
+            .args(["-qec", &cmd, "/dev/null"])
+            .current_dir(&t.0)
+            .output()
+            .unwrap();
+        let tty = String::from_utf8_lossy(&o.stdout);
+        assert!(tty.contains("cells [") && tty.contains("ETA"), "{tty}");
+    }
+}
