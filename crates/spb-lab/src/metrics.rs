@@ -223,6 +223,20 @@ impl RunMetrics {
     }
 }
 
+/// Summary of one (scenario, memory, policy) of a sweep over its seeds (`spb_lab::sweep::merge`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct SweepSummary {
+    pub runs: u32,
+    pub errors: u32,
+    pub tainted_mean: f64,
+    pub lost_mean: f64,
+    pub lost_floor_mean: f64,
+    pub gigantic_mean: f64,
+    pub limit_mean: f64,
+    pub migrated_mean: f64,
+    pub failures_mean: f64,
+}
+
 /// Replay statistics.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct TraceStats {

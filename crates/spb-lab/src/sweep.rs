@@ -14,7 +14,8 @@ use std::io::{BufRead, Read, Write};
 use serde::{Deserialize, Serialize};
 use spb_alloc::PolicyConfig;
 
-use crate::metrics::RunMetrics;
+use crate::metrics::{RunMetrics, SweepSummary as Summary};
+pub use crate::report::sweep_table as summary_text;
 
 /// The most cells one invocation (one shard) runs; a larger grid needs `--shard I/N`.
 pub const MAX_CELLS: u64 = 1_000_000;
@@ -363,20 +364,6 @@ pub fn read_lines(name: &str, mut r: impl BufRead) -> Result<Vec<CellResult>, St
     Ok(v)
 }
 
-/// Summary of one (scenario, memory, policy) over seeds.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
-pub struct Summary {
-    pub runs: u32,
-    pub errors: u32,
-    pub tainted_mean: f64,
-    pub lost_mean: f64,
-    pub lost_floor_mean: f64,
-    pub gigantic_mean: f64,
-    pub limit_mean: f64,
-    pub migrated_mean: f64,
-    pub failures_mean: f64,
-}
-
 /// Merge results (any shards, any order, duplicates by index dropped) into summaries keyed by
 /// (scenario, memory, policy).
 pub fn merge(results: &[CellResult]) -> BTreeMap<(String, Option<u64>, String), Summary> {
@@ -418,48 +405,6 @@ pub fn merge(results: &[CellResult]) -> BTreeMap<(String, Option<u64>, String), 
         s.failures_mean /= n;
     }
     acc
-}
-
-/// The merged summary as a text table.
-pub fn summary_text(m: &BTreeMap<(String, Option<u64>, String), Summary>) -> String {
-    let pw = m.keys().map(|k| k.2.len()).max().unwrap_or(0).max(28);
-    let sw = m.keys().map(|k| k.0.len()).max().unwrap_or(0).max(16);
-    let mut s = String::new();
-    s.push_str(&format!(
-        "{:<sw$} {:>8} {:<pw$} {:>5} {:>8} {:>8} {:>8} {:>8} {:>8} {:>10} {:>9}\n",
-        "scenario",
-        "memory",
-        "policy",
-        "runs",
-        "tainted",
-        "lost",
-        "floor",
-        "1GiB",
-        "limit",
-        "migrated",
-        "failures"
-    ));
-    for ((sc, mem, pol), v) in m {
-        let mem = mem
-            .map(crate::scenario::units::fmt_bytes)
-            .unwrap_or_else(|| "-".into());
-        s.push_str(&format!(
-            "{:<sw$} {:>8} {:<pw$} {:>5} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>10.0} {:>9.1}{}\n",
-            sc,
-            mem,
-            pol,
-            v.runs,
-            v.tainted_mean,
-            v.lost_mean,
-            v.lost_floor_mean,
-            v.gigantic_mean,
-            v.limit_mean,
-            v.migrated_mean,
-            v.failures_mean,
-            if v.errors > 0 { format!("  ({} errors)", v.errors) } else { String::new() }
-        ));
-    }
-    s
 }
 
 #[cfg(test)]

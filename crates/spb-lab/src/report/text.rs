@@ -1,9 +1,12 @@
-//! Plain-text side-by-side summary for stdout.
+//! The plain-text renderers: the side-by-side summary, the tables of `spb run`, `spb ablate` and
+//! `spb sweep`, and the end-of-run maps of `spb run --map`.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use super::{group_scenarios, human_bytes, summary_rows};
-use crate::metrics::{RunDetails, RunMetrics, RunsDoc};
+
+use crate::metrics::{RunDetails, RunMetrics, RunsDoc, SweepSummary};
 
 /// The summary of every scenario as plain text: one block per scenario, one column per run
 /// (policy), one row per metric of the Normal zone unless said otherwise. Floors and limits
@@ -247,6 +250,47 @@ pub fn ablation_table(runs: &[RunMetrics]) -> String {
             r.gigantic.limit,
             format!("{}{}", r.pages_migrated, d(r.pages_migrated as i64, bm)),
             fails
+        ));
+    }
+    s
+}
+
+/// The summary of a sweep (`spb sweep`, `spb sweep --merge`) as a text table: one row per
+/// (scenario, memory, policy), means over the seeds.
+pub fn sweep_table(m: &BTreeMap<(String, Option<u64>, String), SweepSummary>) -> String {
+    let pw = m.keys().map(|k| k.2.len()).max().unwrap_or(0).max(28);
+    let sw = m.keys().map(|k| k.0.len()).max().unwrap_or(0).max(16);
+    let mut s = String::new();
+    s.push_str(&format!(
+        "{:<sw$} {:>8} {:<pw$} {:>5} {:>8} {:>8} {:>8} {:>8} {:>8} {:>10} {:>9}\n",
+        "scenario",
+        "memory",
+        "policy",
+        "runs",
+        "tainted",
+        "lost",
+        "floor",
+        "1GiB",
+        "limit",
+        "migrated",
+        "failures"
+    ));
+    for ((sc, mem, pol), v) in m {
+        let mem = mem.map(human_bytes).unwrap_or_else(|| "-".into());
+        s.push_str(&format!(
+            "{:<sw$} {:>8} {:<pw$} {:>5} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>10.0} {:>9.1}{}\n",
+            sc,
+            mem,
+            pol,
+            v.runs,
+            v.tainted_mean,
+            v.lost_mean,
+            v.lost_floor_mean,
+            v.gigantic_mean,
+            v.limit_mean,
+            v.migrated_mean,
+            v.failures_mean,
+            if v.errors > 0 { format!("  ({} errors)", v.errors) } else { String::new() }
         ));
     }
     s
