@@ -40,6 +40,17 @@ const GRID: &[&str] = &[
     "vanilla,spb-off:hint_cache,steer_tainted",
 ];
 
+/// One policy, 1 GiB, 1 virtual second: one cell per seed.
+const ONE_CELL: &[&str] = &[
+    "sweep",
+    "--memory",
+    "1G",
+    "--duration",
+    "1s",
+    "--policies",
+    "vanilla",
+];
+
 fn spb(args: &[&str], dir: &Path) -> Output {
     Command::new(SPB)
         .args(args)
@@ -142,26 +153,26 @@ fn four_shards_through_xargs_merge_to_the_unsharded_sweep() {
     let whole_summary = ok(&spb(&["sweep", "--merge", "whole.jsonl"], &t.0));
     assert!(whole_summary.contains("spb-off:steer_tainted,hint_cache"));
 
-    // --shard I/N
-    let (lines, summary) = sharded(&t, "plain", "@SPB@ --shard $1/4 --out @OUT@");
-    assert_eq!(lines, whole);
-    assert_eq!(summary, whole_summary);
-    // a Kubernetes Indexed Job: JOB_COMPLETION_INDEX, N from SPB_SHARDS
-    let (lines, summary) = sharded(
-        &t,
-        "k8s",
-        "JOB_COMPLETION_INDEX=$1 SPB_SHARDS=4 @SPB@ --shard env --out @OUT@",
-    );
-    assert_eq!(lines, whole);
-    assert_eq!(summary, whole_summary);
-    // a Slurm job array --array=1-4
-    let (lines, summary) = sharded(
-        &t,
-        "slurm",
-        "SLURM_ARRAY_TASK_ID=$(($1 + 1)) SLURM_ARRAY_TASK_MIN=1 SLURM_ARRAY_TASK_COUNT=4 @SPB@ --shard env --out @OUT@",
-    );
-    assert_eq!(lines, whole);
-    assert_eq!(summary, whole_summary);
+    let ways = [
+        // --shard I/N
+        ("plain", "@SPB@ --shard $1/4 --out @OUT@"),
+        // a Kubernetes Indexed Job: JOB_COMPLETION_INDEX, N from SPB_SHARDS
+        (
+            "k8s",
+            "JOB_COMPLETION_INDEX=$1 SPB_SHARDS=4 @SPB@ --shard env --out @OUT@",
+        ),
+        // a Slurm job array --array=1-4
+        (
+            "slurm",
+            "SLURM_ARRAY_TASK_ID=$(($1 + 1)) SLURM_ARRAY_TASK_MIN=1 SLURM_ARRAY_TASK_COUNT=4 \
+             @SPB@ --shard env --out @OUT@",
+        ),
+    ];
+    for (tag, cmd) in ways {
+        let (lines, summary) = sharded(&t, tag, cmd);
+        assert_eq!(lines, whole, "{tag}");
+        assert_eq!(summary, whole_summary, "{tag}");
+    }
 }
 
 fn fails(args: &[&str], code: i32, needle: &str) {
@@ -208,22 +219,9 @@ fn sweep_exits_as_run_would() {
 fn a_huge_seed_range_is_not_expanded() {
     let t = Tmp::new("huge");
     let start = std::time::Instant::now();
-    let out = ok(&spb(
-        &[
-            "sweep",
-            "--memory",
-            "1G",
-            "--duration",
-            "1s",
-            "--policies",
-            "vanilla",
-            "--seeds",
-            "1..100000000",
-            "--shard",
-            "99999998/100000000",
-        ],
-        &t.0,
-    ));
+    let mut args = ONE_CELL.to_vec();
+    args.extend(["--seeds", "1..100000000", "--shard", "99999998/100000000"]);
+    let out = ok(&spb(&args, &t.0));
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 1);
     assert!(lines[0].contains("\"seed\":99999999"), "{}", lines[0]);
@@ -270,17 +268,8 @@ fn the_slurm_recipe_runs() {
 #[test]
 fn progress_only_on_a_terminal() {
     let t = Tmp::new("progress");
-    let args = [
-        "sweep",
-        "--memory",
-        "1G",
-        "--duration",
-        "1s",
-        "--policies",
-        "vanilla",
-        "--seeds",
-        "1..3",
-    ];
+    let mut args = ONE_CELL.to_vec();
+    args.extend(["--seeds", "1..3"]);
     let o = spb(&args, &t.0);
     ok(&o);
     let err = String::from_utf8_lossy(&o.stderr);
