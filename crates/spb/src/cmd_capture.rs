@@ -68,24 +68,28 @@ pub fn run(a: CaptureArgs) -> Result<(), CliError> {
     let stop = Arc::new(AtomicBool::new(false));
     install_handlers(stop.clone());
     let mut last_phase = None;
+    // seconds traced of --duration, with lines and bytes (hidden unless on a terminal)
+    let pb = crate::progress::bar(
+        a.duration.as_secs().max(1),
+        "tracing [{bar:40}] {pos}/{len} s  {msg}",
+    );
     let r = capture(&opts, stop, |p| {
         if last_phase != Some(p.phase) {
-            eprintln!(
-                "spb capture: {:?} ({:.1} s, {} lines)",
-                p.phase,
-                p.elapsed.as_secs_f64(),
-                p.lines
-            );
+            pb.suspend(|| {
+                eprintln!(
+                    "spb capture: {:?} ({:.1} s, {} lines)",
+                    p.phase,
+                    p.elapsed.as_secs_f64(),
+                    p.lines
+                )
+            });
             last_phase = Some(p.phase);
         } else if p.phase == CapturePhase::Tracing {
-            eprint!(
-                "\rspb capture: tracing {:.0} s, {} lines, {:.1} MB   ",
-                p.elapsed.as_secs_f64(),
-                p.lines,
-                p.bytes as f64 / 1e6
-            );
+            pb.set_position(p.elapsed.as_secs());
+            pb.set_message(format!("{} lines, {:.1} MB", p.lines, p.bytes as f64 / 1e6));
         }
     });
+    pb.finish_and_clear();
     let s = r.map_err(|e| match e {
         CaptureError::NotRoot | CaptureError::NoTracefs(_) | CaptureError::EventMissing(_) => {
             CliError::Environment(e.to_string())
@@ -93,7 +97,6 @@ pub fn run(a: CaptureArgs) -> Result<(), CliError> {
         CaptureError::Io { .. } => CliError::Io(e.to_string()),
         CaptureError::InvalidOptions(m) => CliError::Input(m),
     })?;
-    eprintln!();
     println!(
         "captured {} lines ({:.1} s{}) into {}; events lost: {}; replay with: spb replay {}",
         s.lines_total,
