@@ -1,20 +1,6 @@
 //! The measures, computed from the allocator's SPB and pageblock counters (shared by the lab and
-//! the trace replayer). Definitions, identical to `../shared/README.md`:
-//!
-//! - a page is *non-movable* when it is allocated by a request whose migratetype is UNMOVABLE,
-//!   RECLAIMABLE or HIGHATOMIC; free pages and pages on per-CPU lists never count;
-//! - *reserved* pages are the boot-time memblock reservations;
-//! - an SPB is *tainted* when it holds a non-movable page, *pinned* when it holds a reserved
-//!   page, *lost* when it is tainted or pinned or has a hole, *clean* when it holds only free and
-//!   movable pages, *empty* when all free;
-//! - *tainted floor* = ceil(non-movable pages / pages per SPB); *lost floor* = max(SPBs pinned
-//!   or with holes, ceil((non-movable + reserved pages) / pages per SPB));
-//! - the *1 GiB probe* allocates as many 1 GiB pages as possible at the end, with the workload's
-//!   memory still allocated, migrating movable pages, reclaiming clean page cache and shrinking
-//!   reclaimable slab, never swapping or killing;
-//! - the *1 GiB limit* = SPBs − max(SPBs pinned or with holes, ceil((non-movable pages no
-//!   shrinker frees + reserved + movable other than clean page cache + min watermark pages) /
-//!   pages per SPB)), never below 0.
+//! the trace replayer). The definitions are the ones of `docs/metrics.md` ("Definitions", in
+//! this repository), written there once; this module computes them.
 //!
 //! An SPB belongs to one zone ("a 1 GiB-aligned group of pageblocks inside a zone"): a 1 GiB
 //! region shared by two zones is one SPB of each, both with holes. "All zones" values are sums
@@ -247,20 +233,6 @@ pub fn spb_map(a: &Allocator, t: f64) -> SpbMap {
     SpbMap { t, rows }
 }
 
-/// The map as text: one line per SPB, one letter per pageblock.
-pub fn map_text(m: &SpbMap) -> String {
-    let mut s = String::new();
-    for r in &m.rows {
-        s.push_str(&format!(
-            "{:>6} {:>#10x} {:<16} ",
-            r.zone, r.start_pfn, r.category
-        ));
-        s.extend(r.blocks.iter().map(|b| b.letter()));
-        s.push('\n');
-    }
-    s
-}
-
 /// The embedder's side of the 1 GiB probe.
 pub trait ProbeEnv: Env {
     /// Contiguous-allocation mode on/off: clean page cache met by migration is dropped.
@@ -437,7 +409,7 @@ mod tests {
             .sum();
         assert_eq!(u_cells, 1);
         assert!(map.rows.iter().any(|r| r.category == "tainted"));
-        assert!(map_text(&map).contains('U'));
+        assert!(crate::report::terminal_map(&map, false).contains('U'));
         a.free(u, 0, 0).unwrap();
         let (n, _) = census(&a);
         assert_eq!(n.tainted, 0);

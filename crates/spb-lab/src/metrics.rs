@@ -1,21 +1,8 @@
 //! The metrics of one run, serialised as the JSON documented in `docs/metrics.md`.
 //!
-//! Definitions (identical to ../shared/README.md):
-//! - a page is *non-movable* when it is allocated by a request whose migratetype is UNMOVABLE,
-//!   RECLAIMABLE or HIGHATOMIC; free pages and pages on per-CPU lists never count;
-//! - *reserved* pages are the boot-time memblock reservations (memmap, kernel image, bounce
-//!   buffers);
-//! - an SPB is *tainted* when it holds a non-movable page, *pinned* when it holds a reserved page,
-//!   *lost* when it is tainted or pinned or has a hole, *clean* when it holds only free and
-//!   movable pages, *empty* when all free;
-//! - *tainted floor* = ceil(non-movable pages / pages per SPB); *lost floor* = max(SPBs pinned or
-//!   with holes, ceil((non-movable + reserved pages) / pages per SPB));
-//! - the *1 GiB probe* allocates as many 1 GiB pages as possible at the end of the run, with the
-//!   workload's memory still allocated, migrating movable pages, reclaiming clean page cache and
-//!   shrinking reclaimable slab, never swapping or killing;
-//! - the *1 GiB limit* = SPBs − max(SPBs pinned or with holes, ceil((non-movable pages no
-//!   shrinker frees + reserved + movable other than clean page cache + min watermark pages) /
-//!   pages per SPB)), never below 0.
+//! The definitions (non-movable and reserved pages; tainted, pinned, lost, clean and empty
+//! SPBs; the floors; the 1 GiB probe and limit) are written once, in the repository's
+//! `docs/metrics.md` ("Definitions"); `crate::measure` computes them.
 
 use std::collections::BTreeMap;
 
@@ -171,6 +158,83 @@ pub struct RunMetrics {
     /// Present for trace replays.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace: Option<TraceStats>,
+}
+
+/// The typed view of the details a lab run writes into [`RunMetrics::extra`] (their meaning is
+/// in docs/metrics.md). Text renderers read these fields, not the JSON keys; a key that is
+/// absent (a replay, an older file) reads as `None` or 0.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RunDetails {
+    /// 1 GiB pages the probe obtained in the Normal zone, and that zone's limit.
+    pub gigantic_normal_allocatable: u64,
+    pub gigantic_normal_limit: u64,
+    /// 1 GiB (hugetlb) requests of the workload during the run: obtained / requested.
+    pub hugetlb_obtained: u64,
+    pub hugetlb_requested: u64,
+    /// Failed allocations without __GFP_NOWARN (the ones the kernel would log).
+    pub alloc_failures_warned: Option<u64>,
+    /// Events per wall second of the workload alone (no end checks, no probe).
+    pub workload_events_per_second: Option<f64>,
+    /// SPBs visited per free-list walk (spb only).
+    pub mean_spbs_visited: Option<f64>,
+    /// The model's metadata per 4 KiB page.
+    pub metadata_bytes_per_page: Option<f64>,
+}
+
+impl RunMetrics {
+    /// The typed details of [`RunMetrics::extra`].
+    pub fn details(&self) -> RunDetails {
+        let u = |k: &str| self.extra.get(k).and_then(|v| v.as_u64());
+        let f = |k: &str| self.extra.get(k).and_then(|v| v.as_f64());
+        RunDetails {
+            gigantic_normal_allocatable: u("gigantic_normal_allocatable").unwrap_or(0),
+            gigantic_normal_limit: u("gigantic_normal_limit").unwrap_or(0),
+            hugetlb_obtained: u("hugetlb_obtained").unwrap_or(0),
+            hugetlb_requested: u("hugetlb_requested").unwrap_or(0),
+            alloc_failures_warned: u("alloc_failures_warned"),
+            workload_events_per_second: f("workload_events_per_second"),
+            mean_spbs_visited: self
+                .extra
+                .get("spb_walk")
+                .and_then(|w| w.get("mean_spbs_visited"))
+                .and_then(|v| v.as_f64()),
+            metadata_bytes_per_page: f("metadata_bytes_per_page"),
+        }
+    }
+    /// A kernel-named vmstat counter (0 when absent).
+    pub fn vm(&self, name: &str) -> u64 {
+        self.vmstat.get(name).copied().unwrap_or(0)
+    }
+    /// Direct-reclaim stalls over all zones (`allocstall_*`).
+    pub fn alloc_stalls(&self) -> u64 {
+        [
+            "allocstall_dma",
+            "allocstall_dma32",
+            "allocstall_normal",
+            "allocstall_movable",
+        ]
+        .iter()
+        .map(|k| self.vm(k))
+        .sum()
+    }
+    /// All failed allocations.
+    pub fn failures(&self) -> u64 {
+        self.alloc_failures.values().sum()
+    }
+}
+
+/// Summary of one (scenario, memory, policy) of a sweep over its seeds (`spb_lab::sweep::merge`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct SweepSummary {
+    pub runs: u32,
+    pub errors: u32,
+    pub tainted_mean: f64,
+    pub lost_mean: f64,
+    pub lost_floor_mean: f64,
+    pub gigantic_mean: f64,
+    pub limit_mean: f64,
+    pub migrated_mean: f64,
+    pub failures_mean: f64,
 }
 
 /// Replay statistics.

@@ -19,6 +19,7 @@ fn run(name: &str, memory: u64, secs: u64, seed: u64, p: PolicyKind) -> RunMetri
         &SimOptions {
             policy: PolicyConfig::of(p),
             check_every: 0,
+            layout: None,
         },
         &mut |_| {},
     )

@@ -4,7 +4,7 @@
 //! report as well.
 
 use spb_alloc::{PolicyConfig, PolicyKind, SpbSwitch};
-use spb_lab::metrics::{RunMetrics, RunsDoc};
+use spb_lab::metrics::RunsDoc;
 
 use crate::cmd_run::{self, RunArgs, ScenarioArgs};
 use crate::CliError;
@@ -25,61 +25,13 @@ pub struct AblateArgs {
     pub report: Option<std::path::PathBuf>,
 }
 
-/// The ablation table: one row per configuration, with deltas against `spb` all on.
-pub fn table(runs: &[RunMetrics]) -> String {
-    let base = runs.iter().find(|r| r.policy == "spb");
-    let mut s = String::new();
-    s.push_str(&format!(
-        "{:<34} {:>8} {:>6} {:>6} {:>10} {:>12} {:>9}\n",
-        "configuration", "tainted", "lost", "1GiB", "limit", "migrated", "failures"
-    ));
-    for r in runs {
-        let fails: u64 = r.alloc_failures.values().sum::<u64>() + r.oom_kills;
-        let d = |x: i64, b: i64| {
-            if base.is_some() && r.policy != "spb" {
-                format!(" ({:+})", x - b)
-            } else {
-                String::new()
-            }
-        };
-        let (bt, bg, bm) = base
-            .map(|b| {
-                (
-                    b.normal.spb_tainted as i64,
-                    b.gigantic.allocatable as i64,
-                    b.pages_migrated as i64,
-                )
-            })
-            .unwrap_or((0, 0, 0));
-        s.push_str(&format!(
-            "{:<34} {:>8} {:>6} {:>6} {:>10} {:>12} {:>9}\n",
-            r.policy,
-            format!(
-                "{}{}",
-                r.normal.spb_tainted,
-                d(r.normal.spb_tainted as i64, bt)
-            ),
-            r.normal.spb_lost,
-            format!(
-                "{}{}",
-                r.gigantic.allocatable,
-                d(r.gigantic.allocatable as i64, bg)
-            ),
-            r.gigantic.limit,
-            format!("{}{}", r.pages_migrated, d(r.pages_migrated as i64, bm)),
-            fails
-        ));
-    }
-    s
-}
-
 pub fn run(a: AblateArgs) -> Result<(), CliError> {
     let ra = RunArgs {
         sc: a.sc.clone(),
         ..RunArgs::default()
     };
     cmd_run::check_outputs(a.json.as_deref(), a.report.as_deref())?;
-    let sc = cmd_run::load(&ra)?;
+    let l = cmd_run::load(&ra)?;
     let mut switches = Vec::new();
     if a.switches.is_empty() {
         switches.extend(
@@ -90,9 +42,10 @@ pub fn run(a: AblateArgs) -> Result<(), CliError> {
         );
     } else {
         for n in &a.switches {
-            switches.push(SpbSwitch::from_name(n.trim()).ok_or_else(|| {
-                CliError::Usage(format!("--switches: unknown spb switch \"{}\"", n.trim()))
-            })?);
+            switches.push(
+                spb_alloc::policy::spec::parse_switch(n)
+                    .map_err(|e| CliError::Usage(format!("--switches: {e}")))?,
+            );
         }
     }
     let mut pols = vec![PolicyConfig::of(PolicyKind::Vanilla), PolicyConfig::spb()];
@@ -102,9 +55,8 @@ pub fn run(a: AblateArgs) -> Result<(), CliError> {
             spb: spb_alloc::SpbSwitches::all_on().without(*w),
         });
     }
-    let show = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let runs = cmd_run::run_all(&sc, &pols, 0, show)?;
-    let t = table(&runs);
+    let runs = cmd_run::run_all(&l, &pols, 0)?;
+    let t = spb_lab::report::ablation_table(&runs);
     let doc = RunsDoc { runs };
     match a.json.as_deref() {
         Some("-") => {
@@ -121,7 +73,7 @@ pub fn run(a: AblateArgs) -> Result<(), CliError> {
         None => print!("{}", t),
     }
     if let Some(dir) = &a.report {
-        spb_lab::report::write_report(dir, &doc, &format!("spb ablation: {}", sc.name))
+        spb_lab::report::write_report(dir, &doc, &format!("spb ablation: {}", l.sc.name))
             .map_err(|e| CliError::Io(format!("{}: {e}", dir.display())))?;
     }
     Ok(())

@@ -40,28 +40,10 @@ pub struct CaptureArgs {
     pub tracefs: Option<PathBuf>,
 }
 
-/// `60s`, `5m`, `1h`, `250ms`, `1.5` (seconds).
+/// `60s`, `5m`, `1h`, `250ms`, `1.5` (seconds): the one duration parser
+/// ([`spb_lab::scenario::units::parse_duration`]), above 0 and at most 24h.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (num, mult) = if let Some(n) = s.strip_suffix("ms") {
-        (n, 1e-3)
-    } else if let Some(n) = s.strip_suffix('s') {
-        (n, 1.0)
-    } else if let Some(n) = s.strip_suffix('m') {
-        (n, 60.0)
-    } else if let Some(n) = s.strip_suffix('h') {
-        (n, 3600.0)
-    } else {
-        (s, 1.0)
-    };
-    let v: f64 = num
-        .trim()
-        .parse()
-        .map_err(|_| format!("expected a duration like 60s, 5m, 1h or 500ms, got {s:?}"))?;
-    if !v.is_finite() || v <= 0.0 {
-        return Err(format!("duration must be positive, got {s:?}"));
-    }
-    Ok(Duration::from_secs_f64(v * mult))
+    spb_lab::scenario::units::parse_duration(s).map(Duration::from_nanos)
 }
 
 static STOP: OnceLock<Arc<AtomicBool>> = OnceLock::new();
@@ -93,24 +75,28 @@ pub fn run(a: CaptureArgs) -> Result<(), CliError> {
     let stop = Arc::new(AtomicBool::new(false));
     install_handlers(stop.clone());
     let mut last_phase = None;
+    // seconds traced of --duration, with lines and bytes (hidden unless on a terminal)
+    let pb = crate::progress::bar(
+        a.duration.as_secs().max(1),
+        "tracing [{bar:40}] {pos}/{len} s  {msg}",
+    );
     let r = capture(&opts, stop, |p| {
         if last_phase != Some(p.phase) {
-            eprintln!(
-                "spb capture: {:?} ({:.1} s, {} lines)",
-                p.phase,
-                p.elapsed.as_secs_f64(),
-                p.lines
-            );
+            pb.suspend(|| {
+                eprintln!(
+                    "spb capture: {:?} ({:.1} s, {} lines)",
+                    p.phase,
+                    p.elapsed.as_secs_f64(),
+                    p.lines
+                )
+            });
             last_phase = Some(p.phase);
         } else if p.phase == CapturePhase::Tracing {
-            eprint!(
-                "\rspb capture: tracing {:.0} s, {} lines, {:.1} MB   ",
-                p.elapsed.as_secs_f64(),
-                p.lines,
-                p.bytes as f64 / 1e6
-            );
+            pb.set_position(p.elapsed.as_secs());
+            pb.set_message(format!("{} lines, {:.1} MB", p.lines, p.bytes as f64 / 1e6));
         }
     });
+    pb.finish_and_clear();
     let s = r.map_err(|e| match e {
         CaptureError::NotRoot | CaptureError::NoTracefs(_) | CaptureError::EventMissing(_) => {
             CliError::Environment(e.to_string())
@@ -118,7 +104,6 @@ pub fn run(a: CaptureArgs) -> Result<(), CliError> {
         CaptureError::Io { .. } => CliError::Io(e.to_string()),
         CaptureError::InvalidOptions(m) => CliError::Input(m),
     })?;
-    eprintln!();
     println!(
         "captured {} lines ({:.1} s{}) into {}; events lost: {}; replay with: spb replay {}",
         s.lines_total,

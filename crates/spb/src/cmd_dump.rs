@@ -4,9 +4,9 @@
 
 use std::io::IsTerminal;
 
-use spb_lab::{Sim, SimOptions};
+use spb_lab::Sim;
 
-use crate::cmd_run::{self, RunArgs, ScenarioArgs};
+use crate::cmd_run::{self, ScenarioArgs};
 use crate::CliError;
 
 /// What to dump.
@@ -41,7 +41,7 @@ pub struct MapArgs {
 pub struct OneRun {
     #[command(flatten)]
     pub sc: ScenarioArgs,
-    /// The policy [default: spb].
+    /// The policy: vanilla, defrag, spb or spb-off:SWITCH,... [default: spb].
     #[arg(long, default_value = "spb")]
     pub policy: String,
     /// spb behaviours to turn off.
@@ -50,23 +50,23 @@ pub struct OneRun {
 }
 
 fn simulate(o: &OneRun) -> Result<Sim, CliError> {
-    let ra = RunArgs {
-        sc: o.sc.clone(),
-        policy: vec![o.policy.clone()],
-        spb_off: o.spb_off.clone(),
-        ..RunArgs::default()
-    };
-    let sc = cmd_run::load(&ra)?;
-    let pol = cmd_run::policies(&ra)?.remove(0);
-    let mut sim = Sim::new(
-        &sc,
-        &SimOptions {
-            policy: pol,
-            check_every: 0,
-        },
-    )
-    .map_err(CliError::Input)?;
-    sim.run(&mut |_s: &mut Sim| {});
+    let mut pols = cmd_run::parse_policies("--policy", Some(&o.policy), &o.spb_off)?;
+    if pols.len() != 1 {
+        return Err(CliError::Usage(format!(
+            "--policy: expected one policy, got {} in \"{}\"",
+            pols.len(),
+            o.policy
+        )));
+    }
+    let l = cmd_run::load_scenario(o.sc.scenario.as_deref(), &cmd_run::overrides(&o.sc, None)?)?;
+    let mut sim = Sim::new(&l.sc, &l.options(&pols.remove(0), 0)).map_err(CliError::Input)?;
+    let pb = crate::progress::bar(
+        (sim.end / 1_000_000_000).max(1),
+        "{prefix} [{bar:40}] {pos}/{len} virtual s  {elapsed_precise}",
+    );
+    pb.set_prefix(o.policy.clone());
+    sim.run(&mut |s: &mut Sim| pb.set_position(s.now / 1_000_000_000));
+    pb.finish_and_clear();
     Ok(sim)
 }
 

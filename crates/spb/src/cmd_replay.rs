@@ -2,7 +2,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use spb_lab::replay::{replay, PolicySel, ReplayError, ReplayOptions};
+use spb_lab::replay::{replay, PolicySel, ReplayError, ReplayOptions, ReplayProgress};
 
 use crate::CliError;
 
@@ -98,7 +98,25 @@ pub fn run(a: ReplayArgs) -> Result<(), CliError> {
     if let Some(t) = a.threads {
         opts.threads = t.max(1);
     }
-    let out = replay(&a.trace, &opts).map_err(|e| match e {
+    // bytes of the trace read by the decode pass, on a terminal only
+    let pb = crate::progress::bar(
+        0,
+        "reading [{bar:40}] {bytes}/{total_bytes}  {bytes_per_sec}  ETA {eta}",
+    );
+    if !pb.is_hidden() {
+        let bar = pb.clone();
+        opts.progress = Some(ReplayProgress(std::sync::Arc::new(move |read, total| {
+            bar.set_length(total.max(read));
+            bar.set_position(read);
+            if read >= total {
+                bar.set_message("replaying the columns");
+                bar.finish_with_message("read; replaying the columns");
+            }
+        })));
+    }
+    let out = replay(&a.trace, &opts);
+    pb.finish_and_clear();
+    let out = out.map_err(|e| match e {
         ReplayError::Input(m) => CliError::Input(m),
         ReplayError::Io(m) => CliError::Io(m),
         ReplayError::Layout(m) => CliError::Input(format!("layout: {m}")),

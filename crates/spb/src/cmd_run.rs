@@ -5,14 +5,15 @@
 //! prints the policies side by side. `spb run` with no argument runs `seed-16g` under all three
 //! policies (the README's main job).
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use spb_alloc::{PolicyConfig, PolicyKind, SpbSwitch};
+use indicatif::{MultiProgress, ProgressBar};
+use spb_alloc::policy::spec;
+use spb_alloc::{MemoryLayout, PolicyConfig, PolicyKind};
 use spb_lab::metrics::{RunMetrics, RunsDoc};
-use spb_lab::scenario::units::{fmt_bytes, parse_dur, parse_size, Size};
-use spb_lab::scenario::{builtin, LayoutKind, Overrides, Scenario, MAX_MEMORY, MIN_MEMORY};
+use spb_lab::scenario::units::{fmt_bytes, parse_duration, parse_memory};
+use spb_lab::scenario::{builtin, LayoutKind, Overrides, Scenario};
 use spb_lab::{run_scenario, SimOptions};
 
 use crate::CliError;
@@ -25,12 +26,12 @@ pub struct ScenarioArgs {
     /// Scenario seed (all random choices derive from it).
     #[arg(long)]
     pub seed: Option<u64>,
-    /// RAM of the machine, e.g. 64G (sizes given in % of RAM scale with it).
-    #[arg(long)]
-    pub memory: Option<String>,
-    /// Virtual duration, e.g. 120s or 10m.
-    #[arg(long)]
-    pub duration: Option<String>,
+    /// RAM of the machine, 64M to 15T, e.g. 64G (sizes given in % of RAM scale with it).
+    #[arg(long, value_parser = parse_memory)]
+    pub memory: Option<u64>,
+    /// Virtual duration, above 0 and at most 24h, e.g. 120s or 10m.
+    #[arg(long, value_parser = parse_duration)]
+    pub duration: Option<u64>,
 }
 
 /// Arguments of `spb run`.
@@ -38,10 +39,11 @@ pub struct ScenarioArgs {
 pub struct RunArgs {
     #[command(flatten)]
     pub sc: ScenarioArgs,
-    /// Policies to run, comma-separated [default: vanilla,defrag,spb].
-    #[arg(long, value_delimiter = ',')]
+    /// Policies to run, comma-separated (or the option repeated): vanilla, defrag, spb, or
+    /// spb-off:SWITCH,... (docs/spb.md) [default: vanilla,defrag,spb].
+    #[arg(long)]
     pub policy: Vec<String>,
-    /// spb behaviours to turn off (comma-separated switch names), for ablations.
+    /// spb behaviours to turn off in every spb policy (comma-separated switch names).
     #[arg(long = "spb-off", value_delimiter = ',')]
     pub spb_off: Vec<String>,
     /// Write the metrics as JSON to FILE (`-` for stdout; the table then goes to stderr).
@@ -69,114 +71,81 @@ impl RunArgs {
                 scenario: Some("seed-16g".into()),
                 ..ScenarioArgs::default()
             },
-            policy: PolicyKind::ALL
-                .iter()
-                .map(|p| p.name().to_string())
-                .collect(),
             ..RunArgs::default()
         }
     }
 }
 
-/// Parse the policy list and the spb switches turned off.
-pub fn policies(a: &RunArgs) -> Result<Vec<PolicyConfig>, CliError> {
-    let names: Vec<String> = if a.policy.is_empty() {
-        PolicyKind::ALL
+/// Parse a `--policy` list (the run spec of [`spb_alloc::policy::spec`]; `None` = all three)
+/// and turn the `--spb-off` switches off in every spb policy of it. `option` names the option
+/// in messages.
+pub fn parse_policies(
+    option: &str,
+    list: Option<&str>,
+    spb_off: &[String],
+) -> Result<Vec<PolicyConfig>, CliError> {
+    let mut out = match list {
+        None => PolicyKind::ALL
             .iter()
-            .map(|p| p.name().to_string())
-            .collect()
-    } else {
-        a.policy.clone()
+            .map(|k| PolicyConfig::of(*k))
+            .collect(),
+        Some(l) => spec::parse_list(l).map_err(|e| CliError::Usage(format!("{option}: {e}")))?,
     };
-    let mut off = Vec::new();
-    for s in &a.spb_off {
-        let s = s.trim();
-        if s.is_empty() {
-            continue;
+    for s in spb_off.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
+        let w = spec::parse_switch(s).map_err(|e| CliError::Usage(format!("--spb-off: {e}")))?;
+        for p in out.iter_mut().filter(|p| p.kind == PolicyKind::Spb) {
+            p.spb.set(w, false);
         }
-        match SpbSwitch::from_name(s) {
-            Some(w) => off.push(w),
-            None => {
-                let all: Vec<&str> = SpbSwitch::ALL.iter().map(|w| w.name()).collect();
-                return Err(CliError::Usage(format!(
-                    "--spb-off: unknown spb switch \"{s}\"; expected one of: {}",
-                    all.join(", ")
-                )));
-            }
-        }
-    }
-    let mut out = Vec::new();
-    for n in names {
-        let n = n.trim();
-        let k = PolicyKind::from_name(n).ok_or_else(|| {
-            CliError::Usage(format!(
-                "--policy: unknown policy \"{n}\"; expected vanilla, defrag or spb"
-            ))
-        })?;
-        let mut p = PolicyConfig::of(k);
-        if k == PolicyKind::Spb {
-            for w in &off {
-                p.spb.set(*w, false);
-            }
-        }
-        out.push(p);
     }
     Ok(out)
 }
 
-fn overrides(a: &ScenarioArgs, layout: Option<&str>) -> Result<Overrides, CliError> {
-    let memory = match &a.memory {
-        None => None,
-        Some(m) => match parse_size(m, false) {
-            Ok(Size::Bytes(b)) if (MIN_MEMORY..=MAX_MEMORY).contains(&b) => Some(b),
-            Ok(_) => {
-                return Err(CliError::Usage(format!(
-                    "--memory: expected a RAM size from 64M to 16T, got \"{m}\""
-                )))
-            }
-            Err(e) => return Err(CliError::Usage(format!("--memory: {e}"))),
-        },
-    };
-    let duration_ns = match &a.duration {
-        None => None,
-        Some(d) => match parse_dur(d, false) {
-            Ok(d) => {
-                let ns = d.ns(0);
-                if ns == 0 {
-                    return Err(CliError::Usage(
-                        "--duration: expected a positive duration".into(),
-                    ));
-                }
-                Some(ns)
-            }
-            Err(e) => return Err(CliError::Usage(format!("--duration: {e}"))),
-        },
-    };
-    let layout = match layout {
-        None => None,
-        Some("i440fx") | Some("pc") => Some(LayoutKind::I440fx),
-        Some("q35") => Some(LayoutKind::Q35),
-        Some(o) => {
-            return Err(CliError::Usage(format!(
-                "--layout: expected i440fx or q35, got \"{o}\""
-            )))
-        }
-    };
-    Ok(Overrides {
-        memory,
-        duration_ns,
-        seed: a.seed,
-        layout,
-    })
+/// The policies of `spb run`.
+pub fn policies(a: &RunArgs) -> Result<Vec<PolicyConfig>, CliError> {
+    let list = (!a.policy.is_empty()).then(|| a.policy.join(","));
+    parse_policies("--policy", list.as_deref(), &a.spb_off)
 }
 
-/// Load the scenario with overrides applied, and check that its machine can be built.
+/// `--layout`.
+pub fn parse_layout(layout: Option<&str>) -> Result<Option<LayoutKind>, CliError> {
+    match layout {
+        None => Ok(None),
+        Some("i440fx") | Some("pc") => Ok(Some(LayoutKind::I440fx)),
+        Some("q35") => Ok(Some(LayoutKind::Q35)),
+        Some(o) => Err(CliError::Usage(format!(
+            "--layout: expected i440fx or q35, got \"{o}\""
+        ))),
+    }
+}
+
+/// A scenario with its overrides applied and its machine built once: what every command runs.
+#[derive(Clone, Debug)]
+pub struct Loaded {
+    pub sc: Scenario,
+    /// The memory layout, built once here ([`spb_lab::sim::layout_of`]) and handed to every
+    /// simulator through [`SimOptions::layout`].
+    pub layout: MemoryLayout,
+}
+
+impl Loaded {
+    /// The options of one simulator of this scenario.
+    pub fn options(&self, policy: &PolicyConfig, check_every: u64) -> SimOptions {
+        SimOptions {
+            policy: policy.clone(),
+            check_every,
+            layout: Some(self.layout.clone()),
+        }
+    }
+}
+
+/// Load a scenario by built-in name or file, apply `o`, and build its machine.
 ///
 /// A file that does not exist or cannot be read is an I/O error (exit 4), an unknown built-in
-/// name (no `/`, no `.toml`) a bad command line (exit 2), bad content bad input (exit 3).
-pub fn load(a: &RunArgs) -> Result<Scenario, CliError> {
-    let name = a.sc.scenario.clone().unwrap_or_else(|| "seed-16g".into());
-    let mut sc = spb_lab::load_scenario(&name).map_err(|e| {
+/// name (no `/`, no `.toml`) a bad command line (exit 2), bad content bad input (exit 3), a
+/// machine that cannot be built from `--memory` a bad command line.
+pub fn load_scenario(name: Option<&str>, o: &Overrides) -> Result<Loaded, CliError> {
+    let name = name.unwrap_or("seed-16g");
+    let mut sc = spb_lab::load_scenario(name).map_err(|e| {
         if !e.unreadable {
             CliError::Input(e.to_string())
         } else if name.contains(std::path::MAIN_SEPARATOR)
@@ -188,35 +157,43 @@ pub fn load(a: &RunArgs) -> Result<Scenario, CliError> {
             CliError::Usage(e.to_string())
         }
     })?;
-    sc.apply(&overrides(&a.sc, a.layout.as_deref())?);
-    if let Err(e) = spb_lab::sim::layout_of(&sc) {
-        return Err(match &a.sc.memory {
-            Some(m) => CliError::Usage(format!("--memory {m}: {e}")),
-            None => CliError::Input(format!("{name}: {e}")),
-        });
-    }
-    Ok(sc)
+    sc.apply(o);
+    let layout = spb_lab::sim::layout_of(&sc).map_err(|e| match o.memory {
+        Some(m) => CliError::Usage(format!("--memory {}: {e}", fmt_bytes(m))),
+        None => CliError::Input(format!("{name}: {e}")),
+    })?;
+    Ok(Loaded { sc, layout })
 }
 
-/// Run the policies in parallel threads; one progress bar each.
+/// The overrides of `a` (and `--layout`).
+pub fn overrides(a: &ScenarioArgs, layout: Option<&str>) -> Result<Overrides, CliError> {
+    Ok(Overrides {
+        memory: a.memory,
+        duration_ns: a.duration,
+        seed: a.seed,
+        layout: parse_layout(layout)?,
+    })
+}
+
+/// Load the scenario of `spb run` (and `ablate`, `dump`, `map`).
+pub fn load(a: &RunArgs) -> Result<Loaded, CliError> {
+    load_scenario(
+        a.sc.scenario.as_deref(),
+        &overrides(&a.sc, a.layout.as_deref())?,
+    )
+}
+
+/// Run the policies in parallel threads; one progress bar each (drawn only on a terminal).
 pub fn run_all(
-    sc: &Scenario,
+    l: &Loaded,
     pols: &[PolicyConfig],
     check_every: u64,
-    show_progress: bool,
 ) -> Result<Vec<RunMetrics>, CliError> {
-    // validate the machine once, before spawning anything
-    spb_lab::sim::layout_of(sc).map_err(CliError::Input)?;
-    let mp = MultiProgress::with_draw_target(if show_progress {
-        ProgressDrawTarget::stderr()
-    } else {
-        ProgressDrawTarget::hidden()
-    });
-    let style = ProgressStyle::with_template(
+    let sc = &l.sc;
+    let mp = MultiProgress::with_draw_target(crate::progress::target());
+    let style = crate::progress::style(
         "{prefix:>12} [{bar:40}] {pos:>5}/{len} virtual s  {elapsed_precise}  {msg}",
-    )
-    .unwrap_or_else(|_| ProgressStyle::default_bar())
-    .progress_chars("=> ");
+    );
     let total_s = sc.duration_ns / 1_000_000_000;
     let results: Vec<Result<RunMetrics, String>> = std::thread::scope(|s| {
         let handles: Vec<_> = pols
@@ -224,15 +201,11 @@ pub fn run_all(
             .map(|p| {
                 let pb = mp.add(ProgressBar::new(total_s.max(1)));
                 pb.set_style(style.clone());
-                pb.set_prefix(spb_lab::sim::run::policy_label(p));
-                let opts = SimOptions {
-                    policy: p.clone(),
-                    check_every,
-                };
-                let sc = sc.clone();
+                pb.set_prefix(p.to_string());
+                let opts = l.options(p, check_every);
                 s.spawn(move || {
                     let mut prog = |ns: u64| pb.set_position(ns / 1_000_000_000);
-                    let r = run_scenario(&sc, &opts, &mut prog);
+                    let r = run_scenario(sc, &opts, &mut prog);
                     match &r {
                         Ok(m) => pb.finish_with_message(format!(
                             "done, {:.1} M events/s",
@@ -295,193 +268,26 @@ fn write_report_hook(dir: &Path, doc: &RunsDoc, title: &str) -> Result<(), CliEr
         .map_err(|e| CliError::Io(format!("{}: {}", dir.display(), e)))
 }
 
-/// The side-by-side table.
-pub fn table(sc: &Scenario, runs: &[RunMetrics]) -> String {
-    let mut s = String::new();
-    s.push_str(&format!(
-        "scenario {}  seed {}  memory {}  {} virtual s\n",
-        sc.name,
-        sc.seed,
-        fmt_bytes(sc.machine.memory),
-        sc.duration_ns as f64 / 1e9
-    ));
-    type Cell<'a> = &'a dyn Fn(&RunMetrics) -> String;
-    let mut rows: Vec<(&str, Vec<String>)> = Vec::new();
-    let mut row = |name: &'static str, f: Cell| rows.push((name, runs.iter().map(f).collect()));
-    row("Normal SPBs", &|r| r.normal.spb_total.to_string());
-    row("  tainted (end / peak)", &|r| {
-        format!("{} / {}", r.normal.spb_tainted, r.normal.spb_tainted_peak)
-    });
-    row("  tainted floor", &|r| r.normal.tainted_floor.to_string());
-    row("  pinned", &|r| r.normal.spb_pinned.to_string());
-    row("  lost (floor)", &|r| {
-        format!("{} ({})", r.normal.spb_lost, r.normal.lost_floor)
-    });
-    row("  clean / empty", &|r| {
-        format!("{} / {}", r.normal.spb_clean, r.normal.spb_empty)
-    });
-    row("all zones: SPBs tainted / lost", &|r| {
-        format!("{} / {}", r.all_zones.spb_tainted, r.all_zones.spb_lost)
-    });
-    row("1 GiB probe / limit", &|r| {
-        format!("{} / {}", r.gigantic.allocatable, r.gigantic.limit)
-    });
-    row("  Normal probe / limit", &|r| {
-        format!(
-            "{} / {}",
-            r.extra
-                .get("gigantic_normal_allocatable")
-                .and_then(|v| v.as_u64())
-                .unwrap_or(0),
-            r.extra
-                .get("gigantic_normal_limit")
-                .and_then(|v| v.as_u64())
-                .unwrap_or(0)
-        )
-    });
-    row("  probe pages migrated", &|r| {
-        r.gigantic.probe_pages_migrated.to_string()
-    });
-    row("1 GiB requests during run", &|r| {
-        format!(
-            "{} / {}",
-            r.extra
-                .get("hugetlb_obtained")
-                .and_then(|v| v.as_u64())
-                .unwrap_or(0),
-            r.extra
-                .get("hugetlb_requested")
-                .and_then(|v| v.as_u64())
-                .unwrap_or(0)
-        )
-    });
-    row("THP success / attempts", &|r| {
-        let pct = if r.thp.attempts > 0 {
-            100.0 * r.thp.success as f64 / r.thp.attempts as f64
-        } else {
-            0.0
-        };
-        format!("{:.0}% of {}", pct, r.thp.attempts)
-    });
-    row("pages migrated", &|r| r.pages_migrated.to_string());
-    row("compact stall / success", &|r| {
-        format!(
-            "{} / {}",
-            r.vmstat.get("compact_stall").copied().unwrap_or(0),
-            r.vmstat.get("compact_success").copied().unwrap_or(0)
-        )
-    });
-    row("extfrag events (fragmenting)", &|r| {
-        format!(
-            "{} ({})",
-            r.vmstat.get("extfrag_events").copied().unwrap_or(0),
-            r.vmstat.get("extfrag_fragmenting").copied().unwrap_or(0)
-        )
-    });
-    row("kswapd wakes / direct stalls", &|r| {
-        let st: u64 = [
-            "allocstall_dma",
-            "allocstall_dma32",
-            "allocstall_normal",
-            "allocstall_movable",
-        ]
-        .iter()
-        .map(|k| r.vmstat.get(*k).copied().unwrap_or(0))
-        .sum();
-        format!(
-            "{} / {}",
-            r.vmstat.get("kswapd_wake").copied().unwrap_or(0),
-            st
-        )
-    });
-    row("alloc failures", &|r| {
-        r.alloc_failures.values().sum::<u64>().to_string()
-    });
-    row("  without __GFP_NOWARN", &|r| {
-        r.extra
-            .get("alloc_failures_warned")
-            .and_then(|v| v.as_u64())
-            .map(|v| v.to_string())
-            .unwrap_or_default()
-    });
-    row("OOM kills", &|r| r.oom_kills.to_string());
-    row("events", &|r| r.events.to_string());
-    row("events/s (M)", &|r| {
-        format!("{:.2}", r.events as f64 / r.wall_seconds.max(1e-9) / 1e6)
-    });
-    row("  workload only (no probe)", &|r| {
-        r.extra
-            .get("workload_events_per_second")
-            .and_then(|v| v.as_f64())
-            .map(|v| format!("{:.2}", v / 1e6))
-            .unwrap_or_default()
-    });
-    row("wall s", &|r| format!("{:.1}", r.wall_seconds));
-    row("SPBs visited per walk (mean)", &|r| {
-        r.extra
-            .get("spb_walk")
-            .and_then(|w| w.get("mean_spbs_visited"))
-            .and_then(|v| v.as_f64())
-            .map(|v| format!("{:.2}", v))
-            .unwrap_or_else(|| "-".into())
-    });
-    row("metadata bytes per page", &|r| {
-        r.extra
-            .get("metadata_bytes_per_page")
-            .and_then(|v| v.as_f64())
-            .map(|v| format!("{:.2}", v))
-            .unwrap_or_default()
-    });
-    let w = rows
-        .iter()
-        .flat_map(|(_, c)| c.iter().map(|x| x.len()))
-        .chain(runs.iter().map(|r| r.policy.len()))
-        .max()
-        .unwrap_or(8)
-        .max(10);
-    s.push_str(&format!("{:<32}", ""));
-    for r in runs {
-        s.push_str(&format!("  {:>w$}", r.policy, w = w));
-    }
-    s.push('\n');
-    for (name, cells) in rows {
-        s.push_str(&format!("{:<32}", name));
-        for c in cells {
-            s.push_str(&format!("  {:>w$}", c, w = w));
-        }
-        s.push('\n');
-    }
-    s
-}
-
 pub fn run(a: RunArgs) -> Result<(), CliError> {
     let pols = policies(&a)?;
     check_outputs(a.json.as_deref(), a.report.as_deref())?;
-    let sc = load(&a)?;
-    let show = std::io::stderr().is_terminal();
-    let runs = run_all(&sc, &pols, a.check_every.unwrap_or(0), show)?;
+    let l = load(&a)?;
+    let runs = run_all(&l, &pols, a.check_every.unwrap_or(0))?;
     let doc = RunsDoc { runs };
-    let t = table(&sc, &doc.runs);
-    let to_stdout = a.json.as_deref() != Some("-");
-    let mut maps = String::new();
+    let mut text = spb_lab::report::run_table(&doc.runs);
     if a.map {
-        for r in &doc.runs {
-            if let Some(m) = r.maps.last() {
-                maps.push_str(&format!("\nSPB map at the end, {} (U unmovable, E reclaimable, M movable, H highatomic, R reserved, . free, ' ' hole):\n", r.policy));
-                maps.push_str(&spb_lab::measure::map_text(m));
-            }
-        }
+        text.push_str(&spb_lab::report::end_maps(&doc.runs));
     }
-    if to_stdout {
-        print!("{t}{maps}");
+    if a.json.as_deref() != Some("-") {
+        print!("{text}");
     } else {
-        eprint!("{t}{maps}");
+        eprint!("{text}");
     }
     if let Some(j) = &a.json {
         write_json(j, &doc)?;
     }
     if let Some(dir) = &a.report {
-        write_report_hook(dir, &doc, &format!("{} (seed {})", sc.name, sc.seed))?;
+        write_report_hook(dir, &doc, &format!("{} (seed {})", l.sc.name, l.sc.seed))?;
     }
     Ok(())
 }
@@ -506,7 +312,7 @@ mod tests {
     #[test]
     fn policy_and_override_errors_are_input_errors() {
         let a = RunArgs {
-            policy: vec!["vanilla".into(), "bogus".into()],
+            policy: vec!["vanilla,bogus".into()],
             ..RunArgs::default()
         };
         assert!(matches!(policies(&a), Err(CliError::Usage(m)) if m.contains("bogus")));
@@ -521,30 +327,25 @@ mod tests {
         };
         let p = policies(&a).unwrap();
         assert_eq!(p.len(), 3);
+        assert_eq!(p[2].to_string(), "spb-off:steer_tainted");
         assert_eq!(
-            spb_lab::sim::run::policy_label(&p[2]),
-            "spb-off:steer_tainted"
+            p[0].to_string(),
+            "vanilla",
+            "--spb-off changes spb policies only"
         );
-        assert_eq!(
-            spb_lab::sim::run::policy_label(&PolicyConfig::of(PolicyKind::Spb)),
-            "spb"
-        );
+        // the run spec: switch lists inside the comma-separated list, and --spb-off on top
         let a = RunArgs {
-            sc: ScenarioArgs {
-                memory: Some("lots".into()),
-                ..ScenarioArgs::default()
-            },
+            policy: vec!["defrag".into(), "spb-off:hint_cache,lost_first".into()],
+            spb_off: vec!["steer_tainted".into()],
             ..RunArgs::default()
         };
-        assert!(matches!(load(&a), Err(CliError::Usage(m)) if m.contains("--memory")));
-        let a = RunArgs {
-            sc: ScenarioArgs {
-                memory: Some("1M".into()),
-                ..ScenarioArgs::default()
-            },
-            ..RunArgs::default()
-        };
-        assert!(matches!(load(&a), Err(CliError::Usage(m)) if m.contains("--memory")));
+        let p = policies(&a).unwrap();
+        assert_eq!(p.len(), 2);
+        assert_eq!(
+            p[1].to_string(),
+            "spb-off:steer_tainted,hint_cache,lost_first"
+        );
+        assert_eq!(PolicyConfig::of(PolicyKind::Spb).to_string(), "spb");
         let a = RunArgs {
             sc: ScenarioArgs {
                 scenario: Some("/nonexistent/x.toml".into()),
@@ -562,16 +363,22 @@ mod tests {
         };
         assert!(matches!(load(&a), Err(CliError::Usage(m)) if m.contains("built-ins")));
         let a = RunArgs {
+            layout: Some("pc99".into()),
+            ..RunArgs::default()
+        };
+        assert!(matches!(load(&a), Err(CliError::Usage(m)) if m.contains("--layout")));
+        let a = RunArgs {
             sc: ScenarioArgs {
                 scenario: None,
-                memory: Some("8G".into()),
-                duration: Some("30s".into()),
+                memory: Some(8 << 30),
+                duration: Some(30_000_000_000),
                 seed: Some(9),
             },
             layout: Some("q35".into()),
             ..RunArgs::default()
         };
-        let sc = load(&a).unwrap();
+        let l = load(&a).unwrap();
+        let sc = &l.sc;
         assert_eq!(
             (
                 sc.machine.memory,
@@ -581,7 +388,23 @@ mod tests {
             ),
             (8 << 30, 30_000_000_000, 9, LayoutKind::Q35)
         );
-        assert_eq!(RunArgs::default_main_job().policy.len(), 3);
+        assert_eq!(l.layout, spb_lab::sim::layout_of(sc).unwrap());
+        assert_eq!(policies(&RunArgs::default_main_job()).unwrap().len(), 3);
+        // the largest --memory builds a machine whose pfns fit the lab's 32-bit records, on
+        // both layouts (the check Sim::new makes before allocating anything)
+        for layout in ["i440fx", "q35"] {
+            let a = RunArgs {
+                sc: ScenarioArgs {
+                    memory: Some(spb_lab::scenario::MAX_MEMORY),
+                    ..ScenarioArgs::default()
+                },
+                layout: Some(layout.into()),
+                ..RunArgs::default()
+            };
+            let l = load(&a).unwrap();
+            let end = l.layout.zones.iter().map(|z| z.span.end).max().unwrap();
+            assert!(end < u32::MAX as u64, "{layout}: {end:#x}");
+        }
     }
 
     #[test]

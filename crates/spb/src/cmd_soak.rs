@@ -3,12 +3,7 @@
 //! See docs/reliability.md.
 use crate::CliError;
 use spb_alloc::harness::{self as soak, SoakMemory, SoakOptions};
-use spb_alloc::{PolicyConfig, PolicyKind};
-
-fn parse_policy(s: &str) -> Result<PolicyKind, String> {
-    PolicyKind::from_name(s)
-        .ok_or_else(|| format!("unknown policy `{s}`: expected vanilla, defrag or spb"))
-}
+use spb_alloc::PolicyConfig;
 
 fn parse_count(s: &str) -> Result<u64, String> {
     let t = s.replace('_', "");
@@ -28,9 +23,9 @@ pub struct SoakArgs {
     /// Operations per policy (accepts 10M, 200k).
     #[arg(long, default_value = "10000000", value_parser = parse_count)]
     pub ops: u64,
-    /// Policies to soak, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "vanilla,defrag,spb", value_parser = parse_policy)]
-    pub policy: Vec<PolicyKind>,
+    /// Policies to soak, comma-separated: vanilla, defrag, spb or spb-off:SWITCH,...
+    #[arg(long, default_value = "vanilla,defrag,spb", value_parser = parse_policies)]
+    pub policy: Policies,
     /// PRNG seed (each policy gets seed + its index).
     #[arg(long, default_value_t = 1, conflicts_with = "seeds")]
     pub seed: u64,
@@ -69,25 +64,40 @@ pub struct SoakArgs {
     pub minimize: bool,
 }
 
-fn parse_seed_range(s: &str) -> Result<std::ops::Range<u64>, String> {
-    let bad =
-        || format!("expected a seed range A..B with A < B (B excluded), e.g. 1..65, got `{s}`");
-    let (a, b) = s.split_once("..").ok_or_else(bad)?;
-    let (a, b) = (
-        a.trim().parse::<u64>().map_err(|_| bad())?,
-        b.trim().parse::<u64>().map_err(|_| bad())?,
-    );
-    if a >= b {
-        return Err(bad());
-    }
-    Ok(a..b)
+/// A `--policy` list in the one run-spec syntax ([`spb_alloc::policy::spec`]).
+#[derive(Clone, Debug)]
+pub struct Policies(pub Vec<PolicyConfig>);
+
+fn parse_policies(s: &str) -> Result<Policies, String> {
+    spb_alloc::policy::spec::parse_list(s)
+        .map(Policies)
+        .map_err(|e| e.to_string())
 }
 
-fn options(a: &SoakArgs, seed: u64, kind: PolicyKind) -> SoakOptions {
+/// The most seeds one `spb soak --seeds` runs per policy.
+const MAX_SOAK_SEEDS: u64 = 1_000_000;
+
+/// `A..B` (B excluded, A < B, at most [`MAX_SOAK_SEEDS`] seeds), parsed by the sweep's seed
+/// parser.
+fn parse_seed_range(s: &str) -> Result<std::ops::Range<u64>, String> {
+    match spb_lab::sweep::Seeds::parse(s)? {
+        spb_lab::sweep::Seeds::Range { start, end } if end - start <= MAX_SOAK_SEEDS => {
+            Ok(start..end)
+        }
+        spb_lab::sweep::Seeds::Range { .. } => Err(format!(
+            "expected at most {MAX_SOAK_SEEDS} seeds, got `{s}`; split the range over several runs"
+        )),
+        spb_lab::sweep::Seeds::List(_) => Err(format!(
+            "expected a seed range A..B with A < B (B excluded), e.g. 1..65, got `{s}`"
+        )),
+    }
+}
+
+fn options(a: &SoakArgs, seed: u64, policy: &PolicyConfig) -> SoakOptions {
     SoakOptions {
         ops: a.ops,
         seed,
-        policy: PolicyConfig::of(kind),
+        policy: policy.clone(),
         check_every: a.check_every,
         memory: SoakMemory {
             normal_spbs: a.spbs,
@@ -101,14 +111,14 @@ fn options(a: &SoakArgs, seed: u64, kind: PolicyKind) -> SoakOptions {
 }
 
 fn replay_epoch(a: &SoakArgs, epoch: u64) -> Result<(), CliError> {
-    let kind = a.policy[0];
+    let kind = &a.policy.0[0];
     let o = options(a, a.seeds.as_ref().map_or(a.seed, |r| r.start), kind);
     let (env_seed, mut ops) = soak::epoch_ops(&o, epoch, a.ops);
     if a.minimize {
         eprintln!(
             "minimizing {} operations of epoch {epoch} ({}, seed {})",
             ops.len(),
-            kind.name(),
+            kind,
             o.seed
         );
         ops = soak::minimize(&o, epoch, env_seed, &ops, a.check_every.max(1));
@@ -135,22 +145,31 @@ pub fn run(a: SoakArgs) -> Result<(), CliError> {
         return replay_epoch(&a, e);
     }
     let mut bad = Vec::new();
-    for (i, kind) in a.policy.iter().enumerate() {
+    let per_policy = a.seeds.as_ref().map_or(1, |r| r.end - r.start);
+    // seeds soaked, with the elapsed time ticking; on a terminal only
+    let pb = crate::progress::bar(
+        per_policy.saturating_mul(a.policy.0.len() as u64),
+        "{spinner} soak {msg} [{bar:30}] {pos}/{len} seeds  {elapsed_precise}  ETA {eta}",
+    );
+    if !pb.is_hidden() {
+        pb.enable_steady_tick(std::time::Duration::from_millis(250));
+    }
+    for (i, kind) in a.policy.0.iter().enumerate() {
         let seeds = a.seeds.clone().unwrap_or_else(|| {
             let s = a.seed.wrapping_add(i as u64);
             s..s + 1
         });
-        let r = soak_seeds(&a, *kind, seeds);
-        println!("{r}");
+        pb.set_message(kind.to_string());
+        let r = soak_seeds(&a, kind, seeds, &pb);
+        pb.suspend(|| println!("{r}"));
         if !r.clean() {
             bad.push(format!(
                 "{}: {} violations, {} lost pages",
-                kind.name(),
-                r.violations,
-                r.lost_pages
+                kind, r.violations, r.lost_pages
             ));
         }
     }
+    pb.finish_and_clear();
     if bad.is_empty() {
         Ok(())
     } else {
@@ -159,13 +178,22 @@ pub fn run(a: SoakArgs) -> Result<(), CliError> {
 }
 
 /// Soak each seed of `seeds` (in parallel, one seed a task) and sum the reports.
-fn soak_seeds(a: &SoakArgs, kind: PolicyKind, seeds: std::ops::Range<u64>) -> soak::SoakReport {
+fn soak_seeds(
+    a: &SoakArgs,
+    kind: &PolicyConfig,
+    seeds: std::ops::Range<u64>,
+    pb: &indicatif::ProgressBar,
+) -> soak::SoakReport {
     use rayon::prelude::*;
     let t0 = std::time::Instant::now();
     let n = seeds.end - seeds.start;
     let mut reports: Vec<soak::SoakReport> = seeds
         .into_par_iter()
-        .map(|seed| soak::run(&options(a, seed, kind)))
+        .map(|seed| {
+            let r = soak::run(&options(a, seed, kind));
+            pb.inc(1);
+            r
+        })
         .collect();
     let mut total = reports.remove(0);
     for r in reports {

@@ -1,167 +1,210 @@
 //! `spb sweep`: a grid of scenarios x policies x memory sizes x seeds on all cores, one JSON
-//! line per cell; `--shard I/N` runs a slice; `spb sweep --merge FILES` builds the summary.
+//! line per cell; `--shard I/N` (or `--shard env` under a Slurm job array or a Kubernetes
+//! Indexed Job) runs a slice; `spb sweep --merge FILES` joins the shards and builds the summary.
+//! Recipes: docs/sweep.md.
 
+use std::collections::BTreeMap;
 use std::io::{BufReader, Write};
 use std::path::PathBuf;
 
-use spb_lab::sweep::{self, Cell, Grid, Shard};
+use spb_lab::scenario::units::{parse_duration, parse_memory};
+use spb_lab::scenario::{Overrides, Scenario};
+use spb_lab::sweep::{self, Cell, CellOutcome, CellResult, Grid, Seeds, Shard};
 use spb_lab::{run_scenario, SimOptions};
 
-use crate::cmd_run::{self, RunArgs, ScenarioArgs};
+use crate::cmd_run;
 use crate::CliError;
 
 /// Arguments of `spb sweep`.
 #[derive(clap::Args, Debug)]
 pub struct SweepArgs {
-    /// Scenarios (comma-separated) [default: seed-16g].
+    /// Scenarios (comma-separated built-in names or TOML files) [default: seed-16g].
     #[arg(long, value_delimiter = ',')]
     pub scenarios: Vec<String>,
-    /// Policy labels: vanilla, defrag, spb, or spb-off:a+b for a switch set [default: all three].
-    #[arg(long, value_delimiter = ',')]
-    pub policies: Vec<String>,
-    /// Memory sizes (comma-separated, e.g. 16G,64G) [default: the scenario's].
-    #[arg(long, value_delimiter = ',')]
-    pub memory: Vec<String>,
-    /// Seeds (comma-separated, or a range A..B) [default: 1].
-    #[arg(long, default_value = "1")]
-    pub seeds: String,
-    /// Virtual duration override for every cell.
+    /// Policies, comma-separated: vanilla, defrag, spb, or spb-off:SWITCH,... (the run spec of
+    /// `spb run --policy`) [default: vanilla,defrag,spb].
     #[arg(long)]
-    pub duration: Option<String>,
-    /// Run only cells I, I+N, ... of the grid (I/N).
+    pub policies: Option<String>,
+    /// Memory sizes, 64M to 15T each (comma-separated, e.g. 16G,64G) [default: the scenario's].
+    #[arg(long, value_delimiter = ',', value_parser = parse_memory)]
+    pub memory: Vec<u64>,
+    /// Seeds: comma-separated, or a range A..B (B excluded) [default: 1].
+    #[arg(long, default_value = "1", value_parser = Seeds::parse)]
+    pub seeds: Seeds,
+    /// Virtual duration of every cell (above 0, at most 24h).
+    #[arg(long, value_parser = parse_duration)]
+    pub duration: Option<u64>,
+    /// Run only cells I, I+N, ... of the grid: `I/N`, or `env` / `env/N` to take I (and N) from
+    /// a Slurm job array ($SLURM_ARRAY_TASK_ID) or a Kubernetes Indexed Job
+    /// ($JOB_COMPLETION_INDEX, N from $SPB_SHARDS); see docs/sweep.md. One invocation runs at
+    /// most 1000000 cells.
     #[arg(long)]
     pub shard: Option<String>,
-    /// Output file for the JSON lines [default: stdout].
+    /// Output file for the JSON lines [default: stdout]; with --merge, the merged lines.
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Merge JSON-lines files from earlier (sharded) runs and print the summary instead.
+    /// Merge JSON-lines files from earlier (sharded) runs: print the summary, and write the
+    /// merged lines (in cell order, as one unsharded sweep writes them) to --out.
     #[arg(long, num_args = 1..)]
     pub merge: Vec<PathBuf>,
 }
 
-fn seeds(s: &str) -> Result<Vec<u64>, CliError> {
-    let bad = || {
-        CliError::Usage(format!(
-            "--seeds: expected numbers separated by commas or a range A..B, got \"{s}\""
-        ))
+/// `--shard`: `I/N`, `env` or `env/N`.
+pub fn parse_shard(s: &str) -> Result<Shard, CliError> {
+    let r = if s.trim_start().starts_with("env") {
+        Shard::from_env(s.trim(), |k| std::env::var(k).ok())
+    } else {
+        Shard::parse(s)
     };
-    if let Some((a, b)) = s.split_once("..") {
-        let (a, b): (u64, u64) = (
-            a.trim().parse().map_err(|_| bad())?,
-            b.trim().parse().map_err(|_| bad())?,
-        );
-        if b <= a {
-            return Err(bad());
-        }
-        return Ok((a..b).collect());
-    }
-    s.split(',')
-        .map(|x| x.trim().parse().map_err(|_| bad()))
-        .collect()
+    r.map_err(|e| CliError::Usage(format!("--shard: {e}")))
 }
 
-fn run_cell(c: &Cell, duration: &Option<String>) -> Result<spb_lab::metrics::RunMetrics, String> {
-    let (pol, off) = match c.policy.split_once("spb-off:") {
-        Some((_, rest)) => (
-            "spb".to_string(),
-            rest.split('+').map(|s| s.to_string()).collect(),
-        ),
-        None => (c.policy.clone(), Vec::new()),
-    };
-    let ra = RunArgs {
-        sc: ScenarioArgs {
-            scenario: Some(c.scenario.clone()),
+/// A cell's scenario, loaded once per name (cells clone it and apply their overrides).
+struct Scenarios(BTreeMap<String, Scenario>);
+
+impl Scenarios {
+    /// Load every scenario and check every (scenario, memory) machine before any cell runs,
+    /// with the errors and exit codes of `spb run`.
+    fn load(g: &Grid) -> Result<Scenarios, CliError> {
+        let mut m = BTreeMap::new();
+        for name in &g.scenarios {
+            for mem in &g.memories {
+                let o = Overrides {
+                    memory: *mem,
+                    duration_ns: g.duration_ns,
+                    ..Overrides::default()
+                };
+                let l = cmd_run::load_scenario(Some(name), &o)?;
+                if mem.is_none() {
+                    m.insert(name.clone(), l.sc);
+                }
+            }
+            if !m.contains_key(name) {
+                let l = cmd_run::load_scenario(Some(name), &Overrides::default())?;
+                m.insert(name.clone(), l.sc);
+            }
+        }
+        Ok(Scenarios(m))
+    }
+
+    /// Run one cell: its scenario with the cell's memory, seed and duration, its machine built
+    /// once ([`spb_lab::sim::layout_of`]).
+    fn run_cell(&self, c: &Cell) -> Result<spb_lab::metrics::RunMetrics, String> {
+        let mut sc = self.0[&c.scenario].clone();
+        sc.apply(&Overrides {
+            memory: c.memory,
+            duration_ns: c.duration_ns,
             seed: Some(c.seed),
-            memory: c.memory.map(|b| format!("{}", b)),
-            duration: duration.clone(),
-        },
-        policy: vec![pol],
-        spb_off: off,
-        ..RunArgs::default()
-    };
-    let sc = cmd_run::load(&ra).map_err(|e| e.to_string())?;
-    let p = cmd_run::policies(&ra).map_err(|e| e.to_string())?.remove(0);
-    let mut m = run_scenario(
-        &sc,
-        &SimOptions {
-            policy: p,
-            check_every: 0,
-        },
-        &mut |_| {},
-    )?;
-    m.policy = c.policy.clone();
-    m.timeline.clear();
-    m.maps.clear();
-    Ok(m)
+            layout: None,
+        });
+        let layout = spb_lab::sim::layout_of(&sc)?;
+        let mut m = run_scenario(
+            &sc,
+            &SimOptions {
+                policy: c.policy.clone(),
+                check_every: 0,
+                layout: Some(layout),
+            },
+            &mut |_| {},
+        )?;
+        m.timeline.clear();
+        m.maps.clear();
+        Ok(m)
+    }
+}
+
+fn merge_files(a: &SweepArgs) -> Result<(), CliError> {
+    if let Some(p) = &a.out {
+        crate::output::check_file("--out", p)?;
+    }
+    let mut all = Vec::new();
+    for f in &a.merge {
+        if f.is_dir() {
+            return Err(CliError::Io(format!(
+                "{}: is a directory; expected a file of sweep result lines",
+                f.display()
+            )));
+        }
+        let file =
+            std::fs::File::open(f).map_err(|e| CliError::Io(format!("{}: {}", f.display(), e)))?;
+        all.extend(
+            sweep::read_lines(&f.display().to_string(), BufReader::new(file))
+                .map_err(CliError::Input)?,
+        );
+    }
+    let merged = sweep::merge_lines(all);
+    if let Some(p) = &a.out {
+        let mut buf = Vec::new();
+        sweep::write_lines(&merged, &mut buf)?;
+        crate::output::atomic_write(p, &buf)?;
+    }
+    print!("{}", sweep::summary_text(&sweep::merge(&merged)));
+    Ok(())
 }
 
 pub fn run(a: SweepArgs) -> Result<(), CliError> {
     if !a.merge.is_empty() {
-        let mut all = Vec::new();
-        for f in &a.merge {
-            let file = std::fs::File::open(f)
-                .map_err(|e| CliError::Io(format!("{}: {}", f.display(), e)))?;
-            all.extend(
-                sweep::read_lines(&f.display().to_string(), BufReader::new(file))
-                    .map_err(CliError::Input)?,
-            );
-        }
-        print!("{}", sweep::summary_text(&sweep::merge(&all)));
-        return Ok(());
+        return merge_files(&a);
     }
-    let mut memories = Vec::new();
-    for m in &a.memory {
-        let b = spb_lab::scenario::units::parse_size(m, false)
-            .map_err(|e| CliError::Usage(format!("--memory: {e}")))?;
-        match b {
-            spb_lab::scenario::units::Size::Bytes(b)
-                if (spb_lab::scenario::MIN_MEMORY..=spb_lab::scenario::MAX_MEMORY).contains(&b) =>
-            {
-                memories.push(Some(b))
-            }
-            _ => {
-                return Err(CliError::Usage(format!(
-                    "--memory: expected a RAM size from 64M to 16T, got \"{m}\""
-                )))
-            }
-        }
-    }
-    if memories.is_empty() {
-        memories.push(None);
-    }
+    let policies = cmd_run::parse_policies("--policies", a.policies.as_deref(), &[])?;
     let grid = Grid {
         scenarios: if a.scenarios.is_empty() {
             vec!["seed-16g".into()]
         } else {
-            a.scenarios.clone()
+            a.scenarios.iter().map(|s| s.trim().to_string()).collect()
         },
-        policies: if a.policies.is_empty() {
-            vec!["vanilla".into(), "defrag".into(), "spb".into()]
+        policies,
+        memories: if a.memory.is_empty() {
+            vec![None]
         } else {
-            a.policies.clone()
+            a.memory.iter().map(|m| Some(*m)).collect()
         },
-        memories,
-        seeds: seeds(&a.seeds)?,
+        seeds: a.seeds.clone(),
+        duration_ns: a.duration,
     };
-    let shard = a
-        .shard
-        .as_deref()
-        .map(Shard::parse)
-        .transpose()
-        .map_err(|e| CliError::Usage(format!("--shard: {e}")))?;
+    let shard = a.shard.as_deref().map(parse_shard).transpose()?;
     if let Some(p) = &a.out {
         crate::output::check_file("--out", p)?;
     }
-    let cells = grid.shard_cells(shard);
+    let cells = grid
+        .shard_cells(shard)
+        .map_err(|e| CliError::Usage(format!("--seeds/--shard: {e}")))?;
+    let scenarios = Scenarios::load(&grid)?;
     eprintln!("spb sweep: {} cells", cells.len());
-    let dur = a.duration.clone();
+    let pb = crate::progress::bar(
+        cells.len() as u64,
+        "cells [{bar:40}] {pos}/{len}  {elapsed_precise} elapsed, ETA {eta_precise}",
+    );
     let mut buf: Vec<u8> = Vec::new();
-    let results = sweep::run(&cells, |c| run_cell(c, &dur), &mut buf, |_| {})
+    let results = sweep::run(&cells, |c| scenarios.run_cell(c), &mut buf, || pb.inc(1))
         .map_err(|e| CliError::Io(e.to_string()))?;
+    pb.finish_and_clear();
     match &a.out {
         Some(p) => crate::output::atomic_write(p, &buf)?,
-        None => std::io::stdout().write_all(&buf)?,
+        None => {
+            let mut so = std::io::stdout().lock();
+            so.write_all(&buf)?;
+            so.flush()?;
+        }
     }
     eprint!("{}", sweep::summary_text(&sweep::merge(&results)));
+    let failed: Vec<&CellResult> = results
+        .iter()
+        .filter(|r| matches!(r.outcome, CellOutcome::Error(_)))
+        .collect();
+    if let Some(first) = failed.first() {
+        let CellOutcome::Error(e) = &first.outcome else {
+            unreachable!()
+        };
+        return Err(CliError::Run(format!(
+            "{} of {} cells failed (their lines hold the errors); first, cell {} ({} {} seed {}): {e}",
+            failed.len(),
+            results.len(),
+            first.cell.index,
+            first.cell.scenario,
+            first.cell.policy,
+            first.cell.seed
+        )));
+    }
     Ok(())
 }

@@ -19,6 +19,7 @@ mod cmd_run;
 mod cmd_soak;
 mod cmd_sweep;
 mod output;
+mod progress;
 
 use clap::{Parser, Subcommand};
 

@@ -479,7 +479,7 @@ fn bad_scenario_files_name_file_line_and_expectation() {
             "tiny-memory",
             "name = \"x\"\n\n[machine]\nmemory = \"4K\"\n",
             ":4:",
-            &["machine.memory", "expected a RAM size from 64M to 16T"],
+            &["machine.memory", "expected a RAM size from 64M to 15T"],
         ),
         (
             "negative-duration",
@@ -541,10 +541,10 @@ fn bad_command_line_values_exit_2() {
     let cases: &[(&[&str], &[&str])] = &[
         (
             &["run", "--memory", "1M"],
-            &["--memory", "expected a RAM size from 64M to 16T", "1M"],
+            &["--memory", "expected a RAM size from 64M to 15T", "1M"],
         ),
         (&["run", "--memory", "4K"], &["--memory", "64M"]),
-        (&["run", "--memory", "100T"], &["--memory", "16T"]),
+        (&["run", "--memory", "100T"], &["--memory", "15T"]),
         (
             &["run", "--memory=-5G"],
             &["--memory", "expected a size like", "-5G"],

@@ -23,6 +23,7 @@ pub mod spb;
 pub mod spb_gfp;
 pub mod spb_switches;
 pub(crate) mod spb_work;
+pub mod spec;
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -39,6 +40,7 @@ use crate::AllocRequest;
 
 pub use mainline::RmqueueMode;
 pub use spb::{SpbSwitch, SpbSwitches};
+pub use spec::PolicySpecError;
 
 /// Which policy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -171,7 +171,10 @@ pub enum Source {
 
 impl Source {
     /// Open a text trace or a `.dat` file (detected by its magic).
-    pub fn open(path: &Path) -> Result<Source, ReplayError> {
+    pub fn open(
+        path: &Path,
+        progress: Option<&super::ReplayProgress>,
+    ) -> Result<Source, ReplayError> {
         let p = crate::trace::input::resolve_trace_path(path).map_err(input_err)?;
         let mut head = [0u8; 10];
         let n = std::fs::File::open(&p)
@@ -188,7 +191,9 @@ impl Source {
                     }
                 });
         }
-        TraceReader::open(&p).map(Source::Text).map_err(input_err)
+        super::open_trace(&p, progress)
+            .map(Source::Text)
+            .map_err(input_err)
     }
 
     /// The label used in messages (`FILE` for text, `FILE:record` for `.dat`).
@@ -405,8 +410,12 @@ impl<'a> Decoder<'a> {
     }
 
     /// Read the whole trace.
-    pub(crate) fn run(self, path: &Path) -> Result<Decoded, ReplayError> {
-        let src = Source::open(path)?;
+    pub(crate) fn run(
+        self,
+        path: &Path,
+        progress: Option<&super::ReplayProgress>,
+    ) -> Result<Decoded, ReplayError> {
+        let src = Source::open(path, progress)?;
         self.run_sources(vec![SourceSpec {
             src,
             until_ns: None,

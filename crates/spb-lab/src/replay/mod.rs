@@ -35,7 +35,7 @@ use std::sync::Mutex;
 use serde::{Deserialize, Serialize};
 use spb_alloc::layout::{MemoryLayout, PfnRange, ZoneKind, ZoneSpec};
 use spb_alloc::zone::WMARK_MIN;
-use spb_alloc::{Geometry, PolicyConfig, PolicyKind, SpbSwitch};
+use spb_alloc::{Geometry, PolicyConfig, PolicyKind};
 
 use crate::metrics::{RunsDoc, TraceStats};
 pub use measure::{measure, SnapshotMeasure};
@@ -51,54 +51,39 @@ pub enum PolicySel {
 }
 
 impl PolicySel {
-    /// The column name (`real`, `vanilla`, `defrag`, `spb`, `spb-off:a,b`).
+    /// The column name: `real`, or the policy's run spec (`vanilla`, `spb-off:a,b`, ...).
     pub fn label(&self) -> String {
         match self {
             PolicySel::Real => "real".to_string(),
-            PolicySel::Model(p) => {
-                // PolicyConfig::label lists every switch that is off, including the ones off by
-                // default (refuse_literal); name only the differences from the default set.
-                let mut s = p.kind.name().to_string();
-                if p.kind == PolicyKind::Spb {
-                    let def = spb_alloc::SpbSwitches::all_on();
-                    let diff: Vec<String> = SpbSwitch::ALL
-                        .iter()
-                        .filter(|w| p.spb.on(**w) != def.on(**w))
-                        .map(|w| format!("{}{}", if p.spb.on(*w) { "+" } else { "" }, w.name()))
-                        .collect();
-                    if !diff.is_empty() {
-                        s.push_str("-off:");
-                        s.push_str(&diff.join(","));
-                    }
-                }
-                s
-            }
+            PolicySel::Model(p) => p.to_string(),
         }
     }
 
-    /// Parse `real,vanilla,defrag,spb`; `spb_off` switches are turned off in every spb column.
+    /// Parse `real,vanilla,defrag,spb` (policies in the run-spec syntax of
+    /// [`spb_alloc::policy::spec`]); `spb_off` switches are turned off in every spb column.
     pub fn parse_list(s: &str, spb_off: &[String]) -> Result<Vec<PolicySel>, String> {
-        let mut sw = spb_alloc::SpbSwitches::all_on();
-        for name in spb_off {
-            let w = SpbSwitch::from_name(name).ok_or_else(|| {
-                let all: Vec<&str> = SpbSwitch::ALL.iter().map(|w| w.name()).collect();
-                format!(
-                    "unknown spb switch {name:?} (expected one of: {})",
-                    all.join(", ")
-                )
-            })?;
-            sw.set(w, false);
+        use spb_alloc::policy::spec;
+        let mut off = Vec::new();
+        for name in spb_off.iter().filter(|n| !n.trim().is_empty()) {
+            off.push(spec::parse_switch(name).map_err(|e| e.to_string())?);
         }
         let mut out = Vec::new();
-        for p in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        for p in spec::split_list(s) {
             if p == "real" {
                 out.push(PolicySel::Real);
-            } else {
-                let kind = PolicyKind::from_name(p).ok_or_else(|| {
-                    format!("unknown policy {p:?} (expected real, vanilla, defrag or spb)")
-                })?;
-                out.push(PolicySel::Model(PolicyConfig { kind, spb: sw }));
+                continue;
             }
+            let mut cfg: PolicyConfig =
+                p.parse().map_err(|e: spb_alloc::policy::PolicySpecError| {
+                    e.to_string()
+                        .replace("expected vanilla, defrag", "expected real, vanilla, defrag")
+                })?;
+            if cfg.kind == PolicyKind::Spb {
+                for w in &off {
+                    cfg.spb.set(*w, false);
+                }
+            }
+            out.push(PolicySel::Model(cfg));
         }
         if out.is_empty() {
             return Err("no policy given".into());
@@ -215,6 +200,70 @@ pub struct ReplayOptions {
     /// A from-boot replay from a plain pair of files: this boot ftrace text, then the trace
     /// (`.dat` or text) given as the path; `zoneinfo`/`kpageflags` are the boot snapshot's.
     pub boot_trace: Option<PathBuf>,
+    /// Called as the trace file is read (for a progress bar); `None`: no calls.
+    pub progress: Option<ReplayProgress>,
+}
+
+/// A progress hook of the decode pass: called with (bytes of the trace file read so far, the
+/// file's size) about every MiB read and at the end, from the decoding thread.
+#[derive(Clone)]
+pub struct ReplayProgress(pub std::sync::Arc<dyn Fn(u64, u64) + Send + Sync>);
+
+impl std::fmt::Debug for ReplayProgress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ReplayProgress")
+    }
+}
+
+/// A reader that reports the bytes read through a [`ReplayProgress`].
+struct CountingRead<R> {
+    inner: R,
+    read: u64,
+    reported: u64,
+    total: u64,
+    hook: ReplayProgress,
+}
+
+impl<R: std::io::Read> std::io::Read for CountingRead<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        if n == 0 || self.read - self.reported >= 1 << 20 {
+            self.reported = self.read;
+            (self.hook.0)(self.read, self.total);
+        }
+        Ok(n)
+    }
+}
+
+/// Open a trace (file or capture directory) for the decode pass, reporting the bytes read to
+/// `progress` when given.
+pub(crate) fn open_trace(
+    path: &Path,
+    progress: Option<&ReplayProgress>,
+) -> Result<crate::trace::TraceReader, crate::trace::InputError> {
+    use crate::trace::input::{resolve_trace_path, InputErrorKind};
+    let Some(hook) = progress else {
+        return crate::trace::TraceReader::open(path);
+    };
+    let file = resolve_trace_path(path)?;
+    let f = std::fs::File::open(&file).map_err(|e| crate::trace::InputError {
+        path: file.clone(),
+        compression: None,
+        lines_read: 0,
+        kind: InputErrorKind::Open(e),
+    })?;
+    let total = f.metadata().map(|m| m.len()).unwrap_or(0);
+    crate::trace::TraceReader::from_reader(
+        file,
+        CountingRead {
+            inner: f,
+            read: 0,
+            reported: 0,
+            total,
+            hook: hook.clone(),
+        },
+    )
 }
 
 impl Default for ReplayOptions {
@@ -236,6 +285,7 @@ impl Default for ReplayOptions {
             stop_marker: None,
             past_stop: false,
             boot_trace: None,
+            progress: None,
         }
     }
 }
@@ -493,7 +543,7 @@ pub fn replay(path: &Path, opts: &ReplayOptions) -> Result<ReplayOutput, ReplayE
             .unwrap_or_else(|_| path.display().to_string()),
         _ => path.display().to_string(),
     };
-    let dec = decode::Decoder::new(settings, &trace_label).run(path)?;
+    let dec = decode::Decoder::new(settings, &trace_label).run(path, opts.progress.as_ref())?;
     let decode_cpu_s = run::thread_cpu_s() - cpu0;
     let mut snaps: Vec<(&'static str, PathBuf, Option<PathBuf>)> = Vec::new();
     if let Some(d) = &cap_dir {
@@ -577,7 +627,7 @@ fn replay_from_boot(
     let stream = match &bc.stream {
         Some(p) => {
             inputs.insert("trace".to_string(), p.display().to_string());
-            Some(decode::Source::open(p)?)
+            Some(decode::Source::open(p, opts.progress.as_ref())?)
         }
         None => None,
     };
@@ -585,7 +635,7 @@ fn replay_from_boot(
     if let Some(b) = &bc.boot_text {
         inputs.insert("boot_trace".to_string(), b.display().to_string());
         sources.push(decode::SourceSpec {
-            src: decode::Source::open(b)?,
+            src: decode::Source::open(b, opts.progress.as_ref())?,
             until_ns: until,
         });
     }

@@ -30,7 +30,7 @@ use crate::metrics::{RunMetrics, RunsDoc};
 pub use self::csv::{timeline_csv, write_csv_timeline};
 pub use self::map::{group_size, terminal_map, worst_rank, TERMINAL_WIDTH};
 pub use self::sample::{sample_doc, sample_doc_with, SampleSpec};
-pub use self::text::summary_table;
+pub use self::text::{ablation_table, end_maps, run_table, summary_table, sweep_table};
 
 /// Number of plots per scenario in the HTML report.
 pub const PLOTS_PER_SCENARIO: usize = 6;

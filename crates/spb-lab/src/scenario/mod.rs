@@ -430,9 +430,7 @@ impl Scenario {
                 .dur("duration", false)?
                 .map(|d| d.ns(0))
                 .unwrap_or(120_000_000_000);
-            if duration_ns == 0 {
-                return Err(("duration".into(), "expected a positive duration".into()));
-            }
+            units::check_duration(duration_ns).map_err(|e| ("duration".to_string(), e))?;
             let seed = t.u64("seed")?.unwrap_or(1);
             let sample_every_ns = t
                 .dur("sample_every", false)?
@@ -449,13 +447,10 @@ impl Scenario {
                     Some(Size::Bytes(b)) => b,
                     _ => 16 << 30,
                 };
-                if !(MIN_MEMORY..=MAX_MEMORY).contains(&memory) {
+                if let Err(e) = units::check_memory(memory) {
                     return Err((
                         m.key("memory"),
-                        format!(
-                            "expected a RAM size from 64M to 16T, got {}",
-                            units::fmt_bytes(memory)
-                        ),
+                        format!("{e}, got {}", units::fmt_bytes(memory)),
                     ));
                 }
                 let layout = match m.str("layout")?.as_deref() {
@@ -876,10 +871,7 @@ fn show(v: &toml::Value) -> String {
     }
 }
 
-/// The smallest machine (`machine.memory`, `--memory`) the x86_64 layout builds.
-pub const MIN_MEMORY: u64 = 64 << 20;
-/// The largest: the lab's object records hold 32-bit pfns.
-pub const MAX_MEMORY: u64 = 16 << 40;
+pub use units::{MAX_DURATION_NS, MAX_MEMORY, MIN_MEMORY};
 
 /// Load a scenario by built-in name or from a TOML file.
 pub fn load(name_or_file: &str) -> Result<Scenario, ScenarioError> {

@@ -50,6 +50,9 @@ pub struct SimOptions {
     pub policy: PolicyConfig,
     /// Allocator invariant check every N operations (0 = never).
     pub check_every: u64,
+    /// The scenario's memory layout when the caller has already built it with [`layout_of`]
+    /// (the CLI does, to check the machine before it starts any work); `None` builds it here.
+    pub layout: Option<MemoryLayout>,
 }
 
 /// Counters of the simulator.
@@ -138,7 +141,10 @@ pub fn layout_of(sc: &Scenario) -> Result<MemoryLayout, String> {
 impl Sim {
     /// Build a simulator for a scenario and a policy. Errors name what is wrong.
     pub fn new(sc: &Scenario, opts: &SimOptions) -> Result<Sim, String> {
-        let layout = layout_of(sc)?;
+        let layout = match &opts.layout {
+            Some(l) => l.clone(),
+            None => layout_of(sc)?,
+        };
         let max_pfn = layout.zones.iter().map(|z| z.span.end).max().unwrap_or(0);
         if max_pfn >= u32::MAX as u64 {
             return Err(
