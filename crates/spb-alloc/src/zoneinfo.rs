@@ -139,17 +139,18 @@ fn parse_header(rest: &str, line: usize) -> Result<ZoneinfoZone, LayoutError> {
     if it.next().is_some() {
         return Err(bad());
     }
-    let kind =
-        match ZoneKind::from_name(name) {
-            Some(k) => Some(k),
-            None if name == "Device" => None,
-            None => return Err(err(
+    let kind = match ZoneKind::from_name(name) {
+        Some(k) => Some(k),
+        None if name == "Device" => None,
+        None => {
+            return Err(err(
                 line,
                 format!(
                     "unknown zone name `{name}`: expected DMA, DMA32, Normal, Movable or Device"
                 ),
-            )),
-        };
+            ))
+        }
+    };
     Ok(ZoneinfoZone {
         node,
         name: name.into(),

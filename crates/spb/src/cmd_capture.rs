@@ -88,20 +88,20 @@ pub fn run(a: CaptureArgs) -> Result<(), CliError> {
     let mut last_phase = None;
     let r = capture(&opts, stop, |p| {
         if last_phase != Some(p.phase) {
-            eprintln!(
-                "spb capture: {:?} ({:.1} s, {} lines)",
+            crate::output::eprint(format!(
+                "spb capture: {:?} ({:.1} s, {} lines)\n",
                 p.phase,
                 p.elapsed.as_secs_f64(),
                 p.lines
-            );
+            ));
             last_phase = Some(p.phase);
         } else if p.phase == CapturePhase::Tracing {
-            eprint!(
+            crate::output::eprint(format!(
                 "\rspb capture: tracing {:.0} s, {} lines, {:.1} MB   ",
                 p.elapsed.as_secs_f64(),
                 p.lines,
                 p.bytes as f64 / 1e6
-            );
+            ));
         }
     });
     let s = r.map_err(|e| match e {
@@ -111,16 +111,16 @@ pub fn run(a: CaptureArgs) -> Result<(), CliError> {
         CaptureError::Io { .. } => CliError::Io(e.to_string()),
         CaptureError::InvalidOptions(m) => CliError::Input(m),
     })?;
-    eprintln!();
-    println!(
-        "captured {} lines ({:.1} s{}) into {}; events lost: {}; replay with: spb replay {}",
+    crate::output::eprint("\n");
+    crate::output::print(format!(
+        "captured {} lines ({:.1} s{}) into {}; events lost: {}; replay with: spb replay {}\n",
         s.lines_total,
         s.duration_tracing_s,
         if s.interrupted { ", interrupted" } else { "" },
         a.out.display(),
         s.events_lost,
         a.out.display()
-    );
+    ));
     Ok(())
 }
 

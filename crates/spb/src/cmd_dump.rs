@@ -77,7 +77,7 @@ pub fn run(a: DumpArgs) -> Result<(), CliError> {
         What::Pagetypeinfo => sim.a.pagetypeinfo(),
         What::Vmstat => sim.a.vmstat_text(),
     };
-    print!("{}", text);
+    crate::output::print(text);
     Ok(())
 }
 
@@ -94,6 +94,6 @@ pub fn map(a: MapArgs) -> Result<(), CliError> {
     };
     let sim = simulate(&a.run)?;
     let m = spb_lab::measure::spb_map(&sim.a, sim.end as f64 / 1e9);
-    print!("{}", spb_lab::report::terminal_map(&m, color));
+    crate::output::print(spb_lab::report::terminal_map(&m, color));
     Ok(())
 }

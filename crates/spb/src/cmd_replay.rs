@@ -1,5 +1,4 @@
 //! `spb replay TRACE`: replay a real ftrace allocation trace under every policy.
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use spb_lab::replay::{replay, PolicySel, ReplayError, ReplayOptions};
@@ -89,7 +88,7 @@ pub fn run(a: ReplayArgs) -> Result<(), CliError> {
         ReplayError::Layout(m) => CliError::Input(format!("layout: {m}")),
     })?;
     for w in &out.warnings {
-        eprintln!("spb: warning: {w}");
+        crate::output::eprint(format!("spb: warning: {w}\n"));
     }
     let mut doc = out.doc.clone();
     if let Some(first) = doc.runs.first_mut() {
@@ -106,21 +105,18 @@ pub fn run(a: ReplayArgs) -> Result<(), CliError> {
     let json = serde_json::to_string_pretty(&doc).map_err(|e| CliError::Run(e.to_string()))?;
     match a.json.as_deref() {
         Some("-") => {
-            let mut so = std::io::stdout().lock();
-            so.write_all(json.as_bytes())?;
-            so.write_all(b"\n")?;
-            eprint!("{tables}");
+            crate::output::print(json + "\n");
+            crate::output::eprint(&tables);
         }
         Some(f) => {
             crate::output::atomic_write(Path::new(f), json.as_bytes())?;
-            print!("{tables}");
+            crate::output::print(&tables);
         }
-        None => print!("{tables}"),
+        None => crate::output::print(&tables),
     }
     if let Some(dir) = &a.report {
         let title = format!("spb replay: {}", a.trace.display());
-        spb_lab::report::write_report(dir, &doc, &title)
-            .map_err(|e| CliError::Io(e.to_string()))?;
+        crate::output::write_report("--report", dir, &doc, &title)?;
     }
     Ok(())
 }

@@ -5,7 +5,7 @@
 //! prints the policies side by side. `spb run` with no argument runs `seed-16g` under all three
 //! policies (the README's main job).
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -264,10 +264,7 @@ pub fn write_json(path: &str, doc: &RunsDoc) -> Result<(), CliError> {
     let text = serde_json::to_string_pretty(doc)
         .map_err(|e| CliError::Run(format!("cannot serialise the metrics: {e}")))?;
     if path == "-" {
-        let mut o = std::io::stdout().lock();
-        o.write_all(text.as_bytes())
-            .and_then(|_| o.write_all(b"\n"))
-            .map_err(|e| CliError::Io(format!("stdout: {e}")))?;
+        crate::output::print(text + "\n");
         return Ok(());
     }
     crate::output::atomic_write(Path::new(path), text.as_bytes())
@@ -291,8 +288,7 @@ pub fn check_outputs(json: Option<&str>, report: Option<&Path>) -> Result<(), Cl
 //     spb_lab::report::write_report(dir, doc, title).map_err(|e| CliError::Io(e.to_string()))
 // ---------------------------------------------------------------------------------------------
 fn write_report_hook(dir: &Path, doc: &RunsDoc, title: &str) -> Result<(), CliError> {
-    spb_lab::report::write_report(dir, doc, title)
-        .map_err(|e| CliError::Io(format!("{}: {}", dir.display(), e)))
+    crate::output::write_report("--report", dir, doc, title)
 }
 
 /// The side-by-side table.
@@ -473,9 +469,9 @@ pub fn run(a: RunArgs) -> Result<(), CliError> {
         }
     }
     if to_stdout {
-        print!("{t}{maps}");
+        crate::output::print(format!("{t}{maps}"));
     } else {
-        eprint!("{t}{maps}");
+        crate::output::eprint(format!("{t}{maps}"));
     }
     if let Some(j) = &a.json {
         write_json(j, &doc)?;
@@ -493,9 +489,9 @@ pub fn scenarios() -> Result<(), CliError> {
         .max()
         .unwrap_or(8);
     for b in builtin::BUILTINS {
-        println!("{:<w$}  {}", b.name, b.summary, w = w);
+        crate::output::print(format!("{:<w$}  {}\n", b.name, b.summary, w = w));
     }
-    println!("\nRun one with `spb run NAME`; any TOML file in the same language works too (docs/scenarios.md).");
+    crate::output::print("\nRun one with `spb run NAME`; any TOML file in the same language works too (docs/scenarios.md).\n");
     Ok(())
 }
 

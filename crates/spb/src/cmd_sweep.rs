@@ -1,7 +1,7 @@
 //! `spb sweep`: a grid of scenarios x policies x memory sizes x seeds on all cores, one JSON
 //! line per cell; `--shard I/N` runs a slice; `spb sweep --merge FILES` builds the summary.
 
-use std::io::{BufReader, Write};
+use std::io::BufReader;
 use std::path::PathBuf;
 
 use spb_lab::sweep::{self, Cell, Grid, Shard};
@@ -106,7 +106,7 @@ pub fn run(a: SweepArgs) -> Result<(), CliError> {
                     .map_err(CliError::Input)?,
             );
         }
-        print!("{}", sweep::summary_text(&sweep::merge(&all)));
+        crate::output::print(sweep::summary_text(&sweep::merge(&all)));
         return Ok(());
     }
     let mut memories = Vec::new();
@@ -153,15 +153,15 @@ pub fn run(a: SweepArgs) -> Result<(), CliError> {
         crate::output::check_file("--out", p)?;
     }
     let cells = grid.shard_cells(shard);
-    eprintln!("spb sweep: {} cells", cells.len());
+    crate::output::eprint(format!("spb sweep: {} cells\n", cells.len()));
     let dur = a.duration.clone();
     let mut buf: Vec<u8> = Vec::new();
     let results = sweep::run(&cells, |c| run_cell(c, &dur), &mut buf, |_| {})
         .map_err(|e| CliError::Io(e.to_string()))?;
     match &a.out {
         Some(p) => crate::output::atomic_write(p, &buf)?,
-        None => std::io::stdout().write_all(&buf)?,
+        None => crate::output::print(&buf),
     }
-    eprint!("{}", sweep::summary_text(&sweep::merge(&results)));
+    crate::output::eprint(sweep::summary_text(&sweep::merge(&results)));
     Ok(())
 }
