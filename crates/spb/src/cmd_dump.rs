@@ -58,6 +58,7 @@ fn simulate(o: &OneRun) -> Result<Sim, CliError> {
     };
     let sc = cmd_run::load(&ra)?;
     let pol = cmd_run::policies(&ra)?.remove(0);
+    spb_lab::input::check_scenario_memory(&sc, 1).map_err(CliError::Input)?;
     let mut sim = Sim::new(
         &sc,
         &SimOptions {

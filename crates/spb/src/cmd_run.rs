@@ -207,6 +207,7 @@ pub fn run_all(
 ) -> Result<Vec<RunMetrics>, CliError> {
     // validate the machine once, before spawning anything
     spb_lab::sim::layout_of(sc).map_err(CliError::Input)?;
+    spb_lab::input::check_scenario_memory(sc, pols.len()).map_err(CliError::Input)?;
     let mp = MultiProgress::with_draw_target(if show_progress {
         ProgressDrawTarget::stderr()
     } else {
@@ -254,7 +255,15 @@ pub fn run_all(
     });
     let mut out = Vec::new();
     for r in results {
-        out.push(r.map_err(CliError::Run)?);
+        // a machine too big for this host's memory (a failed fallible allocation) is refused
+        // like the memory check's refusal, not reported as a failed run
+        out.push(r.map_err(|e| {
+            if e.contains("out of memory: cannot allocate") {
+                CliError::Input(e)
+            } else {
+                CliError::Run(e)
+            }
+        })?);
     }
     Ok(out)
 }

@@ -1,7 +1,6 @@
 //! `spb sweep`: a grid of scenarios x policies x memory sizes x seeds on all cores, one JSON
 //! line per cell; `--shard I/N` runs a slice; `spb sweep --merge FILES` builds the summary.
 
-use std::io::BufReader;
 use std::path::PathBuf;
 
 use spb_lab::sweep::{self, Cell, Grid, Shard};
@@ -81,6 +80,8 @@ fn run_cell(c: &Cell, duration: &Option<String>) -> Result<spb_lab::metrics::Run
     };
     let sc = cmd_run::load(&ra).map_err(|e| e.to_string())?;
     let p = cmd_run::policies(&ra).map_err(|e| e.to_string())?.remove(0);
+    // cells run in parallel, one per worker thread
+    spb_lab::input::check_scenario_memory(&sc, rayon::current_num_threads())?;
     let mut m = run_scenario(
         &sc,
         &SimOptions {
@@ -99,10 +100,16 @@ pub fn run(a: SweepArgs) -> Result<(), CliError> {
     if !a.merge.is_empty() {
         let mut all = Vec::new();
         for f in &a.merge {
-            let file = std::fs::File::open(f)
-                .map_err(|e| CliError::Io(format!("{}: {}", f.display(), e)))?;
+            use spb_lab::input::{read_text, SWEEP_FILE_MAX_BYTES};
+            let text = read_text(f, "a sweep results file", SWEEP_FILE_MAX_BYTES).map_err(|e| {
+                if e.io {
+                    CliError::Io(e.to_string())
+                } else {
+                    CliError::Input(e.to_string())
+                }
+            })?;
             all.extend(
-                sweep::read_lines(&f.display().to_string(), BufReader::new(file))
+                sweep::read_lines(&f.display().to_string(), text.as_bytes())
                     .map_err(CliError::Input)?,
             );
         }

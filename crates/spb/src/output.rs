@@ -350,13 +350,15 @@ pub fn check_dir(opt: &str, dir: &Path) -> Result<(), CliError> {
                 let p = e.path();
                 match fs::metadata(&p) {
                     Ok(m) if m.is_file() => {}
-                    Ok(_) => return Err(io_err(
-                        opt,
-                        dir,
-                        format!(
+                    Ok(_) => {
+                        return Err(io_err(
+                            opt,
+                            dir,
+                            format!(
                             "{name} exists and is not a regular file; the report cannot replace it"
                         ),
-                    )),
+                        ))
+                    }
                     Err(err) => return Err(io_err(opt, dir, format!("{name}: {}", os_msg(&err)))),
                 }
             }
