@@ -147,6 +147,145 @@ pub fn read_text(path: &Path, what: &str, limit: u64) -> Result<String, ReadErro
     })
 }
 
+/// The files a capture directory (`spb capture`, docs/replay.md) may provide, relative to it.
+/// [`validate_capture_dir`] checks each one present before a replay reads any.
+pub const CAPTURE_FILES: &[&str] = &[
+    "trace.txt.zst",
+    "trace.txt.gz",
+    "trace.txt",
+    "trace.zst",
+    "meta.json",
+    "ringbuffer_stats.txt",
+];
+
+/// The files of a capture directory's `before/` and `after/` snapshots.
+pub const SNAPSHOT_FILES: &[&str] = &[
+    "zoneinfo",
+    "buddyinfo",
+    "pagetypeinfo",
+    "vmstat",
+    "meminfo",
+    "uptime",
+    "kpageflags.zst",
+    "kpageflags.gz",
+    "kpageflags",
+    "kpagecount.zst",
+    "kpagecount.gz",
+    "kpagecount",
+];
+
+/// Check an input path that is given or found: it exists (a dangling link, a link loop, a
+/// missing file are I/O errors naming it) and is a regular file (a directory is an I/O error; a
+/// device or FIFO, such as a link to `/dev/zero`, is bad input: the lab reads files).
+pub fn check_regular_file(path: &Path) -> Result<(), ReadError> {
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_file() => Ok(()),
+        Ok(m) if m.is_dir() => Err(ReadError::io(
+            path,
+            "is a directory, expected a file".into(),
+        )),
+        Ok(m) => {
+            use std::os::unix::fs::FileTypeExt;
+            let t = m.file_type();
+            let what = if t.is_char_device() {
+                "a character device"
+            } else if t.is_block_device() {
+                "a block device"
+            } else if t.is_fifo() {
+                "a FIFO"
+            } else {
+                "a socket"
+            };
+            Err(ReadError::bad(
+                path,
+                None,
+                format!("is {what}, expected a regular file"),
+            ))
+        }
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            let msg = match std::fs::read_link(path) {
+                Ok(t) => format!("dangling symbolic link to {}", t.display()),
+                Err(_) => "no such file or directory".into(),
+            };
+            Err(ReadError::io(path, msg))
+        }
+        Err(e) => Err(ReadError::io(path, os_message(&e))),
+    }
+}
+
+/// Validate every file a capture directory provides ([`CAPTURE_FILES`], and [`SNAPSHOT_FILES`]
+/// under `before/` and `after/`): each present name must lead to a regular file
+/// ([`check_regular_file`]); `meta.json` must be a JSON object (at most
+/// [`META_JSON_MAX_BYTES`]) whose `markers`, if any, are `{ts|mono_s: number, text: string}`
+/// objects (the replay takes its snapshot window from them); the `zoneinfo` snapshots must parse.
+/// An absent file is fine (the replay says what it does without it); a present but broken one
+/// is an error naming the file and the problem, never silently skipped.
+pub fn validate_capture_dir(dir: &Path) -> Result<(), ReadError> {
+    let mut names: Vec<String> = CAPTURE_FILES.iter().map(|s| s.to_string()).collect();
+    for sub in ["before", "after"] {
+        let d = dir.join(sub);
+        if std::fs::symlink_metadata(&d).is_err() {
+            continue;
+        }
+        match std::fs::metadata(&d) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => return Err(ReadError::bad(&d, None, "expected a directory".into())),
+            Err(e) => return Err(ReadError::io(&d, os_message(&e))),
+        }
+        names.extend(SNAPSHOT_FILES.iter().map(|f| format!("{sub}/{f}")));
+    }
+    for n in &names {
+        let p = dir.join(n);
+        if std::fs::symlink_metadata(&p).is_err() {
+            continue;
+        }
+        check_regular_file(&p)?;
+        if n == "meta.json" {
+            check_meta_json(&p)?;
+        } else if n.ends_with("/zoneinfo") {
+            let t = read_text(&p, "a /proc/zoneinfo snapshot", ZONEINFO_MAX_BYTES)?;
+            spb_alloc::MemoryLayout::from_zoneinfo(&t, spb_alloc::Geometry::X86_64).map_err(
+                |e| match e.place.strip_prefix("line ").and_then(|l| l.parse().ok()) {
+                    Some(l) => ReadError::bad(&p, Some(l), e.message),
+                    None => ReadError::bad(&p, None, e.to_string()),
+                },
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn check_meta_json(p: &Path) -> Result<(), ReadError> {
+    let t = read_text(p, "a capture's meta.json", META_JSON_MAX_BYTES)?;
+    let v: serde_json::Value = serde_json::from_str(&t).map_err(|e| {
+        ReadError::bad(
+            p,
+            Some(e.line()),
+            format!("expected the capture's JSON summary: {e}"),
+        )
+    })?;
+    let bad = |m: String| Err(ReadError::bad(p, None, m));
+    let Some(o) = v.as_object() else {
+        return bad("expected a JSON object (the capture's summary)".into());
+    };
+    if let Some(m) = o.get("markers") {
+        let Some(a) = m.as_array() else {
+            return bad("markers: expected an array".into());
+        };
+        for (i, m) in a.iter().enumerate() {
+            let ts = m.get("ts").or_else(|| m.get("mono_s"));
+            if !ts.is_some_and(|t| t.as_f64().is_some_and(|x| x.is_finite() && x >= 0.0))
+                || !m.get("text").is_some_and(|t| t.is_string())
+            {
+                return bad(format!(
+                    "markers[{i}]: expected {{\"ts\": seconds, \"text\": \"...\"}}, got {m}"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Bytes of model memory per page of a simulated machine, measured with `/usr/bin/time -v` on
 /// `spb run --duration 1s --policy vanilla --memory M` (maximum resident set, 64G vs 256G:
 /// 215 216 KiB vs 807 152 KiB, 12.04 B per added page; the allocator's page metadata is 12 of

@@ -52,20 +52,25 @@ pub struct ReplayArgs {
 pub fn run(a: ReplayArgs) -> Result<(), CliError> {
     let policies = PolicySel::parse_list(&a.policy, &a.spb_off)
         .map_err(|e| CliError::Usage(format!("--policy/--spb-off: {e}")))?;
-    for p in [
-        Some(&a.trace),
-        a.zoneinfo.as_ref(),
-        a.kpageflags.as_ref(),
-        a.kpagecount.as_ref(),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        if !p.exists() {
-            return Err(CliError::Io(format!(
-                "{}: no such file or directory",
-                p.display()
-            )));
+    // the trace may be a capture directory; the other inputs are files (a directory, a link
+    // loop, a dangling link: exit 4 naming the option; a device such as /dev/zero: exit 3)
+    if let Err(e) = std::fs::metadata(&a.trace) {
+        let m = spb_lab::input::os_message(&e);
+        return Err(CliError::Io(format!("{}: {m}", a.trace.display())));
+    }
+    for (opt, p) in [
+        ("--zoneinfo", a.zoneinfo.as_ref()),
+        ("--kpageflags", a.kpageflags.as_ref()),
+        ("--kpagecount", a.kpagecount.as_ref()),
+    ] {
+        let Some(p) = p else { continue };
+        if let Err(e) = spb_lab::input::check_regular_file(p) {
+            let m = format!("{opt} {e}");
+            return Err(if e.io {
+                CliError::Io(m)
+            } else {
+                CliError::Input(m)
+            });
         }
     }
     crate::cmd_run::check_outputs(a.json.as_deref(), a.report.as_deref())?;

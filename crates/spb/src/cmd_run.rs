@@ -182,6 +182,7 @@ pub fn load(a: &RunArgs) -> Result<Scenario, CliError> {
         } else if name.contains(std::path::MAIN_SEPARATOR)
             || name.contains('/')
             || name.ends_with(".toml")
+            || std::fs::symlink_metadata(&name).is_ok()
         {
             CliError::Io(e.to_string())
         } else {

@@ -382,6 +382,15 @@ pub fn replay(path: &Path, opts: &ReplayOptions) -> Result<ReplayOutput, ReplayE
             .filter(|p| p.join("before").is_dir())
             .map(|p| p.to_path_buf())
     };
+    if let Some(d) = &cap_dir {
+        crate::input::validate_capture_dir(d).map_err(|e| {
+            if e.io {
+                ReplayError::Io(e.to_string())
+            } else {
+                ReplayError::Input(e.to_string())
+            }
+        })?;
+    }
     // layout
     let zi_path = opts.zoneinfo.clone().or_else(|| {
         cap_dir

@@ -482,6 +482,19 @@ impl Scenario {
                     ));
                 }
                 let kaslr_seed = m.u64("kaslr_seed")?;
+                // the RAM left to the kernel (Scenario::visible_ram) must still be a machine
+                let fw = firmware_reserved.bytes(memory);
+                if memory.saturating_sub(fw) / (2 << 20) * (2 << 20) < MIN_MEMORY {
+                    return Err((
+                        m.key("firmware_reserved"),
+                        format!(
+                            "reserves {} of the {} of RAM: expected at least {} left to the kernel",
+                            units::fmt_bytes(fw.min(memory)),
+                            units::fmt_bytes(memory),
+                            units::fmt_bytes(MIN_MEMORY)
+                        ),
+                    ));
+                }
                 m.finish()?;
                 Machine {
                     memory,
