@@ -73,6 +73,16 @@ pub fn run(a: ReplayArgs) -> Result<(), CliError> {
             });
         }
     }
+    for (opt, p) in [
+        ("the trace", Some(&a.trace)),
+        ("--zoneinfo", a.zoneinfo.as_ref()),
+        ("--kpageflags", a.kpageflags.as_ref()),
+        ("--kpagecount", a.kpagecount.as_ref()),
+    ] {
+        if let Some(p) = p {
+            crate::output::claim_input(opt, p);
+        }
+    }
     crate::cmd_run::check_outputs(a.json.as_deref(), a.report.as_deref())?;
     let mut opts = ReplayOptions {
         policies,

@@ -462,6 +462,9 @@ pub fn table(sc: &Scenario, runs: &[RunMetrics]) -> String {
 
 pub fn run(a: RunArgs) -> Result<(), CliError> {
     let pols = policies(&a)?;
+    if let Some(f) = &a.sc.scenario {
+        crate::output::claim_input("the scenario", Path::new(f));
+    }
     check_outputs(a.json.as_deref(), a.report.as_deref())?;
     let sc = load(&a)?;
     let show = std::io::stderr().is_terminal();

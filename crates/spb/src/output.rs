@@ -210,8 +210,73 @@ fn writable(p: &Path) -> bool {
     unsafe { libc::access(c.as_ptr(), libc::W_OK) == 0 }
 }
 
+/// What the command reads and writes, for [`claim`]: `(option, path as given, absolute path,
+/// is an output directory)`.
+type Claim = (String, PathBuf, PathBuf, bool);
+static CLAIMED: Mutex<Vec<Claim>> = Mutex::new(Vec::new());
+
+/// An absolute path without `.`/`..`, symbolic links resolved as far as the path exists.
+fn absolute(p: &Path) -> PathBuf {
+    if let Ok(c) = fs::canonicalize(p) {
+        return c;
+    }
+    match (p.parent(), p.file_name()) {
+        (Some(d), Some(n)) if !d.as_os_str().is_empty() => absolute(d).join(n),
+        (_, Some(n)) => absolute(Path::new(".")).join(n),
+        _ => std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()),
+    }
+}
+
+/// Record that the command reads the input `path` (given as `opt`), so that no output of the
+/// same command may overwrite it (`spb replay t.txt --json t.txt` would destroy the trace).
+pub fn claim_input(opt: &str, path: &Path) {
+    if path.as_os_str() == "-" || fs::metadata(path).map(|m| !m.is_file()).unwrap_or(true) {
+        return;
+    }
+    let mut c = CLAIMED.lock().unwrap_or_else(|e| e.into_inner());
+    c.push((opt.into(), path.to_path_buf(), absolute(path), false));
+}
+
+/// Claim an output (`real`: the file written, or the report directory when `dir`): refused if it
+/// is an input of the command, the same file as another output, or a file the report directory
+/// of another output will write.
+fn claim(opt: &str, given: &Path, real: &Path, dir: bool) -> Result<(), CliError> {
+    let abs = absolute(real);
+    let mut c = CLAIMED.lock().unwrap_or_else(|e| e.into_inner());
+    let in_report = |file: &Path, d: &Path| {
+        file.parent() == Some(d)
+            && file
+                .file_name()
+                .is_some_and(|n| is_report_file(&n.to_string_lossy()))
+    };
+    for (o, g, a, is_dir) in c.iter() {
+        if o == opt && *a == abs && *is_dir == dir {
+            return Ok(()); // the same output checked again (before writing)
+        }
+        let clash = match (dir, *is_dir) {
+            (false, false) => *a == abs,
+            (false, true) => in_report(&abs, a) || *a == abs,
+            (true, false) => in_report(a, &abs) || *a == abs,
+            (true, true) => *a == abs,
+        };
+        if clash {
+            return Err(io_err(
+                opt,
+                given,
+                format!(
+                    "is {o} {} too; expected different files for the inputs and outputs of one command",
+                    g.display()
+                ),
+            ));
+        }
+    }
+    c.push((opt.into(), given.to_path_buf(), abs, dir));
+    Ok(())
+}
+
 /// Pre-flight check of `opt FILE`: resolves it and proves it can be written (see the module
-/// documentation). Nothing is left behind.
+/// documentation), and that it is none of the command's inputs or other outputs ([`claim`]).
+/// Nothing is left behind.
 pub fn check_file(opt: &str, path: &Path) -> Result<(), CliError> {
     match resolve(opt, path)? {
         Target::Stdout => Ok(()),
@@ -222,7 +287,10 @@ pub fn check_file(opt: &str, path: &Path) -> Result<(), CliError> {
                 Err(io_err(opt, path, "permission denied"))
             }
         }
-        Target::File(real) => probe_dir(opt, path, &dir_of(&real)),
+        Target::File(real) => {
+            probe_dir(opt, path, &dir_of(&real))?;
+            claim(opt, path, &real, false)
+        }
     }
 }
 
@@ -338,6 +406,7 @@ pub fn check_dir(opt: &str, dir: &Path) -> Result<(), CliError> {
     if dir.as_os_str().is_empty() {
         return Err(io_err(opt, dir, "empty path, expected a directory"));
     }
+    claim(opt, dir, dir, true)?;
     let made = create_dirs(opt, dir)?;
     let r = (|| {
         if made.is_empty() {

@@ -263,6 +263,21 @@ fn bad_output_paths_are_found_before_the_run_and_leave_nothing() {
     );
     assert!(!t.path("newrep").exists(), "pre-flight left the directory");
     no_tmp_left(&t, "");
+    // an output that is an input, or another output: refused, the input untouched
+    let trace = t.write("t.txt", std::fs::read(variants_trace()).unwrap());
+    let before = std::fs::read(&trace).unwrap();
+    assert_exit(
+        &spb(&["replay", s(&trace), "--json", s(&trace)]),
+        4,
+        &["--json", "is the trace", "expected different files"],
+    );
+    assert_eq!(std::fs::read(&trace).unwrap(), before);
+    std::fs::create_dir(t.path("r")).unwrap();
+    fails_before_long_run(
+        &["--json", &p("r/index.html"), "--report", &p("r")],
+        4,
+        &["--report", "is --json"],
+    );
     // a good report: written whole, no temporary file
     assert_exit(&short_run(&["--report", &p("good/sub")]), 0, &[]);
     let l = t.listing("good/sub");

@@ -153,6 +153,11 @@ pub(crate) struct Decoder<'a> {
 /// Skipped-line counters keyed by static reason (converted into `TraceStats::skipped` at the end).
 type Skips = BTreeMap<&'static str, u64>;
 
+/// Lines that are not trace lines at all (`unrecognized`) are skipped, but past this many, while
+/// they are over 90 % of the lines read, the input is refused as not a trace (issue 13: a replay
+/// of `/dev/urandom` ran forever).
+pub const MAX_JUNK_LINES: u64 = 1_000_000;
+
 #[inline]
 fn skip(skips: &mut Skips, reason: &'static str) {
     *skips.entry(reason).or_default() += 1;
@@ -377,6 +382,13 @@ impl<'a> Decoder<'a> {
             match line {
                 Line::Skipped(r) => {
                     skip(&mut self.skips, r.as_str());
+                    let junk = self.skips.get("unrecognized").copied().unwrap_or(0);
+                    if junk > MAX_JUNK_LINES && junk * 10 > line_no as u64 * 9 {
+                        // bounded work for /dev/urandom or a binary file: not a trace
+                        return Err(ReplayError::Input(format!(
+                            "{path_s}: {junk} of the first {line_no} lines are not trace lines: expected an ftrace text trace (at most {MAX_JUNK_LINES} such lines are skipped while they are over 90 % of the lines read)"
+                        )));
+                    }
                     if r == crate::trace::SkipReason::Unrecognized
                         && !self.first_bad.contains_key("unrecognized")
                     {
