@@ -53,7 +53,8 @@ pub fn run(a: ReplayArgs) -> Result<(), CliError> {
     let policies = PolicySel::parse_list(&a.policy, &a.spb_off)
         .map_err(|e| CliError::Usage(format!("--policy/--spb-off: {e}")))?;
     // the trace may be a capture directory; the other inputs are files (a directory, a link
-    // loop, a dangling link: exit 4 naming the option; a device such as /dev/zero: exit 3)
+    // loop, a dangling link: exit 4 naming the option); a FIFO such as `<(zcat ...)` or a
+    // device is read like a file (every reader stops at the zoneinfo's end or its size limit)
     if let Err(e) = std::fs::metadata(&a.trace) {
         let m = spb_lab::input::os_message(&e);
         return Err(CliError::Io(format!("{}: {m}", a.trace.display())));
@@ -64,7 +65,13 @@ pub fn run(a: ReplayArgs) -> Result<(), CliError> {
         ("--kpagecount", a.kpagecount.as_ref()),
     ] {
         let Some(p) = p else { continue };
-        if let Err(e) = spb_lab::input::check_regular_file(p) {
+        if let Err(e) = spb_lab::input::check_regular_file(p).or_else(|e| {
+            if e.io {
+                Err(e)
+            } else {
+                Ok(()) // not a regular file, but readable as one
+            }
+        }) {
             let m = format!("{opt} {e}");
             return Err(if e.io {
                 CliError::Io(m)

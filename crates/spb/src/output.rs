@@ -125,8 +125,15 @@ pub fn resolve(opt: &str, path: &Path) -> Result<Target, CliError> {
             "names a directory (ends in `/`, `.` or `..`), expected a file name",
         ));
     }
+    // the process's own descriptors (`/dev/stdout`, `/dev/fd/N`, `/proc/self/fd/N`) are written
+    // in place even when they lead to a regular file: a rename would replace the file the shell
+    // redirected stdout to, and stdout would then write to a deleted file
+    let fd_path = ["/dev/stdout", "/dev/stderr", "/dev/fd/", "/proc/self/fd/"]
+        .iter()
+        .any(|p| raw.starts_with(p.as_bytes()));
     match fs::metadata(path) {
         Ok(m) if m.is_dir() => return Err(io_err(opt, path, "is a directory, expected a file")),
+        Ok(_) if fd_path => return Ok(Target::InPlace(path.to_path_buf())),
         Ok(m) if !m.is_file() => {
             let ft = m.file_type();
             return if ft.is_char_device() || ft.is_fifo() || ft.is_block_device() {
@@ -302,8 +309,9 @@ pub fn atomic_write(path: &Path, data: &[u8]) -> Result<(), CliError> {
             print(data);
             Ok(())
         }
+        // append: through /dev/stdout to a file, after what stdout already wrote there
         Target::InPlace(p) => fs::OpenOptions::new()
-            .write(true)
+            .append(true)
             .open(&p)
             .and_then(|mut f| f.write_all(data).and_then(|_| f.flush()))
             .map_err(|e| io_err("", path, os_msg(&e))),

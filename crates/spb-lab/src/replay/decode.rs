@@ -383,7 +383,7 @@ impl<'a> Decoder<'a> {
                 Line::Skipped(r) => {
                     skip(&mut self.skips, r.as_str());
                     let junk = self.skips.get("unrecognized").copied().unwrap_or(0);
-                    if junk > MAX_JUNK_LINES && junk * 10 > line_no as u64 * 9 {
+                    if junk > MAX_JUNK_LINES && junk * 10 > line_no * 9 {
                         // bounded work for /dev/urandom or a binary file: not a trace
                         return Err(ReplayError::Input(format!(
                             "{path_s}: {junk} of the first {line_no} lines are not trace lines: expected an ftrace text trace (at most {MAX_JUNK_LINES} such lines are skipped while they are over 90 % of the lines read)"
