@@ -99,6 +99,7 @@ fn follow_links(opt: &str, given: &Path) -> Result<PathBuf, CliError> {
             }
             Ok(_) => return Ok(p),
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(p),
+            Err(e) if e.raw_os_error() == Some(libc::ENAMETOOLONG) => return Ok(p),
             Err(e) => return Err(io_err(opt, given, os_msg(&e))),
         }
     }
@@ -148,6 +149,8 @@ pub fn resolve(opt: &str, path: &Path) -> Result<Target, CliError> {
         }
         Ok(_) => {}
         Err(e) if e.kind() == ErrorKind::NotFound => {}
+        // said below with the name's length
+        Err(e) if e.raw_os_error() == Some(libc::ENAMETOOLONG) => {}
         Err(e) => return Err(io_err(opt, path, os_msg(&e))),
     }
     let real = follow_links(opt, path)?;
@@ -427,6 +430,8 @@ pub fn check_dir(opt: &str, dir: &Path) -> Result<(), CliError> {
                 let p = e.path();
                 match fs::metadata(&p) {
                     Ok(m) if m.is_file() => {}
+                    // a dangling link: the report writes the file it names
+                    Err(err) if err.kind() == ErrorKind::NotFound => {}
                     Ok(_) => {
                         return Err(io_err(
                             opt,
@@ -458,6 +463,7 @@ pub fn write_dir(opt: &str, dir: &Path, files: &[(String, Vec<u8>)]) -> Result<(
     }
     let made = create_dirs(opt, dir)?;
     let mut tmps: Vec<PathBuf> = Vec::new();
+    let mut targets: Vec<PathBuf> = Vec::new();
     let cleanup = |tmps: &[PathBuf]| {
         for t in tmps {
             let _ = fs::remove_file(t);
@@ -465,19 +471,28 @@ pub fn write_dir(opt: &str, dir: &Path, files: &[(String, Vec<u8>)]) -> Result<(
         remove_dirs(&made);
     };
     for (name, data) in files {
-        let t = tmp_in(dir);
+        // a report file that is a symbolic link is written through, like --json
+        let target = match follow_links(opt, &dir.join(name)) {
+            Ok(t) => t,
+            Err(e) => {
+                cleanup(&tmps);
+                return Err(e);
+            }
+        };
+        let t = tmp_in(&dir_of(&target));
         if let Err(e) = write_tmp(&t, data) {
             let _ = fs::remove_file(&t);
             cleanup(&tmps);
             return Err(io_err(opt, &dir.join(name), os_msg(&e)));
         }
         tmps.push(t);
+        targets.push(target);
     }
     let mut order: Vec<usize> = (0..files.len()).collect();
     order.sort_by_key(|&i| files[i].0 == "index.html");
     for (k, &i) in order.iter().enumerate() {
-        let target = dir.join(&files[i].0);
-        if let Err(e) = fs::rename(&tmps[i], &target) {
+        let target = &targets[i];
+        if let Err(e) = fs::rename(&tmps[i], target) {
             let left: Vec<PathBuf> = order[k..].iter().map(|&j| tmps[j].clone()).collect();
             for t in &left {
                 let _ = fs::remove_file(t);
@@ -485,7 +500,7 @@ pub fn write_dir(opt: &str, dir: &Path, files: &[(String, Vec<u8>)]) -> Result<(
             if k == 0 {
                 remove_dirs(&made);
             }
-            return Err(io_err(opt, &target, os_msg(&e)));
+            return Err(io_err(opt, target, os_msg(&e)));
         }
     }
     Ok(())
@@ -611,6 +626,16 @@ mod tests {
         fs::create_dir_all(r2.join("index.html")).unwrap();
         assert!(check_dir("--report", &r2).is_err());
         assert_eq!(fs::read_dir(&r2).unwrap().count(), 1);
+        // a report file that is a link: its target is written, the link stays
+        let r3 = d.join("e");
+        fs::create_dir_all(&r3).unwrap();
+        std::os::unix::fs::symlink(d.join("kept.html"), r3.join("index.html")).unwrap();
+        write_dir("--report", &r3, &[("index.html".into(), b"3".to_vec())]).unwrap();
+        assert_eq!(fs::read(d.join("kept.html")).unwrap(), b"3");
+        assert!(fs::symlink_metadata(r3.join("index.html"))
+            .unwrap()
+            .file_type()
+            .is_symlink());
         fs::remove_dir_all(&d).unwrap();
     }
 }
