@@ -286,6 +286,17 @@ fn check_meta_json(p: &Path) -> Result<(), ReadError> {
     Ok(())
 }
 
+/// The most operations a replay keeps in its op log: half the available memory
+/// ([`available_memory`]) at 16 B per operation, and never more than 2^31 (unbounded memory
+/// when the check is off: `SPB_MEMORY_AVAILABLE=unlimited`).
+pub fn max_trace_ops() -> usize {
+    let cap = 1usize << 31;
+    match available_memory() {
+        Ok(Some(b)) => ((b / 2 / 16) as usize).min(cap),
+        _ => cap,
+    }
+}
+
 /// Bytes of model memory per page of a simulated machine, measured with `/usr/bin/time -v` on
 /// `spb run --duration 1s --policy vanilla --memory M` (maximum resident set, 64G vs 256G:
 /// 215 216 KiB vs 807 152 KiB, 12.04 B per added page; the allocator's page metadata is 12 of

@@ -384,6 +384,18 @@ fn unbounded_inputs_are_refused_with_bounded_memory() {
         &["/dev/zero", "limit for a sweep results file"],
     );
     assert!(t0.elapsed() < Duration::from_secs(30));
+    // a trace longer than the op log may grow (4 KiB available: 128 operations of 16 B)
+    let mut tr = String::new();
+    for i in 0..300u64 {
+        tr.push_str(&format!("            bash-1000    [000] .....   {:.6}: mm_page_alloc: pfn={:#x} order=2 migratetype=1 gfp_flags=GFP_HIGHUSER_MOVABLE|__GFP_COMP\n", 100.0 + i as f64 * 1e-5, 0x100000 + 4 * i));
+    }
+    let tp = t.write("t300.txt", &tr);
+    let out = cmd(&["replay", s(&tp), "--policy", "vanilla"])
+        .env("SPB_MEMORY_AVAILABLE", "4K")
+        .output()
+        .unwrap();
+    assert_exit(&out, 3, &["t300.txt:129:", "more than 128 operations"]);
+    assert_exit(&spb(&["replay", s(&tp), "--policy", "vanilla"]), 0, &[]);
     // a 2 MiB scenario file
     let big = t.write("big.toml", "# padding\n".repeat(200_000));
     assert_exit(&spb(&["run", s(&big)]), 3, &["big.toml", "limit"]);

@@ -129,6 +129,8 @@ pub(crate) struct Decoder<'a> {
     pcp_ts: Vec<u32>,
     pcp_mc: Vec<u16>,
     pcp_live: u64,
+    /// The op log's bound ([`crate::input::max_trace_ops`]).
+    max_ops: usize,
     gfp_cache: GfpCache<u16>,
     log: OpLog,
     bulk_gfp: [Option<u16>; 4],
@@ -185,6 +187,7 @@ impl<'a> Decoder<'a> {
             pcp_ts: vec![0; n],
             pcp_mc: vec![0; n],
             pcp_live: 0,
+            max_ops: crate::input::max_trace_ops(),
             gfp_cache: GfpCache::new(),
             log: OpLog::default(),
             bulk_gfp: [None; 4],
@@ -342,6 +345,9 @@ impl<'a> Decoder<'a> {
         let path_s = reader.path().display().to_string();
         loop {
             let line_no = reader.line_no() + 1;
+            if self.ops.len() + self.buf.len() >= self.max_ops {
+                return Err(self.too_many_ops(&path_s, Some(line_no)));
+            }
             let raw = match reader.next_line() {
                 Ok(Some(l)) => l,
                 Ok(None) => break,
@@ -501,6 +507,9 @@ impl<'a> Decoder<'a> {
         }
         while let Some(p) = self.buf.pop_front() {
             self.apply(p)?;
+        }
+        if self.ops.len() > self.max_ops {
+            return Err(self.too_many_ops(&path_s, None));
         }
         self.stats.lines = reader.line_no();
         if self.kmem_lines == 0 {
@@ -998,6 +1007,16 @@ impl<'a> Decoder<'a> {
         if order <= 3 || order == 9 {
             self.pcp_enter(pfn, mt, cpu, ts_us, false);
         }
+    }
+
+    /// The op log is bounded ([`crate::input::max_trace_ops`]): a trace past it is refused.
+    fn too_many_ops(&self, path: &str, line: Option<u64>) -> ReplayError {
+        ReplayError::Input(format!(
+            "{path}{}: more than {} operations: the trace is longer than this host's memory allows for the replay's op log ({} B per operation, at most half of the available memory; docs/reliability.md, Limits)",
+            line.map(|l| format!(":{l}")).unwrap_or_default(),
+            self.max_ops,
+            std::mem::size_of::<Op>()
+        ))
     }
 
     fn finish(mut self) -> Result<Decoded, ReplayError> {
