@@ -141,7 +141,7 @@ impl Allocator {
             .zones
             .iter()
             .map(|s| Zone::new(s, geo, policy.per_spb_lists(), nr_cpus))
-            .collect();
+            .collect::<Result<_, _>>()?;
         setup_watermarks(&mut zones, &cfg.watermarks);
         let events = EventLog {
             enabled: cfg.event_capacity > 0,

@@ -282,7 +282,23 @@ impl LayoutError {
             message: message.into(),
         }
     }
+
+    /// The model's metadata for `place` could not be allocated (`bytes` asked for): the
+    /// allocation is fallible because its size comes from input (a layout, a zoneinfo).
+    pub fn out_of_memory(place: impl Into<String>, what: &str, bytes: u64) -> LayoutError {
+        LayoutError {
+            place: place.into(),
+            message: alloc::format!("{OUT_OF_MEMORY}: cannot allocate {bytes} bytes for {what}"),
+        }
+    }
+
+    /// Made by [`LayoutError::out_of_memory`] (the layout is valid; this host is too small).
+    pub fn is_out_of_memory(&self) -> bool {
+        self.message.starts_with(OUT_OF_MEMORY)
+    }
 }
+
+const OUT_OF_MEMORY: &str = "out of memory";
 
 #[cfg(feature = "std")]
 impl std::error::Error for LayoutError {}

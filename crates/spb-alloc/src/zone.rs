@@ -93,11 +93,38 @@ pub struct Zone {
     pub(crate) cat_changes: Vec<CategoryChange>,
 }
 
+/// `n` copies of `v`, allocated fallibly (see [`Zone::new`]).
+fn try_filled<T: Clone>(
+    spec: &ZoneSpec,
+    what: &str,
+    v: T,
+    n: usize,
+) -> Result<Vec<T>, crate::layout::LayoutError> {
+    let mut out = Vec::new();
+    out.try_reserve_exact(n).map_err(|_| {
+        crate::layout::LayoutError::out_of_memory(
+            alloc::format!("zone {}", spec.kind.name()),
+            what,
+            (n as u64).saturating_mul(core::mem::size_of::<T>() as u64),
+        )
+    })?;
+    out.resize(n, v);
+    Ok(out)
+}
+
 impl Zone {
     /// Build a zone from its spec: pages in holes, reservations and uninitialised ranges get
     /// those states; everything else is freed into the buddy lists as MOVABLE blocks of the
     /// largest aligned order, like the kernel's boot-time freeing.
-    pub fn new(spec: &ZoneSpec, geo: Geometry, per_spb_lists: bool, nr_cpus: usize) -> Zone {
+    ///
+    /// The page and pageblock tables (sizes from the layout, that is from input) are allocated
+    /// fallibly: too little memory is [`LayoutError::out_of_memory`], not an abort.
+    pub fn new(
+        spec: &ZoneSpec,
+        geo: Geometry,
+        per_spb_lists: bool,
+        nr_cpus: usize,
+    ) -> Result<Zone, crate::layout::LayoutError> {
         let span = spec.span;
         let pbo = geo.pageblock_order as u32;
         let so = geo.spb_order as u32;
@@ -110,15 +137,17 @@ impl Zone {
             node: spec.node,
             geo,
             span,
-            pages: vec![PageMeta::TAIL; span.len() as usize],
+            pages: try_filled(spec, "page metadata", PageMeta::TAIL, span.len() as usize)?,
             pb_base,
-            pageblocks: vec![
+            pageblocks: try_filled(
+                spec,
+                "pageblock metadata",
                 PageblockMeta {
                     mt: MigrateType::Movable as u8,
                     ..Default::default()
-                };
-                pb_n
-            ],
+                },
+                pb_n,
+            )?,
             spb_base,
             spbs: new_spbs(spb_base << so, spb_n, geo.spb_pages()),
             spb_lists: SpbLists::default(),
@@ -194,7 +223,7 @@ impl Zone {
             z.recompute_spb(i);
         }
         z.spb_lists = build_lists(&mut z.spbs);
-        z
+        Ok(z)
     }
 
     /// Move `n` pages starting at `pfn` from Absent to `to` in the pageblock counters only

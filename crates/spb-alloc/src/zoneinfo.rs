@@ -54,6 +54,8 @@ fn err(line: usize, message: impl Into<String>) -> LayoutError {
 /// zone; a zone without `spanned`, `present` or `managed`; a populated zone without
 /// `start_pfn:`; `present > spanned` or `managed > present`; no zone at all.
 pub fn parse_zoneinfo(text: &str) -> Result<Vec<ZoneinfoZone>, LayoutError> {
+    // a UTF-8 byte order mark is accepted, as TOML and the trace reader accept one
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut zones: Vec<ZoneinfoZone> = Vec::new();
     // Per current zone: which of spanned/present/managed/start_pfn were seen.
     let mut seen = [false; 4];
@@ -203,15 +205,40 @@ fn check_zone(z: &ZoneinfoZone, seen: &[bool; 4]) -> Result<(), LayoutError> {
         ));
     }
     if let Some(s) = z.start_pfn {
-        if s.checked_add(z.spanned).is_none() {
-            return Err(err(
-                z.line,
-                format!("zone {}: start_pfn + spanned overflows", z.name),
-            ));
+        match s.checked_add(z.spanned) {
+            None => {
+                return Err(err(
+                    z.line,
+                    format!("zone {}: start_pfn + spanned overflows", z.name),
+                ))
+            }
+            Some(end) if end > ZONEINFO_MAX_PFN => {
+                return Err(err(
+                    z.line,
+                    format!(
+                        "zone {}: spans up to pfn {end:#x}; expected zones below pfn {ZONEINFO_MAX_PFN:#x} (16 TiB of 4 KiB pages, the most the model holds)",
+                        z.name
+                    ),
+                ))
+            }
+            Some(_) => {}
         }
+    }
+    if z.spanned > ZONEINFO_MAX_PFN {
+        return Err(err(
+            z.line,
+            format!(
+                "zone {}: spanned {} pages; expected at most {ZONEINFO_MAX_PFN} (16 TiB of 4 KiB pages, the most the model holds)",
+                z.name, z.spanned
+            ),
+        ));
     }
     Ok(())
 }
+
+/// The end of the highest zone a zoneinfo may describe: 2^32 pfns (16 TiB of 4 KiB pages; the
+/// lab's records hold 32-bit pfns). Past it a zoneinfo is bad input, before anything is built.
+pub const ZONEINFO_MAX_PFN: u64 = 1 << 32;
 
 impl MemoryLayout {
     /// Build a layout from a real `/proc/zoneinfo` (any kernel from about 4.x on).

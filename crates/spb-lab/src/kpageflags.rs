@@ -590,10 +590,15 @@ impl KpageReader {
             if let Some(c) = self.count.as_mut() {
                 let at = c.offset();
                 if c.next()?.is_some() {
-                    return Err(c.error(
+                    // the kpageflags dump is the one that ended: name it (and the other file)
+                    return Err(self.flags.error(
                         at,
                         KpageErrorKind::CountLonger,
-                        format!("kpageflags has {} entries", self.pfn),
+                        format!(
+                            "kpageflags ends after {} entries, {} has more",
+                            self.pfn,
+                            c.path.display()
+                        ),
                     ));
                 }
             }

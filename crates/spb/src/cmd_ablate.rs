@@ -60,21 +60,21 @@ pub fn run(a: AblateArgs) -> Result<(), CliError> {
     let doc = RunsDoc { runs };
     match a.json.as_deref() {
         Some("-") => {
-            eprint!("{}", t);
-            println!(
-                "{}",
+            crate::output::eprint(t);
+            crate::output::print(format!(
+                "{}\n",
                 serde_json::to_string_pretty(&doc).map_err(|e| CliError::Run(e.to_string()))?
-            );
+            ));
         }
         Some(f) => {
             cmd_run::write_json(f, &doc)?;
-            print!("{}", t);
+            crate::output::print(t);
         }
-        None => print!("{}", t),
+        None => crate::output::print(t),
     }
     if let Some(dir) = &a.report {
-        spb_lab::report::write_report(dir, &doc, &format!("spb ablation: {}", l.sc.name))
-            .map_err(|e| CliError::Io(format!("{}: {e}", dir.display())))?;
+        let title = format!("spb ablation: {}", l.sc.name);
+        crate::output::write_report("--report", dir, &doc, &title)?;
     }
     Ok(())
 }

@@ -83,12 +83,12 @@ pub fn run(a: CaptureArgs) -> Result<(), CliError> {
     let r = capture(&opts, stop, |p| {
         if last_phase != Some(p.phase) {
             pb.suspend(|| {
-                eprintln!(
-                    "spb capture: {:?} ({:.1} s, {} lines)",
+                crate::output::eprint(format!(
+                    "spb capture: {:?} ({:.1} s, {} lines)\n",
                     p.phase,
                     p.elapsed.as_secs_f64(),
                     p.lines
-                )
+                ))
             });
             last_phase = Some(p.phase);
         } else if p.phase == CapturePhase::Tracing {
@@ -104,15 +104,15 @@ pub fn run(a: CaptureArgs) -> Result<(), CliError> {
         CaptureError::Io { .. } => CliError::Io(e.to_string()),
         CaptureError::InvalidOptions(m) => CliError::Input(m),
     })?;
-    println!(
-        "captured {} lines ({:.1} s{}) into {}; events lost: {}; replay with: spb replay {}",
+    crate::output::print(format!(
+        "captured {} lines ({:.1} s{}) into {}; events lost: {}; replay with: spb replay {}\n",
         s.lines_total,
         s.duration_tracing_s,
         if s.interrupted { ", interrupted" } else { "" },
         a.out.display(),
         s.events_lost,
         a.out.display()
-    );
+    ));
     Ok(())
 }
 

@@ -59,6 +59,7 @@ fn simulate(o: &OneRun) -> Result<Sim, CliError> {
         )));
     }
     let l = cmd_run::load_scenario(o.sc.scenario.as_deref(), &cmd_run::overrides(&o.sc, None)?)?;
+    spb_lab::input::check_scenario_memory(&l.sc, 1).map_err(CliError::Input)?;
     let mut sim = Sim::new(&l.sc, &l.options(&pols.remove(0), 0)).map_err(CliError::Input)?;
     let pb = crate::progress::bar(
         (sim.end / 1_000_000_000).max(1),
@@ -77,7 +78,7 @@ pub fn run(a: DumpArgs) -> Result<(), CliError> {
         What::Pagetypeinfo => sim.a.pagetypeinfo(),
         What::Vmstat => sim.a.vmstat_text(),
     };
-    print!("{}", text);
+    crate::output::print(text);
     Ok(())
 }
 
@@ -94,6 +95,6 @@ pub fn map(a: MapArgs) -> Result<(), CliError> {
     };
     let sim = simulate(&a.run)?;
     let m = spb_lab::measure::spb_map(&sim.a, sim.end as f64 / 1e9);
-    print!("{}", spb_lab::report::terminal_map(&m, color));
+    crate::output::print(spb_lab::report::terminal_map(&m, color));
     Ok(())
 }

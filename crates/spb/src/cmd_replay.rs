@@ -1,5 +1,4 @@
 //! `spb replay TRACE`: replay a real ftrace allocation trace under every policy.
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use spb_lab::replay::{replay, PolicySel, ReplayError, ReplayOptions, ReplayProgress};
@@ -64,21 +63,44 @@ pub struct ReplayArgs {
 pub fn run(a: ReplayArgs) -> Result<(), CliError> {
     let policies = PolicySel::parse_list(&a.policy, &a.spb_off)
         .map_err(|e| CliError::Usage(format!("--policy/--spb-off: {e}")))?;
-    for p in [
-        Some(&a.trace),
-        a.zoneinfo.as_ref(),
-        a.kpageflags.as_ref(),
-        a.kpagecount.as_ref(),
-        a.boot_trace.as_ref(),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        if !p.exists() {
-            return Err(CliError::Io(format!(
-                "{}: no such file or directory",
-                p.display()
-            )));
+    // the trace may be a capture directory; the other inputs are files (a directory, a link
+    // loop, a dangling link: exit 4 naming the option); a FIFO such as `<(zcat ...)` or a
+    // device is read like a file (every reader stops at the zoneinfo's end or its size limit)
+    if let Err(e) = std::fs::metadata(&a.trace) {
+        let m = spb_lab::input::os_message(&e);
+        return Err(CliError::Io(format!("{}: {m}", a.trace.display())));
+    }
+    for (opt, p) in [
+        ("--zoneinfo", a.zoneinfo.as_ref()),
+        ("--kpageflags", a.kpageflags.as_ref()),
+        ("--kpagecount", a.kpagecount.as_ref()),
+        ("--boot-trace", a.boot_trace.as_ref()),
+    ] {
+        let Some(p) = p else { continue };
+        if let Err(e) = spb_lab::input::check_regular_file(p).or_else(|e| {
+            if e.io {
+                Err(e)
+            } else {
+                Ok(()) // not a regular file, but readable as one
+            }
+        }) {
+            let m = format!("{opt} {e}");
+            return Err(if e.io {
+                CliError::Io(m)
+            } else {
+                CliError::Input(m)
+            });
+        }
+    }
+    for (opt, p) in [
+        ("the trace", Some(&a.trace)),
+        ("--zoneinfo", a.zoneinfo.as_ref()),
+        ("--kpageflags", a.kpageflags.as_ref()),
+        ("--kpagecount", a.kpagecount.as_ref()),
+        ("--boot-trace", a.boot_trace.as_ref()),
+    ] {
+        if let Some(p) = p {
+            crate::output::claim_input(opt, p);
         }
     }
     crate::cmd_run::check_outputs(a.json.as_deref(), a.report.as_deref())?;
@@ -122,7 +144,7 @@ pub fn run(a: ReplayArgs) -> Result<(), CliError> {
         ReplayError::Layout(m) => CliError::Input(format!("layout: {m}")),
     })?;
     for w in &out.warnings {
-        eprintln!("spb: warning: {w}");
+        crate::output::eprint(format!("spb: warning: {w}\n"));
     }
     let mut doc = out.doc.clone();
     if let Some(first) = doc.runs.first_mut() {
@@ -139,21 +161,18 @@ pub fn run(a: ReplayArgs) -> Result<(), CliError> {
     let json = serde_json::to_string_pretty(&doc).map_err(|e| CliError::Run(e.to_string()))?;
     match a.json.as_deref() {
         Some("-") => {
-            let mut so = std::io::stdout().lock();
-            so.write_all(json.as_bytes())?;
-            so.write_all(b"\n")?;
-            eprint!("{tables}");
+            crate::output::print(json + "\n");
+            crate::output::eprint(&tables);
         }
         Some(f) => {
             crate::output::atomic_write(Path::new(f), json.as_bytes())?;
-            print!("{tables}");
+            crate::output::print(&tables);
         }
-        None => print!("{tables}"),
+        None => crate::output::print(&tables),
     }
     if let Some(dir) = &a.report {
         let title = format!("spb replay: {}", a.trace.display());
-        spb_lab::report::write_report(dir, &doc, &title)
-            .map_err(|e| CliError::Io(e.to_string()))?;
+        crate::output::write_report("--report", dir, &doc, &title)?;
     }
     Ok(())
 }

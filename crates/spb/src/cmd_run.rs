@@ -5,7 +5,6 @@
 //! prints the policies side by side. `spb run` with no argument runs `seed-16g` under all three
 //! policies (the README's main job).
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use indicatif::{MultiProgress, ProgressBar};
@@ -151,6 +150,7 @@ pub fn load_scenario(name: Option<&str>, o: &Overrides) -> Result<Loaded, CliErr
         } else if name.contains(std::path::MAIN_SEPARATOR)
             || name.contains('/')
             || name.ends_with(".toml")
+            || std::fs::symlink_metadata(&name).is_ok()
         {
             CliError::Io(e.to_string())
         } else {
@@ -190,6 +190,7 @@ pub fn run_all(
     check_every: u64,
 ) -> Result<Vec<RunMetrics>, CliError> {
     let sc = &l.sc;
+    spb_lab::input::check_scenario_memory(sc, pols.len()).map_err(CliError::Input)?;
     let mp = MultiProgress::with_draw_target(crate::progress::target());
     let style = crate::progress::style(
         "{prefix:>12} [{bar:40}] {pos:>5}/{len} virtual s  {elapsed_precise}  {msg}",
@@ -227,7 +228,15 @@ pub fn run_all(
     });
     let mut out = Vec::new();
     for r in results {
-        out.push(r.map_err(CliError::Run)?);
+        // a machine too big for this host's memory (a failed fallible allocation) is refused
+        // like the memory check's refusal, not reported as a failed run
+        out.push(r.map_err(|e| {
+            if e.contains("out of memory: cannot allocate") {
+                CliError::Input(e)
+            } else {
+                CliError::Run(e)
+            }
+        })?);
     }
     Ok(out)
 }
@@ -237,10 +246,7 @@ pub fn write_json(path: &str, doc: &RunsDoc) -> Result<(), CliError> {
     let text = serde_json::to_string_pretty(doc)
         .map_err(|e| CliError::Run(format!("cannot serialise the metrics: {e}")))?;
     if path == "-" {
-        let mut o = std::io::stdout().lock();
-        o.write_all(text.as_bytes())
-            .and_then(|_| o.write_all(b"\n"))
-            .map_err(|e| CliError::Io(format!("stdout: {e}")))?;
+        crate::output::print(text + "\n");
         return Ok(());
     }
     crate::output::atomic_write(Path::new(path), text.as_bytes())
@@ -264,12 +270,14 @@ pub fn check_outputs(json: Option<&str>, report: Option<&Path>) -> Result<(), Cl
 //     spb_lab::report::write_report(dir, doc, title).map_err(|e| CliError::Io(e.to_string()))
 // ---------------------------------------------------------------------------------------------
 fn write_report_hook(dir: &Path, doc: &RunsDoc, title: &str) -> Result<(), CliError> {
-    spb_lab::report::write_report(dir, doc, title)
-        .map_err(|e| CliError::Io(format!("{}: {}", dir.display(), e)))
+    crate::output::write_report("--report", dir, doc, title)
 }
 
 pub fn run(a: RunArgs) -> Result<(), CliError> {
     let pols = policies(&a)?;
+    if let Some(f) = &a.sc.scenario {
+        crate::output::claim_input("the scenario", Path::new(f));
+    }
     check_outputs(a.json.as_deref(), a.report.as_deref())?;
     let l = load(&a)?;
     let runs = run_all(&l, &pols, a.check_every.unwrap_or(0))?;
@@ -279,9 +287,9 @@ pub fn run(a: RunArgs) -> Result<(), CliError> {
         text.push_str(&spb_lab::report::end_maps(&doc.runs));
     }
     if a.json.as_deref() != Some("-") {
-        print!("{text}");
+        crate::output::print(text);
     } else {
-        eprint!("{text}");
+        crate::output::eprint(text);
     }
     if let Some(j) = &a.json {
         write_json(j, &doc)?;
@@ -299,9 +307,9 @@ pub fn scenarios() -> Result<(), CliError> {
         .max()
         .unwrap_or(8);
     for b in builtin::BUILTINS {
-        println!("{:<w$}  {}", b.name, b.summary, w = w);
+        crate::output::print(format!("{:<w$}  {}\n", b.name, b.summary, w = w));
     }
-    println!("\nRun one with `spb run NAME`; any TOML file in the same language works too (docs/scenarios.md).");
+    crate::output::print("\nRun one with `spb run NAME`; any TOML file in the same language works too (docs/scenarios.md).\n");
     Ok(())
 }
 

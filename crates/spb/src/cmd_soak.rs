@@ -115,22 +115,22 @@ fn replay_epoch(a: &SoakArgs, epoch: u64) -> Result<(), CliError> {
     let o = options(a, a.seeds.as_ref().map_or(a.seed, |r| r.start), kind);
     let (env_seed, mut ops) = soak::epoch_ops(&o, epoch, a.ops);
     if a.minimize {
-        eprintln!(
-            "minimizing {} operations of epoch {epoch} ({}, seed {})",
+        crate::output::eprint(format!(
+            "minimizing {} operations of epoch {epoch} ({}, seed {})\n",
             ops.len(),
             kind,
             o.seed
-        );
+        ));
         ops = soak::minimize(&o, epoch, env_seed, &ops, a.check_every.max(1));
-        eprintln!("{} operations left:", ops.len());
+        crate::output::eprint(format!("{} operations left:\n", ops.len()));
         for (i, op) in ops.iter().enumerate() {
-            eprintln!("  {i}: {op:?}");
+            crate::output::eprint(format!("  {i}: {op:?}\n"));
         }
     }
-    eprintln!("replay (check after every operation):");
+    crate::output::eprint("replay (check after every operation):\n");
     match soak::replay(&o, epoch, env_seed, &ops, 1, true) {
         Ok(()) => {
-            println!("no violation in {} operations", ops.len());
+            crate::output::print(format!("no violation in {} operations\n", ops.len()));
             Ok(())
         }
         Err((i, e)) => Err(CliError::Run(format!(
@@ -161,7 +161,7 @@ pub fn run(a: SoakArgs) -> Result<(), CliError> {
         });
         pb.set_message(kind.to_string());
         let r = soak_seeds(&a, kind, seeds, &pb);
-        pb.suspend(|| println!("{r}"));
+        pb.suspend(|| crate::output::print(format!("{r}\n")));
         if !r.clean() {
             bad.push(format!(
                 "{}: {} violations, {} lost pages",

@@ -4,7 +4,6 @@
 //! Recipes: docs/sweep.md.
 
 use std::collections::BTreeMap;
-use std::io::{BufReader, Write};
 use std::path::PathBuf;
 
 use spb_lab::scenario::units::{parse_duration, parse_memory};
@@ -98,6 +97,8 @@ impl Scenarios {
             layout: None,
         });
         let layout = spb_lab::sim::layout_of(&sc)?;
+        // cells run in parallel, one per worker thread
+        spb_lab::input::check_scenario_memory(&sc, rayon::current_num_threads())?;
         let mut m = run_scenario(
             &sc,
             &SimOptions {
@@ -125,10 +126,16 @@ fn merge_files(a: &SweepArgs) -> Result<(), CliError> {
                 f.display()
             )));
         }
-        let file =
-            std::fs::File::open(f).map_err(|e| CliError::Io(format!("{}: {}", f.display(), e)))?;
+        use spb_lab::input::{read_text, SWEEP_FILE_MAX_BYTES};
+        let text = read_text(f, "a sweep results file", SWEEP_FILE_MAX_BYTES).map_err(|e| {
+            if e.io {
+                CliError::Io(e.to_string())
+            } else {
+                CliError::Input(e.to_string())
+            }
+        })?;
         all.extend(
-            sweep::read_lines(&f.display().to_string(), BufReader::new(file))
+            sweep::read_lines(&f.display().to_string(), text.as_bytes())
                 .map_err(CliError::Input)?,
         );
     }
@@ -138,7 +145,7 @@ fn merge_files(a: &SweepArgs) -> Result<(), CliError> {
         sweep::write_lines(&merged, &mut buf)?;
         crate::output::atomic_write(p, &buf)?;
     }
-    print!("{}", sweep::summary_text(&sweep::merge(&merged)));
+    crate::output::print(sweep::summary_text(&sweep::merge(&merged)));
     Ok(())
 }
 
@@ -170,7 +177,7 @@ pub fn run(a: SweepArgs) -> Result<(), CliError> {
         .shard_cells(shard)
         .map_err(|e| CliError::Usage(format!("--seeds/--shard: {e}")))?;
     let scenarios = Scenarios::load(&grid)?;
-    eprintln!("spb sweep: {} cells", cells.len());
+    crate::output::eprint(format!("spb sweep: {} cells\n", cells.len()));
     let pb = crate::progress::bar(
         cells.len() as u64,
         "cells [{bar:40}] {pos}/{len}  {elapsed_precise} elapsed, ETA {eta_precise}",
@@ -181,13 +188,9 @@ pub fn run(a: SweepArgs) -> Result<(), CliError> {
     pb.finish_and_clear();
     match &a.out {
         Some(p) => crate::output::atomic_write(p, &buf)?,
-        None => {
-            let mut so = std::io::stdout().lock();
-            so.write_all(&buf)?;
-            so.flush()?;
-        }
+        None => crate::output::print(&buf),
     }
-    eprint!("{}", sweep::summary_text(&sweep::merge(&results)));
+    crate::output::eprint(sweep::summary_text(&sweep::merge(&results)));
     let failed: Vec<&CellResult> = results
         .iter()
         .filter(|r| matches!(r.outcome, CellOutcome::Error(_)))

@@ -7,7 +7,8 @@
 //! - 3: bad input: a malformed trace, scenario, zoneinfo or kpageflags file (the message names
 //!   the file, the line and what was expected)
 //! - 4: an I/O error reading or writing a file (a missing input, an output directory that does
-//!   not exist)
+//!   not exist, a full stdout); a closed stdout pipe (`spb ... | head -c1`) is not an error: the
+//!   command finishes its file outputs and exits 0 without a message
 //! - 5: the environment cannot do what was asked (e.g. `spb capture` without root or tracefs)
 
 mod cli_error;
@@ -69,8 +70,20 @@ fn main() {
         Some(Cmd::Sweep(a)) => cmd_sweep::run(a),
         Some(Cmd::Soak(a)) => cmd_soak::run(a),
     };
-    if let Err(e) = r {
-        eprintln!("spb: {}", e);
-        std::process::exit(e.exit_code());
-    }
+    // Every message goes through output::eprint, which never panics (stderr may be closed or
+    // full too); a failed write to stdout is reported here, after the command's other outputs.
+    let code = match r {
+        Err(e) => {
+            output::eprint(format!("spb: {e}\n"));
+            e.exit_code()
+        }
+        Ok(()) => match output::stdout_status() {
+            Err(m) => {
+                output::eprint(format!("spb: stdout: {m}\n"));
+                4
+            }
+            Ok(_closed_pipe_is_quiet) => 0,
+        },
+    };
+    std::process::exit(code);
 }

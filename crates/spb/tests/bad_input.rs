@@ -763,7 +763,7 @@ fn missing_input_files_exit_4_naming_the_path() {
         ),
         (
             vec!["sweep", "--merge", s(&nope)],
-            vec![s(&nope), "No such file"],
+            vec![s(&nope), "no such file"],
         ),
     ];
     for (mut a, what) in cases {

@@ -132,6 +132,8 @@ pub(crate) struct Decoder<'a> {
     pcp_ts: Vec<u32>,
     pcp_mc: Vec<u16>,
     pcp_live: u64,
+    /// The op log's bound ([`crate::input::max_trace_ops`]).
+    max_ops: usize,
     gfp_cache: GfpCache<u16>,
     log: OpLog,
     bulk_gfp: [Option<u16>; 4],
@@ -232,6 +234,11 @@ pub struct SourceSpec {
 /// Skipped-line counters keyed by static reason (converted into `TraceStats::skipped` at the end).
 type Skips = BTreeMap<&'static str, u64>;
 
+/// Lines that are not trace lines at all (`unrecognized`) are skipped, but past this many, while
+/// they are over 90 % of the lines read, the input is refused as not a trace (issue 13: a replay
+/// of `/dev/urandom` ran forever).
+pub const MAX_JUNK_LINES: u64 = 1_000_000;
+
 #[inline]
 fn skip(skips: &mut Skips, reason: &'static str) {
     *skips.entry(reason).or_default() += 1;
@@ -259,6 +266,7 @@ impl<'a> Decoder<'a> {
             pcp_ts: vec![0; n],
             pcp_mc: vec![0; n],
             pcp_live: 0,
+            max_ops: crate::input::max_trace_ops(),
             gfp_cache: GfpCache::new(),
             log: OpLog::default(),
             bulk_gfp: [None; 4],
@@ -449,6 +457,10 @@ impl<'a> Decoder<'a> {
         while let Some(p) = self.buf.pop_front() {
             self.apply(p)?;
         }
+        if self.ops.len() > self.max_ops {
+            let label = first_label.clone().unwrap_or_default();
+            return Err(self.too_many_ops(&label, None));
+        }
         self.stats.lines = lines;
         if self.kmem_lines == 0 {
             return Err(ReplayError::Input(format!(
@@ -490,6 +502,9 @@ impl<'a> Decoder<'a> {
         let path_s = reader.path().display().to_string();
         loop {
             let line_no = reader.line_no() + 1;
+            if self.ops.len() + self.buf.len() >= self.max_ops {
+                return Err(self.too_many_ops(&path_s, Some(line_no)));
+            }
             let raw = match reader.next_line() {
                 Ok(Some(l)) => l,
                 Ok(None) => break,
@@ -540,6 +555,15 @@ impl<'a> Decoder<'a> {
         match line {
             Line::Skipped(r) => {
                 skip(&mut self.skips, r.as_str());
+                let junk = self.skips.get("unrecognized").copied().unwrap_or(0);
+                let line_no = self.cur_line;
+                if junk > MAX_JUNK_LINES && junk * 10 > line_no * 9 {
+                    // bounded work for /dev/urandom or a binary file: not a trace
+                    return Err(ReplayError::Input(format!(
+                        "{}: {junk} of the first {line_no} lines are not trace lines: expected an ftrace text trace (at most {MAX_JUNK_LINES} such lines are skipped while they are over 90 % of the lines read)",
+                        self.path
+                    )));
+                }
                 if r == crate::trace::SkipReason::Unrecognized
                     && !self.first_bad.contains_key("unrecognized")
                 {
@@ -1169,6 +1193,16 @@ impl<'a> Decoder<'a> {
         if order <= 3 || order == 9 {
             self.pcp_enter(pfn, mt, cpu, ts_us, false);
         }
+    }
+
+    /// The op log is bounded ([`crate::input::max_trace_ops`]): a trace past it is refused.
+    fn too_many_ops(&self, path: &str, line: Option<u64>) -> ReplayError {
+        ReplayError::Input(format!(
+            "{path}{}: more than {} operations: the trace is longer than this host's memory allows for the replay's op log ({} B per operation, at most half of the available memory; docs/reliability.md, Limits)",
+            line.map(|l| format!(":{l}")).unwrap_or_default(),
+            self.max_ops,
+            std::mem::size_of::<Op>()
+        ))
     }
 
     fn finish(mut self) -> Result<Decoded, ReplayError> {

@@ -359,12 +359,13 @@ fn capture_file(dir: &Path, sub: &str, names: &[&str]) -> Option<PathBuf> {
 }
 
 fn read_text(p: &Path) -> Result<String, ReplayError> {
-    std::fs::read_to_string(p).map_err(|e| match e.kind() {
-        std::io::ErrorKind::InvalidData => ReplayError::Input(format!(
-            "{}: not UTF-8 text: expected a /proc text file",
-            p.display()
-        )),
-        _ => ReplayError::Io(format!("{}: {e}", p.display())),
+    use crate::input::{read_text, ZONEINFO_MAX_BYTES};
+    read_text(p, "a /proc text file", ZONEINFO_MAX_BYTES).map_err(|e| {
+        if e.io {
+            ReplayError::Io(e.to_string())
+        } else {
+            ReplayError::Input(e.to_string())
+        }
     })
 }
 
@@ -460,6 +461,15 @@ pub fn replay(path: &Path, opts: &ReplayOptions) -> Result<ReplayOutput, ReplayE
             .filter(|p| p.join("before").is_dir())
             .map(|p| p.to_path_buf())
     };
+    if let Some(d) = &cap_dir {
+        crate::input::validate_capture_dir(d).map_err(|e| {
+            if e.io {
+                ReplayError::Io(e.to_string())
+            } else {
+                ReplayError::Input(e.to_string())
+            }
+        })?;
+    }
     // layout
     let zi_path = opts.zoneinfo.clone().or_else(|| {
         cap_dir
@@ -481,6 +491,14 @@ pub fn replay(path: &Path, opts: &ReplayOptions) -> Result<ReplayOutput, ReplayE
         }
         None => None,
     };
+    if let (Some(l), Some(p)) = (&layout, &zi_path) {
+        // the model's tables are indexed by pfn: one allocator per column replayed at once,
+        // plus the decoder's and the prefill's per-pfn tables (about two machines' worth)
+        let end = l.zones.iter().map(|z| z.span.end).max().unwrap_or(0);
+        let at_once = opts.threads.clamp(1, opts.policies.len().max(1)) as u64;
+        crate::input::check_model_memory(&p.display().to_string(), end, at_once + 2)
+            .map_err(ReplayError::Input)?;
+    }
     // pagetypeinfo before/after
     let mut comparison = Comparison::default();
     if let Some(d) = &cap_dir {

@@ -63,13 +63,26 @@ impl ReportError {
 /// half-written report (an older `index.html` stays intact).
 pub fn write_report(dir: &Path, doc: &RunsDoc, title: &str) -> Result<(), ReportError> {
     fs::create_dir_all(dir).map_err(|e| ReportError::io(dir, e))?;
+    for (name, bytes) in render_report(doc, title)? {
+        atomic_write(&dir.join(name), &bytes)?;
+    }
+    Ok(())
+}
+
+/// The files of the report [`write_report`] writes, rendered in memory: `(file name, bytes)`,
+/// the CSV files first and `index.html` last (for a caller with its own writer, such as the
+/// `spb` command's all-or-nothing directory writer).
+pub fn render_report(doc: &RunsDoc, title: &str) -> Result<Vec<(String, Vec<u8>)>, ReportError> {
     let groups = group_scenarios(doc);
     let csv_names = csv_file_names(&groups);
     let page = html::render_page(doc, &groups, &csv_names, title)?;
-    for (g, name) in groups.iter().zip(&csv_names) {
-        atomic_write(&dir.join(name), timeline_csv(&g.runs).as_bytes())?;
-    }
-    atomic_write(&dir.join("index.html"), page.as_bytes())
+    let mut files: Vec<(String, Vec<u8>)> = groups
+        .iter()
+        .zip(&csv_names)
+        .map(|(g, name)| (name.clone(), timeline_csv(&g.runs).into_bytes()))
+        .collect();
+    files.push(("index.html".into(), page.into_bytes()));
+    Ok(files)
 }
 
 /// Element counts that a browser should find in the page [`write_report`] writes for `doc`,
@@ -192,6 +205,8 @@ pub(crate) fn slug(s: &str) -> String {
             }
         })
         .collect();
+    // a scenario name can be long: keep file names well below NAME_MAX (255 bytes)
+    let out: String = out.chars().take(160).collect();
     if out.is_empty() || out.starts_with('.') {
         format!("_{out}")
     } else {

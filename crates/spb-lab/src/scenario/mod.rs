@@ -477,6 +477,19 @@ impl Scenario {
                     ));
                 }
                 let kaslr_seed = m.u64("kaslr_seed")?;
+                // the RAM left to the kernel (Scenario::visible_ram) must still be a machine
+                let fw = firmware_reserved.bytes(memory);
+                if memory.saturating_sub(fw) / (2 << 20) * (2 << 20) < MIN_MEMORY {
+                    return Err((
+                        m.key("firmware_reserved"),
+                        format!(
+                            "reserves {} of the {} of RAM: expected at least {} left to the kernel",
+                            units::fmt_bytes(fw.min(memory)),
+                            units::fmt_bytes(memory),
+                            units::fmt_bytes(MIN_MEMORY)
+                        ),
+                    ));
+                }
                 m.finish()?;
                 Machine {
                     memory,
@@ -886,22 +899,24 @@ pub fn load(name_or_file: &str) -> Result<Scenario, ScenarioError> {
         message,
         unreadable: true,
     };
-    if !p.exists() {
+    // symlink_metadata: a dangling link or a link loop exists (and is reported as what it is)
+    if std::fs::symlink_metadata(p).is_err() {
         let names: Vec<&str> = builtin::BUILTINS.iter().map(|b| b.name).collect();
         return Err(unreadable(format!(
             "no such built-in scenario or file (built-ins: {})",
             names.join(", ")
         )));
     }
-    let text = match std::fs::read_to_string(p) {
+    let what = "a scenario TOML file";
+    let text = match crate::input::read_text(p, what, crate::input::SCENARIO_MAX_BYTES) {
         Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+        Err(e) => {
             return Err(ScenarioError {
-                unreadable: false,
-                ..unreadable("not UTF-8 text: expected a scenario TOML file".into())
+                unreadable: e.io,
+                line: e.line,
+                ..unreadable(e.message)
             })
         }
-        Err(e) => return Err(unreadable(format!("cannot read: {e}"))),
     };
     Scenario::from_toml(&text, name_or_file)
 }
