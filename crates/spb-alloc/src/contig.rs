@@ -116,6 +116,37 @@ pub(crate) fn release_contig(z: &mut Zone, pfn: Pfn, order: u8) {
     }
 }
 
+/// The next pfn a head-by-head walk must look at after `p`, a page that is not a block head.
+///
+/// A tail page lies inside exactly one block whose (aligned) head precedes it, and no head
+/// lies between `p` and that block's end, so the walk may jump there: the range walks of a
+/// contiguous allocation act only on heads, and stepping through a large block's tail one pfn
+/// at a time made them cost the range's pages instead of its blocks (at 1 TiB, 79 % of a
+/// vanilla `syzkaller-256g` run, with the skip of pageblocks without free pages). Returns `p + 1` when no enclosing head is found.
+#[inline]
+fn skip_tail(z: &Zone, p: Pfn) -> Pfn {
+    if z.page(p).state == PageState::Tail {
+        for o in 1..=z.geo.spb_order {
+            let h = p & !((1u64 << o) - 1);
+            if h < z.span.start {
+                break;
+            }
+            let m = *z.page(h);
+            if matches!(
+                m.state,
+                PageState::Free | PageState::Alloc | PageState::Pcp | PageState::Isolated
+            ) {
+                let e = h + (1u64 << m.order);
+                if e > p {
+                    return e;
+                }
+                // a head whose block ends before `p`: the enclosing block is larger
+            }
+        }
+    }
+    p + 1
+}
+
 impl Allocator {
     /// Allocate an aligned block of `2^order` pages (order from the pageblock order up to the
     /// SPB order), migrating movable pages out of the way. `gfp` selects the zones.
@@ -160,6 +191,13 @@ impl Allocator {
             } else {
                 z.pageblocks[i].flags &= !pbflag::ISOLATE;
             }
+            if z.pageblocks[i].free == 0 {
+                // no free page starts or lies here (`free` counts every page of a free buddy
+                // in this pageblock): nothing to move, and the walk below would cost the
+                // pageblock's pages for nothing
+                b += pbp;
+                continue;
+            }
             let mt = z.pageblocks[i].migratetype();
             // move free buddies to the ISOLATE lists (or back); a buddy larger than a pageblock
             // is moved once, by its first pageblock
@@ -179,7 +217,7 @@ impl Allocator {
                 ) {
                     p += 1u64 << m.order;
                 } else {
-                    p += 1;
+                    p = skip_tail(z, p);
                 }
             }
             b += pbp;
@@ -191,6 +229,11 @@ impl Allocator {
             // isolated range merge now.
             let mut p = start;
             while p < end {
+                if p & (pbp - 1) == 0 && z.pb(p).free == 0 {
+                    // a pageblock without a free page holds no free head (see above)
+                    p += pbp;
+                    continue;
+                }
                 let m = *z.page(p);
                 if m.state == PageState::Free {
                     let o = m.order;
@@ -205,7 +248,7 @@ impl Allocator {
                 ) {
                     p += 1u64 << m.order;
                 } else {
-                    p += 1;
+                    p = skip_tail(z, p);
                 }
             }
         }
@@ -271,7 +314,7 @@ impl Allocator {
                         p += 1u64 << m.order;
                     }
                     PageState::Free | PageState::Pcp | PageState::Isolated => p += 1u64 << m.order,
-                    _ => p += 1,
+                    _ => p = skip_tail(&self.zones[zi], p),
                 }
                 if blocked {
                     break;
