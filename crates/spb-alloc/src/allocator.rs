@@ -915,7 +915,7 @@ impl Allocator {
             }
         }
         if range.end > self.zones[zi].span.end {
-            self.zones[zi].extend_span(range.end);
+            self.zones[zi].extend_span(range.end)?;
             self.policy.rebuild_zone(zi, &self.zones[zi]);
         }
         let z = &mut self.zones[zi];

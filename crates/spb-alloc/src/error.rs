@@ -102,6 +102,8 @@ pub enum GrowError {
     AlreadyManaged { pfn: Pfn },
     /// No such zone.
     NoZone,
+    /// The metadata of the grown span could not be allocated (nothing was changed).
+    OutOfMemory { end: Pfn },
 }
 
 impl core::fmt::Display for GrowError {
@@ -112,6 +114,9 @@ impl core::fmt::Display for GrowError {
             }
             GrowError::AlreadyManaged { pfn } => write!(f, "pfn {:#x} is already managed", pfn),
             GrowError::NoZone => f.write_str("no such zone"),
+            GrowError::OutOfMemory { end } => {
+                write!(f, "no memory for the metadata of a span up to {:#x}", end)
+            }
         }
     }
 }

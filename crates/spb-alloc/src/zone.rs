@@ -766,9 +766,30 @@ impl Zone {
     /// Extend the span upward to `new_end` (memory hot-add): new pages are holes until
     /// [`crate::Allocator::grow_zone`] hands them over; pageblocks, SPBs and per-SPB free lists
     /// grow to cover them (patch 09).
-    pub fn extend_span(&mut self, new_end: Pfn) {
+    ///
+    /// The tables are reserved first (`try_reserve_exact`): when that fails the zone is
+    /// unchanged and the error is returned, never an abort (the size comes from the caller).
+    pub fn extend_span(&mut self, new_end: Pfn) -> Result<(), crate::error::GrowError> {
         if new_end <= self.span.end {
-            return;
+            return Ok(());
+        }
+        let oom = crate::error::GrowError::OutOfMemory { end: new_end };
+        let pages_n = (new_end - self.span.start) as usize;
+        let pb_need = (((new_end - 1) >> self.geo.pageblock_order) - self.pb_base + 1) as usize;
+        let spb_need = (((new_end - 1) >> self.geo.spb_order) - self.spb_base + 1) as usize;
+        self.pages
+            .try_reserve_exact(pages_n.saturating_sub(self.pages.len()))
+            .map_err(|_| oom)?;
+        self.pageblocks
+            .try_reserve_exact(pb_need.saturating_sub(self.pageblocks.len()))
+            .map_err(|_| oom)?;
+        self.spbs
+            .try_reserve_exact(spb_need.saturating_sub(self.spbs.len()))
+            .map_err(|_| oom)?;
+        if self.per_spb_lists {
+            self.areas
+                .try_reserve_exact(spb_need.saturating_sub(self.areas.len()))
+                .map_err(|_| oom)?;
         }
         let old_end = self.span.end;
         self.pages.resize(
@@ -810,6 +831,7 @@ impl Zone {
             self.spbs[i].fullness = self.spbs[i].compute_fullness();
             self.spb_lists.link(&mut self.spbs, i as u32);
         }
+        Ok(())
     }
 }
 

@@ -150,7 +150,7 @@ pub fn load_scenario(name: Option<&str>, o: &Overrides) -> Result<Loaded, CliErr
         } else if name.contains(std::path::MAIN_SEPARATOR)
             || name.contains('/')
             || name.ends_with(".toml")
-            || std::fs::symlink_metadata(&name).is_ok()
+            || std::fs::symlink_metadata(name).is_ok()
         {
             CliError::Io(e.to_string())
         } else {

@@ -120,12 +120,6 @@ fn merge_files(a: &SweepArgs) -> Result<(), CliError> {
     }
     let mut all = Vec::new();
     for f in &a.merge {
-        if f.is_dir() {
-            return Err(CliError::Io(format!(
-                "{}: is a directory; expected a file of sweep result lines",
-                f.display()
-            )));
-        }
         use spb_lab::input::{read_text, SWEEP_FILE_MAX_BYTES};
         let text = read_text(f, "a sweep results file", SWEEP_FILE_MAX_BYTES).map_err(|e| {
             if e.io {

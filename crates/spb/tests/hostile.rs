@@ -426,8 +426,8 @@ fn unbounded_inputs_are_refused_with_bounded_memory() {
         3,
         &["zi32", "GiB of model memory", "this machine has 4.0 GiB"],
     );
-    // --memory 16T (valid) under 3 policies: the check refuses before building anything
-    let out = cmd(&["run", "--memory", "16T", "--duration", "1s"])
+    // --memory 15T (the largest valid size) under 3 policies: the check refuses before building anything
+    let out = cmd(&["run", "--memory", "15T", "--duration", "1s"])
         .env("SPB_MEMORY_AVAILABLE", "64G")
         .output()
         .unwrap();
@@ -435,7 +435,7 @@ fn unbounded_inputs_are_refused_with_bounded_memory() {
         &out,
         3,
         &[
-            "16T",
+            "15T",
             "3 machines",
             "GiB of model memory",
             "this machine has 64.0 GiB",

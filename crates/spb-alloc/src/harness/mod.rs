@@ -18,7 +18,7 @@
 //! - frees and splits of what the model says is live succeed; every other free or split
 //!   returns `Err` and changes nothing (page metadata, free lists, counters: a digest);
 //! - argument errors are the documented ones: `OrderTooLarge`, `BadCpu`, `NoZone`,
-//!   `ContigError::BadOrder`, `GrowError::{NoZone, BadRange, AlreadyManaged}`;
+//!   `ContigError::BadOrder`, `GrowError::{NoZone, BadRange, AlreadyManaged}` (`OutOfMemory` cannot happen on the soak's machines);
 //! - migration callbacks only name blocks the model holds, with their order and cookie;
 //! - nothing panics;
 //! - at the end everything is freed and, after draining the per-CPU lists, free == managed

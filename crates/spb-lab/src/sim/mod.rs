@@ -133,7 +133,7 @@ pub fn layout_of(sc: &Scenario) -> Result<MemoryLayout, String> {
     o.kaslr_seed = sc
         .machine
         .kaslr_seed
-        .unwrap_or(rng::mix64(sc.seed ^ 0x6b61_736c_72));
+        .unwrap_or(rng::mix64(sc.seed ^ 0x6b_6173_6c72));
     let ram = sc.visible_ram();
     MemoryLayout::x86_64(ram, &o).map_err(|e| format!("machine: {e}"))
 }
@@ -219,6 +219,7 @@ impl Sim {
     /// and attach it to the holder's list `which`. If the holder died meanwhile (the OOM killer
     /// ran inside the allocation), the block is freed again and None returned.
     #[inline]
+    #[allow(clippy::too_many_arguments)]
     pub fn alloc_for(
         &mut self,
         h: u32,

@@ -200,7 +200,7 @@ impl Sim {
         }
         self.w.add_cache_page(id, h, false);
         let hd = &mut self.w.holders[h as usize];
-        let need = (hd.huge + 63) / 64;
+        let need = hd.huge.div_ceil(64);
         if need > hd.aux_count {
             hd.aux_count += 1;
             let rc = self.w.radix_cache;
@@ -225,13 +225,11 @@ impl Sim {
                 self.w.add_cache_page(id, h, write);
                 let n = 1u32 << ou;
                 let hd = &mut self.w.holders[h as usize];
-                if write {
-                    if hd.dirty.len() == 1 {
-                        hd.dirtied_at = self.now;
-                    }
+                if write && hd.dirty.len() == 1 {
+                    hd.dirtied_at = self.now;
                 }
                 // xarray nodes: one per 64 cached pages
-                let need = (hd.huge + 63) / 64;
+                let need = hd.huge.div_ceil(64);
                 if need > hd.aux_count {
                     hd.aux_count += 1;
                     let rc = self.w.radix_cache;

@@ -259,10 +259,8 @@ impl Sim {
                 let d = self.comps[ci].rng.exp_ns(b);
                 self.q.push(self.now + d, ci as u16, op::FLOW, ev.a, 0);
             }
-            op::PKT_FREE => {
-                if self.w.alive(ev.a, ev.gen) {
-                    self.free_packets(ci, ev.a);
-                }
+            op::PKT_FREE if self.w.alive(ev.a, ev.gen) => {
+                self.free_packets(ci, ev.a);
             }
             _ => {}
         }
@@ -424,11 +422,9 @@ impl Sim {
                 self.q.push(self.now + e, ci as u16, op::TICK, 0, 0);
             }
             op::HTLB => self.hugetlb_request(ci),
-            op::HTLB_FREE => {
-                if self.w.alive(ev.a, ev.gen) {
-                    let cpu = self.w.holders[ev.a as usize].cpu;
-                    self.w.free_holder(ev.a, cpu);
-                }
+            op::HTLB_FREE if self.w.alive(ev.a, ev.gen) => {
+                let cpu = self.w.holders[ev.a as usize].cpu;
+                self.w.free_holder(ev.a, cpu);
             }
             _ => {}
         }

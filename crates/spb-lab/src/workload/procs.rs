@@ -123,31 +123,23 @@ impl Sim {
         match ev.op {
             op::START => {
                 let n = self.prt(ci).cfg.count;
-                let spread = (self.sc.duration_ns / 20).min(2_000_000_000).max(1);
+                let spread = (self.sc.duration_ns / 20).clamp(1, 2_000_000_000);
                 for _ in 0..n {
                     let d = self.comps[ci].rng.below(spread);
                     self.q.push(self.now + d, ci as u16, op::SPAWN, 0, 0);
                 }
             }
-            op::SPAWN => {
-                if self.active(ci) {
-                    self.spawn_proc(ci, None);
-                }
+            op::SPAWN if self.active(ci) => {
+                self.spawn_proc(ci, None);
             }
-            op::PROC => {
-                if self.w.alive(ev.a, ev.gen) {
-                    self.proc_tick(ci, ev.a, ev.gen);
-                }
+            op::PROC if self.w.alive(ev.a, ev.gen) => {
+                self.proc_tick(ci, ev.a, ev.gen);
             }
-            op::FORK => {
-                if self.w.alive(ev.a, ev.gen) && self.active(ci) {
-                    self.fork_storm(ci, ev.a, ev.gen);
-                }
+            op::FORK if self.w.alive(ev.a, ev.gen) && self.active(ci) => {
+                self.fork_storm(ci, ev.a, ev.gen);
             }
-            op::UNPIN => {
-                if self.w.alive(ev.a, ev.gen) {
-                    self.repin(ci, ev.a, ev.gen);
-                }
+            op::UNPIN if self.w.alive(ev.a, ev.gen) => {
+                self.repin(ci, ev.a, ev.gen);
             }
             _ => {}
         }
