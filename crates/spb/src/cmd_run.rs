@@ -263,16 +263,6 @@ pub fn check_outputs(json: Option<&str>, report: Option<&Path>) -> Result<(), Cl
     Ok(())
 }
 
-// ---------------------------------------------------------------------------------------------
-// REPORT HOOK: `--report DIR` calls `spb_lab::report::write_report(dir, &doc, title)`, which is
-// being built on another branch. Until it is merged this returns an error. When it lands,
-// replace the body with:
-//     spb_lab::report::write_report(dir, doc, title).map_err(|e| CliError::Io(e.to_string()))
-// ---------------------------------------------------------------------------------------------
-fn write_report_hook(dir: &Path, doc: &RunsDoc, title: &str) -> Result<(), CliError> {
-    crate::output::write_report("--report", dir, doc, title)
-}
-
 pub fn run(a: RunArgs) -> Result<(), CliError> {
     let pols = policies(&a)?;
     if let Some(f) = &a.sc.scenario {
@@ -295,7 +285,12 @@ pub fn run(a: RunArgs) -> Result<(), CliError> {
         write_json(j, &doc)?;
     }
     if let Some(dir) = &a.report {
-        write_report_hook(dir, &doc, &format!("{} (seed {})", l.sc.name, l.sc.seed))?;
+        crate::output::write_report(
+            "--report",
+            dir,
+            &doc,
+            &format!("{} (seed {})", l.sc.name, l.sc.seed),
+        )?;
     }
     Ok(())
 }
