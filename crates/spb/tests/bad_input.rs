@@ -7,64 +7,15 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-/// A fresh directory under the system temp dir, removed on drop.
-struct Tmp(PathBuf);
-
-impl Tmp {
-    fn new(name: &str) -> Tmp {
-        let d = std::env::temp_dir().join(format!("spb-bad-input-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        Tmp(d)
-    }
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-    fn write(&self, name: &str, data: impl AsRef<[u8]>) -> PathBuf {
-        let p = self.path(name);
-        std::fs::write(&p, data).unwrap();
-        p
-    }
-    /// The directory's entries, sorted (to see that nothing, not even a temporary file, was
-    /// left behind).
-    fn listing(&self) -> Vec<String> {
-        let mut v: Vec<String> = std::fs::read_dir(&self.0)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        v.sort();
-        v
-    }
-}
-
-impl Drop for Tmp {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn spb(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_spb"))
-        .args(args)
-        .output()
-        .expect("run spb")
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
+mod common;
+use common::*;
 
 /// Exit code `code`, no panic, and stderr contains every one of `needles`.
 #[track_caller]
 fn assert_fails(out: &Output, code: i32, needles: &[&str]) {
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(code), "exit code; stderr:\n{err}");
-    assert!(!err.contains("panicked"), "panic:\n{err}");
-    for n in needles {
-        assert!(err.contains(n), "stderr should contain {n:?}:\n{err}");
-    }
+    assert_exit(out, code, needles);
 }
 
 /// Exit 0, no panic, and stderr contains every one of `needles`.
@@ -88,7 +39,7 @@ fn assert_no_output(t: &Tmp, name: &str, previous: Option<&str>) {
         ),
     }
     let tmp: Vec<String> = t
-        .listing()
+        .listing("")
         .into_iter()
         .filter(|n| n.contains(".tmp"))
         .collect();
@@ -167,9 +118,9 @@ fn valid_compressed_traces_replay_and_write_json_atomically() {
             serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
         assert_eq!(doc["runs"].as_array().map(|r| r.len()), Some(2));
         assert!(
-            t.listing().iter().all(|n| !n.contains(".tmp")),
+            t.listing("").iter().all(|n| !n.contains(".tmp")),
             "{:?}",
-            t.listing()
+            t.listing("")
         );
         std::fs::remove_file(&json).unwrap();
     }
@@ -780,7 +731,7 @@ fn unwritable_outputs_exit_4_without_partial_files() {
     let t = Tmp::new("unwritable");
     let trace = t.write("trace.txt", good_trace());
     let file = t.write("a-file", "x");
-    let before = t.listing();
+    let before = t.listing("");
     let no_dir = t.path("no-such-dir/out.json");
     let under_file = file.join("out.json");
     let report_under_file = file.join("report");
@@ -861,7 +812,7 @@ fn unwritable_outputs_exit_4_without_partial_files() {
             start.elapsed().as_secs() < 30,
             "the output path is checked before the work: {a:?}"
         );
-        assert_eq!(t.listing(), before, "nothing written: {a:?}");
+        assert_eq!(t.listing(""), before, "nothing written: {a:?}");
         assert_eq!(std::fs::read_to_string(&file).unwrap(), "x");
     }
     // the same outputs in a good place are written whole, with no temporary file left
@@ -890,8 +841,8 @@ fn unwritable_outputs_exit_4_without_partial_files() {
         .filter(|n| n.contains(".tmp"))
         .collect();
     assert!(
-        left.is_empty() && t.listing().iter().all(|n| !n.contains(".tmp")),
+        left.is_empty() && t.listing("").iter().all(|n| !n.contains(".tmp")),
         "{left:?} {:?}",
-        t.listing()
+        t.listing("")
     );
 }

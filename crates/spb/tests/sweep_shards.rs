@@ -3,28 +3,11 @@
 //! array's, merged with `sweep --merge`, equals the unsharded sweep; the sweep's exit codes
 //! and value ranges.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
-const SPB: &str = env!("CARGO_BIN_EXE_spb");
-
-struct Tmp(PathBuf);
-impl Tmp {
-    fn new(tag: &str) -> Tmp {
-        let d = std::env::temp_dir().join(format!("spb-sweep-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        Tmp(d)
-    }
-    fn path(&self, n: &str) -> PathBuf {
-        self.0.join(n)
-    }
-}
-impl Drop for Tmp {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+mod common;
+use common::{Tmp, SPB};
 
 /// A small grid: 2 policies (one with a switch list, which holds commas) x 3 seeds, 1 GiB, 2
 /// virtual seconds.
