@@ -12,16 +12,10 @@ use std::process::Output;
 mod common;
 use common::*;
 
-/// Exit code `code`, no panic, and stderr contains every one of `needles`.
-#[track_caller]
-fn assert_fails(out: &Output, code: i32, needles: &[&str]) {
-    assert_exit(out, code, needles);
-}
-
 /// Exit 0, no panic, and stderr contains every one of `needles`.
 #[track_caller]
 fn assert_ok(out: &Output, needles: &[&str]) {
-    assert_fails(out, 0, needles);
+    assert_exit(out, 0, needles);
 }
 
 /// The output file was not written: absent, or (when `previous` is given) unchanged; and no
@@ -132,7 +126,7 @@ fn truncated_zstd_trace_is_bad_input() {
     let z = zstd_bytes(&good_trace());
     let f = t.write("trace.txt.zst", &z[..z.len() / 2]);
     let out = spb(&["replay", s(&f), "--json", s(&t.path("out.json"))]);
-    assert_fails(&out, 3, &["trace.txt.zst", "zstd", "truncated", "expected"]);
+    assert_exit(&out, 3, &["trace.txt.zst", "zstd", "truncated", "expected"]);
     assert_no_output(&t, "out.json", None);
 }
 
@@ -142,7 +136,7 @@ fn corrupt_zstd_trace_is_bad_input() {
     let f = t.write("trace.txt.zst", corrupt(zstd_bytes(&good_trace())));
     t.write("out.json", "previous");
     let out = spb(&["replay", s(&f), "--json", s(&t.path("out.json"))]);
-    assert_fails(&out, 3, &["trace.txt.zst", "zstd", "corrupt", "expected"]);
+    assert_exit(&out, 3, &["trace.txt.zst", "zstd", "corrupt", "expected"]);
     assert_no_output(&t, "out.json", Some("previous"));
 }
 
@@ -152,7 +146,7 @@ fn truncated_gzip_trace_is_bad_input() {
     let z = gzip_bytes(&good_trace());
     let f = t.write("trace.txt.gz", &z[..z.len() / 2]);
     let out = spb(&["replay", s(&f), "--json", s(&t.path("out.json"))]);
-    assert_fails(
+    assert_exit(
         &out,
         3,
         &[
@@ -171,7 +165,7 @@ fn corrupt_gzip_trace_is_bad_input() {
     let t = Tmp::new("corrupt-gz");
     let f = t.write("trace.txt.gz", corrupt(gzip_bytes(&good_trace())));
     let out = spb(&["replay", s(&f), "--json", s(&t.path("out.json"))]);
-    assert_fails(&out, 3, &["trace.txt.gz", "gzip", "corrupt", "expected"]);
+    assert_exit(&out, 3, &["trace.txt.gz", "gzip", "corrupt", "expected"]);
     assert_no_output(&t, "out.json", None);
 }
 
@@ -188,7 +182,7 @@ fn trace_without_kmem_events_is_bad_input() {
     ] {
         let f = t.write(name, data);
         let out = spb(&["replay", s(&f), "--json", s(&t.path("out.json"))]);
-        assert_fails(
+        assert_exit(
             &out,
             3,
             &[name, "no mm_page_alloc or mm_page_free line", "expected"],
@@ -259,7 +253,7 @@ fn garbage_trace_lines_are_warned_and_fail_with_strict() {
         let out = spb(&["replay", s(&f), "--strict", "--json", s(&json)]);
         let mut needles = vec![loc.as_str()];
         needles.extend_from_slice(what);
-        assert_fails(&out, 3, &needles);
+        assert_exit(&out, 3, &needles);
         assert_no_output(&t, "out.json", None);
     }
     // a line that is not a trace line at all: warned, not an error even with --strict
@@ -319,7 +313,7 @@ fn double_free_and_order_above_max_are_warned_and_fail_with_strict() {
             "--json",
             s(&t.path("out.json")),
         ]);
-        assert_fails(&out, 3, &[&loc, what]);
+        assert_exit(&out, 3, &[&loc, what]);
         assert_no_output(&t, "out.json", None);
     }
 }
@@ -380,7 +374,7 @@ fn pfns_outside_the_layout_are_warned_and_fail_with_strict() {
         assert_ok(&spb(&args), &["warning", &loc, what, "pfn_outside_layout"]);
         let json = t.path("out.json");
         args.extend(["--strict", "--json", s(&json)]);
-        assert_fails(&spb(&args), 3, &[&loc, what]);
+        assert_exit(&spb(&args), 3, &[&loc, what]);
         assert_no_output(&t, "out.json", None);
     }
 }
@@ -472,12 +466,12 @@ fn bad_scenario_files_name_file_line_and_expectation() {
             "--json",
             s(&t.path("out.json")),
         ]);
-        assert_fails(&out, 3, &needles);
+        assert_exit(&out, 3, &needles);
         assert_no_output(&t, "out.json", None);
     }
     // not UTF-8
     let f = t.write("binary.toml", [0xffu8, 0xfe, 0x00, 0x80]);
-    assert_fails(
+    assert_exit(
         &spb(&["run", s(&f)]),
         3,
         &["binary.toml", "expected a scenario TOML file"],
@@ -556,7 +550,7 @@ fn bad_command_line_values_exit_2() {
         if matches!(a[0], "run" | "replay") {
             a.extend(["--json", s(&json)]);
         }
-        assert_fails(&spb(&a), 2, what);
+        assert_exit(&spb(&a), 2, what);
         assert_no_output(&t, "out.json", Some("previous"));
     }
 }
@@ -608,7 +602,7 @@ fn bad_zoneinfo_and_kpageflags_are_bad_input() {
             "--json",
             s(&json),
         ]);
-        assert_fails(&out, 3, what);
+        assert_exit(&out, 3, what);
         assert_no_output(&t, "out.json", None);
     }
     // kpageflags for the 8 GiB zoneinfo: one 8-byte entry per pfn up to 0x280000 (zstd, zeros)
@@ -661,12 +655,12 @@ fn bad_zoneinfo_and_kpageflags_are_bad_input() {
             "--json",
             s(&json),
         ]);
-        assert_fails(&out, 3, what);
+        assert_exit(&out, 3, what);
         assert_no_output(&t, "out.json", None);
     }
     // a kpageflags dump needs the zoneinfo
     let k = t.write("kpageflags", vec![0u8; 64]);
-    assert_fails(
+    assert_exit(
         &spb(&["replay", s(&trace), "--kpageflags", s(&k)]),
         3,
         &["kpageflags", "needs the machine's zoneinfo (--zoneinfo)"],
@@ -721,7 +715,7 @@ fn missing_input_files_exit_4_naming_the_path() {
         if a[0] != "sweep" {
             a.extend(["--json", s(&json)]);
         }
-        assert_fails(&spb(&a), 4, &what);
+        assert_exit(&spb(&a), 4, &what);
         assert_no_output(&t, "out.json", None);
     }
 }
@@ -807,7 +801,7 @@ fn unwritable_outputs_exit_4_without_partial_files() {
     ];
     for (a, what) in cases {
         let start = std::time::Instant::now();
-        assert_fails(&spb(&a), 4, &[&what]);
+        assert_exit(&spb(&a), 4, &[&what]);
         assert!(
             start.elapsed().as_secs() < 30,
             "the output path is checked before the work: {a:?}"
