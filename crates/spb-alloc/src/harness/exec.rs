@@ -168,6 +168,23 @@ impl Harness {
         })
     }
 
+    /// Count a rejected call; a rejection must leave the allocator as it was (checked with the
+    /// state digest taken `before` it, where the machine is small enough to digest).
+    fn rejected_unchanged(
+        &mut self,
+        before: Option<u64>,
+        call: impl FnOnce() -> String,
+    ) -> Result<(), String> {
+        self.c.rejected += 1;
+        if before.is_some_and(|d| d != digest(&self.a)) {
+            return self.fail(format!(
+                "{} was rejected but changed the allocator state",
+                call()
+            ));
+        }
+        Ok(())
+    }
+
     pub(crate) fn fail<T>(&self, msg: String) -> Result<T, String> {
         if self.strict {
             panic!("{msg}");
@@ -543,12 +560,7 @@ impl Harness {
                 self.c.frees += 1;
             }
             (Err(_), false) => {
-                self.c.rejected += 1;
-                if before.is_some_and(|d| d != digest(&self.a)) {
-                    return self.fail(format!(
-                        "free({p:#x}, order {o}) was rejected but changed the allocator state"
-                    ));
-                }
+                self.rejected_unchanged(before, || format!("free({p:#x}, order {o})"))?
             }
             (r, _) => {
                 return self.fail(format!(
@@ -577,12 +589,7 @@ impl Harness {
                 self.c.splits += 1;
             }
             (Err(_), false) => {
-                self.c.rejected += 1;
-                if before.is_some_and(|d| d != digest(&self.a)) {
-                    return self.fail(format!(
-                        "split({p:#x}, {o}, {no}) was rejected but changed the allocator state"
-                    ));
-                }
+                self.rejected_unchanged(before, || format!("split({p:#x}, {o}, {no})"))?
             }
             (r, _) => {
                 return self.fail(format!(

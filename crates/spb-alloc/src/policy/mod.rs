@@ -103,29 +103,12 @@ impl PolicyConfig {
     }
     /// A display name: the policy, plus `-off:` and the switches turned off.
     pub fn label(&self) -> String {
-        let mut s = String::from(self.kind.name());
+        // the run spec's text (spec.rs); switch sets are only named for spb
         if self.kind == PolicyKind::Spb {
-            let def = SpbSwitches::all_on();
-            let off: Vec<&str> = SpbSwitch::ALL
-                .iter()
-                .filter(|w| !self.spb.on(**w) && def.on(**w))
-                .map(|w| w.name())
-                .collect();
-            let on: Vec<&str> = SpbSwitch::ALL
-                .iter()
-                .filter(|w| self.spb.on(**w) && !def.on(**w))
-                .map(|w| w.name())
-                .collect();
-            if !off.is_empty() {
-                s.push_str("-off:");
-                s.push_str(&off.join(","));
-            }
-            if !on.is_empty() {
-                s.push_str("-on:");
-                s.push_str(&on.join(","));
-            }
+            alloc::string::ToString::to_string(self)
+        } else {
+            String::from(self.kind.name())
         }
-        s
     }
 }
 

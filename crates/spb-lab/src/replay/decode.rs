@@ -502,9 +502,6 @@ impl<'a> Decoder<'a> {
         let path_s = reader.path().display().to_string();
         loop {
             let line_no = reader.line_no() + 1;
-            if self.ops.len() + self.buf.len() >= self.max_ops {
-                return Err(self.too_many_ops(&path_s, Some(line_no)));
-            }
             let raw = match reader.next_line() {
                 Ok(Some(l)) => l,
                 Ok(None) => break,
@@ -696,6 +693,10 @@ impl<'a> Decoder<'a> {
     }
 
     fn enqueue(&mut self, p: Pending) -> Result<(), ReplayError> {
+        // the op log's bound, for every source (text and .dat) in one place
+        if self.ops.len() + self.buf.len() >= self.max_ops {
+            return Err(self.too_many_ops(&self.path, Some(p.line_no)));
+        }
         let ts = p.ts_ns;
         // stable insertion from the back (the buffer is nearly sorted)
         let mut i = self.buf.len();
