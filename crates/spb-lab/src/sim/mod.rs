@@ -271,7 +271,7 @@ impl Sim {
 
     /// Allocate one object of slab cache `c` for the caller mask `gfp`: a partial slab first,
     /// else a new slab page the way SLUB asks for it.
-    pub fn kobj_alloc(&mut self, c: u16, gfp: Gfp, cpu: u16) -> Option<slab::SlabRef> {
+    pub fn kobj_alloc(&mut self, c: u16, gfp: Gfp, cpu: u16) -> Option<world::slab::SlabRef> {
         if let Some(s) = self.w.slab_take_room(c) {
             return Some(s);
         }
