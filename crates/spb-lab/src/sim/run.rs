@@ -259,11 +259,11 @@ pub fn run_scenario(
         extra.insert(
             "spb_walk".into(),
             serde_json::json!({
-                "walks": w.walks,
+                "walks": w.walks(),
                 "mean_spbs_visited": w.mean(),
                 "median_bucket": [lo, if hi == u64::MAX { serde_json::Value::Null } else { hi.into() }],
                 "bucket_bounds": spb_alloc::vmstat::WalkHistogram::BOUNDS,
-                "buckets": w.buckets,
+                "buckets": w.buckets(),
             }),
         );
     }
