@@ -24,6 +24,16 @@ use crate::scenario::Scenario;
 /// Time allocator calls (set SPB_LAB_PROFILE at build time; off in normal builds).
 pub const PROFILE: bool = option_env!("SPB_LAB_PROFILE").is_some();
 
+/// The start time of a profiled allocator call (None unless [`PROFILE`]).
+#[inline(always)]
+pub fn prof_start() -> Option<std::time::Instant> {
+    if PROFILE {
+        Some(std::time::Instant::now())
+    } else {
+        None
+    }
+}
+
 /// Counters of the simulator.
 #[derive(Clone, Debug, Default)]
 pub struct SimStats {
@@ -187,11 +197,7 @@ impl<'a> Ctx<'a> {
             cookie: id,
             trylock: false,
         };
-        let t0 = if PROFILE {
-            Some(std::time::Instant::now())
-        } else {
-            None
-        };
+        let t0 = prof_start();
         let r = self.a.alloc(req, &mut *self.w);
         if let Some(t0) = t0 {
             self.st.prof_alloc_ns += t0.elapsed().as_nanos() as u64;

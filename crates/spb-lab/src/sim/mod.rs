@@ -243,11 +243,7 @@ impl Sim {
             return;
         }
         let mut p = std::mem::take(&mut self.w.pending);
-        let t0 = if PROFILE {
-            Some(std::time::Instant::now())
-        } else {
-            None
-        };
+        let t0 = ctx::prof_start();
         for &(pfn, order, cpu) in &p {
             self.st.events += 1;
             if let Err(e) = self.a.free(pfn, order, cpu % self.cpus) {
@@ -268,11 +264,7 @@ impl Sim {
         while self.next_bg <= t {
             let bt = self.next_bg;
             self.st.bg_calls += 1;
-            let t0 = if PROFILE {
-                Some(std::time::Instant::now())
-            } else {
-                None
-            };
+            let t0 = ctx::prof_start();
             self.a.background(bt, &mut self.w);
             if let Some(t0) = t0 {
                 self.st.prof_bg_ns += t0.elapsed().as_nanos() as u64;
@@ -285,11 +277,7 @@ impl Sim {
     fn kick_background(&mut self) {
         if self.a.pending().kswapd.is_some() || self.a.pending().kcompactd.is_some() {
             self.st.bg_calls += 1;
-            let t0 = if PROFILE {
-                Some(std::time::Instant::now())
-            } else {
-                None
-            };
+            let t0 = ctx::prof_start();
             self.a.background(self.now, &mut self.w);
             if let Some(t0) = t0 {
                 self.st.prof_bg_ns += t0.elapsed().as_nanos() as u64;

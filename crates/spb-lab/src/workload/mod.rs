@@ -10,6 +10,11 @@
 //! - [`kernel`]: slab populations (dentry/inode caches growing and shrinking, kmalloc churn),
 //!   network flows (GFP_ATOMIC skb data, order-3 page-fragment refills falling back to order
 //!   0), and 1 GiB hugetlb requests.
+//!
+//! Each workload is a component: its run-time state implements [`Component`] and works only
+//! through the narrow [`Ctx`] the simulator lends it for each call (allocation helpers, the
+//! world, its own events and random stream, the counters). [`build`] makes the component of a
+//! scenario entry; nothing here names the simulator.
 
 pub mod files;
 pub mod kernel;

@@ -88,9 +88,7 @@ mod tests {
     use super::super::HKind;
     use super::*;
 
-    fn world() -> World {
-        World::new(vec![(0, 1 << 20), (1 << 20, 1 << 22)], 1, false)
-    }
+    use super::super::test_world as world;
 
     #[test]
     fn migration_moves_refuses_pinned_and_drops_clean_cache_in_contig_mode() {

@@ -139,3 +139,9 @@ impl World {
         0
     }
 }
+
+/// A world of two zones (pfns [0, 1 Mi) and [1 Mi, 4 Mi)), one CPU, no swap: for the unit tests.
+#[cfg(test)]
+fn test_world() -> World {
+    World::new(vec![(0, 1 << 20), (1 << 20, 1 << 22)], 1, false)
+}

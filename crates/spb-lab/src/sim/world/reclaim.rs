@@ -171,9 +171,7 @@ mod tests {
     use super::super::HKind;
     use super::*;
 
-    fn world() -> World {
-        World::new(vec![(0, 1 << 20), (1 << 20, 1 << 22)], 1, false)
-    }
+    use super::super::test_world as world;
 
     #[test]
     fn eviction_takes_the_oldest_files_and_writes_back_dirty_ones() {

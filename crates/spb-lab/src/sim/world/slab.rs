@@ -378,9 +378,7 @@ mod tests {
     use super::*;
     use crate::sim::slab::cache_id;
 
-    fn world() -> World {
-        World::new(vec![(0, 1 << 20), (1 << 20, 1 << 22)], 1, false)
-    }
+    use super::super::test_world as world;
 
     fn new_slab(w: &mut World, c: u16, pfn: u64, order: u8) -> SlabRef {
         let id = w.new_obj();
