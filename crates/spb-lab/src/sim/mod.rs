@@ -203,38 +203,29 @@ impl Sim {
         (cx, comps)
     }
 
+    /// The context of component `ci` (its rng and active window) and the component.
+    fn comp_ctx(&mut self, ci: u16) -> (Ctx<'_>, &mut dyn Component) {
+        let (mut cx, comps) = self.split();
+        let c = &mut comps[ci as usize];
+        cx.rng = &mut c.rng;
+        (cx.comp, cx.start, cx.stop) = (ci, c.start, c.stop);
+        (cx, &mut *c.rt)
+    }
+
     /// Run one component event (its start, or one of its own events).
     fn dispatch(&mut self, ev: Ev) {
-        let (mut cx, comps) = self.split();
-        let c = &mut comps[ev.comp as usize];
-        cx.rng = &mut c.rng;
-        (cx.comp, cx.start, cx.stop) = (ev.comp, c.start, c.stop);
+        let (mut cx, c) = self.comp_ctx(ev.comp);
         if ev.op == op::START {
-            c.rt.start(&mut cx);
+            c.start(&mut cx);
         } else {
-            c.rt.handle(&mut cx, ev);
+            c.handle(&mut cx, ev);
         }
     }
 
     /// A holder of component `comp` was killed by the OOM killer.
     fn on_killed(&mut self, comp: u16, h: u32, flags: u8) {
-        let (mut cx, comps) = self.split();
-        let c = &mut comps[comp as usize];
-        cx.rng = &mut c.rng;
-        (cx.comp, cx.start, cx.stop) = (comp, c.start, c.stop);
-        c.rt.killed(&mut cx, h, flags);
-    }
-
-    /// The THP order (the pageblock order).
-    #[inline]
-    pub fn thp_order(&self) -> u8 {
-        self.geo.pageblock_order
-    }
-
-    /// Pages of one THP.
-    #[inline]
-    pub fn thp_pages(&self) -> u32 {
-        1 << self.geo.pageblock_order
+        let (mut cx, c) = self.comp_ctx(comp);
+        c.killed(&mut cx, h, flags);
     }
 
     /// Free the blocks the world queued, through the allocator's normal free path.

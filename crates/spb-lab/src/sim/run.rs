@@ -131,7 +131,7 @@ impl Sim {
             .collect();
         let w = &self.w;
         let kp = |k: u8| w.kind_pages[k as usize];
-        let tp = 1u64 << self.thp_order();
+        let tp = 1u64 << self.geo.pageblock_order;
         let add = |m: &mut BTreeMap<String, u64>, k: &str, v: u64| {
             m.insert(k.to_string(), v);
         };

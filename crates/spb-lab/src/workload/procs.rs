@@ -228,21 +228,14 @@ impl ProcsRt {
         threads: u32,
         parent: Option<u32>,
     ) -> bool {
-        let kobjs = std::mem::take(&mut self.kobjs);
-        let mut ok = true;
-        'k: for &(c, n, per_thread) in &kobjs {
+        for &(c, n, per_thread) in &self.kobjs {
             let n = if per_thread { n * threads as f64 } else { n };
             let n = cx.rng.round(n);
             for _ in 0..n {
                 if !cx.kobj_for(h, gen, c, Gfp::KERNEL, cpu) {
-                    ok = false;
-                    break 'k;
+                    return false;
                 }
             }
-        }
-        self.kobjs = kobjs;
-        if !ok {
-            return false;
         }
         for _ in 0..threads {
             if cx.w.take_cached_stack(cpu, h) {
@@ -462,7 +455,7 @@ impl ProcsRt {
     /// munmap everything (the anonymous memory and its PTE pages).
     fn unmap_all(cx: &mut Ctx, h: u32) {
         let cpu = cx.w.holders[h as usize].cpu;
-        Self::unpin_all(cx, h);
+        cx.w.unpin_all(h);
         while let Some(&id) = cx.w.holders[h as usize].pages.last() {
             cx.w.free_page(id, cpu);
         }
@@ -531,22 +524,9 @@ impl ProcsRt {
         }
     }
 
-    fn unpin_all(cx: &mut Ctx, h: u32) {
-        let refs = std::mem::take(&mut cx.w.holders[h as usize].refs);
-        for &id in &refs {
-            let o = &mut cx.w.objs[id as usize];
-            if o.holder == h {
-                o.flags &= !flag::PINNED;
-            }
-        }
-        let mut refs = refs;
-        refs.clear();
-        cx.w.holders[h as usize].refs = refs;
-    }
-
     /// Unpin the current pins and pin a new random share of the resident set.
     fn repin(&mut self, cx: &mut Ctx, h: u32, gen: u32) {
-        Self::unpin_all(cx, h);
+        cx.w.unpin_all(h);
         let (share, pin_ns) = {
             let rt = &*self;
             (rt.cfg.pin, rt.pin_ns)

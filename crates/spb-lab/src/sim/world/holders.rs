@@ -258,7 +258,12 @@ impl World {
                 i += 1;
             }
         }
-        // unpin
+        self.unpin_all(h);
+        self.free_holder(h, cpu);
+    }
+
+    /// Drop every pin process `h` holds (its `refs`); pages it no longer holds are left alone.
+    pub fn unpin_all(&mut self, h: u32) {
         let refs = std::mem::take(&mut self.holders[h as usize].refs);
         for &id in &refs {
             let o = &mut self.objs[id as usize];
@@ -269,7 +274,6 @@ impl World {
         let mut refs = refs;
         refs.clear();
         self.holders[h as usize].refs = refs;
-        self.free_holder(h, cpu);
     }
 
     /// Take a cached kernel stack (4 pages) for `cpu` into holder `h`.
