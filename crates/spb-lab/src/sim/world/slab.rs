@@ -56,6 +56,10 @@ pub const CHURN_BATCH: usize = 32;
 /// of lead cover a memory access.
 const TAKE_AHEAD: usize = 4;
 
+/// How many objects ahead [`World::shrink_slab`] starts loading the slab of the object it
+/// will free (one free is a few hundred instructions: a few of them cover a memory access).
+const SHRINK_AHEAD: usize = 8;
+
 /// Start loading the cache line of `p` (no effect on results; a hint that lets the next
 /// random accesses into arrays of millions of slabs and objects overlap their misses).
 #[inline(always)]
@@ -469,6 +473,12 @@ impl World {
             self.caches[c].shrink_debt = (debt - n as f64).max(0.0).min(len as f64);
             self.st.slabs_scanned += n;
             for _ in 0..n {
+                // start loading the slab of an object a few places behind this one (the
+                // shrinker frees oldest first, so it is popped a few steps from now)
+                let cache = &self.caches[c];
+                if let Some(&ra) = cache.lru_q.get(SHRINK_AHEAD) {
+                    prefetch(&cache.slots[unref(ra).1 as usize]);
+                }
                 if self.slab_shrink_one(c as u16, cpu) {
                     freed += 1;
                 }
