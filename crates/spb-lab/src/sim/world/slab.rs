@@ -666,4 +666,135 @@ mod tests {
         assert_eq!(freed, 19);
         assert_eq!(w.caches[c as usize].objects, 2, "the objects in use stay");
     }
+
+    /// A world with one population (holder) of `c` objects spread over many slabs at
+    /// scattered pfns, some in use (the holder's `kobjs`), some unused on the cache's LRU; the
+    /// same for the same `seed`.
+    fn populated(c: u16, seed: u64) -> (World, u32) {
+        use super::super::HKind;
+        let mut w = world();
+        let h = w.new_holder(HKind::Pool, 0, 0);
+        let mut rng = crate::sim::rng::Rng::stream(seed, "populate");
+        let cap = w.caches[c as usize].spec.objs(0) as u64;
+        for k in 0..400u64 {
+            // pfns spread over both zones, not sorted
+            let pfn = (k * 7919 + rng.below(64)) % (3 << 20) + 4096;
+            let first = new_slab(&mut w, c, pfn, 0);
+            let mut refs = vec![first];
+            for _ in 1..1 + rng.below(cap) {
+                match w.slab_take_room(c) {
+                    Some(r) => refs.push(r),
+                    None => break,
+                }
+            }
+            for r in refs {
+                if w.caches[c as usize].spec.reclaimable && rng.chance(0.4) {
+                    w.slab_to_lru(r);
+                } else {
+                    w.holders[h as usize].kobjs.push(r);
+                }
+            }
+        }
+        (w, h)
+    }
+
+    /// Everything the slab operations change, for comparing two worlds.
+    fn slab_state(w: &World, c: u16, h: u32) -> impl PartialEq + std::fmt::Debug {
+        let cache = &w.caches[c as usize];
+        (
+            w.holders[h as usize].kobjs.clone(),
+            cache.lru_q.clone(),
+            cache.slots.clone(),
+            cache.partial.clone(),
+            cache.free_slots.clone(),
+            (cache.empty, cache.objects, cache.pages, cache.slabs_freed),
+            w.pending.clone(),
+            w.freeable_slab_zone,
+            (w.st.slab_objects_shrunk, w.st.slabs_scanned),
+        )
+    }
+
+    #[test]
+    fn slab_churn_matches_one_at_a_time() {
+        for (name, seed) in [("dentry", 1u64), ("dentry", 2), ("kmalloc-192", 3)] {
+            let c = cache_id(name);
+            let (mut a, h) = populated(c, seed);
+            let (mut b, _) = populated(c, seed);
+            let mut ra = crate::sim::rng::Rng::stream(seed, "churn");
+            let mut rb = crate::sim::rng::Rng::stream(seed, "churn");
+            let lru = a.caches[c as usize].lru_q.len() as u64;
+            // several ticks, one of them asking for more than is there (stops early)
+            for (k, cached) in [(37u64, lru / 2), (500, lru / 3), (100_000, lru)] {
+                // the loop slab_churn replaces, step by step
+                let mut ca = cached.min(a.caches[c as usize].lru_q.len() as u64);
+                for _ in 0..k {
+                    let used = a.holders[h as usize].kobjs.len() as u64;
+                    if used + ca == 0 {
+                        break;
+                    }
+                    if ra.below(used + ca) < used {
+                        let i = ra.below(used) as usize;
+                        let sid = a.holders[h as usize].kobjs.swap_remove(i);
+                        a.slab_put(sid, 0);
+                    } else if let Some(sid) = a.slab_from_lru(c) {
+                        a.slab_put(sid, 0);
+                        ca -= 1;
+                    } else {
+                        ca = 0;
+                    }
+                }
+                let cb = cached.min(b.caches[c as usize].lru_q.len() as u64);
+                let cb = b.slab_churn(h, c, k, cb, &mut rb, 0);
+                assert_eq!(ca, cb, "{name} seed {seed} k {k}: cached");
+                assert_eq!(
+                    slab_state(&a, c, h),
+                    slab_state(&b, c, h),
+                    "{name} seed {seed} k {k}"
+                );
+                assert_eq!(ra.u64(), rb.u64(), "same number of draws");
+            }
+            assert!(!a.pending.is_empty(), "the test frees slab pages");
+        }
+    }
+
+    #[test]
+    fn shrink_range_matches_pop_push_scan() {
+        let c = cache_id("dentry");
+        for (seed, lo, hi, scan) in [
+            (1u64, 0u64, 1u64 << 20, 700u64),
+            (2, 1 << 20, 3 << 20, 5000),
+            (3, 0, 0, 300),
+            (4, 4096, 1 << 22, 1_000_000),
+        ] {
+            let (mut a, h) = populated(c, seed);
+            let (mut b, _) = populated(c, seed);
+            // the object-by-object scan shrink_range replaces
+            let mut left = scan;
+            let mut fa = 0;
+            for ci in 0..a.caches.len() {
+                if !a.caches[ci].spec.reclaimable {
+                    continue;
+                }
+                let len = a.caches[ci].lru_q.len();
+                let mut i = 0;
+                while i < len && left > 0 {
+                    left -= 1;
+                    i += 1;
+                    let sid = a.caches[ci].lru_q.pop_front().unwrap();
+                    let p = a.slab_pfn(sid);
+                    if p >= lo && p < hi {
+                        a.caches[ci].lru_q.push_front(sid);
+                        a.slab_shrink_one(ci as u16, 0);
+                        fa += 1;
+                    } else {
+                        a.caches[ci].lru_q.push_back(sid);
+                    }
+                }
+                a.st.slabs_scanned += i as u64;
+            }
+            let fb = b.shrink_range(lo, hi, scan, 0);
+            assert_eq!(fa, fb, "seed {seed}: freed");
+            assert_eq!(slab_state(&a, c, h), slab_state(&b, c, h), "seed {seed}");
+        }
+    }
 }
