@@ -362,5 +362,6 @@ pub fn run_scenario(
         maps: acc.maps,
         extra,
         trace: None,
+        cost: None,
     })
 }
