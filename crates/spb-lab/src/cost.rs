@@ -312,6 +312,9 @@ pub struct CostReport {
     pub optional: BTreeMap<String, OptionalCost>,
     /// Atomic-class failures while the preferred zone had free pages above its min watermark.
     pub atomic_failures_above_min: u64,
+    /// Of which without `__GFP_NOWARN` (the caller has no fallback; the kernel would log a
+    /// "page allocation failure").
+    pub atomic_failures_above_min_warned: u64,
     pub probe: ProbeCost,
 }
 
@@ -359,6 +362,7 @@ impl ClassAcc {
 #[derive(Clone, Debug, Default)]
 pub struct CostAcc {
     classes: [ClassAcc; 5],
+    atomic_above_min_warned: u64,
     failures_by_kind: BTreeMap<String, u64>,
     optional: [OptionalCost; 5],
 }
@@ -379,6 +383,9 @@ impl CostAcc {
         if !ok {
             a.failures += 1;
             a.failures_above_min += c.failed_above_min as u64;
+            if class == ReqClass::Atomic && c.failed_above_min && !gfp.contains(Gfp::NOWARN) {
+                self.atomic_above_min_warned += 1;
+            }
         }
         class
     }
@@ -468,6 +475,7 @@ impl CostAcc {
             .collect();
         CostReport {
             atomic_failures_above_min: self.classes[ReqClass::Atomic as usize].failures_above_min,
+            atomic_failures_above_min_warned: self.atomic_above_min_warned,
             classes,
             background,
             failures_by_kind: self.failures_by_kind.clone(),
@@ -623,6 +631,7 @@ mod tests {
         let a = r.class("atomic");
         assert_eq!((a.requests, a.failures, a.failures_above_min), (1, 1, 1));
         assert_eq!(r.atomic_failures_above_min, 1);
+        assert_eq!(r.atomic_failures_above_min_warned, 1);
         let all = r.class("all");
         assert_eq!((all.requests, all.slow_path, all.failures), (102, 5, 2));
         assert_eq!(all.direct_slow.max, 262_144);

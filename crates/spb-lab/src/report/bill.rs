@@ -89,8 +89,13 @@ pub(crate) fn bill_rows(runs: &[&RunMetrics]) -> Vec<BillRow> {
     }
     row(
         "atomic failures, free > min".into(),
-        "Atomic requests that failed while their preferred zone's free pages were above its min watermark",
-        &|b| b.atomic_failures_above_min.to_string(),
+        "Atomic requests that failed while their preferred zone's free pages were above its min watermark; in parentheses those without __GFP_NOWARN",
+        &|b| {
+            format!(
+                "{} ({} warned)",
+                b.atomic_failures_above_min, b.atomic_failures_above_min_warned
+            )
+        },
     );
     row(
         "kswapd scanned / reclaimed per s".into(),
