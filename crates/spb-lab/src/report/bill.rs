@@ -42,7 +42,7 @@ pub(crate) fn bill_rows(runs: &[&RunMetrics]) -> Vec<BillRow> {
             help,
             cells: bills
                 .iter()
-                .map(|b| b.map(|b| f(b)).unwrap_or_default())
+                .map(|b| b.map(f).unwrap_or_default())
                 .collect(),
         });
     };
