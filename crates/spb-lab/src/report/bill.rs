@@ -40,10 +40,7 @@ pub(crate) fn bill_rows(runs: &[&RunMetrics]) -> Vec<BillRow> {
         rows.push(BillRow {
             label,
             help,
-            cells: bills
-                .iter()
-                .map(|b| b.map(f).unwrap_or_default())
-                .collect(),
+            cells: bills.iter().map(|b| b.map(f).unwrap_or_default()).collect(),
         });
     };
     // the classes any run saw, in the fixed class order, then all requests together
