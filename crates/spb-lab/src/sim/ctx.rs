@@ -62,6 +62,8 @@ pub struct SimStats {
     pub prof_alloc_ns: u64,
     pub prof_free_ns: u64,
     pub prof_bg_ns: u64,
+    /// The bill: direct work per request, failures by kind, optional requests' fallbacks.
+    pub bill: crate::cost::CostAcc,
 }
 
 impl SimStats {
@@ -202,6 +204,8 @@ impl<'a> Ctx<'a> {
         if let Some(t0) = t0 {
             self.st.prof_alloc_ns += t0.elapsed().as_nanos() as u64;
         }
+        let cost = self.a.take_request_cost();
+        self.st.bill.record(gfp, order, &cost, r.is_ok());
         match r {
             Ok(pfn) => {
                 self.w.fill_obj(id, pfn, order, k, h);
@@ -217,6 +221,7 @@ impl<'a> Ctx<'a> {
             Err(_) => {
                 self.w.release_obj(id);
                 self.st.note_failure(gfp, order);
+                self.st.bill.failed_kind(kind::NAMES[k as usize]);
                 None
             }
         }
@@ -235,17 +240,35 @@ impl<'a> Ctx<'a> {
         }
         let maxo = self.geo.max_order;
         let attempts = slab_attempts(mask, spec.order.min(maxo), spec.min_order().min(maxo));
+        // the failed high-order try, linked to its fallback's outcome
+        let mut link = None;
         for (i, &(order, g)) in attempts.iter().enumerate() {
             if i == 1 {
                 self.st.slab_alloc_fallbacks += 1;
+                // optional only when the first try was above the minimum order
+                let l = (attempts[0].0 > order).then(|| {
+                    self.st
+                        .bill
+                        .optional_failed(crate::cost::OptionalKind::SlabHighOrder)
+                });
                 // reclaim inside the first attempt may have made room
                 if let Some(s) = self.w.slab_take_room(c) {
+                    if let Some(l) = l {
+                        self.st.bill.fallback_done(l, true);
+                    }
                     return Some(s);
                 }
+                link = l;
             }
             if let Some(id) = self.alloc_for(NONE, 0, order, g, cpu, kind::SLAB, 0) {
+                if let Some(l) = link.take() {
+                    self.st.bill.fallback_done(l, true);
+                }
                 return Some(self.w.slab_new(c, id));
             }
+        }
+        if let Some(l) = link {
+            self.st.bill.fallback_done(l, false);
         }
         None
     }
@@ -269,8 +292,12 @@ impl<'a> Ctx<'a> {
         let id = self.w.new_obj();
         self.st.events += 1;
         self.w.contig_mode = true;
+        let migrated0 = self.a.pages_migrated();
         let r = self.a.alloc_contig(order, gfp, id, &mut *self.w);
         self.w.contig_mode = false;
+        // the bill: a contiguous request's direct work is the pages it migrated
+        let migrated = self.a.pages_migrated() - migrated0;
+        self.st.bill.record_contig(migrated, r.is_ok());
         match r {
             Ok(pfn) => {
                 self.w.fill_obj(id, pfn, order, k, NONE);
@@ -279,6 +306,7 @@ impl<'a> Ctx<'a> {
             Err(_) => {
                 self.w.release_obj(id);
                 self.st.note_failure(gfp, order);
+                self.st.bill.failed_kind(kind::NAMES[k as usize]);
                 None
             }
         }

@@ -271,6 +271,8 @@ pub fn run_scenario(
         .push(measure::spb_map(&sim.a, sim.end as f64 / 1e9));
     let (att, ok) = sim.thp_counts();
     let free_end = sim.a.free_pages();
+    // background work of the run (the probe runs none)
+    let bg = *sim.a.background_work();
     let pr = {
         let Sim { a, w, .. } = &mut sim;
         measure::probe(a, w)
@@ -362,5 +364,11 @@ pub fn run_scenario(
         maps: acc.maps,
         extra,
         trace: None,
+        cost: Some(sim.st.bill.report(
+            &bg,
+            sim.end as f64 / 1e9,
+            pr.allocatable,
+            pr.pages_migrated,
+        )),
     })
 }

@@ -213,10 +213,15 @@ impl PageCacheRt {
     fn add_folio(cx: &mut Ctx, h: u32, gen: u32, order: u8, cpu: u16, bh_cache: u16) -> u32 {
         let write = true;
         let mut o = order as i32;
+        // the first failed large folio, linked to the outcome of the orders below it
+        let mut link = None;
         while o >= 0 {
             let ou = o as u8;
             let gfp = if ou > 0 { GFP_WRITE_LARGE } else { GFP_WRITE0 };
             if let Some(id) = cx.alloc_for(NONE, 0, ou, gfp, cpu, kind::CACHE, 0) {
+                if let Some(l) = link.take() {
+                    cx.st.bill.fallback_done(l, true);
+                }
                 if !cx.w.alive(h, gen) {
                     cx.w.free_loose(id, cpu);
                     return 0;
@@ -251,12 +256,26 @@ impl PageCacheRt {
                 return n;
             }
             if !cx.w.alive(h, gen) {
+                // killed inside the allocation: no fallback is tried
+                if let Some(l) = link {
+                    cx.st.bill.fallback_done(l, false);
+                }
                 return 0;
             }
             if o > 0 {
                 cx.st.pagecache_folio_fallbacks += 1;
+                if link.is_none() {
+                    link = Some(
+                        cx.st
+                            .bill
+                            .optional_failed(crate::cost::OptionalKind::PagecacheFolio),
+                    );
+                }
             }
             o -= 1;
+        }
+        if let Some(l) = link {
+            cx.st.bill.fallback_done(l, false);
         }
         0
     }
@@ -371,8 +390,18 @@ impl PageCacheRt {
                 let mut got = Self::readahead_folio(cx, h, gen, oo, cpu);
                 if got == 0 && oo > 0 {
                     cx.st.pagecache_folio_fallbacks += 1;
+                    // a refused large readahead folio (not a killed reader), linked to its
+                    // order-0 fallback
+                    let link = cx.w.alive(h, gen).then(|| {
+                        cx.st
+                            .bill
+                            .optional_failed(crate::cost::OptionalKind::PagecacheFolio)
+                    });
                     o = 0;
                     got = Self::readahead_folio(cx, h, gen, 0, cpu);
+                    if let Some(l) = link {
+                        cx.st.bill.fallback_done(l, got > 0);
+                    }
                 }
                 if got == 0 {
                     break;

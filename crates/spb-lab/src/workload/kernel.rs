@@ -256,7 +256,19 @@ impl NetRt {
         let order = FRAG_ORDER.min(cx.geo.max_order);
         let id = match cx.alloc_for(NONE, 0, order, GFP_FRAG_HI, cpu, kind::FRAG, 0) {
             Some(id) => id,
-            None => cx.alloc_for(NONE, 0, 0, GFP_FRAG_LO, cpu, kind::FRAG, 0)?,
+            None => {
+                // the refused high-order refill, linked to its order-0 fallback
+                let link = (order > 0).then(|| {
+                    cx.st
+                        .bill
+                        .optional_failed(crate::cost::OptionalKind::SkbFragRefill)
+                });
+                let r = cx.alloc_for(NONE, 0, 0, GFP_FRAG_LO, cpu, kind::FRAG, 0);
+                if let Some(l) = link {
+                    cx.st.bill.fallback_done(l, r.is_some());
+                }
+                r?
+            }
         };
         let cap = 4096u32 << cx.w.objs[id as usize].order;
         if size > cap {

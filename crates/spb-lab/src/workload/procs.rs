@@ -393,6 +393,8 @@ impl ProcsRt {
             if mapped >= target {
                 break;
             }
+            // a failed THP fault, linked to its fallback (the base page of this fault)
+            let mut link = None;
             if let Some((g1, g2)) = thp {
                 if fallback == 0 && target - mapped >= tp {
                     let mut got = cx
@@ -417,6 +419,11 @@ impl ProcsRt {
                     }
                     cx.st.thp_fault_fallback += 1;
                     cx.w.holders[h as usize].fallback = tp;
+                    link = Some(
+                        cx.st
+                            .bill
+                            .optional_failed(crate::cost::OptionalKind::ThpFault),
+                    );
                 }
             }
             // the PTE page covering this fault
@@ -426,6 +433,9 @@ impl ProcsRt {
                     .alloc_for(h, gen, 0, GFP_PGTABLE, cpu, kind::PTE, flag::DIRTY)
                     .is_none()
                 {
+                    if let Some(l) = link {
+                        cx.st.bill.fallback_done(l, false);
+                    }
                     if cx.w.alive(h, gen) {
                         cx.st.mmap_enomem += 1;
                     }
@@ -438,7 +448,11 @@ impl ProcsRt {
             } else {
                 GFP_ANON
             };
-            if cx.alloc_for(h, gen, 0, gfp, cpu, kind::ANON, 0).is_none() {
+            let ok = cx.alloc_for(h, gen, 0, gfp, cpu, kind::ANON, 0).is_some();
+            if let Some(l) = link {
+                cx.st.bill.fallback_done(l, ok);
+            }
+            if !ok {
                 if cx.w.alive(h, gen) {
                     cx.st.mmap_enomem += 1;
                 }
