@@ -92,7 +92,7 @@ pub fn parse_policies(
     };
     for s in spb_off.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
         let w = spec::parse_switch(s).map_err(|e| CliError::Usage(format!("--spb-off: {e}")))?;
-        for p in out.iter_mut().filter(|p| p.kind == PolicyKind::Spb) {
+        for p in out.iter_mut().filter(|p| p.kind.has_switches()) {
             p.spb.set(w, false);
         }
     }
