@@ -105,4 +105,8 @@ impl SpbSwitches {
         self.set(w, false);
         self
     }
+    pub fn with(mut self, w: SpbSwitch) -> Self {
+        self.set(w, true);
+        self
+    }
 }
