@@ -122,6 +122,12 @@ pub struct Allocator {
     pub(crate) has_dma32: bool,
     /// The per-CPU hit's zone and type by gfp bits (see [`crate::fastpath`]).
     pub(crate) hit_routes: [crate::fastpath::HitRoute; 32],
+    /// Direct work of the slow-path entries since the embedder last took it (the bill).
+    pub(crate) req_cost: crate::cost::RequestCost,
+    /// Background work by worker since the start (the bill).
+    pub(crate) bg_work: crate::cost::BackgroundWork,
+    /// Pages freed by reclaim a policy asked for through `policy::Core::reclaim`.
+    pub(crate) policy_reclaimed: u64,
 }
 
 impl Allocator {
@@ -165,6 +171,9 @@ impl Allocator {
             preferred_by_kind: [None; 4],
             has_dma32: false,
             hit_routes: [crate::fastpath::HitRoute::NONE; 32],
+            req_cost: crate::cost::RequestCost::default(),
+            bg_work: crate::cost::BackgroundWork::default(),
+            policy_reclaimed: 0,
         };
         a.refresh_zone_tables();
         a.cfg.nr_cpus = nr_cpus;
@@ -212,6 +221,21 @@ impl Allocator {
     /// The policy (read-only: its name and inspection of its state).
     pub fn policy(&self) -> &Policy {
         &self.policy
+    }
+    /// The direct work done in callers' context (slow-path entries of [`Allocator::alloc`])
+    /// since the last call, and reset it. Taken after each request, it is that request's
+    /// direct work; all zero when the request was served on the fast path.
+    pub fn take_request_cost(&mut self) -> crate::cost::RequestCost {
+        core::mem::take(&mut self.req_cost)
+    }
+    /// Background work by worker since the allocator was built.
+    pub fn background_work(&self) -> &crate::cost::BackgroundWork {
+        &self.bg_work
+    }
+    /// The counters a cost is a delta of, now.
+    #[inline]
+    pub(crate) fn work_snap(&self) -> crate::cost::WorkSnap {
+        crate::cost::WorkSnap::take(&self.vm, self.pages_migrated, self.policy_reclaimed)
     }
 
     /// Index of the zone holding `pfn`.
@@ -290,12 +314,41 @@ impl Allocator {
         let r = if let Some(p) = self.get_page_from_freelist(req, flags, preferred, highest) {
             Ok(p)
         } else if req.trylock {
+            self.note_failure_above_min(preferred);
             Err(err(AllocErrorKind::NoMemory))
         } else {
-            self.slowpath(req, preferred, highest, env)
+            self.slowpath_measured(req, preferred, highest, env)
         };
         self.after_op(env);
         r
+    }
+
+    /// The slow path with its direct work added to [`Allocator::take_request_cost`]'s total.
+    #[inline(never)]
+    fn slowpath_measured(
+        &mut self,
+        req: AllocRequest,
+        preferred: ZoneId,
+        highest: usize,
+        env: &mut dyn Env,
+    ) -> Result<Pfn, AllocError> {
+        let before = self.work_snap();
+        let r = self.slowpath(req, preferred, highest, env);
+        let d = before.since(&self.work_snap());
+        self.req_cost.add_entry(&d);
+        if r.is_err() {
+            self.note_failure_above_min(preferred);
+        }
+        r
+    }
+
+    /// A request failed: note whether its preferred zone's free pages were above the zone's
+    /// min watermark at this moment.
+    fn note_failure_above_min(&mut self, preferred: ZoneId) {
+        let z = &self.zones[preferred];
+        if z.free_pages > z.wmark[crate::zone::WMARK_MIN] {
+            self.req_cost.failed_above_min = true;
+        }
     }
 
     #[inline(always)]
@@ -1054,7 +1107,8 @@ impl crate::policy::Core for Allocator {
         let mut out = core::mem::take(&mut self.freed_scratch);
         out.clear();
         env.reclaim(req, &mut out);
-        self.free_blocks(&out);
+        let (pages, _) = self.free_blocks(&out);
+        self.policy_reclaimed += pages;
         self.freed_scratch = out;
     }
 }

@@ -82,9 +82,15 @@ impl Allocator {
     /// Run pending background work up to virtual time `now_ns`.
     pub fn background(&mut self, now_ns: u64, env: &mut dyn Env) {
         self.now_ns = self.now_ns.max(now_ns);
+        // the bill: each worker's work is the counters' delta around it
         if let Some(order) = self.pending.kswapd.take() {
+            let s = self.work_snap();
             self.run_kswapd(order, env);
+            self.bg_work.kswapd_runs += 1;
+            let d = s.since(&self.work_snap());
+            self.bg_work.add_kswapd(&d);
         }
+        let s = self.work_snap();
         if let Some(order) = self.pending.kcompactd.take() {
             self.run_kcompactd(order, env);
         }
@@ -106,7 +112,12 @@ impl Allocator {
                     self.now_ns + (PROACTIVE_INTERVAL_NS << 6) - PROACTIVE_INTERVAL_NS;
             }
         }
+        let d = s.since(&self.work_snap());
+        self.bg_work.add_kcompactd(&d);
+        let s = self.work_snap();
         crate::policy::Policy::background(self, env);
+        let d = s.since(&self.work_snap());
+        self.bg_work.add_policy(&d);
     }
 
     fn run_kswapd(&mut self, order: u8, env: &mut dyn Env) {

@@ -78,13 +78,29 @@ pub enum Event {
 /// A bounded log of events (oldest dropped first), off unless enabled.
 #[derive(Clone, Debug, Default)]
 pub struct EventLog {
-    pub enabled: bool,
-    pub capacity: usize,
-    pub events: VecDeque<Event>,
-    pub dropped: u64,
+    pub(crate) enabled: bool,
+    pub(crate) capacity: usize,
+    pub(crate) events: VecDeque<Event>,
+    pub(crate) dropped: u64,
 }
 
 impl EventLog {
+    /// Whether events are recorded.
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+    /// Events kept at most (the oldest are dropped beyond).
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+    /// The events kept, oldest first.
+    pub fn events(&self) -> &VecDeque<Event> {
+        &self.events
+    }
+    /// Events dropped because the log was full.
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
     #[inline]
     pub fn push(&mut self, e: Event) {
         if !self.enabled {

@@ -219,8 +219,8 @@ impl SpbMeta {
 /// (category, fullness) pair. Heads are SPB indices.
 #[derive(Clone, Debug)]
 pub struct SpbLists {
-    pub heads: [[u32; NR_FULLNESS]; NR_CATEGORIES],
-    pub counts: [[u32; NR_FULLNESS]; NR_CATEGORIES],
+    pub(crate) heads: [[u32; NR_FULLNESS]; NR_CATEGORIES],
+    pub(crate) counts: [[u32; NR_FULLNESS]; NR_CATEGORIES],
 }
 
 impl Default for SpbLists {

@@ -34,3 +34,19 @@ pub fn zone_private_state(z: &Zone) -> String {
         z.free_pages_blocks, z.boosted, z.below_high, z.compact, z.cat_changes, z.areas
     )
 }
+
+/// A policy context over `vm` and `ev` (zone 0, time 0, boosting off), to call a policy hook
+/// directly on a zone from [`zones_mut`].
+pub fn policy_ctx<'a>(
+    vm: &'a mut crate::vmstat::VmStat,
+    ev: &'a mut crate::event::EventLog,
+) -> crate::policy::Ctx<'a> {
+    crate::policy::Ctx {
+        vm,
+        ev,
+        boost_factor: 0,
+        no_boost: true,
+        zone_id: 0,
+        now_ns: 0,
+    }
+}

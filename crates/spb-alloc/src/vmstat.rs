@@ -78,7 +78,7 @@ vm_items! {
 /// The counters.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VmStat {
-    pub v: [u64; NR_VM_ITEMS],
+    pub(crate) v: [u64; NR_VM_ITEMS],
 }
 
 impl Default for VmStat {
@@ -112,12 +112,24 @@ impl VmStat {
 /// [50,100), [100,inf) (the buckets of the series' spb_alloc_walk measurements).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct WalkHistogram {
-    pub buckets: [u64; 6],
-    pub total_visits: u64,
-    pub walks: u64,
+    pub(crate) buckets: [u64; 6],
+    pub(crate) total_visits: u64,
+    pub(crate) walks: u64,
 }
 
 impl WalkHistogram {
+    /// Walks per bucket (bounds [`Self::BOUNDS`]).
+    pub fn buckets(&self) -> [u64; 6] {
+        self.buckets
+    }
+    /// SPBs visited over all walks.
+    pub fn total_visits(&self) -> u64 {
+        self.total_visits
+    }
+    /// Walks recorded.
+    pub fn walks(&self) -> u64 {
+        self.walks
+    }
     pub const BOUNDS: [u64; 6] = [0, 5, 10, 20, 50, 100];
     pub fn record(&mut self, visited: u64) {
         let b = Self::BOUNDS

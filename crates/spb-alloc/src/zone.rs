@@ -37,11 +37,11 @@ pub const WMARK_PROMO: usize = 3;
 /// Compaction bookkeeping of a zone (cached scanner positions, deferral).
 #[derive(Clone, Debug, Default)]
 pub struct CompactState {
-    pub cached_migrate_pfn: Pfn,
-    pub cached_free_pfn: Pfn,
-    pub considered: u32,
-    pub defer_shift: u32,
-    pub order_failed: u8,
+    pub(crate) cached_migrate_pfn: Pfn,
+    pub(crate) cached_free_pfn: Pfn,
+    pub(crate) considered: u32,
+    pub(crate) defer_shift: u32,
+    pub(crate) order_failed: u8,
 }
 
 /// One zone.

@@ -158,7 +158,11 @@ fn state(a: &Allocator) -> Vec<(String, String)> {
             "spb".to_string(),
             format!(
                 "{:?} {:?} {:?} {:?} {:?}",
-                s.zones, s.excluded, s.work, s.walks, s.taint_causes
+                s.zones(),
+                s.excluded(),
+                s.work(),
+                s.walks(),
+                s.taint_causes()
             ),
         ));
     }

@@ -250,14 +250,7 @@ fn highatomic_reserve_and_unreserve() {
         let z = &mut test_support::zones_mut(&mut a)[zi];
         let mut vm = VmStat::default();
         let mut ev = spb_alloc::event::EventLog::default();
-        let mut ctx = spb_alloc::policy::Ctx {
-            vm: &mut vm,
-            ev: &mut ev,
-            boost_factor: 0,
-            no_boost: true,
-            zone_id: 0,
-            now_ns: 0,
-        };
+        let mut ctx = test_support::policy_ctx(&mut vm, &mut ev);
         released |=
             spb_alloc::policy::mainline::unreserve_highatomic(z, &mut ctx, Mt::Unmovable, true);
     }

@@ -221,7 +221,7 @@ fn bug_grow_zone_forgets_queued_spb_defrag() {
     );
     a.check().unwrap();
     assert!(
-        !a.policy().spb().unwrap().work.is_empty(),
+        !a.policy().spb().unwrap().work().is_empty(),
         "a defrag is queued"
     );
     a.grow_zone(0, PfnRange::new(5 * s + 28, 5 * s + 29))

@@ -424,7 +424,7 @@ fn deferred_evacuation_switch() {
         fill(&mut a, 0, true, |off| (120..128).contains(&off));
         a.alloc(AllocRequest::new(0, Gfp::KERNEL), &mut NoEnv)
             .unwrap();
-        let w = &a.policy().spb().unwrap().work;
+        let w = a.policy().spb().unwrap().work();
         assert_eq!(
             w.iter().any(|w| matches!(w, Work::EvacuateForOrder { .. })),
             queued,

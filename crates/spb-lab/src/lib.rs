@@ -1,5 +1,6 @@
 //! spb-lab: the deterministic workload lab, trace replayer, metrics and reports for spb-alloc.
 pub mod capture;
+pub mod cost;
 pub mod input;
 pub mod kpageflags;
 pub mod measure;

@@ -158,6 +158,9 @@ pub struct RunMetrics {
     /// Present for trace replays.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace: Option<TraceStats>,
+    /// The bill (docs/metrics.md, "The bill"); absent in files written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<crate::cost::CostReport>,
 }
 
 /// The typed view of the details a lab run writes into [`RunMetrics::extra`] (their meaning is

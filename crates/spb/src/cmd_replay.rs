@@ -154,9 +154,10 @@ pub fn run(a: ReplayArgs) -> Result<(), CliError> {
         );
     }
     let tables = format!(
-        "{}\n{}",
+        "{}\n{}\n{}",
         spb_lab::report::summary_table(&doc),
-        out.text_table()
+        out.text_table(),
+        spb_lab::report::bill_tables(&doc)
     );
     let json = serde_json::to_string_pretty(&doc).map_err(|e| CliError::Run(e.to_string()))?;
     match a.json.as_deref() {

@@ -273,6 +273,11 @@ pub fn run(a: RunArgs) -> Result<(), CliError> {
     let runs = run_all(&l, &pols, a.check_every.unwrap_or(0))?;
     let doc = RunsDoc { runs };
     let mut text = spb_lab::report::run_table(&doc.runs);
+    let bill = spb_lab::report::bill_table(&doc.runs);
+    if !bill.is_empty() {
+        text.push('\n');
+        text.push_str(&bill);
+    }
     if a.map {
         text.push_str(&spb_lab::report::end_maps(&doc.runs));
     }

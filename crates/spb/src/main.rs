@@ -13,6 +13,7 @@
 
 mod cli_error;
 mod cmd_ablate;
+mod cmd_bill;
 mod cmd_capture;
 mod cmd_dump;
 mod cmd_replay;
@@ -50,6 +51,9 @@ enum Cmd {
     Map(cmd_dump::MapArgs),
     /// Run spb with each switch off in turn and print each switch's effect.
     Ablate(cmd_ablate::AblateArgs),
+    /// Print the bill (direct work per request, background work, failures, fallbacks) of saved
+    /// results side by side: every run of every FILE (`spb run --json`, `spb replay --json`).
+    Bill(cmd_bill::BillArgs),
     /// Run a grid of scenarios x policies x memory sizes x seeds on all cores.
     Sweep(cmd_sweep::SweepArgs),
     /// Soak the allocator: millions of random operations against a reference model.
@@ -67,6 +71,7 @@ fn main() {
         Some(Cmd::Dump(a)) => cmd_dump::run(a),
         Some(Cmd::Map(a)) => cmd_dump::map(a),
         Some(Cmd::Ablate(a)) => cmd_ablate::run(a),
+        Some(Cmd::Bill(a)) => cmd_bill::run(a),
         Some(Cmd::Sweep(a)) => cmd_sweep::run(a),
         Some(Cmd::Soak(a)) => cmd_soak::run(a),
     };

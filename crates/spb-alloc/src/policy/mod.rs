@@ -137,13 +137,13 @@ impl PolicyConfig {
 
 /// Mutable context the free-list code records into.
 pub struct Ctx<'a> {
-    pub vm: &'a mut VmStat,
-    pub ev: &'a mut EventLog,
-    pub boost_factor: u64,
+    pub(crate) vm: &'a mut VmStat,
+    pub(crate) ev: &'a mut EventLog,
+    pub(crate) boost_factor: u64,
     /// Watermark boosting disabled (spb patch 05).
-    pub no_boost: bool,
-    pub zone_id: u8,
-    pub now_ns: u64,
+    pub(crate) no_boost: bool,
+    pub(crate) zone_id: u8,
+    pub(crate) now_ns: u64,
 }
 
 /// The policy state.

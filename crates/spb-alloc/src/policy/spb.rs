@@ -106,9 +106,9 @@ pub enum Work {
 #[derive(Clone, Debug, Default)]
 pub struct ZoneState {
     /// PASS_1 hint per (order, migratetype): the SPB that last served it.
-    pub hint: Vec<[u32; 3]>,
+    pub(crate) hint: Vec<[u32; 3]>,
     /// SPBs lost to reservations or holes (static unless the zone grows).
-    pub lost: Vec<u32>,
+    pub(crate) lost: Vec<u32>,
     /// Pageblocks each CPU owns (per-CPU pageblock ownership): (first pfn, listing generation),
     /// visited round-robin by Phase 0.
     ///
@@ -116,38 +116,62 @@ pub struct ZoneState {
     /// - an entry is live exactly when the block's `owner` is this CPU + 1 and its generation
     ///   equals `owned_gen` of the block; every other entry is stale and dropped when visited;
     /// - a block has at most one live entry over all CPUs (each listing bumps the generation).
-    pub owned: Vec<VecDeque<(Pfn, u32)>>,
+    pub(crate) owned: Vec<VecDeque<(Pfn, u32)>>,
     /// Listing generation per pageblock of the zone (grown on demand).
-    pub owned_gen: Vec<u32>,
+    pub(crate) owned_gen: Vec<u32>,
     /// Time of the last defrag run of each SPB that made no progress.
-    pub defrag_noop_ns: Vec<u64>,
+    pub(crate) defrag_noop_ns: Vec<u64>,
     /// Defrag queued or running for this SPB.
-    pub defrag_queued: Vec<bool>,
+    pub(crate) defrag_queued: Vec<bool>,
     /// Time of the last slab-shrink request per SPB.
-    pub shrink_ns: Vec<u64>,
+    pub(crate) shrink_ns: Vec<u64>,
 }
 
 /// spb policy state.
 pub struct SpbPolicy {
-    pub sw: SpbSwitches,
-    pub zones: Vec<ZoneState>,
+    pub(crate) sw: SpbSwitches,
+    pub(crate) zones: Vec<ZoneState>,
     /// SPB excluded from every walk while it is being evacuated: (zone, spb).
-    pub excluded: Option<(u8, u32)>,
+    pub(crate) excluded: Option<(u8, u32)>,
     /// Pending background work (single-flight per item).
-    pub work: Vec<Work>,
+    pub(crate) work: Vec<Work>,
     /// SPBs visited per walk.
-    pub walks: WalkHistogram,
+    pub(crate) walks: WalkHistogram,
     /// Tainted-SPB transitions: which (gfp, order) tainted a clean or empty SPB, counted.
-    pub taint_causes: Vec<(Gfp, u8, u64)>,
+    pub(crate) taint_causes: Vec<(Gfp, u8, u64)>,
     /// spb-next `contig_targets`: while a 1 GiB allocation runs in zone `.0`, the SPBs it has
     /// still to try (`.1[spb]`, the one being emptied included): no migration target there.
-    pub contig_pending: Option<(u8, Vec<bool>)>,
+    pub(crate) contig_pending: Option<(u8, Vec<bool>)>,
     /// spb-next `contig_targets`, per zone: SPBs whose last 1 GiB attempt failed (a page that
     /// would not move): tried last, and the first clean targets of later migrations.
-    pub contig_failed: Vec<Vec<bool>>,
+    pub(crate) contig_failed: Vec<Vec<bool>>,
 }
 
 impl SpbPolicy {
+    /// The switches the policy runs with.
+    pub fn switches(&self) -> SpbSwitches {
+        self.sw
+    }
+    /// Per-zone policy state.
+    pub fn zones(&self) -> &[ZoneState] {
+        &self.zones
+    }
+    /// The SPB excluded from every walk while it is being evacuated: (zone, spb).
+    pub fn excluded(&self) -> Option<(u8, u32)> {
+        self.excluded
+    }
+    /// Pending background work.
+    pub fn work(&self) -> &[Work] {
+        &self.work
+    }
+    /// SPBs visited per walk.
+    pub fn walks(&self) -> &WalkHistogram {
+        &self.walks
+    }
+    /// Tainted-SPB transitions: (gfp, order, count).
+    pub fn taint_causes(&self) -> &[(Gfp, u8, u64)] {
+        &self.taint_causes
+    }
     pub fn new(sw: SpbSwitches) -> Self {
         SpbPolicy {
             sw,

@@ -17,6 +17,7 @@ use spb_alloc::{
 use super::measure::{measure, tainted_now};
 use super::oplog::{OpKind, OpLog, OPF_INFERRED};
 use super::{ExtfragCounts, PolicySel, ReplayError};
+use crate::cost::{CostAcc, OptionalKind};
 use crate::metrics::{RunMetrics, Thp, TimelinePoint};
 
 /// Map entry: no simulated block.
@@ -169,6 +170,8 @@ pub fn run_policy(
     let pbo = a.geo().pageblock_order;
     let mut failures: BTreeMap<String, u64> = BTreeMap::new();
     let mut thp = Thp::default();
+    // the bill: requests the model served (the real column's placements are the kernel's)
+    let mut bill = CostAcc::default();
     let mut fallback_replays = 0u64;
     let mut peak = (0u64, 0u64);
     let mut timeline = Vec::new();
@@ -302,7 +305,9 @@ pub fn run_policy(
                         cookie: op.pfn,
                         trylock: false,
                     };
-                    match a.alloc(req, &mut env) {
+                    let r = a.alloc(req, &mut env);
+                    let class = bill.record(gfp, order, &a.take_request_cost(), r.is_ok());
+                    match r {
                         Ok(s) => {
                             if nonmov {
                                 if let Some(e) = ever.get_mut((s >> spb_shift) as usize) {
@@ -323,6 +328,8 @@ pub fn run_policy(
                             }
                         }
                         Err(e) => {
+                            // a trace has no caller kinds: the class stands for the kind
+                            bill.failed_kind(class.name());
                             *failures
                                 .entry(format!(
                                     "{} order={}",
@@ -330,6 +337,8 @@ pub fn run_policy(
                                 ))
                                 .or_default() += 1;
                             if order > 0 {
+                                let link = bill.optional_failed(OptionalKind::ReplayPieces);
+                                let mut pieces_ok = true;
                                 // the caller's fallback: the same memory as order-0 pages
                                 fallback_replays += 1;
                                 if e.kind == AllocErrorKind::Refused {
@@ -344,14 +353,20 @@ pub fn run_policy(
                                         cookie: (pfn + k) as u32,
                                         trylock: false,
                                     };
-                                    env.map[(pfn + k) as usize] = match a.alloc(req, &mut env) {
+                                    let r = a.alloc(req, &mut env);
+                                    let class =
+                                        bill.record(g0, 0, &a.take_request_cost(), r.is_ok());
+                                    env.map[(pfn + k) as usize] = match r {
                                         Ok(s) => s as u32 | M_PIECES,
                                         Err(_) => {
+                                            bill.failed_kind(class.name());
+                                            pieces_ok = false;
                                             bump(&mut notes, "fallback_piece_failed", 1);
                                             M_FAILED
                                         }
                                     };
                                 }
+                                bill.fallback_done(link, pieces_ok);
                             } else {
                                 env.map[pfn as usize] = M_FAILED;
                             }
@@ -498,7 +513,16 @@ pub fn run_policy(
             }));
         }
     }
+    let bg = *a.background_work();
     let m = measure(&mut a, &mut env, peak);
+    let cost = (!real).then(|| {
+        bill.report(
+            &bg,
+            log.duration_s,
+            m.gigantic.allocatable,
+            m.gigantic.probe_pages_migrated,
+        )
+    });
     let present: u64 = layout.zones.iter().map(|z| z.present_pages()).sum();
     let mut extra = BTreeMap::new();
     extra.insert(
@@ -542,6 +566,7 @@ pub fn run_policy(
         maps: Vec::new(),
         extra,
         trace: None,
+        cost,
     };
     Ok(PolicyRun {
         metrics,

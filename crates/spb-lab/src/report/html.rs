@@ -198,6 +198,7 @@ fn scenario(o: &mut String, idx: usize, g: &Group<'_>, csv: &str) -> Result<(), 
         o.push_str("</div>\n");
     }
     o.push_str("</div>\n");
+    bill_table(o, g);
 
     // b. Plots.
     let _ = writeln!(
@@ -313,6 +314,30 @@ fn summary_table(o: &mut String, g: &Group<'_>) {
                 format!("<span class=\"note\">{}</span>", esc(&c.note))
             };
             let _ = write!(o, "<td{class}{tip}>{}{note}</td>", esc(&c.text));
+        }
+        o.push_str("</tr>\n");
+    }
+    o.push_str("</tbody></table>\n");
+}
+
+/// The bill (`runs[].cost`) side by side, when some run has one.
+fn bill_table(o: &mut String, g: &Group<'_>) {
+    let rows = super::bill::bill_rows(&g.runs);
+    if rows.is_empty() {
+        return;
+    }
+    o.push_str("<h3>The bill <span class=\"aside\">pages touched · direct work per request in the caller's context · background per virtual second · see docs/metrics.md</span></h3>\n<table class=\"t bill\">\n");
+    col_headers(o, g, "");
+    o.push_str("<tbody>\n");
+    for r in rows {
+        let _ = write!(
+            o,
+            "<tr><th title=\"{}\">{}</th>",
+            esc(r.help),
+            esc(&r.label)
+        );
+        for c in &r.cells {
+            let _ = write!(o, "<td>{}</td>", esc(c));
         }
         o.push_str("</tr>\n");
     }

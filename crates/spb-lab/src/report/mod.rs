@@ -5,6 +5,7 @@
 //! * [`write_report`] writes `dir/index.html` (one page: inline CSS and inline SVG, no network,
 //!   no script) plus `dir/timeline-<scenario>.csv` for every scenario, each file atomically.
 //! * [`summary_table`] is the plain-text side-by-side table printed after `spb run`.
+//! * [`bill_table`] / [`bill_tables`] render the bill (`runs[].cost`) side by side.
 //! * [`terminal_map`] draws one superpageblock map with the kernel's migratetype letters.
 //! * [`write_csv_timeline`] / [`timeline_csv`] write the time series of runs as CSV.
 //! * [`sample_doc`] builds a deterministic synthetic [`RunsDoc`] for tests and demos.
@@ -12,6 +13,7 @@
 //! Runs are grouped by scenario (in order of first appearance); within a scenario, every run is a
 //! column, labelled by its policy (and its seed when a policy appears more than once).
 
+mod bill;
 mod csv;
 mod html;
 mod map;
@@ -27,6 +29,7 @@ use std::path::{Path, PathBuf};
 
 use crate::metrics::{RunMetrics, RunsDoc};
 
+pub use self::bill::{bill_table, bill_tables};
 pub use self::csv::{timeline_csv, write_csv_timeline};
 pub use self::map::{group_size, terminal_map, worst_rank, TERMINAL_WIDTH};
 pub use self::sample::{sample_doc, sample_doc_with, SampleSpec};

@@ -453,5 +453,6 @@ fn run(
         maps,
         extra: BTreeMap::new(),
         trace: None,
+        cost: None,
     }
 }

@@ -547,3 +547,64 @@ fn number_formats() {
     assert_eq!(slug("a b/c"), "a_b_c");
     assert_eq!(slug(""), "_");
 }
+
+/// A bill built through the accumulator: `n` slow-path kernel requests of `pages` each.
+fn bill(n: u64, pages: u64) -> crate::cost::CostReport {
+    let mut acc = crate::cost::CostAcc::default();
+    for _ in 0..n {
+        let c = spb_alloc::RequestCost {
+            slow_entries: 1,
+            reclaim_scanned: pages,
+            ..Default::default()
+        };
+        acc.record(spb_alloc::Gfp::KERNEL, 0, &c, true);
+    }
+    let l = acc.optional_failed(crate::cost::OptionalKind::ThpFault);
+    acc.fallback_done(l, true);
+    acc.report(&spb_alloc::BackgroundWork::default(), 10.0, 0, 77)
+}
+
+#[test]
+fn the_bill_side_by_side_in_text_and_html() {
+    let mut doc = sample_doc();
+    // no bill anywhere: no table
+    assert!(bill_tables(&doc).is_empty());
+    assert!(bill_table(&doc.runs).is_empty());
+    let n = doc.runs.len();
+    for (i, r) in doc.runs.iter_mut().enumerate() {
+        // one run without a bill (an older file, a replay's real column): empty cells
+        if i + 1 < n {
+            r.cost = Some(bill(3, 10 * (i as u64 + 1)));
+        }
+    }
+    let t = bill_tables(&doc);
+    assert!(t.contains("== the bill: mixed-churn =="), "{t}");
+    let header = t
+        .lines()
+        .find(|l| l.starts_with("the bill (pages touched)"))
+        .unwrap();
+    for p in ["mainline", "spb", "spb-strict"] {
+        assert!(header.contains(p), "{header}");
+    }
+    let row = t
+        .lines()
+        .find(|l| l.starts_with("  direct pages, slow p50/p99/p99.9/max"))
+        .unwrap();
+    assert!(
+        row.contains("10 / 10 / 10 / 10") && row.contains("20 / 20 / 20 / 20"),
+        "{row}"
+    );
+    assert!(t.contains("optional thp_fault: failed / fallback ok"));
+    assert!(t.contains("none obtained (77 migrated)"));
+    // classes nobody saw are left out
+    assert!(!t.contains("contig: requests"), "{t}");
+    let dir = tmpdir("bill");
+    write_report(&dir, &doc, "bill").unwrap();
+    let html = std::fs::read_to_string(dir.join("index.html")).unwrap();
+    check_balanced(&html).unwrap();
+    assert!(
+        count(&html, "<table class=\"t bill\"") >= 1,
+        "the bill is in the report"
+    );
+    assert!(html.contains("kernel_order0: requests / slow / failed"));
+}

@@ -6,27 +6,26 @@
 //! request stream therefore depends on the policy only through failures and their fallbacks
 //! (and through what reclaim and the OOM killer take away), which are part of the behaviour.
 
+pub mod ctx;
 pub mod queue;
 pub mod rng;
 pub mod run;
 pub mod slab;
 pub mod world;
 
+pub use ctx::{SimStats, PROFILE};
+
 use spb_alloc::layout::ZoneKind;
 use spb_alloc::watermark::WatermarkConfig;
-use spb_alloc::{
-    AllocRequest, Allocator, Config, Geometry, Gfp, MemoryLayout, PolicyConfig, X86Options,
-};
+use spb_alloc::{Allocator, Config, Geometry, Gfp, MemoryLayout, PolicyConfig, X86Options};
 
 use crate::scenario::{LayoutKind, Scenario};
-use crate::workload::Comp;
-use queue::{Queue, GLOBAL};
+use crate::workload::{self, op};
+use ctx::{Component, Ctx};
+use queue::{Ev, Queue, GLOBAL};
 use rng::Rng;
-use slab::{slab_attempts, CACHES, NONE};
+use slab::NONE;
 use world::{kind, World};
-
-/// Time allocator calls (set SPB_LAB_PROFILE at build time; off in normal builds).
-pub const PROFILE: bool = option_env!("SPB_LAB_PROFILE").is_some();
 
 /// Background work (kswapd, kcompactd, proactive compaction, spb workers) runs at least this
 /// often on the virtual clock, and at once whenever kswapd or kcompactd is woken.
@@ -55,46 +54,14 @@ pub struct SimOptions {
     pub layout: Option<MemoryLayout>,
 }
 
-/// Counters of the simulator.
-#[derive(Clone, Debug, Default)]
-pub struct SimStats {
-    /// Allocation requests + frees processed.
-    pub events: u64,
-    pub thp_fault_alloc: u64,
-    pub thp_fault_fallback: u64,
-    pub thp_collapse_alloc: u64,
-    pub thp_collapse_alloc_failed: u64,
-    /// Failed allocations: (gfp, order, count).
-    pub failures: Vec<(Gfp, u8, u64)>,
-    pub htlb_attempts: u64,
-    pub htlb_success: u64,
-    pub packets: u64,
-    pub packets_dropped: u64,
-    pub slab_alloc_fallbacks: u64,
-    pub pagecache_folio_fallbacks: u64,
-    pub processes_spawned: u64,
-    pub processes_exited: u64,
-    pub mmap_enomem: u64,
-    pub tmpfs_mounts: u64,
-    pub bg_calls: u64,
-    /// Allocation requests by object kind.
-    pub allocs_by_kind: [u64; world::kind::N],
-    /// Wall nanoseconds spent in allocator calls (alloc, free, background), when profiling.
-    pub prof_alloc_ns: u64,
-    pub prof_free_ns: u64,
-    pub prof_bg_ns: u64,
-}
-
-impl SimStats {
-    pub fn note_failure(&mut self, gfp: Gfp, order: u8) {
-        for f in self.failures.iter_mut() {
-            if f.0 == gfp && f.1 == order {
-                f.2 += 1;
-                return;
-            }
-        }
-        self.failures.push((gfp, order, 1));
-    }
+/// One workload component and what the simulator keeps for it: its name, its active window
+/// `[start, stop)`, its random stream (lent to it in every [`Ctx`]) and its state.
+pub struct Comp {
+    pub name: String,
+    pub start: u64,
+    pub stop: u64,
+    pub rng: Rng,
+    pub rt: Box<dyn Component>,
 }
 
 /// A scheduled hook for the measurement layer: called at each sample time.
@@ -194,120 +161,71 @@ impl Sim {
             boot_transient: NONE,
             boot_holder: NONE,
         };
+        let run = sc.duration_ns;
         for (i, wl) in sc.workloads.iter().enumerate() {
-            let c = Comp::new(&sim, i, wl)?;
-            sim.comps.push(c);
+            let rt = workload::build(&sim.ctx(), wl);
+            sim.comps.push(Comp {
+                name: wl.common.name.clone(),
+                start: wl.common.start.ns(run),
+                stop: wl.common.stop.map(|d| d.ns(run)).unwrap_or(u64::MAX),
+                rng: Rng::stream(sc.seed, &format!("{}#{}", wl.common.name, i)),
+                rt,
+            });
         }
         Ok(sim)
     }
 
-    /// The THP order (the pageblock order).
-    #[inline]
-    pub fn thp_order(&self) -> u8 {
-        self.geo.pageblock_order
+    /// The context of a global step (boot, khugepaged): the global random stream, no
+    /// component ([`GLOBAL`], always active).
+    fn ctx(&mut self) -> Ctx<'_> {
+        self.split().0
     }
 
-    /// Pages of one THP.
-    #[inline]
-    pub fn thp_pages(&self) -> u32 {
-        1 << self.geo.pageblock_order
+    /// A global context and, beside it, the components.
+    fn split(&mut self) -> (Ctx<'_>, &mut [Comp]) {
+        let Sim {
+            a,
+            w,
+            q,
+            st,
+            sc,
+            rng,
+            comps,
+            now,
+            end,
+            ram,
+            cpus,
+            geo,
+            ..
+        } = self;
+        let facts = (*now, *end, *ram, *cpus, *geo);
+        let cx = Ctx::new(a, q, w, st, rng, sc, facts, (GLOBAL, 0, u64::MAX));
+        (cx, comps)
     }
 
-    // ----- allocation helpers -----
+    /// The context of component `ci` (its rng and active window) and the component.
+    fn comp_ctx(&mut self, ci: u16) -> (Ctx<'_>, &mut dyn Component) {
+        let (mut cx, comps) = self.split();
+        let c = &mut comps[ci as usize];
+        cx.rng = &mut c.rng;
+        (cx.comp, cx.start, cx.stop) = (ci, c.start, c.stop);
+        (cx, &mut *c.rt)
+    }
 
-    /// Allocate a block of `order` for holder `h` (generation `gen`; `NONE` for loose blocks)
-    /// and attach it to the holder's list `which`. If the holder died meanwhile (the OOM killer
-    /// ran inside the allocation), the block is freed again and None returned.
-    #[inline]
-    #[allow(clippy::too_many_arguments)]
-    pub fn alloc_for(
-        &mut self,
-        h: u32,
-        gen: u32,
-        order: u8,
-        gfp: Gfp,
-        cpu: u16,
-        k: u8,
-        which: u8,
-    ) -> Option<u32> {
-        let id = self.w.new_obj();
-        self.st.events += 1;
-        self.st.allocs_by_kind[k as usize] += 1;
-        let req = AllocRequest {
-            order,
-            gfp,
-            cpu,
-            cookie: id,
-            trylock: false,
-        };
-        let t0 = if PROFILE {
-            Some(std::time::Instant::now())
+    /// Run one component event (its start, or one of its own events).
+    fn dispatch(&mut self, ev: Ev) {
+        let (mut cx, c) = self.comp_ctx(ev.comp);
+        if ev.op == op::START {
+            c.start(&mut cx);
         } else {
-            None
-        };
-        let r = self.a.alloc(req, &mut self.w);
-        if let Some(t0) = t0 {
-            self.st.prof_alloc_ns += t0.elapsed().as_nanos() as u64;
-        }
-        match r {
-            Ok(pfn) => {
-                self.w.fill_obj(id, pfn, order, k, h);
-                if h != NONE {
-                    if !self.w.alive(h, gen) {
-                        self.w.free_loose(id, cpu);
-                        return None;
-                    }
-                    self.w.attach(id, h, which);
-                }
-                Some(id)
-            }
-            Err(_) => {
-                self.w.release_obj(id);
-                self.st.note_failure(gfp, order);
-                None
-            }
+            c.handle(&mut cx, ev);
         }
     }
 
-    /// Allocate one object of slab cache `c` for the caller mask `gfp`: a partial slab first,
-    /// else a new slab page the way SLUB asks for it.
-    pub fn kobj_alloc(&mut self, c: u16, gfp: Gfp, cpu: u16) -> Option<slab::SlabRef> {
-        if let Some(s) = self.w.slab_take_room(c) {
-            return Some(s);
-        }
-        let spec = &CACHES[c as usize];
-        let mut mask = gfp.with(Gfp::COMP);
-        if spec.reclaimable {
-            mask = mask.with(Gfp::RECLAIMABLE);
-        }
-        let maxo = self.geo.max_order;
-        let attempts = slab_attempts(mask, spec.order.min(maxo), spec.min_order().min(maxo));
-        for (i, &(order, g)) in attempts.iter().enumerate() {
-            if i == 1 {
-                self.st.slab_alloc_fallbacks += 1;
-                // reclaim inside the first attempt may have made room
-                if let Some(s) = self.w.slab_take_room(c) {
-                    return Some(s);
-                }
-            }
-            if let Some(id) = self.alloc_for(NONE, 0, order, g, cpu, kind::SLAB, 0) {
-                return Some(self.w.slab_new(c, id));
-            }
-        }
-        None
-    }
-
-    /// Allocate a slab object held by holder `h`.
-    pub fn kobj_for(&mut self, h: u32, gen: u32, c: u16, gfp: Gfp, cpu: u16) -> bool {
-        let Some(s) = self.kobj_alloc(c, gfp, cpu) else {
-            return false;
-        };
-        if !self.w.alive(h, gen) {
-            self.w.slab_put(s, cpu);
-            return false;
-        }
-        self.w.holders[h as usize].kobjs.push(s);
-        true
+    /// A holder of component `comp` was killed by the OOM killer.
+    fn on_killed(&mut self, comp: u16, h: u32, flags: u8) {
+        let (mut cx, c) = self.comp_ctx(comp);
+        c.killed(&mut cx, h, flags);
     }
 
     /// Free the blocks the world queued, through the allocator's normal free path.
@@ -316,11 +234,7 @@ impl Sim {
             return;
         }
         let mut p = std::mem::take(&mut self.w.pending);
-        let t0 = if PROFILE {
-            Some(std::time::Instant::now())
-        } else {
-            None
-        };
+        let t0 = ctx::prof_start();
         for &(pfn, order, cpu) in &p {
             self.st.events += 1;
             if let Err(e) = self.a.free(pfn, order, cpu % self.cpus) {
@@ -341,11 +255,7 @@ impl Sim {
         while self.next_bg <= t {
             let bt = self.next_bg;
             self.st.bg_calls += 1;
-            let t0 = if PROFILE {
-                Some(std::time::Instant::now())
-            } else {
-                None
-            };
+            let t0 = ctx::prof_start();
             self.a.background(bt, &mut self.w);
             if let Some(t0) = t0 {
                 self.st.prof_bg_ns += t0.elapsed().as_nanos() as u64;
@@ -358,11 +268,7 @@ impl Sim {
     fn kick_background(&mut self) {
         if self.a.pending().kswapd.is_some() || self.a.pending().kcompactd.is_some() {
             self.st.bg_calls += 1;
-            let t0 = if PROFILE {
-                Some(std::time::Instant::now())
-            } else {
-                None
-            };
+            let t0 = ctx::prof_start();
             self.a.background(self.now, &mut self.w);
             if let Some(t0) = t0 {
                 self.st.prof_bg_ns += t0.elapsed().as_nanos() as u64;
@@ -394,9 +300,10 @@ impl Sim {
         let re = self.sc.boot.reclaimable.pages(ram);
         let freed = self.sc.boot.freed;
         let maxo = self.geo.max_order;
+        let mut cx = self.ctx();
         // unmovable: page allocations of mixed orders and slab
         let mut done = 0u64;
-        let dentry = self.w.dentry_cache;
+        let dentry = cx.w.dentry_cache;
         let kmallocs: Vec<u16> = ["kmalloc-64", "kmalloc-256", "kmalloc-1k", "kmalloc-4k"]
             .iter()
             .map(|n| slab::cache_id(n))
@@ -407,27 +314,27 @@ impl Sim {
             let x = r.f64();
             let transient = r.chance(freed);
             let holder = if transient { ht } else { h };
-            let cpu = (r.below(self.cpus as u64)) as u16;
+            let cpu = (r.below(cx.cpus as u64)) as u16;
             if x < 0.55 {
                 // slab objects (about 40 per slab page touched)
                 let c = kmallocs[r.below(kmallocs.len() as u64) as usize];
-                let before = self.w.caches[c as usize].pages;
+                let before = cx.w.caches[c as usize].pages;
                 for _ in 0..32 {
-                    self.kobj_for(
+                    cx.kobj_for(
                         holder,
-                        self.w.holders[holder as usize].gen,
+                        cx.w.holders[holder as usize].gen,
                         c,
                         Gfp::KERNEL,
                         cpu,
                     );
                 }
-                done += self.w.caches[c as usize].pages - before;
+                done += cx.w.caches[c as usize].pages - before;
                 done += 1;
             } else if x < 0.9 {
-                if self
+                if cx
                     .alloc_for(
                         holder,
-                        self.w.holders[holder as usize].gen,
+                        cx.w.holders[holder as usize].gen,
                         0,
                         Gfp::KERNEL,
                         cpu,
@@ -441,10 +348,10 @@ impl Sim {
             } else {
                 let order = (1 + r.below(maxo as u64)).min(maxo as u64) as u8;
                 let order = if r.chance(0.7) { order.min(3) } else { order };
-                if self
+                if cx
                     .alloc_for(
                         holder,
-                        self.w.holders[holder as usize].gen,
+                        cx.w.holders[holder as usize].gen,
                         order,
                         Gfp::KERNEL.with(Gfp::COMP),
                         cpu,
@@ -462,19 +369,19 @@ impl Sim {
         let inode = slab::cache_id("proc_inode_cache");
         while done < re && guard < 20_000_000 {
             guard += 1;
-            let cpu = (r.below(self.cpus as u64)) as u16;
+            let cpu = (r.below(cx.cpus as u64)) as u16;
             let c = if r.chance(0.6) { dentry } else { inode };
-            let before = self.w.caches[c as usize].pages;
+            let before = cx.w.caches[c as usize].pages;
             for _ in 0..16 {
-                if self.kobj_for(h, self.w.holders[h as usize].gen, c, Gfp::KERNEL, cpu)
+                if cx.kobj_for(h, cx.w.holders[h as usize].gen, c, Gfp::KERNEL, cpu)
                     && r.chance(0.5)
                 {
                     // half of them end up unused and cached
-                    let s = self.w.holders[h as usize].kobjs.pop().unwrap();
-                    self.w.slab_to_lru(s);
+                    let s = cx.w.holders[h as usize].kobjs.pop().unwrap();
+                    cx.w.slab_to_lru(s);
                 }
             }
-            done += self.w.caches[c as usize].pages - before + 1;
+            done += cx.w.caches[c as usize].pages - before + 1;
         }
         self.flush();
         self.q.push(1_000_000_000, GLOBAL, gop::BOOT_FREE, 0, 0);
@@ -487,7 +394,7 @@ impl Sim {
         on_sample(self);
         for i in 0..self.comps.len() {
             let t = self.comps[i].start;
-            self.q.push(t, i as u16, crate::workload::op::START, 0, 0);
+            self.q.push(t, i as u16, op::START, 0, 0);
         }
         self.q
             .push(self.sc.sample_every_ns, GLOBAL, gop::SAMPLE, 0, 0);
@@ -516,7 +423,7 @@ impl Sim {
                         self.q.push(ev.t + FLUSH_NS, GLOBAL, gop::FLUSH, 0, 0);
                     }
                     gop::KHUGEPAGED => {
-                        self.khugepaged();
+                        workload::procs::khugepaged(&mut self.ctx());
                         self.q
                             .push(ev.t + KHUGEPAGED_NS, GLOBAL, gop::KHUGEPAGED, 0, 0);
                     }
@@ -566,20 +473,6 @@ impl Sim {
             if !hd.dirty.is_empty() && self.now.saturating_sub(hd.dirtied_at) >= expire {
                 self.w.clean_file(h);
             }
-            h = next;
-        }
-    }
-
-    /// Beyond vm.dirty_ratio, writers write back the oldest dirty files synchronously.
-    pub fn balance_dirty(&mut self) {
-        let limit = (self.ram as f64 / 4096.0 * self.sc.vm.dirty_ratio / 100.0) as u64;
-        if self.w.dirty_pages <= limit {
-            return;
-        }
-        let mut h = self.w.lru_head;
-        while h != NONE && self.w.dirty_pages > limit * 3 / 4 {
-            let next = self.w.holders[h as usize].lru_next;
-            self.w.clean_file(h);
             h = next;
         }
     }

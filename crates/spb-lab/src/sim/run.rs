@@ -131,7 +131,7 @@ impl Sim {
             .collect();
         let w = &self.w;
         let kp = |k: u8| w.kind_pages[k as usize];
-        let tp = 1u64 << self.thp_order();
+        let tp = 1u64 << self.geo.pageblock_order;
         let add = |m: &mut BTreeMap<String, u64>, k: &str, v: u64| {
             m.insert(k.to_string(), v);
         };
@@ -259,11 +259,11 @@ pub fn run_scenario(
         extra.insert(
             "spb_walk".into(),
             serde_json::json!({
-                "walks": w.walks,
+                "walks": w.walks(),
                 "mean_spbs_visited": w.mean(),
                 "median_bucket": [lo, if hi == u64::MAX { serde_json::Value::Null } else { hi.into() }],
                 "bucket_bounds": spb_alloc::vmstat::WalkHistogram::BOUNDS,
-                "buckets": w.buckets,
+                "buckets": w.buckets(),
             }),
         );
     }
@@ -271,6 +271,8 @@ pub fn run_scenario(
         .push(measure::spb_map(&sim.a, sim.end as f64 / 1e9));
     let (att, ok) = sim.thp_counts();
     let free_end = sim.a.free_pages();
+    // background work of the run (the probe runs none)
+    let bg = *sim.a.background_work();
     let pr = {
         let Sim { a, w, .. } = &mut sim;
         measure::probe(a, w)
@@ -362,5 +364,11 @@ pub fn run_scenario(
         maps: acc.maps,
         extra,
         trace: None,
+        cost: Some(sim.st.bill.report(
+            &bg,
+            sim.end as f64 / 1e9,
+            pr.allocatable,
+            pr.pages_migrated,
+        )),
     })
 }

@@ -1,10 +1,9 @@
-//! SLUB caches: geometry (object size, objects per slab, slab order) taken from the
-//! `/proc/slabinfo` of the 2-vCPU QEMU guest in `shared/qemu` (6.12), and the occupancy model:
-//! objects go into partially filled slabs first; a slab page is freed only when its last object
-//! is freed (and the cache already keeps `min_partial` empty slabs), so long-lived objects pin
-//! pages.
-
-use std::collections::VecDeque;
+//! The SLUB cache catalogue: geometry (object size, objects per slab, slab order) taken from
+//! the `/proc/slabinfo` of the 2-vCPU QEMU guest in `shared/qemu` (6.12), the kmalloc size
+//! classes, and SLUB's masks for a new slab. Static data only: the run-time occupancy model
+//! (objects go into partially filled slabs first; a slab page is freed only when its last
+//! object is freed and the cache already keeps `min_partial` empty slabs, so long-lived objects
+//! pin pages) is `sim::world::slab`.
 
 use spb_alloc::Gfp;
 
@@ -146,113 +145,8 @@ pub fn slab_attempts(mask: Gfp, order: u8, min_order: u8) -> [(u8, Gfp); 2] {
     [(order, hi), (min_order, mask)]
 }
 
-/// A reference to one object's slab: the cache index in the top [`REF_CACHE_BITS`] bits, the
-/// slab's slot in the cache below. Slots are stable while the slab lives (freed slots are
-/// reused), so an object operation needs no lookup of the page record.
-pub type SlabRef = u32;
-pub const REF_SLOT_BITS: u32 = 26;
-pub const REF_CACHE_BITS: u32 = 32 - REF_SLOT_BITS;
-
-#[inline]
-pub fn sref(c: u16, slot: u32) -> SlabRef {
-    debug_assert!(slot < (1 << REF_SLOT_BITS) && (c as u32) < (1 << REF_CACHE_BITS));
-    ((c as u32) << REF_SLOT_BITS) | slot
-}
-
-/// (cache, slot) of a reference.
-#[inline]
-pub fn unref(r: SlabRef) -> (usize, u32) {
-    (
-        (r >> REF_SLOT_BITS) as usize,
-        r & ((1 << REF_SLOT_BITS) - 1),
-    )
-}
-
-const _: () = assert!(CACHES.len() < (1 << REF_CACHE_BITS));
-
-/// One slab: 16 bytes, so an object operation touches one cache line of slab state.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SlabSlot {
-    /// The slab page's object id.
-    pub id: u32,
-    /// Position in the cache's partial list, or [`NONE`].
-    pub ppos: u32,
-    pub inuse: u16,
-    /// Objects unused but cached (on the LRU, shrinkable).
-    pub lru: u16,
-    pub cap: u16,
-    pub order: u8,
-    pub zone: u8,
-}
-
-/// Runtime state of one cache.
-pub struct SlabCache {
-    pub spec: &'static CacheSpec,
-    /// Slabs by slot; a free slot has `id == NONE`.
-    pub slots: Vec<SlabSlot>,
-    /// Free slots, reused first.
-    pub free_slots: Vec<u32>,
-    /// Slots of slabs with room.
-    pub partial: Vec<u32>,
-    /// Slabs with no object kept for reuse.
-    pub empty: u32,
-    /// Unused cached objects, oldest first.
-    pub lru_q: VecDeque<SlabRef>,
-    pub objects: u64,
-    pub pages: u64,
-    pub slabs_allocated: u64,
-    pub slabs_freed: u64,
-    /// Shrinker work deferred to the next call (objects).
-    pub shrink_debt: f64,
-}
-
+/// The "no id" value of object, holder and slot indices.
 pub const NONE: u32 = u32::MAX;
-
-impl SlabCache {
-    pub fn new(spec: &'static CacheSpec) -> SlabCache {
-        SlabCache {
-            spec,
-            slots: Vec::new(),
-            free_slots: Vec::new(),
-            partial: Vec::new(),
-            empty: 0,
-            lru_q: VecDeque::new(),
-            objects: 0,
-            pages: 0,
-            slabs_allocated: 0,
-            slabs_freed: 0,
-            shrink_debt: 0.0,
-        }
-    }
-    /// Remove slot `s` from the partial list.
-    #[inline]
-    pub fn partial_del(&mut self, s: u32) {
-        let p = self.slots[s as usize].ppos;
-        if p == NONE {
-            return;
-        }
-        let last = self.partial.pop().unwrap();
-        if last != s {
-            self.partial[p as usize] = last;
-            self.slots[last as usize].ppos = p;
-        }
-        self.slots[s as usize].ppos = NONE;
-    }
-    /// Add slot `s` to the partial list.
-    #[inline]
-    pub fn partial_add(&mut self, s: u32) {
-        if self.slots[s as usize].ppos == NONE {
-            self.slots[s as usize].ppos = self.partial.len() as u32;
-            self.partial.push(s);
-        }
-    }
-    /// Whether slot `s` would be freed by a full shrink (every object unused).
-    #[inline]
-    pub fn freeable(&self, s: u32) -> bool {
-        let x = &self.slots[s as usize];
-        self.spec.reclaimable && x.inuse == x.lru
-    }
-}
 
 #[cfg(test)]
 mod tests {

@@ -17,12 +17,12 @@ use std::collections::VecDeque;
 
 use spb_alloc::Gfp;
 
-use super::{op, State, TICK_NS};
+use super::{op, TICK_NS};
 use crate::scenario::{PageCache, Tmpfs};
+use crate::sim::ctx::{Component, Ctx};
 use crate::sim::queue::Ev;
 use crate::sim::slab::{cache_id, NONE};
 use crate::sim::world::{kind, HKind};
-use crate::sim::Sim;
 
 pub const GFP_WRITE0: Gfp = Gfp::HIGHUSER_MOVABLE.with(Gfp::WRITE).with(Gfp::COMP);
 pub const GFP_WRITE_LARGE: Gfp = GFP_WRITE0.with(Gfp::NOWARN).with(Gfp::NORETRY);
@@ -49,21 +49,21 @@ pub struct PageCacheRt {
 }
 
 impl PageCacheRt {
-    pub fn new(sim: &Sim, p: &PageCache) -> PageCacheRt {
+    pub fn new(cx: &Ctx, p: &PageCache) -> PageCacheRt {
         let tick_s = TICK_NS as f64 / 1e9;
-        let wb = (p.write_block.bytes(sim.ram) / 4096).max(1);
+        let wb = (p.write_block.bytes(cx.ram) / 4096).max(1);
         let write_order = (63 - wb.leading_zeros()) as u8;
         PageCacheRt {
             cfg: p.clone(),
             files: VecDeque::new(),
             cur: None,
-            write_per_tick: p.write_rate.pages(sim.ram) as f64 * tick_s,
-            read_per_tick: p.read_rate.pages(sim.ram) as f64 * tick_s,
-            file_pages: (p.file_size.pages(sim.ram) as f64).max(1.0),
+            write_per_tick: p.write_rate.pages(cx.ram) as f64 * tick_s,
+            read_per_tick: p.read_rate.pages(cx.ram) as f64 * tick_s,
+            file_pages: (p.file_size.pages(cx.ram) as f64).max(1.0),
             write_order: write_order
-                .min(sim.geo.max_order)
-                .min(sim.geo.pageblock_order),
-            life_ns: p.lifetime.map(|d| d.ns(sim.sc.duration_ns)),
+                .min(cx.geo.max_order)
+                .min(cx.geo.pageblock_order),
+            life_ns: p.lifetime.map(|d| d.ns(cx.sc.duration_ns)),
             buffer_head: cache_id("buffer_head"),
             read_debt: 0.0,
         }
@@ -90,182 +90,200 @@ pub struct TmpfsRt {
 }
 
 impl TmpfsRt {
-    pub fn new(sim: &Sim, p: &Tmpfs) -> TmpfsRt {
+    pub fn new(cx: &Ctx, p: &Tmpfs) -> TmpfsRt {
         TmpfsRt {
             cfg: p.clone(),
             workers: Vec::new(),
-            file_pages: (p.file_size.pages(sim.ram) as u32)
-                .max(if p.file_size.bytes(sim.ram) > 0 { 1 } else { 0 }),
-            blob_pages: p.blob.pages(sim.ram) as u32,
-            period_ns: p.period.ns(sim.sc.duration_ns).max(TICK_NS),
+            file_pages: (p.file_size.pages(cx.ram) as u32).max(if p.file_size.bytes(cx.ram) > 0 {
+                1
+            } else {
+                0
+            }),
+            blob_pages: p.blob.pages(cx.ram) as u32,
+            period_ns: p.period.ns(cx.sc.duration_ns).max(TICK_NS),
         }
     }
 }
 
-impl Sim {
-    fn pcrt(&mut self, ci: usize) -> &mut PageCacheRt {
-        match &mut self.comps[ci].st {
-            State::PageCache(p) => p,
-            _ => unreachable!(),
-        }
+impl Component for PageCacheRt {
+    fn start(&mut self, cx: &mut Ctx) {
+        self.on_tick(cx);
     }
 
-    pub(crate) fn pagecache_event(&mut self, ci: usize, ev: Ev) {
-        match ev.op {
-            op::START | op::TICK => {
-                if !self.active(ci) {
-                    return;
-                }
-                self.pagecache_tick(ci);
-                self.q.push(self.now + TICK_NS, ci as u16, op::TICK, 0, 0);
-            }
-            _ => {}
+    fn handle(&mut self, cx: &mut Ctx, ev: Ev) {
+        if ev.op == op::TICK {
+            self.on_tick(cx);
         }
+    }
+}
+
+impl PageCacheRt {
+    /// A tick while active: writes, reads, deletions; the next tick.
+    fn on_tick(&mut self, cx: &mut Ctx) {
+        if !cx.active() {
+            return;
+        }
+        self.pagecache_tick(cx);
+        cx.at(cx.now + TICK_NS, op::TICK, 0, 0);
     }
 
     /// Create a file: dentry and inode.
-    fn create_file(&mut self, ci: usize, cpu: u16) -> Option<(u32, u32)> {
-        let h = self.w.new_holder(HKind::File, ci as u16, cpu);
-        let gen = self.w.holders[h as usize].gen;
-        let (dc, ic) = (self.w.dentry_cache, self.w.inode_cache);
-        if !self.kobj_for(h, gen, dc, Gfp::KERNEL, cpu)
-            || !self.kobj_for(h, gen, ic, Gfp::NOFS, cpu)
-        {
-            if self.w.alive(h, gen) {
-                self.w.free_holder(h, cpu);
+    fn create_file(&mut self, cx: &mut Ctx, cpu: u16) -> Option<(u32, u32)> {
+        let h = cx.w.new_holder(HKind::File, cx.comp, cpu);
+        let gen = cx.w.holders[h as usize].gen;
+        let (dc, ic) = (cx.w.dentry_cache, cx.w.inode_cache);
+        if !cx.kobj_for(h, gen, dc, Gfp::KERNEL, cpu) || !cx.kobj_for(h, gen, ic, Gfp::NOFS, cpu) {
+            if cx.w.alive(h, gen) {
+                cx.w.free_holder(h, cpu);
             }
             return None;
         }
-        let mean = self.pcrt(ci).file_pages;
-        let size = self.comps[ci]
-            .rng
-            .lognormal(mean, 1.0)
-            .clamp(1.0, 64.0 * mean) as u32;
-        let hd = &mut self.w.holders[h as usize];
+        let mean = self.file_pages;
+        let size = cx.rng.lognormal(mean, 1.0).clamp(1.0, 64.0 * mean) as u32;
+        let hd = &mut cx.w.holders[h as usize];
         hd.warm = true;
         hd.target = size;
-        self.w.lru_add(h);
-        let now = self.now;
-        self.pcrt(ci).files.push_back((h, gen, now));
+        cx.w.lru_add(h);
+        let now = cx.now;
+        self.files.push_back((h, gen, now));
         Some((h, gen))
     }
 
     /// Delete a file: truncate its page cache and free its inode and dentry (taking them back
     /// from the unused cache if the file had gone cold).
-    fn delete_file(&mut self, h: u32, cpu: u16) {
-        if !self.w.holders[h as usize].warm {
-            for c in [self.w.dentry_cache, self.w.inode_cache] {
-                if let Some(s) = self.w.slab_from_lru(c) {
-                    self.w.slab_put(s, cpu);
+    fn delete_file(cx: &mut Ctx, h: u32, cpu: u16) {
+        if !cx.w.holders[h as usize].warm {
+            for c in [cx.w.dentry_cache, cx.w.inode_cache] {
+                if let Some(s) = cx.w.slab_from_lru(c) {
+                    cx.w.slab_put(s, cpu);
                 }
             }
         }
-        self.w.free_holder(h, cpu);
+        cx.w.free_holder(h, cpu);
     }
 
     /// Make a file warm again (its dentry and inode back in use).
-    fn warm_file(&mut self, h: u32, gen: u32, cpu: u16) -> bool {
-        if self.w.holders[h as usize].warm {
+    fn warm_file(cx: &mut Ctx, h: u32, gen: u32, cpu: u16) -> bool {
+        if cx.w.holders[h as usize].warm {
             return true;
         }
         for (c, g) in [
-            (self.w.dentry_cache, Gfp::KERNEL),
-            (self.w.inode_cache, Gfp::NOFS),
+            (cx.w.dentry_cache, Gfp::KERNEL),
+            (cx.w.inode_cache, Gfp::NOFS),
         ] {
-            let s = match self.w.slab_from_lru(c) {
+            let s = match cx.w.slab_from_lru(c) {
                 Some(s) => s,
-                None => match self.kobj_alloc(c, g, cpu) {
+                None => match cx.kobj_alloc(c, g, cpu) {
                     Some(s) => s,
                     None => return false,
                 },
             };
-            if !self.w.alive(h, gen) {
-                self.w.slab_put(s, cpu);
+            if !cx.w.alive(h, gen) {
+                cx.w.slab_put(s, cpu);
                 return false;
             }
-            self.w.holders[h as usize].kobjs.push(s);
+            cx.w.holders[h as usize].kobjs.push(s);
         }
-        self.w.holders[h as usize].warm = true;
+        cx.w.holders[h as usize].warm = true;
         true
     }
 
     /// One readahead folio of exactly `order` (clean page cache). Returns the pages added.
-    fn readahead_folio(&mut self, h: u32, gen: u32, order: u8, cpu: u16) -> u32 {
-        let Some(id) = self.alloc_for(NONE, 0, order, GFP_READAHEAD, cpu, kind::CACHE, 0) else {
+    fn readahead_folio(cx: &mut Ctx, h: u32, gen: u32, order: u8, cpu: u16) -> u32 {
+        let Some(id) = cx.alloc_for(NONE, 0, order, GFP_READAHEAD, cpu, kind::CACHE, 0) else {
             return 0;
         };
-        if !self.w.alive(h, gen) {
-            self.w.free_loose(id, cpu);
+        if !cx.w.alive(h, gen) {
+            cx.w.free_loose(id, cpu);
             return 0;
         }
-        self.w.add_cache_page(id, h, false);
-        let hd = &mut self.w.holders[h as usize];
+        cx.w.add_cache_page(id, h, false);
+        let hd = &mut cx.w.holders[h as usize];
         let need = hd.huge.div_ceil(64);
         if need > hd.aux_count {
             hd.aux_count += 1;
-            let rc = self.w.radix_cache;
-            self.kobj_for(h, gen, rc, Gfp::NOFS, cpu);
+            let rc = cx.w.radix_cache;
+            cx.kobj_for(h, gen, rc, Gfp::NOFS, cpu);
         }
         1 << order
     }
 
     /// Add a written (dirty) folio of up to `order` to file `h`, falling back one order at a
     /// time as `__filemap_get_folio` does. Returns the pages added (0 on failure).
-    fn add_folio(&mut self, h: u32, gen: u32, order: u8, cpu: u16, bh_cache: u16) -> u32 {
+    fn add_folio(cx: &mut Ctx, h: u32, gen: u32, order: u8, cpu: u16, bh_cache: u16) -> u32 {
         let write = true;
         let mut o = order as i32;
+        // the first failed large folio, linked to the outcome of the orders below it
+        let mut link = None;
         while o >= 0 {
             let ou = o as u8;
             let gfp = if ou > 0 { GFP_WRITE_LARGE } else { GFP_WRITE0 };
-            if let Some(id) = self.alloc_for(NONE, 0, ou, gfp, cpu, kind::CACHE, 0) {
-                if !self.w.alive(h, gen) {
-                    self.w.free_loose(id, cpu);
+            if let Some(id) = cx.alloc_for(NONE, 0, ou, gfp, cpu, kind::CACHE, 0) {
+                if let Some(l) = link.take() {
+                    cx.st.bill.fallback_done(l, true);
+                }
+                if !cx.w.alive(h, gen) {
+                    cx.w.free_loose(id, cpu);
                     return 0;
                 }
-                self.w.add_cache_page(id, h, write);
+                cx.w.add_cache_page(id, h, write);
                 let n = 1u32 << ou;
-                let hd = &mut self.w.holders[h as usize];
+                let hd = &mut cx.w.holders[h as usize];
                 if write && hd.dirty.len() == 1 {
-                    hd.dirtied_at = self.now;
+                    hd.dirtied_at = cx.now;
                 }
                 // xarray nodes: one per 64 cached pages
                 let need = hd.huge.div_ceil(64);
                 if need > hd.aux_count {
                     hd.aux_count += 1;
-                    let rc = self.w.radix_cache;
-                    self.kobj_for(h, gen, rc, Gfp::NOFS, cpu);
+                    let rc = cx.w.radix_cache;
+                    cx.kobj_for(h, gen, rc, Gfp::NOFS, cpu);
                 }
                 if write {
                     for _ in 0..n {
-                        if !self.w.alive(h, gen) {
+                        if !cx.w.alive(h, gen) {
                             break;
                         }
-                        if let Some(s) = self.kobj_alloc(bh_cache, Gfp::NOFS, cpu) {
-                            if self.w.alive(h, gen) {
-                                self.w.holders[h as usize].refs.push(s);
+                        if let Some(s) = cx.kobj_alloc(bh_cache, Gfp::NOFS, cpu) {
+                            if cx.w.alive(h, gen) {
+                                cx.w.holders[h as usize].refs.push(s);
                             } else {
-                                self.w.slab_put(s, cpu);
+                                cx.w.slab_put(s, cpu);
                             }
                         }
                     }
                 }
                 return n;
             }
-            if !self.w.alive(h, gen) {
+            if !cx.w.alive(h, gen) {
+                // killed inside the allocation: no fallback is tried
+                if let Some(l) = link {
+                    cx.st.bill.fallback_done(l, false);
+                }
                 return 0;
             }
             if o > 0 {
-                self.st.pagecache_folio_fallbacks += 1;
+                cx.st.pagecache_folio_fallbacks += 1;
+                if link.is_none() {
+                    link = Some(
+                        cx.st
+                            .bill
+                            .optional_failed(crate::cost::OptionalKind::PagecacheFolio),
+                    );
+                }
             }
             o -= 1;
+        }
+        if let Some(l) = link {
+            cx.st.bill.fallback_done(l, false);
         }
         0
     }
 
-    fn pagecache_tick(&mut self, ci: usize) {
-        let cpu = self.comps[ci].rng.below(self.cpus as u64) as u16;
+    fn pagecache_tick(&mut self, cx: &mut Ctx) {
+        let cpu = cx.rng.below(cx.cpus as u64) as u16;
         let (wpt, rpt, worder, max_files, life, bh) = {
-            let rt = self.pcrt(ci);
+            let rt = &*self;
             (
                 rt.write_per_tick,
                 rt.read_per_tick,
@@ -277,8 +295,8 @@ impl Sim {
         };
         // deletions: beyond the file count, or past the lifetime (oldest first)
         loop {
-            let now = self.now;
-            let rt = self.pcrt(ci);
+            let now = cx.now;
+            let rt = &mut *self;
             let Some(&(h, gen, born)) = rt.files.front() else {
                 break;
             };
@@ -290,75 +308,75 @@ impl Sim {
             if rt.cur == Some((h, gen)) {
                 rt.cur = None;
             }
-            if self.w.alive(h, gen) {
-                self.delete_file(h, cpu);
+            if cx.w.alive(h, gen) {
+                Self::delete_file(cx, h, cpu);
             }
         }
         // writes
-        let mut budget = self.comps[ci].rng.round(wpt) as i64;
+        let mut budget = cx.rng.round(wpt) as i64;
         while budget > 0 {
-            let cur0 = self.pcrt(ci).cur;
+            let cur0 = self.cur;
             let cur = match cur0 {
                 Some((h, g))
-                    if self.w.alive(h, g)
-                        && self.w.holders[h as usize].small < self.w.holders[h as usize].target =>
+                    if cx.w.alive(h, g)
+                        && cx.w.holders[h as usize].small < cx.w.holders[h as usize].target =>
                 {
                     (h, g)
                 }
-                _ => match self.create_file(ci, cpu) {
+                _ => match self.create_file(cx, cpu) {
                     Some(x) => {
-                        self.pcrt(ci).cur = Some(x);
+                        self.cur = Some(x);
                         x
                     }
                     None => break,
                 },
             };
             let (h, gen) = cur;
-            let left = self.w.holders[h as usize].target - self.w.holders[h as usize].small;
+            let left = cx.w.holders[h as usize].target - cx.w.holders[h as usize].small;
             let mut o = worder;
             while o > 0 && (1u32 << o) > left {
                 o -= 1;
             }
-            let n = self.add_folio(h, gen, o, cpu, bh);
+            let n = Self::add_folio(cx, h, gen, o, cpu, bh);
             if n == 0 {
                 break;
             }
-            self.w.holders[h as usize].small += n;
-            self.w.lru_touch(h);
+            cx.w.holders[h as usize].small += n;
+            cx.w.lru_touch(h);
             budget -= n as i64;
         }
-        self.balance_dirty();
+        cx.balance_dirty();
         // reads: whole files, recently written ones more often
-        let read_order = self.pcrt(ci).cfg.read_order.min(self.geo.max_order);
-        self.pcrt(ci).read_debt += rpt;
+        let read_order = self.cfg.read_order.min(cx.geo.max_order);
+        self.read_debt += rpt;
         let mut guard = 64;
-        while self.pcrt(ci).read_debt >= 1.0 && guard > 0 {
+        while self.read_debt >= 1.0 && guard > 0 {
             guard -= 1;
-            let n = self.pcrt(ci).files.len() as u64;
+            let n = self.files.len() as u64;
             if n == 0 {
-                self.pcrt(ci).read_debt = 0.0;
+                self.read_debt = 0.0;
                 break;
             }
             // half the reads go to the newest quarter of the files
-            let k = if self.comps[ci].rng.chance(0.5) {
-                n - 1 - self.comps[ci].rng.below(n.div_ceil(4))
+            let k = if cx.rng.chance(0.5) {
+                n - 1 - cx.rng.below(n.div_ceil(4))
             } else {
-                self.comps[ci].rng.below(n)
+                cx.rng.below(n)
             };
-            let (h, gen, _) = self.pcrt(ci).files[k as usize];
-            if !self.w.alive(h, gen) {
+            let (h, gen, _) = self.files[k as usize];
+            if !cx.w.alive(h, gen) {
                 continue;
             }
             let (size, cached) = {
-                let hd = &self.w.holders[h as usize];
+                let hd = &cx.w.holders[h as usize];
                 (hd.small.min(hd.target), hd.huge)
             };
-            self.pcrt(ci).read_debt -= size.max(1) as f64;
-            if !self.warm_file(h, gen, cpu) {
+            self.read_debt -= size.max(1) as f64;
+            if !Self::warm_file(cx, h, gen, cpu) {
                 break;
             }
-            self.w.lru_add(h);
-            self.w.lru_touch(h);
+            cx.w.lru_add(h);
+            cx.w.lru_touch(h);
             // readahead of what is not cached, ramping the folio order up by 2 per window
             // (page_cache_ra_order); when a large folio cannot be allocated the rest is read
             // with order-0 folios (do_page_cache_ra), not one order lower
@@ -369,11 +387,21 @@ impl Sim {
                 while oo > 0 && (1u32 << oo) > missing {
                     oo -= 1;
                 }
-                let mut got = self.readahead_folio(h, gen, oo, cpu);
+                let mut got = Self::readahead_folio(cx, h, gen, oo, cpu);
                 if got == 0 && oo > 0 {
-                    self.st.pagecache_folio_fallbacks += 1;
+                    cx.st.pagecache_folio_fallbacks += 1;
+                    // a refused large readahead folio (not a killed reader), linked to its
+                    // order-0 fallback
+                    let link = cx.w.alive(h, gen).then(|| {
+                        cx.st
+                            .bill
+                            .optional_failed(crate::cost::OptionalKind::PagecacheFolio)
+                    });
                     o = 0;
-                    got = self.readahead_folio(h, gen, 0, cpu);
+                    got = Self::readahead_folio(cx, h, gen, 0, cpu);
+                    if let Some(l) = link {
+                        cx.st.bill.fallback_done(l, got > 0);
+                    }
                 }
                 if got == 0 {
                     break;
@@ -383,45 +411,40 @@ impl Sim {
             }
         }
     }
+}
 
-    // ----- tmpfs sb-stress -----
-
-    fn tmrt(&mut self, ci: usize) -> &mut TmpfsRt {
-        match &mut self.comps[ci].st {
-            State::Tmpfs(p) => p,
-            _ => unreachable!(),
+impl Component for TmpfsRt {
+    /// The workers, each on a random CPU, start within ten ticks.
+    fn start(&mut self, cx: &mut Ctx) {
+        let n = self.cfg.workers;
+        for i in 0..n {
+            let cpu = cx.rng.below(cx.cpus as u64) as u16;
+            self.workers.push(TmpfsWorker {
+                mount: NONE,
+                gen: 0,
+                created: 0,
+                umount_at: 0,
+                cpu,
+            });
+            let d = cx.rng.below(TICK_NS * 10);
+            cx.at(cx.now + d, op::TMPFS, i, 0);
         }
     }
 
-    pub(crate) fn tmpfs_event(&mut self, ci: usize, ev: Ev) {
-        match ev.op {
-            op::START => {
-                let n = self.tmrt(ci).cfg.workers;
-                for i in 0..n {
-                    let cpu = self.comps[ci].rng.below(self.cpus as u64) as u16;
-                    self.tmrt(ci).workers.push(TmpfsWorker {
-                        mount: NONE,
-                        gen: 0,
-                        created: 0,
-                        umount_at: 0,
-                        cpu,
-                    });
-                    let d = self.comps[ci].rng.below(TICK_NS * 10);
-                    self.q.push(self.now + d, ci as u16, op::TMPFS, i, 0);
-                }
-            }
-            op::TMPFS => {
-                self.tmpfs_step(ci, ev.a as usize);
-            }
-            _ => {}
+    fn handle(&mut self, cx: &mut Ctx, ev: Ev) {
+        if ev.op == op::TMPFS {
+            self.tmpfs_step(cx, ev.a as usize);
         }
     }
+}
 
-    fn tmpfs_step(&mut self, ci: usize, wi: usize) {
-        let wk = self.tmrt(ci).workers[wi];
+impl TmpfsRt {
+    /// One step of worker `wi`: mount, create a share of the entries, or unmount.
+    fn tmpfs_step(&mut self, cx: &mut Ctx, wi: usize) {
+        let wk = self.workers[wi];
         let cpu = wk.cpu;
         let (files, dirs, fpages, bpages, period) = {
-            let rt = self.tmrt(ci);
+            let rt = &*self;
             (
                 rt.cfg.files,
                 rt.cfg.dirs,
@@ -431,14 +454,14 @@ impl Sim {
             )
         };
         let total = dirs + files + 1;
-        let alive = wk.mount != NONE && self.w.alive(wk.mount, wk.gen);
+        let alive = wk.mount != NONE && cx.w.alive(wk.mount, wk.gen);
         if !alive {
-            if !self.active(ci) {
+            if !cx.active() {
                 return;
             }
             // mount: super_block, shmem_sb_info, root inode and dentry
-            let h = self.w.new_holder(HKind::Mount, ci as u16, cpu);
-            let gen = self.w.holders[h as usize].gen;
+            let h = cx.w.new_holder(HKind::Mount, cx.comp, cpu);
+            let gen = cx.w.holders[h as usize].gen;
             let mut ok = true;
             for (c, n) in [
                 ("kmalloc-2k", 1),
@@ -448,36 +471,36 @@ impl Sim {
                 ("dentry", 1),
             ] {
                 for _ in 0..n {
-                    ok &= self.kobj_for(h, gen, cache_id(c), Gfp::KERNEL, cpu);
+                    ok &= cx.kobj_for(h, gen, cache_id(c), Gfp::KERNEL, cpu);
                 }
             }
             if !ok {
-                if self.w.alive(h, gen) {
-                    self.w.free_holder(h, cpu);
+                if cx.w.alive(h, gen) {
+                    cx.w.free_holder(h, cpu);
                 }
             } else {
-                let d = self.comps[ci].rng.exp_ns(period);
-                self.st.tmpfs_mounts += 1;
-                self.tmrt(ci).workers[wi] = TmpfsWorker {
+                let d = cx.rng.exp_ns(period);
+                cx.st.tmpfs_mounts += 1;
+                self.workers[wi] = TmpfsWorker {
                     mount: h,
                     gen,
                     created: 0,
-                    umount_at: self.now + d,
+                    umount_at: cx.now + d,
                     cpu,
                 };
             }
         } else if wk.created < total {
             // create a share of the entries per tick so that creation spans the mount's life
-            let ticks = ((wk.umount_at.saturating_sub(self.now)) / TICK_NS).max(1) as u32;
+            let ticks = ((wk.umount_at.saturating_sub(cx.now)) / TICK_NS).max(1) as u32;
             let n = (total - wk.created).div_ceil(ticks).max(1);
             let (h, gen) = (wk.mount, wk.gen);
-            let (dc, sc) = (self.w.dentry_cache, cache_id("shmem_inode_cache"));
+            let (dc, sc) = (cx.w.dentry_cache, cache_id("shmem_inode_cache"));
             let mut made = 0;
             for _ in 0..n {
                 let idx = wk.created + made;
                 made += 1;
-                if !self.kobj_for(h, gen, dc, Gfp::KERNEL, cpu)
-                    || !self.kobj_for(h, gen, sc, Gfp::KERNEL, cpu)
+                if !cx.kobj_for(h, gen, dc, Gfp::KERNEL, cpu)
+                    || !cx.kobj_for(h, gen, sc, Gfp::KERNEL, cpu)
                 {
                     break;
                 }
@@ -489,27 +512,26 @@ impl Sim {
                     bpages
                 };
                 for _ in 0..pages {
-                    match self.alloc_for(h, gen, 0, GFP_SHMEM, cpu, kind::SHMEM, 0) {
+                    match cx.alloc_for(h, gen, 0, GFP_SHMEM, cpu, kind::SHMEM, 0) {
                         Some(id) => {
                             // count it as shmem of the mount
                             let _ = id;
-                            self.w.holders[h as usize].huge += 1;
+                            cx.w.holders[h as usize].huge += 1;
                         }
                         None => break,
                     }
                 }
-                if !self.w.alive(h, gen) {
+                if !cx.w.alive(h, gen) {
                     break;
                 }
             }
-            if self.w.alive(h, gen) {
-                self.tmrt(ci).workers[wi].created += made;
+            if cx.w.alive(h, gen) {
+                self.workers[wi].created += made;
             }
-        } else if self.now >= wk.umount_at {
-            self.w.free_holder(wk.mount, cpu);
-            self.tmrt(ci).workers[wi].mount = NONE;
+        } else if cx.now >= wk.umount_at {
+            cx.w.free_holder(wk.mount, cpu);
+            self.workers[wi].mount = NONE;
         }
-        self.q
-            .push(self.now + TICK_NS, ci as u16, op::TMPFS, wi as u32, 0);
+        cx.at(cx.now + TICK_NS, op::TMPFS, wi as u32, 0);
     }
 }

@@ -12,12 +12,12 @@
 
 use spb_alloc::Gfp;
 
-use super::{op, State, TICK_NS};
+use super::{op, TICK_NS};
 use crate::scenario::{Hugetlb, Net, SlabLoad};
+use crate::sim::ctx::{Component, Ctx};
 use crate::sim::queue::Ev;
 use crate::sim::slab::{cache_id, kmalloc_cache, NONE};
 use crate::sim::world::{kind, HKind};
-use crate::sim::Sim;
 
 pub const GFP_FRAG_HI: Gfp = Gfp::ATOMIC
     .with(Gfp::COMP)
@@ -51,11 +51,11 @@ pub struct SlabRt {
 }
 
 impl SlabRt {
-    pub fn new(sim: &Sim, p: &SlabLoad) -> SlabRt {
+    pub fn new(cx: &Ctx, p: &SlabLoad) -> SlabRt {
         let c = cache_id(&p.cache);
         let sz = crate::sim::slab::CACHES[c as usize].obj_size as f64;
-        let s = p.size.bytes(sim.ram) as f64 / sz;
-        let e = p.grow_to.map(|g| g.bytes(sim.ram) as f64 / sz).unwrap_or(s);
+        let s = p.size.bytes(cx.ram) as f64 / sz;
+        let e = p.grow_to.map(|g| g.bytes(cx.ram) as f64 / sz).unwrap_or(s);
         SlabRt {
             cfg: p.clone(),
             cache: c,
@@ -88,7 +88,7 @@ pub struct NetRt {
 }
 
 impl NetRt {
-    pub fn new(sim: &Sim, p: &Net) -> NetRt {
+    pub fn new(cx: &Ctx, p: &Net) -> NetRt {
         let burst_ns = if p.rate > 0.0 {
             (p.burst as f64 / p.rate * 1e9) as u64
         } else {
@@ -97,12 +97,12 @@ impl NetRt {
         NetRt {
             cfg: p.clone(),
             flows: Vec::new(),
-            frag: vec![(NONE, 0); sim.cpus as usize],
+            frag: vec![(NONE, 0); cx.cpus as usize],
             skb_head: cache_id("skbuff_head_cache"),
             burst_ns: burst_ns.max(1000),
-            latency_ns: p.latency.ns(sim.sc.duration_ns).max(1000),
-            size: p.size.bytes(sim.ram).clamp(1, 1 << 20) as u32,
-            rcvbuf: p.rcvbuf.bytes(sim.ram),
+            latency_ns: p.latency.ns(cx.sc.duration_ns).max(1000),
+            size: p.size.bytes(cx.ram).clamp(1, 1 << 20) as u32,
+            rcvbuf: p.rcvbuf.bytes(cx.ram),
         }
     }
 }
@@ -116,8 +116,8 @@ pub struct HugetlbRt {
 }
 
 impl HugetlbRt {
-    pub fn new(sim: &Sim, p: &Hugetlb) -> HugetlbRt {
-        let run = sim.sc.duration_ns;
+    pub fn new(cx: &Ctx, p: &Hugetlb) -> HugetlbRt {
+        let run = cx.sc.duration_ns;
         HugetlbRt {
             cfg: p.clone(),
             at: p.at.iter().map(|d| d.ns(run)).collect(),
@@ -127,40 +127,32 @@ impl HugetlbRt {
     }
 }
 
-impl Sim {
-    // ----- slab populations -----
+// ----- slab populations -----
 
-    fn slrt(&mut self, ci: usize) -> &mut SlabRt {
-        match &mut self.comps[ci].st {
-            State::Slab(p) => p,
-            _ => unreachable!(),
-        }
+impl Component for SlabRt {
+    /// The population's pool holder, its first tick, and the next.
+    fn start(&mut self, cx: &mut Ctx) {
+        let h = cx.w.new_holder(HKind::Pool, cx.comp, 0);
+        self.holder = h;
+        self.slab_tick(cx);
+        cx.at(cx.now + SLAB_TICK_NS, op::TICK, 0, 0);
     }
 
-    pub(crate) fn slab_event(&mut self, ci: usize, ev: Ev) {
-        match ev.op {
-            op::START => {
-                let h = self.w.new_holder(HKind::Pool, ci as u16, 0);
-                self.slrt(ci).holder = h;
-                self.slab_tick(ci);
-                self.q
-                    .push(self.now + SLAB_TICK_NS, ci as u16, op::TICK, 0, 0);
+    fn handle(&mut self, cx: &mut Ctx, ev: Ev) {
+        if ev.op == op::TICK {
+            if cx.now >= cx.stop {
+                return;
             }
-            op::TICK => {
-                if self.now >= self.comps[ci].stop {
-                    return;
-                }
-                self.slab_tick(ci);
-                self.q
-                    .push(self.now + SLAB_TICK_NS, ci as u16, op::TICK, 0, 0);
-            }
-            _ => {}
+            self.slab_tick(cx);
+            cx.at(cx.now + SLAB_TICK_NS, op::TICK, 0, 0);
         }
     }
+}
 
-    fn slab_tick(&mut self, ci: usize) {
+impl SlabRt {
+    fn slab_tick(&mut self, cx: &mut Ctx) {
         let (c, h, s, e, churn, in_use, cached) = {
-            let rt = self.slrt(ci);
+            let rt = &*self;
             (
                 rt.cache,
                 rt.holder,
@@ -171,145 +163,155 @@ impl Sim {
                 rt.cached,
             )
         };
-        let gen = self.w.holders[h as usize].gen;
-        let (t0, t1) = (self.comps[ci].start, self.comps[ci].stop.min(self.end));
+        let gen = cx.w.holders[h as usize].gen;
+        let (t0, t1) = (cx.start, cx.stop.min(cx.end));
         let frac = if t1 > t0 {
-            ((self.now - t0.min(self.now)) as f64 / (t1 - t0) as f64).min(1.0)
+            ((cx.now - t0.min(cx.now)) as f64 / (t1 - t0) as f64).min(1.0)
         } else {
             1.0
         };
         let want = s + (e - s) * frac;
-        let cpu = self.comps[ci].rng.below(self.cpus as u64) as u16;
-        let reclaimable = self.w.caches[c as usize].spec.reclaimable;
-        let lru_len = self.w.caches[c as usize].lru_q.len() as u64;
+        let cpu = cx.rng.below(cx.cpus as u64) as u16;
+        let reclaimable = cx.w.caches[c as usize].spec.reclaimable;
+        let lru_len = cx.w.caches[c as usize].lru_q.len() as u64;
         let cached = cached.min(lru_len);
-        let used = self.w.holders[h as usize].kobjs.len() as u64;
+        let used = cx.w.holders[h as usize].kobjs.len() as u64;
         let have = used + cached;
         // churn: objects freed (unlink, close, kfree) and replaced
-        let k = self.comps[ci]
+        let k = cx
             .rng
             .round(churn * have as f64 * SLAB_TICK_NS as f64 / 1e9);
         let mut cached = cached;
         for _ in 0..k {
-            let used = self.w.holders[h as usize].kobjs.len() as u64;
+            let used = cx.w.holders[h as usize].kobjs.len() as u64;
             if used + cached == 0 {
                 break;
             }
-            if self.comps[ci].rng.below(used + cached) < used {
-                let i = self.comps[ci].rng.below(used) as usize;
-                let sid = self.w.holders[h as usize].kobjs.swap_remove(i);
-                self.w.slab_put(sid, cpu);
-            } else if let Some(sid) = self.w.slab_from_lru(c) {
+            if cx.rng.below(used + cached) < used {
+                let i = cx.rng.below(used) as usize;
+                let sid = cx.w.holders[h as usize].kobjs.swap_remove(i);
+                cx.w.slab_put(sid, cpu);
+            } else if let Some(sid) = cx.w.slab_from_lru(c) {
                 // an unused cached object is freed (e.g. a negative dentry dropped)
-                self.w.slab_put(sid, cpu);
+                cx.w.slab_put(sid, cpu);
                 cached -= 1;
             } else {
                 cached = 0;
             }
         }
         // grow back to the target
-        let have = self.w.holders[h as usize].kobjs.len() as u64 + cached;
+        let have = cx.w.holders[h as usize].kobjs.len() as u64 + cached;
         let add = (want as u64).saturating_sub(have);
         let mut added = 0u64;
         while added < add {
-            let Some(sid) = self.kobj_alloc(c, crate::sim::slab::CACHES[c as usize].gfp, cpu)
-            else {
+            let Some(sid) = cx.kobj_alloc(c, crate::sim::slab::CACHES[c as usize].gfp, cpu) else {
                 break;
             };
             added += 1;
-            if reclaimable && !self.comps[ci].rng.chance(in_use) {
-                self.w.slab_to_lru(sid);
+            if reclaimable && !cx.rng.chance(in_use) {
+                cx.w.slab_to_lru(sid);
                 cached += 1;
-            } else if self.w.alive(h, gen) {
-                self.w.holders[h as usize].kobjs.push(sid);
+            } else if cx.w.alive(h, gen) {
+                cx.w.holders[h as usize].kobjs.push(sid);
             } else {
-                self.w.slab_put(sid, cpu);
+                cx.w.slab_put(sid, cpu);
             }
         }
-        self.slrt(ci).cached = cached;
+        self.cached = cached;
     }
+}
 
-    // ----- network -----
+// ----- network -----
 
-    fn netrt(&mut self, ci: usize) -> &mut NetRt {
-        match &mut self.comps[ci].st {
-            State::Net(p) => p,
-            _ => unreachable!(),
+impl Component for NetRt {
+    /// The flows, each on a random CPU, start within one burst period.
+    fn start(&mut self, cx: &mut Ctx) {
+        let n = self.cfg.flows;
+        let b = self.burst_ns;
+        for i in 0..n {
+            let cpu = cx.rng.below(cx.cpus as u64) as u16;
+            self.flows.push(Flow { cpu, queued: 0 });
+            let d = cx.rng.below(b);
+            cx.at(cx.now + d, op::FLOW, i, 0);
         }
     }
 
-    pub(crate) fn net_event(&mut self, ci: usize, ev: Ev) {
+    fn handle(&mut self, cx: &mut Ctx, ev: Ev) {
         match ev.op {
-            op::START => {
-                let n = self.netrt(ci).cfg.flows;
-                let b = self.netrt(ci).burst_ns;
-                for i in 0..n {
-                    let cpu = self.comps[ci].rng.below(self.cpus as u64) as u16;
-                    self.netrt(ci).flows.push(Flow { cpu, queued: 0 });
-                    let d = self.comps[ci].rng.below(b);
-                    self.q.push(self.now + d, ci as u16, op::FLOW, i, 0);
-                }
-            }
             op::FLOW => {
-                if !self.active(ci) {
+                if !cx.active() {
                     return;
                 }
-                self.net_burst(ci, ev.a as usize);
-                let b = self.netrt(ci).burst_ns;
-                let d = self.comps[ci].rng.exp_ns(b);
-                self.q.push(self.now + d, ci as u16, op::FLOW, ev.a, 0);
+                self.net_burst(cx, ev.a as usize);
+                let b = self.burst_ns;
+                let d = cx.rng.exp_ns(b);
+                cx.at(cx.now + d, op::FLOW, ev.a, 0);
             }
-            op::PKT_FREE if self.w.alive(ev.a, ev.gen) => {
-                self.free_packets(ci, ev.a);
+            op::PKT_FREE if cx.w.alive(ev.a, ev.gen) => {
+                self.free_packets(cx, ev.a);
             }
             _ => {}
         }
     }
+}
 
+impl NetRt {
     /// Take one reference on a fragment of `size` bytes from `cpu`'s page-fragment cache.
-    fn frag_alloc(&mut self, ci: usize, cpu: u16, size: u32) -> Option<u32> {
-        let (cur, used) = self.netrt(ci).frag[cpu as usize];
+    fn frag_alloc(&mut self, cx: &mut Ctx, cpu: u16, size: u32) -> Option<u32> {
+        let (cur, used) = self.frag[cpu as usize];
         if cur != NONE {
-            let cap = 4096u32 << self.w.objs[cur as usize].order;
+            let cap = 4096u32 << cx.w.objs[cur as usize].order;
             if used + size <= cap {
-                self.netrt(ci).frag[cpu as usize].1 += size;
-                self.w.objs[cur as usize].slot += 1;
+                self.frag[cpu as usize].1 += size;
+                cx.w.objs[cur as usize].slot += 1;
                 return Some(cur);
             }
             // drop the cache's reference on the old page
-            self.frag_put(cur, cpu);
-            self.netrt(ci).frag[cpu as usize] = (NONE, 0);
+            Self::frag_put(cx, cur, cpu);
+            self.frag[cpu as usize] = (NONE, 0);
         }
-        let order = FRAG_ORDER.min(self.geo.max_order);
-        let id = match self.alloc_for(NONE, 0, order, GFP_FRAG_HI, cpu, kind::FRAG, 0) {
+        let order = FRAG_ORDER.min(cx.geo.max_order);
+        let id = match cx.alloc_for(NONE, 0, order, GFP_FRAG_HI, cpu, kind::FRAG, 0) {
             Some(id) => id,
-            None => self.alloc_for(NONE, 0, 0, GFP_FRAG_LO, cpu, kind::FRAG, 0)?,
+            None => {
+                // the refused high-order refill, linked to its order-0 fallback
+                let link = (order > 0).then(|| {
+                    cx.st
+                        .bill
+                        .optional_failed(crate::cost::OptionalKind::SkbFragRefill)
+                });
+                let r = cx.alloc_for(NONE, 0, 0, GFP_FRAG_LO, cpu, kind::FRAG, 0);
+                if let Some(l) = link {
+                    cx.st.bill.fallback_done(l, r.is_some());
+                }
+                r?
+            }
         };
-        let cap = 4096u32 << self.w.objs[id as usize].order;
+        let cap = 4096u32 << cx.w.objs[id as usize].order;
         if size > cap {
             // a fragment larger than an order-0 fallback page: give up on this packet
-            self.w.objs[id as usize].slot = 1;
-            self.netrt(ci).frag[cpu as usize] = (id, cap);
+            cx.w.objs[id as usize].slot = 1;
+            self.frag[cpu as usize] = (id, cap);
             return None;
         }
         // one reference for the cache, one for the fragment
-        self.w.objs[id as usize].slot = 2;
-        self.netrt(ci).frag[cpu as usize] = (id, size);
+        cx.w.objs[id as usize].slot = 2;
+        self.frag[cpu as usize] = (id, size);
         Some(id)
     }
 
-    fn frag_put(&mut self, id: u32, cpu: u16) {
-        let o = &mut self.w.objs[id as usize];
+    fn frag_put(cx: &mut Ctx, id: u32, cpu: u16) {
+        let o = &mut cx.w.objs[id as usize];
         o.slot -= 1;
         if o.slot == 0 {
-            self.w.free_loose(id, cpu);
+            cx.w.free_loose(id, cpu);
         }
     }
 
     /// One burst of packets of a flow.
-    fn net_burst(&mut self, ci: usize, fi: usize) {
+    fn net_burst(&mut self, cx: &mut Ctx, fi: usize) {
         let (flow, burst, size, rcvbuf, frag, lat, head) = {
-            let rt = self.netrt(ci);
+            let rt = &*self;
             (
                 rt.flows[fi],
                 rt.cfg.burst,
@@ -322,37 +324,37 @@ impl Sim {
         };
         let cpu = flow.cpu;
         if flow.queued >= rcvbuf {
-            self.st.packets_dropped += burst as u64;
+            cx.st.packets_dropped += burst as u64;
             return;
         }
-        let h = self.w.new_holder(HKind::Packets, ci as u16, cpu);
-        let gen = self.w.holders[h as usize].gen;
-        self.w.holders[h as usize].group = fi as u32;
+        let h = cx.w.new_holder(HKind::Packets, cx.comp, cpu);
+        let gen = cx.w.holders[h as usize].gen;
+        cx.w.holders[h as usize].group = fi as u32;
         let mut bytes = 0u64;
         for _ in 0..burst {
-            let sz = (self.comps[ci].rng.lognormal(size as f64, 0.8) as u32).clamp(64, 65536);
-            self.st.packets += 1;
-            if !self.kobj_for(h, gen, head, Gfp::ATOMIC, cpu) {
-                self.st.packets_dropped += 1;
+            let sz = (cx.rng.lognormal(size as f64, 0.8) as u32).clamp(64, 65536);
+            cx.st.packets += 1;
+            if !cx.kobj_for(h, gen, head, Gfp::ATOMIC, cpu) {
+                cx.st.packets_dropped += 1;
                 continue;
             }
-            let ok = if self.comps[ci].rng.chance(frag) && sz <= 32768 {
-                match self.frag_alloc(ci, cpu, sz) {
+            let ok = if cx.rng.chance(frag) && sz <= 32768 {
+                match self.frag_alloc(cx, cpu, sz) {
                     Some(fid) => {
-                        self.w.holders[h as usize].refs.push(fid);
+                        cx.w.holders[h as usize].refs.push(fid);
                         true
                     }
                     None => false,
                 }
             } else if let Some(c) = kmalloc_cache(sz + 320) {
-                self.kobj_for(h, gen, c, Gfp::ATOMIC, cpu)
+                cx.kobj_for(h, gen, c, Gfp::ATOMIC, cpu)
             } else {
                 let pages = (sz as u64 + 320).div_ceil(4096);
                 let order = (64 - (pages - 1).leading_zeros()) as u8;
-                self.alloc_for(
+                cx.alloc_for(
                     h,
                     gen,
-                    order.min(self.geo.max_order),
+                    order.min(cx.geo.max_order),
                     GFP_SKB_LARGE,
                     cpu,
                     kind::NETDATA,
@@ -363,114 +365,89 @@ impl Sim {
             if ok {
                 bytes += sz as u64;
             } else {
-                self.st.packets_dropped += 1;
+                cx.st.packets_dropped += 1;
             }
         }
-        if !self.w.alive(h, gen) {
+        if !cx.w.alive(h, gen) {
             return;
         }
-        self.w.holders[h as usize].aux_count = bytes.min(u32::MAX as u64) as u32;
-        self.netrt(ci).flows[fi].queued += bytes;
-        let d = self.comps[ci].rng.exp_ns(lat);
-        self.q.push(self.now + d, ci as u16, op::PKT_FREE, h, gen);
+        cx.w.holders[h as usize].aux_count = bytes.min(u32::MAX as u64) as u32;
+        self.flows[fi].queued += bytes;
+        let d = cx.rng.exp_ns(lat);
+        cx.at(cx.now + d, op::PKT_FREE, h, gen);
     }
 
     /// The receiver consumed a batch: free heads, data and fragment references.
-    fn free_packets(&mut self, ci: usize, h: u32) {
+    fn free_packets(&mut self, cx: &mut Ctx, h: u32) {
         let (cpu, fi, bytes) = {
-            let hd = &self.w.holders[h as usize];
+            let hd = &cx.w.holders[h as usize];
             (hd.cpu, hd.group as usize, hd.aux_count as u64)
         };
-        let refs = std::mem::take(&mut self.w.holders[h as usize].refs);
+        let refs = std::mem::take(&mut cx.w.holders[h as usize].refs);
         for &f in &refs {
-            self.frag_put(f, cpu);
+            Self::frag_put(cx, f, cpu);
         }
         let mut refs = refs;
         refs.clear();
-        self.w.holders[h as usize].refs = refs;
-        self.w.free_holder(h, cpu);
-        let rt = self.netrt(ci);
+        cx.w.holders[h as usize].refs = refs;
+        cx.w.free_holder(h, cpu);
+        let rt = &mut *self;
         rt.flows[fi].queued = rt.flows[fi].queued.saturating_sub(bytes);
     }
+}
 
-    // ----- hugetlb -----
+// ----- hugetlb -----
 
-    fn htrt(&mut self, ci: usize) -> &mut HugetlbRt {
-        match &mut self.comps[ci].st {
-            State::Hugetlb(p) => p,
-            _ => unreachable!(),
+impl Component for HugetlbRt {
+    /// The requests at fixed times, and the periodic ones.
+    fn start(&mut self, cx: &mut Ctx) {
+        for &t in &self.at {
+            cx.at(t.max(cx.now), op::HTLB, 0, 0);
+        }
+        if self.every.is_some() {
+            cx.at(cx.now, op::TICK, 0, 0);
         }
     }
 
-    pub(crate) fn hugetlb_event(&mut self, ci: usize, ev: Ev) {
+    fn handle(&mut self, cx: &mut Ctx, ev: Ev) {
         match ev.op {
-            op::START => {
-                let at = self.htrt(ci).at.clone();
-                for t in at {
-                    self.q.push(t.max(self.now), ci as u16, op::HTLB, 0, 0);
-                }
-                if self.htrt(ci).every.is_some() {
-                    self.q.push(self.now, ci as u16, op::TICK, 0, 0);
-                }
-            }
             op::TICK => {
-                if !self.active(ci) {
+                if !cx.active() {
                     return;
                 }
-                self.hugetlb_request(ci);
-                let e = self.htrt(ci).every.unwrap();
-                self.q.push(self.now + e, ci as u16, op::TICK, 0, 0);
+                self.hugetlb_request(cx);
+                let e = self.every.unwrap();
+                cx.at(cx.now + e, op::TICK, 0, 0);
             }
-            op::HTLB => self.hugetlb_request(ci),
-            op::HTLB_FREE if self.w.alive(ev.a, ev.gen) => {
-                let cpu = self.w.holders[ev.a as usize].cpu;
-                self.w.free_holder(ev.a, cpu);
+            op::HTLB => self.hugetlb_request(cx),
+            op::HTLB_FREE if cx.w.alive(ev.a, ev.gen) => {
+                let cpu = cx.w.holders[ev.a as usize].cpu;
+                cx.w.free_holder(ev.a, cpu);
             }
             _ => {}
         }
     }
+}
 
+impl HugetlbRt {
     /// `echo N > nr_hugepages` for 1 GiB pages, held for a while.
-    fn hugetlb_request(&mut self, ci: usize) {
+    fn hugetlb_request(&mut self, cx: &mut Ctx) {
         let (n, hold) = {
-            let rt = self.htrt(ci);
+            let rt = &*self;
             (rt.cfg.count, rt.hold_ns)
         };
-        let h = self.w.new_holder(HKind::Hugetlb, ci as u16, 0);
-        let gen = self.w.holders[h as usize].gen;
+        let h = cx.w.new_holder(HKind::Hugetlb, cx.comp, 0);
+        let gen = cx.w.holders[h as usize].gen;
         for _ in 0..n {
-            self.st.htlb_attempts += 1;
-            match self.alloc_gigantic() {
+            cx.st.htlb_attempts += 1;
+            match cx.alloc_contig(cx.geo.spb_order, GFP_GIGANTIC, kind::HUGETLB) {
                 Some(id) => {
-                    self.st.htlb_success += 1;
-                    self.w.attach(id, h, 0);
+                    cx.st.htlb_success += 1;
+                    cx.w.attach(id, h, 0);
                 }
                 None => break,
             }
         }
-        self.q
-            .push(self.now + hold, ci as u16, op::HTLB_FREE, h, gen);
-    }
-
-    /// One 1 GiB contiguous allocation (migrating movable pages, dropping clean page cache).
-    /// Returns the object (loose; the caller attaches it).
-    pub fn alloc_gigantic(&mut self) -> Option<u32> {
-        let order = self.geo.spb_order;
-        let id = self.w.new_obj();
-        self.st.events += 1;
-        self.w.contig_mode = true;
-        let r = self.a.alloc_contig(order, GFP_GIGANTIC, id, &mut self.w);
-        self.w.contig_mode = false;
-        match r {
-            Ok(pfn) => {
-                self.w.fill_obj(id, pfn, order, kind::HUGETLB, NONE);
-                Some(id)
-            }
-            Err(_) => {
-                self.w.release_obj(id);
-                self.st.note_failure(GFP_GIGANTIC, order);
-                None
-            }
-        }
+        cx.at(cx.now + hold, op::HTLB_FREE, h, gen);
     }
 }

@@ -10,15 +10,18 @@
 //! - [`kernel`]: slab populations (dentry/inode caches growing and shrinking, kmalloc churn),
 //!   network flows (GFP_ATOMIC skb data, order-3 page-fragment refills falling back to order
 //!   0), and 1 GiB hugetlb requests.
+//!
+//! Each workload is a component: its run-time state implements [`Component`] and works only
+//! through the narrow [`Ctx`] the simulator lends it for each call (allocation helpers, the
+//! world, its own events and random stream, the counters). [`build`] makes the component of a
+//! scenario entry; nothing here names the simulator.
 
 pub mod files;
 pub mod kernel;
 pub mod procs;
 
 use crate::scenario::{Kind, Workload};
-use crate::sim::queue::Ev;
-use crate::sim::rng::Rng;
-use crate::sim::Sim;
+use crate::sim::ctx::{Component, Ctx};
 
 /// Component event ops.
 pub mod op {
@@ -38,74 +41,16 @@ pub mod op {
 /// Tick period of processes and of the page-cache, slab and tmpfs components.
 pub const TICK_NS: u64 = 10_000_000;
 
-/// Run-time state of a component.
-pub enum State {
-    Procs(procs::ProcsRt),
-    PageCache(files::PageCacheRt),
-    Tmpfs(files::TmpfsRt),
-    Slab(kernel::SlabRt),
-    Net(kernel::NetRt),
-    Hugetlb(kernel::HugetlbRt),
-}
-
-/// One workload component.
-pub struct Comp {
-    pub name: String,
-    pub start: u64,
-    pub stop: u64,
-    pub rng: Rng,
-    pub st: State,
-}
-
-impl Comp {
-    pub fn new(sim: &Sim, i: usize, wl: &Workload) -> Result<Comp, String> {
-        let run = sim.sc.duration_ns;
-        let start = wl.common.start.ns(run);
-        let stop = wl.common.stop.map(|d| d.ns(run)).unwrap_or(u64::MAX);
-        let rng = Rng::stream(sim.sc.seed, &format!("{}#{}", wl.common.name, i));
-        let st = match &wl.kind {
-            Kind::Processes(p) => State::Procs(procs::ProcsRt::new(sim, p)),
-            Kind::PageCache(p) => State::PageCache(files::PageCacheRt::new(sim, p)),
-            Kind::Tmpfs(p) => State::Tmpfs(files::TmpfsRt::new(sim, p)),
-            Kind::Slab(p) => State::Slab(kernel::SlabRt::new(sim, p)),
-            Kind::Net(p) => State::Net(kernel::NetRt::new(sim, p)),
-            Kind::Hugetlb(p) => State::Hugetlb(kernel::HugetlbRt::new(sim, p)),
-        };
-        Ok(Comp {
-            name: wl.common.name.clone(),
-            start,
-            stop,
-            rng,
-            st,
-        })
-    }
-}
-
-impl Sim {
-    /// Run one component event.
-    pub(crate) fn dispatch(&mut self, ev: Ev) {
-        let ci = ev.comp as usize;
-        match self.comps[ci].st {
-            State::Procs(_) => self.procs_event(ci, ev),
-            State::PageCache(_) => self.pagecache_event(ci, ev),
-            State::Tmpfs(_) => self.tmpfs_event(ci, ev),
-            State::Slab(_) => self.slab_event(ci, ev),
-            State::Net(_) => self.net_event(ci, ev),
-            State::Hugetlb(_) => self.hugetlb_event(ci, ev),
-        }
-    }
-
-    /// A holder of component `comp` was killed by the OOM killer.
-    pub(crate) fn on_killed(&mut self, comp: u16, h: u32, flags: u8) {
-        if let State::Procs(_) = self.comps[comp as usize].st {
-            self.procs_killed(comp as usize, h, flags);
-        }
-    }
-
-    /// Whether component `ci` is active now.
-    #[inline]
-    pub(crate) fn active(&self, ci: usize) -> bool {
-        self.now >= self.comps[ci].start && self.now < self.comps[ci].stop
+/// Build the component of scenario workload `wl`. `cx` gives the machine and the run (no
+/// random draw or allocation happens here).
+pub fn build(cx: &Ctx, wl: &Workload) -> Box<dyn Component> {
+    match &wl.kind {
+        Kind::Processes(p) => Box::new(procs::ProcsRt::new(cx, p)),
+        Kind::PageCache(p) => Box::new(files::PageCacheRt::new(cx, p)),
+        Kind::Tmpfs(p) => Box::new(files::TmpfsRt::new(cx, p)),
+        Kind::Slab(p) => Box::new(kernel::SlabRt::new(cx, p)),
+        Kind::Net(p) => Box::new(kernel::NetRt::new(cx, p)),
+        Kind::Hugetlb(p) => Box::new(kernel::HugetlbRt::new(cx, p)),
     }
 }
 

@@ -19,12 +19,12 @@
 
 use spb_alloc::Gfp;
 
-use super::{op, State, TICK_NS};
-use crate::scenario::{Procs, ThpDefrag, ThpEnabled, ThpUse};
+use super::{op, TICK_NS};
+use crate::scenario::{Procs, ThpDefrag, ThpEnabled, ThpUse, VmSettings};
+use crate::sim::ctx::{Component, Ctx};
 use crate::sim::queue::Ev;
 use crate::sim::slab::{cache_id, NONE};
 use crate::sim::world::{flag, hflag, kind, HKind};
-use crate::sim::Sim;
 
 pub const GFP_ANON: Gfp = Gfp::HIGHUSER_MOVABLE.with(Gfp::ZERO).with(Gfp::COMP);
 pub const GFP_COW: Gfp = Gfp::HIGHUSER_MOVABLE.with(Gfp::COMP);
@@ -79,9 +79,9 @@ pub struct ProcsRt {
 }
 
 impl ProcsRt {
-    pub fn new(sim: &Sim, p: &Procs) -> ProcsRt {
-        let ram = sim.ram;
-        let run = sim.sc.duration_ns;
+    pub fn new(cx: &Ctx, p: &Procs) -> ProcsRt {
+        let ram = cx.ram;
+        let run = cx.sc.duration_ns;
         let tick_s = TICK_NS as f64 / 1e9;
         ProcsRt {
             cfg: p.clone(),
@@ -105,89 +105,52 @@ impl ProcsRt {
     }
 }
 
-impl Sim {
-    fn prt(&self, ci: usize) -> &ProcsRt {
-        match &self.comps[ci].st {
-            State::Procs(p) => p,
-            _ => unreachable!(),
-        }
-    }
-    fn prt_mut(&mut self, ci: usize) -> &mut ProcsRt {
-        match &mut self.comps[ci].st {
-            State::Procs(p) => p,
-            _ => unreachable!(),
+impl Component for ProcsRt {
+    /// The parents are spawned over the first twentieth of the run (at most 2 s).
+    fn start(&mut self, cx: &mut Ctx) {
+        let n = self.cfg.count;
+        let spread = (cx.sc.duration_ns / 20).clamp(1, 2_000_000_000);
+        for _ in 0..n {
+            let d = cx.rng.below(spread);
+            cx.at(cx.now + d, op::SPAWN, 0, 0);
         }
     }
 
-    pub(crate) fn procs_event(&mut self, ci: usize, ev: Ev) {
+    fn handle(&mut self, cx: &mut Ctx, ev: Ev) {
         match ev.op {
-            op::START => {
-                let n = self.prt(ci).cfg.count;
-                let spread = (self.sc.duration_ns / 20).clamp(1, 2_000_000_000);
-                for _ in 0..n {
-                    let d = self.comps[ci].rng.below(spread);
-                    self.q.push(self.now + d, ci as u16, op::SPAWN, 0, 0);
-                }
+            op::SPAWN if cx.active() => {
+                self.spawn_proc(cx, None);
             }
-            op::SPAWN if self.active(ci) => {
-                self.spawn_proc(ci, None);
+            op::PROC if cx.w.alive(ev.a, ev.gen) => {
+                self.proc_tick(cx, ev.a, ev.gen);
             }
-            op::PROC if self.w.alive(ev.a, ev.gen) => {
-                self.proc_tick(ci, ev.a, ev.gen);
+            op::FORK if cx.w.alive(ev.a, ev.gen) && cx.active() => {
+                self.fork_storm(cx, ev.a, ev.gen);
             }
-            op::FORK if self.w.alive(ev.a, ev.gen) && self.active(ci) => {
-                self.fork_storm(ci, ev.a, ev.gen);
-            }
-            op::UNPIN if self.w.alive(ev.a, ev.gen) => {
-                self.repin(ci, ev.a, ev.gen);
+            op::UNPIN if cx.w.alive(ev.a, ev.gen) => {
+                self.repin(cx, ev.a, ev.gen);
             }
             _ => {}
         }
     }
 
-    fn thp_gfp(&self, madvised: bool) -> Option<(Gfp, Option<Gfp>)> {
-        let vm = &self.sc.vm;
-        match vm.thp_enabled {
-            ThpEnabled::Never => return None,
-            ThpEnabled::Madvise if !madvised => return None,
-            _ => {}
+    fn killed(&mut self, cx: &mut Ctx, _h: u32, flags: u8) {
+        if flags & hflag::CHILD == 0 {
+            self.parent_gone(cx);
         }
-        let light = Gfp::TRANSHUGE_LIGHT;
-        let base = match vm.thp_defrag {
-            ThpDefrag::Always => {
-                Gfp::TRANSHUGE.with(if madvised { Gfp::NONE } else { Gfp::NORETRY })
-            }
-            ThpDefrag::Defer => light.with(Gfp::KSWAPD_RECLAIM),
-            ThpDefrag::DeferMadvise => light.with(if madvised {
-                Gfp::DIRECT_RECLAIM
-            } else {
-                Gfp::KSWAPD_RECLAIM
-            }),
-            ThpDefrag::Madvise => light.with(if madvised {
-                Gfp::DIRECT_RECLAIM
-            } else {
-                Gfp::NONE
-            }),
-            ThpDefrag::Never => light,
-        };
-        let first = base.with(Gfp::THISNODE).with(Gfp::NORETRY);
-        let second = if base.contains(Gfp::DIRECT_RECLAIM) {
-            Some(base)
-        } else {
-            None
-        };
-        Some((first, second))
     }
+}
 
+impl ProcsRt {
     /// Spawn a process of class `ci` (a child of `parent` when given). Returns the holder.
-    fn spawn_proc(&mut self, ci: usize, parent: Option<(u32, u64)>) -> Option<u32> {
-        let cpu = self.comps[ci].rng.below(self.cpus as u64) as u16;
-        let h = self.w.new_holder(HKind::Process, ci as u16, cpu);
-        let gen = self.w.holders[h as usize].gen;
-        self.w.register_process(h);
-        self.st.processes_spawned += 1;
+    fn spawn_proc(&mut self, cx: &mut Ctx, parent: Option<(u32, u64)>) -> Option<u32> {
+        let cpu = cx.rng.below(cx.cpus as u64) as u16;
+        let h = cx.w.new_holder(HKind::Process, cx.comp, cpu);
+        let gen = cx.w.holders[h as usize].gen;
+        cx.w.register_process(h);
+        cx.st.processes_spawned += 1;
         let (target, death, flags, group, threads) = {
-            let rt = self.prt(ci);
+            let rt = &*self;
             let cfg = &rt.cfg;
             match parent {
                 Some((ph, d)) => {
@@ -210,46 +173,46 @@ impl Sim {
                 }
             }
         };
-        let jit = self.prt(ci).cfg.rss_jitter;
-        let t = self.comps[ci].rng.jitter(target, jit).max(0.0) as u32;
+        let jit = self.cfg.rss_jitter;
+        let t = cx.rng.jitter(target, jit).max(0.0) as u32;
         let death = if parent.is_some() {
             death
-        } else if let Some(l) = self.prt(ci).life_ns {
-            self.now + self.comps[ci].rng.exp_ns(l)
+        } else if let Some(l) = self.life_ns {
+            cx.now + cx.rng.exp_ns(l)
         } else {
             u64::MAX
         };
         {
-            let hd = &mut self.w.holders[h as usize];
+            let hd = &mut cx.w.holders[h as usize];
             hd.target = t;
             hd.death = death;
             hd.flags = flags;
             hd.group = group;
         }
         if parent.is_none() {
-            self.prt_mut(ci).live += 1;
+            self.live += 1;
         }
-        let ok = self.spawn_kernel_side(ci, h, gen, cpu, threads, parent.map(|p| p.0));
+        let ok = self.spawn_kernel_side(cx, h, gen, cpu, threads, parent.map(|p| p.0));
         if !ok {
-            if self.w.alive(h, gen) {
-                self.exit_proc(ci, h);
+            if cx.w.alive(h, gen) {
+                self.exit_proc(cx, h);
             }
             return None;
         }
-        let first = self.comps[ci].rng.below(TICK_NS);
-        self.q.push(self.now + first, ci as u16, op::PROC, h, gen);
+        let first = cx.rng.below(TICK_NS);
+        cx.at(cx.now + first, op::PROC, h, gen);
         if parent.is_none() {
             let (children, every, pin, pin_ns) = {
-                let rt = self.prt(ci);
+                let rt = &*self;
                 (rt.cfg.children, rt.fork_every_ns, rt.cfg.pin, rt.pin_ns)
             };
             if children > 0 {
-                let d = self.comps[ci].rng.exp_ns(every);
-                self.q.push(self.now + d, ci as u16, op::FORK, h, gen);
+                let d = cx.rng.exp_ns(every);
+                cx.at(cx.now + d, op::FORK, h, gen);
             }
             if pin > 0.0 {
-                let d = self.comps[ci].rng.below(pin_ns);
-                self.q.push(self.now + d, ci as u16, op::UNPIN, h, gen);
+                let d = cx.rng.below(pin_ns);
+                cx.at(cx.now + d, op::UNPIN, h, gen);
             }
         }
         Some(h)
@@ -258,35 +221,28 @@ impl Sim {
     /// fork/exec: slab objects, kernel stacks, upper page tables, copied PTE pages.
     fn spawn_kernel_side(
         &mut self,
-        ci: usize,
+        cx: &mut Ctx,
         h: u32,
         gen: u32,
         cpu: u16,
         threads: u32,
         parent: Option<u32>,
     ) -> bool {
-        let kobjs = std::mem::take(&mut self.prt_mut(ci).kobjs);
-        let mut ok = true;
-        'k: for &(c, n, per_thread) in &kobjs {
+        for &(c, n, per_thread) in &self.kobjs {
             let n = if per_thread { n * threads as f64 } else { n };
-            let n = self.comps[ci].rng.round(n);
+            let n = cx.rng.round(n);
             for _ in 0..n {
-                if !self.kobj_for(h, gen, c, Gfp::KERNEL, cpu) {
-                    ok = false;
-                    break 'k;
+                if !cx.kobj_for(h, gen, c, Gfp::KERNEL, cpu) {
+                    return false;
                 }
             }
         }
-        self.prt_mut(ci).kobjs = kobjs;
-        if !ok {
-            return false;
-        }
         for _ in 0..threads {
-            if self.w.take_cached_stack(cpu, h) {
+            if cx.w.take_cached_stack(cpu, h) {
                 continue;
             }
             for _ in 0..4 {
-                if self
+                if cx
                     .alloc_for(h, gen, 0, GFP_STACK, cpu, kind::STACK, flag::DIRTY)
                     .is_none()
                 {
@@ -295,8 +251,8 @@ impl Sim {
             }
         }
         if parent.is_none() {
-            for _ in 0..self.prt(ci).vmalloc_pages {
-                if self
+            for _ in 0..self.vmalloc_pages {
+                if cx
                     .alloc_for(h, gen, 0, GFP_VMALLOC, cpu, kind::VMALLOC, flag::DIRTY)
                     .is_none()
                 {
@@ -305,66 +261,58 @@ impl Sim {
             }
         }
         let copied = parent
-            .map(|p| self.w.holders[p as usize].ptes.saturating_sub(TOP_PTES))
+            .map(|p| cx.w.holders[p as usize].ptes.saturating_sub(TOP_PTES))
             .unwrap_or(0);
         for _ in 0..TOP_PTES + copied {
-            if self
+            if cx
                 .alloc_for(h, gen, 0, GFP_PGTABLE, cpu, kind::PTE, flag::DIRTY)
                 .is_none()
             {
                 return false;
             }
-            self.w.holders[h as usize].ptes += 1;
+            cx.w.holders[h as usize].ptes += 1;
         }
         true
     }
 
     /// A process exits (or fork failed): everything it owns is freed.
-    fn exit_proc(&mut self, ci: usize, h: u32) {
-        let child = self.w.holders[h as usize].flags & hflag::CHILD != 0;
-        self.w.exit_process(h);
-        self.st.processes_exited += 1;
+    fn exit_proc(&mut self, cx: &mut Ctx, h: u32) {
+        let child = cx.w.holders[h as usize].flags & hflag::CHILD != 0;
+        cx.w.exit_process(h);
+        cx.st.processes_exited += 1;
         if !child {
-            self.parent_gone(ci);
+            self.parent_gone(cx);
         }
     }
 
-    fn parent_gone(&mut self, ci: usize) {
-        let rt = self.prt_mut(ci);
+    fn parent_gone(&mut self, cx: &mut Ctx) {
+        let rt = &mut *self;
         rt.live = rt.live.saturating_sub(1);
         let respawn = rt.cfg.respawn;
-        if respawn && self.active(ci) {
-            let d = 10_000_000 + self.comps[ci].rng.exp_ns(50_000_000);
-            self.q.push(self.now + d, ci as u16, op::SPAWN, 0, 0);
+        if respawn && cx.active() {
+            let d = 10_000_000 + cx.rng.exp_ns(50_000_000);
+            cx.at(cx.now + d, op::SPAWN, 0, 0);
         }
     }
 
-    pub(crate) fn procs_killed(&mut self, ci: usize, _h: u32, flags: u8) {
-        if flags & hflag::CHILD == 0 {
-            self.parent_gone(ci);
-        }
-    }
-
-    fn proc_tick(&mut self, ci: usize, h: u32, gen: u32) {
+    fn proc_tick(&mut self, cx: &mut Ctx, h: u32, gen: u32) {
         let (death, flags, target, mapped, phase_t, cpu) = {
-            let hd = &self.w.holders[h as usize];
+            let hd = &cx.w.holders[h as usize];
             (
                 hd.death,
                 hd.flags,
                 hd.target,
-                hd.small + hd.huge * self.thp_pages(),
+                hd.small + hd.huge * cx.thp_pages(),
                 hd.phase_t,
                 hd.cpu,
             )
         };
-        if self.now >= death
-            || (!self.active(ci) && flags & hflag::CHILD == 0 && self.now >= self.comps[ci].stop)
-        {
-            self.exit_proc(ci, h);
+        if cx.now >= death || (!cx.active() && flags & hflag::CHILD == 0 && cx.now >= cx.stop) {
+            self.exit_proc(cx, h);
             return;
         }
         let (fpt, cycle, hold, churn, pipe) = {
-            let rt = self.prt(ci);
+            let rt = &*self;
             (
                 rt.fault_per_tick,
                 rt.cfg.cycle,
@@ -373,131 +321,145 @@ impl Sim {
                 rt.pipe_per_tick,
             )
         };
-        let budget = self.comps[ci].rng.round(fpt) as u32;
+        let budget = cx.rng.round(fpt) as u32;
         if flags & hflag::CYCLE_FULL != 0 {
-            if self.now >= phase_t {
-                self.unmap_all(h);
-                self.w.holders[h as usize].flags &= !hflag::CYCLE_FULL;
+            if cx.now >= phase_t {
+                Self::unmap_all(cx, h);
+                cx.w.holders[h as usize].flags &= !hflag::CYCLE_FULL;
             }
         } else if mapped < target {
-            self.fault(ci, h, gen, budget.min(target - mapped));
-            if !self.w.alive(h, gen) {
+            self.fault(cx, h, gen, budget.min(target - mapped));
+            if !cx.w.alive(h, gen) {
                 return;
             }
-            let hd = &mut self.w.holders[h as usize];
-            if cycle && hd.small + hd.huge * (1 << self.geo.pageblock_order) >= hd.target {
+            let hd = &mut cx.w.holders[h as usize];
+            if cycle && hd.small + hd.huge * (1 << cx.geo.pageblock_order) >= hd.target {
                 hd.flags |= hflag::CYCLE_FULL;
-                hd.phase_t = self.now + hold;
+                hd.phase_t = cx.now + hold;
             }
         } else if churn > 0.0 {
-            let k = self.comps[ci].rng.round(churn * target as f64) as u32;
+            let k = cx.rng.round(churn * target as f64) as u32;
             if k > 0 {
-                self.unmap_random(ci, h, k);
-                self.fault(ci, h, gen, k.min(budget.max(1) * 4));
+                self.unmap_random(cx, h, k);
+                self.fault(cx, h, gen, k.min(budget.max(1) * 4));
             }
         }
-        if !self.w.alive(h, gen) {
+        if !cx.w.alive(h, gen) {
             return;
         }
         if pipe > 0.0 {
             // last tick's pipe buffers have been read
-            while let Some(&id) = self.w.holders[h as usize].aux.last() {
-                self.w.free_page(id, cpu);
+            while let Some(&id) = cx.w.holders[h as usize].aux.last() {
+                cx.w.free_page(id, cpu);
             }
-            let n = self.comps[ci].rng.round(pipe);
+            let n = cx.rng.round(pipe);
             for _ in 0..n {
-                if self
+                if cx
                     .alloc_for(h, gen, 0, GFP_PIPE, cpu, kind::PIPE, flag::AUX)
                     .is_none()
                 {
                     break;
                 }
             }
-            if !self.w.alive(h, gen) {
+            if !cx.w.alive(h, gen) {
                 return;
             }
         }
-        let d = TICK_NS - TICK_NS / 10 + self.comps[ci].rng.below(TICK_NS / 5);
-        self.q.push(self.now + d, ci as u16, op::PROC, h, gen);
+        let d = TICK_NS - TICK_NS / 10 + cx.rng.below(TICK_NS / 5);
+        cx.at(cx.now + d, op::PROC, h, gen);
     }
 
     /// Fault `n` pages into process `h`.
-    fn fault(&mut self, ci: usize, h: u32, gen: u32, n: u32) {
+    fn fault(&mut self, cx: &mut Ctx, h: u32, gen: u32, n: u32) {
         let (flags, cpu) = {
-            let hd = &self.w.holders[h as usize];
+            let hd = &cx.w.holders[h as usize];
             (hd.flags, hd.cpu)
         };
-        let tp = self.thp_pages();
+        let tp = cx.thp_pages();
         let thp = if flags & hflag::NOTHP != 0 {
             None
         } else {
-            self.thp_gfp(flags & hflag::MADVISED != 0)
+            thp_gfp(&cx.sc.vm, flags & hflag::MADVISED != 0)
         };
         let child = flags & hflag::CHILD != 0;
-        let cow = self.prt(ci).cfg.cow;
+        let cow = self.cfg.cow;
         let mut left = n as i64;
         while left > 0 {
             let (small, huge, target, fallback, ptes) = {
-                let hd = &self.w.holders[h as usize];
+                let hd = &cx.w.holders[h as usize];
                 (hd.small, hd.huge, hd.target, hd.fallback, hd.ptes)
             };
             let mapped = small + huge * tp;
             if mapped >= target {
                 break;
             }
+            // a failed THP fault, linked to its fallback (the base page of this fault)
+            let mut link = None;
             if let Some((g1, g2)) = thp {
                 if fallback == 0 && target - mapped >= tp {
-                    let mut got = self
-                        .alloc_for(h, gen, self.thp_order(), g1, cpu, kind::THP, 0)
+                    let mut got = cx
+                        .alloc_for(h, gen, cx.thp_order(), g1, cpu, kind::THP, 0)
                         .is_some();
-                    if !got && self.w.alive(h, gen) {
+                    if !got && cx.w.alive(h, gen) {
                         if let Some(g2) = g2 {
-                            got = self
-                                .alloc_for(h, gen, self.thp_order(), g2, cpu, kind::THP, 0)
+                            got = cx
+                                .alloc_for(h, gen, cx.thp_order(), g2, cpu, kind::THP, 0)
                                 .is_some();
                         }
                     }
-                    if !self.w.alive(h, gen) {
+                    if !cx.w.alive(h, gen) {
                         return;
                     }
-                    self.w.st.pgfault += 1;
+                    cx.w.st.pgfault += 1;
                     if got {
-                        self.st.thp_fault_alloc += 1;
-                        self.w.holders[h as usize].huge += 1;
+                        cx.st.thp_fault_alloc += 1;
+                        cx.w.holders[h as usize].huge += 1;
                         left -= tp as i64;
                         continue;
                     }
-                    self.st.thp_fault_fallback += 1;
-                    self.w.holders[h as usize].fallback = tp;
+                    cx.st.thp_fault_fallback += 1;
+                    cx.w.holders[h as usize].fallback = tp;
+                    link = Some(
+                        cx.st
+                            .bill
+                            .optional_failed(crate::cost::OptionalKind::ThpFault),
+                    );
                 }
             }
             // the PTE page covering this fault
             let leaf = ptes.saturating_sub(TOP_PTES);
             if small >= leaf * 512 {
-                if self
+                if cx
                     .alloc_for(h, gen, 0, GFP_PGTABLE, cpu, kind::PTE, flag::DIRTY)
                     .is_none()
                 {
-                    if self.w.alive(h, gen) {
-                        self.st.mmap_enomem += 1;
+                    if let Some(l) = link {
+                        cx.st.bill.fallback_done(l, false);
+                    }
+                    if cx.w.alive(h, gen) {
+                        cx.st.mmap_enomem += 1;
                     }
                     return;
                 }
-                self.w.holders[h as usize].ptes += 1;
+                cx.w.holders[h as usize].ptes += 1;
             }
-            let gfp = if child && self.comps[ci].rng.chance(cow) {
+            let gfp = if child && cx.rng.chance(cow) {
                 GFP_COW
             } else {
                 GFP_ANON
             };
-            if self.alloc_for(h, gen, 0, gfp, cpu, kind::ANON, 0).is_none() {
-                if self.w.alive(h, gen) {
-                    self.st.mmap_enomem += 1;
+            let ok = cx.alloc_for(h, gen, 0, gfp, cpu, kind::ANON, 0).is_some();
+            if let Some(l) = link {
+                cx.st.bill.fallback_done(l, ok);
+            }
+            if !ok {
+                if cx.w.alive(h, gen) {
+                    cx.st.mmap_enomem += 1;
                 }
                 return;
             }
-            self.w.st.pgfault += 1;
-            let hd = &mut self.w.holders[h as usize];
+            cx.w.st.pgfault += 1;
+            let hd = &mut cx.w.holders[h as usize];
             hd.small += 1;
             hd.fallback = hd.fallback.saturating_sub(1);
             left -= 1;
@@ -505,29 +467,29 @@ impl Sim {
     }
 
     /// munmap everything (the anonymous memory and its PTE pages).
-    fn unmap_all(&mut self, h: u32) {
-        let cpu = self.w.holders[h as usize].cpu;
-        self.unpin_all(h);
-        while let Some(&id) = self.w.holders[h as usize].pages.last() {
-            self.w.free_page(id, cpu);
+    fn unmap_all(cx: &mut Ctx, h: u32) {
+        let cpu = cx.w.holders[h as usize].cpu;
+        cx.w.unpin_all(h);
+        while let Some(&id) = cx.w.holders[h as usize].pages.last() {
+            cx.w.free_page(id, cpu);
         }
         // leaf page tables go with the VMAs
         let mut i = 0;
         let mut keep = TOP_PTES;
-        while i < self.w.holders[h as usize].dirty.len() {
-            let id = self.w.holders[h as usize].dirty[i];
-            if self.w.objs[id as usize].kind == kind::PTE {
+        while i < cx.w.holders[h as usize].dirty.len() {
+            let id = cx.w.holders[h as usize].dirty[i];
+            if cx.w.objs[id as usize].kind == kind::PTE {
                 if keep > 0 {
                     keep -= 1;
                     i += 1;
                     continue;
                 }
-                self.w.free_page(id, cpu);
+                cx.w.free_page(id, cpu);
             } else {
                 i += 1;
             }
         }
-        let hd = &mut self.w.holders[h as usize];
+        let hd = &mut cx.w.holders[h as usize];
         hd.ptes = hd.ptes.min(TOP_PTES);
         hd.small = 0;
         hd.huge = 0;
@@ -537,35 +499,35 @@ impl Sim {
     /// munmap / MADV_DONTNEED of about `k` pages: half the time the most recently faulted
     /// range (heap shrink, short-lived mappings), otherwise a range at a random place. Pinned
     /// pages stay.
-    fn unmap_random(&mut self, ci: usize, h: u32, k: u32) {
-        let cpu = self.w.holders[h as usize].cpu;
-        let tp = self.thp_pages();
-        let len = self.w.holders[h as usize].pages.len();
+    fn unmap_random(&mut self, cx: &mut Ctx, h: u32, k: u32) {
+        let cpu = cx.w.holders[h as usize].cpu;
+        let tp = cx.thp_pages();
+        let len = cx.w.holders[h as usize].pages.len();
         if len == 0 {
             return;
         }
-        let tail = self.comps[ci].rng.chance(0.5);
+        let tail = cx.rng.chance(0.5);
         let span = (k as usize).min(len);
         let start = if tail {
             len - span
         } else {
-            self.comps[ci].rng.below((len - span + 1) as u64) as usize
+            cx.rng.below((len - span + 1) as u64) as usize
         };
         let mut freed = 0u32;
         // walk the range downwards: swap_remove only pulls elements from beyond it
         let mut j = start + span;
         while j > start && freed < k {
             j -= 1;
-            if j >= self.w.holders[h as usize].pages.len() {
+            if j >= cx.w.holders[h as usize].pages.len() {
                 continue;
             }
-            let id = self.w.holders[h as usize].pages[j];
-            let o = self.w.objs[id as usize];
+            let id = cx.w.holders[h as usize].pages[j];
+            let o = cx.w.objs[id as usize];
             if o.flags & flag::PINNED != 0 {
                 continue;
             }
-            self.w.free_page(id, cpu);
-            let hd = &mut self.w.holders[h as usize];
+            cx.w.free_page(id, cpu);
+            let hd = &mut cx.w.holders[h as usize];
             if o.kind == kind::THP {
                 hd.huge -= 1;
                 freed += tp;
@@ -576,143 +538,163 @@ impl Sim {
         }
     }
 
-    fn unpin_all(&mut self, h: u32) {
-        let refs = std::mem::take(&mut self.w.holders[h as usize].refs);
-        for &id in &refs {
-            let o = &mut self.w.objs[id as usize];
-            if o.holder == h {
-                o.flags &= !flag::PINNED;
-            }
-        }
-        let mut refs = refs;
-        refs.clear();
-        self.w.holders[h as usize].refs = refs;
-    }
-
     /// Unpin the current pins and pin a new random share of the resident set.
-    fn repin(&mut self, ci: usize, h: u32, gen: u32) {
-        self.unpin_all(h);
+    fn repin(&mut self, cx: &mut Ctx, h: u32, gen: u32) {
+        cx.w.unpin_all(h);
         let (share, pin_ns) = {
-            let rt = self.prt(ci);
+            let rt = &*self;
             (rt.cfg.pin, rt.pin_ns)
         };
-        let tp = self.thp_pages() as u64;
+        let tp = cx.thp_pages() as u64;
         let (small, huge) = {
-            let hd = &self.w.holders[h as usize];
+            let hd = &cx.w.holders[h as usize];
             (hd.small as u64, hd.huge as u64)
         };
-        let want = self.comps[ci].rng.round(share * (small + huge * tp) as f64);
+        let want = cx.rng.round(share * (small + huge * tp) as f64);
         let mut got = 0;
         let mut tries = want / 4 + 16;
         while got < want && tries > 0 {
-            let len = self.w.holders[h as usize].pages.len() as u64;
+            let len = cx.w.holders[h as usize].pages.len() as u64;
             if len == 0 {
                 break;
             }
-            let i = self.comps[ci].rng.below(len) as usize;
-            let id = self.w.holders[h as usize].pages[i];
-            let o = &mut self.w.objs[id as usize];
+            let i = cx.rng.below(len) as usize;
+            let id = cx.w.holders[h as usize].pages[i];
+            let o = &mut cx.w.objs[id as usize];
             if o.flags & flag::PINNED != 0 {
                 tries -= 1;
                 continue;
             }
             o.flags |= flag::PINNED;
             got += 1u64 << o.order;
-            self.w.holders[h as usize].refs.push(id);
+            cx.w.holders[h as usize].refs.push(id);
         }
-        let d = self.comps[ci].rng.exp_ns(pin_ns);
-        self.q.push(self.now + d, ci as u16, op::UNPIN, h, gen);
+        let d = cx.rng.exp_ns(pin_ns);
+        cx.at(cx.now + d, op::UNPIN, h, gen);
     }
 
     /// A fork storm: `children` children at once, all exiting together.
-    fn fork_storm(&mut self, ci: usize, h: u32, gen: u32) {
+    fn fork_storm(&mut self, cx: &mut Ctx, h: u32, gen: u32) {
         let (n, life, every) = {
-            let rt = self.prt(ci);
+            let rt = &*self;
             (rt.cfg.children, rt.child_life_ns, rt.fork_every_ns)
         };
-        let death = self.now + self.comps[ci].rng.exp_ns(life);
+        let death = cx.now + cx.rng.exp_ns(life);
         for _ in 0..n {
-            if !self.w.alive(h, gen) {
+            if !cx.w.alive(h, gen) {
                 return;
             }
-            if self.spawn_proc(ci, Some((h, death))).is_none() {
+            if self.spawn_proc(cx, Some((h, death))).is_none() {
                 break;
             }
         }
-        if self.w.alive(h, gen) {
-            let d = self.comps[ci].rng.exp_ns(every);
-            self.q.push(self.now + d, ci as u16, op::FORK, h, gen);
+        if cx.w.alive(h, gen) {
+            let d = cx.rng.exp_ns(every);
+            cx.at(cx.now + d, op::FORK, h, gen);
         }
     }
+}
 
-    /// khugepaged: up to 8 collapses (pages_to_scan 4096) per wake-up, over processes with at
-    /// least 512 small pages in THP-eligible memory.
-    pub(crate) fn khugepaged(&mut self) {
-        let tp = self.thp_pages();
-        let gfp = if self.sc.vm.khugepaged_defrag {
-            Gfp::TRANSHUGE
-        } else {
-            Gfp::TRANSHUGE_LIGHT
-        };
-        let n = self.w.procs.len();
-        if n == 0 {
-            return;
+/// khugepaged: up to 8 collapses (pages_to_scan 4096) per wake-up, over processes with at
+/// least 512 small pages in THP-eligible memory.
+pub fn khugepaged(cx: &mut Ctx) {
+    let tp = cx.thp_pages();
+    let gfp = if cx.sc.vm.khugepaged_defrag {
+        Gfp::TRANSHUGE
+    } else {
+        Gfp::TRANSHUGE_LIGHT
+    };
+    let n = cx.w.procs.len();
+    if n == 0 {
+        return;
+    }
+    let start = cx.rng.below(n as u64) as usize;
+    let mut done = 0;
+    for k in 0..n {
+        if done >= 8 {
+            break;
         }
-        let start = self.rng.below(n as u64) as usize;
-        let mut done = 0;
-        for k in 0..n {
-            if done >= 8 {
-                break;
+        let Some(&h) = cx.w.procs.get((start + k) % n.max(1)) else {
+            break;
+        };
+        let (flags, small, cpu, gen) = {
+            let hd = &cx.w.holders[h as usize];
+            (hd.flags, hd.small, hd.cpu, hd.gen)
+        };
+        if flags & hflag::NOTHP != 0 || small < tp {
+            continue;
+        }
+        if thp_gfp(&cx.sc.vm, flags & hflag::MADVISED != 0).is_none() {
+            continue;
+        }
+        done += 1;
+        if cx
+            .alloc_for(h, gen, cx.thp_order(), gfp, cpu, kind::THP, 0)
+            .is_none()
+        {
+            cx.st.thp_collapse_alloc_failed += 1;
+            continue;
+        }
+        cx.st.thp_collapse_alloc += 1;
+        // the 512 small pages it replaces, and their PTE page
+        let mut freed = 0;
+        let mut i = cx.w.holders[h as usize].pages.len();
+        while freed < tp && i > 0 {
+            i -= 1;
+            let id = cx.w.holders[h as usize].pages[i];
+            let o = cx.w.objs[id as usize];
+            if o.kind == kind::ANON && o.flags & flag::PINNED == 0 {
+                cx.w.free_page(id, cpu);
+                freed += 1;
+                i = i.min(cx.w.holders[h as usize].pages.len());
             }
-            let Some(&h) = self.w.procs.get((start + k) % n.max(1)) else {
-                break;
-            };
-            let (flags, small, cpu, gen) = {
-                let hd = &self.w.holders[h as usize];
-                (hd.flags, hd.small, hd.cpu, hd.gen)
-            };
-            if flags & hflag::NOTHP != 0 || small < tp {
-                continue;
-            }
-            if self.thp_gfp(flags & hflag::MADVISED != 0).is_none() {
-                continue;
-            }
-            done += 1;
-            if self
-                .alloc_for(h, gen, self.thp_order(), gfp, cpu, kind::THP, 0)
-                .is_none()
+        }
+        let hd = &mut cx.w.holders[h as usize];
+        hd.small -= freed;
+        hd.huge += 1;
+        if hd.ptes > TOP_PTES {
+            if let Some(pos) = hd
+                .dirty
+                .iter()
+                .rposition(|&id| cx.w.objs[id as usize].kind == kind::PTE)
             {
-                self.st.thp_collapse_alloc_failed += 1;
-                continue;
-            }
-            self.st.thp_collapse_alloc += 1;
-            // the 512 small pages it replaces, and their PTE page
-            let mut freed = 0;
-            let mut i = self.w.holders[h as usize].pages.len();
-            while freed < tp && i > 0 {
-                i -= 1;
-                let id = self.w.holders[h as usize].pages[i];
-                let o = self.w.objs[id as usize];
-                if o.kind == kind::ANON && o.flags & flag::PINNED == 0 {
-                    self.w.free_page(id, cpu);
-                    freed += 1;
-                    i = i.min(self.w.holders[h as usize].pages.len());
-                }
-            }
-            let hd = &mut self.w.holders[h as usize];
-            hd.small -= freed;
-            hd.huge += 1;
-            if hd.ptes > TOP_PTES {
-                if let Some(pos) = hd
-                    .dirty
-                    .iter()
-                    .rposition(|&id| self.w.objs[id as usize].kind == kind::PTE)
-                {
-                    let id = hd.dirty[pos];
-                    hd.ptes -= 1;
-                    self.w.free_page(id, cpu);
-                }
+                let id = hd.dirty[pos];
+                hd.ptes -= 1;
+                cx.w.free_page(id, cpu);
             }
         }
     }
+}
+
+/// The THP fault masks for the current THP settings: the first try and the retry (None:
+/// no THP fault).
+fn thp_gfp(vm: &VmSettings, madvised: bool) -> Option<(Gfp, Option<Gfp>)> {
+    match vm.thp_enabled {
+        ThpEnabled::Never => return None,
+        ThpEnabled::Madvise if !madvised => return None,
+        _ => {}
+    }
+    let light = Gfp::TRANSHUGE_LIGHT;
+    let base = match vm.thp_defrag {
+        ThpDefrag::Always => Gfp::TRANSHUGE.with(if madvised { Gfp::NONE } else { Gfp::NORETRY }),
+        ThpDefrag::Defer => light.with(Gfp::KSWAPD_RECLAIM),
+        ThpDefrag::DeferMadvise => light.with(if madvised {
+            Gfp::DIRECT_RECLAIM
+        } else {
+            Gfp::KSWAPD_RECLAIM
+        }),
+        ThpDefrag::Madvise => light.with(if madvised {
+            Gfp::DIRECT_RECLAIM
+        } else {
+            Gfp::NONE
+        }),
+        ThpDefrag::Never => light,
+    };
+    let first = base.with(Gfp::THISNODE).with(Gfp::NORETRY);
+    let second = if base.contains(Gfp::DIRECT_RECLAIM) {
+        Some(base)
+    } else {
+        None
+    };
+    Some((first, second))
 }

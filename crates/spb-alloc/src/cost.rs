@@ -1,0 +1,130 @@
+//! The bill: direct work done in an allocating caller's context, and background work by worker.
+//!
+//! Both are measured in pages touched with the kernel's own counters (`pgscan_direct`,
+//! `compact_migrate_scanned`, `compact_free_scanned`, `pgmigrate_success`): the slow path and
+//! `alloc_contig` take the counters' deltas around their own work, and [`Allocator::background`]
+//! takes them around each worker. The per-CPU hit and the zonelist walk of the fast path are
+//! never touched: a request that never leaves the fast path costs nothing here (its direct work
+//! is 0 by definition). Definitions: `docs/metrics.md`, "The bill".
+
+use crate::vmstat::{Vm, VmStat};
+
+/// Direct work done in the allocating caller's context, in pages touched, summed over the slow
+/// path entries since the last [`crate::Allocator::take_request_cost`]. The embedder takes it
+/// after every request; a request that was served on the fast path leaves it all zero.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RequestCost {
+    /// Slow-path entries (`__alloc_pages_slowpath`, or one `alloc_contig` call).
+    pub slow_entries: u32,
+    /// Pages scanned by direct reclaim (`pgscan_direct`; the model's reclaim scans exactly the
+    /// pages it frees), plus pages freed by reclaim a policy asks for in the slow path.
+    pub reclaim_scanned: u64,
+    /// Pages scanned by direct compaction's migrate scanner (`compact_migrate_scanned`).
+    pub compact_migrate_scanned: u64,
+    /// Pages scanned by direct compaction's free scanner (`compact_free_scanned`).
+    pub compact_free_scanned: u64,
+    /// Pages migrated in the caller's context: direct compaction, spb's synchronous evacuation,
+    /// contiguous allocation (`pgmigrate_success`).
+    pub migrated: u64,
+    /// Set when a request failed while its preferred zone's free pages were above the zone's
+    /// min watermark (read at the moment of the failure).
+    pub failed_above_min: bool,
+}
+
+impl RequestCost {
+    /// All pages touched: scanned by reclaim and by both compaction scanners, plus migrated.
+    pub fn pages(&self) -> u64 {
+        self.reclaim_scanned
+            + self.compact_migrate_scanned
+            + self.compact_free_scanned
+            + self.migrated
+    }
+}
+
+/// The counters a cost is a delta of.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct WorkSnap {
+    reclaim_scanned: u64,
+    kswapd_scanned: u64,
+    kswapd_reclaimed: u64,
+    migrate_scanned: u64,
+    free_scanned: u64,
+    migrated: u64,
+    policy_reclaimed: u64,
+}
+
+impl WorkSnap {
+    #[inline]
+    pub(crate) fn take(vm: &VmStat, migrated: u64, policy_reclaimed: u64) -> WorkSnap {
+        WorkSnap {
+            reclaim_scanned: vm.get(Vm::PgscanDirect),
+            kswapd_scanned: vm.get(Vm::PgscanKswapd),
+            kswapd_reclaimed: vm.get(Vm::PgstealKswapd),
+            migrate_scanned: vm.get(Vm::CompactMigrateScanned),
+            free_scanned: vm.get(Vm::CompactFreeScanned),
+            migrated,
+            policy_reclaimed,
+        }
+    }
+
+    /// `now - self`, field by field.
+    pub(crate) fn since(&self, now: &WorkSnap) -> WorkSnap {
+        WorkSnap {
+            reclaim_scanned: now.reclaim_scanned - self.reclaim_scanned,
+            kswapd_scanned: now.kswapd_scanned - self.kswapd_scanned,
+            kswapd_reclaimed: now.kswapd_reclaimed - self.kswapd_reclaimed,
+            migrate_scanned: now.migrate_scanned - self.migrate_scanned,
+            free_scanned: now.free_scanned - self.free_scanned,
+            migrated: now.migrated - self.migrated,
+            policy_reclaimed: now.policy_reclaimed - self.policy_reclaimed,
+        }
+    }
+}
+
+impl RequestCost {
+    /// Add one slow-path entry's work `d`.
+    pub(crate) fn add_entry(&mut self, d: &WorkSnap) {
+        self.slow_entries += 1;
+        // a policy's own reclaim in the slow path is direct reclaim too
+        self.reclaim_scanned += d.reclaim_scanned + d.policy_reclaimed;
+        self.compact_migrate_scanned += d.migrate_scanned;
+        self.compact_free_scanned += d.free_scanned;
+        self.migrated += d.migrated;
+    }
+}
+
+/// Background work since the allocator was built, by worker, in pages touched. Every field is
+/// a delta of a kernel counter taken around that worker inside [`crate::Allocator::background`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BackgroundWork {
+    /// kswapd runs (`pageoutrun`).
+    pub kswapd_runs: u64,
+    /// Pages kswapd scanned (`pgscan_kswapd`) and reclaimed (`pgsteal_kswapd`).
+    pub kswapd_scanned: u64,
+    pub kswapd_reclaimed: u64,
+    /// kcompactd (woken and proactive compaction): pages its migrate and free scanners
+    /// scanned, and pages it migrated.
+    pub kcompactd_migrate_scanned: u64,
+    pub kcompactd_free_scanned: u64,
+    pub kcompactd_migrated: u64,
+    /// Pages moved by the policy's own workers (spb's defrag and evacuation work items).
+    pub policy_workers_migrated: u64,
+    /// Pages the policy's own workers freed by reclaim (spb's slab-shrink work items).
+    pub policy_workers_reclaimed: u64,
+}
+
+impl BackgroundWork {
+    pub(crate) fn add_kswapd(&mut self, d: &WorkSnap) {
+        self.kswapd_scanned += d.kswapd_scanned;
+        self.kswapd_reclaimed += d.kswapd_reclaimed;
+    }
+    pub(crate) fn add_kcompactd(&mut self, d: &WorkSnap) {
+        self.kcompactd_migrate_scanned += d.migrate_scanned;
+        self.kcompactd_free_scanned += d.free_scanned;
+        self.kcompactd_migrated += d.migrated;
+    }
+    pub(crate) fn add_policy(&mut self, d: &WorkSnap) {
+        self.policy_workers_migrated += d.migrated;
+        self.policy_workers_reclaimed += d.policy_reclaimed;
+    }
+}

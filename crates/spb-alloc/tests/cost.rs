@@ -1,0 +1,173 @@
+//! The bill's allocator side: per-request direct work (`take_request_cost`) and background work
+//! by worker (`background_work`) are exactly the kernel counters' deltas in their context.
+
+mod common;
+use common::*;
+use spb_alloc::*;
+
+/// An embedder whose reclaim hands back the oldest of the blocks it was given.
+#[derive(Default)]
+struct ReclaimEnv {
+    held: Vec<(Pfn, u8)>,
+}
+
+impl Env for ReclaimEnv {
+    fn reclaim(&mut self, req: ReclaimRequest, out: &mut Vec<FreedBlock>) {
+        let mut got = 0;
+        while got < req.nr_pages {
+            let Some((pfn, order)) = self.held.pop() else {
+                break;
+            };
+            got += 1 << order;
+            out.push(FreedBlock { pfn, order });
+        }
+    }
+    fn reclaimable_pages(&self) -> u64 {
+        self.held.iter().map(|&(_, o)| 1u64 << o).sum()
+    }
+}
+
+fn fill(a: &mut Allocator, env: &mut ReclaimEnv) {
+    while let Ok(p) = a.alloc(AllocRequest::new(0, Gfp::HIGHUSER_MOVABLE), &mut NoEnv) {
+        env.held.push((p, 0));
+    }
+    // the failures above took the slow path: start from nothing
+    let _ = a.take_request_cost();
+}
+
+#[test]
+fn fast_path_requests_cost_nothing() {
+    for kind in PolicyKind::ALL {
+        let mut a = Allocator::new(&tiny(2), cfg(kind)).unwrap();
+        for order in [0u8, 0, 3, 0] {
+            a.alloc(AllocRequest::new(order, Gfp::KERNEL), &mut NoEnv)
+                .unwrap();
+            assert_eq!(a.take_request_cost(), RequestCost::default(), "{kind:?}");
+        }
+    }
+}
+
+#[test]
+fn direct_reclaim_is_counted_in_the_callers_context() {
+    for kind in PolicyKind::ALL {
+        let mut a = Allocator::new(&tiny(2), cfg(kind)).unwrap();
+        let mut env = ReclaimEnv::default();
+        fill(&mut a, &mut env);
+        let scan0 = a.vm().get(Vm::PgscanDirect);
+        let stall0 = a.vm().get(Vm::AllocstallNormal);
+        let r = a.alloc(AllocRequest::new(0, Gfp::KERNEL), &mut env);
+        assert!(r.is_ok(), "{kind:?}: reclaim made room");
+        let c = a.take_request_cost();
+        let scanned = a.vm().get(Vm::PgscanDirect) - scan0;
+        assert!(a.vm().get(Vm::AllocstallNormal) > stall0, "{kind:?}");
+        assert!(scanned > 0, "{kind:?}");
+        assert_eq!(c.slow_entries, 1, "{kind:?}");
+        assert!(c.reclaim_scanned >= scanned, "{kind:?}: {c:?} vs {scanned}");
+        assert_eq!(
+            c.pages(),
+            c.reclaim_scanned + c.compact_migrate_scanned + c.compact_free_scanned + c.migrated
+        );
+        assert!(!c.failed_above_min);
+        // taken: the next take is empty
+        assert_eq!(a.take_request_cost(), RequestCost::default());
+    }
+}
+
+#[test]
+fn failures_note_whether_free_memory_was_above_min() {
+    let mut a = Allocator::new(&tiny(2), cfg(PolicyKind::Vanilla)).unwrap();
+    let mut env = ReclaimEnv::default();
+    fill(&mut a, &mut env);
+    // atomic requests dig below min until they fail: the failure is at or below min
+    let mut atomic = Vec::new();
+    while let Ok(p) = a.alloc(AllocRequest::new(0, Gfp::ATOMIC), &mut NoEnv) {
+        atomic.push(p);
+        let _ = a.take_request_cost();
+    }
+    let c = a.take_request_cost();
+    assert_eq!(c.slow_entries, 1);
+    assert!(!c.failed_above_min, "{c:?}");
+    // take the pages below the watermarks too, at their places
+    let span = a.zones()[0].span();
+    for p in span.start..span.end {
+        if a.alloc_at(p, 0, Gfp::HIGHUSER_MOVABLE, 0).is_ok() {
+            env.held.push((p, 0));
+        }
+    }
+    // free every page at an even pfn: half the zone is free (far above min), and no two free
+    // pages are buddies, so no order-3 block exists
+    env.held.extend(atomic.iter().map(|&p| (p, 0)));
+    for &(p, o) in &env.held {
+        if p % 2 == 0 {
+            a.free(p, o, 0).unwrap();
+        }
+    }
+    a.drain_all_pcp();
+    let z = &a.zones()[0];
+    assert!(z.free_pages() > z.wmark()[0]);
+    assert!(a
+        .alloc(AllocRequest::new(3, Gfp::ATOMIC), &mut NoEnv)
+        .is_err());
+    let c = a.take_request_cost();
+    assert!(c.failed_above_min, "{c:?}");
+}
+
+#[test]
+fn kswapd_work_is_background_work_not_the_callers() {
+    let mut a = Allocator::new(&tiny(2), cfg(PolicyKind::Vanilla)).unwrap();
+    let mut env = ReclaimEnv::default();
+    fill(&mut a, &mut env);
+    assert!(
+        a.pending().kswapd.is_some(),
+        "the failed requests woke kswapd"
+    );
+    let before = *a.background_work();
+    a.background(1_000_000_000, &mut env);
+    let bg = a.background_work();
+    assert_eq!(bg.kswapd_runs, before.kswapd_runs + 1);
+    assert_eq!(bg.kswapd_scanned, a.vm().get(Vm::PgscanKswapd));
+    assert_eq!(bg.kswapd_reclaimed, a.vm().get(Vm::PgstealKswapd));
+    assert!(bg.kswapd_reclaimed > 0);
+    // background work is nobody's request
+    assert_eq!(a.take_request_cost(), RequestCost::default());
+}
+
+#[test]
+fn direct_compaction_is_counted_in_the_callers_context() {
+    for kind in PolicyKind::ALL {
+        let mut a = Allocator::new(&tiny(2), cfg(kind)).unwrap();
+        // every page movable at its place, then every even pfn freed: half free, no order-1
+        let span = a.zones()[0].span();
+        for p in span.start..span.end {
+            a.alloc_at(p, 0, Gfp::HIGHUSER_MOVABLE, 0).unwrap();
+        }
+        for p in (span.start..span.end).step_by(2) {
+            a.free(p, 0, 0).unwrap();
+        }
+        a.drain_all_pcp();
+        let vm0 = a.vm().clone();
+        let mig0 = a.pages_migrated();
+        let mut env = TrackEnv::default();
+        let r = a.alloc(AllocRequest::new(2, Gfp::KERNEL), &mut env);
+        let c = a.take_request_cost();
+        let d = |v: Vm| a.vm().get(v) - vm0.get(v);
+        assert_eq!(c.slow_entries, 1, "{kind:?}");
+        assert_eq!(c.migrated, a.pages_migrated() - mig0, "{kind:?}");
+        assert_eq!(c.migrated, d(Vm::PgmigrateSuccess), "{kind:?}");
+        assert_eq!(
+            c.compact_migrate_scanned,
+            d(Vm::CompactMigrateScanned),
+            "{kind:?}"
+        );
+        assert_eq!(
+            c.compact_free_scanned,
+            d(Vm::CompactFreeScanned),
+            "{kind:?}"
+        );
+        assert_eq!(c.reclaim_scanned, d(Vm::PgscanDirect), "{kind:?}");
+        assert!(
+            c.compact_migrate_scanned > 0 && c.migrated > 0,
+            "{kind:?}: direct compaction ran: {c:?}, {r:?}"
+        );
+    }
+}

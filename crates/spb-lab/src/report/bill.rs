@@ -1,0 +1,223 @@
+//! The bill (`runs[].cost`) side by side: one column per run (whatever policies the result
+//! holds), one row per measure. One row builder serves the text table of `spb run` / `spb
+//! replay` and the HTML report. Definitions: docs/metrics.md, "The bill".
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+
+use crate::cost::{ClassCost, CostReport, Percentiles, ReqClass};
+use crate::metrics::RunMetrics;
+
+/// One row: a label, a hover help and one cell per run ("" when the run has no bill).
+pub(crate) struct BillRow {
+    pub label: String,
+    pub help: &'static str,
+    pub cells: Vec<String>,
+}
+
+fn pct(p: &Percentiles) -> String {
+    format!("{} / {} / {} / {}", p.p50, p.p99, p.p999, p.max)
+}
+
+fn rate(v: f64) -> String {
+    if v == 0.0 {
+        "0".into()
+    } else if v >= 100.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+/// The rows of the bill for `runs` (empty when no run has a bill).
+pub(crate) fn bill_rows(runs: &[&RunMetrics]) -> Vec<BillRow> {
+    let bills: Vec<Option<&CostReport>> = runs.iter().map(|r| r.cost.as_ref()).collect();
+    if bills.iter().all(Option::is_none) {
+        return Vec::new();
+    }
+    let mut rows = Vec::new();
+    let mut row = |label: String, help: &'static str, f: &dyn Fn(&CostReport) -> String| {
+        rows.push(BillRow {
+            label,
+            help,
+            cells: bills.iter().map(|b| b.map(f).unwrap_or_default()).collect(),
+        });
+    };
+    // the classes any run saw, in the fixed class order, then all requests together
+    let mut classes: Vec<&str> = ReqClass::ALL
+        .iter()
+        .map(|c| c.name())
+        .filter(|n| bills.iter().flatten().any(|b| b.class(n).requests > 0))
+        .collect();
+    classes.push("all");
+    for name in classes {
+        let cls = move |b: &CostReport| -> ClassCost { b.class(name) };
+        row(
+            format!("{name}: requests / slow / failed"),
+            "Requests of the class, of which entered the slow path, of which failed",
+            &|b| {
+                let c = cls(b);
+                format!("{} / {} / {}", c.requests, c.slow_path, c.failures)
+            },
+        );
+        row(
+            "  direct pages, all p50/p99/p99.9/max".into(),
+            "Pages touched in the caller's context per request (reclaim scanned + compaction scanned + migrated), over all requests of the class",
+            &|b| pct(&cls(b).direct_all),
+        );
+        row(
+            "  direct pages, slow p50/p99/p99.9/max".into(),
+            "The same over the requests that entered the slow path",
+            &|b| pct(&cls(b).direct_slow),
+        );
+        row(
+            "  reclaim / compact scan / migrated".into(),
+            "Direct work summed over the run, by kind: pages scanned by direct reclaim, by both compaction scanners, pages migrated",
+            &|b| {
+                let p = cls(b).pages;
+                format!(
+                    "{} / {} / {}",
+                    p.reclaim_scanned,
+                    p.compact_migrate_scanned + p.compact_free_scanned,
+                    p.migrated
+                )
+            },
+        );
+    }
+    row(
+        "atomic failures, free > min".into(),
+        "Atomic requests that failed while their preferred zone's free pages were above its min watermark; in parentheses those without __GFP_NOWARN",
+        &|b| {
+            format!(
+                "{} ({} warned)",
+                b.atomic_failures_above_min, b.atomic_failures_above_min_warned
+            )
+        },
+    );
+    row(
+        "kswapd scanned / reclaimed per s".into(),
+        "Pages kswapd scanned and reclaimed per virtual second",
+        &|b| {
+            format!(
+                "{} / {}",
+                rate(b.background.per_second.kswapd_scanned),
+                rate(b.background.per_second.kswapd_reclaimed)
+            )
+        },
+    );
+    row(
+        "kcompactd scanned / migrated per s".into(),
+        "Pages kcompactd (woken and proactive) scanned (both scanners) and migrated per virtual second",
+        &|b| {
+            format!(
+                "{} / {}",
+                rate(b.background.per_second.kcompactd_scanned),
+                rate(b.background.per_second.kcompactd_migrated)
+            )
+        },
+    );
+    row(
+        "policy workers moved / reclaimed per s".into(),
+        "Pages the policy's own background workers (spb defrag, evacuation, slab shrink) migrated and reclaimed per virtual second",
+        &|b| {
+            format!(
+                "{} / {}",
+                rate(b.background.per_second.workers_migrated),
+                rate(b.background.per_second.workers_reclaimed)
+            )
+        },
+    );
+    let kinds: BTreeSet<&str> = bills
+        .iter()
+        .flatten()
+        .flat_map(|b| b.failures_by_kind.keys().map(String::as_str))
+        .collect();
+    for k in kinds {
+        row(
+            format!("failures: {k}"),
+            "Failed requests of this caller kind",
+            &|b| b.failures_by_kind.get(k).copied().unwrap_or(0).to_string(),
+        );
+    }
+    let opts: BTreeSet<&str> = bills
+        .iter()
+        .flatten()
+        .flat_map(|b| b.optional.keys().map(String::as_str))
+        .collect();
+    for k in opts {
+        row(
+            format!("optional {k}: failed / fallback ok"),
+            "Failed optional requests of this kind, and of those how many the caller's fallback then served",
+            &|b| {
+                let o = b.optional.get(k).cloned().unwrap_or_default();
+                format!("{} / {}", o.failed, o.fallback_ok)
+            },
+        );
+    }
+    row(
+        "probe migrated per 1 GiB page".into(),
+        "Pages the 1 GiB probe migrated per 1 GiB page it obtained ('none obtained' when it obtained none)",
+        &|b| match b.probe.migrated_per_page {
+            Some(v) => format!("{v:.0}"),
+            None => format!("none obtained ({} migrated)", b.probe.pages_migrated),
+        },
+    );
+    rows
+}
+
+/// The bill of `runs` as a text table, one column per run labelled by its policy; empty when no
+/// run has a bill.
+pub fn bill_table(runs: &[RunMetrics]) -> String {
+    let refs: Vec<&RunMetrics> = runs.iter().collect();
+    let labels: Vec<String> = runs.iter().map(|r| r.policy.clone()).collect();
+    render(&refs, &labels)
+}
+
+fn render(runs: &[&RunMetrics], labels: &[String]) -> String {
+    let rows = bill_rows(runs);
+    if rows.is_empty() {
+        return String::new();
+    }
+    let lw = rows
+        .iter()
+        .map(|r| r.label.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(32);
+    let w = rows
+        .iter()
+        .flat_map(|r| r.cells.iter().map(|c| c.chars().count()))
+        .chain(labels.iter().map(|l| l.chars().count()))
+        .max()
+        .unwrap_or(8)
+        .max(10);
+    let mut s = String::new();
+    let _ = write!(s, "{:<lw$}", "the bill (pages touched)");
+    for l in labels {
+        let _ = write!(s, "  {:>w$}", l);
+    }
+    s.push('\n');
+    for r in &rows {
+        let _ = write!(s, "{:<lw$}", r.label);
+        for c in &r.cells {
+            let _ = write!(s, "  {:>w$}", c);
+        }
+        s.push('\n');
+    }
+    s
+}
+
+/// The bill of every scenario of `doc` ([`bill_table`] per scenario, headed by its name);
+/// empty when no run has a bill.
+pub fn bill_tables(doc: &crate::metrics::RunsDoc) -> String {
+    let mut s = String::new();
+    for g in super::group_scenarios(doc) {
+        let t = render(&g.runs, &g.labels);
+        if !t.is_empty() {
+            let _ = writeln!(s, "== the bill: {} ==", g.scenario);
+            s.push_str(&t);
+            s.push('\n');
+        }
+    }
+    s
+}

@@ -1,0 +1,122 @@
+//! The allocator's [`Env`]: migration of a block (refused when pinned; clean page cache is
+//! dropped instead inside a contiguous allocation), reclaim, and the OOM kill.
+//!
+//! Invariants: a migration moves the object record with the block (pfn and zone, per-zone
+//! clean-cache counts); blocks freed inside a hook are handed to the allocator through `out`
+//! and counted in `env_frees`, never left on `pending`.
+
+use spb_alloc::{Env, FreedBlock, MigrateOutcome, Pfn, ReclaimRequest};
+
+use super::objects::{flag, kind};
+use super::World;
+use crate::sim::slab::NONE;
+
+impl Env for World {
+    fn migrate(&mut self, from: Pfn, to: Pfn, order: u8, cookie: u32) -> MigrateOutcome {
+        let Some(&o) = self.objs.get(cookie as usize) else {
+            return MigrateOutcome::Refused;
+        };
+        if o.holder == NONE || o.pfn as u64 != from || o.order != order {
+            debug_assert!(
+                false,
+                "migration of cookie {cookie} from {from:#x} order {order}: record {o:?}"
+            );
+            return MigrateOutcome::Refused;
+        }
+        if o.flags & flag::PINNED != 0 {
+            self.st.migrate_refused += 1;
+            return MigrateOutcome::Refused;
+        }
+        if self.contig_mode && o.kind == kind::CACHE && o.flags & flag::DIRTY == 0 {
+            // alloc_contig_range reclaims clean page cache instead of migrating it
+            let h = o.holder;
+            self.detach(cookie);
+            self.forget(cookie);
+            let cpu = self.holders[h as usize].cpu;
+            self.free_bh(h, 1 << order, cpu);
+            self.st.migrate_dropped += 1;
+            self.st.pgsteal_file += 1u64 << order;
+            if self.holders[h as usize].pages.is_empty()
+                && self.holders[h as usize].dirty.is_empty()
+            {
+                // slab pages freed here are freed through the normal path after the callback
+                self.lru_del(h);
+                self.file_cold(h, cpu);
+            }
+            return MigrateOutcome::Dropped;
+        }
+        let z = self.zone_of(to);
+        if o.kind == kind::CACHE && o.flags & flag::DIRTY == 0 && z != o.zone {
+            let n = 1u64 << order;
+            self.clean_cache_zone[o.zone as usize] -= n;
+            self.clean_cache_zone[z as usize] += n;
+        }
+        let ob = &mut self.objs[cookie as usize];
+        ob.pfn = to as u32;
+        ob.zone = z;
+        self.st.migrate_moved += 1;
+        MigrateOutcome::Moved
+    }
+
+    fn reclaim(&mut self, req: ReclaimRequest, out: &mut Vec<FreedBlock>) {
+        let from = self.pending.len();
+        self.do_reclaim(req);
+        self.drain_pending_into(from, out);
+    }
+
+    fn reclaimable_pages(&self) -> u64 {
+        self.reclaimable()
+    }
+
+    fn oom_kill(&mut self, out: &mut Vec<FreedBlock>) -> bool {
+        let Some(v) = self.oom_victim() else {
+            return false;
+        };
+        let from = self.pending.len();
+        let comp = self.holders[v as usize].comp;
+        let fl = self.holders[v as usize].flags;
+        self.exit_process(v);
+        self.st.oom_kills += 1;
+        self.st.killed.push((v, comp, fl));
+        self.drain_pending_into(from, out);
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::HKind;
+    use super::*;
+
+    use super::super::test_world as world;
+
+    #[test]
+    fn migration_moves_refuses_pinned_and_drops_clean_cache_in_contig_mode() {
+        let mut w = world();
+        let h = w.new_holder(HKind::File, 0, 0);
+        let id = w.new_obj();
+        w.fill_obj(id, 5000, 0, kind::CACHE, h);
+        w.add_cache_page(id, h, false);
+        assert_eq!(w.clean_cache_zone[0], 1);
+        assert_eq!(w.migrate(5000, (1 << 20) + 7, 0, id), MigrateOutcome::Moved);
+        assert_eq!(w.objs[id as usize].pfn, (1 << 20) + 7);
+        assert_eq!(
+            (w.clean_cache_zone[0], w.clean_cache_zone[1]),
+            (0, 1),
+            "per-zone clean cache follows the page"
+        );
+        w.objs[id as usize].flags |= flag::PINNED;
+        assert_eq!(w.migrate((1 << 20) + 7, 9, 0, id), MigrateOutcome::Refused);
+        w.objs[id as usize].flags &= !flag::PINNED;
+        w.contig_mode = true;
+        assert_eq!(w.migrate((1 << 20) + 7, 9, 0, id), MigrateOutcome::Dropped);
+        assert_eq!(w.clean_cache_zone[1], 0);
+        assert!(w.holders[h as usize].pages.is_empty());
+        assert_eq!(w.kind_pages[kind::CACHE as usize], 0);
+        // dirty page cache is migrated even in contig mode
+        let id2 = w.new_obj();
+        w.fill_obj(id2, 6000, 0, kind::CACHE, h);
+        w.add_cache_page(id2, h, true);
+        assert_eq!(w.migrate(6000, 6001, 0, id2), MigrateOutcome::Moved);
+    }
+}

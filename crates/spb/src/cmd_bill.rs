@@ -1,0 +1,59 @@
+//! `spb bill FILE...`: the bill (`runs[].cost`, docs/metrics.md "The bill") of saved results
+//! side by side: every run of every file (`spb run --json`, `spb replay --json`), grouped by
+//! scenario, one column per run, whatever policies the files hold. Joins runs made apart (for
+//! example a new policy's run beside an older vanilla/defrag/spb file).
+
+use std::path::PathBuf;
+
+use spb_lab::input::{read_text, SWEEP_FILE_MAX_BYTES};
+use spb_lab::metrics::RunsDoc;
+
+use crate::CliError;
+
+/// Arguments of `spb bill`.
+#[derive(clap::Args, Debug)]
+pub struct BillArgs {
+    /// Result files written by `spb run --json` or `spb replay --json`.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+}
+
+pub fn run(a: BillArgs) -> Result<(), CliError> {
+    let mut doc = RunsDoc::default();
+    for f in &a.files {
+        let text = read_text(
+            f,
+            "a results file ({\"runs\": [...]})",
+            SWEEP_FILE_MAX_BYTES,
+        )
+        .map_err(|e| {
+            if e.io {
+                CliError::Io(e.to_string())
+            } else {
+                CliError::Input(e.to_string())
+            }
+        })?;
+        let d: RunsDoc = serde_json::from_str(&text).map_err(|e| {
+            CliError::Input(format!(
+                "{}:{}:{}: {e}: expected a results file ({{\"runs\": [...]}}) written by `spb run --json` or `spb replay --json`",
+                f.display(),
+                e.line(),
+                e.column()
+            ))
+        })?;
+        doc.runs.extend(d.runs);
+    }
+    let t = spb_lab::report::bill_tables(&doc);
+    if t.is_empty() {
+        return Err(CliError::Input(format!(
+            "{}: no run has a bill (`cost`): the files predate it, or hold only a replay's real column",
+            a.files
+                .iter()
+                .map(|f| f.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    crate::output::print(t);
+    Ok(())
+}

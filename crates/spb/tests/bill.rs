@@ -1,0 +1,71 @@
+//! `spb run` prints the bill and `spb bill FILE...` renders saved results' bills side by side.
+
+mod common;
+use common::*;
+
+#[test]
+fn run_prints_the_bill_and_bill_joins_files() {
+    let t = Tmp::new("bill");
+    let a = t.path("a.json");
+    let b = t.path("b.json");
+    let out = spb(&[
+        "run",
+        "seed-16g",
+        "--memory",
+        "2G",
+        "--duration",
+        "2s",
+        "--json",
+        s(&a),
+    ]);
+    assert_exit(&out, 0, &[]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("the bill (pages touched)"), "{text}");
+    assert!(
+        text.contains("direct pages, slow p50/p99/p99.9/max"),
+        "{text}"
+    );
+    let out = spb(&[
+        "run",
+        "seed-16g",
+        "--memory",
+        "2G",
+        "--duration",
+        "2s",
+        "--policy",
+        "spb",
+        "--json",
+        s(&b),
+    ]);
+    assert_exit(&out, 0, &[]);
+    let out = spb(&["bill", s(&a), s(&b)]);
+    assert_exit(&out, 0, &[]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("== the bill: seed-16g =="), "{text}");
+    let header = text
+        .lines()
+        .find(|l| l.starts_with("the bill (pages touched)"))
+        .unwrap();
+    // every run of both files is a column: vanilla, defrag, spb, and spb again (its seed added)
+    for p in ["vanilla", "defrag", "spb"] {
+        assert!(header.contains(p), "{header}");
+    }
+    assert_eq!(header.matches("spb").count(), 2, "{header}");
+    assert!(text.contains("probe migrated per 1 GiB page"), "{text}");
+}
+
+#[test]
+fn bill_rejects_bad_files_clearly() {
+    let t = Tmp::new("bill-bad");
+    let bad = t.write("bad.json", "{\"runs\": [ {\"scenario\": 3 ]}");
+    assert_exit(
+        &spb(&["bill", s(&bad)]),
+        3,
+        &[s(&bad), "expected a results file"],
+    );
+    let old = t.write("old.json", "{\"runs\": []}");
+    assert_exit(&spb(&["bill", s(&old)]), 3, &[s(&old), "no run has a bill"]);
+    let nope = t.path("nope.json");
+    assert_exit(&spb(&["bill", s(&nope)]), 4, &[s(&nope)]);
+    assert_exit(&spb(&["bill"]), 2, &[]);
+}
