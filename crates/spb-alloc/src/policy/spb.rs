@@ -139,12 +139,19 @@ pub struct SpbPolicy {
     pub(crate) walks: WalkHistogram,
     /// Tainted-SPB transitions: which (gfp, order) tainted a clean or empty SPB, counted.
     pub(crate) taint_causes: Vec<(Gfp, u8, u64)>,
-    /// spb-next `contig_targets`: while a 1 GiB allocation runs in zone `.0`, the SPBs it has
-    /// still to try (`.1[spb]`, the one being emptied included): no migration target there.
-    pub(crate) contig_pending: Option<(u8, Vec<bool>)>,
-    /// spb-next `contig_targets`, per zone: SPBs whose last 1 GiB attempt failed (a page that
-    /// would not move): tried last, and the first clean targets of later migrations.
-    pub(crate) contig_failed: Vec<Vec<bool>>,
+    /// spb-next `contig_targets` state (boxed: the policy enum stays small).
+    pub(crate) contig: alloc::boxed::Box<ContigSteer>,
+}
+
+/// spb-next `contig_targets` state.
+#[derive(Default)]
+pub struct ContigSteer {
+    /// While a 1 GiB allocation runs in zone `.0`, the SPBs it has still to try (`.1[spb]`, the
+    /// one being emptied included): no migration target there.
+    pub(crate) pending: Option<(u8, Vec<bool>)>,
+    /// Per zone: SPBs whose last 1 GiB attempt failed (a page that would not move): tried
+    /// last, and the first clean targets of later migrations.
+    pub(crate) failed: Vec<Vec<bool>>,
 }
 
 impl SpbPolicy {
@@ -180,15 +187,14 @@ impl SpbPolicy {
             work: Vec::new(),
             walks: WalkHistogram::default(),
             taint_causes: Vec::new(),
-            contig_pending: None,
-            contig_failed: Vec::new(),
+            contig: alloc::boxed::Box::default(),
         }
     }
 
     /// Build per-zone state.
     pub fn init_zones(&mut self, zones: &[Zone]) {
         self.zones = zones.iter().map(zone_state).collect();
-        self.contig_failed = zones.iter().map(|z| vec![false; z.spbs.len()]).collect();
+        self.contig.failed = zones.iter().map(|z| vec![false; z.spbs.len()]).collect();
     }
 
     /// A zone grew (patch 09/31): extend its per-SPB state (queued work and cooldowns stay
@@ -204,7 +210,7 @@ impl SpbPolicy {
             st.defrag_queued.resize(n, false);
             st.shrink_ns.resize(n, 0);
         }
-        if let Some(f) = self.contig_failed.get_mut(zi) {
+        if let Some(f) = self.contig.failed.get_mut(zi) {
             f.resize(z.spbs.len(), false);
         }
     }
@@ -213,7 +219,7 @@ impl SpbPolicy {
     /// SPBs whose last attempt failed go last (their failure says a page there would not move).
     pub fn contig_order(&self, zi: usize, z: &Zone, mut v: Vec<Pfn>) -> Vec<Pfn> {
         if self.sw.on(SpbSwitch::ContigTargets) {
-            if let Some(f) = self.contig_failed.get(zi) {
+            if let Some(f) = self.contig.failed.get(zi) {
                 v.sort_by_key(|&p| f.get(z.spb_idx(p)).copied().unwrap_or(false));
             }
         }
@@ -225,7 +231,7 @@ impl SpbPolicy {
         if !self.sw.on(SpbSwitch::ContigTargets) || pages != z.geo.spb_pages() {
             return;
         }
-        let mut pend = match self.contig_pending.take() {
+        let mut pend = match self.contig.pending.take() {
             Some((_, mut v)) => {
                 v.clear();
                 v.resize(z.spbs.len(), false);
@@ -236,7 +242,7 @@ impl SpbPolicy {
         for &p in rest {
             pend[z.spb_idx(p)] = true;
         }
-        self.contig_pending = Some((zi as u8, pend));
+        self.contig.pending = Some((zi as u8, pend));
     }
 
     /// The attempt at `start` ended (spb-next): remember a failure, end the steering.
@@ -244,12 +250,12 @@ impl SpbPolicy {
         if !self.sw.on(SpbSwitch::ContigTargets) || pages != z.geo.spb_pages() {
             return;
         }
-        if let Some(f) = self.contig_failed.get_mut(zi) {
+        if let Some(f) = self.contig.failed.get_mut(zi) {
             if let Some(x) = f.get_mut(z.spb_idx(start)) {
                 *x = !ok;
             }
         }
-        self.contig_pending = None;
+        self.contig.pending = None;
     }
 
     /// spb-next `contig_targets`: a migration target for a page a 1 GiB allocation moves,
@@ -265,12 +271,12 @@ impl SpbPolicy {
         visited: &mut u32,
     ) -> Option<Pfn> {
         let zi = ctx.zone_id;
-        let pend = match &self.contig_pending {
-            Some((pz, v)) if *pz == zi => core::mem::take(&mut self.contig_pending.as_mut()?.1),
+        let pend = match &self.contig.pending {
+            Some((pz, v)) if *pz == zi => core::mem::take(&mut self.contig.pending.as_mut()?.1),
             _ => return None,
         };
         let mt = MigrateType::Movable;
-        let failed = self.contig_failed.get(zi as usize);
+        let failed = self.contig.failed.get(zi as usize);
         let r = (|| {
             if let Some((p, _)) = Self::walk_list(z, Category::Tainted, NIL, visited, |z, i| {
                 let s = &z.spbs[i as usize];
@@ -307,7 +313,7 @@ impl SpbPolicy {
             }
             None
         })();
-        if let Some((_, v)) = self.contig_pending.as_mut() {
+        if let Some((_, v)) = self.contig.pending.as_mut() {
             *v = pend;
         }
         r
@@ -459,7 +465,7 @@ impl SpbPolicy {
         visited: &mut u32,
     ) -> (Option<Pfn>, Pass) {
         let mt = MigrateType::Movable;
-        if self.contig_pending.is_some() {
+        if self.contig.pending.is_some() {
             if let Some(p) = self.contig_target(z, ctx, order, visited) {
                 return (Some(p), Pass::Pass4);
             }
