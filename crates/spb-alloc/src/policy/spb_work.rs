@@ -175,7 +175,10 @@ pub(crate) fn slowpath_entry<C: Core>(
                 })
         });
     let tight = free < reserve;
-    let optional = flags.contains(AllocFlags::HIGHORDER_OPTIONAL) && free > 0;
+    // callers that cannot reclaim skip reclaim anyway and have their own staged relax (patch
+    // 18, which may serve them from tainted fragments): refuse_fast is for those that reclaim
+    let can_reclaim = req.gfp.contains(crate::gfp::Gfp::DIRECT_RECLAIM);
+    let optional = flags.contains(AllocFlags::HIGHORDER_OPTIONAL) && free > 0 && can_reclaim;
     if optional && !(taint && tight) {
         if fast {
             c.vm().inc(Vm::SpbHighorderRefused);
@@ -183,7 +186,7 @@ pub(crate) fn slowpath_entry<C: Core>(
         }
         return None;
     }
-    if !taint || !req.gfp.contains(crate::gfp::Gfp::DIRECT_RECLAIM) {
+    if !taint || !can_reclaim {
         return None;
     }
     let above_min = c
