@@ -1,31 +1,11 @@
 //! The bill of short runs: every run has a `cost` block whose numbers hold together, and whose
 //! totals are the allocator's own counters split by context (docs/metrics.md, "The bill").
 
-use spb_alloc::{PolicyConfig, PolicyKind};
+mod common;
+use common::run;
+use spb_alloc::PolicyKind;
 use spb_lab::cost::{ClassCost, CostReport, Percentiles, ReqClass};
 use spb_lab::metrics::RunMetrics;
-use spb_lab::scenario::Overrides;
-use spb_lab::{load_scenario, run_scenario, SimOptions};
-
-fn run(name: &str, memory: u64, secs: u64, p: PolicyKind) -> RunMetrics {
-    let mut sc = load_scenario(name).unwrap();
-    sc.apply(&Overrides {
-        memory: Some(memory),
-        duration_ns: Some(secs * 1_000_000_000),
-        seed: Some(1),
-        layout: None,
-    });
-    run_scenario(
-        &sc,
-        &SimOptions {
-            policy: PolicyConfig::of(p),
-            check_every: 0,
-            layout: None,
-        },
-        &mut |_| {},
-    )
-    .unwrap_or_else(|e| panic!("{name} {p:?}: {e}"))
-}
 
 fn ordered(p: &Percentiles, what: &str) {
     assert!(
@@ -154,7 +134,7 @@ fn short_runs_carry_a_consistent_bill() {
             ("syzkaller-256g", 1u64 << 30, 1),
             ("thp-challenge", 2 << 30, 1),
         ] {
-            let m = run(name, mem, secs, p);
+            let m = run(name, mem, secs, 1, p);
             let b = check(&m);
             slow += b.class("all").slow_path;
             compacted += b.class("all").pages.compact_migrate_scanned;

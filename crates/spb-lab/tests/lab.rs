@@ -1,30 +1,11 @@
 //! Lab-level tests: determinism, and every built-in scenario under every policy (small and
 //! short, so that the suite stays fast in debug builds).
 
-use spb_alloc::{PolicyConfig, PolicyKind};
+mod common;
+use common::run;
+use spb_alloc::PolicyKind;
 use spb_lab::metrics::RunMetrics;
-use spb_lab::scenario::{builtin, Overrides};
-use spb_lab::{load_scenario, run_scenario, SimOptions};
-
-fn run(name: &str, memory: u64, secs: u64, seed: u64, p: PolicyKind) -> RunMetrics {
-    let mut sc = load_scenario(name).unwrap();
-    sc.apply(&Overrides {
-        memory: Some(memory),
-        duration_ns: Some(secs * 1_000_000_000),
-        seed: Some(seed),
-        layout: None,
-    });
-    run_scenario(
-        &sc,
-        &SimOptions {
-            policy: PolicyConfig::of(p),
-            check_every: 0,
-            layout: None,
-        },
-        &mut |_| {},
-    )
-    .unwrap_or_else(|e| panic!("{name} {p:?}: {e}"))
-}
+use spb_lab::scenario::builtin;
 
 /// The JSON of a run without its wall-clock fields.
 fn json_without_wall(mut m: RunMetrics) -> String {

@@ -174,6 +174,14 @@ impl<'a> Ctx<'a> {
         1 << self.geo.pageblock_order
     }
 
+    /// A request for object `id` failed: release the object and count the failure (the
+    /// failure counters and the bill's failures by caller kind).
+    fn failed(&mut self, id: u32, gfp: Gfp, order: u8, k: u8) {
+        self.w.release_obj(id);
+        self.st.note_failure(gfp, order);
+        self.st.bill.failed_kind(kind::NAMES[k as usize]);
+    }
+
     /// Allocate a block of `order` for holder `h` (generation `gen`; `NONE` for loose blocks)
     /// and attach it to the holder's list `which`. If the holder died meanwhile (the OOM killer
     /// ran inside the allocation), the block is freed again and None returned.
@@ -219,9 +227,7 @@ impl<'a> Ctx<'a> {
                 Some(id)
             }
             Err(_) => {
-                self.w.release_obj(id);
-                self.st.note_failure(gfp, order);
-                self.st.bill.failed_kind(kind::NAMES[k as usize]);
+                self.failed(id, gfp, order, k);
                 None
             }
         }
@@ -304,9 +310,7 @@ impl<'a> Ctx<'a> {
                 Some(id)
             }
             Err(_) => {
-                self.w.release_obj(id);
-                self.st.note_failure(gfp, order);
-                self.st.bill.failed_kind(kind::NAMES[k as usize]);
+                self.failed(id, gfp, order, k);
                 None
             }
         }

@@ -181,24 +181,7 @@ impl SlabRt {
         let k = cx
             .rng
             .round(churn * have as f64 * SLAB_TICK_NS as f64 / 1e9);
-        let mut cached = cached;
-        for _ in 0..k {
-            let used = cx.w.holders[h as usize].kobjs.len() as u64;
-            if used + cached == 0 {
-                break;
-            }
-            if cx.rng.below(used + cached) < used {
-                let i = cx.rng.below(used) as usize;
-                let sid = cx.w.holders[h as usize].kobjs.swap_remove(i);
-                cx.w.slab_put(sid, cpu);
-            } else if let Some(sid) = cx.w.slab_from_lru(c) {
-                // an unused cached object is freed (e.g. a negative dentry dropped)
-                cx.w.slab_put(sid, cpu);
-                cached -= 1;
-            } else {
-                cached = 0;
-            }
-        }
+        let mut cached = cx.w.slab_churn(h, c, k, cached, cx.rng, cpu);
         // grow back to the target
         let have = cx.w.holders[h as usize].kobjs.len() as u64 + cached;
         let add = (want as u64).saturating_sub(have);
