@@ -167,10 +167,15 @@ impl Allocator {
             if self.zones[zi].kind > highest {
                 continue;
             }
-            let cands = self.policy.contig_candidates(&self.zones[zi], pages);
-            for start in cands {
+            let cands = self.policy.contig_candidates(zi, &self.zones[zi], pages);
+            for (k, &start) in cands.iter().enumerate() {
                 stats.ranges_tried += 1;
-                if let Some(p) = self.try_contig_range(zi, start, order, cookie, &mut stats, env) {
+                self.policy
+                    .contig_trying(zi, &self.zones[zi], pages, &cands[k..]);
+                let r = self.try_contig_range(zi, start, order, cookie, &mut stats, env);
+                let z = &self.zones[zi];
+                self.policy.contig_tried(zi, z, pages, start, r.is_some());
+                if let Some(p) = r {
                     self.vm.inc(Vm::ContigAllocSuccess);
                     return Ok(p);
                 }

@@ -43,6 +43,16 @@ impl Allocator {
         if let Some(p) = self.get_page_from_freelist(req, flags, preferred, highest) {
             return Ok(p);
         }
+        // a placement shortage, not a memory one: the policy may place instead (spb-next)
+        let mut entry_step = 0u8;
+        while let Some(d) = Policy::slowpath_entry(self, req, &mut flags, &mut entry_step, env) {
+            if d == DropDecision::Refuse {
+                return fail(AllocErrorKind::Refused);
+            }
+            if let Some(p) = self.get_page_from_freelist(req, flags, preferred, highest) {
+                return Ok(p);
+            }
+        }
         let mut prio = CompactPriority::SyncLight;
         let mut compact_result = CompactResult::Skipped;
         // Compact first.

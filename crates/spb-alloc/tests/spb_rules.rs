@@ -576,3 +576,115 @@ fn every_switch_has_a_test_and_a_name() {
         assert_eq!(SpbSwitch::from_name(w.name()), Some(*w));
     }
 }
+
+// spb-next's switches (off in `spb`, docs/spb-next.md)
+
+fn stalls(a: &Allocator) -> u64 {
+    a.vm().get(Vm::AllocstallNormal)
+}
+
+/// An embedder whose reclaim hands back the given blocks once.
+struct Reclaim(Vec<FreedBlock>);
+impl Env for Reclaim {
+    fn migrate(&mut self, _f: Pfn, _t: Pfn, _o: u8, _c: u32) -> MigrateOutcome {
+        MigrateOutcome::Moved
+    }
+    fn reclaim(&mut self, _req: ReclaimRequest, out: &mut Vec<FreedBlock>) {
+        out.append(&mut self.0);
+    }
+}
+
+#[test]
+fn taint_when_full_switch() {
+    // the tainted SPB holds movable pages: evacuate one pageblock of them instead of reclaiming
+    let next = on().without(SpbSwitch::TargetedEvacuation);
+    for (sw, evacuates) in [(next, false), (next.with(SpbSwitch::TaintWhenFull), true)] {
+        let mut a = alloc_with(2, sw, false, None);
+        fill(&mut a, 0, true, |_| false);
+        fill(&mut a, 1, false, |off| off >= 64);
+        let b = base(&a, 0);
+        let mut env = Reclaim(
+            (16..24)
+                .map(|o| FreedBlock {
+                    pfn: b + o,
+                    order: 0,
+                })
+                .collect(),
+        );
+        let p = a
+            .alloc(AllocRequest::new(0, Gfp::KERNEL), &mut env)
+            .unwrap();
+        assert_eq!(spb_of(&a, p), 0, "served inside the tainted SPB");
+        assert_eq!(cat(&a, 1), Category::Clean);
+        assert_eq!(
+            stalls(&a) == 0,
+            evacuates,
+            "direct reclaim only without the switch"
+        );
+        assert_eq!(a.pages_migrated() > 0, evacuates);
+    }
+    // the tainted SPB is full of non-movable pages: taint the next SPB at once, no reclaim
+    for (sw, taints_at_once) in [(next, false), (next.with(SpbSwitch::TaintWhenFull), true)] {
+        let mut a = alloc_with(2, sw, false, None);
+        let b = base(&a, 0);
+        for off in 0..SPB {
+            a.alloc_at(b + off, 0, Gfp::KERNEL, 0).unwrap();
+        }
+        fill(&mut a, 1, false, |off| off >= 64);
+        let mut env = Reclaim(Vec::new());
+        let p = a
+            .alloc(AllocRequest::new(0, Gfp::KERNEL), &mut env)
+            .unwrap();
+        assert_eq!(spb_of(&a, p), 1);
+        assert_eq!(stalls(&a) == 0, taints_at_once);
+    }
+}
+
+#[test]
+fn refuse_fast_switch() {
+    let g = gfp(&[Gfp::KERNEL, Gfp::NORETRY]);
+    for (sw, fast) in [(on(), false), (on().with(SpbSwitch::RefuseFast), true)] {
+        let mut a = refusal_fixture(sw);
+        let r = a.alloc(AllocRequest::new(3, g), &mut NoEnv);
+        assert!(r.is_err(), "refused either way: {:?}", r);
+        assert_eq!(cat(&a, 1), Category::Clean);
+        assert_eq!(stalls(&a) == 0, fast, "no reclaim for a refused request");
+    }
+}
+
+#[test]
+fn compact_fragments_switch() {
+    for (sw, target) in [
+        (on(), false),
+        (on().with(SpbSwitch::CompactFragments), true),
+    ] {
+        let mut a = alloc_with(2, sw, false, None);
+        // tainted, with free pages only in fragments of movable pageblocks (no free pageblock)
+        fill(&mut a, 0, true, |off| off % 8 == 7);
+        let b = base(&a, 0);
+        assert_eq!(cat(&a, 0), Category::Tainted);
+        assert_eq!(
+            a.policy().compaction_target_ok(&a.zones()[0], b + 15),
+            target
+        );
+    }
+}
+
+#[test]
+fn contig_targets_switch() {
+    // SPB 0 tainted with room, SPB 1 the cheapest candidate, SPB 2 the fullest clean SPB
+    for (sw, to_tainted) in [(on(), false), (on().with(SpbSwitch::ContigTargets), true)] {
+        let mut a = alloc_with(3, sw, false, None);
+        let b = base(&a, 0);
+        a.alloc_at(b, 0, Gfp::KERNEL, 0).unwrap();
+        fill(&mut a, 1, false, |off| off >= 4);
+        fill(&mut a, 2, false, |off| off >= 96);
+        let mut env = TrackEnv::default();
+        let p = a
+            .alloc_contig(7, Gfp::HIGHUSER_MOVABLE, 99, &mut env)
+            .unwrap();
+        assert_eq!(spb_of(&a, p), 1);
+        let movable_in_0 = a.zones()[0].spbs()[0].alloc_pages()[1];
+        assert_eq!(movable_in_0 == 4, to_tainted, "{movable_in_0}");
+    }
+}

@@ -60,9 +60,9 @@ fn build_excerpt_every_policy_inferred_layout() {
         out.stats.skipped.get("free_batched_duplicate"),
         Some(&5_240)
     );
-    assert_eq!(out.doc.runs.len(), 4);
+    assert_eq!(out.doc.runs.len(), 5);
     let names: Vec<&str> = out.doc.runs.iter().map(|r| r.policy.as_str()).collect();
-    assert_eq!(names, ["real", "vanilla", "defrag", "spb"]);
+    assert_eq!(names, ["real", "vanilla", "defrag", "spb", "spb-next"]);
     consistent(&out);
     for r in &out.doc.runs {
         assert!(r.events > 10_000, "{}: {}", r.policy, r.events);

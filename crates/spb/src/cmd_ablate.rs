@@ -1,9 +1,9 @@
-//! `spb ablate`: run `spb` with each switch off in turn (plus all on and `vanilla` for
-//! reference) on the identical request stream, and print each switch's effect on tainted SPBs,
-//! 1 GiB pages obtainable and pages migrated. With `--report DIR`, the runs go into the HTML
-//! report as well.
+//! `spb ablate`: run a policy with switches (`spb`, or `spb-next` with `--policy spb-next`)
+//! with each of its switches off in turn (plus its default set and `vanilla` for reference) on
+//! the identical request stream, and print each switch's effect on tainted SPBs, 1 GiB pages
+//! obtainable and pages migrated. With `--report DIR`, the runs go into the HTML report as well.
 
-use spb_alloc::{PolicyConfig, PolicyKind, SpbSwitch};
+use spb_alloc::{PolicyConfig, PolicyKind};
 use spb_lab::metrics::RunsDoc;
 
 use crate::cmd_run::{self, RunArgs, ScenarioArgs};
@@ -14,7 +14,11 @@ use crate::CliError;
 pub struct AblateArgs {
     #[command(flatten)]
     pub sc: ScenarioArgs,
-    /// Only these switches (comma-separated) [default: all].
+    /// The policy whose switches are ablated, in the run-spec syntax (`spb`, `spb-next`, or
+    /// either with `-off:`/`-on:`); every run starts from this set.
+    #[arg(long, default_value = "spb")]
+    pub policy: String,
+    /// Only these switches (comma-separated) [default: every switch on in --policy].
     #[arg(long, value_delimiter = ',')]
     pub switches: Vec<String>,
     /// Write the metrics as JSON to FILE (`-` for stdout).
@@ -31,14 +35,27 @@ pub fn run(a: AblateArgs) -> Result<(), CliError> {
         ..RunArgs::default()
     };
     cmd_run::check_outputs(a.json.as_deref(), a.report.as_deref())?;
+    let base: PolicyConfig =
+        a.policy
+            .parse()
+            .map_err(|e: spb_alloc::policy::PolicySpecError| {
+                CliError::Usage(format!("--policy: {e}"))
+            })?;
+    if !base.kind.has_switches() {
+        return Err(CliError::Usage(format!(
+            "--policy: \"{}\" has no switches to ablate; expected a policy with switches \
+             (spb, spb-next)",
+            a.policy
+        )));
+    }
     let l = cmd_run::load(&ra)?;
     let mut switches = Vec::new();
     if a.switches.is_empty() {
         switches.extend(
-            SpbSwitch::ALL
+            spb_alloc::SpbSwitch::ALL
                 .iter()
                 .copied()
-                .filter(|w| *w != SpbSwitch::RefuseLiteral),
+                .filter(|w| base.spb.on(*w)),
         );
     } else {
         for n in &a.switches {
@@ -48,11 +65,11 @@ pub fn run(a: AblateArgs) -> Result<(), CliError> {
             );
         }
     }
-    let mut pols = vec![PolicyConfig::of(PolicyKind::Vanilla), PolicyConfig::spb()];
+    let mut pols = vec![PolicyConfig::of(PolicyKind::Vanilla), base.clone()];
     for w in &switches {
         pols.push(PolicyConfig {
-            kind: PolicyKind::Spb,
-            spb: spb_alloc::SpbSwitches::all_on().without(*w),
+            kind: base.kind,
+            spb: base.spb.without(*w),
         });
     }
     let runs = cmd_run::run_all(&l, &pols, 0)?;

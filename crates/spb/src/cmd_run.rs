@@ -63,7 +63,7 @@ pub struct RunArgs {
 }
 
 impl RunArgs {
-    /// The README's main job: `seed-16g` under all three policies.
+    /// The README's main job: `seed-16g` under every policy.
     pub fn default_main_job() -> RunArgs {
         RunArgs {
             sc: ScenarioArgs {
@@ -92,7 +92,7 @@ pub fn parse_policies(
     };
     for s in spb_off.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
         let w = spec::parse_switch(s).map_err(|e| CliError::Usage(format!("--spb-off: {e}")))?;
-        for p in out.iter_mut().filter(|p| p.kind == PolicyKind::Spb) {
+        for p in out.iter_mut().filter(|p| p.kind.has_switches()) {
             p.spb.set(w, false);
         }
     }
@@ -334,8 +334,13 @@ mod tests {
             ..RunArgs::default()
         };
         let p = policies(&a).unwrap();
-        assert_eq!(p.len(), 3);
+        assert_eq!(p.len(), 4);
         assert_eq!(p[2].to_string(), "spb-off:steer_tainted");
+        assert_eq!(
+            p[3].to_string(),
+            "spb-next-off:steer_tainted",
+            "--spb-off changes every policy with switches"
+        );
         assert_eq!(
             p[0].to_string(),
             "vanilla",
@@ -397,7 +402,10 @@ mod tests {
             (8 << 30, 30_000_000_000, 9, LayoutKind::Q35)
         );
         assert_eq!(l.layout, spb_lab::sim::layout_of(sc).unwrap());
-        assert_eq!(policies(&RunArgs::default_main_job()).unwrap().len(), 3);
+        assert_eq!(
+            policies(&RunArgs::default_main_job()).unwrap().len(),
+            PolicyKind::ALL.len()
+        );
         // the largest --memory builds a machine whose pfns fit the lab's 32-bit records, on
         // both layouts (the check Sim::new makes before allocating anything)
         for layout in ["i440fx", "q35"] {

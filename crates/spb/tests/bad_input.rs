@@ -512,7 +512,11 @@ fn bad_command_line_values_exit_2() {
         (&["run", "--seed", "-1"], &["-1"]),
         (
             &["run", "--policy", "bogus"],
-            &["--policy", "bogus", "expected vanilla, defrag or spb"],
+            &[
+                "--policy",
+                "bogus",
+                "expected vanilla, defrag, spb or spb-next",
+            ],
         ),
         (
             &["run", "--spb-off", "nope"],
@@ -532,7 +536,11 @@ fn bad_command_line_values_exit_2() {
         ),
         (
             &["replay", "x", "--policy", "real,bogus"],
-            &["--policy", "bogus", "expected real, vanilla, defrag or spb"],
+            &[
+                "--policy",
+                "bogus",
+                "expected real, vanilla, defrag, spb or spb-next",
+            ],
         ),
         (&["sweep", "--seeds", "5..2"], &["--seeds", "expected"]),
         (

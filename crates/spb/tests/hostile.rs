@@ -369,7 +369,7 @@ fn unbounded_inputs_are_refused_with_bounded_memory() {
         3,
         &["zi32", "GiB of model memory", "this machine has 4.0 GiB"],
     );
-    // --memory 15T (the largest valid size) under 3 policies: the check refuses before building anything
+    // --memory 15T (the largest valid size) under the 4 default policies: the check refuses before building anything
     let out = cmd(&["run", "--memory", "15T", "--duration", "1s"])
         .env("SPB_MEMORY_AVAILABLE", "64G")
         .output()
@@ -379,7 +379,7 @@ fn unbounded_inputs_are_refused_with_bounded_memory() {
         3,
         &[
             "15T",
-            "3 machines",
+            "4 machines",
             "GiB of model memory",
             "this machine has 64.0 GiB",
         ],

@@ -22,11 +22,9 @@ impl Harness {
         let kind = PolicyKind::ALL[u.u8() as usize % PolicyKind::ALL.len()];
         let bits = u.u64();
         let spb = if u.u8().is_multiple_of(4) {
-            SpbSwitches::all_on()
+            kind.default_switches()
         } else {
-            SpbSwitches(
-                bits & (SpbSwitches::all_on().0 | 1 << crate::SpbSwitch::RefuseLiteral as u8),
-            )
+            SpbSwitches(bits & SpbSwitches::named().0)
         };
         let flags = u.u8();
         let cfg = Config {

@@ -1,4 +1,4 @@
-//! The policy seam: everything that differs between `vanilla`, `defrag` and `spb`.
+//! The policy seam: everything that differs between `vanilla`, `defrag`, `spb` and `spb-next`.
 //!
 //! The allocator core (fast path, slow path, PCP, compaction, contiguous allocation) calls the
 //! hooks of [`Policy`]; a policy decides which free lists a request is served from, whether a
@@ -51,16 +51,36 @@ pub enum PolicyKind {
     Defrag,
     /// The superpageblock series.
     Spb,
+    /// Our policy: spb's machinery with spb-next's switches on (docs/spb-next.md).
+    SpbNext,
 }
 
 impl PolicyKind {
     /// The registry: every policy, in the order the lab runs and reports them.
-    pub const ALL: [PolicyKind; 3] = [PolicyKind::Vanilla, PolicyKind::Defrag, PolicyKind::Spb];
+    pub const ALL: [PolicyKind; 4] = [
+        PolicyKind::Vanilla,
+        PolicyKind::Defrag,
+        PolicyKind::Spb,
+        PolicyKind::SpbNext,
+    ];
     pub fn name(self) -> &'static str {
         match self {
             PolicyKind::Vanilla => "vanilla",
             PolicyKind::Defrag => "defrag",
             PolicyKind::Spb => "spb",
+            PolicyKind::SpbNext => "spb-next",
+        }
+    }
+    /// Whether the policy has named switches ([`SpbSwitch`]): run specs name them, `--spb-off`
+    /// and `spb ablate` apply to it.
+    pub fn has_switches(self) -> bool {
+        matches!(self, PolicyKind::Spb | PolicyKind::SpbNext)
+    }
+    /// The policy's default switch set (the mainline kinds ignore it).
+    pub fn default_switches(self) -> SpbSwitches {
+        match self {
+            PolicyKind::SpbNext => SpbSwitches::next_on(),
+            _ => SpbSwitches::all_on(),
         }
     }
     pub fn from_name(s: &str) -> Option<PolicyKind> {
@@ -95,16 +115,19 @@ impl PolicyConfig {
             spb: SpbSwitches::all_on(),
         }
     }
+    pub fn spb_next() -> Self {
+        PolicyConfig::of(PolicyKind::SpbNext)
+    }
     pub fn of(kind: PolicyKind) -> Self {
         PolicyConfig {
             kind,
-            spb: SpbSwitches::all_on(),
+            spb: kind.default_switches(),
         }
     }
     /// A display name: the policy, plus `-off:` and the switches turned off.
     pub fn label(&self) -> String {
-        // the run spec's text (spec.rs); switch sets are only named for spb
-        if self.kind == PolicyKind::Spb {
+        // the run spec's text (spec.rs); switch sets are only named for policies with switches
+        if self.kind.has_switches() {
             alloc::string::ToString::to_string(self)
         } else {
             String::from(self.kind.name())
@@ -134,7 +157,7 @@ impl Policy {
         match cfg.kind {
             PolicyKind::Vanilla => Policy::Mainline { defrag_mode: false },
             PolicyKind::Defrag => Policy::Mainline { defrag_mode: true },
-            PolicyKind::Spb => Policy::Spb(spb::SpbPolicy::new(cfg.spb)),
+            PolicyKind::Spb | PolicyKind::SpbNext => Policy::Spb(spb::SpbPolicy::new(cfg.spb)),
         }
     }
     /// Free lists per SPB.
@@ -203,10 +226,10 @@ impl Policy {
         }
     }
     /// The order in which `alloc_contig` tries aligned ranges of `pages` in zone `z`.
-    pub fn contig_candidates(&self, z: &Zone, pages: u64) -> Vec<Pfn> {
+    pub fn contig_candidates(&self, zi: ZoneId, z: &Zone, pages: u64) -> Vec<Pfn> {
         match self {
             Policy::Spb(s) if s.sw.on(SpbSwitch::ContigEmptiest) && pages == z.geo.spb_pages() => {
-                spb::contig_candidates(z)
+                s.contig_order(zi, z, spb::contig_candidates(z))
             }
             _ => {
                 let mut v = Vec::new();
@@ -217,6 +240,19 @@ impl Policy {
                 }
                 v
             }
+        }
+    }
+    /// `alloc_contig` is about to try the ranges `rest` of zone `zi` (the first one now): the
+    /// policy may steer the pages it migrates away from the others (spb-next).
+    pub(crate) fn contig_trying(&mut self, zi: ZoneId, z: &Zone, pages: u64, rest: &[Pfn]) {
+        if let Policy::Spb(s) = self {
+            s.contig_trying(zi, z, pages, rest);
+        }
+    }
+    /// The range at `start` of zone `zi` was tried: `ok` whether it was obtained.
+    pub(crate) fn contig_tried(&mut self, zi: ZoneId, z: &Zone, pages: u64, start: Pfn, ok: bool) {
+        if let Policy::Spb(s) = self {
+            s.contig_tried(zi, z, pages, start, ok);
         }
     }
     /// Whether compaction may use the pageblock holding `pfn` as a migration source.
@@ -331,6 +367,23 @@ impl Policy {
         match c.policy() {
             Policy::Mainline { .. } => RelaxDecision::Fail,
             Policy::Spb(_) => spb_work::atomic_relax(c, req, flags, step),
+        }
+    }
+    /// At slow-path entry, after the first freelist attempt: the policy may adjust the flags
+    /// (and do bounded work) so the slow path need not reclaim for a placement shortage.
+    /// Called until None; the slow path retries the freelists after each Some(Retry) and fails
+    /// the request on Some(Refuse). Mainline and spb: None (spb-next: `taint_when_full`,
+    /// `refuse_fast`).
+    pub(crate) fn slowpath_entry<C: Core>(
+        c: &mut C,
+        req: AllocRequest,
+        flags: &mut AllocFlags,
+        step: &mut u8,
+        env: &mut dyn Env,
+    ) -> Option<DropDecision> {
+        match c.policy() {
+            Policy::Mainline { .. } => None,
+            Policy::Spb(_) => spb_work::slowpath_entry(c, req, flags, step, env),
         }
     }
     /// The last step before the slow path drops ALLOC_NOFRAGMENT. Mainline drops it; spb may

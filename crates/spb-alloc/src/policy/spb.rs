@@ -139,6 +139,19 @@ pub struct SpbPolicy {
     pub(crate) walks: WalkHistogram,
     /// Tainted-SPB transitions: which (gfp, order) tainted a clean or empty SPB, counted.
     pub(crate) taint_causes: Vec<(Gfp, u8, u64)>,
+    /// spb-next `contig_targets` state (boxed: the policy enum stays small).
+    pub(crate) contig: alloc::boxed::Box<ContigSteer>,
+}
+
+/// spb-next `contig_targets` state.
+#[derive(Default)]
+pub struct ContigSteer {
+    /// While a 1 GiB allocation runs in zone `.0`, the SPBs it has still to try (`.1[spb]`, the
+    /// one being emptied included): no migration target there.
+    pub(crate) pending: Option<(u8, Vec<bool>)>,
+    /// Per zone: SPBs whose last 1 GiB attempt failed (a page that would not move): tried
+    /// last, and the first clean targets of later migrations.
+    pub(crate) failed: Vec<Vec<bool>>,
 }
 
 impl SpbPolicy {
@@ -174,12 +187,14 @@ impl SpbPolicy {
             work: Vec::new(),
             walks: WalkHistogram::default(),
             taint_causes: Vec::new(),
+            contig: alloc::boxed::Box::default(),
         }
     }
 
     /// Build per-zone state.
     pub fn init_zones(&mut self, zones: &[Zone]) {
         self.zones = zones.iter().map(zone_state).collect();
+        self.contig.failed = zones.iter().map(|z| vec![false; z.spbs.len()]).collect();
     }
 
     /// A zone grew (patch 09/31): extend its per-SPB state (queued work and cooldowns stay
@@ -195,6 +210,113 @@ impl SpbPolicy {
             st.defrag_queued.resize(n, false);
             st.shrink_ns.resize(n, 0);
         }
+        if let Some(f) = self.contig.failed.get_mut(zi) {
+            f.resize(z.spbs.len(), false);
+        }
+    }
+
+    /// The 1 GiB candidates of zone `zi` in the order to try them: with `contig_targets`,
+    /// SPBs whose last attempt failed go last (their failure says a page there would not move).
+    pub fn contig_order(&self, zi: usize, z: &Zone, mut v: Vec<Pfn>) -> Vec<Pfn> {
+        if self.sw.on(SpbSwitch::ContigTargets) {
+            if let Some(f) = self.contig.failed.get(zi) {
+                v.sort_by_key(|&p| f.get(z.spb_idx(p)).copied().unwrap_or(false));
+            }
+        }
+        v
+    }
+
+    /// `alloc_contig` tries `rest[0]` now and `rest[1..]` after it (spb-next).
+    pub fn contig_trying(&mut self, zi: usize, z: &Zone, pages: u64, rest: &[Pfn]) {
+        if !self.sw.on(SpbSwitch::ContigTargets) || pages != z.geo.spb_pages() {
+            return;
+        }
+        let mut pend = match self.contig.pending.take() {
+            Some((_, mut v)) => {
+                v.clear();
+                v.resize(z.spbs.len(), false);
+                v
+            }
+            None => vec![false; z.spbs.len()],
+        };
+        for &p in rest {
+            pend[z.spb_idx(p)] = true;
+        }
+        self.contig.pending = Some((zi as u8, pend));
+    }
+
+    /// The attempt at `start` ended (spb-next): remember a failure, end the steering.
+    pub fn contig_tried(&mut self, zi: usize, z: &Zone, pages: u64, start: Pfn, ok: bool) {
+        if !self.sw.on(SpbSwitch::ContigTargets) || pages != z.geo.spb_pages() {
+            return;
+        }
+        if let Some(f) = self.contig.failed.get_mut(zi) {
+            if let Some(x) = f.get_mut(z.spb_idx(start)) {
+                *x = !ok;
+            }
+        }
+        self.contig.pending = None;
+    }
+
+    /// spb-next `contig_targets`: a migration target for a page a 1 GiB allocation moves,
+    /// outside every SPB the allocation has still to try, so the page moves once: tainted
+    /// SPBs above their reserve (already lost), then SPBs lost to reservations or holes, then
+    /// clean SPBs whose attempt failed, then other clean SPBs that are not candidates. None:
+    /// the ordinary walk decides.
+    fn contig_target(
+        &mut self,
+        z: &mut Zone,
+        ctx: &mut Ctx,
+        order: u8,
+        visited: &mut u32,
+    ) -> Option<Pfn> {
+        let zi = ctx.zone_id;
+        let pend = match &self.contig.pending {
+            Some((pz, v)) if *pz == zi => core::mem::take(&mut self.contig.pending.as_mut()?.1),
+            _ => return None,
+        };
+        let mt = MigrateType::Movable;
+        let failed = self.contig.failed.get(zi as usize);
+        let r = (|| {
+            if let Some((p, _)) = Self::walk_list(z, Category::Tainted, NIL, visited, |z, i| {
+                let s = &z.spbs[i as usize];
+                if s.pb_free > tainted_reserve(s) {
+                    Self::try_spb(z, i, order, mt)
+                } else {
+                    None
+                }
+            }) {
+                return Some(p);
+            }
+            for &i in &self.zones[zi as usize].lost {
+                if pend.get(i as usize).copied().unwrap_or(false) {
+                    continue;
+                }
+                *visited += 1;
+                if let Some(p) = Self::try_spb(z, i, order, mt) {
+                    return Some(p);
+                }
+            }
+            for want_failed in [true, false] {
+                if let Some((p, _)) = Self::walk_list(z, Category::Clean, NIL, visited, |z, i| {
+                    let f = failed
+                        .and_then(|f| f.get(i as usize))
+                        .copied()
+                        .unwrap_or(false);
+                    if f != want_failed || pend.get(i as usize).copied().unwrap_or(false) {
+                        return None;
+                    }
+                    Self::try_spb(z, i, order, mt)
+                }) {
+                    return Some(p);
+                }
+            }
+            None
+        })();
+        if let Some((_, v)) = self.contig.pending.as_mut() {
+            *v = pend;
+        }
+        r
     }
 
     /// Slow-path flags: keep NOFRAGMENT (20), mark callers with a cheap fallback (26).
@@ -343,6 +465,11 @@ impl SpbPolicy {
         visited: &mut u32,
     ) -> (Option<Pfn>, Pass) {
         let mt = MigrateType::Movable;
+        if self.contig.pending.is_some() {
+            if let Some(p) = self.contig_target(z, ctx, order, visited) {
+                return (Some(p), Pass::Pass4);
+            }
+        }
         let excl = self.excluded_in(ctx.zone_id);
         let steer = self.sw.on(SpbSwitch::SteerMovableFullest);
         let lost_first = self.sw.on(SpbSwitch::LostFirst);
@@ -918,7 +1045,12 @@ impl SpbPolicy {
             && s.category == Category::Tainted
             && s.pb_free <= tainted_reserve(s)
         {
-            return false;
+            // spb-next (`compact_fragments`): the reserve counts free pageblocks, and filling
+            // the free fragments of a partly used movable pageblock takes none of them
+            let pb = z.pb(pfn);
+            return self.sw.on(SpbSwitch::CompactFragments)
+                && pb.migratetype() == MigrateType::Movable
+                && (pb.free as u64) < z.geo.pageblock_pages();
         }
         true
     }

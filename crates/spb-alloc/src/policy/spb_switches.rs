@@ -46,21 +46,49 @@ switches! {
     SlabShrink => "slab_shrink", "28", "slab shrinking driven by SPB pressure, and the last-chance defrag trigger";
     CompactionSpb => "compaction_spb", "16/38", "compaction walks per-SPB free lists and skips tainted SPBs with no movable pages";
     LostFirst => "lost_first", "spb", "non-movable allocations prefer SPBs already lost to reservations or holes";
+    // spb-next's ideas (docs/spb-next.md): off in `spb`, on in `spb-next`.
+    TaintWhenFull => "taint_when_full", "next", "a non-movable request the tainted SPBs cannot hold, with free memory above min, evacuates a little or taints the next SPB instead of reclaiming";
+    RefuseFast => "refuse_fast", "next", "a refused optional request fails at once, without reclaim or compaction (its caller has a cheap fallback)";
+    CompactFragments => "compact_fragments", "next", "compaction may take targets from partly used movable pageblocks of tainted SPBs, inside the reserve too";
+    ContigTargets => "contig_targets", "next", "pages moved by a 1 GiB allocation go to tainted, lost or already failed SPBs first, never to an SPB still to be tried";
 }
+
+/// The switches that are spb-next's own ideas and on in `spb-next` (off in `spb`).
+pub const NEXT_SWITCHES: &[SpbSwitch] = &[SpbSwitch::TaintWhenFull, SpbSwitch::RefuseFast];
+/// spb-next's ideas that did not help where measured (docs/spb-next.md): off in both
+/// policies, available with `-on:`.
+pub const NEXT_OFF_SWITCHES: &[SpbSwitch] =
+    &[SpbSwitch::CompactFragments, SpbSwitch::ContigTargets];
 
 /// A set of switches (bit i = switch i on).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct SpbSwitches(pub u64);
 
 impl SpbSwitches {
-    /// The default set: everything on except `refuse_literal`.
+    /// `spb`'s default set: every switch of the series and of spb's own choices, except
+    /// `refuse_literal` and spb-next's ideas ([`NEXT_SWITCHES`]).
     pub fn all_on() -> Self {
         let mut s = SpbSwitches(0);
         for w in SpbSwitch::ALL {
             s.set(*w, true);
         }
         s.set(SpbSwitch::RefuseLiteral, false);
+        for w in NEXT_SWITCHES.iter().chain(NEXT_OFF_SWITCHES) {
+            s.set(*w, false);
+        }
         s
+    }
+    /// `spb-next`'s default set: spb's plus spb-next's ideas.
+    pub fn next_on() -> Self {
+        let mut s = Self::all_on();
+        for w in NEXT_SWITCHES {
+            s.set(*w, true);
+        }
+        s
+    }
+    /// Every named switch (the mask of meaningful bits).
+    pub fn named() -> Self {
+        SpbSwitches(SpbSwitch::ALL.iter().fold(0, |m, w| m | 1 << *w as u8))
     }
     #[inline(always)]
     pub fn on(self, w: SpbSwitch) -> bool {
@@ -75,6 +103,10 @@ impl SpbSwitches {
     }
     pub fn without(mut self, w: SpbSwitch) -> Self {
         self.set(w, false);
+        self
+    }
+    pub fn with(mut self, w: SpbSwitch) -> Self {
+        self.set(w, true);
         self
     }
 }

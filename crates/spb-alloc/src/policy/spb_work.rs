@@ -120,6 +120,126 @@ pub(crate) fn before_drop_nofragment<C: Core>(
     DropDecision::Drop
 }
 
+/// spb-next, at slow-path entry (after the first freelist attempt failed): tell a placement
+/// shortage from a memory shortage before the slow path reclaims. Called until it returns
+/// None; after each Some(Retry) the slow path retries the freelists. `step` starts at 0.
+///
+/// - `refuse_fast`: a request the walk refused as optional (patch 26: the tainted pool has
+///   free pages for its fallback) fails at once: reclaim and compaction on its behalf would
+///   only make room for a request whose caller does not need it. With `taint_when_full`, when
+///   the tainted pool is tight (its free pages below the sum of the tainted reserves: the
+///   fallback would not find room either), the request is real non-movable demand instead and
+///   is served as below.
+/// - `taint_when_full`: a non-movable request that may reclaim, while some allowed zone is above
+///   its min watermark (so free memory exists, only outside the tainted SPBs), first evacuates
+///   the cheapest movable-holding pageblock of the tainted SPB with the most movable pages (room
+///   a tainted SPB can give back, at a pageblock's migrations at most) and retries; when nothing
+///   could be moved, or the retry failed, it drops ALLOC_NOFRAGMENT: the walk then takes a
+///   pageblock of the fullest clean SPB. Below min watermark the slow path runs as before
+///   (reclaim is then what vanilla would do too).
+pub(crate) fn slowpath_entry<C: Core>(
+    c: &mut C,
+    req: AllocRequest,
+    flags: &mut AllocFlags,
+    step: &mut u8,
+    env: &mut dyn Env,
+) -> Option<DropDecision> {
+    let mt = req.gfp.migratetype();
+    if mt == MigrateType::Movable || !flags.contains(AllocFlags::NOFRAGMENT) {
+        return None;
+    }
+    let taint = sw(c, SpbSwitch::TaintWhenFull);
+    let fast = sw(c, SpbSwitch::RefuseFast);
+    if !(taint || fast) || *step >= 2 {
+        return None;
+    }
+    let highest = req.gfp.highest_zone();
+    let allowed = |z: &Zone| z.kind <= highest;
+    if *step == 1 {
+        *step = 2;
+        *flags = flags.without(AllocFlags::NOFRAGMENT);
+        return Some(DropDecision::Retry);
+    }
+    *step = 2;
+    let (free, reserve) = c
+        .zones()
+        .iter()
+        .filter(|z| allowed(z))
+        .fold((0, 0), |acc, z| {
+            let pbp = z.geo.pageblock_pages();
+            z.spbs
+                .iter()
+                .filter(|s| s.category == Category::Tainted)
+                .fold(acc, |(f, r), s| {
+                    (f + s.free_pages, r + tainted_reserve(s) as u64 * pbp)
+                })
+        });
+    let tight = free < reserve;
+    // callers that cannot reclaim skip reclaim anyway and have their own staged relax (patch
+    // 18, which may serve them from tainted fragments): refuse_fast is for those that reclaim
+    let can_reclaim = req.gfp.contains(crate::gfp::Gfp::DIRECT_RECLAIM);
+    let optional = flags.contains(AllocFlags::HIGHORDER_OPTIONAL) && free > 0 && can_reclaim;
+    if optional && !(taint && tight) {
+        if fast {
+            c.vm().inc(Vm::SpbHighorderRefused);
+            return Some(DropDecision::Refuse);
+        }
+        return None;
+    }
+    if !taint || !can_reclaim {
+        return None;
+    }
+    let above_min = c
+        .zones()
+        .iter()
+        .filter(|z| allowed(z))
+        .any(|z| z.free_pages >= z.wmark_pages(crate::zone::WMARK_MIN) + (1u64 << req.order));
+    if !above_min {
+        return None;
+    }
+    *flags = flags.without(AllocFlags::HIGHORDER_OPTIONAL);
+    let mut moved = 0;
+    for zi in (0..c.zones().len()).rev() {
+        if allowed(&c.zones()[zi]) && moved == 0 {
+            moved += evacuate_cheapest(c, zi, mt, env);
+        }
+    }
+    if moved > 0 {
+        *step = 1;
+    } else {
+        *flags = flags.without(AllocFlags::NOFRAGMENT);
+    }
+    Some(DropDecision::Retry)
+}
+
+/// spb-next: evacuate one pageblock of the tainted SPB of zone `zi` with the most movable
+/// pages: the one labelled `mt` with the fewest movable pages (its free pages then coalesce
+/// with those already there), else the movable-only one with the fewest. Returns pages moved.
+fn evacuate_cheapest<C: Core>(c: &mut C, zi: ZoneId, mt: MigrateType, env: &mut dyn Env) -> u64 {
+    let z = &c.zones()[zi];
+    let Some(si) = (0..z.spbs.len() as u32)
+        .filter(|&i| {
+            let s = &z.spbs[i as usize];
+            s.category == Category::Tainted && s.movable_pages() > 0
+        })
+        .max_by_key(|&i| z.spbs[i as usize].movable_pages())
+    else {
+        return 0;
+    };
+    let own = evacuable_blocks(z, si, Some(mt));
+    let b = match own.first() {
+        Some(x) => x.1,
+        None => match evacuable_blocks(z, si, None).first() {
+            Some(x) => x.1,
+            None => return 0,
+        },
+    };
+    let moved = evacuate_block(c, zi, b, env);
+    c.vm().inc(Vm::SpbEvacuateRuns);
+    c.vm().add(Vm::SpbEvacuatePagesMoved, moved);
+    moved
+}
+
 /// Serve queued spb work.
 pub(crate) fn background<C: Core>(c: &mut C, env: &mut dyn Env) {
     for _ in 0..WORK_PER_CALL {

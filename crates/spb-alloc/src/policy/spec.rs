@@ -3,12 +3,16 @@
 //!
 //! ```text
 //! spec   = kind [ "-off:" switch { sep switch } ] [ "-on:" switch { sep switch } ]
-//! kind   = "vanilla" | "defrag" | "spb"
+//! kind   = "vanilla" | "defrag" | "spb" | "spb-next"
 //! sep    = "," | "+"
 //! ```
 //!
-//! `-off:` names the switches turned off relative to the default set
-//! ([`SpbSwitches::all_on`]), `-on:` the default-off switches turned on (`refuse_literal`).
+//! `-off:` names the switches turned off relative to the kind's default set
+//! ([`PolicyKind::default_switches`]: [`SpbSwitches::all_on`] for `spb`,
+//! [`SpbSwitches::next_on`] for `spb-next`), `-on:` the default-off switches turned on
+//! (`refuse_literal`; in `spb`, spb-next's switches). The kind is the longest name in the
+//! registry that the spec starts with, followed by the end or `-`, so `spb-next-off:a` is
+//! `spb-next` without `a`.
 //! `Display` writes the canonical form: the kind, then `-off:` and `-on:` with the switches in
 //! [`SpbSwitch::ALL`] order, separated by `,` (the label runs, sweeps and ablations put in their
 //! JSON), so `spb`, `spb-off:steer_tainted,hint_cache` and `spb-on:refuse_literal`. Parsing
@@ -25,7 +29,7 @@ use alloc::vec::Vec;
 use core::fmt;
 use core::str::FromStr;
 
-use super::{PolicyConfig, PolicyKind, SpbSwitch, SpbSwitches};
+use super::{PolicyConfig, PolicyKind, SpbSwitch};
 
 /// Why a policy spec did not parse; the message names the spec and what was expected.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -34,6 +38,15 @@ pub struct PolicySpecError(pub String);
 impl fmt::Display for PolicySpecError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+/// The registry's policy names, for messages: "vanilla, defrag, spb or spb-next".
+pub fn kind_names() -> String {
+    let v: Vec<&str> = PolicyKind::ALL.iter().map(|k| k.name()).collect();
+    match v.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+        _ => v.join(""),
     }
 }
 
@@ -56,7 +69,7 @@ pub fn parse_switch(s: &str) -> Result<SpbSwitch, PolicySpecError> {
 impl fmt::Display for PolicyConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.kind.name())?;
-        let def = SpbSwitches::all_on();
+        let def = self.kind.default_switches();
         for (tag, want) in [("-off:", false), ("-on:", true)] {
             let mut first = true;
             for w in SpbSwitch::ALL {
@@ -75,16 +88,24 @@ impl FromStr for PolicyConfig {
     type Err = PolicySpecError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let t = s.trim();
-        let (name, rest) = match t.find('-') {
-            Some(i) => (&t[..i], Some(&t[i + 1..])),
-            None => (t, None),
-        };
-        let kind = PolicyKind::from_name(name).ok_or_else(|| {
-            PolicySpecError(format!(
-                "unknown policy \"{t}\"; expected vanilla, defrag or spb, optionally followed by \
-                 -off:SWITCH,... and/or -on:SWITCH,... (e.g. spb-off:steer_tainted)"
-            ))
-        })?;
+        // the longest registered name that `t` starts with, followed by the end or '-'
+        let kind = PolicyKind::ALL
+            .iter()
+            .copied()
+            .filter(|k| {
+                let n = k.name();
+                t.starts_with(n) && (t.len() == n.len() || t[n.len()..].starts_with('-'))
+            })
+            .max_by_key(|k| k.name().len())
+            .ok_or_else(|| {
+                PolicySpecError(format!(
+                    "unknown policy \"{t}\"; expected {}, optionally followed by \
+                     -off:SWITCH,... and/or -on:SWITCH,... (e.g. spb-off:steer_tainted)",
+                    kind_names()
+                ))
+            })?;
+        let name = kind.name();
+        let rest = (t.len() > name.len()).then(|| &t[name.len() + 1..]);
         let mut cfg = PolicyConfig::of(kind);
         let Some(rest) = rest else {
             return Ok(cfg);
@@ -154,7 +175,8 @@ pub fn parse_list(s: &str) -> Result<Vec<PolicyConfig>, PolicySpecError> {
         .collect::<Result<_, _>>()?;
     if v.is_empty() {
         return Err(PolicySpecError(format!(
-            "expected at least one policy (vanilla, defrag, spb), got \"{s}\""
+            "expected at least one policy ({}), got \"{s}\"",
+            kind_names()
         )));
     }
     Ok(v)
@@ -162,6 +184,7 @@ pub fn parse_list(s: &str) -> Result<Vec<PolicyConfig>, PolicySpecError> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::SpbSwitches;
     use super::*;
     use proptest::prelude::*;
 
@@ -186,6 +209,27 @@ mod tests {
         assert_eq!(lit.to_string(), "spb-on:refuse_literal");
         assert_eq!(lit.to_string(), lit.label());
         assert_eq!(PolicyConfig::spb().to_string(), "spb");
+        // spb-next: its own default set, its name contains '-'
+        assert_eq!(p("spb-next"), PolicyConfig::spb_next());
+        assert_eq!(PolicyConfig::spb_next().to_string(), "spb-next");
+        let n = p("spb-next-off:taint_when_full,hint_cache");
+        assert_eq!(n.kind, PolicyKind::SpbNext);
+        assert_eq!(
+            n.spb,
+            SpbSwitches::next_on()
+                .without(SpbSwitch::TaintWhenFull)
+                .without(SpbSwitch::HintCache)
+        );
+        assert_eq!(n.to_string(), "spb-next-off:hint_cache,taint_when_full");
+        // in spb the ideas of spb-next are default-off switches
+        let s = p("spb-on:taint_when_full");
+        assert_eq!(s.kind, PolicyKind::Spb);
+        assert!(s.spb.on(SpbSwitch::TaintWhenFull));
+        assert_eq!(s.to_string(), "spb-on:taint_when_full");
+        assert_eq!(
+            parse_list("vanilla,spb,spb-next-off:refuse_fast,compact_fragments").unwrap()[2],
+            p("spb-next-off:compact_fragments,refuse_fast")
+        );
     }
 
     #[test]
@@ -197,6 +241,9 @@ mod tests {
         assert!(e("spb-off:").contains("at least one switch"));
         assert!(e("spb-x:hint_cache").contains("-off:SWITCH"));
         assert!(e("").contains("unknown policy"));
+        assert!(e("spbx").contains("unknown policy"));
+        assert!(e("spb-nextx").contains("-off:SWITCH"));
+        assert!(e("bogus").contains("spb-next"));
     }
 
     #[test]
@@ -220,7 +267,7 @@ mod tests {
 
     fn any_config() -> impl Strategy<Value = PolicyConfig> {
         let named: u64 = SpbSwitch::ALL.iter().fold(0, |m, w| m | 1 << *w as u8);
-        (0..3usize, any::<u64>()).prop_map(move |(k, bits)| PolicyConfig {
+        (0..PolicyKind::ALL.len(), any::<u64>()).prop_map(move |(k, bits)| PolicyConfig {
             kind: PolicyKind::ALL[k],
             spb: SpbSwitches(bits & named),
         })
@@ -234,7 +281,7 @@ mod tests {
         fn display_parses_back(a in any_config(), b in any_config()) {
             let s = a.to_string();
             prop_assert_eq!(s.parse::<PolicyConfig>().unwrap(), a.clone());
-            if a.kind == PolicyKind::Spb || a.spb == SpbSwitches::all_on() {
+            if a.kind.has_switches() || a.spb == a.kind.default_switches() {
                 prop_assert_eq!(&s, &a.label());
             }
             let l = parse_list(&format!("{a},{b}")).unwrap();

@@ -78,7 +78,7 @@ impl PolicySel {
                     e.to_string()
                         .replace("expected vanilla, defrag", "expected real, vanilla, defrag")
                 })?;
-            if cfg.kind == PolicyKind::Spb {
+            if cfg.kind.has_switches() {
                 for w in &off {
                     cfg.spb.set(*w, false);
                 }
