@@ -641,6 +641,42 @@ fn taint_when_full_switch() {
 }
 
 #[test]
+fn taint_when_full_atomic_best_effort() {
+    // an atomic best-effort order-1 request (patch 35's shape) that the tainted SPB cannot hold,
+    // with free memory above min in the clean SPB: spb refuses it, spb-next serves it there
+    let g = gfp(&[Gfp::ATOMIC, Gfp::NOWARN]);
+    for (sw, served) in [(on(), false), (on().with(SpbSwitch::TaintWhenFull), true)] {
+        let mut a = refusal_fixture(sw);
+        let r = a.alloc(AllocRequest::new(1, g), &mut NoEnv);
+        assert_eq!(r.is_ok(), served, "{:?}", r);
+        if let Ok(p) = r {
+            assert_eq!(spb_of(&a, p), 1);
+        }
+        assert_eq!(cat(&a, 1) == Category::Tainted, served);
+        assert_eq!(a.vm().get(Vm::SpbBesteffortRefused) == 0, served);
+        assert_eq!(stalls(&a), 0, "an atomic request never reclaims");
+    }
+    // below the min watermark (only the tainted SPB's three scattered free pages, fewer than
+    // the 4 an order-2 request needs above min 0) the series' refusal stands in spb-next too
+    let mut a = alloc_with(2, on().with(SpbSwitch::TaintWhenFull), false, None);
+    fill(&mut a, 0, true, |off| off == 9 || off == 19 || off == 29);
+    fill(&mut a, 1, false, |_| false);
+    let r = a.alloc(AllocRequest::new(2, g), &mut NoEnv);
+    assert!(
+        matches!(
+            r,
+            Err(AllocError {
+                kind: AllocErrorKind::Refused,
+                ..
+            })
+        ),
+        "{:?}",
+        r
+    );
+    assert!(a.vm().get(Vm::SpbBesteffortRefused) > 0);
+}
+
+#[test]
 fn refuse_fast_switch() {
     let g = gfp(&[Gfp::KERNEL, Gfp::NORETRY]);
     for (sw, fast) in [(on(), false), (on().with(SpbSwitch::RefuseFast), true)] {

@@ -63,6 +63,25 @@ pub(crate) fn atomic_relax<C: Core>(
         }
         1 => {
             *step = 2;
+            // spb-next (`taint_when_full`): with free memory above min in an allowed zone, the
+            // tainted SPBs' lack of room is a placement shortage, not a memory one. Refusing
+            // (patch 35 here, patch 26's walk refusal after NOFRAGMENT is dropped) fails a
+            // request that memory could serve; instead drop both and let the walk claim a
+            // pageblock of the fullest clean SPB, as `slowpath_entry` does for callers that
+            // reclaim. Below min the series' refusals stand (memory itself is short).
+            if sw(c, SpbSwitch::TaintWhenFull)
+                && above_min(c.zones(), req.gfp.highest_zone(), req.order)
+            {
+                *flags = flags
+                    .without(AllocFlags::NOFRAGMENT)
+                    .without(AllocFlags::HIGHORDER_OPTIONAL);
+                c.events().push(Event::SpbAtomicRelax {
+                    step: 3,
+                    gfp: req.gfp,
+                    order: req.order,
+                });
+                return RelaxDecision::Retry;
+            }
             if sw(c, SpbSwitch::RefuseBestEffort)
                 && is_best_effort_high_order(req.gfp, req.order)
                 && tainted_pool_plausible(c.zones(), req.gfp.highest_zone())
@@ -85,6 +104,15 @@ pub(crate) fn atomic_relax<C: Core>(
         }
         _ => RelaxDecision::Fail,
     }
+}
+
+/// Some zone at or below `highest` has `2^order` pages free above its min watermark: free
+/// memory exists, so a request that fails is short of placement, not of memory.
+fn above_min(zones: &[Zone], highest: crate::layout::ZoneKind, order: u8) -> bool {
+    zones
+        .iter()
+        .filter(|z| z.kind <= highest)
+        .any(|z| z.free_pages >= z.wmark_pages(crate::zone::WMARK_MIN) + (1u64 << order))
 }
 
 /// Some tainted SPB has movable pages (reclaim or migration can make room) or free pages.
@@ -189,12 +217,7 @@ pub(crate) fn slowpath_entry<C: Core>(
     if !taint || !can_reclaim {
         return None;
     }
-    let above_min = c
-        .zones()
-        .iter()
-        .filter(|z| allowed(z))
-        .any(|z| z.free_pages >= z.wmark_pages(crate::zone::WMARK_MIN) + (1u64 << req.order));
-    if !above_min {
+    if !above_min(c.zones(), highest, req.order) {
         return None;
     }
     *flags = flags.without(AllocFlags::HIGHORDER_OPTIONAL);
