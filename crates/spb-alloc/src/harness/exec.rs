@@ -168,6 +168,19 @@ impl Harness {
         })
     }
 
+    /// Pages the allocator holds unallocated: the buddy lists' free pages plus every per-CPU
+    /// list's pages.
+    fn held_pages(&self) -> u64 {
+        let pcp: u64 = self
+            .a
+            .zones
+            .iter()
+            .flat_map(|z| z.pcp.iter())
+            .map(|c| c.count)
+            .sum();
+        self.a.free_pages() + pcp
+    }
+
     /// Count a rejected call; a rejection must leave the allocator as it was (checked with the
     /// state digest taken `before` it, where the machine is small enough to digest).
     fn rejected_unchanged(
@@ -372,14 +385,7 @@ impl Harness {
                     && zi.is_some_and(|zi| pfn + n <= self.m.spans[zi].end);
                 let expect_ok =
                     ok_shape && self.m.all_managed(pfn, n) && self.m.overlapping(pfn, n).is_none();
-                let held_before = self.a.free_pages()
-                    + self
-                        .a
-                        .zones
-                        .iter()
-                        .flat_map(|z| z.pcp.iter())
-                        .map(|c| c.count)
-                        .sum::<u64>();
+                let held_before = self.held_pages();
                 let cookie = self.m.cookie();
                 let r = self.a.alloc_at(pfn, order, gfp, cookie);
                 self.tr(|| {
@@ -402,14 +408,7 @@ impl Harness {
                     }
                     (Err(_), false) => {
                         self.c.rejected += 1;
-                        let held = self.a.free_pages()
-                            + self
-                                .a
-                                .zones
-                                .iter()
-                                .flat_map(|z| z.pcp.iter())
-                                .map(|c| c.count)
-                                .sum::<u64>();
+                        let held = self.held_pages();
                         if held != held_before {
                             return self.fail(format!("{op:?} was rejected but free + per-CPU pages went from {held_before} to {held}"));
                         }

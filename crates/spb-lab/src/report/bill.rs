@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
-use crate::cost::{ClassCost, CostReport, Percentiles, ReqClass};
+use crate::cost::{BackgroundRates, ClassCost, CostReport, Percentiles, ReqClass};
 use crate::metrics::RunMetrics;
 
 /// One row: a label, a hover help and one cell per run ("" when the run has no bill).
@@ -17,6 +17,12 @@ pub(crate) struct BillRow {
 
 fn pct(p: &Percentiles) -> String {
     format!("{} / {} / {} / {}", p.p50, p.p99, p.p999, p.max)
+}
+
+/// Two background rates of a bill (per virtual second) as `a / b`.
+fn per_second(b: &CostReport, pick: impl Fn(&BackgroundRates) -> (f64, f64)) -> String {
+    let (x, y) = pick(&b.background.per_second);
+    format!("{} / {}", rate(x), rate(y))
 }
 
 fn rate(v: f64) -> String {
@@ -97,35 +103,17 @@ pub(crate) fn bill_rows(runs: &[&RunMetrics]) -> Vec<BillRow> {
     row(
         "kswapd scanned / reclaimed per s".into(),
         "Pages kswapd scanned and reclaimed per virtual second",
-        &|b| {
-            format!(
-                "{} / {}",
-                rate(b.background.per_second.kswapd_scanned),
-                rate(b.background.per_second.kswapd_reclaimed)
-            )
-        },
+        &|b| per_second(b, |p| (p.kswapd_scanned, p.kswapd_reclaimed)),
     );
     row(
         "kcompactd scanned / migrated per s".into(),
         "Pages kcompactd (woken and proactive) scanned (both scanners) and migrated per virtual second",
-        &|b| {
-            format!(
-                "{} / {}",
-                rate(b.background.per_second.kcompactd_scanned),
-                rate(b.background.per_second.kcompactd_migrated)
-            )
-        },
+        &|b| per_second(b, |p| (p.kcompactd_scanned, p.kcompactd_migrated)),
     );
     row(
         "policy workers moved / reclaimed per s".into(),
         "Pages the policy's own background workers (spb defrag, evacuation, slab shrink) migrated and reclaimed per virtual second",
-        &|b| {
-            format!(
-                "{} / {}",
-                rate(b.background.per_second.workers_migrated),
-                rate(b.background.per_second.workers_reclaimed)
-            )
-        },
+        &|b| per_second(b, |p| (p.workers_migrated, p.workers_reclaimed)),
     );
     let kinds: BTreeSet<&str> = bills
         .iter()
