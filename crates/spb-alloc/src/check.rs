@@ -171,6 +171,15 @@ fn check_zone(z: &Zone) -> Result<(), InvariantViolation> {
     );
     for (i, (a, b)) in pbs.iter().zip(z.pageblocks.iter()).enumerate() {
         ensure!(
+            z.pb_has_free(i) == (a.free > 0),
+            "{}: pageblock {} (pfn {:#x}) has {} free pages but its has-free bit is {}",
+            name,
+            i,
+            (z.pb_base + i as u64) << z.geo.pageblock_order,
+            a.free,
+            z.pb_has_free(i)
+        );
+        ensure!(
             a == b,
             "{}: pageblock {} (pfn {:#x}) counters {:?} differ from a recount {:?}",
             name,
