@@ -51,14 +51,18 @@ const _: () = assert!(CACHES.len() < (1 << REF_CACHE_BITS));
 /// outstanding-miss slots (10-20) busy, small enough for two arrays on the stack.
 pub const CHURN_BATCH: usize = 32;
 
-/// How many slabs ahead [`World::slab_take_room`] starts loading the next partial slab: a
-/// slab takes 10-40 objects (one `take_room` each) before the next is needed, so a few slabs
-/// of lead cover a memory access.
-const TAKE_AHEAD: usize = 4;
+/// How many slabs ahead [`World::slab_take_room`] starts loading the next partial slab. A
+/// fresh slab takes 10-40 objects (one `take_room` each) before the next is needed, but after
+/// the shrinkers have freed scattered objects most partial slabs have room for one or two, so
+/// the lead is counted in slabs of one object each: 16 of them (a few microseconds of work)
+/// cover a miss that also misses the TLB (the slot arrays are tens of MB in 4 KiB pages).
+const TAKE_AHEAD: usize = 16;
 
 /// How many objects ahead [`World::shrink_slab`] starts loading the slab of the object it
-/// will free (one free is a few hundred instructions: a few of them cover a memory access).
-const SHRINK_AHEAD: usize = 8;
+/// will free (one free is a few hundred instructions; the objects of a long LRU lie in slabs
+/// scattered over tens of MB, so a load is a cache and TLB miss of several hundred ns, which
+/// 24 frees of lead cover).
+const SHRINK_AHEAD: usize = 24;
 
 /// Start loading the cache line of `p` (no effect on results; a hint that lets the next
 /// random accesses into arrays of millions of slabs and objects overlap their misses).
