@@ -12,7 +12,7 @@ use spb_alloc::policy::spec;
 use spb_alloc::{MemoryLayout, PolicyConfig, PolicyKind};
 use spb_lab::metrics::{RunMetrics, RunsDoc};
 use spb_lab::scenario::units::{fmt_bytes, parse_duration, parse_memory};
-use spb_lab::scenario::{builtin, LayoutKind, Overrides, Scenario};
+use spb_lab::scenario::{builtin, LayoutKind, Overrides, Scenario, SlabModel};
 use spb_lab::{run_scenario, SimOptions};
 
 use crate::CliError;
@@ -31,6 +31,11 @@ pub struct ScenarioArgs {
     /// Virtual duration, above 0 and at most 24h, e.g. 120s or 10m.
     #[arg(long, value_parser = parse_duration)]
     pub duration: Option<u64>,
+    /// The lab's slab model: `objects` (every object a record) or `pages` (counts per slab
+    /// page, churn drawn page by page: same law, faster at large memory, different draws)
+    /// [default: the scenario's `slab_model`, else objects].
+    #[arg(long)]
+    pub slab_model: Option<SlabModel>,
 }
 
 /// Arguments of `spb run`.
@@ -172,6 +177,7 @@ pub fn overrides(a: &ScenarioArgs, layout: Option<&str>) -> Result<Overrides, Cl
         duration_ns: a.duration,
         seed: a.seed,
         layout: parse_layout(layout)?,
+        slab_model: a.slab_model,
     })
 }
 
