@@ -392,6 +392,7 @@ mod tests {
                 memory: Some(8 << 30),
                 duration: Some(30_000_000_000),
                 seed: Some(9),
+                slab_model: Some(SlabModel::Pages),
             },
             layout: Some("q35".into()),
             ..RunArgs::default()
@@ -407,6 +408,7 @@ mod tests {
             ),
             (8 << 30, 30_000_000_000, 9, LayoutKind::Q35)
         );
+        assert_eq!(sc.slab_model, SlabModel::Pages);
         assert_eq!(l.layout, spb_lab::sim::layout_of(sc).unwrap());
         assert_eq!(
             policies(&RunArgs::default_main_job()).unwrap().len(),

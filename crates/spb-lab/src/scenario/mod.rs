@@ -1043,6 +1043,22 @@ mod tests {
     }
 
     #[test]
+    fn slab_model_key() {
+        let s = Scenario::from_toml("name = \"x\"", "t.toml").unwrap();
+        assert_eq!(s.slab_model, SlabModel::Objects, "objects by default");
+        let s = Scenario::from_toml("name = \"x\"\nslab_model = \"pages\"", "t.toml").unwrap();
+        assert_eq!(s.slab_model, SlabModel::Pages);
+        let x = e("name = \"x\"\nslab_model = \"bytes\"");
+        assert_eq!((x.key.as_str(), x.line), ("slab_model", Some(2)));
+        assert!(
+            x.message.contains("\"objects\" or \"pages\""),
+            "{}",
+            x.message
+        );
+        assert_eq!("pages".parse::<SlabModel>().unwrap().to_string(), "pages");
+    }
+
+    #[test]
     fn overrides() {
         let mut s = load("seed-16g").unwrap();
         s.apply(&Overrides {

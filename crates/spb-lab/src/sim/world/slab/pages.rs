@@ -397,3 +397,341 @@ fn first_touch(rng: &mut Rng, x: u32) -> f64 {
         1.0 - (1.0 - u).powf(1.0 / x as f64)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::super::objects::kind;
+    use super::super::super::{test_world, HKind};
+    use super::*;
+    use crate::sim::slab::cache_id;
+
+    fn new_slab(w: &mut World, c: u16, pfn: u64) -> u32 {
+        let id = w.new_obj();
+        w.fill_obj(id, pfn, 0, kind::SLAB, NONE);
+        unref(w.slab_new(c, id)).1
+    }
+
+    /// A world with one population of cache `c` over `nslabs` order-0 slabs, each filled to a
+    /// random count, each object in use or (with `cached_frac`, if the cache is reclaimable) cached.
+    /// The same slab state for the same `seed` in both models: the in-use objects are the
+    /// holder's `kobjs` (returned holder) or the counts of the returned `PagePop`.
+    fn build(
+        seed: u64,
+        c: u16,
+        nslabs: u64,
+        pages_model: bool,
+        cached_frac: f64,
+    ) -> (World, u32, PagePop, u64) {
+        let mut w = test_world();
+        let h = w.new_holder(HKind::Pool, 0, 0);
+        let mut pop = PagePop::new();
+        let mut rng = Rng::stream(seed, "build");
+        let cap = w.caches[c as usize].spec.objs(0) as u64;
+        let recl = w.caches[c as usize].spec.reclaimable;
+        let mut cached = 0;
+        for i in 0..nslabs {
+            let s = new_slab(&mut w, c, 4096 + i * 8);
+            let n = 1 + rng.below(cap);
+            if n > 1 {
+                let (s2, m) = w.slab_take_room_n(c, (n - 1) as u32).unwrap();
+                assert_eq!((s2, m as u64), (s, n - 1));
+            }
+            for _ in 0..n {
+                if recl && rng.chance(cached_frac) {
+                    w.slab_to_lru_n(c, s, 1);
+                    cached += 1;
+                } else if pages_model {
+                    pop.add(s, 1);
+                } else {
+                    w.holders[h as usize].kobjs.push(sref(c, s));
+                }
+            }
+        }
+        (w, h, pop, cached)
+    }
+
+    /// The world's slab state agrees with the population's counts.
+    fn check(w: &World, c: u16, pop: &PagePop) {
+        let cache = &w.caches[c as usize];
+        let mut sum = 0u64;
+        for (s, n) in pop.iter() {
+            let x = cache.slots[s as usize];
+            assert_ne!(x.id, NONE, "slot {s} counted but not live");
+            assert!(
+                n <= x.inuse as u32 && x.inuse <= x.cap,
+                "slot {s}: {n} {x:?}"
+            );
+            assert_eq!(pop.count(s), n);
+            sum += n as u64;
+        }
+        assert_eq!(sum, pop.total(), "sum of page counts = population");
+        assert_eq!(pop.iter().count() as u64, pop.pages());
+        let mut lru = vec![0u32; cache.slots.len()];
+        for &r in &cache.lru_q {
+            lru[unref(r).1 as usize] += 1;
+        }
+        let mut objects = 0u64;
+        let mut freeable = [0u64; 4];
+        for (s, x) in cache.slots.iter().enumerate() {
+            if x.id == NONE {
+                continue;
+            }
+            assert_eq!(x.lru as u32, lru[s], "slot {s}: lru count = queue entries");
+            // only this population uses the cache: in use and not cached = ours
+            assert_eq!(x.inuse as u32 - x.lru as u32, pop.count(s as u32));
+            objects += x.inuse as u64;
+            if cache.spec.reclaimable && x.inuse == x.lru {
+                freeable[x.zone as usize] += 1;
+            }
+            assert_eq!(
+                x.ppos != NONE,
+                x.inuse < x.cap,
+                "slot {s}: partial iff room"
+            );
+        }
+        assert_eq!(objects, cache.objects);
+        assert_eq!(freeable, w.freeable_slab_zone);
+    }
+
+    /// Grow the population by `add` objects as `SlabRt::slab_tick_pages` does (a slab at a
+    /// time, new order-0 slabs at fresh pfns when none has room).
+    fn grow(w: &mut World, c: u16, pop: &mut PagePop, add: u64, rng: &mut Rng, pfn: &mut u64) {
+        let mut left = add;
+        while left > 0 {
+            let (s, m) = match w.slab_take_room_n(c, left as u32) {
+                Some(x) => x,
+                None => {
+                    *pfn += 8;
+                    (new_slab(w, c, *pfn), 1)
+                }
+            };
+            left -= m as u64;
+            let used = binomial_small(rng, m, 0.5);
+            w.slab_to_lru_n(c, s, m - used);
+            pop.add(s, used);
+        }
+    }
+
+    #[test]
+    fn churn_keeps_page_counts_consistent() {
+        for cache in ["dentry", "kmalloc-192"] {
+            let c = cache_id(cache);
+            let (mut w, _, mut pop, mut cached) = build(3, c, 60, true, 0.5);
+            check(&w, c, &pop);
+            let mut rng = Rng::stream(5, "churn");
+            let mut pfn = 1 << 16;
+            let target = pop.total() + cached;
+            for step in 0..200u64 {
+                // sparse and dense steps, and now and then everything
+                let have = pop.total() + cached;
+                let k = match step % 4 {
+                    0 => 2,
+                    1 => have / 3,
+                    2 => have / 20,
+                    _ => have + 5,
+                };
+                let before = w.pending.len();
+                cached = w.slab_churn_pages(&mut pop, c, k, cached, &mut rng, 0);
+                assert_eq!(pop.total() + cached, have - k.min(have));
+                check(&w, c, &pop);
+                // every slab handed back was empty and is no longer live
+                for &(p, o, _) in &w.pending[before..] {
+                    assert_eq!(o, 0);
+                    assert!(!w.caches[c as usize]
+                        .slots
+                        .iter()
+                        .any(|x| x.id != NONE && w.objs[x.id as usize].pfn as u64 == p));
+                }
+                let add = target.saturating_sub(pop.total() + cached);
+                grow(&mut w, c, &mut pop, add, &mut rng, &mut pfn);
+                check(&w, c, &pop);
+            }
+        }
+    }
+
+    /// Frees applied a page at a time leave the same state (slabs, partial list, empty slabs
+    /// kept, pages handed back, freeable counters) as the same frees one object at a time.
+    #[test]
+    fn page_frees_equal_object_frees() {
+        for cache in ["dentry", "kmalloc-192"] {
+            let c = cache_id(cache);
+            let ci = c as usize;
+            let (mut a, _, pop, _) = build(9, c, 50, true, 0.0);
+            let (mut b, _, _, _) = build(9, c, 50, true, 0.0);
+            let mut rng = Rng::stream(11, "frees");
+            // a page order and a number of frees per page (every object of some pages)
+            let mut plan: Vec<(u32, u32)> = pop
+                .iter()
+                .map(|(s, n)| {
+                    (
+                        s,
+                        if rng.chance(0.5) {
+                            n
+                        } else {
+                            rng.below(n as u64 + 1) as u32
+                        },
+                    )
+                })
+                .collect();
+            let mut keyed: Vec<(u64, (u32, u32))> =
+                plan.drain(..).map(|x| (rng.below(1 << 30), x)).collect();
+            keyed.sort_unstable();
+            plan.extend(keyed.into_iter().map(|(_, x)| x));
+            for &(s, n) in &plan {
+                a.slab_put_n(ci, s, n, 0);
+                for _ in 0..n {
+                    b.slab_put(sref(c, s), 0);
+                }
+            }
+            assert!(
+                !a.pending.is_empty(),
+                "some pages were emptied and handed back"
+            );
+            assert_eq!(a.pending, b.pending);
+            let (x, y) = (&a.caches[ci], &b.caches[ci]);
+            assert_eq!(x.slots, y.slots);
+            assert_eq!(x.partial, y.partial);
+            assert_eq!((x.empty, x.objects, x.pages), (y.empty, y.objects, y.pages));
+            assert_eq!(a.freeable_slab_zone, b.freeable_slab_zone);
+            assert_eq!(
+                (a.slab_reclaimable_pages, a.slab_unreclaimable_pages),
+                (b.slab_reclaimable_pages, b.slab_unreclaimable_pages)
+            );
+        }
+    }
+
+    /// After one churn step of `k` frees on the same small population, the distribution of
+    /// the slabs' occupancy (objects in use per slab), the pages handed back, the emptied
+    /// slabs kept and the population left match between the per-object model and the page
+    /// model, over many draws; for a sparse step and for dense ones.
+    #[test]
+    fn page_churn_matches_object_churn_in_law() {
+        const TRIALS: u64 = 1500;
+        for (cache, k) in [("dentry", 6u64), ("dentry", 250), ("kmalloc-192", 300)] {
+            let c = cache_id(cache);
+            let ci = c as usize;
+            let cap = test_world().caches[ci].spec.objs(0) as usize;
+            let mut hist = [vec![0f64; cap + 1], vec![0f64; cap + 1]];
+            let mut scalars = [[0f64; 3]; 2];
+            let mut sq = [[0f64; 3]; 2];
+            for (m, pages_model) in [false, true].into_iter().enumerate() {
+                for t in 0..TRIALS {
+                    let (mut w, h, mut pop, cached) = build(21, c, 40, pages_model, 0.5);
+                    let mut rng = Rng::stream(1000 + t, "trial");
+                    let left = if pages_model {
+                        let cached = w.slab_churn_pages(&mut pop, c, k, cached, &mut rng, 0);
+                        pop.total() + cached
+                    } else {
+                        let cached = w.slab_churn(h, c, k, cached, &mut rng, 0);
+                        w.holders[h as usize].kobjs.len() as u64 + cached
+                    };
+                    for x in &w.caches[ci].slots {
+                        if x.id != NONE {
+                            hist[m][x.inuse as usize] += 1.0;
+                        }
+                    }
+                    let v = [
+                        w.pending.len() as f64,
+                        w.caches[ci].empty as f64,
+                        left as f64,
+                    ];
+                    for i in 0..3 {
+                        scalars[m][i] += v[i];
+                        sq[m][i] += v[i] * v[i];
+                    }
+                }
+            }
+            let n = TRIALS as f64;
+            for i in 0..3 {
+                let (ma, mb) = (scalars[0][i] / n, scalars[1][i] / n);
+                let va = (sq[0][i] / n - ma * ma).max(0.0);
+                let vb = (sq[1][i] / n - mb * mb).max(0.0);
+                // 5 standard errors of the difference of two means, plus a small floor
+                let tol = 5.0 * ((va + vb) / n).sqrt() + 0.02;
+                assert!(
+                    (ma - mb).abs() <= tol,
+                    "{cache} k={k}: measure {i}: objects {ma:.3} vs pages {mb:.3} (tol {tol:.3})"
+                );
+                // the spread agrees too (within 25 % or a small floor)
+                assert!(
+                    (va.sqrt() - vb.sqrt()).abs() <= 0.25 * va.sqrt().max(vb.sqrt()) + 0.1,
+                    "{cache} k={k}: measure {i}: sd {:.3} vs {:.3}",
+                    va.sqrt(),
+                    vb.sqrt()
+                );
+            }
+            let (ta, tb): (f64, f64) = (hist[0].iter().sum(), hist[1].iter().sum());
+            for (o, (&ha, &hb)) in hist[0].iter().zip(&hist[1]).enumerate() {
+                let (pa, pb) = (ha / ta, hb / tb);
+                // per-trial slab counts are correlated: count a trial as one sample
+                let tol = 5.0 * ((pa * (1.0 - pa) + pb * (1.0 - pb)) / n).sqrt() + 0.004;
+                assert!(
+                    (pa - pb).abs() <= tol,
+                    "{cache} k={k}: slabs with {o} in use: objects {pa:.4} vs pages {pb:.4} (tol {tol:.4})"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn pick_is_uniform_over_objects() {
+        let mut pop = PagePop::new();
+        pop.add(0, 1);
+        pop.add(1, 3);
+        pop.add(2, 6);
+        let mut rng = Rng::stream(1, "pick");
+        let mut hits = [0u32; 3];
+        for _ in 0..100_000 {
+            hits[pop.pick(&mut rng) as usize] += 1;
+        }
+        for (s, want) in [(0, 0.1), (1, 0.3), (2, 0.6)] {
+            let p = hits[s] as f64 / 100_000.0;
+            assert!((p - want).abs() < 0.01, "slot {s}: {p}");
+        }
+        pop.sub(1, 3);
+        assert_eq!((pop.total(), pop.pages(), pop.count(1)), (7, 2, 0));
+    }
+
+    #[test]
+    fn samplers_have_the_right_moments() {
+        let mut rng = Rng::stream(2, "moments");
+        let n = 200_000;
+        for (m, p) in [(21u32, 0.05), (64, 0.5), (8, 0.9)] {
+            let (mut s, mut s2) = (0f64, 0f64);
+            for _ in 0..n {
+                let x = binomial_small(&mut rng, m, p) as f64;
+                assert!(x <= m as f64);
+                s += x;
+                s2 += x * x;
+            }
+            let mean = s / n as f64;
+            let var = s2 / n as f64 - mean * mean;
+            let (em, ev) = (m as f64 * p, m as f64 * p * (1.0 - p));
+            assert!(
+                (mean - em).abs() < 0.02 * em.max(1.0),
+                "Bin({m},{p}) mean {mean}"
+            );
+            assert!(
+                (var - ev).abs() < 0.05 * ev.max(1.0),
+                "Bin({m},{p}) var {var}"
+            );
+        }
+        for (total, good, draws) in [(100u64, 30u64, 40u64), (100_000, 20_000, 5_000)] {
+            let (mut s, mut s2) = (0f64, 0f64);
+            let trials = 20_000;
+            for _ in 0..trials {
+                let x = hypergeometric(&mut rng, total, good, draws);
+                assert!(x <= good.min(draws));
+                s += x as f64;
+                s2 += (x * x) as f64;
+            }
+            let mean = s / trials as f64;
+            let var = s2 / trials as f64 - mean * mean;
+            let (t, g, d) = (total as f64, good as f64, draws as f64);
+            let em = d * g / t;
+            let ev = d * (g / t) * (1.0 - g / t) * (t - d) / (t - 1.0);
+            assert!((mean - em).abs() < 0.01 * em, "HG mean {mean} vs {em}");
+            assert!((var - ev).abs() < 0.05 * ev, "HG var {var} vs {ev}");
+        }
+    }
+}
