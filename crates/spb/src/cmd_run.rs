@@ -12,7 +12,7 @@ use spb_alloc::policy::spec;
 use spb_alloc::{MemoryLayout, PolicyConfig, PolicyKind};
 use spb_lab::metrics::{RunMetrics, RunsDoc};
 use spb_lab::scenario::units::{fmt_bytes, parse_duration, parse_memory};
-use spb_lab::scenario::{builtin, LayoutKind, Overrides, Scenario};
+use spb_lab::scenario::{builtin, LayoutKind, Overrides, Scenario, SlabModel};
 use spb_lab::{run_scenario, SimOptions};
 
 use crate::CliError;
@@ -31,6 +31,11 @@ pub struct ScenarioArgs {
     /// Virtual duration, above 0 and at most 24h, e.g. 120s or 10m.
     #[arg(long, value_parser = parse_duration)]
     pub duration: Option<u64>,
+    /// The lab's slab model: `objects` (every object a record) or `pages` (counts per slab
+    /// page, churn drawn page by page: same law, faster at large memory, different draws)
+    /// [default: the scenario's `slab_model`, else objects].
+    #[arg(long)]
+    pub slab_model: Option<SlabModel>,
 }
 
 /// Arguments of `spb run`.
@@ -172,6 +177,7 @@ pub fn overrides(a: &ScenarioArgs, layout: Option<&str>) -> Result<Overrides, Cl
         duration_ns: a.duration,
         seed: a.seed,
         layout: parse_layout(layout)?,
+        slab_model: a.slab_model,
     })
 }
 
@@ -386,6 +392,7 @@ mod tests {
                 memory: Some(8 << 30),
                 duration: Some(30_000_000_000),
                 seed: Some(9),
+                slab_model: Some(SlabModel::Pages),
             },
             layout: Some("q35".into()),
             ..RunArgs::default()
@@ -401,6 +408,7 @@ mod tests {
             ),
             (8 << 30, 30_000_000_000, 9, LayoutKind::Q35)
         );
+        assert_eq!(sc.slab_model, SlabModel::Pages);
         assert_eq!(l.layout, spb_lab::sim::layout_of(sc).unwrap());
         assert_eq!(
             policies(&RunArgs::default_main_job()).unwrap().len(),

@@ -95,6 +95,7 @@ impl Scenarios {
             duration_ns: c.duration_ns,
             seed: Some(c.seed),
             layout: None,
+            slab_model: None,
         });
         let layout = spb_lab::sim::layout_of(&sc)?;
         // cells run in parallel, one per worker thread

@@ -113,6 +113,44 @@ pub enum LayoutKind {
     Q35,
 }
 
+/// How the lab models slab populations' objects (scenario key `slab_model`, `--slab-model`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SlabModel {
+    /// Every object of a slab population is a record of its own (the original model).
+    #[default]
+    Objects,
+    /// A slab population's in-use objects are counts per slab page and churn is drawn page
+    /// by page (`sim::world::slab::pages`): same law, cost per slab page, not per object;
+    /// different random draws, so different results from `objects`.
+    Pages,
+}
+
+impl SlabModel {
+    pub fn name(self) -> &'static str {
+        match self {
+            SlabModel::Objects => "objects",
+            SlabModel::Pages => "pages",
+        }
+    }
+}
+
+impl fmt::Display for SlabModel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for SlabModel {
+    type Err = String;
+    fn from_str(s: &str) -> Result<SlabModel, String> {
+        match s {
+            "objects" => Ok(SlabModel::Objects),
+            "pages" => Ok(SlabModel::Pages),
+            o => Err(format!("expected \"objects\" or \"pages\", got \"{o}\"")),
+        }
+    }
+}
+
 /// The simulated machine.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Machine {
@@ -363,6 +401,8 @@ pub struct Scenario {
     pub vm: VmSettings,
     pub boot: Boot,
     pub workloads: Vec<Workload>,
+    /// The lab's slab model (`slab_model`, default `objects`).
+    pub slab_model: SlabModel,
 }
 
 /// Command-line overrides.
@@ -372,6 +412,7 @@ pub struct Overrides {
     pub duration_ns: Option<u64>,
     pub seed: Option<u64>,
     pub layout: Option<LayoutKind>,
+    pub slab_model: Option<SlabModel>,
 }
 
 impl Scenario {
@@ -388,6 +429,9 @@ impl Scenario {
         }
         if let Some(l) = o.layout {
             self.machine.layout = l;
+        }
+        if let Some(m) = o.slab_model {
+            self.slab_model = m;
         }
     }
 
@@ -432,6 +476,12 @@ impl Scenario {
                 .unwrap_or(120_000_000_000);
             units::check_duration(duration_ns).map_err(|e| ("duration".to_string(), e))?;
             let seed = t.u64("seed")?.unwrap_or(1);
+            let slab_model = match t.str("slab_model")? {
+                None => SlabModel::default(),
+                Some(v) => v
+                    .parse::<SlabModel>()
+                    .map_err(|e| ("slab_model".to_string(), e))?,
+            };
             let sample_every_ns = t
                 .dur("sample_every", false)?
                 .map(|d| d.ns(0))
@@ -579,6 +629,7 @@ impl Scenario {
                 vm,
                 boot,
                 workloads,
+                slab_model,
             })
         })();
         r.map_err(|(k, m)| err(&k, m))
@@ -992,6 +1043,22 @@ mod tests {
     }
 
     #[test]
+    fn slab_model_key() {
+        let s = Scenario::from_toml("name = \"x\"", "t.toml").unwrap();
+        assert_eq!(s.slab_model, SlabModel::Objects, "objects by default");
+        let s = Scenario::from_toml("name = \"x\"\nslab_model = \"pages\"", "t.toml").unwrap();
+        assert_eq!(s.slab_model, SlabModel::Pages);
+        let x = e("name = \"x\"\nslab_model = \"bytes\"");
+        assert_eq!((x.key.as_str(), x.line), ("slab_model", Some(2)));
+        assert!(
+            x.message.contains("\"objects\" or \"pages\""),
+            "{}",
+            x.message
+        );
+        assert_eq!("pages".parse::<SlabModel>().unwrap().to_string(), "pages");
+    }
+
+    #[test]
     fn overrides() {
         let mut s = load("seed-16g").unwrap();
         s.apply(&Overrides {
@@ -999,7 +1066,9 @@ mod tests {
             duration_ns: Some(20_000_000_000),
             seed: Some(7),
             layout: None,
+            slab_model: Some(SlabModel::Pages),
         });
+        assert_eq!(s.slab_model, SlabModel::Pages);
         assert_eq!(s.machine.memory, 2 << 30);
         assert_eq!(s.duration_ns, 20_000_000_000);
         assert_eq!(s.seed, 7);

@@ -337,6 +337,10 @@ pub fn run_scenario(
     // failures the kernel would report ("page allocation failure", warn_alloc): the caller did
     // not say, with __GFP_NOWARN, that it has a fallback
     extra.insert("alloc_failures_warned".into(), warned.into());
+    // the lab's slab model, named only when it is not the default (docs/scenarios.md)
+    if sc.slab_model != crate::scenario::SlabModel::default() {
+        extra.insert("slab_model".into(), sc.slab_model.name().into());
+    }
     Ok(RunMetrics {
         scenario: sc.name.clone(),
         policy: policy_label(&opts.policy),

@@ -13,10 +13,12 @@
 use spb_alloc::Gfp;
 
 use super::{op, TICK_NS};
-use crate::scenario::{Hugetlb, Net, SlabLoad};
+use crate::scenario::{Hugetlb, Net, SlabLoad, SlabModel};
 use crate::sim::ctx::{Component, Ctx};
 use crate::sim::queue::Ev;
 use crate::sim::slab::{cache_id, kmalloc_cache, NONE};
+use crate::sim::world::slab::pages::{binomial_small, PagePop};
+use crate::sim::world::slab::unref;
 use crate::sim::world::{kind, HKind};
 
 pub const GFP_FRAG_HI: Gfp = Gfp::ATOMIC
@@ -48,6 +50,9 @@ pub struct SlabRt {
     pub end_objs: f64,
     /// Objects of ours believed to be on the cache's LRU.
     pub cached: u64,
+    /// In the aggregated slab model (`SlabModel::Pages`): our in-use objects as counts per
+    /// slab page (the holder's `kobjs` stays empty); `None` in the per-object model.
+    pub pop: Option<PagePop>,
 }
 
 impl SlabRt {
@@ -63,6 +68,7 @@ impl SlabRt {
             start_objs: s,
             end_objs: e,
             cached: 0,
+            pop: (cx.sc.slab_model == SlabModel::Pages).then(PagePop::new),
         }
     }
 }
@@ -175,6 +181,10 @@ impl SlabRt {
         let reclaimable = cx.w.caches[c as usize].spec.reclaimable;
         let lru_len = cx.w.caches[c as usize].lru_q.len() as u64;
         let cached = cached.min(lru_len);
+        if self.pop.is_some() {
+            self.slab_tick_pages(cx, want, cached, cpu);
+            return;
+        }
         let used = cx.w.holders[h as usize].kobjs.len() as u64;
         let have = used + cached;
         // churn: objects freed (unlink, close, kfree) and replaced
@@ -200,6 +210,52 @@ impl SlabRt {
                 cx.w.slab_put(sid, cpu);
             }
         }
+        self.cached = cached;
+    }
+
+    /// [`Self::slab_tick`] in the aggregated model: the same churn and regrowth, drawn page
+    /// by page (`sim::world::slab::pages`). `cached` is already capped by the LRU queue.
+    fn slab_tick_pages(&mut self, cx: &mut Ctx, want: f64, cached: u64, cpu: u16) {
+        let (c, h, churn, in_use) = (self.cache, self.holder, self.cfg.churn, self.cfg.in_use);
+        let gen = cx.w.holders[h as usize].gen;
+        let reclaimable = cx.w.caches[c as usize].spec.reclaimable;
+        let mut pop = self.pop.take().expect("pages model");
+        let have = pop.total() + cached;
+        let k = cx
+            .rng
+            .round(churn * have as f64 * SLAB_TICK_NS as f64 / 1e9);
+        let mut cached = cx.w.slab_churn_pages(&mut pop, c, k, cached, cx.rng, cpu);
+        // grow back to the target, a slab at a time: the objects taken from one slab split
+        // between in use and cached as they would one by one (each in use with `in_use`)
+        let have = pop.total() + cached;
+        let mut left = (want as u64).saturating_sub(have);
+        let alive = cx.w.alive(h, gen);
+        while left > 0 {
+            let (s, m) = match cx.w.slab_take_room_n(c, left.min(u32::MAX as u64) as u32) {
+                Some(x) => x,
+                None => {
+                    let Some(r) = cx.kobj_alloc(c, crate::sim::slab::CACHES[c as usize].gfp, cpu)
+                    else {
+                        break;
+                    };
+                    (unref(r).1, 1)
+                }
+            };
+            left -= m as u64;
+            let used = if reclaimable {
+                binomial_small(cx.rng, m, in_use)
+            } else {
+                m
+            };
+            cx.w.slab_to_lru_n(c, s, m - used);
+            cached += (m - used) as u64;
+            if alive {
+                pop.add(s, used);
+            } else {
+                cx.w.slab_put_n(c as usize, s, used, cpu);
+            }
+        }
+        self.pop = Some(pop);
         self.cached = cached;
     }
 }

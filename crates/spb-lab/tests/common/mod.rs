@@ -14,6 +14,7 @@ pub fn run(name: &str, memory: u64, secs: u64, seed: u64, p: PolicyKind) -> RunM
         duration_ns: Some(secs * 1_000_000_000),
         seed: Some(seed),
         layout: None,
+        slab_model: None,
     });
     run_scenario(
         &sc,

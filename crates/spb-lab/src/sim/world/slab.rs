@@ -16,6 +16,8 @@
 //! move an object between in use and unused-cached, and the shrinkers
 //! ([`World::shrink_slab`], [`World::shrink_range`]) free unused cached objects oldest first.
 
+pub mod pages;
+
 use std::collections::VecDeque;
 
 use spb_alloc::Pfn;
