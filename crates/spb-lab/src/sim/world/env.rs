@@ -68,6 +68,45 @@ impl Env for World {
         self.reclaimable()
     }
 
+    fn split(&mut self, pfn: Pfn, order: u8, cookie: u32, out: &mut Vec<u32>) -> bool {
+        // an anonymous THP splits into small anonymous pages of its process (the head keeps
+        // its id as the first one); a pinned one does not split (its extra references make
+        // split_folio fail)
+        let Some(&o) = self.objs.get(cookie as usize) else {
+            return false;
+        };
+        if o.kind != kind::THP
+            || o.holder == NONE
+            || o.pfn as u64 != pfn
+            || o.order != order
+            || o.flags & flag::PINNED != 0
+        {
+            return false;
+        }
+        let h = o.holder;
+        let n = 1u64 << order;
+        self.kind_pages[kind::THP as usize] -= n;
+        self.kind_pages[kind::ANON as usize] += 1;
+        let head = &mut self.objs[cookie as usize];
+        head.kind = kind::ANON;
+        head.order = 0;
+        out.push(cookie);
+        for i in 1..n {
+            let id = self.new_obj();
+            self.fill_obj(id, pfn + i, 0, kind::ANON, h);
+            self.attach(id, h, 0);
+            out.push(id);
+        }
+        let hd = &mut self.holders[h as usize];
+        hd.huge = hd.huge.saturating_sub(1);
+        hd.small += n as u32;
+        true
+    }
+
+    fn reclaimable_without_swap(&self) -> u64 {
+        self.clean_cache_zone.iter().sum::<u64>() + self.slab_reclaimable_pages
+    }
+
     fn oom_kill(&mut self, out: &mut Vec<FreedBlock>) -> bool {
         let Some(v) = self.oom_victim() else {
             return false;
