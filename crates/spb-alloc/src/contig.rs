@@ -7,18 +7,32 @@
 //! ISOLATE lists, nothing new can be allocated there); drain the per-CPU lists; migrate every
 //! movable page out (up to 5 rounds, as the kernel); when every page is free, take the range.
 
+use alloc::vec::Vec;
+
 use crate::env::{Env, MigrateOutcome};
 use crate::geometry::Pfn;
 use crate::gfp::{AllocFlags, Gfp};
 use crate::migratetype::MigrateType;
 use crate::page::{PageMeta, PageState};
 use crate::pageblock::{pbflag, Acct};
+use crate::policy::spb_contig::{self, ContigPlan};
 use crate::vmstat::Vm;
 use crate::zone::{Zone, ZoneId};
 use crate::{AllocRequest, Allocator};
 
 /// Pages reclaimed at a time when a migration target cannot be found.
 pub const MIGRATE_RECLAIM_BATCH: u64 = 1024;
+
+/// Why one candidate range was not obtained.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum RangeFail {
+    /// Rejected before isolation (holes, reserved, non-movable, busy).
+    Rejected,
+    /// A page would not move (pinned).
+    Refused,
+    /// No migration target memory.
+    NoTarget,
+}
 
 /// Why a contiguous allocation failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,17 +57,30 @@ pub struct ContigStats {
     pub migrate_failed: u32,
     /// Pages migrated (in the successful range and failed ones).
     pub pages_migrated: u64,
+    /// Skipped before isolation: its movable pages exceed the free memory above min plus the
+    /// reclaimable memory (spb-next `contig_fit`).
+    pub no_room: u32,
+    /// Large blocks split to migrate their base pages (spb-next `contig_split`).
+    pub split: u32,
 }
 
 impl core::fmt::Display for ContigError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
-            ContigError::BadOrder => f.write_str("order must be between the pageblock order and the SPB order"),
-            ContigError::Failed(s) => write!(
-                f,
-                "no range could be allocated ({} tried: {} with holes/reserved, {} with unmovable pages, {} busy, {} migration failures)",
-                s.ranges_tried, s.reserved, s.unmovable, s.busy, s.migrate_failed
-            ),
+            ContigError::BadOrder => {
+                f.write_str("order must be between the pageblock order and the SPB order")
+            }
+            ContigError::Failed(s) => {
+                write!(
+                    f,
+                    "no range could be allocated ({} tried: {} with holes/reserved, {} with unmovable pages, {} busy, {} migration failures",
+                    s.ranges_tried, s.reserved, s.unmovable, s.busy, s.migrate_failed
+                )?;
+                if s.no_room > 0 {
+                    write!(f, ", {} without room for their movable pages", s.no_room)?;
+                }
+                f.write_str(")")
+            }
         }
     }
 }
@@ -168,16 +195,35 @@ impl Allocator {
                 continue;
             }
             let cands = self.policy.contig_candidates(zi, &self.zones[zi], pages);
+            let plan = self.policy.contig_plan(&self.zones[zi], pages);
             for (k, &start) in cands.iter().enumerate() {
                 stats.ranges_tried += 1;
+                if plan.fit
+                    && !spb_contig::fits(
+                        &self.zones,
+                        zi,
+                        start,
+                        pages,
+                        env.reclaimable_without_swap(),
+                    )
+                {
+                    stats.no_room += 1;
+                    continue;
+                }
                 self.policy
                     .contig_trying(zi, &self.zones[zi], pages, &cands[k..]);
-                let r = self.try_contig_range(zi, start, order, cookie, &mut stats, env);
+                let r = self.try_contig_range(zi, start, order, cookie, plan, &mut stats, env);
                 let z = &self.zones[zi];
-                self.policy.contig_tried(zi, z, pages, start, r.is_some());
-                if let Some(p) = r {
-                    self.vm.inc(Vm::ContigAllocSuccess);
-                    return Ok(p);
+                self.policy.contig_tried(zi, z, pages, start, r.is_ok());
+                match r {
+                    Ok(p) => {
+                        self.vm.inc(Vm::ContigAllocSuccess);
+                        return Ok(p);
+                    }
+                    // later candidates hold at least as many movable pages (the plan's
+                    // policy orders them so): they would run out of targets too
+                    Err(RangeFail::NoTarget) if plan.fit => break,
+                    Err(_) => {}
                 }
             }
         }
@@ -259,15 +305,17 @@ impl Allocator {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn try_contig_range(
         &mut self,
         zi: ZoneId,
         start: Pfn,
         order: u8,
         cookie: u32,
+        plan: ContigPlan,
         stats: &mut ContigStats,
         env: &mut dyn Env,
-    ) -> Option<Pfn> {
+    ) -> Result<Pfn, RangeFail> {
         let pages = 1u64 << order;
         let end = start + pages;
         let pbp = self.geo.pageblock_pages();
@@ -275,22 +323,22 @@ impl Allocator {
             let z = &self.zones[zi];
             if start < z.span.start || end > z.span.end {
                 stats.reserved += 1;
-                return None;
+                return Err(RangeFail::Rejected);
             }
             let mut b = start;
             while b < end {
                 let pb = z.pb(b);
                 if pb.reserved + pb.absent > 0 {
                     stats.reserved += 1;
-                    return None;
+                    return Err(RangeFail::Rejected);
                 }
                 if pb.alloc[0] + pb.alloc[2] + pb.alloc[3] > 0 {
                     stats.unmovable += 1;
-                    return None;
+                    return Err(RangeFail::Rejected);
                 }
                 if pb.is_isolated() {
                     stats.busy += 1;
-                    return None;
+                    return Err(RangeFail::Rejected);
                 }
                 b += pbp;
             }
@@ -299,6 +347,7 @@ impl Allocator {
         self.set_isolated(zi, start, end, true);
         self.drain_all_pcp();
         let mut ok = false;
+        let mut no_target = false;
         for _round in 0..5 {
             let mut p = start;
             let mut blocked = false;
@@ -313,8 +362,18 @@ impl Allocator {
                         let before = self.pages_migrated;
                         let r = self.migrate_out(zi, p, env);
                         stats.pages_migrated += self.pages_migrated - before;
+                        if r.is_none()
+                            && plan.split
+                            && m.order > 0
+                            && self.split_allocated(zi, p, env)
+                        {
+                            // the same pfn again, now a base page
+                            stats.split += 1;
+                            continue;
+                        }
                         if r != Some(true) {
                             blocked = r.is_none();
+                            no_target = blocked;
                         }
                         p += 1u64 << m.order;
                     }
@@ -347,7 +406,11 @@ impl Allocator {
             stats.migrate_failed += 1;
             self.set_isolated(zi, start, end, false);
             let _ = self.zones[zi].take_cat_changes();
-            return None;
+            return Err(if no_target {
+                RangeFail::NoTarget
+            } else {
+                RangeFail::Refused
+            });
         }
         // take the whole range
         let z = &mut self.zones[zi];
@@ -380,7 +443,32 @@ impl Allocator {
         for c in changes {
             self.note_category_change(zi, c, Gfp::HIGHUSER_MOVABLE, order);
         }
-        Some(start)
+        Ok(start)
+    }
+
+    /// Split the movable allocated block at `pfn` (order above 0) into base pages, each an
+    /// allocation of its own, if the embedder splits its folio (`Env::split`). The pages stay
+    /// allocated with the same migratetype, so no counter changes.
+    fn split_allocated(&mut self, zi: ZoneId, pfn: Pfn, env: &mut dyn Env) -> bool {
+        let m = *self.zones[zi].page(pfn);
+        let n = 1usize << m.order;
+        let mut cookies = Vec::with_capacity(n);
+        if !env.split(pfn, m.order, m.cookie(), &mut cookies) {
+            return false;
+        }
+        assert_eq!(
+            cookies.len(),
+            n,
+            "Env::split of an order-{} block at {pfn:#x} handed back {} cookies",
+            m.order,
+            cookies.len()
+        );
+        let z = &mut self.zones[zi];
+        for (i, &c) in cookies.iter().enumerate() {
+            let idx = z.idx(pfn + i as u64);
+            z.pages[idx] = PageMeta::alloc(0, m.mt, c);
+        }
+        true
     }
 
     /// Migrate the movable block at `pfn` to a target obtained from the normal allocation path

@@ -63,6 +63,20 @@ pub trait Env {
         let _ = (from, to, order, cookie);
         MigrateOutcome::Refused
     }
+    /// Split the allocated block of `order` at `pfn` (tagged `cookie`) into `2^order` base
+    /// pages, as the kernel's migration splits a large folio it found no target for: push one
+    /// cookie per base page into `out`, in pfn order (the first is the block's own page), and
+    /// return true; false (nothing changed) when the block cannot be split (pinned, or not a
+    /// splittable folio).
+    fn split(&mut self, pfn: Pfn, order: u8, cookie: u32, out: &mut Vec<u32>) -> bool {
+        let _ = (pfn, order, cookie, out);
+        false
+    }
+    /// An upper bound of the pages a reclaim without swap could free now (clean page cache
+    /// and reclaimable slab): what a contiguous allocation can count on beside free memory.
+    fn reclaimable_without_swap(&self) -> u64 {
+        0
+    }
     /// Give back memory; push every freed block into `out` (the allocator frees them).
     fn reclaim(&mut self, req: ReclaimRequest, out: &mut Vec<FreedBlock>) {
         let _ = (req, out);

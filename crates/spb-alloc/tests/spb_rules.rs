@@ -724,3 +724,97 @@ fn contig_targets_switch() {
         assert_eq!(movable_in_0 == 4, to_tainted, "{movable_in_0}");
     }
 }
+
+/// An embedder that moves everything, splits large blocks into base pages (new cookies from
+/// 10 000) and claims `reclaimable` pages it never frees.
+#[derive(Default)]
+struct SplitEnv {
+    moves: u64,
+    splits: u32,
+    reclaimable: u64,
+}
+impl Env for SplitEnv {
+    fn migrate(&mut self, _f: Pfn, _t: Pfn, _o: u8, _c: u32) -> MigrateOutcome {
+        self.moves += 1;
+        MigrateOutcome::Moved
+    }
+    fn split(&mut self, _pfn: Pfn, order: u8, cookie: u32, out: &mut Vec<u32>) -> bool {
+        self.splits += 1;
+        out.push(cookie);
+        out.extend((1..1u32 << order).map(|i| 10_000 + i));
+        true
+    }
+    fn reclaimable_without_swap(&self) -> u64 {
+        self.reclaimable
+    }
+}
+
+#[test]
+fn contig_split_switch() {
+    // SPB 1 holds one pageblock-sized movable block (a THP); SPBs 0 and 2 have free pages only
+    // as single pages (one per pageblock), so that block has no whole target anywhere
+    for (sw, spb, splits, moves) in [
+        (on(), 0, 0, 112),
+        (on().with(SpbSwitch::ContigSplit), 1, 1, 8),
+    ] {
+        let mut a = alloc_with(3, sw, false, None);
+        fill(&mut a, 0, false, |off| off % 8 == 0);
+        fill(&mut a, 2, false, |off| off % 8 == 0);
+        a.alloc_at(base(&a, 1), 3, Gfp::HIGHUSER_MOVABLE, 7)
+            .unwrap();
+        let mut env = SplitEnv::default();
+        let p = a
+            .alloc_contig(7, Gfp::HIGHUSER_MOVABLE, 99, &mut env)
+            .unwrap();
+        assert_eq!(spb_of(&a, p), spb);
+        assert_eq!((env.splits, env.moves), (splits, moves));
+        a.check().unwrap();
+    }
+}
+
+#[test]
+fn contig_fit_switch() {
+    // SPB 0: 70 movable pages, 58 free; SPB 1: 80 movable, 48 free. Neither fits in the free
+    // memory outside it: without the switch both are tried and pages move for nothing.
+    let fixture = |sw: SpbSwitches| {
+        let mut a = alloc_with(2, sw, false, None);
+        fill(&mut a, 0, false, |off| off >= 70);
+        fill(&mut a, 1, false, |off| off >= 80);
+        a
+    };
+    let fit = on().with(SpbSwitch::ContigFit);
+    for (sw, reclaimable, moves, failed, no_room) in [
+        (on(), 0, 48 + 106, 2, 0),
+        (fit, 0, 0, 0, 2),
+        // the embedder promises reclaim it cannot deliver: the first attempt runs out of
+        // targets, and the zone's later candidate (more movable pages) is not tried
+        (fit, 1000, 48, 1, 0),
+    ] {
+        let mut a = fixture(sw);
+        let mut env = SplitEnv {
+            reclaimable,
+            ..SplitEnv::default()
+        };
+        let e = a
+            .alloc_contig(7, Gfp::HIGHUSER_MOVABLE, 99, &mut env)
+            .unwrap_err();
+        let ContigError::Failed(st) = e else {
+            panic!("{e}")
+        };
+        assert_eq!(
+            (env.moves, st.migrate_failed, st.no_room),
+            (moves, failed, no_room),
+            "{e}"
+        );
+        a.check().unwrap();
+    }
+    // a candidate that fits is tried: SPB 1 with 50 movable pages against 58 free outside
+    let mut a = alloc_with(2, fit, false, None);
+    fill(&mut a, 0, false, |off| off >= 70);
+    fill(&mut a, 1, false, |off| off >= 50);
+    let mut env = SplitEnv::default();
+    let p = a
+        .alloc_contig(7, Gfp::HIGHUSER_MOVABLE, 99, &mut env)
+        .unwrap();
+    assert_eq!((spb_of(&a, p), env.moves), (1, 50));
+}

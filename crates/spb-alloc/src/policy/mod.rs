@@ -20,6 +20,7 @@
 
 pub mod mainline;
 pub mod spb;
+pub mod spb_contig;
 pub mod spb_gfp;
 pub mod spb_switches;
 pub(crate) mod spb_work;
@@ -240,6 +241,16 @@ impl Policy {
                 }
                 v
             }
+        }
+    }
+    /// How `alloc_contig` handles the candidates of a request of `pages` in zone `z`
+    /// (spb-next `contig_split`, `contig_fit`: policy/spb_contig.rs); the default for every
+    /// other policy and size.
+    #[inline]
+    pub(crate) fn contig_plan(&self, z: &Zone, pages: u64) -> spb_contig::ContigPlan {
+        match self {
+            Policy::Spb(s) => spb_contig::plan(s.sw, z, pages),
+            _ => spb_contig::ContigPlan::default(),
         }
     }
     /// `alloc_contig` is about to try the ranges `rest` of zone `zi` (the first one now): the

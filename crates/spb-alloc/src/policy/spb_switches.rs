@@ -51,10 +51,17 @@ switches! {
     RefuseFast => "refuse_fast", "next", "a refused optional request fails at once, without reclaim or compaction (its caller has a cheap fallback)";
     CompactFragments => "compact_fragments", "next", "compaction may take targets from partly used movable pageblocks of tainted SPBs, inside the reserve too";
     ContigTargets => "contig_targets", "next", "pages moved by a 1 GiB allocation go to tainted, lost or already failed SPBs first, never to an SPB still to be tried";
+    ContigSplit => "contig_split", "next", "a 1 GiB allocation splits a THP it finds no whole migration target for and moves its base pages (the kernel's migrate_pages on -ENOMEM)";
+    ContigFit => "contig_fit", "next", "a 1 GiB allocation skips SPBs whose movable pages exceed free memory above min plus reclaimable cache, and stops a zone once its migration targets ran out";
 }
 
 /// The switches that are spb-next's own ideas and on in `spb-next` (off in `spb`).
-pub const NEXT_SWITCHES: &[SpbSwitch] = &[SpbSwitch::TaintWhenFull, SpbSwitch::RefuseFast];
+pub const NEXT_SWITCHES: &[SpbSwitch] = &[
+    SpbSwitch::TaintWhenFull,
+    SpbSwitch::RefuseFast,
+    SpbSwitch::ContigSplit,
+    SpbSwitch::ContigFit,
+];
 /// spb-next's ideas that did not help where measured (docs/spb-next.md): off in both
 /// policies, available with `-on:`.
 pub const NEXT_OFF_SWITCHES: &[SpbSwitch] =

@@ -68,6 +68,45 @@ impl Env for World {
         self.reclaimable()
     }
 
+    fn split(&mut self, pfn: Pfn, order: u8, cookie: u32, out: &mut Vec<u32>) -> bool {
+        // an anonymous THP splits into small anonymous pages of its process (the head keeps
+        // its id as the first one); a pinned one does not split (its extra references make
+        // split_folio fail)
+        let Some(&o) = self.objs.get(cookie as usize) else {
+            return false;
+        };
+        if o.kind != kind::THP
+            || o.holder == NONE
+            || o.pfn as u64 != pfn
+            || o.order != order
+            || o.flags & flag::PINNED != 0
+        {
+            return false;
+        }
+        let h = o.holder;
+        let n = 1u64 << order;
+        self.kind_pages[kind::THP as usize] -= n;
+        self.kind_pages[kind::ANON as usize] += 1;
+        let head = &mut self.objs[cookie as usize];
+        head.kind = kind::ANON;
+        head.order = 0;
+        out.push(cookie);
+        for i in 1..n {
+            let id = self.new_obj();
+            self.fill_obj(id, pfn + i, 0, kind::ANON, h);
+            self.attach(id, h, 0);
+            out.push(id);
+        }
+        let hd = &mut self.holders[h as usize];
+        hd.huge = hd.huge.saturating_sub(1);
+        hd.small += n as u32;
+        true
+    }
+
+    fn reclaimable_without_swap(&self) -> u64 {
+        self.clean_cache_zone.iter().sum::<u64>() + self.slab_reclaimable_pages
+    }
+
     fn oom_kill(&mut self, out: &mut Vec<FreedBlock>) -> bool {
         let Some(v) = self.oom_victim() else {
             return false;
@@ -118,5 +157,46 @@ mod tests {
         w.fill_obj(id2, 6000, 0, kind::CACHE, h);
         w.add_cache_page(id2, h, true);
         assert_eq!(w.migrate(6000, 6001, 0, id2), MigrateOutcome::Moved);
+    }
+
+    #[test]
+    fn split_turns_a_thp_into_small_pages_of_its_process_unless_pinned() {
+        let mut w = world();
+        let h = w.new_holder(HKind::Process, 0, 0);
+        let id = w.new_obj();
+        w.fill_obj(id, 4096, 9, kind::THP, h);
+        w.attach(id, h, 0);
+        w.holders[h as usize].huge = 1;
+        let mut out = Vec::new();
+        w.objs[id as usize].flags |= flag::PINNED;
+        assert!(
+            !w.split(4096, 9, id, &mut out),
+            "a pinned THP does not split"
+        );
+        assert!(out.is_empty());
+        w.objs[id as usize].flags &= !flag::PINNED;
+        assert!(!w.split(4096, 8, id, &mut out), "wrong order: refused");
+        assert!(w.split(4096, 9, id, &mut out));
+        assert_eq!(out.len(), 512);
+        assert_eq!(out[0], id);
+        for (i, &c) in out.iter().enumerate() {
+            let o = w.objs[c as usize];
+            assert_eq!(
+                (o.pfn as u64, o.order, o.kind, o.holder),
+                (4096 + i as u64, 0, kind::ANON, h)
+            );
+        }
+        assert_eq!(w.kind_pages[kind::THP as usize], 0);
+        assert_eq!(w.kind_pages[kind::ANON as usize], 512);
+        let hd = &w.holders[h as usize];
+        assert_eq!((hd.huge, hd.small, hd.pages.len()), (0, 512, 512));
+        // page cache is not split (its large folios are not THPs of a process)
+        let f = w.new_holder(HKind::File, 0, 0);
+        let c = w.new_obj();
+        w.fill_obj(c, 8192, 4, kind::CACHE, f);
+        w.add_cache_page(c, f, false);
+        out.clear();
+        assert!(!w.split(8192, 4, c, &mut out));
+        assert_eq!(w.reclaimable_without_swap(), 16);
     }
 }

@@ -1,0 +1,68 @@
+//! spb-next's 1 GiB allocation plan (switches `contig_split` and `contig_fit`, docs/spb-next.md
+//! "The 1 GiB probe"): the policy's choices; the mechanism is in `contig.rs`.
+//!
+//! Why: the probe's cost is its failed attempts. Measured on the built-in scenarios, almost
+//! every failed attempt ran out of migration targets for a THP (an order-9 target is a whole
+//! free pageblock, and the zone sat at its min watermark with the free memory in scattered
+//! pages), after migrating part of the SPB; the next candidate then took those pages again.
+//! - `contig_split`: the kernel's `migrate_pages` splits a large folio whose target allocation
+//!   failed (-ENOMEM) and migrates its base pages; the model's contiguous path did not.
+//! - `contig_fit`: before isolating a candidate, test the necessary condition for emptying it
+//!   (its movable pages fit in the free memory above min outside it, per-CPU pages included,
+//!   plus what reclaim without swap could free); once an attempt ran out of targets, the
+//!   zone's later candidates (ordered by movable pages, fewest first) need at least as many
+//!   targets, so the zone is done for this request.
+
+use crate::geometry::Pfn;
+use crate::policy::spb_switches::{SpbSwitch, SpbSwitches};
+use crate::zone::Zone;
+
+/// What `alloc_contig` does with a zone's candidates.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ContigPlan {
+    /// Split a movable large block with no whole target and migrate its base pages.
+    pub split: bool,
+    /// Skip candidates that cannot fit; stop the zone after running out of targets.
+    pub fit: bool,
+}
+
+/// The plan of the spb policy with switches `sw` for a request of `pages` in zone `z`: only
+/// 1 GiB (SPB-sized) requests, the ones whose candidates are SPBs.
+pub fn plan(sw: SpbSwitches, z: &Zone, pages: u64) -> ContigPlan {
+    let spb = pages == z.geo.spb_pages();
+    ContigPlan {
+        split: spb && sw.on(SpbSwitch::ContigSplit),
+        fit: spb && sw.on(SpbSwitch::ContigFit),
+    }
+}
+
+/// The necessary condition for emptying the candidate at `start` (`pages` long) of zone
+/// `zones[zi]`: its movable pages must land somewhere. Targets come from free pages above each
+/// zone's min watermark (the migration target allocation's watermark) outside the candidate,
+/// per-CPU pages counted as free (the attempt drains them), and from what reclaim could free
+/// (`reclaimable`: clean page cache and reclaimable slab; clean cache inside the candidate is
+/// dropped instead of migrated, which needs no target and counts the same on both sides).
+/// Lowmem reserves and block orders are ignored, so the test only ever rejects a candidate
+/// that cannot be emptied.
+pub fn fits(zones: &[Zone], zi: usize, start: Pfn, pages: u64, reclaimable: u64) -> bool {
+    let z = &zones[zi];
+    let (mut cand_movable, mut cand_free) = (0u64, 0u64);
+    let spb_pages = z.geo.spb_pages();
+    let mut p = start;
+    while p < start + pages {
+        let s = &z.spbs[z.spb_idx(p)];
+        cand_movable += s.movable_pages();
+        cand_free += s.free_pages + s.pcp_pages;
+        p += spb_pages;
+    }
+    let mut room = reclaimable;
+    for (i, zz) in zones.iter().enumerate() {
+        let pcp: u64 = zz.spbs.iter().map(|s| s.pcp_pages).sum();
+        let mut free = zz.free_pages + pcp;
+        if i == zi {
+            free = free.saturating_sub(cand_free);
+        }
+        room += free.saturating_sub(zz.wmark[crate::zone::WMARK_MIN]);
+    }
+    room >= cand_movable
+}
