@@ -724,3 +724,66 @@ fn contig_targets_switch() {
         assert_eq!(movable_in_0 == 4, to_tainted, "{movable_in_0}");
     }
 }
+
+/// DMA32 (one SPB) below Normal (one SPB). Normal is tainted: its first pageblock is labelled
+/// UNMOVABLE and holds 6 unmovable pages and 2 free ones, every other page is movable. DMA32
+/// keeps its last `dma32_free` pages free (clean memory) and is full of movable pages below.
+fn steal_fixture(sw: SpbSwitches, dma32_free: u64) -> (Allocator, Pfn) {
+    let mut c = Config {
+        policy: PolicyConfig {
+            kind: PolicyKind::Spb,
+            spb: sw,
+        },
+        pcp: false,
+        ..cfg(PolicyKind::Spb)
+    };
+    c.watermarks.min_free_kbytes = Some(0);
+    let mut a = Allocator::new(&tiny_two_zone(1), c).unwrap();
+    let s = a.geo().spb_pages();
+    let (dma32, normal) = (s, 2 * s);
+    a.label_pageblock(normal, Mt::Unmovable).unwrap();
+    for off in 0..SPB {
+        let g = match off {
+            0..=5 => Gfp::KERNEL,
+            6 | 7 => continue,
+            _ => Gfp::HIGHUSER_MOVABLE,
+        };
+        a.alloc_at(normal + off, 0, g, (normal + off) as u32)
+            .unwrap();
+    }
+    for off in 0..SPB - dma32_free {
+        a.alloc_at(dma32 + off, 0, Gfp::HIGHUSER_MOVABLE, (dma32 + off) as u32)
+            .unwrap();
+    }
+    assert_eq!(a.zones()[1].spbs()[0].category(), Category::Tainted);
+    (a, normal)
+}
+
+#[test]
+fn steal_last_switch() {
+    // clean memory in DMA32: spb steals one of the tainted SPB's two free unmovable-block pages;
+    // with steal_last the movable request takes DMA32's clean memory and leaves that room free
+    for (sw, steals) in [(on(), true), (on().with(SpbSwitch::StealLast), false)] {
+        let (mut a, normal) = steal_fixture(sw, 8);
+        let p = a
+            .alloc(AllocRequest::new(0, Gfp::HIGHUSER_MOVABLE), &mut NoEnv)
+            .unwrap();
+        assert_eq!(p >= normal, steals, "served in Normal only when it steals");
+        assert_eq!(a.vm().get(Vm::ExtfragSteal) > 0, steals);
+        assert_eq!(
+            a.zones()[1].free_pages() == 2,
+            !steals,
+            "the unmovable room"
+        );
+        assert_eq!(stalls(&a) + a.vm().get(Vm::AllocstallDma32), 0);
+    }
+    // no clean memory anywhere: steal_last still steals, in the fast path (no reclaim, no
+    // failure), after both zones were tried without fragmenting
+    let (mut a, normal) = steal_fixture(on().with(SpbSwitch::StealLast), 0);
+    let p = a
+        .alloc(AllocRequest::new(0, Gfp::HIGHUSER_MOVABLE), &mut NoEnv)
+        .unwrap();
+    assert!(p >= normal);
+    assert_eq!(a.vm().get(Vm::ExtfragSteal), 1);
+    assert_eq!(stalls(&a) + a.vm().get(Vm::AllocstallDma32), 0);
+}

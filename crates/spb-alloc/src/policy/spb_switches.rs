@@ -51,10 +51,15 @@ switches! {
     RefuseFast => "refuse_fast", "next", "a refused optional request fails at once, without reclaim or compaction (its caller has a cheap fallback)";
     CompactFragments => "compact_fragments", "next", "compaction may take targets from partly used movable pageblocks of tainted SPBs, inside the reserve too";
     ContigTargets => "contig_targets", "next", "pages moved by a 1 GiB allocation go to tainted, lost or already failed SPBs first, never to an SPB still to be tried";
+    StealLast => "steal_last", "next", "a movable request steals single pages inside a tainted SPB only after every allowed zone was tried without fragmenting";
 }
 
 /// The switches that are spb-next's own ideas and on in `spb-next` (off in `spb`).
-pub const NEXT_SWITCHES: &[SpbSwitch] = &[SpbSwitch::TaintWhenFull, SpbSwitch::RefuseFast];
+pub const NEXT_SWITCHES: &[SpbSwitch] = &[
+    SpbSwitch::TaintWhenFull,
+    SpbSwitch::RefuseFast,
+    SpbSwitch::StealLast,
+];
 /// spb-next's ideas that did not help where measured (docs/spb-next.md): off in both
 /// policies, available with `-on:`.
 pub const NEXT_OFF_SWITCHES: &[SpbSwitch] =
