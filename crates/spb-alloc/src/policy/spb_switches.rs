@@ -60,11 +60,6 @@ pub const NEXT_SWITCHES: &[SpbSwitch] = &[
     SpbSwitch::RefuseFast,
     SpbSwitch::StealLast,
 ];
-/// Switches of the series that are on in `spb` and off in `spb-next`: patch 05 (watermark
-/// boosting removed), which the series' author agreed in review to drop. Boosting is mainline's
-/// answer to a fragmenting fallback (kswapd reclaims a pageblock more, so the next movable
-/// request finds movable memory instead of stealing); docs/spb-next.md, "Movable steals".
-pub const NEXT_CLEARED: &[SpbSwitch] = &[SpbSwitch::NoWatermarkBoost];
 /// spb-next's ideas that did not help where measured (docs/spb-next.md): off in both
 /// policies, available with `-on:`.
 pub const NEXT_OFF_SWITCHES: &[SpbSwitch] =
@@ -88,14 +83,11 @@ impl SpbSwitches {
         }
         s
     }
-    /// `spb-next`'s default set: spb's plus spb-next's ideas, less [`NEXT_CLEARED`].
+    /// `spb-next`'s default set: spb's plus spb-next's ideas.
     pub fn next_on() -> Self {
         let mut s = Self::all_on();
         for w in NEXT_SWITCHES {
             s.set(*w, true);
-        }
-        for w in NEXT_CLEARED {
-            s.set(*w, false);
         }
         s
     }
