@@ -551,8 +551,9 @@ impl SpbPolicy {
             }
         }
         // Fallback: claim, then steal, from other types — inside tainted SPBs first.
-        // (spb-next `steal_last`: nothing fragmenting while NOFRAGMENT is set.)
-        let frag_ok = super::spb_steal::movable_may_fragment(self.sw, flags);
+        // (spb-next `steal_last` / `movable_zone_order`: nothing fragmenting under NOFRAGMENT.)
+        let frag_ok =
+            super::spb_steal::movable_may_fragment(self.sw, flags, self.excluded.is_some());
         for cat in [Category::Tainted, Category::Clean] {
             if let Some((p, _)) = Self::walk_list(z, cat, excl, visited, |z, i| {
                 mainline::claim_in(z, ctx, i as usize, order, mt, flags, !frag_ok)

@@ -51,7 +51,8 @@ switches! {
     RefuseFast => "refuse_fast", "next", "a refused optional request fails at once, without reclaim or compaction (its caller has a cheap fallback)";
     CompactFragments => "compact_fragments", "next", "compaction may take targets from partly used movable pageblocks of tainted SPBs, inside the reserve too";
     ContigTargets => "contig_targets", "next", "pages moved by a 1 GiB allocation go to tainted, lost or already failed SPBs first, never to an SPB still to be tried";
-    StealLast => "steal_last", "next", "a movable request steals single pages inside a tainted SPB only after every allowed zone was tried without fragmenting";
+    StealLast => "steal_last", "next", "a migration target of spb's own evacuation steals single pages inside a tainted SPB only after every allowed zone was tried without fragmenting";
+    MovableZoneOrder => "movable_zone_order", "next", "every movable request tries all allowed zones without fragmenting before it steals (mainline's fast-path order)";
 }
 
 /// The switches that are spb-next's own ideas and on in `spb-next` (off in `spb`).
@@ -62,8 +63,11 @@ pub const NEXT_SWITCHES: &[SpbSwitch] = &[
 ];
 /// spb-next's ideas that did not help where measured (docs/spb-next.md): off in both
 /// policies, available with `-on:`.
-pub const NEXT_OFF_SWITCHES: &[SpbSwitch] =
-    &[SpbSwitch::CompactFragments, SpbSwitch::ContigTargets];
+pub const NEXT_OFF_SWITCHES: &[SpbSwitch] = &[
+    SpbSwitch::CompactFragments,
+    SpbSwitch::ContigTargets,
+    SpbSwitch::MovableZoneOrder,
+];
 
 /// A set of switches (bit i = switch i on).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
