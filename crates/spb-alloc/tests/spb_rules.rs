@@ -760,10 +760,15 @@ fn steal_fixture(sw: SpbSwitches, dma32_free: u64) -> (Allocator, Pfn) {
 }
 
 #[test]
-fn steal_last_switch() {
+fn movable_zone_order_switch() {
     // clean memory in DMA32: spb steals one of the tainted SPB's two free unmovable-block pages;
-    // with steal_last the movable request takes DMA32's clean memory and leaves that room free
-    for (sw, steals) in [(on(), true), (on().with(SpbSwitch::StealLast), false)] {
+    // with movable_zone_order the movable request takes DMA32's clean memory and leaves that
+    // room free (steal_last alone does not touch requests)
+    for (sw, steals) in [
+        (on(), true),
+        (on().with(SpbSwitch::StealLast), true),
+        (on().with(SpbSwitch::MovableZoneOrder), false),
+    ] {
         let (mut a, normal) = steal_fixture(sw, 8);
         let p = a
             .alloc(AllocRequest::new(0, Gfp::HIGHUSER_MOVABLE), &mut NoEnv)
@@ -777,13 +782,85 @@ fn steal_last_switch() {
         );
         assert_eq!(stalls(&a) + a.vm().get(Vm::AllocstallDma32), 0);
     }
-    // no clean memory anywhere: steal_last still steals, in the fast path (no reclaim, no
+    // no clean memory anywhere: the request still steals, in the fast path (no reclaim, no
     // failure), after both zones were tried without fragmenting
-    let (mut a, normal) = steal_fixture(on().with(SpbSwitch::StealLast), 0);
+    let (mut a, normal) = steal_fixture(on().with(SpbSwitch::MovableZoneOrder), 0);
     let p = a
         .alloc(AllocRequest::new(0, Gfp::HIGHUSER_MOVABLE), &mut NoEnv)
         .unwrap();
     assert!(p >= normal);
     assert_eq!(a.vm().get(Vm::ExtfragSteal), 1);
     assert_eq!(stalls(&a) + a.vm().get(Vm::AllocstallDma32), 0);
+}
+
+#[test]
+fn steal_last_switch() {
+    // Normal: SPB 0 tainted, one free pageblock left, the rest movable (the defrag worker empties
+    // it); SPB 1 tainted with three free pages in its unmovable pageblock and no other free
+    // page. DMA32 has four free pageblocks (clean memory). The defrag worker's migration targets
+    // steal SPB 1's unmovable room under spb; with steal_last they go to DMA32.
+    for (sw, steals) in [(on(), true), (on().with(SpbSwitch::StealLast), false)] {
+        let mut c = Config {
+            policy: PolicyConfig {
+                kind: PolicyKind::Spb,
+                spb: sw,
+            },
+            pcp: false,
+            ..cfg(PolicyKind::Spb)
+        };
+        c.watermarks.min_free_kbytes = Some(0);
+        let mut a = Allocator::new(&tiny_two_zone(2), c).unwrap();
+        let s = a.geo().spb_pages();
+        let (dma32, n0, n1) = (s, 2 * s, 3 * s);
+        let mut env = TrackEnv::default();
+        let mut put = |a: &mut Allocator, p: Pfn, g: Gfp| {
+            a.alloc_at(p, 0, g, p as u32).unwrap();
+            env.loc.insert(p as u32, (p, 0));
+        };
+        for off in 0..SPB - 8 {
+            let g = if off == 0 {
+                Gfp::KERNEL
+            } else {
+                Gfp::HIGHUSER_MOVABLE
+            };
+            put(&mut a, n0 + off, g);
+        }
+        a.label_pageblock(n1, Mt::Unmovable).unwrap();
+        for off in 0..SPB {
+            match off {
+                0..=4 => put(&mut a, n1 + off, Gfp::KERNEL),
+                5..=7 => {}
+                _ => put(&mut a, n1 + off, Gfp::HIGHUSER_MOVABLE),
+            }
+        }
+        for off in 0..SPB - 32 {
+            put(&mut a, dma32 + off, Gfp::HIGHUSER_MOVABLE);
+        }
+        // a reclaimable slab page claims SPB 0's last free pageblock (PASS_2): SPB 0 is now
+        // below its defrag threshold
+        let p = a
+            .alloc(
+                AllocRequest::new(0, Gfp::KERNEL | Gfp::RECLAIMABLE),
+                &mut env,
+            )
+            .unwrap();
+        assert_eq!(p & !(s - 1), n0);
+        let before = a.zones()[1].spbs()[1].free_pages();
+        a.background(1, &mut env);
+        assert!(
+            a.vm().get(Vm::SpbDefragPagesMoved) > 0,
+            "the defrag worker ran"
+        );
+        assert_eq!(a.vm().get(Vm::ExtfragSteal) > 0, steals);
+        assert_eq!(
+            a.zones()[1].spbs()[1].free_pages() == before,
+            !steals,
+            "SPB 1's unmovable room: {} -> {}",
+            before,
+            a.zones()[1].spbs()[1].free_pages()
+        );
+        if !steals {
+            assert!(a.zones()[0].free_pages() < 32, "targets in DMA32");
+        }
+    }
 }
