@@ -420,7 +420,9 @@ impl Allocator {
                     return Some(p);
                 }
             }
-            if flags.contains(AllocFlags::NOFRAGMENT) && self.policy.drop_nofragment_in_walk() {
+            if flags.contains(AllocFlags::NOFRAGMENT)
+                && self.policy.drop_nofragment_in_walk(req.gfp.migratetype())
+            {
                 flags = flags.without(AllocFlags::NOFRAGMENT);
                 continue;
             }

@@ -818,3 +818,143 @@ fn contig_fit_switch() {
         .unwrap();
     assert_eq!((spb_of(&a, p), env.moves), (1, 50));
 }
+
+/// DMA32 (one SPB) below Normal (one SPB). Normal is tainted: its first pageblock is labelled
+/// UNMOVABLE and holds 6 unmovable pages and 2 free ones, every other page is movable. DMA32
+/// keeps its last `dma32_free` pages free (clean memory) and is full of movable pages below.
+fn steal_fixture(sw: SpbSwitches, dma32_free: u64) -> (Allocator, Pfn) {
+    let mut c = Config {
+        policy: PolicyConfig {
+            kind: PolicyKind::Spb,
+            spb: sw,
+        },
+        pcp: false,
+        ..cfg(PolicyKind::Spb)
+    };
+    c.watermarks.min_free_kbytes = Some(0);
+    let mut a = Allocator::new(&tiny_two_zone(1), c).unwrap();
+    let s = a.geo().spb_pages();
+    let (dma32, normal) = (s, 2 * s);
+    a.label_pageblock(normal, Mt::Unmovable).unwrap();
+    for off in 0..SPB {
+        let g = match off {
+            0..=5 => Gfp::KERNEL,
+            6 | 7 => continue,
+            _ => Gfp::HIGHUSER_MOVABLE,
+        };
+        a.alloc_at(normal + off, 0, g, (normal + off) as u32)
+            .unwrap();
+    }
+    for off in 0..SPB - dma32_free {
+        a.alloc_at(dma32 + off, 0, Gfp::HIGHUSER_MOVABLE, (dma32 + off) as u32)
+            .unwrap();
+    }
+    assert_eq!(a.zones()[1].spbs()[0].category(), Category::Tainted);
+    (a, normal)
+}
+
+#[test]
+fn movable_zone_order_switch() {
+    // clean memory in DMA32: spb steals one of the tainted SPB's two free unmovable-block pages;
+    // with movable_zone_order the movable request takes DMA32's clean memory and leaves that
+    // room free (steal_last alone does not touch requests)
+    for (sw, steals) in [
+        (on(), true),
+        (on().with(SpbSwitch::StealLast), true),
+        (on().with(SpbSwitch::MovableZoneOrder), false),
+    ] {
+        let (mut a, normal) = steal_fixture(sw, 8);
+        let p = a
+            .alloc(AllocRequest::new(0, Gfp::HIGHUSER_MOVABLE), &mut NoEnv)
+            .unwrap();
+        assert_eq!(p >= normal, steals, "served in Normal only when it steals");
+        assert_eq!(a.vm().get(Vm::ExtfragSteal) > 0, steals);
+        assert_eq!(
+            a.zones()[1].free_pages() == 2,
+            !steals,
+            "the unmovable room"
+        );
+        assert_eq!(stalls(&a) + a.vm().get(Vm::AllocstallDma32), 0);
+    }
+    // no clean memory anywhere: the request still steals, in the fast path (no reclaim, no
+    // failure), after both zones were tried without fragmenting
+    let (mut a, normal) = steal_fixture(on().with(SpbSwitch::MovableZoneOrder), 0);
+    let p = a
+        .alloc(AllocRequest::new(0, Gfp::HIGHUSER_MOVABLE), &mut NoEnv)
+        .unwrap();
+    assert!(p >= normal);
+    assert_eq!(a.vm().get(Vm::ExtfragSteal), 1);
+    assert_eq!(stalls(&a) + a.vm().get(Vm::AllocstallDma32), 0);
+}
+
+#[test]
+fn steal_last_switch() {
+    // Normal: SPB 0 tainted, one free pageblock left, the rest movable (the defrag worker empties
+    // it); SPB 1 tainted with three free pages in its unmovable pageblock and no other free
+    // page. DMA32 has four free pageblocks (clean memory). The defrag worker's migration targets
+    // steal SPB 1's unmovable room under spb; with steal_last they go to DMA32.
+    for (sw, steals) in [(on(), true), (on().with(SpbSwitch::StealLast), false)] {
+        let mut c = Config {
+            policy: PolicyConfig {
+                kind: PolicyKind::Spb,
+                spb: sw,
+            },
+            pcp: false,
+            ..cfg(PolicyKind::Spb)
+        };
+        c.watermarks.min_free_kbytes = Some(0);
+        let mut a = Allocator::new(&tiny_two_zone(2), c).unwrap();
+        let s = a.geo().spb_pages();
+        let (dma32, n0, n1) = (s, 2 * s, 3 * s);
+        let mut env = TrackEnv::default();
+        let mut put = |a: &mut Allocator, p: Pfn, g: Gfp| {
+            a.alloc_at(p, 0, g, p as u32).unwrap();
+            env.loc.insert(p as u32, (p, 0));
+        };
+        for off in 0..SPB - 8 {
+            let g = if off == 0 {
+                Gfp::KERNEL
+            } else {
+                Gfp::HIGHUSER_MOVABLE
+            };
+            put(&mut a, n0 + off, g);
+        }
+        a.label_pageblock(n1, Mt::Unmovable).unwrap();
+        for off in 0..SPB {
+            match off {
+                0..=4 => put(&mut a, n1 + off, Gfp::KERNEL),
+                5..=7 => {}
+                _ => put(&mut a, n1 + off, Gfp::HIGHUSER_MOVABLE),
+            }
+        }
+        for off in 0..SPB - 32 {
+            put(&mut a, dma32 + off, Gfp::HIGHUSER_MOVABLE);
+        }
+        // a reclaimable slab page claims SPB 0's last free pageblock (PASS_2): SPB 0 is now
+        // below its defrag threshold
+        let p = a
+            .alloc(
+                AllocRequest::new(0, Gfp::KERNEL | Gfp::RECLAIMABLE),
+                &mut env,
+            )
+            .unwrap();
+        assert_eq!(p & !(s - 1), n0);
+        let before = a.zones()[1].spbs()[1].free_pages();
+        a.background(1, &mut env);
+        assert!(
+            a.vm().get(Vm::SpbDefragPagesMoved) > 0,
+            "the defrag worker ran"
+        );
+        assert_eq!(a.vm().get(Vm::ExtfragSteal) > 0, steals);
+        assert_eq!(
+            a.zones()[1].spbs()[1].free_pages() == before,
+            !steals,
+            "SPB 1's unmovable room: {} -> {}",
+            before,
+            a.zones()[1].spbs()[1].free_pages()
+        );
+        if !steals {
+            assert!(a.zones()[0].free_pages() < 32, "targets in DMA32");
+        }
+    }
+}

@@ -22,6 +22,7 @@ pub mod mainline;
 pub mod spb;
 pub mod spb_contig;
 pub mod spb_gfp;
+pub(crate) mod spb_steal;
 pub mod spb_switches;
 pub(crate) mod spb_work;
 pub mod spec;
@@ -177,11 +178,11 @@ impl Policy {
         }
     }
     /// Whether the fast path's zonelist walk drops NOFRAGMENT and walks again when nothing was
-    /// found (mainline default mode only).
-    pub fn drop_nofragment_in_walk(&self) -> bool {
+    /// found (mainline default mode only; spb-next `steal_last`: movable requests).
+    pub fn drop_nofragment_in_walk(&self, mt: MigrateType) -> bool {
         match self {
             Policy::Mainline { defrag_mode } => !*defrag_mode,
-            Policy::Spb(s) => !s.sw.on(SpbSwitch::KeepNofragment),
+            Policy::Spb(s) => spb_steal::drop_in_walk(s.sw, mt),
         }
     }
     /// Whether the slow path keeps NOFRAGMENT until the last resort before OOM.

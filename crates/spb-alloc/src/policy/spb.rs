@@ -551,12 +551,18 @@ impl SpbPolicy {
             }
         }
         // Fallback: claim, then steal, from other types — inside tainted SPBs first.
+        // (spb-next `steal_last` / `movable_zone_order`: nothing fragmenting under NOFRAGMENT.)
+        let frag_ok =
+            super::spb_steal::movable_may_fragment(self.sw, flags, self.excluded.is_some());
         for cat in [Category::Tainted, Category::Clean] {
             if let Some((p, _)) = Self::walk_list(z, cat, excl, visited, |z, i| {
-                mainline::claim_in(z, ctx, i as usize, order, mt, flags, false)
+                mainline::claim_in(z, ctx, i as usize, order, mt, flags, !frag_ok)
             }) {
                 return (Some(p), Pass::Pass4);
             }
+        }
+        if !frag_ok {
+            return (None, Pass::Fail);
         }
         // NOFRAGMENT keeps non-movable pages out of clean SPBs; a movable page cannot taint an
         // SPB, so under spb movable requests may steal regardless (tainted SPBs first).

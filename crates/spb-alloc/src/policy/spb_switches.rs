@@ -53,6 +53,8 @@ switches! {
     ContigTargets => "contig_targets", "next", "pages moved by a 1 GiB allocation go to tainted, lost or already failed SPBs first, never to an SPB still to be tried";
     ContigSplit => "contig_split", "next", "a 1 GiB allocation splits a THP it finds no whole migration target for and moves its base pages (the kernel's migrate_pages on -ENOMEM)";
     ContigFit => "contig_fit", "next", "a 1 GiB allocation skips SPBs whose movable pages exceed free memory above min plus reclaimable cache, and stops a zone once its migration targets ran out";
+    StealLast => "steal_last", "next", "a migration target of spb's own evacuation steals single pages inside a tainted SPB only after every allowed zone was tried without fragmenting";
+    MovableZoneOrder => "movable_zone_order", "next", "every movable request tries all allowed zones without fragmenting before it steals (mainline's fast-path order)";
 }
 
 /// The switches that are spb-next's own ideas and on in `spb-next` (off in `spb`).
@@ -64,8 +66,12 @@ pub const NEXT_SWITCHES: &[SpbSwitch] = &[
 ];
 /// spb-next's ideas that did not help where measured (docs/spb-next.md): off in both
 /// policies, available with `-on:`.
-pub const NEXT_OFF_SWITCHES: &[SpbSwitch] =
-    &[SpbSwitch::CompactFragments, SpbSwitch::ContigTargets];
+pub const NEXT_OFF_SWITCHES: &[SpbSwitch] = &[
+    SpbSwitch::CompactFragments,
+    SpbSwitch::ContigTargets,
+    SpbSwitch::StealLast,
+    SpbSwitch::MovableZoneOrder,
+];
 
 /// A set of switches (bit i = switch i on).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
