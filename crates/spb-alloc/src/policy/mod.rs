@@ -21,6 +21,7 @@
 pub mod mainline;
 pub mod spb;
 pub mod spb_gfp;
+pub mod spb_highorder;
 pub mod spb_switches;
 pub(crate) mod spb_work;
 pub mod spec;

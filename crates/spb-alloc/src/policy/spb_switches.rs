@@ -51,10 +51,15 @@ switches! {
     RefuseFast => "refuse_fast", "next", "a refused optional request fails at once, without reclaim or compaction (its caller has a cheap fallback)";
     CompactFragments => "compact_fragments", "next", "compaction may take targets from partly used movable pageblocks of tainted SPBs, inside the reserve too";
     ContigTargets => "contig_targets", "next", "pages moved by a 1 GiB allocation go to tainted, lost or already failed SPBs first, never to an SPB still to be tried";
+    HighorderEvacuate => "highorder_evacuate", "next", "a movable request above the costly order that finds no free block evacuates the cheapest movable-only pageblock (in the background for callers that cannot reclaim)";
 }
 
 /// The switches that are spb-next's own ideas and on in `spb-next` (off in `spb`).
-pub const NEXT_SWITCHES: &[SpbSwitch] = &[SpbSwitch::TaintWhenFull, SpbSwitch::RefuseFast];
+pub const NEXT_SWITCHES: &[SpbSwitch] = &[
+    SpbSwitch::TaintWhenFull,
+    SpbSwitch::RefuseFast,
+    SpbSwitch::HighorderEvacuate,
+];
 /// spb-next's ideas that did not help where measured (docs/spb-next.md): off in both
 /// policies, available with `-on:`.
 pub const NEXT_OFF_SWITCHES: &[SpbSwitch] =

@@ -1,0 +1,188 @@
+//! spb-next `highorder_evacuate`: make a free pageblock for a movable high-order request by
+//! evacuating the cheapest movable-only pageblock, instead of failing it or scanning the zone.
+//!
+//! # Why
+//! Under spb, movable allocations fill the fullest clean SPB first, smallest free block first,
+//! so when memory is full the free pages end up spread thinly over many pageblocks: free
+//! memory above the watermarks, not one free pageblock. A THP or a large page-cache folio then
+//! depends on compaction, whose free scanner must find a free block of the order of every page
+//! it moves (a page-cache folio of order 8 needs an order-8 target) and fails after scanning a
+//! large part of the zone; a GFP_TRANSHUGE_LIGHT fault (no direct reclaim) does not compact at
+//! all and fails at once.
+//!
+//! The allocator knows, per pageblock, how many movable pages it holds and that it holds
+//! nothing else. The pageblock with the fewest movable pages is the cheapest to free: moving its
+//! pages (at most one pageblock of migrations, the pages the request itself will take) makes a
+//! free pageblock, which serves the request. Movable pages cannot taint an SPB, and the pages
+//! moved go where the walk puts movable pages (the fullest clean SPB first), so no SPB becomes
+//! tainted and the SPB they leave gets emptier.
+//!
+//! - A request that may reclaim directly evacuates at slow-path entry, once, and retries the
+//!   free lists before the slow path's compaction and reclaim.
+//! - A request that may not (GFP_TRANSHUGE_LIGHT, atomic callers) queues the same evacuation
+//!   as background work: it fails now as its caller expects, the next one finds the block.
+
+use crate::env::Env;
+use crate::gfp::{AllocFlags, Gfp};
+use crate::migratetype::MigrateType;
+use crate::superpageblock::Category;
+use crate::vmstat::Vm;
+use crate::zone::{Zone, ZoneId, WMARK_LOW};
+use crate::AllocRequest;
+
+use super::spb::{SpbSwitch, Work};
+use super::{Core, DropDecision};
+
+/// Whether `highorder_evacuate` applies to a request: movable (its pages, and the pages moved
+/// for it, cannot taint an SPB), above PAGE_ALLOC_COSTLY_ORDER (below it the kernel's slow path
+/// retries reclaim and compaction until it succeeds; above it callers give up after one
+/// compaction, so those are the requests that fail), and at most a pageblock (what one
+/// evacuated pageblock can serve).
+pub fn applies(z_geo: crate::geometry::Geometry, gfp: Gfp, order: u8) -> bool {
+    gfp.migratetype() == MigrateType::Movable
+        && order > z_geo.costly_order()
+        && order <= z_geo.pageblock_order
+}
+
+/// The zone's free pages can absorb the request once a pageblock is free: free pages at least
+/// the low watermark (where the fast path itself allocates) plus one pageblock. Below that,
+/// memory is short, not only scattered, and reclaim is the answer (the slow path runs as in
+/// spb).
+fn room(z: &Zone) -> bool {
+    z.free_pages >= z.wmark_pages(WMARK_LOW) + z.geo.pageblock_pages()
+}
+
+/// The cheapest movable-only pageblock of zone `z`: the fewest movable pages, nothing
+/// non-movable, no per-CPU or reserved pages, no movable block of pageblock order or more (those
+/// are never moved), outside `excluded`. SPBs are visited by free pages, most first, and the
+/// search stops when no later SPB can hold a block with more free pages than the best found.
+pub fn cheapest_block(z: &Zone, excluded: u32) -> Option<crate::geometry::Pfn> {
+    let pbp = z.geo.pageblock_pages();
+    let mut order: alloc::vec::Vec<u32> = (0..z.spbs.len() as u32)
+        .filter(|&i| {
+            let s = &z.spbs[i as usize];
+            i != excluded
+                && matches!(s.category, Category::Clean | Category::Tainted)
+                && s.movable_pages() > 0
+                && s.free_pages > 0
+        })
+        .collect();
+    order.sort_by_key(|&i| core::cmp::Reverse(z.spbs[i as usize].free_pages));
+    // the largest order a moved block may have: one below the largest free movable block (a
+    // folio with no free block of its order to go to would be served by a fragmenting steal)
+    let fit = (0..z.geo.nr_orders())
+        .rev()
+        .find(|&o| z.nr_free[o][MigrateType::Movable.idx()] > 0)
+        .map_or(0, |o| o + 1);
+    let mut best: Option<(u64, crate::geometry::Pfn)> = None;
+    for i in order {
+        let s = &z.spbs[i as usize];
+        if let Some((bf, _)) = best {
+            if s.free_pages <= bf {
+                break;
+            }
+        }
+        let end = (s.start_pfn + z.geo.spb_pages()).min(z.span.end);
+        let mut b = s.start_pfn.max(z.span.start).div_ceil(pbp) * pbp;
+        while b + pbp <= end {
+            let pb = z.pb(b);
+            let ok = pb.alloc[1] > 0
+                && pb.alloc[0] + pb.alloc[2] + pb.alloc[3] == 0
+                && pb.pcp == 0
+                && pb.reserved + pb.absent == 0
+                && !pb.is_isolated()
+                && best.is_none_or(|(bf, _)| pb.free as u64 > bf);
+            if ok && blocks_fit(z, b, fit) {
+                best = Some((pb.free as u64, b));
+            }
+            b += pbp;
+        }
+    }
+    best.map(|x| x.1)
+}
+
+/// Every allocated block in the pageblock at `b` is of an order below `fit` (so the free lists
+/// hold a target for it without a steal, and it is below the pageblock order: evacuation never
+/// moves a block that large).
+fn blocks_fit(z: &Zone, b: crate::geometry::Pfn, fit: usize) -> bool {
+    let span = z.pb_span(b);
+    let mut p = span.start;
+    while p < span.end {
+        let m = z.page(p);
+        match m.state {
+            crate::page::PageState::Alloc => {
+                if m.order as usize >= fit || m.order >= z.geo.pageblock_order {
+                    return false;
+                }
+                p += 1u64 << m.order;
+            }
+            crate::page::PageState::Free
+            | crate::page::PageState::Pcp
+            | crate::page::PageState::Isolated => p += 1u64 << m.order,
+            _ => p += 1,
+        }
+    }
+    true
+}
+
+/// At slow-path entry for a movable request (see the module doc). `step` is the slow path's
+/// entry step (0 on entry): the evacuation runs once. Returns Some(Retry) when a pageblock was
+/// evacuated, so the slow path retries its free lists.
+pub(crate) fn movable_entry<C: Core>(
+    c: &mut C,
+    req: AllocRequest,
+    flags: &AllocFlags,
+    step: &mut u8,
+    env: &mut dyn Env,
+) -> Option<DropDecision> {
+    let on = c
+        .policy()
+        .spb()
+        .is_some_and(|s| s.sw.on(SpbSwitch::HighorderEvacuate));
+    if !on || *step != 0 || !applies(c.geo(), req.gfp, req.order) {
+        return None;
+    }
+    *step = 2;
+    let _ = flags;
+    let highest = req.gfp.highest_zone();
+    let Some(zi) = (0..c.zones().len())
+        .rev()
+        .find(|&zi| c.zones()[zi].kind <= highest && room(&c.zones()[zi]))
+    else {
+        return None;
+    };
+    if !req.gfp.contains(Gfp::DIRECT_RECLAIM) {
+        if let Some(s) = c.policy_mut().spb_mut() {
+            if !s.work.contains(&Work::EvacuateFree { zone: zi as u8 }) {
+                s.work.push(Work::EvacuateFree { zone: zi as u8 });
+            }
+        }
+        return None;
+    }
+    (evacuate_one(c, zi, env) > 0).then_some(DropDecision::Retry)
+}
+
+/// Evacuate the cheapest movable-only pageblock of zone `zi` (when the zone still has room for
+/// it). Returns pages moved.
+pub(crate) fn evacuate_one<C: Core>(c: &mut C, zi: ZoneId, env: &mut dyn Env) -> u64 {
+    let z = &c.zones()[zi];
+    if !room(z) {
+        return 0;
+    }
+    // a free pageblock appeared meanwhile (frees, another evacuation): nothing to do
+    let pbo = z.geo.pageblock_order as usize;
+    if (pbo..z.geo.nr_orders()).any(|o| z.nr_free[o].iter().any(|&n| n > 0)) {
+        return 0;
+    }
+    let excluded = match c.policy().spb().and_then(|s| s.excluded) {
+        Some((ez, s)) if ez as usize == zi => s,
+        _ => crate::page::NIL,
+    };
+    let Some(b) = cheapest_block(z, excluded) else {
+        return 0;
+    };
+    let moved = super::spb_work::evacuate_block(c, zi, b, env);
+    c.vm().inc(Vm::SpbEvacuateRuns);
+    c.vm().add(Vm::SpbEvacuatePagesMoved, moved);
+    moved
+}
