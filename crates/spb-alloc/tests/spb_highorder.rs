@@ -67,10 +67,10 @@ fn fill(a: &mut Allocator, env: &mut TrackEnv, pbs: u64, free: impl Fn(u64, u64)
     }
 }
 
-/// Free offsets leaving no free block above order 2 (every fourth page allocated) plus, where
-/// `more`, every page at an odd offset free as well.
-fn scattered(off: u64, more: bool) -> bool {
-    off % 4 != 0 && (off % 4 == 1 || more && off % 2 == 1)
+/// One free page in four, no two of them buddies: a pageblock with 24 movable pages and no free
+/// block above order 0.
+fn scattered(off: u64) -> bool {
+    off % 4 == 1
 }
 
 #[test]
@@ -82,9 +82,9 @@ fn evacuates_the_cheapest_block_for_a_thp() {
         let mut env = TrackEnv::default();
         fill(&mut a, &mut env, 16, |pb, off| {
             if pb == 11 {
-                off % 4 != 0
+                !off.is_multiple_of(4)
             } else {
-                scattered(off, false)
+                scattered(off)
             }
         });
         let r = a.alloc(AllocRequest::new(5, Gfp::TRANSHUGE), &mut env);
@@ -118,7 +118,7 @@ fn costly_order_and_below_do_not_evacuate() {
     // an order-3 request (PAGE_ALLOC_COSTLY_ORDER) keeps the slow path of spb
     let mut a = alloc_with(2, next(true));
     let mut env = TrackEnv::default();
-    fill(&mut a, &mut env, 16, |_, off| scattered(off, false));
+    fill(&mut a, &mut env, 16, |_, off| scattered(off));
     let _ = a.alloc(
         AllocRequest::new(3, Gfp::HIGHUSER_MOVABLE.with(Gfp::NORETRY)),
         &mut env,
@@ -133,9 +133,9 @@ fn callers_without_direct_reclaim_evacuate_in_the_background() {
         let mut env = TrackEnv::default();
         fill(&mut a, &mut env, 16, |pb, off| {
             if pb == 3 {
-                off % 4 != 0
+                !off.is_multiple_of(4)
             } else {
-                scattered(off, false)
+                scattered(off)
             }
         });
         let light = Gfp::TRANSHUGE_LIGHT.with(Gfp::NORETRY);
@@ -171,9 +171,9 @@ fn skips_blocks_whose_folio_has_no_free_block_of_its_order() {
         .unwrap();
     env.loc.insert(folio as u32, (folio, 4));
     fill(&mut a, &mut env, 16, |pb, off| match pb {
-        2 => off < 16 || off % 4 != 0,
+        2 => off < 16 || !off.is_multiple_of(4),
         9 => off % 4 == 1 || off % 16 == 3,
-        _ => scattered(off, false),
+        _ => scattered(off),
     });
     let p = a
         .alloc(AllocRequest::new(5, Gfp::TRANSHUGE), &mut env)

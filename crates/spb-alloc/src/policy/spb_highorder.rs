@@ -23,7 +23,7 @@
 //!   as background work: it fails now as its caller expects, the next one finds the block.
 
 use crate::env::Env;
-use crate::gfp::{AllocFlags, Gfp};
+use crate::gfp::Gfp;
 use crate::migratetype::MigrateType;
 use crate::superpageblock::Category;
 use crate::vmstat::Vm;
@@ -131,7 +131,6 @@ fn blocks_fit(z: &Zone, b: crate::geometry::Pfn, fit: usize) -> bool {
 pub(crate) fn movable_entry<C: Core>(
     c: &mut C,
     req: AllocRequest,
-    flags: &AllocFlags,
     step: &mut u8,
     env: &mut dyn Env,
 ) -> Option<DropDecision> {
@@ -143,14 +142,10 @@ pub(crate) fn movable_entry<C: Core>(
         return None;
     }
     *step = 2;
-    let _ = flags;
     let highest = req.gfp.highest_zone();
-    let Some(zi) = (0..c.zones().len())
+    let zi = (0..c.zones().len())
         .rev()
-        .find(|&zi| c.zones()[zi].kind <= highest && room(&c.zones()[zi]))
-    else {
-        return None;
-    };
+        .find(|&zi| c.zones()[zi].kind <= highest && room(&c.zones()[zi]))?;
     if !req.gfp.contains(Gfp::DIRECT_RECLAIM) {
         if let Some(s) = c.policy_mut().spb_mut() {
             if !s.work.contains(&Work::EvacuateFree { zone: zi as u8 }) {

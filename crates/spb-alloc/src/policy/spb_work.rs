@@ -174,7 +174,7 @@ pub(crate) fn slowpath_entry<C: Core>(
 ) -> Option<DropDecision> {
     let mt = req.gfp.migratetype();
     if mt == MigrateType::Movable {
-        return super::spb_highorder::movable_entry(c, req, flags, step, env);
+        return super::spb_highorder::movable_entry(c, req, step, env);
     }
     if !flags.contains(AllocFlags::NOFRAGMENT) {
         return None;
