@@ -20,7 +20,9 @@
 //! - A request that may reclaim directly evacuates at slow-path entry, once, and retries the
 //!   free lists before the slow path's compaction and reclaim.
 //! - A request that may not (GFP_TRANSHUGE_LIGHT, atomic callers) queues the same evacuation
-//!   as background work: it fails now as its caller expects, the next one finds the block.
+//!   as background work: it fails now as its caller expects; the work evacuates pageblocks
+//!   until the zone holds a small supply of free pageblocks ([`supply_target`]), so the
+//!   following requests find one.
 
 use crate::env::Env;
 use crate::gfp::Gfp;
@@ -157,16 +159,67 @@ pub(crate) fn movable_entry<C: Core>(
     (evacuate_one(c, zi, env) > 0).then_some(DropDecision::Retry)
 }
 
-/// Evacuate the cheapest movable-only pageblock of zone `zi` (when the zone still has room for
-/// it). Returns pages moved.
+/// Free pages of the zone in whole free pageblocks, in pageblocks.
+fn free_pageblocks(z: &Zone) -> u64 {
+    let pbo = z.geo.pageblock_order as usize;
+    (pbo..z.geo.nr_orders())
+        .map(|o| z.nr_free[o].iter().sum::<u64>() << (o - pbo))
+        .sum()
+}
+
+/// How many free pageblocks the background evacuation keeps for callers that cannot reclaim:
+/// the gap between the zone's low and high watermarks in pageblocks (at least one), the band
+/// kswapd refills in free pages, here kept in whole pageblocks (defrag_mode's kswapd balances
+/// the same watermark in free pageblocks).
+fn supply_target(z: &Zone) -> u64 {
+    let pbp = z.geo.pageblock_pages();
+    (z.wmark_pages(crate::zone::WMARK_HIGH)
+        .saturating_sub(z.wmark_pages(WMARK_LOW))
+        / pbp)
+        .max(1)
+}
+
+/// Background work of `highorder_evacuate` for zone `zi`: evacuate cheapest pageblocks until the
+/// zone holds [`supply_target`] free pageblocks, at most `DEFRAG_BLOCKS_PER_RUN` per call (the
+/// bound of one defrag run); requeued while it makes progress and the target is not reached.
+pub(crate) fn background_supply<C: Core>(c: &mut C, zi: ZoneId, env: &mut dyn Env) {
+    let mut progressed = false;
+    for _ in 0..super::spb_work::DEFRAG_BLOCKS_PER_RUN {
+        let z = &c.zones()[zi];
+        if free_pageblocks(z) >= supply_target(z) {
+            return;
+        }
+        if evacuate_cheapest(c, zi, env) == 0 {
+            return;
+        }
+        progressed = true;
+    }
+    if progressed {
+        if let Some(s) = c.policy_mut().spb_mut() {
+            let w = Work::EvacuateFree { zone: zi as u8 };
+            if !s.work.contains(&w) {
+                s.work.push(w);
+            }
+        }
+    }
+}
+
+/// Evacuate the cheapest movable-only pageblock of zone `zi` for a request that found no free
+/// block (when the zone still has room for it and still has no free pageblock). Returns pages
+/// moved.
 pub(crate) fn evacuate_one<C: Core>(c: &mut C, zi: ZoneId, env: &mut dyn Env) -> u64 {
-    let z = &c.zones()[zi];
-    if !room(z) {
+    // a free pageblock appeared meanwhile (frees, another evacuation): nothing to do
+    if free_pageblocks(&c.zones()[zi]) > 0 {
         return 0;
     }
-    // a free pageblock appeared meanwhile (frees, another evacuation): nothing to do
-    let pbo = z.geo.pageblock_order as usize;
-    if (pbo..z.geo.nr_orders()).any(|o| z.nr_free[o].iter().any(|&n| n > 0)) {
+    evacuate_cheapest(c, zi, env)
+}
+
+/// Evacuate the cheapest movable-only pageblock of zone `zi` if the zone has room. Returns
+/// pages moved.
+fn evacuate_cheapest<C: Core>(c: &mut C, zi: ZoneId, env: &mut dyn Env) -> u64 {
+    let z = &c.zones()[zi];
+    if !room(z) {
         return 0;
     }
     let excluded = match c.policy().spb().and_then(|s| s.excluded) {

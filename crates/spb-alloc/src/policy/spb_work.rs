@@ -298,7 +298,7 @@ pub(crate) fn background<C: Core>(c: &mut C, env: &mut dyn Env) {
                 c.reclaim(req, env);
             }
             Work::EvacuateFree { zone } => {
-                super::spb_highorder::evacuate_one(c, zone as usize, env);
+                super::spb_highorder::background_supply(c, zone as usize, env);
             }
         }
     }
