@@ -1,6 +1,6 @@
 //! spb-next `highorder_evacuate` (policy/spb_highorder.rs), each rule with the switch on and
-//! off, on a small geometry where orders above the costly order (3) fit in a pageblock:
-//! 32-page pageblocks (order 5), 8 pageblocks per SPB.
+//! off, on a small geometry: 32-page pageblocks (order 5, the THP order here), 8 pageblocks
+//! per SPB.
 
 mod common;
 use common::*;
@@ -114,13 +114,13 @@ fn evacuates_the_cheapest_block_for_a_thp() {
 }
 
 #[test]
-fn costly_order_and_below_do_not_evacuate() {
-    // an order-3 request (PAGE_ALLOC_COSTLY_ORDER) keeps the slow path of spb
+fn below_the_pageblock_order_does_not_evacuate() {
+    // an order-4 request (a large folio, above PAGE_ALLOC_COSTLY_ORDER) keeps the slow path of spb
     let mut a = alloc_with(2, next(true));
     let mut env = TrackEnv::default();
     fill(&mut a, &mut env, 16, |_, off| scattered(off));
     let _ = a.alloc(
-        AllocRequest::new(3, Gfp::HIGHUSER_MOVABLE.with(Gfp::NORETRY)),
+        AllocRequest::new(4, Gfp::HIGHUSER_MOVABLE.with(Gfp::NORETRY)),
         &mut env,
     );
     assert_eq!(a.vm().get(Vm::SpbEvacuateRuns), 0);

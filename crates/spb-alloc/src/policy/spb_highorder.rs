@@ -36,14 +36,12 @@ use super::spb::{SpbSwitch, Work};
 use super::{Core, DropDecision};
 
 /// Whether `highorder_evacuate` applies to a request: movable (its pages, and the pages moved
-/// for it, cannot taint an SPB), above PAGE_ALLOC_COSTLY_ORDER (below it the kernel's slow path
-/// retries reclaim and compaction until it succeeds; above it callers give up after one
-/// compaction, so those are the requests that fail), and at most a pageblock (what one
-/// evacuated pageblock can serve).
+/// for it, cannot taint an SPB) and of a whole pageblock (a THP): one evacuated pageblock then
+/// serves exactly the request it was made for. Smaller high-order requests (large page-cache
+/// folios) are left to compaction: evacuating a whole pageblock for a fragment of it moved pages
+/// their caller did not need moved, and measured, it raised their failures (docs/spb-next.md).
 pub fn applies(z_geo: crate::geometry::Geometry, gfp: Gfp, order: u8) -> bool {
-    gfp.migratetype() == MigrateType::Movable
-        && order > z_geo.costly_order()
-        && order <= z_geo.pageblock_order
+    gfp.migratetype() == MigrateType::Movable && order == z_geo.pageblock_order
 }
 
 /// The zone's free pages can absorb the request once a pageblock is free: free pages at least

@@ -51,7 +51,7 @@ switches! {
     RefuseFast => "refuse_fast", "next", "a refused optional request fails at once, without reclaim or compaction (its caller has a cheap fallback)";
     CompactFragments => "compact_fragments", "next", "compaction may take targets from partly used movable pageblocks of tainted SPBs, inside the reserve too";
     ContigTargets => "contig_targets", "next", "pages moved by a 1 GiB allocation go to tainted, lost or already failed SPBs first, never to an SPB still to be tried";
-    HighorderEvacuate => "highorder_evacuate", "next", "a movable request above the costly order that finds no free block evacuates the cheapest movable-only pageblock (in the background for callers that cannot reclaim)";
+    HighorderEvacuate => "highorder_evacuate", "next", "a movable pageblock-order request (THP) that finds no free pageblock evacuates the cheapest movable-only pageblock (in the background for callers that cannot reclaim)";
 }
 
 /// The switches that are spb-next's own ideas and on in `spb-next` (off in `spb`).
