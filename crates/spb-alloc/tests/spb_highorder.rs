@@ -16,12 +16,15 @@ const G: Geometry = Geometry {
 const PB: u64 = 32;
 const SPB: u64 = 256;
 
+/// spb-next's default set with `highorder_evacuate` on or off (off by default: see
+/// docs/spb-next.md).
 fn next(on: bool) -> SpbSwitches {
     let s = SpbSwitches::next_on();
+    assert!(!s.on(SpbSwitch::HighorderEvacuate));
     if on {
-        s
+        s.with(SpbSwitch::HighorderEvacuate)
     } else {
-        s.without(SpbSwitch::HighorderEvacuate)
+        s
     }
 }
 

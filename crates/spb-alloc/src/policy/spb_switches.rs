@@ -55,15 +55,14 @@ switches! {
 }
 
 /// The switches that are spb-next's own ideas and on in `spb-next` (off in `spb`).
-pub const NEXT_SWITCHES: &[SpbSwitch] = &[
-    SpbSwitch::TaintWhenFull,
-    SpbSwitch::RefuseFast,
-    SpbSwitch::HighorderEvacuate,
-];
+pub const NEXT_SWITCHES: &[SpbSwitch] = &[SpbSwitch::TaintWhenFull, SpbSwitch::RefuseFast];
 /// spb-next's ideas that did not help where measured (docs/spb-next.md): off in both
 /// policies, available with `-on:`.
-pub const NEXT_OFF_SWITCHES: &[SpbSwitch] =
-    &[SpbSwitch::CompactFragments, SpbSwitch::ContigTargets];
+pub const NEXT_OFF_SWITCHES: &[SpbSwitch] = &[
+    SpbSwitch::CompactFragments,
+    SpbSwitch::ContigTargets,
+    SpbSwitch::HighorderEvacuate,
+];
 
 /// A set of switches (bit i = switch i on).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
