@@ -565,7 +565,11 @@ fn adopt_partial_switch() {
 
 #[test]
 fn every_switch_has_a_test_and_a_name() {
-    let src = include_str!("spb_rules.rs");
+    // highorder_evacuate's tests need a larger geometry and live in spb_highorder.rs
+    let src = concat!(
+        include_str!("spb_rules.rs"),
+        include_str!("spb_highorder.rs")
+    );
     for w in SpbSwitch::ALL {
         let needle = format!("SpbSwitch::{:?}", w);
         assert!(

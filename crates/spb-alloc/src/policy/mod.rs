@@ -23,6 +23,7 @@ pub mod spb;
 pub mod spb_contig;
 pub mod spb_gfp;
 pub(crate) mod spb_steal;
+pub mod spb_highorder;
 pub mod spb_switches;
 pub(crate) mod spb_work;
 pub mod spec;

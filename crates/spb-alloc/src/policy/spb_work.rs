@@ -173,7 +173,10 @@ pub(crate) fn slowpath_entry<C: Core>(
     env: &mut dyn Env,
 ) -> Option<DropDecision> {
     let mt = req.gfp.migratetype();
-    if mt == MigrateType::Movable || !flags.contains(AllocFlags::NOFRAGMENT) {
+    if mt == MigrateType::Movable {
+        return super::spb_highorder::movable_entry(c, req, step, env);
+    }
+    if !flags.contains(AllocFlags::NOFRAGMENT) {
         return None;
     }
     let taint = sw(c, SpbSwitch::TaintWhenFull);
@@ -293,6 +296,9 @@ pub(crate) fn background<C: Core>(c: &mut C, env: &mut dyn Env) {
                     prefer_range: Some(range),
                 };
                 c.reclaim(req, env);
+            }
+            Work::EvacuateFree { zone } => {
+                super::spb_highorder::background_supply(c, zone as usize, env);
             }
         }
     }

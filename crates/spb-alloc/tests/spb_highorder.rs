@@ -1,0 +1,203 @@
+//! spb-next `highorder_evacuate` (policy/spb_highorder.rs), each rule with the switch on and
+//! off, on a small geometry: 32-page pageblocks (order 5, the THP order here), 8 pageblocks
+//! per SPB.
+
+mod common;
+use common::*;
+use spb_alloc::policy::spb::Work;
+use spb_alloc::*;
+
+const G: Geometry = Geometry {
+    page_shift: 12,
+    pageblock_order: 5,
+    max_order: 5,
+    spb_order: 8,
+};
+const PB: u64 = 32;
+const SPB: u64 = 256;
+
+/// spb-next's default set with `highorder_evacuate` on or off (off by default: see
+/// docs/spb-next.md).
+fn next(on: bool) -> SpbSwitches {
+    let s = SpbSwitches::next_on();
+    assert!(!s.on(SpbSwitch::HighorderEvacuate));
+    if on {
+        s.with(SpbSwitch::HighorderEvacuate)
+    } else {
+        s
+    }
+}
+
+fn alloc_with(spbs: u64, sw: SpbSwitches) -> Allocator {
+    let layout = MemoryLayout {
+        geometry: G,
+        zones: vec![ZoneSpec::plain(
+            ZoneKind::Normal,
+            PfnRange::new(SPB, SPB + spbs * SPB),
+        )],
+    };
+    let mut c = Config {
+        policy: PolicyConfig {
+            kind: PolicyKind::SpbNext,
+            spb: sw,
+        },
+        pcp: false,
+        ..cfg(PolicyKind::SpbNext)
+    };
+    c.watermarks.min_free_kbytes = Some(0);
+    // no proactive compaction: what the background does is the policy's work alone
+    c.compaction_proactiveness = 0;
+    Allocator::new(&layout, c).unwrap()
+}
+
+/// First pfn of pageblock `pb` (counted from the zone start).
+fn pb_base(pb: u64) -> Pfn {
+    SPB + pb * PB
+}
+
+/// Fill every pageblock of the zone with movable order-0 pages, leaving free the offsets
+/// `free(pb, off)` says. Cookies are the pfns.
+fn fill(a: &mut Allocator, env: &mut TrackEnv, pbs: u64, free: impl Fn(u64, u64) -> bool) {
+    for pb in 0..pbs {
+        for off in 0..PB {
+            if free(pb, off) {
+                continue;
+            }
+            let p = pb_base(pb) + off;
+            a.alloc_at(p, 0, Gfp::HIGHUSER_MOVABLE, p as u32).unwrap();
+            env.loc.insert(p as u32, (p, 0));
+        }
+    }
+}
+
+/// One free page in four, no two of them buddies: a pageblock with 24 movable pages and no free
+/// block above order 0.
+fn scattered(off: u64) -> bool {
+    off % 4 == 1
+}
+
+#[test]
+fn evacuates_the_cheapest_block_for_a_thp() {
+    // 2 SPBs = 16 pageblocks, each with free pages but none free as a whole; pageblock 11 has
+    // the fewest movable pages (8: every fourth page)
+    for on in [false, true] {
+        let mut a = alloc_with(2, next(on));
+        let mut env = TrackEnv::default();
+        fill(&mut a, &mut env, 16, |pb, off| {
+            if pb == 11 {
+                !off.is_multiple_of(4)
+            } else {
+                scattered(off)
+            }
+        });
+        let r = a.alloc(AllocRequest::new(5, Gfp::TRANSHUGE), &mut env);
+        let evac = a.vm().get(Vm::SpbEvacuateRuns);
+        if on {
+            let p = r.expect("served from the evacuated pageblock");
+            assert_eq!(
+                p,
+                pb_base(11),
+                "the pageblock with the fewest movable pages"
+            );
+            assert_eq!(evac, 1);
+            assert_eq!(a.pages_migrated(), 8, "its 8 movable pages, nothing else");
+            assert_eq!(a.vm().get(Vm::CompactStall), 0, "no compaction");
+        } else {
+            assert_eq!(evac, 0);
+            assert!(a.vm().get(Vm::CompactStall) > 0, "compaction instead");
+        }
+        assert!(
+            a.zones()[0]
+                .spbs()
+                .iter()
+                .all(|s| s.category() != Category::Tainted),
+            "nothing tainted"
+        );
+    }
+}
+
+#[test]
+fn below_the_pageblock_order_does_not_evacuate() {
+    // an order-4 request (a large folio, above PAGE_ALLOC_COSTLY_ORDER) keeps the slow path of spb
+    let mut a = alloc_with(2, next(true));
+    let mut env = TrackEnv::default();
+    fill(&mut a, &mut env, 16, |_, off| scattered(off));
+    let _ = a.alloc(
+        AllocRequest::new(4, Gfp::HIGHUSER_MOVABLE.with(Gfp::NORETRY)),
+        &mut env,
+    );
+    assert_eq!(a.vm().get(Vm::SpbEvacuateRuns), 0);
+}
+
+#[test]
+fn callers_without_direct_reclaim_evacuate_in_the_background() {
+    for on in [false, true] {
+        let mut a = alloc_with(2, next(on));
+        let mut env = TrackEnv::default();
+        fill(&mut a, &mut env, 16, |pb, off| {
+            if pb == 3 {
+                !off.is_multiple_of(4)
+            } else {
+                scattered(off)
+            }
+        });
+        let light = Gfp::TRANSHUGE_LIGHT.with(Gfp::NORETRY);
+        let r = a.alloc(AllocRequest::new(5, light), &mut env);
+        assert!(
+            r.is_err(),
+            "no direct work for a caller that may not reclaim"
+        );
+        assert_eq!(a.pages_migrated(), 0);
+        let queued = a
+            .policy()
+            .spb()
+            .is_some_and(|s| s.work().contains(&Work::EvacuateFree { zone: 0 }));
+        assert_eq!(queued, on);
+        a.background(1_000_000_000, &mut env);
+        let r = a.alloc(AllocRequest::new(5, light), &mut env);
+        assert_eq!(r.is_ok(), on, "the next one finds the pageblock: {:?}", r);
+        if on {
+            assert_eq!(r.unwrap(), pb_base(3));
+        }
+    }
+}
+
+#[test]
+fn skips_blocks_whose_folio_has_no_free_block_of_its_order() {
+    // pageblock 2: one order-4 folio and 4 pages (20 movable); pageblock 9: 22 movable order-0
+    // pages; the others 24. No free movable block of order 4 exists elsewhere, so moving the folio would need a
+    // fragmenting steal: pageblock 9 is evacuated although it costs more.
+    let mut a = alloc_with(2, next(true));
+    let mut env = TrackEnv::default();
+    let folio = pb_base(2);
+    a.alloc_at(folio, 4, Gfp::HIGHUSER_MOVABLE, folio as u32)
+        .unwrap();
+    env.loc.insert(folio as u32, (folio, 4));
+    fill(&mut a, &mut env, 16, |pb, off| match pb {
+        2 => off < 16 || !off.is_multiple_of(4),
+        9 => off % 4 == 1 || off % 16 == 3,
+        _ => scattered(off),
+    });
+    let p = a
+        .alloc(AllocRequest::new(5, Gfp::TRANSHUGE), &mut env)
+        .expect("served");
+    assert_eq!(p, pb_base(9));
+    assert_eq!(
+        env.loc[&(folio as u32)],
+        (folio, 4),
+        "the folio did not move"
+    );
+    assert_eq!(a.vm().get(Vm::ExtfragFragmenting), 0);
+}
+
+#[test]
+fn memory_short_runs_the_slow_path_of_spb() {
+    // fewer free pages than the low watermark plus a pageblock: reclaim is the answer, no
+    // evacuation (each pageblock keeps 1 free page: 16 free pages, half a pageblock)
+    let mut a = alloc_with(2, next(true));
+    let mut env = TrackEnv::default();
+    fill(&mut a, &mut env, 16, |_, off| off == 5);
+    assert!(a.zones()[0].free_pages() < a.zones()[0].wmark()[1] + PB);
+    let _ = a.alloc(AllocRequest::new(5, Gfp::TRANSHUGE), &mut env);
+    assert_eq!(a.vm().get(Vm::SpbEvacuateRuns), 0);
+}
