@@ -298,6 +298,13 @@ impl Allocator {
             let mut scanned = 0;
             while p < block + pbp {
                 let z = &mut self.zones[zi];
+                // the entries the loop below would only step over, counted in one go
+                let run = z.plain_run(p, block + pbp);
+                p += run;
+                scanned += run;
+                if p >= block + pbp {
+                    break;
+                }
                 let m = *z.page(p);
                 scanned += 1;
                 if m.state == PageState::Free {

@@ -379,6 +379,12 @@ impl Zone {
     pub fn page(&self, pfn: Pfn) -> &PageMeta {
         &self.pages[self.idx(pfn)]
     }
+    /// The number of plain entries ([`crate::page::is_plain`]) from `from` on, before `end`:
+    /// a head-to-head scan at `from` reaches `from + k` having only stepped one page at a time.
+    #[inline]
+    pub(crate) fn plain_run(&self, from: Pfn, end: Pfn) -> u64 {
+        crate::page::plain_run(&self.pages[self.idx(from)..self.idx(end)]) as u64
+    }
     /// The pfns of the pageblock holding `pfn` that lie inside the zone span.
     ///
     /// Every scan of a pageblock's pages goes through this range: a zone grown by less than a

@@ -1221,6 +1221,11 @@ fn harvest_block(z: &mut Zone, b: Pfn, cpu: usize, order: u8, mt: MigrateType, n
     let mut got = 0;
     let mut p = span.start;
     while p < span.end && got < n {
+        // the entries the match below would only step over, in one go
+        p += z.plain_run(p, span.end);
+        if p >= span.end {
+            break;
+        }
         let m = *z.page(p);
         match m.state {
             crate::page::PageState::Free
