@@ -827,16 +827,7 @@ fn contig_fit_switch() {
 /// UNMOVABLE and holds 6 unmovable pages and 2 free ones, every other page is movable. DMA32
 /// keeps its last `dma32_free` pages free (clean memory) and is full of movable pages below.
 fn steal_fixture(sw: SpbSwitches, dma32_free: u64) -> (Allocator, Pfn) {
-    let mut c = Config {
-        policy: PolicyConfig {
-            kind: PolicyKind::Spb,
-            spb: sw,
-        },
-        pcp: false,
-        ..cfg(PolicyKind::Spb)
-    };
-    c.watermarks.min_free_kbytes = Some(0);
-    let mut a = Allocator::new(&tiny_two_zone(1), c).unwrap();
+    let mut a = alloc_with(0, sw, false, Some(tiny_two_zone(1)));
     let s = a.geo().spb_pages();
     let (dma32, normal) = (s, 2 * s);
     a.label_pageblock(normal, Mt::Unmovable).unwrap();
@@ -910,16 +901,7 @@ fn steal_last_switch() {
         (last, 0, true, true),
         (none, 0, false, false),
     ] {
-        let mut c = Config {
-            policy: PolicyConfig {
-                kind: PolicyKind::Spb,
-                spb: sw,
-            },
-            pcp: false,
-            ..cfg(PolicyKind::Spb)
-        };
-        c.watermarks.min_free_kbytes = Some(0);
-        let mut a = Allocator::new(&tiny_two_zone(2), c).unwrap();
+        let mut a = alloc_with(0, sw, false, Some(tiny_two_zone(2)));
         let s = a.geo().spb_pages();
         let (dma32, n0, n1) = (s, 2 * s, 3 * s);
         let mut env = TrackEnv::default();
