@@ -958,3 +958,36 @@ fn steal_last_switch() {
         a.check().unwrap();
     }
 }
+
+#[test]
+fn contig_pinned_switch() {
+    // SPB 0: 40 movable pages, the last one pinned; SPB 1: 50 movable pages. SPB 0 is tried
+    // first (fewest movable pages): without the switch its first 39 pages move for nothing and
+    // SPB 1 is emptied after, with them; with it SPB 0 is skipped before anything moves.
+    for (sw, moves, pinned) in [
+        (on(), 39 + 89, 0),
+        (on().with(SpbSwitch::ContigPinned), 50, 1),
+    ] {
+        let mut a = alloc_with(2, sw, false, None);
+        fill(&mut a, 0, false, |off| off >= 40);
+        fill(&mut a, 1, false, |off| off >= 50);
+        let mut env = TrackEnv::default();
+        env.pinned.insert((base(&a, 0) + 39) as u32);
+        let p = a
+            .alloc_contig(7, Gfp::HIGHUSER_MOVABLE, 99, &mut env)
+            .unwrap();
+        assert_eq!((spb_of(&a, p), env.moves), (1, moves));
+        a.check().unwrap();
+        // nothing else to take: the error names the skipped candidate
+        let e = a
+            .alloc_contig(7, Gfp::HIGHUSER_MOVABLE, 98, &mut env)
+            .unwrap_err();
+        let ContigError::Failed(st) = e else {
+            panic!("{e}")
+        };
+        assert_eq!(st.pinned, pinned, "{e}");
+        if pinned > 0 {
+            assert!(e.to_string().contains("1 holding pinned pages"), "{e}");
+        }
+    }
+}
