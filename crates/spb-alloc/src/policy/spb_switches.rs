@@ -66,6 +66,7 @@ pub const NEXT_SWITCHES: &[SpbSwitch] = &[
     SpbSwitch::RefuseFast,
     SpbSwitch::ContigSplit,
     SpbSwitch::ContigFit,
+    SpbSwitch::ContigPinned,
 ];
 /// spb-next's ideas that did not help where measured (docs/spb-next.md): off in both
 /// policies, available with `-on:`.
@@ -76,7 +77,6 @@ pub const NEXT_OFF_SWITCHES: &[SpbSwitch] = &[
     SpbSwitch::MovableZoneOrder,
     SpbSwitch::HighorderEvacuate,
     SpbSwitch::EvacNoSteal,
-    SpbSwitch::ContigPinned,
 ];
 
 /// A set of switches (bit i = switch i on).
