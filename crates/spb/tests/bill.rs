@@ -54,6 +54,29 @@ fn run_prints_the_bill_and_bill_joins_files() {
     let spb_columns = header.split_whitespace().filter(|w| *w == "spb").count();
     assert_eq!(spb_columns, 2, "{header}");
     assert!(text.contains("probe migrated per 1 GiB page"), "{text}");
+    // issue 15's targets against vanilla: a column per other run, a verdict per target
+    let out = spb(&["bill", s(&a), s(&b), "--against", "vanilla"]);
+    assert_exit(&out, 0, &[]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("== targets against vanilla: seed-16g =="),
+        "{text}"
+    );
+    let row = text
+        .lines()
+        .find(|l| l.starts_with("failures <= 1.05 x base + 100"))
+        .unwrap();
+    assert_eq!(
+        row.matches("ok ").count() + row.matches("MISS ").count(),
+        4,
+        "{row}"
+    );
+    // no run of the named policy: a clear error, exit 3
+    assert_exit(
+        &spb(&["bill", s(&a), "--against", "nobody"]),
+        3,
+        &["no run to judge against `nobody`"],
+    );
 }
 
 #[test]
@@ -70,4 +93,37 @@ fn bill_rejects_bad_files_clearly() {
     let nope = t.path("nope.json");
     assert_exit(&spb(&["bill", s(&nope)]), 4, &[s(&nope)]);
     assert_exit(&spb(&["bill"]), 2, &[]);
+}
+
+#[test]
+fn bill_reads_sweep_lines_and_judges_each_seed() {
+    let t = Tmp::new("bill-sweep");
+    let lines = t.path("s.jsonl");
+    let out = spb(&[
+        "sweep",
+        "--scenarios",
+        "seed-16g",
+        "--policies",
+        "vanilla,spb-next",
+        "--memory",
+        "2G",
+        "--duration",
+        "2s",
+        "--seeds",
+        "1..3",
+        "--out",
+        s(&lines),
+    ]);
+    assert_exit(&out, 0, &[]);
+    let out = spb(&["bill", s(&lines), "--against", "vanilla"]);
+    assert_exit(&out, 0, &[]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let header = text.lines().find(|l| l.starts_with("target")).unwrap();
+    assert!(
+        header.contains("spb-next s1") && header.contains("spb-next s2"),
+        "each seed judged against vanilla's run of that seed: {header}"
+    );
+    // a sweep line that is not one: the file and line are named
+    let bad = t.write("bad.jsonl", "{\"cell\": 3}\n");
+    assert_exit(&spb(&["bill", s(&bad)]), 3, &[s(&bad), ":1:"]);
 }
