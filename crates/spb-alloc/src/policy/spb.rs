@@ -1197,8 +1197,6 @@ pub fn contig_candidates(z: &Zone) -> Vec<Pfn> {
     v.into_iter().map(|x| x.2).collect()
 }
 
-/// Move free blocks of `order` (splitting larger free buddies) of the pageblock at `b` onto
-/// `cpu`'s list, up to `n`; returns how many.
 /// The index of the first entry of `list` at or after `from` whose pageblock has a free page,
 /// or `list.len()`.
 fn next_with_free(z: &Zone, list: &VecDeque<(Pfn, u32)>, from: usize) -> usize {
@@ -1216,6 +1214,8 @@ fn next_with_free(z: &Zone, list: &VecDeque<(Pfn, u32)>, from: usize) -> usize {
         .map_or(list.len(), |i| a.len() + s + i)
 }
 
+/// Move free blocks of `order` (splitting larger free buddies) of the pageblock at `b` onto
+/// `cpu`'s list, up to `n`; returns how many.
 fn harvest_block(z: &mut Zone, b: Pfn, cpu: usize, order: u8, mt: MigrateType, n: u64) -> u64 {
     let span = z.pb_span(b);
     let mut got = 0;
