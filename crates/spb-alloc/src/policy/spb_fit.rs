@@ -56,7 +56,7 @@ pub fn best_fit_spb(z: &Zone, order: u8, excluded: u32, reserve_on: bool) -> Opt
                     && (cat == Category::Clean || !reserve_on || s.pb_free > tainted_reserve(s));
                 if usable {
                     if let Some(k) = z.areas[i as usize].smallest_from(o, mv) {
-                        if k < pbo && best.map_or(true, |(b, _)| k < b) {
+                        if k < pbo && best.is_none_or(|(b, _)| k < b) {
                             best = Some((k, i));
                             if k == floor {
                                 return Some(i);
