@@ -827,16 +827,7 @@ fn contig_fit_switch() {
 /// UNMOVABLE and holds 6 unmovable pages and 2 free ones, every other page is movable. DMA32
 /// keeps its last `dma32_free` pages free (clean memory) and is full of movable pages below.
 fn steal_fixture(sw: SpbSwitches, dma32_free: u64) -> (Allocator, Pfn) {
-    let mut c = Config {
-        policy: PolicyConfig {
-            kind: PolicyKind::Spb,
-            spb: sw,
-        },
-        pcp: false,
-        ..cfg(PolicyKind::Spb)
-    };
-    c.watermarks.min_free_kbytes = Some(0);
-    let mut a = Allocator::new(&tiny_two_zone(1), c).unwrap();
+    let mut a = alloc_with(0, sw, false, Some(tiny_two_zone(1)));
     let s = a.geo().spb_pages();
     let (dma32, normal) = (s, 2 * s);
     a.label_pageblock(normal, Mt::Unmovable).unwrap();
@@ -896,18 +887,21 @@ fn steal_last_switch() {
     // Normal: SPB 0 tainted, one free pageblock left, the rest movable (the defrag worker empties
     // it); SPB 1 tainted with three free pages in its unmovable pageblock and no other free
     // page. DMA32 has four free pageblocks (clean memory). The defrag worker's migration targets
-    // steal SPB 1's unmovable room under spb; with steal_last they go to DMA32.
-    for (sw, steals) in [(on(), true), (on().with(SpbSwitch::StealLast), false)] {
-        let mut c = Config {
-            policy: PolicyConfig {
-                kind: PolicyKind::Spb,
-                spb: sw,
-            },
-            pcp: false,
-            ..cfg(PolicyKind::Spb)
-        };
-        c.watermarks.min_free_kbytes = Some(0);
-        let mut a = Allocator::new(&tiny_two_zone(2), c).unwrap();
+    // steal SPB 1's unmovable room under spb; with steal_last or evac_no_steal they go to DMA32.
+    // With DMA32 full, steal_last steals after all and evac_no_steal stops the defrag run.
+    let (last, none) = (
+        on().with(SpbSwitch::StealLast),
+        on().with(SpbSwitch::EvacNoSteal),
+    );
+    for (sw, dma32_free, steals, moves) in [
+        (on(), 32, true, true),
+        (last, 32, false, true),
+        (none, 32, false, true),
+        (on(), 0, true, true),
+        (last, 0, true, true),
+        (none, 0, false, false),
+    ] {
+        let mut a = alloc_with(0, sw, false, Some(tiny_two_zone(2)));
         let s = a.geo().spb_pages();
         let (dma32, n0, n1) = (s, 2 * s, 3 * s);
         let mut env = TrackEnv::default();
@@ -931,7 +925,7 @@ fn steal_last_switch() {
                 _ => put(&mut a, n1 + off, Gfp::HIGHUSER_MOVABLE),
             }
         }
-        for off in 0..SPB - 32 {
+        for off in 0..SPB - dma32_free {
             put(&mut a, dma32 + off, Gfp::HIGHUSER_MOVABLE);
         }
         // a reclaimable slab page claims SPB 0's last free pageblock (PASS_2): SPB 0 is now
@@ -945,9 +939,10 @@ fn steal_last_switch() {
         assert_eq!(p & !(s - 1), n0);
         let before = a.zones()[1].spbs()[1].free_pages();
         a.background(1, &mut env);
-        assert!(
+        assert_eq!(
             a.vm().get(Vm::SpbDefragPagesMoved) > 0,
-            "the defrag worker ran"
+            moves,
+            "the defrag worker moved pages"
         );
         assert_eq!(a.vm().get(Vm::ExtfragSteal) > 0, steals);
         assert_eq!(
@@ -957,8 +952,9 @@ fn steal_last_switch() {
             before,
             a.zones()[1].spbs()[1].free_pages()
         );
-        if !steals {
+        if !steals && moves {
             assert!(a.zones()[0].free_pages() < 32, "targets in DMA32");
         }
+        a.check().unwrap();
     }
 }

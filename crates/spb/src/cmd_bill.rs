@@ -1,7 +1,8 @@
 //! `spb bill FILE...`: the bill (`runs[].cost`, docs/metrics.md "The bill") of saved results
 //! side by side: every run of every file (`spb run --json`, `spb replay --json`), grouped by
 //! scenario, one column per run, whatever policies the files hold. Joins runs made apart (for
-//! example a new policy's run beside an older vanilla/defrag/spb file).
+//! example a new policy's run beside an older vanilla/defrag/spb file). `--against POLICY` adds
+//! issue 15's targets, every run judged against that policy's run of the same request stream.
 
 use std::path::PathBuf;
 
@@ -16,6 +17,11 @@ pub struct BillArgs {
     /// Result files written by `spb run --json` or `spb replay --json`.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
+    /// Also judge every run against this policy's run of the same scenario, seed and memory
+    /// size by issue 15's targets (docs/metrics.md, "Targets"): value, bound, ok or MISS and by
+    /// how much.
+    #[arg(long, value_name = "POLICY")]
+    pub against: Option<String>,
 }
 
 pub fn run(a: BillArgs) -> Result<(), CliError> {
@@ -55,5 +61,9 @@ pub fn run(a: BillArgs) -> Result<(), CliError> {
         )));
     }
     crate::output::print(t);
+    if let Some(base) = &a.against {
+        let t = spb_lab::report::targets_tables(&doc, base).map_err(CliError::Input)?;
+        crate::output::print(t);
+    }
     Ok(())
 }

@@ -54,6 +54,29 @@ fn run_prints_the_bill_and_bill_joins_files() {
     let spb_columns = header.split_whitespace().filter(|w| *w == "spb").count();
     assert_eq!(spb_columns, 2, "{header}");
     assert!(text.contains("probe migrated per 1 GiB page"), "{text}");
+    // issue 15's targets against vanilla: a column per other run, a verdict per target
+    let out = spb(&["bill", s(&a), s(&b), "--against", "vanilla"]);
+    assert_exit(&out, 0, &[]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("== targets against vanilla: seed-16g =="),
+        "{text}"
+    );
+    let row = text
+        .lines()
+        .find(|l| l.starts_with("failures <= 1.05 x base + 100"))
+        .unwrap();
+    assert_eq!(
+        row.matches("ok ").count() + row.matches("MISS ").count(),
+        4,
+        "{row}"
+    );
+    // no run of the named policy: a clear error, exit 3
+    assert_exit(
+        &spb(&["bill", s(&a), "--against", "nobody"]),
+        3,
+        &["no run to judge against `nobody`"],
+    );
 }
 
 #[test]

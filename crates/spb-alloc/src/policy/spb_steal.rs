@@ -37,6 +37,9 @@ use super::spb_switches::{SpbSwitch, SpbSwitches};
 /// (`movable_zone_order`).
 #[inline]
 pub(crate) fn movable_may_fragment(sw: SpbSwitches, flags: AllocFlags, evacuating: bool) -> bool {
+    if evacuating && sw.on(SpbSwitch::EvacNoSteal) {
+        return false;
+    }
     !flags.contains(AllocFlags::NOFRAGMENT)
         || !(sw.on(SpbSwitch::MovableZoneOrder) || (evacuating && sw.on(SpbSwitch::StealLast)))
 }

@@ -55,6 +55,7 @@ switches! {
     ContigFit => "contig_fit", "next", "a 1 GiB allocation skips SPBs whose movable pages exceed free memory above min plus reclaimable cache, and stops a zone once its migration targets ran out";
     StealLast => "steal_last", "next", "a migration target of spb's own evacuation steals single pages inside a tainted SPB only after every allowed zone was tried without fragmenting";
     MovableZoneOrder => "movable_zone_order", "next", "every movable request tries all allowed zones without fragmenting before it steals (mainline's fast-path order)";
+    EvacNoSteal => "evac_no_steal", "next", "a migration target of spb's own evacuation never takes a fragmenting fallback (no steal, no claim) in any pass: the evacuation stops when no zone has non-fragmenting movable memory";
     HighorderEvacuate => "highorder_evacuate", "next", "a movable pageblock-order request (THP) that finds no free pageblock evacuates the cheapest movable-only pageblock (in the background for callers that cannot reclaim)";
 }
 
@@ -73,6 +74,7 @@ pub const NEXT_OFF_SWITCHES: &[SpbSwitch] = &[
     SpbSwitch::StealLast,
     SpbSwitch::MovableZoneOrder,
     SpbSwitch::HighorderEvacuate,
+    SpbSwitch::EvacNoSteal,
 ];
 
 /// A set of switches (bit i = switch i on).

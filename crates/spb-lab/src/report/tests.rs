@@ -608,3 +608,80 @@ fn the_bill_side_by_side_in_text_and_html() {
     );
     assert!(html.contains("kernel_order0: requests / slow / failed"));
 }
+
+#[test]
+fn targets_judge_each_run_against_the_baseline() {
+    let mut doc = sample_doc();
+    assert!(
+        targets_tables(&doc, "mainline").is_err(),
+        "no bill: nothing to judge"
+    );
+    for (i, r) in doc.runs.iter_mut().enumerate() {
+        r.cost = Some(bill(3, 10 * (i as u64 + 1)));
+        r.alloc_failures.clear();
+        r.vmstat.retain(|k, _| !k.starts_with("allocstall"));
+    }
+    assert!(targets_tables(&doc, "nobody").is_err());
+    let (base, run) = (doc.runs[0].clone(), doc.runs[1].clone());
+    let v = judge(&run, &base);
+    assert_eq!(v.len(), TARGETS.len());
+    // failures: 105 against a base of 0 misses by 5, 100 is met
+    let mut r = run.clone();
+    r.alloc_failures.insert("x order=0".into(), 105);
+    assert_eq!(
+        judge(&r, &base)[3],
+        Verdict::Missed("105 <= 100 (by 5)".into())
+    );
+    r.alloc_failures.insert("x order=0".into(), 100);
+    assert!(matches!(judge(&r, &base)[3], Verdict::Met(_)));
+    // stalls: 10 % above the base plus 100
+    let mut b = base.clone();
+    b.vmstat.insert("allocstall_normal".into(), 1000);
+    r.vmstat.insert("allocstall_normal".into(), 1201);
+    assert_eq!(
+        judge(&r, &b)[4],
+        Verdict::Missed("1201 <= 1200 (by 1)".into())
+    );
+    // the direct-work p99 of slow-path entries: the run's 20 pages against the base's 10
+    assert_eq!(judge(&r, &b)[7], Verdict::Missed("20 <= 10 (by 10)".into()));
+    assert!(matches!(judge(&b, &r)[7], Verdict::Met(_)));
+    // the probe: limit - 1 and migrations per page; nothing asked is n/a
+    r.gigantic.limit = 4;
+    r.gigantic.allocatable = 2;
+    assert_eq!(judge(&r, &b)[1], Verdict::Missed("2 >= 3 (by 1)".into()));
+    r.gigantic.allocatable = 3;
+    assert!(matches!(judge(&r, &b)[1], Verdict::Met(_)));
+    r.gigantic.limit = 0;
+    assert_eq!(judge(&r, &b)[1], Verdict::NotApplicable);
+    // no page obtained but pages moved: missed (the sample bill migrated 77)
+    assert!(matches!(judge(&r, &b)[8], Verdict::Missed(_)));
+    let c = r.cost.as_mut().unwrap();
+    c.probe.obtained = 1;
+    c.probe.pages_migrated = 262_144;
+    assert!(matches!(judge(&r, &b)[8], Verdict::Met(_)));
+    // THP: 0.5 percentage points of slack
+    b.thp.attempts = 1000;
+    b.thp.success = 1000;
+    r.thp.attempts = 1000;
+    r.thp.success = 995;
+    assert!(matches!(judge(&r, &b)[6], Verdict::Met(_)));
+    r.thp.success = 994;
+    assert!(matches!(judge(&r, &b)[6], Verdict::Missed(_)));
+    r.thp.attempts = 0;
+    assert_eq!(judge(&r, &b)[6], Verdict::NotApplicable);
+    // the table: a column per judged run, the baseline is not one
+    let t = targets_tables(&doc, "mainline").unwrap();
+    assert!(
+        t.contains("== targets against mainline: mixed-churn =="),
+        "{t}"
+    );
+    let header = t.lines().find(|l| l.starts_with("target")).unwrap();
+    assert!(
+        header.contains("spb-strict") && !header.contains("mainline"),
+        "{header}"
+    );
+    for name in TARGETS {
+        assert!(t.lines().any(|l| l.starts_with(name)), "{name}: {t}");
+    }
+    assert!(t.contains(" met"), "{t}");
+}

@@ -1,0 +1,218 @@
+//! Issue 15's targets: every run judged against a baseline run (normally `vanilla`) of the same
+//! request stream (same scenario, seed and memory size), one verdict per target.
+//!
+//! The targets and why each bound has the form it has are defined in docs/metrics.md,
+//! "Targets". Each cell prints the run's value, the bound, and `ok` or `MISS` with the margin, so
+//! a reviewer sees the bill beside the win. A target that does not apply to a run (no THP
+//! requests in either run, no 1 GiB page asked for, a run without a bill) reads `n/a`; it is
+//! neither met nor missed.
+
+use core::fmt::Write;
+
+use crate::metrics::{RunMetrics, RunsDoc};
+
+/// Pages in one 1 GiB page: the most a probe may migrate per 1 GiB page it obtains (an SPB is
+/// emptied at most once).
+pub const PROBE_MIGRATIONS_PER_PAGE: f64 = 262_144.0;
+/// Relative slack on failures (5 %) and its absolute floor (100 requests): a policy may not fail
+/// more requests than the baseline beyond noise.
+pub const FAILURE_SLACK: (f64, f64) = (1.05, 100.0);
+/// Relative slack on direct-reclaim stalls (10 %) and its absolute floor (100 stalls).
+pub const STALL_SLACK: (f64, f64) = (1.10, 100.0);
+/// THP success may be lower than the baseline's by at most this many percentage points.
+pub const THP_SLACK_PP: f64 = 0.5;
+
+/// The verdict of one target for one run.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Verdict {
+    /// Met: the value and the bound.
+    Met(String),
+    /// Missed: the value, the bound and by how much.
+    Missed(String),
+    /// Does not apply (see the module doc).
+    NotApplicable,
+}
+
+impl Verdict {
+    fn cell(&self) -> String {
+        match self {
+            Verdict::Met(s) => format!("ok {s}"),
+            Verdict::Missed(s) => format!("MISS {s}"),
+            Verdict::NotApplicable => "n/a".into(),
+        }
+    }
+}
+
+/// The names of the targets, in table order.
+pub const TARGETS: [&str; 9] = [
+    "Normal lost <= lost floor + 1",
+    "1 GiB probe >= limit - 1, all zones",
+    "1 GiB probe >= limit - 1, Normal",
+    "failures <= 1.05 x base + 100",
+    "direct-reclaim stalls <= 1.1 x base + 100",
+    "atomic failures <= base",
+    "THP success >= base - 0.5 pp",
+    "p99 direct pages, slow path <= base",
+    "probe migrations per 1 GiB page <= 262 144",
+];
+
+fn at_most(v: f64, bound: f64) -> Verdict {
+    let s = format!("{} <= {}", num(v), num(bound));
+    if v <= bound {
+        Verdict::Met(s)
+    } else {
+        Verdict::Missed(format!("{s} (by {})", num(v - bound)))
+    }
+}
+
+fn at_least(v: f64, bound: f64) -> Verdict {
+    let s = format!("{} >= {}", num(v), num(bound));
+    if v >= bound {
+        Verdict::Met(s)
+    } else {
+        Verdict::Missed(format!("{s} (by {})", num(bound - v)))
+    }
+}
+
+/// Integers without decimals, other values with two.
+fn num(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{}", v as i64)
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+fn probe_target(obtained: u64, limit: u64) -> Verdict {
+    if limit == 0 {
+        return Verdict::NotApplicable;
+    }
+    at_least(obtained as f64, limit.saturating_sub(1) as f64)
+}
+
+fn thp_pct(r: &RunMetrics) -> Option<f64> {
+    (r.thp.attempts > 0).then(|| 100.0 * r.thp.success as f64 / r.thp.attempts as f64)
+}
+
+/// Judges `run` against `base` on every target of [`TARGETS`], in that order.
+pub fn judge(run: &RunMetrics, base: &RunMetrics) -> Vec<Verdict> {
+    let mut v = Vec::with_capacity(TARGETS.len());
+    v.push(at_most(
+        run.normal.spb_lost as f64,
+        (run.normal.lost_floor + 1) as f64,
+    ));
+    v.push(probe_target(run.gigantic.allocatable, run.gigantic.limit));
+    let d = run.details();
+    v.push(probe_target(
+        d.gigantic_normal_allocatable,
+        d.gigantic_normal_limit,
+    ));
+    v.push(at_most(
+        run.failures() as f64,
+        base.failures() as f64 * FAILURE_SLACK.0 + FAILURE_SLACK.1,
+    ));
+    v.push(at_most(
+        run.alloc_stalls() as f64,
+        base.alloc_stalls() as f64 * STALL_SLACK.0 + STALL_SLACK.1,
+    ));
+    let class = |r: &RunMetrics, c: &str| r.cost.as_ref().and_then(|k| k.classes.get(c).cloned());
+    v.push(match (class(run, "atomic"), class(base, "atomic")) {
+        (Some(a), Some(b)) => at_most(a.failures as f64, b.failures as f64),
+        _ => Verdict::NotApplicable,
+    });
+    v.push(match (thp_pct(run), thp_pct(base)) {
+        (Some(a), Some(b)) => at_least(a, b - THP_SLACK_PP),
+        _ => Verdict::NotApplicable,
+    });
+    v.push(match (class(run, "all"), class(base, "all")) {
+        (Some(a), Some(b)) => at_most(a.direct_slow.p99 as f64, b.direct_slow.p99 as f64),
+        _ => Verdict::NotApplicable,
+    });
+    v.push(match run.cost.as_ref().map(|c| &c.probe) {
+        Some(p) if p.obtained > 0 => at_most(
+            p.pages_migrated as f64 / p.obtained as f64,
+            PROBE_MIGRATIONS_PER_PAGE,
+        ),
+        Some(p) if p.pages_migrated > 0 => {
+            Verdict::Missed(format!("none obtained, {} migrated", p.pages_migrated))
+        }
+        _ => Verdict::NotApplicable,
+    });
+    v
+}
+
+/// The run of `policy` with the same request stream as `r` (scenario, seed, memory size).
+fn base_of<'a>(doc: &'a RunsDoc, r: &RunMetrics, policy: &str) -> Option<&'a RunMetrics> {
+    doc.runs.iter().find(|b| {
+        b.policy == policy
+            && b.scenario == r.scenario
+            && b.seed == r.seed
+            && b.memory_bytes == r.memory_bytes
+    })
+}
+
+/// Issue 15's targets for every run of `doc` that has a bill and a run of `against` on the same
+/// request stream, one table per scenario (a column per judged run). Err names what is missing
+/// when no run can be judged.
+pub fn targets_tables(doc: &RunsDoc, against: &str) -> Result<String, String> {
+    let mut s = String::new();
+    let mut judged = 0usize;
+    for g in super::group_scenarios(doc) {
+        let mut cols: Vec<(String, Vec<Verdict>)> = Vec::new();
+        for (r, label) in g.runs.iter().zip(&g.labels) {
+            if r.policy == against || r.cost.is_none() {
+                continue;
+            }
+            if let Some(b) = base_of(doc, r, against) {
+                cols.push((label.clone(), judge(r, b)));
+            }
+        }
+        if cols.is_empty() {
+            continue;
+        }
+        judged += cols.len();
+        let lw = TARGETS.iter().map(|t| t.len()).max().unwrap_or(0);
+        let cells: Vec<Vec<String>> = cols
+            .iter()
+            .map(|(_, v)| v.iter().map(Verdict::cell).collect())
+            .collect();
+        let w = cells
+            .iter()
+            .flatten()
+            .map(|c| c.chars().count())
+            .chain(cols.iter().map(|(l, _)| l.chars().count()))
+            .max()
+            .unwrap_or(8);
+        let _ = writeln!(s, "== targets against {against}: {} ==", g.scenario);
+        let _ = write!(s, "{:<lw$}", "target");
+        for (l, _) in &cols {
+            let _ = write!(s, "  {l:>w$}");
+        }
+        s.push('\n');
+        for (i, t) in TARGETS.iter().enumerate() {
+            let _ = write!(s, "{t:<lw$}");
+            for c in &cells {
+                let _ = write!(s, "  {:>w$}", c[i]);
+            }
+            s.push('\n');
+        }
+        let missed: Vec<String> = cols
+            .iter()
+            .map(|(l, v)| {
+                let n = v.iter().filter(|x| matches!(x, Verdict::Missed(_))).count();
+                let a = v
+                    .iter()
+                    .filter(|x| !matches!(x, Verdict::NotApplicable))
+                    .count();
+                format!("{l}: {} of {a} met", a - n)
+            })
+            .collect();
+        let _ = writeln!(s, "{}\n", missed.join("; "));
+    }
+    if judged == 0 {
+        return Err(format!(
+            "no run to judge against `{against}`: the files need a run of `{against}` and runs of other policies with a bill (`cost`) on the same scenario, seed and memory size"
+        ));
+    }
+    Ok(s)
+}
