@@ -62,6 +62,9 @@ pub struct ContigStats {
     pub no_room: u32,
     /// Large blocks split to migrate their base pages (spb-next `contig_split`).
     pub split: u32,
+    /// Skipped before isolation: holds a block the embedder reports maybe pinned (spb-next
+    /// `contig_pinned`).
+    pub pinned: u32,
 }
 
 impl core::fmt::Display for ContigError {
@@ -78,6 +81,9 @@ impl core::fmt::Display for ContigError {
                 )?;
                 if s.no_room > 0 {
                     write!(f, ", {} without room for their movable pages", s.no_room)?;
+                }
+                if s.pinned > 0 {
+                    write!(f, ", {} holding pinned pages", s.pinned)?;
                 }
                 f.write_str(")")
             }
@@ -210,6 +216,10 @@ impl Allocator {
                     stats.no_room += 1;
                     continue;
                 }
+                if plan.pinned && self.range_maybe_pinned(zi, start, pages, env) {
+                    stats.pinned += 1;
+                    continue;
+                }
                 self.policy
                     .contig_trying(zi, &self.zones[zi], pages, &cands[k..]);
                 let r = self.try_contig_range(zi, start, order, cookie, plan, &mut stats, env);
@@ -229,6 +239,33 @@ impl Allocator {
         }
         self.vm.inc(Vm::ContigAllocFail);
         Err(ContigError::Failed(stats))
+    }
+
+    /// Does the range hold a movable allocated block the embedder reports maybe pinned? Walks
+    /// block heads of the pageblocks that hold movable pages only.
+    fn range_maybe_pinned(&self, zi: ZoneId, start: Pfn, pages: u64, env: &dyn Env) -> bool {
+        let z = &self.zones[zi];
+        let pbp = self.geo.pageblock_pages();
+        let end = (start + pages).min(z.span.end);
+        let mut p = start.max(z.span.start);
+        while p < end {
+            if p & (pbp - 1) == 0 && z.pb(p).alloc[MigrateType::Movable as usize] == 0 {
+                p += pbp;
+                continue;
+            }
+            let m = *z.page(p);
+            match m.state {
+                PageState::Alloc => {
+                    if m.mt == MigrateType::Movable as u8 && env.maybe_pinned(p, m.cookie()) {
+                        return true;
+                    }
+                    p += 1u64 << m.order;
+                }
+                PageState::Free | PageState::Pcp | PageState::Isolated => p += 1u64 << m.order,
+                _ => p = skip_tail(z, p),
+            }
+        }
+        false
     }
 
     fn set_isolated(&mut self, zi: ZoneId, start: Pfn, end: Pfn, on: bool) {

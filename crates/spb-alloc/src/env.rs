@@ -72,6 +72,14 @@ pub trait Env {
         let _ = (pfn, order, cookie, out);
         false
     }
+    /// May the allocated block at `pfn` (tagged `cookie`) be pinned, so that migrating it
+    /// would be refused? The kernel's `folio_maybe_dma_pinned`: a cheap look at the folio
+    /// before any migration is attempted (spb-next `contig_pinned`). Default: false (the
+    /// embedder knows nothing; every block is tried).
+    fn maybe_pinned(&self, pfn: Pfn, cookie: u32) -> bool {
+        let _ = (pfn, cookie);
+        false
+    }
     /// An upper bound of the pages a reclaim without swap could free now (clean page cache
     /// and reclaimable slab): what a contiguous allocation can count on beside free memory.
     fn reclaimable_without_swap(&self) -> u64 {

@@ -829,16 +829,7 @@ fn contig_fit_switch() {
 /// UNMOVABLE and holds 6 unmovable pages and 2 free ones, every other page is movable. DMA32
 /// keeps its last `dma32_free` pages free (clean memory) and is full of movable pages below.
 fn steal_fixture(sw: SpbSwitches, dma32_free: u64) -> (Allocator, Pfn) {
-    let mut c = Config {
-        policy: PolicyConfig {
-            kind: PolicyKind::Spb,
-            spb: sw,
-        },
-        pcp: false,
-        ..cfg(PolicyKind::Spb)
-    };
-    c.watermarks.min_free_kbytes = Some(0);
-    let mut a = Allocator::new(&tiny_two_zone(1), c).unwrap();
+    let mut a = alloc_with(0, sw, false, Some(tiny_two_zone(1)));
     let s = a.geo().spb_pages();
     let (dma32, normal) = (s, 2 * s);
     a.label_pageblock(normal, Mt::Unmovable).unwrap();
@@ -912,16 +903,7 @@ fn steal_last_switch() {
         (last, 0, true, true),
         (none, 0, false, false),
     ] {
-        let mut c = Config {
-            policy: PolicyConfig {
-                kind: PolicyKind::Spb,
-                spb: sw,
-            },
-            pcp: false,
-            ..cfg(PolicyKind::Spb)
-        };
-        c.watermarks.min_free_kbytes = Some(0);
-        let mut a = Allocator::new(&tiny_two_zone(2), c).unwrap();
+        let mut a = alloc_with(0, sw, false, Some(tiny_two_zone(2)));
         let s = a.geo().spb_pages();
         let (dma32, n0, n1) = (s, 2 * s, 3 * s);
         let mut env = TrackEnv::default();
@@ -976,5 +958,38 @@ fn steal_last_switch() {
             assert!(a.zones()[0].free_pages() < 32, "targets in DMA32");
         }
         a.check().unwrap();
+    }
+}
+
+#[test]
+fn contig_pinned_switch() {
+    // SPB 0: 40 movable pages, the last one pinned; SPB 1: 50 movable pages. SPB 0 is tried
+    // first (fewest movable pages): without the switch its first 39 pages move for nothing and
+    // SPB 1 is emptied after, with them; with it SPB 0 is skipped before anything moves.
+    for (sw, moves, pinned) in [
+        (on(), 39 + 89, 0),
+        (on().with(SpbSwitch::ContigPinned), 50, 1),
+    ] {
+        let mut a = alloc_with(2, sw, false, None);
+        fill(&mut a, 0, false, |off| off >= 40);
+        fill(&mut a, 1, false, |off| off >= 50);
+        let mut env = TrackEnv::default();
+        env.pinned.insert((base(&a, 0) + 39) as u32);
+        let p = a
+            .alloc_contig(7, Gfp::HIGHUSER_MOVABLE, 99, &mut env)
+            .unwrap();
+        assert_eq!((spb_of(&a, p), env.moves), (1, moves));
+        a.check().unwrap();
+        // nothing else to take: the error names the skipped candidate
+        let e = a
+            .alloc_contig(7, Gfp::HIGHUSER_MOVABLE, 98, &mut env)
+            .unwrap_err();
+        let ContigError::Failed(st) = e else {
+            panic!("{e}")
+        };
+        assert_eq!(st.pinned, pinned, "{e}");
+        if pinned > 0 {
+            assert!(e.to_string().contains("1 holding pinned pages"), "{e}");
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! `spb bill FILE...`: the bill (`runs[].cost`, docs/metrics.md "The bill") of saved results
 //! side by side: every run of every file (`spb run --json`, `spb replay --json`), grouped by
-//! scenario, one column per run, whatever policies the files hold. Joins runs made apart (for
+//! scenario, one column per run, whatever policies the files hold; the JSON lines of `spb sweep`
+//! are read too (each cell a run, labelled with its seed when a policy repeats). Joins runs made apart (for
 //! example a new policy's run beside an older vanilla/defrag/spb file). `--against POLICY` adds
 //! issue 15's targets, every run judged against that policy's run of the same request stream.
 
@@ -14,7 +15,8 @@ use crate::CliError;
 /// Arguments of `spb bill`.
 #[derive(clap::Args, Debug)]
 pub struct BillArgs {
-    /// Result files written by `spb run --json` or `spb replay --json`.
+    /// Result files written by `spb run --json` or `spb replay --json`, or the JSON lines of
+    /// `spb sweep` (every cell that ran is a run).
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
     /// Also judge every run against this policy's run of the same scenario, seed and memory
@@ -39,6 +41,17 @@ pub fn run(a: BillArgs) -> Result<(), CliError> {
                 CliError::Input(e.to_string())
             }
         })?;
+        if text.trim_start().starts_with("{\"cell\"") {
+            // the JSON lines of `spb sweep` (any shard): every cell that ran is a run
+            let lines = spb_lab::sweep::read_lines(&f.display().to_string(), text.as_bytes())
+                .map_err(CliError::Input)?;
+            doc.runs
+                .extend(lines.into_iter().filter_map(|c| match c.outcome {
+                    spb_lab::sweep::CellOutcome::Metrics(m) => Some(*m),
+                    spb_lab::sweep::CellOutcome::Error(_) => None,
+                }));
+            continue;
+        }
         let d: RunsDoc = serde_json::from_str(&text).map_err(|e| {
             CliError::Input(format!(
                 "{}:{}:{}: {e}: expected a results file ({{\"runs\": [...]}}) written by `spb run --json` or `spb replay --json`",

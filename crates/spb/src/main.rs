@@ -52,7 +52,8 @@ enum Cmd {
     /// Run spb with each switch off in turn and print each switch's effect.
     Ablate(cmd_ablate::AblateArgs),
     /// Print the bill (direct work per request, background work, failures, fallbacks) of saved
-    /// results side by side: every run of every FILE (`spb run --json`, `spb replay --json`).
+    /// results side by side: every run of every FILE (`spb run --json`, `spb replay --json`,
+    /// `spb sweep` lines); `--against POLICY` adds issue 15's targets.
     Bill(cmd_bill::BillArgs),
     /// Run a grid of scenarios x policies x memory sizes x seeds on all cores.
     Sweep(cmd_sweep::SweepArgs),

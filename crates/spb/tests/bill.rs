@@ -94,3 +94,36 @@ fn bill_rejects_bad_files_clearly() {
     assert_exit(&spb(&["bill", s(&nope)]), 4, &[s(&nope)]);
     assert_exit(&spb(&["bill"]), 2, &[]);
 }
+
+#[test]
+fn bill_reads_sweep_lines_and_judges_each_seed() {
+    let t = Tmp::new("bill-sweep");
+    let lines = t.path("s.jsonl");
+    let out = spb(&[
+        "sweep",
+        "--scenarios",
+        "seed-16g",
+        "--policies",
+        "vanilla,spb-next",
+        "--memory",
+        "2G",
+        "--duration",
+        "2s",
+        "--seeds",
+        "1..3",
+        "--out",
+        s(&lines),
+    ]);
+    assert_exit(&out, 0, &[]);
+    let out = spb(&["bill", s(&lines), "--against", "vanilla"]);
+    assert_exit(&out, 0, &[]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let header = text.lines().find(|l| l.starts_with("target")).unwrap();
+    assert!(
+        header.contains("spb-next s1") && header.contains("spb-next s2"),
+        "each seed judged against vanilla's run of that seed: {header}"
+    );
+    // a sweep line that is not one: the file and line are named
+    let bad = t.write("bad.jsonl", "{\"cell\": 3}\n");
+    assert_exit(&spb(&["bill", s(&bad)]), 3, &[s(&bad), ":1:"]);
+}

@@ -12,6 +12,11 @@
 //!   plus what reclaim without swap could free); once an attempt ran out of targets, the
 //!   zone's later candidates (ordered by movable pages, fewest first) need at least as many
 //!   targets, so the zone is done for this request.
+//! - `contig_pinned`: a page that will not move ends an attempt after everything before it
+//!   was migrated for nothing. The kernel can tell a folio that may be DMA-pinned
+//!   (`folio_maybe_dma_pinned`, a look at its pin count) without migrating it; the embedder
+//!   answers the same question (`Env::maybe_pinned`), and a candidate holding such a page is
+//!   skipped before isolation. A false "no" only costs the attempt it would have cost anyway.
 
 use crate::geometry::Pfn;
 use crate::policy::spb_switches::{SpbSwitch, SpbSwitches};
@@ -24,6 +29,8 @@ pub struct ContigPlan {
     pub split: bool,
     /// Skip candidates that cannot fit; stop the zone after running out of targets.
     pub fit: bool,
+    /// Skip candidates holding a block the embedder reports maybe pinned.
+    pub pinned: bool,
 }
 
 /// The plan of the spb policy with switches `sw` for a request of `pages` in zone `z`: only
@@ -33,6 +40,7 @@ pub fn plan(sw: SpbSwitches, z: &Zone, pages: u64) -> ContigPlan {
     ContigPlan {
         split: spb && sw.on(SpbSwitch::ContigSplit),
         fit: spb && sw.on(SpbSwitch::ContigFit),
+        pinned: spb && sw.on(SpbSwitch::ContigPinned),
     }
 }
 

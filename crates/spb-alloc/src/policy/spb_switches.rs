@@ -53,6 +53,7 @@ switches! {
     ContigTargets => "contig_targets", "next", "pages moved by a 1 GiB allocation go to tainted, lost or already failed SPBs first, never to an SPB still to be tried";
     ContigSplit => "contig_split", "next", "a 1 GiB allocation splits a THP it finds no whole migration target for and moves its base pages (the kernel's migrate_pages on -ENOMEM)";
     ContigFit => "contig_fit", "next", "a 1 GiB allocation skips SPBs whose movable pages exceed free memory above min plus reclaimable cache, and stops a zone once its migration targets ran out";
+    ContigPinned => "contig_pinned", "next", "a 1 GiB allocation skips a candidate holding a page the embedder reports maybe pinned (the kernel's folio_maybe_dma_pinned) before it migrates anything";
     StealLast => "steal_last", "next", "a migration target of spb's own evacuation steals single pages inside a tainted SPB only after every allowed zone was tried without fragmenting";
     MovableZoneOrder => "movable_zone_order", "next", "every movable request tries all allowed zones without fragmenting before it steals (mainline's fast-path order)";
     EvacNoSteal => "evac_no_steal", "next", "a migration target of spb's own evacuation never takes a fragmenting fallback (no steal, no claim) in any pass: the evacuation stops when no zone has non-fragmenting movable memory";
@@ -66,6 +67,7 @@ pub const NEXT_SWITCHES: &[SpbSwitch] = &[
     SpbSwitch::RefuseFast,
     SpbSwitch::ContigSplit,
     SpbSwitch::ContigFit,
+    SpbSwitch::ContigPinned,
 ];
 /// spb-next's ideas that did not help where measured (docs/spb-next.md): off in both
 /// policies, available with `-on:`.

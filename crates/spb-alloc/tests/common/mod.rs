@@ -70,4 +70,7 @@ impl Env for TrackEnv {
         self.moves += 1;
         MigrateOutcome::Moved
     }
+    fn maybe_pinned(&self, _pfn: Pfn, cookie: u32) -> bool {
+        self.pinned.contains(&cookie)
+    }
 }

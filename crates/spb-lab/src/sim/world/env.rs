@@ -103,6 +103,14 @@ impl Env for World {
         true
     }
 
+    fn maybe_pinned(&self, pfn: Pfn, cookie: u32) -> bool {
+        // the lab knows its pins exactly (the kernel's test can also say "maybe" for a page
+        // with many references; the lab has no such false positives)
+        self.objs
+            .get(cookie as usize)
+            .is_some_and(|o| o.holder != NONE && o.pfn as u64 == pfn && o.flags & flag::PINNED != 0)
+    }
+
     fn reclaimable_without_swap(&self) -> u64 {
         self.clean_cache_zone.iter().sum::<u64>() + self.slab_reclaimable_pages
     }
@@ -144,7 +152,16 @@ mod tests {
             (0, 1),
             "per-zone clean cache follows the page"
         );
+        assert!(!w.maybe_pinned((1 << 20) + 7, id));
         w.objs[id as usize].flags |= flag::PINNED;
+        assert!(
+            w.maybe_pinned((1 << 20) + 7, id),
+            "maybe_pinned tells before migrating"
+        );
+        assert!(
+            !w.maybe_pinned(5000, id),
+            "not at a pfn the block is not at"
+        );
         assert_eq!(w.migrate((1 << 20) + 7, 9, 0, id), MigrateOutcome::Refused);
         w.objs[id as usize].flags &= !flag::PINNED;
         w.contig_mode = true;
