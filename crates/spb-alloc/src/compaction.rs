@@ -39,8 +39,9 @@ impl CompactPriority {
     }
 }
 
-/// Outcome of a compaction attempt.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Outcome of a compaction attempt, in the kernel's order (`enum compact_result`: a later
+/// variant is "more successful"; `try_to_compact_pages` reports the maximum over its zones).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum CompactResult {
     /// Not suitable (too little free memory, or not fragmentation).
     Skipped,
@@ -480,7 +481,13 @@ impl Allocator {
         let mt = req.gfp.migratetype();
         let mut any_ran = false;
         let mut last = CompactResult::Skipped;
+        // try_to_compact_pages: `rc = max(status, rc)` over the zonelist. The caller's decisions
+        // (a costly __GFP_NORETRY request gives up when compaction was SKIPPED or DEFERRED)
+        // read the best zone's outcome, not the last zone's: the DMA zone, tried last, is
+        // nearly always skipped for a Normal request (its lowmem reserve).
+        let mut rc = CompactResult::Skipped;
         for zi in (0..=preferred).rev() {
+            rc = rc.max(last);
             {
                 let z = &mut self.zones[zi];
                 if prio != CompactPriority::SyncFull && deferred(z, order) {
@@ -532,6 +539,6 @@ impl Allocator {
             self.vm.inc(Vm::CompactStall);
             self.vm.inc(Vm::CompactFail);
         }
-        (None, last)
+        (None, rc.max(last))
     }
 }

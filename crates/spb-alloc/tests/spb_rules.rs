@@ -565,10 +565,12 @@ fn adopt_partial_switch() {
 
 #[test]
 fn every_switch_has_a_test_and_a_name() {
-    // highorder_evacuate's tests need a larger geometry and live in spb_highorder.rs
+    // highorder_evacuate's and movable_best_fit's tests need a larger geometry and live in
+    // spb_highorder.rs and spb_fit.rs
     let src = concat!(
         include_str!("spb_rules.rs"),
-        include_str!("spb_highorder.rs")
+        include_str!("spb_highorder.rs"),
+        include_str!("spb_fit.rs")
     );
     for w in SpbSwitch::ALL {
         let needle = format!("SpbSwitch::{:?}", w);

@@ -21,6 +21,7 @@
 pub mod mainline;
 pub mod spb;
 pub mod spb_contig;
+pub(crate) mod spb_fit;
 pub mod spb_gfp;
 pub mod spb_highorder;
 pub(crate) mod spb_steal;

@@ -475,6 +475,20 @@ impl SpbPolicy {
         let excl = self.excluded_in(ctx.zone_id);
         let steer = self.sw.on(SpbSwitch::SteerMovableFullest);
         let lost_first = self.sw.on(SpbSwitch::LostFirst);
+        // spb-next `movable_best_fit`: the zone's smallest fitting fragment first.
+        if self.sw.on(SpbSwitch::MovableBestFit) {
+            let reserve_on = self.sw.on(SpbSwitch::TaintedReserve);
+            if let Some(i) = super::spb_fit::best_fit_spb(z, order, excl, reserve_on) {
+                *visited += 1;
+                let pass = match z.spbs[i as usize].category {
+                    Category::Clean => Pass::Pass1,
+                    _ => Pass::Pass4,
+                };
+                if let Some(p) = Self::try_spb(z, i, order, mt) {
+                    return (Some(p), pass);
+                }
+            }
+        }
         // PASS_1: clean SPBs, fullest first (hint first).
         if steer {
             if let Some(p) = self.hint_try(z, ctx, order, mt, Category::Clean) {

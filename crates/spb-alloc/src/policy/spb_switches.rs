@@ -58,6 +58,7 @@ switches! {
     MovableZoneOrder => "movable_zone_order", "next", "every movable request tries all allowed zones without fragmenting before it steals (mainline's fast-path order)";
     EvacNoSteal => "evac_no_steal", "next", "a migration target of spb's own evacuation never takes a fragmenting fallback (no steal, no claim) in any pass: the evacuation stops when no zone has non-fragmenting movable memory";
     HighorderEvacuate => "highorder_evacuate", "next", "a movable pageblock-order request (THP) that finds no free pageblock evacuates the cheapest movable-only pageblock (in the background for callers that cannot reclaim)";
+    MovableBestFit => "movable_best_fit", "next", "a movable request takes the smallest free movable block below a pageblock among clean SPBs and tainted SPBs above their reserve, instead of the smallest block of the first SPB the walk visits";
 }
 
 /// The switches that are spb-next's own ideas and on in `spb-next` (off in `spb`).
@@ -77,6 +78,7 @@ pub const NEXT_OFF_SWITCHES: &[SpbSwitch] = &[
     SpbSwitch::MovableZoneOrder,
     SpbSwitch::HighorderEvacuate,
     SpbSwitch::EvacNoSteal,
+    SpbSwitch::MovableBestFit,
 ];
 
 /// A set of switches (bit i = switch i on).
