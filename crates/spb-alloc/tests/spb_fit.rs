@@ -5,12 +5,6 @@ mod common;
 use common::*;
 use spb_alloc::*;
 
-const G: Geometry = Geometry {
-    page_shift: 12,
-    pageblock_order: 5,
-    max_order: 5,
-    spb_order: 8,
-};
 const PB: u64 = 32;
 const SPB: u64 = 256;
 
@@ -25,24 +19,7 @@ fn next(on: bool) -> SpbSwitches {
 }
 
 fn alloc_with(sw: SpbSwitches) -> Allocator {
-    let layout = MemoryLayout {
-        geometry: G,
-        zones: vec![ZoneSpec::plain(
-            ZoneKind::Normal,
-            PfnRange::new(SPB, SPB + 2 * SPB),
-        )],
-    };
-    let mut c = Config {
-        policy: PolicyConfig {
-            kind: PolicyKind::SpbNext,
-            spb: sw,
-        },
-        pcp: false,
-        ..cfg(PolicyKind::SpbNext)
-    };
-    c.watermarks.min_free_kbytes = Some(0);
-    c.compaction_proactiveness = 0;
-    Allocator::new(&layout, c).unwrap()
+    spb_next_pb32(2, sw)
 }
 
 /// Fill both SPBs with movable order-0 pages except where `free(pb, off)` says (pageblocks

@@ -7,12 +7,6 @@ use common::*;
 use spb_alloc::policy::spb::Work;
 use spb_alloc::*;
 
-const G: Geometry = Geometry {
-    page_shift: 12,
-    pageblock_order: 5,
-    max_order: 5,
-    spb_order: 8,
-};
 const PB: u64 = 32;
 const SPB: u64 = 256;
 
@@ -29,25 +23,7 @@ fn next(on: bool) -> SpbSwitches {
 }
 
 fn alloc_with(spbs: u64, sw: SpbSwitches) -> Allocator {
-    let layout = MemoryLayout {
-        geometry: G,
-        zones: vec![ZoneSpec::plain(
-            ZoneKind::Normal,
-            PfnRange::new(SPB, SPB + spbs * SPB),
-        )],
-    };
-    let mut c = Config {
-        policy: PolicyConfig {
-            kind: PolicyKind::SpbNext,
-            spb: sw,
-        },
-        pcp: false,
-        ..cfg(PolicyKind::SpbNext)
-    };
-    c.watermarks.min_free_kbytes = Some(0);
-    // no proactive compaction: what the background does is the policy's work alone
-    c.compaction_proactiveness = 0;
-    Allocator::new(&layout, c).unwrap()
+    spb_next_pb32(spbs, sw)
 }
 
 /// First pfn of pageblock `pb` (counted from the zone start).

@@ -6,6 +6,40 @@ use std::collections::HashMap;
 use spb_alloc::layout::{MemoryLayout, PfnRange, ZoneKind, ZoneSpec};
 use spb_alloc::*;
 
+/// A geometry with 32-page pageblocks (order 5, also the buddy maximum: the THP order here)
+/// and 8 pageblocks per SPB, for rules about whole pageblocks.
+pub const PB32: Geometry = Geometry {
+    page_shift: 12,
+    pageblock_order: 5,
+    max_order: 5,
+    spb_order: 8,
+};
+
+/// spb-next on [`PB32`]: one Normal zone of `spbs` SPBs from SPB 1, switches `sw`, no per-CPU
+/// lists, no min watermark and no proactive compaction (what the background does is the
+/// policy's work alone).
+pub fn spb_next_pb32(spbs: u64, sw: SpbSwitches) -> Allocator {
+    let s = PB32.spb_pages();
+    let layout = MemoryLayout {
+        geometry: PB32,
+        zones: vec![ZoneSpec::plain(
+            ZoneKind::Normal,
+            PfnRange::new(s, s + spbs * s),
+        )],
+    };
+    let mut c = Config {
+        policy: PolicyConfig {
+            kind: PolicyKind::SpbNext,
+            spb: sw,
+        },
+        pcp: false,
+        ..cfg(PolicyKind::SpbNext)
+    };
+    c.watermarks.min_free_kbytes = Some(0);
+    c.compaction_proactiveness = 0;
+    Allocator::new(&layout, c).unwrap()
+}
+
 /// A single Normal zone of `spbs` superpageblocks on the tiny geometry (8-page pageblocks,
 /// order-4 buddies, 16 pageblocks per SPB), starting at SPB 1.
 pub fn tiny(spbs: u64) -> MemoryLayout {
