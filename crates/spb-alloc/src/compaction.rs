@@ -480,41 +480,44 @@ impl Allocator {
         let order = req.order;
         let mt = req.gfp.migratetype();
         let mut any_ran = false;
-        let mut last = CompactResult::Skipped;
         // try_to_compact_pages: `rc = max(status, rc)` over the zonelist. The caller's decisions
         // (a costly __GFP_NORETRY request gives up when compaction was SKIPPED or DEFERRED)
         // read the best zone's outcome, not the last zone's: the DMA zone, tried last, is
         // nearly always skipped for a Normal request (its lowmem reserve).
         let mut rc = CompactResult::Skipped;
         for zi in (0..=preferred).rev() {
-            rc = rc.max(last);
+            let z = &mut self.zones[zi];
+            // this zone's status, and whether the freelists are retried after it (not when
+            // compaction was deferred or judged unsuitable)
+            let (status, retry) = if prio != CompactPriority::SyncFull && deferred(z, order) {
+                (CompactResult::Deferred, false)
+            } else if z.watermark_ok(
+                order,
+                z.wmark_pages(flags.wmark()),
+                highest,
+                flags,
+                z.free_pages,
+            ) {
+                // compaction_suitable: the order is already there
+                (CompactResult::Success, true)
+            } else if z.free_pages
+                <= z.wmark[WMARK_MIN] + (2u64 << order) + z.lowmem_reserve[highest.min(3)]
+                || (order > self.geo.costly_order() && {
+                    let fi = fragmentation_index(z, order);
+                    fi >= 0 && fi <= self.cfg.extfrag_threshold
+                })
             {
-                let z = &mut self.zones[zi];
-                if prio != CompactPriority::SyncFull && deferred(z, order) {
-                    last = CompactResult::Deferred;
-                    continue;
-                }
-                // compaction_suitable
-                let wm = z.wmark_pages(flags.wmark());
-                if z.watermark_ok(order, wm, highest, flags, z.free_pages) {
-                    last = CompactResult::Success;
-                } else {
-                    let gap = 2u64 << order;
-                    let need = z.wmark[WMARK_MIN] + gap + z.lowmem_reserve[highest.min(3)];
-                    if z.free_pages <= need {
-                        last = CompactResult::Skipped;
-                        continue;
-                    }
-                    if order > self.geo.costly_order() {
-                        let fi = fragmentation_index(z, order);
-                        if fi >= 0 && fi <= self.cfg.extfrag_threshold {
-                            last = CompactResult::Skipped;
-                            continue;
-                        }
-                    }
-                    any_ran = true;
-                    last = self.compact_zone(zi, Some(order), prio, mt, false, env);
-                }
+                (CompactResult::Skipped, false)
+            } else {
+                any_ran = true;
+                (
+                    self.compact_zone(zi, Some(order), prio, mt, false, env),
+                    true,
+                )
+            };
+            rc = rc.max(status);
+            if !retry {
+                continue;
             }
             if let Some(p) = self.get_page_from_freelist(req, flags, preferred, highest) {
                 if any_ran {
@@ -529,7 +532,7 @@ impl Allocator {
                 }
                 return (Some(p), CompactResult::Success);
             }
-            if matches!(last, CompactResult::Complete | CompactResult::Partial)
+            if matches!(status, CompactResult::Complete | CompactResult::Partial)
                 && prio != CompactPriority::Async
             {
                 defer(&mut self.zones[zi], order);
@@ -539,6 +542,6 @@ impl Allocator {
             self.vm.inc(Vm::CompactStall);
             self.vm.inc(Vm::CompactFail);
         }
-        (None, rc.max(last))
+        (None, rc)
     }
 }

@@ -339,8 +339,9 @@ impl SpbPolicy {
         f
     }
 
+    /// The SPB of zone `zone` being evacuated (never a source of pages), or NIL.
     #[inline]
-    fn excluded_in(&self, zone: u8) -> u32 {
+    pub(crate) fn excluded_in(&self, zone: u8) -> u32 {
         match self.excluded {
             Some((z, s)) if z == zone => s,
             _ => NIL,
@@ -782,7 +783,8 @@ impl SpbPolicy {
         (None, Pass::Fail)
     }
 
-    fn queue(&mut self, w: Work) {
+    /// Queue background work once (a queued item is not queued again).
+    pub(crate) fn queue(&mut self, w: Work) {
         if !self.work.contains(&w) {
             self.work.push(w);
         }

@@ -148,9 +148,7 @@ pub(crate) fn movable_entry<C: Core>(
         .find(|&zi| c.zones()[zi].kind <= highest && room(&c.zones()[zi]))?;
     if !req.gfp.contains(Gfp::DIRECT_RECLAIM) {
         if let Some(s) = c.policy_mut().spb_mut() {
-            if !s.work.contains(&Work::EvacuateFree { zone: zi as u8 }) {
-                s.work.push(Work::EvacuateFree { zone: zi as u8 });
-            }
+            s.queue(Work::EvacuateFree { zone: zi as u8 });
         }
         return None;
     }
@@ -194,10 +192,7 @@ pub(crate) fn background_supply<C: Core>(c: &mut C, zi: ZoneId, env: &mut dyn En
     }
     if progressed {
         if let Some(s) = c.policy_mut().spb_mut() {
-            let w = Work::EvacuateFree { zone: zi as u8 };
-            if !s.work.contains(&w) {
-                s.work.push(w);
-            }
+            s.queue(Work::EvacuateFree { zone: zi as u8 });
         }
     }
 }
@@ -220,10 +215,10 @@ fn evacuate_cheapest<C: Core>(c: &mut C, zi: ZoneId, env: &mut dyn Env) -> u64 {
     if !room(z) {
         return 0;
     }
-    let excluded = match c.policy().spb().and_then(|s| s.excluded) {
-        Some((ez, s)) if ez as usize == zi => s,
-        _ => crate::page::NIL,
-    };
+    let excluded = c
+        .policy()
+        .spb()
+        .map_or(crate::page::NIL, |s| s.excluded_in(zi as u8));
     let Some(b) = cheapest_block(z, excluded) else {
         return 0;
     };
