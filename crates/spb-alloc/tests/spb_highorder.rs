@@ -11,10 +11,13 @@ const PB: u64 = 32;
 const SPB: u64 = 256;
 
 /// spb-next's default set with `highorder_evacuate` on or off (off by default: see
-/// docs/spb-next.md).
+/// docs/spb-next.md; its background half, `highorder_supply`, is on by default and off here
+/// when `on` is false, so that `false` is the slow path of spb).
 fn next(on: bool) -> SpbSwitches {
     let s = SpbSwitches::next_on();
     assert!(!s.on(SpbSwitch::HighorderEvacuate));
+    assert!(s.on(SpbSwitch::HighorderSupply));
+    let s = s.without(SpbSwitch::HighorderSupply);
     if on {
         s.with(SpbSwitch::HighorderEvacuate)
     } else {
@@ -176,4 +179,45 @@ fn memory_short_runs_the_slow_path_of_spb() {
     assert!(a.zones()[0].free_pages() < a.zones()[0].wmark()[1] + PB);
     let _ = a.alloc(AllocRequest::new(5, Gfp::TRANSHUGE), &mut env);
     assert_eq!(a.vm().get(Vm::SpbEvacuateRuns), 0);
+}
+
+#[test]
+fn supply_alone_leaves_callers_that_may_reclaim_to_the_slow_path() {
+    // `highorder_supply` without `highorder_evacuate`: a THP fault that may reclaim does no
+    // evacuation (its slow path compacts instead), one that may not queues the background
+    // supply, which then serves the next such fault
+    let sw = next(false).with(SpbSwitch::HighorderSupply);
+    let mut a = alloc_with(2, sw);
+    let mut env = TrackEnv::default();
+    fill(&mut a, &mut env, 16, |pb, off| {
+        if pb == 3 {
+            !off.is_multiple_of(4)
+        } else {
+            scattered(off)
+        }
+    });
+    let _ = a.alloc(
+        AllocRequest::new(5, Gfp::TRANSHUGE.with(Gfp::NORETRY).with(Gfp::THISNODE)),
+        &mut env,
+    );
+    assert_eq!(
+        a.vm().get(Vm::SpbEvacuateRuns),
+        0,
+        "no synchronous evacuation"
+    );
+    let queued = |a: &Allocator| {
+        a.policy()
+            .spb()
+            .is_some_and(|s| s.work().contains(&Work::EvacuateFree { zone: 0 }))
+    };
+    assert!(!queued(&a));
+    let light = Gfp::TRANSHUGE_LIGHT.with(Gfp::NORETRY);
+    assert!(a.alloc(AllocRequest::new(5, light), &mut env).is_err());
+    assert!(
+        queued(&a),
+        "a caller that may not reclaim queues the supply"
+    );
+    a.background(1_000_000_000, &mut env);
+    assert!(a.vm().get(Vm::SpbEvacuateRuns) > 0);
+    assert!(a.alloc(AllocRequest::new(5, light), &mut env).is_ok());
 }

@@ -100,7 +100,8 @@ pub enum Work {
     },
     /// Shrink reclaimable slab living in a tainted SPB under pressure (28).
     SlabShrink { zone: u8, spb: u32 },
-    /// spb-next `highorder_evacuate`: evacuate the cheapest movable-only pageblock.
+    /// spb-next `highorder_supply` / `highorder_evacuate`: evacuate the cheapest movable-only
+    /// pageblock.
     EvacuateFree { zone: u8 },
 }
 

@@ -23,6 +23,11 @@
 //!   as background work: it fails now as its caller expects; the work evacuates pageblocks
 //!   until the zone holds a small supply of free pageblocks ([`supply_target`]), so the
 //!   following requests find one.
+//!
+//! Two switches: `highorder_supply` is the background half alone (on in spb-next: callers that
+//! may reclaim keep spb's slow path, whose compaction and reclaim serve them without the
+//! synchronous evacuations that measured worse on page-cache-heavy loads, docs/spb-next.md);
+//! `highorder_evacuate` is both halves (off).
 
 use crate::env::Env;
 use crate::gfp::Gfp;
@@ -134,10 +139,12 @@ pub(crate) fn movable_entry<C: Core>(
     step: &mut u8,
     env: &mut dyn Env,
 ) -> Option<DropDecision> {
-    let on = c
-        .policy()
-        .spb()
-        .is_some_and(|s| s.sw.on(SpbSwitch::HighorderEvacuate));
+    let (direct, supply) = c.policy().spb().map_or((false, false), |s| {
+        let direct = s.sw.on(SpbSwitch::HighorderEvacuate);
+        (direct, direct || s.sw.on(SpbSwitch::HighorderSupply))
+    });
+    let may_reclaim = req.gfp.contains(Gfp::DIRECT_RECLAIM);
+    let on = if may_reclaim { direct } else { supply };
     if !on || *step != 0 || !applies(c.geo(), req.gfp, req.order) {
         return None;
     }
@@ -146,7 +153,7 @@ pub(crate) fn movable_entry<C: Core>(
     let zi = (0..c.zones().len())
         .rev()
         .find(|&zi| c.zones()[zi].kind <= highest && room(&c.zones()[zi]))?;
-    if !req.gfp.contains(Gfp::DIRECT_RECLAIM) {
+    if !may_reclaim {
         if let Some(s) = c.policy_mut().spb_mut() {
             s.queue(Work::EvacuateFree { zone: zi as u8 });
         }

@@ -57,7 +57,8 @@ switches! {
     StealLast => "steal_last", "next", "a migration target of spb's own evacuation steals single pages inside a tainted SPB only after every allowed zone was tried without fragmenting";
     MovableZoneOrder => "movable_zone_order", "next", "every movable request tries all allowed zones without fragmenting before it steals (mainline's fast-path order)";
     EvacNoSteal => "evac_no_steal", "next", "a migration target of spb's own evacuation never takes a fragmenting fallback (no steal, no claim) in any pass: the evacuation stops when no zone has non-fragmenting movable memory";
-    HighorderEvacuate => "highorder_evacuate", "next", "a movable pageblock-order request (THP) that finds no free pageblock evacuates the cheapest movable-only pageblock (in the background for callers that cannot reclaim)";
+    HighorderEvacuate => "highorder_evacuate", "next", "a movable pageblock-order request (THP) that finds no free pageblock evacuates the cheapest movable-only pageblock (in the background for callers that cannot reclaim); implies highorder_supply";
+    HighorderSupply => "highorder_supply", "next", "highorder_evacuate's background half alone: a movable pageblock-order request that may not reclaim and finds no free pageblock queues evacuations that keep a small supply of free pageblocks; callers that may reclaim run the slow path as in spb";
     MovableBestFit => "movable_best_fit", "next", "a movable request takes the smallest free movable block below a pageblock among clean SPBs and tainted SPBs above their reserve, instead of the smallest block of the first SPB the walk visits";
 }
 
@@ -68,6 +69,7 @@ pub const NEXT_SWITCHES: &[SpbSwitch] = &[
     SpbSwitch::ContigSplit,
     SpbSwitch::ContigFit,
     SpbSwitch::ContigPinned,
+    SpbSwitch::HighorderSupply,
 ];
 /// spb-next's ideas that did not help where measured (docs/spb-next.md): off in both
 /// policies, available with `-on:`.
