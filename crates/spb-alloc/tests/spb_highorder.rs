@@ -55,6 +55,18 @@ fn scattered(off: u64) -> bool {
     off % 4 == 1
 }
 
+/// 16 pageblocks each with free pages but none free as a whole: pageblock `cheap` holds 8
+/// movable pages (every fourth page), the others 24 ([`scattered`]).
+fn fill_one_cheap(a: &mut Allocator, env: &mut TrackEnv, cheap: u64) {
+    fill(a, env, 16, |pb, off| {
+        if pb == cheap {
+            !off.is_multiple_of(4)
+        } else {
+            scattered(off)
+        }
+    });
+}
+
 #[test]
 fn evacuates_the_cheapest_block_for_a_thp() {
     // 2 SPBs = 16 pageblocks, each with free pages but none free as a whole; pageblock 11 has
@@ -62,13 +74,7 @@ fn evacuates_the_cheapest_block_for_a_thp() {
     for on in [false, true] {
         let mut a = alloc_with(2, next(on));
         let mut env = TrackEnv::default();
-        fill(&mut a, &mut env, 16, |pb, off| {
-            if pb == 11 {
-                !off.is_multiple_of(4)
-            } else {
-                scattered(off)
-            }
-        });
+        fill_one_cheap(&mut a, &mut env, 11);
         let r = a.alloc(AllocRequest::new(5, Gfp::TRANSHUGE), &mut env);
         let evac = a.vm().get(Vm::SpbEvacuateRuns);
         if on {
@@ -113,13 +119,7 @@ fn callers_without_direct_reclaim_evacuate_in_the_background() {
     for on in [false, true] {
         let mut a = alloc_with(2, next(on));
         let mut env = TrackEnv::default();
-        fill(&mut a, &mut env, 16, |pb, off| {
-            if pb == 3 {
-                !off.is_multiple_of(4)
-            } else {
-                scattered(off)
-            }
-        });
+        fill_one_cheap(&mut a, &mut env, 3);
         let light = Gfp::TRANSHUGE_LIGHT.with(Gfp::NORETRY);
         let r = a.alloc(AllocRequest::new(5, light), &mut env);
         assert!(
@@ -189,13 +189,7 @@ fn supply_alone_leaves_callers_that_may_reclaim_to_the_slow_path() {
     let sw = next(false).with(SpbSwitch::HighorderSupply);
     let mut a = alloc_with(2, sw);
     let mut env = TrackEnv::default();
-    fill(&mut a, &mut env, 16, |pb, off| {
-        if pb == 3 {
-            !off.is_multiple_of(4)
-        } else {
-            scattered(off)
-        }
-    });
+    fill_one_cheap(&mut a, &mut env, 3);
     let _ = a.alloc(
         AllocRequest::new(5, Gfp::TRANSHUGE.with(Gfp::NORETRY).with(Gfp::THISNODE)),
         &mut env,
