@@ -164,6 +164,29 @@ pub fn limits(a: &Allocator, inputs: &[LimitInputs]) -> (u64, u64) {
     (normal, limit_of(n, p, m, a.geo().spb_pages()))
 }
 
+/// The 1 GiB capacity bound over all zones (docs/metrics.md): the SPBs that could become
+/// 1 GiB pages (neither pinned nor with holes), minus the SPBs needed for the pages that must
+/// stay (the limit's count) beyond what the pinned-or-holed SPBs can hold (their usable and
+/// reserved pages). The limit's `max` counts a pinned or holed SPB as a whole SPB of room for
+/// those pages; most are partial (DMA, DMA32 below the PCI hole, the memmap's SPB), so the
+/// probe can stay below `limit - 1` while it reaches this bound. Diagnostic only: the targets
+/// keep the limit as defined.
+pub fn capacity_bound(a: &Allocator, inputs: &[LimitInputs]) -> u64 {
+    let sp = a.geo().spb_pages();
+    let (mut candidates, mut room, mut must) = (0u64, 0u64, 0u64);
+    for (i, z) in a.zones().iter().enumerate() {
+        must += limit_terms(z, inputs.get(i).copied().unwrap_or_default()).2;
+        for s in z.spbs() {
+            if s.is_pinned() || s.has_hole() {
+                room += s.usable_pages() + s.reserved_pages();
+            } else {
+                candidates += 1;
+            }
+        }
+    }
+    candidates.saturating_sub(must.saturating_sub(room).div_ceil(sp))
+}
+
 /// What a pageblock holds.
 pub fn block_content(z: &Zone, pfn: u64) -> BlockContent {
     if !z.contains(pfn) {
@@ -508,6 +531,46 @@ mod tests {
             },
         );
         assert_eq!(l1, 4 - (must - sp).div_ceil(sp));
+    }
+
+    #[test]
+    fn capacity_bound_counts_the_room_of_holed_spbs() {
+        // a zone starting half-way into its first SPB: 3 whole SPBs and one with a hole, whose
+        // room is half an SPB; movable pages that must stay fill 1.875 SPBs with the min
+        // watermark
+        let g = Geometry::TINY;
+        let sp = g.spb_pages();
+        let l = MemoryLayout {
+            geometry: g,
+            zones: vec![ZoneSpec::plain(
+                ZoneKind::Normal,
+                PfnRange::new(sp / 2, 4 * sp),
+            )],
+        };
+        let cfg = Config {
+            policy: PolicyConfig::of(PolicyKind::Vanilla),
+            nr_cpus: 1,
+            pcp: false,
+            ..Config::default()
+        };
+        let mut a = Allocator::new(&l, cfg).unwrap();
+        let wmin = a.zones()[0].wmark()[WMARK_MIN];
+        let movable = 2 * sp - sp / 8 - wmin;
+        for _ in 0..movable {
+            alloc(&mut a, 0, Gfp::HIGHUSER_MOVABLE, 0);
+        }
+        // the limit counts the holed SPB as a whole SPB of room: 4 - max(1, ceil(1.875))
+        assert_eq!(limits(&a, &[]).1, 2);
+        // its real room is half an SPB: 3 - ceil(1.875 - 0.5)
+        assert_eq!(capacity_bound(&a, &[]), 1);
+        // half an SPB of it clean page cache (dropped, not kept): 4 - max(1, ceil(1.375)) and
+        // 3 - ceil(0.875)
+        let inp = [LimitInputs {
+            clean_cache_pages: sp / 2,
+            shrinkable_pages: 0,
+        }];
+        assert_eq!(limits(&a, &inp).1, 2);
+        assert_eq!(capacity_bound(&a, &inp), 2);
     }
 
     #[test]

@@ -171,6 +171,8 @@ pub struct RunDetails {
     /// 1 GiB pages the probe obtained in the Normal zone, and that zone's limit.
     pub gigantic_normal_allocatable: u64,
     pub gigantic_normal_limit: u64,
+    /// The 1 GiB capacity bound over all zones (a diagnostic beside the limit; runs only).
+    pub gigantic_capacity_bound: Option<u64>,
     /// 1 GiB (hugetlb) requests of the workload during the run: obtained / requested.
     pub hugetlb_obtained: u64,
     pub hugetlb_requested: u64,
@@ -192,6 +194,7 @@ impl RunMetrics {
         RunDetails {
             gigantic_normal_allocatable: u("gigantic_normal_allocatable").unwrap_or(0),
             gigantic_normal_limit: u("gigantic_normal_limit").unwrap_or(0),
+            gigantic_capacity_bound: u("gigantic_capacity_bound"),
             hugetlb_obtained: u("hugetlb_obtained").unwrap_or(0),
             hugetlb_requested: u("hugetlb_requested").unwrap_or(0),
             alloc_failures_warned: u("alloc_failures_warned"),

@@ -101,8 +101,17 @@ pub fn judge(run: &RunMetrics, base: &RunMetrics) -> Vec<Verdict> {
         run.normal.spb_lost as f64,
         (run.normal.lost_floor + 1) as f64,
     ));
-    v.push(probe_target(run.gigantic.allocatable, run.gigantic.limit));
     let d = run.details();
+    v.push(
+        match (
+            probe_target(run.gigantic.allocatable, run.gigantic.limit),
+            d.gigantic_capacity_bound,
+        ) {
+            // the miss, with the bound the room of the lost SPBs allows beside it
+            (Verdict::Missed(m), Some(b)) => Verdict::Missed(format!("{m}; capacity bound {b}")),
+            (v, _) => v,
+        },
+    );
     v.push(probe_target(
         d.gigantic_normal_allocatable,
         d.gigantic_normal_limit,

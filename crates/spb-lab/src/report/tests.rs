@@ -649,6 +649,13 @@ fn targets_judge_each_run_against_the_baseline() {
     r.gigantic.limit = 4;
     r.gigantic.allocatable = 2;
     assert_eq!(judge(&r, &b)[1], Verdict::Missed("2 >= 3 (by 1)".into()));
+    // a miss names the capacity bound when the run recorded one
+    r.extra
+        .insert("gigantic_capacity_bound".into(), serde_json::json!(2));
+    assert_eq!(
+        judge(&r, &b)[1],
+        Verdict::Missed("2 >= 3 (by 1); capacity bound 2".into())
+    );
     r.gigantic.allocatable = 3;
     assert!(matches!(judge(&r, &b)[1], Verdict::Met(_)));
     r.gigantic.limit = 0;

@@ -245,6 +245,7 @@ pub fn run_scenario(
     // end of run: census, limit, then the probe
     let (n, all) = measure::census(&sim.a);
     let (lim_n, lim_all) = measure::limits(&sim.a, &sim.limit_inputs());
+    let cap_bound = measure::capacity_bound(&sim.a, &sim.limit_inputs());
     let events = sim.events();
     let pages_migrated = sim.a.pages_migrated();
     let vmstat = sim.vmstat();
@@ -296,6 +297,7 @@ pub fn run_scenario(
         pr.normal_allocatable.into(),
     );
     extra.insert("gigantic_normal_limit".into(), lim_n.into());
+    extra.insert("gigantic_capacity_bound".into(), cap_bound.into());
     extra.insert("probe_reclaimed_pages".into(), pr.reclaimed_pages.into());
     if let Some(z) = sim.normal_zone() {
         extra.insert(
