@@ -337,14 +337,15 @@ mod tests {
 
     /// A Normal zone of `spbs` tiny SPBs (128 pages, 16 pageblocks of 8 pages).
     fn tiny(spbs: u64) -> Allocator {
-        let g = Geometry::TINY;
-        let s = g.spb_pages();
+        let s = Geometry::TINY.spb_pages();
+        tiny_zone(PfnRange::new(s, s + spbs * s))
+    }
+
+    /// A vanilla allocator with one Normal zone over `span` (TINY geometry).
+    fn tiny_zone(span: PfnRange) -> Allocator {
         let l = MemoryLayout {
-            geometry: g,
-            zones: vec![ZoneSpec::plain(
-                ZoneKind::Normal,
-                PfnRange::new(s, s + spbs * s),
-            )],
+            geometry: Geometry::TINY,
+            zones: vec![ZoneSpec::plain(ZoneKind::Normal, span)],
         };
         let cfg = Config {
             policy: PolicyConfig::of(PolicyKind::Vanilla),
@@ -538,22 +539,8 @@ mod tests {
         // a zone starting half-way into its first SPB: 3 whole SPBs and one with a hole, whose
         // room is half an SPB; movable pages that must stay fill 1.875 SPBs with the min
         // watermark
-        let g = Geometry::TINY;
-        let sp = g.spb_pages();
-        let l = MemoryLayout {
-            geometry: g,
-            zones: vec![ZoneSpec::plain(
-                ZoneKind::Normal,
-                PfnRange::new(sp / 2, 4 * sp),
-            )],
-        };
-        let cfg = Config {
-            policy: PolicyConfig::of(PolicyKind::Vanilla),
-            nr_cpus: 1,
-            pcp: false,
-            ..Config::default()
-        };
-        let mut a = Allocator::new(&l, cfg).unwrap();
+        let sp = Geometry::TINY.spb_pages();
+        let mut a = tiny_zone(PfnRange::new(sp / 2, 4 * sp));
         let wmin = a.zones()[0].wmark()[WMARK_MIN];
         let movable = 2 * sp - sp / 8 - wmin;
         for _ in 0..movable {
