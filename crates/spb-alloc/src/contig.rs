@@ -249,7 +249,7 @@ impl Allocator {
         let end = (start + pages).min(z.span.end);
         let mut p = start.max(z.span.start);
         while p < end {
-            if p & (pbp - 1) == 0 && z.pb(p).alloc[MigrateType::Movable as usize] == 0 {
+            if p & (pbp - 1) == 0 && z.pb(p).movable_pages() == 0 {
                 p += pbp;
                 continue;
             }
@@ -369,7 +369,7 @@ impl Allocator {
                     stats.reserved += 1;
                     return Err(RangeFail::Rejected);
                 }
-                if pb.alloc[0] + pb.alloc[2] + pb.alloc[3] > 0 {
+                if pb.non_movable_pages() > 0 {
                     stats.unmovable += 1;
                     return Err(RangeFail::Rejected);
                 }

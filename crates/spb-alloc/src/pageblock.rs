@@ -96,6 +96,16 @@ impl PageblockMeta {
     pub fn is_isolated(&self) -> bool {
         self.flags & pbflag::ISOLATE != 0
     }
+    /// Pages allocated as movable.
+    #[inline]
+    pub fn movable_pages(&self) -> u32 {
+        self.alloc[alloc_class(MigrateType::Movable)] as u32
+    }
+    /// Pages allocated as anything but movable (unmovable, reclaimable, highatomic).
+    #[inline]
+    pub fn non_movable_pages(&self) -> u32 {
+        self.alloc.iter().map(|&n| n as u32).sum::<u32>() - self.movable_pages()
+    }
     /// Content bits ([`content`]).
     #[inline]
     pub fn content(&self, pb_pages: u16) -> u8 {

@@ -91,8 +91,8 @@ pub fn cheapest_block(z: &Zone, excluded: u32) -> Option<crate::geometry::Pfn> {
         let mut b = s.start_pfn.max(z.span.start).div_ceil(pbp) * pbp;
         while b + pbp <= end {
             let pb = z.pb(b);
-            let ok = pb.alloc[1] > 0
-                && pb.alloc[0] + pb.alloc[2] + pb.alloc[3] == 0
+            let ok = pb.movable_pages() > 0
+                && pb.non_movable_pages() == 0
                 && pb.pcp == 0
                 && pb.reserved + pb.absent == 0
                 && !pb.is_isolated()

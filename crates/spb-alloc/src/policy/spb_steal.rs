@@ -12,8 +12,8 @@
 //! a lower zone still has free movable memory. That room is what non-movable requests need;
 //! once it is eaten they taint the next SPB.
 //!
-//! `steal_last` (off in both: it fixes the shared pagecache trace but costs pagecache-churn and
-//! seed-16g, docs/spb-next.md): a migration target of spb's own evacuation (the defrag
+//! `steal_last` (on in spb-next since it was re-measured with `highorder_supply`; off in spb,
+//! where it costs the probe; docs/spb-next.md): a migration target of spb's own evacuation (the defrag
 //! worker, the evacuation of a claimed block, targeted and deferred evacuation: an SPB is
 //! `excluded` while it is emptied) honours NOFRAGMENT in the walk: no single-page steal, claims
 //! of whole free pageblocks only. `migrate_out` already asks the zonelist twice, with

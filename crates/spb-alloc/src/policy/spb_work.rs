@@ -353,10 +353,11 @@ fn evacuable_blocks(z: &Zone, si: u32, label: Option<MigrateType>) -> Vec<(u16, 
         let pb = z.pb(b);
         let label_ok = match label {
             Some(l) => pb.migratetype() == l,
-            None => pb.alloc[0] + pb.alloc[2] + pb.alloc[3] == 0,
+            None => pb.non_movable_pages() == 0,
         };
-        if pb.alloc[1] > 0 && label_ok && !pb.is_isolated() && pb.reserved + pb.absent == 0 {
-            v.push((pb.alloc[1], b));
+        let movable = pb.movable_pages();
+        if movable > 0 && label_ok && !pb.is_isolated() && pb.reserved + pb.absent == 0 {
+            v.push((movable as u16, b));
         }
         b += pbp;
     }

@@ -244,8 +244,9 @@ pub fn run_scenario(
     sim.verify(cfg!(debug_assertions) || opts.check_every > 0)?;
     // end of run: census, limit, then the probe
     let (n, all) = measure::census(&sim.a);
-    let (lim_n, lim_all) = measure::limits(&sim.a, &sim.limit_inputs());
-    let cap_bound = measure::capacity_bound(&sim.a, &sim.limit_inputs());
+    let inputs = sim.limit_inputs();
+    let (lim_n, lim_all) = measure::limits(&sim.a, &inputs);
+    let cap_bound = measure::capacity_bound(&sim.a, &inputs);
     let events = sim.events();
     let pages_migrated = sim.a.pages_migrated();
     let vmstat = sim.vmstat();
