@@ -180,7 +180,7 @@ impl Policy {
         }
     }
     /// Whether the fast path's zonelist walk drops NOFRAGMENT and walks again when nothing was
-    /// found (mainline default mode only; spb-next `steal_last`: movable requests).
+    /// found (mainline default mode only; spb-next `movable_zone_order`: movable requests).
     pub fn drop_nofragment_in_walk(&self, mt: MigrateType) -> bool {
         match self {
             Policy::Mainline { defrag_mode } => !*defrag_mode,
