@@ -486,7 +486,7 @@ impl Allocator {
     /// Split the movable allocated block at `pfn` (order above 0) into base pages, each an
     /// allocation of its own, if the embedder splits its folio (`Env::split`). The pages stay
     /// allocated with the same migratetype, so no counter changes.
-    fn split_allocated(&mut self, zi: ZoneId, pfn: Pfn, env: &mut dyn Env) -> bool {
+    pub(crate) fn split_allocated(&mut self, zi: ZoneId, pfn: Pfn, env: &mut dyn Env) -> bool {
         let m = *self.zones[zi].page(pfn);
         let n = 1usize << m.order;
         let mut cookies = Vec::with_capacity(n);

@@ -75,6 +75,28 @@ impl FreeArea {
         pages[i as usize].next = NIL;
         pages[i as usize].prev = NIL;
     }
+    /// Make page `i` (on list (order, mt)) the head: the entries before it move, in order,
+    /// behind the old tail (the kernel's `move_freelist_head`: a search that walks the list
+    /// from the tail next meets the entries it has not looked at yet).
+    pub fn rotate_to_head(&mut self, pages: &mut [PageMeta], i: u32, order: usize, mt: usize) {
+        let h = self.head[order][mt];
+        if h == i {
+            return;
+        }
+        let (p, t) = (pages[i as usize].prev, self.tail[order][mt]);
+        pages[t as usize].next = h;
+        pages[h as usize].prev = t;
+        pages[p as usize].next = NIL;
+        pages[i as usize].prev = NIL;
+        self.head[order][mt] = i;
+        self.tail[order][mt] = p;
+    }
+    /// Tail of list (order, mt), if any.
+    #[inline]
+    pub fn last(&self, order: usize, mt: usize) -> Option<u32> {
+        let t = self.tail[order][mt];
+        (t != NIL).then_some(t)
+    }
     /// Head of list (order, mt), if any.
     #[inline]
     pub fn first(&self, order: usize, mt: usize) -> Option<u32> {
@@ -92,5 +114,46 @@ impl FreeArea {
     pub fn largest_between(&self, min: usize, max: usize, mt: usize) -> Option<usize> {
         let m = (self.mask[mt] as u32) & ((2u32 << max) - 1) & !((1u32 << min) - 1);
         (m != 0).then(|| 31 - m.leading_zeros() as usize)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec::Vec;
+
+    fn order_of(a: &FreeArea, pages: &[PageMeta]) -> Vec<u32> {
+        let mut v = Vec::new();
+        let mut i = a.head[0][0];
+        let mut prev = NIL;
+        while i != NIL {
+            assert_eq!(pages[i as usize].prev, prev, "prev link of {i}");
+            v.push(i);
+            prev = i;
+            i = pages[i as usize].next;
+        }
+        assert_eq!(a.tail[0][0], prev, "tail");
+        v
+    }
+
+    #[test]
+    fn rotate_to_head_moves_the_entries_before_it_behind_the_tail() {
+        let mut pages = alloc::vec![PageMeta::TAIL; 8];
+        let mut a = FreeArea::default();
+        for i in 0..5 {
+            a.push(&mut pages, i, 0, 0, true);
+        }
+        a.rotate_to_head(&mut pages, 3, 0, 0);
+        assert_eq!(order_of(&a, &pages), [3, 4, 0, 1, 2]);
+        a.rotate_to_head(&mut pages, 3, 0, 0);
+        assert_eq!(order_of(&a, &pages), [3, 4, 0, 1, 2], "the head stays");
+        a.rotate_to_head(&mut pages, 2, 0, 0);
+        assert_eq!(
+            order_of(&a, &pages),
+            [2, 3, 4, 0, 1],
+            "the tail becomes the head"
+        );
+        assert_eq!(a.last(0, 0), Some(1));
+        assert_eq!(a.mask[0], 1);
     }
 }

@@ -283,6 +283,15 @@ impl Policy {
             _ => true,
         }
     }
+    /// Whether compaction may take targets from some pageblock of the SPB `si` (false: none of
+    /// its pageblocks passes [`Policy::compaction_target_ok`], so the free-list search skips
+    /// its lists).
+    pub fn compaction_spb_ok(&self, z: &Zone, si: usize) -> bool {
+        match self {
+            Policy::Spb(s) => s.compaction_spb_ok(z, si),
+            _ => true,
+        }
+    }
     /// The spb state, if this is the spb policy: read-only inspection for tests and the lab.
     /// The core never calls it (it goes through the hooks below).
     pub fn spb(&self) -> Option<&spb::SpbPolicy> {

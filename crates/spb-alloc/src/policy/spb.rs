@@ -1109,6 +1109,15 @@ impl SpbPolicy {
         }
         true
     }
+    /// Whether some pageblock of SPB `si` may pass [`Self::compaction_target_ok`]: not when
+    /// the SPB is a tainted one at its reserve (and `compact_fragments` is off).
+    pub fn compaction_spb_ok(&self, z: &Zone, si: usize) -> bool {
+        let s = &z.spbs[si];
+        !(self.sw.on(SpbSwitch::TaintedReserve)
+            && !self.sw.on(SpbSwitch::CompactFragments)
+            && s.category == Category::Tainted
+            && s.pb_free <= tainted_reserve(s))
+    }
 }
 
 fn zone_state(z: &Zone) -> ZoneState {

@@ -20,6 +20,8 @@ use crate::vmstat::Vm;
 use crate::zone::{Zone, ZoneId, WMARK_MIN};
 use crate::{AllocRequest, Allocator};
 
+mod fast;
+
 /// Compaction priority (higher value = lighter).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum CompactPriority {
@@ -51,6 +53,10 @@ pub enum CompactResult {
     Complete,
     /// Stopped early (no targets left).
     Partial,
+    /// Stopped because a folio found no target of its order among the free pages the free
+    /// scanner isolated for it (the kernel's `-ENOMEM` from `migrate_pages`, which ends the
+    /// run with `COMPACT_CONTENDED`): not deferred, and not a reason to drain the per-CPU lists.
+    Contended,
     /// A free block of the target order exists.
     Success,
 }
@@ -117,6 +123,17 @@ fn defer(z: &mut Zone, order: u8) {
     }
 }
 
+/// What one call of the free scanner ended with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum FreeScan {
+    /// The stash holds a block of the folio's order or larger.
+    Found,
+    /// The stash holds as many pages as the folio has, none in a block large enough.
+    Short,
+    /// The free scanner reached the migrate scanner.
+    Met,
+}
+
 /// A free block taken off the lists by the free scanner.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Held {
@@ -175,7 +192,8 @@ impl Zone {
 /// # Invariants
 /// - `by_order[o]` holds only blocks of exactly order `o`, each isolated (off every free list,
 ///   accounted as held) by this compaction run;
-/// - `mask` has bit `o` set exactly when `by_order[o]` is non-empty.
+/// - `mask` has bit `o` set exactly when `by_order[o]` is non-empty;
+/// - `pages` is the sum of `2^o` over every held block.
 ///
 /// Filing by order keeps "is a block of at least order o held" and "take the smallest such
 /// block" at O(orders) per migrated page; a flat list made both O(held blocks), which was
@@ -184,12 +202,19 @@ impl Zone {
 pub(crate) struct Stash {
     by_order: [Vec<Pfn>; MAX_NR_ORDERS],
     mask: u32,
+    /// Pages held in all orders (the kernel's `cc->nr_freepages`).
+    pages: u64,
 }
 
 impl Stash {
     pub(crate) fn push(&mut self, h: Held) {
         self.by_order[h.order as usize].push(h.pfn);
         self.mask |= 1 << h.order;
+        self.pages += 1u64 << h.order;
+    }
+    /// Pages held, in blocks of any order.
+    pub(crate) fn pages(&self) -> u64 {
+        self.pages
     }
     /// Whether a block of at least `order` pages is held.
     pub(crate) fn has_at_least(&self, order: u8) -> bool {
@@ -206,6 +231,7 @@ impl Stash {
         if self.by_order[o].is_empty() {
             self.mask &= !(1 << o);
         }
+        self.pages -= 1u64 << o;
         Some(Held {
             pfn,
             order: o as u8,
@@ -214,6 +240,7 @@ impl Stash {
     /// Every held block, emptying the stash.
     pub(crate) fn drain(&mut self) -> impl Iterator<Item = Held> + '_ {
         self.mask = 0;
+        self.pages = 0;
         self.by_order.iter_mut().enumerate().flat_map(|(o, v)| {
             v.drain(..).map(move |pfn| Held {
                 pfn,
@@ -259,8 +286,17 @@ impl Allocator {
         out
     }
 
-    /// Run the free scanner from `*free_pfn` downward (not below `floor`) until the stash holds
-    /// a block of at least `order` pages. Returns false when the scanners met.
+    /// One round of the free scanner for a folio of `order` (the kernel's `compaction_alloc`:
+    /// look in the stash, else run `isolate_freepages` once, then look again):
+    /// - [`FreeScan::Found`]: the stash holds a block of at least `order` pages;
+    /// - [`FreeScan::Short`]: the round isolated free pages, none in a block that large;
+    /// - [`FreeScan::Met`]: the linear scanner reached the migrate scanner (`floor`).
+    ///
+    /// The round first searches the free lists ([`fast`], when `fs` allows), and runs the
+    /// linear scanner from `*free_pfn` downward only when the stash is still empty; the linear
+    /// scanner stops after a pageblock that brings the stash to `2^order` pages (the kernel's
+    /// `nr_freepages >= nr_migratepages`; the model migrates one folio at a time, so the batch
+    /// is this folio).
     fn isolate_freepages(
         &mut self,
         zi: ZoneId,
@@ -268,15 +304,23 @@ impl Allocator {
         floor: Pfn,
         stash: &mut Stash,
         order: u8,
-    ) -> bool {
+        fs: &mut fast::FastSearch,
+    ) -> FreeScan {
+        if stash.has_at_least(order) {
+            return FreeScan::Found;
+        }
+        let need = 1u64 << order;
+        if fs.enabled() {
+            self.fast_isolate_freepages(zi, free_pfn, floor, stash, need, fs);
+        }
         let pbp = self.geo.pageblock_pages();
         let pbo = self.geo.pageblock_order;
-        loop {
-            if stash.has_at_least(order) {
-                return true;
-            }
+        let mut met = false;
+        let mut scanned_a_block = false;
+        while stash.pages() == 0 || (scanned_a_block && stash.pages() < need) {
             if *free_pfn < floor + pbp || *free_pfn < self.zones[zi].span.start + pbp {
-                return false;
+                met = true;
+                break;
             }
             *free_pfn -= pbp;
             let block = *free_pfn;
@@ -295,39 +339,55 @@ impl Allocator {
             if !self.policy.compaction_target_ok(z, block) {
                 continue;
             }
-            let mut p = block;
-            let mut scanned = 0;
-            while p < block + pbp {
-                let z = &mut self.zones[zi];
-                // the entries the loop below would only step over, counted in one go
-                let run = z.plain_run(p, block + pbp);
-                p += run;
-                scanned += run;
-                if p >= block + pbp {
+            scanned_a_block = true;
+            self.isolate_block(zi, block, stash);
+        }
+        if stash.has_at_least(order) {
+            FreeScan::Found
+        } else if met {
+            FreeScan::Met
+        } else {
+            FreeScan::Short
+        }
+    }
+
+    /// Isolate every free buddy of the pageblock at `block` into the stash (the model's
+    /// `isolate_freepages_block`: whole pageblocks, stride 1), stopping where taking the next
+    /// buddy would bring the zone's free pages under min; counts the entries visited.
+    pub(crate) fn isolate_block(&mut self, zi: ZoneId, block: Pfn, stash: &mut Stash) {
+        let pbp = self.geo.pageblock_pages();
+        let mut p = block;
+        let mut scanned = 0;
+        while p < block + pbp {
+            let z = &mut self.zones[zi];
+            // the entries the loop below would only step over, counted in one go
+            let run = z.plain_run(p, block + pbp);
+            p += run;
+            scanned += run;
+            if p >= block + pbp {
+                break;
+            }
+            let m = *z.page(p);
+            scanned += 1;
+            if m.state == PageState::Free {
+                let n = 1u64 << m.order;
+                if z.free_pages < z.wmark[WMARK_MIN] + n {
                     break;
                 }
-                let m = *z.page(p);
-                scanned += 1;
-                if m.state == PageState::Free {
-                    let n = 1u64 << m.order;
-                    if z.free_pages < z.wmark[WMARK_MIN] + n {
-                        break;
-                    }
-                    let h = z.hold_free(p);
-                    stash.push(h);
-                    self.vm.add(Vm::CompactIsolated, n);
-                    p += n;
-                } else if matches!(
-                    m.state,
-                    PageState::Alloc | PageState::Pcp | PageState::Isolated
-                ) {
-                    p += 1u64 << m.order;
-                } else {
-                    p += 1;
-                }
+                let h = z.hold_free(p);
+                stash.push(h);
+                self.vm.add(Vm::CompactIsolated, n);
+                p += n;
+            } else if matches!(
+                m.state,
+                PageState::Alloc | PageState::Pcp | PageState::Isolated
+            ) {
+                p += 1u64 << m.order;
+            } else {
+                p += 1;
             }
-            self.vm.add(Vm::CompactFreeScanned, scanned);
         }
+        self.vm.add(Vm::CompactFreeScanned, scanned);
     }
 
     /// Compact one zone. `order` None = the whole zone (proactive / compact_memory).
@@ -357,6 +417,12 @@ impl Allocator {
             self.zones[zi].compact.cached_free_pfn.min(end)
         };
         let mut stash = Stash::default();
+        let mut fs = fast::FastSearch::new(
+            order,
+            end,
+            !daemon,
+            !daemon && prio == CompactPriority::Async,
+        );
         let result;
         let target = order.unwrap_or(pbo);
         'blocks: loop {
@@ -397,15 +463,27 @@ impl Allocator {
                                 && (m.order < target || order.is_none())
                                 && m.order < pbo =>
                         {
-                            if !self.isolate_freepages(
+                            match self.isolate_freepages(
                                 zi,
                                 &mut free_pfn,
                                 migrate_pfn,
                                 &mut stash,
                                 m.order,
+                                &mut fs,
                             ) {
-                                result = CompactResult::Partial;
-                                break 'blocks;
+                                FreeScan::Found => {}
+                                FreeScan::Met => {
+                                    result = CompactResult::Partial;
+                                    break 'blocks;
+                                }
+                                FreeScan::Short => {
+                                    // migrate_pages' -ENOMEM: the large folio is split where
+                                    // the embedder can split it (its base pages stay where
+                                    // they are; a later run may move them), and the run ends
+                                    self.split_allocated(zi, p, env);
+                                    result = CompactResult::Contended;
+                                    break 'blocks;
+                                }
                             }
                             let to = self.zones[zi]
                                 .target_from_stash(&mut stash, m.order)
