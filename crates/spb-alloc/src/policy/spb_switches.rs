@@ -51,7 +51,7 @@ switches! {
     RefuseFast => "refuse_fast", "next", "a refused optional request fails at once, without reclaim or compaction (its caller has a cheap fallback)";
     CompactFragments => "compact_fragments", "next", "compaction may take targets from partly used movable pageblocks of tainted SPBs, inside the reserve too";
     ContigTargets => "contig_targets", "next", "pages moved by a 1 GiB allocation go to tainted, lost or already failed SPBs first, never to an SPB still to be tried";
-    ContigSplit => "contig_split", "next", "a 1 GiB allocation splits a THP it finds no whole migration target for and moves its base pages (the kernel's migrate_pages on -ENOMEM)";
+    ContigSplit => "contig_split", "next", "a 1 GiB allocation splits a large folio (THP, page cache) it finds no whole migration target for and moves its base pages (the kernel's migrate_pages on -ENOMEM)";
     ContigFit => "contig_fit", "next", "a 1 GiB allocation skips SPBs whose movable pages exceed free memory above min plus reclaimable cache, and stops a zone once its migration targets ran out";
     ContigPinned => "contig_pinned", "next", "a 1 GiB allocation skips a candidate holding a page the embedder reports maybe pinned (the kernel's folio_maybe_dma_pinned) before it migrates anything";
     StealLast => "steal_last", "next", "a migration target of spb's own evacuation steals single pages inside a tainted SPB only after every allowed zone was tried without fragmenting";

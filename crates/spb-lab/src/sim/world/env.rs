@@ -69,21 +69,38 @@ impl Env for World {
     }
 
     fn split(&mut self, pfn: Pfn, order: u8, cookie: u32, out: &mut Vec<u32>) -> bool {
-        // an anonymous THP splits into small anonymous pages of its process (the head keeps
-        // its id as the first one); a pinned one does not split (its extra references make
-        // split_folio fail)
+        // an anonymous THP splits into small anonymous pages of its process, a large
+        // page-cache or shmem folio into small pages of its file, dirty if it was (the head
+        // keeps its id as the first one); a pinned folio does not split (its extra references
+        // make split_folio fail)
         let Some(&o) = self.objs.get(cookie as usize) else {
             return false;
         };
-        if o.kind != kind::THP
+        if !matches!(o.kind, kind::THP | kind::CACHE | kind::SHMEM)
             || o.holder == NONE
             || o.pfn as u64 != pfn
             || o.order != order
-            || o.flags & flag::PINNED != 0
+            || order == 0
+            || o.flags & (flag::PINNED | flag::AUX) != 0
         {
             return false;
         }
         let h = o.holder;
+        if o.kind != kind::THP {
+            let n = 1u64 << order;
+            // same pages, same file, same dirty state: only the object count changes
+            self.kind_pages[o.kind as usize] -= n - 1;
+            self.objs[cookie as usize].order = 0;
+            out.push(cookie);
+            let dirty = o.flags & flag::DIRTY;
+            for i in 1..n {
+                let id = self.new_obj();
+                self.fill_obj(id, pfn + i, 0, o.kind, h);
+                self.attach(id, h, dirty);
+                out.push(id);
+            }
+            return true;
+        }
         let n = 1u64 << order;
         self.kind_pages[kind::THP as usize] -= n;
         self.kind_pages[kind::ANON as usize] += 1;
@@ -177,7 +194,7 @@ mod tests {
     }
 
     #[test]
-    fn split_turns_a_thp_into_small_pages_of_its_process_unless_pinned() {
+    fn split_turns_a_large_folio_into_small_pages_of_its_owner_unless_pinned() {
         let mut w = world();
         let h = w.new_holder(HKind::Process, 0, 0);
         let id = w.new_obj();
@@ -207,13 +224,44 @@ mod tests {
         assert_eq!(w.kind_pages[kind::ANON as usize], 512);
         let hd = &w.holders[h as usize];
         assert_eq!((hd.huge, hd.small, hd.pages.len()), (0, 512, 512));
-        // page cache is not split (its large folios are not THPs of a process)
+        // a dirty page-cache folio splits into dirty small pages of its file
         let f = w.new_holder(HKind::File, 0, 0);
         let c = w.new_obj();
         w.fill_obj(c, 8192, 4, kind::CACHE, f);
-        w.add_cache_page(c, f, false);
+        w.add_cache_page(c, f, true);
+        let (dirty, cache) = (w.dirty_pages, w.kind_pages[kind::CACHE as usize]);
         out.clear();
-        assert!(!w.split(8192, 4, c, &mut out));
-        assert_eq!(w.reclaimable_without_swap(), 16);
+        assert!(!w.split(8192, 3, c, &mut out), "wrong order: refused");
+        assert!(w.split(8192, 4, c, &mut out));
+        assert_eq!(out.len(), 16);
+        assert_eq!(out[0], c, "the head keeps its id");
+        for (i, &id) in out.iter().enumerate() {
+            let o = w.objs[id as usize];
+            assert_eq!(
+                (
+                    o.pfn as u64,
+                    o.order,
+                    o.kind,
+                    o.holder,
+                    o.flags & flag::DIRTY
+                ),
+                (8192 + i as u64, 0, kind::CACHE, f, flag::DIRTY)
+            );
+        }
+        assert_eq!(w.holders[f as usize].dirty.len(), 16);
+        assert_eq!(w.holders[f as usize].huge, 16);
+        assert_eq!(
+            (w.dirty_pages, w.kind_pages[kind::CACHE as usize]),
+            (dirty, cache)
+        );
+        // a clean one keeps the clean count, and reclaim sees the same pages
+        let c2 = w.new_obj();
+        w.fill_obj(c2, 8448, 2, kind::CACHE, f);
+        w.add_cache_page(c2, f, false);
+        let before = w.reclaimable_without_swap();
+        out.clear();
+        assert!(w.split(8448, 2, c2, &mut out));
+        assert_eq!(w.reclaimable_without_swap(), before);
+        assert_eq!(w.holders[f as usize].pages.len(), 4);
     }
 }
