@@ -1,11 +1,19 @@
 //! Compaction: the migrate scanner walks pageblocks upward from the zone start isolating movable
-//! pages, the free scanner walks downward from the zone end isolating free pages as targets,
-//! and the embedder moves each page. Direct compaction, kcompactd and proactive compaction all
-//! run [`Allocator::compact_zone`]; deferral, `compaction_suitable` and the fragmentation index
-//! decide whether a run is worth it.
+//! folios, the free scanner finds free pages as targets, and the embedder moves each folio.
+//! Direct compaction, kcompactd and proactive compaction all run [`Allocator::compact_zone`];
+//! deferral, `compaction_suitable` and the fragmentation index decide whether a run is worth it.
+//!
+//! A folio that finds no target of its order among the free pages already isolated gets one
+//! round of the free scanner (`Allocator::isolate_freepages`): a search of the free lists
+//! (module `fast`), then, only if that isolated nothing, a walk down from the zone end that stops
+//! after the pageblock that brings the isolated pages to the folio's size. If the folio still
+//! has no free block of its order, the run ends ([`CompactResult::Contended`]), after the folio
+//! is split where the embedder can split it: the kernel's `compaction_alloc` returning NULL and
+//! `migrate_pages`' -ENOMEM.
 //!
 //! Simplifications (documented in docs/architecture.md): no compaction capture, no skip bits,
-//! no "fast find" of the migrate block; the free scanner isolates whole free buddies.
+//! no "fast find" of the migrate block; the free scanner isolates whole pageblocks (stride 1),
+//! and folios are migrated one at a time (the kernel batches up to 32 pages).
 
 use alloc::vec::Vec;
 
