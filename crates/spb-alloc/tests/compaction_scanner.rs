@@ -32,30 +32,33 @@ fn free(a: &mut Allocator, env: &mut TrackEnv, p: Pfn) {
     env.loc.remove(&(p as u32));
 }
 
+/// An order-2 folio (cookie 1 000 000) at `s`, the zone's start: the first thing the migrate
+/// scanner meets.
+fn folio_at(a: &mut Allocator, env: &mut TrackEnv, s: Pfn) {
+    for p in s..s + 4 {
+        free(a, env, p);
+    }
+    a.alloc_at(s, 2, Gfp::HIGHUSER_MOVABLE, 1_000_000).unwrap();
+    env.loc.insert(1_000_000, (s, 2));
+}
+
+/// Direct compaction of the zone for an order-3 movable request.
+fn compact3(a: &mut Allocator, env: &mut TrackEnv, prio: CompactPriority) -> CompactResult {
+    a.compact_zone(0, Some(3), prio, Mt::Movable, false, env)
+}
+
 #[test]
 fn a_large_folio_with_no_target_of_its_order_ends_the_run() {
     for kind in [PolicyKind::Vanilla, PolicyKind::Spb] {
         let mut env = TrackEnv::default();
         let (mut a, s, e) = full_zone(kind, &mut env);
-        // an order-2 folio at the start of the zone, the first thing the migrate scanner meets
-        for p in s..s + 4 {
-            free(&mut a, &mut env, p);
-        }
-        a.alloc_at(s, 2, Gfp::HIGHUSER_MOVABLE, 1_000_000).unwrap();
-        env.loc.insert(1_000_000, (s, 2));
+        folio_at(&mut a, &mut env, s);
         // free memory only as single pages, every other page of the upper half
         for p in ((s + e) / 2..e).step_by(2) {
             free(&mut a, &mut env, p);
         }
         let free_before = a.free_pages();
-        let r = a.compact_zone(
-            0,
-            Some(3),
-            CompactPriority::SyncLight,
-            Mt::Movable,
-            false,
-            &mut env,
-        );
+        let r = compact3(&mut a, &mut env, CompactPriority::SyncLight);
         assert_eq!(
             r,
             CompactResult::Contended,
@@ -81,11 +84,7 @@ fn the_run_goes_on_when_the_folio_finds_a_block_of_its_order() {
     for kind in [PolicyKind::Vanilla, PolicyKind::Spb] {
         let mut env = TrackEnv::default();
         let (mut a, s, e) = full_zone(kind, &mut env);
-        for p in s..s + 4 {
-            free(&mut a, &mut env, p);
-        }
-        a.alloc_at(s, 2, Gfp::HIGHUSER_MOVABLE, 1_000_000).unwrap();
-        env.loc.insert(1_000_000, (s, 2));
+        folio_at(&mut a, &mut env, s);
         // one free order-2 block near the top, and single pages
         for p in e - 12..e - 8 {
             free(&mut a, &mut env, p);
@@ -93,14 +92,7 @@ fn the_run_goes_on_when_the_folio_finds_a_block_of_its_order() {
         for p in ((s + e) / 2..e - 16).step_by(2) {
             free(&mut a, &mut env, p);
         }
-        let r = a.compact_zone(
-            0,
-            Some(3),
-            CompactPriority::SyncLight,
-            Mt::Movable,
-            false,
-            &mut env,
-        );
+        let r = compact3(&mut a, &mut env, CompactPriority::SyncLight);
         assert_ne!(r, CompactResult::Contended, "{kind:?}");
         assert_eq!(
             env.loc[&1_000_000],
@@ -124,14 +116,7 @@ fn the_free_list_search_takes_a_buddy_from_the_top_quarter() {
     free(&mut a, &mut env, mid - 24);
     free(&mut a, &mut env, e - 30);
     free(&mut a, &mut env, e - 6);
-    let r = a.compact_zone(
-        0,
-        Some(3),
-        CompactPriority::Async,
-        Mt::Movable,
-        false,
-        &mut env,
-    );
+    let r = compact3(&mut a, &mut env, CompactPriority::Async);
     assert!(env.moves >= 1, "compaction moved something ({r:?})");
     assert_eq!(
         env.loc[&(s as u32)],

@@ -69,14 +69,21 @@ pub enum CompactResult {
     Success,
 }
 
-/// fragmentation index x1000 (`__fragmentation_index`).
-pub fn fragmentation_index(z: &Zone, order: u8) -> i64 {
-    let (mut free_pages, mut blocks, mut suitable) = (0u64, 0u64, 0u64);
-    for o in 0..z.geo.nr_orders() {
-        let n: u64 = z.nr_free[o]
+/// Free blocks per order, every list but MIGRATE_ISOLATE's: `(order, blocks)`.
+fn free_blocks_by_order(z: &Zone) -> impl Iterator<Item = (usize, u64)> + '_ {
+    (0..z.geo.nr_orders()).map(move |o| {
+        let n = z.nr_free[o]
             .iter()
             .take(crate::migratetype::MIGRATE_TYPES - 1)
             .sum();
+        (o, n)
+    })
+}
+
+/// fragmentation index x1000 (`__fragmentation_index`).
+pub fn fragmentation_index(z: &Zone, order: u8) -> i64 {
+    let (mut free_pages, mut blocks, mut suitable) = (0u64, 0u64, 0u64);
+    for (o, n) in free_blocks_by_order(z) {
         free_pages += n << o;
         blocks += n;
         if o >= order as usize {
@@ -95,11 +102,7 @@ pub fn fragmentation_index(z: &Zone, order: u8) -> i64 {
 /// extfrag_for_order (percent of free memory not in blocks of `order` or larger).
 pub fn extfrag_for_order(z: &Zone, order: u8) -> u64 {
     let (mut free_pages, mut suitable) = (0u64, 0u64);
-    for o in 0..z.geo.nr_orders() {
-        let n: u64 = z.nr_free[o]
-            .iter()
-            .take(crate::migratetype::MIGRATE_TYPES - 1)
-            .sum();
+    for (o, n) in free_blocks_by_order(z) {
         free_pages += n << o;
         if o >= order as usize {
             suitable += n << o;
