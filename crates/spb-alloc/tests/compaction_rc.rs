@@ -9,13 +9,7 @@ use spb_alloc::*;
 #[test]
 fn a_costly_noretry_request_reclaims_once_after_a_failed_compaction() {
     for kind in PolicyKind::ALL {
-        let mut c = Config {
-            pcp: false,
-            ..cfg(kind)
-        };
-        c.watermarks.min_free_kbytes = Some(0);
-        c.compaction_proactiveness = 0;
-        let mut a = Allocator::new(&tiny_two_zone(2), c).unwrap();
+        let mut a = Allocator::new(&tiny_two_zone(2), quiet(kind)).unwrap();
         let mut env = TrackEnv::default();
         // DMA32 full (compaction there is skipped); Normal half free in single pages between
         // pinned movable pages (compaction there runs and fails)

@@ -12,13 +12,7 @@ use spb_alloc::*;
 /// One tiny Normal zone (one SPB of 16 pageblocks of 8 pages), no per-CPU lists, no min
 /// watermark, no proactive compaction, every page allocated movable and tracked by `env`.
 fn full_zone(kind: PolicyKind, env: &mut TrackEnv) -> (Allocator, Pfn, Pfn) {
-    let mut c = Config {
-        pcp: false,
-        ..cfg(kind)
-    };
-    c.watermarks.min_free_kbytes = Some(0);
-    c.compaction_proactiveness = 0;
-    let mut a = Allocator::new(&tiny(1), c).unwrap();
+    let mut a = Allocator::new(&tiny(1), quiet(kind)).unwrap();
     let span = a.zones()[0].span();
     for p in span.start..span.end {
         a.alloc_at(p, 0, Gfp::HIGHUSER_MOVABLE, p as u32).unwrap();

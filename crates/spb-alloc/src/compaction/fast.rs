@@ -26,7 +26,7 @@
 
 use crate::geometry::Pfn;
 use crate::migratetype::MigrateType;
-use crate::page::{PageState, NIL};
+use crate::page::NIL;
 use crate::vmstat::Vm;
 use crate::zone::{ZoneId, WMARK_MIN};
 use crate::Allocator;
@@ -236,15 +236,7 @@ impl Allocator {
         // fast_isolate_around: the rest of the found buddy's pageblock
         if let Some(pfn) = around {
             let block = pfn & !(pbp - 1);
-            let z = &self.zones[zi];
-            if stash.pages() < need
-                && !fs.direct_async
-                && z.pb_in_zone(block)
-                && !z.pb(block).is_isolated()
-                && !(z.page(block).state == PageState::Free
-                    && z.page(block).order >= self.geo.pageblock_order)
-                && self.policy.compaction_target_ok(z, block)
-            {
+            if stash.pages() < need && !fs.direct_async && self.free_block_ok(zi, block) {
                 self.isolate_block(zi, block, stash);
             }
         }

@@ -325,7 +325,6 @@ impl Allocator {
             self.fast_isolate_freepages(zi, free_pfn, floor, stash, need, fs);
         }
         let pbp = self.geo.pageblock_pages();
-        let pbo = self.geo.pageblock_order;
         let mut met = false;
         let mut scanned_a_block = false;
         while stash.pages() == 0 || (scanned_a_block && stash.pages() < need) {
@@ -335,19 +334,11 @@ impl Allocator {
             }
             *free_pfn -= pbp;
             let block = *free_pfn;
-            let z = &self.zones[zi];
-            if !z.pb_in_zone(block) {
+            if !self.free_block_ok(zi, block) {
                 continue;
             }
-            let pb = z.pb(block);
-            if pb.is_isolated() || pb.migratetype() != MigrateType::Movable || pb.free == 0 {
-                continue;
-            }
-            let first = z.page(block);
-            if first.state == PageState::Free && first.order >= pbo {
-                continue;
-            }
-            if !self.policy.compaction_target_ok(z, block) {
+            let pb = self.zones[zi].pb(block);
+            if pb.migratetype() != MigrateType::Movable || pb.free == 0 {
                 continue;
             }
             scanned_a_block = true;
@@ -360,6 +351,20 @@ impl Allocator {
         } else {
             FreeScan::Short
         }
+    }
+
+    /// Whether the free scanner may isolate in the pageblock at `block` of zone `zi`: inside
+    /// the zone, not isolated, not one whole free buddy (never broken up for targets), and
+    /// allowed by the policy. The linear walk also wants a movable pageblock with free pages;
+    /// the isolation around a buddy the free-list search found does not (`fast_isolate_around`).
+    pub(crate) fn free_block_ok(&self, zi: ZoneId, block: Pfn) -> bool {
+        let z = &self.zones[zi];
+        if !z.pb_in_zone(block) || z.pb(block).is_isolated() {
+            return false;
+        }
+        let first = z.page(block);
+        !(first.state == PageState::Free && first.order >= self.geo.pageblock_order)
+            && self.policy.compaction_target_ok(z, block)
     }
 
     /// Isolate every free buddy of the pageblock at `block` into the stash (the model's

@@ -1095,11 +1095,7 @@ impl SpbPolicy {
     /// Compaction may not take targets from a tainted SPB's reserve (39), and prefers to keep
     /// movable pages out of tainted SPBs (16).
     pub fn compaction_target_ok(&self, z: &Zone, pfn: Pfn) -> bool {
-        let s = &z.spbs[z.spb_idx(pfn)];
-        if self.sw.on(SpbSwitch::TaintedReserve)
-            && s.category == Category::Tainted
-            && s.pb_free <= tainted_reserve(s)
-        {
+        if self.target_reserve_applies(z, z.spb_idx(pfn)) {
             // spb-next (`compact_fragments`): the reserve counts free pageblocks, and filling
             // the free fragments of a partly used movable pageblock takes none of them
             let pb = z.pb(pfn);
@@ -1112,11 +1108,14 @@ impl SpbPolicy {
     /// Whether some pageblock of SPB `si` may pass [`Self::compaction_target_ok`]: not when
     /// the SPB is a tainted one at its reserve (and `compact_fragments` is off).
     pub fn compaction_spb_ok(&self, z: &Zone, si: usize) -> bool {
+        !self.target_reserve_applies(z, si) || self.sw.on(SpbSwitch::CompactFragments)
+    }
+    /// SPB `si` is a tainted one at or below its reserve, and the reserve rule (39) is on.
+    fn target_reserve_applies(&self, z: &Zone, si: usize) -> bool {
         let s = &z.spbs[si];
-        !(self.sw.on(SpbSwitch::TaintedReserve)
-            && !self.sw.on(SpbSwitch::CompactFragments)
+        self.sw.on(SpbSwitch::TaintedReserve)
             && s.category == Category::Tainted
-            && s.pb_free <= tainted_reserve(s))
+            && s.pb_free <= tainted_reserve(s)
     }
 }
 

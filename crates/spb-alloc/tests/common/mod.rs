@@ -27,16 +27,13 @@ pub fn spb_next_pb32(spbs: u64, sw: SpbSwitches) -> Allocator {
             PfnRange::new(s, s + spbs * s),
         )],
     };
-    let mut c = Config {
+    let c = Config {
         policy: PolicyConfig {
             kind: PolicyKind::SpbNext,
             spb: sw,
         },
-        pcp: false,
-        ..cfg(PolicyKind::SpbNext)
+        ..quiet(PolicyKind::SpbNext)
     };
-    c.watermarks.min_free_kbytes = Some(0);
-    c.compaction_proactiveness = 0;
     Allocator::new(&layout, c).unwrap()
 }
 
@@ -68,6 +65,18 @@ pub fn tiny_two_zone(normal_spbs: u64) -> MemoryLayout {
             ),
         ],
     }
+}
+
+/// [`cfg`] without per-CPU lists, min watermark or proactive compaction: every free page is on
+/// the buddy lists and usable, and compaction runs only when a test asks for it.
+pub fn quiet(kind: PolicyKind) -> Config {
+    let mut c = Config {
+        pcp: false,
+        ..cfg(kind)
+    };
+    c.watermarks.min_free_kbytes = Some(0);
+    c.compaction_proactiveness = 0;
+    c
 }
 
 pub fn cfg(kind: PolicyKind) -> Config {
