@@ -183,7 +183,24 @@ fn skip_tail(z: &Zone, p: Pfn) -> Pfn {
 impl Allocator {
     /// Allocate an aligned block of `2^order` pages (order from the pageblock order up to the
     /// SPB order), migrating movable pages out of the way. `gfp` selects the zones.
+    ///
+    /// The call is one slow-path entry of [`Allocator::take_request_cost`]: its direct work is
+    /// the pages it migrated and the pages reclaimed for their targets.
     pub fn alloc_contig(
+        &mut self,
+        order: u8,
+        gfp: Gfp,
+        cookie: u32,
+        env: &mut dyn Env,
+    ) -> Result<Pfn, ContigError> {
+        let before = self.work_snap();
+        let r = self.alloc_contig_unmeasured(order, gfp, cookie, env);
+        let d = before.since(&self.work_snap());
+        self.req_cost.add_entry(&d);
+        r
+    }
+
+    fn alloc_contig_unmeasured(
         &mut self,
         order: u8,
         gfp: Gfp,
@@ -529,7 +546,9 @@ impl Allocator {
         self.cfg.pcp = false;
         let mut t = None;
         // like alloc_migration_target with __GFP_RETRY_MAYFAIL: when the free lists are dry,
-        // reclaim (clean page cache, shrinkable slab; never swap) and try again
+        // reclaim (clean page cache, shrinkable slab; never swap) and try again. That is the
+        // target allocation's direct reclaim, in the caller's context: a stall of the preferred
+        // zone and `pgscan_direct`, so the bill charges it to the contiguous allocation.
         for attempt in 0..2 {
             t = self.get_page_from_freelist(req, flags, preferred, highest);
             if t.is_none() {
@@ -551,12 +570,9 @@ impl Allocator {
                 shrink_slab: true,
                 prefer_range: None,
             };
-            let mut out = core::mem::take(&mut self.freed_scratch);
-            out.clear();
-            env.reclaim(rr, &mut out);
-            let (freed, _) = self.free_blocks(&out);
-            self.freed_scratch = out;
-            if freed == 0 {
+            let kind = self.zones[preferred].kind;
+            self.vm.inc(crate::allocator::allocstall_item(kind));
+            if self.reclaim_in_caller(rr, env) == 0 {
                 break;
             }
         }

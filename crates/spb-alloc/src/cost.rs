@@ -109,7 +109,8 @@ pub struct BackgroundWork {
     pub kcompactd_migrated: u64,
     /// Pages moved by the policy's own workers (spb's defrag and evacuation work items).
     pub policy_workers_migrated: u64,
-    /// Pages the policy's own workers freed by reclaim (spb's slab-shrink work items).
+    /// Pages the policy's own workers freed by reclaim (spb's slab-shrink work items, and the
+    /// reclaim of its evacuations for migration targets when the free lists are dry).
     pub policy_workers_reclaimed: u64,
 }
 
@@ -125,6 +126,8 @@ impl BackgroundWork {
     }
     pub(crate) fn add_policy(&mut self, d: &WorkSnap) {
         self.policy_workers_migrated += d.migrated;
-        self.policy_workers_reclaimed += d.policy_reclaimed;
+        // a worker's evacuation reclaims for its migration targets when the free lists are
+        // dry (counted as `pgscan_direct`, like any reclaim outside kswapd)
+        self.policy_workers_reclaimed += d.policy_reclaimed + d.reclaim_scanned;
     }
 }

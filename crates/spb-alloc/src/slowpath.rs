@@ -305,6 +305,14 @@ impl Allocator {
             shrink_slab: true,
             prefer_range: None,
         };
+        self.reclaim_in_caller(req, env)
+    }
+
+    /// Reclaim in the allocating caller's context (`try_to_free_pages`): the embedder frees,
+    /// the freed blocks go back to the buddy lists, and the pages count as `pgscan_direct` and
+    /// `pgsteal_direct` (the model's reclaim scans exactly the pages it frees). The caller counts
+    /// the stall (`allocstall_*`) of its preferred zone.
+    pub(crate) fn reclaim_in_caller(&mut self, req: ReclaimRequest, env: &mut dyn Env) -> u64 {
         let mut out = core::mem::take(&mut self.freed_scratch);
         out.clear();
         env.reclaim(req, &mut out);

@@ -5,13 +5,26 @@ mod common;
 use common::*;
 use spb_alloc::*;
 
-/// An embedder whose reclaim hands back the oldest of the blocks it was given.
+/// An embedder whose blocks are clean page cache: reclaim hands back the most recent of the
+/// blocks it was given, migration moves one.
 #[derive(Default)]
 struct ReclaimEnv {
     held: Vec<(Pfn, u8)>,
 }
 
 impl Env for ReclaimEnv {
+    fn migrate(&mut self, from: Pfn, to: Pfn, order: u8, _cookie: u32) -> MigrateOutcome {
+        match self.held.iter_mut().find(|b| **b == (from, order)) {
+            Some(b) => {
+                b.0 = to;
+                MigrateOutcome::Moved
+            }
+            None => MigrateOutcome::Refused,
+        }
+    }
+    fn reclaimable_without_swap(&self) -> u64 {
+        self.reclaimable_pages()
+    }
     fn reclaim(&mut self, req: ReclaimRequest, out: &mut Vec<FreedBlock>) {
         let mut got = 0;
         while got < req.nr_pages {
@@ -110,6 +123,34 @@ fn failures_note_whether_free_memory_was_above_min() {
         .is_err());
     let c = a.take_request_cost();
     assert!(c.failed_above_min, "{c:?}");
+}
+
+#[test]
+fn contig_reclaim_for_migration_targets_is_the_callers_direct_reclaim() {
+    for kind in PolicyKind::ALL {
+        let mut a = Allocator::new(&tiny(2), cfg(kind)).unwrap();
+        let mut env = ReclaimEnv::default();
+        // memory full of clean page cache: every page a 1 GiB-style allocation moves needs a
+        // target that only reclaim can free
+        fill(&mut a, &mut env);
+        a.drain_all_pcp();
+        let vm0 = a.vm().clone();
+        let mig0 = a.pages_migrated();
+        let r = a.alloc_contig(a.geo().spb_order, Gfp::HIGHUSER_MOVABLE, 1, &mut env);
+        let c = a.take_request_cost();
+        let d = |v: Vm| a.vm().get(v) - vm0.get(v);
+        assert!(
+            r.is_ok(),
+            "{kind:?}: reclaim gave the moved pages targets: {r:?}"
+        );
+        assert_eq!(c.slow_entries, 1, "{kind:?}");
+        // (reclaim may free the range's own pages: what is left of it is migrated)
+        assert_eq!(c.migrated, a.pages_migrated() - mig0, "{kind:?}");
+        assert!(c.reclaim_scanned > 0, "{kind:?}: {c:?}");
+        assert_eq!(c.reclaim_scanned, d(Vm::PgscanDirect), "{kind:?}");
+        assert_eq!(d(Vm::PgstealDirect), d(Vm::PgscanDirect), "{kind:?}");
+        assert!(d(Vm::AllocstallNormal) > 0, "{kind:?}: a stall per reclaim");
+    }
 }
 
 #[test]

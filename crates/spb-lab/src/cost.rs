@@ -259,7 +259,8 @@ pub struct BackgroundCost {
     pub kcompactd_migrated: u64,
     /// Pages moved by the policy's own workers (spb's defrag and evacuation work items).
     pub workers_migrated: u64,
-    /// Pages freed by the policy's own workers' reclaim (spb's slab-shrink work items).
+    /// Pages freed by the policy's own workers' reclaim (spb's slab-shrink work items, and
+    /// the reclaim of its evacuations for migration targets).
     pub workers_reclaimed: u64,
     /// The same, per virtual second of the run (`virtual_seconds`; 0 when it is 0).
     pub per_second: BackgroundRates,
@@ -390,12 +391,14 @@ impl CostAcc {
         class
     }
 
-    /// One contiguous request of the workload and the pages migrated in its caller's context.
-    pub fn record_contig(&mut self, migrated: u64, ok: bool) {
+    /// One contiguous request of the workload and its direct work `c` (the allocator's
+    /// [`spb_alloc::Allocator::take_request_cost`] right after it: pages migrated and pages
+    /// reclaimed for their targets). Every contiguous request counts as a slow-path entry.
+    pub fn record_contig(&mut self, c: &RequestCost, ok: bool) {
         let a = &mut self.classes[ReqClass::Contig as usize];
         a.requests += 1;
-        a.slow.add(migrated, 1);
-        a.pages.migrated += migrated;
+        a.slow.add(c.pages(), 1);
+        a.pages.add(c);
         a.failures += !ok as u64;
     }
 
@@ -600,7 +603,12 @@ mod tests {
             acc.record(Gfp::ATOMIC, 0, &atomic_fail, false),
             ReqClass::Atomic
         );
-        acc.record_contig(262_144, true);
+        let contig = RequestCost {
+            slow_entries: 1,
+            migrated: 262_144,
+            ..RequestCost::default()
+        };
+        acc.record_contig(&contig, true);
         acc.failed_kind("slab");
         acc.failed_kind("slab");
         let l = acc.optional_failed(OptionalKind::SlabHighOrder);

@@ -298,7 +298,10 @@ pub fn probe(a: &mut Allocator, env: &mut dyn ProbeEnv) -> ProbeResult {
     env.set_contig_mode(true);
     loop {
         let cookie = env.probe_cookie();
-        match a.alloc_contig(order, GFP_PROBE, cookie, env) {
+        let got = a.alloc_contig(order, GFP_PROBE, cookie, env);
+        // the probe is nobody's request: its direct work is `probe_pages_migrated`
+        let _ = a.take_request_cost();
+        match got {
             Ok(p) => {
                 r.allocatable += 1;
                 if a.zone_of(p).map(|zi| a.zones()[zi].kind()) == Some(ZoneKind::Normal) {

@@ -36,6 +36,11 @@ pub struct ScenarioArgs {
     /// [default: the scenario's `slab_model`, else objects].
     #[arg(long)]
     pub slab_model: Option<SlabModel>,
+    /// Change one value of the scenario before it is read: KEY (top level), machine.KEY,
+    /// vm.KEY, boot.KEY or [workload.]WORKLOAD.KEY (the `[[workload]]` of that name), e.g.
+    /// `--set gigantic.count=36`; repeat for more. The scenario's name then lists them.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
 }
 
 /// Arguments of `spb run`.
@@ -149,7 +154,7 @@ impl Loaded {
 /// machine that cannot be built from `--memory` a bad command line.
 pub fn load_scenario(name: Option<&str>, o: &Overrides) -> Result<Loaded, CliError> {
     let name = name.unwrap_or("seed-16g");
-    let mut sc = spb_lab::load_scenario(name).map_err(|e| {
+    let mut sc = spb_lab::scenario::load_with(name, &o.sets).map_err(|e| {
         if !e.unreadable {
             CliError::Input(e.to_string())
         } else if name.contains(std::path::MAIN_SEPARATOR)
@@ -178,6 +183,7 @@ pub fn overrides(a: &ScenarioArgs, layout: Option<&str>) -> Result<Overrides, Cl
         seed: a.seed,
         layout: parse_layout(layout)?,
         slab_model: a.slab_model,
+        sets: a.set.clone(),
     })
 }
 
@@ -393,6 +399,7 @@ mod tests {
                 duration: Some(30_000_000_000),
                 seed: Some(9),
                 slab_model: Some(SlabModel::Pages),
+                set: vec!["boot.freed=0.5".into()],
             },
             layout: Some("q35".into()),
             ..RunArgs::default()
@@ -409,6 +416,8 @@ mod tests {
             (8 << 30, 30_000_000_000, 9, LayoutKind::Q35)
         );
         assert_eq!(sc.slab_model, SlabModel::Pages);
+        assert_eq!(sc.boot.freed, 0.5);
+        assert_eq!(sc.name, "seed-16g [boot.freed=0.5]");
         assert_eq!(l.layout, spb_lab::sim::layout_of(sc).unwrap());
         assert_eq!(
             policies(&RunArgs::default_main_job()).unwrap().len(),

@@ -5,6 +5,7 @@
 //! unknown keys are errors.
 
 pub mod builtin;
+pub mod sets;
 pub mod units;
 
 use std::fmt;
@@ -413,10 +414,13 @@ pub struct Overrides {
     pub seed: Option<u64>,
     pub layout: Option<LayoutKind>,
     pub slab_model: Option<SlabModel>,
+    /// `--set KEY=VALUE` edits of the scenario text, applied before it is read
+    /// ([`load_with`]); held here so that every command that loads takes them.
+    pub sets: Vec<String>,
 }
 
 impl Scenario {
-    /// Apply command-line overrides.
+    /// Apply command-line overrides (not `o.sets`: those edit the text, see [`load_with`]).
     pub fn apply(&mut self, o: &Overrides) {
         if let Some(m) = o.memory {
             self.machine.memory = m;
@@ -443,6 +447,17 @@ impl Scenario {
 
     /// Parse a scenario from TOML text. `file` names the source in errors.
     pub fn from_toml(text: &str, file: &str) -> Result<Scenario, ScenarioError> {
+        Scenario::from_toml_with(text, file, &[])
+    }
+
+    /// Parse a scenario from TOML text with `sets` applied first (`KEY=VALUE`, see
+    /// [`sets::apply`]); the scenario's name then carries them, so that every table and JSON
+    /// file says what was run.
+    pub fn from_toml_with(
+        text: &str,
+        file: &str,
+        sets: &[String],
+    ) -> Result<Scenario, ScenarioError> {
         let err = |key: &str, message: String| ScenarioError {
             file: file.to_string(),
             line: key_line(text, key),
@@ -460,6 +475,16 @@ impl Scenario {
             }),
             ..err("", format!("not valid TOML: {}", e.message()))
         })?;
+        let mut root = root;
+        for set in sets {
+            sets::apply(&mut root, set).map_err(|(key, message)| ScenarioError {
+                file: file.to_string(),
+                line: None,
+                key,
+                message: format!("--set {set}: {message}"),
+                unreadable: false,
+            })?;
+        }
         let mut t = Tbl::new("", root);
         let r = (|| -> Result<Scenario, (String, String)> {
             let name = t.str("name")?.ok_or_else(|| {
@@ -618,6 +643,11 @@ impl Scenario {
                 w.finish()?;
             }
             t.finish()?;
+            let name = if sets.is_empty() {
+                name
+            } else {
+                format!("{name} [{}]", sets.join(", "))
+            };
             Ok(Scenario {
                 name,
                 description,
@@ -939,8 +969,14 @@ pub use units::{MAX_DURATION_NS, MAX_MEMORY, MIN_MEMORY};
 
 /// Load a scenario by built-in name or from a TOML file.
 pub fn load(name_or_file: &str) -> Result<Scenario, ScenarioError> {
+    load_with(name_or_file, &[])
+}
+
+/// Load a scenario by built-in name or from a TOML file, with `sets` (`KEY=VALUE` edits, see
+/// [`sets::apply`]) applied to its text before it is read.
+pub fn load_with(name_or_file: &str, sets: &[String]) -> Result<Scenario, ScenarioError> {
     if let Some(b) = builtin::get(name_or_file) {
-        return Scenario::from_toml(b.toml, &format!("built-in:{}", b.name));
+        return Scenario::from_toml_with(b.toml, &format!("built-in:{}", b.name), sets);
     }
     let p = std::path::Path::new(name_or_file);
     let unreadable = |message: String| ScenarioError {
@@ -969,7 +1005,7 @@ pub fn load(name_or_file: &str) -> Result<Scenario, ScenarioError> {
             })
         }
     };
-    Scenario::from_toml(&text, name_or_file)
+    Scenario::from_toml_with(&text, name_or_file, sets)
 }
 
 #[cfg(test)]
@@ -1067,6 +1103,7 @@ mod tests {
             seed: Some(7),
             layout: None,
             slab_model: Some(SlabModel::Pages),
+            sets: Vec::new(),
         });
         assert_eq!(s.slab_model, SlabModel::Pages);
         assert_eq!(s.machine.memory, 2 << 30);

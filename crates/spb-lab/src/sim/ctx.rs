@@ -298,12 +298,12 @@ impl<'a> Ctx<'a> {
         let id = self.w.new_obj();
         self.st.events += 1;
         self.w.contig_mode = true;
-        let migrated0 = self.a.pages_migrated();
         let r = self.a.alloc_contig(order, gfp, id, &mut *self.w);
         self.w.contig_mode = false;
-        // the bill: a contiguous request's direct work is the pages it migrated
-        let migrated = self.a.pages_migrated() - migrated0;
-        self.st.bill.record_contig(migrated, r.is_ok());
+        // the bill: a contiguous request's direct work is the pages it migrated and the pages
+        // reclaimed for their targets
+        let c = self.a.take_request_cost();
+        self.st.bill.record_contig(&c, r.is_ok());
         match r {
             Ok(pfn) => {
                 self.w.fill_obj(id, pfn, order, k, NONE);

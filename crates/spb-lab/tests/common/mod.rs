@@ -15,6 +15,7 @@ pub fn run(name: &str, memory: u64, secs: u64, seed: u64, p: PolicyKind) -> RunM
         seed: Some(seed),
         layout: None,
         slab_model: None,
+        sets: Vec::new(),
     });
     run_scenario(
         &sc,
