@@ -51,12 +51,17 @@ pub(crate) struct WorkSnap {
     free_scanned: u64,
     migrated: u64,
     policy_reclaimed: u64,
+    stalls: u64,
 }
 
 impl WorkSnap {
     #[inline]
     pub(crate) fn take(vm: &VmStat, migrated: u64, policy_reclaimed: u64) -> WorkSnap {
         WorkSnap {
+            stalls: vm.get(Vm::AllocstallDma)
+                + vm.get(Vm::AllocstallDma32)
+                + vm.get(Vm::AllocstallNormal)
+                + vm.get(Vm::AllocstallMovable),
             reclaim_scanned: vm.get(Vm::PgscanDirect),
             kswapd_scanned: vm.get(Vm::PgscanKswapd),
             kswapd_reclaimed: vm.get(Vm::PgstealKswapd),
@@ -77,6 +82,7 @@ impl WorkSnap {
             free_scanned: now.free_scanned - self.free_scanned,
             migrated: now.migrated - self.migrated,
             policy_reclaimed: now.policy_reclaimed - self.policy_reclaimed,
+            stalls: now.stalls - self.stalls,
         }
     }
 }
@@ -112,6 +118,9 @@ pub struct BackgroundWork {
     /// Pages the policy's own workers freed by reclaim (spb's slab-shrink work items, and the
     /// reclaim of its evacuations for migration targets when the free lists are dry).
     pub policy_workers_reclaimed: u64,
+    /// Direct-reclaim stalls (`allocstall_*`) counted inside the policy's own workers: the
+    /// reclaim of their evacuations for migration targets.
+    pub policy_workers_stalls: u64,
 }
 
 impl BackgroundWork {
@@ -129,5 +138,6 @@ impl BackgroundWork {
         // a worker's evacuation reclaims for its migration targets when the free lists are
         // dry (counted as `pgscan_direct`, like any reclaim outside kswapd)
         self.policy_workers_reclaimed += d.policy_reclaimed + d.reclaim_scanned;
+        self.policy_workers_stalls += d.stalls;
     }
 }

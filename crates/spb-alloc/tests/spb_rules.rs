@@ -683,6 +683,36 @@ fn taint_when_full_atomic_best_effort() {
 }
 
 #[test]
+fn spare_opportunistic_switch() {
+    // SLUB's high-order first try (both reclaim bits cleared, NOMEMALLOC) that the tainted SPB
+    // cannot hold: taint_when_full serves it in the clean SPB, spare_opportunistic keeps the
+    // series' refusal for it (its caller falls back to the cache's minimum order); a true
+    // atomic request is served either way
+    let slab_try = gfp(&[
+        Gfp::KERNEL,
+        Gfp::RECLAIMABLE,
+        Gfp::NOWARN,
+        Gfp::NORETRY,
+        Gfp::NOMEMALLOC,
+    ])
+    .without(Gfp::RECLAIM);
+    let atomic = gfp(&[Gfp::ATOMIC, Gfp::NOWARN]);
+    let next = on().with(SpbSwitch::TaintWhenFull);
+    for (sw, served) in [
+        (next, true),
+        (next.with(SpbSwitch::SpareOpportunistic), false),
+    ] {
+        let mut a = refusal_fixture(sw);
+        let r = a.alloc(AllocRequest::new(1, slab_try), &mut NoEnv);
+        assert_eq!(r.is_ok(), served, "{:?}", r);
+        assert_eq!(cat(&a, 1) == Category::Tainted, served);
+        let mut a = refusal_fixture(sw);
+        assert!(a.alloc(AllocRequest::new(1, atomic), &mut NoEnv).is_ok());
+        assert_eq!(cat(&a, 1), Category::Tainted);
+    }
+}
+
+#[test]
 fn refuse_fast_switch() {
     let g = gfp(&[Gfp::KERNEL, Gfp::NORETRY]);
     for (sw, fast) in [(on(), false), (on().with(SpbSwitch::RefuseFast), true)] {

@@ -52,11 +52,14 @@ impl ReqClass {
     }
 
     /// The class of a page-allocator request (`alloc`, not `alloc_contig`): movable first (by
-    /// its migratetype), then atomic (no direct reclaim), then by order.
+    /// its migratetype), then atomic (no direct reclaim, but a kernel atomic mask: it wakes
+    /// kswapd or uses the reserves, as GFP_ATOMIC and GFP_NOWAIT), then by order. An
+    /// opportunistic try ([`Gfp::is_opportunistic`], SLUB's high-order first try) is a kernel
+    /// request of its order, not an atomic one: its caller can sleep in its fallback.
     pub fn of(gfp: Gfp, order: u8) -> ReqClass {
         if gfp.migratetype() == MigrateType::Movable {
             ReqClass::Movable
-        } else if !gfp.contains(Gfp::DIRECT_RECLAIM) {
+        } else if !gfp.contains(Gfp::DIRECT_RECLAIM) && !gfp.is_opportunistic() {
             ReqClass::Atomic
         } else if order == 0 {
             ReqClass::KernelOrder0
@@ -262,6 +265,10 @@ pub struct BackgroundCost {
     /// Pages freed by the policy's own workers' reclaim (spb's slab-shrink work items, and
     /// the reclaim of its evacuations for migration targets).
     pub workers_reclaimed: u64,
+    /// Direct-reclaim stalls (`allocstall_*`) inside the policy's own workers (their
+    /// evacuations' reclaim for migration targets); included in the run's stalls.
+    #[serde(default)]
+    pub workers_stalls: u64,
     /// The same, per virtual second of the run (`virtual_seconds`; 0 when it is 0).
     pub per_second: BackgroundRates,
 }
@@ -462,6 +469,7 @@ impl CostAcc {
             kcompactd_migrated: bg.kcompactd_migrated,
             workers_migrated: bg.policy_workers_migrated,
             workers_reclaimed: bg.policy_workers_reclaimed,
+            workers_stalls: bg.policy_workers_stalls,
             per_second: BackgroundRates {
                 kswapd_scanned: rate(bg.kswapd_scanned),
                 kswapd_reclaimed: rate(bg.kswapd_reclaimed),
@@ -564,12 +572,25 @@ mod tests {
         assert_eq!(ReqClass::of(Gfp::TRANSHUGE, 9), Movable);
         // GFP_TRANSHUGE_LIGHT never reclaims directly and is still movable, not atomic
         assert_eq!(ReqClass::of(Gfp::TRANSHUGE_LIGHT, 9), Movable);
-        // SLUB's first high-order try drops __GFP_DIRECT_RECLAIM: atomic
-        let slab_try = Gfp::KERNEL
+        // a mask without direct reclaim that still wakes kswapd is atomic
+        let nowait_try = Gfp::KERNEL
             .without(Gfp::DIRECT_RECLAIM)
             .with(Gfp::NOWARN)
             .with(Gfp::NORETRY);
-        assert_eq!(ReqClass::of(slab_try, 3), Atomic);
+        assert_eq!(ReqClass::of(nowait_try, 3), Atomic);
+        // SLUB's first high-order try clears __GFP_RECLAIM (both bits) and adds NOMEMALLOC:
+        // an opportunistic try of a kernel caller, classed by its order
+        let slab_try = Gfp::KERNEL
+            .with(Gfp::RECLAIMABLE)
+            .with(Gfp::NOWARN)
+            .with(Gfp::NORETRY)
+            .with(Gfp::NOMEMALLOC)
+            .without(Gfp::RECLAIM);
+        assert!(slab_try.is_opportunistic());
+        assert_eq!(ReqClass::of(slab_try, 3), KernelHighOrder);
+        assert_eq!(ReqClass::of(slab_try, 0), KernelOrder0);
+        // __GFP_HIGH alone (no reclaim bit) is a reserve user: atomic
+        assert_eq!(ReqClass::of(Gfp::HIGH, 0), Atomic);
     }
 
     fn cost(slow: u32, reclaim: u64, mig_scan: u64, free_scan: u64, migrated: u64) -> RequestCost {

@@ -216,6 +216,14 @@ impl Gfp {
     pub const fn bits(self) -> u32 {
         self.0
     }
+    /// An opportunistic try: the caller may neither reclaim (directly or by waking kswapd) nor
+    /// use the reserves (`__GFP_RECLAIM` and `__GFP_HIGH` all clear), as SLUB's first try of a
+    /// slab above the cache's minimum order, whose fallback is that minimum order with the
+    /// caller's own mask. Not an atomic allocation: GFP_ATOMIC and GFP_NOWAIT wake kswapd.
+    #[inline]
+    pub const fn is_opportunistic(self) -> bool {
+        !self.intersects(Gfp::RECLAIM) && !self.intersects(Gfp::HIGH)
+    }
 
     /// `gfp_migratetype`: the mobility bits select the migratetype. Both bits set is a caller
     /// bug in the kernel (it would index MIGRATE_HIGHATOMIC); the model treats it as movable.

@@ -59,6 +59,7 @@ switches! {
     EvacNoSteal => "evac_no_steal", "next", "a migration target of spb's own evacuation never takes a fragmenting fallback (no steal, no claim) in any pass: the evacuation stops when no zone has non-fragmenting movable memory";
     HighorderEvacuate => "highorder_evacuate", "next", "a movable pageblock-order request (THP) that finds no free pageblock evacuates the cheapest movable-only pageblock (in the background for callers that cannot reclaim); implies highorder_supply";
     HighorderSupply => "highorder_supply", "next", "highorder_evacuate's background half alone: a movable pageblock-order request that may not reclaim and finds no free pageblock queues evacuations that keep a small supply of free pageblocks; callers that may reclaim run the slow path as in spb";
+    SpareOpportunistic => "spare_opportunistic", "next", "with taint_when_full, an opportunistic request (no reclaim bit, no __GFP_HIGH: SLUB's high-order first try) is never served by tainting a clean SPB: the series' refusals stand and its caller's minimum-order fallback runs";
     MovableBestFit => "movable_best_fit", "next", "a movable request takes the smallest free movable block below a pageblock among clean SPBs and tainted SPBs above their reserve, instead of the smallest block of the first SPB the walk visits";
 }
 
@@ -81,6 +82,7 @@ pub const NEXT_OFF_SWITCHES: &[SpbSwitch] = &[
     SpbSwitch::HighorderEvacuate,
     SpbSwitch::EvacNoSteal,
     SpbSwitch::MovableBestFit,
+    SpbSwitch::SpareOpportunistic,
 ];
 
 /// A set of switches (bit i = switch i on).

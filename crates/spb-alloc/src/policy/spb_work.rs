@@ -69,7 +69,11 @@ pub(crate) fn atomic_relax<C: Core>(
             // request that memory could serve; instead drop both and let the walk claim a
             // pageblock of the fullest clean SPB, as `slowpath_entry` does for callers that
             // reclaim. Below min the series' refusals stand (memory itself is short).
+            // `spare_opportunistic`: an opportunistic try (SLUB's high-order first try) has its
+            // caller's minimum-order fallback; it does not taint, the refusals stand for it.
+            let spare = sw(c, SpbSwitch::SpareOpportunistic) && req.gfp.is_opportunistic();
             if sw(c, SpbSwitch::TaintWhenFull)
+                && !spare
                 && above_min(c.zones(), req.gfp.highest_zone(), req.order)
             {
                 *flags = flags

@@ -115,6 +115,11 @@ pub(crate) fn bill_rows(runs: &[&RunMetrics]) -> Vec<BillRow> {
         "Pages the policy's own background workers (spb defrag, evacuation, slab shrink) migrated and reclaimed per virtual second",
         &|b| per_second(b, |p| (p.workers_migrated, p.workers_reclaimed)),
     );
+    row(
+        "direct stalls in policy workers".into(),
+        "Direct-reclaim stalls (allocstall) counted inside the policy's own workers, when their evacuations reclaim for migration targets; part of the run's direct-reclaim stalls",
+        &|b| b.background.workers_stalls.to_string(),
+    );
     let kinds: BTreeSet<&str> = bills
         .iter()
         .flatten()
