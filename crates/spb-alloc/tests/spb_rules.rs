@@ -647,6 +647,44 @@ fn taint_when_full_switch() {
 }
 
 #[test]
+fn taint_when_full_evacuates_a_block_it_can_move() {
+    // the tainted SPB: pageblock 0 unmovable, pageblock 1 one pageblock-order movable block
+    // (a THP: evacuation never moves it), the rest order-0 movable pages; the clean SPB has
+    // room. The evacuation must pick a pageblock of base pages, not the THP's (which it would
+    // leave in place, and the request would then taint the clean SPB).
+    let sw = on()
+        .without(SpbSwitch::TargetedEvacuation)
+        .with(SpbSwitch::TaintWhenFull);
+    let mut a = alloc_with(2, sw, false, None);
+    let b = base(&a, 0);
+    let pbp = 1u64 << a.geo().pageblock_order;
+    for off in 0..pbp {
+        a.alloc_at(b + off, 0, Gfp::KERNEL, 0).unwrap();
+    }
+    a.alloc_at(b + pbp, a.geo().pageblock_order, Gfp::HIGHUSER_MOVABLE, 1)
+        .unwrap();
+    for off in 2 * pbp..SPB {
+        a.alloc_at(b + off, 0, Gfp::HIGHUSER_MOVABLE, (b + off) as u32)
+            .unwrap();
+    }
+    fill(&mut a, 1, false, |off| off >= 64);
+    let mut env = Reclaim(Vec::new());
+    let p = a
+        .alloc(AllocRequest::new(0, Gfp::KERNEL), &mut env)
+        .unwrap();
+    assert_eq!(
+        spb_of(&a, p),
+        0,
+        "served inside the tainted SPB (migrated {}, runs {})",
+        a.pages_migrated(),
+        a.vm().get(Vm::SpbEvacuateRuns)
+    );
+    assert_eq!(cat(&a, 1), Category::Clean);
+    assert_eq!(a.pages_migrated(), pbp, "one pageblock of base pages moved");
+    assert_eq!(stalls(&a), 0);
+}
+
+#[test]
 fn taint_when_full_atomic_best_effort() {
     // an atomic best-effort order-1 request (patch 35's shape) that the tainted SPB cannot hold,
     // with free memory above min in the clean SPB: spb refuses it, spb-next serves it there

@@ -73,12 +73,7 @@ pub fn cheapest_block(z: &Zone, excluded: u32) -> Option<crate::geometry::Pfn> {
         })
         .collect();
     order.sort_by_key(|&i| core::cmp::Reverse(z.spbs[i as usize].free_pages));
-    // the largest order a moved block may have: one below the largest free movable block (a
-    // folio with no free block of its order to go to would be served by a fragmenting steal)
-    let fit = (0..z.geo.nr_orders())
-        .rev()
-        .find(|&o| z.nr_free[o][MigrateType::Movable.idx()] > 0)
-        .map_or(0, |o| o + 1);
+    let fit = free_movable_fit(z);
     let mut best: Option<(u64, crate::geometry::Pfn)> = None;
     for i in order {
         let s = &z.spbs[i as usize];
@@ -106,10 +101,20 @@ pub fn cheapest_block(z: &Zone, excluded: u32) -> Option<crate::geometry::Pfn> {
     best.map(|x| x.1)
 }
 
+/// The bound of [`blocks_fit`] for zone `z`: one above the largest order with a free movable
+/// block (a folio with no free block of its order to go to would be served by a fragmenting
+/// steal); 0 when there is none.
+pub(crate) fn free_movable_fit(z: &Zone) -> usize {
+    (0..z.geo.nr_orders())
+        .rev()
+        .find(|&o| z.nr_free[o][MigrateType::Movable.idx()] > 0)
+        .map_or(0, |o| o + 1)
+}
+
 /// Every allocated block in the pageblock at `b` is of an order below `fit` (so the free lists
 /// hold a target for it without a steal, and it is below the pageblock order: evacuation never
 /// moves a block that large).
-fn blocks_fit(z: &Zone, b: crate::geometry::Pfn, fit: usize) -> bool {
+pub(crate) fn blocks_fit(z: &Zone, b: crate::geometry::Pfn, fit: usize) -> bool {
     let span = z.pb_span(b);
     let mut p = span.start;
     while p < span.end {

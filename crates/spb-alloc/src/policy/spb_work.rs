@@ -231,7 +231,7 @@ pub(crate) fn slowpath_entry<C: Core>(
     let mut moved = 0;
     for zi in (0..c.zones().len()).rev() {
         if allowed(&c.zones()[zi]) && moved == 0 {
-            moved += evacuate_cheapest(c, zi, mt, env);
+            moved += evacuate_cheapest(c, zi, mt, highest, env);
         }
     }
     if moved > 0 {
@@ -242,27 +242,45 @@ pub(crate) fn slowpath_entry<C: Core>(
     Some(DropDecision::Retry)
 }
 
-/// spb-next: evacuate one pageblock of the tainted SPB of zone `zi` with the most movable
-/// pages: the one labelled `mt` with the fewest movable pages (its free pages then coalesce
-/// with those already there), else the movable-only one with the fewest. Returns pages moved.
-fn evacuate_cheapest<C: Core>(c: &mut C, zi: ZoneId, mt: MigrateType, env: &mut dyn Env) -> u64 {
+/// spb-next: evacuate one pageblock of a tainted SPB of zone `zi`, for a non-movable request
+/// of type `mt` whose highest zone is `highest`. The SPBs are tried by movable pages, most
+/// first; in each, the pageblock labelled `mt` with the fewest movable pages (its free pages
+/// then coalesce with those already there), else the movable-only one with the fewest. A block
+/// qualifies only if every page in it can move without a fragmenting steal (no block of
+/// pageblock order, which evacuation never moves, and none above the largest free movable
+/// block: [`super::spb_highorder::blocks_fit`]). A zone whose free memory the request may not
+/// use (below its min watermark plus the lowmem reserve it keeps from `highest`) is not
+/// evacuated for it: the freed pageblock would not serve the retry. Returns pages moved.
+fn evacuate_cheapest<C: Core>(
+    c: &mut C,
+    zi: ZoneId,
+    mt: MigrateType,
+    highest: crate::layout::ZoneKind,
+    env: &mut dyn Env,
+) -> u64 {
     let z = &c.zones()[zi];
-    let Some(si) = (0..z.spbs.len() as u32)
+    let keep = z.wmark()[crate::zone::WMARK_MIN] + z.lowmem_reserve()[highest as usize];
+    if z.free_pages + z.geo.pageblock_pages() <= keep {
+        return 0;
+    }
+    let fit = super::spb_highorder::free_movable_fit(z);
+    let mut spbs: Vec<u32> = (0..z.spbs.len() as u32)
         .filter(|&i| {
             let s = &z.spbs[i as usize];
             s.category == Category::Tainted && s.movable_pages() > 0
         })
-        .max_by_key(|&i| z.spbs[i as usize].movable_pages())
-    else {
-        return 0;
+        .collect();
+    spbs.sort_by_key(|&i| core::cmp::Reverse(z.spbs[i as usize].movable_pages()));
+    let pick = |label: Option<MigrateType>| {
+        spbs.iter().find_map(|&si| {
+            evacuable_blocks(z, si, label)
+                .into_iter()
+                .find(|&(_, b)| super::spb_highorder::blocks_fit(z, b, fit))
+                .map(|x| x.1)
+        })
     };
-    let own = evacuable_blocks(z, si, Some(mt));
-    let b = match own.first() {
-        Some(x) => x.1,
-        None => match evacuable_blocks(z, si, None).first() {
-            Some(x) => x.1,
-            None => return 0,
-        },
+    let Some(b) = pick(Some(mt)).or_else(|| pick(None)) else {
+        return 0;
     };
     let moved = evacuate_block(c, zi, b, env);
     c.vm().inc(Vm::SpbEvacuateRuns);
