@@ -48,6 +48,14 @@ fn fill(a: &mut Allocator, env: &mut ReclaimEnv) {
     let _ = a.take_request_cost();
 }
 
+/// A two-SPB allocator of policy `kind` whose memory is all clean page cache held by the env.
+fn full_of_cache(kind: PolicyKind) -> (Allocator, ReclaimEnv) {
+    let mut a = Allocator::new(&tiny(2), cfg(kind)).unwrap();
+    let mut env = ReclaimEnv::default();
+    fill(&mut a, &mut env);
+    (a, env)
+}
+
 #[test]
 fn fast_path_requests_cost_nothing() {
     for kind in PolicyKind::ALL {
@@ -63,9 +71,7 @@ fn fast_path_requests_cost_nothing() {
 #[test]
 fn direct_reclaim_is_counted_in_the_callers_context() {
     for kind in PolicyKind::ALL {
-        let mut a = Allocator::new(&tiny(2), cfg(kind)).unwrap();
-        let mut env = ReclaimEnv::default();
-        fill(&mut a, &mut env);
+        let (mut a, mut env) = full_of_cache(kind);
         let scan0 = a.vm().get(Vm::PgscanDirect);
         let stall0 = a.vm().get(Vm::AllocstallNormal);
         let r = a.alloc(AllocRequest::new(0, Gfp::KERNEL), &mut env);
@@ -128,11 +134,9 @@ fn failures_note_whether_free_memory_was_above_min() {
 #[test]
 fn contig_reclaim_for_migration_targets_is_the_callers_direct_reclaim() {
     for kind in PolicyKind::ALL {
-        let mut a = Allocator::new(&tiny(2), cfg(kind)).unwrap();
-        let mut env = ReclaimEnv::default();
         // memory full of clean page cache: every page a 1 GiB-style allocation moves needs a
         // target that only reclaim can free
-        fill(&mut a, &mut env);
+        let (mut a, mut env) = full_of_cache(kind);
         a.drain_all_pcp();
         let vm0 = a.vm().clone();
         let mig0 = a.pages_migrated();
@@ -155,9 +159,7 @@ fn contig_reclaim_for_migration_targets_is_the_callers_direct_reclaim() {
 
 #[test]
 fn kswapd_work_is_background_work_not_the_callers() {
-    let mut a = Allocator::new(&tiny(2), cfg(PolicyKind::Vanilla)).unwrap();
-    let mut env = ReclaimEnv::default();
-    fill(&mut a, &mut env);
+    let (mut a, mut env) = full_of_cache(PolicyKind::Vanilla);
     assert!(
         a.pending().kswapd.is_some(),
         "the failed requests woke kswapd"
