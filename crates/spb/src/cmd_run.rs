@@ -151,11 +151,14 @@ impl Loaded {
 ///
 /// A file that does not exist or cannot be read is an I/O error (exit 4), an unknown built-in
 /// name (no `/`, no `.toml`) a bad command line (exit 2), bad content bad input (exit 3), a
-/// machine that cannot be built from `--memory` a bad command line.
+/// machine that cannot be built from `--memory` a bad command line, and so is a `--set` that
+/// the scenario does not accept when it loads without the `--set`s.
 pub fn load_scenario(name: Option<&str>, o: &Overrides) -> Result<Loaded, CliError> {
     let name = name.unwrap_or("seed-16g");
     let mut sc = spb_lab::scenario::load_with(name, &o.sets).map_err(|e| {
-        if !e.unreadable {
+        if !e.unreadable && !o.sets.is_empty() && spb_lab::scenario::load(name).is_ok() {
+            CliError::Usage(e.to_string())
+        } else if !e.unreadable {
             CliError::Input(e.to_string())
         } else if name.contains(std::path::MAIN_SEPARATOR)
             || name.contains('/')
@@ -418,6 +421,20 @@ mod tests {
         assert_eq!(sc.slab_model, SlabModel::Pages);
         assert_eq!(sc.boot.freed, 0.5);
         assert_eq!(sc.name, "seed-16g [boot.freed=0.5]");
+        // a --set the scenario does not accept is a bad command line
+        for bad in ["nosuch.x=1", "boot.freed=lots", "boot"] {
+            let a = RunArgs {
+                sc: ScenarioArgs {
+                    set: vec![bad.into()],
+                    ..ScenarioArgs::default()
+                },
+                ..RunArgs::default()
+            };
+            assert!(
+                matches!(load(&a), Err(CliError::Usage(m)) if m.contains(bad.split('=').next().unwrap())),
+                "{bad}"
+            );
+        }
         assert_eq!(l.layout, spb_lab::sim::layout_of(sc).unwrap());
         assert_eq!(
             policies(&RunArgs::default_main_job()).unwrap().len(),
