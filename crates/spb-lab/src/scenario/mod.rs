@@ -662,7 +662,16 @@ impl Scenario {
                 slab_model,
             })
         })();
-        r.map_err(|(k, m)| err(&k, m))
+        r.map_err(|(k, m)| {
+            if sets.is_empty() {
+                err(&k, m)
+            } else {
+                err(
+                    &k,
+                    format!("{m} (the scenario with --set {})", sets.join(" --set ")),
+                )
+            }
+        })
     }
 }
 
