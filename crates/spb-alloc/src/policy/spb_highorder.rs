@@ -111,9 +111,9 @@ pub(crate) fn free_movable_fit(z: &Zone) -> usize {
         .map_or(0, |o| o + 1)
 }
 
-/// Every allocated block in the pageblock at `b` is of an order below `fit` (so the free lists
-/// hold a target for it without a steal, and it is below the pageblock order: evacuation never
-/// moves a block that large).
+/// Every movable allocated block in the pageblock at `b` (the blocks an evacuation moves) is of
+/// an order below `fit` (so the free lists hold a target for it without a steal, and it is
+/// below the pageblock order: evacuation never moves a block that large).
 pub(crate) fn blocks_fit(z: &Zone, b: crate::geometry::Pfn, fit: usize) -> bool {
     let span = z.pb_span(b);
     let mut p = span.start;
@@ -121,7 +121,8 @@ pub(crate) fn blocks_fit(z: &Zone, b: crate::geometry::Pfn, fit: usize) -> bool 
         let m = z.page(p);
         match m.state {
             crate::page::PageState::Alloc => {
-                if m.order as usize >= fit || m.order >= z.geo.pageblock_order {
+                let moves = m.mt == MigrateType::Movable as u8;
+                if moves && (m.order as usize >= fit || m.order >= z.geo.pageblock_order) {
                     return false;
                 }
                 p += 1u64 << m.order;
