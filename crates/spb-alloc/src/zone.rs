@@ -752,7 +752,7 @@ impl Zone {
     /// (`prep_move_freepages_block`'s counts).
     pub fn block_free_and_movable(&self, pfn: Pfn) -> (u64, u64) {
         let pb = self.pb(pfn);
-        (pb.free as u64, pb.alloc[1] as u64)
+        (pb.free as u64, pb.movable_pages() as u64)
     }
 
     /// Highest zone index the reserve check uses (for lowmem_reserve lookups).

@@ -26,14 +26,16 @@ fn free(a: &mut Allocator, env: &mut TrackEnv, p: Pfn) {
     env.loc.remove(&(p as u32));
 }
 
-/// An order-2 folio (cookie 1 000 000) at `s`, the zone's start: the first thing the migrate
-/// scanner meets.
-fn folio_at(a: &mut Allocator, env: &mut TrackEnv, s: Pfn) {
+/// [`full_zone`] with an order-2 folio (cookie 1 000 000) at the zone's start `s`: the first
+/// thing the migrate scanner meets.
+fn full_zone_with_folio(kind: PolicyKind, env: &mut TrackEnv) -> (Allocator, Pfn, Pfn) {
+    let (mut a, s, e) = full_zone(kind, env);
     for p in s..s + 4 {
-        free(a, env, p);
+        free(&mut a, env, p);
     }
     a.alloc_at(s, 2, Gfp::HIGHUSER_MOVABLE, 1_000_000).unwrap();
     env.loc.insert(1_000_000, (s, 2));
+    (a, s, e)
 }
 
 /// Direct compaction of the zone for an order-3 movable request.
@@ -45,8 +47,7 @@ fn compact3(a: &mut Allocator, env: &mut TrackEnv, prio: CompactPriority) -> Com
 fn a_large_folio_with_no_target_of_its_order_ends_the_run() {
     for kind in [PolicyKind::Vanilla, PolicyKind::Spb] {
         let mut env = TrackEnv::default();
-        let (mut a, s, e) = full_zone(kind, &mut env);
-        folio_at(&mut a, &mut env, s);
+        let (mut a, s, e) = full_zone_with_folio(kind, &mut env);
         // free memory only as single pages, every other page of the upper half
         for p in ((s + e) / 2..e).step_by(2) {
             free(&mut a, &mut env, p);
@@ -77,8 +78,7 @@ fn a_large_folio_with_no_target_of_its_order_ends_the_run() {
 fn the_run_goes_on_when_the_folio_finds_a_block_of_its_order() {
     for kind in [PolicyKind::Vanilla, PolicyKind::Spb] {
         let mut env = TrackEnv::default();
-        let (mut a, s, e) = full_zone(kind, &mut env);
-        folio_at(&mut a, &mut env, s);
+        let (mut a, s, e) = full_zone_with_folio(kind, &mut env);
         // one free order-2 block near the top, and single pages
         for p in e - 12..e - 8 {
             free(&mut a, &mut env, p);

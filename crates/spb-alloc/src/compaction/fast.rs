@@ -28,7 +28,7 @@ use crate::geometry::Pfn;
 use crate::migratetype::MigrateType;
 use crate::page::NIL;
 use crate::vmstat::Vm;
-use crate::zone::{ZoneId, WMARK_MIN};
+use crate::zone::ZoneId;
 use crate::Allocator;
 
 use super::Stash;
@@ -189,7 +189,7 @@ impl Allocator {
             if let Some(pfn) = page {
                 let z = &mut self.zones[zi];
                 let n = 1u64 << o;
-                if z.free_pages < z.wmark[WMARK_MIN] + n {
+                if !z.may_isolate(n) {
                     // __isolate_free_page refused: the search ends here (and starts one
                     // order lower next time)
                     page = None;

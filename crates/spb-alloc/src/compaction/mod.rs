@@ -153,6 +153,11 @@ pub(crate) struct Held {
 }
 
 impl Zone {
+    /// Whether the free scanner may isolate a free block of `n` pages: the zone stays at or
+    /// above its min watermark (`__isolate_free_page`'s check).
+    pub(crate) fn may_isolate(&self, n: u64) -> bool {
+        self.free_pages >= self.wmark[WMARK_MIN] + n
+    }
     /// Take the free block at `pfn` off its list and hold it (state Isolated, accounted held).
     pub(crate) fn hold_free(&mut self, pfn: Pfn) -> Held {
         let order = self.page(pfn).order;
@@ -387,7 +392,7 @@ impl Allocator {
             scanned += 1;
             if m.state == PageState::Free {
                 let n = 1u64 << m.order;
-                if z.free_pages < z.wmark[WMARK_MIN] + n {
+                if !z.may_isolate(n) {
                     break;
                 }
                 let h = z.hold_free(p);
@@ -462,7 +467,7 @@ impl Allocator {
                 let first = z.page(block);
                 z.pb_in_zone(block)
                     && !pb.is_isolated()
-                    && pb.alloc[1] > 0
+                    && pb.movable_pages() > 0
                     && type_ok
                     && !(first.state == PageState::Alloc && first.order >= pbo)
                     && self.policy.compaction_source_ok(z, block)

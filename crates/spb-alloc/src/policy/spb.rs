@@ -792,7 +792,7 @@ impl SpbPolicy {
     }
 
     fn queue_evacuate_claimed(&mut self, zone: u8, z: &Zone, p: Pfn) {
-        if self.sw.on(SpbSwitch::EvacuateClaimed) && z.pb(p).alloc[1] > 0 {
+        if self.sw.on(SpbSwitch::EvacuateClaimed) && z.pb(p).movable_pages() > 0 {
             let pbp = z.geo.pageblock_pages();
             self.queue(Work::EvacuateBlock {
                 zone,

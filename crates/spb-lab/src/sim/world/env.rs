@@ -86,8 +86,8 @@ impl Env for World {
             return false;
         }
         let h = o.holder;
+        let n = 1u64 << order;
         if o.kind != kind::THP {
-            let n = 1u64 << order;
             // same pages, same file, same dirty state: only the object count changes
             self.kind_pages[o.kind as usize] -= n - 1;
             self.objs[cookie as usize].order = 0;
@@ -101,7 +101,6 @@ impl Env for World {
             }
             return true;
         }
-        let n = 1u64 << order;
         self.kind_pages[kind::THP as usize] -= n;
         self.kind_pages[kind::ANON as usize] += 1;
         let head = &mut self.objs[cookie as usize];
