@@ -82,14 +82,7 @@ impl Allocator {
     /// Run pending background work up to virtual time `now_ns`.
     pub fn background(&mut self, now_ns: u64, env: &mut dyn Env) {
         self.now_ns = self.now_ns.max(now_ns);
-        // the bill: each worker's work is the counters' delta around it
-        if let Some(order) = self.pending.kswapd.take() {
-            let s = self.work_snap();
-            self.run_kswapd(order, env);
-            self.bg_work.kswapd_runs += 1;
-            let d = s.since(&self.work_snap());
-            self.bg_work.add_kswapd(&d);
-        }
+        self.kswapd_turn(env);
         let s = self.work_snap();
         if let Some(order) = self.pending.kcompactd.take() {
             self.run_kcompactd(order, env);
@@ -118,6 +111,26 @@ impl Allocator {
         crate::policy::Policy::background(self, env);
         let d = s.since(&self.work_snap());
         self.bg_work.add_policy(&d);
+    }
+
+    /// Run kswapd now if an allocation woke it, and return whether it ran: the first step of
+    /// [`Allocator::background`], public for an embedder whose kswapd runs beside the
+    /// allocating task. Such an embedder calls it right after a request (the lab does when
+    /// its scenario's `kswapd` is `on-wake`): a request that finds the zone below its low
+    /// watermark wakes kswapd, which reclaims to the high watermark before the next request,
+    /// instead of leaving a burst of requests to fall below min and stall in direct reclaim.
+    /// Its work is kswapd's in the bill, never the request's.
+    pub fn kswapd_turn(&mut self, env: &mut dyn Env) -> bool {
+        let Some(order) = self.pending.kswapd.take() else {
+            return false;
+        };
+        // the bill: each worker's work is the counters' delta around it
+        let s = self.work_snap();
+        self.run_kswapd(order, env);
+        self.bg_work.kswapd_runs += 1;
+        let d = s.since(&self.work_snap());
+        self.bg_work.add_kswapd(&d);
+        true
     }
 
     fn run_kswapd(&mut self, order: u8, env: &mut dyn Env) {

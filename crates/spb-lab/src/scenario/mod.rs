@@ -152,6 +152,52 @@ impl std::str::FromStr for SlabModel {
     }
 }
 
+/// When the lab's kswapd runs (scenario key `kswapd`).
+///
+/// The lab's clock stands still inside one workload event, so a burst of requests in one event
+/// (a large read, a process's start-up) sees no kswapd at all under `between-events`: every
+/// request of the burst below min stalls in direct reclaim, however many there are, while the
+/// same requests spread over several events would have found kswapd's work done. The kernel's
+/// kswapd is a thread of its own that starts reclaiming as soon as a request wakes it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum KswapdModel {
+    /// kswapd runs as soon as a request wakes it (right after that request, before the next
+    /// one, inside the event as between events) and on the background tick.
+    #[default]
+    OnWake,
+    /// kswapd runs only between workload events and on the background tick (the lab before
+    /// this switch: a burst inside one event falls into direct reclaim).
+    BetweenEvents,
+}
+
+impl KswapdModel {
+    pub fn name(self) -> &'static str {
+        match self {
+            KswapdModel::OnWake => "on-wake",
+            KswapdModel::BetweenEvents => "between-events",
+        }
+    }
+}
+
+impl fmt::Display for KswapdModel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for KswapdModel {
+    type Err = String;
+    fn from_str(s: &str) -> Result<KswapdModel, String> {
+        match s {
+            "on-wake" => Ok(KswapdModel::OnWake),
+            "between-events" => Ok(KswapdModel::BetweenEvents),
+            o => Err(format!(
+                "expected \"on-wake\" or \"between-events\", got \"{o}\""
+            )),
+        }
+    }
+}
+
 /// The simulated machine.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Machine {
@@ -404,6 +450,8 @@ pub struct Scenario {
     pub workloads: Vec<Workload>,
     /// The lab's slab model (`slab_model`, default `objects`).
     pub slab_model: SlabModel,
+    /// When the lab's kswapd runs (`kswapd`, default `on-wake`).
+    pub kswapd: KswapdModel,
 }
 
 /// Command-line overrides.
@@ -506,6 +554,12 @@ impl Scenario {
                 Some(v) => v
                     .parse::<SlabModel>()
                     .map_err(|e| ("slab_model".to_string(), e))?,
+            };
+            let kswapd = match t.str("kswapd")? {
+                None => KswapdModel::default(),
+                Some(v) => v
+                    .parse::<KswapdModel>()
+                    .map_err(|e| ("kswapd".to_string(), e))?,
             };
             let sample_every_ns = t
                 .dur("sample_every", false)?
@@ -660,6 +714,7 @@ impl Scenario {
                 boot,
                 workloads,
                 slab_model,
+                kswapd,
             })
         })();
         r.map_err(|(k, m)| {
@@ -1101,6 +1156,17 @@ mod tests {
             x.message
         );
         assert_eq!("pages".parse::<SlabModel>().unwrap().to_string(), "pages");
+    }
+
+    #[test]
+    fn kswapd_key() {
+        let s = Scenario::from_toml("name = \"x\"", "t.toml").unwrap();
+        assert_eq!(s.kswapd, KswapdModel::OnWake, "on-wake by default");
+        let s = Scenario::from_toml("name = \"x\"\nkswapd = \"between-events\"", "t.toml").unwrap();
+        assert_eq!(s.kswapd, KswapdModel::BetweenEvents);
+        let x = e("name = \"x\"\nkswapd = \"never\"");
+        assert_eq!((x.key.as_str(), x.line), ("kswapd", Some(2)));
+        assert!(x.message.contains("\"on-wake\""), "{}", x.message);
     }
 
     #[test]

@@ -19,7 +19,7 @@ use super::rng::Rng;
 use super::slab::{slab_attempts, CACHES, NONE};
 use super::world::slab::SlabRef;
 use super::world::{kind, World};
-use crate::scenario::Scenario;
+use crate::scenario::{KswapdModel, Scenario};
 
 /// Time allocator calls (set SPB_LAB_PROFILE at build time; off in normal builds).
 pub const PROFILE: bool = option_env!("SPB_LAB_PROFILE").is_some();
@@ -214,6 +214,7 @@ impl<'a> Ctx<'a> {
         }
         let cost = self.a.take_request_cost();
         self.st.bill.record(gfp, order, &cost, r.is_ok());
+        self.kswapd_turn();
         match r {
             Ok(pfn) => {
                 self.w.fill_obj(id, pfn, order, k, h);
@@ -229,6 +230,21 @@ impl<'a> Ctx<'a> {
             Err(_) => {
                 self.failed(id, gfp, order, k);
                 None
+            }
+        }
+    }
+
+    /// kswapd's turn right after a request that woke it, when the scenario's kswapd runs
+    /// on wake-up ([`KswapdModel::OnWake`]). It runs before the new block joins its holder,
+    /// so its reclaim never takes the block the caller is about to use.
+    #[inline]
+    fn kswapd_turn(&mut self) {
+        if self.sc.kswapd == KswapdModel::OnWake && self.a.pending().kswapd.is_some() {
+            self.st.bg_calls += 1;
+            let t0 = prof_start();
+            self.a.kswapd_turn(&mut *self.w);
+            if let Some(t0) = t0 {
+                self.st.prof_bg_ns += t0.elapsed().as_nanos() as u64;
             }
         }
     }

@@ -344,6 +344,9 @@ pub fn run_scenario(
     if sc.slab_model != crate::scenario::SlabModel::default() {
         extra.insert("slab_model".into(), sc.slab_model.name().into());
     }
+    if sc.kswapd != crate::scenario::KswapdModel::default() {
+        extra.insert("kswapd".into(), sc.kswapd.name().into());
+    }
     Ok(RunMetrics {
         scenario: sc.name.clone(),
         policy: policy_label(&opts.policy),
