@@ -100,7 +100,8 @@ impl RequestCost {
 }
 
 /// Background work since the allocator was built, by worker, in pages touched. Every field is
-/// a delta of a kernel counter taken around that worker inside [`crate::Allocator::background`].
+/// a delta of a kernel counter taken around that worker inside [`crate::Allocator::background`]
+/// (kswapd's also inside [`crate::Allocator::kswapd_turn`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct BackgroundWork {
     /// kswapd runs (`pageoutrun`).

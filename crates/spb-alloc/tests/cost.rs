@@ -176,6 +176,31 @@ fn kswapd_work_is_background_work_not_the_callers() {
 }
 
 #[test]
+fn kswapd_turn_runs_kswapd_alone_and_only_when_woken() {
+    let (mut a, mut env) = full_of_cache(PolicyKind::Vanilla);
+    assert!(
+        a.pending().kswapd.is_some(),
+        "the failed requests woke kswapd"
+    );
+    let before = *a.background_work();
+    assert!(a.kswapd_turn(&mut env), "woken: it runs");
+    assert!(a.pending().kswapd.is_none(), "the wake-up is served");
+    let bg = *a.background_work();
+    assert_eq!(bg.kswapd_runs, before.kswapd_runs + 1);
+    assert!(bg.kswapd_reclaimed > 0);
+    assert_eq!(bg.kswapd_reclaimed, a.vm().get(Vm::PgstealKswapd));
+    // only kswapd: no other worker ran, and the work is nobody's request
+    assert_eq!(
+        bg.kcompactd_migrate_scanned,
+        before.kcompactd_migrate_scanned
+    );
+    assert_eq!(bg.policy_workers_migrated, before.policy_workers_migrated);
+    assert_eq!(a.take_request_cost(), RequestCost::default());
+    assert!(!a.kswapd_turn(&mut env), "asleep: nothing to do");
+    assert_eq!(a.background_work().kswapd_runs, bg.kswapd_runs);
+}
+
+#[test]
 fn direct_compaction_is_counted_in_the_callers_context() {
     for kind in PolicyKind::ALL {
         let mut a = Allocator::new(&tiny(2), cfg(kind)).unwrap();

@@ -123,3 +123,58 @@ fn json_keys_are_the_documented_ones() {
     }
     assert_eq!(r["policy"], "spb");
 }
+
+/// The lab's kswapd runs as soon as a request wakes it (scenario key `kswapd`, default
+/// `on-wake`): a burst of page-cache requests inside one workload event then finds kswapd's
+/// reclaim done instead of stalling in direct reclaim request after request, as it does when
+/// kswapd runs only between events.
+#[test]
+fn kswapd_on_wake_takes_the_reclaim_that_bursts_left_to_direct_reclaim() {
+    use spb_lab::scenario::{KswapdModel, Overrides};
+    use spb_lab::{load_scenario, run_scenario, SimOptions};
+    let run_with = |k: KswapdModel| {
+        let mut sc = load_scenario("pagecache-churn").unwrap();
+        sc.apply(&Overrides {
+            memory: Some(2 << 30),
+            duration_ns: Some(10_000_000_000),
+            ..Overrides::default()
+        });
+        sc.kswapd = k;
+        let opts = SimOptions {
+            policy: spb_alloc::PolicyConfig::of(PolicyKind::Vanilla),
+            check_every: 0,
+            layout: None,
+        };
+        run_scenario(&sc, &opts, &mut |_| {}).unwrap()
+    };
+    let on_wake = run_with(KswapdModel::OnWake);
+    let between = run_with(KswapdModel::BetweenEvents);
+    let vm = |m: &RunMetrics, k: &str| m.vmstat.get(k).copied().unwrap_or(0);
+    let stalls = |m: &RunMetrics| {
+        m.vmstat
+            .iter()
+            .filter(|(k, _)| k.starts_with("allocstall"))
+            .map(|(_, v)| *v)
+            .sum::<u64>()
+    };
+    assert!(
+        stalls(&between) > 100,
+        "the scenario has bursts that outrun a kswapd between events: {}",
+        stalls(&between)
+    );
+    assert!(
+        stalls(&on_wake) * 4 < stalls(&between),
+        "stalls on-wake {} vs between-events {}",
+        stalls(&on_wake),
+        stalls(&between)
+    );
+    assert!(vm(&on_wake, "pgscan_direct") < vm(&between, "pgscan_direct"));
+    assert!(vm(&on_wake, "pgscan_kswapd") > vm(&between, "pgscan_kswapd"));
+    assert!(vm(&on_wake, "pageoutrun") > vm(&between, "pageoutrun"));
+    assert_eq!(
+        between.extra.get("kswapd").and_then(|v| v.as_str()),
+        Some("between-events"),
+        "a run names a kswapd model that is not the default"
+    );
+    assert!(!on_wake.extra.contains_key("kswapd"));
+}
