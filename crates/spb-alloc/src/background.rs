@@ -3,6 +3,9 @@
 //!
 //! The embedder calls [`Allocator::background`] as its clock advances; requests from the
 //! allocation paths (kswapd wake-ups, kcompactd wake-ups, spb work items) are served there.
+//! An embedder whose kswapd runs beside the allocating tasks also calls
+//! [`Allocator::kswapd_turn`] right after a request, so that a burst of requests between two
+//! clock steps meets kswapd's reclaim as it would on a machine with a kswapd thread.
 
 use crate::compaction::{extfrag_for_order, CompactPriority, CompactResult};
 use crate::env::{Env, ReclaimRequest, Reclaimer};
