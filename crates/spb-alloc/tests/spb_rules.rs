@@ -924,8 +924,8 @@ fn movable_zone_order_switch() {
     // with movable_zone_order the movable request takes DMA32's clean memory and leaves that
     // room free (steal_last alone does not touch requests)
     for (sw, steals) in [
+        (off(SpbSwitch::StealLast), true),
         (on(), true),
-        (on().with(SpbSwitch::StealLast), true),
         (on().with(SpbSwitch::MovableZoneOrder), false),
     ] {
         let (mut a, normal) = steal_fixture(sw, 8);
@@ -957,17 +957,20 @@ fn steal_last_switch() {
     // Normal: SPB 0 tainted, one free pageblock left, the rest movable (the defrag worker empties
     // it); SPB 1 tainted with three free pages in its unmovable pageblock and no other free
     // page. DMA32 has four free pageblocks (clean memory). The defrag worker's migration targets
-    // steal SPB 1's unmovable room under spb; with steal_last or evac_no_steal they go to DMA32.
+    // steal SPB 1's unmovable room without steal_last; with it (spb's default) or with
+    // evac_no_steal they go to DMA32.
     // With DMA32 full, steal_last steals after all and evac_no_steal stops the defrag run.
-    let (last, none) = (
-        on().with(SpbSwitch::StealLast),
-        on().with(SpbSwitch::EvacNoSteal),
+    let (without, last, none) = (
+        off(SpbSwitch::StealLast),
+        on(),
+        off(SpbSwitch::StealLast).with(SpbSwitch::EvacNoSteal),
     );
+    assert!(on().on(SpbSwitch::StealLast), "on in spb's default set");
     for (sw, dma32_free, steals, moves) in [
-        (on(), 32, true, true),
+        (without, 32, true, true),
         (last, 32, false, true),
         (none, 32, false, true),
-        (on(), 0, true, true),
+        (without, 0, true, true),
         (last, 0, true, true),
         (none, 0, false, false),
     ] {

@@ -569,7 +569,7 @@ impl SpbPolicy {
             }
         }
         // Fallback: claim, then steal, from other types — inside tainted SPBs first.
-        // (spb-next `steal_last` / `movable_zone_order`: nothing fragmenting under NOFRAGMENT.)
+        // (`steal_last` / `movable_zone_order`: nothing fragmenting under NOFRAGMENT.)
         let frag_ok =
             super::spb_steal::movable_may_fragment(self.sw, flags, self.excluded.is_some());
         for cat in [Category::Tainted, Category::Clean] {

@@ -1,4 +1,4 @@
-//! spb-next `steal_last` and `movable_zone_order`: clean memory in every allowed zone before a
+//! `steal_last` and spb-next's `movable_zone_order`: clean memory in every allowed zone before a
 //! single-page steal inside a tainted SPB.
 //!
 //! spb's walk lets movable requests ignore ALLOC_NOFRAGMENT (docs/spb.md, "the walk"): a
@@ -12,8 +12,9 @@
 //! a lower zone still has free movable memory. That room is what non-movable requests need;
 //! once it is eaten they taint the next SPB.
 //!
-//! `steal_last` (on in spb-next since it was re-measured with `highorder_supply`; off in spb,
-//! where it costs the probe; docs/spb-next.md): a migration target of spb's own evacuation (the defrag
+//! `steal_last` (spb-next's idea, on in spb-next since it was re-measured with
+//! `highorder_supply`, and on in spb since the lab's kswapd runs on wake-up: over 21 seeds of
+//! seed-16g it no longer costs the probe; docs/spb.md, "Choices"): a migration target of spb's own evacuation (the defrag
 //! worker, the evacuation of a claimed block, targeted and deferred evacuation: an SPB is
 //! `excluded` while it is emptied) honours NOFRAGMENT in the walk: no single-page steal, claims
 //! of whole free pageblocks only. `migrate_out` already asks the zonelist twice, with

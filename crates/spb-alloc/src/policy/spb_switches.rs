@@ -46,6 +46,7 @@ switches! {
     SlabShrink => "slab_shrink", "28", "slab shrinking driven by SPB pressure, and the last-chance defrag trigger";
     CompactionSpb => "compaction_spb", "16/38", "compaction walks per-SPB free lists and skips tainted SPBs with no movable pages";
     LostFirst => "lost_first", "spb", "non-movable allocations prefer SPBs already lost to reservations or holes";
+    StealLast => "steal_last", "spb", "a migration target of spb's own evacuation steals single pages inside a tainted SPB only after every allowed zone was tried without fragmenting (mainline's zone order; spb-next's idea, in spb since 2026-12-04)";
     // spb-next's ideas (docs/spb-next.md): off in `spb`, on in `spb-next`.
     TaintWhenFull => "taint_when_full", "next", "a non-movable request the tainted SPBs cannot hold, with free memory above min, evacuates a little or taints the next SPB instead of reclaiming";
     RefuseFast => "refuse_fast", "next", "a refused optional request fails at once, without reclaim or compaction (its caller has a cheap fallback)";
@@ -54,7 +55,6 @@ switches! {
     ContigSplit => "contig_split", "next", "a 1 GiB allocation splits a large folio (THP, page cache) it finds no whole migration target for and moves its base pages (the kernel's migrate_pages on -ENOMEM)";
     ContigFit => "contig_fit", "next", "a 1 GiB allocation skips SPBs whose movable pages exceed free memory above min plus reclaimable cache, and stops a zone once its migration targets ran out";
     ContigPinned => "contig_pinned", "next", "a 1 GiB allocation skips a candidate holding a page the embedder reports maybe pinned (the kernel's folio_maybe_dma_pinned) before it migrates anything";
-    StealLast => "steal_last", "next", "a migration target of spb's own evacuation steals single pages inside a tainted SPB only after every allowed zone was tried without fragmenting";
     MovableZoneOrder => "movable_zone_order", "next", "every movable request tries all allowed zones without fragmenting before it steals (mainline's fast-path order)";
     EvacNoSteal => "evac_no_steal", "next", "a migration target of spb's own evacuation never takes a fragmenting fallback (no steal, no claim) in any pass: the evacuation stops when no zone has non-fragmenting movable memory";
     HighorderEvacuate => "highorder_evacuate", "next", "a movable pageblock-order request (THP) that finds no free pageblock evacuates the cheapest movable-only pageblock (in the background for callers that cannot reclaim); implies highorder_supply";
@@ -71,7 +71,6 @@ pub const NEXT_SWITCHES: &[SpbSwitch] = &[
     SpbSwitch::ContigFit,
     SpbSwitch::ContigPinned,
     SpbSwitch::HighorderSupply,
-    SpbSwitch::StealLast,
 ];
 /// spb-next's ideas that did not help where measured (docs/spb-next.md): off in both
 /// policies, available with `-on:`.
