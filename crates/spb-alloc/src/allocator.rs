@@ -128,6 +128,9 @@ pub struct Allocator {
     pub(crate) bg_work: crate::cost::BackgroundWork,
     /// Pages freed by reclaim a policy asked for through `policy::Core::reclaim`.
     pub(crate) policy_reclaimed: u64,
+    /// True while the policy's own background workers run (inside [`Allocator::background`]):
+    /// their migration targets' reclaim is the worker's, which `worker_no_reclaim` forbids.
+    pub(crate) in_policy_worker: bool,
 }
 
 impl Allocator {
@@ -174,6 +177,7 @@ impl Allocator {
             req_cost: crate::cost::RequestCost::default(),
             bg_work: crate::cost::BackgroundWork::default(),
             policy_reclaimed: 0,
+            in_policy_worker: false,
         };
         a.refresh_zone_tables();
         a.cfg.nr_cpus = nr_cpus;

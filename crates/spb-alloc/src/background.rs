@@ -111,7 +111,9 @@ impl Allocator {
         let d = s.since(&self.work_snap());
         self.bg_work.add_kcompactd(&d);
         let s = self.work_snap();
+        self.in_policy_worker = true;
         crate::policy::Policy::background(self, env);
+        self.in_policy_worker = false;
         let d = s.since(&self.work_snap());
         self.bg_work.add_policy(&d);
     }

@@ -562,6 +562,11 @@ impl Allocator {
             if t.is_some() || attempt == 1 {
                 break;
             }
+            if self.in_policy_worker && !self.policy.worker_targets_may_reclaim() {
+                // spb-next `worker_no_reclaim`: the worker's move fails; reclaim is kswapd's
+                self.wake_kswapd(m.order);
+                break;
+            }
             let rr = crate::env::ReclaimRequest {
                 nr_pages: MIGRATE_RECLAIM_BATCH.max(1u64 << m.order),
                 order: m.order,

@@ -1033,6 +1033,44 @@ fn steal_last_switch() {
 }
 
 #[test]
+fn worker_no_reclaim_switch() {
+    // SPB 0 tainted, its one free pageblock then claimed: the defrag worker empties a pageblock
+    // of it. SPBs 1 and 2 are full of movable pages, so the worker's migration targets need
+    // reclaim (the embedder frees SPB 2's first pageblock). Without the switch the worker
+    // reclaims (a stall counted in the worker) and moves; with it, no reclaim and no stall:
+    // kswapd is woken and the worker moves nothing.
+    for (sw, reclaims) in [(on(), true), (on().with(SpbSwitch::WorkerNoReclaim), false)] {
+        let mut a = alloc_with(3, sw, false, None);
+        fill(&mut a, 0, true, |off| (120..128).contains(&off));
+        fill(&mut a, 1, false, |_| false);
+        fill(&mut a, 2, false, |_| false);
+        a.alloc(AllocRequest::new(0, Gfp::KERNEL), &mut NoEnv)
+            .unwrap();
+        assert!(a.pending().kswapd.is_none());
+        let b2 = base(&a, 2);
+        let mut env = Reclaim(
+            (0..8)
+                .map(|i| FreedBlock {
+                    pfn: b2 + i,
+                    order: 0,
+                })
+                .collect(),
+        );
+        a.background(1, &mut env);
+        let w = *a.background_work();
+        assert_eq!(w.policy_workers_stalls > 0, reclaims, "{w:?}");
+        assert_eq!(w.policy_workers_reclaimed > 0, reclaims, "{w:?}");
+        assert_eq!(a.vm().get(Vm::SpbDefragPagesMoved) > 0, reclaims);
+        assert_eq!(
+            a.pending().kswapd.is_some(),
+            !reclaims,
+            "kswapd woken instead"
+        );
+        a.check().unwrap();
+    }
+}
+
+#[test]
 fn contig_pinned_switch() {
     // SPB 0: 40 movable pages, the last one pinned; SPB 1: 50 movable pages. SPB 0 is tried
     // first (fewest movable pages): without the switch its first 39 pages move for nothing and

@@ -194,6 +194,14 @@ impl Policy {
             Policy::Spb(s) => s.sw.on(SpbSwitch::KeepNofragment),
         }
     }
+    /// Whether a migration target of the policy's own background workers may reclaim when the
+    /// free lists are dry (spb-next `worker_no_reclaim`: no).
+    pub fn worker_targets_may_reclaim(&self) -> bool {
+        match self {
+            Policy::Mainline { .. } => true,
+            Policy::Spb(s) => !s.sw.on(SpbSwitch::WorkerNoReclaim),
+        }
+    }
     /// kswapd is woken with at least pageblock order and balances on whole free blocks.
     pub fn defrag_mode(&self) -> bool {
         matches!(self, Policy::Mainline { defrag_mode: true })

@@ -61,6 +61,7 @@ switches! {
     HighorderSupply => "highorder_supply", "next", "highorder_evacuate's background half alone: a movable pageblock-order request that may not reclaim and finds no free pageblock queues evacuations that keep a small supply of free pageblocks; callers that may reclaim run the slow path as in spb";
     SpareOpportunistic => "spare_opportunistic", "next", "with taint_when_full, an opportunistic request (no reclaim bit, no __GFP_HIGH: SLUB's high-order first try) is never served by tainting a clean SPB: the series' refusals stand and its caller's minimum-order fallback runs";
     MovableBestFit => "movable_best_fit", "next", "a movable request takes the smallest free movable block below a pageblock among clean SPBs and tainted SPBs above their reserve, instead of the smallest block of the first SPB the walk visits";
+    WorkerNoReclaim => "worker_no_reclaim", "next", "a migration target of the policy's background workers (defrag, evacuation) never reclaims: when the free lists are dry the worker's move fails and kswapd is woken, so reclaim stays kswapd's and the allocating callers'";
 }
 
 /// The switches that are spb-next's own ideas and on in `spb-next` (off in `spb`).
@@ -82,6 +83,7 @@ pub const NEXT_OFF_SWITCHES: &[SpbSwitch] = &[
     SpbSwitch::EvacNoSteal,
     SpbSwitch::MovableBestFit,
     SpbSwitch::SpareOpportunistic,
+    SpbSwitch::WorkerNoReclaim,
 ];
 
 /// A set of switches (bit i = switch i on).
