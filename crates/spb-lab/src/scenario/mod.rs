@@ -114,6 +114,40 @@ pub enum LayoutKind {
     Q35,
 }
 
+/// A scenario key whose value is one of a few words: `name()`, `Display` and `FromStr` (the
+/// error lists the words) for an enum of unit variants, each with its word.
+macro_rules! keyword_values {
+    ($t:ident { $($v:ident => $word:literal),+ $(,)? }) => {
+        impl $t {
+            /// The word of this value (as in the scenario file and the JSON).
+            pub fn name(self) -> &'static str {
+                match self {
+                    $($t::$v => $word,)+
+                }
+            }
+        }
+
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.name())
+            }
+        }
+
+        impl std::str::FromStr for $t {
+            type Err = String;
+            fn from_str(s: &str) -> Result<$t, String> {
+                match s {
+                    $($word => Ok($t::$v),)+
+                    o => Err(format!(
+                        "expected {}, got \"{o}\"",
+                        [$(concat!("\"", $word, "\"")),+].join(" or ")
+                    )),
+                }
+            }
+        }
+    };
+}
+
 /// How the lab models slab populations' objects (scenario key `slab_model`, `--slab-model`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum SlabModel {
@@ -126,31 +160,7 @@ pub enum SlabModel {
     Pages,
 }
 
-impl SlabModel {
-    pub fn name(self) -> &'static str {
-        match self {
-            SlabModel::Objects => "objects",
-            SlabModel::Pages => "pages",
-        }
-    }
-}
-
-impl fmt::Display for SlabModel {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl std::str::FromStr for SlabModel {
-    type Err = String;
-    fn from_str(s: &str) -> Result<SlabModel, String> {
-        match s {
-            "objects" => Ok(SlabModel::Objects),
-            "pages" => Ok(SlabModel::Pages),
-            o => Err(format!("expected \"objects\" or \"pages\", got \"{o}\"")),
-        }
-    }
-}
+keyword_values!(SlabModel { Objects => "objects", Pages => "pages" });
 
 /// When the lab's kswapd runs (scenario key `kswapd`).
 ///
@@ -170,33 +180,7 @@ pub enum KswapdModel {
     BetweenEvents,
 }
 
-impl KswapdModel {
-    pub fn name(self) -> &'static str {
-        match self {
-            KswapdModel::OnWake => "on-wake",
-            KswapdModel::BetweenEvents => "between-events",
-        }
-    }
-}
-
-impl fmt::Display for KswapdModel {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl std::str::FromStr for KswapdModel {
-    type Err = String;
-    fn from_str(s: &str) -> Result<KswapdModel, String> {
-        match s {
-            "on-wake" => Ok(KswapdModel::OnWake),
-            "between-events" => Ok(KswapdModel::BetweenEvents),
-            o => Err(format!(
-                "expected \"on-wake\" or \"between-events\", got \"{o}\""
-            )),
-        }
-    }
-}
+keyword_values!(KswapdModel { OnWake => "on-wake", BetweenEvents => "between-events" });
 
 /// The simulated machine.
 #[derive(Clone, Debug, PartialEq)]
