@@ -14,7 +14,8 @@
 //!
 //! `steal_last` (spb-next's idea, on in spb-next since it was re-measured with
 //! `highorder_supply`, and on in spb since the lab's kswapd runs on wake-up: over 21 seeds of
-//! seed-16g it no longer costs the probe; docs/spb.md, "Choices"): a migration target of spb's own evacuation (the defrag
+//! seed-16g it no longer costs the probe; docs/spb.md, "Choices"): a migration target of spb's
+//! own evacuation (the defrag
 //! worker, the evacuation of a claimed block, targeted and deferred evacuation: an SPB is
 //! `excluded` while it is emptied) honours NOFRAGMENT in the walk: no single-page steal, claims
 //! of whole free pageblocks only. `migrate_out` already asks the zonelist twice, with
