@@ -151,7 +151,9 @@ pub(crate) fn atomic_write(path: &Path, bytes: &[u8]) -> Result<(), ReportError>
 pub(crate) struct Group<'a> {
     pub scenario: &'a str,
     pub runs: Vec<&'a RunMetrics>,
-    /// Column label of each run: the policy, plus the seed when the policy repeats.
+    /// Column label of each run: the policy, plus what tells its runs apart when the policy
+    /// repeats (the memory size when those runs differ in it, the seed when they differ in it
+    /// or in nothing else).
     pub labels: Vec<String>,
 }
 
@@ -172,12 +174,22 @@ pub(crate) fn group_scenarios(doc: &RunsDoc) -> Vec<Group<'_>> {
             .runs
             .iter()
             .map(|r| {
-                let dup = g.runs.iter().filter(|o| o.policy == r.policy).count() > 1;
-                if dup {
-                    format!("{} s{}", r.policy, r.seed)
-                } else {
-                    r.policy.clone()
+                let same: Vec<&&RunMetrics> =
+                    g.runs.iter().filter(|o| o.policy == r.policy).collect();
+                if same.len() == 1 {
+                    return r.policy.clone();
                 }
+                let mems = same.iter().any(|o| o.memory_bytes != r.memory_bytes);
+                let seeds = same.iter().any(|o| o.seed != r.seed);
+                let mut l = r.policy.clone();
+                if mems {
+                    l.push(' ');
+                    l.push_str(&short_size(r.memory_bytes));
+                }
+                if seeds || !mems {
+                    l.push_str(&format!(" s{}", r.seed));
+                }
+                l
             })
             .collect();
     }
@@ -448,6 +460,20 @@ pub(crate) fn compact(v: f64) -> String {
     };
     let s = s.strip_suffix(".0").map(str::to_string).unwrap_or(s);
     format!("{s}{suffix}")
+}
+
+/// A memory size as the command line takes it: `8G`, `1T`, `512M` (else [`human_bytes`]).
+pub(crate) fn short_size(b: u64) -> String {
+    const T: u64 = 1 << 40;
+    const G: u64 = 1 << 30;
+    const M: u64 = 1 << 20;
+    match b {
+        0 => human_bytes(b),
+        _ if b.is_multiple_of(T) => format!("{}T", b / T),
+        _ if b.is_multiple_of(G) => format!("{}G", b / G),
+        _ if b.is_multiple_of(M) => format!("{}M", b / M),
+        _ => human_bytes(b),
+    }
 }
 
 /// Human size of a byte count: `16 GiB`, `512 MiB`.

@@ -228,7 +228,7 @@ fn empty_doc_and_missing_data() {
 }
 
 #[test]
-fn duplicate_policies_get_seed_labels_and_unique_csv_names() {
+fn duplicate_policies_get_seed_or_size_labels_and_unique_csv_names() {
     let mut doc = sample_doc();
     doc.runs.truncate(1);
     let mut second = doc.runs[0].clone();
@@ -247,6 +247,28 @@ fn duplicate_policies_get_seed_labels_and_unique_csv_names() {
         vec![
             "timeline-mixed-churn.csv".to_string(),
             "timeline-mixed_churn.csv".to_string()
+        ]
+    );
+    // a sweep over memory sizes: the size tells the runs apart, and the seed when it varies too
+    let mut sizes = sample_doc();
+    sizes.runs.truncate(1);
+    let mut big = sizes.runs[0].clone();
+    big.memory_bytes = 32 << 30;
+    sizes.runs[0].memory_bytes = 8 << 30;
+    sizes.runs.push(big.clone());
+    assert_eq!(
+        group_scenarios(&sizes)[0].labels,
+        vec!["mainline 8G".to_string(), "mainline 32G".to_string()]
+    );
+    big.seed = 7;
+    big.memory_bytes = 1 << 40;
+    sizes.runs.push(big);
+    assert_eq!(
+        group_scenarios(&sizes)[0].labels,
+        vec![
+            "mainline 8G s42".to_string(),
+            "mainline 32G s42".to_string(),
+            "mainline 1T s7".to_string()
         ]
     );
     let dir = tmpdir("dup");
