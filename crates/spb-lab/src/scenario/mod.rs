@@ -533,18 +533,8 @@ impl Scenario {
                 .unwrap_or(120_000_000_000);
             units::check_duration(duration_ns).map_err(|e| ("duration".to_string(), e))?;
             let seed = t.u64("seed")?.unwrap_or(1);
-            let slab_model = match t.str("slab_model")? {
-                None => SlabModel::default(),
-                Some(v) => v
-                    .parse::<SlabModel>()
-                    .map_err(|e| ("slab_model".to_string(), e))?,
-            };
-            let kswapd = match t.str("kswapd")? {
-                None => KswapdModel::default(),
-                Some(v) => v
-                    .parse::<KswapdModel>()
-                    .map_err(|e| ("kswapd".to_string(), e))?,
-            };
+            let slab_model: SlabModel = t.word("slab_model")?;
+            let kswapd: KswapdModel = t.word("kswapd")?;
             let sample_every_ns = t
                 .dur("sample_every", false)?
                 .map(|d| d.ns(0))
@@ -838,6 +828,16 @@ impl Tbl {
                 self.key(k),
                 format!("expected a string, got {}", v.type_str()),
             )),
+        }
+    }
+    /// A word-valued key ([`keyword_values!`]): its default when absent.
+    fn word<T>(&mut self, k: &str) -> Result<T, KeyErr>
+    where
+        T: Default + std::str::FromStr<Err = String>,
+    {
+        match self.str(k)? {
+            None => Ok(T::default()),
+            Some(v) => v.parse().map_err(|e| (self.key(k), e)),
         }
     }
     fn bool(&mut self, k: &str) -> Result<Option<bool>, KeyErr> {

@@ -67,6 +67,18 @@ pub struct SimStats {
 }
 
 impl SimStats {
+    /// One call of the allocator's background work (`f`): counted in `bg_calls`, and timed in
+    /// `prof_bg_ns` when profiling.
+    #[inline]
+    pub fn background_call<R>(&mut self, f: impl FnOnce() -> R) -> R {
+        self.bg_calls += 1;
+        let t0 = prof_start();
+        let r = f();
+        if let Some(t0) = t0 {
+            self.prof_bg_ns += t0.elapsed().as_nanos() as u64;
+        }
+        r
+    }
     pub fn note_failure(&mut self, gfp: Gfp, order: u8) {
         for f in self.failures.iter_mut() {
             if f.0 == gfp && f.1 == order {
@@ -240,12 +252,8 @@ impl<'a> Ctx<'a> {
     #[inline]
     fn kswapd_turn(&mut self) {
         if self.sc.kswapd == KswapdModel::OnWake && self.a.pending().kswapd.is_some() {
-            self.st.bg_calls += 1;
-            let t0 = prof_start();
-            self.a.kswapd_turn(&mut *self.w);
-            if let Some(t0) = t0 {
-                self.st.prof_bg_ns += t0.elapsed().as_nanos() as u64;
-            }
+            let (a, w) = (&mut *self.a, &mut *self.w);
+            self.st.background_call(|| a.kswapd_turn(w));
         }
     }
 

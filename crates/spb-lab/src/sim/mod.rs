@@ -254,12 +254,8 @@ impl Sim {
     fn background_until(&mut self, t: u64) {
         while self.next_bg <= t {
             let bt = self.next_bg;
-            self.st.bg_calls += 1;
-            let t0 = ctx::prof_start();
-            self.a.background(bt, &mut self.w);
-            if let Some(t0) = t0 {
-                self.st.prof_bg_ns += t0.elapsed().as_nanos() as u64;
-            }
+            let (a, w) = (&mut self.a, &mut self.w);
+            self.st.background_call(|| a.background(bt, w));
             self.flush();
             self.next_bg += BACKGROUND_NS;
         }
@@ -267,12 +263,8 @@ impl Sim {
 
     fn kick_background(&mut self) {
         if self.a.pending().kswapd.is_some() || self.a.pending().kcompactd.is_some() {
-            self.st.bg_calls += 1;
-            let t0 = ctx::prof_start();
-            self.a.background(self.now, &mut self.w);
-            if let Some(t0) = t0 {
-                self.st.prof_bg_ns += t0.elapsed().as_nanos() as u64;
-            }
+            let (a, w, now) = (&mut self.a, &mut self.w, self.now);
+            self.st.background_call(|| a.background(now, w));
             self.flush();
         }
     }
