@@ -39,6 +39,9 @@ pub struct Config {
     /// Results are identical either way; off forces every request through the full path
     /// (for the equivalence tests and for profiling the full path).
     pub fast_path: bool,
+    /// How frees tune and trim the per-CPU lists (mainline's `free_frozen_page_commit` by
+    /// default; see [`crate::pcp::PcpFreeTuning`]).
+    pub pcp_free_tuning: crate::pcp::PcpFreeTuning,
 }
 
 impl Default for Config {
@@ -54,6 +57,7 @@ impl Default for Config {
             compaction_proactiveness: 20,
             extfrag_threshold: 500,
             fast_path: true,
+            pcp_free_tuning: crate::pcp::PcpFreeTuning::Mainline,
         }
     }
 }
@@ -151,6 +155,9 @@ impl Allocator {
             .iter()
             .map(|s| Zone::new(s, geo, policy.per_spb_lists(), nr_cpus))
             .collect::<Result<_, _>>()?;
+        for z in zones.iter_mut() {
+            z.pcp_free_tuning = cfg.pcp_free_tuning;
+        }
         setup_watermarks(&mut zones, &cfg.watermarks);
         let events = EventLog {
             enabled: cfg.event_capacity > 0,
@@ -448,6 +455,7 @@ impl Allocator {
         let (z, policy, mut ctx) = self.ctx_parts(zi);
         let mut page = None;
         if pcp_on && z.pcp_allowed(order) {
+            z.pcp_alloc_started(cpu);
             let li = z.pindex(order, mt);
             if z.pcp[cpu].head[li] == crate::page::NIL {
                 let n = z.nr_pcp_alloc(cpu, order);

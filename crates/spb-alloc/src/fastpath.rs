@@ -132,6 +132,7 @@ impl Allocator {
             return None;
         }
         self.ops += 1;
+        z.pcp_alloc_started(cpu);
         let p = z.pcp_pop(cpu, li)?;
         z.account_block(p, order, Acct::Pcp, Acct::Alloc(mt));
         self.prep_new_page(zi, p, req, mt, flags);

@@ -5,10 +5,17 @@
 //!
 //! Sizing follows mainline: `batch` 63 on zones of 1 GiB or more, `high` auto-tuned between
 //! `high_min` (low watermark / CPUs) and `high_max` (managed / 8 / CPUs); order-0 refills grow
-//! with consecutive refills (`alloc_factor`, up to 5) and shrink on frees. The free-side tuning
-//! is simplified: when a CPU's count reaches its effective `high` (only `high_min` while the
-//! zone is below its high watermark) the coldest pages are freed in one bulk down to
-//! `high - batch`.
+//! with consecutive refills (`alloc_factor`, up to 5) and shrink on frees. The free side is
+//! mainline's `free_frozen_page_commit` ([`PcpFreeTuning::Mainline`], the default): every
+//! allocation from a list halves the free streak (`free_count`); a free adds to it, picks the
+//! effective high (`nr_pcp_high`: `high_min` while the zone is below its high watermark, with
+//! `pcp->high` lowered by the streak; raised to `free_count + batch` in a free burst) and, when
+//! the count reaches it, frees `nr_pcp_free` pages (the streak, between `batch` and
+//! `high - batch`) coldest first; and a streak of order-1..3 frees (`free_high`) drains up to
+//! `32 x batch` pages at once. [`PcpFreeTuning::Simple`] is the older model (drain down to
+//! `high - batch`, no `free_high`), kept to reproduce earlier results. Left out: the lists kept
+//! tiny while kswapd balances the zone (`ZONE_RECLAIM_ACTIVE`): the lab's kswapd runs in one
+//! turn, between requests.
 
 use crate::geometry::Pfn;
 use crate::migratetype::MigrateType;
@@ -22,6 +29,22 @@ pub const NR_PCP_LISTS: usize = 14;
 pub const PCP_MAX_SMALL_ORDER: u8 = 3;
 /// CONFIG_PCP_BATCH_SCALE_MAX.
 pub const PCP_BATCH_SCALE_MAX: u8 = 5;
+
+/// How frees tune and trim the per-CPU lists (`Config::pcp_free_tuning`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum PcpFreeTuning {
+    /// Mainline 6.18 (`free_frozen_page_commit`, `nr_pcp_high`, `nr_pcp_free`): a streak of
+    /// order-1..3 frees drains once `free_count >= batch + high_min / 2`.
+    #[default]
+    Mainline,
+    /// The same, with the `free_high` threshold of kernels before 6.18 (`free_count >=
+    /// batch`), e.g. the 6.12 kernel of the shared from-boot capture.
+    MainlineBatch,
+    /// The model before 2026-12-05: trim to `high - batch` when the count reaches `high`
+    /// (`high_min` below the high watermark), no `free_high`, the streak halved on refills
+    /// only, the two THP lists in the other order. Reproduces earlier results exactly.
+    Simple,
+}
 
 /// One CPU's lists for one zone.
 ///
@@ -40,6 +63,8 @@ pub struct Pcp {
     pub(crate) batch: u64,
     pub(crate) alloc_factor: u8,
     pub(crate) free_count: u64,
+    /// PCPF_PREV_FREE_HIGH_ORDER: the last free to these lists was of order 1..3.
+    pub(crate) prev_free_high_order: bool,
 }
 
 impl Default for Pcp {
@@ -54,6 +79,7 @@ impl Default for Pcp {
             batch: 1,
             alloc_factor: 0,
             free_count: 0,
+            prev_free_high_order: false,
         }
     }
 }
@@ -81,7 +107,10 @@ impl Zone {
         if order <= PCP_MAX_SMALL_ORDER {
             order as usize * 3 + mt.idx().min(2)
         } else {
-            12 + if mt == MigrateType::Movable { 0 } else { 1 }
+            // NR_LOWORDER_PCP_LISTS + (movable ? 1 : 0), as order_to_pindex (the older model,
+            // kept by `Simple`, had the two THP lists the other way round)
+            let movable = mt == MigrateType::Movable;
+            12 + usize::from(movable != (self.pcp_free_tuning == PcpFreeTuning::Simple))
         }
     }
 
@@ -215,9 +244,13 @@ impl Zone {
     /// Refill count for an empty list (nr_pcp_alloc), in entries of `order`.
     pub fn nr_pcp_alloc(&mut self, cpu: usize, order: u8) -> u64 {
         let below_high = self.below_high;
+        let simple = self.pcp_free_tuning == PcpFreeTuning::Simple;
         let p = &mut self.pcp[cpu];
         let base = p.batch;
-        p.free_count >>= 1;
+        if simple {
+            // (mainline halves the streak on every list allocation: `pcp_alloc_started`)
+            p.free_count >>= 1;
+        }
         if order > 0 {
             return (base >> order).max(2);
         }
@@ -233,6 +266,15 @@ impl Zone {
         b
     }
 
+    /// An allocation from CPU `cpu`'s lists begins (rmqueue_pcplist): mainline halves the free
+    /// streak here, whether or not the list needs a refill.
+    #[inline(always)]
+    pub fn pcp_alloc_started(&mut self, cpu: usize) {
+        if self.pcp_free_tuning != PcpFreeTuning::Simple {
+            self.pcp[cpu].free_count >>= 1;
+        }
+    }
+
     /// Put a freed block on CPU `cpu`'s list and trim the list if it is over `high`
     /// (free_frozen_page_commit). The caller has checked `pcp_allowed` and that the block is not
     /// isolated, and has accounted it Alloc -> Pcp. Returns pages sent back to the buddy lists.
@@ -244,8 +286,55 @@ impl Zone {
             MigrateType::Movable
         };
         self.pcp_push(cpu, pfn, order, mt, false);
-        let below_high = self.below_high;
         let li = self.pindex(order, mt);
+        if self.pcp_free_tuning == PcpFreeTuning::Simple {
+            return self.pcp_free_simple(cpu, order, li);
+        }
+        let below_high = self.below_high;
+        let half_high_min = self.pcp_free_tuning == PcpFreeTuning::Mainline;
+        let p = &mut self.pcp[cpu];
+        p.alloc_factor >>= 1;
+        let batch = p.batch;
+        let mut free_high = false;
+        if order >= 1 && order <= PCP_MAX_SMALL_ORDER {
+            // PCPF_FREE_HIGH_BATCH is taken as set (a CPU's share of the last-level cache is
+            // more than 3 x batch pages on any current x86 server), hence `count >= batch`
+            let threshold = if half_high_min {
+                batch + p.high_min / 2
+            } else {
+                batch
+            };
+            free_high = p.free_count >= threshold && p.prev_free_high_order && p.count >= batch;
+            p.prev_free_high_order = true;
+        } else {
+            p.prev_free_high_order = false;
+        }
+        if p.free_count < batch << PCP_BATCH_SCALE_MAX {
+            p.free_count += 1u64 << order;
+        }
+        let high = p.nr_pcp_high(below_high, free_high);
+        if p.count < high {
+            return 0;
+        }
+        let to_free = p.nr_pcp_free(high, free_high);
+        self.pcp_drain_after_free(cpu, to_free, li)
+    }
+
+    /// The trim of a free that reached the effective high: `to_free` pages coldest first from
+    /// list `li` on, then ZONE_BELOW_HIGH cleared if the zone is back above its high watermark.
+    #[inline(never)]
+    fn pcp_drain_after_free(&mut self, cpu: usize, to_free: u64, li: usize) -> u64 {
+        let freed = self.free_pcppages_bulk(cpu, to_free, li);
+        if self.below_high && self.free_pages > self.wmark_pages(crate::zone::WMARK_HIGH) {
+            self.below_high = false;
+        }
+        freed
+    }
+
+    /// The older free-side model ([`PcpFreeTuning::Simple`]).
+    #[inline(never)]
+    fn pcp_free_simple(&mut self, cpu: usize, order: u8, li: usize) -> u64 {
+        let below_high = self.below_high;
         let p = &mut self.pcp[cpu];
         p.alloc_factor >>= 1;
         p.free_count = (p.free_count + (1u64 << order)).min(p.batch << PCP_BATCH_SCALE_MAX);
@@ -261,8 +350,8 @@ impl Zone {
         0
     }
 
-    /// The end of [`Zone::pcp_free`] when CPU `cpu`'s count reached `high`: trim its lists.
-    #[inline(never)]
+    /// The end of [`Zone::pcp_free_simple`] when CPU `cpu`'s count reached `high`: trim its
+    /// lists.
     fn pcp_trim(&mut self, cpu: usize, high: u64, li: usize) -> u64 {
         let below_high = self.below_high;
         let p = &mut self.pcp[cpu];
@@ -273,6 +362,53 @@ impl Zone {
             p.high = (p.free_count + p.batch).clamp(p.high_min, p.high_max);
         }
         self.free_pcppages_bulk(cpu, to_free, li)
+    }
+}
+
+impl Pcp {
+    /// nr_pcp_high: the count at which this free trims the lists, and `high`'s own tuning
+    /// (lowered by a `free_high` streak or while the zone is below its high watermark, raised
+    /// to hold a free burst otherwise).
+    #[inline(always)]
+    fn nr_pcp_high(&mut self, below_high: bool, free_high: bool) -> u64 {
+        let (batch, high_min, high_max) = (self.batch, self.high_min, self.high_max);
+        let high = self.high.max(high_min).min(high_max);
+        self.high = high;
+        if high == 0 {
+            return 0;
+        }
+        if free_high {
+            self.high = high
+                .saturating_sub(batch << PCP_BATCH_SCALE_MAX)
+                .max(high_min);
+            return 0;
+        }
+        if high_min == high_max {
+            return high;
+        }
+        if below_high {
+            let streak = self.free_count.max(batch);
+            self.high = high.saturating_sub(streak).max(high_min);
+            return self.count.max(high_min);
+        }
+        if self.count >= high && self.high < self.free_count + batch {
+            self.high = (self.free_count + batch).clamp(high_min, high_max);
+        }
+        high
+    }
+
+    /// nr_pcp_free: pages a trimming free returns to the buddy lists.
+    #[inline(always)]
+    fn nr_pcp_free(&self, high: u64, free_high: bool) -> u64 {
+        let batch = self.batch;
+        if free_high {
+            return self.count.min(batch << PCP_BATCH_SCALE_MAX);
+        }
+        if high < batch {
+            return 1;
+        }
+        // clamp(free_count, batch, high - batch), the upper bound winning as in the kernel
+        self.free_count.max(batch).min(high - batch)
     }
 }
 
@@ -325,5 +461,8 @@ impl Pcp {
     }
     pub fn free_count(&self) -> u64 {
         self.free_count
+    }
+    pub fn prev_free_high_order(&self) -> bool {
+        self.prev_free_high_order
     }
 }

@@ -92,6 +92,8 @@ pub struct Zone {
     /// lowmem_reserve against requests whose highest zone index is i.
     pub(crate) lowmem_reserve: [u64; 4],
     pub(crate) boosted: bool,
+    /// How frees tune and trim the per-CPU lists (from `Config::pcp_free_tuning`).
+    pub(crate) pcp_free_tuning: crate::pcp::PcpFreeTuning,
     pub(crate) below_high: bool,
     pub(crate) pcp: Vec<Pcp>,
     pub(crate) compact: CompactState,
@@ -173,6 +175,7 @@ impl Zone {
             lowmem_reserve: [0; 4],
             boosted: false,
             below_high: false,
+            pcp_free_tuning: crate::pcp::PcpFreeTuning::default(),
             pcp: (0..nr_cpus).map(|_| Pcp::default()).collect(),
             compact: CompactState::default(),
             cat_changes: Vec::new(),

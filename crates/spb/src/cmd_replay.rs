@@ -47,6 +47,12 @@ pub struct ReplayArgs {
     /// modelled columns.
     #[arg(long)]
     pub no_pcp_decay: bool,
+    /// How frees trim the modelled columns' per-CPU lists: `mainline` (6.18), `mainline-batch`
+    /// (the free_high threshold of earlier kernels) or `simple` (the model before 2026-12-05)
+    /// [default: the traced kernel's, when the capture names it (meta.json, dmesg_boot.txt),
+    /// else mainline].
+    #[arg(long)]
+    pub pcp_free: Option<spb_lab::scenario::PcpFree>,
     /// From-boot replay of a plain pair of files: this boot ftrace text (the kernel command
     /// line's trace_event= ring buffer), then TRACE (a trace-cmd .dat or text stream); with
     /// --zoneinfo/--kpageflags of the boot snapshot (reservations only, no prefill).
@@ -112,6 +118,7 @@ pub fn run(a: ReplayArgs) -> Result<(), CliError> {
         no_prefill: a.no_prefill,
         strict: a.strict,
         pcp_decay: !a.no_pcp_decay,
+        pcp_free: a.pcp_free,
         boot_trace: a.boot_trace,
         past_stop: a.past_stress_end,
         stop_marker: a.stop_marker,

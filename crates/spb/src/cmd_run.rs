@@ -12,7 +12,7 @@ use spb_alloc::policy::spec;
 use spb_alloc::{MemoryLayout, PolicyConfig, PolicyKind};
 use spb_lab::metrics::{RunMetrics, RunsDoc};
 use spb_lab::scenario::units::{fmt_bytes, parse_duration, parse_memory};
-use spb_lab::scenario::{builtin, LayoutKind, Overrides, Scenario, SlabModel};
+use spb_lab::scenario::{builtin, LayoutKind, Overrides, PcpFree, Scenario, SlabModel};
 use spb_lab::{run_scenario, SimOptions};
 
 use crate::CliError;
@@ -36,6 +36,11 @@ pub struct ScenarioArgs {
     /// [default: the scenario's `slab_model`, else objects].
     #[arg(long)]
     pub slab_model: Option<SlabModel>,
+    /// How frees trim the allocator's per-CPU lists: `mainline` (6.18's free_frozen_page_commit),
+    /// `mainline-batch` (the same with the free_high threshold of earlier kernels) or `simple`
+    /// (the model before 2026-12-05) [default: the scenario's `pcp_free`, else mainline].
+    #[arg(long)]
+    pub pcp_free: Option<PcpFree>,
     /// Change one value of the scenario before it is read: KEY (top level), machine.KEY,
     /// vm.KEY, boot.KEY or [workload.]WORKLOAD.KEY (the `[[workload]]` of that name), e.g.
     /// `--set gigantic.count=36`; repeat for more. The scenario's name then lists them.
@@ -186,6 +191,7 @@ pub fn overrides(a: &ScenarioArgs, layout: Option<&str>) -> Result<Overrides, Cl
         seed: a.seed,
         layout: parse_layout(layout)?,
         slab_model: a.slab_model,
+        pcp_free: a.pcp_free,
         sets: a.set.clone(),
     })
 }
@@ -402,6 +408,7 @@ mod tests {
                 duration: Some(30_000_000_000),
                 seed: Some(9),
                 slab_model: Some(SlabModel::Pages),
+                pcp_free: Some(PcpFree::Simple),
                 set: vec!["boot.freed=0.5".into()],
             },
             layout: Some("q35".into()),
@@ -419,6 +426,7 @@ mod tests {
             (8 << 30, 30_000_000_000, 9, LayoutKind::Q35)
         );
         assert_eq!(sc.slab_model, SlabModel::Pages);
+        assert_eq!(sc.pcp_free, PcpFree::Simple);
         assert_eq!(sc.boot.freed, 0.5);
         assert_eq!(sc.name, "seed-16g [boot.freed=0.5]");
         // a --set the scenario does not accept is a bad command line

@@ -96,6 +96,7 @@ impl Scenarios {
             seed: Some(c.seed),
             layout: None,
             slab_model: None,
+            pcp_free: None,
             sets: Vec::new(),
         });
         let layout = spb_lab::sim::layout_of(&sc)?;

@@ -202,6 +202,9 @@ pub struct ReplayOptions {
     pub boot_trace: Option<PathBuf>,
     /// Called as the trace file is read (for a progress bar); `None`: no calls.
     pub progress: Option<ReplayProgress>,
+    /// How frees trim the modelled columns' per-CPU lists. `None`: the traced kernel's rule
+    /// when the capture names its kernel (`meta.json`, `dmesg_boot.txt`), else mainline's.
+    pub pcp_free: Option<crate::scenario::PcpFree>,
 }
 
 /// A progress hook of the decode pass: called with (bytes of the trace file read so far, the
@@ -286,6 +289,7 @@ impl Default for ReplayOptions {
             past_stop: false,
             boot_trace: None,
             progress: None,
+            pcp_free: None,
         }
     }
 }
@@ -586,6 +590,7 @@ pub fn replay(path: &Path, opts: &ReplayOptions) -> Result<ReplayOutput, ReplayE
         snaps,
         from_boot: false,
         kernel_regions: Vec::new(),
+        kernel: kernel_release(path),
     })
 }
 
@@ -728,6 +733,7 @@ fn replay_from_boot(
         name,
         snaps,
         from_boot: true,
+        kernel: kernel_release(&bc.root),
         kernel_regions,
     })
 }
@@ -747,6 +753,47 @@ struct Columns<'a> {
     snaps: Vec<(&'static str, PathBuf, Option<PathBuf>)>,
     from_boot: bool,
     kernel_regions: Vec<boot::KernelRegion>,
+    /// The traced kernel's release, when the capture names it.
+    kernel: Option<String>,
+}
+
+/// The release of the traced kernel, when the capture names it: `meta.json`'s `kernel` (made
+/// by `spb capture`) in the capture directory (or the trace file's directory), else the
+/// `Linux version` line of a from-boot capture's `dmesg_boot.txt`.
+pub fn kernel_release(path: &Path) -> Option<String> {
+    let dir = if path.is_dir() { path } else { path.parent()? };
+    for d in [dir.to_path_buf(), dir.join("out")] {
+        if let Ok(t) = std::fs::read_to_string(d.join("meta.json")) {
+            if let Some(k) = serde_json::from_str::<serde_json::Value>(&t)
+                .ok()
+                .and_then(|v| v.get("kernel")?.as_str().map(str::to_string))
+                .filter(|k| !k.is_empty())
+            {
+                return Some(k);
+            }
+        }
+        if let Ok(t) = std::fs::read_to_string(d.join("dmesg_boot.txt")) {
+            if let Some(k) = t.lines().find_map(|l| {
+                let rest = &l[l.find("Linux version ")? + "Linux version ".len()..];
+                rest.split_whitespace().next().map(str::to_string)
+            }) {
+                return Some(k);
+            }
+        }
+    }
+    None
+}
+
+/// The per-CPU free rule of the modelled columns and where it came from.
+fn pcp_rule(opts: &ReplayOptions, kernel: Option<&str>) -> (crate::scenario::PcpFree, String) {
+    use crate::scenario::PcpFree;
+    if let Some(p) = opts.pcp_free {
+        return (p, "--pcp-free".into());
+    }
+    match kernel.and_then(|k| PcpFree::for_kernel(k).map(|p| (p, k))) {
+        Some((p, k)) => (p, format!("kernel {k}")),
+        None => (PcpFree::default(), "default".into()),
+    }
 }
 
 /// Pass 2 (the columns, in parallel) and the output.
@@ -764,7 +811,15 @@ fn columns(c: Columns<'_>) -> Result<ReplayOutput, ReplayError> {
         snaps,
         from_boot,
         kernel_regions,
+        kernel,
     } = c;
+    let (pcp_free, pcp_free_from) = pcp_rule(opts, kernel.as_deref());
+    let col = run::ColumnOpts {
+        pcp_decay: opts.pcp_decay,
+        on_demand_grow: opts.grow_on_demand,
+        pcp_free,
+        pcp_free_from: &pcp_free_from,
+    };
     let layout = layout.unwrap_or_else(|| infer_layout(dec.pfn_min, dec.pfn_end));
     let mut notes = dec.notes.clone();
     for (k, v) in &plan_pages {
@@ -790,8 +845,7 @@ fn columns(c: Columns<'_>) -> Result<ReplayOutput, ReplayError> {
                     &opts.policies[i],
                     opts.sample_ns,
                     &name,
-                    opts.pcp_decay,
-                    opts.grow_on_demand,
+                    &col,
                 );
                 results.lock().expect("no poisoned lock")[i] = Some(r);
             });

@@ -112,11 +112,23 @@ pub fn block_counts(
     out
 }
 
+/// How the modelled columns are run (the `real` column ignores them).
+pub(crate) struct ColumnOpts<'a> {
+    /// Emulate the kernel's once-a-second `decay_pcp_high`.
+    pub pcp_decay: bool,
+    /// Grow a deferred-init zone when the column's own watermark fails.
+    pub on_demand_grow: bool,
+    /// How frees trim the per-CPU lists, and where that rule came from (for the JSON).
+    pub pcp_free: crate::scenario::PcpFree,
+    pub pcp_free_from: &'a str,
+}
+
 /// Build an allocator for `sel` over `layout` with the log's prefill applied.
 pub(crate) fn build_allocator(
     log: &OpLog,
     layout: &MemoryLayout,
     sel: &PolicySel,
+    pcp_free: crate::scenario::PcpFree,
     notes: &mut BTreeMap<String, u64>,
 ) -> Result<(Allocator, MapEnv), ReplayError> {
     let (policy, pcp) = match sel {
@@ -128,6 +140,7 @@ pub(crate) fn build_allocator(
         pcp,
         nr_cpus: log.nr_cpus.max(1),
         event_capacity: 1 << 16,
+        pcp_free_tuning: pcp_free.tuning(),
         ..Config::default()
     };
     let mut a = Allocator::new(layout, cfg).map_err(|e| ReplayError::Layout(e.to_string()))?;
@@ -153,19 +166,19 @@ pub(crate) fn build_allocator(
 }
 
 /// Replay `log` under `sel`.
-pub fn run_policy(
+pub(crate) fn run_policy(
     log: &OpLog,
     layout: &MemoryLayout,
     sel: &PolicySel,
     sample_ns: u64,
     scenario: &str,
-    pcp_decay: bool,
-    on_demand_grow: bool,
+    col: &ColumnOpts<'_>,
 ) -> Result<PolicyRun, ReplayError> {
+    let (pcp_decay, on_demand_grow) = (col.pcp_decay, col.on_demand_grow);
     let cpu0 = thread_cpu_s();
     let wall0 = std::time::Instant::now();
     let mut notes: BTreeMap<String, u64> = BTreeMap::new();
-    let (mut a, mut env) = build_allocator(log, layout, sel, &mut notes)?;
+    let (mut a, mut env) = build_allocator(log, layout, sel, col.pcp_free, &mut notes)?;
     let real = matches!(sel, PolicySel::Real);
     let pbo = a.geo().pageblock_order;
     let mut failures: BTreeMap<String, u64> = BTreeMap::new();
@@ -525,6 +538,12 @@ pub fn run_policy(
     });
     let present: u64 = layout.zones.iter().map(|z| z.present_pages()).sum();
     let mut extra = BTreeMap::new();
+    if !real {
+        extra.insert(
+            "pcp_free".to_string(),
+            serde_json::json!({"rule": col.pcp_free.name(), "from": col.pcp_free_from}),
+        );
+    }
     extra.insert(
         "replay_notes".to_string(),
         serde_json::to_value(&notes).unwrap_or_default(),

@@ -182,6 +182,48 @@ pub enum KswapdModel {
 
 keyword_values!(KswapdModel { OnWake => "on-wake", BetweenEvents => "between-events" });
 
+/// How frees tune and trim the allocator's per-CPU lists (scenario key `pcp_free`,
+/// `--pcp-free`; `spb_alloc::pcp::PcpFreeTuning`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PcpFree {
+    /// Mainline 6.18's `free_frozen_page_commit`: free streaks sized by `nr_pcp_free`, the
+    /// `free_high` drain of order-1..3 free streaks from `batch + high_min / 2`.
+    #[default]
+    Mainline,
+    /// The same with the `free_high` threshold of earlier kernels (`batch`; 6.12).
+    MainlineBatch,
+    /// The model before 2026-12-05 (trim to `high - batch`, no `free_high`).
+    Simple,
+}
+
+keyword_values!(PcpFree { Mainline => "mainline", MainlineBatch => "mainline-batch", Simple => "simple" });
+
+impl PcpFree {
+    /// The allocator setting.
+    pub fn tuning(self) -> spb_alloc::pcp::PcpFreeTuning {
+        use spb_alloc::pcp::PcpFreeTuning as T;
+        match self {
+            PcpFree::Mainline => T::Mainline,
+            PcpFree::MainlineBatch => T::MainlineBatch,
+            PcpFree::Simple => T::Simple,
+        }
+    }
+
+    /// The rule of a kernel release (`6.12.95+deb12-amd64`, `6.18.44-fc`): `mainline-batch`
+    /// before 6.18 (the `free_high` threshold of `batch`), `mainline` from 6.18 on; `None`
+    /// when the release does not start with MAJOR.MINOR.
+    pub fn for_kernel(release: &str) -> Option<PcpFree> {
+        let mut it = release.trim().split(|c: char| !c.is_ascii_digit());
+        let major: u32 = it.next()?.parse().ok()?;
+        let minor: u32 = it.next()?.parse().ok()?;
+        Some(if (major, minor) < (6, 18) {
+            PcpFree::MainlineBatch
+        } else {
+            PcpFree::Mainline
+        })
+    }
+}
+
 /// The simulated machine.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Machine {
@@ -436,6 +478,8 @@ pub struct Scenario {
     pub slab_model: SlabModel,
     /// When the lab's kswapd runs (`kswapd`, default `on-wake`).
     pub kswapd: KswapdModel,
+    /// How frees trim the per-CPU lists (`pcp_free`, default `mainline`).
+    pub pcp_free: PcpFree,
 }
 
 /// Command-line overrides.
@@ -446,6 +490,7 @@ pub struct Overrides {
     pub seed: Option<u64>,
     pub layout: Option<LayoutKind>,
     pub slab_model: Option<SlabModel>,
+    pub pcp_free: Option<PcpFree>,
     /// `--set KEY=VALUE` edits of the scenario text, applied before it is read
     /// ([`load_with`]); held here so that every command that loads takes them.
     pub sets: Vec<String>,
@@ -465,6 +510,9 @@ impl Scenario {
         }
         if let Some(l) = o.layout {
             self.machine.layout = l;
+        }
+        if let Some(p) = o.pcp_free {
+            self.pcp_free = p;
         }
         if let Some(m) = o.slab_model {
             self.slab_model = m;
@@ -535,6 +583,7 @@ impl Scenario {
             let seed = t.u64("seed")?.unwrap_or(1);
             let slab_model: SlabModel = t.word("slab_model")?;
             let kswapd: KswapdModel = t.word("kswapd")?;
+            let pcp_free: PcpFree = t.word("pcp_free")?;
             let sample_every_ns = t
                 .dur("sample_every", false)?
                 .map(|d| d.ns(0))
@@ -689,6 +738,7 @@ impl Scenario {
                 workloads,
                 slab_model,
                 kswapd,
+                pcp_free,
             })
         })();
         r.map_err(|(k, m)| {

@@ -134,6 +134,7 @@ impl Sim {
             check_every: opts.check_every,
             event_capacity: 0,
             compaction_proactiveness: sc.vm.compaction_proactiveness,
+            pcp_free_tuning: sc.pcp_free.tuning(),
             ..Config::default()
         };
         let a = Allocator::new(&layout, cfg).map_err(|e| format!("machine: {e}"))?;

@@ -347,6 +347,9 @@ pub fn run_scenario(
     if sc.kswapd != crate::scenario::KswapdModel::default() {
         extra.insert("kswapd".into(), sc.kswapd.name().into());
     }
+    if sc.pcp_free != crate::scenario::PcpFree::default() {
+        extra.insert("pcp_free".into(), sc.pcp_free.name().into());
+    }
     Ok(RunMetrics {
         scenario: sc.name.clone(),
         policy: policy_label(&opts.policy),
