@@ -466,3 +466,68 @@ impl Pcp {
         self.prev_free_high_order
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pcp(count: u64, high: u64, free_count: u64) -> Pcp {
+        Pcp {
+            count,
+            high,
+            high_min: 300,
+            high_max: 3000,
+            batch: 63,
+            free_count,
+            ..Pcp::default()
+        }
+    }
+
+    #[test]
+    fn nr_pcp_high_rules() {
+        // a free_high streak: drain now, and high drops by 32 x batch (not below high_min)
+        let mut p = pcp(100, 2500, 80);
+        assert_eq!(p.nr_pcp_high(false, true), 0);
+        assert_eq!(p.high, 2500 - 63 * 32);
+        let mut p = pcp(100, 1000, 80);
+        p.nr_pcp_high(false, true);
+        assert_eq!(p.high, 300);
+        // below the high watermark: trim once count reaches high_min, high lowered by the streak
+        let mut p = pcp(350, 1000, 80);
+        assert_eq!(p.nr_pcp_high(true, false), 350);
+        assert_eq!(p.high, 1000 - 80);
+        let mut p = pcp(100, 1000, 10);
+        assert_eq!(p.nr_pcp_high(true, false), 300, "max(count, high_min)");
+        assert_eq!(p.high, 1000 - 63, "lowered by at least batch");
+        // a free burst over high raises high to hold it
+        let mut p = pcp(1000, 1000, 2000);
+        assert_eq!(p.nr_pcp_high(false, false), 1000);
+        assert_eq!(p.high, 2063);
+        // high is clamped into [high_min, high_max] first
+        let mut p = pcp(10, 9000, 0);
+        assert_eq!(p.nr_pcp_high(false, false), 3000);
+        // no auto-tuning (high_min == high_max): high as is
+        let mut p = Pcp {
+            high_min: 500,
+            high_max: 500,
+            ..pcp(600, 500, 4000)
+        };
+        assert_eq!(p.nr_pcp_high(true, false), 500);
+        assert_eq!(p.high, 500);
+    }
+
+    #[test]
+    fn nr_pcp_free_rules() {
+        // a free_high streak frees up to 32 x batch
+        assert_eq!(pcp(5000, 1000, 0).nr_pcp_free(0, true), 63 * 32);
+        assert_eq!(pcp(70, 1000, 0).nr_pcp_free(0, true), 70);
+        // otherwise the streak, at least batch, at most high - batch
+        assert_eq!(pcp(1000, 1000, 10).nr_pcp_free(1000, false), 63);
+        assert_eq!(pcp(1000, 1000, 500).nr_pcp_free(1000, false), 500);
+        assert_eq!(pcp(1000, 1000, 5000).nr_pcp_free(1000, false), 937);
+        // high below batch: one page
+        assert_eq!(pcp(10, 10, 500).nr_pcp_free(10, false), 1);
+        // high - batch below batch: the upper bound wins (the kernel's clamp)
+        assert_eq!(pcp(100, 100, 500).nr_pcp_free(100, false), 37);
+    }
+}

@@ -444,3 +444,97 @@ fn dumps_have_kernel_layout() {
     assert!(pt.contains("\nNumber of blocks type     Unmovable      Movable  Reclaimable   HighAtomic          CMA      Isolate \n"));
     assert!(pt.contains("Node 0, zone   Normal            0           32            0            0            0            0 \n"), "{}", pt);
 }
+
+/// A 1 GiB zone (batch 63) under `tuning`, with `n` order-1 kernel blocks allocated on CPU 0
+/// and CPU 0's lists then drained: the free streak starts from nothing.
+fn order1_blocks(tuning: spb_alloc::pcp::PcpFreeTuning, n: usize) -> (Allocator, Vec<Pfn>) {
+    let l = MemoryLayout::single_zone(Geometry::X86_64, ZoneKind::Normal, 1 << 20, 1 << 18);
+    let mut a = Allocator::new(
+        &l,
+        Config {
+            check_every: 0,
+            pcp_free_tuning: tuning,
+            ..cfg(PolicyKind::Vanilla)
+        },
+    )
+    .unwrap();
+    let blocks: Vec<Pfn> = (0..n)
+        .map(|_| {
+            a.alloc(AllocRequest::new(1, Gfp::KERNEL).cpu(0), &mut NoEnv)
+                .unwrap()
+        })
+        .collect();
+    a.drain_all_pcp();
+    (a, blocks)
+}
+
+#[test]
+fn pcp_free_high_drains_a_streak_of_high_order_frees() {
+    use spb_alloc::pcp::PcpFreeTuning as T;
+    let count = |a: &Allocator| a.zones()[0].pcp()[0].count();
+    // before 6.18 (free_count >= batch): each order-1 free adds 2 to the streak; the 33rd
+    // sees a streak of 64 >= 63, the previous free high-order and 64 pages listed: it drains
+    // the CPU's lists (up to 32 x batch pages)
+    let (mut a, blocks) = order1_blocks(T::MainlineBatch, 40);
+    for (i, &p) in blocks.iter().take(33).enumerate() {
+        a.free(p, 1, 0).unwrap();
+        if i < 32 {
+            assert_eq!(
+                count(&a),
+                2 * (i as u64 + 1),
+                "free {i} keeps the block listed"
+            );
+        }
+    }
+    assert_eq!(
+        count(&a),
+        0,
+        "the 33rd free of the streak drained the lists"
+    );
+    a.check().unwrap();
+    // 6.18 (free_count >= batch + high_min / 2): the same 33 frees stay listed
+    let (mut b, blocks) = order1_blocks(T::Mainline, 40);
+    for &p in blocks.iter().take(33) {
+        b.free(p, 1, 0).unwrap();
+    }
+    assert_eq!(count(&b), 66);
+    assert!(
+        b.zones()[0].pcp()[0].high_min() / 2 > 2,
+        "a higher threshold"
+    );
+    // an order-0 free breaks the streak: the next order-1 free does not drain
+    let (mut c, blocks) = order1_blocks(T::MainlineBatch, 40);
+    for &p in blocks.iter().take(32) {
+        c.free(p, 1, 0).unwrap();
+    }
+    let q = c
+        .alloc(AllocRequest::new(0, Gfp::KERNEL).cpu(1), &mut NoEnv)
+        .unwrap();
+    c.free(q, 0, 0).unwrap();
+    c.free(blocks[32], 1, 0).unwrap();
+    assert!(count(&c) >= 64, "no drain right after an order-0 free");
+    // the older model never drains on a streak
+    let (mut d, blocks) = order1_blocks(T::Simple, 40);
+    for &p in &blocks {
+        d.free(p, 1, 0).unwrap();
+    }
+    assert_eq!(count(&d), 80);
+}
+
+#[test]
+fn every_per_cpu_allocation_halves_the_free_streak() {
+    use spb_alloc::pcp::PcpFreeTuning as T;
+    for (tuning, halved) in [(T::Mainline, true), (T::Simple, false)] {
+        let (mut a, blocks) = order1_blocks(tuning, 8);
+        for &p in &blocks {
+            a.free(p, 1, 0).unwrap();
+        }
+        let before = a.zones()[0].pcp()[0].free_count();
+        assert_eq!(before, 16);
+        // a hit: the order-1 list is not empty, no refill
+        a.alloc(AllocRequest::new(1, Gfp::KERNEL).cpu(0), &mut NoEnv)
+            .unwrap();
+        let after = a.zones()[0].pcp()[0].free_count();
+        assert_eq!(after, if halved { 8 } else { 16 }, "{tuning:?}");
+    }
+}

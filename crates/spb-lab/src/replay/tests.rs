@@ -409,3 +409,49 @@ fn live_nonmovable(m: &crate::metrics::RunMetrics) -> u64 {
         .map(|r| r["live_nonmovable_pages"].as_u64().unwrap())
         .sum()
 }
+
+#[test]
+fn the_traced_kernel_chooses_the_per_cpu_free_rule() {
+    use crate::scenario::PcpFree;
+    // `spb capture`'s meta.json, in the capture directory or beside a trace file
+    let d = dir("kernel-meta");
+    std::fs::write(d.join("meta.json"), r#"{"kernel": "6.12.95+deb12-amd64"}"#).unwrap();
+    std::fs::write(d.join("trace.txt"), "").unwrap();
+    assert_eq!(kernel_release(&d).as_deref(), Some("6.12.95+deb12-amd64"));
+    assert_eq!(
+        kernel_release(&d.join("trace.txt")).as_deref(),
+        Some("6.12.95+deb12-amd64")
+    );
+    let o = ReplayOptions::default();
+    assert_eq!(
+        pcp_rule(&o, kernel_release(&d).as_deref()),
+        (
+            PcpFree::MainlineBatch,
+            "kernel 6.12.95+deb12-amd64".to_string()
+        )
+    );
+    // a from-boot capture's dmesg, under out/
+    let b = dir("kernel-dmesg");
+    std::fs::create_dir_all(b.join("out")).unwrap();
+    std::fs::write(
+        b.join("out/dmesg_boot.txt"),
+        "[    0.000000] Linux version 6.18.2-custom (gcc) #1 SMP\n[    0.000000] Command line: x\n",
+    )
+    .unwrap();
+    assert_eq!(kernel_release(&b).as_deref(), Some("6.18.2-custom"));
+    assert_eq!(pcp_rule(&o, Some("6.18.2-custom")).0, PcpFree::Mainline);
+    // nothing known: mainline; --pcp-free wins over the kernel
+    assert_eq!(kernel_release(&dir("kernel-none")), None);
+    assert_eq!(
+        pcp_rule(&o, None),
+        (PcpFree::Mainline, "default".to_string())
+    );
+    let forced = ReplayOptions {
+        pcp_free: Some(PcpFree::Simple),
+        ..ReplayOptions::default()
+    };
+    assert_eq!(
+        pcp_rule(&forced, Some("6.12.1")),
+        (PcpFree::Simple, "--pcp-free".to_string())
+    );
+}

@@ -1204,17 +1204,40 @@ mod tests {
     }
 
     #[test]
+    fn pcp_free_key_and_kernel_rule() {
+        let s = Scenario::from_toml("name = \"x\"", "t.toml").unwrap();
+        assert_eq!(s.pcp_free, PcpFree::Mainline, "mainline by default");
+        let s = Scenario::from_toml("name = \"x\"\npcp_free = \"simple\"", "t.toml").unwrap();
+        assert_eq!(s.pcp_free, PcpFree::Simple);
+        assert_eq!(s.pcp_free.tuning(), spb_alloc::pcp::PcpFreeTuning::Simple);
+        let x = e("name = \"x\"\npcp_free = \"6.12\"");
+        assert_eq!((x.key.as_str(), x.line), ("pcp_free", Some(2)));
+        for (release, rule) in [
+            ("6.12.95+deb12-amd64", Some(PcpFree::MainlineBatch)),
+            ("6.17.0", Some(PcpFree::MainlineBatch)),
+            ("6.18.44-fc-v769", Some(PcpFree::Mainline)),
+            ("7.0-rc1", Some(PcpFree::Mainline)),
+            ("5.15.0-91-generic", Some(PcpFree::MainlineBatch)),
+            ("", None),
+            ("linux", None),
+        ] {
+            assert_eq!(PcpFree::for_kernel(release), rule, "{release}");
+        }
+    }
+
+    #[test]
     fn overrides() {
         let mut s = load("seed-16g").unwrap();
         s.apply(&Overrides {
             memory: Some(2 << 30),
             duration_ns: Some(20_000_000_000),
             seed: Some(7),
-            layout: None,
             slab_model: Some(SlabModel::Pages),
-            sets: Vec::new(),
+            pcp_free: Some(PcpFree::MainlineBatch),
+            ..Overrides::default()
         });
         assert_eq!(s.slab_model, SlabModel::Pages);
+        assert_eq!(s.pcp_free, PcpFree::MainlineBatch);
         assert_eq!(s.machine.memory, 2 << 30);
         assert_eq!(s.duration_ns, 20_000_000_000);
         assert_eq!(s.seed, 7);

@@ -13,9 +13,7 @@ pub fn run(name: &str, memory: u64, secs: u64, seed: u64, p: PolicyKind) -> RunM
         memory: Some(memory),
         duration_ns: Some(secs * 1_000_000_000),
         seed: Some(seed),
-        layout: None,
-        slab_model: None,
-        sets: Vec::new(),
+        ..Overrides::default()
     });
     run_scenario(
         &sc,
