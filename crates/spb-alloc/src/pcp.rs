@@ -296,7 +296,7 @@ impl Zone {
         p.alloc_factor >>= 1;
         let batch = p.batch;
         let mut free_high = false;
-        if order >= 1 && order <= PCP_MAX_SMALL_ORDER {
+        if (1..=PCP_MAX_SMALL_ORDER).contains(&order) {
             // PCPF_FREE_HIGH_BATCH is taken as set (a CPU's share of the last-level cache is
             // more than 3 x batch pages on any current x86 server), hence `count >= batch`
             let threshold = if half_high_min {
