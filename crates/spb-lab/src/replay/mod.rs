@@ -1164,6 +1164,14 @@ impl ReplayOutput {
                 .collect::<Vec<_>>()
                 .join(" ")
         );
+        if let Some(r) = runs.iter().find_map(|m| m.extra.get("pcp_free")) {
+            let _ = writeln!(
+                out,
+                "per-CPU free rule of the modelled columns: {} ({})",
+                r["rule"].as_str().unwrap_or("?"),
+                r["from"].as_str().unwrap_or("?")
+            );
+        }
         if self.from_boot {
             out.push_str(&self.region_table());
         }
