@@ -35,7 +35,8 @@
 //! stops at the preferred zone: `below_high` is false and the high-watermark test passes, so
 //! the walk neither changes `below_high` nor evaluates the second test, and `rmqueue` finds
 //! the list non-empty, so no refill runs and no `nr_pcp_alloc` tuning happens. What is left is
-//! exactly what the hit does, in the same order: `ops += 1`, `pcp_pop`, `account`,
+//! exactly what the hit does, in the same order: `ops += 1`, `pcp_alloc_started` (mainline halves
+//! the free streak on every list allocation), `pcp_pop`, `account`,
 //! `prep_new_page`, `after_op`. The alloc flags the hit passes on lack only `NOFRAGMENT`
 //! (added by the policy for some zones and for trylock requests), which neither the watermark
 //! test nor `prep_new_page` reads; it matters only to the policy's `rmqueue` on a refill. All
