@@ -317,6 +317,18 @@ fn check_zone(z: &Zone) -> Result<(), InvariantViolation> {
             }
             ensure!(pcp.tail[li] == prev, "{}: pcp tail wrong", name);
         }
+        // the free streak grows by one block per free only while below 32 x batch
+        let streak_cap =
+            (pcp.batch << crate::pcp::PCP_BATCH_SCALE_MAX) + (1u64 << z.geo.pageblock_order);
+        ensure!(
+            pcp.free_count < streak_cap && pcp.alloc_factor <= crate::pcp::PCP_BATCH_SCALE_MAX,
+            "{}: cpu {} free streak {} (cap {}) or alloc factor {} out of range",
+            name,
+            c,
+            pcp.free_count,
+            streak_cap,
+            pcp.alloc_factor
+        );
         ensure!(
             cnt == pcp.count,
             "{}: cpu {} count {} but {} pages listed",

@@ -50,7 +50,9 @@ pub enum PcpFreeTuning {
 ///
 /// # Invariants
 /// `count` equals the pages of all entries on the lists; each list's entries are `Pcp` heads
-/// linked through `next`/`prev`.
+/// linked through `next`/`prev`; `alloc_factor <= PCP_BATCH_SCALE_MAX`; `free_count` is below
+/// `batch << PCP_BATCH_SCALE_MAX` plus one block of the largest cached order (it grows by a
+/// block per free only while under the cap). Re-checked by `Allocator::check`.
 #[derive(Clone, Debug)]
 pub struct Pcp {
     pub(crate) head: [u32; NR_PCP_LISTS],
