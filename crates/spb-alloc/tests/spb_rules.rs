@@ -1102,3 +1102,58 @@ fn contig_pinned_switch() {
         }
     }
 }
+
+#[test]
+fn refill_no_steal_switch() {
+    // 96 tiny SPBs (batch 3): every page in use but in pageblocks 0-7 of SPB 0, unmovable
+    // blocks of 5 unmovable pages and 3 free ones each (too few to claim the block). A movable order-0 request on a CPU with an empty list
+    // refills it: every page it gets is stolen from that unmovable pageblock. Without the switch
+    // the refill steals its whole batch (the caller gets one, the rest stay listed); with it the
+    // refill stops at the first steal: the caller's page and nothing listed.
+    for (sw, listed) in [(on(), true), (on().with(SpbSwitch::RefillNoSteal), false)] {
+        let c = Config {
+            policy: PolicyConfig {
+                kind: PolicyKind::Spb,
+                spb: sw,
+            },
+            check_every: 0,
+            ..cfg(PolicyKind::Spb)
+        };
+        let mut c = c;
+        c.watermarks.min_free_kbytes = Some(0);
+        let mut a = Allocator::new(&tiny(96), c).unwrap();
+        assert!(a.zones()[0].pcp()[0].batch() >= 3);
+        // SPB 0: pageblocks 0-7 unmovable, 5 pages in use and 3 free each; the rest movable
+        let b0 = base(&a, 0);
+        for pb in 0..8 {
+            a.label_pageblock(b0 + 8 * pb, Mt::Unmovable).unwrap();
+        }
+        for off in 0..SPB {
+            if off < 64 && off % 8 >= 5 {
+                continue;
+            }
+            let gfp = if off < 64 {
+                Gfp::KERNEL
+            } else {
+                Gfp::HIGHUSER_MOVABLE
+            };
+            a.alloc_at(b0 + off, 0, gfp, (b0 + off) as u32).unwrap();
+        }
+        for s in 1..96 {
+            fill(&mut a, s, false, |_| false);
+        }
+        a.drain_all_pcp();
+        let steals = a.vm().get(Vm::ExtfragSteal);
+        let p = a
+            .alloc(
+                AllocRequest::new(0, Gfp::HIGHUSER_MOVABLE).cpu(0),
+                &mut NoEnv,
+            )
+            .unwrap();
+        assert!(p < b0 + 64, "from the pageblocks with free pages");
+        assert!(a.vm().get(Vm::ExtfragSteal) > steals, "a steal");
+        let n = a.zones()[0].pcp()[0].count();
+        assert_eq!(n > 0, listed, "{sw:?}: {n} pages listed after the refill");
+        a.check().unwrap();
+    }
+}

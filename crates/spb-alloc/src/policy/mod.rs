@@ -328,7 +328,9 @@ impl Policy {
         }
     }
     /// Before a per-CPU list refill from the buddy lists: fill up to `n` entries from sources of
-    /// the policy's own (spb: pageblocks the CPU owns, patches 02/21). Returns how many.
+    /// the policy's own (spb: pageblocks the CPU owns, patches 02/21). Returns how many entries
+    /// the generic refill need not take: those added, or `n` when the policy ended the refill
+    /// early (spb-next `refill_no_steal`).
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     pub(crate) fn pcp_refill_owned(

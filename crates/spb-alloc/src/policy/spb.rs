@@ -836,10 +836,15 @@ impl SpbPolicy {
             0
         };
         let mut mode = RmqueueMode::Normal;
+        let no_steal = self.sw.on(SpbSwitch::RefillNoSteal);
         while got < n {
+            let steals = ctx.vm.get(Vm::ExtfragSteal);
             let Some(p) = self.rmqueue(z, ctx, order, mt, flags, &mut mode, gfp) else {
                 break;
             };
+            // spb-next `refill_no_steal`: this page was stolen from another type's block; keep it
+            // (the caller may need it) and stop filling the cache that way
+            let stop = no_steal && ctx.vm.get(Vm::ExtfragSteal) != steals;
             let bi = z.pb_idx(p);
             let pb = z.pageblocks[bi];
             let broke_whole = pb.free as u64 == pbp;
@@ -880,6 +885,10 @@ impl SpbPolicy {
                 if own && got < n && pb.migratetype() == mt {
                     got += harvest_block(z, b, cpu, order, mt, n - got);
                 }
+            }
+            if stop {
+                // the refill is over: the generic loop must not take the rest either
+                return n;
             }
         }
         got

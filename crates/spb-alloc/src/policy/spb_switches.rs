@@ -62,6 +62,7 @@ switches! {
     SpareOpportunistic => "spare_opportunistic", "next", "with taint_when_full, an opportunistic request (no reclaim bit, no __GFP_HIGH: SLUB's high-order first try) is never served by tainting a clean SPB: the series' refusals stand and its caller's minimum-order fallback runs";
     MovableBestFit => "movable_best_fit", "next", "a movable request takes the smallest free movable block below a pageblock among clean SPBs and tainted SPBs above their reserve, instead of the smallest block of the first SPB the walk visits";
     WorkerNoReclaim => "worker_no_reclaim", "next", "a migration target of the policy's background workers (defrag, evacuation) never reclaims: when the free lists are dry the worker's move fails and kswapd is woken, so reclaim stays kswapd's and the allocating callers'";
+    RefillNoSteal => "refill_no_steal", "next", "a per-CPU refill stops at its first steal (a page taken from another type's pageblock without claiming it): the requesting caller gets that page, the rest of the batch is not stolen to fill a cache";
 }
 
 /// The switches that are spb-next's own ideas and on in `spb-next` (off in `spb`).
@@ -84,6 +85,7 @@ pub const NEXT_OFF_SWITCHES: &[SpbSwitch] = &[
     SpbSwitch::MovableBestFit,
     SpbSwitch::SpareOpportunistic,
     SpbSwitch::WorkerNoReclaim,
+    SpbSwitch::RefillNoSteal,
 ];
 
 /// A set of switches (bit i = switch i on).
