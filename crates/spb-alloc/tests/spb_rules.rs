@@ -1111,7 +1111,8 @@ fn refill_no_steal_switch() {
     // the refill steals its whole batch (the caller gets one, the rest stay listed); with it the
     // refill stops at the first steal: the caller's page and nothing listed.
     for (sw, listed) in [(on(), true), (on().with(SpbSwitch::RefillNoSteal), false)] {
-        let c = Config {
+        // (as `alloc_with`, but without the checker after every one of 12 288 fills)
+        let mut c = Config {
             policy: PolicyConfig {
                 kind: PolicyKind::Spb,
                 spb: sw,
@@ -1119,7 +1120,6 @@ fn refill_no_steal_switch() {
             check_every: 0,
             ..cfg(PolicyKind::Spb)
         };
-        let mut c = c;
         c.watermarks.min_free_kbytes = Some(0);
         let mut a = Allocator::new(&tiny(96), c).unwrap();
         assert!(a.zones()[0].pcp()[0].batch() >= 3);

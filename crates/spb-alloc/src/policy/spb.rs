@@ -838,7 +838,12 @@ impl SpbPolicy {
         let mut mode = RmqueueMode::Normal;
         let no_steal = self.sw.on(SpbSwitch::RefillNoSteal);
         while got < n {
-            let steals = ctx.vm.get(Vm::ExtfragSteal);
+            // (the steal counter is read only with the switch on: this is the refill loop)
+            let steals = if no_steal {
+                ctx.vm.get(Vm::ExtfragSteal)
+            } else {
+                0
+            };
             let Some(p) = self.rmqueue(z, ctx, order, mt, flags, &mut mode, gfp) else {
                 break;
             };

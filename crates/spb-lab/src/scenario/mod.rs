@@ -183,16 +183,13 @@ pub enum KswapdModel {
 keyword_values!(KswapdModel { OnWake => "on-wake", BetweenEvents => "between-events" });
 
 /// How frees tune and trim the allocator's per-CPU lists (scenario key `pcp_free`,
-/// `--pcp-free`; `spb_alloc::pcp::PcpFreeTuning`).
+/// `--pcp-free`): the words of `spb_alloc::pcp::PcpFreeTuning`, whose variants say what each
+/// rule does.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum PcpFree {
-    /// Mainline 6.18's `free_frozen_page_commit`: free streaks sized by `nr_pcp_free`, the
-    /// `free_high` drain of order-1..3 free streaks from `batch + high_min / 2`.
     #[default]
     Mainline,
-    /// The same with the `free_high` threshold of earlier kernels (`batch`; 6.12).
     MainlineBatch,
-    /// The model before 2026-12-05 (trim to `high - batch`, no `free_high`).
     Simple,
 }
 
