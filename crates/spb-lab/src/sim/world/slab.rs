@@ -498,9 +498,9 @@ impl World {
     /// freed (oldest first, as the shrinker would), the others go to the young end in their
     /// order.
     ///
-    /// Done as a classification pass over the scanned prefix of the queue (4 bytes of
-    /// `slot_pfn` per object, loaded ahead), then the frees in order, then one move of the
-    /// prefix: the same frees in the same order and the same final queue as scanning object
+    /// Done as one classification pass over the scanned prefix of the queue (4 bytes of
+    /// `slot_pfn` per object, loaded ahead, each loaded once), then one move of the prefix,
+    /// then the frees in order: the same frees in the same order and the same final queue as scanning object
     /// by object with a pop and a push each (the frees never touch the queue), at a fraction
     /// of the cost when most scanned objects lie outside the range.
     pub fn shrink_range(&mut self, lo: Pfn, hi: Pfn, mut scan: u64, cpu: u16) -> u64 {
@@ -508,6 +508,7 @@ impl World {
         const AHEAD: usize = 16;
         let mut freed = 0;
         let mut hits: Vec<SlabRef> = Vec::new();
+        let mut kept: Vec<SlabRef> = Vec::new();
         for c in 0..self.caches.len() {
             if !self.caches[c].spec.reclaimable {
                 continue;
@@ -520,8 +521,9 @@ impl World {
             if m == 0 {
                 continue;
             }
-            // 1. classify the scanned prefix
+            // 1. classify the scanned prefix: the hits, and the objects that stay, in order
             hits.clear();
+            kept.clear();
             for i in 0..m {
                 if let Some(&ra) = cache.lru_q.get(i + AHEAD) {
                     prefetch(&cache.slot_pfn[unref(ra).1 as usize]);
@@ -532,22 +534,18 @@ impl World {
                 debug_assert_eq!(p, self.objs[cache.slots[s].id as usize].pfn as Pfn);
                 if p >= lo && p < hi {
                     hits.push(r);
+                } else {
+                    kept.push(r);
                 }
             }
-            // 2. the queue: the unscanned rest, then the scanned objects that stay, in order
+            // 2. the queue: the unscanned rest, then the scanned objects that stay
             let cache = &mut self.caches[c];
             if hits.is_empty() {
                 cache.lru_q.rotate_left(m);
                 continue;
             }
-            let mut kept: Vec<SlabRef> = Vec::with_capacity(m - hits.len());
-            for r in cache.lru_q.drain(..m) {
-                let p = cache.slot_pfn[unref(r).1 as usize] as Pfn;
-                if !(p >= lo && p < hi) {
-                    kept.push(r);
-                }
-            }
-            cache.lru_q.extend(kept);
+            cache.lru_q.drain(..m);
+            cache.lru_q.extend(kept.iter().copied());
             // 3. the frees, oldest first (slab_shrink_one without its queue pop)
             for &r in &hits {
                 prefetch(&self.caches[c].slots[unref(r).1 as usize]);
