@@ -73,11 +73,11 @@ pub const NEXT_SWITCHES: &[SpbSwitch] = &[
     SpbSwitch::ContigFit,
     SpbSwitch::ContigPinned,
     SpbSwitch::HighorderSupply,
+    SpbSwitch::CompactFragments,
 ];
 /// spb-next's ideas that did not help where measured (docs/spb-next.md): off in both
 /// policies, available with `-on:`.
 pub const NEXT_OFF_SWITCHES: &[SpbSwitch] = &[
-    SpbSwitch::CompactFragments,
     SpbSwitch::ContigTargets,
     SpbSwitch::MovableZoneOrder,
     SpbSwitch::HighorderEvacuate,
