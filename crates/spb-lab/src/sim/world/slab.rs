@@ -500,9 +500,9 @@ impl World {
     ///
     /// Done as one classification pass over the scanned prefix of the queue (4 bytes of
     /// `slot_pfn` per object, loaded ahead, each loaded once), then one move of the prefix,
-    /// then the frees in order: the same frees in the same order and the same final queue as scanning object
-    /// by object with a pop and a push each (the frees never touch the queue), at a fraction
-    /// of the cost when most scanned objects lie outside the range.
+    /// then the frees in order: the same frees in the same order and the same final queue as
+    /// scanning object by object with a pop and a push each (the frees never touch the
+    /// queue), at a fraction of the cost when most scanned objects lie outside the range.
     pub fn shrink_range(&mut self, lo: Pfn, hi: Pfn, mut scan: u64, cpu: u16) -> u64 {
         /// How far ahead the classification pass starts loading an object's slab pfn.
         const AHEAD: usize = 16;
