@@ -10,14 +10,16 @@ use spb_alloc::*;
 const PB: u64 = 32;
 const SPB: u64 = 256;
 
-/// spb-next's default set with `highorder_evacuate` on or off (off by default: see
-/// docs/spb-next.md; its background half, `highorder_supply`, is on by default and off here
-/// when `on` is false, so that `false` is the slow path of spb).
+/// spb-next's default set with `highorder_evacuate` on or off (on by default since the session
+/// of 2026-12-05: see docs/spb-next.md; its background half, `highorder_supply`, is on by
+/// default too and off here when `on` is false, so that `false` is the slow path of spb).
 fn next(on: bool) -> SpbSwitches {
     let s = SpbSwitches::next_on();
-    assert!(!s.on(SpbSwitch::HighorderEvacuate));
+    assert!(s.on(SpbSwitch::HighorderEvacuate));
     assert!(s.on(SpbSwitch::HighorderSupply));
-    let s = s.without(SpbSwitch::HighorderSupply);
+    let s = s
+        .without(SpbSwitch::HighorderEvacuate)
+        .without(SpbSwitch::HighorderSupply);
     if on {
         s.with(SpbSwitch::HighorderEvacuate)
     } else {

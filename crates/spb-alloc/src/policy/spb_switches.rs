@@ -74,13 +74,13 @@ pub const NEXT_SWITCHES: &[SpbSwitch] = &[
     SpbSwitch::ContigPinned,
     SpbSwitch::HighorderSupply,
     SpbSwitch::CompactFragments,
+    SpbSwitch::HighorderEvacuate,
 ];
 /// spb-next's ideas that did not help where measured (docs/spb-next.md): off in both
 /// policies, available with `-on:`.
 pub const NEXT_OFF_SWITCHES: &[SpbSwitch] = &[
     SpbSwitch::ContigTargets,
     SpbSwitch::MovableZoneOrder,
-    SpbSwitch::HighorderEvacuate,
     SpbSwitch::EvacNoSteal,
     SpbSwitch::MovableBestFit,
     SpbSwitch::SpareOpportunistic,
