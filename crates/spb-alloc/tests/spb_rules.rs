@@ -1106,10 +1106,11 @@ fn contig_pinned_switch() {
 #[test]
 fn refill_no_steal_switch() {
     // 96 tiny SPBs (batch 3): every page in use but in pageblocks 0-7 of SPB 0, unmovable
-    // blocks of 5 unmovable pages and 3 free ones each (too few to claim the block). A movable order-0 request on a CPU with an empty list
-    // refills it: every page it gets is stolen from that unmovable pageblock. Without the switch
-    // the refill steals its whole batch (the caller gets one, the rest stay listed); with it the
-    // refill stops at the first steal: the caller's page and nothing listed.
+    // blocks of 5 unmovable pages and 3 free ones each (too few to claim the block). A movable
+    // order-0 request on a CPU with an empty list refills it: every page it gets is stolen from
+    // those unmovable pageblocks. Without the switch the refill steals its whole batch (the
+    // caller gets one, the rest stay listed); with it the refill stops at the first steal: the
+    // caller's page and nothing listed.
     for (sw, listed) in [(on(), true), (on().with(SpbSwitch::RefillNoSteal), false)] {
         // (as `alloc_with`, but without the checker after every one of 12 288 fills)
         let mut c = Config {

@@ -521,7 +521,8 @@ impl World {
             if m == 0 {
                 continue;
             }
-            // 1. classify the scanned prefix: the hits, and the objects that stay, in order
+            // 1. classify the scanned prefix: the hits, and (once there is a hit: without one
+            //    the prefix only rotates) the objects that stay, in order
             hits.clear();
             kept.clear();
             for i in 0..m {
@@ -533,8 +534,11 @@ impl World {
                 let p = cache.slot_pfn[s] as Pfn;
                 debug_assert_eq!(p, self.objs[cache.slots[s].id as usize].pfn as Pfn);
                 if p >= lo && p < hi {
+                    if hits.is_empty() {
+                        kept.extend(cache.lru_q.range(..i));
+                    }
                     hits.push(r);
-                } else {
+                } else if !hits.is_empty() {
                     kept.push(r);
                 }
             }
