@@ -1,6 +1,7 @@
 //! spb-lab: the deterministic workload lab, trace replayer, metrics and reports for spb-alloc.
 pub mod capture;
 pub mod cost;
+pub mod diff;
 pub mod input;
 pub mod kpageflags;
 pub mod measure;

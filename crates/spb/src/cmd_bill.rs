@@ -7,9 +7,6 @@
 
 use std::path::PathBuf;
 
-use spb_lab::input::{read_text, SWEEP_FILE_MAX_BYTES};
-use spb_lab::metrics::RunsDoc;
-
 use crate::CliError;
 
 /// Arguments of `spb bill`.
@@ -27,41 +24,7 @@ pub struct BillArgs {
 }
 
 pub fn run(a: BillArgs) -> Result<(), CliError> {
-    let mut doc = RunsDoc::default();
-    for f in &a.files {
-        let text = read_text(
-            f,
-            "a results file ({\"runs\": [...]})",
-            SWEEP_FILE_MAX_BYTES,
-        )
-        .map_err(|e| {
-            if e.io {
-                CliError::Io(e.to_string())
-            } else {
-                CliError::Input(e.to_string())
-            }
-        })?;
-        if text.trim_start().starts_with("{\"cell\"") {
-            // the JSON lines of `spb sweep` (any shard): every cell that ran is a run
-            let lines = spb_lab::sweep::read_lines(&f.display().to_string(), text.as_bytes())
-                .map_err(CliError::Input)?;
-            doc.runs
-                .extend(lines.into_iter().filter_map(|c| match c.outcome {
-                    spb_lab::sweep::CellOutcome::Metrics(m) => Some(*m),
-                    spb_lab::sweep::CellOutcome::Error(_) => None,
-                }));
-            continue;
-        }
-        let d: RunsDoc = serde_json::from_str(&text).map_err(|e| {
-            CliError::Input(format!(
-                "{}:{}:{}: {e}: expected a results file ({{\"runs\": [...]}}) written by `spb run --json` or `spb replay --json`",
-                f.display(),
-                e.line(),
-                e.column()
-            ))
-        })?;
-        doc.runs.extend(d.runs);
-    }
+    let doc = crate::results::load_runs(&a.files)?;
     let t = spb_lab::report::bill_tables(&doc);
     if t.is_empty() {
         return Err(CliError::Input(format!(

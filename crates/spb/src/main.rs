@@ -15,6 +15,7 @@ mod cli_error;
 mod cmd_ablate;
 mod cmd_bill;
 mod cmd_capture;
+mod cmd_diff;
 mod cmd_dump;
 mod cmd_replay;
 mod cmd_run;
@@ -22,6 +23,7 @@ mod cmd_soak;
 mod cmd_sweep;
 mod output;
 mod progress;
+mod results;
 
 use clap::{Parser, Subcommand};
 
@@ -55,6 +57,9 @@ enum Cmd {
     /// results side by side: every run of every FILE (`spb run --json`, `spb replay --json`,
     /// `spb sweep` lines); `--against POLICY` adds issue 15's targets.
     Bill(cmd_bill::BillArgs),
+    /// Compare two saved results without their timings (wall seconds, events per second): exit
+    /// 0 when every run is the same, 1 with the differing fields when not.
+    Diff(cmd_diff::DiffArgs),
     /// Run a grid of scenarios x policies x memory sizes x seeds on all cores.
     Sweep(cmd_sweep::SweepArgs),
     /// Soak the allocator: millions of random operations against a reference model.
@@ -73,6 +78,7 @@ fn main() {
         Some(Cmd::Map(a)) => cmd_dump::map(a),
         Some(Cmd::Ablate(a)) => cmd_ablate::run(a),
         Some(Cmd::Bill(a)) => cmd_bill::run(a),
+        Some(Cmd::Diff(a)) => cmd_diff::run(a),
         Some(Cmd::Sweep(a)) => cmd_sweep::run(a),
         Some(Cmd::Soak(a)) => cmd_soak::run(a),
     };

@@ -52,31 +52,14 @@ fn ok(o: &Output) -> String {
     String::from_utf8(o.stdout.clone()).unwrap()
 }
 
-/// The lines of a sweep output with the wall-clock fields removed (as /work/baseline/norm.py).
+/// The lines of a sweep output with the wall-clock fields removed (`spb diff`'s rule).
 fn lines_without_wall(p: &Path) -> Vec<serde_json::Value> {
-    fn strip(v: &mut serde_json::Value) {
-        match v {
-            serde_json::Value::Object(m) => {
-                for k in [
-                    "wall_seconds",
-                    "events_per_second",
-                    "workload_events_per_second",
-                    "workload_wall_seconds",
-                ] {
-                    m.remove(k);
-                }
-                m.values_mut().for_each(strip);
-            }
-            serde_json::Value::Array(a) => a.iter_mut().for_each(strip),
-            _ => {}
-        }
-    }
     std::fs::read_to_string(p)
         .unwrap()
         .lines()
         .map(|l| {
             let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
-            strip(&mut v);
+            spb_lab::diff::strip_timing(&mut v);
             v
         })
         .collect()
@@ -156,6 +139,13 @@ fn four_shards_through_xargs_merge_to_the_unsharded_sweep() {
         assert_eq!(lines, whole, "{tag}");
         assert_eq!(summary, whole_summary, "{tag}");
     }
+    // the same check through the command users run
+    let o = spb(&["diff", "whole.jsonl", "plain-merged.jsonl"], &t.0);
+    assert!(
+        ok(&o).contains("6 of 6 paired runs equal without timings"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
 }
 
 fn fails(args: &[&str], code: i32, needle: &str) {
