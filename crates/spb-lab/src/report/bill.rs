@@ -19,6 +19,23 @@ fn pct(p: &Percentiles) -> String {
     format!("{} / {} / {} / {}", p.p50, p.p99, p.p999, p.max)
 }
 
+/// A distribution's tail counts ([`crate::cost::TAIL_THRESHOLDS`]) as `a / b / c / d`; `–` in
+/// files written before they existed.
+fn tail(p: &Percentiles) -> String {
+    if p.at_least.is_empty() {
+        return if p.count == 0 {
+            "0 / 0 / 0 / 0".into()
+        } else {
+            "–".into()
+        };
+    }
+    crate::cost::TAIL_THRESHOLDS
+        .iter()
+        .map(|t| p.at_least.get(t).copied().unwrap_or(0).to_string())
+        .collect::<Vec<_>>()
+        .join(" / ")
+}
+
 /// Two background rates of a bill (per virtual second) as `a / b`.
 fn per_second(b: &CostReport, pick: impl Fn(&BackgroundRates) -> (f64, f64)) -> String {
     let (x, y) = pick(&b.background.per_second);
@@ -75,6 +92,11 @@ pub(crate) fn bill_rows(runs: &[&RunMetrics]) -> Vec<BillRow> {
             "  direct pages, slow p50/p99/p99.9/max".into(),
             "The same over the requests that entered the slow path",
             &|b| pct(&cls(b).direct_slow),
+        );
+        row(
+            "  slow entries >= 1k/10k/100k/1M pages".into(),
+            "Slow-path entries whose direct work was at least 1 000 / 10 000 / 100 000 / 1 000 000 pages (exact counts, comparable across policies whatever their number of slow-path entries)",
+            &|b| tail(&cls(b).direct_slow),
         );
         row(
             "  reclaim / compact scan / migrated".into(),
