@@ -184,14 +184,12 @@ impl Dist {
     pub fn summary(&self) -> Percentiles {
         let n = self.count();
         Percentiles {
-            at_least: if n == 0 {
-                BTreeMap::new()
-            } else {
-                TAIL_THRESHOLDS
-                    .iter()
-                    .map(|&t| (t, self.at_least(t)))
-                    .collect()
-            },
+            at_least: (n > 0).then(|| Tail {
+                ge_1k: self.at_least(1_000),
+                ge_10k: self.at_least(10_000),
+                ge_100k: self.at_least(100_000),
+                ge_1m: self.at_least(1_000_000),
+            }),
             count: n,
             p50: self.quantile(500),
             p99: self.quantile(990),
@@ -236,9 +234,16 @@ impl DirectPages {
     }
 }
 
-/// The thresholds of [`Percentiles::at_least`], in pages touched: one per decade from 1 000
-/// (about a 4 MiB reclaim or a couple of pageblocks scanned) to 1 000 000.
-pub const TAIL_THRESHOLDS: [u64; 4] = [1_000, 10_000, 100_000, 1_000_000];
+/// The tail of a distribution of pages touched in absolute counts: the requests whose direct
+/// work was at least 1 000 pages (about a 4 MiB reclaim or two pageblocks scanned), 10 000,
+/// 100 000 and 1 000 000 (one threshold per decade). Exact.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tail {
+    pub ge_1k: u64,
+    pub ge_10k: u64,
+    pub ge_100k: u64,
+    pub ge_1m: u64,
+}
 
 /// Nearest-rank percentiles of a distribution of pages touched, and its tail in absolute counts.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -249,12 +254,11 @@ pub struct Percentiles {
     pub p999: u64,
     pub max: u64,
     pub mean: f64,
-    /// For each of [`TAIL_THRESHOLDS`], the requests whose direct work was at least that many
-    /// pages (exact). Unlike a percentile it does not depend on the distribution's `count`, so
-    /// two policies' tails compare directly even when one enters the slow path less often.
-    /// Empty when `count` is 0 and in files written before it existed.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub at_least: BTreeMap<u64, u64>,
+    /// The tail in absolute counts ([`Tail`]). Unlike a percentile it does not depend on the
+    /// distribution's `count`, so two policies' tails compare directly even when one enters
+    /// the slow path less often. None when `count` is 0 and in files written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at_least: Option<Tail>,
 }
 
 /// The bill of one request class (or of all requests).
@@ -548,12 +552,18 @@ mod tests {
         let few = dist(&[&[(0, 100)][..], &tail].concat()).summary();
         let many = dist(&[&[(0, 10_000)][..], &tail].concat()).summary();
         assert_ne!(few.p99, many.p99);
-        let want: BTreeMap<u64, u64> = [(1_000, 7), (10_000, 5), (100_000, 1), (1_000_000, 1)]
-            .into_iter()
-            .collect();
+        let want = Some(Tail {
+            ge_1k: 7,
+            ge_10k: 5,
+            ge_100k: 1,
+            ge_1m: 1,
+        });
         assert_eq!(few.at_least, want);
         assert_eq!(many.at_least, want);
-        assert!(Dist::default().summary().at_least.is_empty());
+        assert_eq!(Dist::default().summary().at_least, None);
+        // through a JSON value and back, as the sweep's lines are read
+        let v = serde_json::to_value(&few).unwrap();
+        assert_eq!(serde_json::from_value::<Percentiles>(v).unwrap(), few);
         assert_eq!(dist(&[(0, 3), (5, 1)]).at_least(0), 4);
     }
 

@@ -19,21 +19,14 @@ fn pct(p: &Percentiles) -> String {
     format!("{} / {} / {} / {}", p.p50, p.p99, p.p999, p.max)
 }
 
-/// A distribution's tail counts ([`crate::cost::TAIL_THRESHOLDS`]) as `a / b / c / d`; `–` in
-/// files written before they existed.
+/// A distribution's tail counts ([`crate::cost::Tail`]) as `a / b / c / d`; `–` in files
+/// written before they existed.
 fn tail(p: &Percentiles) -> String {
-    if p.at_least.is_empty() {
-        return if p.count == 0 {
-            "0 / 0 / 0 / 0".into()
-        } else {
-            "–".into()
-        };
+    match p.at_least {
+        Some(t) => format!("{} / {} / {} / {}", t.ge_1k, t.ge_10k, t.ge_100k, t.ge_1m),
+        None if p.count == 0 => "0 / 0 / 0 / 0".into(),
+        None => "–".into(),
     }
-    crate::cost::TAIL_THRESHOLDS
-        .iter()
-        .map(|t| p.at_least.get(t).copied().unwrap_or(0).to_string())
-        .collect::<Vec<_>>()
-        .join(" / ")
 }
 
 /// Two background rates of a bill (per virtual second) as `a / b`.
