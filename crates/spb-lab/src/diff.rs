@@ -5,10 +5,11 @@
 //! A run is identified by its scenario, policy, seed and memory size; when one file holds the
 //! same identity more than once (a replay's columns, a repeated policy), the k-th occurrence on
 //! one side is paired with the k-th on the other. Each pair is compared field by field as JSON
-//! after [`strip_timing`]; a float compares equal only when it is bit-for-bit the same number
-//! (the lab is deterministic: a seed fully determines a run).
+//! after [`strip_timing`]; a float compares equal only when it is the same number (the lab is
+//! deterministic: a seed fully determines a run, so no tolerance is needed). The runs are read
+//! through [`RunMetrics`], so a key that this version of the lab does not know is not compared.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
@@ -163,14 +164,14 @@ fn walk(
 ) {
     match (a, b) {
         (Some(Value::Object(x)), Some(Value::Object(y))) => {
-            let keys: BTreeMap<&String, ()> = x.keys().chain(y.keys()).map(|k| (k, ())).collect();
-            for k in keys.keys() {
+            let keys: BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+            for k in keys {
                 let len = path.len();
                 if !path.is_empty() {
                     path.push('.');
                 }
                 path.push_str(k);
-                walk(id, path, x.get(*k), y.get(*k), out);
+                walk(id, path, x.get(k), y.get(k), out);
                 path.truncate(len);
             }
         }
