@@ -42,6 +42,10 @@ pub struct Config {
     /// How frees tune and trim the per-CPU lists (mainline's `free_frozen_page_commit` by
     /// default; see [`crate::pcp::PcpFreeTuning`]).
     pub pcp_free_tuning: crate::pcp::PcpFreeTuning,
+    /// Compaction's skip hints (`PB_compact_skip`, module `compaction::skip`): scanners pass
+    /// over pageblocks an earlier walk found of no use until kswapd sleeps or deferral
+    /// restarts. On by default; off is the model before 2026-12-05.
+    pub compaction_skip_hints: bool,
 }
 
 impl Default for Config {
@@ -58,6 +62,7 @@ impl Default for Config {
             extfrag_threshold: 500,
             fast_path: true,
             pcp_free_tuning: crate::pcp::PcpFreeTuning::Mainline,
+            compaction_skip_hints: true,
         }
     }
 }

@@ -186,6 +186,13 @@ impl Allocator {
             }
         }
         self.freed_scratch = out;
+        if self.cfg.compaction_skip_hints && self.pgdat_balanced(order) {
+            // kswapd goes to sleep: where a direct compaction's scanners met, its marks go
+            // (`reset_isolation_suitable`)
+            for z in self.zones.iter_mut().filter(|z| z.compact.blockskip_flush) {
+                z.reset_isolation_suitable();
+            }
+        }
         if order > 0 {
             self.wake_kcompactd(order);
         }

@@ -5,7 +5,7 @@
 //! uninitialised page; blocks are aligned and inside the zone; every free head is on the list
 //! its bucket, order and type name, and every list entry is such a head; per-CPU lists hold
 //! exactly the per-CPU heads and their counts match; zone free counters, pageblock counters and
-//! SPB counters equal a recount; SPB lists hold every SPB once under its current category and
+//! SPB counters equal a recount; compaction's skip list names exactly the marked pageblocks; SPB lists hold every SPB once under its current category and
 //! fullness; the patch 22 bounds hold; free + per-CPU + held + allocated = managed.
 
 use alloc::format;
@@ -187,6 +187,30 @@ fn check_zone(z: &Zone) -> Result<(), InvariantViolation> {
             (z.pb_base + i as u64) << z.geo.pageblock_order,
             b,
             a
+        );
+    }
+    // compaction's skip marks: the list names every marked pageblock once
+    let pbo = z.geo.pageblock_order;
+    let mut listed = vec![false; z.pageblocks.len()];
+    for &b in &z.compact.skipped {
+        let i = z.pb_idx(b);
+        ensure!(
+            b == (b >> pbo) << pbo && i < listed.len() && !listed[i],
+            "{}: skip list entry {:#x} is not a pageblock start of the zone, or is listed twice",
+            name,
+            b
+        );
+        listed[i] = true;
+    }
+    for (i, pb) in z.pageblocks.iter().enumerate() {
+        ensure!(
+            listed[i] == (pb.flags & crate::pageblock::pbflag::SKIP != 0),
+            "{}: pageblock {} (pfn {:#x}) skip bit {} but skip list {}",
+            name,
+            i,
+            (z.pb_base + i as u64) << pbo,
+            pb.flags & crate::pageblock::pbflag::SKIP != 0,
+            listed[i]
         );
     }
     ensure!(

@@ -42,6 +42,11 @@ pub struct CompactState {
     pub(crate) considered: u32,
     pub(crate) defer_shift: u32,
     pub(crate) order_failed: u8,
+    /// Start pfns of the pageblocks marked skipped (`compaction::skip`, its invariant).
+    pub(crate) skipped: Vec<Pfn>,
+    /// A direct compaction's scanners met since the marks were last cleared
+    /// (`compact_blockskip_flush`): kswapd clears them when it goes to sleep.
+    pub(crate) blockskip_flush: bool,
 }
 
 /// One zone.

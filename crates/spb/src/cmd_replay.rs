@@ -53,6 +53,10 @@ pub struct ReplayArgs {
     /// else mainline].
     #[arg(long)]
     pub pcp_free: Option<spb_lab::scenario::PcpFree>,
+    /// Compaction's skip hints in the modelled columns: `on` (the kernel's PB_compact_skip) or
+    /// `off` (the model before 2026-12-05).
+    #[arg(long, value_name = "on|off", default_value = "on", value_parser = crate::cmd_run::on_off)]
+    pub skip_hints: bool,
     /// From-boot replay of a plain pair of files: this boot ftrace text (the kernel command
     /// line's trace_event= ring buffer), then TRACE (a trace-cmd .dat or text stream); with
     /// --zoneinfo/--kpageflags of the boot snapshot (reservations only, no prefill).
@@ -119,6 +123,7 @@ pub fn run(a: ReplayArgs) -> Result<(), CliError> {
         strict: a.strict,
         pcp_decay: !a.no_pcp_decay,
         pcp_free: a.pcp_free,
+        skip_hints: a.skip_hints,
         boot_trace: a.boot_trace,
         past_stop: a.past_stress_end,
         stop_marker: a.stop_marker,

@@ -41,6 +41,10 @@ pub struct ScenarioArgs {
     /// (the model before 2026-12-05) [default: the scenario's `pcp_free`, else mainline].
     #[arg(long)]
     pub pcp_free: Option<PcpFree>,
+    /// Compaction's skip hints: `on` (the kernel's PB_compact_skip) or `off` (the model before
+    /// 2026-12-05) [default: the scenario's `compaction_skip_hints`, else on].
+    #[arg(long, value_name = "on|off", value_parser = on_off)]
+    pub skip_hints: Option<bool>,
     /// Change one value of the scenario before it is read: KEY (top level), machine.KEY,
     /// vm.KEY, boot.KEY or [workload.]WORKLOAD.KEY (the `[[workload]]` of that name), e.g.
     /// `--set gigantic.count=36`; repeat for more. The scenario's name then lists them.
@@ -183,6 +187,15 @@ pub fn load_scenario(name: Option<&str>, o: &Overrides) -> Result<Loaded, CliErr
     Ok(Loaded { sc, layout })
 }
 
+/// `on` / `off` of a switch option.
+pub fn on_off(s: &str) -> Result<bool, String> {
+    match s {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => Err(format!("expected `on` or `off`, found `{s}`")),
+    }
+}
+
 /// The overrides of `a` (and `--layout`).
 pub fn overrides(a: &ScenarioArgs, layout: Option<&str>) -> Result<Overrides, CliError> {
     Ok(Overrides {
@@ -192,6 +205,7 @@ pub fn overrides(a: &ScenarioArgs, layout: Option<&str>) -> Result<Overrides, Cl
         layout: parse_layout(layout)?,
         slab_model: a.slab_model,
         pcp_free: a.pcp_free,
+        skip_hints: a.skip_hints,
         sets: a.set.clone(),
     })
 }

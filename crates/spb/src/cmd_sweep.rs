@@ -97,6 +97,7 @@ impl Scenarios {
             layout: None,
             slab_model: None,
             pcp_free: None,
+            skip_hints: None,
             sets: Vec::new(),
         });
         let layout = spb_lab::sim::layout_of(&sc)?;

@@ -20,8 +20,8 @@
 //! the part of the zone where a candidate can lie, and the order it reads them in is the one
 //! the top-quarter preference favours.
 //!
-//! Not modelled: skip bits (`set_pageblock_skip` when the block around the buddy could not
-//! supply the batch), the retyping of a pageblock when a buddy of half a pageblock or more is
+//! A walk around the buddy that reaches the end of its pageblock marks the pageblock skipped
+//! (module `skip`). Not modelled: the retyping of a pageblock when a buddy of half a pageblock or more is
 //! isolated, and the free scanner's cached position being raised to the highest block seen.
 
 use crate::geometry::Pfn;
@@ -31,7 +31,7 @@ use crate::vmstat::Vm;
 use crate::zone::ZoneId;
 use crate::Allocator;
 
-use super::Stash;
+use super::{SkipHints, Stash};
 
 /// `COMPACT_CLUSTER_MAX` (= `SWAP_CLUSTER_MAX`): the kernel's migration batch, and the base of
 /// the free-list search limit.
@@ -106,6 +106,7 @@ impl Allocator {
         stash: &mut Stash,
         need: u64,
         fs: &mut FastSearch,
+        hints: SkipHints,
     ) {
         let Some(cc_order) = fs.order.map(|o| o as i32) else {
             return;
@@ -237,7 +238,10 @@ impl Allocator {
         if let Some(pfn) = around {
             let block = pfn & !(pbp - 1);
             if stash.pages() < need && !fs.direct_async && self.free_block_ok(zi, block) {
-                self.isolate_block(zi, block, stash);
+                if self.isolate_block(zi, block, stash) {
+                    // full or nearly full: later runs pass it over
+                    self.zones[zi].mark_skipped(block, hints);
+                }
             }
         }
     }

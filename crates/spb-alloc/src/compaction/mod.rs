@@ -11,8 +11,11 @@
 //! is split where the embedder can split it: the kernel's `compaction_alloc` returning NULL and
 //! `migrate_pages`' -ENOMEM.
 //!
-//! Simplifications (documented in docs/architecture.md): no compaction capture, no skip bits,
-//! no "fast find" of the migrate block; the free scanner isolates whole pageblocks (stride 1),
+//! Pageblocks whose walk was of no use are marked and passed over by later runs until the
+//! marks are cleared (module `skip`).
+//!
+//! Simplifications (documented in docs/architecture.md): no compaction capture, no "fast
+//! find" of the migrate block; the free scanner isolates whole pageblocks (stride 1),
 //! and folios are migrated one at a time (the kernel batches up to 32 pages).
 
 use alloc::vec::Vec;
@@ -29,6 +32,12 @@ use crate::zone::{Zone, ZoneId, WMARK_MIN};
 use crate::{AllocRequest, Allocator};
 
 mod fast;
+mod skip;
+
+pub(crate) use skip::SkipHints;
+
+/// `COMPACT_MAX_DEFER_SHIFT`: deferral skips at most 2^6 - 1 attempts in a row.
+pub(crate) const COMPACT_MAX_DEFER_SHIFT: u32 = 6;
 
 /// Compaction priority (higher value = lighter).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -128,7 +137,7 @@ fn deferred(z: &mut Zone, order: u8) -> bool {
 
 fn defer(z: &mut Zone, order: u8) {
     z.compact.considered = 0;
-    z.compact.defer_shift = (z.compact.defer_shift + 1).min(6);
+    z.compact.defer_shift = (z.compact.defer_shift + 1).min(COMPACT_MAX_DEFER_SHIFT);
     if order < z.compact.order_failed || z.compact.order_failed == 0 {
         z.compact.order_failed = order;
     }
@@ -321,13 +330,14 @@ impl Allocator {
         stash: &mut Stash,
         order: u8,
         fs: &mut fast::FastSearch,
+        hints: SkipHints,
     ) -> FreeScan {
         if stash.has_at_least(order) {
             return FreeScan::Found;
         }
         let need = 1u64 << order;
         if fs.enabled() {
-            self.fast_isolate_freepages(zi, free_pfn, floor, stash, need, fs);
+            self.fast_isolate_freepages(zi, free_pfn, floor, stash, need, fs, hints);
         }
         let pbp = self.geo.pageblock_pages();
         let mut met = false;
@@ -342,12 +352,20 @@ impl Allocator {
             if !self.free_block_ok(zi, block) {
                 continue;
             }
-            let pb = self.zones[zi].pb(block);
-            if pb.migratetype() != MigrateType::Movable || pb.free == 0 {
+            let z = &mut self.zones[zi];
+            let pb = z.pb(block);
+            if pb.migratetype() != MigrateType::Movable || z.skipped(block, hints) {
+                continue;
+            }
+            if pb.free == 0 {
+                // a walk would find nothing and reach the end (not counted as scanned)
+                z.mark_skipped(block, hints);
                 continue;
             }
             scanned_a_block = true;
-            self.isolate_block(zi, block, stash);
+            if self.isolate_block(zi, block, stash) {
+                self.zones[zi].mark_skipped(block, hints);
+            }
         }
         if stash.has_at_least(order) {
             FreeScan::Found
@@ -374,8 +392,9 @@ impl Allocator {
 
     /// Isolate every free buddy of the pageblock at `block` into the stash (the model's
     /// `isolate_freepages_block`: whole pageblocks, stride 1), stopping where taking the next
-    /// buddy would bring the zone's free pages under min; counts the entries visited.
-    pub(crate) fn isolate_block(&mut self, zi: ZoneId, block: Pfn, stash: &mut Stash) {
+    /// buddy would bring the zone's free pages under min; counts the entries visited. Returns
+    /// whether the walk reached the pageblock's end.
+    pub(crate) fn isolate_block(&mut self, zi: ZoneId, block: Pfn, stash: &mut Stash) -> bool {
         let pbp = self.geo.pageblock_pages();
         let mut p = block;
         let mut scanned = 0;
@@ -393,7 +412,8 @@ impl Allocator {
             if m.state == PageState::Free {
                 let n = 1u64 << m.order;
                 if !z.may_isolate(n) {
-                    break;
+                    self.vm.add(Vm::CompactFreeScanned, scanned);
+                    return false;
                 }
                 let h = z.hold_free(p);
                 stash.push(h);
@@ -409,6 +429,7 @@ impl Allocator {
             }
         }
         self.vm.add(Vm::CompactFreeScanned, scanned);
+        true
     }
 
     /// Compact one zone. `order` None = the whole zone (proactive / compact_memory).
@@ -427,6 +448,10 @@ impl Allocator {
         let start = span.start.div_ceil(pbp) * pbp;
         let end = span.end / pbp * pbp;
         let whole = order.is_none() || prio == CompactPriority::SyncFull;
+        let hints = SkipHints::new(self.cfg.compaction_skip_hints, whole);
+        if hints.set && self.zones[zi].compaction_restarting(order) {
+            self.zones[zi].reset_isolation_suitable();
+        }
         let mut migrate_pfn = if whole {
             start
         } else {
@@ -453,7 +478,10 @@ impl Allocator {
             }
             let block = migrate_pfn;
             migrate_pfn += pbp;
-            let ok = {
+            // whether the scanner reads the pageblock (`isolation_suitable`,
+            // `suitable_migration_source`, the policy's veto) and whether a walk could find a
+            // folio to move; a pageblock read without a folio isolated is marked skipped
+            let (read, ok) = {
                 let z = &self.zones[zi];
                 let pb = z.pb(block);
                 let type_ok = prio != CompactPriority::Async || daemon || {
@@ -465,13 +493,16 @@ impl Allocator {
                     }
                 };
                 let first = z.page(block);
-                z.pb_in_zone(block)
+                let read = z.pb_in_zone(block)
                     && !pb.is_isolated()
-                    && pb.movable_pages() > 0
+                    && !z.skipped(block, hints)
                     && type_ok
-                    && !(first.state == PageState::Alloc && first.order >= pbo)
-                    && self.policy.compaction_source_ok(z, block)
+                    && self.policy.compaction_source_ok(z, block);
+                let worth = pb.movable_pages() > 0
+                    && !(first.state == PageState::Alloc && first.order >= pbo);
+                (read, read && worth)
             };
+            let mut isolated = false;
             if ok {
                 let mut p = block;
                 let mut scanned = 0u64;
@@ -491,6 +522,7 @@ impl Allocator {
                                 &mut stash,
                                 m.order,
                                 &mut fs,
+                                hints,
                             ) {
                                 FreeScan::Found => {}
                                 FreeScan::Met => {
@@ -510,6 +542,9 @@ impl Allocator {
                                 .target_from_stash(&mut stash, m.order)
                                 .expect("stash has a block");
                             let out = self.migrate_to(zi, p, zi, to, env);
+                            // a folio the embedder refuses (pinned) is one the kernel's
+                            // isolation would have passed over
+                            isolated |= out != MigrateOutcome::Refused;
                             if out != MigrateOutcome::Moved {
                                 stash.push(Held {
                                     pfn: to,
@@ -529,6 +564,9 @@ impl Allocator {
                 if daemon {
                     self.vm.add(Vm::CompactDaemonMigrateScanned, scanned);
                 }
+            }
+            if read && !isolated {
+                self.zones[zi].mark_skipped(block, hints);
             }
             // finish test at the pageblock boundary
             if let Some(o) = order {
@@ -552,6 +590,13 @@ impl Allocator {
         }
         let _ = self.zones[zi].take_cat_changes();
         let z = &mut self.zones[zi];
+        if hints.set
+            && !daemon
+            && matches!(result, CompactResult::Complete | CompactResult::Partial)
+        {
+            // the scanners met in a direct compaction: kswapd clears the marks when it sleeps
+            z.compact.blockskip_flush = true;
+        }
         if result == CompactResult::Complete {
             z.compact.cached_migrate_pfn = start;
             z.compact.cached_free_pfn = end;

@@ -205,6 +205,9 @@ pub struct ReplayOptions {
     /// How frees trim the modelled columns' per-CPU lists. `None`: the traced kernel's rule
     /// when the capture names its kernel (`meta.json`, `dmesg_boot.txt`), else mainline's.
     pub pcp_free: Option<crate::scenario::PcpFree>,
+    /// Compaction's skip hints in the modelled columns (`Config::compaction_skip_hints`,
+    /// default on).
+    pub skip_hints: bool,
 }
 
 /// A progress hook of the decode pass: called with (bytes of the trace file read so far, the
@@ -290,6 +293,7 @@ impl Default for ReplayOptions {
             boot_trace: None,
             progress: None,
             pcp_free: None,
+            skip_hints: true,
         }
     }
 }
@@ -819,6 +823,7 @@ fn columns(c: Columns<'_>) -> Result<ReplayOutput, ReplayError> {
         on_demand_grow: opts.grow_on_demand,
         pcp_free,
         pcp_free_from: &pcp_free_from,
+        skip_hints: opts.skip_hints,
     };
     let layout = layout.unwrap_or_else(|| infer_layout(dec.pfn_min, dec.pfn_end));
     let mut notes = dec.notes.clone();

@@ -121,6 +121,8 @@ pub(crate) struct ColumnOpts<'a> {
     /// How frees trim the per-CPU lists, and where that rule came from (for the JSON).
     pub pcp_free: crate::scenario::PcpFree,
     pub pcp_free_from: &'a str,
+    /// Compaction's skip hints (`Config::compaction_skip_hints`).
+    pub skip_hints: bool,
 }
 
 /// Build an allocator for `sel` over `layout` with the log's prefill applied.
@@ -128,7 +130,7 @@ pub(crate) fn build_allocator(
     log: &OpLog,
     layout: &MemoryLayout,
     sel: &PolicySel,
-    pcp_free: crate::scenario::PcpFree,
+    col: &ColumnOpts<'_>,
     notes: &mut BTreeMap<String, u64>,
 ) -> Result<(Allocator, MapEnv), ReplayError> {
     let (policy, pcp) = match sel {
@@ -140,7 +142,8 @@ pub(crate) fn build_allocator(
         pcp,
         nr_cpus: log.nr_cpus.max(1),
         event_capacity: 1 << 16,
-        pcp_free_tuning: pcp_free.tuning(),
+        pcp_free_tuning: col.pcp_free.tuning(),
+        compaction_skip_hints: col.skip_hints,
         ..Config::default()
     };
     let mut a = Allocator::new(layout, cfg).map_err(|e| ReplayError::Layout(e.to_string()))?;
@@ -178,7 +181,7 @@ pub(crate) fn run_policy(
     let cpu0 = thread_cpu_s();
     let wall0 = std::time::Instant::now();
     let mut notes: BTreeMap<String, u64> = BTreeMap::new();
-    let (mut a, mut env) = build_allocator(log, layout, sel, col.pcp_free, &mut notes)?;
+    let (mut a, mut env) = build_allocator(log, layout, sel, col, &mut notes)?;
     let real = matches!(sel, PolicySel::Real);
     let pbo = a.geo().pageblock_order;
     let mut failures: BTreeMap<String, u64> = BTreeMap::new();
@@ -543,6 +546,9 @@ pub(crate) fn run_policy(
             "pcp_free".to_string(),
             serde_json::json!({"rule": col.pcp_free.name(), "from": col.pcp_free_from}),
         );
+        if !col.skip_hints {
+            extra.insert("compaction_skip_hints".to_string(), false.into());
+        }
     }
     extra.insert(
         "replay_notes".to_string(),

@@ -477,6 +477,9 @@ pub struct Scenario {
     pub kswapd: KswapdModel,
     /// How frees trim the per-CPU lists (`pcp_free`, default `mainline`).
     pub pcp_free: PcpFree,
+    /// Compaction's skip hints (`compaction_skip_hints`, default true; false is the model
+    /// before 2026-12-05).
+    pub compaction_skip_hints: bool,
 }
 
 /// Command-line overrides.
@@ -488,6 +491,8 @@ pub struct Overrides {
     pub layout: Option<LayoutKind>,
     pub slab_model: Option<SlabModel>,
     pub pcp_free: Option<PcpFree>,
+    /// Compaction's skip hints on or off (`--skip-hints`).
+    pub skip_hints: Option<bool>,
     /// `--set KEY=VALUE` edits of the scenario text, applied before it is read
     /// ([`load_with`]); held here so that every command that loads takes them.
     pub sets: Vec<String>,
@@ -510,6 +515,9 @@ impl Scenario {
         }
         if let Some(p) = o.pcp_free {
             self.pcp_free = p;
+        }
+        if let Some(h) = o.skip_hints {
+            self.compaction_skip_hints = h;
         }
         if let Some(m) = o.slab_model {
             self.slab_model = m;
@@ -581,6 +589,7 @@ impl Scenario {
             let slab_model: SlabModel = t.word("slab_model")?;
             let kswapd: KswapdModel = t.word("kswapd")?;
             let pcp_free: PcpFree = t.word("pcp_free")?;
+            let compaction_skip_hints = t.bool("compaction_skip_hints")?.unwrap_or(true);
             let sample_every_ns = t
                 .dur("sample_every", false)?
                 .map(|d| d.ns(0))
@@ -736,6 +745,7 @@ impl Scenario {
                 slab_model,
                 kswapd,
                 pcp_free,
+                compaction_skip_hints,
             })
         })();
         r.map_err(|(k, m)| {

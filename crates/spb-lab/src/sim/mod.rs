@@ -135,6 +135,7 @@ impl Sim {
             event_capacity: 0,
             compaction_proactiveness: sc.vm.compaction_proactiveness,
             pcp_free_tuning: sc.pcp_free.tuning(),
+            compaction_skip_hints: sc.compaction_skip_hints,
             ..Config::default()
         };
         let a = Allocator::new(&layout, cfg).map_err(|e| format!("machine: {e}"))?;

@@ -350,6 +350,9 @@ pub fn run_scenario(
     if sc.pcp_free != crate::scenario::PcpFree::default() {
         extra.insert("pcp_free".into(), sc.pcp_free.name().into());
     }
+    if !sc.compaction_skip_hints {
+        extra.insert("compaction_skip_hints".into(), false.into());
+    }
     Ok(RunMetrics {
         scenario: sc.name.clone(),
         policy: policy_label(&opts.policy),
