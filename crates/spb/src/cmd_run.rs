@@ -423,6 +423,7 @@ mod tests {
                 seed: Some(9),
                 slab_model: Some(SlabModel::Pages),
                 pcp_free: Some(PcpFree::Simple),
+                skip_hints: Some(false),
                 set: vec!["boot.freed=0.5".into()],
             },
             layout: Some("q35".into()),
@@ -441,6 +442,8 @@ mod tests {
         );
         assert_eq!(sc.slab_model, SlabModel::Pages);
         assert_eq!(sc.pcp_free, PcpFree::Simple);
+        assert!(!sc.compaction_skip_hints);
+        assert!(on_off("on").unwrap() && !on_off("off").unwrap() && on_off("yes").is_err());
         assert_eq!(sc.boot.freed, 0.5);
         assert_eq!(sc.name, "seed-16g [boot.freed=0.5]");
         // a --set the scenario does not accept is a bad command line

@@ -53,13 +53,23 @@ pub(crate) struct FastSearch {
     /// Direct compaction (not kcompactd): a fruitless first search moves the linear scanner to
     /// `min_pfn`.
     direct: bool,
+    /// How the run reads and sets the skip hints (module `skip`; the kernel's
+    /// `ignore_skip_hint` and `no_set_skip_hint` of the same `compact_control`).
+    pub(crate) hints: SkipHints,
 }
 
 impl FastSearch {
     /// State for a run of `order` (None: the whole zone, no search) whose free scanner starts at
     /// `init_free`.
-    pub(crate) fn new(order: Option<u8>, init_free: Pfn, direct: bool, direct_async: bool) -> Self {
+    pub(crate) fn new(
+        order: Option<u8>,
+        init_free: Pfn,
+        direct: bool,
+        direct_async: bool,
+        hints: SkipHints,
+    ) -> Self {
         FastSearch {
+            hints,
             order: order.filter(|&o| o > 0),
             search_order: order.map_or(0, |o| o as i32),
             fail: 0,
@@ -106,7 +116,6 @@ impl Allocator {
         stash: &mut Stash,
         need: u64,
         fs: &mut FastSearch,
-        hints: SkipHints,
     ) {
         let Some(cc_order) = fs.order.map(|o| o as i32) else {
             return;
@@ -237,11 +246,13 @@ impl Allocator {
         // fast_isolate_around: the rest of the found buddy's pageblock
         if let Some(pfn) = around {
             let block = pfn & !(pbp - 1);
-            if stash.pages() < need && !fs.direct_async && self.free_block_ok(zi, block) {
-                if self.isolate_block(zi, block, stash) {
-                    // full or nearly full: later runs pass it over
-                    self.zones[zi].mark_skipped(block, hints);
-                }
+            if stash.pages() < need
+                && !fs.direct_async
+                && self.free_block_ok(zi, block)
+                && self.isolate_block(zi, block, stash)
+            {
+                // full or nearly full: later runs pass it over
+                self.zones[zi].mark_skipped(block, fs.hints);
             }
         }
     }

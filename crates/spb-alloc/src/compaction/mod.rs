@@ -330,14 +330,13 @@ impl Allocator {
         stash: &mut Stash,
         order: u8,
         fs: &mut fast::FastSearch,
-        hints: SkipHints,
     ) -> FreeScan {
         if stash.has_at_least(order) {
             return FreeScan::Found;
         }
         let need = 1u64 << order;
         if fs.enabled() {
-            self.fast_isolate_freepages(zi, free_pfn, floor, stash, need, fs, hints);
+            self.fast_isolate_freepages(zi, free_pfn, floor, stash, need, fs);
         }
         let pbp = self.geo.pageblock_pages();
         let mut met = false;
@@ -354,17 +353,17 @@ impl Allocator {
             }
             let z = &mut self.zones[zi];
             let pb = z.pb(block);
-            if pb.migratetype() != MigrateType::Movable || z.skipped(block, hints) {
+            if pb.migratetype() != MigrateType::Movable || z.skipped(block, fs.hints) {
                 continue;
             }
             if pb.free == 0 {
                 // a walk would find nothing and reach the end (not counted as scanned)
-                z.mark_skipped(block, hints);
+                z.mark_skipped(block, fs.hints);
                 continue;
             }
             scanned_a_block = true;
             if self.isolate_block(zi, block, stash) {
-                self.zones[zi].mark_skipped(block, hints);
+                self.zones[zi].mark_skipped(block, fs.hints);
             }
         }
         if stash.has_at_least(order) {
@@ -468,6 +467,7 @@ impl Allocator {
             end,
             !daemon,
             !daemon && prio == CompactPriority::Async,
+            hints,
         );
         let result;
         let target = order.unwrap_or(pbo);
@@ -522,7 +522,6 @@ impl Allocator {
                                 &mut stash,
                                 m.order,
                                 &mut fs,
-                                hints,
                             ) {
                                 FreeScan::Found => {}
                                 FreeScan::Met => {
