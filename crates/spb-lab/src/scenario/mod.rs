@@ -1211,6 +1211,17 @@ mod tests {
     }
 
     #[test]
+    fn compaction_skip_hints_key() {
+        let s = Scenario::from_toml("name = \"x\"", "t.toml").unwrap();
+        assert!(s.compaction_skip_hints, "on by default");
+        let s =
+            Scenario::from_toml("name = \"x\"\ncompaction_skip_hints = false", "t.toml").unwrap();
+        assert!(!s.compaction_skip_hints);
+        let x = e("name = \"x\"\ncompaction_skip_hints = \"off\"");
+        assert_eq!((x.key.as_str(), x.line), ("compaction_skip_hints", Some(2)));
+    }
+
+    #[test]
     fn pcp_free_key_and_kernel_rule() {
         let s = Scenario::from_toml("name = \"x\"", "t.toml").unwrap();
         assert_eq!(s.pcp_free, PcpFree::Mainline, "mainline by default");
