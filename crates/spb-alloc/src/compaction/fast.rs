@@ -250,8 +250,10 @@ impl Allocator {
                 && !fs.direct_async
                 && self.free_block_ok(zi, block)
                 && self.isolate_block(zi, block, stash)
+                && stash.pages() < need
             {
-                // full or nearly full: later runs pass it over
+                // walked to its end without completing the batch (full or nearly full): later
+                // runs pass it over
                 self.zones[zi].mark_skipped(block, fs.hints);
             }
         }

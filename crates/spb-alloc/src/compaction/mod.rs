@@ -362,7 +362,9 @@ impl Allocator {
                 continue;
             }
             scanned_a_block = true;
-            if self.isolate_block(zi, block, stash) {
+            // marked when the kernel's walk would have reached the pageblock's end: it stops
+            // inside the pageblock that completes the batch and resumes there next time
+            if self.isolate_block(zi, block, stash) && stash.pages() < need {
                 self.zones[zi].mark_skipped(block, fs.hints);
             }
         }

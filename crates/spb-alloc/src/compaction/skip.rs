@@ -2,9 +2,13 @@
 //! and the rules that set, read and clear it.
 //!
 //! A scanner that walks a pageblock to its end marks it skipped when the walk was of no use
-//! for a while: the free scanner after any complete walk (its free pages are now isolated or
-//! were too few), the free-list search's isolation around a buddy likewise
-//! (`fast_isolate_around`), the migrate scanner when the walk isolated nothing. Both linear
+//! for a while: the free scanner when the walk ended without the batch it wanted (the
+//! pageblock's free pages are all isolated, or were too few; the kernel stops inside the
+//! pageblock that completes the batch, unmarked, and the model, which isolates whole
+//! pageblocks, leaves that one unmarked too), the free-list search's isolation around a buddy
+//! likewise (`fast_isolate_around`), the migrate scanner when the walk isolated nothing (a
+//! folio the embedder refuses to move counts as not isolated: the kernel's isolation passes
+//! pinned folios over). Both linear
 //! scanners then pass a marked pageblock over without reading it, unless the run ignores the
 //! hints: whole-zone runs (proactive compaction, `compact_memory`) and direct compaction at
 //! `SyncFull`, the priority of last resort (`compact_zone_order`'s `ignore_skip_hint`).
