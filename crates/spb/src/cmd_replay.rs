@@ -55,7 +55,13 @@ pub struct ReplayArgs {
     pub pcp_free: Option<spb_lab::scenario::PcpFree>,
     /// Compaction's skip hints in the modelled columns: `on` (the kernel's PB_compact_skip) or
     /// `off` (the model before 2026-12-05).
-    #[arg(long, value_name = "on|off", default_value = "on", value_parser = crate::cmd_run::on_off)]
+    #[arg(
+        long,
+        value_name = "on|off",
+        default_value = "on",
+        value_parser = crate::cmd_run::on_off,
+        action = clap::ArgAction::Set
+    )]
     pub skip_hints: bool,
     /// From-boot replay of a plain pair of files: this boot ftrace text (the kernel command
     /// line's trace_event= ring buffer), then TRACE (a trace-cmd .dat or text stream); with

@@ -121,6 +121,56 @@ fn valid_compressed_traces_replay_and_write_json_atomically() {
 }
 
 #[test]
+fn skip_hints_switch_reaches_the_modelled_columns() {
+    let t = Tmp::new("skip-hints");
+    let f = t.write("t.txt", good_trace());
+    let json = t.path("out.json");
+    for (flag, off) in [("on", false), ("off", true)] {
+        let out = spb(&[
+            "replay",
+            s(&f),
+            "--policy",
+            "real,spb",
+            "--skip-hints",
+            flag,
+            "--json",
+            s(&json),
+        ]);
+        assert_ok(&out, &[]);
+        let doc: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        // the JSON names the switch only when it is off, and only in the modelled column
+        let named: Vec<bool> = doc["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["extra"]["compaction_skip_hints"] == serde_json::json!(false))
+            .collect();
+        assert_eq!(named, [false, off], "--skip-hints {flag}");
+    }
+    let out = spb(&["replay", s(&f), "--skip-hints", "maybe"]);
+    assert_exit(&out, 2, &["--skip-hints", "expected `on` or `off`"]);
+    let out = spb(&[
+        "run",
+        "--duration",
+        "1s",
+        "--policy",
+        "vanilla",
+        "--skip-hints",
+        "off",
+        "--json",
+        s(&json),
+    ]);
+    assert_ok(&out, &[]);
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(
+        doc["runs"][0]["extra"]["compaction_skip_hints"],
+        serde_json::json!(false)
+    );
+}
+
+#[test]
 fn truncated_zstd_trace_is_bad_input() {
     let t = Tmp::new("trunc-zst");
     let z = zstd_bytes(&good_trace());
