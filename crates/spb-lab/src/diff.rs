@@ -22,6 +22,11 @@ pub const TIMING_KEYS: &[&str] = &[
     "events_per_second",
     "workload_events_per_second",
     "workload_wall_seconds",
+    // a replay's CPU times (`spb replay`)
+    "decode_cpu_seconds",
+    "replay_cpu_seconds",
+    "measure_cpu_seconds",
+    "trace_lines_per_cpu_second",
 ];
 
 /// Remove [`TIMING_KEYS`] from `v` at any depth.
@@ -293,9 +298,10 @@ mod tests {
 
     #[test]
     fn strip_reaches_every_depth() {
-        let mut v: Value =
-            serde_json::json!({"wall_seconds": 1, "x": [{"events_per_second": 2, "y": 3}]});
+        let mut v: Value = serde_json::json!({"wall_seconds": 1, "x": [{"events_per_second": 2, "y": 3}],
+            "extra": {"replay_cpu_seconds": 0.5, "decode_cpu_seconds": 1.0, "measure_cpu_seconds": 0.1,
+                "trace_lines_per_cpu_second": 9.0, "ops": 4}});
         strip_timing(&mut v);
-        assert_eq!(v, serde_json::json!({"x": [{"y": 3}]}));
+        assert_eq!(v, serde_json::json!({"x": [{"y": 3}], "extra": {"ops": 4}}));
     }
 }
