@@ -46,6 +46,12 @@ pub struct Config {
     /// over pageblocks an earlier walk found of no use until kswapd sleeps or deferral
     /// restarts. On by default; off is the model before 2026-12-05.
     pub compaction_skip_hints: bool,
+    /// The async free scanner's stride (`isolate_freepages`): async direct compaction reads
+    /// one entry in 32 of a pageblock, every entry of the pageblock after one that gave free
+    /// pages, and doubles the stride (up to 32) after one that gave none. Off by default (every
+    /// entry read): measured on two scenarios only (RESULTS.md, the skip-hint note), where it
+    /// helps thp-challenge and hurts pagecache-churn.
+    pub compaction_async_stride: bool,
 }
 
 impl Default for Config {
@@ -63,6 +69,7 @@ impl Default for Config {
             fast_path: true,
             pcp_free_tuning: crate::pcp::PcpFreeTuning::Mainline,
             compaction_skip_hints: true,
+            compaction_async_stride: false,
         }
     }
 }

@@ -35,7 +35,7 @@ use super::{SkipHints, Stash};
 
 /// `COMPACT_CLUSTER_MAX` (= `SWAP_CLUSTER_MAX`): the kernel's migration batch, and the base of
 /// the free-list search limit.
-const COMPACT_CLUSTER_MAX: u32 = 32;
+pub(crate) const COMPACT_CLUSTER_MAX: u32 = 32;
 
 /// The search's per-run state (the kernel keeps it in `struct compact_control`).
 pub(crate) struct FastSearch {
@@ -77,6 +77,10 @@ impl FastSearch {
             direct_async,
             direct,
         }
+    }
+    /// Async direct compaction (`cc->mode == MIGRATE_ASYNC` outside kcompactd).
+    pub(crate) fn direct_async(&self) -> bool {
+        self.direct_async
     }
     pub(crate) fn enabled(&self) -> bool {
         self.order.is_some()
@@ -249,7 +253,7 @@ impl Allocator {
             if stash.pages() < need
                 && !fs.direct_async
                 && self.free_block_ok(zi, block)
-                && self.isolate_block(zi, block, stash)
+                && self.isolate_block(zi, block, stash, 1)
                 && stash.pages() < need
             {
                 // walked to its end without completing the batch (full or nearly full): later

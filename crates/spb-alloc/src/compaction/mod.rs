@@ -341,6 +341,14 @@ impl Allocator {
         let pbp = self.geo.pageblock_pages();
         let mut met = false;
         let mut scanned_a_block = false;
+        // async direct compaction reads every 32nd entry of a pageblock, and every entry of
+        // the pageblock after one that gave free pages (`isolate_freepages`' stride)
+        let strided = fs.direct_async() && self.cfg.compaction_async_stride;
+        let mut stride = if strided {
+            fast::COMPACT_CLUSTER_MAX as u64
+        } else {
+            1
+        };
         while stash.pages() == 0 || (scanned_a_block && stash.pages() < need) {
             if *free_pfn < floor + pbp || *free_pfn < self.zones[zi].span.start + pbp {
                 met = true;
@@ -364,8 +372,16 @@ impl Allocator {
             scanned_a_block = true;
             // marked when the kernel's walk would have reached the pageblock's end: it stops
             // inside the pageblock that completes the batch and resumes there next time
-            if self.isolate_block(zi, block, stash) && stash.pages() < need {
+            let before = stash.pages();
+            if self.isolate_block(zi, block, stash, stride) && stash.pages() < need {
                 self.zones[zi].mark_skipped(block, fs.hints);
+            }
+            if strided {
+                stride = if stash.pages() > before {
+                    1
+                } else {
+                    (stride * 2).min(fast::COMPACT_CLUSTER_MAX as u64)
+                };
             }
         }
         if stash.has_at_least(order) {
@@ -394,9 +410,20 @@ impl Allocator {
     /// Isolate every free buddy of the pageblock at `block` into the stash (the model's
     /// `isolate_freepages_block`: whole pageblocks, stride 1), stopping where taking the next
     /// buddy would bring the zone's free pages under min; counts the entries visited. Returns
-    /// whether the walk reached the pageblock's end.
-    pub(crate) fn isolate_block(&mut self, zi: ZoneId, block: Pfn, stash: &mut Stash) -> bool {
+    /// whether the walk reached the pageblock's end. With `stride` above 1 the walk reads one
+    /// entry in `stride` (after a free block or an allocated block of a higher order, the entry
+    /// `stride` past its end), as the kernel's async free scanner does.
+    pub(crate) fn isolate_block(
+        &mut self,
+        zi: ZoneId,
+        block: Pfn,
+        stash: &mut Stash,
+        stride: u64,
+    ) -> bool {
         let pbp = self.geo.pageblock_pages();
+        if stride > 1 {
+            return self.isolate_block_strided(zi, block, stash, stride);
+        }
         let mut p = block;
         let mut scanned = 0;
         while p < block + pbp {
@@ -431,6 +458,45 @@ impl Allocator {
         }
         self.vm.add(Vm::CompactFreeScanned, scanned);
         true
+    }
+
+    /// [`Allocator::isolate_block`] reading one entry in `stride`.
+    fn isolate_block_strided(
+        &mut self,
+        zi: ZoneId,
+        block: Pfn,
+        stash: &mut Stash,
+        stride: u64,
+    ) -> bool {
+        let end = block + self.geo.pageblock_pages();
+        let mut p = block;
+        let mut scanned = 0;
+        let mut reached = true;
+        while p < end {
+            let z = &mut self.zones[zi];
+            let m = *z.page(p);
+            scanned += 1;
+            match m.state {
+                PageState::Free => {
+                    let n = 1u64 << m.order;
+                    if !z.may_isolate(n) {
+                        reached = false;
+                        break;
+                    }
+                    let h = z.hold_free(p);
+                    stash.push(h);
+                    self.vm.add(Vm::CompactIsolated, n);
+                    p += n - 1;
+                }
+                PageState::Alloc | PageState::Pcp | PageState::Isolated => {
+                    p += (1u64 << m.order) - 1;
+                }
+                _ => {}
+            }
+            p += stride;
+        }
+        self.vm.add(Vm::CompactFreeScanned, scanned);
+        reached
     }
 
     /// Compact one zone. `order` None = the whole zone (proactive / compact_memory).
@@ -688,5 +754,48 @@ impl Allocator {
             self.vm.inc(Vm::CompactFail);
         }
         (None, rc)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layout::MemoryLayout;
+    use crate::{Config, Gfp};
+
+    /// The async free scanner's stride: a strided walk reads one entry in `stride` (here
+    /// beyond the pageblock, so its first entry only) and takes only the free pages it lands
+    /// on; a walk of stride 1 takes them all.
+    #[test]
+    fn a_strided_walk_reads_one_entry_in_stride() {
+        for (stride, taken, read) in [(1, 2, 8), (32, 1, 1)] {
+            let mut cfg = Config {
+                pcp: false,
+                ..Config::default()
+            };
+            cfg.watermarks.min_free_kbytes = Some(0);
+            let mut a = Allocator::new(&MemoryLayout::tiny_two_zone(), cfg).unwrap();
+            let span = a.zones[1].span;
+            for p in span.start..span.end {
+                a.alloc_at(p, 0, Gfp::HIGHUSER_MOVABLE, p as u32).unwrap();
+            }
+            let pbp = a.geo.pageblock_pages();
+            let block = span.start + 2 * pbp;
+            a.free(block, 0, 0).unwrap();
+            a.free(block + 3, 0, 0).unwrap();
+            let mut stash = Stash::default();
+            let before = a.vm.get(Vm::CompactFreeScanned);
+            assert!(a.isolate_block(1, block, &mut stash, stride));
+            assert_eq!(stash.pages(), taken, "stride {stride}");
+            assert_eq!(
+                a.vm.get(Vm::CompactFreeScanned) - before,
+                read,
+                "stride {stride}"
+            );
+            for h in stash.drain() {
+                a.zones[1].release_held(h);
+            }
+            a.check().unwrap();
+        }
     }
 }

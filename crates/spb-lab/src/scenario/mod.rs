@@ -480,6 +480,8 @@ pub struct Scenario {
     /// Compaction's skip hints (`compaction_skip_hints`, default true; false is the model
     /// before 2026-12-05).
     pub compaction_skip_hints: bool,
+    /// The async free scanner's stride (`compaction_async_stride`, default false).
+    pub compaction_async_stride: bool,
 }
 
 /// Command-line overrides.
@@ -590,6 +592,7 @@ impl Scenario {
             let kswapd: KswapdModel = t.word("kswapd")?;
             let pcp_free: PcpFree = t.word("pcp_free")?;
             let compaction_skip_hints = t.bool("compaction_skip_hints")?.unwrap_or(true);
+            let compaction_async_stride = t.bool("compaction_async_stride")?.unwrap_or(false);
             let sample_every_ns = t
                 .dur("sample_every", false)?
                 .map(|d| d.ns(0))
@@ -746,6 +749,7 @@ impl Scenario {
                 kswapd,
                 pcp_free,
                 compaction_skip_hints,
+                compaction_async_stride,
             })
         })();
         r.map_err(|(k, m)| {
@@ -1216,7 +1220,10 @@ mod tests {
         assert!(s.compaction_skip_hints, "on by default");
         let s =
             Scenario::from_toml("name = \"x\"\ncompaction_skip_hints = false", "t.toml").unwrap();
-        assert!(!s.compaction_skip_hints);
+        assert!(!s.compaction_skip_hints && !s.compaction_async_stride);
+        let s =
+            Scenario::from_toml("name = \"x\"\ncompaction_async_stride = true", "t.toml").unwrap();
+        assert!(s.compaction_async_stride);
         let x = e("name = \"x\"\ncompaction_skip_hints = \"off\"");
         assert_eq!((x.key.as_str(), x.line), ("compaction_skip_hints", Some(2)));
     }

@@ -136,6 +136,7 @@ impl Sim {
             compaction_proactiveness: sc.vm.compaction_proactiveness,
             pcp_free_tuning: sc.pcp_free.tuning(),
             compaction_skip_hints: sc.compaction_skip_hints,
+            compaction_async_stride: sc.compaction_async_stride,
             ..Config::default()
         };
         let a = Allocator::new(&layout, cfg).map_err(|e| format!("machine: {e}"))?;

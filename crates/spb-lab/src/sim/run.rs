@@ -353,6 +353,9 @@ pub fn run_scenario(
     if !sc.compaction_skip_hints {
         extra.insert("compaction_skip_hints".into(), false.into());
     }
+    if sc.compaction_async_stride {
+        extra.insert("compaction_async_stride".into(), true.into());
+    }
     Ok(RunMetrics {
         scenario: sc.name.clone(),
         policy: policy_label(&opts.policy),
