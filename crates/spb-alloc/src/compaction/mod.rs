@@ -15,8 +15,9 @@
 //! marks are cleared (module `skip`).
 //!
 //! Simplifications (documented in docs/architecture.md): no compaction capture, no "fast
-//! find" of the migrate block; the free scanner isolates whole pageblocks (stride 1),
-//! and folios are migrated one at a time (the kernel batches up to 32 pages).
+//! find" of the migrate block; the free scanner isolates whole pageblocks (stride 1 unless
+//! `Config::compaction_async_stride`), and folios are migrated one at a time (the kernel
+//! batches up to 32 pages).
 
 use alloc::vec::Vec;
 
