@@ -57,8 +57,8 @@ enum Cmd {
     /// results side by side: every run of every FILE (`spb run --json`, `spb replay --json`,
     /// `spb sweep` lines); `--against POLICY` adds issue 15's targets.
     Bill(cmd_bill::BillArgs),
-    /// Compare two saved results without their timings (wall and CPU seconds, events per second): exit
-    /// 0 when every run is the same, 1 with the differing fields when not.
+    /// Compare two saved results without their timings (wall and CPU seconds, events per
+    /// second): exit 0 when every run is the same, 1 with the differing fields when not.
     Diff(cmd_diff::DiffArgs),
     /// Run a grid of scenarios x policies x memory sizes x seeds on all cores.
     Sweep(cmd_sweep::SweepArgs),
