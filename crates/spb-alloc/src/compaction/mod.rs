@@ -408,61 +408,13 @@ impl Allocator {
             && self.policy.compaction_target_ok(z, block)
     }
 
-    /// Isolate every free buddy of the pageblock at `block` into the stash (the model's
-    /// `isolate_freepages_block`: whole pageblocks, stride 1), stopping where taking the next
-    /// buddy would bring the zone's free pages under min; counts the entries visited. Returns
-    /// whether the walk reached the pageblock's end. With `stride` above 1 the walk reads one
-    /// entry in `stride` (after a free block or an allocated block of a higher order, the entry
-    /// `stride` past its end), as the kernel's async free scanner does.
+    /// Isolate every free buddy the walk of the pageblock at `block` reads into the stash (the
+    /// model's `isolate_freepages_block`: a whole pageblock), stopping where taking the next
+    /// buddy would bring the zone's free pages under min; counts the entries read. The walk
+    /// reads the entry `stride` past the last page of the one before (past a free or allocated
+    /// block, the block's last page): every entry at stride 1, one in 32 for the kernel's async
+    /// free scanner. Returns whether the walk reached the pageblock's end.
     pub(crate) fn isolate_block(
-        &mut self,
-        zi: ZoneId,
-        block: Pfn,
-        stash: &mut Stash,
-        stride: u64,
-    ) -> bool {
-        let pbp = self.geo.pageblock_pages();
-        if stride > 1 {
-            return self.isolate_block_strided(zi, block, stash, stride);
-        }
-        let mut p = block;
-        let mut scanned = 0;
-        while p < block + pbp {
-            let z = &mut self.zones[zi];
-            // the entries the loop below would only step over, counted in one go
-            let run = z.plain_run(p, block + pbp);
-            p += run;
-            scanned += run;
-            if p >= block + pbp {
-                break;
-            }
-            let m = *z.page(p);
-            scanned += 1;
-            if m.state == PageState::Free {
-                let n = 1u64 << m.order;
-                if !z.may_isolate(n) {
-                    self.vm.add(Vm::CompactFreeScanned, scanned);
-                    return false;
-                }
-                let h = z.hold_free(p);
-                stash.push(h);
-                self.vm.add(Vm::CompactIsolated, n);
-                p += n;
-            } else if matches!(
-                m.state,
-                PageState::Alloc | PageState::Pcp | PageState::Isolated
-            ) {
-                p += 1u64 << m.order;
-            } else {
-                p += 1;
-            }
-        }
-        self.vm.add(Vm::CompactFreeScanned, scanned);
-        true
-    }
-
-    /// [`Allocator::isolate_block`] reading one entry in `stride`.
-    fn isolate_block_strided(
         &mut self,
         zi: ZoneId,
         block: Pfn,
@@ -472,32 +424,39 @@ impl Allocator {
         let end = block + self.geo.pageblock_pages();
         let mut p = block;
         let mut scanned = 0;
-        let mut reached = true;
         while p < end {
             let z = &mut self.zones[zi];
+            if stride == 1 {
+                // the entries the loop below would only step over, counted in one go
+                let run = z.plain_run(p, end);
+                p += run;
+                scanned += run;
+                if p >= end {
+                    break;
+                }
+            }
             let m = *z.page(p);
             scanned += 1;
-            match m.state {
+            // the next entry read: `stride` past the last page of this entry's block
+            let len = match m.state {
                 PageState::Free => {
                     let n = 1u64 << m.order;
                     if !z.may_isolate(n) {
-                        reached = false;
-                        break;
+                        self.vm.add(Vm::CompactFreeScanned, scanned);
+                        return false;
                     }
                     let h = z.hold_free(p);
                     stash.push(h);
                     self.vm.add(Vm::CompactIsolated, n);
-                    p += n - 1;
+                    n
                 }
-                PageState::Alloc | PageState::Pcp | PageState::Isolated => {
-                    p += (1u64 << m.order) - 1;
-                }
-                _ => {}
-            }
-            p += stride;
+                PageState::Alloc | PageState::Pcp | PageState::Isolated => 1u64 << m.order,
+                _ => 1,
+            };
+            p += len - 1 + stride;
         }
         self.vm.add(Vm::CompactFreeScanned, scanned);
-        reached
+        true
     }
 
     /// Compact one zone. `order` None = the whole zone (proactive / compact_memory).
