@@ -5,8 +5,9 @@
 //! uninitialised page; blocks are aligned and inside the zone; every free head is on the list
 //! its bucket, order and type name, and every list entry is such a head; per-CPU lists hold
 //! exactly the per-CPU heads and their counts match; zone free counters, pageblock counters and
-//! SPB counters equal a recount; compaction's skip list names exactly the marked pageblocks; SPB lists hold every SPB once under its current category and
-//! fullness; the patch 22 bounds hold; free + per-CPU + held + allocated = managed.
+//! SPB counters equal a recount; compaction's skip list names exactly the marked pageblocks;
+//! SPB lists hold every SPB once under its current category and fullness; the patch 22 bounds
+//! hold; free + per-CPU + held + allocated = managed.
 
 use alloc::format;
 use alloc::string::String;
@@ -203,13 +204,14 @@ fn check_zone(z: &Zone) -> Result<(), InvariantViolation> {
         listed[i] = true;
     }
     for (i, pb) in z.pageblocks.iter().enumerate() {
+        let bit = pb.flags & crate::pageblock::pbflag::SKIP != 0;
         ensure!(
-            listed[i] == (pb.flags & crate::pageblock::pbflag::SKIP != 0),
+            listed[i] == bit,
             "{}: pageblock {} (pfn {:#x}) skip bit {} but skip list {}",
             name,
             i,
             (z.pb_base + i as u64) << pbo,
-            pb.flags & crate::pageblock::pbflag::SKIP != 0,
+            bit,
             listed[i]
         );
     }

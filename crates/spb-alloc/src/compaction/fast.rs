@@ -20,9 +20,10 @@
 //! the part of the zone where a candidate can lie, and the order it reads them in is the one
 //! the top-quarter preference favours.
 //!
-//! A walk around the buddy that reaches the end of its pageblock marks the pageblock skipped
-//! (module `skip`). Not modelled: the retyping of a pageblock when a buddy of half a pageblock or more is
-//! isolated, and the free scanner's cached position being raised to the highest block seen.
+//! A walk around the buddy that reaches the end of its pageblock without completing the batch
+//! marks the pageblock skipped (module `skip`). Not modelled: the retyping of a pageblock when
+//! a buddy of half a pageblock or more is isolated, and the free scanner's cached position
+//! being raised to the highest block seen.
 
 use crate::geometry::Pfn;
 use crate::migratetype::MigrateType;
