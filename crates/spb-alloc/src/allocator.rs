@@ -1137,4 +1137,7 @@ impl crate::policy::Core for Allocator {
         self.policy_reclaimed += pages;
         self.freed_scratch = out;
     }
+    fn split_allocated(&mut self, zi: ZoneId, pfn: Pfn, env: &mut dyn Env) -> bool {
+        Allocator::split_allocated(self, zi, pfn, env)
+    }
 }

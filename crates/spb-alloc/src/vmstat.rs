@@ -61,6 +61,7 @@ vm_items! {
     SpbDefragPagesMoved => "spb_defrag_pages_moved",
     SpbEvacuateRuns => "spb_evacuate_runs",
     SpbEvacuatePagesMoved => "spb_evacuate_pages_moved",
+    SpbEvacuateSplits => "spb_evacuate_splits",
     SpbSlabShrinks => "spb_slab_shrinks",
     SpbAtomicRelax => "spb_atomic_relax",
     SpbPass1 => "spb_alloc_pass1",

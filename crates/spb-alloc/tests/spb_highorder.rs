@@ -217,3 +217,77 @@ fn supply_alone_leaves_callers_that_may_reclaim_to_the_slow_path() {
     assert!(a.vm().get(Vm::SpbEvacuateRuns) > 0);
     assert!(a.alloc(AllocRequest::new(5, light), &mut env).is_ok());
 }
+
+/// [`TrackEnv`] whose folios split (the lab's page cache does): the head keeps its cookie,
+/// the tail pages get new ones.
+#[derive(Default)]
+struct SplitTrack {
+    t: TrackEnv,
+    splits: u32,
+}
+
+impl Env for SplitTrack {
+    fn migrate(&mut self, from: Pfn, to: Pfn, order: u8, cookie: u32) -> MigrateOutcome {
+        self.t.migrate(from, to, order, cookie)
+    }
+    fn split(&mut self, pfn: Pfn, order: u8, cookie: u32, out: &mut Vec<u32>) -> bool {
+        self.splits += 1;
+        self.t.loc.insert(cookie, (pfn, 0));
+        out.push(cookie);
+        for i in 1..1u64 << order {
+            let c = 100_000 + (pfn + i) as u32;
+            self.t.loc.insert(c, (pfn + i, 0));
+            out.push(c);
+        }
+        true
+    }
+}
+
+#[test]
+fn evacuate_split_moves_a_folio_whose_only_target_is_in_its_own_spb() {
+    // pageblock 2 (SPB 0): one order-2 folio and 4 order-0 pages, the cheapest; pageblock 5
+    // (also SPB 0) holds the zone's only free order-2 block; every other pageblock has free
+    // single pages only. The folio fits the zone, but SPB 0 is the one being evacuated, so no
+    // whole target exists: without the switch the evacuation stops at the folio (nothing
+    // moves and the THP is not served from it); with it the folio splits and its base pages move.
+    for split in [false, true] {
+        let sw = next(true);
+        let sw = if split {
+            sw.with(SpbSwitch::EvacuateSplit)
+        } else {
+            sw
+        };
+        let mut a = alloc_with(2, sw);
+        let mut env = SplitTrack::default();
+        let folio = pb_base(2);
+        a.alloc_at(folio, 2, Gfp::HIGHUSER_MOVABLE, folio as u32)
+            .unwrap();
+        env.t.loc.insert(folio as u32, (folio, 2));
+        fill(&mut a, &mut env.t, 16, |pb, off| match pb {
+            2 => off < 4 || !off.is_multiple_of(4),
+            5 => (8..12).contains(&off) || scattered(off),
+            _ => scattered(off),
+        });
+        let r = a.alloc(AllocRequest::new(5, Gfp::TRANSHUGE), &mut env);
+        assert_eq!(a.vm().get(Vm::SpbEvacuateSplits), split as u64);
+        assert_eq!(env.splits, split as u32);
+        if split {
+            assert_eq!(
+                r.expect("served"),
+                pb_base(2),
+                "from the evacuated pageblock"
+            );
+            assert_eq!(a.pages_migrated(), 4 + 7, "the folio's 4 pages and 7 more");
+            assert!(env.t.loc[&(folio as u32)].0 >= SPB + SPB, "moved to SPB 1");
+        } else {
+            assert_eq!(
+                env.t.loc[&(folio as u32)],
+                (folio, 2),
+                "the folio did not move"
+            );
+            assert_ne!(r.ok(), Some(pb_base(2)));
+        }
+        assert_eq!(a.vm().get(Vm::ExtfragFragmenting), 0);
+        a.check().unwrap();
+    }
+}

@@ -481,4 +481,7 @@ pub(crate) trait Core {
     fn migrate_out(&mut self, zi: ZoneId, pfn: Pfn, env: &mut dyn Env) -> Option<bool>;
     /// Ask the Env to reclaim, and free what it hands back to the buddy lists.
     fn reclaim(&mut self, req: ReclaimRequest, env: &mut dyn Env);
+    /// Split the movable allocated block at `pfn` of zone `zi` (order above 0) into base
+    /// pages, if the embedder splits its folio (`Env::split`). Returns whether it did.
+    fn split_allocated(&mut self, zi: ZoneId, pfn: Pfn, env: &mut dyn Env) -> bool;
 }

@@ -326,7 +326,8 @@ pub(crate) fn background<C: Core>(c: &mut C, env: &mut dyn Env) {
     }
 }
 
-/// Move every movable block out of the pageblock holding `pfn`; other SPBs receive them.
+/// Move every movable block out of the pageblock holding `pfn`; other SPBs receive them. A
+/// block without a whole target stops the evacuation there, unless `evacuate_split` splits it.
 /// Returns pages moved.
 pub(crate) fn evacuate_block<C: Core>(c: &mut C, zi: ZoneId, pfn: Pfn, env: &mut dyn Env) -> u64 {
     let geo = c.geo();
@@ -338,6 +339,7 @@ pub(crate) fn evacuate_block<C: Core>(c: &mut C, zi: ZoneId, pfn: Pfn, env: &mut
         .spb_mut()
         .map(|s| s.excluded.replace((zi as u8, si)));
     let before = c.pages_migrated();
+    let split = sw(c, SpbSwitch::EvacuateSplit);
     let span = c.zones()[zi].pb_span(start);
     let mut p = span.start;
     while p < span.end {
@@ -349,6 +351,12 @@ pub(crate) fn evacuate_block<C: Core>(c: &mut C, zi: ZoneId, pfn: Pfn, env: &mut
                     && m.order < geo.pageblock_order
                     && c.migrate_out(zi, p, env).is_none()
                 {
+                    // no whole target: `evacuate_split` splits the folio and moves its base
+                    // pages (the same pfn again, now an order-0 page); else stop here
+                    if split && m.order > 0 && c.split_allocated(zi, p, env) {
+                        c.vm().inc(Vm::SpbEvacuateSplits);
+                        continue;
+                    }
                     break; // no target memory left
                 }
                 p += n;
