@@ -244,12 +244,12 @@ impl Env for SplitTrack {
 }
 
 #[test]
-fn evacuate_split_moves_a_folio_whose_target_went_to_an_earlier_one() {
-    // pageblock 2 (SPB 0): two order-2 folios and 3 order-0 pages, the cheapest; pageblock 12
-    // (SPB 1) holds the only free order-2 block outside SPB 0; every other pageblock has free
-    // single pages only. The first folio takes that block; the second finds no whole target:
-    // without the switch the evacuation stops there, half done (the THP is not served from the
-    // pageblock); with it the second folio splits and its base pages move.
+fn evacuate_split_moves_a_folio_whose_only_target_is_in_its_own_spb() {
+    // pageblock 2 (SPB 0): one order-2 folio and 4 order-0 pages, the cheapest; pageblock 5
+    // (also SPB 0) holds the zone's only free order-2 block; every other pageblock has free
+    // single pages only. The folio fits the zone, but SPB 0 is the one being evacuated, so no
+    // whole target exists: without the switch the evacuation stops at the folio (nothing
+    // moves and the THP is not served from it); with it the folio splits and its base pages move.
     for split in [false, true] {
         let sw = next(true);
         let sw = if split {
@@ -259,69 +259,35 @@ fn evacuate_split_moves_a_folio_whose_target_went_to_an_earlier_one() {
         };
         let mut a = alloc_with(2, sw);
         let mut env = SplitTrack::default();
-        let folios = [pb_base(2), pb_base(2) + 4];
-        for f in folios {
-            a.alloc_at(f, 2, Gfp::HIGHUSER_MOVABLE, f as u32).unwrap();
-            env.t.loc.insert(f as u32, (f, 2));
-        }
+        let folio = pb_base(2);
+        a.alloc_at(folio, 2, Gfp::HIGHUSER_MOVABLE, folio as u32)
+            .unwrap();
+        env.t.loc.insert(folio as u32, (folio, 2));
         fill(&mut a, &mut env.t, 16, |pb, off| match pb {
-            2 => off < 8 || !off.is_multiple_of(8),
-            12 => (8..12).contains(&off) || scattered(off),
+            2 => off < 4 || !off.is_multiple_of(4),
+            5 => (8..12).contains(&off) || scattered(off),
             _ => scattered(off),
         });
         let r = a.alloc(AllocRequest::new(5, Gfp::TRANSHUGE), &mut env);
         assert_eq!(a.vm().get(Vm::SpbEvacuateSplits), split as u64);
         assert_eq!(env.splits, split as u32);
-        assert_eq!(
-            env.t.loc[&(folios[0] as u32)],
-            (pb_base(12) + 8, 2),
-            "into the free order-2 block"
-        );
         if split {
             assert_eq!(
                 r.expect("served"),
                 pb_base(2),
                 "from the evacuated pageblock"
             );
-            assert_eq!(a.pages_migrated(), 4 + 4 + 3);
+            assert_eq!(a.pages_migrated(), 4 + 7, "the folio's 4 pages and 7 more");
+            assert!(env.t.loc[&(folio as u32)].0 >= SPB + SPB, "moved to SPB 1");
         } else {
             assert_eq!(
-                env.t.loc[&(folios[1] as u32)],
-                (folios[1], 2),
-                "the second did not move"
+                env.t.loc[&(folio as u32)],
+                (folio, 2),
+                "the folio did not move"
             );
             assert_ne!(r.ok(), Some(pb_base(2)));
         }
         assert_eq!(a.vm().get(Vm::ExtfragFragmenting), 0);
         a.check().unwrap();
     }
-}
-
-#[test]
-fn the_fit_counts_targets_outside_the_evacuated_spb() {
-    // pageblock 2 (SPB 0): one order-2 folio and 4 order-0 pages, the cheapest; pageblock 5
-    // (also SPB 0) holds the zone's only free order-2 block, which an evacuation of SPB 0
-    // cannot use: pageblock 2 is passed over for a pageblock without a folio (SPB 1's
-    // pageblock 9, 20 movable pages), and nothing stops half-way
-    let mut a = alloc_with(2, next(true));
-    let mut env = SplitTrack::default();
-    let folio = pb_base(2);
-    a.alloc_at(folio, 2, Gfp::HIGHUSER_MOVABLE, folio as u32)
-        .unwrap();
-    env.t.loc.insert(folio as u32, (folio, 2));
-    fill(&mut a, &mut env.t, 16, |pb, off| match pb {
-        2 => off < 4 || !off.is_multiple_of(4),
-        5 => (8..12).contains(&off) || scattered(off),
-        9 => off % 4 == 1 || off % 8 == 3,
-        _ => scattered(off),
-    });
-    let r = a.alloc(AllocRequest::new(5, Gfp::TRANSHUGE), &mut env);
-    assert_eq!(r.expect("served"), pb_base(9));
-    assert_eq!(
-        env.t.loc[&(folio as u32)],
-        (folio, 2),
-        "the folio did not move"
-    );
-    assert_eq!(a.pages_migrated(), 20, "pageblock 9's pages, nothing else");
-    a.check().unwrap();
 }

@@ -73,7 +73,7 @@ pub fn cheapest_block(z: &Zone, excluded: u32) -> Option<crate::geometry::Pfn> {
         })
         .collect();
     order.sort_by_key(|&i| core::cmp::Reverse(z.spbs[i as usize].free_pages));
-    let fit = MovableFit::of(z);
+    let fit = free_movable_fit(z);
     let mut best: Option<(u64, crate::geometry::Pfn)> = None;
     for i in order {
         let s = &z.spbs[i as usize];
@@ -92,7 +92,7 @@ pub fn cheapest_block(z: &Zone, excluded: u32) -> Option<crate::geometry::Pfn> {
                 && pb.reserved + pb.absent == 0
                 && !pb.is_isolated()
                 && best.is_none_or(|(bf, _)| pb.free as u64 > bf);
-            if ok && blocks_fit(z, b, fit.for_spb(i)) {
+            if ok && blocks_fit(z, b, fit) {
                 best = Some((pb.free as u64, b));
             }
             b += pbp;
@@ -101,54 +101,14 @@ pub fn cheapest_block(z: &Zone, excluded: u32) -> Option<crate::geometry::Pfn> {
     best.map(|x| x.1)
 }
 
-/// The bound of [`blocks_fit`] for an evacuation of a pageblock of SPB `si`: one above the
-/// largest order with a free movable block outside that SPB (an evacuation excludes its own
-/// SPB as a target, and a folio with no free block of its order to go to would be served by a
-/// fragmenting steal, or stop the evacuation half-way); 0 when there is none.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct MovableFit {
-    /// (one above the largest order, the SPB holding it; NIL with zone-wide lists).
-    best: (usize, u32),
-    /// One above the largest order among the other SPBs.
-    second: usize,
-}
-
-impl MovableFit {
-    /// Read the zone's free lists: with per-SPB lists, each SPB's largest free movable order.
-    pub(crate) fn of(z: &Zone) -> MovableFit {
-        let top = z.geo.nr_orders() - 1;
-        let mt = MigrateType::Movable.idx();
-        let mut best = (0, crate::page::NIL);
-        let mut second = 0;
-        for (b, area) in z.areas.iter().enumerate() {
-            let Some(o) = area.largest_between(0, top, mt) else {
-                continue;
-            };
-            let (f, who) = (
-                o + 1,
-                if z.per_spb_lists {
-                    b as u32
-                } else {
-                    crate::page::NIL
-                },
-            );
-            if f > best.0 {
-                second = best.0;
-                best = (f, who);
-            } else if f > second {
-                second = f;
-            }
-        }
-        MovableFit { best, second }
-    }
-    /// The bound for a pageblock of SPB `si`.
-    pub(crate) fn for_spb(&self, si: u32) -> usize {
-        if self.best.1 == si {
-            self.second
-        } else {
-            self.best.0
-        }
-    }
+/// The bound of [`blocks_fit`] for zone `z`: one above the largest order with a free movable
+/// block (a folio with no free block of its order to go to would be served by a fragmenting
+/// steal); 0 when there is none.
+pub(crate) fn free_movable_fit(z: &Zone) -> usize {
+    (0..z.geo.nr_orders())
+        .rev()
+        .find(|&o| z.nr_free[o][MigrateType::Movable.idx()] > 0)
+        .map_or(0, |o| o + 1)
 }
 
 /// Every movable allocated block in the pageblock at `b` (the blocks an evacuation moves) is of

@@ -263,7 +263,7 @@ fn evacuate_cheapest<C: Core>(
     if z.free_pages + z.geo.pageblock_pages() <= keep {
         return 0;
     }
-    let fit = super::spb_highorder::MovableFit::of(z);
+    let fit = super::spb_highorder::free_movable_fit(z);
     let mut spbs: Vec<u32> = (0..z.spbs.len() as u32)
         .filter(|&i| {
             let s = &z.spbs[i as usize];
@@ -275,7 +275,7 @@ fn evacuate_cheapest<C: Core>(
         spbs.iter().find_map(|&si| {
             evacuable_blocks(z, si, label)
                 .into_iter()
-                .find(|&(_, b)| super::spb_highorder::blocks_fit(z, b, fit.for_spb(si)))
+                .find(|&(_, b)| super::spb_highorder::blocks_fit(z, b, fit))
                 .map(|x| x.1)
         })
     };
