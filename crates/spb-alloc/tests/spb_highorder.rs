@@ -1,6 +1,6 @@
-//! spb-next `highorder_evacuate` (policy/spb_highorder.rs), each rule with the switch on and
-//! off, on a small geometry: 32-page pageblocks (order 5, the THP order here), 8 pageblocks
-//! per SPB.
+//! spb-next `highorder_evacuate` (policy/spb_highorder.rs) and `evacuate_split`, each rule with
+//! the switch on and off, on a small geometry: 32-page pageblocks (order 5, the THP order here),
+//! 8 pageblocks per SPB.
 
 mod common;
 use common::*;
