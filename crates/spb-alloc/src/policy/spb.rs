@@ -126,6 +126,10 @@ pub struct ZoneState {
     pub(crate) defrag_noop_ns: Vec<u64>,
     /// Defrag queued or running for this SPB.
     pub(crate) defrag_queued: Vec<bool>,
+    /// spb-next `defrag_deep`: this SPB's defrag runs until no movable pageblock can be
+    /// evacuated (set by the last-chance trigger, cleared by a run that moves nothing or
+    /// leaves no movable page).
+    pub(crate) defrag_deep: Vec<bool>,
     /// Time of the last slab-shrink request per SPB.
     pub(crate) shrink_ns: Vec<u64>,
 }
@@ -211,6 +215,7 @@ impl SpbPolicy {
             st.lost = fresh.lost;
             st.defrag_noop_ns.resize(n, 0);
             st.defrag_queued.resize(n, false);
+            st.defrag_deep.resize(n, false);
             st.shrink_ns.resize(n, 0);
         }
         if let Some(f) = self.contig.failed.get_mut(zi) {
@@ -994,8 +999,12 @@ impl SpbPolicy {
         s.pb_free <= start_pb
     }
 
-    /// Whether a defrag run of SPB `s` is done.
-    pub fn defrag_done(&self, s: &SpbMeta, pbp: u64) -> bool {
+    /// Whether a defrag run of SPB `s` is done (`deep`: spb-next `defrag_deep`, done only when
+    /// no movable page is left).
+    pub fn defrag_done(&self, s: &SpbMeta, pbp: u64, deep: bool) -> bool {
+        if deep {
+            return s.movable_pages() == 0;
+        }
         let start_pb = if self.sw.on(SpbSwitch::TaintedReserve) {
             (tainted_reserve(s) / 4).max(1)
         } else {
@@ -1020,7 +1029,9 @@ impl SpbPolicy {
         if last != 0 && now_ns < last + DEFRAG_NOOP_COOLDOWN_NS {
             return;
         }
-        if self.needs_defrag(&z.spbs[i as usize], z.geo.pageblock_pages()) {
+        let s = &z.spbs[i as usize];
+        let deep = zs.defrag_deep[i as usize] && s.movable_pages() > 0;
+        if deep || self.needs_defrag(s, z.geo.pageblock_pages()) {
             self.zones[zone as usize].defrag_queued[i as usize] = true;
             self.work.push(Work::Defrag { zone, spb: i });
         }
@@ -1033,6 +1044,9 @@ impl SpbPolicy {
         for full in 0..NR_FULLNESS {
             i = z.spb_lists.heads[Category::Tainted as usize][full];
             while i != NIL {
+                if self.sw.on(SpbSwitch::DefragDeep) && z.spbs[i as usize].movable_pages() > 0 {
+                    self.zones[ctx.zone_id as usize].defrag_deep[i as usize] = true;
+                }
                 self.maybe_start_defrag(ctx.zone_id, z, i, ctx.now_ns);
                 i = z.spbs[i as usize].list_next;
             }
@@ -1144,6 +1158,7 @@ fn zone_state(z: &Zone) -> ZoneState {
             .collect(),
         defrag_noop_ns: vec![0; n],
         defrag_queued: vec![false; n],
+        defrag_deep: vec![false; n],
         shrink_ns: vec![0; n],
     }
 }

@@ -402,10 +402,14 @@ fn defrag_spb<C: Core>(c: &mut C, zi: ZoneId, si: u32, env: &mut dyn Env) {
     let pbp = c.geo().pageblock_pages();
     let mut moved = 0;
     let blocks = evacuable_blocks(&c.zones()[zi], si, None);
+    let deep = c
+        .policy()
+        .spb()
+        .is_some_and(|p| p.zones[zi].defrag_deep[si as usize]);
     for (_, b) in blocks.into_iter().take(DEFRAG_BLOCKS_PER_RUN) {
         let done = {
             let s = &c.zones()[zi].spbs[si as usize];
-            c.policy().spb().is_none_or(|p| p.defrag_done(s, pbp))
+            c.policy().spb().is_none_or(|p| p.defrag_done(s, pbp, deep))
         };
         if done {
             break;
@@ -424,6 +428,9 @@ fn defrag_spb<C: Core>(c: &mut C, zi: ZoneId, si: u32, env: &mut dyn Env) {
     let z = &zones[zi];
     if let Some(p) = policy.spb_mut() {
         p.zones[zi].defrag_queued[si as usize] = false;
+        if moved == 0 || z.spbs[si as usize].movable_pages() == 0 {
+            p.zones[zi].defrag_deep[si as usize] = false;
+        }
         if moved == 0 {
             p.zones[zi].defrag_noop_ns[si as usize] = now.max(1);
         } else {
