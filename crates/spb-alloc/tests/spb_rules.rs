@@ -403,6 +403,37 @@ fn defrag_worker_switch() {
 }
 
 #[test]
+fn defrag_deep_switch() {
+    // SPB 0 tainted and full (one unmovable page, 127 movable), SPBs 1 and 2 empty: a kernel
+    // request reaches PASS_3, whose last-chance trigger starts SPB 0's defrag. The series' defrag
+    // stops once a few pageblocks are free (96 movable pages stay); with `defrag_deep` it
+    // evacuates every movable pageblock (pageblock 0's movable pages leave when the unmovable
+    // page's pageblock is claimed, `evacuate_claimed`, with or without the switch).
+    for (sw, deep) in [(on(), false), (on().with(SpbSwitch::DefragDeep), true)] {
+        let mut a = alloc_with(3, sw, false, None);
+        fill(&mut a, 0, true, |_| false);
+        a.alloc(AllocRequest::new(0, Gfp::KERNEL), &mut NoEnv)
+            .unwrap();
+        let mut env = TrackEnv::default();
+        for t in 1..8 {
+            a.background(t * 1_000_000_000, &mut env);
+        }
+        let left = a.zones()[0].spbs()[0].movable_pages();
+        assert_eq!(a.zones()[0].pb(base(&a, 0)).alloc()[1], 0);
+        if deep {
+            assert_eq!(left, 0, "every movable page evacuated");
+        } else {
+            assert!(
+                left > 64,
+                "the series' defrag stops early: {left} movable pages left"
+            );
+            assert!(a.vm().get(Vm::SpbDefragRuns) > 0);
+        }
+        a.check().unwrap();
+    }
+}
+
+#[test]
 fn targeted_evacuation_switch() {
     for (sw, stays_clean) in [(on(), true), (off(SpbSwitch::TargetedEvacuation), false)] {
         let mut a = alloc_with(2, sw, false, None);
