@@ -77,6 +77,7 @@ pub const NEXT_SWITCHES: &[SpbSwitch] = &[
     SpbSwitch::HighorderSupply,
     SpbSwitch::CompactFragments,
     SpbSwitch::HighorderEvacuate,
+    SpbSwitch::WorkerNoReclaim,
 ];
 /// spb-next's ideas that did not help where measured (docs/spb-next.md): off in both
 /// policies, available with `-on:`.
@@ -86,7 +87,6 @@ pub const NEXT_OFF_SWITCHES: &[SpbSwitch] = &[
     SpbSwitch::EvacNoSteal,
     SpbSwitch::MovableBestFit,
     SpbSwitch::SpareOpportunistic,
-    SpbSwitch::WorkerNoReclaim,
     SpbSwitch::RefillNoSteal,
     SpbSwitch::EvacuateSplit,
     SpbSwitch::DefragDeep,
