@@ -1040,11 +1040,12 @@ impl SpbPolicy {
     /// The last-chance trigger of patch 28: before tainting a fresh SPB, try to start defrag on
     /// every tainted SPB (bounded by the number of tainted SPBs).
     fn last_chance_defrag(&mut self, z: &Zone, ctx: &Ctx) {
+        let deep = self.sw.on(SpbSwitch::DefragDeep);
         let mut i = NIL;
         for full in 0..NR_FULLNESS {
             i = z.spb_lists.heads[Category::Tainted as usize][full];
             while i != NIL {
-                if self.sw.on(SpbSwitch::DefragDeep) && z.spbs[i as usize].movable_pages() > 0 {
+                if deep && z.spbs[i as usize].movable_pages() > 0 {
                     self.zones[ctx.zone_id as usize].defrag_deep[i as usize] = true;
                 }
                 self.maybe_start_defrag(ctx.zone_id, z, i, ctx.now_ns);

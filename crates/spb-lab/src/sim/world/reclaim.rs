@@ -13,8 +13,9 @@ use crate::sim::slab::NONE;
 
 /// Objects a targeted SPB slab shrink (`Reclaimer::SpbShrink` with a range, spb's patch 28) scans
 /// per page it is asked to free, and the least it scans. A slab page frees only when every one
-/// of its objects does, and the modelled caches hold 16 to 64 objects a page (dentry 21,
-/// kmalloc-64 64), so a page's worth of frees takes scanning several pages' worth of objects.
+/// of its objects does, and the modelled reclaimable caches hold 6 to 64 objects a page
+/// (inode_cache about 6, dentry 21, kmalloc-rcl-64 64), so a page's worth of frees takes
+/// scanning several pages' worth of objects.
 /// Inferred: the series' shrink work (in vmscan.c) is not in the posted text (docs/spb.md).
 const SPB_SHRINK_SCAN_PER_PAGE: u64 = 64;
 const SPB_SHRINK_SCAN_MIN: u64 = 4096;
