@@ -8,6 +8,8 @@ use spb_alloc::policy::spb::Work;
 use spb_alloc::*;
 
 const SPB: u64 = 128;
+/// Pages per pageblock of the tiny geometry.
+const PB: u64 = 8;
 
 fn alloc_with(spbs: u64, sw: SpbSwitches, pcp: bool, layout: Option<MemoryLayout>) -> Allocator {
     let mut c = Config {
@@ -1186,6 +1188,51 @@ fn refill_no_steal_switch() {
         assert!(a.vm().get(Vm::ExtfragSteal) > steals, "a steal");
         let n = a.zones()[0].pcp()[0].count();
         assert_eq!(n > 0, listed, "{sw:?}: {n} pages listed after the refill");
+        a.check().unwrap();
+    }
+}
+
+#[test]
+fn evacuate_thp_switch() {
+    // SPB 0 tainted and full: pageblock 0 holds one unmovable page and 7 movable ones, every
+    // other pageblock one movable block of pageblock order (a THP). SPBs 1 and 2 are empty. A
+    // kernel request finds no room in SPB 0 and starts its defrag. The series' evacuation moves
+    // no block of pageblock order, so SPB 0 gives nothing back; with `evacuate_thp` its defrag
+    // moves THPs to free pageblocks of the clean SPBs until the run's stop condition holds.
+    for (sw, moves) in [(on(), false), (on().with(SpbSwitch::EvacuateThp), true)] {
+        let mut a = alloc_with(3, sw, false, None);
+        let b = base(&a, 0);
+        a.alloc_at(b, 0, Gfp::KERNEL, b as u32).unwrap();
+        for off in 1..PB {
+            a.alloc_at(b + off, 0, Gfp::HIGHUSER_MOVABLE, (b + off) as u32)
+                .unwrap();
+        }
+        for pb in 1..SPB / PB {
+            let p = b + pb * PB;
+            a.alloc_at(p, PB.trailing_zeros() as u8, Gfp::HIGHUSER_MOVABLE, p as u32)
+                .unwrap();
+        }
+        assert_eq!(cat(&a, 0), Category::Tainted);
+        a.alloc(AllocRequest::new(0, Gfp::KERNEL), &mut NoEnv)
+            .unwrap();
+        let mut env = TrackEnv::default();
+        for t in 1..8 {
+            a.background(t * 1_000_000_000, &mut env);
+        }
+        let s = &a.zones()[0].spbs()[0];
+        let thps_left = (1..SPB / PB)
+            .filter(|pb| a.zones()[0].pb(b + pb * PB).alloc()[Mt::Movable.idx()] == PB as u16)
+            .count() as u64
+            * PB;
+        if moves {
+            assert!(
+                thps_left < SPB - PB && s.pb_free() > 0,
+                "THPs evacuated: {thps_left} THP pages left, {} free pageblocks",
+                s.pb_free()
+            );
+        } else {
+            assert_eq!(thps_left, SPB - PB, "no THP moves without the switch");
+        }
         a.check().unwrap();
     }
 }

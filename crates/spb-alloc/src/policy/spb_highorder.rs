@@ -92,7 +92,7 @@ pub fn cheapest_block(z: &Zone, excluded: u32) -> Option<crate::geometry::Pfn> {
                 && pb.reserved + pb.absent == 0
                 && !pb.is_isolated()
                 && best.is_none_or(|(bf, _)| pb.free as u64 > bf);
-            if ok && blocks_fit(z, b, fit) {
+            if ok && blocks_fit(z, b, fit, false) {
                 best = Some((pb.free as u64, b));
             }
             b += pbp;
@@ -112,9 +112,11 @@ pub(crate) fn free_movable_fit(z: &Zone) -> usize {
 }
 
 /// Every movable allocated block in the pageblock at `b` (the blocks an evacuation moves) is of
-/// an order below `fit` (so the free lists hold a target for it without a steal, and it is
-/// below the pageblock order: evacuation never moves a block that large).
-pub(crate) fn blocks_fit(z: &Zone, b: crate::geometry::Pfn, fit: usize) -> bool {
+/// an order below `fit` (so the free lists hold a target for it without a steal) and below the
+/// pageblock order, or, with `thp` (spb-next `evacuate_thp`), at most the pageblock order: an
+/// evacuation moves a block that large only then.
+pub(crate) fn blocks_fit(z: &Zone, b: crate::geometry::Pfn, fit: usize, thp: bool) -> bool {
+    let too_large = z.geo.pageblock_order + thp as u8;
     let span = z.pb_span(b);
     let mut p = span.start;
     while p < span.end {
@@ -122,7 +124,7 @@ pub(crate) fn blocks_fit(z: &Zone, b: crate::geometry::Pfn, fit: usize) -> bool 
         match m.state {
             crate::page::PageState::Alloc => {
                 let moves = m.mt == MigrateType::Movable as u8;
-                if moves && (m.order as usize >= fit || m.order >= z.geo.pageblock_order) {
+                if moves && (m.order as usize >= fit || m.order >= too_large) {
                     return false;
                 }
                 p += 1u64 << m.order;

@@ -247,8 +247,8 @@ pub(crate) fn slowpath_entry<C: Core>(
 /// first; in each, the pageblock labelled `mt` with the fewest movable pages (its free pages
 /// then coalesce with those already there), else the movable-only one with the fewest. A block
 /// qualifies only if every page in it can move without a fragmenting steal (no block of
-/// pageblock order, which evacuation never moves, and none above the largest free movable
-/// block: [`super::spb_highorder::blocks_fit`]). A zone whose free memory the request may not
+/// pageblock order, which evacuation moves only with `evacuate_thp`, and none above the largest
+/// free movable block: [`super::spb_highorder::blocks_fit`]). A zone whose free memory the request may not
 /// use (below its min watermark plus the lowmem reserve it keeps from `highest`) is not
 /// evacuated for it: the freed pageblock would not serve the retry. Returns pages moved.
 fn evacuate_cheapest<C: Core>(
@@ -264,6 +264,7 @@ fn evacuate_cheapest<C: Core>(
         return 0;
     }
     let fit = super::spb_highorder::free_movable_fit(z);
+    let thp = sw(c, SpbSwitch::EvacuateThp);
     let mut spbs: Vec<u32> = (0..z.spbs.len() as u32)
         .filter(|&i| {
             let s = &z.spbs[i as usize];
@@ -275,7 +276,7 @@ fn evacuate_cheapest<C: Core>(
         spbs.iter().find_map(|&si| {
             evacuable_blocks(z, si, label)
                 .into_iter()
-                .find(|&(_, b)| super::spb_highorder::blocks_fit(z, b, fit))
+                .find(|&(_, b)| super::spb_highorder::blocks_fit(z, b, fit, thp))
                 .map(|x| x.1)
         })
     };
@@ -326,7 +327,8 @@ pub(crate) fn background<C: Core>(c: &mut C, env: &mut dyn Env) {
     }
 }
 
-/// Move every movable block out of the pageblock holding `pfn`; other SPBs receive them. A
+/// Move every movable block below the pageblock order (with `evacuate_thp`, in a tainted SPB,
+/// of the pageblock order too) out of the pageblock holding `pfn`; other SPBs receive them. A
 /// block without a whole target stops the evacuation there, unless `evacuate_split` splits it.
 /// Returns pages moved.
 pub(crate) fn evacuate_block<C: Core>(c: &mut C, zi: ZoneId, pfn: Pfn, env: &mut dyn Env) -> u64 {
@@ -340,6 +342,10 @@ pub(crate) fn evacuate_block<C: Core>(c: &mut C, zi: ZoneId, pfn: Pfn, env: &mut
         .map(|s| s.excluded.replace((zi as u8, si)));
     let before = c.pages_migrated();
     let split = sw(c, SpbSwitch::EvacuateSplit);
+    // spb-next `evacuate_thp`: in a tainted SPB a block of pageblock order moves too
+    let too_large = geo.pageblock_order
+        + (sw(c, SpbSwitch::EvacuateThp)
+            && c.zones()[zi].spbs[si as usize].category == Category::Tainted) as u8;
     let span = c.zones()[zi].pb_span(start);
     let mut p = span.start;
     while p < span.end {
@@ -348,7 +354,7 @@ pub(crate) fn evacuate_block<C: Core>(c: &mut C, zi: ZoneId, pfn: Pfn, env: &mut
             PageState::Alloc => {
                 let n = 1u64 << m.order;
                 if m.mt == MigrateType::Movable as u8
-                    && m.order < geo.pageblock_order
+                    && m.order < too_large
                     && c.migrate_out(zi, p, env).is_none()
                 {
                     // no whole target: `evacuate_split` splits the folio and moves its base
