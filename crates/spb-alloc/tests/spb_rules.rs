@@ -1194,17 +1194,17 @@ fn refill_no_steal_switch() {
 
 #[test]
 fn evacuate_thp_switch() {
-    // SPB 0 tainted and full: pageblock 0 holds one unmovable page and 7 movable ones, every
-    // other pageblock one movable block of pageblock order (a THP). SPBs 1 and 2 are empty. A
-    // kernel request finds no room in SPB 0 and starts its defrag. The series' evacuation moves
-    // no block of pageblock order, so SPB 0 gives nothing back; with `evacuate_thp` its defrag
-    // moves THPs to free pageblocks of the clean SPBs until the run's stop condition holds.
+    // SPB 0 tainted and full: pageblock 0 holds unmovable pages, every other pageblock one
+    // movable block of pageblock order (a THP). SPBs 1 and 2 are empty. A kernel request finds
+    // no room in SPB 0 and starts its defrag. The series' evacuation moves no block of
+    // pageblock order, so SPB 0 gives nothing back; with `evacuate_thp` its defrag moves THPs to
+    // free pageblocks of the clean SPBs, one per pageblock of non-movable memory the zone has
+    // held (here one: the kernel request's page lands outside SPB 0).
     for (sw, moves) in [(on(), false), (on().with(SpbSwitch::EvacuateThp), true)] {
         let mut a = alloc_with(3, sw, false, None);
         let b = base(&a, 0);
-        a.alloc_at(b, 0, Gfp::KERNEL, b as u32).unwrap();
-        for off in 1..PB {
-            a.alloc_at(b + off, 0, Gfp::HIGHUSER_MOVABLE, (b + off) as u32)
+        for off in 0..PB {
+            a.alloc_at(b + off, 0, Gfp::KERNEL, (b + off) as u32)
                 .unwrap();
         }
         for pb in 1..SPB / PB {
@@ -1225,14 +1225,51 @@ fn evacuate_thp_switch() {
             .count() as u64
             * PB;
         if moves {
-            assert!(
-                thps_left < SPB - PB && s.pb_free() > 0,
-                "THPs evacuated: {thps_left} THP pages left, {} free pageblocks",
-                s.pb_free()
+            assert_eq!(
+                thps_left,
+                SPB - 2 * PB,
+                "one THP moved: the zone's one pageblock of non-movable memory pays for one"
             );
+            assert_eq!(s.pb_free(), 1);
         } else {
             assert_eq!(thps_left, SPB - PB, "no THP moves without the switch");
         }
         a.check().unwrap();
     }
+}
+
+#[test]
+fn evacuate_thp_keeps_the_supply_band() {
+    // As `evacuate_thp_switch` (the kernel request fills SPB 0's unmovable pageblock), but SPBs
+    // 1 and 2 are full of movable pages except single-page fragments and one free pageblock: the
+    // zone's free pageblocks do not exceed the THP supply's band (at least one), so no THP
+    // leaves SPB 0 (the last free pageblock is left to the THP faults that need it).
+    let mut a = alloc_with(3, on().with(SpbSwitch::EvacuateThp), false, None);
+    let b = base(&a, 0);
+    for off in 0..PB - 1 {
+        a.alloc_at(b + off, 0, Gfp::KERNEL, (b + off) as u32)
+            .unwrap();
+    }
+    for pb in 1..SPB / PB {
+        let p = b + pb * PB;
+        a.alloc_at(p, PB.trailing_zeros() as u8, Gfp::HIGHUSER_MOVABLE, p as u32)
+            .unwrap();
+    }
+    fill(&mut a, 1, false, |_| false);
+    // one free pageblock, and free pages above the min watermark in fragments
+    fill(&mut a, 2, false, |off| off >= SPB - PB || (off < 64 && off % 2 == 1));
+    // the kernel request takes SPB 0's last free page and starts its defrag
+    let p = a
+        .alloc(AllocRequest::new(0, Gfp::KERNEL), &mut NoEnv)
+        .unwrap();
+    assert_eq!(spb_of(&a, p), 0);
+    let mut env = TrackEnv::default();
+    for t in 1..8 {
+        a.background(t * 1_000_000_000, &mut env);
+    }
+    let thps_left = (1..SPB / PB)
+        .filter(|pb| a.zones()[0].pb(b + pb * PB).alloc()[Mt::Movable.idx()] == PB as u16)
+        .count() as u64;
+    assert_eq!(thps_left, SPB / PB - 1, "no THP moved into the band");
+    a.check().unwrap();
 }

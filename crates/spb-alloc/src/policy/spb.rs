@@ -132,6 +132,15 @@ pub struct ZoneState {
     pub(crate) defrag_deep: Vec<bool>,
     /// Time of the last slab-shrink request per SPB.
     pub(crate) shrink_ns: Vec<u64>,
+    /// spb-next `evacuate_thp`: the most non-movable pages the zone has held, as last seen by
+    /// [`SpbPolicy::thp_move_credit`].
+    pub(crate) nonmovable_peak: u64,
+    /// spb-next `evacuate_thp`: blocks of pageblock order moved out of the zone's tainted SPBs.
+    ///
+    /// # Invariants
+    /// - `thp_moved <= nonmovable_peak / pageblock pages` (each move is paid for by a
+    ///   pageblock of non-movable memory).
+    pub(crate) thp_moved: u64,
 }
 
 /// spb policy state.
@@ -999,6 +1008,31 @@ impl SpbPolicy {
         s.pb_free <= start_pb
     }
 
+    /// spb-next `evacuate_thp`'s pacing: may an evacuation in zone `zi` move one more block of
+    /// pageblock order (a THP) out of a tainted SPB? Each pageblock's worth of non-movable
+    /// memory the zone has held at its peak pays for one such move, so THPs leave the tainted
+    /// SPBs only as fast as non-movable memory grows: under memory pressure without growth the
+    /// pageblocks a move frees would be refilled by movable allocations and the THPs moved
+    /// again and again. No constant: the unit is the pageblock, the one the allocator claims.
+    /// With `take` the credit is spent ([`SpbPolicy::refund_thp_move`] returns it when the move
+    /// found no target).
+    pub(crate) fn thp_move_credit(&mut self, zi: usize, z: &Zone, take: bool) -> bool {
+        let nm: u64 = z.spbs.iter().map(|s| s.non_movable_pages()).sum();
+        let st = &mut self.zones[zi];
+        st.nonmovable_peak = st.nonmovable_peak.max(nm);
+        let ok = st.thp_moved < st.nonmovable_peak / z.geo.pageblock_pages()
+            && super::spb_highorder::free_pageblocks(z) > super::spb_highorder::supply_target(z);
+        if ok && take {
+            st.thp_moved += 1;
+        }
+        ok
+    }
+
+    /// A move paid by [`SpbPolicy::thp_move_credit`] found no target.
+    pub(crate) fn refund_thp_move(&mut self, zi: usize) {
+        self.zones[zi].thp_moved -= 1;
+    }
+
     /// Whether a defrag run of SPB `s` is done (`deep`: spb-next `defrag_deep`, done only when
     /// no movable page is left).
     pub fn defrag_done(&self, s: &SpbMeta, pbp: u64, deep: bool) -> bool {
@@ -1161,6 +1195,8 @@ fn zone_state(z: &Zone) -> ZoneState {
         defrag_queued: vec![false; n],
         defrag_deep: vec![false; n],
         shrink_ns: vec![0; n],
+        nonmovable_peak: 0,
+        thp_moved: 0,
     }
 }
 

@@ -171,7 +171,7 @@ pub(crate) fn movable_entry<C: Core>(
 }
 
 /// Free pages of the zone in whole free pageblocks, in pageblocks.
-fn free_pageblocks(z: &Zone) -> u64 {
+pub(crate) fn free_pageblocks(z: &Zone) -> u64 {
     let pbo = z.geo.pageblock_order as usize;
     (pbo..z.geo.nr_orders())
         .map(|o| z.nr_free[o].iter().sum::<u64>() << (o - pbo))
@@ -182,7 +182,7 @@ fn free_pageblocks(z: &Zone) -> u64 {
 /// the gap between the zone's low and high watermarks in pageblocks (at least one), the band
 /// kswapd refills in free pages, here kept in whole pageblocks (defrag_mode's kswapd balances
 /// the same watermark in free pageblocks).
-fn supply_target(z: &Zone) -> u64 {
+pub(crate) fn supply_target(z: &Zone) -> u64 {
     let pbp = z.geo.pageblock_pages();
     (z.wmark_pages(crate::zone::WMARK_HIGH)
         .saturating_sub(z.wmark_pages(WMARK_LOW))

@@ -264,7 +264,8 @@ fn evacuate_cheapest<C: Core>(
         return 0;
     }
     let fit = super::spb_highorder::free_movable_fit(z);
-    let thp = sw(c, SpbSwitch::EvacuateThp);
+    let thp = sw(c, SpbSwitch::EvacuateThp) && thp_credit(c, zi, false);
+    let z = &c.zones()[zi];
     let mut spbs: Vec<u32> = (0..z.spbs.len() as u32)
         .filter(|&i| {
             let s = &z.spbs[i as usize];
@@ -342,10 +343,10 @@ pub(crate) fn evacuate_block<C: Core>(c: &mut C, zi: ZoneId, pfn: Pfn, env: &mut
         .map(|s| s.excluded.replace((zi as u8, si)));
     let before = c.pages_migrated();
     let split = sw(c, SpbSwitch::EvacuateSplit);
-    // spb-next `evacuate_thp`: in a tainted SPB a block of pageblock order moves too
-    let too_large = geo.pageblock_order
-        + (sw(c, SpbSwitch::EvacuateThp)
-            && c.zones()[zi].spbs[si as usize].category == Category::Tainted) as u8;
+    // spb-next `evacuate_thp`: in a tainted SPB a block of pageblock order moves too, when
+    // non-movable growth has paid for it (`SpbPolicy::thp_move_credit`)
+    let thp = sw(c, SpbSwitch::EvacuateThp)
+        && c.zones()[zi].spbs[si as usize].category == Category::Tainted;
     let span = c.zones()[zi].pb_span(start);
     let mut p = span.start;
     while p < span.end {
@@ -353,10 +354,16 @@ pub(crate) fn evacuate_block<C: Core>(c: &mut C, zi: ZoneId, pfn: Pfn, env: &mut
         match m.state {
             PageState::Alloc => {
                 let n = 1u64 << m.order;
+                let paid = thp && m.order == geo.pageblock_order && thp_credit(c, zi, true);
                 if m.mt == MigrateType::Movable as u8
-                    && m.order < too_large
+                    && (m.order < geo.pageblock_order || paid)
                     && c.migrate_out(zi, p, env).is_none()
                 {
+                    if paid {
+                        if let Some(s) = c.policy_mut().spb_mut() {
+                            s.refund_thp_move(zi);
+                        }
+                    }
                     // no whole target: `evacuate_split` splits the folio and moves its base
                     // pages (the same pfn again, now an order-0 page); else stop here
                     if split && m.order > 0 && c.split_allocated(zi, p, env) {
@@ -375,6 +382,14 @@ pub(crate) fn evacuate_block<C: Core>(c: &mut C, zi: ZoneId, pfn: Pfn, env: &mut
         s.excluded = prev;
     }
     c.pages_migrated() - before
+}
+
+/// spb-next `evacuate_thp`: [`super::spb::SpbPolicy::thp_move_credit`] of zone `zi`.
+fn thp_credit<C: Core>(c: &mut C, zi: ZoneId, take: bool) -> bool {
+    let (zones, policy) = c.zones_and_policy_mut();
+    policy
+        .spb_mut()
+        .is_some_and(|p| p.thp_move_credit(zi, &zones[zi], take))
 }
 
 /// Pageblocks of SPB `si` that hold movable pages and nothing non-movable, cheapest first.
@@ -504,7 +519,8 @@ fn evacuate_for_order<C: Core>(
 }
 
 impl super::spb::SpbPolicy {
-    /// Policy-level invariants: hints name real SPBs; queued flags match the queue.
+    /// Policy-level invariants: hints name real SPBs; queued flags match the queue; THP moves
+    /// are paid for.
     pub(crate) fn check(&self, zones: &[Zone]) -> Result<(), crate::check::InvariantViolation> {
         for (zi, zs) in self.zones.iter().enumerate() {
             let n = zones[zi].spbs.len();
@@ -514,6 +530,14 @@ impl super::spb::SpbPolicy {
                     zi,
                     zs.defrag_queued.len(),
                     n
+                )));
+            }
+            if zs.thp_moved > zs.nonmovable_peak / zones[zi].geo.pageblock_pages() {
+                return Err(crate::check::InvariantViolation(alloc::format!(
+                    "spb: zone {} moved {} THPs out of tainted SPBs, paid for {}",
+                    zi,
+                    zs.thp_moved,
+                    zs.nonmovable_peak / zones[zi].geo.pageblock_pages()
                 )));
             }
             for h in zs.hint.iter().flatten() {
