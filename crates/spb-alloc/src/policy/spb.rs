@@ -1013,8 +1013,10 @@ impl SpbPolicy {
     /// memory the zone has held at its peak pays for one such move, so THPs leave the tainted
     /// SPBs only as fast as non-movable memory grows: under memory pressure without growth the
     /// pageblocks a move frees would be refilled by movable allocations and the THPs moved
-    /// again and again. No constant: the unit is the pageblock, the one the allocator claims.
-    /// With `take` the credit is spent ([`SpbPolicy::refund_thp_move`] returns it when the move
+    /// again and again. And only while the zone holds more free pageblocks than the THP
+    /// supply's band (`spb_highorder::supply_target`, the low-high watermark gap): the last free
+    /// pageblocks are left to the THP faults that cannot reclaim. No constant: the unit is the
+    /// pageblock, the one the allocator claims. With `take` the credit is spent ([`SpbPolicy::refund_thp_move`] returns it when the move
     /// found no target).
     pub(crate) fn thp_move_credit(&mut self, zi: usize, z: &Zone, take: bool) -> bool {
         let nm: u64 = z.spbs.iter().map(|s| s.non_movable_pages()).sum();
