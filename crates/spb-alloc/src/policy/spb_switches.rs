@@ -79,6 +79,7 @@ pub const NEXT_SWITCHES: &[SpbSwitch] = &[
     SpbSwitch::CompactFragments,
     SpbSwitch::HighorderEvacuate,
     SpbSwitch::WorkerNoReclaim,
+    SpbSwitch::EvacuateThp,
 ];
 /// spb-next's ideas that did not help where measured (docs/spb-next.md): off in both
 /// policies, available with `-on:`.
@@ -91,7 +92,6 @@ pub const NEXT_OFF_SWITCHES: &[SpbSwitch] = &[
     SpbSwitch::RefillNoSteal,
     SpbSwitch::EvacuateSplit,
     SpbSwitch::DefragDeep,
-    SpbSwitch::EvacuateThp,
 ];
 
 /// A set of switches (bit i = switch i on).
