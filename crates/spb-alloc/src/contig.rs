@@ -567,11 +567,6 @@ impl Allocator {
                 self.wake_kswapd(m.order);
                 break;
             }
-            if !self.policy.evacuation_targets_may_reclaim() {
-                // spb-next `evacuate_no_reclaim`: a caller's evacuation stops here, as direct
-                // compaction does without free targets; its slow path reclaims if it must
-                break;
-            }
             let rr = crate::env::ReclaimRequest {
                 nr_pages: MIGRATE_RECLAIM_BATCH.max(1u64 << m.order),
                 order: m.order,

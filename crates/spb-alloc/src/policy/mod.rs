@@ -202,14 +202,6 @@ impl Policy {
             Policy::Spb(s) => !s.sw.on(SpbSwitch::WorkerNoReclaim),
         }
     }
-    /// Whether a migration target of the policy's evacuation now running (if any) may reclaim
-    /// when the free lists are dry (spb-next `evacuate_no_reclaim`: not during an evacuation).
-    pub fn evacuation_targets_may_reclaim(&self) -> bool {
-        match self {
-            Policy::Mainline { .. } => true,
-            Policy::Spb(s) => s.excluded.is_none() || !s.sw.on(SpbSwitch::EvacuateNoReclaim),
-        }
-    }
     /// kswapd is woken with at least pageblock order and balances on whole free blocks.
     pub fn defrag_mode(&self) -> bool {
         matches!(self, Policy::Mainline { defrag_mode: true })
