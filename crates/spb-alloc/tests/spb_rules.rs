@@ -1209,8 +1209,13 @@ fn evacuate_thp_switch() {
         }
         for pb in 1..SPB / PB {
             let p = b + pb * PB;
-            a.alloc_at(p, PB.trailing_zeros() as u8, Gfp::HIGHUSER_MOVABLE, p as u32)
-                .unwrap();
+            a.alloc_at(
+                p,
+                PB.trailing_zeros() as u8,
+                Gfp::HIGHUSER_MOVABLE,
+                p as u32,
+            )
+            .unwrap();
         }
         assert_eq!(cat(&a, 0), Category::Tainted);
         a.alloc(AllocRequest::new(0, Gfp::KERNEL), &mut NoEnv)
@@ -1252,12 +1257,19 @@ fn evacuate_thp_keeps_the_supply_band() {
     }
     for pb in 1..SPB / PB {
         let p = b + pb * PB;
-        a.alloc_at(p, PB.trailing_zeros() as u8, Gfp::HIGHUSER_MOVABLE, p as u32)
-            .unwrap();
+        a.alloc_at(
+            p,
+            PB.trailing_zeros() as u8,
+            Gfp::HIGHUSER_MOVABLE,
+            p as u32,
+        )
+        .unwrap();
     }
     fill(&mut a, 1, false, |_| false);
     // one free pageblock, and free pages above the min watermark in fragments
-    fill(&mut a, 2, false, |off| off >= SPB - PB || (off < 64 && off % 2 == 1));
+    fill(&mut a, 2, false, |off| {
+        off >= SPB - PB || (off < 64 && off % 2 == 1)
+    });
     // the kernel request takes SPB 0's last free page and starts its defrag
     let p = a
         .alloc(AllocRequest::new(0, Gfp::KERNEL), &mut NoEnv)
