@@ -149,6 +149,9 @@ pub struct SpbPolicy {
     pub(crate) zones: Vec<ZoneState>,
     /// SPB excluded from every walk while it is being evacuated: (zone, spb).
     pub(crate) excluded: Option<(u8, u32)>,
+    /// The SPB whose defrag run is running now: (zone, spb). Its `defrag_queued` flag stays set
+    /// while it runs (the run is taken off the queue first), so the checker accepts it.
+    pub(crate) defrag_running: Option<(u8, u32)>,
     /// Pending background work (single-flight per item).
     pub(crate) work: Vec<Work>,
     /// SPBs visited per walk.
@@ -200,6 +203,7 @@ impl SpbPolicy {
             sw,
             zones: Vec::new(),
             excluded: None,
+            defrag_running: None,
             work: Vec::new(),
             walks: WalkHistogram::default(),
             taint_causes: Vec::new(),

@@ -420,6 +420,9 @@ fn evacuable_blocks(z: &Zone, si: u32, label: Option<MigrateType>) -> Vec<(u16, 
 /// condition holds, with the no-progress cooldown.
 fn defrag_spb<C: Core>(c: &mut C, zi: ZoneId, si: u32, env: &mut dyn Env) {
     c.vm().inc(Vm::SpbDefragRuns);
+    if let Some(p) = c.policy_mut().spb_mut() {
+        p.defrag_running = Some((zi as u8, si));
+    }
     let pbp = c.geo().pageblock_pages();
     let mut moved = 0;
     let blocks = evacuable_blocks(&c.zones()[zi], si, None);
@@ -448,6 +451,7 @@ fn defrag_spb<C: Core>(c: &mut C, zi: ZoneId, si: u32, env: &mut dyn Env) {
     let (zones, policy) = c.zones_and_policy_mut();
     let z = &zones[zi];
     if let Some(p) = policy.spb_mut() {
+        p.defrag_running = None;
         p.zones[zi].defrag_queued[si as usize] = false;
         if moved == 0 || z.spbs[si as usize].movable_pages() == 0 {
             p.zones[zi].defrag_deep[si as usize] = false;
@@ -519,8 +523,8 @@ fn evacuate_for_order<C: Core>(
 }
 
 impl super::spb::SpbPolicy {
-    /// Policy-level invariants: hints name real SPBs; queued flags match the queue; THP moves
-    /// are paid for.
+    /// Policy-level invariants: hints name real SPBs; queued flags match the queue (or the defrag
+    /// run now running); THP moves are paid for.
     pub(crate) fn check(&self, zones: &[Zone]) -> Result<(), crate::check::InvariantViolation> {
         for (zi, zs) in self.zones.iter().enumerate() {
             let n = zones[zi].spbs.len();
@@ -554,7 +558,7 @@ impl super::spb::SpbPolicy {
                 let queued = self.work.contains(&Work::Defrag {
                     zone: zi as u8,
                     spb: i as u32,
-                });
+                }) || self.defrag_running == Some((zi as u8, i as u32));
                 if *q != queued {
                     return Err(crate::check::InvariantViolation(alloc::format!(
                         "spb: zone {} SPB {} defrag flag {} but queued {}",
