@@ -1192,6 +1192,27 @@ fn refill_no_steal_switch() {
     }
 }
 
+/// SPB 0 of `a`: `unmovable` unmovable pages at the start of pageblock 0, then one movable block
+/// of pageblock order (a THP) in every other pageblock. Returns the SPB's first pfn.
+fn thp_spb(a: &mut Allocator, unmovable: u64) -> Pfn {
+    let b = base(a, 0);
+    for off in 0..unmovable {
+        a.alloc_at(b + off, 0, Gfp::KERNEL, (b + off) as u32)
+            .unwrap();
+    }
+    for pb in 1..SPB / PB {
+        let p = b + pb * PB;
+        a.alloc_at(
+            p,
+            PB.trailing_zeros() as u8,
+            Gfp::HIGHUSER_MOVABLE,
+            p as u32,
+        )
+        .unwrap();
+    }
+    b
+}
+
 #[test]
 fn evacuate_thp_switch() {
     // SPB 0 tainted and full: pageblock 0 holds unmovable pages, every other pageblock one
@@ -1202,21 +1223,7 @@ fn evacuate_thp_switch() {
     // held (here one: the kernel request's page lands outside SPB 0).
     for (sw, moves) in [(on(), false), (on().with(SpbSwitch::EvacuateThp), true)] {
         let mut a = alloc_with(3, sw, false, None);
-        let b = base(&a, 0);
-        for off in 0..PB {
-            a.alloc_at(b + off, 0, Gfp::KERNEL, (b + off) as u32)
-                .unwrap();
-        }
-        for pb in 1..SPB / PB {
-            let p = b + pb * PB;
-            a.alloc_at(
-                p,
-                PB.trailing_zeros() as u8,
-                Gfp::HIGHUSER_MOVABLE,
-                p as u32,
-            )
-            .unwrap();
-        }
+        let b = thp_spb(&mut a, PB);
         assert_eq!(cat(&a, 0), Category::Tainted);
         a.alloc(AllocRequest::new(0, Gfp::KERNEL), &mut NoEnv)
             .unwrap();
@@ -1250,21 +1257,7 @@ fn evacuate_thp_keeps_the_supply_band() {
     // zone's free pageblocks do not exceed the THP supply's band (at least one), so no THP
     // leaves SPB 0 (the last free pageblock is left to the THP faults that need it).
     let mut a = alloc_with(3, on().with(SpbSwitch::EvacuateThp), false, None);
-    let b = base(&a, 0);
-    for off in 0..PB - 1 {
-        a.alloc_at(b + off, 0, Gfp::KERNEL, (b + off) as u32)
-            .unwrap();
-    }
-    for pb in 1..SPB / PB {
-        let p = b + pb * PB;
-        a.alloc_at(
-            p,
-            PB.trailing_zeros() as u8,
-            Gfp::HIGHUSER_MOVABLE,
-            p as u32,
-        )
-        .unwrap();
-    }
+    let b = thp_spb(&mut a, PB - 1);
     fill(&mut a, 1, false, |_| false);
     // one free pageblock, and free pages above the min watermark in fragments
     fill(&mut a, 2, false, |off| {
