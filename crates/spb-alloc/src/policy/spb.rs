@@ -135,7 +135,8 @@ pub struct ZoneState {
     /// spb-next `evacuate_thp`: the most non-movable pages the zone has held, as last seen by
     /// [`SpbPolicy::thp_move_credit`].
     pub(crate) nonmovable_peak: u64,
-    /// spb-next `evacuate_thp`: blocks of pageblock order moved out of the zone's tainted SPBs.
+    /// spb-next `evacuate_thp`: moves of blocks of pageblock order out of the zone's tainted SPBs
+    /// attempted (those that found no target are not counted).
     ///
     /// # Invariants
     /// - `thp_moved <= nonmovable_peak / pageblock pages` (each move is paid for by a
@@ -1020,8 +1021,9 @@ impl SpbPolicy {
     /// again and again. And only while the zone holds more free pageblocks than the THP
     /// supply's band (`spb_highorder::supply_target`, the low-high watermark gap): the last free
     /// pageblocks are left to the THP faults that cannot reclaim. No constant: the unit is the
-    /// pageblock, the one the allocator claims. With `take` the credit is spent ([`SpbPolicy::refund_thp_move`] returns it when the move
-    /// found no target).
+    /// pageblock, the one the allocator claims. With `take` the credit is spent on one attempt
+    /// ([`SpbPolicy::refund_thp_move`] returns it when the move found no target; a move the
+    /// embedder refuses, a pinned THP, keeps it spent: the attempt was work).
     pub(crate) fn thp_move_credit(&mut self, zi: usize, z: &Zone, take: bool) -> bool {
         let nm: u64 = z.spbs.iter().map(|s| s.non_movable_pages()).sum();
         let st = &mut self.zones[zi];

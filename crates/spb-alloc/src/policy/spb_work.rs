@@ -248,9 +248,10 @@ pub(crate) fn slowpath_entry<C: Core>(
 /// then coalesce with those already there), else the movable-only one with the fewest. A block
 /// qualifies only if every page in it can move without a fragmenting steal (no block of
 /// pageblock order, which evacuation moves only with `evacuate_thp`, and none above the largest
-/// free movable block: [`super::spb_highorder::blocks_fit`]). A zone whose free memory the request may not
-/// use (below its min watermark plus the lowmem reserve it keeps from `highest`) is not
-/// evacuated for it: the freed pageblock would not serve the retry. Returns pages moved.
+/// free movable block: [`super::spb_highorder::blocks_fit`]). A zone whose free memory the
+/// request may not use (below its min watermark plus the lowmem reserve it keeps from
+/// `highest`) is not evacuated for it: the freed pageblock would not serve the retry. Returns
+/// pages moved.
 fn evacuate_cheapest<C: Core>(
     c: &mut C,
     zi: ZoneId,
@@ -354,8 +355,10 @@ pub(crate) fn evacuate_block<C: Core>(c: &mut C, zi: ZoneId, pfn: Pfn, env: &mut
         match m.state {
             PageState::Alloc => {
                 let n = 1u64 << m.order;
-                let paid = thp && m.order == geo.pageblock_order && thp_credit(c, zi, true);
-                if m.mt == MigrateType::Movable as u8
+                let movable = m.mt == MigrateType::Movable as u8;
+                let paid =
+                    movable && thp && m.order == geo.pageblock_order && thp_credit(c, zi, true);
+                if movable
                     && (m.order < geo.pageblock_order || paid)
                     && c.migrate_out(zi, p, env).is_none()
                 {
