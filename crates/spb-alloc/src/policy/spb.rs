@@ -1021,24 +1021,20 @@ impl SpbPolicy {
     /// again and again. And only while the zone holds more free pageblocks than the THP
     /// supply's band (`spb_highorder::supply_target`, the low-high watermark gap): the last free
     /// pageblocks are left to the THP faults that cannot reclaim. No constant: the unit is the
-    /// pageblock, the one the allocator claims. With `take` the credit is spent on one attempt
-    /// ([`SpbPolicy::refund_thp_move`] returns it when the move found no target; a move the
-    /// embedder refuses, a pinned THP, keeps it spent: the attempt was work).
-    pub(crate) fn thp_move_credit(&mut self, zi: usize, z: &Zone, take: bool) -> bool {
+    /// pageblock, the one the allocator claims. A move that was allowed and found a target is
+    /// paid with [`SpbPolicy::spend_thp_move`] (one the embedder refuses, a pinned THP, is paid
+    /// too: the attempt was work).
+    pub(crate) fn thp_move_credit(&mut self, zi: usize, z: &Zone) -> bool {
         let nm: u64 = z.spbs.iter().map(|s| s.non_movable_pages()).sum();
         let st = &mut self.zones[zi];
         st.nonmovable_peak = st.nonmovable_peak.max(nm);
-        let ok = st.thp_moved < st.nonmovable_peak / z.geo.pageblock_pages()
-            && super::spb_highorder::free_pageblocks(z) > super::spb_highorder::supply_target(z);
-        if ok && take {
-            st.thp_moved += 1;
-        }
-        ok
+        st.thp_moved < st.nonmovable_peak / z.geo.pageblock_pages()
+            && super::spb_highorder::free_pageblocks(z) > super::spb_highorder::supply_target(z)
     }
 
-    /// A move paid by [`SpbPolicy::thp_move_credit`] found no target.
-    pub(crate) fn refund_thp_move(&mut self, zi: usize) {
-        self.zones[zi].thp_moved -= 1;
+    /// Pay for a THP move [`SpbPolicy::thp_move_credit`] allowed.
+    pub(crate) fn spend_thp_move(&mut self, zi: usize) {
+        self.zones[zi].thp_moved += 1;
     }
 
     /// Whether a defrag run of SPB `s` is done (`deep`: spb-next `defrag_deep`, done only when

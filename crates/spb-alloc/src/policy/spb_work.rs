@@ -265,7 +265,7 @@ fn evacuate_cheapest<C: Core>(
         return 0;
     }
     let fit = super::spb_highorder::free_movable_fit(z);
-    let thp = sw(c, SpbSwitch::EvacuateThp) && thp_credit(c, zi, false);
+    let thp = sw(c, SpbSwitch::EvacuateThp) && thp_credit(c, zi);
     let z = &c.zones()[zi];
     let mut spbs: Vec<u32> = (0..z.spbs.len() as u32)
         .filter(|&i| {
@@ -356,17 +356,16 @@ pub(crate) fn evacuate_block<C: Core>(c: &mut C, zi: ZoneId, pfn: Pfn, env: &mut
             PageState::Alloc => {
                 let n = 1u64 << m.order;
                 let movable = m.mt == MigrateType::Movable as u8;
-                let paid =
-                    movable && thp && m.order == geo.pageblock_order && thp_credit(c, zi, true);
-                if movable
-                    && (m.order < geo.pageblock_order || paid)
-                    && c.migrate_out(zi, p, env).is_none()
-                {
-                    if paid {
-                        if let Some(s) = c.policy_mut().spb_mut() {
-                            s.refund_thp_move(zi);
-                        }
+                let thp_move =
+                    movable && thp && m.order == geo.pageblock_order && thp_credit(c, zi);
+                let out = (movable && (m.order < geo.pageblock_order || thp_move))
+                    .then(|| c.migrate_out(zi, p, env));
+                if thp_move && matches!(out, Some(Some(_))) {
+                    if let Some(s) = c.policy_mut().spb_mut() {
+                        s.spend_thp_move(zi);
                     }
+                }
+                if out == Some(None) {
                     // no whole target: `evacuate_split` splits the folio and moves its base
                     // pages (the same pfn again, now an order-0 page); else stop here
                     if split && m.order > 0 && c.split_allocated(zi, p, env) {
@@ -388,11 +387,11 @@ pub(crate) fn evacuate_block<C: Core>(c: &mut C, zi: ZoneId, pfn: Pfn, env: &mut
 }
 
 /// spb-next `evacuate_thp`: [`super::spb::SpbPolicy::thp_move_credit`] of zone `zi`.
-fn thp_credit<C: Core>(c: &mut C, zi: ZoneId, take: bool) -> bool {
+fn thp_credit<C: Core>(c: &mut C, zi: ZoneId) -> bool {
     let (zones, policy) = c.zones_and_policy_mut();
     policy
         .spb_mut()
-        .is_some_and(|p| p.thp_move_credit(zi, &zones[zi], take))
+        .is_some_and(|p| p.thp_move_credit(zi, &zones[zi]))
 }
 
 /// Pageblocks of SPB `si` that hold movable pages and nothing non-movable, cheapest first.
@@ -539,12 +538,13 @@ impl super::spb::SpbPolicy {
                     n
                 )));
             }
-            if zs.thp_moved > zs.nonmovable_peak / zones[zi].geo.pageblock_pages() {
+            let paid_for = zs.nonmovable_peak / zones[zi].geo.pageblock_pages();
+            if zs.thp_moved > paid_for {
                 return Err(crate::check::InvariantViolation(alloc::format!(
                     "spb: zone {} moved {} THPs out of tainted SPBs, paid for {}",
                     zi,
                     zs.thp_moved,
-                    zs.nonmovable_peak / zones[zi].geo.pageblock_pages()
+                    paid_for
                 )));
             }
             for h in zs.hint.iter().flatten() {
