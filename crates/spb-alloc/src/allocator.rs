@@ -538,7 +538,7 @@ impl Allocator {
             return;
         }
         let kind = z.kind;
-        if self.policy.after_alloc_needed(z, p, order) {
+        if self.policy.after_alloc_needed(z, p) {
             let (z, policy, mut ctx) = self.ctx_parts(zi);
             policy.after_alloc(z, &mut ctx, p, order, mt, req.gfp, &[]);
         }

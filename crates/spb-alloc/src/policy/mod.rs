@@ -352,10 +352,10 @@ impl Policy {
     /// Whether [`Policy::after_alloc`] has anything to do for an allocation at `pfn` with no
     /// category change (the cheap test of the inlined common case).
     #[inline(always)]
-    pub(crate) fn after_alloc_needed(&self, z: &Zone, pfn: Pfn, order: u8) -> bool {
+    pub(crate) fn after_alloc_needed(&self, z: &Zone, pfn: Pfn) -> bool {
         match self {
             Policy::Mainline { .. } => false,
-            Policy::Spb(s) => s.after_alloc_needed(z, pfn, order, &[]),
+            Policy::Spb(s) => s.after_alloc_needed(z, pfn, &[]),
         }
     }
     /// After a successful allocation of the block at `pfn`, with the SPB category changes it

@@ -1096,16 +1096,8 @@ impl SpbPolicy {
     /// Whether [`SpbPolicy::after_alloc`] can do anything for an allocation at `pfn`: it
     /// records the taints among `changes`, and acts only in a tainted SPB.
     #[inline(always)]
-    pub fn after_alloc_needed(
-        &self,
-        z: &Zone,
-        pfn: Pfn,
-        order: u8,
-        changes: &[CategoryChange],
-    ) -> bool {
-        !changes.is_empty()
-            || z.spbs[z.spb_idx(pfn)].category == Category::Tainted
-            || (order >= z.geo.pageblock_order && self.sw.on(SpbSwitch::SupplyAhead))
+    pub fn after_alloc_needed(&self, z: &Zone, pfn: Pfn, changes: &[CategoryChange]) -> bool {
+        !changes.is_empty() || z.spbs[z.spb_idx(pfn)].category == Category::Tainted
     }
 
     /// After a successful allocation: record taints, trigger defrag and slab shrink (15, 28).
@@ -1133,12 +1125,6 @@ impl SpbPolicy {
                     self.taint_causes.push((gfp, order, 1));
                 }
             }
-        }
-        if order >= z.geo.pageblock_order
-            && mt == MigrateType::Movable
-            && self.sw.on(SpbSwitch::SupplyAhead)
-        {
-            super::spb_highorder::supply_ahead(self, ctx.zone_id, z);
         }
         let si = z.spb_idx(pfn) as u32;
         let s = &z.spbs[si as usize];

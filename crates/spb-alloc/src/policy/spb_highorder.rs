@@ -190,15 +190,6 @@ pub(crate) fn supply_target(z: &Zone) -> u64 {
         .max(1)
 }
 
-/// spb-next `supply_ahead`: after a movable allocation of pageblock order in zone `zi`, queue
-/// the supply's evacuations when the zone holds fewer free pageblocks than [`supply_target`]
-/// and has room for them, so the band is refilled before a fault finds it empty.
-pub(crate) fn supply_ahead(p: &mut super::spb::SpbPolicy, zi: u8, z: &Zone) {
-    if room(z) && free_pageblocks(z) < supply_target(z) {
-        p.queue(Work::EvacuateFree { zone: zi });
-    }
-}
-
 /// Background work of `highorder_evacuate` for zone `zi`: evacuate cheapest pageblocks until the
 /// zone holds [`supply_target`] free pageblocks, at most `DEFRAG_BLOCKS_PER_RUN` per call (the
 /// bound of one defrag run); requeued while it makes progress and the target is not reached.
