@@ -4,8 +4,9 @@
 //! For each candidate range (the policy picks the order: mainline tries aligned ranges from the
 //! bottom of the zone; spb starts from the emptiest clean or empty SPB, patch 17): reject it if
 //! it holds holes, reserved or non-movable pages; isolate its pageblocks (free pages move to the
-//! ISOLATE lists, nothing new can be allocated there); drain the per-CPU lists; migrate every
-//! movable page out (up to 5 rounds, as the kernel); when every page is free, take the range.
+//! ISOLATE lists, nothing new can be allocated there); drain the per-CPU lists; reclaim the
+//! clean page cache ([`Env::reclaim_clean`]) and migrate every other movable page out (up to 5
+//! rounds, as the kernel); when every page is free, take the range.
 
 use alloc::vec::Vec;
 
@@ -413,6 +414,11 @@ impl Allocator {
                             blocked = true;
                             break;
                         }
+                        // clean page cache is reclaimed, not migrated: it needs no target
+                        if self.reclaim_clean(zi, p, env) {
+                            p += 1u64 << m.order;
+                            continue;
+                        }
                         let before = self.pages_migrated;
                         let r = self.migrate_out(zi, p, env);
                         stats.pages_migrated += self.pages_migrated - before;
@@ -498,6 +504,25 @@ impl Allocator {
             self.note_category_change(zi, c, Gfp::HIGHUSER_MOVABLE, order);
         }
         Ok(start)
+    }
+
+    /// Reclaim the movable allocated block at `pfn` instead of migrating it, if the embedder
+    /// says it is clean page cache ([`Env::reclaim_clean`]): the block is freed and needs no
+    /// migration target. The pages count as reclaim in the caller's context (the bill's direct
+    /// reclaim, or a policy worker's). What `alloc_contig_range` does with its range before it
+    /// migrates (`reclaim_clean_pages_from_list`), and spb-next's evacuations with
+    /// `evacuate_reclaim_clean`.
+    pub(crate) fn reclaim_clean(&mut self, zi: ZoneId, pfn: Pfn, env: &mut dyn Env) -> bool {
+        let m = *self.zones[zi].page(pfn);
+        if m.state != PageState::Alloc
+            || m.mt != MigrateType::Movable as u8
+            || !env.reclaim_clean(pfn, m.order, m.cookie())
+        {
+            return false;
+        }
+        self.free_inner(zi, pfn, m.order, MigrateType::Movable, 0, false);
+        self.policy_reclaimed += 1u64 << m.order;
+        true
     }
 
     /// Split the movable allocated block at `pfn` (order above 0) into base pages, each an

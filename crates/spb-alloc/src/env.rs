@@ -63,6 +63,16 @@ pub trait Env {
         let _ = (from, to, order, cookie);
         MigrateOutcome::Refused
     }
+    /// Reclaim the allocated block of `order` at `pfn` (tagged `cookie`) instead of migrating
+    /// it, if it is clean page cache: what a contiguous allocation does with every page of its
+    /// range before it migrates the rest (the kernel's `reclaim_clean_pages_from_list` in
+    /// `alloc_contig_range`), so such a page needs no migration target. Return true when the
+    /// content is gone (the allocator frees the block); false (nothing changed) otherwise: the
+    /// block is migrated. Default: false.
+    fn reclaim_clean(&mut self, pfn: Pfn, order: u8, cookie: u32) -> bool {
+        let _ = (pfn, order, cookie);
+        false
+    }
     /// Split the allocated block of `order` at `pfn` (tagged `cookie`) into `2^order` base
     /// pages, as the kernel's migration splits a large folio it found no target for: push one
     /// cookie per base page into `out`, in pfn order (the first is the block's own page), and

@@ -381,6 +381,52 @@ fn contig_migrates_movable_and_fails_on_unmovable() {
     a.check().unwrap();
 }
 
+/// An embedder whose movable pages are all clean page cache: a contiguous allocation reclaims
+/// them (`Env::reclaim_clean`); it never needs a migration target, so reclaim for targets is a
+/// defect (counted).
+#[derive(Default)]
+struct CleanCache {
+    reclaimed_clean: u64,
+    target_reclaims: u64,
+    moves: u64,
+}
+
+impl Env for CleanCache {
+    fn migrate(&mut self, _from: Pfn, _to: Pfn, _order: u8, _cookie: u32) -> MigrateOutcome {
+        self.moves += 1;
+        MigrateOutcome::Moved
+    }
+    fn reclaim_clean(&mut self, _pfn: Pfn, order: u8, _cookie: u32) -> bool {
+        self.reclaimed_clean += 1 << order;
+        true
+    }
+    fn reclaim(&mut self, _req: ReclaimRequest, _out: &mut Vec<FreedBlock>) {
+        self.target_reclaims += 1;
+    }
+}
+
+#[test]
+fn contig_reclaims_clean_page_cache_before_it_migrates() {
+    // alloc_contig_range: reclaim_clean_pages_from_list, then migrate_pages. A machine full of
+    // clean page cache has no free target for anything, and needs none.
+    let mut a = Allocator::new(&tiny(2), nopcp(PolicyKind::Vanilla)).unwrap();
+    fill_movable(&mut a);
+    assert_eq!(a.free_pages(), 0);
+    let mut env = CleanCache::default();
+    let p = a
+        .alloc_contig(7, Gfp::HIGHUSER_MOVABLE, 9, &mut env)
+        .expect("the range's clean page cache is reclaimed, not migrated");
+    assert_eq!(p, a.zones()[0].span().start);
+    assert_eq!(env.reclaimed_clean, 128, "every page of the range");
+    assert_eq!(
+        (env.moves, env.target_reclaims),
+        (0, 0),
+        "no target asked for"
+    );
+    assert_eq!(a.vm().get(Vm::PgmigrateSuccess), 0);
+    a.check().unwrap();
+}
+
 #[test]
 fn grow_zone_adds_memory() {
     let g = Geometry::TINY;

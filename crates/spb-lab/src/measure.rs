@@ -258,8 +258,6 @@ pub fn spb_map(a: &Allocator, t: f64) -> SpbMap {
 
 /// The embedder's side of the 1 GiB probe.
 pub trait ProbeEnv: Env {
-    /// Contiguous-allocation mode on/off: clean page cache met by migration is dropped.
-    fn set_contig_mode(&mut self, on: bool);
     /// Drop all clean page cache and shrink all reclaimable slab (no writeback, no swap, no
     /// kills); push every freed block.
     fn probe_reclaim(&mut self, out: &mut Vec<FreedBlock>);
@@ -295,7 +293,6 @@ pub fn probe(a: &mut Allocator, env: &mut dyn ProbeEnv) -> ProbeResult {
     let before = a.pages_migrated();
     let mut r = ProbeResult::default();
     let mut reclaimed = false;
-    env.set_contig_mode(true);
     loop {
         let cookie = env.probe_cookie();
         let got = a.alloc_contig(order, GFP_PROBE, cookie, env);
@@ -327,7 +324,6 @@ pub fn probe(a: &mut Allocator, env: &mut dyn ProbeEnv) -> ProbeResult {
             }
         }
     }
-    env.set_contig_mode(false);
     r.pages_migrated = a.pages_migrated() - before;
     r
 }
@@ -365,7 +361,6 @@ mod tests {
     struct E {
         pinned: Vec<u32>,
         cache: Vec<u32>,
-        contig: bool,
         moved: u64,
         dropped: u64,
         reclaim: Vec<FreedBlock>,
@@ -375,18 +370,16 @@ mod tests {
             if self.pinned.contains(&cookie) {
                 return MigrateOutcome::Refused;
             }
-            if self.contig && self.cache.contains(&cookie) {
-                self.dropped += 1;
-                return MigrateOutcome::Dropped;
-            }
             self.moved += 1;
             MigrateOutcome::Moved
         }
+        fn reclaim_clean(&mut self, _pfn: u64, _order: u8, cookie: u32) -> bool {
+            let drop = !self.pinned.contains(&cookie) && self.cache.contains(&cookie);
+            self.dropped += drop as u64;
+            drop
+        }
     }
     impl ProbeEnv for E {
-        fn set_contig_mode(&mut self, on: bool) {
-            self.contig = on;
-        }
         fn probe_reclaim(&mut self, out: &mut Vec<FreedBlock>) {
             out.append(&mut self.reclaim);
         }
@@ -604,7 +597,6 @@ mod tests {
         assert!(res.pages.iter().all(|&p| p / sp != pinned_block / sp));
         assert!(res.pages_migrated > 0);
         assert!(e.moved > 0);
-        assert!(!e.contig);
         a.check().unwrap();
     }
 }

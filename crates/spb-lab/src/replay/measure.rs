@@ -25,7 +25,6 @@ pub struct Measured {
 }
 
 impl ProbeEnv for MapEnv {
-    fn set_contig_mode(&mut self, _on: bool) {}
     /// The trace does not say which pages are clean page cache or shrinkable slab: nothing.
     fn probe_reclaim(&mut self, _out: &mut Vec<FreedBlock>) {}
 }

@@ -321,9 +321,7 @@ impl<'a> Ctx<'a> {
     pub fn alloc_contig(&mut self, order: u8, gfp: Gfp, k: u8) -> Option<u32> {
         let id = self.w.new_obj();
         self.st.events += 1;
-        self.w.contig_mode = true;
         let r = self.a.alloc_contig(order, gfp, id, &mut *self.w);
-        self.w.contig_mode = false;
         // the bill: a contiguous request's direct work is the pages it migrated and the pages
         // reclaimed for their targets
         let c = self.a.take_request_cost();

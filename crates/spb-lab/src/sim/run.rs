@@ -12,9 +12,6 @@ use crate::metrics::{Gigantic, RunMetrics, Thp, TimelinePoint};
 use crate::scenario::Scenario;
 
 impl ProbeEnv for World {
-    fn set_contig_mode(&mut self, on: bool) {
-        self.contig_mode = on;
-    }
     fn probe_reclaim(&mut self, out: &mut Vec<FreedBlock>) {
         let from = self.pending.len();
         let total: u64 =

@@ -1,5 +1,5 @@
-//! The allocator's [`Env`]: migration of a block (refused when pinned; clean page cache is
-//! dropped instead inside a contiguous allocation), reclaim, and the OOM kill.
+//! The allocator's [`Env`]: migration of a block (refused when pinned), the contiguous
+//! allocation's reclaim of clean page cache in its range, reclaim, and the OOM kill.
 //!
 //! Invariants: a migration moves the object record with the block (pfn and zone, per-zone
 //! clean-cache counts); blocks freed inside a hook are handed to the allocator through `out`
@@ -27,24 +27,6 @@ impl Env for World {
             self.st.migrate_refused += 1;
             return MigrateOutcome::Refused;
         }
-        if self.contig_mode && o.kind == kind::CACHE && o.flags & flag::DIRTY == 0 {
-            // alloc_contig_range reclaims clean page cache instead of migrating it
-            let h = o.holder;
-            self.detach(cookie);
-            self.forget(cookie);
-            let cpu = self.holders[h as usize].cpu;
-            self.free_bh(h, 1 << order, cpu);
-            self.st.migrate_dropped += 1;
-            self.st.pgsteal_file += 1u64 << order;
-            if self.holders[h as usize].pages.is_empty()
-                && self.holders[h as usize].dirty.is_empty()
-            {
-                // slab pages freed here are freed through the normal path after the callback
-                self.lru_del(h);
-                self.file_cold(h, cpu);
-            }
-            return MigrateOutcome::Dropped;
-        }
         let z = self.zone_of(to);
         if o.kind == kind::CACHE && o.flags & flag::DIRTY == 0 && z != o.zone {
             let n = 1u64 << order;
@@ -56,6 +38,34 @@ impl Env for World {
         ob.zone = z;
         self.st.migrate_moved += 1;
         MigrateOutcome::Moved
+    }
+
+    fn reclaim_clean(&mut self, pfn: Pfn, order: u8, cookie: u32) -> bool {
+        let Some(&o) = self.objs.get(cookie as usize) else {
+            return false;
+        };
+        // a pinned folio keeps its extra references: reclaim fails as migration does
+        if o.holder == NONE
+            || o.pfn as u64 != pfn
+            || o.order != order
+            || o.kind != kind::CACHE
+            || o.flags & (flag::DIRTY | flag::PINNED) != 0
+        {
+            return false;
+        }
+        let h = o.holder;
+        self.detach(cookie);
+        self.forget(cookie);
+        let cpu = self.holders[h as usize].cpu;
+        self.free_bh(h, 1 << order, cpu);
+        self.st.migrate_dropped += 1;
+        self.st.pgsteal_file += 1u64 << order;
+        if self.holders[h as usize].pages.is_empty() && self.holders[h as usize].dirty.is_empty() {
+            // slab pages freed here are freed through the normal path after the callback
+            self.lru_del(h);
+            self.file_cold(h, cpu);
+        }
+        true
     }
 
     fn reclaim(&mut self, req: ReclaimRequest, out: &mut Vec<FreedBlock>) {
@@ -154,7 +164,7 @@ mod tests {
     use super::super::test_world as world;
 
     #[test]
-    fn migration_moves_refuses_pinned_and_drops_clean_cache_in_contig_mode() {
+    fn migration_moves_refuses_pinned_and_contig_reclaims_clean_cache() {
         let mut w = world();
         let h = w.new_holder(HKind::File, 0, 0);
         let id = w.new_obj();
@@ -179,16 +189,21 @@ mod tests {
             "not at a pfn the block is not at"
         );
         assert_eq!(w.migrate((1 << 20) + 7, 9, 0, id), MigrateOutcome::Refused);
+        assert!(
+            !w.reclaim_clean((1 << 20) + 7, 0, id),
+            "a pinned clean page is not reclaimed"
+        );
         w.objs[id as usize].flags &= !flag::PINNED;
-        w.contig_mode = true;
-        assert_eq!(w.migrate((1 << 20) + 7, 9, 0, id), MigrateOutcome::Dropped);
+        assert!(!w.reclaim_clean((1 << 20) + 8, 0, id), "not at another pfn");
+        assert!(w.reclaim_clean((1 << 20) + 7, 0, id));
         assert_eq!(w.clean_cache_zone[1], 0);
         assert!(w.holders[h as usize].pages.is_empty());
         assert_eq!(w.kind_pages[kind::CACHE as usize], 0);
-        // dirty page cache is migrated even in contig mode
+        // dirty page cache is not reclaimed: it is migrated
         let id2 = w.new_obj();
         w.fill_obj(id2, 6000, 0, kind::CACHE, h);
         w.add_cache_page(id2, h, true);
+        assert!(!w.reclaim_clean(6000, 0, id2));
         assert_eq!(w.migrate(6000, 6001, 0, id2), MigrateOutcome::Moved);
     }
 

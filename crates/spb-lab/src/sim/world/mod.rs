@@ -79,8 +79,6 @@ pub struct World {
     pub slab_unreclaimable_pages: u64,
     /// Blocks to free: (pfn, order, cpu).
     pub pending: Vec<(u64, u8, u16)>,
-    /// Inside a contiguous allocation: clean page cache is dropped instead of migrated.
-    pub contig_mode: bool,
     pub swap: bool,
     pub now: u64,
     pub st: WorldStats,
@@ -111,7 +109,6 @@ impl World {
             slab_reclaimable_pages: 0,
             slab_unreclaimable_pages: 0,
             pending: Vec::new(),
-            contig_mode: false,
             swap,
             now: 0,
             st: WorldStats::default(),
