@@ -57,8 +57,8 @@ pub struct ScenarioArgs {
 pub struct RunArgs {
     #[command(flatten)]
     pub sc: ScenarioArgs,
-    /// Policies to run, comma-separated (or the option repeated): vanilla, defrag, spb, or
-    /// spb-off:SWITCH,... (docs/spb.md) [default: vanilla,defrag,spb].
+    /// Policies to run, comma-separated (or the option repeated): vanilla, defrag, spb,
+    /// spb-next, or spb-off:SWITCH,... (docs/spb.md) [default: vanilla,defrag,spb,spb-next].
     #[arg(long)]
     pub policy: Vec<String>,
     /// spb behaviours to turn off in every spb policy (comma-separated switch names).
@@ -94,7 +94,7 @@ impl RunArgs {
     }
 }
 
-/// Parse a `--policy` list (the run spec of [`spb_alloc::policy::spec`]; `None` = all three)
+/// Parse a `--policy` list (the run spec of [`spb_alloc::policy::spec`]; `None` = every policy)
 /// and turn the `--spb-off` switches off in every spb policy of it. `option` names the option
 /// in messages.
 pub fn parse_policies(

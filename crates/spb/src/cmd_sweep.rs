@@ -20,8 +20,8 @@ pub struct SweepArgs {
     /// Scenarios (comma-separated built-in names or TOML files) [default: seed-16g].
     #[arg(long, value_delimiter = ',')]
     pub scenarios: Vec<String>,
-    /// Policies, comma-separated: vanilla, defrag, spb, or spb-off:SWITCH,... (the run spec of
-    /// `spb run --policy`) [default: vanilla,defrag,spb].
+    /// Policies, comma-separated: vanilla, defrag, spb, spb-next, or spb-off:SWITCH,... (the run
+    /// spec of `spb run --policy`) [default: vanilla,defrag,spb,spb-next].
     #[arg(long)]
     pub policies: Option<String>,
     /// Memory sizes, 64M to 15T each (comma-separated, e.g. 16G,64G) [default: the scenario's].
