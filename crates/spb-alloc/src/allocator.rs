@@ -142,7 +142,9 @@ pub struct Allocator {
     pub(crate) req_cost: crate::cost::RequestCost,
     /// Background work by worker since the start (the bill).
     pub(crate) bg_work: crate::cost::BackgroundWork,
-    /// Pages freed by reclaim a policy asked for through `policy::Core::reclaim`.
+    /// Pages freed by reclaim outside the kernel's direct-reclaim counters: reclaim a policy
+    /// asked for through `policy::Core::reclaim`, and clean page cache reclaimed in place of a
+    /// migration ([`Allocator::reclaim_clean`]).
     pub(crate) policy_reclaimed: u64,
     /// True while the policy's own background workers run (inside [`Allocator::background`]):
     /// their migration targets' reclaim is the worker's, which `worker_no_reclaim` forbids.
@@ -1136,6 +1138,9 @@ impl crate::policy::Core for Allocator {
         let (pages, _) = self.free_blocks(&out);
         self.policy_reclaimed += pages;
         self.freed_scratch = out;
+    }
+    fn reclaim_clean(&mut self, zi: ZoneId, pfn: Pfn, env: &mut dyn Env) -> bool {
+        Allocator::reclaim_clean(self, zi, pfn, env)
     }
     fn split_allocated(&mut self, zi: ZoneId, pfn: Pfn, env: &mut dyn Env) -> bool {
         Allocator::split_allocated(self, zi, pfn, env)

@@ -1278,3 +1278,49 @@ fn evacuate_thp_keeps_the_supply_band() {
     assert_eq!(thps_left, SPB / PB - 1, "no THP moved into the band");
     a.check().unwrap();
 }
+
+#[test]
+fn evacuate_reclaim_clean_switch() {
+    // SPB 0 tainted: pageblock 0 holds unmovable pages, the other pageblocks clean page cache.
+    // SPBs 1 and 2 are full of movable pages: no migration target anywhere. The kernel request
+    // takes SPB 0's last free page and starts its defrag. Without the switch the defrag finds
+    // no target and moves nothing; with `evacuate_reclaim_clean` it reclaims the clean pages
+    // instead, as a contiguous allocation does with its range, and SPB 0 gets pageblocks back.
+    for (sw, reclaims) in [
+        (on(), false),
+        (on().with(SpbSwitch::EvacuateReclaimClean), true),
+    ] {
+        let mut a = alloc_with(3, sw, false, None);
+        let b = base(&a, 0);
+        let mut env = TrackEnv::default();
+        for off in 0..SPB {
+            if off < PB - 1 {
+                a.alloc_at(b + off, 0, Gfp::KERNEL, (b + off) as u32)
+                    .unwrap();
+            } else if off >= PB {
+                a.alloc_at(b + off, 0, Gfp::HIGHUSER_MOVABLE, (b + off) as u32)
+                    .unwrap();
+                env.clean.insert((b + off) as u32);
+            }
+        }
+        fill(&mut a, 1, false, |_| false);
+        fill(&mut a, 2, false, |_| false);
+        let p = a
+            .alloc(AllocRequest::new(0, Gfp::KERNEL), &mut NoEnv)
+            .unwrap();
+        assert_eq!(spb_of(&a, p), 0);
+        for t in 1..8 {
+            a.background(t * 1_000_000_000, &mut env);
+        }
+        let s = &a.zones()[0].spbs()[0];
+        assert_eq!(env.moves, 0, "{sw:?}: no target to move to");
+        if reclaims {
+            assert!(env.reclaimed_clean >= PB, "a pageblock's worth reclaimed");
+            assert!(s.pb_free() >= 1, "SPB 0 got a free pageblock back");
+        } else {
+            assert_eq!(env.reclaimed_clean, 0);
+            assert_eq!(s.pb_free(), 0, "nothing left SPB 0");
+        }
+        a.check().unwrap();
+    }
+}

@@ -481,6 +481,9 @@ pub(crate) trait Core {
     fn migrate_out(&mut self, zi: ZoneId, pfn: Pfn, env: &mut dyn Env) -> Option<bool>;
     /// Ask the Env to reclaim, and free what it hands back to the buddy lists.
     fn reclaim(&mut self, req: ReclaimRequest, env: &mut dyn Env);
+    /// Reclaim the movable allocated block at `pfn` of zone `zi` instead of migrating it, if
+    /// the embedder says it is clean page cache (`Env::reclaim_clean`); the block is freed.
+    fn reclaim_clean(&mut self, zi: ZoneId, pfn: Pfn, env: &mut dyn Env) -> bool;
     /// Split the movable allocated block at `pfn` of zone `zi` (order above 0) into base
     /// pages, if the embedder splits its folio (`Env::split`). Returns whether it did.
     fn split_allocated(&mut self, zi: ZoneId, pfn: Pfn, env: &mut dyn Env) -> bool;

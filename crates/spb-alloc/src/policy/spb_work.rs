@@ -332,7 +332,8 @@ pub(crate) fn background<C: Core>(c: &mut C, env: &mut dyn Env) {
 /// Move every movable block below the pageblock order (with `evacuate_thp`, in a tainted SPB,
 /// of the pageblock order too) out of the pageblock holding `pfn`; other SPBs receive them. A
 /// block without a whole target stops the evacuation there, unless `evacuate_split` splits it.
-/// Returns pages moved.
+/// With `evacuate_reclaim_clean` a clean page-cache folio is reclaimed instead of moved. Returns
+/// the pages that left the pageblock (moved, or reclaimed).
 pub(crate) fn evacuate_block<C: Core>(c: &mut C, zi: ZoneId, pfn: Pfn, env: &mut dyn Env) -> u64 {
     let geo = c.geo();
     let pbp = geo.pageblock_pages();
@@ -344,6 +345,8 @@ pub(crate) fn evacuate_block<C: Core>(c: &mut C, zi: ZoneId, pfn: Pfn, env: &mut
         .map(|s| s.excluded.replace((zi as u8, si)));
     let before = c.pages_migrated();
     let split = sw(c, SpbSwitch::EvacuateSplit);
+    let reclaim_clean = sw(c, SpbSwitch::EvacuateReclaimClean);
+    let mut reclaimed = 0;
     // spb-next `evacuate_thp`: in a tainted SPB a block of pageblock order moves too, when
     // non-movable growth has paid for it (`SpbPolicy::thp_move_credit`)
     let thp = sw(c, SpbSwitch::EvacuateThp)
@@ -358,8 +361,14 @@ pub(crate) fn evacuate_block<C: Core>(c: &mut C, zi: ZoneId, pfn: Pfn, env: &mut
                 let movable = m.mt == MigrateType::Movable as u8;
                 let thp_move =
                     movable && thp && m.order == geo.pageblock_order && thp_credit(c, zi);
-                let out = (movable && (m.order < geo.pageblock_order || thp_move))
-                    .then(|| c.migrate_out(zi, p, env));
+                let moves = movable && (m.order < geo.pageblock_order || thp_move);
+                // spb-next `evacuate_reclaim_clean`: clean page cache needs no target
+                if moves && reclaim_clean && c.reclaim_clean(zi, p, env) {
+                    reclaimed += n;
+                    p += n;
+                    continue;
+                }
+                let out = moves.then(|| c.migrate_out(zi, p, env));
                 if thp_move && matches!(out, Some(Some(_))) {
                     if let Some(s) = c.policy_mut().spb_mut() {
                         s.spend_thp_move(zi);
@@ -383,7 +392,7 @@ pub(crate) fn evacuate_block<C: Core>(c: &mut C, zi: ZoneId, pfn: Pfn, env: &mut
     if let (Some(s), Some(prev)) = (c.policy_mut().spb_mut(), saved) {
         s.excluded = prev;
     }
-    c.pages_migrated() - before
+    c.pages_migrated() - before + reclaimed
 }
 
 /// spb-next `evacuate_thp`: [`super::spb::SpbPolicy::thp_move_credit`] of zone `zi`.

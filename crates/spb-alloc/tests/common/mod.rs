@@ -88,12 +88,15 @@ pub fn cfg(kind: PolicyKind) -> Config {
     }
 }
 
-/// An embedder that tracks where each cookie lives and moves everything unless pinned.
+/// An embedder that tracks where each cookie lives and moves everything unless pinned; the
+/// cookies in `clean` are clean page cache (`Env::reclaim_clean` drops them).
 #[derive(Default)]
 pub struct TrackEnv {
     pub loc: HashMap<u32, (Pfn, u8)>,
     pub pinned: std::collections::HashSet<u32>,
+    pub clean: std::collections::HashSet<u32>,
     pub moves: u64,
+    pub reclaimed_clean: u64,
 }
 
 impl Env for TrackEnv {
@@ -115,5 +118,13 @@ impl Env for TrackEnv {
     }
     fn maybe_pinned(&self, _pfn: Pfn, cookie: u32) -> bool {
         self.pinned.contains(&cookie)
+    }
+    fn reclaim_clean(&mut self, _pfn: Pfn, order: u8, cookie: u32) -> bool {
+        if self.pinned.contains(&cookie) || !self.clean.remove(&cookie) {
+            return false;
+        }
+        self.loc.remove(&cookie);
+        self.reclaimed_clean += 1 << order;
+        true
     }
 }
