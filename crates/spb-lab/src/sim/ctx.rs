@@ -322,8 +322,8 @@ impl<'a> Ctx<'a> {
         let id = self.w.new_obj();
         self.st.events += 1;
         let r = self.a.alloc_contig(order, gfp, id, &mut *self.w);
-        // the bill: a contiguous request's direct work is the pages it migrated and the pages
-        // reclaimed for their targets
+        // the bill: a contiguous request's direct work is the pages it migrated, the pages
+        // reclaimed for their targets and the clean page cache it reclaimed in its range
         let c = self.a.take_request_cost();
         self.st.bill.record_contig(&c, r.is_ok());
         match r {
