@@ -276,6 +276,22 @@ pub struct ProbeResult {
     pub reclaimed_pages: u64,
     /// Head pfns of the 1 GiB pages obtained (still allocated).
     pub pages: Vec<u64>,
+    /// Why the request that ended the probe failed: what happened to its candidate ranges.
+    pub stop: Option<spb_alloc::ContigStats>,
+}
+
+/// The candidate ranges of the request that ended the probe, by what stopped each (the JSON of
+/// `extra.probe_stop`, docs/metrics.md).
+pub fn probe_stop_json(st: &spb_alloc::ContigStats) -> serde_json::Value {
+    serde_json::json!({
+        "tried": st.ranges_tried,
+        "reserved": st.reserved,
+        "unmovable": st.unmovable,
+        "busy": st.busy,
+        "migration_failed": st.migrate_failed,
+        "no_room": st.no_room,
+        "pinned": st.pinned,
+    })
 }
 
 /// gfp of the probe's requests (alloc_gigantic_folio's mask).
@@ -306,7 +322,10 @@ pub fn probe(a: &mut Allocator, env: &mut dyn ProbeEnv) -> ProbeResult {
                 }
                 r.pages.push(p);
             }
-            Err(_) => {
+            Err(e) => {
+                if let spb_alloc::ContigError::Failed(st) = e {
+                    r.stop = Some(st);
+                }
                 if reclaimed {
                     break;
                 }
@@ -597,6 +616,10 @@ mod tests {
         assert!(res.pages.iter().all(|&p| p / sp != pinned_block / sp));
         assert!(res.pages_migrated > 0);
         assert!(e.moved > 0);
+        let st = res.stop.expect("the probe ends on a failed request");
+        assert!(st.ranges_tried > 0, "{st:?}");
+        let j = probe_stop_json(&st);
+        assert_eq!(j["tried"], st.ranges_tried);
         a.check().unwrap();
     }
 }

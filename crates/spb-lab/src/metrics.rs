@@ -184,6 +184,31 @@ pub struct RunDetails {
     pub mean_spbs_visited: Option<f64>,
     /// The model's metadata per 4 KiB page.
     pub metadata_bytes_per_page: Option<f64>,
+    /// What stopped the 1 GiB probe: its last request's candidates by reason, e.g.
+    /// "10 tried: 10 pinned" (`extra.probe_stop`; runs only).
+    pub probe_stop: Option<String>,
+}
+
+/// `extra.probe_stop` in a few words: candidates tried, then each reason that stopped some.
+fn probe_stop_text(v: &serde_json::Value) -> String {
+    let n = |k: &str| v.get(k).and_then(|x| x.as_u64()).unwrap_or(0);
+    let reasons: Vec<String> = [
+        ("pinned", "pinned"),
+        ("no_room", "no room"),
+        ("unmovable", "unmovable"),
+        ("reserved", "reserved"),
+        ("busy", "busy"),
+        ("migration_failed", "migration failed"),
+    ]
+    .iter()
+    .filter(|(k, _)| n(k) > 0)
+    .map(|(k, name)| format!("{} {name}", n(k)))
+    .collect();
+    if reasons.is_empty() {
+        format!("{} tried", n("tried"))
+    } else {
+        format!("{} tried: {}", n("tried"), reasons.join(", "))
+    }
 }
 
 impl RunMetrics {
@@ -205,6 +230,7 @@ impl RunMetrics {
                 .and_then(|w| w.get("mean_spbs_visited"))
                 .and_then(|v| v.as_f64()),
             metadata_bytes_per_page: f("metadata_bytes_per_page"),
+            probe_stop: self.extra.get("probe_stop").map(probe_stop_text),
         }
     }
     /// A kernel-named vmstat counter (0 when absent).
@@ -255,4 +281,24 @@ pub struct TraceStats {
     /// Pages inferred for bulk allocations that emit no mm_page_alloc.
     #[serde(default)]
     pub inferred_bulk_pages: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probe_stop_reads_as_reasons() {
+        let v = serde_json::json!({"tried": 10, "reserved": 0, "unmovable": 1, "busy": 0,
+            "migration_failed": 0, "no_room": 0, "pinned": 9});
+        assert_eq!(probe_stop_text(&v), "10 tried: 9 pinned, 1 unmovable");
+        let none = serde_json::json!({"tried": 0});
+        assert_eq!(probe_stop_text(&none), "0 tried");
+        let r = RunMetrics::default();
+        assert_eq!(
+            r.details().probe_stop,
+            None,
+            "absent in replays and older files"
+        );
+    }
 }

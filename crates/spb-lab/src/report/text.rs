@@ -126,6 +126,9 @@ pub fn run_table(runs: &[RunMetrics]) -> String {
     row("  probe pages migrated", &|r, _| {
         r.gigantic.probe_pages_migrated.to_string()
     });
+    row("  probe stopped at", &|_, d| {
+        d.probe_stop.clone().unwrap_or_else(|| "-".into())
+    });
     row("1 GiB requests during run", &|_, d| {
         format!("{} / {}", d.hugetlb_obtained, d.hugetlb_requested)
     });

@@ -297,6 +297,9 @@ pub fn run_scenario(
     extra.insert("gigantic_normal_limit".into(), lim_n.into());
     extra.insert("gigantic_capacity_bound".into(), cap_bound.into());
     extra.insert("probe_reclaimed_pages".into(), pr.reclaimed_pages.into());
+    if let Some(st) = pr.stop {
+        extra.insert("probe_stop".into(), measure::probe_stop_json(&st));
+    }
     if let Some(z) = sim.normal_zone() {
         extra.insert(
             "normal_min_watermark".into(),
