@@ -253,7 +253,9 @@ impl Model {
 
 /// The embedder: moves pages (updating the model), sometimes refuses (pinned: every cookie
 /// divisible by 11, and 5% of requests at random), sometimes drops the content (5%), reclaims
-/// movable and reclaimable blocks of the model, and OOM-kills "processes" (cookie mod 16).
+/// movable and reclaimable blocks of the model, reclaims clean page cache in place (movable
+/// cookies divisible by 4 and not pinned: `Env::reclaim_clean`), and OOM-kills "processes"
+/// (cookie mod 16).
 pub struct ModelEnv<'a> {
     pub m: &'a mut Model,
 }
@@ -292,6 +294,33 @@ impl Env for ModelEnv<'_> {
             );
         }
         out
+    }
+
+    fn reclaim_clean(&mut self, pfn: Pfn, order: u8, cookie: u32) -> bool {
+        let m = &mut *self.m;
+        match m.live.get(&pfn) {
+            Some(b) if b.order == order && b.cookie == cookie => {
+                if b.mt != MigrateType::Movable {
+                    m.errors.push(format!("reclaim_clean({pfn:#x}, order {order}, cookie {cookie}): asked for a {:?} block", b.mt));
+                    return false;
+                }
+            }
+            other => {
+                m.errors.push(format!("reclaim_clean({pfn:#x}, order {order}, cookie {cookie}): the model has {other:?} there"));
+                return false;
+            }
+        }
+        let clean = cookie.is_multiple_of(4) && !cookie.is_multiple_of(11);
+        if clean {
+            m.dropped += 1;
+            m.remove(pfn);
+        }
+        if m.trace {
+            eprintln!(
+                "      env.reclaim_clean({pfn:#x}, order {order}, cookie {cookie}) = {clean}"
+            );
+        }
+        clean
     }
 
     fn reclaim(&mut self, req: ReclaimRequest, out: &mut Vec<FreedBlock>) {
