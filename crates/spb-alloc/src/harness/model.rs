@@ -251,6 +251,23 @@ impl Model {
     }
 }
 
+impl Model {
+    /// Does the model hold the block the allocator names (`pfn`, `order`, `cookie`)? If not,
+    /// record an error for the embedder call `call` (its text up to the arguments) and say no.
+    fn holds(&mut self, call: &str, pfn: Pfn, order: u8, cookie: u32) -> bool {
+        match self.live.get(&pfn) {
+            Some(b) if b.order == order && b.cookie == cookie => true,
+            other => {
+                let e = format!(
+                    "{call}, order {order}, cookie {cookie}): the model has {other:?} there"
+                );
+                self.errors.push(e);
+                false
+            }
+        }
+    }
+}
+
 /// The embedder: moves pages (updating the model), sometimes refuses (pinned: every cookie
 /// divisible by 11, and 5% of requests at random), sometimes drops the content (5%), reclaims
 /// movable and reclaimable blocks of the model, reclaims clean page cache in place (movable
@@ -263,12 +280,13 @@ pub struct ModelEnv<'a> {
 impl Env for ModelEnv<'_> {
     fn migrate(&mut self, from: Pfn, to: Pfn, order: u8, cookie: u32) -> MigrateOutcome {
         let m = &mut *self.m;
-        match m.live.get(&from) {
-            Some(b) if b.order == order && b.cookie == cookie => {}
-            other => {
-                m.errors.push(format!("migrate({from:#x} -> {to:#x}, order {order}, cookie {cookie}): the model has {other:?} there"));
-                return MigrateOutcome::Refused;
-            }
+        if !m.holds(
+            &format!("migrate({from:#x} -> {to:#x}"),
+            from,
+            order,
+            cookie,
+        ) {
+            return MigrateOutcome::Refused;
         }
         if let Err(e) = m.check_new_block("migration target", to, order, None) {
             m.errors.push(e);
@@ -298,17 +316,15 @@ impl Env for ModelEnv<'_> {
 
     fn reclaim_clean(&mut self, pfn: Pfn, order: u8, cookie: u32) -> bool {
         let m = &mut *self.m;
-        match m.live.get(&pfn) {
-            Some(b) if b.order == order && b.cookie == cookie => {
-                if b.mt != MigrateType::Movable {
-                    m.errors.push(format!("reclaim_clean({pfn:#x}, order {order}, cookie {cookie}): asked for a {:?} block", b.mt));
-                    return false;
-                }
-            }
-            other => {
-                m.errors.push(format!("reclaim_clean({pfn:#x}, order {order}, cookie {cookie}): the model has {other:?} there"));
-                return false;
-            }
+        if !m.holds(&format!("reclaim_clean({pfn:#x}"), pfn, order, cookie) {
+            return false;
+        }
+        if m.live[&pfn].mt != MigrateType::Movable {
+            m.errors.push(format!(
+                "reclaim_clean({pfn:#x}, order {order}, cookie {cookie}): asked for a {:?} block",
+                m.live[&pfn].mt
+            ));
+            return false;
         }
         let clean = cookie.is_multiple_of(4) && !cookie.is_multiple_of(11);
         if clean {
