@@ -1129,7 +1129,13 @@ impl crate::policy::Core for Allocator {
         self.pages_migrated
     }
     fn migrate_out(&mut self, zi: ZoneId, pfn: Pfn, env: &mut dyn Env) -> Option<bool> {
-        Allocator::migrate_out(self, zi, pfn, env)
+        Allocator::migrate_out(
+            self,
+            zi,
+            pfn,
+            crate::contig::EVACUATE_TARGET_RECLAIM_ROUNDS,
+            env,
+        )
     }
     fn reclaim(&mut self, req: crate::env::ReclaimRequest, env: &mut dyn Env) {
         let mut out = core::mem::take(&mut self.freed_scratch);

@@ -24,6 +24,21 @@ use crate::{AllocRequest, Allocator};
 /// Pages reclaimed at a time when a migration target cannot be found.
 pub const MIGRATE_RECLAIM_BATCH: u64 = 1024;
 
+/// Reclaim rounds a contiguous allocation's migration target may take: the kernel's
+/// `alloc_migration_target` for `alloc_contig_range` asks with `__GFP_RETRY_MAYFAIL`, whose
+/// slow path reclaims and retries for as long as reclaim makes progress (`should_reclaim_retry`,
+/// at most `MAX_RECLAIM_RETRIES` = 16 rounds without progress). The model stops at the first
+/// round that frees nothing, and after 16 rounds in any case, so one target costs at most 16
+/// batches of [`MIGRATE_RECLAIM_BATCH`].
+pub const CONTIG_TARGET_RECLAIM_ROUNDS: u32 = 16;
+
+/// Reclaim rounds a policy's evacuation target may take in the caller's context (spb's and
+/// spb-next's evacuations): one batch, then the evacuation stops. The kernel's compaction
+/// never reclaims for a target (its targets are free pages); the series' evacuation is
+/// compaction-like, so it gets one batch and no retries, which bounds the work it adds to the
+/// request that runs it.
+pub const EVACUATE_TARGET_RECLAIM_ROUNDS: u32 = 1;
+
 /// Why one candidate range was not obtained.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum RangeFail {
@@ -420,7 +435,7 @@ impl Allocator {
                             continue;
                         }
                         let before = self.pages_migrated;
-                        let r = self.migrate_out(zi, p, env);
+                        let r = self.migrate_out(zi, p, CONTIG_TARGET_RECLAIM_ROUNDS, env);
                         stats.pages_migrated += self.pages_migrated - before;
                         if r.is_none()
                             && plan.split
@@ -551,9 +566,16 @@ impl Allocator {
     }
 
     /// Migrate the movable block at `pfn` to a target obtained from the normal allocation path
-    /// (fast path only, movable, min watermark). Some(true) moved or dropped, Some(false)
-    /// refused, None no target memory.
-    pub(crate) fn migrate_out(&mut self, zi: ZoneId, pfn: Pfn, env: &mut dyn Env) -> Option<bool> {
+    /// (fast path only, movable, min watermark), reclaiming at most `reclaim_rounds` batches
+    /// while the free lists stay dry and each batch frees something. Some(true) moved or
+    /// dropped, Some(false) refused, None no target memory.
+    pub(crate) fn migrate_out(
+        &mut self,
+        zi: ZoneId,
+        pfn: Pfn,
+        reclaim_rounds: u32,
+        env: &mut dyn Env,
+    ) -> Option<bool> {
         let m = *self.zones[zi].page(pfn);
         let gfp = Gfp::HIGHUSER_MOVABLE.with(Gfp::NOWARN);
         let req = AllocRequest {
@@ -571,10 +593,11 @@ impl Allocator {
         self.cfg.pcp = false;
         let mut t = None;
         // like alloc_migration_target with __GFP_RETRY_MAYFAIL: when the free lists are dry,
-        // reclaim (clean page cache, shrinkable slab; never swap) and try again. That is the
-        // target allocation's direct reclaim, in the caller's context: a stall of the preferred
-        // zone and `pgscan_direct`, so the bill charges it to the contiguous allocation.
-        for attempt in 0..2 {
+        // reclaim (clean page cache, shrinkable slab; never swap) and try again, while reclaim
+        // makes progress. That is the target allocation's direct reclaim, in the caller's
+        // context: a stall of the preferred zone and `pgscan_direct` per round, so the bill
+        // charges it to the request that migrates.
+        for attempt in 0..=reclaim_rounds {
             t = self.get_page_from_freelist(req, flags, preferred, highest);
             if t.is_none() {
                 t = self.get_page_from_freelist(
@@ -584,7 +607,7 @@ impl Allocator {
                     highest,
                 );
             }
-            if t.is_some() || attempt == 1 {
+            if t.is_some() || attempt == reclaim_rounds {
                 break;
             }
             if self.in_policy_worker && !self.policy.worker_targets_may_reclaim() {

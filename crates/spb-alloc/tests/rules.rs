@@ -427,6 +427,56 @@ fn contig_reclaims_clean_page_cache_before_it_migrates() {
     a.check().unwrap();
 }
 
+/// An embedder whose reclaim frees one page per call: the first `in_range` calls free the
+/// last pages of the range a contiguous allocation has isolated (progress, but no migration
+/// target), the later ones pages above it.
+struct SlowReclaim {
+    range_end: Pfn,
+    in_range: u64,
+    calls: u64,
+    moves: u64,
+}
+
+impl Env for SlowReclaim {
+    fn migrate(&mut self, _from: Pfn, _to: Pfn, _order: u8, _cookie: u32) -> MigrateOutcome {
+        self.moves += 1;
+        MigrateOutcome::Moved
+    }
+    fn reclaim(&mut self, _req: ReclaimRequest, out: &mut Vec<FreedBlock>) {
+        self.calls += 1;
+        let pfn = if self.calls <= self.in_range {
+            self.range_end - self.calls
+        } else {
+            self.range_end + (self.calls - self.in_range - 1)
+        };
+        out.push(FreedBlock { pfn, order: 0 });
+    }
+}
+
+#[test]
+fn contig_target_reclaim_retries_while_it_makes_progress() {
+    // alloc_migration_target with __GFP_RETRY_MAYFAIL: reclaim that frees pages the caller
+    // cannot use (here: inside its own isolated range) is progress, so the target allocation
+    // reclaims again instead of failing the whole range.
+    let mut a = Allocator::new(&tiny(2), nopcp(PolicyKind::Vanilla)).unwrap();
+    fill_movable(&mut a);
+    let start = a.zones()[0].span().start;
+    let mut env = SlowReclaim {
+        range_end: start + 128,
+        in_range: 3,
+        calls: 0,
+        moves: 0,
+    };
+    let p = a
+        .alloc_contig(7, Gfp::HIGHUSER_MOVABLE, 9, &mut env)
+        .expect("the first target comes with the fourth reclaim round");
+    assert_eq!(p, start);
+    // 3 rounds freed pages of the range, then one page above it per page still to move
+    assert_eq!((env.calls, env.moves), (128, 125));
+    assert_eq!(a.vm().get(Vm::AllocstallNormal), 128, "one stall per round");
+    a.check().unwrap();
+}
+
 #[test]
 fn grow_zone_adds_memory() {
     let g = Geometry::TINY;

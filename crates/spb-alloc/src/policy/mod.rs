@@ -476,8 +476,9 @@ pub(crate) trait Core {
     fn now_ns(&self) -> u64;
     /// Pages migrated so far, for any reason.
     fn pages_migrated(&self) -> u64;
-    /// Migrate the movable allocated block at `pfn` of zone `zi` elsewhere through the Env.
-    /// None: no target memory; Some(moved).
+    /// Migrate the movable allocated block at `pfn` of zone `zi` elsewhere through the Env;
+    /// a target may reclaim one batch in the caller's context
+    /// ([`crate::contig::EVACUATE_TARGET_RECLAIM_ROUNDS`]). None: no target memory; Some(moved).
     fn migrate_out(&mut self, zi: ZoneId, pfn: Pfn, env: &mut dyn Env) -> Option<bool>;
     /// Ask the Env to reclaim, and free what it hands back to the buddy lists.
     fn reclaim(&mut self, req: ReclaimRequest, env: &mut dyn Env);
