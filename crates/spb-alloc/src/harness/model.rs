@@ -249,9 +249,7 @@ impl Model {
             },
         }
     }
-}
 
-impl Model {
     /// Does the model hold the block the allocator names (`pfn`, `order`, `cookie`)? If not,
     /// record an error for the embedder call `call` (its text up to the arguments) and say no.
     fn holds(&mut self, call: &str, pfn: Pfn, order: u8, cookie: u32) -> bool {
@@ -319,10 +317,10 @@ impl Env for ModelEnv<'_> {
         if !m.holds(&format!("reclaim_clean({pfn:#x}"), pfn, order, cookie) {
             return false;
         }
-        if m.live[&pfn].mt != MigrateType::Movable {
+        let mt = m.live[&pfn].mt;
+        if mt != MigrateType::Movable {
             m.errors.push(format!(
-                "reclaim_clean({pfn:#x}, order {order}, cookie {cookie}): asked for a {:?} block",
-                m.live[&pfn].mt
+                "reclaim_clean({pfn:#x}, order {order}, cookie {cookie}): asked for a {mt:?} block"
             ));
             return false;
         }
