@@ -142,6 +142,8 @@ pub struct Allocator {
     pub(crate) req_cost: crate::cost::RequestCost,
     /// Background work by worker since the start (the bill).
     pub(crate) bg_work: crate::cost::BackgroundWork,
+    /// Direct-reclaim stalls by cause since the start (the bill).
+    pub(crate) stall_causes: crate::cost::StallCauses,
     /// Pages freed by reclaim outside the kernel's direct-reclaim counters: reclaim a policy
     /// asked for through `policy::Core::reclaim`, and clean page cache reclaimed in place of a
     /// migration ([`Allocator::reclaim_clean`]).
@@ -197,6 +199,7 @@ impl Allocator {
             hit_routes: [crate::fastpath::HitRoute::NONE; 32],
             req_cost: crate::cost::RequestCost::default(),
             bg_work: crate::cost::BackgroundWork::default(),
+            stall_causes: crate::cost::StallCauses::default(),
             policy_reclaimed: 0,
             in_policy_worker: false,
         };
@@ -256,6 +259,10 @@ impl Allocator {
     /// Background work by worker since the allocator was built.
     pub fn background_work(&self) -> &crate::cost::BackgroundWork {
         &self.bg_work
+    }
+    /// Direct-reclaim stalls by cause since the allocator was built.
+    pub fn stall_causes(&self) -> &crate::cost::StallCauses {
+        &self.stall_causes
     }
     /// The counters a cost is a delta of, now.
     #[inline]
@@ -1129,13 +1136,7 @@ impl crate::policy::Core for Allocator {
         self.pages_migrated
     }
     fn migrate_out(&mut self, zi: ZoneId, pfn: Pfn, env: &mut dyn Env) -> Option<bool> {
-        Allocator::migrate_out(
-            self,
-            zi,
-            pfn,
-            crate::contig::EVACUATE_TARGET_RECLAIM_ROUNDS,
-            env,
-        )
+        Allocator::migrate_out(self, zi, pfn, crate::contig::TargetFor::Evacuation, env)
     }
     fn reclaim(&mut self, req: crate::env::ReclaimRequest, env: &mut dyn Env) {
         let mut out = core::mem::take(&mut self.freed_scratch);

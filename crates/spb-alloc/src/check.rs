@@ -7,7 +7,8 @@
 //! exactly the per-CPU heads and their counts match; zone free counters, pageblock counters and
 //! SPB counters equal a recount; compaction's skip list names exactly the marked pageblocks;
 //! SPB lists hold every SPB once under its current category and fullness; the patch 22 bounds
-//! hold; free + per-CPU + held + allocated = managed.
+//! hold; free + per-CPU + held + allocated = managed; the stall causes add up to the
+//! `allocstall_*` counters.
 
 use alloc::format;
 use alloc::string::String;
@@ -41,6 +42,14 @@ impl Allocator {
             check_zone(z)?;
         }
         self.policy.check(&self.zones)?;
+        let stalls = self.work_snap().stalls();
+        ensure!(
+            self.stall_causes.total() == stalls,
+            "stall causes {:?} add up to {} but the allocstall counters to {}",
+            self.stall_causes,
+            self.stall_causes.total(),
+            stalls
+        );
         Ok(())
     }
 }

@@ -39,6 +39,26 @@ pub const CONTIG_TARGET_RECLAIM_ROUNDS: u32 = 16;
 /// request that runs it.
 pub const EVACUATE_TARGET_RECLAIM_ROUNDS: u32 = 1;
 
+/// Whose move a migration target is for: how many reclaim rounds it may take
+/// ([`CONTIG_TARGET_RECLAIM_ROUNDS`], [`EVACUATE_TARGET_RECLAIM_ROUNDS`]) and which stall cause
+/// each round counts as ([`crate::cost::StallCauses`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TargetFor {
+    /// A contiguous allocation's range.
+    Contig,
+    /// A policy's evacuation (`policy::Core::migrate_out`).
+    Evacuation,
+}
+
+impl TargetFor {
+    fn reclaim_rounds(self) -> u32 {
+        match self {
+            TargetFor::Contig => CONTIG_TARGET_RECLAIM_ROUNDS,
+            TargetFor::Evacuation => EVACUATE_TARGET_RECLAIM_ROUNDS,
+        }
+    }
+}
+
 /// Why one candidate range was not obtained.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum RangeFail {
@@ -435,7 +455,7 @@ impl Allocator {
                             continue;
                         }
                         let before = self.pages_migrated;
-                        let r = self.migrate_out(zi, p, CONTIG_TARGET_RECLAIM_ROUNDS, env);
+                        let r = self.migrate_out(zi, p, TargetFor::Contig, env);
                         stats.pages_migrated += self.pages_migrated - before;
                         if r.is_none()
                             && plan.split
@@ -566,16 +586,17 @@ impl Allocator {
     }
 
     /// Migrate the movable block at `pfn` to a target obtained from the normal allocation path
-    /// (fast path only, movable, min watermark), reclaiming at most `reclaim_rounds` batches
+    /// (fast path only, movable, min watermark), reclaiming at most `who`'s rounds of batches
     /// while the free lists stay dry and each batch frees something. Some(true) moved or
     /// dropped, Some(false) refused, None no target memory.
     pub(crate) fn migrate_out(
         &mut self,
         zi: ZoneId,
         pfn: Pfn,
-        reclaim_rounds: u32,
+        who: TargetFor,
         env: &mut dyn Env,
     ) -> Option<bool> {
+        let reclaim_rounds = who.reclaim_rounds();
         let m = *self.zones[zi].page(pfn);
         let gfp = Gfp::HIGHUSER_MOVABLE.with(Gfp::NOWARN);
         let req = AllocRequest {
@@ -625,6 +646,12 @@ impl Allocator {
             };
             let kind = self.zones[preferred].kind;
             self.vm.inc(crate::allocator::allocstall_item(kind));
+            let causes = &mut self.stall_causes;
+            match (self.in_policy_worker, who) {
+                (true, _) => causes.workers += 1,
+                (false, TargetFor::Evacuation) => causes.evacuation_targets += 1,
+                (false, TargetFor::Contig) => causes.contig_targets += 1,
+            }
             if self.reclaim_in_caller(rr, env) == 0 {
                 break;
             }

@@ -72,6 +72,11 @@ impl WorkSnap {
         }
     }
 
+    /// The `allocstall_*` counters' sum.
+    pub(crate) fn stalls(&self) -> u64 {
+        self.stalls
+    }
+
     /// `now - self`, field by field.
     pub(crate) fn since(&self, now: &WorkSnap) -> WorkSnap {
         WorkSnap {
@@ -96,6 +101,31 @@ impl RequestCost {
         self.compact_migrate_scanned += d.migrate_scanned;
         self.compact_free_scanned += d.free_scanned;
         self.migrated += d.migrated;
+    }
+}
+
+/// Direct-reclaim stalls by what reclaimed in a context that counts as direct reclaim: every
+/// `allocstall_*` the allocator counts is counted here once, so the four fields add up to the
+/// sum of the `allocstall_*` counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StallCauses {
+    /// A request's own direct reclaim in the slow path (`__alloc_pages_direct_reclaim`).
+    pub slow_path: u64,
+    /// Rounds of reclaim for the migration targets of contiguous allocations (1 GiB requests
+    /// and the end-of-run probe), in the caller's context.
+    pub contig_targets: u64,
+    /// Reclaim for the migration targets of the policy's evacuations run in the allocating
+    /// caller's context (inside its slow path).
+    pub evacuation_targets: u64,
+    /// The same inside the policy's own background workers
+    /// (= [`BackgroundWork::policy_workers_stalls`]).
+    pub workers: u64,
+}
+
+impl StallCauses {
+    /// All of them: the `allocstall_*` counters' sum.
+    pub fn total(&self) -> u64 {
+        self.slow_path + self.contig_targets + self.evacuation_targets + self.workers
     }
 }
 

@@ -74,11 +74,22 @@ fn direct_reclaim_is_counted_in_the_callers_context() {
         let (mut a, mut env) = full_of_cache(kind);
         let scan0 = a.vm().get(Vm::PgscanDirect);
         let stall0 = a.vm().get(Vm::AllocstallNormal);
+        let causes0 = *a.stall_causes();
         let r = a.alloc(AllocRequest::new(0, Gfp::KERNEL), &mut env);
         assert!(r.is_ok(), "{kind:?}: reclaim made room");
         let c = a.take_request_cost();
         let scanned = a.vm().get(Vm::PgscanDirect) - scan0;
         assert!(a.vm().get(Vm::AllocstallNormal) > stall0, "{kind:?}");
+        let causes = *a.stall_causes();
+        assert_eq!(
+            causes.slow_path - causes0.slow_path,
+            a.vm().get(Vm::AllocstallNormal) - stall0,
+            "{kind:?}: the slow path's own reclaim"
+        );
+        assert_eq!(
+            causes.total() - causes0.total(),
+            causes.slow_path - causes0.slow_path
+        );
         assert!(scanned > 0, "{kind:?}");
         assert_eq!(c.slow_entries, 1, "{kind:?}");
         assert!(c.reclaim_scanned >= scanned, "{kind:?}: {c:?} vs {scanned}");
@@ -154,6 +165,11 @@ fn contig_reclaim_for_migration_targets_is_the_callers_direct_reclaim() {
         assert_eq!(c.reclaim_scanned, d(Vm::PgscanDirect), "{kind:?}");
         assert_eq!(d(Vm::PgstealDirect), d(Vm::PgscanDirect), "{kind:?}");
         assert!(d(Vm::AllocstallNormal) > 0, "{kind:?}: a stall per reclaim");
+        assert_eq!(
+            a.stall_causes().contig_targets,
+            d(Vm::AllocstallNormal),
+            "{kind:?}: each a target's reclaim"
+        );
     }
 }
 

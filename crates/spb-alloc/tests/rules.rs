@@ -474,6 +474,14 @@ fn contig_target_reclaim_retries_while_it_makes_progress() {
     // 3 rounds freed pages of the range, then one page above it per page still to move
     assert_eq!((env.calls, env.moves), (128, 125));
     assert_eq!(a.vm().get(Vm::AllocstallNormal), 128, "one stall per round");
+    assert_eq!(
+        *a.stall_causes(),
+        StallCauses {
+            contig_targets: 128,
+            ..StallCauses::default()
+        },
+        "each one a contiguous allocation's target reclaim"
+    );
     a.check().unwrap();
 }
 

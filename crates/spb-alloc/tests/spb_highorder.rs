@@ -291,3 +291,35 @@ fn evacuate_split_moves_a_folio_whose_only_target_is_in_its_own_spb() {
         a.check().unwrap();
     }
 }
+
+#[test]
+fn a_slow_path_evacuations_target_reclaim_is_counted_as_its_own_stall_cause() {
+    // pageblocks 0-7 (one SPB) full of movable pages, pageblocks 8-15 (the other) scattered
+    // with pageblock 11 the cheapest: its evacuation must find targets outside its own SPB,
+    // where nothing is free, so the target allocation reclaims in the faulting caller's slow
+    // path. That stall is the evacuation's, not the slow path's own reclaim (the bill's
+    // "direct stalls" row); the causes add up to the allocstall counters.
+    let mut a = alloc_with(2, next(true));
+    let mut env = TrackEnv::default();
+    fill(&mut a, &mut env, 16, |pb, off| match pb {
+        0..=7 => false,
+        11 => !off.is_multiple_of(4),
+        _ => scattered(off),
+    });
+    let _ = a.alloc(AllocRequest::new(5, Gfp::TRANSHUGE), &mut env);
+    assert_eq!(a.vm().get(Vm::SpbEvacuateRuns), 1);
+    let c = *a.stall_causes();
+    assert!(c.evacuation_targets >= 1, "{c:?}");
+    assert_eq!((c.contig_targets, c.workers), (0, 0), "{c:?}");
+    let allocstalls = [
+        Vm::AllocstallDma,
+        Vm::AllocstallDma32,
+        Vm::AllocstallNormal,
+        Vm::AllocstallMovable,
+    ]
+    .iter()
+    .map(|&v| a.vm().get(v))
+    .sum::<u64>();
+    assert_eq!(c.total(), allocstalls);
+    a.check().unwrap();
+}

@@ -1092,6 +1092,7 @@ fn worker_no_reclaim_switch() {
         a.background(1, &mut env);
         let w = *a.background_work();
         assert_eq!(w.policy_workers_stalls > 0, reclaims, "{w:?}");
+        assert_eq!(a.stall_causes().workers, w.policy_workers_stalls);
         assert_eq!(w.policy_workers_reclaimed > 0, reclaims, "{w:?}");
         assert_eq!(a.vm().get(Vm::SpbDefragPagesMoved) > 0, reclaims);
         assert_eq!(

@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use spb_alloc::{BackgroundWork, Gfp, MigrateType, RequestCost};
+use spb_alloc::{BackgroundWork, Gfp, MigrateType, RequestCost, StallCauses};
 
 /// The request classes of the bill, decided from the request alone (gfp mask, order, API).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -302,6 +302,21 @@ pub struct BackgroundCost {
     pub per_second: BackgroundRates,
 }
 
+/// Direct-reclaim stalls of the run by what reclaimed in the caller's context
+/// (`spb_alloc::StallCauses`). With the policy workers' stalls
+/// ([`BackgroundCost::workers_stalls`]) they add up to the run's `allocstall_*` counters.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StallsCost {
+    /// Requests' own direct reclaim in the slow path.
+    pub slow_path: u64,
+    /// Reclaim rounds for the migration targets of contiguous allocations (the run's 1 GiB
+    /// requests; the probe's are not the run's).
+    pub contig_targets: u64,
+    /// Reclaim for the migration targets of the policy's evacuations in the allocating
+    /// caller's context.
+    pub evacuation_targets: u64,
+}
+
 /// Background work per virtual second.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct BackgroundRates {
@@ -353,6 +368,9 @@ pub struct CostReport {
     /// "page allocation failure").
     pub atomic_failures_above_min_warned: u64,
     pub probe: ProbeCost,
+    /// Direct-reclaim stalls by cause (absent in files written before it existed).
+    #[serde(default)]
+    pub stalls: Option<StallsCost>,
 }
 
 impl CostReport {
@@ -465,11 +483,13 @@ impl CostAcc {
         }
     }
 
-    /// The JSON block: `bg` is the allocator's background work over the run, `virtual_seconds`
-    /// the run's length, `probe_obtained`/`probe_migrated` the end-of-run probe's result.
+    /// The JSON block: `bg` is the allocator's background work over the run, `stalls` its
+    /// direct-reclaim stalls by cause, `virtual_seconds` the run's length,
+    /// `probe_obtained`/`probe_migrated` the end-of-run probe's result.
     pub fn report(
         &self,
         bg: &BackgroundWork,
+        stalls: &StallCauses,
         virtual_seconds: f64,
         probe_obtained: u64,
         probe_migrated: u64,
@@ -520,6 +540,11 @@ impl CostAcc {
             background,
             failures_by_kind: self.failures_by_kind.clone(),
             optional,
+            stalls: Some(StallsCost {
+                slow_path: stalls.slow_path,
+                contig_targets: stalls.contig_targets,
+                evacuation_targets: stalls.evacuation_targets,
+            }),
             probe: ProbeCost {
                 obtained: probe_obtained,
                 pages_migrated: probe_migrated,
@@ -693,7 +718,7 @@ mod tests {
             kcompactd_free_scanned: 10,
             ..BackgroundWork::default()
         };
-        let r = acc.report(&bg, 10.0, 2, 600_000);
+        let r = acc.report(&bg, &spb_alloc::StallCauses::default(), 10.0, 2, 600_000);
         let k = r.class("kernel_order0");
         assert_eq!((k.requests, k.slow_path, k.failures), (100, 3, 1));
         assert_eq!(k.direct_slow.count, 3);
@@ -729,9 +754,14 @@ mod tests {
         assert_eq!(r.background.per_second.kswapd_scanned, 100.0);
         assert_eq!(r.background.per_second.kcompactd_scanned, 4.0);
         assert_eq!(r.probe.migrated_per_page, Some(300_000.0));
-        assert_eq!(acc.report(&bg, 0.0, 0, 5).probe.migrated_per_page, None);
         assert_eq!(
-            acc.report(&bg, 0.0, 0, 5)
+            acc.report(&bg, &spb_alloc::StallCauses::default(), 0.0, 0, 5)
+                .probe
+                .migrated_per_page,
+            None
+        );
+        assert_eq!(
+            acc.report(&bg, &spb_alloc::StallCauses::default(), 0.0, 0, 5)
                 .background
                 .per_second
                 .kswapd_scanned,

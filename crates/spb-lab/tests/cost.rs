@@ -104,6 +104,17 @@ fn check(m: &RunMetrics) -> CostReport {
         "{what}"
     );
     assert_eq!(bg.kswapd_scanned, m.vm("pgscan_kswapd"), "{what}");
+    // every direct-reclaim stall of the run has one cause
+    let s = b.stalls.as_ref().expect("stall causes");
+    let allocstalls: u64 = ["dma", "dma32", "normal", "movable"]
+        .iter()
+        .map(|z| m.vm(&format!("allocstall_{z}")))
+        .sum();
+    assert_eq!(
+        s.slow_path + s.contig_targets + s.evacuation_targets + bg.workers_stalls,
+        allocstalls,
+        "{what}: {s:?}"
+    );
     assert_eq!(
         b.atomic_failures_above_min,
         b.class("atomic").failures_above_min,

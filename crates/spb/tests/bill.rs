@@ -54,6 +54,14 @@ fn run_prints_the_bill_and_bill_joins_files() {
     let spb_columns = header.split_whitespace().filter(|w| *w == "spb").count();
     assert_eq!(spb_columns, 2, "{header}");
     assert!(text.contains("probe migrated per 1 GiB page"), "{text}");
+    let stalls = text
+        .lines()
+        .find(|l| l.starts_with("direct stalls: slow path / contig / evacuation"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        !stalls.contains('–'),
+        "this build's runs carry the causes: {stalls}"
+    );
     // issue 15's targets against vanilla: a column per other run, a verdict per target
     let out = spb(&["bill", s(&a), s(&b), "--against", "vanilla"]);
     assert_exit(&out, 0, &[]);

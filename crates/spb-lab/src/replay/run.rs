@@ -530,10 +530,12 @@ pub(crate) fn run_policy(
         }
     }
     let bg = *a.background_work();
+    let stalls = *a.stall_causes();
     let m = measure(&mut a, &mut env, peak);
     let cost = (!real).then(|| {
         bill.report(
             &bg,
+            &stalls,
             log.duration_s,
             m.gigantic.allocatable,
             m.gigantic.probe_pages_migrated,

@@ -131,6 +131,17 @@ pub(crate) fn bill_rows(runs: &[&RunMetrics]) -> Vec<BillRow> {
         &|b| per_second(b, |p| (p.workers_migrated, p.workers_reclaimed)),
     );
     row(
+        "direct stalls: slow path / contig / evacuation".into(),
+        "Direct-reclaim stalls (allocstall) by what reclaimed in the allocating caller's context: the requests' own slow-path reclaim, the reclaim rounds for migration targets of the run's contiguous (1 GiB) allocations, and those of the policy's evacuations run in the caller's slow path; with the next row they add up to the run's stalls",
+        &|b| match &b.stalls {
+            Some(s) => format!(
+                "{} / {} / {}",
+                s.slow_path, s.contig_targets, s.evacuation_targets
+            ),
+            None => "–".into(),
+        },
+    );
+    row(
         "direct stalls in policy workers".into(),
         "Direct-reclaim stalls (allocstall) counted inside the policy's own workers, when their evacuations reclaim for migration targets; part of the run's direct-reclaim stalls",
         &|b| b.background.workers_stalls.to_string(),

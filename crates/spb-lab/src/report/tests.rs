@@ -583,7 +583,13 @@ fn bill(n: u64, pages: u64) -> crate::cost::CostReport {
     }
     let l = acc.optional_failed(crate::cost::OptionalKind::ThpFault);
     acc.fallback_done(l, true);
-    acc.report(&spb_alloc::BackgroundWork::default(), 10.0, 0, 77)
+    acc.report(
+        &spb_alloc::BackgroundWork::default(),
+        &spb_alloc::StallCauses::default(),
+        10.0,
+        0,
+        77,
+    )
 }
 
 #[test]

@@ -270,8 +270,9 @@ pub fn run_scenario(
         .push(measure::spb_map(&sim.a, sim.end as f64 / 1e9));
     let (att, ok) = sim.thp_counts();
     let free_end = sim.a.free_pages();
-    // background work of the run (the probe runs none)
+    // background work and stalls of the run (the probe's own stalls are not the run's)
     let bg = *sim.a.background_work();
+    let stalls = *sim.a.stall_causes();
     let pr = {
         let Sim { a, w, .. } = &mut sim;
         measure::probe(a, w)
@@ -385,6 +386,7 @@ pub fn run_scenario(
         trace: None,
         cost: Some(sim.st.bill.report(
             &bg,
+            &stalls,
             sim.end as f64 / 1e9,
             pr.allocatable,
             pr.pages_migrated,
