@@ -718,7 +718,22 @@ mod tests {
             kcompactd_free_scanned: 10,
             ..BackgroundWork::default()
         };
-        let r = acc.report(&bg, &spb_alloc::StallCauses::default(), 10.0, 2, 600_000);
+        let stalls = StallCauses {
+            slow_path: 3,
+            contig_targets: 2,
+            evacuation_targets: 1,
+            workers: 4,
+        };
+        let r = acc.report(&bg, &stalls, 10.0, 2, 600_000);
+        assert_eq!(
+            r.stalls,
+            Some(StallsCost {
+                slow_path: 3,
+                contig_targets: 2,
+                evacuation_targets: 1,
+            }),
+            "the workers' are in the background block"
+        );
         let k = r.class("kernel_order0");
         assert_eq!((k.requests, k.slow_path, k.failures), (100, 3, 1));
         assert_eq!(k.direct_slow.count, 3);
@@ -755,13 +770,13 @@ mod tests {
         assert_eq!(r.background.per_second.kcompactd_scanned, 4.0);
         assert_eq!(r.probe.migrated_per_page, Some(300_000.0));
         assert_eq!(
-            acc.report(&bg, &spb_alloc::StallCauses::default(), 0.0, 0, 5)
+            acc.report(&bg, &StallCauses::default(), 0.0, 0, 5)
                 .probe
                 .migrated_per_page,
             None
         );
         assert_eq!(
-            acc.report(&bg, &spb_alloc::StallCauses::default(), 0.0, 0, 5)
+            acc.report(&bg, &StallCauses::default(), 0.0, 0, 5)
                 .background
                 .per_second
                 .kswapd_scanned,
