@@ -253,8 +253,15 @@ impl Allocator {
             if self.zones[zi].kind > highest {
                 continue;
             }
-            let cands = self.policy.contig_candidates(zi, &self.zones[zi], pages);
             let plan = self.policy.contig_plan(&self.zones[zi], pages);
+            let mut clean = Vec::new();
+            if plan.clean_first {
+                let z = &self.zones[zi];
+                env.clean_cache_by_range(z.span.start, z.span.end, pages, &mut clean);
+            }
+            let cands = self
+                .policy
+                .contig_candidates(zi, &self.zones[zi], pages, &clean);
             for (k, &start) in cands.iter().enumerate() {
                 stats.ranges_tried += 1;
                 if plan.fit

@@ -1138,6 +1138,32 @@ fn contig_pinned_switch() {
 }
 
 #[test]
+fn contig_clean_first_switch() {
+    // SPB 0: 40 movable pages, none of them clean page cache; SPB 1: 50 movable pages, 45 of
+    // them clean page cache. Without the switch the request empties SPB 0 (fewest movable
+    // pages: 40 migrations); with it SPB 1 (5 pages need a target: 5 migrations, 45 dropped).
+    for (sw, spb, moves, dropped) in [
+        (on(), 0, 40, 0),
+        (on().with(SpbSwitch::ContigCleanFirst), 1, 5, 45),
+    ] {
+        let mut a = alloc_with(2, sw, false, None);
+        fill(&mut a, 0, false, |off| off >= 40);
+        fill(&mut a, 1, false, |off| off >= 50);
+        let mut env = TrackEnv::default();
+        let b1 = base(&a, 1);
+        env.clean.extend((5..50).map(|off| (b1 + off) as u32));
+        let p = a
+            .alloc_contig(7, Gfp::HIGHUSER_MOVABLE, 99, &mut env)
+            .unwrap();
+        assert_eq!(
+            (spb_of(&a, p), env.moves, env.reclaimed_clean),
+            (spb, moves, dropped)
+        );
+        a.check().unwrap();
+    }
+}
+
+#[test]
 fn refill_no_steal_switch() {
     // 96 tiny SPBs (batch 3): every page in use but in pageblocks 0-7 of SPB 0, unmovable
     // blocks of 5 unmovable pages and 3 free ones each (too few to claim the block). A movable

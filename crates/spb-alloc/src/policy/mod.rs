@@ -238,10 +238,10 @@ impl Policy {
         }
     }
     /// The order in which `alloc_contig` tries aligned ranges of `pages` in zone `z`.
-    pub fn contig_candidates(&self, zi: ZoneId, z: &Zone, pages: u64) -> Vec<Pfn> {
+    pub fn contig_candidates(&self, zi: ZoneId, z: &Zone, pages: u64, clean: &[u64]) -> Vec<Pfn> {
         match self {
             Policy::Spb(s) if s.sw.on(SpbSwitch::ContigEmptiest) && pages == z.geo.spb_pages() => {
-                s.contig_order(zi, z, spb::contig_candidates(z))
+                s.contig_order(zi, z, spb::contig_candidates(z, clean))
             }
             _ => {
                 let mut v = Vec::new();

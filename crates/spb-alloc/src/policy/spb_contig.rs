@@ -31,6 +31,9 @@ pub struct ContigPlan {
     pub fit: bool,
     /// Skip candidates holding a block the embedder reports maybe pinned.
     pub pinned: bool,
+    /// Order the candidates by the pages that need a target (the embedder's clean page cache
+    /// counted out).
+    pub clean_first: bool,
 }
 
 /// The plan of the spb policy with switches `sw` for a request of `pages` in zone `z`: only
@@ -41,6 +44,7 @@ pub fn plan(sw: SpbSwitches, z: &Zone, pages: u64) -> ContigPlan {
         split: spb && sw.on(SpbSwitch::ContigSplit),
         fit: spb && sw.on(SpbSwitch::ContigFit),
         pinned: spb && sw.on(SpbSwitch::ContigPinned),
+        clean_first: spb && sw.on(SpbSwitch::ContigCleanFirst),
     }
 }
 

@@ -66,6 +66,7 @@ switches! {
     DefragDeep => "defrag_deep", "next", "when a fresh SPB is about to be tainted (patch 28's last-chance trigger), the defrag of each tainted SPB holding movable pages runs until it has evacuated every movable pageblock it can, not only until a few pageblocks are free: the room non-movable growth needs next is made before it is needed";
     EvacuateThp => "evacuate_thp", "next", "the evacuations of tainted SPBs (defrag, targeted and taint_when_full's evacuation) also move a movable block of pageblock order (a THP) to a free pageblock elsewhere, so a tainted SPB whose movable pages are THPs can still give a pageblock back to non-movable growth";
     EvacuateReclaimClean => "evacuate_reclaim_clean", "next", "the policy's evacuations reclaim a clean page-cache folio instead of migrating it, as a contiguous allocation does with its range (the kernel's reclaim_clean_pages_from_list): it needs no migration target, so no reclaim for one";
+    ContigCleanFirst => "contig_clean_first", "next", "a 1 GiB allocation tries first the SPBs with the fewest pages that need a migration target (movable pages less the clean page cache it drops in place, as the embedder counts it), not the fewest movable pages: fewer targets, so less reclaim for them";
     EvacuateSplit => "evacuate_split", "next", "the policy's evacuations (defrag, claimed blocks, the high-order supply) split a large folio (page cache, shmem) they find no whole migration target for and move its base pages, instead of leaving the pageblock half evacuated (the kernel's migrate_pages on -ENOMEM)";
 }
 
@@ -94,6 +95,7 @@ pub const NEXT_OFF_SWITCHES: &[SpbSwitch] = &[
     SpbSwitch::EvacuateSplit,
     SpbSwitch::DefragDeep,
     SpbSwitch::EvacuateReclaimClean,
+    SpbSwitch::ContigCleanFirst,
 ];
 
 /// A set of switches (bit i = switch i on).

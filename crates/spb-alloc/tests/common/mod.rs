@@ -119,6 +119,18 @@ impl Env for TrackEnv {
     fn maybe_pinned(&self, _pfn: Pfn, cookie: u32) -> bool {
         self.pinned.contains(&cookie)
     }
+    fn clean_cache_by_range(&self, start: Pfn, end: Pfn, unit: u64, out: &mut Vec<u64>) {
+        // a clean cookie is where `loc` says, else (tests that fill by pfn) at its own pfn
+        let base = start / unit * unit;
+        out.clear();
+        out.resize((end - base).div_ceil(unit) as usize, 0);
+        for c in self.clean.iter().filter(|c| !self.pinned.contains(c)) {
+            let (p, order) = self.loc.get(c).copied().unwrap_or((*c as Pfn, 0));
+            if (start..end).contains(&p) {
+                out[((p - base) / unit) as usize] += 1 << order;
+            }
+        }
+    }
     fn reclaim_clean(&mut self, _pfn: Pfn, order: u8, cookie: u32) -> bool {
         if self.pinned.contains(&cookie) || !self.clean.remove(&cookie) {
             return false;
