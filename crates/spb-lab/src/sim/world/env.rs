@@ -231,7 +231,7 @@ mod tests {
         let h = w.new_holder(HKind::File, 0, 0);
         // range 0 ([0, 1024)): a clean order-2 folio and a dirty page; range 1: a clean page
         // and a pinned clean page; range 2: an anonymous page
-        let mut page = |w: &mut World, pfn: u64, order: u8, k: u8, dirty: bool| {
+        let page = |w: &mut World, pfn: u64, order: u8, k: u8, dirty: bool| {
             let id = w.new_obj();
             w.fill_obj(id, pfn, order, k, h);
             if k == kind::CACHE {
