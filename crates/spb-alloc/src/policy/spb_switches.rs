@@ -82,6 +82,7 @@ pub const NEXT_SWITCHES: &[SpbSwitch] = &[
     SpbSwitch::HighorderEvacuate,
     SpbSwitch::WorkerNoReclaim,
     SpbSwitch::EvacuateThp,
+    SpbSwitch::ContigCleanFirst,
 ];
 /// spb-next's ideas that did not help where measured (docs/spb-next.md): off in both
 /// policies, available with `-on:`.
@@ -95,7 +96,6 @@ pub const NEXT_OFF_SWITCHES: &[SpbSwitch] = &[
     SpbSwitch::EvacuateSplit,
     SpbSwitch::DefragDeep,
     SpbSwitch::EvacuateReclaimClean,
-    SpbSwitch::ContigCleanFirst,
 ];
 
 /// A set of switches (bit i = switch i on).
