@@ -290,8 +290,9 @@ impl Allocator {
                         self.vm.inc(Vm::ContigAllocSuccess);
                         return Ok(p);
                     }
-                    // later candidates hold at least as many movable pages (the plan's
-                    // policy orders them so): they would run out of targets too
+                    // later candidates need at least as many targets (the plan's policy
+                    // orders them by movable pages, or by those less the clean page cache
+                    // with `contig_clean_first`): they would run out of targets too
                     Err(RangeFail::NoTarget) if plan.fit => break,
                     Err(_) => {}
                 }

@@ -237,7 +237,8 @@ impl Policy {
             Policy::Spb(s) => s.rmqueue(z, ctx, order, mt, flags, mode, gfp),
         }
     }
-    /// The order in which `alloc_contig` tries aligned ranges of `pages` in zone `z`.
+    /// The order in which `alloc_contig` tries aligned ranges of `pages` in zone `z`; `clean`
+    /// is the clean page cache per range when the plan asked the embedder for it (else empty).
     pub fn contig_candidates(&self, zi: ZoneId, z: &Zone, pages: u64, clean: &[u64]) -> Vec<Pfn> {
         match self {
             Policy::Spb(s) if s.sw.on(SpbSwitch::ContigEmptiest) && pages == z.geo.spb_pages() => {

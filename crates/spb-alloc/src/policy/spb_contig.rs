@@ -17,6 +17,10 @@
 //!   (`folio_maybe_dma_pinned`, a look at its pin count) without migrating it; the embedder
 //!   answers the same question (`Env::maybe_pinned`), and a candidate holding such a page is
 //!   skipped before isolation. A false "no" only costs the attempt it would have cost anyway.
+//! - `contig_clean_first`: clean page cache in a candidate is dropped, not migrated, so it needs
+//!   no target; the candidates are ordered by the pages that do (movable less clean, as the
+//!   embedder counts it: `Env::clean_cache_by_range`), which cuts the reclaim for targets when
+//!   free memory is short (the bill's stall causes, docs/metrics.md).
 
 use crate::geometry::Pfn;
 use crate::policy::spb_switches::{SpbSwitch, SpbSwitches};
