@@ -90,10 +90,11 @@ pub trait Env {
         let _ = (pfn, cookie);
         false
     }
-    /// The pages of each `unit`-aligned range of `[start, end)` that [`Env::reclaim_clean`]
-    /// would drop (clean, unpinned page cache): `out[i]` for the range at
-    /// `start / unit * unit + i * unit` (spb-next `contig_clean_first`: such pages need no
-    /// migration target). Default: nothing known, `out` left empty.
+    /// The pages of each `unit`-aligned range covering `[start, end)` that
+    /// [`Env::reclaim_clean`] would drop (clean, unpinned page cache): `out[i]` for the range
+    /// at `start / unit * unit + i * unit` (spb-next `contig_clean_first`: such pages need no
+    /// migration target). A range reaching past `[start, end)` may be counted whole: only
+    /// ranges inside the zone are candidates. Default: nothing known, `out` left empty.
     fn clean_cache_by_range(&self, start: Pfn, end: Pfn, unit: u64, out: &mut Vec<u64>) {
         let _ = (start, end, unit, out);
     }

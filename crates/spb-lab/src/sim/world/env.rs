@@ -8,6 +8,7 @@
 use spb_alloc::{Env, FreedBlock, MigrateOutcome, Pfn, ReclaimRequest};
 
 use super::objects::{flag, kind};
+use super::pagecache::CLEAN_GIB_SHIFT;
 use super::World;
 use crate::sim::slab::NONE;
 
@@ -28,10 +29,14 @@ impl Env for World {
             return MigrateOutcome::Refused;
         }
         let z = self.zone_of(to);
-        if o.kind == kind::CACHE && o.flags & flag::DIRTY == 0 && z != o.zone {
+        if o.kind == kind::CACHE && o.flags & flag::DIRTY == 0 {
             let n = 1u64 << order;
-            self.clean_cache_zone[o.zone as usize] -= n;
-            self.clean_cache_zone[z as usize] += n;
+            if z != o.zone {
+                self.clean_cache_zone[o.zone as usize] -= n;
+                self.clean_cache_zone[z as usize] += n;
+            }
+            self.clean_gib(o.pfn, n, false);
+            self.clean_gib(to as u32, n, true);
         }
         let ob = &mut self.objs[cookie as usize];
         ob.pfn = to as u32;
@@ -138,11 +143,20 @@ impl Env for World {
     }
 
     fn clean_cache_by_range(&self, start: Pfn, end: Pfn, unit: u64, out: &mut Vec<u64>) {
-        // what reclaim_clean would drop: one pass over the object records (a 1 GiB request
-        // asks once per zone)
+        // what reclaim_clean would drop (page cache is never pinned in the lab: pins are of
+        // process memory)
         let base = start / unit * unit;
         out.clear();
         out.resize((end.saturating_sub(base)).div_ceil(unit) as usize, 0);
+        if unit == 1 << CLEAN_GIB_SHIFT {
+            // SPB-sized ranges: the per-GiB counts, whole ranges
+            let first = (base >> CLEAN_GIB_SHIFT) as usize;
+            for (i, v) in out.iter_mut().enumerate() {
+                *v = self.clean_cache_gib.get(first + i).copied().unwrap_or(0);
+            }
+            return;
+        }
+        // other sizes: one pass over the object records, pages of [start, end) only
         for o in &self.objs {
             let p = o.pfn as u64;
             if o.holder != NONE
@@ -252,6 +266,41 @@ mod tests {
         // the span not counted
         w.clean_cache_by_range(1550, 3000, 1024, &mut out);
         assert_eq!(out, vec![0, 0]);
+        // GiB-sized ranges come from the per-GiB counts, kept through dirtying, cleaning,
+        // migration across GiBs and freeing: they equal a pass over the records
+        const GIB: u64 = 1 << CLEAN_GIB_SHIFT;
+        let far = page(&mut w, 3 * GIB + 40, 3, kind::CACHE, false);
+        let c = page(&mut w, GIB + 8, 1, kind::CACHE, false);
+        let d = page(&mut w, GIB + 16, 0, kind::CACHE, true);
+        let scan = |w: &World| {
+            let mut v = vec![0u64; 4];
+            for o in w.objs.iter().filter(|o| {
+                o.holder != NONE
+                    && o.kind == kind::CACHE
+                    && o.flags & (flag::DIRTY | flag::PINNED) == 0
+            }) {
+                v[(o.pfn as u64 / GIB) as usize] += 1 << o.order;
+            }
+            v
+        };
+        let mut check = |w: &World, want: [u64; 4]| {
+            w.clean_cache_by_range(0, 4 * GIB, GIB, &mut out);
+            assert_eq!(out, want.to_vec());
+        };
+        w.objs[pinned as usize].flags &= !flag::PINNED;
+        assert_eq!(scan(&w), vec![6, 2, 0, 8]);
+        check(&w, [6, 2, 0, 8]);
+        w.set_dirty(d, false);
+        w.set_dirty(c, true);
+        check(&w, [6, 1, 0, 8]);
+        assert_eq!(
+            w.migrate(3 * GIB + 40, 2 * GIB + 64, 3, far),
+            MigrateOutcome::Moved
+        );
+        check(&w, [6, 1, 8, 0]);
+        w.forget(far);
+        check(&w, [6, 1, 0, 0]);
+        assert_eq!(scan(&w), vec![6, 1, 0, 0]);
     }
 
     #[test]

@@ -73,6 +73,10 @@ pub struct World {
     pub kind_pages: [u64; kind::N],
     pub dirty_pages: u64,
     pub clean_cache_zone: [u64; 4],
+    /// Clean page-cache pages per GiB of physical memory (index `pfn >> CLEAN_GIB_SHIFT`),
+    /// kept beside `clean_cache_zone` wherever it changes: what `Env::clean_cache_by_range`
+    /// answers for SPB-sized ranges without a pass over the object records.
+    pub clean_cache_gib: Vec<u64>,
     /// Reclaimable slab pages a full shrink would free, per zone.
     pub freeable_slab_zone: [u64; 4],
     pub slab_reclaimable_pages: u64,
@@ -105,6 +109,7 @@ impl World {
             kind_pages: [0; kind::N],
             dirty_pages: 0,
             clean_cache_zone: [0; 4],
+            clean_cache_gib: Vec::new(),
             freeable_slab_zone: [0; 4],
             slab_reclaimable_pages: 0,
             slab_unreclaimable_pages: 0,

@@ -148,6 +148,7 @@ impl World {
                     self.dirty_pages -= n;
                 } else {
                     self.clean_cache_zone[o.zone as usize] -= n;
+                    self.clean_gib(o.pfn, n, false);
                 }
             }
             if o.holder != NONE {

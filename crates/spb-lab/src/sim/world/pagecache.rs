@@ -9,7 +9,24 @@ use super::objects::{flag, kind};
 use super::slab::unref;
 use super::World;
 
+/// `World::clean_cache_gib`'s unit: a GiB of 4 KiB pages (one x86_64 SPB).
+pub const CLEAN_GIB_SHIFT: u32 = 18;
+
 impl World {
+    /// `n` clean page-cache pages at `pfn` more (`add`) or fewer, per GiB.
+    #[inline]
+    pub(super) fn clean_gib(&mut self, pfn: u32, n: u64, add: bool) {
+        let i = (pfn >> CLEAN_GIB_SHIFT) as usize;
+        if i >= self.clean_cache_gib.len() {
+            self.clean_cache_gib.resize(i + 1, 0);
+        }
+        if add {
+            self.clean_cache_gib[i] += n;
+        } else {
+            self.clean_cache_gib[i] -= n;
+        }
+    }
+
     /// Attach a freshly allocated page-cache (or shmem) object to file `h`, clean or dirty.
     pub fn add_cache_page(&mut self, id: u32, h: u32, dirty: bool) {
         let o = self.objs[id as usize];
@@ -19,6 +36,7 @@ impl World {
                 self.dirty_pages += n;
             } else {
                 self.clean_cache_zone[o.zone as usize] += n;
+                self.clean_gib(o.pfn, n, true);
             }
         }
         self.holders[h as usize].huge += n as u32;
@@ -45,11 +63,13 @@ impl World {
         let n = 1u64 << o.order;
         if dirty {
             self.clean_cache_zone[o.zone as usize] -= n;
+            self.clean_gib(o.pfn, n, false);
             self.dirty_pages += n;
             self.attach(id, h, flag::DIRTY);
         } else {
             self.dirty_pages -= n;
             self.clean_cache_zone[o.zone as usize] += n;
+            self.clean_gib(o.pfn, n, true);
             self.attach(id, h, 0);
         }
     }
