@@ -264,6 +264,17 @@ impl Allocator {
     pub fn stall_causes(&self) -> &crate::cost::StallCauses {
         &self.stall_causes
     }
+    /// Count one direct-reclaim stall of zone `preferred`: its `allocstall_*` and, in
+    /// [`crate::cost::StallCauses`], the field `cause` picks (so the two always agree).
+    pub(crate) fn count_stall(
+        &mut self,
+        preferred: ZoneId,
+        cause: fn(&mut crate::cost::StallCauses) -> &mut u64,
+    ) {
+        let kind = self.zones[preferred].kind;
+        self.vm.inc(allocstall_item(kind));
+        *cause(&mut self.stall_causes) += 1;
+    }
     /// The counters a cost is a delta of, now.
     #[inline]
     pub(crate) fn work_snap(&self) -> crate::cost::WorkSnap {
@@ -1097,7 +1108,7 @@ pub(crate) fn pgalloc_item(k: ZoneKind) -> Vm {
     }
 }
 
-pub(crate) fn allocstall_item(k: ZoneKind) -> Vm {
+fn allocstall_item(k: ZoneKind) -> Vm {
     match k {
         ZoneKind::Dma => Vm::AllocstallDma,
         ZoneKind::Dma32 => Vm::AllocstallDma32,

@@ -10,6 +10,7 @@
 
 use alloc::vec::Vec;
 
+use crate::cost::StallCauses;
 use crate::env::{Env, MigrateOutcome};
 use crate::geometry::Pfn;
 use crate::gfp::{AllocFlags, Gfp};
@@ -652,14 +653,12 @@ impl Allocator {
                 shrink_slab: true,
                 prefer_range: None,
             };
-            let kind = self.zones[preferred].kind;
-            self.vm.inc(crate::allocator::allocstall_item(kind));
-            let causes = &mut self.stall_causes;
-            match (self.in_policy_worker, who) {
-                (true, _) => causes.workers += 1,
-                (false, TargetFor::Evacuation) => causes.evacuation_targets += 1,
-                (false, TargetFor::Contig) => causes.contig_targets += 1,
-            }
+            let cause: fn(&mut StallCauses) -> &mut u64 = match (self.in_policy_worker, who) {
+                (true, _) => |c| &mut c.workers,
+                (false, TargetFor::Evacuation) => |c| &mut c.evacuation_targets,
+                (false, TargetFor::Contig) => |c| &mut c.contig_targets,
+            };
+            self.count_stall(preferred, cause);
             if self.reclaim_in_caller(rr, env) == 0 {
                 break;
             }

@@ -107,9 +107,7 @@ impl Allocator {
                 }
             }
             // Direct reclaim.
-            let kind = self.zones[preferred].kind;
-            self.vm.inc(crate::allocator::allocstall_item(kind));
-            self.stall_causes.slow_path += 1;
+            self.count_stall(preferred, |c| &mut c.slow_path);
             let reclaimed = self.direct_reclaim(order, env);
             if reclaimed > 0 {
                 if let Some(p) = self.get_page_from_freelist(req, flags, preferred, highest) {

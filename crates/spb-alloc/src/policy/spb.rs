@@ -1285,17 +1285,12 @@ fn relabel_partial(z: &mut Zone, ctx: &mut Ctx, i: u32, order: u8, mt: MigrateTy
 /// first, [`crate::env::Env::clean_cache_by_range`]) "emptiest" counts the pages that need a
 /// migration target: movable pages less the clean cache dropped in place.
 pub fn contig_candidates(z: &Zone, clean: &[u64]) -> Vec<Pfn> {
-    let first = z.spbs.first().map_or(0, |s| s.start_pfn);
-    let spb_pages = z.geo.spb_pages();
     let mut v: Vec<(u64, u64, Pfn)> = z
         .spbs
         .iter()
         .filter(|s| !s.is_lost() && !s.contig_allocated)
         .map(|s| {
-            let c = clean
-                .get(((s.start_pfn - first) / spb_pages) as usize)
-                .copied()
-                .unwrap_or(0);
+            let c = clean.get(z.spb_idx(s.start_pfn)).copied().unwrap_or(0);
             let need = s.movable_pages().saturating_sub(c);
             (need, u64::MAX - s.free_pages, s.start_pfn)
         })
