@@ -186,6 +186,33 @@ pub(crate) fn release_contig(z: &mut Zone, pfn: Pfn, order: u8) {
     }
 }
 
+/// Does `[start, end)` of zone `z` hold, or lie inside, an allocated block larger than the
+/// buddy allocator's largest order? Only a contiguous allocation makes one (a hugetlb page),
+/// and it is aligned to its size, so its head is at a multiple of `2^(max_order + 1)` inside
+/// the range or at the range's start aligned down to its order.
+fn holds_contig_block(z: &Zone, start: Pfn, end: Pfn) -> bool {
+    let geo = &z.geo;
+    let big = |p: Pfn| {
+        let m = z.page(p);
+        m.state == PageState::Alloc && m.order > geo.max_order
+    };
+    for g in geo.max_order + 1..=geo.spb_order {
+        let h = start & !((1u64 << g) - 1);
+        if h >= z.span.start && h < start && big(h) && h + (1u64 << g) > start {
+            return true;
+        }
+    }
+    let step = 1u64 << (geo.max_order + 1);
+    let mut p = start.div_ceil(step) * step;
+    while p < end {
+        if big(p) {
+            return true;
+        }
+        p += step;
+    }
+    false
+}
+
 /// The next pfn a head-by-head walk must look at after `p`, a page that is not a block head.
 ///
 /// A tail page lies inside exactly one block whose (aligned) head precedes it, and no head
@@ -424,6 +451,13 @@ impl Allocator {
                 stats.reserved += 1;
                 return Err(RangeFail::Rejected);
             }
+            if holds_contig_block(z, start, end) {
+                // a hugetlb page: the kernel's `pfn_range_valid_contig` passes over any range
+                // with a `PageHuge` page (`alloc_contig_pages` never migrates one 1 GiB page
+                // to make room for another)
+                stats.busy += 1;
+                return Err(RangeFail::Rejected);
+            }
             let mut b = start;
             while b < end {
                 let pb = z.pb(b);
@@ -607,6 +641,10 @@ impl Allocator {
     ) -> Option<bool> {
         let reclaim_rounds = who.reclaim_rounds();
         let m = *self.zones[zi].page(pfn);
+        if m.order > self.geo.max_order {
+            // a block only a contiguous allocation makes: no free list holds a target for it
+            return None;
+        }
         let gfp = Gfp::HIGHUSER_MOVABLE.with(Gfp::NOWARN);
         let req = AllocRequest {
             order: m.order,
