@@ -143,6 +143,55 @@ fn failures_note_whether_free_memory_was_above_min() {
 }
 
 #[test]
+fn a_range_holding_a_hugetlb_page_is_passed_over_not_migrated() {
+    for kind in PolicyKind::ALL {
+        let mut a = Allocator::new(&tiny(2), cfg(kind)).unwrap();
+        let order = a.geo().spb_order;
+        let huge = a
+            .alloc_contig(order, Gfp::HIGHUSER_MOVABLE, 1, &mut NoEnv)
+            .expect("empty memory");
+        // the other SPB: one unmovable page, the rest clean page cache
+        a.alloc(AllocRequest::new(0, Gfp::KERNEL), &mut NoEnv)
+            .unwrap();
+        let mut env = ReclaimEnv::default();
+        fill(&mut a, &mut env);
+        a.drain_all_pcp();
+        let vm0 = a.vm().clone();
+        let (mig0, held0) = (a.pages_migrated(), env.held.len());
+        let r = a.alloc_contig(order, Gfp::HIGHUSER_MOVABLE, 2, &mut env);
+        let Err(ContigError::Failed(s)) = r else {
+            panic!("{kind:?}: no range can be had: {r:?}");
+        };
+        if kind == PolicyKind::Vanilla {
+            // the kernel's order: the held range first, passed over as busy
+            assert_eq!((s.ranges_tried, s.busy), (2, 1), "{kind:?}: {s:?}");
+        }
+        // before the rule, vanilla tried to migrate the 1 GiB page itself: no target can
+        // exist, and each reclaim round for one was counted as a stall
+        let d = |v: Vm| a.vm().get(v) - vm0.get(v);
+        assert_eq!(d(Vm::AllocstallNormal), 0, "{kind:?}");
+        assert_eq!(d(Vm::PgscanDirect), 0, "{kind:?}");
+        assert_eq!(a.pages_migrated(), mig0, "{kind:?}");
+        assert_eq!(env.held.len(), held0, "{kind:?}: nothing reclaimed");
+        a.free(huge, order, 0)
+            .expect("the hugetlb page is still held");
+        // a smaller request inside a held page: every range lies in it
+        let mut a = Allocator::new(&tiny(1), cfg(kind)).unwrap();
+        let huge = a
+            .alloc_contig(order, Gfp::HIGHUSER_MOVABLE, 1, &mut NoEnv)
+            .unwrap();
+        let small = a.geo().max_order + 1;
+        let r = a.alloc_contig(small, Gfp::HIGHUSER_MOVABLE, 2, &mut NoEnv);
+        let Err(ContigError::Failed(s)) = r else {
+            panic!("{kind:?}: the only SPB is held: {r:?}");
+        };
+        assert_eq!(s.busy, s.ranges_tried, "{kind:?}: {s:?}");
+        assert_eq!(a.pages_migrated(), 0, "{kind:?}");
+        a.free(huge, order, 0).unwrap();
+    }
+}
+
+#[test]
 fn contig_reclaim_for_migration_targets_is_the_callers_direct_reclaim() {
     for kind in PolicyKind::ALL {
         // memory full of clean page cache: every page a 1 GiB-style allocation moves needs a
