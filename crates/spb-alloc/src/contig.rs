@@ -192,20 +192,21 @@ pub(crate) fn release_contig(z: &mut Zone, pfn: Pfn, order: u8) {
 /// the range or at the range's start aligned down to its order.
 fn holds_contig_block(z: &Zone, start: Pfn, end: Pfn) -> bool {
     let geo = &z.geo;
+    // the order of the block above the buddy orders whose head is `p`, if any
     let big = |p: Pfn| {
         let m = z.page(p);
-        m.state == PageState::Alloc && m.order > geo.max_order
+        (m.state == PageState::Alloc && m.order > geo.max_order).then_some(m.order)
     };
     for g in geo.max_order + 1..=geo.spb_order {
         let h = start & !((1u64 << g) - 1);
-        if h >= z.span.start && h < start && big(h) && h + (1u64 << g) > start {
+        if h >= z.span.start && h < start && big(h).is_some_and(|o| h + (1u64 << o) > start) {
             return true;
         }
     }
     let step = 1u64 << (geo.max_order + 1);
     let mut p = start.div_ceil(step) * step;
     while p < end {
-        if big(p) {
+        if big(p).is_some() {
             return true;
         }
         p += step;

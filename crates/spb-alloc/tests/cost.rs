@@ -188,6 +188,15 @@ fn a_range_holding_a_hugetlb_page_is_passed_over_not_migrated() {
         assert_eq!(s.busy, s.ranges_tried, "{kind:?}: {s:?}");
         assert_eq!(a.pages_migrated(), 0, "{kind:?}");
         a.free(huge, order, 0).unwrap();
+        // a held block beside a range, not around it, leaves the range a candidate
+        let held = a
+            .alloc_contig(small, Gfp::HIGHUSER_MOVABLE, 3, &mut NoEnv)
+            .unwrap();
+        let next = a
+            .alloc_contig(small + 1, Gfp::HIGHUSER_MOVABLE, 4, &mut NoEnv)
+            .expect("half the SPB is free");
+        let (h, n) = (1u64 << small, 1u64 << (small + 1));
+        assert!(next >= held + h || next + n <= held, "{kind:?}: disjoint");
     }
 }
 
