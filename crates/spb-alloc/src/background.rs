@@ -23,8 +23,10 @@ pub const PCP_DECAY_INTERVAL_NS: u64 = 1_000_000_000;
 pub const KSWAPD_MAX_ROUNDS: u32 = 16;
 
 impl Allocator {
-    /// Wake kswapd for `order` (wakeup_kswapd).
+    /// Wake kswapd for `order` (wakeup_kswapd). An order above the buddy orders (no allocation
+    /// has one) is taken as the largest: a wake-up is a hint, never an error.
     pub fn wake_kswapd(&mut self, order: u8) {
+        let order = order.min(self.geo.max_order);
         match self.pending.kswapd {
             Some(o) if o >= order => {}
             _ => {
@@ -36,8 +38,9 @@ impl Allocator {
         }
     }
 
-    /// Wake kcompactd for `order`.
+    /// Wake kcompactd for `order` (above the buddy orders: the largest, as for kswapd).
     pub fn wake_kcompactd(&mut self, order: u8) {
+        let order = order.min(self.geo.max_order);
         if order == 0 {
             return;
         }

@@ -578,3 +578,16 @@ fn extreme_values_never_panic() {
         a.check().unwrap();
     }
 }
+
+#[test]
+fn wake_ups_with_an_order_above_max() {
+    for (mut a, _) in setups() {
+        // a wake-up is a hint: an order beyond the buddy orders is read as the largest, and
+        // the background work it asks for runs without harm
+        a.wake_kswapd(255);
+        a.wake_kcompactd(Geometry::TINY.spb_order);
+        assert!(a.pending().kswapd.is_some());
+        a.background(1_000_000_000, &mut NoEnv);
+        a.check().expect("consistent after the background work");
+    }
+}
