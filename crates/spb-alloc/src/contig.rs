@@ -88,7 +88,8 @@ pub struct ContigStats {
     pub reserved: u32,
     /// Rejected: non-movable pages.
     pub unmovable: u32,
-    /// Rejected: already isolated or held.
+    /// Rejected: already isolated, or holding a block of an earlier contiguous allocation (a
+    /// hugetlb page).
     pub busy: u32,
     /// Gave up: migration failed (pinned pages, no target memory).
     pub migrate_failed: u32,
