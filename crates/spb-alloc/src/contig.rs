@@ -453,13 +453,6 @@ impl Allocator {
                 stats.reserved += 1;
                 return Err(RangeFail::Rejected);
             }
-            if holds_contig_block(z, start, end) {
-                // a hugetlb page: the kernel's `pfn_range_valid_contig` passes over any range
-                // with a `PageHuge` page (`alloc_contig_pages` never migrates one 1 GiB page
-                // to make room for another)
-                stats.busy += 1;
-                return Err(RangeFail::Rejected);
-            }
             let mut b = start;
             while b < end {
                 let pb = z.pb(b);
@@ -476,6 +469,15 @@ impl Allocator {
                     return Err(RangeFail::Rejected);
                 }
                 b += pbp;
+            }
+            // after the pageblock checks, which reject most ranges from their pageblock
+            // records alone (a hugetlb page's pageblocks pass them: all movable)
+            if holds_contig_block(z, start, end) {
+                // a hugetlb page: the kernel's `pfn_range_valid_contig` passes over any range
+                // with a `PageHuge` page (`alloc_contig_pages` never migrates one 1 GiB page
+                // to make room for another)
+                stats.busy += 1;
+                return Err(RangeFail::Rejected);
             }
         }
         self.zones[zi].split_straddling(start, order);
