@@ -31,12 +31,8 @@ impl Env for World {
         let z = self.zone_of(to);
         if o.kind == kind::CACHE && o.flags & flag::DIRTY == 0 {
             let n = 1u64 << order;
-            if z != o.zone {
-                self.clean_cache_zone[o.zone as usize] -= n;
-                self.clean_cache_zone[z as usize] += n;
-            }
-            self.clean_gib(o.pfn, n, false);
-            self.clean_gib(to as u32, n, true);
+            self.count_clean(o.zone, o.pfn, n, false);
+            self.count_clean(z, to as u32, n, true);
         }
         let ob = &mut self.objs[cookie as usize];
         ob.pfn = to as u32;

@@ -74,7 +74,7 @@ pub struct World {
     pub dirty_pages: u64,
     pub clean_cache_zone: [u64; 4],
     /// Clean page-cache pages per GiB of physical memory (index `pfn >> CLEAN_GIB_SHIFT`),
-    /// kept beside `clean_cache_zone` wherever it changes: what `Env::clean_cache_by_range`
+    /// kept with `clean_cache_zone` by `count_clean`: what `Env::clean_cache_by_range`
     /// answers for SPB-sized ranges without a pass over the object records.
     pub clean_cache_gib: Vec<u64>,
     /// Reclaimable slab pages a full shrink would free, per zone.

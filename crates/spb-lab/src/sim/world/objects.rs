@@ -147,8 +147,7 @@ impl World {
                 if o.flags & flag::DIRTY != 0 {
                     self.dirty_pages -= n;
                 } else {
-                    self.clean_cache_zone[o.zone as usize] -= n;
-                    self.clean_gib(o.pfn, n, false);
+                    self.count_clean(o.zone, o.pfn, n, false);
                 }
             }
             if o.holder != NONE {

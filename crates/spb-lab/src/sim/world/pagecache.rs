@@ -13,16 +13,19 @@ use super::World;
 pub const CLEAN_GIB_SHIFT: u32 = 18;
 
 impl World {
-    /// `n` clean page-cache pages at `pfn` more (`add`) or fewer, per GiB.
+    /// `n` clean page-cache pages at `pfn` of zone `zone` more (`add`) or fewer: the per-zone
+    /// count and the per-GiB one, always together.
     #[inline]
-    pub(super) fn clean_gib(&mut self, pfn: u32, n: u64, add: bool) {
+    pub(super) fn count_clean(&mut self, zone: u8, pfn: u32, n: u64, add: bool) {
         let i = (pfn >> CLEAN_GIB_SHIFT) as usize;
         if i >= self.clean_cache_gib.len() {
             self.clean_cache_gib.resize(i + 1, 0);
         }
         if add {
+            self.clean_cache_zone[zone as usize] += n;
             self.clean_cache_gib[i] += n;
         } else {
+            self.clean_cache_zone[zone as usize] -= n;
             self.clean_cache_gib[i] -= n;
         }
     }
@@ -35,8 +38,7 @@ impl World {
             if dirty {
                 self.dirty_pages += n;
             } else {
-                self.clean_cache_zone[o.zone as usize] += n;
-                self.clean_gib(o.pfn, n, true);
+                self.count_clean(o.zone, o.pfn, n, true);
             }
         }
         self.holders[h as usize].huge += n as u32;
@@ -62,14 +64,12 @@ impl World {
         self.detach(id);
         let n = 1u64 << o.order;
         if dirty {
-            self.clean_cache_zone[o.zone as usize] -= n;
-            self.clean_gib(o.pfn, n, false);
+            self.count_clean(o.zone, o.pfn, n, false);
             self.dirty_pages += n;
             self.attach(id, h, flag::DIRTY);
         } else {
             self.dirty_pages -= n;
-            self.clean_cache_zone[o.zone as usize] += n;
-            self.clean_gib(o.pfn, n, true);
+            self.count_clean(o.zone, o.pfn, n, true);
             self.attach(id, h, 0);
         }
     }
