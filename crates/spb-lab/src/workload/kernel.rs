@@ -197,6 +197,17 @@ impl SlabRt {
         let add = (want as u64).saturating_sub(have);
         let mut added = 0u64;
         while added < add {
+            // the objects that fit in the next partial slab, at once: the same as one
+            // `kobj_alloc` each (they take room in that slab until it is full, and no page
+            // is allocated, so the holder cannot die meanwhile), with the same draws
+            if cx.w.alive(h, gen) {
+                let max = (add - added).min(u32::MAX as u64) as u32;
+                if let Some((m, lru)) = cx.w.slab_fill_partial(h, c, max, in_use, cx.rng) {
+                    added += m as u64;
+                    cached += lru as u64;
+                    continue;
+                }
+            }
             let Some(sid) = cx.kobj_alloc(c, crate::sim::slab::CACHES[c as usize].gfp, cpu) else {
                 break;
             };

@@ -428,6 +428,36 @@ impl World {
         cached
     }
 
+    /// The regrowth step of a slab population, a slab at a time: take room for up to `max`
+    /// objects (`max >= 1`) in the next partial slab of cache `c`, each cached unused (on the
+    /// LRU) unless `rng.chance(in_use)` says in use (always in use in an unreclaimable cache),
+    /// the in-use ones held by the live holder `h`. Returns (objects taken, of them cached), or
+    /// `None` when no slab has room.
+    ///
+    /// The same draws and the same state as one `slab_take_room` and then one `slab_to_lru`
+    /// or push on the holder's `kobjs` per object, while they stay on that slab: all of them
+    /// have the same reference, so only the counts matter.
+    pub fn slab_fill_partial(
+        &mut self,
+        h: u32,
+        c: u16,
+        max: u32,
+        in_use: f64,
+        rng: &mut crate::sim::rng::Rng,
+    ) -> Option<(u32, u32)> {
+        let (s, m) = self.slab_take_room_n(c, max)?;
+        let lru = if self.caches[c as usize].spec.reclaimable {
+            (0..m).filter(|_| !rng.chance(in_use)).count() as u32
+        } else {
+            0
+        };
+        self.slab_to_lru_n(c, s, lru);
+        self.holders[h as usize]
+            .kobjs
+            .extend(std::iter::repeat_n(sref(c, s), (m - lru) as usize));
+        Some((m, lru))
+    }
+
     /// The pfn of an object's slab page.
     pub fn slab_pfn(&self, r: SlabRef) -> Pfn {
         let (ci, s) = unref(r);
@@ -509,6 +539,8 @@ impl World {
         let mut freed = 0;
         let mut hits: Vec<SlabRef> = Vec::new();
         let mut kept: Vec<SlabRef> = Vec::new();
+        // `lo <= p < hi` as one compare (an empty range matches nothing)
+        let width = hi.saturating_sub(lo);
         for c in 0..self.caches.len() {
             if !self.caches[c].spec.reclaimable {
                 continue;
@@ -521,27 +553,46 @@ impl World {
             if m == 0 {
                 continue;
             }
-            // 1. classify the scanned prefix: the hits, and (once there is a hit: without one
-            //    the prefix only rotates) the objects that stay, in order
+            // 1. classify the scanned prefix into the hits and the objects that stay, both
+            //    in order: each reference is written to both buffers and only one of the two
+            //    ends advances, so the pass has no branch on the outcome (a third of the
+            //    scanned objects are hits, at random: a branch on it mispredicts often)
             hits.clear();
             kept.clear();
-            for i in 0..m {
-                if let Some(&ra) = cache.lru_q.get(i + AHEAD) {
-                    prefetch(&cache.slot_pfn[unref(ra).1 as usize]);
+            hits.resize(m, 0);
+            kept.resize(m, 0);
+            let (nh, nk) = {
+                let (a, b) = cache.lru_q.as_slices();
+                let (a, b) = if m <= a.len() {
+                    (&a[..m], &b[..0])
+                } else {
+                    (a, &b[..m - a.len()])
+                };
+                let pfns = &cache.slot_pfn;
+                let (mut nh, mut nk) = (0usize, 0usize);
+                for (i, &r) in a.iter().chain(b.iter()).enumerate() {
+                    let ahead = i + AHEAD;
+                    let ra = if ahead < a.len() {
+                        a[ahead]
+                    } else if ahead - a.len() < b.len() {
+                        b[ahead - a.len()]
+                    } else {
+                        r
+                    };
+                    prefetch(&pfns[unref(ra).1 as usize]);
+                    let s = unref(r).1 as usize;
+                    let p = pfns[s] as Pfn;
+                    debug_assert_eq!(p, self.objs[cache.slots[s].id as usize].pfn as Pfn);
+                    let hit = (p.wrapping_sub(lo) < width) as usize;
+                    hits[nh] = r;
+                    kept[nk] = r;
+                    nh += hit;
+                    nk += 1 - hit;
                 }
-                let r = cache.lru_q[i];
-                let s = unref(r).1 as usize;
-                let p = cache.slot_pfn[s] as Pfn;
-                debug_assert_eq!(p, self.objs[cache.slots[s].id as usize].pfn as Pfn);
-                if p >= lo && p < hi {
-                    if hits.is_empty() {
-                        kept.extend(cache.lru_q.range(..i));
-                    }
-                    hits.push(r);
-                } else if !hits.is_empty() {
-                    kept.push(r);
-                }
-            }
+                (nh, nk)
+            };
+            hits.truncate(nh);
+            kept.truncate(nk);
             // 2. the queue: the unscanned rest, then the scanned objects that stay
             let cache = &mut self.caches[c];
             if hits.is_empty() {
@@ -766,6 +817,50 @@ mod tests {
     }
 
     #[test]
+    fn slab_fill_partial_matches_one_at_a_time() {
+        for (name, seed) in [("dentry", 1u64), ("dentry", 2), ("kmalloc-192", 3)] {
+            let c = cache_id(name);
+            let (mut a, h) = populated(c, seed);
+            let (mut b, _) = populated(c, seed);
+            // scattered room in many partial slabs, as after a churn step or a shrink
+            let lru = a.caches[c as usize].lru_q.len() as u64;
+            for w in [&mut a, &mut b] {
+                let mut r0 = crate::sim::rng::Rng::stream(seed, "churn");
+                w.slab_churn(h, c, 900, lru / 2, &mut r0, 0);
+            }
+            let mut ra = crate::sim::rng::Rng::stream(seed, "grow");
+            let mut rb = crate::sim::rng::Rng::stream(seed, "grow");
+            let reclaimable = a.caches[c as usize].spec.reclaimable;
+            for want in [1u64, 7, 50, 2_000] {
+                // the loop slab_fill_partial replaces, object by object
+                let (mut na, mut ca) = (0u64, 0u64);
+                while na < want {
+                    let Some(r) = a.slab_take_room(c) else { break };
+                    na += 1;
+                    if reclaimable && !ra.chance(0.3) {
+                        a.slab_to_lru(r);
+                        ca += 1;
+                    } else {
+                        a.holders[h as usize].kobjs.push(r);
+                    }
+                }
+                let (mut nb, mut cb) = (0u64, 0u64);
+                while nb < want {
+                    let max = (want - nb) as u32;
+                    let Some((m, l)) = b.slab_fill_partial(h, c, max, 0.3, &mut rb) else {
+                        break;
+                    };
+                    nb += m as u64;
+                    cb += l as u64;
+                }
+                assert_eq!((na, ca), (nb, cb), "{name} seed {seed} want {want}");
+                assert_eq!(slab_state(&a, c, h), slab_state(&b, c, h), "{name} {seed}");
+                assert_eq!(ra.u64(), rb.u64(), "same number of draws");
+            }
+        }
+    }
+
+    #[test]
     fn shrink_range_matches_pop_push_scan() {
         let c = cache_id("dentry");
         for (seed, lo, hi, scan) in [
@@ -776,6 +871,16 @@ mod tests {
         ] {
             let (mut a, h) = populated(c, seed);
             let (mut b, _) = populated(c, seed);
+            // b's queue in the same order but wrapped around its ring buffer, so the scanned
+            // prefix spans both of its slices
+            let q = &mut b.caches[c as usize].lru_q;
+            let v: Vec<SlabRef> = q.drain(..).collect();
+            let half = v.len() / 2;
+            for &r in v[..half].iter().rev() {
+                q.push_front(r);
+            }
+            q.extend(&v[half..]);
+            assert!(half == 0 || !q.as_slices().1.is_empty(), "wrapped");
             // the object-by-object scan shrink_range replaces
             let mut left = scan;
             let mut fa = 0;

@@ -251,6 +251,15 @@ impl World {
         cache.objects += m as u64;
         if full {
             cache.partial_del(s);
+            // as `slab_take_room`: start loading a slab that will be filled soon
+            if let Some(&next) = cache
+                .partial
+                .len()
+                .checked_sub(super::TAKE_AHEAD)
+                .and_then(|i| cache.partial.get(i))
+            {
+                super::prefetch(&cache.slots[next as usize]);
+            }
         }
         self.slab_track(ci, s, before);
         Some((s, m))
