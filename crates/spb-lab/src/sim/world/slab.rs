@@ -534,7 +534,8 @@ impl World {
     /// scanning object by object with a pop and a push each (the frees never touch the
     /// queue), at a fraction of the cost when most scanned objects lie outside the range.
     pub fn shrink_range(&mut self, lo: Pfn, hi: Pfn, mut scan: u64, cpu: u16) -> u64 {
-        /// How far ahead the classification pass starts loading an object's slab pfn.
+        /// How far ahead the classification pass starts loading an object's slab pfn, and the
+        /// frees an object's slab.
         const AHEAD: usize = 16;
         let mut freed = 0;
         let mut hits: Vec<SlabRef> = Vec::new();
@@ -602,10 +603,15 @@ impl World {
             cache.lru_q.drain(..m);
             cache.lru_q.extend(kept.iter().copied());
             // 3. the frees, oldest first (slab_shrink_one without its queue pop)
-            for &r in &hits {
+            for &r in hits.iter().take(AHEAD) {
                 prefetch(&self.caches[c].slots[unref(r).1 as usize]);
             }
-            for &r in &hits {
+            for (j, &r) in hits.iter().enumerate() {
+                // the slab of a hit a few frees from now (a load per free: all at once, the
+                // later ones would wait for the core's miss slots)
+                if let Some(&ra) = hits.get(j + AHEAD) {
+                    prefetch(&self.caches[c].slots[unref(ra).1 as usize]);
+                }
                 let s = unref(r).1;
                 let before = self.caches[c].freeable(s);
                 self.caches[c].slots[s as usize].lru -= 1;
