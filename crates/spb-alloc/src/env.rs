@@ -73,6 +73,15 @@ pub trait Env {
         let _ = (pfn, order, cookie);
         false
     }
+    /// A hint, nothing more: the allocator will soon ask about the allocated block tagged
+    /// `cookie` ([`Env::reclaim_clean`], [`Env::migrate`]). A contiguous allocation walks its
+    /// range block by block, so an embedder whose per-block records are large and scattered
+    /// can start loading the next ones while the current block moves. It must not change
+    /// anything the allocator can observe; `cookie` may be stale (the block freed
+    /// meanwhile). Default: nothing.
+    fn prefetch(&self, cookie: u32) {
+        let _ = cookie;
+    }
     /// Split the allocated block of `order` at `pfn` (tagged `cookie`) into `2^order` base
     /// pages, as the kernel's migration splits a large folio it found no target for: push one
     /// cookie per base page into `out`, in pfn order (the first is the block's own page), and

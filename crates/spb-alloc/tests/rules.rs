@@ -427,6 +427,65 @@ fn contig_reclaims_clean_page_cache_before_it_migrates() {
     a.check().unwrap();
 }
 
+/// An embedder that records the allocator's hints ([`Env::prefetch`]) and, at each block it
+/// is asked about, whether that block and the next page's block were hinted already.
+#[derive(Default)]
+struct Hinted {
+    hints: core::cell::RefCell<Vec<u32>>,
+    asked: u64,
+    unhinted: u64,
+    next_unhinted: u64,
+}
+
+impl Env for Hinted {
+    fn prefetch(&self, cookie: u32) {
+        self.hints.borrow_mut().push(cookie);
+    }
+    fn reclaim_clean(&mut self, _pfn: Pfn, _order: u8, cookie: u32) -> bool {
+        self.asked += 1;
+        let h = self.hints.borrow();
+        self.unhinted += !h.contains(&cookie) as u64;
+        self.next_unhinted += !h.contains(&(cookie + 1)) as u64;
+        true
+    }
+}
+
+#[test]
+fn contig_hints_the_embedder_ahead_of_the_blocks_it_walks() {
+    let mut a = Allocator::new(&tiny(2), nopcp(PolicyKind::Vanilla)).unwrap();
+    let (s, e) = (a.zones()[0].span().start, a.zones()[0].span().end);
+    // every page an order-0 movable block whose cookie is its pfn + 1
+    for p in s..e {
+        a.alloc_at(p, 0, Gfp::HIGHUSER_MOVABLE, p as u32 + 1)
+            .unwrap();
+    }
+    let mut env = Hinted::default();
+    let p = a
+        .alloc_contig(7, Gfp::HIGHUSER_MOVABLE, 1 << 30, &mut env)
+        .expect("clean page cache is reclaimed");
+    assert_eq!(env.asked, 128);
+    assert_eq!(
+        env.unhinted, 0,
+        "every block is hinted before it is asked about"
+    );
+    assert_eq!(
+        env.next_unhinted, 1,
+        "and so is the next, but for the range's last"
+    );
+    let hints = env.hints.borrow();
+    let mut seen: Vec<u32> = hints.clone();
+    seen.sort_unstable();
+    seen.dedup();
+    assert_eq!(seen.len(), hints.len(), "each block once");
+    assert!(
+        hints
+            .iter()
+            .all(|&c| (p..p + 128).contains(&(c as u64 - 1))),
+        "no hint outside the range"
+    );
+    a.check().unwrap();
+}
+
 /// An embedder whose reclaim frees one page per call: the first `in_range` calls free the
 /// last pages of the range a contiguous allocation has isolated (progress, but no migration
 /// target), the later ones pages above it.

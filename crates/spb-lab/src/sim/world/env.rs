@@ -41,6 +41,12 @@ impl Env for World {
         MigrateOutcome::Moved
     }
 
+    fn prefetch(&self, cookie: u32) {
+        if let Some(o) = self.objs.get(cookie as usize) {
+            super::prefetch(o);
+        }
+    }
+
     fn reclaim_clean(&mut self, pfn: Pfn, order: u8, cookie: u32) -> bool {
         let Some(&o) = self.objs.get(cookie as usize) else {
             return false;

@@ -22,7 +22,7 @@ use std::collections::VecDeque;
 
 use spb_alloc::Pfn;
 
-use super::World;
+use super::{prefetch, World};
 use crate::sim::slab::{CacheSpec, CACHES, NONE};
 
 /// A reference to one object's slab: the cache index in the top [`REF_CACHE_BITS`] bits, the
@@ -65,22 +65,6 @@ const TAKE_AHEAD: usize = 16;
 /// scattered over tens of MB, so a load is a cache and TLB miss of several hundred ns, which
 /// 24 frees of lead cover).
 const SHRINK_AHEAD: usize = 24;
-
-/// Start loading the cache line of `p` (no effect on results; a hint that lets the next
-/// random accesses into arrays of millions of slabs and objects overlap their misses).
-#[inline(always)]
-fn prefetch<T>(p: &T) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: PREFETCHT0 only hints the cache; it never faults and reads nothing into the
-    // program, and `p` is a valid reference anyway. SSE is part of the x86_64 baseline.
-    unsafe {
-        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(
-            p as *const T as *const i8,
-        )
-    };
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
-}
 
 /// One slab: 16 bytes, so an object operation touches one cache line of slab state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
