@@ -11,7 +11,8 @@
 //! `slab_reclaimable_pages` / `slab_unreclaimable_pages` the pages of all slabs by kind.
 //!
 //! API: [`World::slab_take_room`] / [`World::slab_new`] allocate an object (the simulator's
-//! `Ctx::kobj_alloc` allocates the page), [`World::slab_put`] frees one (an empty slab beyond
+//! `Ctx::kobj_alloc` allocates the page; [`World::slab_fill_partial`] takes a population's
+//! regrowth a partial slab at a time), [`World::slab_put`] frees one (an empty slab beyond
 //! `min_partial` goes back to `pending`), [`World::slab_to_lru`] / [`World::slab_from_lru`]
 //! move an object between in use and unused-cached, and the shrinkers
 //! ([`World::shrink_slab`], [`World::shrink_range`]) free unused cached objects oldest first.
