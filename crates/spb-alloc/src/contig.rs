@@ -246,6 +246,17 @@ fn skip_tail(z: &Zone, p: Pfn) -> Pfn {
     p + 1
 }
 
+/// The pfn after the block whose head is `p` (`m` its record): a head-by-head walk's step.
+#[inline]
+fn after_block(z: &Zone, p: Pfn, m: &crate::page::PageMeta) -> Pfn {
+    match m.state {
+        PageState::Alloc | PageState::Free | PageState::Pcp | PageState::Isolated => {
+            p + (1u64 << m.order)
+        }
+        _ => skip_tail(z, p),
+    }
+}
+
 /// How many pages ahead of the block it is moving a contiguous allocation hints the embedder
 /// ([`Env::prefetch`]). Base pages of one range have records scattered over the embedder's
 /// memory, one miss each; the hints keep a few dozen of those misses in flight while the
@@ -261,14 +272,10 @@ const PREFETCH_AHEAD: u64 = 64;
 fn prefetch_ahead(z: &Zone, mut from: Pfn, upto: Pfn, end: Pfn, env: &dyn Env) -> Pfn {
     while from < upto.min(end) {
         let m = *z.page(from);
-        match m.state {
-            PageState::Alloc => {
-                env.prefetch(m.cookie());
-                from += 1u64 << m.order;
-            }
-            PageState::Free | PageState::Pcp | PageState::Isolated => from += 1u64 << m.order,
-            _ => from = skip_tail(z, from),
+        if m.state == PageState::Alloc {
+            env.prefetch(m.cookie());
         }
+        from = after_block(z, from, &m);
     }
     from
 }
@@ -372,16 +379,13 @@ impl Allocator {
                 continue;
             }
             let m = *z.page(p);
-            match m.state {
-                PageState::Alloc => {
-                    if m.mt == MigrateType::Movable as u8 && env.maybe_pinned(p, m.cookie()) {
-                        return true;
-                    }
-                    p += 1u64 << m.order;
-                }
-                PageState::Free | PageState::Pcp | PageState::Isolated => p += 1u64 << m.order,
-                _ => p = skip_tail(z, p),
+            if m.state == PageState::Alloc
+                && m.mt == MigrateType::Movable as u8
+                && env.maybe_pinned(p, m.cookie())
+            {
+                return true;
             }
+            p = after_block(z, p, &m);
         }
         false
     }

@@ -177,17 +177,26 @@ impl World {
     /// Take room for one object in a partial slab of cache `c`.
     #[inline]
     pub fn slab_take_room(&mut self, c: u16) -> Option<SlabRef> {
+        self.slab_take_room_n(c, 1).map(|(s, _)| sref(c, s))
+    }
+
+    /// Take room for up to `max` objects (`max >= 1`) in the next partial slab of cache `c`
+    /// at once: the same as `m` calls of `slab_take_room` while they stay on that slab.
+    /// Returns the slot and `m` (at least 1), or `None` when no slab has room.
+    #[inline]
+    pub fn slab_take_room_n(&mut self, c: u16, max: u32) -> Option<(u32, u32)> {
         let ci = c as usize;
         let s = *self.caches[ci].partial.last()?;
         let before = self.caches[ci].freeable(s);
         let cache = &mut self.caches[ci];
         let x = &mut cache.slots[s as usize];
+        let m = max.min((x.cap - x.inuse) as u32).max(1);
         if x.inuse == 0 {
             cache.empty -= 1;
         }
-        x.inuse += 1;
+        x.inuse += m as u16;
         let full = x.inuse >= x.cap;
-        cache.objects += 1;
+        cache.objects += m as u64;
         if full {
             cache.partial_del(s);
             // the slab after next few to be filled (a population grows by thousands of
@@ -202,7 +211,7 @@ impl World {
             }
         }
         self.slab_track(ci, s, before);
-        Some(sref(c, s))
+        Some((s, m))
     }
 
     /// Register a new slab page (object `id`, already filled with kind SLAB) in cache `c` and
@@ -302,6 +311,22 @@ impl World {
         let before = self.caches[ci].freeable(s);
         self.caches[ci].slots[s as usize].lru += 1;
         self.caches[ci].lru_q.push_back(r);
+        self.slab_track(ci, s, before);
+    }
+
+    /// `n` objects of slot `s` of cache `c` become unused and cached (pushed on the LRU):
+    /// the same as `n` calls of `slab_to_lru`.
+    pub fn slab_to_lru_n(&mut self, c: u16, s: u32, n: u32) {
+        if n == 0 {
+            return;
+        }
+        let ci = c as usize;
+        let before = self.caches[ci].freeable(s);
+        self.caches[ci].slots[s as usize].lru += n as u16;
+        let r = sref(c, s);
+        self.caches[ci]
+            .lru_q
+            .extend(std::iter::repeat_n(r, n as usize));
         self.slab_track(ci, s, before);
     }
 

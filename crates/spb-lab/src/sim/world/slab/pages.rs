@@ -233,54 +233,6 @@ impl World {
         self.slab_put(sref(ci as u16, s), cpu);
     }
 
-    /// Take room for up to `max` objects (`max >= 1`) in the next partial slab of cache `c`
-    /// at once: the same as `m` calls of `slab_take_room` while they stay on that slab.
-    /// Returns the slot and `m` (at least 1), or `None` when no slab has room.
-    pub fn slab_take_room_n(&mut self, c: u16, max: u32) -> Option<(u32, u32)> {
-        let ci = c as usize;
-        let s = *self.caches[ci].partial.last()?;
-        let before = self.caches[ci].freeable(s);
-        let cache = &mut self.caches[ci];
-        let x = &mut cache.slots[s as usize];
-        let m = max.min((x.cap - x.inuse) as u32).max(1);
-        if x.inuse == 0 {
-            cache.empty -= 1;
-        }
-        x.inuse += m as u16;
-        let full = x.inuse >= x.cap;
-        cache.objects += m as u64;
-        if full {
-            cache.partial_del(s);
-            // as `slab_take_room`: start loading a slab that will be filled soon
-            if let Some(&next) = cache
-                .partial
-                .len()
-                .checked_sub(super::TAKE_AHEAD)
-                .and_then(|i| cache.partial.get(i))
-            {
-                super::prefetch(&cache.slots[next as usize]);
-            }
-        }
-        self.slab_track(ci, s, before);
-        Some((s, m))
-    }
-
-    /// `n` objects of slot `s` of cache `c` become unused and cached (pushed on the LRU):
-    /// the same as `n` calls of `slab_to_lru`.
-    pub fn slab_to_lru_n(&mut self, c: u16, s: u32, n: u32) {
-        if n == 0 {
-            return;
-        }
-        let ci = c as usize;
-        let before = self.caches[ci].freeable(s);
-        self.caches[ci].slots[s as usize].lru += n as u16;
-        let r = sref(c, s);
-        self.caches[ci]
-            .lru_q
-            .extend(std::iter::repeat_n(r, n as usize));
-        self.slab_track(ci, s, before);
-    }
-
     /// The churn step of a slab population in the aggregated model: `k` frees, each of a
     /// uniformly random object among the population's in-use objects (`pop`) and its
     /// `cached` unused ones (the most recently cached of the cache's LRU). Returns the new
