@@ -35,7 +35,7 @@ pub struct Config {
     pub compaction_proactiveness: u64,
     /// vm.extfrag_threshold.
     pub extfrag_threshold: i64,
-    /// Serve per-CPU list hits through the short path of [`crate::fastpath`] (default on).
+    /// Serve per-CPU list hits through the short path of `fastpath.rs` (default on).
     /// Results are identical either way; off forces every request through the full path
     /// (for the equivalence tests and for profiling the full path).
     pub fast_path: bool,

@@ -59,7 +59,7 @@ pub struct CompactState {
 /// - `nr_free[o][t]` equals the number of buddies on lists (o, t) over all buckets;
 ///   `free_pages` is the sum of their pages except ISOLATE lists.
 /// - Counters in `pageblocks` and `spbs` equal a recount of page states (checked by
-///   [`crate::check`]).
+///   `check.rs`).
 pub struct Zone {
     pub(crate) kind: ZoneKind,
     pub(crate) node: u16,
@@ -131,7 +131,7 @@ impl Zone {
     /// largest aligned order, like the kernel's boot-time freeing.
     ///
     /// The page and pageblock tables (sizes from the layout, that is from input) are allocated
-    /// fallibly: too little memory is [`LayoutError::out_of_memory`], not an abort.
+    /// fallibly: too little memory is [`LayoutError::out_of_memory`](crate::layout::LayoutError::out_of_memory), not an abort.
     pub fn new(
         spec: &ZoneSpec,
         geo: Geometry,

@@ -142,7 +142,7 @@ pub struct RunMetrics {
     pub thp: Thp,
     /// Pages migrated over the whole run.
     pub pages_migrated: u64,
-    /// Failed allocations keyed by "<gfp string> order=<n>".
+    /// Failed allocations keyed by "`<gfp string> order=<n>`".
     pub alloc_failures: BTreeMap<String, u64>,
     pub oom_kills: u64,
     /// Kernel-named counters.

@@ -15,12 +15,12 @@
 //! directory is written whole or not at all ([`write_dir`]): every file goes to a temporary file
 //! first, the renames come last, and a directory created for it is removed on failure.
 //!
-//! **Standard output.** [`print`] writes through a checked writer instead of `print!` (which
+//! **Standard output.** [`print()`] writes through a checked writer instead of `print!` (which
 //! panics when stdout is full or closed): a closed pipe (`EPIPE`, e.g. `spb ... | head -c1`)
 //! makes later stdout writes no-ops and the command ends quietly with exit 0, as Unix tools do;
 //! any other error (`> /dev/full`: `ENOSPC`) is reported once at the end as `spb: stdout: ...`
 //! with exit 4. Either way the command finishes its other outputs (a `--json FILE` is still
-//! written). [`eprint`] writes to stderr and ignores errors (there is nowhere left to report
+//! written). [`eprint()`] writes to stderr and ignores errors (there is nowhere left to report
 //! them).
 
 use std::fs;

@@ -10,7 +10,7 @@
 //!   every `check_every` operations and *counts* violations instead of stopping.
 //!
 //! What is checked (a *violation* is any of these failing):
-//! - the allocator's own invariant checker ([`Allocator::check`]);
+//! - the allocator's own invariant checker ([`Allocator::check`](crate::Allocator::check));
 //! - every block the model holds is an allocated head of the same order and cookie; the pages
 //!   the allocator counts as allocated (managed − free − per-CPU) equal the model's;
 //! - every block handed out (alloc, alloc_contig, alloc_at, a migration target) is naturally

@@ -6,7 +6,7 @@
 //! policy: every difference is a hook here, dispatched on [`Policy`].
 //!
 //! Work that needs the embedder ([`Env`]) and the whole allocator (evacuation, reclaim, the
-//! atomic relax sequence) runs through [`Core`], the narrow set of operations the core lends a
+//! atomic relax sequence) runs through `Core`, the narrow set of operations the core lends a
 //! policy; no policy module is an `impl Allocator`.
 //!
 //! # Adding a policy
@@ -24,8 +24,10 @@ pub mod spb_contig;
 pub(crate) mod spb_fit;
 pub mod spb_gfp;
 pub mod spb_highorder;
+pub(crate) mod spb_pcp;
 pub(crate) mod spb_steal;
 pub mod spb_switches;
+pub(crate) mod spb_walk;
 pub(crate) mod spb_work;
 pub mod spec;
 

@@ -21,7 +21,7 @@
 //!   free lists before the slow path's compaction and reclaim.
 //! - A request that may not (GFP_TRANSHUGE_LIGHT, atomic callers) queues the same evacuation
 //!   as background work: it fails now as its caller expects; the work evacuates pageblocks
-//!   until the zone holds a small supply of free pageblocks ([`supply_target`]), so the
+//!   until the zone holds a small supply of free pageblocks (`supply_target`), so the
 //!   following requests find one.
 //!
 //! Two switches: `highorder_supply` is the background half alone (on in spb-next: callers that

@@ -10,7 +10,7 @@
 //! Compound pages (COMPOUND_HEAD + TAILs of a power-of-two length, naturally aligned) become one
 //! block of that order; everything else is order 0.
 //!
-//! The per-pfn working state is the replay's one encoding ([`super::pfnmap`], the decode pass's
+//! The per-pfn working state is the replay's one encoding (`pfnmap`, the decode pass's
 //! shadow): state bytes (`S_HEAD | order`, `S_TAIL`, `S_RESERVED`, ...) and flags bytes (the
 //! migratetype bits, `F_SLAB`).
 //!
@@ -89,7 +89,7 @@ pub fn sibling_count_path(flags: &Path) -> Option<std::path::PathBuf> {
     p.exists().then_some(p)
 }
 
-/// Build the prefill from a dump, in the replay's per-pfn encoding ([`super::pfnmap`]): the
+/// Build the prefill from a dump, in the replay's per-pfn encoding (`pfnmap`): the
 /// layout's initial state (managed pages `S_FREE`, reservations `S_RESERVED`), every page in
 /// use marked with its migratetype (and `F_SLAB`), compound pages formed into blocks.
 /// `block_counts` are the snapshot's pagetypeinfo block counts, if known.

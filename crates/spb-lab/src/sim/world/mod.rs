@@ -3,13 +3,13 @@
 //! caches, the page cache and its LRU, reclaim and the OOM killer, and the [`Env`]
 //! implementation. One concern per module:
 //!
-//! - [`objects`]: object records (`kind`, `flag`, [`Obj`]), their ids and the per-kind counts;
-//! - [`holders`]: holders (processes, files, mounts, packet batches, pools) and their lists;
-//! - [`pagecache`]: clean/dirty page cache of files, buffer heads, cold files;
-//! - [`lru`]: the LRU of files (oldest first);
+//! - `objects`: object records (`kind`, `flag`, [`Obj`]), their ids and the per-kind counts;
+//! - `holders`: holders (processes, files, mounts, packet batches, pools) and their lists;
+//! - `pagecache`: clean/dirty page cache of files, buffer heads, cold files;
+//! - `lru`: the LRU of files (oldest first);
 //! - [`slab`]: the one SLUB occupancy model (slabs, partial lists, unused cached objects,
 //!   shrinkers); the static cache catalogue is `sim::slab`;
-//! - [`reclaim`]: eviction, swap-out, the reclaim policy, the OOM killer's choice;
+//! - `reclaim`: eviction, swap-out, the reclaim policy, the OOM killer's choice;
 //! - [`env`]: the allocator's [`Env`] (migration, reclaim, OOM kill).
 //!
 //! Invariants of the state owned here: `kind_pages[k]` is the sum of `1 << order` over live
