@@ -22,6 +22,8 @@ pub const TIMING_KEYS: &[&str] = &[
     "events_per_second",
     "workload_events_per_second",
     "workload_wall_seconds",
+    "setup_wall_seconds",
+    "loop_events_per_second",
     // a replay's CPU times (`spb replay`)
     "decode_cpu_seconds",
     "replay_cpu_seconds",

@@ -180,6 +180,8 @@ pub struct RunDetails {
     pub alloc_failures_warned: Option<u64>,
     /// Events per wall second of the workload alone (no end checks, no probe).
     pub workload_events_per_second: Option<f64>,
+    /// Events per wall second of the workload without the machine's set-up (boot and run).
+    pub loop_events_per_second: Option<f64>,
     /// SPBs visited per free-list walk (spb only).
     pub mean_spbs_visited: Option<f64>,
     /// The model's metadata per 4 KiB page.
@@ -224,6 +226,7 @@ impl RunMetrics {
             hugetlb_requested: u("hugetlb_requested").unwrap_or(0),
             alloc_failures_warned: u("alloc_failures_warned"),
             workload_events_per_second: f("workload_events_per_second"),
+            loop_events_per_second: f("loop_events_per_second"),
             mean_spbs_visited: self
                 .extra
                 .get("spb_walk")

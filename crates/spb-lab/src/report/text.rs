@@ -168,6 +168,9 @@ pub fn run_table(runs: &[RunMetrics]) -> String {
     row("  workload only (no probe)", &|_, d| {
         opt(d.workload_events_per_second, 1e6).unwrap_or_default()
     });
+    row("  without the set-up", &|_, d| {
+        opt(d.loop_events_per_second, 1e6).unwrap_or_default()
+    });
     row("wall s", &|r, _| format!("{:.1}", r.wall_seconds));
     row("SPBs visited per walk (mean)", &|_, d| {
         opt(d.mean_spbs_visited, 1.0).unwrap_or_else(|| "-".into())
