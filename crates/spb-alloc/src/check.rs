@@ -199,6 +199,29 @@ fn check_zone(z: &Zone) -> Result<(), InvariantViolation> {
             a
         );
     }
+    // the owned pageblocks with a free page, per owner and label
+    let mut owned = vec![[0u32; MIGRATE_TYPES]; z.owned_free.len()];
+    for (i, pb) in z.pageblocks.iter().enumerate() {
+        if pb.owner != 0 && z.pb_has_free(i) {
+            let o = pb.owner as usize - 1;
+            ensure!(
+                o < owned.len(),
+                "{}: pageblock {} is owned by CPU {} with a free page, beyond the owned counts ({} CPUs)",
+                name,
+                i,
+                o,
+                owned.len()
+            );
+            owned[o][pb.mt as usize] += 1;
+        }
+    }
+    ensure!(
+        owned == z.owned_free,
+        "{}: owned pageblocks with free pages per CPU and label {:?} differ from a recount {:?}",
+        name,
+        z.owned_free,
+        owned
+    );
     // compaction's skip marks: the list names every marked pageblock once
     let pbo = z.geo.pageblock_order;
     let mut listed = vec![false; z.pageblocks.len()];

@@ -74,6 +74,16 @@ pub struct Zone {
     /// refill over a CPU's owned blocks) tests a bit of this small array instead of loading
     /// each 20-byte record from a table of megabytes. The checker recounts it.
     pub(crate) pb_has_free: Vec<u64>,
+    /// Per CPU, per label: the pageblocks that CPU owns (`owner` = CPU + 1, spb's per-CPU
+    /// ownership) that have a free page, counted (grown on demand; a CPU beyond its length
+    /// owns none with free pages). spb's Phase 0 refill, which can only take free pages of
+    /// owned blocks of the requested label, asks it first and skips its walk of the CPU's
+    /// owned list when the count is zero (most refills, when most owned blocks are full).
+    ///
+    /// # Invariants
+    /// `owned_free[c][t]` is the number of pageblocks `i` with `owner == c + 1`,
+    /// `pb_has_free(i)` and label `t` (checked by `check.rs`).
+    pub(crate) owned_free: Vec<[u32; MIGRATE_TYPES]>,
     pub(crate) spb_base: u64,
     pub(crate) spbs: Vec<SpbMeta>,
     pub(crate) spb_lists: SpbLists,
@@ -162,6 +172,7 @@ impl Zone {
                 pb_n,
             )?,
             pb_has_free: Vec::new(),
+            owned_free: Vec::new(),
             spb_base,
             spbs: new_spbs(spb_base << so, spb_n, geo.spb_pages()),
             spb_lists: SpbLists::default(),
@@ -259,7 +270,8 @@ impl Zone {
         }
     }
 
-    /// [`Zone::pb_has_free`] recomputed from the pageblock counters (construction, growth).
+    /// [`Zone::pb_has_free`] and [`Zone::owned_free`] recomputed from the pageblock records
+    /// (construction, growth).
     fn rebuild_pb_has_free(&mut self) {
         self.pb_has_free.clear();
         self.pb_has_free
@@ -269,18 +281,79 @@ impl Zone {
                 self.pb_has_free[i / 64] |= 1 << (i % 64);
             }
         }
+        self.owned_free
+            .iter_mut()
+            .for_each(|c| *c = [0; MIGRATE_TYPES]);
+        for i in 0..self.pageblocks.len() {
+            self.owned_free_add(i, 1);
+        }
     }
 
-    /// Keep bit `pbi` of [`Zone::pb_has_free`] in step with the pageblock's free counter.
+    /// Keep bit `pbi` of [`Zone::pb_has_free`] in step with the pageblock's free counter,
+    /// and [`Zone::owned_free`] with the bit.
     #[inline(always)]
     fn note_pb_free(&mut self, pbi: usize) {
         let w = &mut self.pb_has_free[pbi / 64];
         let bit = 1u64 << (pbi % 64);
-        if self.pageblocks[pbi].free > 0 {
+        let had = *w & bit != 0;
+        let has = self.pageblocks[pbi].free > 0;
+        if has == had {
+            return;
+        }
+        if has {
             *w |= bit;
         } else {
             *w &= !bit;
         }
+        if self.pageblocks[pbi].owner != 0 {
+            let owner = self.pageblocks[pbi].owner as usize - 1;
+            let t = self.pageblocks[pbi].mt as usize;
+            let c = &mut self.owned_free[owner][t];
+            *c = if has { *c + 1 } else { *c - 1 };
+        }
+    }
+
+    /// Count pageblock `pbi` in [`Zone::owned_free`] (`d` = 1) or take it out (`d` = -1), if
+    /// it is owned and has a free page: around a change of its owner or label.
+    #[inline]
+    fn owned_free_add(&mut self, pbi: usize, d: i32) {
+        let pb = self.pageblocks[pbi];
+        if pb.owner == 0 || !self.pb_has_free(pbi) {
+            return;
+        }
+        let owner = pb.owner as usize - 1;
+        if self.owned_free.len() <= owner {
+            self.owned_free.resize(owner + 1, [0; MIGRATE_TYPES]);
+        }
+        let c = &mut self.owned_free[owner][pb.mt as usize];
+        *c = c.wrapping_add_signed(d);
+    }
+
+    /// Set pageblock `pbi`'s owner (CPU + 1, or 0 for none), keeping [`Zone::owned_free`] in
+    /// step (and long enough for every owner, so that a later change of the block's free
+    /// bit finds its count).
+    pub(crate) fn set_pb_owner(&mut self, pbi: usize, owner: u16) {
+        if self.owned_free.len() < owner as usize {
+            self.owned_free.resize(owner as usize, [0; MIGRATE_TYPES]);
+        }
+        self.owned_free_add(pbi, -1);
+        self.pageblocks[pbi].owner = owner;
+        self.owned_free_add(pbi, 1);
+    }
+
+    /// Set the label of pageblock `pbi`, keeping [`Zone::owned_free`] in step.
+    #[inline]
+    fn set_pb_label(&mut self, pbi: usize, mt: MigrateType) {
+        self.owned_free_add(pbi, -1);
+        self.pageblocks[pbi].mt = mt as u8;
+        self.owned_free_add(pbi, 1);
+    }
+
+    /// Owned pageblocks of CPU `cpu` labelled `mt` with a free page (see
+    /// [`Zone::owned_free`]).
+    #[inline]
+    pub fn owned_with_free(&self, cpu: usize, mt: MigrateType) -> u32 {
+        self.owned_free.get(cpu).map_or(0, |c| c[mt.idx()])
     }
 
     /// Whether pageblock `pbi` (an index into `pageblocks`) has any free page: the same
@@ -504,11 +577,11 @@ impl Zone {
         after: u8,
     ) {
         let pbp = self.geo.pageblock_pages() as u16;
-        let pb = &mut self.pageblocks[pbi];
+        let pb = self.pageblocks[pbi];
         let (old, new) = if before != after {
             let new = pb.content(pbp);
-            if new & crate::pageblock::content::ALL_FREE != 0 {
-                pb.owner = 0;
+            if new & crate::pageblock::content::ALL_FREE != 0 && pb.owner != 0 {
+                self.set_pb_owner(pbi, 0);
             }
             (new ^ before ^ after, new)
         } else {
@@ -710,7 +783,7 @@ impl Zone {
         };
         let first = self.pb_idx(pfn);
         for k in 0..n as usize {
-            self.pageblocks[first + k].mt = mt as u8;
+            self.set_pb_label(first + k, mt);
         }
     }
 
@@ -752,7 +825,7 @@ impl Zone {
             }
         }
         let i = self.pb_idx(start);
-        self.pageblocks[i].mt = mt as u8;
+        self.set_pb_label(i, mt);
         Some(moved)
     }
 
