@@ -349,8 +349,8 @@ impl Zone {
         self.owned_free_add(pbi, 1);
     }
 
-    /// Owned pageblocks of CPU `cpu` labelled `mt` with a free page (see
-    /// [`Zone::owned_free`]).
+    /// Owned pageblocks of CPU `cpu` (spb's per-CPU ownership) labelled `mt` that have a free
+    /// page, counted as the blocks change (the checker recounts them).
     #[inline]
     pub fn owned_with_free(&self, cpu: usize, mt: MigrateType) -> u32 {
         self.owned_free.get(cpu).map_or(0, |c| c[mt.idx()])

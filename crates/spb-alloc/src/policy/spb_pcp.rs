@@ -10,10 +10,12 @@
 //! pfn and listing generation), visited round-robin: a refill visits entries from the front,
 //! and the visited prefix goes to the back. Entries go stale instead of being removed (the
 //! block became wholly free and lost its owner, or was listed again with a new generation) and
-//! are dropped when visited. Most owned blocks are full; Phase 0 steps over those with a scan
-//! of the list against the zone's has-free bitmap ([`Zone::pb_has_free`]), so a refill costs
-//! a bitmap test per owned block without free pages and a pageblock record per block with
-//! some.
+//! are dropped when visited. Most owned blocks are full, and most refills find nothing in
+//! them: Phase 0 first asks the zone how many blocks the CPU owns with the requested label and
+//! a free page ([`Zone::owned_with_free`]) and returns at once when none; otherwise it steps
+//! over the full ones with a scan of the list against the zone's has-free bitmap
+//! ([`Zone::pb_has_free`]), a bitmap test per owned block without free pages and a pageblock
+//! record per block with some.
 
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
