@@ -93,13 +93,7 @@ impl SpbPolicy {
             let si = z.spb_idx(p);
             let adopt_here =
                 adopt && pb.owner == 0 && !broke_whole && z.spbs[si].category == Category::Tainted;
-            z.account(
-                p,
-                1u64 << order,
-                crate::pageblock::Acct::Free,
-                crate::pageblock::Acct::Pcp,
-            );
-            z.pcp_push(cpu, p, order, mt, true);
+            to_pcp(z, cpu, p, order, mt);
             got += 1;
             if (own && broke_whole && pb.owner == 0) || adopt_here {
                 let b = p & !(pbp - 1);
@@ -238,6 +232,17 @@ fn next_with_free(z: &Zone, list: &VecDeque<(Pfn, u32)>, from: usize) -> usize {
         .map_or(list.len(), |i| a.len() + s + i)
 }
 
+/// Put the block of `order` at `p`, just taken off the free lists, on `cpu`'s list of `mt`.
+fn to_pcp(z: &mut Zone, cpu: usize, p: Pfn, order: u8, mt: MigrateType) {
+    z.account(
+        p,
+        1u64 << order,
+        crate::pageblock::Acct::Free,
+        crate::pageblock::Acct::Pcp,
+    );
+    z.pcp_push(cpu, p, order, mt, true);
+}
+
 /// Move free blocks of `order` (splitting larger free buddies) of the pageblock at `b` onto
 /// `cpu`'s list, up to `n`; returns how many.
 fn harvest_block(z: &mut Zone, b: Pfn, cpu: usize, order: u8, mt: MigrateType, n: u64) -> u64 {
@@ -256,13 +261,7 @@ fn harvest_block(z: &mut Zone, b: Pfn, cpu: usize, order: u8, mt: MigrateType, n
                 if m.order >= order && m.order <= z.geo.pageblock_order =>
             {
                 let q = z.take_and_expand(p, order, mt);
-                z.account(
-                    q,
-                    1u64 << order,
-                    crate::pageblock::Acct::Free,
-                    crate::pageblock::Acct::Pcp,
-                );
-                z.pcp_push(cpu, q, order, mt, true);
+                to_pcp(z, cpu, q, order, mt);
                 got += 1;
                 p += 1u64 << order;
             }

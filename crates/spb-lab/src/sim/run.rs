@@ -310,35 +310,24 @@ pub fn run_scenario(
         );
     }
     let wall = t0.elapsed().as_secs_f64();
-    extra.insert(
-        "events_per_second".into(),
-        serde_json::Value::from(if wall > 0.0 {
-            (events as f64 / wall).round()
+    // events per wall second over a span (0 for an empty span)
+    let rate = |secs: f64| {
+        serde_json::Value::from(if secs > 0.0 {
+            (events as f64 / secs).round()
         } else {
             0.0
-        }),
-    );
+        })
+    };
+    extra.insert("events_per_second".into(), rate(wall));
     extra.insert(
         "workload_wall_seconds".into(),
         serde_json::json!(workload_wall),
     );
-    extra.insert(
-        "workload_events_per_second".into(),
-        serde_json::Value::from(if workload_wall > 0.0 {
-            (events as f64 / workload_wall).round()
-        } else {
-            0.0
-        }),
-    );
+    extra.insert("workload_events_per_second".into(), rate(workload_wall));
     extra.insert("setup_wall_seconds".into(), serde_json::json!(setup_wall));
-    let loop_wall = workload_wall - setup_wall;
     extra.insert(
         "loop_events_per_second".into(),
-        serde_json::Value::from(if loop_wall > 0.0 {
-            (events as f64 / loop_wall).round()
-        } else {
-            0.0
-        }),
+        rate(workload_wall - setup_wall),
     );
     let mut alloc_failures = BTreeMap::new();
     let mut warned = 0u64;
