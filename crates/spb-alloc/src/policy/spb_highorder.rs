@@ -24,10 +24,10 @@
 //!   until the zone holds a small supply of free pageblocks (`supply_target`), so the
 //!   following requests find one.
 //!
-//! Two switches: `highorder_supply` is the background half alone (on in spb-next: callers that
-//! may reclaim keep spb's slow path, whose compaction and reclaim serve them without the
-//! synchronous evacuations that measured worse on page-cache-heavy loads, docs/spb-next.md);
-//! `highorder_evacuate` is both halves (off).
+//! Two switches, both on in spb-next: `highorder_supply` is the background half alone (callers
+//! that may reclaim keep spb's slow path); `highorder_evacuate` is both halves (off until the
+//! session of 2026-12-05, when it measured better under the current model; docs/spb-next.md,
+//! "`highorder_evacuate` re-measured").
 
 use crate::env::Env;
 use crate::gfp::Gfp;
