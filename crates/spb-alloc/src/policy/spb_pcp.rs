@@ -6,9 +6,10 @@
 //!
 //! # The owned lists
 //!
-//! Each CPU keeps, per zone, a list of the pageblocks it owns ([`ZoneState`](super::spb::ZoneState)'s `owned`: first
-//! pfn and listing generation), visited round-robin: a refill visits entries from the front,
-//! and the visited prefix goes to the back. Entries go stale instead of being removed (the
+//! Each CPU keeps, per zone, a list of the pageblocks it owns (the `owned` lists of
+//! [`ZoneState`](super::spb::ZoneState): first pfn and listing generation), visited
+//! round-robin: a refill visits entries from the front, and the visited prefix goes to the
+//! back. Entries go stale instead of being removed (the
 //! block became wholly free and lost its owner, or was listed again with a new generation) and
 //! are dropped when visited. Most owned blocks are full, and most refills find nothing in
 //! them: Phase 0 first asks the zone how many blocks the CPU owns with the requested label and
