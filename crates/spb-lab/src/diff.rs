@@ -254,8 +254,13 @@ mod tests {
         };
         r.alloc_failures
             .insert("GFP_KERNEL order=0".into(), failures);
-        r.extra
-            .insert("workload_events_per_second".into(), Value::from(wall * 3.0));
+        for (k, v) in [
+            ("workload_events_per_second", wall * 3.0),
+            ("setup_wall_seconds", wall / 9.0),
+            ("loop_events_per_second", wall * 4.0),
+        ] {
+            r.extra.insert(k.into(), Value::from(v));
+        }
         r
     }
 

@@ -32,6 +32,28 @@ fn same_seed_gives_identical_json() {
     );
 }
 
+/// The run's wall-time split: the set-up is part of the workload time, and the rate without
+/// it is the higher one.
+#[test]
+fn the_setup_is_timed_apart_from_the_workload() {
+    let m = run("seed-16g", 2 << 30, 2, 1, PolicyKind::Spb);
+    let f = |k: &str| {
+        m.extra
+            .get(k)
+            .and_then(|v| v.as_f64())
+            .unwrap_or_else(|| panic!("extra.{k} missing"))
+    };
+    let (setup, workload) = (f("setup_wall_seconds"), f("workload_wall_seconds"));
+    assert!(setup > 0.0 && setup < workload, "{setup} {workload}");
+    let (loop_rate, workload_rate) = (f("loop_events_per_second"), f("workload_events_per_second"));
+    assert!(
+        workload_rate > 0.0 && loop_rate >= workload_rate,
+        "{loop_rate} {workload_rate}"
+    );
+    let expect = m.events as f64 / (workload - setup);
+    assert!((loop_rate - expect).abs() <= 1.0, "{loop_rate} {expect}");
+}
+
 #[test]
 fn every_scenario_runs_under_every_policy() {
     for b in builtin::BUILTINS {
