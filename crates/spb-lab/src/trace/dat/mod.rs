@@ -147,7 +147,8 @@ pub struct BufferInfo {
 impl BufferInfo {
     /// Bytes of data in the file over all CPUs.
     pub fn data_bytes(&self) -> u64 {
-        self.cpus.iter().map(|c| c.2).sum()
+        // saturating: the sizes are the file's word, checked only when the data is read
+        self.cpus.iter().fold(0, |a, c| a.saturating_add(c.2))
     }
 }
 
@@ -1100,6 +1101,17 @@ impl DatReader {
         }
         let mut cpus = Vec::new();
         for &(cpu, off, size) in &b.cpus {
+            if off.checked_add(size).is_none() {
+                return Err(DatError::new(
+                    &ps,
+                    off,
+                    format!(
+                        "buffer {:?}, CPU {cpu}: data of {size} bytes at offset {off} ends past \
+                         any file (expected offset + size below 2^64)",
+                        b.name
+                    ),
+                ));
+            }
             let f = File::open(&info.path).map_err(|e| {
                 let mut d = DatError::new(&ps, 0, format!("cannot open: {e}"));
                 d.io = true;

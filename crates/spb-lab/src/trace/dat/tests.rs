@@ -502,6 +502,34 @@ fn corrupt_files_are_errors_naming_file_and_offset() {
     assert!(e.to_string().contains(&format!("offset {off}")), "{e}");
 }
 
+/// A CPU data table whose sizes add up past 2^64 (found by the `dat_read` fuzz target: the
+/// buffer choice summed them and overflowed): an error naming the file and the CPU, not a
+/// panic.
+#[test]
+fn cpu_data_sizes_past_two_to_the_64_are_an_error() {
+    let good = write_v6(&sample_cpus());
+    let d = DatFile::open(tmp("sizes-ok.dat", &good)).unwrap();
+    assert!(d.buffers[0].cpus.len() >= 2, "two CPUs");
+    let mut b = good.clone();
+    for &(_, off, size) in &d.buffers[0].cpus {
+        // the table entry: offset then size, both little-endian u64
+        let entry = [off.to_le_bytes(), size.to_le_bytes()].concat();
+        let at = b
+            .windows(16)
+            .position(|w| w == entry.as_slice())
+            .expect("the CPU table entry is in the file");
+        b[at + 8..at + 16].copy_from_slice(&(u64::MAX - 8).to_le_bytes());
+    }
+    let d = DatFile::open(tmp("sizes-bad.dat", &b)).unwrap();
+    assert_eq!(d.buffers[0].data_bytes(), u64::MAX, "saturated");
+    let e = DatReader::open(tmp("sizes-bad.dat", &b)).unwrap_err();
+    let msg = e.to_string();
+    assert!(
+        msg.contains("sizes-bad.dat") && msg.contains("CPU 0") && msg.contains("past"),
+        "{msg}"
+    );
+}
+
 /// Regenerates tests/data/dat/small_v7.dat: `SPB_WRITE_DAT=1 cargo test -p spb-lab
 /// write_committed_dat -- --ignored`.
 #[test]
