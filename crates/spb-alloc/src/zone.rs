@@ -295,22 +295,25 @@ impl Zone {
     fn note_pb_free(&mut self, pbi: usize) {
         let w = &mut self.pb_has_free[pbi / 64];
         let bit = 1u64 << (pbi % 64);
-        let had = *w & bit != 0;
-        let has = self.pageblocks[pbi].free > 0;
-        if has == had {
-            return;
-        }
-        if has {
+        let before = *w;
+        if self.pageblocks[pbi].free > 0 {
             *w |= bit;
         } else {
             *w &= !bit;
         }
-        if self.pageblocks[pbi].owner != 0 {
-            let owner = self.pageblocks[pbi].owner as usize - 1;
-            let t = self.pageblocks[pbi].mt as usize;
-            let c = &mut self.owned_free[owner][t];
-            *c = if has { *c + 1 } else { *c - 1 };
+        if *w != before && self.pageblocks[pbi].owner != 0 {
+            self.owned_free_flip(pbi);
         }
+    }
+
+    /// [`Zone::owned_free`] after the free bit of owned pageblock `pbi` flipped (only spb's
+    /// per-CPU ownership sets owners: kept out of line, off the buddy allocator's path).
+    #[cold]
+    #[inline(never)]
+    fn owned_free_flip(&mut self, pbi: usize) {
+        let pb = &self.pageblocks[pbi];
+        let c = &mut self.owned_free[pb.owner as usize - 1][pb.mt as usize];
+        *c = if pb.free > 0 { *c + 1 } else { *c - 1 };
     }
 
     /// Count pageblock `pbi` in [`Zone::owned_free`] (`d` = 1) or take it out (`d` = -1), if
@@ -577,11 +580,15 @@ impl Zone {
         after: u8,
     ) {
         let pbp = self.geo.pageblock_pages() as u16;
-        let pb = self.pageblocks[pbi];
         let (old, new) = if before != after {
+            let pb = &mut self.pageblocks[pbi];
             let new = pb.content(pbp);
             if new & crate::pageblock::content::ALL_FREE != 0 && pb.owner != 0 {
-                self.set_pb_owner(pbi, 0);
+                // wholly free: the block leaves its owner, and the owned-with-free count
+                // (its free bit is set: `account_one` noted the free pages before this)
+                debug_assert!(self.pb_has_free[pbi / 64] & (1 << (pbi % 64)) != 0);
+                self.owned_free[pb.owner as usize - 1][pb.mt as usize] -= 1;
+                pb.owner = 0;
             }
             (new ^ before ^ after, new)
         } else {
