@@ -2,10 +2,11 @@
 //!
 //! Both are measured in pages touched with the kernel's own counters (`pgscan_direct`,
 //! `compact_migrate_scanned`, `compact_free_scanned`, `pgmigrate_success`): the slow path and
-//! `alloc_contig` take the counters' deltas around their own work, and [`Allocator::background`](crate::Allocator::background)
-//! takes them around each worker. The per-CPU hit and the zonelist walk of the fast path are
-//! never touched: a request that never leaves the fast path costs nothing here (its direct work
-//! is 0 by definition). Definitions: `docs/metrics.md`, "The bill".
+//! `alloc_contig` take the counters' deltas around their own work, and
+//! [`Allocator::background`](crate::Allocator::background) takes them around each worker. The
+//! per-CPU hit and the zonelist walk of the fast path are never touched: a request that never
+//! leaves the fast path costs nothing here (its direct work is 0 by definition). Definitions:
+//! `docs/metrics.md`, "The bill".
 
 use crate::vmstat::{Vm, VmStat};
 

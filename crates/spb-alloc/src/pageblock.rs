@@ -23,7 +23,8 @@ pub enum Acct {
     Absent,
 }
 
-/// Index into [`PageblockMeta::alloc`]'s counts: 0 unmovable, 1 movable, 2 reclaimable, 3 highatomic.
+/// Index into [`PageblockMeta::alloc`]'s counts: 0 unmovable, 1 movable, 2 reclaimable,
+/// 3 highatomic.
 #[inline(always)]
 pub fn alloc_class(mt: MigrateType) -> usize {
     // Unmovable, Movable, Reclaimable, HighAtomic, Cma (movable), Isolate (never requested)

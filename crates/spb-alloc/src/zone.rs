@@ -141,7 +141,9 @@ impl Zone {
     /// largest aligned order, like the kernel's boot-time freeing.
     ///
     /// The page and pageblock tables (sizes from the layout, that is from input) are allocated
-    /// fallibly: too little memory is [`LayoutError::out_of_memory`](crate::layout::LayoutError::out_of_memory), not an abort.
+    /// fallibly: too little memory is
+    /// [`LayoutError::out_of_memory`](crate::layout::LayoutError::out_of_memory), not an
+    /// abort.
     pub fn new(
         spec: &ZoneSpec,
         geo: Geometry,

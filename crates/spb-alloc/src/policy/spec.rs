@@ -8,11 +8,11 @@
 //! ```
 //!
 //! `-off:` names the switches turned off relative to the kind's default set
-//! ([`PolicyKind::default_switches`]: [`SpbSwitches::all_on`](super::SpbSwitches::all_on) for `spb`,
-//! [`SpbSwitches::next_on`](super::SpbSwitches::next_on) for `spb-next`), `-on:` the default-off switches turned on
-//! (`refuse_literal`; in `spb`, spb-next's switches). The kind is the longest name in the
-//! registry that the spec starts with, followed by the end or `-`, so `spb-next-off:a` is
-//! `spb-next` without `a`.
+//! ([`PolicyKind::default_switches`]: [`SpbSwitches::all_on`](super::SpbSwitches::all_on) for
+//! `spb`, [`SpbSwitches::next_on`](super::SpbSwitches::next_on) for `spb-next`), `-on:` the
+//! default-off switches turned on (`refuse_literal`; in `spb`, spb-next's switches). The kind is
+//! the longest name in the registry that the spec starts with, followed by the end or `-`, so
+//! `spb-next-off:a` is `spb-next` without `a`.
 //! `Display` writes the canonical form: the kind, then `-off:` and `-on:` with the switches in
 //! [`SpbSwitch::ALL`] order, separated by `,` (the label runs, sweeps and ablations put in their
 //! JSON), so `spb`, `spb-off:steer_tainted,hint_cache` and `spb-on:refuse_literal`. Parsing
