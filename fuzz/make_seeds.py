@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Build the seed corpora in fuzz/seeds/<target>/ from the repo's test data
 (crates/spb-alloc/tests/data/*) and, when present, slices of the reference kpageflags dumps
-(/work/shared/traces/*/before/kpageflags.zst); trace and scenario seeds from crates/spb-lab.
+(/work/shared/traces/*/before/kpageflags.zst); trace, scenario and .dat seeds from
+crates/spb-lab; the inputs that once crashed a target from fuzz/regressions/<target>/.
 Deterministic; run from anywhere."""
 import gzip, os, random, shutil, struct, subprocess, sys
 
@@ -113,4 +114,13 @@ for name, text in [
     ("bad-toml", 'name = "x"\n[machine\n'),
 ]:
     put("scenario_toml", name, text.encode())
+# dat_read: the lab's committed trace-cmd file, and the inputs that once crashed a target
+# (fuzz/regressions/<target>/, kept by hand: this script does not make them)
+lab_dat = os.path.join(here, "..", "crates", "spb-lab", "tests", "data", "dat", "small_v7.dat")
+put("dat_read", "small_v7.dat", open(lab_dat, "rb").read())
+regressions = os.path.join(here, "regressions")
+for t in sorted(os.listdir(regressions)) if os.path.isdir(regressions) else []:
+    for n in sorted(os.listdir(os.path.join(regressions, t))):
+        put(t, "regression-" + n, open(os.path.join(regressions, t, n), "rb").read())
+
 print("seeds written to", out)
