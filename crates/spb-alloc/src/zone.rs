@@ -81,8 +81,9 @@ pub struct Zone {
     /// owned list when the count is zero (most refills, when most owned blocks are full).
     ///
     /// # Invariants
-    /// `owned_free[c][t]` is the number of pageblocks `i` with `owner == c + 1`,
-    /// `pb_has_free(i)` and label `t` (checked by `check.rs`).
+    /// - `owned_free[c][t]` is the number of pageblocks `i` with `owner == c + 1`,
+    ///   `pb_has_free(i)` and label `t` (checked by `check.rs`);
+    /// - it has a row for every owner a pageblock has had (`set_pb_owner` grows it).
     pub(crate) owned_free: Vec<[u32; MIGRATE_TYPES]>,
     pub(crate) spb_base: u64,
     pub(crate) spbs: Vec<SpbMeta>,
@@ -326,11 +327,7 @@ impl Zone {
         if pb.owner == 0 || !self.pb_has_free(pbi) {
             return;
         }
-        let owner = pb.owner as usize - 1;
-        if self.owned_free.len() <= owner {
-            self.owned_free.resize(owner + 1, [0; MIGRATE_TYPES]);
-        }
-        let c = &mut self.owned_free[owner][pb.mt as usize];
+        let c = &mut self.owned_free[pb.owner as usize - 1][pb.mt as usize];
         *c = c.wrapping_add_signed(d);
     }
 
