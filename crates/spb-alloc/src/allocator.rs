@@ -144,6 +144,10 @@ pub struct Allocator {
     pub(crate) bg_work: crate::cost::BackgroundWork,
     /// Direct-reclaim stalls by cause since the start (the bill).
     pub(crate) stall_causes: crate::cost::StallCauses,
+    /// Direct compactions by request order since the start (the bill), one entry per buddy
+    /// order. Invariant: the entries' `stalls` and `success` add up to `compact_stall` and
+    /// `compact_success`.
+    pub(crate) compactions: Vec<crate::cost::CompactionsAtOrder>,
     /// Pages freed by reclaim outside the kernel's direct-reclaim counters: reclaim a policy
     /// asked for through `policy::Core::reclaim`, and clean page cache reclaimed in place of a
     /// migration ([`Allocator::reclaim_clean`]).
@@ -200,6 +204,7 @@ impl Allocator {
             req_cost: crate::cost::RequestCost::default(),
             bg_work: crate::cost::BackgroundWork::default(),
             stall_causes: crate::cost::StallCauses::default(),
+            compactions: alloc::vec![crate::cost::CompactionsAtOrder::default(); geo.nr_orders()],
             policy_reclaimed: 0,
             in_policy_worker: false,
         };
@@ -263,6 +268,10 @@ impl Allocator {
     /// Direct-reclaim stalls by cause since the allocator was built.
     pub fn stall_causes(&self) -> &crate::cost::StallCauses {
         &self.stall_causes
+    }
+    /// Direct compactions by request order (index = order) since the allocator was built.
+    pub fn direct_compactions(&self) -> &[crate::cost::CompactionsAtOrder] {
+        &self.compactions
     }
     /// Count one direct-reclaim stall of zone `preferred`: its `allocstall_*` and, in
     /// [`crate::cost::StallCauses`], the field `cause` picks (so the two always agree).

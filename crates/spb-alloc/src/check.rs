@@ -18,6 +18,7 @@ use alloc::vec::Vec;
 use crate::migratetype::{MigrateType, MIGRATE_TYPES};
 use crate::page::{PageState, NIL};
 use crate::pageblock::{alloc_class, PageblockMeta};
+use crate::vmstat::Vm;
 use crate::zone::Zone;
 use crate::Allocator;
 
@@ -49,6 +50,18 @@ impl Allocator {
             self.stall_causes,
             self.stall_causes.total(),
             stalls
+        );
+        let (runs, success) = self
+            .compactions
+            .iter()
+            .fold((0, 0), |(r, s), c| (r + c.stalls, s + c.success));
+        ensure!(
+            runs == self.vm.get(Vm::CompactStall) && success == self.vm.get(Vm::CompactSuccess),
+            "direct compactions by order add up to {} stalls and {} successes, the counters to {} and {}",
+            runs,
+            success,
+            self.vm.get(Vm::CompactStall),
+            self.vm.get(Vm::CompactSuccess)
         );
         Ok(())
     }

@@ -130,6 +130,21 @@ impl StallCauses {
     }
 }
 
+/// Direct compactions of one request order: the kernel's `compact_stall` and `compact_success`
+/// split by the order of the request that compacted, with the work its scanners did in them.
+/// One entry per buddy order; over all orders `stalls` and `success` add up to the two vmstat
+/// counters (re-checked by the invariant checker).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CompactionsAtOrder {
+    /// Direct compactions that ran in at least one zone (`compact_stall`).
+    pub stalls: u64,
+    /// Those after which the request got its page (`compact_success`).
+    pub success: u64,
+    /// Entries the migrate scanner read, and pages the free scanner read, in them.
+    pub migrate_scanned: u64,
+    pub free_scanned: u64,
+}
+
 /// Background work since the allocator was built, by worker, in pages touched. Every field is
 /// a delta of a kernel counter taken around that worker inside [`crate::Allocator::background`]
 /// (kswapd's also inside [`crate::Allocator::kswapd_turn`]).

@@ -35,7 +35,7 @@ pub mod test_support;
 pub use allocator::{AllocRequest, Allocator, Config, Pending};
 pub use check::InvariantViolation;
 pub use contig::{ContigError, ContigStats};
-pub use cost::{BackgroundWork, RequestCost, StallCauses};
+pub use cost::{BackgroundWork, CompactionsAtOrder, RequestCost, StallCauses};
 pub use env::{Env, FreedBlock, MigrateOutcome, NoEnv, ReclaimRequest, Reclaimer};
 pub use error::{AllocError, AllocErrorKind, FreeError, GrowError, LabelError};
 pub use geometry::{Geometry, Pfn};

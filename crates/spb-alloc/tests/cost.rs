@@ -311,5 +311,26 @@ fn direct_compaction_is_counted_in_the_callers_context() {
             c.compact_migrate_scanned > 0 && c.migrated > 0,
             "{kind:?}: direct compaction ran: {c:?}, {r:?}"
         );
+        // the bill's direct compactions by order: all at the request's order, adding up to
+        // the vmstat counters
+        let by_order = a.direct_compactions();
+        let at2 = by_order[2];
+        assert!(at2.stalls >= 1, "{kind:?}: {by_order:?}");
+        assert_eq!(at2.stalls, d(Vm::CompactStall), "{kind:?}");
+        assert_eq!(at2.success, d(Vm::CompactSuccess), "{kind:?}");
+        assert_eq!(
+            at2.migrate_scanned,
+            d(Vm::CompactMigrateScanned),
+            "{kind:?}"
+        );
+        assert_eq!(at2.free_scanned, d(Vm::CompactFreeScanned), "{kind:?}");
+        assert!(
+            by_order
+                .iter()
+                .enumerate()
+                .all(|(o, x)| o == 2 || x.stalls == 0),
+            "{kind:?}: {by_order:?}"
+        );
+        a.check().unwrap();
     }
 }

@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use spb_alloc::{BackgroundWork, Gfp, MigrateType, RequestCost, StallCauses};
+use spb_alloc::{BackgroundWork, CompactionsAtOrder, Gfp, MigrateType, RequestCost, StallCauses};
 
 /// The request classes of the bill, decided from the request alone (gfp mask, order, API).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -317,6 +317,20 @@ pub struct StallsCost {
     pub evacuation_targets: u64,
 }
 
+/// The run's direct compactions of one request order (`spb_alloc::CompactionsAtOrder`):
+/// `compact_stall` and `compact_success` split by order, with the scanners' work in them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompactionCost {
+    pub order: u8,
+    /// Direct compactions (`compact_stall`) and those after which the request got its page
+    /// (`compact_success`).
+    pub stalls: u64,
+    pub success: u64,
+    /// Entries the migrate scanner read, and pages the free scanner read, in them.
+    pub migrate_scanned: u64,
+    pub free_scanned: u64,
+}
+
 /// Background work per virtual second.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct BackgroundRates {
@@ -371,6 +385,10 @@ pub struct CostReport {
     /// Direct-reclaim stalls by cause (absent in files written before it existed).
     #[serde(default)]
     pub stalls: Option<StallsCost>,
+    /// Direct compactions by request order, the orders that compacted only (absent in files
+    /// written before it existed).
+    #[serde(default)]
+    pub compactions: Option<Vec<CompactionCost>>,
 }
 
 impl CostReport {
@@ -484,12 +502,14 @@ impl CostAcc {
     }
 
     /// The JSON block: `bg` is the allocator's background work over the run, `stalls` its
-    /// direct-reclaim stalls by cause, `virtual_seconds` the run's length,
-    /// `probe_obtained`/`probe_migrated` the end-of-run probe's result.
+    /// direct-reclaim stalls by cause, `compactions` its direct compactions by request order
+    /// (index = order), `virtual_seconds` the run's length, `probe_obtained`/`probe_migrated`
+    /// the end-of-run probe's result.
     pub fn report(
         &self,
         bg: &BackgroundWork,
         stalls: &StallCauses,
+        compactions: &[CompactionsAtOrder],
         virtual_seconds: f64,
         probe_obtained: u64,
         probe_migrated: u64,
@@ -545,6 +565,20 @@ impl CostAcc {
                 contig_targets: stalls.contig_targets,
                 evacuation_targets: stalls.evacuation_targets,
             }),
+            compactions: Some(
+                compactions
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, c)| c.stalls > 0)
+                    .map(|(o, c)| CompactionCost {
+                        order: o as u8,
+                        stalls: c.stalls,
+                        success: c.success,
+                        migrate_scanned: c.migrate_scanned,
+                        free_scanned: c.free_scanned,
+                    })
+                    .collect(),
+            ),
             probe: ProbeCost {
                 obtained: probe_obtained,
                 pages_migrated: probe_migrated,
@@ -724,7 +758,7 @@ mod tests {
             evacuation_targets: 1,
             workers: 4,
         };
-        let r = acc.report(&bg, &stalls, 10.0, 2, 600_000);
+        let r = acc.report(&bg, &stalls, &[], 10.0, 2, 600_000);
         assert_eq!(
             r.stalls,
             Some(StallsCost {
@@ -770,13 +804,13 @@ mod tests {
         assert_eq!(r.background.per_second.kcompactd_scanned, 4.0);
         assert_eq!(r.probe.migrated_per_page, Some(300_000.0));
         assert_eq!(
-            acc.report(&bg, &StallCauses::default(), 0.0, 0, 5)
+            acc.report(&bg, &StallCauses::default(), &[], 0.0, 0, 5)
                 .probe
                 .migrated_per_page,
             None
         );
         assert_eq!(
-            acc.report(&bg, &StallCauses::default(), 0.0, 0, 5)
+            acc.report(&bg, &StallCauses::default(), &[], 0.0, 0, 5)
                 .background
                 .per_second
                 .kswapd_scanned,

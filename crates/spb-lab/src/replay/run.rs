@@ -531,11 +531,13 @@ pub(crate) fn run_policy(
     }
     let bg = *a.background_work();
     let stalls = *a.stall_causes();
+    let compactions = a.direct_compactions().to_vec();
     let m = measure(&mut a, &mut env, peak);
     let cost = (!real).then(|| {
         bill.report(
             &bg,
             &stalls,
+            &compactions,
             log.duration_s,
             m.gigantic.allocatable,
             m.gigantic.probe_pages_migrated,

@@ -146,6 +146,30 @@ pub(crate) fn bill_rows(runs: &[&RunMetrics]) -> Vec<BillRow> {
         "Direct-reclaim stalls (allocstall) counted inside the policy's own workers, when their evacuations reclaim for migration targets; part of the run's direct-reclaim stalls",
         &|b| b.background.workers_stalls.to_string(),
     );
+    // the request orders any run compacted at
+    let orders: BTreeSet<u8> = bills
+        .iter()
+        .flatten()
+        .flat_map(|b| b.compactions.iter().flatten().map(|c| c.order))
+        .collect();
+    for o in orders {
+        row(
+            format!("direct compactions, order {o}: runs / ok / scanned"),
+            "Direct compactions of requests of this order (compact_stall), of which the request then got its page (compact_success), and the entries the migrate scanner plus the pages the free scanner read in them",
+            &|b| match &b.compactions {
+                Some(cs) => {
+                    let c = cs.iter().find(|c| c.order == o).cloned().unwrap_or_default();
+                    format!(
+                        "{} / {} / {}",
+                        c.stalls,
+                        c.success,
+                        c.migrate_scanned + c.free_scanned
+                    )
+                }
+                None => "–".into(),
+            },
+        );
+    }
     let kinds: BTreeSet<&str> = bills
         .iter()
         .flatten()

@@ -586,6 +586,7 @@ fn bill(n: u64, pages: u64) -> crate::cost::CostReport {
     acc.report(
         &spb_alloc::BackgroundWork::default(),
         &spb_alloc::StallCauses::default(),
+        &[],
         10.0,
         0,
         77,

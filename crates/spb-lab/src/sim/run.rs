@@ -275,6 +275,7 @@ pub fn run_scenario(
     // background work and stalls of the run (the probe's own stalls are not the run's)
     let bg = *sim.a.background_work();
     let stalls = *sim.a.stall_causes();
+    let compactions = sim.a.direct_compactions().to_vec();
     let pr = {
         let Sim { a, w, .. } = &mut sim;
         measure::probe(a, w)
@@ -388,6 +389,7 @@ pub fn run_scenario(
         cost: Some(sim.st.bill.report(
             &bg,
             &stalls,
+            &compactions,
             sim.end as f64 / 1e9,
             pr.allocatable,
             pr.pages_migrated,
