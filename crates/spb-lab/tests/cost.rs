@@ -115,6 +115,22 @@ fn check(m: &RunMetrics) -> CostReport {
         allocstalls,
         "{what}: {s:?}"
     );
+    // every direct compaction of the run is counted at its request's order
+    let cs = b.compactions.as_ref().expect("direct compactions by order");
+    assert!(
+        cs.iter().all(|c| c.stalls > 0 && c.success <= c.stalls),
+        "{what}: {cs:?}"
+    );
+    assert_eq!(
+        cs.iter().map(|c| c.stalls).sum::<u64>(),
+        m.vm("compact_stall"),
+        "{what}: {cs:?}"
+    );
+    assert_eq!(
+        cs.iter().map(|c| c.success).sum::<u64>(),
+        m.vm("compact_success"),
+        "{what}: {cs:?}"
+    );
     assert_eq!(
         b.atomic_failures_above_min,
         b.class("atomic").failures_above_min,
