@@ -145,6 +145,16 @@ pub struct CompactionsAtOrder {
     pub free_scanned: u64,
 }
 
+impl CompactionsAtOrder {
+    /// Add one direct compaction whose scanners did the work `d`.
+    pub(crate) fn add(&mut self, success: bool, d: &WorkSnap) {
+        self.stalls += 1;
+        self.success += success as u64;
+        self.migrate_scanned += d.migrate_scanned;
+        self.free_scanned += d.free_scanned;
+    }
+}
+
 /// Background work since the allocator was built, by worker, in pages touched. Every field is
 /// a delta of a kernel counter taken around that worker inside [`crate::Allocator::background`]
 /// (kswapd's also inside [`crate::Allocator::kswapd_turn`]).

@@ -651,10 +651,7 @@ impl Allocator {
         let order = req.order;
         let mt = req.gfp.migratetype();
         let mut any_ran = false;
-        let scanned_before = (
-            self.vm.get(Vm::CompactMigrateScanned),
-            self.vm.get(Vm::CompactFreeScanned),
-        );
+        let before = self.work_snap();
         // try_to_compact_pages: `rc = max(status, rc)` over the zonelist. The caller's decisions
         // (a costly __GFP_NORETRY request gives up when compaction was SKIPPED or DEFERRED)
         // read the best zone's outcome, not the last zone's: the DMA zone, tried last, is
@@ -698,7 +695,7 @@ impl Allocator {
                 if any_ran {
                     self.vm.inc(Vm::CompactStall);
                     self.vm.inc(Vm::CompactSuccess);
-                    self.count_compaction(order, true, scanned_before);
+                    self.count_compaction(order, true, &before);
                 }
                 let z = &mut self.zones[zi];
                 z.compact.considered = 0;
@@ -717,22 +714,16 @@ impl Allocator {
         if any_ran {
             self.vm.inc(Vm::CompactStall);
             self.vm.inc(Vm::CompactFail);
-            self.count_compaction(order, false, scanned_before);
+            self.count_compaction(order, false, &before);
         }
         (None, rc)
     }
 
     /// Record one direct compaction of a request of `order` in [`Allocator::compactions`]:
-    /// whether the request then got its page, and the scanners' work since `before` (the
-    /// migrate and free scanners' counters when it started).
-    fn count_compaction(&mut self, order: u8, success: bool, before: (u64, u64)) {
-        let migrate = self.vm.get(Vm::CompactMigrateScanned) - before.0;
-        let free = self.vm.get(Vm::CompactFreeScanned) - before.1;
-        let c = &mut self.compactions[order as usize];
-        c.stalls += 1;
-        c.success += success as u64;
-        c.migrate_scanned += migrate;
-        c.free_scanned += free;
+    /// whether the request then got its page, and the scanners' work since `before`.
+    fn count_compaction(&mut self, order: u8, success: bool, before: &crate::cost::WorkSnap) {
+        let d = before.since(&self.work_snap());
+        self.compactions[order as usize].add(success, &d);
     }
 }
 
