@@ -370,6 +370,9 @@ pub struct PageCache {
     pub write_block: Size,
     /// Largest readahead folio order.
     pub read_order: u8,
+    /// Readahead window (`read_ahead_kb`): a refused large folio costs the rest of its window
+    /// in order-0 folios, and the next window tries the large order again.
+    pub read_ahead: Size,
     /// Mean file lifetime before deletion (None: kept until pushed out by `files`).
     pub lifetime: Option<Dur>,
 }
@@ -812,6 +815,7 @@ fn parse_workload(w: &mut Tbl, i: usize) -> Result<Workload, (String, String)> {
             read_rate: w.size("read_rate", false)?.unwrap_or(Size::Bytes(64 << 20)),
             write_block: w.size("write_block", false)?.unwrap_or(Size::Bytes(4096)),
             read_order: w.u64_in("read_order", 0, 9)?.unwrap_or(2) as u8,
+            read_ahead: w.size("read_ahead", false)?.unwrap_or(Size::Bytes(128 << 10)),
             lifetime: w.dur("lifetime", false)?,
         }),
         "tmpfs" => Kind::Tmpfs(Tmpfs {

@@ -46,6 +46,8 @@ pub struct PageCacheRt {
     pub life_ns: Option<u64>,
     pub buffer_head: u16,
     pub read_debt: f64,
+    /// Pages of one readahead window (`ra_window_pages`).
+    pub ra_window: u32,
 }
 
 impl PageCacheRt {
@@ -66,6 +68,10 @@ impl PageCacheRt {
             life_ns: p.lifetime.map(|d| d.ns(cx.sc.duration_ns)),
             buffer_head: cache_id("buffer_head"),
             read_debt: 0.0,
+            ra_window: ra_window_pages(
+                p.read_ahead.pages(cx.ram),
+                p.read_order.min(cx.geo.max_order),
+            ),
         }
     }
 }
@@ -377,40 +383,72 @@ impl PageCacheRt {
             }
             cx.w.lru_add(h);
             cx.w.lru_touch(h);
-            // readahead of what is not cached, ramping the folio order up by 2 per window
-            // (page_cache_ra_order); when a large folio cannot be allocated the rest is read
-            // with order-0 folios (do_page_cache_ra), not one order lower
-            let mut missing = size.saturating_sub(cached);
-            let mut o = 0u8;
-            while missing > 0 {
-                let mut oo = o.min(read_order);
-                while oo > 0 && (1u32 << oo) > missing {
-                    oo -= 1;
+            // readahead of what is not cached (`readahead_windows`); a refused large folio is
+            // linked to its order-0 fallback in the bill (not a killed reader's)
+            let missing = size.saturating_sub(cached);
+            readahead_windows(missing, self.ra_window, read_order, |order, fallback| {
+                if !fallback {
+                    return Self::readahead_folio(cx, h, gen, order, cpu);
                 }
-                let mut got = Self::readahead_folio(cx, h, gen, oo, cpu);
-                if got == 0 && oo > 0 {
-                    cx.st.pagecache_folio_fallbacks += 1;
-                    // a refused large readahead folio (not a killed reader), linked to its
-                    // order-0 fallback
-                    let link = cx.w.alive(h, gen).then(|| {
-                        cx.st
-                            .bill
-                            .optional_failed(crate::cost::OptionalKind::PagecacheFolio)
-                    });
-                    o = 0;
-                    got = Self::readahead_folio(cx, h, gen, 0, cpu);
-                    if let Some(l) = link {
-                        cx.st.bill.fallback_done(l, got > 0);
-                    }
+                cx.st.pagecache_folio_fallbacks += 1;
+                let link = cx.w.alive(h, gen).then(|| {
+                    cx.st
+                        .bill
+                        .optional_failed(crate::cost::OptionalKind::PagecacheFolio)
+                });
+                let got = Self::readahead_folio(cx, h, gen, 0, cpu);
+                if let Some(l) = link {
+                    cx.st.bill.fallback_done(l, got > 0);
                 }
-                if got == 0 {
-                    break;
-                }
-                missing = missing.saturating_sub(got);
-                o = (o + 2).min(read_order);
-            }
+                got
+            });
         }
     }
+}
+
+/// Read `missing` pages of a file by readahead, `window` pages at a time, asking `folio(order,
+/// fallback)` for each folio (the pages it added; 0 = refused). As page_cache_ra_order: the
+/// first window (the synchronous one) reads order-0 folios and every later window ramps the order
+/// up by 2, to `read_order` and to what is left of the window; when a large folio is refused,
+/// the rest of its window is read with order-0 folios (do_page_cache_ra; the first of them asked
+/// with `fallback` set), and the next window tries the ramped order again (`ra->order` is not
+/// lowered by a failure). Stops early when an order-0 folio is refused (the reader was killed).
+fn readahead_windows(
+    mut missing: u32,
+    window: u32,
+    read_order: u8,
+    mut folio: impl FnMut(u8, bool) -> u32,
+) {
+    let mut ra_order = 0u8;
+    while missing > 0 {
+        let mut left = window.min(missing);
+        let mut order = ra_order.min(read_order);
+        while left > 0 {
+            while order > 0 && (1u32 << order) > left {
+                order -= 1;
+            }
+            let mut got = folio(order, false);
+            if got == 0 && order > 0 {
+                order = 0;
+                got = folio(0, true);
+            }
+            if got == 0 {
+                return;
+            }
+            left = left.saturating_sub(got);
+            missing = missing.saturating_sub(got);
+        }
+        ra_order = (ra_order + 2).min(read_order);
+    }
+}
+
+/// Pages of one readahead window: `read_ahead` (the device's `read_ahead_kb`), raised to a folio
+/// of `read_order` when smaller (page_cache_ra_order caps a folio at `ilog2(ra->size)`, so a
+/// workload that reads folios of `read_order` has windows at least that large). Never 0.
+fn ra_window_pages(read_ahead_pages: u64, read_order: u8) -> u32 {
+    read_ahead_pages
+        .clamp(1, u32::MAX as u64)
+        .max(1 << read_order) as u32
 }
 
 impl Component for TmpfsRt {
@@ -533,5 +571,81 @@ impl TmpfsRt {
             self.workers[wi].mount = NONE;
         }
         cx.at(cx.now + TICK_NS, op::TMPFS, wi as u32, 0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ra_window_pages, readahead_windows};
+
+    /// The folios asked for, in order: (order, fallback).
+    fn asked(missing: u32, window: u32, read_order: u8, refuse_above: u8) -> Vec<(u8, bool)> {
+        let mut v = Vec::new();
+        readahead_windows(missing, window, read_order, |o, fb| {
+            v.push((o, fb));
+            if o > refuse_above {
+                0
+            } else {
+                1 << o
+            }
+        });
+        v
+    }
+
+    #[test]
+    fn the_order_ramps_by_two_per_window_from_order_0() {
+        let v = asked(4 * 32, 32, 4, 9);
+        let mut want = vec![(0, false); 32];
+        want.extend([(2, false); 8]);
+        want.extend([(4, false); 2]);
+        want.extend([(4, false); 2]);
+        assert_eq!(v, want);
+    }
+
+    #[test]
+    fn a_refused_large_folio_costs_the_rest_of_its_window_in_order_0_then_the_next_window_retries()
+    {
+        // order 4 always refused: from the third window on, each window asks once at order 4,
+        // then reads its 32 pages with order-0 folios
+        let v = asked(4 * 32, 32, 4, 2);
+        let mut want = vec![(0, false); 32];
+        want.extend([(2, false); 8]);
+        for _ in 0..2 {
+            want.push((4, false));
+            want.push((0, true));
+            want.extend([(0, false); 31]);
+        }
+        assert_eq!(v, want);
+        let refused = v.iter().filter(|&&(o, _)| o == 4).count();
+        assert_eq!(
+            refused, 2,
+            "one refused large folio per window, not one per folio"
+        );
+    }
+
+    #[test]
+    fn a_folio_never_crosses_the_end_of_the_read() {
+        // 32 + 13 pages: the second window reads three order-2 folios and one page
+        let v = asked(32 + 13, 32, 4, 9);
+        assert_eq!(v[..32], [(0, false); 32]);
+        assert_eq!(v[32..], [(2, false), (2, false), (2, false), (0, false)]);
+    }
+
+    #[test]
+    fn a_refused_order_0_folio_ends_the_read() {
+        let mut n = 0;
+        readahead_windows(100, 32, 4, |_, _| {
+            n += 1;
+            0
+        });
+        assert_eq!(n, 1);
+    }
+
+    #[test]
+    fn the_window_is_read_ahead_raised_to_the_read_order() {
+        assert_eq!(ra_window_pages(32, 4), 32);
+        assert_eq!(ra_window_pages(32, 9), 512);
+        assert_eq!(ra_window_pages(0, 0), 1);
+        assert_eq!(ra_window_pages(1024, 2), 1024);
     }
 }
