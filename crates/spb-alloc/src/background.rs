@@ -9,10 +9,11 @@
 
 use crate::compaction::{extfrag_for_order, CompactPriority, CompactResult};
 use crate::env::{Env, ReclaimRequest, Reclaimer};
+use crate::gfp::AllocFlags;
 use crate::layout::ZoneKind;
 use crate::migratetype::MigrateType;
 use crate::vmstat::Vm;
-use crate::zone::WMARK_HIGH;
+use crate::zone::{WMARK_HIGH, WMARK_MIN};
 use crate::Allocator;
 
 /// HPAGE_FRAG_CHECK_INTERVAL_MSEC.
@@ -220,9 +221,20 @@ impl Allocator {
     fn run_kcompactd(&mut self, order: u8, env: &mut dyn Env) {
         self.vm.inc(Vm::CompactDaemonWake);
         for zi in (0..self.zones.len()).rev() {
+            // compaction_suit_allocation_order at the min watermark: not where the order is
+            // already free, nor where compaction is unsuitable
             let suitable = {
                 let z = &self.zones[zi];
-                z.free_pages > z.wmark[0] + (2u64 << order)
+                let min = z.wmark[WMARK_MIN];
+                !z.watermark_ok(order, min, zi, AllocFlags(0), z.free_pages)
+                    && crate::compaction::compaction_suitable(
+                        z,
+                        order,
+                        min,
+                        zi,
+                        self.geo.costly_order(),
+                        self.cfg.extfrag_threshold,
+                    )
             };
             if !suitable {
                 continue;

@@ -29,7 +29,7 @@ use crate::migratetype::MigrateType;
 use crate::page::{PageMeta, PageState};
 use crate::pageblock::Acct;
 use crate::vmstat::Vm;
-use crate::zone::{Zone, ZoneId, WMARK_MIN};
+use crate::zone::{Zone, ZoneId, WMARK_LOW, WMARK_MIN};
 use crate::{AllocRequest, Allocator};
 
 mod fast;
@@ -121,6 +121,38 @@ pub fn extfrag_for_order(z: &Zone, order: u8) -> u64 {
     ((free_pages - suitable) * 100)
         .checked_div(free_pages)
         .unwrap_or(0)
+}
+
+/// `compaction_suitable` (6.18): may a compaction for `order` run in zone `z`, judged against
+/// `watermark` (the caller's: the min watermark for direct compaction and kcompactd), for
+/// requests whose highest zone is `highest`? The zone's order-0 free pages (less its highatomic
+/// reserve) must stay above `watermark` + `compact_gap(order)` (twice the request: room for
+/// the migration targets) + the lowmem reserve, and for a costly order above the distance
+/// between the low and min watermarks on top (`__compaction_suitable` asks costly orders for the
+/// low watermark); and for a costly order a fragmentation index in `0..=extfrag_threshold`
+/// means the shortage is memory, not fragmentation (reclaim, not compaction).
+pub(crate) fn compaction_suitable(
+    z: &Zone,
+    order: u8,
+    watermark: u64,
+    highest: usize,
+    costly_order: u8,
+    extfrag_threshold: i64,
+) -> bool {
+    let costly = order > costly_order;
+    let boost = if costly {
+        z.wmark[WMARK_LOW].saturating_sub(z.wmark[WMARK_MIN])
+    } else {
+        0
+    };
+    let mark = watermark + boost + (2u64 << order);
+    if !z.watermark_ok(0, mark, highest, AllocFlags(0), z.free_pages) {
+        return false;
+    }
+    !(costly && {
+        let fi = fragmentation_index(z, order);
+        fi >= 0 && fi <= extfrag_threshold
+    })
 }
 
 fn deferred(z: &mut Zone, order: u8) -> bool {
@@ -670,15 +702,16 @@ impl Allocator {
                 flags,
                 z.free_pages,
             ) {
-                // compaction_suitable: the order is already there
+                // compaction_suit_allocation_order: the order is already there
                 (CompactResult::Success, true)
-            } else if z.free_pages
-                <= z.wmark[WMARK_MIN] + (2u64 << order) + z.lowmem_reserve[highest.min(3)]
-                || (order > self.geo.costly_order() && {
-                    let fi = fragmentation_index(z, order);
-                    fi >= 0 && fi <= self.cfg.extfrag_threshold
-                })
-            {
+            } else if !compaction_suitable(
+                z,
+                order,
+                z.wmark[WMARK_MIN],
+                highest,
+                self.geo.costly_order(),
+                self.cfg.extfrag_threshold,
+            ) {
                 (CompactResult::Skipped, false)
             } else {
                 any_ran = true;
@@ -732,6 +765,30 @@ mod tests {
     use super::*;
     use crate::layout::MemoryLayout;
     use crate::{Config, Gfp};
+
+    /// `compaction_suitable`: a costly order asks for the low watermark, a smaller one for the
+    /// min watermark, each plus twice the request.
+    #[test]
+    fn a_costly_order_compacts_only_above_the_low_watermark() {
+        let cfg = Config {
+            pcp: false,
+            ..Config::default()
+        };
+        let mut a = Allocator::new(&MemoryLayout::tiny_two_zone(), cfg).unwrap();
+        let z = &mut a.zones[1];
+        let free = z.free_pages;
+        z.wmark[WMARK_MIN] = free - 40;
+        z.wmark[WMARK_LOW] = free;
+        let min = z.wmark[WMARK_MIN];
+        // order 3 (not costly): min + 16 < free
+        assert!(compaction_suitable(z, 3, min, 1, 3, 500));
+        // order 4 (costly): min + (low - min) + 32 > free
+        assert!(!compaction_suitable(z, 4, min, 1, 3, 500));
+        // the same order once low is min: min + 32 < free (the zone's large free blocks make
+        // the fragmentation index -1000, which never blocks)
+        z.wmark[WMARK_LOW] = min;
+        assert!(compaction_suitable(z, 4, min, 1, 3, 500));
+    }
 
     /// The async free scanner's stride: a strided walk reads one entry in `stride` (here
     /// beyond the pageblock, so its first entry only) and takes only the free pages it lands
