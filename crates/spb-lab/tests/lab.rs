@@ -194,3 +194,41 @@ fn kswapd_on_wake_takes_the_reclaim_that_bursts_left_to_direct_reclaim() {
     );
     assert!(!on_wake.extra.contains_key("kswapd"));
 }
+
+/// A sample only observes: sampling every 50 ms instead of every 10 s changes the timeline and
+/// nothing else. (Before the fix a sample gave kswapd and the policy's workers a turn they would
+/// not have had: this run, squeezed into 1 GiB, differed in events, failures and vmstat.)
+#[test]
+fn the_sampling_interval_does_not_change_the_run() {
+    use spb_alloc::{PolicyConfig, PolicyKind};
+    use spb_lab::scenario::Overrides;
+    use spb_lab::{load_scenario, run_scenario, SimOptions};
+    let run_every = |every_ns: u64| {
+        let mut sc = load_scenario("pagecache-churn").unwrap();
+        sc.apply(&Overrides {
+            memory: Some(1 << 30),
+            duration_ns: Some(5_000_000_000),
+            seed: Some(1),
+            ..Overrides::default()
+        });
+        sc.sample_every_ns = every_ns;
+        let m = run_scenario(
+            &sc,
+            &SimOptions {
+                policy: PolicyConfig::of(PolicyKind::SpbNext),
+                check_every: 0,
+                layout: None,
+            },
+            &mut |_| {},
+        )
+        .unwrap();
+        let samples = m.timeline.len();
+        let mut v = json_without_wall(m);
+        v.as_object_mut().unwrap().remove("timeline");
+        (v, samples)
+    };
+    let (a, na) = run_every(10_000_000_000);
+    let (b, nb) = run_every(50_000_000);
+    assert!(nb > 10 * na, "the second run sampled more often: {na} {nb}");
+    assert_eq!(a, b);
+}

@@ -433,7 +433,11 @@ impl Sim {
                 self.dispatch(ev);
             }
             self.flush();
-            self.kick_background();
+            // a sample only observes: it must not give kswapd or the policy's workers a turn
+            // they would not have had (the run would then depend on `sample_every`)
+            if !(ev.comp == GLOBAL && ev.op == gop::SAMPLE) {
+                self.kick_background();
+            }
             self.reap_killed();
         }
         self.now = self.end;
