@@ -2,7 +2,7 @@
 //! short, so that the suite stays fast in debug builds).
 
 mod common;
-use common::run;
+use common::{run, run_with};
 use spb_alloc::PolicyKind;
 use spb_lab::metrics::RunMetrics;
 use spb_lab::scenario::builtin;
@@ -146,25 +146,19 @@ fn json_keys_are_the_documented_ones() {
 /// kswapd runs only between events.
 #[test]
 fn kswapd_on_wake_takes_the_reclaim_that_bursts_left_to_direct_reclaim() {
-    use spb_lab::scenario::{KswapdModel, Overrides};
-    use spb_lab::{load_scenario, run_scenario, SimOptions};
-    let run_with = |k: KswapdModel| {
-        let mut sc = load_scenario("pagecache-churn").unwrap();
-        sc.apply(&Overrides {
-            memory: Some(2 << 30),
-            duration_ns: Some(10_000_000_000),
-            ..Overrides::default()
-        });
-        sc.kswapd = k;
-        let opts = SimOptions {
-            policy: spb_alloc::PolicyConfig::of(PolicyKind::Vanilla),
-            check_every: 0,
-            layout: None,
-        };
-        run_scenario(&sc, &opts, &mut |_| {}).unwrap()
+    use spb_lab::scenario::KswapdModel;
+    let run_k = |k: KswapdModel| {
+        run_with(
+            "pagecache-churn",
+            2 << 30,
+            10,
+            1,
+            PolicyKind::Vanilla,
+            |sc| sc.kswapd = k,
+        )
     };
-    let on_wake = run_with(KswapdModel::OnWake);
-    let between = run_with(KswapdModel::BetweenEvents);
+    let on_wake = run_k(KswapdModel::OnWake);
+    let between = run_k(KswapdModel::BetweenEvents);
     let vm = |m: &RunMetrics, k: &str| m.vmstat.get(k).copied().unwrap_or(0);
     let stalls = |m: &RunMetrics| {
         m.vmstat
@@ -200,28 +194,15 @@ fn kswapd_on_wake_takes_the_reclaim_that_bursts_left_to_direct_reclaim() {
 /// not have had: this run, squeezed into 1 GiB, differed in events, failures and vmstat.)
 #[test]
 fn the_sampling_interval_does_not_change_the_run() {
-    use spb_alloc::{PolicyConfig, PolicyKind};
-    use spb_lab::scenario::Overrides;
-    use spb_lab::{load_scenario, run_scenario, SimOptions};
     let run_every = |every_ns: u64| {
-        let mut sc = load_scenario("pagecache-churn").unwrap();
-        sc.apply(&Overrides {
-            memory: Some(1 << 30),
-            duration_ns: Some(5_000_000_000),
-            seed: Some(1),
-            ..Overrides::default()
-        });
-        sc.sample_every_ns = every_ns;
-        let m = run_scenario(
-            &sc,
-            &SimOptions {
-                policy: PolicyConfig::of(PolicyKind::SpbNext),
-                check_every: 0,
-                layout: None,
-            },
-            &mut |_| {},
-        )
-        .unwrap();
+        let m = run_with(
+            "pagecache-churn",
+            1 << 30,
+            5,
+            1,
+            PolicyKind::SpbNext,
+            |sc| sc.sample_every_ns = every_ns,
+        );
         let samples = m.timeline.len();
         let mut v = json_without_wall(m);
         v.as_object_mut().unwrap().remove("timeline");
