@@ -13,6 +13,7 @@ use crate::gfp::AllocFlags;
 use crate::layout::ZoneKind;
 use crate::migratetype::MigrateType;
 use crate::vmstat::Vm;
+use crate::zone::Zone;
 use crate::zone::{WMARK_HIGH, WMARK_MIN};
 use crate::Allocator;
 
@@ -64,7 +65,7 @@ impl Allocator {
                 let free = if self.policy.defrag_mode() && order > 0 {
                     z.free_pages_blocks
                 } else {
-                    z.free_pages
+                    self.kswapd_free(z)
                 };
                 z.watermark_ok(
                     order,
@@ -74,6 +75,22 @@ impl Allocator {
                     free,
                 )
             })
+    }
+
+    /// The free pages kswapd balances zone `z` on: all of them, or under spb-next's
+    /// `kswapd_movable_free` those not on unmovable or reclaimable free lists.
+    fn kswapd_free(&self, z: &Zone) -> u64 {
+        if !self.policy.kswapd_movable_free() {
+            return z.free_pages;
+        }
+        let held: u64 = (0..z.geo.nr_orders())
+            .map(|o| {
+                (z.nr_free[o][MigrateType::Unmovable.idx()]
+                    + z.nr_free[o][MigrateType::Reclaimable.idx()])
+                    << o
+            })
+            .sum();
+        z.free_pages.saturating_sub(held)
     }
 
     /// The highest zone index kswapd balances for (the highest zone up to Normal).
@@ -158,7 +175,7 @@ impl Allocator {
                 .filter(|z| z.kind <= ZoneKind::Normal)
                 .map(|z| {
                     z.wmark_pages(WMARK_HIGH)
-                        .saturating_sub(z.free_pages)
+                        .saturating_sub(self.kswapd_free(z))
                         .max(32)
                 })
                 .sum::<u64>()

@@ -1351,3 +1351,58 @@ fn evacuate_reclaim_clean_switch() {
         a.check().unwrap();
     }
 }
+
+/// spb-next's `kswapd_movable_free`: kswapd leaves the pages on unmovable and reclaimable free
+/// lists out of a zone's free pages. A zone whose free pages above the high watermark are all
+/// on such lists is balanced without the switch and not with it.
+#[test]
+fn kswapd_movable_free_leaves_non_movable_free_lists_out_of_the_balance() {
+    for (sw_on, balanced) in [(false, true), (true, false)] {
+        let mut sw = SpbSwitches::next_on();
+        sw.set(SpbSwitch::KswapdMovableFree, sw_on);
+        let mut c = Config {
+            policy: PolicyConfig {
+                kind: PolicyKind::SpbNext,
+                spb: sw,
+            },
+            pcp: false,
+            ..cfg(PolicyKind::SpbNext)
+        };
+        c.watermarks.min_free_kbytes = Some(16);
+        let mut a = Allocator::new(&tiny(2), c).unwrap();
+        let kernel: Vec<Pfn> = (0..2 * PB)
+            .map(|_| {
+                a.alloc(AllocRequest::new(0, Gfp::KERNEL), &mut NoEnv)
+                    .unwrap()
+            })
+            .collect();
+        while a
+            .alloc(AllocRequest::new(0, Gfp::HIGHUSER_MOVABLE), &mut NoEnv)
+            .is_ok()
+        {}
+        for p in kernel {
+            a.free(p, 0, 0).unwrap();
+        }
+        let z = &a.zones()[0];
+        let high = z.wmark()[2];
+        let on_list = |mt: Mt| -> u64 {
+            z.nr_free()
+                .iter()
+                .enumerate()
+                .map(|(o, n)| n[mt as usize] << o)
+                .sum()
+        };
+        let non_movable = on_list(Mt::Unmovable) + on_list(Mt::Reclaimable);
+        assert!(
+            z.free_pages() > high,
+            "{} free, high {high}",
+            z.free_pages()
+        );
+        assert!(
+            z.free_pages() - non_movable < high,
+            "{} free, {non_movable} of them on non-movable lists, high {high}",
+            z.free_pages()
+        );
+        assert_eq!(a.pgdat_balanced(0), balanced, "switch {sw_on}");
+    }
+}

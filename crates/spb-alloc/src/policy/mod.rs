@@ -204,6 +204,14 @@ impl Policy {
             Policy::Spb(s) => !s.sw.on(SpbSwitch::WorkerNoReclaim),
         }
     }
+    /// spb-next `kswapd_movable_free`: kswapd leaves the pages on non-movable free lists out of
+    /// a zone's free pages when it balances.
+    pub fn kswapd_movable_free(&self) -> bool {
+        match self {
+            Policy::Mainline { .. } => false,
+            Policy::Spb(s) => s.sw.on(SpbSwitch::KswapdMovableFree),
+        }
+    }
     /// kswapd is woken with at least pageblock order and balances on whole free blocks.
     pub fn defrag_mode(&self) -> bool {
         matches!(self, Policy::Mainline { defrag_mode: true })
