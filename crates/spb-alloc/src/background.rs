@@ -13,8 +13,7 @@ use crate::gfp::AllocFlags;
 use crate::layout::ZoneKind;
 use crate::migratetype::MigrateType;
 use crate::vmstat::Vm;
-use crate::zone::Zone;
-use crate::zone::{WMARK_HIGH, WMARK_MIN};
+use crate::zone::{Zone, WMARK_HIGH, WMARK_MIN};
 use crate::Allocator;
 
 /// HPAGE_FRAG_CHECK_INTERVAL_MSEC.
