@@ -70,7 +70,7 @@ impl Allocator {
                     order,
                     z.wmark_pages(WMARK_HIGH),
                     hz,
-                    crate::gfp::AllocFlags::WMARK_HIGH,
+                    AllocFlags::WMARK_HIGH,
                     free,
                 )
             })
@@ -82,13 +82,7 @@ impl Allocator {
         if !self.policy.kswapd_movable_free() {
             return z.free_pages;
         }
-        let held: u64 = (0..z.geo.nr_orders())
-            .map(|o| {
-                (z.nr_free[o][MigrateType::Unmovable.idx()]
-                    + z.nr_free[o][MigrateType::Reclaimable.idx()])
-                    << o
-            })
-            .sum();
+        let held = z.free_pages_on(&[MigrateType::Unmovable, MigrateType::Reclaimable]);
         z.free_pages.saturating_sub(held)
     }
 
@@ -228,7 +222,7 @@ impl Allocator {
                     order,
                     z.wmark[WMARK_HIGH],
                     hz,
-                    crate::gfp::AllocFlags::WMARK_HIGH,
+                    AllocFlags::WMARK_HIGH,
                     z.free_pages,
                 )
             })
@@ -248,7 +242,6 @@ impl Allocator {
                         order,
                         min,
                         zi,
-                        self.geo.costly_order(),
                         self.cfg.extfrag_threshold,
                     )
             };

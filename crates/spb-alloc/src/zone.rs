@@ -1024,6 +1024,12 @@ impl Zone {
     pub fn nr_free(&self) -> &[[u64; MIGRATE_TYPES]; MAX_NR_ORDERS] {
         &self.nr_free
     }
+    /// Free pages on the free lists of the migratetypes `mts`, over every order.
+    pub(crate) fn free_pages_on(&self, mts: &[MigrateType]) -> u64 {
+        (0..self.geo.nr_orders())
+            .map(|o| mts.iter().map(|mt| self.nr_free[o][mt.idx()]).sum::<u64>() << o)
+            .sum()
+    }
     /// The watermarks (min, low, high, promo) without the boost.
     pub fn wmark(&self) -> [u64; 4] {
         self.wmark

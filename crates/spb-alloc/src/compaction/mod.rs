@@ -136,10 +136,9 @@ pub(crate) fn compaction_suitable(
     order: u8,
     watermark: u64,
     highest: usize,
-    costly_order: u8,
     extfrag_threshold: i64,
 ) -> bool {
-    let costly = order > costly_order;
+    let costly = order > z.geo.costly_order();
     let boost = if costly {
         z.wmark[WMARK_LOW].saturating_sub(z.wmark[WMARK_MIN])
     } else {
@@ -709,7 +708,6 @@ impl Allocator {
                 order,
                 z.wmark[WMARK_MIN],
                 highest,
-                self.geo.costly_order(),
                 self.cfg.extfrag_threshold,
             ) {
                 (CompactResult::Skipped, false)
@@ -781,13 +779,13 @@ mod tests {
         z.wmark[WMARK_LOW] = free;
         let min = z.wmark[WMARK_MIN];
         // order 3 (not costly): min + 16 < free
-        assert!(compaction_suitable(z, 3, min, 1, 3, 500));
+        assert!(compaction_suitable(z, 3, min, 1, 500));
         // order 4 (costly): min + (low - min) + 32 > free
-        assert!(!compaction_suitable(z, 4, min, 1, 3, 500));
+        assert!(!compaction_suitable(z, 4, min, 1, 500));
         // the same order once low is min: min + 32 < free (the zone's large free blocks make
         // the fragmentation index -1000, which never blocks)
         z.wmark[WMARK_LOW] = min;
-        assert!(compaction_suitable(z, 4, min, 1, 3, 500));
+        assert!(compaction_suitable(z, 4, min, 1, 500));
     }
 
     /// The async free scanner's stride: a strided walk reads one entry in `stride` (here
