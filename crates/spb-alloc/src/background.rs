@@ -51,6 +51,12 @@ impl Allocator {
     /// Whether the node is balanced for `order`: some eligible zone passes its high watermark
     /// (in whole free pageblocks in defrag_mode for order > 0) and no zone is boosted.
     pub fn pgdat_balanced(&self, order: u8) -> bool {
+        self.pgdat_balanced_on(order, self.policy.kswapd_movable_free())
+    }
+
+    /// [`Allocator::pgdat_balanced`] on all free pages, or (`movable_free`) on those
+    /// [`Allocator::kswapd_free`] counts under `kswapd_movable_free`.
+    fn pgdat_balanced_on(&self, order: u8, movable_free: bool) -> bool {
         if self.zones.iter().any(|z| z.watermark_boost > 0) {
             return false;
         }
@@ -63,8 +69,10 @@ impl Allocator {
             .any(|z| {
                 let free = if self.policy.defrag_mode() && order > 0 {
                     z.free_pages_blocks
+                } else if movable_free {
+                    Self::movable_free(z)
                 } else {
-                    self.kswapd_free(z)
+                    z.free_pages
                 };
                 z.watermark_ok(
                     order,
@@ -79,9 +87,15 @@ impl Allocator {
     /// The free pages kswapd balances zone `z` on: all of them, or under spb-next's
     /// `kswapd_movable_free` those not on unmovable or reclaimable free lists.
     fn kswapd_free(&self, z: &Zone) -> u64 {
-        if !self.policy.kswapd_movable_free() {
-            return z.free_pages;
+        if self.policy.kswapd_movable_free() {
+            Self::movable_free(z)
+        } else {
+            z.free_pages
         }
+    }
+
+    /// Zone `z`'s free pages less those on unmovable and reclaimable free lists.
+    fn movable_free(z: &Zone) -> u64 {
         let held = z.free_pages_on(&[MigrateType::Unmovable, MigrateType::Reclaimable]);
         z.free_pages.saturating_sub(held)
     }
@@ -173,13 +187,18 @@ impl Allocator {
                 })
                 .sum::<u64>()
                 .max(if boost_only { boosted } else { 0 });
+            // `kswapd_movable_free`: a zone short of movable free pages alone is not helped by
+            // shrinking slab, whose freed pages land on the reclaimable lists: slab is shrunk
+            // only while the zone is short of free pages of any kind
+            let shrink_slab =
+                !self.policy.kswapd_movable_free() || !self.pgdat_balanced_on(order, false);
             out.clear();
             let req = ReclaimRequest {
                 nr_pages: want,
                 order,
                 who: Reclaimer::Kswapd,
                 may_swap: !boost_only,
-                shrink_slab: true,
+                shrink_slab,
                 prefer_range: None,
             };
             env.reclaim(req, &mut out);

@@ -1352,9 +1352,23 @@ fn evacuate_reclaim_clean_switch() {
     }
 }
 
+/// Records kswapd's reclaim requests and frees nothing.
+#[derive(Default)]
+struct KswapdAsks(Vec<ReclaimRequest>);
+
+impl Env for KswapdAsks {
+    fn reclaim(&mut self, req: ReclaimRequest, _out: &mut Vec<FreedBlock>) {
+        if req.who == Reclaimer::Kswapd {
+            self.0.push(req);
+        }
+    }
+}
+
 /// spb-next's `kswapd_movable_free`: kswapd leaves the pages on unmovable and reclaimable free
 /// lists out of a zone's free pages. A zone whose free pages above the high watermark are all
-/// on such lists is balanced without the switch and not with it.
+/// on such lists is balanced without the switch and not with it; kswapd then reclaims for it,
+/// but shrinks no slab (whose freed pages would land on those lists), since the zone is above
+/// its high watermark counting every free page.
 #[test]
 fn kswapd_movable_free_leaves_non_movable_free_lists_out_of_the_balance() {
     for (sw_on, balanced) in [(false, true), (true, false)] {
@@ -1404,5 +1418,17 @@ fn kswapd_movable_free_leaves_non_movable_free_lists_out_of_the_balance() {
             z.free_pages()
         );
         assert_eq!(a.pgdat_balanced(0), balanced, "switch {sw_on}");
+        let mut env = KswapdAsks::default();
+        a.wake_kswapd(0);
+        assert!(a.kswapd_turn(&mut env));
+        if balanced {
+            assert!(env.0.is_empty(), "balanced: kswapd reclaims nothing");
+        } else {
+            assert!(
+                !env.0.is_empty(),
+                "short of movable free pages: kswapd reclaims"
+            );
+            assert!(env.0.iter().all(|r| !r.shrink_slab), "but shrinks no slab");
+        }
     }
 }
