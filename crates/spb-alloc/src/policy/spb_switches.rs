@@ -68,7 +68,7 @@ switches! {
     EvacuateReclaimClean => "evacuate_reclaim_clean", "next", "the policy's evacuations reclaim a clean page-cache folio instead of migrating it, as a contiguous allocation does with its range (the kernel's reclaim_clean_pages_from_list): it needs no migration target, so no reclaim for one";
     ContigCleanFirst => "contig_clean_first", "next", "a 1 GiB allocation tries first the SPBs with the fewest pages that need a migration target (movable pages less the clean page cache it drops in place, as the embedder counts it), not the fewest movable pages: fewer targets, so less reclaim for them";
     EvacuateSplit => "evacuate_split", "next", "the policy's evacuations (defrag, claimed blocks, the high-order supply) split a large folio (page cache, shmem) they find no whole migration target for and move its base pages, instead of leaving the pageblock half evacuated (the kernel's migrate_pages on -ENOMEM)";
-    KswapdMovableFree => "kswapd_movable_free", "next", "kswapd balances a zone on the free pages not on unmovable or reclaimable free lists (the room kept for non-movable requests, which a movable request takes last or not at all, does not count toward its high watermark), as the watermarks leave the highatomic reserve out";
+    KswapdMovableFree => "kswapd_movable_free", "next", "kswapd balances a zone on the free pages not on unmovable or reclaimable free lists (the room kept for non-movable requests, which a movable request takes last or not at all, does not count toward its high watermark), as the watermarks leave the highatomic reserve out; slab is shrunk only while the zone is short of free pages of any kind";
 }
 
 /// The switches that are spb-next's own ideas and on in `spb-next` (off in `spb`).
@@ -84,6 +84,7 @@ pub const NEXT_SWITCHES: &[SpbSwitch] = &[
     SpbSwitch::WorkerNoReclaim,
     SpbSwitch::EvacuateThp,
     SpbSwitch::ContigCleanFirst,
+    SpbSwitch::KswapdMovableFree,
 ];
 /// spb-next's ideas that did not help where measured (docs/spb-next.md): off in both
 /// policies, available with `-on:`.
@@ -97,7 +98,6 @@ pub const NEXT_OFF_SWITCHES: &[SpbSwitch] = &[
     SpbSwitch::EvacuateSplit,
     SpbSwitch::DefragDeep,
     SpbSwitch::EvacuateReclaimClean,
-    SpbSwitch::KswapdMovableFree,
 ];
 
 /// A set of switches (bit i = switch i on).
