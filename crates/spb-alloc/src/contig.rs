@@ -721,6 +721,13 @@ impl Allocator {
                 self.wake_kswapd(m.order);
                 break;
             }
+            if !self.in_policy_worker
+                && who == TargetFor::Evacuation
+                && !self.policy.caller_evacuation_targets_may_reclaim()
+            {
+                // spb-next `evacuate_no_reclaim`: the evacuation stops, the caller goes on
+                break;
+            }
             let rr = crate::env::ReclaimRequest {
                 nr_pages: MIGRATE_RECLAIM_BATCH.max(1u64 << m.order),
                 order: m.order,

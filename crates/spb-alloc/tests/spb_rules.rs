@@ -680,6 +680,41 @@ fn taint_when_full_switch() {
 }
 
 #[test]
+fn evacuate_no_reclaim_switch() {
+    // SPB 0 tainted and full, SPB 1 full of movable pages but 4: a kernel request makes
+    // `taint_when_full` evacuate a pageblock (8 pages) of SPB 0, whose fifth migration target
+    // finds the free lists dry. Without the switch that target reclaims (the embedder frees 8
+    // pages of SPB 1): a stall counted for the evacuation's targets. With it the evacuation
+    // stops there and reclaim is left to the caller's own slow path.
+    let sw = on()
+        .without(SpbSwitch::TargetedEvacuation)
+        .with(SpbSwitch::TaintWhenFull);
+    for (sw, target_reclaims) in [(sw, true), (sw.with(SpbSwitch::EvacuateNoReclaim), false)] {
+        let mut a = alloc_with(2, sw, false, None);
+        fill(&mut a, 0, true, |_| false);
+        fill(&mut a, 1, false, |off| off >= SPB - 4);
+        let b1 = base(&a, 1);
+        let mut env = Reclaim(
+            (16..24)
+                .map(|o| FreedBlock {
+                    pfn: b1 + o,
+                    order: 0,
+                })
+                .collect(),
+        );
+        a.alloc(AllocRequest::new(0, Gfp::KERNEL), &mut env)
+            .unwrap();
+        let c = *a.stall_causes();
+        assert!(
+            a.pages_migrated() >= 4,
+            "the evacuation moved its first pages"
+        );
+        assert_eq!(c.evacuation_targets > 0, target_reclaims, "{c:?}");
+        a.check().unwrap();
+    }
+}
+
+#[test]
 fn taint_when_full_evacuates_a_block_it_can_move() {
     // the tainted SPB: pageblock 0 unmovable, pageblock 1 one pageblock-order movable block
     // (a THP: evacuation never moves it), the rest order-0 movable pages; the clean SPB has

@@ -204,6 +204,14 @@ impl Policy {
             Policy::Spb(s) => !s.sw.on(SpbSwitch::WorkerNoReclaim),
         }
     }
+    /// Whether a migration target of an evacuation run in the allocating caller's context may
+    /// reclaim when the free lists are dry (spb-next `evacuate_no_reclaim`: no).
+    pub fn caller_evacuation_targets_may_reclaim(&self) -> bool {
+        match self {
+            Policy::Mainline { .. } => true,
+            Policy::Spb(s) => !s.sw.on(SpbSwitch::EvacuateNoReclaim),
+        }
+    }
     /// spb-next `kswapd_movable_free`: kswapd leaves the pages on non-movable free lists out of
     /// a zone's free pages when it balances.
     pub fn kswapd_movable_free(&self) -> bool {

@@ -69,6 +69,7 @@ switches! {
     ContigCleanFirst => "contig_clean_first", "next", "a 1 GiB allocation tries first the SPBs with the fewest pages that need a migration target (movable pages less the clean page cache it drops in place, as the embedder counts it), not the fewest movable pages: fewer targets, so less reclaim for them";
     EvacuateSplit => "evacuate_split", "next", "the policy's evacuations (defrag, claimed blocks, the high-order supply) split a large folio (page cache, shmem) they find no whole migration target for and move its base pages, instead of leaving the pageblock half evacuated (the kernel's migrate_pages on -ENOMEM)";
     KswapdMovableFree => "kswapd_movable_free", "next", "kswapd balances a zone on the free pages not on unmovable or reclaimable free lists (the room kept for non-movable requests, which a movable request takes last or not at all, does not count toward its high watermark), as the watermarks leave the highatomic reserve out; slab is shrunk only while the zone is short of free pages of any kind";
+    EvacuateNoReclaim => "evacuate_no_reclaim", "next", "a migration target of an evacuation the policy runs in the allocating caller's context (`taint_when_full`, `highorder_evacuate`) never reclaims, as compaction's targets never do: when the free lists have no target the evacuation stops and the caller's slow path goes on";
 }
 
 /// The switches that are spb-next's own ideas and on in `spb-next` (off in `spb`).
@@ -98,6 +99,7 @@ pub const NEXT_OFF_SWITCHES: &[SpbSwitch] = &[
     SpbSwitch::EvacuateSplit,
     SpbSwitch::DefragDeep,
     SpbSwitch::EvacuateReclaimClean,
+    SpbSwitch::EvacuateNoReclaim,
 ];
 
 /// A set of switches (bit i = switch i on).
