@@ -49,7 +49,9 @@ impl Allocator {
     }
 
     /// Whether the node is balanced for `order`: some eligible zone passes its high watermark
-    /// (in whole free pageblocks in defrag_mode for order > 0) and no zone is boosted.
+    /// on the free pages kswapd counts (all, or under spb-next's `kswapd_movable_free` those
+    /// not on unmovable or reclaimable free lists; in whole free pageblocks in defrag_mode for
+    /// order > 0) and no zone is boosted.
     pub fn pgdat_balanced(&self, order: u8) -> bool {
         self.pgdat_balanced_on(order, self.policy.kswapd_movable_free())
     }
