@@ -671,6 +671,19 @@ fn targets_judge_each_run_against_the_baseline() {
         judge(&r, &b)[4],
         Verdict::Missed("1201 <= 1200 (by 1)".into())
     );
+    // a run that obtained more 1 GiB pages during the run says so beside those two misses
+    r.extra
+        .insert("hugetlb_obtained".into(), serde_json::json!(5));
+    assert_eq!(
+        judge(&r, &b)[4],
+        Verdict::Missed("1201 <= 1200 (by 1); 1 GiB pages during the run 5 against 0".into())
+    );
+    b.extra
+        .insert("hugetlb_obtained".into(), serde_json::json!(5));
+    assert_eq!(
+        judge(&r, &b)[4],
+        Verdict::Missed("1201 <= 1200 (by 1)".into())
+    );
     // the direct-work p99 of slow-path entries: the run's 20 pages against the base's 10
     assert_eq!(judge(&r, &b)[7], Verdict::Missed("20 <= 10 (by 10)".into()));
     assert!(matches!(judge(&b, &r)[7], Verdict::Met(_)));
