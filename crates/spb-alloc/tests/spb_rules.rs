@@ -624,6 +624,18 @@ fn stalls(a: &Allocator) -> u64 {
 
 /// An embedder whose reclaim hands back the given blocks once.
 struct Reclaim(Vec<FreedBlock>);
+impl Reclaim {
+    /// Reclaim frees the order-0 pages at `base + off` for every `off` in `offs`.
+    fn pages(base: Pfn, offs: core::ops::Range<u64>) -> Reclaim {
+        Reclaim(
+            offs.map(|o| FreedBlock {
+                pfn: base + o,
+                order: 0,
+            })
+            .collect(),
+        )
+    }
+}
 impl Env for Reclaim {
     fn migrate(&mut self, _f: Pfn, _t: Pfn, _o: u8, _c: u32) -> MigrateOutcome {
         MigrateOutcome::Moved
@@ -642,14 +654,7 @@ fn taint_when_full_switch() {
         fill(&mut a, 0, true, |_| false);
         fill(&mut a, 1, false, |off| off >= 64);
         let b = base(&a, 0);
-        let mut env = Reclaim(
-            (16..24)
-                .map(|o| FreedBlock {
-                    pfn: b + o,
-                    order: 0,
-                })
-                .collect(),
-        );
+        let mut env = Reclaim::pages(b, 16..24);
         let p = a
             .alloc(AllocRequest::new(0, Gfp::KERNEL), &mut env)
             .unwrap();
@@ -694,14 +699,7 @@ fn evacuate_no_reclaim_switch() {
         fill(&mut a, 0, true, |_| false);
         fill(&mut a, 1, false, |off| off >= SPB - 4);
         let b1 = base(&a, 1);
-        let mut env = Reclaim(
-            (16..24)
-                .map(|o| FreedBlock {
-                    pfn: b1 + o,
-                    order: 0,
-                })
-                .collect(),
-        );
+        let mut env = Reclaim::pages(b1, 16..24);
         a.alloc(AllocRequest::new(0, Gfp::KERNEL), &mut env)
             .unwrap();
         let c = *a.stall_causes();
@@ -1116,14 +1114,7 @@ fn worker_no_reclaim_switch() {
             .unwrap();
         assert!(a.pending().kswapd.is_none());
         let b2 = base(&a, 2);
-        let mut env = Reclaim(
-            (0..8)
-                .map(|i| FreedBlock {
-                    pfn: b2 + i,
-                    order: 0,
-                })
-                .collect(),
-        );
+        let mut env = Reclaim::pages(b2, 0..8);
         a.background(1, &mut env);
         let w = *a.background_work();
         assert_eq!(w.policy_workers_stalls > 0, reclaims, "{w:?}");
