@@ -52,6 +52,13 @@ pub struct Config {
     /// entry read): measured on two scenarios only (RESULTS.md, the skip-hint note), where it
     /// helps thp-challenge and hurts pagecache-churn.
     pub compaction_async_stride: bool,
+    /// How much kswapd asks reclaim for per round: the high watermark of every zone it
+    /// balances (at least 32 pages each), as the kernel's `kswapd_shrink_node` sets
+    /// `nr_to_reclaim` (default on), or (off, the model before 2026-12-06 night) only the zones'
+    /// deficit below their high watermark. Every reclaim pass shrinks slab by a fraction of
+    /// each cache whatever the pages it asks for, so many small rounds shrink more slab than
+    /// the kernel's few large ones.
+    pub kswapd_reclaims_high_watermark: bool,
 }
 
 impl Default for Config {
@@ -70,6 +77,7 @@ impl Default for Config {
             pcp_free_tuning: crate::pcp::PcpFreeTuning::Mainline,
             compaction_skip_hints: true,
             compaction_async_stride: false,
+            kswapd_reclaims_high_watermark: true,
         }
     }
 }

@@ -183,9 +183,13 @@ impl Allocator {
                 .iter()
                 .filter(|z| z.kind <= ZoneKind::Normal)
                 .map(|z| {
-                    z.wmark_pages(WMARK_HIGH)
-                        .saturating_sub(self.kswapd_free(z))
-                        .max(32)
+                    // kswapd_shrink_node: max(high_wmark_pages, SWAP_CLUSTER_MAX) per zone
+                    let high = z.wmark_pages(WMARK_HIGH);
+                    if self.cfg.kswapd_reclaims_high_watermark {
+                        high.max(32)
+                    } else {
+                        high.saturating_sub(self.kswapd_free(z)).max(32)
+                    }
                 })
                 .sum::<u64>()
                 .max(if boost_only { boosted } else { 0 });

@@ -334,3 +334,44 @@ fn direct_compaction_is_counted_in_the_callers_context() {
         a.check().unwrap();
     }
 }
+
+/// kswapd asks reclaim for every balanced zone's high watermark (at least 32 pages), as the
+/// kernel's `kswapd_shrink_node` sets `nr_to_reclaim`, not for the pages the zone lacks; the
+/// model before 2026-12-06 night (`kswapd_reclaims_high_watermark` off) asked for the deficit.
+#[test]
+fn kswapd_asks_reclaim_for_the_high_watermark() {
+    struct Asks(ReclaimEnv, Vec<u64>);
+    impl Env for Asks {
+        fn reclaim(&mut self, req: ReclaimRequest, out: &mut Vec<FreedBlock>) {
+            self.1.push(req.nr_pages);
+            self.0.reclaim(req, out);
+        }
+    }
+    for high_watermark in [true, false] {
+        let c = Config {
+            kswapd_reclaims_high_watermark: high_watermark,
+            ..cfg(PolicyKind::Vanilla)
+        };
+        let mut a = Allocator::new(&tiny(2), c).unwrap();
+        let mut env = Asks(ReclaimEnv::default(), Vec::new());
+        fill(&mut a, &mut env.0);
+        // give a few pages back: free, but below the high watermark
+        let z = &a.zones()[0];
+        let high = z.wmark()[2];
+        assert!(high > 34, "the tiny zone's high watermark: {high}");
+        for _ in 0..2 {
+            let (p, o) = env.0.held.pop().unwrap();
+            a.free(p, o, 0).unwrap();
+        }
+        let free = a.zones()[0].free_pages();
+        assert!(free > 0 && free < high);
+        a.wake_kswapd(0);
+        assert!(a.kswapd_turn(&mut env));
+        let want = if high_watermark { high } else { high - free };
+        assert_eq!(
+            env.1.first(),
+            Some(&want.max(32)),
+            "high {high}, free {free}"
+        );
+    }
+}

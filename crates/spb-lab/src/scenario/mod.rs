@@ -485,6 +485,9 @@ pub struct Scenario {
     pub compaction_skip_hints: bool,
     /// The async free scanner's stride (`compaction_async_stride`, default false).
     pub compaction_async_stride: bool,
+    /// kswapd reclaims the high watermark per round (`kswapd_reclaims_high_watermark`, default
+    /// true; false is the model before 2026-12-06 night).
+    pub kswapd_reclaims_high_watermark: bool,
 }
 
 /// Command-line overrides.
@@ -596,6 +599,8 @@ impl Scenario {
             let pcp_free: PcpFree = t.word("pcp_free")?;
             let compaction_skip_hints = t.bool("compaction_skip_hints")?.unwrap_or(true);
             let compaction_async_stride = t.bool("compaction_async_stride")?.unwrap_or(false);
+            let kswapd_reclaims_high_watermark =
+                t.bool("kswapd_reclaims_high_watermark")?.unwrap_or(true);
             let sample_every_ns = t
                 .dur("sample_every", false)?
                 .map(|d| d.ns(0))
@@ -753,6 +758,7 @@ impl Scenario {
                 pcp_free,
                 compaction_skip_hints,
                 compaction_async_stride,
+                kswapd_reclaims_high_watermark,
             })
         })();
         r.map_err(|(k, m)| {
@@ -1230,6 +1236,23 @@ mod tests {
         assert!(s.compaction_async_stride);
         let x = e("name = \"x\"\ncompaction_skip_hints = \"off\"");
         assert_eq!((x.key.as_str(), x.line), ("compaction_skip_hints", Some(2)));
+    }
+
+    #[test]
+    fn kswapd_reclaims_high_watermark_key() {
+        let s = Scenario::from_toml("name = \"x\"", "t.toml").unwrap();
+        assert!(s.kswapd_reclaims_high_watermark, "on by default");
+        let s = Scenario::from_toml(
+            "name = \"x\"\nkswapd_reclaims_high_watermark = false",
+            "t.toml",
+        )
+        .unwrap();
+        assert!(!s.kswapd_reclaims_high_watermark);
+        let x = e("name = \"x\"\nkswapd_reclaims_high_watermark = 1");
+        assert_eq!(
+            (x.key.as_str(), x.line),
+            ("kswapd_reclaims_high_watermark", Some(2))
+        );
     }
 
     #[test]

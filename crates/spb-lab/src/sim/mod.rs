@@ -137,6 +137,7 @@ impl Sim {
             pcp_free_tuning: sc.pcp_free.tuning(),
             compaction_skip_hints: sc.compaction_skip_hints,
             compaction_async_stride: sc.compaction_async_stride,
+            kswapd_reclaims_high_watermark: sc.kswapd_reclaims_high_watermark,
             ..Config::default()
         };
         let a = Allocator::new(&layout, cfg).map_err(|e| format!("machine: {e}"))?;

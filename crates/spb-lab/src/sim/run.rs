@@ -359,6 +359,9 @@ pub fn run_scenario(
     if sc.compaction_async_stride {
         extra.insert("compaction_async_stride".into(), true.into());
     }
+    if !sc.kswapd_reclaims_high_watermark {
+        extra.insert("kswapd_reclaims_high_watermark".into(), false.into());
+    }
     Ok(RunMetrics {
         scenario: sc.name.clone(),
         policy: policy_label(&opts.policy),
