@@ -56,8 +56,8 @@ impl Allocator {
         self.pgdat_balanced_on(order, self.policy.kswapd_movable_free())
     }
 
-    /// [`Allocator::pgdat_balanced`] on all free pages, or (`movable_free`) on those
-    /// [`Allocator::kswapd_free`] counts under `kswapd_movable_free`.
+    /// [`Allocator::pgdat_balanced`] on all free pages, or (`movable_free`) on those not on
+    /// non-movable free lists ([`Allocator::counted_free`]).
     fn pgdat_balanced_on(&self, order: u8, movable_free: bool) -> bool {
         if self.zones.iter().any(|z| z.watermark_boost > 0) {
             return false;
@@ -71,10 +71,8 @@ impl Allocator {
             .any(|z| {
                 let free = if self.policy.defrag_mode() && order > 0 {
                     z.free_pages_blocks
-                } else if movable_free {
-                    Self::movable_free(z)
                 } else {
-                    z.free_pages
+                    Self::counted_free(z, movable_free)
                 };
                 z.watermark_ok(
                     order,
@@ -86,18 +84,12 @@ impl Allocator {
             })
     }
 
-    /// The free pages kswapd balances zone `z` on: all of them, or under spb-next's
-    /// `kswapd_movable_free` those not on unmovable or reclaimable free lists.
-    fn kswapd_free(&self, z: &Zone) -> u64 {
-        if self.policy.kswapd_movable_free() {
-            Self::movable_free(z)
-        } else {
-            z.free_pages
+    /// Zone `z`'s free pages as kswapd counts them: all of them, or (`movable_free`, spb-next's
+    /// `kswapd_movable_free`) those not on unmovable or reclaimable free lists.
+    fn counted_free(z: &Zone, movable_free: bool) -> u64 {
+        if !movable_free {
+            return z.free_pages;
         }
-    }
-
-    /// Zone `z`'s free pages less those on unmovable and reclaimable free lists.
-    fn movable_free(z: &Zone) -> u64 {
         let held = z.free_pages_on(&[MigrateType::Unmovable, MigrateType::Reclaimable]);
         z.free_pages.saturating_sub(held)
     }
@@ -188,7 +180,8 @@ impl Allocator {
                     if self.cfg.kswapd_reclaims_high_watermark {
                         high.max(32)
                     } else {
-                        high.saturating_sub(self.kswapd_free(z)).max(32)
+                        let free = Self::counted_free(z, self.policy.kswapd_movable_free());
+                        high.saturating_sub(free).max(32)
                     }
                 })
                 .sum::<u64>()
