@@ -677,12 +677,18 @@ impl Allocator {
         who: TargetFor,
         env: &mut dyn Env,
     ) -> Option<bool> {
-        let reclaim_rounds = who.reclaim_rounds();
         let m = *self.zones[zi].page(pfn);
         if m.order > self.geo.max_order {
             // a block only a contiguous allocation makes: no free list holds a target for it
             return None;
         }
+        // spb-next `evacuate_split_first` / `contig_split_first`: a large folio with no whole
+        // target on the free lists goes back to the mover to be split, unreclaimed for
+        let reclaim_rounds = if m.order > 0 && !self.policy.large_target_may_reclaim(who) {
+            0
+        } else {
+            who.reclaim_rounds()
+        };
         let gfp = Gfp::HIGHUSER_MOVABLE.with(Gfp::NOWARN);
         let req = AllocRequest {
             order: m.order,

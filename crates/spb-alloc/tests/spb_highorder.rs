@@ -250,13 +250,15 @@ fn evacuate_split_moves_a_folio_whose_only_target_is_in_its_own_spb() {
     // single pages only. The folio fits the zone, but SPB 0 is the one being evacuated, so no
     // whole target exists: without the switch the evacuation stops at the folio (nothing
     // moves and the THP is not served from it); with it the folio splits and its base pages move.
-    for split in [false, true] {
+    // `evacuate_split` splits after the folio's target reclaimed once for nothing (the embedder
+    // frees nothing): a stall; `evacuate_split_first` splits before any reclaim: none.
+    for (extra, split, target_stalls) in [
+        (None, false, 1),
+        (Some(SpbSwitch::EvacuateSplit), true, 1),
+        (Some(SpbSwitch::EvacuateSplitFirst), true, 0),
+    ] {
         let sw = next(true);
-        let sw = if split {
-            sw.with(SpbSwitch::EvacuateSplit)
-        } else {
-            sw
-        };
+        let sw = extra.map_or(sw, |w| sw.with(w));
         let mut a = alloc_with(2, sw);
         let mut env = SplitTrack::default();
         let folio = pb_base(2);
@@ -288,6 +290,11 @@ fn evacuate_split_moves_a_folio_whose_only_target_is_in_its_own_spb() {
             assert_ne!(r.ok(), Some(pb_base(2)));
         }
         assert_eq!(a.vm().get(Vm::ExtfragFragmenting), 0);
+        assert_eq!(
+            a.stall_causes().evacuation_targets,
+            target_stalls,
+            "{extra:?}"
+        );
         a.check().unwrap();
     }
 }

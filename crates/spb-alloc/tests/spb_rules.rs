@@ -913,6 +913,29 @@ fn contig_split_switch() {
 }
 
 #[test]
+fn contig_split_first_switch() {
+    // contig_split_switch's fixture: the THP in SPB 1 has no whole target. With `contig_split`
+    // its target reclaims first (the embedder frees nothing: one stall of the contiguous
+    // allocation's targets), then it splits; with `contig_split_first` it splits at once.
+    let split = on().with(SpbSwitch::ContigSplit);
+    for (sw, target_stalls) in [(split, 1), (split.with(SpbSwitch::ContigSplitFirst), 0)] {
+        let mut a = alloc_with(3, sw, false, None);
+        fill(&mut a, 0, false, |off| off % 8 == 0);
+        fill(&mut a, 2, false, |off| off % 8 == 0);
+        a.alloc_at(base(&a, 1), 3, Gfp::HIGHUSER_MOVABLE, 7)
+            .unwrap();
+        let mut env = SplitEnv::default();
+        let p = a
+            .alloc_contig(7, Gfp::HIGHUSER_MOVABLE, 99, &mut env)
+            .unwrap();
+        assert_eq!(spb_of(&a, p), 1);
+        assert_eq!((env.splits, env.moves), (1, 8));
+        assert_eq!(a.stall_causes().contig_targets, target_stalls);
+        a.check().unwrap();
+    }
+}
+
+#[test]
 fn contig_fit_switch() {
     // SPB 0: 70 movable pages, 58 free; SPB 1: 80 movable, 48 free. Neither fits in the free
     // memory outside it: without the switch both are tried and pages move for nothing.

@@ -212,6 +212,22 @@ impl Policy {
             Policy::Spb(s) => !s.sw.on(SpbSwitch::EvacuateNoReclaim),
         }
     }
+    /// Whether the migration target of a large folio (order above 0) moved for `who` may
+    /// reclaim when the free lists are dry. spb-next `evacuate_split_first` and
+    /// `contig_split_first`: no, the mover splits the folio first and its base pages' targets
+    /// reclaim as any other.
+    pub(crate) fn large_target_may_reclaim(&self, who: crate::contig::TargetFor) -> bool {
+        use crate::contig::TargetFor;
+        match self {
+            Policy::Mainline { .. } => true,
+            Policy::Spb(s) => match who {
+                TargetFor::Evacuation => !s.sw.on(SpbSwitch::EvacuateSplitFirst),
+                TargetFor::Contig => {
+                    !(s.sw.on(SpbSwitch::ContigSplitFirst) && s.sw.on(SpbSwitch::ContigSplit))
+                }
+            },
+        }
+    }
     /// spb-next `kswapd_movable_free`: kswapd leaves the pages on non-movable free lists out of
     /// a zone's free pages when it balances.
     pub fn kswapd_movable_free(&self) -> bool {

@@ -70,6 +70,8 @@ switches! {
     EvacuateSplit => "evacuate_split", "next", "the policy's evacuations (defrag, claimed blocks, the high-order supply) split a large folio (page cache, shmem) they find no whole migration target for and move its base pages, instead of leaving the pageblock half evacuated (the kernel's migrate_pages on -ENOMEM)";
     KswapdMovableFree => "kswapd_movable_free", "next", "kswapd balances a zone on the free pages not on unmovable or reclaimable free lists (the room kept for non-movable requests, which a movable request takes last or not at all, does not count toward its high watermark), as the watermarks leave the highatomic reserve out; slab is shrunk only while the zone is short of free pages of any kind";
     EvacuateNoReclaim => "evacuate_no_reclaim", "next", "a migration target of an evacuation the policy runs in the allocating caller's context (`taint_when_full`, `highorder_evacuate`) never reclaims, as compaction's targets never do: when the free lists have no target the evacuation stops and the caller's slow path goes on";
+    EvacuateSplitFirst => "evacuate_split_first", "next", "the policy's evacuations split a large folio (page cache, shmem) whose whole migration target the free lists cannot give, before any reclaim for it, and move its base pages (whose targets may reclaim as before): reclaim for a large target seldom makes a free block of its order, a base page's target needs no contiguity (implies evacuate_split's splitting)";
+    ContigSplitFirst => "contig_split_first", "next", "with contig_split, a 1 GiB allocation splits a large folio (THP, page cache) whose whole migration target the free lists cannot give before it reclaims for that target, and moves its base pages (whose targets reclaim as before)";
 }
 
 /// The switches that are spb-next's own ideas and on in `spb-next` (off in `spb`).
@@ -100,6 +102,8 @@ pub const NEXT_OFF_SWITCHES: &[SpbSwitch] = &[
     SpbSwitch::DefragDeep,
     SpbSwitch::EvacuateReclaimClean,
     SpbSwitch::EvacuateNoReclaim,
+    SpbSwitch::EvacuateSplitFirst,
+    SpbSwitch::ContigSplitFirst,
 ];
 
 /// A set of switches (bit i = switch i on).

@@ -344,7 +344,7 @@ pub(crate) fn evacuate_block<C: Core>(c: &mut C, zi: ZoneId, pfn: Pfn, env: &mut
         .spb_mut()
         .map(|s| s.excluded.replace((zi as u8, si)));
     let before = c.pages_migrated();
-    let split = sw(c, SpbSwitch::EvacuateSplit);
+    let split = sw(c, SpbSwitch::EvacuateSplit) || sw(c, SpbSwitch::EvacuateSplitFirst);
     let reclaim_clean = sw(c, SpbSwitch::EvacuateReclaimClean);
     let mut reclaimed = 0;
     // spb-next `evacuate_thp`: in a tainted SPB a block of pageblock order moves too, when
