@@ -257,7 +257,7 @@ fn evacuate_split_moves_a_folio_whose_only_target_is_in_its_own_spb() {
         (Some(SpbSwitch::EvacuateSplit), true, 1),
         (Some(SpbSwitch::EvacuateSplitFirst), true, 0),
     ] {
-        let sw = next(true);
+        let sw = next(true).without(SpbSwitch::EvacuateSplitFirst);
         let sw = extra.map_or(sw, |w| sw.with(w));
         let mut a = alloc_with(2, sw);
         let mut env = SplitTrack::default();

@@ -88,6 +88,7 @@ pub const NEXT_SWITCHES: &[SpbSwitch] = &[
     SpbSwitch::EvacuateThp,
     SpbSwitch::ContigCleanFirst,
     SpbSwitch::KswapdMovableFree,
+    SpbSwitch::EvacuateSplitFirst,
 ];
 /// spb-next's ideas that did not help where measured (docs/spb-next.md): off in both
 /// policies, available with `-on:`.
@@ -102,7 +103,6 @@ pub const NEXT_OFF_SWITCHES: &[SpbSwitch] = &[
     SpbSwitch::DefragDeep,
     SpbSwitch::EvacuateReclaimClean,
     SpbSwitch::EvacuateNoReclaim,
-    SpbSwitch::EvacuateSplitFirst,
     SpbSwitch::ContigSplitFirst,
 ];
 
