@@ -366,6 +366,17 @@ pub struct ProbeCost {
     pub migrated_per_page: Option<f64>,
 }
 
+/// Large folios the run split into base pages because migration found no whole target for
+/// them (contiguous allocations with spb-next's `contig_split`, evacuations with
+/// `evacuate_split` or `evacuate_split_first`); the end-of-run probe's are not the run's.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FolioSplits {
+    /// Anonymous THPs (`thp_split_page`).
+    pub thp: u64,
+    /// Large page-cache and shmem folios.
+    pub file: u64,
+}
+
 /// `runs[].cost`: the bill of one run or replay (docs/metrics.md, "The bill").
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct CostReport {
@@ -389,6 +400,10 @@ pub struct CostReport {
     /// written before it existed).
     #[serde(default)]
     pub compactions: Option<Vec<CompactionCost>>,
+    /// Large folios split during the run (runs only: a replay cannot split the traced
+    /// machine's folios; absent in files written before it existed).
+    #[serde(default)]
+    pub folio_splits: Option<FolioSplits>,
 }
 
 impl CostReport {
@@ -579,6 +594,7 @@ impl CostAcc {
                     })
                     .collect(),
             ),
+            folio_splits: None,
             probe: ProbeCost {
                 obtained: probe_obtained,
                 pages_migrated: probe_migrated,

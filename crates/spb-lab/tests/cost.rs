@@ -150,6 +150,10 @@ fn check(m: &RunMetrics) -> CostReport {
         ),
         None => assert_eq!(m.gigantic.allocatable, 0),
     }
+    // the run's folio splits, the probe's counted in vmstat only
+    let fs = b.folio_splits.as_ref().expect("folio splits");
+    assert!(fs.thp <= m.vm("thp_split_page"), "{what}: {fs:?}");
+    assert!(fs.file <= m.vm("file_folio_split"), "{what}: {fs:?}");
     // the block is in the JSON as `cost`
     let v = serde_json::to_value(m).unwrap();
     assert!(v["cost"]["classes"]["all"]["direct_slow"]["p999"].is_u64());

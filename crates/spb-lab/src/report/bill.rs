@@ -198,6 +198,14 @@ pub(crate) fn bill_rows(runs: &[&RunMetrics]) -> Vec<BillRow> {
         );
     }
     row(
+        "large folios split: THP / file".into(),
+        "Large folios the run split into base pages because migration found no whole target for them: anonymous THPs (thp_split_page) and large page-cache or shmem folios; the end-of-run probe's are not the run's ('–' for a replay, which cannot split the traced machine's folios)",
+        &|b| match &b.folio_splits {
+            Some(s) => format!("{} / {}", s.thp, s.file),
+            None => "–".into(),
+        },
+    );
+    row(
         "probe migrated per 1 GiB page".into(),
         "Pages the 1 GiB probe migrated per 1 GiB page it obtained ('none obtained' when it obtained none)",
         &|b| match b.probe.migrated_per_page {

@@ -606,6 +606,9 @@ fn the_bill_side_by_side_in_text_and_html() {
             r.cost = Some(bill(3, 10 * (i as u64 + 1)));
         }
     }
+    // the first run reports its folio splits, the second (a replay's) has none to report
+    doc.runs[0].cost.as_mut().unwrap().folio_splits =
+        Some(crate::cost::FolioSplits { thp: 7, file: 1234 });
     let t = bill_tables(&doc);
     assert!(t.contains("== the bill: mixed-churn =="), "{t}");
     let header = t
@@ -625,6 +628,11 @@ fn the_bill_side_by_side_in_text_and_html() {
     );
     assert!(t.contains("optional thp_fault: failed / fallback ok"));
     assert!(t.contains("none obtained (77 migrated)"));
+    let row = t
+        .lines()
+        .find(|l| l.starts_with("large folios split: THP / file"))
+        .unwrap();
+    assert!(row.contains("7 / 1234") && row.contains('–'), "{row}");
     // classes nobody saw are left out
     assert!(!t.contains("contig: requests"), "{t}");
     let dir = tmpdir("bill");

@@ -156,6 +156,8 @@ impl Sim {
         add(&mut m, "pswpout", w.st.pswpout);
         add(&mut m, "slabs_scanned", w.st.slabs_scanned);
         add(&mut m, "pgfault", w.st.pgfault);
+        add(&mut m, "thp_split_page", w.st.thp_split_page);
+        add(&mut m, "file_folio_split", w.st.file_folio_split);
         m
     }
 
@@ -276,6 +278,10 @@ pub fn run_scenario(
     let bg = *sim.a.background_work();
     let stalls = *sim.a.stall_causes();
     let compactions = sim.a.direct_compactions().to_vec();
+    let splits = crate::cost::FolioSplits {
+        thp: sim.w.st.thp_split_page,
+        file: sim.w.st.file_folio_split,
+    };
     let pr = {
         let Sim { a, w, .. } = &mut sim;
         measure::probe(a, w)
@@ -389,13 +395,16 @@ pub fn run_scenario(
         maps: acc.maps,
         extra,
         trace: None,
-        cost: Some(sim.st.bill.report(
-            &bg,
-            &stalls,
-            &compactions,
-            sim.end as f64 / 1e9,
-            pr.allocatable,
-            pr.pages_migrated,
-        )),
+        cost: Some(crate::cost::CostReport {
+            folio_splits: Some(splits),
+            ..sim.st.bill.report(
+                &bg,
+                &stalls,
+                &compactions,
+                sim.end as f64 / 1e9,
+                pr.allocatable,
+                pr.pages_migrated,
+            )
+        }),
     })
 }

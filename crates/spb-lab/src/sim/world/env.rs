@@ -106,6 +106,7 @@ impl Env for World {
         let n = 1u64 << order;
         if o.kind != kind::THP {
             // same pages, same file, same dirty state: only the object count changes
+            self.st.file_folio_split += 1;
             self.kind_pages[o.kind as usize] -= n - 1;
             self.objs[cookie as usize].order = 0;
             out.push(cookie);
@@ -118,6 +119,7 @@ impl Env for World {
             }
             return true;
         }
+        self.st.thp_split_page += 1;
         self.kind_pages[kind::THP as usize] -= n;
         self.kind_pages[kind::ANON as usize] += 1;
         let head = &mut self.objs[cookie as usize];
@@ -322,7 +324,13 @@ mod tests {
         assert!(out.is_empty());
         w.objs[id as usize].flags &= !flag::PINNED;
         assert!(!w.split(4096, 8, id, &mut out), "wrong order: refused");
+        assert_eq!(
+            (w.st.thp_split_page, w.st.file_folio_split),
+            (0, 0),
+            "refused splits are not counted"
+        );
         assert!(w.split(4096, 9, id, &mut out));
+        assert_eq!((w.st.thp_split_page, w.st.file_folio_split), (1, 0));
         assert_eq!(out.len(), 512);
         assert_eq!(out[0], id);
         for (i, &c) in out.iter().enumerate() {
@@ -345,6 +353,7 @@ mod tests {
         out.clear();
         assert!(!w.split(8192, 3, c, &mut out), "wrong order: refused");
         assert!(w.split(8192, 4, c, &mut out));
+        assert_eq!((w.st.thp_split_page, w.st.file_folio_split), (1, 1));
         assert_eq!(out.len(), 16);
         assert_eq!(out[0], c, "the head keeps its id");
         for (i, &id) in out.iter().enumerate() {

@@ -68,6 +68,11 @@ pub struct WorldStats {
     pub migrate_refused: u64,
     pub migrate_dropped: u64,
     pub pgfault: u64,
+    /// Anonymous THPs split into base pages (`Env::split`: migration found no whole target),
+    /// the kernel's `thp_split_page`.
+    pub thp_split_page: u64,
+    /// Large page-cache and shmem folios split the same way (no kernel counter).
+    pub file_folio_split: u64,
     /// Blocks handed to the allocator by reclaim and OOM kills.
     pub env_frees: u64,
 }
