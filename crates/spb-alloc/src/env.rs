@@ -107,8 +107,10 @@ pub trait Env {
     fn clean_cache_by_range(&self, start: Pfn, end: Pfn, unit: u64, out: &mut Vec<u64>) {
         let _ = (start, end, unit, out);
     }
-    /// An upper bound of the pages a reclaim without swap could free now (clean page cache
-    /// and reclaimable slab): what a contiguous allocation can count on beside free memory.
+    /// An upper bound of the pages a reclaim without swap could free now (clean page cache,
+    /// and the slab pages a full shrink would free: those whose objects are all unused): what
+    /// a contiguous allocation can count on beside free memory. The tighter the bound, the
+    /// fewer candidates spb-next's `contig_fit` tries that cannot be emptied.
     fn reclaimable_without_swap(&self) -> u64 {
         0
     }

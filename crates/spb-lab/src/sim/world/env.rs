@@ -174,7 +174,9 @@ impl Env for World {
     }
 
     fn reclaimable_without_swap(&self) -> u64 {
-        self.clean_cache_zone.iter().sum::<u64>() + self.slab_reclaimable_pages
+        // clean page cache, and the reclaimable slab pages whose every object is unused: a
+        // shrinker frees unused cached objects only, so a slab with an object in use stays
+        self.clean_cache_zone.iter().sum::<u64>() + self.freeable_slab_zone.iter().sum::<u64>()
     }
 
     fn oom_kill(&mut self, out: &mut Vec<FreedBlock>) -> bool {

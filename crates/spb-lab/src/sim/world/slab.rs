@@ -728,6 +728,9 @@ mod tests {
             w.freeable_slab_zone[0], 1,
             "only slab A would be freed by a full shrink"
         );
+        // and that is what a reclaim without swap could free of slab (the bound `contig_fit`
+        // counts on): slab A's page, not slab B's
+        assert_eq!(spb_alloc::Env::reclaimable_without_swap(&w), 1);
         // reuse the most recently cached object (one of B's), then shrink everything
         assert_eq!(w.slab_from_lru(c), Some(b));
         assert_eq!(w.shrinkable_objects(), 40);
