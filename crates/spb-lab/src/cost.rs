@@ -367,8 +367,9 @@ pub struct ProbeCost {
 }
 
 /// Large folios the run split into base pages because migration found no whole target for
-/// them (contiguous allocations with spb-next's `contig_split`, evacuations with
-/// `evacuate_split` or `evacuate_split_first`); the end-of-run probe's are not the run's.
+/// them (compaction under every policy; spb-next's contiguous allocations with `contig_split`
+/// and its evacuations with `evacuate_split` or `evacuate_split_first`); the end-of-run
+/// probe's are not the run's.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FolioSplits {
     /// Anonymous THPs (`thp_split_page`).
