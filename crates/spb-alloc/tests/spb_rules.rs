@@ -889,49 +889,46 @@ impl Env for SplitEnv {
     }
 }
 
+/// SPB 1 holds one pageblock-sized movable block (a THP); SPBs 0 and 2 have free pages only as
+/// single pages (one per pageblock), so that block has no whole target anywhere. Returns the
+/// 1 GiB-sized allocation's SPB, the allocator and the embedder after it.
+fn contig_thp_without_target(sw: SpbSwitches) -> (u64, Allocator, SplitEnv) {
+    let mut a = alloc_with(3, sw, false, None);
+    fill(&mut a, 0, false, |off| off % 8 == 0);
+    fill(&mut a, 2, false, |off| off % 8 == 0);
+    a.alloc_at(base(&a, 1), 3, Gfp::HIGHUSER_MOVABLE, 7)
+        .unwrap();
+    let mut env = SplitEnv::default();
+    let p = a
+        .alloc_contig(7, Gfp::HIGHUSER_MOVABLE, 99, &mut env)
+        .unwrap();
+    a.check().unwrap();
+    (spb_of(&a, p), a, env)
+}
+
 #[test]
 fn contig_split_switch() {
-    // SPB 1 holds one pageblock-sized movable block (a THP); SPBs 0 and 2 have free pages only
-    // as single pages (one per pageblock), so that block has no whole target anywhere
     for (sw, spb, splits, moves) in [
         (on(), 0, 0, 112),
         (on().with(SpbSwitch::ContigSplit), 1, 1, 8),
     ] {
-        let mut a = alloc_with(3, sw, false, None);
-        fill(&mut a, 0, false, |off| off % 8 == 0);
-        fill(&mut a, 2, false, |off| off % 8 == 0);
-        a.alloc_at(base(&a, 1), 3, Gfp::HIGHUSER_MOVABLE, 7)
-            .unwrap();
-        let mut env = SplitEnv::default();
-        let p = a
-            .alloc_contig(7, Gfp::HIGHUSER_MOVABLE, 99, &mut env)
-            .unwrap();
-        assert_eq!(spb_of(&a, p), spb);
+        let (got, _, env) = contig_thp_without_target(sw);
+        assert_eq!(got, spb);
         assert_eq!((env.splits, env.moves), (splits, moves));
-        a.check().unwrap();
     }
 }
 
 #[test]
 fn contig_split_first_switch() {
-    // contig_split_switch's fixture: the THP in SPB 1 has no whole target. With `contig_split`
-    // its target reclaims first (the embedder frees nothing: one stall of the contiguous
-    // allocation's targets), then it splits; with `contig_split_first` it splits at once.
+    // with `contig_split` the THP's target reclaims first (the embedder frees nothing: one
+    // stall of the contiguous allocation's targets), then it splits; with `contig_split_first`
+    // it splits at once
     let split = on().with(SpbSwitch::ContigSplit);
     for (sw, target_stalls) in [(split, 1), (split.with(SpbSwitch::ContigSplitFirst), 0)] {
-        let mut a = alloc_with(3, sw, false, None);
-        fill(&mut a, 0, false, |off| off % 8 == 0);
-        fill(&mut a, 2, false, |off| off % 8 == 0);
-        a.alloc_at(base(&a, 1), 3, Gfp::HIGHUSER_MOVABLE, 7)
-            .unwrap();
-        let mut env = SplitEnv::default();
-        let p = a
-            .alloc_contig(7, Gfp::HIGHUSER_MOVABLE, 99, &mut env)
-            .unwrap();
-        assert_eq!(spb_of(&a, p), 1);
+        let (spb, a, env) = contig_thp_without_target(sw);
+        assert_eq!(spb, 1);
         assert_eq!((env.splits, env.moves), (1, 8));
         assert_eq!(a.stall_causes().contig_targets, target_stalls);
-        a.check().unwrap();
     }
 }
 
