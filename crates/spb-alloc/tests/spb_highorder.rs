@@ -146,29 +146,47 @@ fn callers_without_direct_reclaim_evacuate_in_the_background() {
 #[test]
 fn skips_blocks_whose_folio_has_no_free_block_of_its_order() {
     // pageblock 2: one order-4 folio and 4 pages (20 movable); pageblock 9: 22 movable order-0
-    // pages; the others 24. No free movable block of order 4 exists elsewhere, so moving the folio would need a
-    // fragmenting steal: pageblock 9 is evacuated although it costs more.
-    let mut a = alloc_with(2, next(true));
-    let mut env = TrackEnv::default();
-    let folio = pb_base(2);
-    a.alloc_at(folio, 4, Gfp::HIGHUSER_MOVABLE, folio as u32)
-        .unwrap();
-    env.loc.insert(folio as u32, (folio, 4));
-    fill(&mut a, &mut env, 16, |pb, off| match pb {
-        2 => off < 16 || !off.is_multiple_of(4),
-        9 => off % 4 == 1 || off % 16 == 3,
-        _ => scattered(off),
-    });
-    let p = a
-        .alloc(AllocRequest::new(5, Gfp::TRANSHUGE), &mut env)
-        .expect("served");
-    assert_eq!(p, pb_base(9));
-    assert_eq!(
-        env.loc[&(folio as u32)],
-        (folio, 4),
-        "the folio did not move"
-    );
-    assert_eq!(a.vm().get(Vm::ExtfragFragmenting), 0);
+    // pages; the others 24. No free movable block of order 4 exists elsewhere, so moving the
+    // folio whole would need a fragmenting steal: pageblock 9 is evacuated although it costs
+    // more; with `evacuate_any_order` the cheaper pageblock 2 is, its folio split into base
+    // pages that move one by one (`evacuate_split_first`, on in spb-next).
+    for split_first in [false, true] {
+        let sw = next(true);
+        let sw = if split_first {
+            sw.with(SpbSwitch::EvacuateAnyOrder)
+        } else {
+            sw
+        };
+        let mut a = alloc_with(2, sw);
+        let mut env = SplitTrack::default();
+        let folio = pb_base(2);
+        a.alloc_at(folio, 4, Gfp::HIGHUSER_MOVABLE, folio as u32)
+            .unwrap();
+        env.t.loc.insert(folio as u32, (folio, 4));
+        fill(&mut a, &mut env.t, 16, |pb, off| match pb {
+            2 => off < 16 || !off.is_multiple_of(4),
+            9 => off % 4 == 1 || off % 16 == 3,
+            _ => scattered(off),
+        });
+        let p = a
+            .alloc(AllocRequest::new(5, Gfp::TRANSHUGE), &mut env)
+            .expect("served");
+        if split_first {
+            assert_eq!(p, pb_base(2));
+            assert_eq!(env.splits, 1);
+            assert_ne!(env.t.loc[&(folio as u32)].0, folio, "the head page moved");
+        } else {
+            assert_eq!(p, pb_base(9));
+            assert_eq!(env.splits, 0);
+            assert_eq!(
+                env.t.loc[&(folio as u32)],
+                (folio, 4),
+                "the folio did not move"
+            );
+        }
+        assert_eq!(a.vm().get(Vm::ExtfragFragmenting), 0);
+        a.check().unwrap();
+    }
 }
 
 #[test]

@@ -59,9 +59,10 @@ fn room(z: &Zone) -> bool {
 
 /// The cheapest movable-only pageblock of zone `z`: the fewest movable pages, nothing
 /// non-movable, no per-CPU or reserved pages, no movable block of pageblock order or more (those
-/// are never moved), outside `excluded`. SPBs are visited by free pages, most first, and the
-/// search stops when no later SPB can hold a block with more free pages than the best found.
-pub fn cheapest_block(z: &Zone, excluded: u32) -> Option<crate::geometry::Pfn> {
+/// are never moved), every movable block below `fit` ([`blocks_fit`]), outside `excluded`.
+/// SPBs are visited by free pages, most first, and the search stops when no later SPB can hold
+/// a block with more free pages than the best found.
+pub fn cheapest_block(z: &Zone, excluded: u32, fit: usize) -> Option<crate::geometry::Pfn> {
     let pbp = z.geo.pageblock_pages();
     let mut order: alloc::vec::Vec<u32> = (0..z.spbs.len() as u32)
         .filter(|&i| {
@@ -73,7 +74,6 @@ pub fn cheapest_block(z: &Zone, excluded: u32) -> Option<crate::geometry::Pfn> {
         })
         .collect();
     order.sort_by_key(|&i| core::cmp::Reverse(z.spbs[i as usize].free_pages));
-    let fit = free_movable_fit(z);
     let mut best: Option<(u64, crate::geometry::Pfn)> = None;
     for i in order {
         let s = &z.spbs[i as usize];
@@ -109,6 +109,20 @@ pub(crate) fn free_movable_fit(z: &Zone) -> usize {
         .rev()
         .find(|&o| z.nr_free[o][MigrateType::Movable.idx()] > 0)
         .map_or(0, |o| o + 1)
+}
+
+/// The `fit` bound of the policy's evacuations in zone `z`: [`free_movable_fit`], or no bound
+/// with spb-next `evacuate_any_order` (and `evacuate_split_first`, whose evacuations split a
+/// folio that finds no whole target instead of stopping at it, so a pageblock holding one is no
+/// longer a dead end).
+pub(crate) fn evacuation_fit<C: Core>(c: &C, z: &Zone) -> usize {
+    if c.policy().spb().is_some_and(|s| {
+        s.sw.on(SpbSwitch::EvacuateAnyOrder) && s.sw.on(SpbSwitch::EvacuateSplitFirst)
+    }) {
+        usize::MAX
+    } else {
+        free_movable_fit(z)
+    }
 }
 
 /// Every movable allocated block in the pageblock at `b` (the blocks an evacuation moves) is of
@@ -234,7 +248,7 @@ fn evacuate_cheapest<C: Core>(c: &mut C, zi: ZoneId, env: &mut dyn Env) -> u64 {
         .policy()
         .spb()
         .map_or(crate::page::NIL, |s| s.excluded_in(zi as u8));
-    let Some(b) = cheapest_block(z, excluded) else {
+    let Some(b) = cheapest_block(z, excluded, evacuation_fit(c, z)) else {
         return 0;
     };
     let moved = super::spb_work::evacuate_block(c, zi, b, env);

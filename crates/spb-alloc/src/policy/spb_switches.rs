@@ -72,6 +72,7 @@ switches! {
     EvacuateNoReclaim => "evacuate_no_reclaim", "next", "a migration target of an evacuation the policy runs in the allocating caller's context (`taint_when_full`, `highorder_evacuate`) never reclaims, as compaction's targets never do: when the free lists have no target the evacuation stops and the caller's slow path goes on";
     EvacuateSplitFirst => "evacuate_split_first", "next", "the policy's evacuations split a large folio (page cache, shmem) whose whole migration target the free lists cannot give, before any reclaim for it, and move its base pages (whose targets may reclaim as before): reclaim for a large target seldom makes a free block of its order, a base page's target needs no contiguity (implies evacuate_split's splitting)";
     ContigSplitFirst => "contig_split_first", "next", "with contig_split, a 1 GiB allocation splits a large folio (THP, page cache) whose whole migration target the free lists cannot give before it reclaims for that target, and moves its base pages (whose targets reclaim as before)";
+    EvacuateAnyOrder => "evacuate_any_order", "next", "with evacuate_split_first, the evacuations' choice of pageblock (the high-order supply's cheapest block, taint_when_full's block) no longer passes over pageblocks holding a folio larger than any free movable block: the folio is split when it finds no whole target";
 }
 
 /// The switches that are spb-next's own ideas and on in `spb-next` (off in `spb`).
@@ -104,6 +105,7 @@ pub const NEXT_OFF_SWITCHES: &[SpbSwitch] = &[
     SpbSwitch::EvacuateReclaimClean,
     SpbSwitch::EvacuateNoReclaim,
     SpbSwitch::ContigSplitFirst,
+    SpbSwitch::EvacuateAnyOrder,
 ];
 
 /// A set of switches (bit i = switch i on).

@@ -264,7 +264,7 @@ fn evacuate_cheapest<C: Core>(
     if z.free_pages + z.geo.pageblock_pages() <= keep {
         return 0;
     }
-    let fit = super::spb_highorder::free_movable_fit(z);
+    let fit = super::spb_highorder::evacuation_fit(c, z);
     let thp = sw(c, SpbSwitch::EvacuateThp) && thp_credit(c, zi);
     let z = &c.zones()[zi];
     let mut spbs: Vec<u32> = (0..z.spbs.len() as u32)
