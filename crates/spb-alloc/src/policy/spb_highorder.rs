@@ -59,7 +59,7 @@ fn room(z: &Zone) -> bool {
 
 /// The cheapest movable-only pageblock of zone `z`: the fewest movable pages, nothing
 /// non-movable, no per-CPU or reserved pages, no movable block of pageblock order or more (those
-/// are never moved), every movable block below `fit` ([`blocks_fit`]), outside `excluded`.
+/// are never moved), every movable block of an order below `fit`, outside `excluded`.
 /// SPBs are visited by free pages, most first, and the search stops when no later SPB can hold
 /// a block with more free pages than the best found.
 pub fn cheapest_block(z: &Zone, excluded: u32, fit: usize) -> Option<crate::geometry::Pfn> {
