@@ -666,6 +666,29 @@ impl Allocator {
         true
     }
 
+    /// The reclaim rounds the migration target of an order-`order` block moved for `who` may
+    /// take when the free lists are dry, by the policy's rules, and whether kswapd is woken
+    /// when the target is not found.
+    fn target_reclaim(&self, who: TargetFor, order: u8) -> (u32, bool) {
+        let p = &self.policy;
+        if order > 0 && !p.large_target_may_reclaim(who) {
+            // spb-next `evacuate_split_first` / `contig_split_first`: a large folio with no whole
+            // target on the free lists goes back to the mover to be split, unreclaimed for
+            (0, false)
+        } else if self.in_policy_worker && !p.worker_targets_may_reclaim() {
+            // spb-next `worker_no_reclaim`: the worker's move fails; reclaim is kswapd's
+            (0, true)
+        } else if !self.in_policy_worker
+            && who == TargetFor::Evacuation
+            && !p.caller_evacuation_targets_may_reclaim()
+        {
+            // spb-next `evacuate_no_reclaim`: the evacuation stops, the caller goes on
+            (0, false)
+        } else {
+            (who.reclaim_rounds(), false)
+        }
+    }
+
     /// Migrate the movable block at `pfn` to a target obtained from the normal allocation path
     /// (fast path only, movable, min watermark), reclaiming at most `who`'s rounds of batches
     /// while the free lists stay dry and each batch frees something. Some(true) moved or
@@ -682,13 +705,7 @@ impl Allocator {
             // a block only a contiguous allocation makes: no free list holds a target for it
             return None;
         }
-        // spb-next `evacuate_split_first` / `contig_split_first`: a large folio with no whole
-        // target on the free lists goes back to the mover to be split, unreclaimed for
-        let reclaim_rounds = if m.order > 0 && !self.policy.large_target_may_reclaim(who) {
-            0
-        } else {
-            who.reclaim_rounds()
-        };
+        let (reclaim_rounds, wake_kswapd) = self.target_reclaim(who, m.order);
         let gfp = Gfp::HIGHUSER_MOVABLE.with(Gfp::NOWARN);
         let req = AllocRequest {
             order: m.order,
@@ -722,18 +739,6 @@ impl Allocator {
             if t.is_some() || attempt == reclaim_rounds {
                 break;
             }
-            if self.in_policy_worker && !self.policy.worker_targets_may_reclaim() {
-                // spb-next `worker_no_reclaim`: the worker's move fails; reclaim is kswapd's
-                self.wake_kswapd(m.order);
-                break;
-            }
-            if !self.in_policy_worker
-                && who == TargetFor::Evacuation
-                && !self.policy.caller_evacuation_targets_may_reclaim()
-            {
-                // spb-next `evacuate_no_reclaim`: the evacuation stops, the caller goes on
-                break;
-            }
             let rr = crate::env::ReclaimRequest {
                 nr_pages: MIGRATE_RECLAIM_BATCH.max(1u64 << m.order),
                 order: m.order,
@@ -751,6 +756,9 @@ impl Allocator {
             if self.reclaim_in_caller(rr, env) == 0 {
                 break;
             }
+        }
+        if t.is_none() && wake_kswapd {
+            self.wake_kswapd(m.order);
         }
         self.cfg.pcp = saved_pcp;
         // reclaim may have freed the source itself (clean page cache): nothing left to move
