@@ -157,13 +157,7 @@ fn skips_blocks_whose_folio_has_no_free_block_of_its_order() {
         } else {
             sw
         };
-        let mut a = alloc_with(2, sw);
-        let mut env = SplitTrack::default();
-        let folio = pb_base(2);
-        a.alloc_at(folio, 4, Gfp::HIGHUSER_MOVABLE, folio as u32)
-            .unwrap();
-        env.t.loc.insert(folio as u32, (folio, 4));
-        fill(&mut a, &mut env.t, 16, |pb, off| match pb {
+        let (mut a, mut env, folio) = with_folio(sw, 4, |pb, off| match pb {
             2 => off < 16 || !off.is_multiple_of(4),
             9 => off % 4 == 1 || off % 16 == 3,
             _ => scattered(off),
@@ -261,6 +255,23 @@ impl Env for SplitTrack {
     }
 }
 
+/// A two-SPB zone under `sw` whose pageblock 2 starts with a movable folio of `order` (its
+/// cookie is its pfn), the rest filled as [`fill`] with `free`; the embedder splits.
+fn with_folio(
+    sw: SpbSwitches,
+    order: u8,
+    free: impl Fn(u64, u64) -> bool,
+) -> (Allocator, SplitTrack, Pfn) {
+    let mut a = alloc_with(2, sw);
+    let mut env = SplitTrack::default();
+    let folio = pb_base(2);
+    a.alloc_at(folio, order, Gfp::HIGHUSER_MOVABLE, folio as u32)
+        .unwrap();
+    env.t.loc.insert(folio as u32, (folio, order));
+    fill(&mut a, &mut env.t, 16, free);
+    (a, env, folio)
+}
+
 #[test]
 fn evacuate_split_moves_a_folio_whose_only_target_is_in_its_own_spb() {
     // pageblock 2 (SPB 0): one order-2 folio and 4 order-0 pages, the cheapest; pageblock 5
@@ -277,13 +288,7 @@ fn evacuate_split_moves_a_folio_whose_only_target_is_in_its_own_spb() {
     ] {
         let sw = next(true).without(SpbSwitch::EvacuateSplitFirst);
         let sw = extra.map_or(sw, |w| sw.with(w));
-        let mut a = alloc_with(2, sw);
-        let mut env = SplitTrack::default();
-        let folio = pb_base(2);
-        a.alloc_at(folio, 2, Gfp::HIGHUSER_MOVABLE, folio as u32)
-            .unwrap();
-        env.t.loc.insert(folio as u32, (folio, 2));
-        fill(&mut a, &mut env.t, 16, |pb, off| match pb {
+        let (mut a, mut env, folio) = with_folio(sw, 2, |pb, off| match pb {
             2 => off < 4 || !off.is_multiple_of(4),
             5 => (8..12).contains(&off) || scattered(off),
             _ => scattered(off),
