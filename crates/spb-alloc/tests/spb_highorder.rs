@@ -286,7 +286,11 @@ fn evacuate_split_moves_a_folio_whose_only_target_is_in_its_own_spb() {
         (Some(SpbSwitch::EvacuateSplit), true, 1),
         (Some(SpbSwitch::EvacuateSplitFirst), true, 0),
     ] {
-        let sw = next(true).without(SpbSwitch::EvacuateSplitFirst);
+        // targets that may reclaim (`evacuate_no_reclaim`, on in spb-next, stops the
+        // evacuation at the first dry target instead: `evacuate_no_reclaim_switch`)
+        let sw = next(true)
+            .without(SpbSwitch::EvacuateSplitFirst)
+            .without(SpbSwitch::EvacuateNoReclaim);
         let sw = extra.map_or(sw, |w| sw.with(w));
         let (mut a, mut env, folio) = with_folio(sw, 2, |pb, off| match pb {
             2 => off < 4 || !off.is_multiple_of(4),
@@ -328,8 +332,9 @@ fn a_slow_path_evacuations_target_reclaim_is_counted_as_its_own_stall_cause() {
     // with pageblock 11 the cheapest: its evacuation must find targets outside its own SPB,
     // where nothing is free, so the target allocation reclaims in the faulting caller's slow
     // path. That stall is the evacuation's, not the slow path's own reclaim (the bill's
-    // "direct stalls" row); the causes add up to the allocstall counters.
-    let mut a = alloc_with(2, next(true));
+    // "direct stalls" row); the causes add up to the allocstall counters. Targets that may
+    // reclaim: spb-next's `evacuate_no_reclaim` stops the evacuation instead.
+    let mut a = alloc_with(2, next(true).without(SpbSwitch::EvacuateNoReclaim));
     let mut env = TrackEnv::default();
     fill(&mut a, &mut env, 16, |pb, off| match pb {
         0..=7 => false,

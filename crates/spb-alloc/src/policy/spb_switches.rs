@@ -90,6 +90,7 @@ pub const NEXT_SWITCHES: &[SpbSwitch] = &[
     SpbSwitch::ContigCleanFirst,
     SpbSwitch::KswapdMovableFree,
     SpbSwitch::EvacuateSplitFirst,
+    SpbSwitch::EvacuateNoReclaim,
 ];
 /// spb-next's ideas that did not help where measured (docs/spb-next.md): off in both
 /// policies, available with `-on:`.
@@ -103,7 +104,6 @@ pub const NEXT_OFF_SWITCHES: &[SpbSwitch] = &[
     SpbSwitch::EvacuateSplit,
     SpbSwitch::DefragDeep,
     SpbSwitch::EvacuateReclaimClean,
-    SpbSwitch::EvacuateNoReclaim,
     SpbSwitch::ContigSplitFirst,
     SpbSwitch::EvacuateAnyOrder,
 ];
