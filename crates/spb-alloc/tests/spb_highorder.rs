@@ -332,29 +332,37 @@ fn a_slow_path_evacuations_target_reclaim_is_counted_as_its_own_stall_cause() {
     // with pageblock 11 the cheapest: its evacuation must find targets outside its own SPB,
     // where nothing is free, so the target allocation reclaims in the faulting caller's slow
     // path. That stall is the evacuation's, not the slow path's own reclaim (the bill's
-    // "direct stalls" row); the causes add up to the allocstall counters. Targets that may
-    // reclaim: spb-next's `evacuate_no_reclaim` stops the evacuation instead.
-    let mut a = alloc_with(2, next(true).without(SpbSwitch::EvacuateNoReclaim));
-    let mut env = TrackEnv::default();
-    fill(&mut a, &mut env, 16, |pb, off| match pb {
-        0..=7 => false,
-        11 => !off.is_multiple_of(4),
-        _ => scattered(off),
-    });
-    let _ = a.alloc(AllocRequest::new(5, Gfp::TRANSHUGE), &mut env);
-    assert_eq!(a.vm().get(Vm::SpbEvacuateRuns), 1);
-    let c = *a.stall_causes();
-    assert!(c.evacuation_targets >= 1, "{c:?}");
-    assert_eq!((c.contig_targets, c.workers), (0, 0), "{c:?}");
-    let allocstalls = [
-        Vm::AllocstallDma,
-        Vm::AllocstallDma32,
-        Vm::AllocstallNormal,
-        Vm::AllocstallMovable,
-    ]
-    .iter()
-    .map(|&v| a.vm().get(v))
-    .sum::<u64>();
-    assert_eq!(c.total(), allocstalls);
-    a.check().unwrap();
+    // "direct stalls" row); the causes add up to the allocstall counters. With spb-next's
+    // `evacuate_no_reclaim` (on by default) the evacuation stops at that target instead and
+    // no stall is the evacuation's.
+    let sw = next(true);
+    assert!(sw.on(SpbSwitch::EvacuateNoReclaim));
+    for (sw, target_reclaims) in [
+        (sw.without(SpbSwitch::EvacuateNoReclaim), true),
+        (sw, false),
+    ] {
+        let mut a = alloc_with(2, sw);
+        let mut env = TrackEnv::default();
+        fill(&mut a, &mut env, 16, |pb, off| match pb {
+            0..=7 => false,
+            11 => !off.is_multiple_of(4),
+            _ => scattered(off),
+        });
+        let _ = a.alloc(AllocRequest::new(5, Gfp::TRANSHUGE), &mut env);
+        assert_eq!(a.vm().get(Vm::SpbEvacuateRuns), 1);
+        let c = *a.stall_causes();
+        assert_eq!(c.evacuation_targets >= 1, target_reclaims, "{c:?}");
+        assert_eq!((c.contig_targets, c.workers), (0, 0), "{c:?}");
+        let allocstalls = [
+            Vm::AllocstallDma,
+            Vm::AllocstallDma32,
+            Vm::AllocstallNormal,
+            Vm::AllocstallMovable,
+        ]
+        .iter()
+        .map(|&v| a.vm().get(v))
+        .sum::<u64>();
+        assert_eq!(c.total(), allocstalls);
+        a.check().unwrap();
+    }
 }
