@@ -107,8 +107,16 @@ pub fn judge(run: &RunMetrics, base: &RunMetrics) -> Vec<Verdict> {
             probe_target(run.gigantic.allocatable, run.gigantic.limit),
             d.gigantic_capacity_bound,
         ) {
-            // the miss, with the bound the room of the lost SPBs allows beside it
-            (Verdict::Missed(m), Some(b)) => Verdict::Missed(format!("{m}; capacity bound {b}")),
+            // the miss, with the bound the room of the lost SPBs allows beside it and what
+            // stopped the probe's last request (pinned pages are no bound's concern)
+            (Verdict::Missed(m), b) => {
+                let b = b.map_or(String::new(), |b| format!("; capacity bound {b}"));
+                let stop = d
+                    .probe_stop
+                    .as_ref()
+                    .map_or(String::new(), |s| format!("; probe stopped at {s}"));
+                Verdict::Missed(format!("{m}{b}{stop}"))
+            }
             (v, _) => v,
         },
     );

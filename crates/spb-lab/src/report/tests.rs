@@ -706,6 +706,18 @@ fn targets_judge_each_run_against_the_baseline() {
         judge(&r, &b)[1],
         Verdict::Missed("2 >= 3 (by 1); capacity bound 2".into())
     );
+    // and what stopped the probe, when the run recorded it
+    r.extra.insert(
+        "probe_stop".into(),
+        serde_json::json!({"tried": 3, "pinned": 3}),
+    );
+    assert_eq!(
+        judge(&r, &b)[1],
+        Verdict::Missed(
+            "2 >= 3 (by 1); capacity bound 2; probe stopped at 3 tried: 3 pinned".into()
+        )
+    );
+    r.extra.remove("probe_stop");
     r.gigantic.allocatable = 3;
     assert!(matches!(judge(&r, &b)[1], Verdict::Met(_)));
     r.gigantic.limit = 0;
