@@ -104,7 +104,7 @@ pub fn cheapest_block(z: &Zone, excluded: u32, fit: usize) -> Option<crate::geom
 /// The bound of [`blocks_fit`] for zone `z`: one above the largest order with a free movable
 /// block (a folio with no free block of its order to go to would be served by a fragmenting
 /// steal); 0 when there is none.
-pub(crate) fn free_movable_fit(z: &Zone) -> usize {
+fn free_movable_fit(z: &Zone) -> usize {
     (0..z.geo.nr_orders())
         .rev()
         .find(|&o| z.nr_free[o][MigrateType::Movable.idx()] > 0)
