@@ -70,3 +70,51 @@ pub fn best_fit_spb(z: &Zone, order: u8, excluded: u32, reserve_on: bool) -> Opt
     }
     best.map(|(_, i)| i)
 }
+
+/// spb-next `movable_fragment_first`: the first SPB, in the walk's own order, that holds a free
+/// movable block of at least `order` and below the pageblock order: clean SPBs fullest first
+/// (with `lost_first`, passing over pinned SPBs and SPBs with a hole, as the walk's first pass
+/// does), then tainted SPBs above their reserve (`reserve_on`). `None` when no such SPB exists
+/// (or the request is of pageblock order or more): the walk then runs as the series has it.
+///
+/// Unlike [`best_fit_spb`] it keeps the series' packing (the fullest SPB with a fragment, not
+/// the zone's smallest fragment); it only stops the walk from splitting a free pageblock of the
+/// fullest SPB for a small request while a fragment is free elsewhere, as mainline's zone-wide
+/// `__rmqueue_smallest` never splits a larger block while a smaller one fits.
+pub fn fragment_first_spb(
+    z: &Zone,
+    order: u8,
+    excluded: u32,
+    reserve_on: bool,
+    lost_first: bool,
+) -> Option<u32> {
+    let mv = MigrateType::Movable.idx();
+    let pbo = z.geo.pageblock_order as usize;
+    let o = order as usize;
+    if o >= pbo || z.areas.len() != z.spbs.len() || !(o..pbo).any(|k| z.nr_free[k][mv] > 0) {
+        return None;
+    }
+    for cat in [Category::Clean, Category::Tainted] {
+        for full in FIRST_WITH_FREE..NR_FULLNESS {
+            let mut i = z.spb_lists.heads[cat as usize][full];
+            while i != NIL {
+                let s = &z.spbs[i as usize];
+                let next = s.list_next;
+                let usable = i != excluded
+                    && match cat {
+                        Category::Clean => !(lost_first && (s.is_pinned() || s.has_hole())),
+                        _ => !reserve_on || s.pb_free > tainted_reserve(s),
+                    };
+                if usable
+                    && z.areas[i as usize]
+                        .smallest_from(o, mv)
+                        .is_some_and(|k| k < pbo)
+                {
+                    return Some(i);
+                }
+                i = next;
+            }
+        }
+    }
+    None
+}
