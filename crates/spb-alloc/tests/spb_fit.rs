@@ -1,5 +1,5 @@
-//! spb-next `movable_best_fit` and `movable_fragment_first` (policy/spb_fit.rs), with each
-//! switch on and off, on a small geometry: 32-page pageblocks, 8 pageblocks per SPB.
+//! spb-next `movable_best_fit` (policy/spb_fit.rs), with the switch on and off, on a small
+//! geometry: 32-page pageblocks, 8 pageblocks per SPB.
 
 mod common;
 use common::*;
@@ -120,68 +120,5 @@ fn pageblock_orders_keep_the_walk() {
             q >= other && q < other + PB,
             "switch {on}: the other one, got {q}"
         );
-    }
-}
-
-/// spb-next's default set with `movable_fragment_first` on or off (`movable_best_fit` off).
-fn fragment_first(on: bool) -> SpbSwitches {
-    let s = SpbSwitches::next_on().without(SpbSwitch::MovableBestFit);
-    if on {
-        s.with(SpbSwitch::MovableFragmentFirst)
-    } else {
-        s.without(SpbSwitch::MovableFragmentFirst)
-    }
-}
-
-#[test]
-fn fragment_first_keeps_the_fullest_spbs_free_pageblock_whole() {
-    // the first SPB (32 free pages) holds one whole free pageblock and nothing else; the
-    // second (128 free pages, in an emptier fullness bucket) only scattered single pages
-    let free = |pb: u64, off: u64| pb == 0 || (pb >= 8 && off % 2 == 1);
-    for on in [false, true] {
-        let mut a = alloc_with(fragment_first(on));
-        let mut env = TrackEnv::default();
-        fill(&mut a, &mut env, free);
-        assert_eq!(movable_free(&a, 5), 1);
-        let p = a
-            .alloc(AllocRequest::new(0, Gfp::HIGHUSER_MOVABLE), &mut env)
-            .unwrap();
-        if on {
-            assert!(p >= 2 * SPB, "a single page of the second SPB, got {p}");
-            assert_eq!(movable_free(&a, 5), 1, "the pageblock stays whole");
-        } else {
-            assert!(
-                p < SPB + PB,
-                "the fullest SPB's pageblock (the series), got {p}"
-            );
-            assert_eq!(movable_free(&a, 5), 0, "its pageblock is split");
-        }
-        // a THP-sized request then finds the whole pageblock with the switch; without it, it
-        // has to make one (compaction or an evacuation: pages move)
-        let r = a
-            .alloc(AllocRequest::new(5, Gfp::HIGHUSER_MOVABLE), &mut env)
-            .unwrap();
-        let moved = a.vm().get(Vm::PgmigrateSuccess) + a.vm().get(Vm::SpbEvacuatePagesMoved);
-        if on {
-            assert_eq!((r, moved), (SPB, 0), "the free pageblock, nothing moved");
-        } else {
-            assert!(moved > 0, "a pageblock made by moving pages, got {r}");
-        }
-    }
-}
-
-#[test]
-fn fragment_first_keeps_the_series_packing_among_fragments() {
-    // both SPBs hold fragments: the fullest SPB's order-4 block is taken (the series' order),
-    // where movable_best_fit would take the emptier SPB's single page
-    for on in [false, true] {
-        let mut a = alloc_with(fragment_first(on));
-        let mut env = TrackEnv::default();
-        fill(&mut a, &mut env, big_here_fragments_there);
-        let p = a
-            .alloc(AllocRequest::new(0, Gfp::HIGHUSER_MOVABLE), &mut env)
-            .unwrap();
-        assert!(p < 2 * SPB, "switch {on}: the fullest SPB, got {p}");
-        assert_eq!(movable_free(&a, 4), 0);
     }
 }

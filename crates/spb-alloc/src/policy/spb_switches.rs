@@ -73,7 +73,6 @@ switches! {
     EvacuateSplitFirst => "evacuate_split_first", "next", "the policy's evacuations split a large folio (page cache, shmem) whose whole migration target the free lists cannot give, before any reclaim for it, and move its base pages (whose targets may reclaim as before): reclaim for a large target seldom makes a free block of its order, a base page's target needs no contiguity (implies evacuate_split's splitting)";
     ContigSplitFirst => "contig_split_first", "next", "with contig_split, a 1 GiB allocation splits a large folio (THP, page cache) whose whole migration target the free lists cannot give before it reclaims for that target, and moves its base pages (whose targets reclaim as before)";
     EvacuateAnyOrder => "evacuate_any_order", "next", "with evacuate_split_first, the evacuations' choice of pageblock (the high-order supply's cheapest block, taint_when_full's block) no longer passes over pageblocks holding a folio larger than any free movable block: the folio is split when it finds no whole target";
-    MovableFragmentFirst => "movable_fragment_first", "next", "a movable request below a pageblock never splits a free pageblock while an SPB the walk may use holds a free movable block of at least its order and below a pageblock: the walk takes, in its own order (fullest clean SPB first, then tainted SPBs above their reserve), the first SPB holding such a fragment, and splits a pageblock only when none does";
 }
 
 /// The switches that are spb-next's own ideas and on in `spb-next` (off in `spb`).
@@ -107,7 +106,6 @@ pub const NEXT_OFF_SWITCHES: &[SpbSwitch] = &[
     SpbSwitch::EvacuateReclaimClean,
     SpbSwitch::ContigSplitFirst,
     SpbSwitch::EvacuateAnyOrder,
-    SpbSwitch::MovableFragmentFirst,
 ];
 
 /// A set of switches (bit i = switch i on).

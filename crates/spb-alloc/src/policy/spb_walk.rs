@@ -177,22 +177,6 @@ impl SpbPolicy {
                 }
             }
         }
-        // spb-next `movable_fragment_first`: no free pageblock split while a fragment fits.
-        if steer && self.sw.on(SpbSwitch::MovableFragmentFirst) {
-            let reserve_on = self.sw.on(SpbSwitch::TaintedReserve);
-            if let Some(i) =
-                super::spb_fit::fragment_first_spb(z, order, excl, reserve_on, lost_first)
-            {
-                *visited += 1;
-                let pass = match z.spbs[i as usize].category {
-                    Category::Clean => Pass::Pass1,
-                    _ => Pass::Pass4,
-                };
-                if let Some(p) = Self::try_spb(z, i, order, mt) {
-                    return (Some(p), pass);
-                }
-            }
-        }
         // PASS_1: clean SPBs, fullest first (hint first).
         if steer {
             if let Some(p) = self.hint_try(z, ctx, order, mt, Category::Clean) {
