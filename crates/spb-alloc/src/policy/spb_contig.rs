@@ -23,6 +23,7 @@
 //!   free memory is short (the bill's stall causes, docs/metrics.md).
 
 use crate::geometry::Pfn;
+use crate::gfp::Gfp;
 use crate::policy::spb_switches::{SpbSwitch, SpbSwitches};
 use crate::zone::Zone;
 
@@ -53,13 +54,20 @@ pub fn plan(sw: SpbSwitches, z: &Zone, pages: u64) -> ContigPlan {
 }
 
 /// The necessary condition for emptying the candidate at `start` (`pages` long) of zone
-/// `zones[zi]`: its movable pages must land somewhere. Targets come from free pages above each
-/// zone's min watermark (the migration target allocation's watermark) outside the candidate,
-/// per-CPU pages counted as free (the attempt drains them), and from what reclaim could free
-/// (`reclaimable`: clean page cache and reclaimable slab; clean cache inside the candidate is
-/// dropped instead of migrated, which needs no target and counts the same on both sides).
-/// Lowmem reserves and block orders are ignored, so the test only ever rejects a candidate
-/// that cannot be emptied.
+/// `zones[zi]`: its movable pages must land somewhere. Targets come from free pages outside
+/// the candidate, per-CPU pages counted as free (the attempt drains them), of each zone above
+/// what the migration target allocation's watermark test keeps back there (the min watermark,
+/// the zone's `lowmem_reserve` against the targets' highest zone, and its free highatomic
+/// pageblocks: `Zone::watermark_ok`), and from what reclaim could free (`reclaimable`: clean
+/// page cache and reclaimable slab; clean cache inside the candidate is dropped instead of
+/// migrated, which needs no target and counts the same on both sides). Block orders are
+/// ignored, so the test only ever rejects a candidate that cannot be emptied.
+///
+/// The lowmem reserve and highatomic terms (session of 2026-12-07): without them a lower
+/// zone's free pages counted as room that no target may take. Found at 12 GiB (`spb run
+/// seed-16g --memory 12G --seed 21`): the probe's last request emptied 96 % of two candidates
+/// (477 914 pages moved) and failed both for want of targets, while DMA32 held 9 000 free
+/// pages above its min watermark and a lowmem reserve of 9 000 against Normal requests.
 pub fn fits(zones: &[Zone], zi: usize, start: Pfn, pages: u64, reclaimable: u64) -> bool {
     let z = &zones[zi];
     let (mut cand_movable, mut cand_free) = (0u64, 0u64);
@@ -71,6 +79,8 @@ pub fn fits(zones: &[Zone], zi: usize, start: Pfn, pages: u64, reclaimable: u64)
         cand_free += s.free_pages + s.pcp_pages;
         p += spb_pages;
     }
+    // the targets' highest zone (`Gfp::HIGHUSER_MOVABLE`, as `Allocator::migrate_out` asks)
+    let highest = (Gfp::HIGHUSER_MOVABLE.highest_zone() as usize).min(3);
     let mut room = reclaimable;
     for (i, zz) in zones.iter().enumerate() {
         let pcp: u64 = zz.spbs.iter().map(|s| s.pcp_pages).sum();
@@ -78,7 +88,10 @@ pub fn fits(zones: &[Zone], zi: usize, start: Pfn, pages: u64, reclaimable: u64)
         if i == zi {
             free = free.saturating_sub(cand_free);
         }
-        room += free.saturating_sub(zz.wmark[crate::zone::WMARK_MIN]);
+        let kept = zz.wmark[crate::zone::WMARK_MIN]
+            + zz.lowmem_reserve[highest]
+            + zz.nr_free_highatomic;
+        room += free.saturating_sub(kept);
     }
     room >= cand_movable
 }
