@@ -979,6 +979,43 @@ fn contig_fit_switch() {
     assert_eq!((spb_of(&a, p), env.moves), (1, 50));
 }
 
+#[test]
+fn contig_fit_counts_a_lower_zones_lowmem_reserve() {
+    // DMA32 (one SPB) below Normal (40 SPBs): DMA32 keeps back 40 * 128 / 256 = 20 pages from
+    // requests that may use Normal (its lowmem_reserve), so of its 30 free pages 10 can be
+    // migration targets. Normal is full of movable pages but for its last SPB, which holds
+    // `movable` of them. 8 fit there: that SPB is obtained. 15 do not: the Normal SPB is
+    // passed over and DMA32's SPB (98 movable pages, room in the Normal SPB's free pages) is
+    // obtained with 98 moves. Without the reserve in the test, 15 < 30 passed it: 10 of the
+    // Normal SPB's pages moved for nothing before DMA32's SPB was emptied (118 moves).
+    let fit = on().with(SpbSwitch::ContigFit);
+    for (movable, obtained, moves) in [(8, 2, 8), (15, 1, 98)] {
+        let mut a = alloc_with(0, fit, false, Some(tiny_two_zone(40)));
+        let s = a.geo().spb_pages();
+        let (dma32, normal) = (s, 2 * s);
+        let take = |a: &mut Allocator, p: Pfn| {
+            a.alloc_at(p, 0, Gfp::HIGHUSER_MOVABLE, p as u32).unwrap();
+        };
+        for off in 0..SPB - 30 {
+            take(&mut a, dma32 + off);
+        }
+        for p in normal..normal + 39 * s {
+            take(&mut a, p);
+        }
+        let last = normal + 39 * s;
+        for off in 0..movable {
+            take(&mut a, last + off);
+        }
+        let mut env = SplitEnv::default();
+        let p = a
+            .alloc_contig(7, Gfp::HIGHUSER_MOVABLE, 99, &mut env)
+            .unwrap();
+        let want = if obtained == 2 { last } else { dma32 };
+        assert_eq!((p, env.moves), (want, moves), "movable {movable}");
+        a.check().unwrap();
+    }
+}
+
 /// DMA32 (one SPB) below Normal (one SPB). Normal is tainted: its first pageblock is labelled
 /// UNMOVABLE and holds 6 unmovable pages and 2 free ones, every other page is movable. DMA32
 /// keeps its last `dma32_free` pages free (clean memory) and is full of movable pages below.

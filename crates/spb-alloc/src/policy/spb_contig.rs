@@ -88,9 +88,8 @@ pub fn fits(zones: &[Zone], zi: usize, start: Pfn, pages: u64, reclaimable: u64)
         if i == zi {
             free = free.saturating_sub(cand_free);
         }
-        let kept = zz.wmark[crate::zone::WMARK_MIN]
-            + zz.lowmem_reserve[highest]
-            + zz.nr_free_highatomic;
+        let kept =
+            zz.wmark[crate::zone::WMARK_MIN] + zz.lowmem_reserve[highest] + zz.nr_free_highatomic;
         room += free.saturating_sub(kept);
     }
     room >= cand_movable
