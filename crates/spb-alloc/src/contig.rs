@@ -335,6 +335,7 @@ impl Allocator {
                         start,
                         pages,
                         env.reclaimable_without_swap(),
+                        plan.fit_reserves,
                     )
                 {
                     stats.no_room += 1;

@@ -980,17 +980,23 @@ fn contig_fit_switch() {
 }
 
 #[test]
-fn contig_fit_counts_a_lower_zones_lowmem_reserve() {
+fn contig_fit_reserves_switch() {
     // DMA32 (one SPB) below Normal (40 SPBs): DMA32 keeps back 40 * 128 / 256 = 20 pages from
     // requests that may use Normal (its lowmem_reserve), so of its 30 free pages 10 can be
     // migration targets. Normal is full of movable pages but for its last SPB, which holds
     // `movable` of them. 8 fit there: that SPB is obtained. 15 do not: the Normal SPB is
     // passed over and DMA32's SPB (98 movable pages, room in the Normal SPB's free pages) is
-    // obtained with 98 moves. Without the reserve in the test, 15 < 30 passed it: 10 of the
-    // Normal SPB's pages moved for nothing before DMA32's SPB was emptied (118 moves).
-    let fit = on().with(SpbSwitch::ContigFit);
-    for (movable, obtained, moves) in [(8, 2, 8), (15, 1, 98)] {
-        let mut a = alloc_with(0, fit, false, Some(tiny_two_zone(40)));
+    // obtained with 98 moves. Without `contig_fit_reserves`, 15 < 30 passes the test: 10 of
+    // the Normal SPB's pages move for nothing before DMA32's SPB is emptied (118 moves).
+    let no_reserves = on().with(SpbSwitch::ContigFit);
+    let fit = no_reserves.with(SpbSwitch::ContigFitReserves);
+    for (sw, movable, obtained, moves) in [
+        (fit, 8, 2, 8),
+        (fit, 15, 1, 98),
+        (no_reserves, 8, 2, 8),
+        (no_reserves, 15, 1, 118),
+    ] {
+        let mut a = alloc_with(0, sw, false, Some(tiny_two_zone(40)));
         let s = a.geo().spb_pages();
         let (dma32, normal) = (s, 2 * s);
         let take = |a: &mut Allocator, p: Pfn| {

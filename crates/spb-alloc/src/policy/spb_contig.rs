@@ -34,6 +34,9 @@ pub struct ContigPlan {
     pub split: bool,
     /// Skip candidates that cannot fit; stop the zone after running out of targets.
     pub fit: bool,
+    /// With `fit`: count each zone's lowmem reserve and free highatomic pageblocks as kept
+    /// back from the migration targets (spb-next `contig_fit_reserves`).
+    pub fit_reserves: bool,
     /// Skip candidates holding a block the embedder reports maybe pinned.
     pub pinned: bool,
     /// Order the candidates by the pages that need a target (the embedder's clean page cache
@@ -48,6 +51,7 @@ pub fn plan(sw: SpbSwitches, z: &Zone, pages: u64) -> ContigPlan {
     ContigPlan {
         split: spb && sw.on(SpbSwitch::ContigSplit),
         fit: spb && sw.on(SpbSwitch::ContigFit),
+        fit_reserves: sw.on(SpbSwitch::ContigFitReserves),
         pinned: spb && sw.on(SpbSwitch::ContigPinned),
         clean_first: spb && sw.on(SpbSwitch::ContigCleanFirst),
     }
@@ -68,7 +72,14 @@ pub fn plan(sw: SpbSwitches, z: &Zone, pages: u64) -> ContigPlan {
 /// seed-16g --memory 12G --seed 21`): the probe's last request emptied 96 % of two candidates
 /// (477 914 pages moved) and failed both for want of targets, while DMA32 held 9 000 free
 /// pages above its min watermark and a lowmem reserve of 9 000 against Normal requests.
-pub fn fits(zones: &[Zone], zi: usize, start: Pfn, pages: u64, reclaimable: u64) -> bool {
+pub fn fits(
+    zones: &[Zone],
+    zi: usize,
+    start: Pfn,
+    pages: u64,
+    reclaimable: u64,
+    reserves: bool,
+) -> bool {
     let z = &zones[zi];
     let (mut cand_movable, mut cand_free) = (0u64, 0u64);
     let spb_pages = z.geo.spb_pages();
@@ -88,8 +99,10 @@ pub fn fits(zones: &[Zone], zi: usize, start: Pfn, pages: u64, reclaimable: u64)
         if i == zi {
             free = free.saturating_sub(cand_free);
         }
-        let kept =
-            zz.wmark[crate::zone::WMARK_MIN] + zz.lowmem_reserve[highest] + zz.nr_free_highatomic;
+        let mut kept = zz.wmark[crate::zone::WMARK_MIN];
+        if reserves {
+            kept += zz.lowmem_reserve[highest] + zz.nr_free_highatomic;
+        }
         room += free.saturating_sub(kept);
     }
     room >= cand_movable

@@ -73,6 +73,7 @@ switches! {
     EvacuateSplitFirst => "evacuate_split_first", "next", "the policy's evacuations split a large folio (page cache, shmem) whose whole migration target the free lists cannot give, before any reclaim for it, and move its base pages (whose targets may reclaim as before): reclaim for a large target seldom makes a free block of its order, a base page's target needs no contiguity (implies evacuate_split's splitting)";
     ContigSplitFirst => "contig_split_first", "next", "with contig_split, a 1 GiB allocation splits a large folio (THP, page cache) whose whole migration target the free lists cannot give before it reclaims for that target, and moves its base pages (whose targets reclaim as before)";
     EvacuateAnyOrder => "evacuate_any_order", "next", "with evacuate_split_first, the evacuations' choice of pageblock (the high-order supply's cheapest block, taint_when_full's block) no longer passes over pageblocks holding a folio larger than any free movable block: the folio is split when it finds no whole target";
+    ContigFitReserves => "contig_fit_reserves", "next", "with contig_fit, the fit test counts each zone's lowmem reserve (against the migration targets' highest zone) and its free highatomic pageblocks as kept back from the targets, as their watermark test keeps them: a candidate whose movable pages only fit in those is not tried";
 }
 
 /// The switches that are spb-next's own ideas and on in `spb-next` (off in `spb`).
@@ -91,6 +92,7 @@ pub const NEXT_SWITCHES: &[SpbSwitch] = &[
     SpbSwitch::KswapdMovableFree,
     SpbSwitch::EvacuateSplitFirst,
     SpbSwitch::EvacuateNoReclaim,
+    SpbSwitch::ContigFitReserves,
 ];
 /// spb-next's ideas that did not help where measured (docs/spb-next.md): off in both
 /// policies, available with `-on:`.
