@@ -990,11 +990,12 @@ fn contig_fit_reserves_switch() {
     // the Normal SPB's pages move for nothing before DMA32's SPB is emptied (118 moves).
     let no_reserves = on().with(SpbSwitch::ContigFit);
     let fit = no_reserves.with(SpbSwitch::ContigFitReserves);
-    for (sw, movable, obtained, moves) in [
-        (fit, 8, 2, 8),
-        (fit, 15, 1, 98),
-        (no_reserves, 8, 2, 8),
-        (no_reserves, 15, 1, 118),
+    // (switches, movable pages of the Normal SPB, obtained there (else DMA32's), pages moved)
+    for (sw, movable, in_normal, moves) in [
+        (fit, 8, true, 8),
+        (fit, 15, false, 98),
+        (no_reserves, 8, true, 8),
+        (no_reserves, 15, false, 118),
     ] {
         let mut a = alloc_with(0, sw, false, Some(tiny_two_zone(40)));
         let s = a.geo().spb_pages();
@@ -1016,7 +1017,7 @@ fn contig_fit_reserves_switch() {
         let p = a
             .alloc_contig(7, Gfp::HIGHUSER_MOVABLE, 99, &mut env)
             .unwrap();
-        let want = if obtained == 2 { last } else { dma32 };
+        let want = if in_normal { last } else { dma32 };
         assert_eq!((p, env.moves), (want, moves), "movable {movable}");
         a.check().unwrap();
     }
