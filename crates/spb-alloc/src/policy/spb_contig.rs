@@ -60,18 +60,19 @@ pub fn plan(sw: SpbSwitches, z: &Zone, pages: u64) -> ContigPlan {
 /// The necessary condition for emptying the candidate at `start` (`pages` long) of zone
 /// `zones[zi]`: its movable pages must land somewhere. Targets come from free pages outside
 /// the candidate, per-CPU pages counted as free (the attempt drains them), of each zone above
-/// what the migration target allocation's watermark test keeps back there (the min watermark,
-/// the zone's `lowmem_reserve` against the targets' highest zone, and its free highatomic
-/// pageblocks: `Zone::watermark_ok`), and from what reclaim could free (`reclaimable`: clean
-/// page cache and reclaimable slab; clean cache inside the candidate is dropped instead of
-/// migrated, which needs no target and counts the same on both sides). Block orders are
-/// ignored, so the test only ever rejects a candidate that cannot be emptied.
+/// its min watermark (the migration target allocation's watermark), and from what reclaim could
+/// free (`reclaimable`: clean page cache and reclaimable slab; clean cache inside the candidate
+/// is dropped instead of migrated, which needs no target and counts the same on both sides).
+/// With `reserves` (spb-next `contig_fit_reserves`) each zone also keeps back its
+/// `lowmem_reserve` against the targets' highest zone and its free highatomic pageblocks, as the
+/// targets' watermark test (`Zone::watermark_ok`) does. Block orders are ignored, so the test
+/// only ever rejects a candidate that cannot be emptied.
 ///
-/// The lowmem reserve and highatomic terms (session of 2026-12-07): without them a lower
-/// zone's free pages counted as room that no target may take. Found at 12 GiB (`spb run
-/// seed-16g --memory 12G --seed 21`): the probe's last request emptied 96 % of two candidates
-/// (477 914 pages moved) and failed both for want of targets, while DMA32 held 9 000 free
-/// pages above its min watermark and a lowmem reserve of 9 000 against Normal requests.
+/// Why `reserves` (session of 2026-12-07): without it a lower zone's free pages count as room
+/// that no target may take. Found at 12 GiB (`spb run seed-16g --memory 12G --seed 21`): the
+/// probe's last request emptied 96 % of two candidates (477 914 pages moved) and failed both
+/// for want of targets, while DMA32 held 9 000 free pages above its min watermark and a lowmem
+/// reserve of 9 000 against Normal requests.
 pub fn fits(
     zones: &[Zone],
     zi: usize,
