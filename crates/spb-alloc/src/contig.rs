@@ -25,6 +25,11 @@ use crate::{AllocRequest, Allocator};
 /// Pages reclaimed at a time when a migration target cannot be found.
 pub const MIGRATE_RECLAIM_BATCH: u64 = 1024;
 
+/// The mask a migration target is allocated with ([`Allocator::migrate_out`]); its highest
+/// zone is the one whose `lowmem_reserve` the targets' watermark test applies (spb-next's fit
+/// test reads it too: `policy::spb_contig::fits`).
+pub(crate) const MIGRATION_TARGET_GFP: Gfp = Gfp::HIGHUSER_MOVABLE.with(Gfp::NOWARN);
+
 /// Reclaim rounds a contiguous allocation's migration target may take: the kernel's
 /// `alloc_migration_target` for `alloc_contig_range` asks with `__GFP_RETRY_MAYFAIL`, whose
 /// slow path reclaims and retries for as long as reclaim makes progress (`should_reclaim_retry`,
@@ -707,7 +712,7 @@ impl Allocator {
             return None;
         }
         let (reclaim_rounds, wake_kswapd) = self.target_reclaim(who, m.order);
-        let gfp = Gfp::HIGHUSER_MOVABLE.with(Gfp::NOWARN);
+        let gfp = MIGRATION_TARGET_GFP;
         let req = AllocRequest {
             order: m.order,
             gfp,

@@ -23,7 +23,6 @@
 //!   free memory is short (the bill's stall causes, docs/metrics.md).
 
 use crate::geometry::Pfn;
-use crate::gfp::Gfp;
 use crate::policy::spb_switches::{SpbSwitch, SpbSwitches};
 use crate::zone::Zone;
 
@@ -51,7 +50,7 @@ pub fn plan(sw: SpbSwitches, z: &Zone, pages: u64) -> ContigPlan {
     ContigPlan {
         split: spb && sw.on(SpbSwitch::ContigSplit),
         fit: spb && sw.on(SpbSwitch::ContigFit),
-        fit_reserves: sw.on(SpbSwitch::ContigFitReserves),
+        fit_reserves: spb && sw.on(SpbSwitch::ContigFitReserves),
         pinned: spb && sw.on(SpbSwitch::ContigPinned),
         clean_first: spb && sw.on(SpbSwitch::ContigCleanFirst),
     }
@@ -91,8 +90,8 @@ pub fn fits(
         cand_free += s.free_pages + s.pcp_pages;
         p += spb_pages;
     }
-    // the targets' highest zone (`Gfp::HIGHUSER_MOVABLE`, as `Allocator::migrate_out` asks)
-    let highest = (Gfp::HIGHUSER_MOVABLE.highest_zone() as usize).min(3);
+    // the migration targets' highest zone, whose lowmem reserve their watermark test applies
+    let highest = (crate::contig::MIGRATION_TARGET_GFP.highest_zone() as usize).min(3);
     let mut room = reclaimable;
     for (i, zz) in zones.iter().enumerate() {
         let pcp: u64 = zz.spbs.iter().map(|s| s.pcp_pages).sum();
