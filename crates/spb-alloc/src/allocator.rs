@@ -59,6 +59,12 @@ pub struct Config {
     /// each cache whatever the pages it asks for, so many small rounds shrink more slab than
     /// the kernel's few large ones.
     pub kswapd_reclaims_high_watermark: bool,
+    /// Compaction capture (`compaction_capture`): a direct compaction ends as soon as the
+    /// frees of the folios it moved make a free block of the requested order (the kernel
+    /// hands such a block to the compacting task from `__free_one_page` and stops the run),
+    /// instead of finishing the pageblock. On by default; off is the model before
+    /// 2026-12-07, which only stopped at pageblock boundaries.
+    pub compaction_capture: bool,
 }
 
 impl Default for Config {
@@ -78,6 +84,7 @@ impl Default for Config {
             compaction_skip_hints: true,
             compaction_async_stride: false,
             kswapd_reclaims_high_watermark: true,
+            compaction_capture: true,
         }
     }
 }

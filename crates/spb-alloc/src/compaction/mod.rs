@@ -14,8 +14,11 @@
 //! Pageblocks whose walk was of no use are marked and passed over by later runs until the
 //! marks are cleared (module `skip`).
 //!
-//! Simplifications (documented in docs/architecture.md): no compaction capture, no "fast
-//! find" of the migrate block; the free scanner isolates whole pageblocks (stride 1 unless
+//! A direct compaction ends as soon as a moved folio's free makes a free block of the
+//! requested order (the kernel's compaction capture, as a stop: `Zone::captures`,
+//! `Config::compaction_capture`).
+//!
+//! Simplifications (documented in docs/architecture.md): no "fast find" of the migrate block; the free scanner isolates whole pageblocks (stride 1 unless
 //! `Config::compaction_async_stride`), and folios are migrated one at a time (the kernel
 //! batches up to 32 pages).
 
@@ -131,6 +134,37 @@ pub fn extfrag_for_order(z: &Zone, order: u8) -> u64 {
 /// between the low and min watermarks on top (`__compaction_suitable` asks costly orders for the
 /// low watermark); and for a costly order a fragmentation index in `0..=extfrag_threshold`
 /// means the shortage is memory, not fragmentation (reclaim, not compaction).
+impl Zone {
+    /// Compaction capture (`compaction_capture` in `__free_one_page`): does the free buddy
+    /// holding `pfn` (just freed by a migration) reach `order`, and may a compaction for a
+    /// `req_mt` request take it? As the kernel's rule: not from an isolated pageblock, and
+    /// not a movable block smaller than a pageblock for a non-movable request. The model
+    /// frees a moved folio straight to the buddy lists, where the kernel's order-0 frees wait
+    /// on the per-CPU lists until the drain after each `order`-aligned block; the block is
+    /// left on the free lists for the freelist retry that follows (no other request runs in
+    /// between), not handed over.
+    pub(crate) fn captures(&self, pfn: Pfn, order: u8, req_mt: MigrateType) -> bool {
+        let pbo = self.geo.pageblock_order;
+        for k in 0..self.geo.nr_orders() as u8 {
+            let head = pfn & !((1u64 << k) - 1);
+            if !self.span.contains(head) {
+                return false;
+            }
+            let m = self.page(head);
+            if m.state == PageState::Free && m.order >= k {
+                let pb = self.pb(head);
+                return m.order >= order
+                    && !pb.is_isolated()
+                    && pb.migratetype() != MigrateType::Cma
+                    && !(order < pbo
+                        && pb.migratetype() == MigrateType::Movable
+                        && req_mt != MigrateType::Movable);
+            }
+        }
+        false
+    }
+}
+
 pub(crate) fn compaction_suitable(
     z: &Zone,
     order: u8,
@@ -530,6 +564,9 @@ impl Allocator {
         );
         let result;
         let target = order.unwrap_or(pbo);
+        // compaction capture: direct compaction only (the kernel's capture_control belongs to
+        // the compacting task)
+        let capture = !daemon && self.cfg.compaction_capture;
         'blocks: loop {
             if migrate_pfn + pbp > free_pfn {
                 result = CompactResult::Complete;
@@ -608,6 +645,14 @@ impl Allocator {
                                     pfn: to,
                                     order: m.order,
                                 });
+                            }
+                            if capture && out != MigrateOutcome::Refused {
+                                if let Some(o) = order {
+                                    if self.zones[zi].captures(p, o, req_mt) {
+                                        result = CompactResult::Success;
+                                        break 'blocks;
+                                    }
+                                }
                             }
                             p += 1u64 << m.order;
                         }

@@ -488,6 +488,9 @@ pub struct Scenario {
     /// kswapd reclaims the high watermark per round (`kswapd_reclaims_high_watermark`, default
     /// true; false is the model before 2026-12-06 night).
     pub kswapd_reclaims_high_watermark: bool,
+    /// Direct compaction stops at the first free block of its order (`compaction_capture`,
+    /// default true; false is the model before 2026-12-07).
+    pub compaction_capture: bool,
 }
 
 /// Command-line overrides.
@@ -601,6 +604,7 @@ impl Scenario {
             let compaction_async_stride = t.bool("compaction_async_stride")?.unwrap_or(false);
             let kswapd_reclaims_high_watermark =
                 t.bool("kswapd_reclaims_high_watermark")?.unwrap_or(true);
+            let compaction_capture = t.bool("compaction_capture")?.unwrap_or(true);
             let sample_every_ns = t
                 .dur("sample_every", false)?
                 .map(|d| d.ns(0))
@@ -759,6 +763,7 @@ impl Scenario {
                 compaction_skip_hints,
                 compaction_async_stride,
                 kswapd_reclaims_high_watermark,
+                compaction_capture,
             })
         })();
         r.map_err(|(k, m)| {
@@ -1253,6 +1258,16 @@ mod tests {
             (x.key.as_str(), x.line),
             ("kswapd_reclaims_high_watermark", Some(2))
         );
+    }
+
+    #[test]
+    fn compaction_capture_key() {
+        let s = Scenario::from_toml("name = \"x\"", "t.toml").unwrap();
+        assert!(s.compaction_capture, "on by default");
+        let s = Scenario::from_toml("name = \"x\"\ncompaction_capture = false", "t.toml").unwrap();
+        assert!(!s.compaction_capture);
+        let x = e("name = \"x\"\ncompaction_capture = \"no\"");
+        assert_eq!((x.key.as_str(), x.line), ("compaction_capture", Some(2)));
     }
 
     #[test]

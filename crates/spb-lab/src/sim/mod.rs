@@ -138,6 +138,7 @@ impl Sim {
             compaction_skip_hints: sc.compaction_skip_hints,
             compaction_async_stride: sc.compaction_async_stride,
             kswapd_reclaims_high_watermark: sc.kswapd_reclaims_high_watermark,
+            compaction_capture: sc.compaction_capture,
             ..Config::default()
         };
         let a = Allocator::new(&layout, cfg).map_err(|e| format!("machine: {e}"))?;

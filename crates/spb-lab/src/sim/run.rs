@@ -368,6 +368,9 @@ pub fn run_scenario(
     if !sc.kswapd_reclaims_high_watermark {
         extra.insert("kswapd_reclaims_high_watermark".into(), false.into());
     }
+    if !sc.compaction_capture {
+        extra.insert("compaction_capture".into(), false.into());
+    }
     Ok(RunMetrics {
         scenario: sc.name.clone(),
         policy: policy_label(&opts.policy),
