@@ -142,7 +142,7 @@ impl Zone {
     /// frees a moved folio straight to the buddy lists, where the kernel's order-0 frees wait
     /// on the per-CPU lists until the drain after each `order`-aligned block; the block is
     /// left on the free lists for the freelist retry that follows (no other request runs in
-    /// between), not handed over.
+    /// between, but the retry keeps its watermark test, which a captured page skips).
     pub(crate) fn captures(&self, pfn: Pfn, order: u8, req_mt: MigrateType) -> bool {
         let pbo = self.geo.pageblock_order;
         for k in 0..self.geo.nr_orders() as u8 {
