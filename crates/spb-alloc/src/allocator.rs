@@ -65,6 +65,12 @@ pub struct Config {
     /// instead of finishing the pageblock. On by default; off is the model before
     /// 2026-12-07, which only stopped at pageblock boundaries.
     pub compaction_capture: bool,
+    /// Skip-on-failure (`compaction_skip_on_failure`): async direct compaction moves an
+    /// order-aligned chunk of a pageblock only if every folio in it would isolate (the
+    /// kernel's `isolate_migratepages_block` puts the chunk's isolated folios back at the
+    /// first failure and goes on at the next chunk), instead of moving every movable folio.
+    /// On by default; off is the model before 2026-12-07 (second session).
+    pub compaction_skip_on_failure: bool,
 }
 
 impl Default for Config {
@@ -85,6 +91,7 @@ impl Default for Config {
             compaction_async_stride: false,
             kswapd_reclaims_high_watermark: true,
             compaction_capture: true,
+            compaction_skip_on_failure: true,
         }
     }
 }

@@ -1,6 +1,8 @@
 //! Compaction capture (`Config::compaction_capture`): a direct compaction stops as soon as the
 //! frees of the folios it moved make a free block of the requested order, where the model
-//! without capture finished the pageblock first. kcompactd never captures.
+//! without capture finished the pageblock first. kcompactd never captures. And async direct
+//! compaction's skip-on-failure (`Config::compaction_skip_on_failure`): an order-aligned chunk
+//! holding a folio that would not isolate is passed over whole.
 
 mod common;
 use common::*;
@@ -90,4 +92,63 @@ fn a_movable_block_is_not_captured_for_an_unmovable_request() {
     );
     a.check().unwrap();
     assert!(moved(&a) > 1, "moved {}", moved(&a));
+}
+
+/// Every page allocated movable, the top four pageblocks' every fourth page freed (targets),
+/// page 0 pinned: the order-1 chunk [0, 2) cannot be freed, [2, 4) can.
+fn pinned_first_chunk(skip_on_failure: bool, env: &mut TrackEnv) -> Allocator {
+    let mut c = quiet(PolicyKind::Vanilla);
+    c.compaction_skip_on_failure = skip_on_failure;
+    let mut a = Allocator::new(&tiny(1), c).unwrap();
+    let span = a.zones()[0].span();
+    for p in span.start..span.end {
+        a.alloc_at(p, 0, Gfp::HIGHUSER_MOVABLE, p as u32).unwrap();
+        env.loc.insert(p as u32, (p, 0));
+    }
+    for p in (span.end - 32..span.end).step_by(4) {
+        a.free(p, 0, 0).unwrap();
+        env.loc.remove(&(p as u32));
+    }
+    env.pinned.insert(span.start as u32);
+    a
+}
+
+#[test]
+fn async_direct_compaction_passes_over_a_chunk_that_cannot_be_freed() {
+    let mut with = Vec::new();
+    for skip in [true, false] {
+        let mut env = TrackEnv::default();
+        let mut a = pinned_first_chunk(skip, &mut env);
+        let r = a.compact_zone(
+            0,
+            Some(1),
+            CompactPriority::Async,
+            Mt::Movable,
+            false,
+            &mut env,
+        );
+        assert_eq!(r, CompactResult::Success, "skip {skip}");
+        a.check().unwrap();
+        with.push(moved(&a));
+    }
+    // with skip-on-failure, [0, 2) is passed over (page 0 is pinned) and pages 2 and 3 move;
+    // without it page 1 moves for nothing first
+    assert_eq!(with, vec![2, 3]);
+}
+
+#[test]
+fn sync_compaction_does_not_skip_on_failure() {
+    let mut env = TrackEnv::default();
+    let mut a = pinned_first_chunk(true, &mut env);
+    let r = a.compact_zone(
+        0,
+        Some(1),
+        CompactPriority::SyncLight,
+        Mt::Movable,
+        false,
+        &mut env,
+    );
+    assert_eq!(r, CompactResult::Success);
+    a.check().unwrap();
+    assert_eq!(moved(&a), 3, "pages 1, 2 and 3");
 }

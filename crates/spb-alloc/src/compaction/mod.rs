@@ -567,6 +567,18 @@ impl Allocator {
         // compaction capture: direct compaction only (the kernel's capture_control belongs to
         // the compacting task)
         let capture = !daemon && self.cfg.compaction_capture;
+        // skip-on-failure (`isolate_migratepages_block` in async direct compaction): the size
+        // of the order-aligned chunk that is moved whole or not at all
+        let chunk = match order {
+            Some(o)
+                if !daemon
+                    && prio == CompactPriority::Async
+                    && self.cfg.compaction_skip_on_failure =>
+            {
+                Some((1u64 << o).min(pbp))
+            }
+            _ => None,
+        };
         'blocks: loop {
             if migrate_pfn + pbp > free_pfn {
                 result = CompactResult::Complete;
@@ -602,7 +614,22 @@ impl Allocator {
             if ok {
                 let mut p = block;
                 let mut scanned = 0u64;
+                // the end of the chunk the pre-check passed (skip-on-failure runs only)
+                let mut chunk_ok_until = block;
                 while p < block + pbp {
+                    if let Some(len) = chunk.filter(|_| p >= chunk_ok_until) {
+                        // async direct compaction moves an order-aligned chunk only if every
+                        // folio in it would isolate; the first that would not ends the chunk
+                        let end = (p | (len - 1)) + 1;
+                        match self.chunk_isolates(zi, p, end, target, env) {
+                            Ok(()) => chunk_ok_until = end,
+                            Err(read) => {
+                                scanned += read;
+                                p = end;
+                                continue;
+                            }
+                        }
+                    }
                     let m = *self.zones[zi].page(p);
                     scanned += 1;
                     match m.state {
@@ -708,6 +735,42 @@ impl Allocator {
             z.compact.cached_free_pfn = free_pfn;
         }
         result
+    }
+
+    /// Would every folio of `[p, end)` (part of one order-aligned chunk) isolate for a
+    /// compaction to `target`? Free blocks pass; an allocated movable folio smaller than the
+    /// target and the pageblock passes unless the embedder reports it maybe pinned (the
+    /// kernel's isolation sees the extra reference); anything else (a kernel page, a page on a
+    /// per-CPU list, a larger folio, a reserved page) fails. `Err` carries the entries read up
+    /// to and including the one that failed.
+    fn chunk_isolates(
+        &self,
+        zi: ZoneId,
+        mut p: Pfn,
+        end: Pfn,
+        target: u8,
+        env: &dyn Env,
+    ) -> Result<(), u64> {
+        let z = &self.zones[zi];
+        let pbo = self.geo.pageblock_order;
+        let mut read = 0;
+        while p < end {
+            let m = *z.page(p);
+            read += 1;
+            match m.state {
+                PageState::Free => p += 1u64 << m.order,
+                PageState::Alloc
+                    if m.mt == MigrateType::Movable as u8
+                        && m.order < target
+                        && m.order < pbo
+                        && !env.maybe_pinned(p, m.cookie()) =>
+                {
+                    p += 1u64 << m.order
+                }
+                _ => return Err(read),
+            }
+        }
+        Ok(())
     }
 
     pub(crate) fn proactive_low(&self) -> u64 {

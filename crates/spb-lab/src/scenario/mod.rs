@@ -491,6 +491,10 @@ pub struct Scenario {
     /// Direct compaction stops at the first free block of its order (`compaction_capture`,
     /// default true; false is the model before 2026-12-07).
     pub compaction_capture: bool,
+    /// Async direct compaction passes over an order-aligned chunk that cannot be freed
+    /// (`compaction_skip_on_failure`, default true; false is the model before 2026-12-07,
+    /// second session).
+    pub compaction_skip_on_failure: bool,
 }
 
 /// Command-line overrides.
@@ -605,6 +609,7 @@ impl Scenario {
             let kswapd_reclaims_high_watermark =
                 t.bool("kswapd_reclaims_high_watermark")?.unwrap_or(true);
             let compaction_capture = t.bool("compaction_capture")?.unwrap_or(true);
+            let compaction_skip_on_failure = t.bool("compaction_skip_on_failure")?.unwrap_or(true);
             let sample_every_ns = t
                 .dur("sample_every", false)?
                 .map(|d| d.ns(0))
@@ -764,6 +769,7 @@ impl Scenario {
                 compaction_async_stride,
                 kswapd_reclaims_high_watermark,
                 compaction_capture,
+                compaction_skip_on_failure,
             })
         })();
         r.map_err(|(k, m)| {
@@ -1268,6 +1274,11 @@ mod tests {
         assert!(!s.compaction_capture);
         let x = e("name = \"x\"\ncompaction_capture = \"no\"");
         assert_eq!((x.key.as_str(), x.line), ("compaction_capture", Some(2)));
+        let s = Scenario::from_toml("name = \"x\"", "t.toml").unwrap();
+        assert!(s.compaction_skip_on_failure, "on by default");
+        let s = Scenario::from_toml("name = \"x\"\ncompaction_skip_on_failure = false", "t.toml")
+            .unwrap();
+        assert!(!s.compaction_skip_on_failure);
     }
 
     #[test]

@@ -139,6 +139,7 @@ impl Sim {
             compaction_async_stride: sc.compaction_async_stride,
             kswapd_reclaims_high_watermark: sc.kswapd_reclaims_high_watermark,
             compaction_capture: sc.compaction_capture,
+            compaction_skip_on_failure: sc.compaction_skip_on_failure,
             ..Config::default()
         };
         let a = Allocator::new(&layout, cfg).map_err(|e| format!("machine: {e}"))?;

@@ -371,6 +371,9 @@ pub fn run_scenario(
     if !sc.compaction_capture {
         extra.insert("compaction_capture".into(), false.into());
     }
+    if !sc.compaction_skip_on_failure {
+        extra.insert("compaction_skip_on_failure".into(), false.into());
+    }
     Ok(RunMetrics {
         scenario: sc.name.clone(),
         policy: policy_label(&opts.policy),
