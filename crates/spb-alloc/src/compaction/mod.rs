@@ -16,7 +16,9 @@
 //!
 //! A direct compaction ends as soon as a moved folio's free makes a free block of the
 //! requested order (the kernel's compaction capture, as a stop: `Zone::captures`,
-//! `Config::compaction_capture`).
+//! `Config::compaction_capture`). Async direct compaction moves an order-aligned chunk only if
+//! every folio in it would isolate (the kernel's skip-on-failure,
+//! `Config::compaction_skip_on_failure`).
 //!
 //! Simplifications (documented in docs/architecture.md): no "fast find" of the migrate block; the free scanner isolates whole pageblocks (stride 1 unless
 //! `Config::compaction_async_stride`), and folios are migrated one at a time (the kernel
