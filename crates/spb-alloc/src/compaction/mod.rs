@@ -20,9 +20,9 @@
 //! every folio in it would isolate (the kernel's skip-on-failure,
 //! `Config::compaction_skip_on_failure`).
 //!
-//! Simplifications (documented in docs/architecture.md): no "fast find" of the migrate block; the free scanner isolates whole pageblocks (stride 1 unless
-//! `Config::compaction_async_stride`), and folios are migrated one at a time (the kernel
-//! batches up to 32 pages).
+//! Simplifications (documented in docs/architecture.md): no "fast find" of the migrate block;
+//! the free scanner isolates whole pageblocks (stride 1 unless `Config::compaction_async_stride`),
+//! and folios are migrated one at a time (the kernel batches up to 32 pages).
 
 use alloc::vec::Vec;
 
@@ -128,14 +128,6 @@ pub fn extfrag_for_order(z: &Zone, order: u8) -> u64 {
         .unwrap_or(0)
 }
 
-/// `compaction_suitable` (6.18): may a compaction for `order` run in zone `z`, judged against
-/// `watermark` (the caller's: the min watermark for direct compaction and kcompactd), for
-/// requests whose highest zone is `highest`? The zone's order-0 free pages (less its highatomic
-/// reserve) must stay above `watermark` + `compact_gap(order)` (twice the request: room for
-/// the migration targets) + the lowmem reserve, and for a costly order above the distance
-/// between the low and min watermarks on top (`__compaction_suitable` asks costly orders for the
-/// low watermark); and for a costly order a fragmentation index in `0..=extfrag_threshold`
-/// means the shortage is memory, not fragmentation (reclaim, not compaction).
 impl Zone {
     /// Compaction capture (`compaction_capture` in `__free_one_page`): does the free buddy
     /// holding `pfn` (just freed by a migration) reach `order`, and may a compaction for a
@@ -167,6 +159,14 @@ impl Zone {
     }
 }
 
+/// `compaction_suitable` (6.18): may a compaction for `order` run in zone `z`, judged against
+/// `watermark` (the caller's: the min watermark for direct compaction and kcompactd), for
+/// requests whose highest zone is `highest`? The zone's order-0 free pages (less its highatomic
+/// reserve) must stay above `watermark` + `compact_gap(order)` (twice the request: room for
+/// the migration targets) + the lowmem reserve, and for a costly order above the distance
+/// between the low and min watermarks on top (`__compaction_suitable` asks costly orders for the
+/// low watermark); and for a costly order a fragmentation index in `0..=extfrag_threshold`
+/// means the shortage is memory, not fragmentation (reclaim, not compaction).
 pub(crate) fn compaction_suitable(
     z: &Zone,
     order: u8,
