@@ -138,25 +138,24 @@ impl Zone {
     /// left on the free lists for the freelist retry that follows (no other request runs in
     /// between, but the retry keeps its watermark test, which a captured page skips).
     pub(crate) fn captures(&self, pfn: Pfn, order: u8, req_mt: MigrateType) -> bool {
-        let pbo = self.geo.pageblock_order;
-        for k in 0..self.geo.nr_orders() as u8 {
-            let head = pfn & !((1u64 << k) - 1);
-            if !self.span.contains(head) {
-                return false;
-            }
-            let m = self.page(head);
-            if m.state == PageState::Free && m.order >= k {
-                let pb = self.pb(head);
-                return m.order >= order
-                    && !pb.is_isolated()
-                    && pb.migratetype() != MigrateType::Cma
-                    && !(order < pbo
-                        && pb.migratetype() == MigrateType::Movable
-                        && req_mt != MigrateType::Movable);
-            }
-        }
-        false
+        let Some((head, PageState::Free)) = crate::allocator::find_head(self, pfn) else {
+            return false;
+        };
+        let pb = self.pb(head);
+        self.page(head).order >= order
+            && !pb.is_isolated()
+            && pb.migratetype() != MigrateType::Cma
+            && !(order < self.geo.pageblock_order
+                && pb.migratetype() == MigrateType::Movable
+                && req_mt != MigrateType::Movable)
     }
+}
+
+/// Is the allocated block `m` one the migrate scanner isolates for a compaction to `target`
+/// (the pageblock order for a whole-zone run)? A movable folio smaller than the target and
+/// than a pageblock.
+fn migration_source(m: &PageMeta, target: u8, pbo: u8) -> bool {
+    m.mt == MigrateType::Movable as u8 && m.order < target && m.order < pbo
 }
 
 /// `compaction_suitable` (6.18): may a compaction for `order` run in zone `z`, judged against
@@ -568,7 +567,7 @@ impl Allocator {
         let target = order.unwrap_or(pbo);
         // compaction capture: direct compaction only (the kernel's capture_control belongs to
         // the compacting task)
-        let capture = !daemon && self.cfg.compaction_capture;
+        let capture = order.filter(|_| !daemon && self.cfg.compaction_capture);
         // skip-on-failure (`isolate_migratepages_block` in async direct compaction): the size
         // of the order-aligned chunk that is moved whole or not at all
         let chunk = match order {
@@ -635,11 +634,7 @@ impl Allocator {
                     let m = *self.zones[zi].page(p);
                     scanned += 1;
                     match m.state {
-                        PageState::Alloc
-                            if m.mt == MigrateType::Movable as u8
-                                && (m.order < target || order.is_none())
-                                && m.order < pbo =>
-                        {
+                        PageState::Alloc if migration_source(&m, target, pbo) => {
                             match self.isolate_freepages(
                                 zi,
                                 &mut free_pfn,
@@ -675,12 +670,10 @@ impl Allocator {
                                     order: m.order,
                                 });
                             }
-                            if capture && out != MigrateOutcome::Refused {
-                                if let Some(o) = order {
-                                    if self.zones[zi].captures(p, o, req_mt) {
-                                        result = CompactResult::Success;
-                                        break 'blocks;
-                                    }
+                            if let Some(o) = capture.filter(|_| out != MigrateOutcome::Refused) {
+                                if self.zones[zi].captures(p, o, req_mt) {
+                                    result = CompactResult::Success;
+                                    break 'blocks;
                                 }
                             }
                             p += 1u64 << m.order;
@@ -762,10 +755,7 @@ impl Allocator {
             match m.state {
                 PageState::Free => p += 1u64 << m.order,
                 PageState::Alloc
-                    if m.mt == MigrateType::Movable as u8
-                        && m.order < target
-                        && m.order < pbo
-                        && !env.maybe_pinned(p, m.cookie()) =>
+                    if migration_source(&m, target, pbo) && !env.maybe_pinned(p, m.cookie()) =>
                 {
                     p += 1u64 << m.order
                 }
