@@ -382,20 +382,51 @@ pub fn check_model_memory(what: &str, pages: u64, machines: u64) -> Result<(), S
     ))
 }
 
-/// [`check_model_memory`] for `machines` machines of scenario `sc` (built at once: one per
-/// policy in `spb run`), named by its RAM size.
-pub fn check_scenario_memory(sc: &crate::Scenario, machines: usize) -> Result<(), String> {
+/// How many of `want` machines of `pages` pages each (at least one) can be built at once in
+/// the memory available: `want` when it is unknown, else the most that [`model_memory`] says
+/// fit, and the refusal of [`check_model_memory`] when not even one does.
+pub fn machines_that_fit(what: &str, pages: u64, want: u64) -> Result<u64, String> {
+    check_model_memory(what, pages, 1)?;
+    Ok(fitting(pages, want, available_memory()?))
+}
+
+/// The most machines of `pages` pages, from 1 to `want`, whose [`model_memory`] fits in `have`
+/// bytes (`None`: unknown, so `want`); 1 when none does (the caller has refused that case).
+fn fitting(pages: u64, want: u64, have: Option<u64>) -> u64 {
+    let want = want.max(1);
+    match have {
+        None => want,
+        Some(have) => (1..=want)
+            .rev()
+            .find(|&k| model_memory(pages, k) <= have)
+            .unwrap_or(1),
+    }
+}
+
+/// Scenario `sc`'s name for the memory messages (with its RAM size) and its spanned pages.
+fn scenario_machine(sc: &crate::Scenario) -> Result<(String, u64), String> {
     let layout = crate::sim::layout_of(sc)?;
     let pages: u64 = layout.zones.iter().map(|z| z.span.len()).sum();
-    check_model_memory(
-        &format!(
-            "{} with {} of RAM",
-            sc.name,
-            crate::scenario::units::fmt_bytes(sc.machine.memory)
-        ),
-        pages,
-        machines as u64,
-    )
+    let what = format!(
+        "{} with {} of RAM",
+        sc.name,
+        crate::scenario::units::fmt_bytes(sc.machine.memory)
+    );
+    Ok((what, pages))
+}
+
+/// [`check_model_memory`] for `machines` machines of scenario `sc` (built at once: one per
+/// cell that a sweep runs at a time), named by its RAM size.
+pub fn check_scenario_memory(sc: &crate::Scenario, machines: usize) -> Result<(), String> {
+    let (what, pages) = scenario_machine(sc)?;
+    check_model_memory(&what, pages, machines as u64)
+}
+
+/// [`machines_that_fit`] for scenario `sc`: how many of `want` machines of it (one per policy
+/// in `spb run`) to build at once.
+pub fn scenario_machines_that_fit(sc: &crate::Scenario, want: usize) -> Result<usize, String> {
+    let (what, pages) = scenario_machine(sc)?;
+    machines_that_fit(&what, pages, want as u64).map(|k| k as usize)
 }
 
 #[cfg(test)]
@@ -428,5 +459,19 @@ mod tests {
         // 16 TiB of 4 KiB pages, three machines at once: far above any test host
         assert!(model_memory(1 << 32, 3) > 150 << 30);
         assert!(model_memory(1 << 18, 1) < 128 << 20);
+    }
+
+    #[test]
+    fn machines_fitting_in_memory() {
+        // 1 TiB of 4 KiB pages: about 4 GiB of model memory per machine
+        let pages = 1u64 << 28;
+        let one = model_memory(pages, 1);
+        assert_eq!(fitting(pages, 4, None), 4);
+        assert_eq!(fitting(pages, 0, None), 1);
+        assert_eq!(fitting(pages, 4, Some(u64::MAX)), 4);
+        assert_eq!(fitting(pages, 4, Some(model_memory(pages, 2))), 2);
+        assert_eq!(fitting(pages, 4, Some(model_memory(pages, 2) - 1)), 1);
+        assert_eq!(fitting(pages, 4, Some(one - 1)), 1);
+        assert_eq!(fitting(pages, 3, Some(model_memory(pages, 5))), 3);
     }
 }

@@ -27,6 +27,8 @@ pub struct AblateArgs {
     /// Write an HTML report into DIR.
     #[arg(long, value_name = "DIR")]
     pub report: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    pub jobs: cmd_run::JobsArgs,
 }
 
 pub fn run(a: AblateArgs) -> Result<(), CliError> {
@@ -72,7 +74,7 @@ pub fn run(a: AblateArgs) -> Result<(), CliError> {
             spb: base.spb.without(*w),
         });
     }
-    let runs = cmd_run::run_all(&l, &pols, 0)?;
+    let runs = cmd_run::run_all(&l, &pols, 0, a.jobs.jobs)?;
     let t = spb_lab::report::ablation_table(&runs);
     let doc = RunsDoc { runs };
     match a.json.as_deref() {

@@ -1,11 +1,14 @@
 //! `spb run` and `spb scenarios`.
 //!
 //! `spb run [SCENARIO|FILE]` runs a scenario under one or more policies on the identical request
-//! stream (same seed, same scenario: each policy gets its own simulator, in its own thread) and
-//! prints the policies side by side. `spb run` with no argument runs `seed-16g` under all three
+//! stream (same seed, same scenario: each policy gets its own simulator, in its own thread, at
+//! most `--jobs` of them at once) and prints the policies side by side. `spb run` with no argument runs `seed-16g` under all three
 //! policies (the README's main job).
 
+use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 use indicatif::{MultiProgress, ProgressBar};
 use spb_alloc::policy::spec;
@@ -79,6 +82,8 @@ pub struct RunArgs {
     /// Print the end-of-run SPB map of every policy (one letter per pageblock).
     #[arg(long)]
     pub map: bool,
+    #[command(flatten)]
+    pub jobs: JobsArgs,
 }
 
 impl RunArgs {
@@ -218,48 +223,86 @@ pub fn load(a: &RunArgs) -> Result<Loaded, CliError> {
     )
 }
 
-/// Run the policies in parallel threads; one progress bar each (drawn only on a terminal).
+/// How many simulated machines `spb run` and `spb ablate` run at once.
+#[derive(clap::Args, Debug, Default, Clone)]
+pub struct JobsArgs {
+    /// Run at most N policies at once, each in its own thread [default: the cores, fewer when
+    /// that many machines would not fit in the memory available]. Results do not depend on
+    /// it; peak memory and wall times do (N above the cores makes policies wait for a core).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub jobs: Option<u16>,
+}
+
+/// Run the policies, at most `jobs` at once (default: the cores), fewer when their machines
+/// would not fit in the memory available; each policy runs whole in one thread, so its wall
+/// time is its own. One progress bar each (drawn only on a terminal).
 pub fn run_all(
     l: &Loaded,
     pols: &[PolicyConfig],
     check_every: u64,
+    jobs: Option<u16>,
 ) -> Result<Vec<RunMetrics>, CliError> {
     let sc = &l.sc;
-    spb_lab::input::check_scenario_memory(sc, pols.len()).map_err(CliError::Input)?;
+    let want = jobs
+        .map(usize::from)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .clamp(1, pols.len().max(1));
+    let at_once = spb_lab::input::scenario_machines_that_fit(sc, want).map_err(CliError::Input)?;
+    if at_once < want {
+        crate::output::eprint(format!(
+            "spb: {at_once} of the {} policies at a time ({want} would not fit in the memory \
+             available; see --jobs)\n",
+            pols.len()
+        ));
+    }
     let mp = MultiProgress::with_draw_target(crate::progress::target());
     let style = crate::progress::style(
         "{prefix:>12} [{bar:40}] {pos:>5}/{len} virtual s  {elapsed_precise}  {msg}",
     );
     let total_s = sc.duration_ns / 1_000_000_000;
-    let results: Vec<Result<RunMetrics, String>> = std::thread::scope(|s| {
-        let handles: Vec<_> = pols
-            .iter()
-            .map(|p| {
-                let pb = mp.add(ProgressBar::new(total_s.max(1)));
-                pb.set_style(style.clone());
-                pb.set_prefix(p.to_string());
+    let bars: Vec<ProgressBar> = pols
+        .iter()
+        .map(|p| {
+            let pb = mp.add(ProgressBar::new(total_s.max(1)));
+            pb.set_style(style.clone());
+            pb.set_prefix(p.to_string());
+            pb.set_message("waiting");
+            pb
+        })
+        .collect();
+    let next = AtomicUsize::new(0);
+    let done: Vec<Mutex<Option<Result<RunMetrics, String>>>> =
+        pols.iter().map(|_| Mutex::new(None)).collect();
+    std::thread::scope(|s| {
+        for _ in 0..at_once {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let (Some(p), Some(pb)) = (pols.get(i), bars.get(i)) else {
+                    break;
+                };
+                pb.reset_elapsed();
+                pb.set_message("");
                 let opts = l.options(p, check_every);
-                s.spawn(move || {
-                    let mut prog = |ns: u64| pb.set_position(ns / 1_000_000_000);
-                    let r = run_scenario(sc, &opts, &mut prog);
-                    match &r {
-                        Ok(m) => pb.finish_with_message(format!(
-                            "done, {:.1} M events/s",
-                            m.events as f64 / m.wall_seconds.max(1e-9) / 1e6
-                        )),
-                        Err(e) => pb.abandon_with_message(format!("failed: {e}")),
-                    }
-                    r
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err("the simulator panicked".to_string()))
-            })
-            .collect()
+                let mut prog = |ns: u64| pb.set_position(ns / 1_000_000_000);
+                let r = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                    run_scenario(sc, &opts, &mut prog)
+                }))
+                .unwrap_or_else(|_| Err("the simulator panicked".to_string()));
+                match &r {
+                    Ok(m) => pb.finish_with_message(format!(
+                        "done, {:.1} M events/s",
+                        m.events as f64 / m.wall_seconds.max(1e-9) / 1e6
+                    )),
+                    Err(e) => pb.abandon_with_message(format!("failed: {e}")),
+                }
+                *done[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+            });
+        }
+    });
+    let results = done.into_iter().map(|m| {
+        m.into_inner()
+            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or_else(|| Err("the simulator panicked".to_string()))
     });
     let mut out = Vec::new();
     for r in results {
@@ -305,7 +348,7 @@ pub fn run(a: RunArgs) -> Result<(), CliError> {
     }
     check_outputs(a.json.as_deref(), a.report.as_deref())?;
     let l = load(&a)?;
-    let runs = run_all(&l, &pols, a.check_every.unwrap_or(0))?;
+    let runs = run_all(&l, &pols, a.check_every.unwrap_or(0), a.jobs.jobs)?;
     let doc = RunsDoc { runs };
     let mut text = spb_lab::report::run_table(&doc.runs);
     let bill = spb_lab::report::bill_table(&doc.runs);

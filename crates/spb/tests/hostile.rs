@@ -369,9 +369,10 @@ fn unbounded_inputs_are_refused_with_bounded_memory() {
         3,
         &["zi32", "GiB of model memory", "this machine has 4.0 GiB"],
     );
-    // --memory 15T (the largest valid size) under the 4 default policies: the check refuses before building anything
+    // --memory 15T (the largest valid size): not even one of the 4 default policies' machines
+    // fits, so the check refuses before building anything
     let out = cmd(&["run", "--memory", "15T", "--duration", "1s"])
-        .env("SPB_MEMORY_AVAILABLE", "64G")
+        .env("SPB_MEMORY_AVAILABLE", "32G")
         .output()
         .unwrap();
     assert_exit(
@@ -379,11 +380,22 @@ fn unbounded_inputs_are_refused_with_bounded_memory() {
         3,
         &[
             "15T",
-            "4 machines",
+            "1 machine of",
             "GiB of model memory",
-            "this machine has 64.0 GiB",
+            "this machine has 32.0 GiB",
         ],
     );
+    // one machine fits but not two: the policies run one at a time, and say so
+    let out = cmd(&["run", "--memory", "1G", "--duration", "1s", "--jobs", "4"])
+        .env("SPB_MEMORY_AVAILABLE", "70M")
+        .output()
+        .unwrap();
+    assert_exit(
+        &out,
+        0,
+        &["1 of the 4 policies at a time", "4 would not fit"],
+    );
+    assert_exit(&spb(&["run", "--jobs", "0"]), 2, &["--jobs"]);
     // the estimate lets a small machine through
     let out = cmd(&[
         "run",
