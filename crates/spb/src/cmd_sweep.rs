@@ -1,5 +1,5 @@
-//! `spb sweep`: a grid of scenarios x policies x memory sizes x seeds on all cores, one JSON
-//! line per cell; `--shard I/N` (or `--shard env` under a Slurm job array or a Kubernetes
+//! `spb sweep`: a grid of scenarios x policies x memory sizes x seeds on all cores (or
+//! `--jobs`), one JSON line per cell; `--shard I/N` (or `--shard env` under a Slurm job array or a Kubernetes
 //! Indexed Job) runs a slice; `spb sweep --merge FILES` joins the shards and builds the summary.
 //! Recipes: docs/sweep.md.
 
@@ -46,6 +46,11 @@ pub struct SweepArgs {
     /// merged lines (in cell order, as one unsharded sweep writes them) to --out.
     #[arg(long, num_args = 1..)]
     pub merge: Vec<PathBuf>,
+    /// Run at most N cells at once, one per worker thread [default: the cores, fewer when that
+    /// many of the grid's largest machines would not fit in the memory available]. Under a
+    /// scheduler, the CPUs given to the task (e.g. `$SLURM_CPUS_PER_TASK`).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub jobs: Option<u16>,
 }
 
 /// `--shard`: `I/N`, `env` or `env/N`.
@@ -84,6 +89,26 @@ impl Scenarios {
             }
         }
         Ok(Scenarios(m))
+    }
+
+    /// How many of `want` cells to run at once: `want`, fewer when that many of the grid's
+    /// largest machines would not fit in the memory available (a machine that does not fit
+    /// even alone is left to its cells' own check, which names it in their error).
+    fn at_once(&self, g: &Grid, want: usize) -> usize {
+        let mut k = want;
+        for sc in self.0.values() {
+            for mem in &g.memories {
+                let mut sc = sc.clone();
+                sc.apply(&Overrides {
+                    memory: *mem,
+                    ..Overrides::default()
+                });
+                if let Ok(n) = spb_lab::input::scenario_machines_that_fit(&sc, k) {
+                    k = k.min(n);
+                }
+            }
+        }
+        k.max(1)
     }
 
     /// Run one cell: its scenario with the cell's memory, seed and duration, its machine built
@@ -180,8 +205,26 @@ pub fn run(a: SweepArgs) -> Result<(), CliError> {
         cells.len() as u64,
         "cells [{bar:40}] {pos}/{len}  {elapsed_precise} elapsed, ETA {eta_precise}",
     );
+    let want = a
+        .jobs
+        .map(usize::from)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .clamp(1, cells.len().max(1));
+    let at_once = scenarios.at_once(&grid, want);
+    if at_once < want {
+        crate::output::eprint(format!(
+            "spb sweep: {at_once} cell{} at a time ({want} would not fit in the memory \
+             available; see --jobs)\n",
+            if at_once == 1 { "" } else { "s" }
+        ));
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(at_once)
+        .build()
+        .map_err(|e| CliError::Run(format!("cannot start {at_once} worker threads: {e}")))?;
     let mut buf: Vec<u8> = Vec::new();
-    let results = sweep::run(&cells, |c| scenarios.run_cell(c), &mut buf, || pb.inc(1))
+    let results = pool
+        .install(|| sweep::run(&cells, |c| scenarios.run_cell(c), &mut buf, || pb.inc(1)))
         .map_err(|e| CliError::Io(e.to_string()))?;
     pb.finish_and_clear();
     match &a.out {

@@ -120,8 +120,8 @@ fn four_shards_through_xargs_merge_to_the_unsharded_sweep() {
     assert!(whole_summary.contains("spb-off:steer_tainted,hint_cache"));
 
     let ways = [
-        // --shard I/N
-        ("plain", "@SPB@ --shard $1/4 --out @OUT@"),
+        // --shard I/N, one cell at a time
+        ("plain", "@SPB@ --shard $1/4 --jobs 1 --out @OUT@"),
         // a Kubernetes Indexed Job: JOB_COMPLETION_INDEX, N from SPB_SHARDS
         (
             "k8s",
