@@ -397,20 +397,13 @@ fn unbounded_inputs_are_refused_with_bounded_memory() {
     );
     assert_exit(&spb(&["run", "--jobs", "0"]), 2, &["--jobs"]);
     // the same for a sweep's cells
-    let out = cmd(&[
-        "sweep",
-        "--memory",
-        "1G",
-        "--duration",
-        "1s",
-        "--policies",
-        "vanilla,spb",
-        "--jobs",
-        "2",
-    ])
-    .env("SPB_MEMORY_AVAILABLE", "70M")
-    .output()
-    .unwrap();
+    let sweep: Vec<&str> = "sweep --memory 1G --duration 1s --policies vanilla,spb --jobs 2"
+        .split(' ')
+        .collect();
+    let out = cmd(&sweep)
+        .env("SPB_MEMORY_AVAILABLE", "70M")
+        .output()
+        .unwrap();
     assert_exit(&out, 0, &["1 cell at a time", "2 would not fit"]);
     // the estimate lets a small machine through
     let out = cmd(&[
