@@ -2,8 +2,8 @@
 //!
 //! `spb run [SCENARIO|FILE]` runs a scenario under one or more policies on the identical request
 //! stream (same seed, same scenario: each policy gets its own simulator, in its own thread, at
-//! most `--jobs` of them at once) and prints the policies side by side. `spb run` with no argument runs `seed-16g` under all three
-//! policies (the README's main job).
+//! most `--jobs` of them at once) and prints the policies side by side. `spb run` with no
+//! argument runs `seed-16g` under the four default policies (the README's main job).
 
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
@@ -233,6 +233,13 @@ pub struct JobsArgs {
     pub jobs: Option<u16>,
 }
 
+/// `--jobs` (default: the cores), at most `max` (the runs there are), at least 1.
+pub fn jobs_wanted(jobs: Option<u16>, max: usize) -> usize {
+    jobs.map(usize::from)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .clamp(1, max.max(1))
+}
+
 /// Run the policies, at most `jobs` at once (default: the cores), fewer when their machines
 /// would not fit in the memory available; each policy runs whole in one thread, so its wall
 /// time is its own. One progress bar each (drawn only on a terminal).
@@ -243,10 +250,7 @@ pub fn run_all(
     jobs: Option<u16>,
 ) -> Result<Vec<RunMetrics>, CliError> {
     let sc = &l.sc;
-    let want = jobs
-        .map(usize::from)
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-        .clamp(1, pols.len().max(1));
+    let want = jobs_wanted(jobs, pols.len());
     let at_once = spb_lab::input::scenario_machines_that_fit(sc, want).map_err(CliError::Input)?;
     if at_once < want {
         crate::output::eprint(format!(

@@ -1,7 +1,7 @@
 //! `spb sweep`: a grid of scenarios x policies x memory sizes x seeds on all cores (or
-//! `--jobs`), one JSON line per cell; `--shard I/N` (or `--shard env` under a Slurm job array or a Kubernetes
-//! Indexed Job) runs a slice; `spb sweep --merge FILES` joins the shards and builds the summary.
-//! Recipes: docs/sweep.md.
+//! `--jobs`), one JSON line per cell; `--shard I/N` (or `--shard env` under a Slurm job array
+//! or a Kubernetes Indexed Job) runs a slice; `spb sweep --merge FILES` joins the shards and
+//! builds the summary. Recipes: docs/sweep.md.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -205,11 +205,7 @@ pub fn run(a: SweepArgs) -> Result<(), CliError> {
         cells.len() as u64,
         "cells [{bar:40}] {pos}/{len}  {elapsed_precise} elapsed, ETA {eta_precise}",
     );
-    let want = a
-        .jobs
-        .map(usize::from)
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-        .clamp(1, cells.len().max(1));
+    let want = cmd_run::jobs_wanted(a.jobs, cells.len());
     let at_once = scenarios.at_once(&grid, want);
     if at_once < want {
         crate::output::eprint(format!(
