@@ -1522,3 +1522,53 @@ fn kswapd_movable_free_leaves_non_movable_free_lists_out_of_the_balance() {
         }
     }
 }
+
+#[test]
+fn evacuate_keep_blocks_switch() {
+    // SPB 0 tainted: pageblock 0 holds unmovable pages, the other pageblocks movable base
+    // pages. SPB 1 is full of movable pages but for four single free pages (fragments); SPB 2
+    // is full while the kernel request takes SPB 0's last free page and starts its defrag, then
+    // emptied (free pageblocks only). Without the switch the defrag's targets take the
+    // fragments, then split SPB 2's free pageblocks; with `evacuate_keep_blocks` they take the
+    // fragments only, and SPB 2 keeps every pageblock whole.
+    for (keep, sw) in [
+        (false, on()),
+        (true, on().with(SpbSwitch::EvacuateKeepBlocks)),
+    ] {
+        let mut a = alloc_with(3, sw, false, None);
+        let b = base(&a, 0);
+        for off in 0..SPB {
+            let gfp = if off < PB - 1 {
+                Gfp::KERNEL
+            } else if off >= PB {
+                Gfp::HIGHUSER_MOVABLE
+            } else {
+                continue;
+            };
+            a.alloc_at(b + off, 0, gfp, (b + off) as u32).unwrap();
+        }
+        fill(&mut a, 1, false, |off| off % 32 == 5);
+        fill(&mut a, 2, false, |_| false);
+        let p = a
+            .alloc(AllocRequest::new(0, Gfp::KERNEL), &mut NoEnv)
+            .unwrap();
+        assert_eq!(spb_of(&a, p), 0);
+        let b2 = base(&a, 2);
+        for q in b2..b2 + SPB {
+            a.free(q, 0, 0).unwrap();
+        }
+        let mut env = TrackEnv::default();
+        for t in 1..8 {
+            a.background(t * 1_000_000_000, &mut env);
+        }
+        let whole = u64::from(a.zones()[0].spbs()[2].pb_free());
+        if keep {
+            assert_eq!(env.moves, 4, "the four fragments, then no target");
+            assert_eq!(whole, SPB / PB, "SPB 2 keeps every pageblock whole");
+        } else {
+            assert!(env.moves > 4, "past the fragments: {}", env.moves);
+            assert!(whole < SPB / PB, "a free pageblock of SPB 2 was split");
+        }
+        a.check().unwrap();
+    }
+}

@@ -74,6 +74,7 @@ switches! {
     ContigSplitFirst => "contig_split_first", "next", "with contig_split, a 1 GiB allocation splits a large folio (THP, page cache) whose whole migration target the free lists cannot give before it reclaims for that target, and moves its base pages (whose targets reclaim as before)";
     EvacuateAnyOrder => "evacuate_any_order", "next", "with evacuate_split_first, the evacuations' choice of pageblock (the high-order supply's cheapest block, taint_when_full's block) no longer passes over pageblocks holding a folio larger than any free movable block: the folio is split when it finds no whole target";
     ContigFitReserves => "contig_fit_reserves", "next", "with contig_fit, the fit test counts each zone's lowmem reserve (against the migration targets' highest zone) and its free highatomic pageblocks as kept back from the targets, as their watermark test keeps them: a candidate whose movable pages only fit in those is not tried";
+    EvacuateKeepBlocks => "evacuate_keep_blocks", "next", "a migration target of the policy's evacuations never splits a free block of pageblock order or more: it takes the smallest fitting free movable block below a pageblock (clean SPBs, tainted ones above their reserve), else the move fails (then evacuate_split splits the folio, or the evacuation stops), so the free pageblocks that THP faults and 1 GiB pages need are not broken to move movable memory out of tainted SPBs";
 }
 
 /// The switches that are spb-next's own ideas and on in `spb-next` (off in `spb`).
@@ -108,6 +109,7 @@ pub const NEXT_OFF_SWITCHES: &[SpbSwitch] = &[
     SpbSwitch::EvacuateReclaimClean,
     SpbSwitch::ContigSplitFirst,
     SpbSwitch::EvacuateAnyOrder,
+    SpbSwitch::EvacuateKeepBlocks,
 ];
 
 /// A set of switches (bit i = switch i on).

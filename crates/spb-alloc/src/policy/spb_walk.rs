@@ -161,6 +161,17 @@ impl SpbPolicy {
             }
         }
         let excl = self.excluded_in(ctx.zone_id);
+        // spb-next `evacuate_keep_blocks`: an evacuation's target takes a fragment or nothing
+        if self.excluded.is_some() && self.sw.on(SpbSwitch::EvacuateKeepBlocks) {
+            let reserve_on = self.sw.on(SpbSwitch::TaintedReserve);
+            if let Some(i) = super::spb_fit::best_fit_spb(z, order, excl, reserve_on) {
+                *visited += 1;
+                if let Some(p) = Self::try_spb(z, i, order, mt) {
+                    return (Some(p), Pass::Pass4);
+                }
+            }
+            return (None, Pass::Fail);
+        }
         let steer = self.sw.on(SpbSwitch::SteerMovableFullest);
         let lost_first = self.sw.on(SpbSwitch::LostFirst);
         // spb-next `movable_best_fit`: the zone's smallest fitting fragment first.
