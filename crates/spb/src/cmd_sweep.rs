@@ -63,14 +63,19 @@ pub fn parse_shard(s: &str) -> Result<Shard, CliError> {
     r.map_err(|e| CliError::Usage(format!("--shard: {e}")))
 }
 
-/// A cell's scenario, loaded once per name (cells clone it and apply their overrides).
-struct Scenarios(BTreeMap<String, Scenario>);
+/// The grid's scenarios: each loaded once per name (cells clone it and apply their
+/// overrides), and every (scenario, memory) machine of the grid as loaded.
+struct Scenarios {
+    by_name: BTreeMap<String, Scenario>,
+    machines: Vec<Scenario>,
+}
 
 impl Scenarios {
     /// Load every scenario and check every (scenario, memory) machine before any cell runs,
     /// with the errors and exit codes of `spb run`.
     fn load(g: &Grid) -> Result<Scenarios, CliError> {
-        let mut m = BTreeMap::new();
+        let mut by_name = BTreeMap::new();
+        let mut machines = Vec::new();
         for name in &g.scenarios {
             for mem in &g.memories {
                 let o = Overrides {
@@ -80,41 +85,33 @@ impl Scenarios {
                 };
                 let l = cmd_run::load_scenario(Some(name), &o)?;
                 if mem.is_none() {
-                    m.insert(name.clone(), l.sc);
+                    by_name.insert(name.clone(), l.sc.clone());
                 }
+                machines.push(l.sc);
             }
-            if !m.contains_key(name) {
+            if !by_name.contains_key(name) {
                 let l = cmd_run::load_scenario(Some(name), &Overrides::default())?;
-                m.insert(name.clone(), l.sc);
+                by_name.insert(name.clone(), l.sc);
             }
         }
-        Ok(Scenarios(m))
+        Ok(Scenarios { by_name, machines })
     }
 
     /// How many of `want` cells to run at once: `want`, fewer when that many of the grid's
     /// largest machines would not fit in the memory available (a machine that does not fit
     /// even alone is left to its cells' own check, which names it in their error).
-    fn at_once(&self, g: &Grid, want: usize) -> usize {
-        let mut k = want;
-        for sc in self.0.values() {
-            for mem in &g.memories {
-                let mut sc = sc.clone();
-                sc.apply(&Overrides {
-                    memory: *mem,
-                    ..Overrides::default()
-                });
-                if let Ok(n) = spb_lab::input::scenario_machines_that_fit(&sc, k) {
-                    k = k.min(n);
-                }
-            }
-        }
-        k.max(1)
+    fn at_once(&self, want: usize) -> usize {
+        self.machines
+            .iter()
+            .filter_map(|sc| spb_lab::input::scenario_machines_that_fit(sc, want).ok())
+            .fold(want, usize::min)
+            .max(1)
     }
 
     /// Run one cell: its scenario with the cell's memory, seed and duration, its machine built
     /// once ([`spb_lab::sim::layout_of`]).
     fn run_cell(&self, c: &Cell) -> Result<spb_lab::metrics::RunMetrics, String> {
-        let mut sc = self.0[&c.scenario].clone();
+        let mut sc = self.by_name[&c.scenario].clone();
         sc.apply(&Overrides {
             memory: c.memory,
             duration_ns: c.duration_ns,
@@ -206,7 +203,7 @@ pub fn run(a: SweepArgs) -> Result<(), CliError> {
         "cells [{bar:40}] {pos}/{len}  {elapsed_precise} elapsed, ETA {eta_precise}",
     );
     let want = cmd_run::jobs_wanted(a.jobs, cells.len());
-    let at_once = scenarios.at_once(&grid, want);
+    let at_once = scenarios.at_once(want);
     if at_once < want {
         crate::output::eprint(format!(
             "spb sweep: {at_once} cell{} at a time ({want} would not fit in the memory \

@@ -161,31 +161,26 @@ impl SpbPolicy {
             }
         }
         let excl = self.excluded_in(ctx.zone_id);
-        // spb-next `evacuate_keep_blocks`: an evacuation's target takes a fragment or nothing
-        if self.excluded.is_some() && self.sw.on(SpbSwitch::EvacuateKeepBlocks) {
-            let reserve_on = self.sw.on(SpbSwitch::TaintedReserve);
-            if let Some(i) = super::spb_fit::best_fit_spb(z, order, excl, reserve_on) {
-                *visited += 1;
-                if let Some(p) = Self::try_spb(z, i, order, mt) {
-                    return (Some(p), Pass::Pass4);
-                }
-            }
-            return (None, Pass::Fail);
-        }
         let steer = self.sw.on(SpbSwitch::SteerMovableFullest);
         let lost_first = self.sw.on(SpbSwitch::LostFirst);
-        // spb-next `movable_best_fit`: the zone's smallest fitting fragment first.
-        if self.sw.on(SpbSwitch::MovableBestFit) {
+        // spb-next `movable_best_fit`: the zone's smallest fitting fragment first; with
+        // `evacuate_keep_blocks` an evacuation's target takes such a fragment (counted as
+        // PASS_4) or nothing.
+        let keep_blocks = self.excluded.is_some() && self.sw.on(SpbSwitch::EvacuateKeepBlocks);
+        if keep_blocks || self.sw.on(SpbSwitch::MovableBestFit) {
             let reserve_on = self.sw.on(SpbSwitch::TaintedReserve);
             if let Some(i) = super::spb_fit::best_fit_spb(z, order, excl, reserve_on) {
                 *visited += 1;
                 let pass = match z.spbs[i as usize].category {
-                    Category::Clean => Pass::Pass1,
+                    Category::Clean if !keep_blocks => Pass::Pass1,
                     _ => Pass::Pass4,
                 };
                 if let Some(p) = Self::try_spb(z, i, order, mt) {
                     return (Some(p), pass);
                 }
+            }
+            if keep_blocks {
+                return (None, Pass::Fail);
             }
         }
         // PASS_1: clean SPBs, fullest first (hint first).
