@@ -54,6 +54,9 @@ pub(crate) enum TargetFor {
     Contig,
     /// A policy's evacuation (`policy::Core::migrate_out`).
     Evacuation,
+    /// A long-term pin's move out of a clean SPB ([`Allocator::longterm_pin`]): best effort,
+    /// no reclaim, never a fresh or clean SPB (pinned in place instead).
+    LongtermPin,
 }
 
 impl TargetFor {
@@ -61,6 +64,31 @@ impl TargetFor {
         match self {
             TargetFor::Contig => CONTIG_TARGET_RECLAIM_ROUNDS,
             TargetFor::Evacuation => EVACUATE_TARGET_RECLAIM_ROUNDS,
+            TargetFor::LongtermPin => 0,
+        }
+    }
+    /// The target's mask and ALLOC flags, and whether a fragmenting fallback may serve it when
+    /// the non-fragmenting search finds nothing.
+    fn target_request(self) -> (Gfp, AllocFlags, bool) {
+        match self {
+            TargetFor::Contig | TargetFor::Evacuation => (
+                MIGRATION_TARGET_GFP,
+                AllocFlags::WMARK_MIN
+                    .with(AllocFlags::NOFRAGMENT)
+                    .with(AllocFlags::CMA),
+                true,
+            ),
+            // the kernel pins inside a `memalloc_pin_save` scope, which takes __GFP_MOVABLE
+            // off the target (an unmovable page, out of ZONE_MOVABLE and CMA). The SPB
+            // analogue keeps the page movable (it can move again once unpinned, and it claims
+            // no pageblock) and puts it where a pin costs the fewest 1 GiB pages: PIN_TARGET.
+            TargetFor::LongtermPin => (
+                MIGRATION_TARGET_GFP,
+                AllocFlags::WMARK_LOW
+                    .with(AllocFlags::NOFRAGMENT)
+                    .with(AllocFlags::PIN_TARGET),
+                false,
+            ),
         }
     }
 }
@@ -677,7 +705,9 @@ impl Allocator {
     /// when the target is not found.
     fn target_reclaim(&self, who: TargetFor, order: u8) -> (u32, bool) {
         let p = &self.policy;
-        if order > 0 && !p.large_target_may_reclaim(who) {
+        if who == TargetFor::LongtermPin {
+            (0, false)
+        } else if order > 0 && !p.large_target_may_reclaim(who) {
             // spb-next `evacuate_split_first` / `contig_split_first`: a large folio with no whole
             // target on the free lists goes back to the mover to be split, unreclaimed for
             (0, false)
@@ -712,7 +742,7 @@ impl Allocator {
             return None;
         }
         let (reclaim_rounds, wake_kswapd) = self.target_reclaim(who, m.order);
-        let gfp = MIGRATION_TARGET_GFP;
+        let (gfp, flags, may_fragment) = who.target_request();
         let req = AllocRequest {
             order: m.order,
             gfp,
@@ -721,9 +751,6 @@ impl Allocator {
             trylock: false,
         };
         let (preferred, highest) = self.preferred_zone(gfp)?;
-        let flags = AllocFlags::WMARK_MIN
-            .with(AllocFlags::NOFRAGMENT)
-            .with(AllocFlags::CMA);
         let saved_pcp = self.cfg.pcp;
         self.cfg.pcp = false;
         let mut t = None;
@@ -734,7 +761,7 @@ impl Allocator {
         // charges it to the request that migrates.
         for attempt in 0..=reclaim_rounds {
             t = self.get_page_from_freelist(req, flags, preferred, highest);
-            if t.is_none() {
+            if t.is_none() && may_fragment {
                 t = self.get_page_from_freelist(
                     req,
                     flags.without(AllocFlags::NOFRAGMENT),
@@ -755,7 +782,9 @@ impl Allocator {
             };
             let cause: fn(&mut StallCauses) -> &mut u64 = match (self.in_policy_worker, who) {
                 (true, _) => |c| &mut c.workers,
-                (false, TargetFor::Evacuation) => |c| &mut c.evacuation_targets,
+                (false, TargetFor::Evacuation | TargetFor::LongtermPin) => {
+                    |c| &mut c.evacuation_targets
+                }
                 (false, TargetFor::Contig) => |c| &mut c.contig_targets,
             };
             self.count_stall(preferred, cause);
@@ -781,7 +810,7 @@ impl Allocator {
         {
             let z = &mut self.zones[tz];
             let n = 1u64 << m.order;
-            z.account(t, n, Acct::Alloc(MigrateType::Movable), Acct::Pcp);
+            z.account(t, n, Acct::Alloc(gfp.migratetype()), Acct::Pcp);
             let i = z.idx(t);
             z.pages[i] = PageMeta {
                 state: PageState::Isolated,

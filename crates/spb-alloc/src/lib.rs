@@ -21,6 +21,7 @@ pub mod migratetype;
 pub mod page;
 pub mod pageblock;
 pub mod pcp;
+pub(crate) mod pin;
 pub mod policy;
 pub(crate) mod slowpath;
 pub mod superpageblock;

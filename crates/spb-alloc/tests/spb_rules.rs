@@ -1572,3 +1572,60 @@ fn evacuate_keep_blocks_switch() {
         a.check().unwrap();
     }
 }
+
+#[test]
+fn pin_migrate_switch() {
+    // SPB 0 tainted (one unmovable page, the rest free), SPB 1 clean (half movable), SPB 2
+    // empty. A long-term pin of a movable page in SPB 1 moves it into SPB 0 with
+    // `pin_migrate`, nowhere without; SPB 2 stays empty either way.
+    for pin_migrate in [false, true] {
+        let mut sw = on();
+        sw.set(SpbSwitch::PinMigrate, pin_migrate);
+        let mut a = alloc_with(3, sw, false, None);
+        fill(&mut a, 0, true, |off| off > 0);
+        fill(&mut a, 1, false, |off| off % 2 == 1);
+        let p = base(&a, 1);
+        let mut env = TrackEnv::default();
+        env.loc.insert(p as u32, (p, 0));
+        let moved = a.longterm_pin(p, &mut env);
+        assert_eq!(moved, pin_migrate);
+        assert_eq!(env.moves, pin_migrate as u64);
+        let now = env.loc[&(p as u32)].0;
+        assert_eq!(spb_of(&a, now), if pin_migrate { 0 } else { 1 });
+        assert_eq!(cat(&a, 1), Category::Clean);
+        assert_eq!(cat(&a, 2), Category::Empty);
+        // a page already in a tainted SPB stays where it is
+        if pin_migrate {
+            assert!(!a.longterm_pin(now, &mut env), "SPB 0 is tainted already");
+        }
+        a.check().unwrap();
+    }
+    // no room in a tainted SPB: the pins gather in the fullest other clean SPB (the pin SPB),
+    // and pin in place when only their own SPB and empty ones have room
+    let mut a = alloc_with(4, on().with(SpbSwitch::PinMigrate), false, None);
+    fill(&mut a, 0, true, |_| false);
+    fill(&mut a, 1, false, |off| off % 2 == 1);
+    fill(&mut a, 2, false, |off| off % 8 == 1);
+    let mut env = TrackEnv::default();
+    for k in 0..4 {
+        let p = base(&a, 1) + 2 * k;
+        env.loc.insert(p as u32, (p, 0));
+        assert!(a.longterm_pin(p, &mut env));
+        assert_eq!(
+            spb_of(&a, env.loc[&(p as u32)].0),
+            2,
+            "the fullest other clean SPB"
+        );
+    }
+    // a page of the pin SPB stays; SPB 2 is the only other clean SPB with room and now full,
+    // and SPB 1's own pages find nothing but their SPB and the empty SPB 3
+    assert!(!a.longterm_pin(base(&a, 2), &mut env));
+    for k in 4..16 {
+        let p = base(&a, 1) + 2 * k;
+        env.loc.insert(p as u32, (p, 0));
+        a.longterm_pin(p, &mut env);
+    }
+    assert_eq!(env.moves, 16, "SPB 2's 16 free pages, then nothing");
+    assert_eq!(cat(&a, 3), Category::Empty, "no empty SPB opened for a pin");
+    a.check().unwrap();
+}

@@ -47,6 +47,11 @@ impl AllocFlags {
     pub const NOFRAG_TAINTED_OK: AllocFlags = AllocFlags(0x1000);
     /// spb (26): the caller can fall back to a lower order or another path.
     pub const HIGHORDER_OPTIONAL: AllocFlags = AllocFlags(0x2000);
+    /// spb-next (`pin_migrate`): the target of a long-term pin's migration, a movable block
+    /// served from SPBs already tainted (above their reserve) or lost to reservations or holes,
+    /// else from the zone's pin SPB (clean), never from an empty SPB: best effort, the block is
+    /// pinned in place when there is no room.
+    pub const PIN_TARGET: AllocFlags = AllocFlags(0x4000);
     /// Flags that allow allocations below the min watermark.
     pub const RESERVES: AllocFlags = AllocFlags(0x10 | 0x20 | 0x200 | 0x8);
 
@@ -73,7 +78,7 @@ impl AllocFlags {
     }
 
     /// Names of the flag bits (the watermark index is printed separately).
-    const NAMES: [(AllocFlags, &'static str); 12] = [
+    const NAMES: [(AllocFlags, &'static str); 13] = [
         (AllocFlags::NO_WATERMARKS, "NO_WATERMARKS"),
         (AllocFlags::OOM, "OOM"),
         (AllocFlags::NON_BLOCK, "NON_BLOCK"),
@@ -86,6 +91,7 @@ impl AllocFlags {
         (AllocFlags::KSWAPD, "KSWAPD"),
         (AllocFlags::NOFRAG_TAINTED_OK, "NOFRAG_TAINTED_OK"),
         (AllocFlags::HIGHORDER_OPTIONAL, "HIGHORDER_OPTIONAL"),
+        (AllocFlags::PIN_TARGET, "PIN_TARGET"),
     ];
 }
 

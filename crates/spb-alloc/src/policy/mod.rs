@@ -222,6 +222,7 @@ impl Policy {
             Policy::Mainline { .. } => true,
             Policy::Spb(s) => match who {
                 TargetFor::Evacuation => !s.sw.on(SpbSwitch::EvacuateSplitFirst),
+                TargetFor::LongtermPin => false,
                 TargetFor::Contig => {
                     !(s.sw.on(SpbSwitch::ContigSplitFirst) && s.sw.on(SpbSwitch::ContigSplit))
                 }
@@ -335,6 +336,15 @@ impl Policy {
             _ => true,
         }
     }
+    /// Whether a long-term pin of the allocated block at `pfn` of zone `zi` should first move
+    /// the block (spb-next `pin_migrate`): a pin there would keep a region that can still
+    /// become a 1 GiB page from becoming one.
+    pub fn pin_should_migrate(&self, zi: ZoneId, z: &Zone, pfn: Pfn) -> bool {
+        match self {
+            Policy::Spb(s) => s.pin_should_migrate(zi, z, pfn),
+            _ => false,
+        }
+    }
     /// The spb state, if this is the spb policy: read-only inspection for tests and the lab.
     /// The core never calls it (it goes through the hooks below).
     pub fn spb(&self) -> Option<&spb::SpbPolicy> {
@@ -346,6 +356,14 @@ impl Policy {
     fn spb_mut(&mut self) -> Option<&mut spb::SpbPolicy> {
         match self {
             Policy::Spb(s) => Some(s),
+            _ => None,
+        }
+    }
+    /// Exclude SPB `spb` of zone `zi` from every walk (None: no exclusion); returns the
+    /// exclusion before, to be put back.
+    pub(crate) fn exclude(&mut self, e: Option<(u8, u32)>) -> Option<(u8, u32)> {
+        match self {
+            Policy::Spb(s) => core::mem::replace(&mut s.excluded, e),
             _ => None,
         }
     }

@@ -93,6 +93,10 @@ pub struct ZoneState {
     pub(crate) hint: Vec<[u32; 3]>,
     /// SPBs lost to reservations or holes (static unless the zone grows).
     pub(crate) lost: Vec<u32>,
+    /// spb-next `pin_migrate`: the clean SPB that takes long-term pins when no tainted or lost
+    /// SPB has room ([`NIL`]: none yet), so that pins gather in a few clean SPBs instead of
+    /// reaching every one. Chosen fullest first, kept while it has room.
+    pub(crate) pin_spb: u32,
     /// Pageblocks each CPU owns (per-CPU pageblock ownership): (first pfn, listing generation),
     /// visited round-robin by Phase 0.
     ///
@@ -537,6 +541,17 @@ impl SpbPolicy {
     pub fn compaction_spb_ok(&self, z: &Zone, si: usize) -> bool {
         !self.target_reserve_applies(z, si) || self.sw.on(SpbSwitch::CompactFragments)
     }
+    /// spb-next `pin_migrate`: whether a long-term pin of the allocated block at `pfn` of zone
+    /// `zi` should first move it: its SPB is clean, lost to nothing, and not the zone's pin SPB.
+    pub fn pin_should_migrate(&self, zi: crate::zone::ZoneId, z: &Zone, pfn: Pfn) -> bool {
+        let si = z.spb_idx(pfn);
+        let m = &z.spbs[si];
+        self.sw.on(SpbSwitch::PinMigrate)
+            && m.category == Category::Clean
+            && !m.is_lost()
+            && self.zones.get(zi).is_none_or(|s| s.pin_spb != si as u32)
+    }
+
     /// SPB `si` is a tainted one at or below its reserve, and the reserve rule (39) is on.
     fn target_reserve_applies(&self, z: &Zone, si: usize) -> bool {
         let s = &z.spbs[si];
@@ -555,6 +570,7 @@ fn zone_state(z: &Zone) -> ZoneState {
         lost: (0..n as u32)
             .filter(|&i| z.spbs[i as usize].is_pinned() || z.spbs[i as usize].has_hole())
             .collect(),
+        pin_spb: NIL,
         defrag_noop_ns: vec![0; n],
         defrag_queued: vec![false; n],
         defrag_deep: vec![false; n],

@@ -163,6 +163,16 @@ impl SpbPolicy {
         let excl = self.excluded_in(ctx.zone_id);
         let steer = self.sw.on(SpbSwitch::SteerMovableFullest);
         let lost_first = self.sw.on(SpbSwitch::LostFirst);
+        // spb-next `pin_migrate`: a long-term pin's target lives where a pin keeps no 1 GiB
+        // page from being made (tainted SPBs above their reserve, SPBs lost to reservations or
+        // holes), else in the zone's pin SPB, where the pins gather.
+        if flags.contains(AllocFlags::PIN_TARGET) {
+            let p = self
+                .movable_in_tainted(z, order, excl, visited)
+                .or_else(|| self.movable_in_lost(z, ctx, order, excl, visited))
+                .or_else(|| self.movable_in_pin_spb(z, ctx, order, excl, visited));
+            return (p, if p.is_some() { Pass::Pass4 } else { Pass::Fail });
+        }
         // spb-next `movable_best_fit`: the zone's smallest fitting fragment first; with
         // `evacuate_keep_blocks` an evacuation's target takes such a fragment (counted as
         // PASS_4) or nothing.
@@ -200,30 +210,15 @@ impl SpbPolicy {
                 return (Some(p), Pass::Pass1);
             }
         }
-        // Tainted (and lost) SPBs above their reserve.
-        let reserve_on = self.sw.on(SpbSwitch::TaintedReserve);
-        let above = |s: &SpbMeta| !reserve_on || s.pb_free > tainted_reserve(s);
-        if let Some((p, _)) = Self::walk_list(z, Category::Tainted, excl, visited, |z, i| {
-            if above(&z.spbs[i as usize]) {
-                Self::try_spb(z, i, order, mt)
-            } else {
-                None
-            }
-        }) {
+        if let Some(p) = self.movable_in_tainted(z, order, excl, visited) {
             return (Some(p), Pass::Pass4);
         }
         if steer && lost_first {
-            for k in 0..self.zones[ctx.zone_id as usize].lost.len() {
-                let i = self.zones[ctx.zone_id as usize].lost[k];
-                if i == excl || z.spbs[i as usize].category != Category::Clean {
-                    continue;
-                }
-                *visited += 1;
-                if let Some(p) = Self::try_spb(z, i, order, mt) {
-                    return (Some(p), Pass::Pass1);
-                }
+            if let Some(p) = self.movable_in_lost(z, ctx, order, excl, visited) {
+                return (Some(p), Pass::Pass1);
             }
         }
+        let reserve_on = self.sw.on(SpbSwitch::TaintedReserve);
         if !steer {
             // mainline order: the lists of every SPB, lowest address first
             for i in 0..z.spbs.len() as u32 {
@@ -285,6 +280,76 @@ impl SpbPolicy {
         }
         let _ = flags;
         (None, Pass::Fail)
+    }
+
+    /// A movable block from the tainted (and lost) SPBs above their reserve, fullest first.
+    fn movable_in_tainted(
+        &self,
+        z: &mut Zone,
+        order: u8,
+        excl: u32,
+        visited: &mut u32,
+    ) -> Option<Pfn> {
+        let reserve_on = self.sw.on(SpbSwitch::TaintedReserve);
+        let above = |s: &SpbMeta| !reserve_on || s.pb_free > tainted_reserve(s);
+        Self::walk_list(z, Category::Tainted, excl, visited, |z, i| {
+            if above(&z.spbs[i as usize]) {
+                Self::try_spb(z, i, order, MigrateType::Movable)
+            } else {
+                None
+            }
+        })
+        .map(|(p, _)| p)
+    }
+
+    /// A movable block from a clean SPB lost to reservations or holes (`lost_first`'s list).
+    fn movable_in_lost(
+        &self,
+        z: &mut Zone,
+        ctx: &Ctx,
+        order: u8,
+        excl: u32,
+        visited: &mut u32,
+    ) -> Option<Pfn> {
+        for &i in &self.zones[ctx.zone_id as usize].lost {
+            if i == excl || z.spbs[i as usize].category != Category::Clean {
+                continue;
+            }
+            *visited += 1;
+            if let Some(p) = Self::try_spb(z, i, order, MigrateType::Movable) {
+                return Some(p);
+            }
+        }
+        None
+    }
+
+    /// spb-next `pin_migrate`: a movable block from the zone's pin SPB, or, when it has none
+    /// left (or is no longer clean), from the fullest clean SPB that has one, which becomes
+    /// the pin SPB.
+    fn movable_in_pin_spb(
+        &mut self,
+        z: &mut Zone,
+        ctx: &Ctx,
+        order: u8,
+        excl: u32,
+        visited: &mut u32,
+    ) -> Option<Pfn> {
+        let zs = &mut self.zones[ctx.zone_id as usize];
+        let h = zs.pin_spb;
+        if h != NIL && h != excl && z.spbs[h as usize].category == Category::Clean {
+            *visited += 1;
+            if let Some(p) = Self::try_spb(z, h, order, MigrateType::Movable) {
+                return Some(p);
+            }
+        }
+        let (p, i) = Self::walk_list(z, Category::Clean, excl, visited, |z, i| {
+            if z.spbs[i as usize].is_lost() {
+                return None;
+            }
+            Self::try_spb(z, i, order, MigrateType::Movable)
+        })?;
+        self.zones[ctx.zone_id as usize].pin_spb = i;
+        Some(p)
     }
 
     #[allow(clippy::too_many_arguments)]

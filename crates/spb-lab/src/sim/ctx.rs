@@ -55,6 +55,8 @@ pub struct SimStats {
     pub processes_exited: u64,
     pub mmap_enomem: u64,
     pub tmpfs_mounts: u64,
+    /// Pages moved before a long-term pin (spb-next `pin_migrate`).
+    pub pins_migrated: u64,
     pub bg_calls: u64,
     /// Allocation requests by object kind.
     pub allocs_by_kind: [u64; kind::N],
@@ -336,6 +338,17 @@ impl<'a> Ctx<'a> {
                 None
             }
         }
+    }
+
+    /// Take a long-term pin on the page object `id` (`FOLL_LONGTERM`): the allocator may first
+    /// move it out of a clean SPB (spb-next `pin_migrate`; [`Allocator::longterm_pin`]), then
+    /// the object is marked pinned wherever it lives.
+    pub fn pin_longterm(&mut self, id: u32) {
+        let o = self.w.objs[id as usize];
+        if self.a.longterm_pin(o.pfn as spb_alloc::Pfn, &mut *self.w) {
+            self.st.pins_migrated += 1u64 << o.order;
+        }
+        self.w.objs[id as usize].flags |= super::world::flag::PINNED;
     }
 
     /// Beyond vm.dirty_ratio, writers write back the oldest dirty files synchronously.

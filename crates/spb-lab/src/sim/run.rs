@@ -178,6 +178,7 @@ impl Sim {
         put("processes_exited", s.processes_exited);
         put("fault_enomem", s.mmap_enomem);
         put("tmpfs_mounts", s.tmpfs_mounts);
+        put("longterm_pins_migrated", s.pins_migrated);
         put("migrate_moved", w.st.migrate_moved);
         put("migrate_refused_pinned", w.st.migrate_refused);
         put("migrate_dropped_clean_cache", w.st.migrate_dropped);

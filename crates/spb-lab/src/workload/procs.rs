@@ -560,12 +560,12 @@ impl ProcsRt {
             }
             let i = cx.rng.below(len) as usize;
             let id = cx.w.holders[h as usize].pages[i];
-            let o = &mut cx.w.objs[id as usize];
+            let o = cx.w.objs[id as usize];
             if o.flags & flag::PINNED != 0 {
                 tries -= 1;
                 continue;
             }
-            o.flags |= flag::PINNED;
+            cx.pin_longterm(id);
             got += 1u64 << o.order;
             cx.w.holders[h as usize].refs.push(id);
         }
