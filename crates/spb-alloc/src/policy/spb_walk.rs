@@ -165,11 +165,12 @@ impl SpbPolicy {
         let lost_first = self.sw.on(SpbSwitch::LostFirst);
         // spb-next `pin_migrate`: a long-term pin's target lives where a pin keeps no 1 GiB
         // page from being made (tainted SPBs above their reserve, SPBs lost to reservations or
-        // holes), else in the zone's pin SPB, where the pins gather.
+        // holes), else in the zone's pin SPB, where the pins gather; below the pageblock order
+        // it never splits a free pageblock (the ones THP faults and the high-order supply need).
         if flags.contains(AllocFlags::PIN_TARGET) {
             let p = self
-                .movable_in_tainted(z, order, excl, visited)
-                .or_else(|| self.movable_in_lost(z, ctx, order, excl, visited))
+                .movable_in_tainted(z, order, excl, visited, true)
+                .or_else(|| self.movable_in_lost(z, ctx, order, excl, visited, true))
                 .or_else(|| self.movable_in_pin_spb(z, ctx, order, excl, visited));
             return (p, if p.is_some() { Pass::Pass4 } else { Pass::Fail });
         }
@@ -210,11 +211,11 @@ impl SpbPolicy {
                 return (Some(p), Pass::Pass1);
             }
         }
-        if let Some(p) = self.movable_in_tainted(z, order, excl, visited) {
+        if let Some(p) = self.movable_in_tainted(z, order, excl, visited, false) {
             return (Some(p), Pass::Pass4);
         }
         if steer && lost_first {
-            if let Some(p) = self.movable_in_lost(z, ctx, order, excl, visited) {
+            if let Some(p) = self.movable_in_lost(z, ctx, order, excl, visited, false) {
                 return (Some(p), Pass::Pass1);
             }
         }
@@ -282,18 +283,30 @@ impl SpbPolicy {
         (None, Pass::Fail)
     }
 
-    /// A movable block from the tainted (and lost) SPBs above their reserve, fullest first.
+    /// Whether SPB `i` has a free movable block for `order` that is not a piece of a free
+    /// pageblock (always, for a request of pageblock order or more).
+    fn fragment_fits(z: &Zone, i: u32, order: u8) -> bool {
+        let pbo = z.geo.pageblock_order;
+        order >= pbo
+            || z.areas[i as usize]
+                .smallest_from(order as usize, MigrateType::Movable.idx())
+                .is_some_and(|o| o < pbo as usize)
+    }
+
+    /// A movable block from the tainted (and lost) SPBs above their reserve, fullest first
+    /// (`fragments`: only where [`Self::fragment_fits`]).
     fn movable_in_tainted(
         &self,
         z: &mut Zone,
         order: u8,
         excl: u32,
         visited: &mut u32,
+        fragments: bool,
     ) -> Option<Pfn> {
         let reserve_on = self.sw.on(SpbSwitch::TaintedReserve);
         let above = |s: &SpbMeta| !reserve_on || s.pb_free > tainted_reserve(s);
         Self::walk_list(z, Category::Tainted, excl, visited, |z, i| {
-            if above(&z.spbs[i as usize]) {
+            if above(&z.spbs[i as usize]) && (!fragments || Self::fragment_fits(z, i, order)) {
                 Self::try_spb(z, i, order, MigrateType::Movable)
             } else {
                 None
@@ -302,7 +315,8 @@ impl SpbPolicy {
         .map(|(p, _)| p)
     }
 
-    /// A movable block from a clean SPB lost to reservations or holes (`lost_first`'s list).
+    /// A movable block from a clean SPB lost to reservations or holes (`lost_first`'s list;
+    /// `fragments`: only where [`Self::fragment_fits`]).
     fn movable_in_lost(
         &self,
         z: &mut Zone,
@@ -310,9 +324,13 @@ impl SpbPolicy {
         order: u8,
         excl: u32,
         visited: &mut u32,
+        fragments: bool,
     ) -> Option<Pfn> {
         for &i in &self.zones[ctx.zone_id as usize].lost {
-            if i == excl || z.spbs[i as usize].category != Category::Clean {
+            if i == excl
+                || z.spbs[i as usize].category != Category::Clean
+                || (fragments && !Self::fragment_fits(z, i, order))
+            {
                 continue;
             }
             *visited += 1;
@@ -323,9 +341,9 @@ impl SpbPolicy {
         None
     }
 
-    /// spb-next `pin_migrate`: a movable block from the zone's pin SPB, or, when it has none
-    /// left (or is no longer clean), from the fullest clean SPB that has one, which becomes
-    /// the pin SPB.
+    /// spb-next `pin_migrate`: a movable block ([`Self::fragment_fits`]) from the zone's pin
+    /// SPB, or, when it has none left (or is no longer clean), from the fullest clean SPB that
+    /// has one, which becomes the pin SPB.
     fn movable_in_pin_spb(
         &mut self,
         z: &mut Zone,
@@ -336,14 +354,18 @@ impl SpbPolicy {
     ) -> Option<Pfn> {
         let zs = &mut self.zones[ctx.zone_id as usize];
         let h = zs.pin_spb;
-        if h != NIL && h != excl && z.spbs[h as usize].category == Category::Clean {
+        if h != NIL
+            && h != excl
+            && z.spbs[h as usize].category == Category::Clean
+            && Self::fragment_fits(z, h, order)
+        {
             *visited += 1;
             if let Some(p) = Self::try_spb(z, h, order, MigrateType::Movable) {
                 return Some(p);
             }
         }
         let (p, i) = Self::walk_list(z, Category::Clean, excl, visited, |z, i| {
-            if z.spbs[i as usize].is_lost() {
+            if z.spbs[i as usize].is_lost() || !Self::fragment_fits(z, i, order) {
                 return None;
             }
             Self::try_spb(z, i, order, MigrateType::Movable)
