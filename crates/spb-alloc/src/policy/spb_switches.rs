@@ -95,6 +95,7 @@ pub const NEXT_SWITCHES: &[SpbSwitch] = &[
     SpbSwitch::EvacuateSplitFirst,
     SpbSwitch::EvacuateNoReclaim,
     SpbSwitch::ContigFitReserves,
+    SpbSwitch::PinMigrate,
 ];
 /// spb-next's ideas that did not help where measured (docs/spb-next.md): off in both
 /// policies, available with `-on:`.
@@ -111,7 +112,6 @@ pub const NEXT_OFF_SWITCHES: &[SpbSwitch] = &[
     SpbSwitch::ContigSplitFirst,
     SpbSwitch::EvacuateAnyOrder,
     SpbSwitch::EvacuateKeepBlocks,
-    SpbSwitch::PinMigrate,
 ];
 
 /// A set of switches (bit i = switch i on).
