@@ -31,6 +31,9 @@ pub struct Counters {
     pub drains: u64,
     pub background_runs: u64,
     pub checks: u64,
+    /// Long-term pins taken, and of them the ones that moved their block first.
+    pub pins: u64,
+    pub pins_moved: u64,
 }
 
 impl Counters {
@@ -52,7 +55,11 @@ impl Counters {
             drains,
             background_runs,
             checks,
+            pins,
+            pins_moved,
         } = *o;
+        self.pins += pins;
+        self.pins_moved += pins_moved;
         self.ops += ops;
         self.allocs += allocs;
         self.alloc_fail += alloc_fail;
@@ -348,6 +355,21 @@ impl Harness {
                 }
                 self.m.remove(p);
                 self.c.frees += 1;
+            }
+            Op::LongtermPin { pick } => {
+                let Some((p, b)) = self.m.pick(pick) else {
+                    return Ok(());
+                };
+                let moved = self.a.longterm_pin(p, &mut ModelEnv { m: &mut self.m });
+                self.tr(|| format!("a.longterm_pin({p:#x}, &mut env) = {moved}"));
+                self.c.pins += 1;
+                self.c.pins_moved += moved as u64;
+                // moved: the model saw the migration (or the drop); else the block is where it was
+                if !moved && self.m.live.get(&p) != Some(&b) {
+                    return self.fail(format!(
+                        "longterm_pin of {p:#x} moved nothing but the block changed"
+                    ));
+                }
             }
             Op::FreeOther {
                 how,

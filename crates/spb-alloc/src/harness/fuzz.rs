@@ -165,7 +165,15 @@ pub(crate) fn decode_op(u: &mut Bytes, geo: Geometry, nz: u8, limit: Pfn) -> Op 
                 daemon: u.u8().is_multiple_of(2),
             }
         }
-        25 => Op::Drain,
+        25 => {
+            if u.u8().is_multiple_of(2) {
+                Op::Drain
+            } else {
+                Op::LongtermPin {
+                    pick: u.u16() as u64,
+                }
+            }
+        }
         26 | 27 => Op::Background {
             step_ns: [0, 1_000_000, 100_000_000, 600_000_000, 2_000_000_000][u.u8() as usize % 5],
         },

@@ -55,6 +55,9 @@ pub enum Op {
         mt: u8,
         daemon: bool,
     },
+    /// `longterm_pin` of a live block: it may move (spb-next `pin_migrate`), through the model's
+    /// migration callback, and stays live either way.
+    LongtermPin { pick: u64 },
     /// `drain_all_pcp`.
     Drain,
     /// Advance the virtual clock and run `background` (kswapd, kcompactd, spb evacuation).
@@ -155,7 +158,8 @@ pub(crate) fn soak_op(rng: &mut Pcg64, geo: Geometry, nz: u8, limit: Pfn, nr_cpu
             mt: rng.gen(),
             daemon: rng.gen(),
         },
-        955..=964 => Op::Drain,
+        955..=959 => Op::Drain,
+        960..=964 => Op::LongtermPin { pick: rng.gen() },
         965..=984 => Op::Background {
             step_ns: [1_000_000, 50_000_000, 250_000_000, 1_000_000_000][rng.gen_range(0..4)],
         },

@@ -68,6 +68,7 @@ impl fmt::Display for SoakReport {
             c.allocs, c.alloc_fail, c.frees, c.splits, c.alloc_at, c.rejected
         )?;
         writeln!(f, "  contig ok {} failed {}  compactions {}  grows {} ({} pages)  drains {}  background {}", c.contig_ok, c.contig_fail, c.compactions, c.grows, c.grown_pages, c.drains, c.background_runs)?;
+        writeln!(f, "  long-term pins {} (moved {})", c.pins, c.pins_moved)?;
         write!(
             f,
             "  embedder: migrations {}  reclaimed pages {}  oom kills {}",
