@@ -1629,3 +1629,56 @@ fn pin_migrate_switch() {
     assert_eq!(cat(&a, 3), Category::Empty, "no empty SPB opened for a pin");
     a.check().unwrap();
 }
+
+#[test]
+fn evacuate_keep_band_switch() {
+    // evacuate_keep_blocks_switch's set-up, with SPB 2 given back either whole (16 free
+    // pageblocks, more than the supply's band of 1) or one pageblock only (the band). With
+    // `evacuate_keep_band` the defrag's targets split a free pageblock in the first case and
+    // take the four fragments only in the second (which splits without the switch).
+    for (whole_spb, band, split_expected) in [
+        (true, true, true),
+        (false, true, false),
+        (false, false, true),
+    ] {
+        let mut sw = on();
+        sw.set(SpbSwitch::EvacuateKeepBand, band);
+        let mut a = alloc_with(3, sw, false, None);
+        let b = base(&a, 0);
+        for off in 0..SPB {
+            let gfp = if off < PB - 1 {
+                Gfp::KERNEL
+            } else if off >= PB {
+                Gfp::HIGHUSER_MOVABLE
+            } else {
+                continue;
+            };
+            a.alloc_at(b + off, 0, gfp, (b + off) as u32).unwrap();
+        }
+        fill(&mut a, 1, false, |off| off % 32 == 5);
+        fill(&mut a, 2, false, |_| false);
+        let p = a
+            .alloc(AllocRequest::new(0, Gfp::KERNEL), &mut NoEnv)
+            .unwrap();
+        assert_eq!(spb_of(&a, p), 0);
+        let b2 = base(&a, 2);
+        let give_back = if whole_spb { SPB } else { PB };
+        for q in b2..b2 + give_back {
+            a.free(q, 0, 0).unwrap();
+        }
+        let before = u64::from(a.zones()[0].spbs()[2].pb_free());
+        let mut env = TrackEnv::default();
+        for t in 1..8 {
+            a.background(t * 1_000_000_000, &mut env);
+        }
+        let after = u64::from(a.zones()[0].spbs()[2].pb_free());
+        if split_expected {
+            assert!(env.moves > 4, "past the fragments: {}", env.moves);
+            assert!(after < before, "a free pageblock of SPB 2 was split");
+        } else {
+            assert_eq!(env.moves, 4, "the four fragments, then no target");
+            assert_eq!(after, before, "the band's pageblock is kept whole");
+        }
+        a.check().unwrap();
+    }
+}

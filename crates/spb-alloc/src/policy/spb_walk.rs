@@ -176,8 +176,13 @@ impl SpbPolicy {
         }
         // spb-next `movable_best_fit`: the zone's smallest fitting fragment first; with
         // `evacuate_keep_blocks` an evacuation's target takes such a fragment (counted as
-        // PASS_4) or nothing.
-        let keep_blocks = self.excluded.is_some() && self.sw.on(SpbSwitch::EvacuateKeepBlocks);
+        // PASS_4) or nothing; with `evacuate_keep_band` only while the zone has no more free
+        // pageblocks than the high-order supply keeps.
+        let keep_blocks = self.excluded.is_some()
+            && (self.sw.on(SpbSwitch::EvacuateKeepBlocks)
+                || (self.sw.on(SpbSwitch::EvacuateKeepBand)
+                    && super::spb_highorder::free_pageblocks(z)
+                        <= super::spb_highorder::supply_target(z)));
         if keep_blocks || self.sw.on(SpbSwitch::MovableBestFit) {
             let reserve_on = self.sw.on(SpbSwitch::TaintedReserve);
             if let Some(i) = super::spb_fit::best_fit_spb(z, order, excl, reserve_on) {
