@@ -366,3 +366,66 @@ fn a_slow_path_evacuations_target_reclaim_is_counted_as_its_own_stall_cause() {
         a.check().unwrap();
     }
 }
+
+#[test]
+fn supply_keep_blocks_never_splits_a_free_pageblock_to_make_one() {
+    // watermark_scale_factor 10 % of 768 pages: the supply keeps 2 free pageblocks. SPBs 0-1:
+    // every other page free, pageblock 3 the cheapest (8 movable pages); SPB 2: full but for its
+    // last pageblock, given back after a light THP fault found no free pageblock and queued the
+    // supply. The supply evacuates pageblock 3: without the switch its targets split the free
+    // pageblock of SPB 2 (the fullest clean SPB), which the supply must then evacuate too; with
+    // it they take the scattered free pages.
+    for keep in [false, true] {
+        let mut sw = SpbSwitches::next_on();
+        sw.set(SpbSwitch::SupplyKeepBlocks, keep);
+        let s = PB32.spb_pages();
+        let layout = MemoryLayout {
+            geometry: PB32,
+            zones: vec![ZoneSpec::plain(
+                ZoneKind::Normal,
+                PfnRange::new(s, s + 3 * s),
+            )],
+        };
+        let mut c = Config {
+            policy: PolicyConfig {
+                kind: PolicyKind::SpbNext,
+                spb: sw,
+            },
+            ..quiet(PolicyKind::SpbNext)
+        };
+        c.watermarks.watermark_scale_factor = 1000;
+        let mut a = Allocator::new(&layout, c).unwrap();
+        let mut env = TrackEnv::default();
+        fill(&mut a, &mut env, 24, |pb, off| match pb {
+            3 => !off.is_multiple_of(4),
+            0..16 => off % 2 == 1,
+            _ => false,
+        });
+        let light = Gfp::TRANSHUGE_LIGHT.with(Gfp::NORETRY);
+        assert!(a.alloc(AllocRequest::new(5, light), &mut env).is_err());
+        for off in 0..PB {
+            let p = pb_base(23) + off;
+            a.free(p, 0, 0).unwrap();
+            env.loc.remove(&(p as u32));
+        }
+        assert_eq!(a.zones()[0].spbs()[2].pb_free(), 1);
+        a.background(1_000_000_000, &mut env);
+        if keep {
+            assert_eq!(
+                a.pages_migrated(),
+                8,
+                "pageblock 3's 8 pages, into fragments"
+            );
+            assert_eq!(a.zones()[0].spbs()[0].pb_free(), 1, "pageblock 3 is free");
+            assert_eq!(
+                a.zones()[0].spbs()[2].pb_free(),
+                1,
+                "SPB 2's pageblock untouched"
+            );
+        } else {
+            // the 8 pages split SPB 2's free pageblock, which the supply then evacuates again
+            assert_eq!(a.pages_migrated(), 16, "the same 8 pages moved twice");
+        }
+        a.check().unwrap();
+    }
+}

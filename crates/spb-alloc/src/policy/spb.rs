@@ -135,6 +135,9 @@ pub struct SpbPolicy {
     pub(crate) zones: Vec<ZoneState>,
     /// SPB excluded from every walk while it is being evacuated: (zone, spb).
     pub(crate) excluded: Option<(u8, u32)>,
+    /// The evacuation running now is the high-order supply's (it is to make a free pageblock;
+    /// spb-next `supply_keep_blocks`).
+    pub(crate) making_pageblock: bool,
     /// The SPB whose defrag run is running now: (zone, spb). Its `defrag_queued` flag stays set
     /// while it runs (the run is taken off the queue first), so the checker accepts it.
     pub(crate) defrag_running: Option<(u8, u32)>,
@@ -189,6 +192,7 @@ impl SpbPolicy {
             sw,
             zones: Vec::new(),
             excluded: None,
+            making_pageblock: false,
             defrag_running: None,
             work: Vec::new(),
             walks: WalkHistogram::default(),

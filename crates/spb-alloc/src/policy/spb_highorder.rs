@@ -251,7 +251,15 @@ fn evacuate_cheapest<C: Core>(c: &mut C, zi: ZoneId, env: &mut dyn Env) -> u64 {
     let Some(b) = cheapest_block(z, excluded, evacuation_fit(c, z)) else {
         return 0;
     };
+    // spb-next `supply_keep_blocks`: this evacuation is to make a free pageblock, so its
+    // targets never split one
+    if let Some(s) = c.policy_mut().spb_mut() {
+        s.making_pageblock = true;
+    }
     let moved = super::spb_work::evacuate_block(c, zi, b, env);
+    if let Some(s) = c.policy_mut().spb_mut() {
+        s.making_pageblock = false;
+    }
     c.vm().inc(Vm::SpbEvacuateRuns);
     c.vm().add(Vm::SpbEvacuatePagesMoved, moved);
     moved

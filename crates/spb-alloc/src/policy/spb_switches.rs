@@ -77,6 +77,7 @@ switches! {
     EvacuateKeepBlocks => "evacuate_keep_blocks", "next", "a migration target of the policy's evacuations never splits a free block of pageblock order or more: it takes the smallest fitting free movable block below a pageblock (clean SPBs, tainted ones above their reserve), else the move fails (then evacuate_split splits the folio, or the evacuation stops), so the free pageblocks that THP faults and 1 GiB pages need are not broken to move movable memory out of tainted SPBs";
     PinMigrate => "pin_migrate", "next", "a long-term pin (the embedder's FOLL_LONGTERM) of a movable block in a clean SPB first migrates the block to a page allocated without __GFP_MOVABLE inside a tainted SPB, as the kernel migrates folios out of ZONE_MOVABLE and CMA before it pins them: a pinned page then never keeps a clean SPB from becoming a 1 GiB page; with no room there (no reclaim, no fresh SPB tainted for it) the block is pinned in place";
     EvacuateKeepBand => "evacuate_keep_band", "next", "evacuate_keep_blocks's rule only while the zone holds no more free pageblocks than the high-order supply keeps (the gap between its low and high watermarks): above that band an evacuation's target may split a free pageblock as before, at or below it the free pageblocks are left to THP faults and 1 GiB pages";
+    SupplyKeepBlocks => "supply_keep_blocks", "next", "evacuate_keep_blocks's rule for the high-order supply's own evacuations (highorder_supply, highorder_evacuate): an evacuation run to make a free pageblock never splits another one for its targets (it takes fragments or stops), while the evacuations that make room for non-movable growth keep the normal targets";
 }
 
 /// The switches that are spb-next's own ideas and on in `spb-next` (off in `spb`).
@@ -114,6 +115,7 @@ pub const NEXT_OFF_SWITCHES: &[SpbSwitch] = &[
     SpbSwitch::EvacuateAnyOrder,
     SpbSwitch::EvacuateKeepBlocks,
     SpbSwitch::EvacuateKeepBand,
+    SpbSwitch::SupplyKeepBlocks,
 ];
 
 /// A set of switches (bit i = switch i on).

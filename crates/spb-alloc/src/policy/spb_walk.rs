@@ -177,9 +177,11 @@ impl SpbPolicy {
         // spb-next `movable_best_fit`: the zone's smallest fitting fragment first; with
         // `evacuate_keep_blocks` an evacuation's target takes such a fragment (counted as
         // PASS_4) or nothing; with `evacuate_keep_band` only while the zone has no more free
-        // pageblocks than the high-order supply keeps.
+        // pageblocks than the high-order supply keeps; with `supply_keep_blocks` when the
+        // evacuation is the supply's own (to make a free pageblock).
         let keep_blocks = self.excluded.is_some()
             && (self.sw.on(SpbSwitch::EvacuateKeepBlocks)
+                || (self.making_pageblock && self.sw.on(SpbSwitch::SupplyKeepBlocks))
                 || (self.sw.on(SpbSwitch::EvacuateKeepBand)
                     && super::spb_highorder::free_pageblocks(z)
                         <= super::spb_highorder::supply_target(z)));
