@@ -20,10 +20,12 @@ impl Allocator {
     /// The embedder is about to take a long-term pin on the allocated movable block at `pfn`.
     /// If the policy keeps long-term pins out of the block's SPB
     /// ([`crate::policy::Policy::pin_should_migrate`]), the block is migrated first through
-    /// [`Env::migrate`] to a page allocated without `__GFP_MOVABLE` inside an SPB that is
-    /// already tainted: from the free lists only (low watermark, no reclaim, never opening
-    /// an empty or clean SPB). Returns whether the block moved; when it did not (no policy
-    /// rule, no room, or the embedder refused), the embedder pins it where it is.
+    /// [`Env::migrate`] to a movable block where a pin costs the fewest 1 GiB pages: a tainted
+    /// SPB above its reserve, an SPB lost to reservations or holes, else the zone's pin SPB
+    /// (the fullest clean SPB with room; never an empty SPB, nor the block's own), from the
+    /// free lists only (low watermark, no reclaim; below the pageblock order never a piece of a
+    /// free pageblock). Returns whether the block moved; when it did not (no policy rule, no
+    /// room, or the embedder refused), the embedder pins it where it is.
     ///
     /// A pin is not an allocation request: its work is not added to
     /// [`Allocator::take_request_cost`]; the pages it moves count in `pgmigrate_success` and

@@ -96,6 +96,9 @@ pub struct ZoneState {
     /// spb-next `pin_migrate`: the clean SPB that takes long-term pins when no tainted or lost
     /// SPB has room ([`NIL`]: none yet), so that pins gather in a few clean SPBs instead of
     /// reaching every one. Chosen fullest first, kept while it has room.
+    ///
+    /// # Invariants
+    /// - [`NIL`] or the index of one of the zone's SPBs.
     pub(crate) pin_spb: u32,
     /// Pageblocks each CPU owns (per-CPU pageblock ownership): (first pfn, listing generation),
     /// visited round-robin by Phase 0.
@@ -137,6 +140,9 @@ pub struct SpbPolicy {
     pub(crate) excluded: Option<(u8, u32)>,
     /// The evacuation running now is the high-order supply's (it is to make a free pageblock;
     /// spb-next `supply_keep_blocks`).
+    ///
+    /// # Invariants
+    /// - false outside that evacuation (set and cleared around it).
     pub(crate) making_pageblock: bool,
     /// The SPB whose defrag run is running now: (zone, spb). Its `defrag_queued` flag stays set
     /// while it runs (the run is taken off the queue first), so the checker accepts it.

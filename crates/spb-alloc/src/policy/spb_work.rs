@@ -534,9 +534,15 @@ fn evacuate_for_order<C: Core>(
 }
 
 impl super::spb::SpbPolicy {
-    /// Policy-level invariants: hints name real SPBs; queued flags match the queue (or the defrag
-    /// run now running); THP moves are paid for.
+    /// Policy-level invariants: hints (and the pin SPB) name real SPBs; queued flags match the
+    /// queue (or the defrag run now running); THP moves are paid for; no evacuation is marked as
+    /// the supply's between calls.
     pub(crate) fn check(&self, zones: &[Zone]) -> Result<(), crate::check::InvariantViolation> {
+        if self.making_pageblock {
+            return Err(crate::check::InvariantViolation(
+                "spb: an evacuation is still marked as the high-order supply's".into(),
+            ));
+        }
         for (zi, zs) in self.zones.iter().enumerate() {
             let n = zones[zi].spbs.len();
             if zs.defrag_queued.len() != n || zs.defrag_noop_ns.len() != n {
@@ -556,7 +562,12 @@ impl super::spb::SpbPolicy {
                     paid_for
                 )));
             }
-            for h in zs.hint.iter().flatten() {
+            for h in zs
+                .hint
+                .iter()
+                .flatten()
+                .chain(core::iter::once(&zs.pin_spb))
+            {
                 if *h != crate::page::NIL && *h as usize >= n {
                     return Err(crate::check::InvariantViolation(alloc::format!(
                         "spb: zone {} hint names SPB {} of {}",
