@@ -359,8 +359,7 @@ impl SpbPolicy {
         excl: u32,
         visited: &mut u32,
     ) -> Option<Pfn> {
-        let zs = &mut self.zones[ctx.zone_id as usize];
-        let h = zs.pin_spb;
+        let h = self.zones[ctx.zone_id as usize].pin_spb;
         if h != NIL
             && h != excl
             && z.spbs[h as usize].category == Category::Clean
