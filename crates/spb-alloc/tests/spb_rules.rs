@@ -1523,6 +1523,36 @@ fn kswapd_movable_free_leaves_non_movable_free_lists_out_of_the_balance() {
     }
 }
 
+/// The set-up of the evacuation-target tests: SPB 0 tainted (pageblock 0 unmovable, the
+/// other pageblocks movable base pages), SPB 1 full of movable pages but for four single free
+/// pages (fragments), SPB 2 full while a kernel request takes SPB 0's last free page and starts
+/// its defrag, then its first `give_back` pages freed.
+fn defrag_with_fragments(sw: SpbSwitches, give_back: u64) -> Allocator {
+    let mut a = alloc_with(3, sw, false, None);
+    let b = base(&a, 0);
+    for off in 0..SPB {
+        let gfp = if off < PB - 1 {
+            Gfp::KERNEL
+        } else if off >= PB {
+            Gfp::HIGHUSER_MOVABLE
+        } else {
+            continue;
+        };
+        a.alloc_at(b + off, 0, gfp, (b + off) as u32).unwrap();
+    }
+    fill(&mut a, 1, false, |off| off % 32 == 5);
+    fill(&mut a, 2, false, |_| false);
+    let p = a
+        .alloc(AllocRequest::new(0, Gfp::KERNEL), &mut NoEnv)
+        .unwrap();
+    assert_eq!(spb_of(&a, p), 0);
+    let b2 = base(&a, 2);
+    for q in b2..b2 + give_back {
+        a.free(q, 0, 0).unwrap();
+    }
+    a
+}
+
 #[test]
 fn evacuate_keep_blocks_switch() {
     // SPB 0 tainted: pageblock 0 holds unmovable pages, the other pageblocks movable base
@@ -1535,28 +1565,7 @@ fn evacuate_keep_blocks_switch() {
         (false, on()),
         (true, on().with(SpbSwitch::EvacuateKeepBlocks)),
     ] {
-        let mut a = alloc_with(3, sw, false, None);
-        let b = base(&a, 0);
-        for off in 0..SPB {
-            let gfp = if off < PB - 1 {
-                Gfp::KERNEL
-            } else if off >= PB {
-                Gfp::HIGHUSER_MOVABLE
-            } else {
-                continue;
-            };
-            a.alloc_at(b + off, 0, gfp, (b + off) as u32).unwrap();
-        }
-        fill(&mut a, 1, false, |off| off % 32 == 5);
-        fill(&mut a, 2, false, |_| false);
-        let p = a
-            .alloc(AllocRequest::new(0, Gfp::KERNEL), &mut NoEnv)
-            .unwrap();
-        assert_eq!(spb_of(&a, p), 0);
-        let b2 = base(&a, 2);
-        for q in b2..b2 + SPB {
-            a.free(q, 0, 0).unwrap();
-        }
+        let mut a = defrag_with_fragments(sw, SPB);
         let mut env = TrackEnv::default();
         for t in 1..8 {
             a.background(t * 1_000_000_000, &mut env);
@@ -1643,29 +1652,7 @@ fn evacuate_keep_band_switch() {
     ] {
         let mut sw = on();
         sw.set(SpbSwitch::EvacuateKeepBand, band);
-        let mut a = alloc_with(3, sw, false, None);
-        let b = base(&a, 0);
-        for off in 0..SPB {
-            let gfp = if off < PB - 1 {
-                Gfp::KERNEL
-            } else if off >= PB {
-                Gfp::HIGHUSER_MOVABLE
-            } else {
-                continue;
-            };
-            a.alloc_at(b + off, 0, gfp, (b + off) as u32).unwrap();
-        }
-        fill(&mut a, 1, false, |off| off % 32 == 5);
-        fill(&mut a, 2, false, |_| false);
-        let p = a
-            .alloc(AllocRequest::new(0, Gfp::KERNEL), &mut NoEnv)
-            .unwrap();
-        assert_eq!(spb_of(&a, p), 0);
-        let b2 = base(&a, 2);
-        let give_back = if whole_spb { SPB } else { PB };
-        for q in b2..b2 + give_back {
-            a.free(q, 0, 0).unwrap();
-        }
+        let mut a = defrag_with_fragments(sw, if whole_spb { SPB } else { PB });
         let before = u64::from(a.zones()[0].spbs()[2].pb_free());
         let mut env = TrackEnv::default();
         for t in 1..8 {
