@@ -46,6 +46,7 @@ pub fn policy_ctx<'a>(
         ev,
         boost_factor: 0,
         no_boost: true,
+        boost_movable_only: false,
         zone_id: 0,
         now_ns: 0,
     }

@@ -1669,3 +1669,53 @@ fn evacuate_keep_band_switch() {
         a.check().unwrap();
     }
 }
+
+#[test]
+fn boost_movable_switch() {
+    // With no_watermark_boost (spb's default), `boost_movable` boosts after the fallback of a
+    // movable request and still not after a non-movable request's claim.
+    for (boost_movable, kernel_boosts, movable_boosts) in
+        [(false, false, false), (true, false, true)]
+    {
+        let mut sw = on().without(SpbSwitch::CrossBorrow);
+        sw.set(SpbSwitch::BoostMovable, boost_movable);
+        let config = |min: Option<u64>| {
+            let mut c = Config {
+                policy: PolicyConfig {
+                    kind: PolicyKind::Spb,
+                    spb: sw,
+                },
+                pcp: false,
+                ..cfg(PolicyKind::Spb)
+            };
+            c.watermarks.min_free_kbytes = min;
+            c
+        };
+        // a kernel request steals from a movable pageblock (as in no_watermark_boost_switch)
+        let mut a = Allocator::new(&tiny(9), config(None)).unwrap();
+        fill(&mut a, 0, true, |off| off % 8 >= 5);
+        a.alloc(AllocRequest::new(0, Gfp::KERNEL), &mut NoEnv)
+            .unwrap();
+        assert_eq!(a.zones()[0].watermark_boost() > 0, kernel_boosts);
+        // a movable order-1 request (a claim: order >= half the pageblock order, as the
+        // kernel's boost is only on the claim path) whose only free pages lie in the unmovable
+        // pageblock a kernel page claimed
+        let mut a = Allocator::new(&tiny(9), config(Some(0))).unwrap();
+        let k = a
+            .alloc(AllocRequest::new(0, Gfp::KERNEL), &mut NoEnv)
+            .unwrap();
+        let kb = k & !(PB - 1);
+        for spb in 0..9 {
+            let b = base(&a, spb);
+            for q in (b..b + SPB).filter(|q| !(kb..kb + PB).contains(q)) {
+                a.alloc_at(q, 0, Gfp::HIGHUSER_MOVABLE, q as u32).unwrap();
+            }
+        }
+        let p = a
+            .alloc(AllocRequest::new(1, Gfp::HIGHUSER_MOVABLE), &mut NoEnv)
+            .unwrap();
+        assert!((kb..kb + PB).contains(&p), "from the unmovable pageblock");
+        assert_eq!(a.zones()[0].watermark_boost() > 0, movable_boosts);
+        a.check().unwrap();
+    }
+}

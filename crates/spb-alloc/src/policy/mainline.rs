@@ -52,10 +52,13 @@ pub fn should_try_claim_block(z: &Zone, order: u8, start: MigrateType) -> bool {
         || start == MigrateType::Reclaimable
 }
 
-/// Raise the watermark boost after a sub-pageblock fallback (boost_watermark). Returns whether
-/// it boosted.
-pub fn boost_watermark(z: &mut Zone, ctx: &mut Ctx) -> bool {
-    if ctx.boost_factor == 0 || ctx.no_boost {
+/// Raise the watermark boost after a sub-pageblock fallback of a `start_type` request
+/// (boost_watermark). Returns whether it boosted.
+pub fn boost_watermark(z: &mut Zone, ctx: &mut Ctx, start_type: MigrateType) -> bool {
+    if ctx.boost_factor == 0
+        || ctx.no_boost
+        || (ctx.boost_movable_only && start_type != MigrateType::Movable)
+    {
         return false;
     }
     let pbp = z.pbp();
@@ -94,7 +97,7 @@ pub fn try_to_claim_block(
         let p = z.expand(pfn, order, current_order, start_type);
         return Some(p);
     }
-    if boost_watermark(z, ctx) && flags.contains(AllocFlags::KSWAPD) {
+    if boost_watermark(z, ctx, start_type) && flags.contains(AllocFlags::KSWAPD) {
         z.boosted = true;
     }
     if !z.pb_in_zone(pfn) {

@@ -148,6 +148,9 @@ pub struct Ctx<'a> {
     pub(crate) boost_factor: u64,
     /// Watermark boosting disabled (spb patch 05).
     pub(crate) no_boost: bool,
+    /// Watermark boosting only after the fallbacks of movable requests (spb-next
+    /// `boost_movable`).
+    pub(crate) boost_movable_only: bool,
     pub(crate) zone_id: u8,
     pub(crate) now_ns: u64,
 }
@@ -245,7 +248,19 @@ impl Policy {
     pub fn no_boost(&self) -> bool {
         match self {
             Policy::Mainline { .. } => false,
-            Policy::Spb(s) => s.sw.on(SpbSwitch::NoWatermarkBoost),
+            Policy::Spb(s) => {
+                s.sw.on(SpbSwitch::NoWatermarkBoost) && !s.sw.on(SpbSwitch::BoostMovable)
+            }
+        }
+    }
+    /// spb-next `boost_movable`: with `no_watermark_boost`, boosting stays on for the fallbacks
+    /// of movable requests only.
+    pub fn boost_movable_only(&self) -> bool {
+        match self {
+            Policy::Mainline { .. } => false,
+            Policy::Spb(s) => {
+                s.sw.on(SpbSwitch::NoWatermarkBoost) && s.sw.on(SpbSwitch::BoostMovable)
+            }
         }
     }
     /// Slow-path flag adjustments on top of gfp_to_alloc_flags.

@@ -78,6 +78,7 @@ switches! {
     PinMigrate => "pin_migrate", "next", "a long-term pin (the embedder's FOLL_LONGTERM) of a movable block in a clean SPB first migrates the block to a page allocated without __GFP_MOVABLE inside a tainted SPB, as the kernel migrates folios out of ZONE_MOVABLE and CMA before it pins them: a pinned page then never keeps a clean SPB from becoming a 1 GiB page; with no room there (no reclaim, no fresh SPB tainted for it) the block is pinned in place";
     EvacuateKeepBand => "evacuate_keep_band", "next", "evacuate_keep_blocks's rule only while the zone holds no more free pageblocks than the high-order supply keeps (the gap between its low and high watermarks): above that band an evacuation's target may split a free pageblock as before, at or below it the free pageblocks are left to THP faults and 1 GiB pages";
     SupplyKeepBlocks => "supply_keep_blocks", "next", "evacuate_keep_blocks's rule for the high-order supply's own evacuations (highorder_supply, highorder_evacuate): an evacuation run to make a free pageblock never splits another one for its targets (it takes fragments or stops), while the evacuations that make room for non-movable growth keep the normal targets";
+    BoostMovable => "boost_movable", "next", "with no_watermark_boost, watermark boosting stays on after the fallbacks of movable requests (a movable allocation stealing from another type's pageblock: the kernel's boost, which makes kswapd reclaim to undo fragmentation), and stays off after the claims of non-movable requests, which the series makes on purpose inside tainted SPBs";
 }
 
 /// The switches that are spb-next's own ideas and on in `spb-next` (off in `spb`).
@@ -116,6 +117,7 @@ pub const NEXT_OFF_SWITCHES: &[SpbSwitch] = &[
     SpbSwitch::EvacuateKeepBlocks,
     SpbSwitch::EvacuateKeepBand,
     SpbSwitch::SupplyKeepBlocks,
+    SpbSwitch::BoostMovable,
 ];
 
 /// A set of switches (bit i = switch i on).
