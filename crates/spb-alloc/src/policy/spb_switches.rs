@@ -99,7 +99,6 @@ pub const NEXT_SWITCHES: &[SpbSwitch] = &[
     SpbSwitch::EvacuateNoReclaim,
     SpbSwitch::ContigFitReserves,
     SpbSwitch::PinMigrate,
-    SpbSwitch::BoostMovable,
 ];
 /// spb-next's ideas that did not help where measured (docs/spb-next.md): off in both
 /// policies, available with `-on:`.
@@ -118,6 +117,7 @@ pub const NEXT_OFF_SWITCHES: &[SpbSwitch] = &[
     SpbSwitch::EvacuateKeepBlocks,
     SpbSwitch::EvacuateKeepBand,
     SpbSwitch::SupplyKeepBlocks,
+    SpbSwitch::BoostMovable,
 ];
 
 /// A set of switches (bit i = switch i on).
