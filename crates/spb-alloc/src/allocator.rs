@@ -339,14 +339,12 @@ impl Allocator {
     }
 
     pub(crate) fn ctx_parts(&mut self, zi: ZoneId) -> (&mut Zone, &mut Policy, Ctx<'_>) {
-        let no_boost = self.policy.no_boost();
-        let boost_movable_only = self.policy.boost_movable_only();
+        let boost = self.policy.boost();
         let ctx = Ctx {
             vm: &mut self.vm,
             ev: &mut self.events,
             boost_factor: self.cfg.watermarks.watermark_boost_factor,
-            no_boost,
-            boost_movable_only,
+            boost,
             zone_id: zi as u8,
             now_ns: self.now_ns,
         };

@@ -705,9 +705,7 @@ impl Allocator {
     /// when the target is not found.
     fn target_reclaim(&self, who: TargetFor, order: u8) -> (u32, bool) {
         let p = &self.policy;
-        if who == TargetFor::LongtermPin {
-            (0, false)
-        } else if order > 0 && !p.large_target_may_reclaim(who) {
+        if order > 0 && !p.large_target_may_reclaim(who) {
             // spb-next `evacuate_split_first` / `contig_split_first`: a large folio with no whole
             // target on the free lists goes back to the mover to be split, unreclaimed for
             (0, false)

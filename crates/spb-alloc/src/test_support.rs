@@ -45,8 +45,7 @@ pub fn policy_ctx<'a>(
         vm,
         ev,
         boost_factor: 0,
-        no_boost: true,
-        boost_movable_only: false,
+        boost: crate::policy::Boost::Off,
         zone_id: 0,
         now_ns: 0,
     }

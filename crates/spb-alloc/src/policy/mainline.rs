@@ -55,10 +55,12 @@ pub fn should_try_claim_block(z: &Zone, order: u8, start: MigrateType) -> bool {
 /// Raise the watermark boost after a sub-pageblock fallback of a `start_type` request
 /// (boost_watermark). Returns whether it boosted.
 pub fn boost_watermark(z: &mut Zone, ctx: &mut Ctx, start_type: MigrateType) -> bool {
-    if ctx.boost_factor == 0
-        || ctx.no_boost
-        || (ctx.boost_movable_only && start_type != MigrateType::Movable)
-    {
+    let allowed = match ctx.boost {
+        super::Boost::All => true,
+        super::Boost::Off => false,
+        super::Boost::MovableOnly => start_type == MigrateType::Movable,
+    };
+    if ctx.boost_factor == 0 || !allowed {
         return false;
     }
     let pbp = z.pbp();

@@ -146,13 +146,21 @@ pub struct Ctx<'a> {
     pub(crate) vm: &'a mut VmStat,
     pub(crate) ev: &'a mut EventLog,
     pub(crate) boost_factor: u64,
-    /// Watermark boosting disabled (spb patch 05).
-    pub(crate) no_boost: bool,
-    /// Watermark boosting only after the fallbacks of movable requests (spb-next
-    /// `boost_movable`).
-    pub(crate) boost_movable_only: bool,
+    /// Which fallbacks raise the watermark boost ([`Policy::boost`]).
+    pub(crate) boost: Boost,
     pub(crate) zone_id: u8,
     pub(crate) now_ns: u64,
+}
+
+/// Which sub-pageblock fallbacks raise the watermark boost (`boost_watermark`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Boost {
+    /// Every one (mainline).
+    All,
+    /// None (spb patch 05, `no_watermark_boost`).
+    Off,
+    /// Only those of movable requests (spb-next `boost_movable`, with `no_watermark_boost`).
+    MovableOnly,
 }
 
 /// The policy state.
@@ -244,23 +252,18 @@ impl Policy {
     pub fn defrag_mode(&self) -> bool {
         matches!(self, Policy::Mainline { defrag_mode: true })
     }
-    /// Watermark boosting disabled.
-    pub fn no_boost(&self) -> bool {
+    /// Which fallbacks raise the watermark boost: all in mainline; none with spb's
+    /// `no_watermark_boost`, or only movable requests' with spb-next's `boost_movable` too.
+    pub fn boost(&self) -> Boost {
         match self {
-            Policy::Mainline { .. } => false,
-            Policy::Spb(s) => {
-                s.sw.on(SpbSwitch::NoWatermarkBoost) && !s.sw.on(SpbSwitch::BoostMovable)
+            Policy::Spb(s) if s.sw.on(SpbSwitch::NoWatermarkBoost) => {
+                if s.sw.on(SpbSwitch::BoostMovable) {
+                    Boost::MovableOnly
+                } else {
+                    Boost::Off
+                }
             }
-        }
-    }
-    /// spb-next `boost_movable`: with `no_watermark_boost`, boosting stays on for the fallbacks
-    /// of movable requests only.
-    pub fn boost_movable_only(&self) -> bool {
-        match self {
-            Policy::Mainline { .. } => false,
-            Policy::Spb(s) => {
-                s.sw.on(SpbSwitch::NoWatermarkBoost) && s.sw.on(SpbSwitch::BoostMovable)
-            }
+            _ => Boost::All,
         }
     }
     /// Slow-path flag adjustments on top of gfp_to_alloc_flags.
