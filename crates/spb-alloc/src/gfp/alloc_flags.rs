@@ -52,6 +52,10 @@ impl AllocFlags {
     /// else from the zone's pin SPB (clean), never from an empty SPB: best effort, the block is
     /// pinned in place when there is no room.
     pub const PIN_TARGET: AllocFlags = AllocFlags(0x4000);
+    /// spb-next (`refill_no_taint`): a per-CPU refill's page after the caller's own, served
+    /// from SPBs already tainted (or lost) or not at all: a cache is never filled by tainting
+    /// a clean or empty SPB.
+    pub const NO_TAINT: AllocFlags = AllocFlags(0x8000);
     /// Flags that allow allocations below the min watermark.
     pub const RESERVES: AllocFlags = AllocFlags(0x10 | 0x20 | 0x200 | 0x8);
 
@@ -78,7 +82,7 @@ impl AllocFlags {
     }
 
     /// Names of the flag bits (the watermark index is printed separately).
-    const NAMES: [(AllocFlags, &'static str); 13] = [
+    const NAMES: [(AllocFlags, &'static str); 14] = [
         (AllocFlags::NO_WATERMARKS, "NO_WATERMARKS"),
         (AllocFlags::OOM, "OOM"),
         (AllocFlags::NON_BLOCK, "NON_BLOCK"),
@@ -92,6 +96,7 @@ impl AllocFlags {
         (AllocFlags::NOFRAG_TAINTED_OK, "NOFRAG_TAINTED_OK"),
         (AllocFlags::HIGHORDER_OPTIONAL, "HIGHORDER_OPTIONAL"),
         (AllocFlags::PIN_TARGET, "PIN_TARGET"),
+        (AllocFlags::NO_TAINT, "NO_TAINT"),
     ];
 }
 

@@ -75,14 +75,27 @@ impl SpbPolicy {
         };
         let mut mode = RmqueueMode::Normal;
         let no_steal = self.sw.on(SpbSwitch::RefillNoSteal);
+        let no_taint = self.sw.on(SpbSwitch::RefillNoTaint) && mt != MigrateType::Movable;
         while got < n {
+            // spb-next `refill_no_taint`: the caller's page is the list's first; the pages
+            // after it may not taint an SPB
+            let later = no_taint && got > 0;
+            let f = if later {
+                flags.with(AllocFlags::NO_TAINT)
+            } else {
+                flags
+            };
             // (the steal counter is read only with the switch on: this is the refill loop)
             let steals = if no_steal {
                 ctx.vm.get(Vm::ExtfragSteal)
             } else {
                 0
             };
-            let Some(p) = self.rmqueue(z, ctx, order, mt, flags, &mut mode, gfp) else {
+            let Some(p) = self.rmqueue(z, ctx, order, mt, f, &mut mode, gfp) else {
+                if later {
+                    // the refill is over: the generic loop must not take the rest either
+                    return n;
+                }
                 break;
             };
             // spb-next `refill_no_steal`: this page was stolen from another type's block; keep it

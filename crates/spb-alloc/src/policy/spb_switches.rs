@@ -79,6 +79,8 @@ switches! {
     EvacuateKeepBand => "evacuate_keep_band", "next", "evacuate_keep_blocks's rule only while the zone holds no more free pageblocks than the high-order supply keeps (the gap between its low and high watermarks): above that band an evacuation's target may split a free pageblock as before, at or below it the free pageblocks are left to THP faults and 1 GiB pages";
     SupplyKeepBlocks => "supply_keep_blocks", "next", "evacuate_keep_blocks's rule for the high-order supply's own evacuations (highorder_supply, highorder_evacuate): an evacuation run to make a free pageblock never splits another one for its targets (it takes fragments or stops), while the evacuations that make room for non-movable growth keep the normal targets";
     BoostMovable => "boost_movable", "next", "with no_watermark_boost, watermark boosting stays on after the fallbacks of movable requests (a movable allocation stealing from another type's pageblock: the kernel's boost, which makes kswapd reclaim to undo fragmentation), and stays off after the claims of non-movable requests, which the series makes on purpose inside tainted SPBs";
+    RefillNoTaint => "refill_no_taint", "next", "a per-CPU refill of a non-movable type taints a clean or empty SPB for the caller's own page at most: the rest of the batch comes from tainted (or lost) SPBs, or the refill stops";
+    TaintRoomy => "taint_roomy", "next", "when a non-movable request must steal a page in a clean SPB (no pageblock there could be claimed), it steals in the fullest clean SPB with at least a pageblock of free pages, so the following requests find room in the SPB it taints instead of tainting the next";
 }
 
 /// The switches that are spb-next's own ideas and on in `spb-next` (off in `spb`).
@@ -118,6 +120,8 @@ pub const NEXT_OFF_SWITCHES: &[SpbSwitch] = &[
     SpbSwitch::EvacuateKeepBand,
     SpbSwitch::SupplyKeepBlocks,
     SpbSwitch::BoostMovable,
+    SpbSwitch::RefillNoTaint,
+    SpbSwitch::TaintRoomy,
 ];
 
 /// A set of switches (bit i = switch i on).

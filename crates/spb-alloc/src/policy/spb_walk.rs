@@ -489,6 +489,11 @@ impl SpbPolicy {
                 }
             }
         }
+        // spb-next `refill_no_taint`: a refill's page after the caller's comes from the SPBs
+        // walked above or not at all (nothing is about to be tainted: no work is queued)
+        if steer && flags.contains(AllocFlags::NO_TAINT) {
+            return (None, Pass::Fail);
+        }
         // Before tainting a fresh SPB: kick deferred evacuation and the last-chance defrag.
         if walk.saw_below_reserve && self.sw.on(SpbSwitch::DeferredEvacuation) {
             self.queue(Work::EvacuateForOrder {
@@ -535,9 +540,23 @@ impl SpbPolicy {
                 return (Some(p), Pass::Pass4);
             }
             if !nofrag {
-                if let Some((p, _)) = Self::walk_list(z, Category::Clean, excl, visited, |z, i| {
-                    mainline::steal_in(z, ctx, i as usize, order, mt)
-                }) {
+                // spb-next `taint_roomy`: first the clean SPBs with a pageblock of free pages,
+                // whose room the following requests can use once this steal has tainted it
+                let pbp = z.geo.pageblock_pages();
+                let roomy = self.sw.on(SpbSwitch::TaintRoomy);
+                let mut steal = |min_free: u64, visited: &mut u32| {
+                    Self::walk_list(z, Category::Clean, excl, visited, |z, i| {
+                        if z.spbs[i as usize].free_pages < min_free {
+                            return None;
+                        }
+                        mainline::steal_in(z, ctx, i as usize, order, mt)
+                    })
+                };
+                let found = match roomy {
+                    true => steal(pbp, visited).or_else(|| steal(0, visited)),
+                    false => steal(0, visited),
+                };
+                if let Some((p, _)) = found {
                     return (Some(p), Pass::Pass4);
                 }
             }
