@@ -1309,6 +1309,72 @@ fn refill_no_steal_switch() {
     }
 }
 
+#[test]
+fn refill_no_taint_switch() {
+    // 96 tiny SPBs (batch 3): SPB 0 tainted and full, every other SPB clean and full of movable
+    // pages but for one free page (too few to claim its pageblock). An unmovable order-0 request
+    // on a CPU with an empty list can only be served by a steal in a clean SPB once NOFRAGMENT
+    // is dropped. Without the switch the refill steals its whole batch, one page from each of
+    // as many clean SPBs, which the cache's next allocations taint; with it the caller's page
+    // is the only one taken: one SPB tainted.
+    for (sw, more) in [(on(), true), (on().with(SpbSwitch::RefillNoTaint), false)] {
+        let mut c = Config {
+            policy: PolicyConfig {
+                kind: PolicyKind::Spb,
+                spb: sw,
+            },
+            check_every: 0,
+            ..cfg(PolicyKind::Spb)
+        };
+        c.watermarks.min_free_kbytes = Some(0);
+        let mut a = Allocator::new(&tiny(96), c).unwrap();
+        assert!(a.zones()[0].pcp()[0].batch() >= 3);
+        fill(&mut a, 0, true, |_| false);
+        for s in 1..96 {
+            fill(&mut a, s, false, |off| off == 1);
+        }
+        a.drain_all_pcp();
+        let tainted = |a: &Allocator| (0..96).filter(|&s| cat(a, s) == Category::Tainted).count();
+        assert_eq!(tainted(&a), 1);
+        let req = AllocRequest::new(0, Gfp::KERNEL).cpu(0);
+        let p = a.alloc(req, &mut NoEnv).unwrap();
+        assert_ne!(spb_of(&a, p), 0, "a steal in a clean SPB");
+        assert_eq!(tainted(&a), 2, "the caller's page taints its SPB");
+        let listed = a.zones()[0].pcp()[0].count();
+        assert_eq!(listed > 0, more, "{sw:?}: {listed} pages listed after the refill");
+        // the cache's pages, allocated: each taints one more SPB
+        for _ in 0..listed {
+            a.alloc(req, &mut NoEnv).unwrap();
+        }
+        assert_eq!(tainted(&a), 2 + listed as usize, "{sw:?}");
+        a.check().unwrap();
+    }
+}
+
+#[test]
+fn taint_roomy_switch() {
+    // SPB 0 tainted and full; SPB 1 clean with one free page (the fullest clean SPB), SPB 2
+    // clean with 3 free pages in each of its first eight pageblocks (24: more than a
+    // pageblock's worth, none claimable); the rest full. An unmovable request can only steal in a clean SPB: the
+    // fullest, SPB 1, without the switch (where the next request finds no room), SPB 2 with it.
+    for (sw, want) in [(on(), 1), (on().with(SpbSwitch::TaintRoomy), 2)] {
+        let mut a = alloc_with(8, sw, false, None);
+        fill(&mut a, 0, true, |_| false);
+        fill(&mut a, 1, false, |off| off == 1);
+        fill(&mut a, 2, false, |off| off < 8 * PB && off % PB < 3);
+        for s in 3..8 {
+            fill(&mut a, s, false, |_| false);
+        }
+        let p = a
+            .alloc(AllocRequest::new(0, Gfp::KERNEL), &mut NoEnv)
+            .unwrap();
+        assert_eq!(spb_of(&a, p), want, "{sw:?}");
+        assert_eq!(cat(&a, want), Category::Tainted);
+        assert_eq!(cat(&a, 3 - want), Category::Clean);
+        a.check().unwrap();
+    }
+}
+
 /// SPB 0 of `a`: `unmovable` unmovable pages at the start of pageblock 0, then one movable block
 /// of pageblock order (a THP) in every other pageblock. Returns the SPB's first pfn.
 fn thp_spb(a: &mut Allocator, unmovable: u64) -> Pfn {
