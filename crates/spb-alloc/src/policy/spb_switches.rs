@@ -81,6 +81,7 @@ switches! {
     BoostMovable => "boost_movable", "next", "with no_watermark_boost, watermark boosting stays on after the fallbacks of movable requests (a movable allocation stealing from another type's pageblock: the kernel's boost, which makes kswapd reclaim to undo fragmentation), and stays off after the claims of non-movable requests, which the series makes on purpose inside tainted SPBs";
     RefillNoTaint => "refill_no_taint", "next", "a per-CPU refill of a non-movable type taints a clean or empty SPB for the caller's own page at most: the rest of the batch comes from tainted (or lost) SPBs, or the refill stops";
     TaintRoomy => "taint_roomy", "next", "when a non-movable request must steal a page in a clean SPB (no pageblock there could be claimed), it steals in the fullest clean SPB with at least a pageblock of free pages, so the following requests find room in the SPB it taints instead of tainting the next";
+    SplitBeforeTaint => "split_before_taint", "next", "with taint_when_full, when no pageblock of the tainted SPBs can be evacuated the usual way (each holding a THP or a folio no free block fits), the last step before tainting a clean SPB evacuates one holding a THP: the THP moves to a free pageblock if there is one, else it is split and its base pages move (the kernel's migrate_pages on -ENOMEM)";
 }
 
 /// The switches that are spb-next's own ideas and on in `spb-next` (off in `spb`).
@@ -122,6 +123,7 @@ pub const NEXT_OFF_SWITCHES: &[SpbSwitch] = &[
     SpbSwitch::BoostMovable,
     SpbSwitch::RefillNoTaint,
     SpbSwitch::TaintRoomy,
+    SpbSwitch::SplitBeforeTaint,
 ];
 
 /// A set of switches (bit i = switch i on).

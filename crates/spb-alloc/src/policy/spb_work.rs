@@ -282,10 +282,26 @@ fn evacuate_cheapest<C: Core>(
                 .map(|x| x.1)
         })
     };
-    let Some(b) = pick(Some(mt)).or_else(|| pick(None)) else {
+    let picked = pick(Some(mt)).or_else(|| pick(None));
+    // spb-next `split_before_taint`: the alternative is a clean SPB tainted, so a pageblock
+    // holding a THP (or a folio too large for every free block) is evacuated too, the folio
+    // moved whole or split
+    let last = picked.is_none() && sw(c, SpbSwitch::SplitBeforeTaint);
+    let picked = picked.or_else(|| {
+        if !last {
+            return None;
+        }
+        spbs.iter().find_map(|&si| {
+            evacuable_blocks(z, si, None)
+                .into_iter()
+                .find(|&(_, b)| super::spb_highorder::blocks_fit(z, b, usize::MAX, true))
+                .map(|x| x.1)
+        })
+    });
+    let Some(b) = picked else {
         return 0;
     };
-    let moved = evacuate_block(c, zi, b, env);
+    let moved = evacuate_block_as(c, zi, b, last, env);
     c.vm().inc(Vm::SpbEvacuateRuns);
     c.vm().add(Vm::SpbEvacuatePagesMoved, moved);
     moved
@@ -335,6 +351,19 @@ pub(crate) fn background<C: Core>(c: &mut C, env: &mut dyn Env) {
 /// With `evacuate_reclaim_clean` a clean page-cache folio is reclaimed instead of moved. Returns
 /// the pages that left the pageblock (moved, or reclaimed).
 pub(crate) fn evacuate_block<C: Core>(c: &mut C, zi: ZoneId, pfn: Pfn, env: &mut dyn Env) -> u64 {
+    evacuate_block_as(c, zi, pfn, false, env)
+}
+
+/// [`evacuate_block`]; with `split_all` (spb-next `split_before_taint`) a block of pageblock
+/// order moves too, without `evacuate_thp`'s credit, and any large folio that finds no whole
+/// target is split and its base pages moved.
+fn evacuate_block_as<C: Core>(
+    c: &mut C,
+    zi: ZoneId,
+    pfn: Pfn,
+    split_all: bool,
+    env: &mut dyn Env,
+) -> u64 {
     let geo = c.geo();
     let pbp = geo.pageblock_pages();
     let start = pfn & !(pbp - 1);
@@ -344,7 +373,8 @@ pub(crate) fn evacuate_block<C: Core>(c: &mut C, zi: ZoneId, pfn: Pfn, env: &mut
         .spb_mut()
         .map(|s| s.excluded.replace((zi as u8, si)));
     let before = c.pages_migrated();
-    let split = sw(c, SpbSwitch::EvacuateSplit) || sw(c, SpbSwitch::EvacuateSplitFirst);
+    let split =
+        split_all || sw(c, SpbSwitch::EvacuateSplit) || sw(c, SpbSwitch::EvacuateSplitFirst);
     let reclaim_clean = sw(c, SpbSwitch::EvacuateReclaimClean);
     let mut reclaimed = 0;
     // spb-next `evacuate_thp`: in a tainted SPB a block of pageblock order moves too, when
@@ -359,8 +389,9 @@ pub(crate) fn evacuate_block<C: Core>(c: &mut C, zi: ZoneId, pfn: Pfn, env: &mut
             PageState::Alloc => {
                 let n = 1u64 << m.order;
                 let movable = m.mt == MigrateType::Movable as u8;
-                let thp_move =
-                    movable && thp && m.order == geo.pageblock_order && thp_credit(c, zi);
+                let thp_move = movable
+                    && m.order == geo.pageblock_order
+                    && (split_all || (thp && thp_credit(c, zi)));
                 let moves = movable && (m.order < geo.pageblock_order || thp_move);
                 // spb-next `evacuate_reclaim_clean`: clean page cache needs no target
                 if moves && reclaim_clean && c.reclaim_clean(zi, p, env) {
@@ -369,7 +400,7 @@ pub(crate) fn evacuate_block<C: Core>(c: &mut C, zi: ZoneId, pfn: Pfn, env: &mut
                     continue;
                 }
                 let out = moves.then(|| c.migrate_out(zi, p, env));
-                if thp_move && matches!(out, Some(Some(_))) {
+                if thp_move && !split_all && matches!(out, Some(Some(_))) {
                     if let Some(s) = c.policy_mut().spb_mut() {
                         s.spend_thp_move(zi);
                     }
