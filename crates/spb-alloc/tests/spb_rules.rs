@@ -1434,6 +1434,40 @@ fn evacuate_thp_switch() {
 }
 
 #[test]
+fn split_before_taint_switch() {
+    // SPB 0 tainted and full: pageblock 0 unmovable, every other pageblock a THP. SPBs 1 and 2
+    // are full of movable pages but for one free page per pageblock: no free pageblock, so no
+    // THP can move whole, and no pageblock there can be claimed. A kernel request finds no room
+    // in SPB 0 and `taint_when_full` finds no pageblock it can evacuate: without the switch it
+    // steals a page of a clean SPB (tainting it); with it one THP of SPB 0 is split, its base
+    // pages move into the fragments, and the request is served from the pageblock it left.
+    let next = on()
+        .without(SpbSwitch::TargetedEvacuation)
+        .with(SpbSwitch::TaintWhenFull);
+    for (sw, splits) in [(next, false), (next.with(SpbSwitch::SplitBeforeTaint), true)] {
+        let mut a = alloc_with(3, sw, false, None);
+        thp_spb(&mut a, PB);
+        fill(&mut a, 1, false, |off| off % PB == 0);
+        fill(&mut a, 2, false, |off| off % PB == 0);
+        let mut env = SplitEnv::default();
+        let p = a
+            .alloc(AllocRequest::new(0, Gfp::KERNEL), &mut env)
+            .unwrap();
+        let clean = (1..3).filter(|&s| cat(&a, s) == Category::Clean).count();
+        if splits {
+            assert_eq!(spb_of(&a, p), 0, "served inside the tainted SPB");
+            assert_eq!(clean, 2);
+            assert_eq!((env.splits, env.moves), (1, PB));
+        } else {
+            assert_ne!(spb_of(&a, p), 0);
+            assert_eq!(clean, 1, "a clean SPB tainted");
+            assert_eq!((env.splits, env.moves), (0, 0));
+        }
+        a.check().unwrap();
+    }
+}
+
+#[test]
 fn evacuate_thp_keeps_the_supply_band() {
     // As `evacuate_thp_switch` (the kernel request fills SPB 0's unmovable pageblock), but SPBs
     // 1 and 2 are full of movable pages except single-page fragments and one free pageblock: the
