@@ -1341,7 +1341,11 @@ fn refill_no_taint_switch() {
         assert_ne!(spb_of(&a, p), 0, "a steal in a clean SPB");
         assert_eq!(tainted(&a), 2, "the caller's page taints its SPB");
         let listed = a.zones()[0].pcp()[0].count();
-        assert_eq!(listed > 0, more, "{sw:?}: {listed} pages listed after the refill");
+        assert_eq!(
+            listed > 0,
+            more,
+            "{sw:?}: {listed} pages listed after the refill"
+        );
         // the cache's pages, allocated: each taints one more SPB
         for _ in 0..listed {
             a.alloc(req, &mut NoEnv).unwrap();
@@ -1444,7 +1448,10 @@ fn split_before_taint_switch() {
     let next = on()
         .without(SpbSwitch::TargetedEvacuation)
         .with(SpbSwitch::TaintWhenFull);
-    for (sw, splits) in [(next, false), (next.with(SpbSwitch::SplitBeforeTaint), true)] {
+    for (sw, splits) in [
+        (next, false),
+        (next.with(SpbSwitch::SplitBeforeTaint), true),
+    ] {
         let mut a = alloc_with(3, sw, false, None);
         thp_spb(&mut a, PB);
         fill(&mut a, 1, false, |off| off % PB == 0);

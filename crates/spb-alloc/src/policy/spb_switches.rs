@@ -102,6 +102,7 @@ pub const NEXT_SWITCHES: &[SpbSwitch] = &[
     SpbSwitch::EvacuateNoReclaim,
     SpbSwitch::ContigFitReserves,
     SpbSwitch::PinMigrate,
+    SpbSwitch::SplitBeforeTaint,
 ];
 /// spb-next's ideas that did not help where measured (docs/spb-next.md): off in both
 /// policies, available with `-on:`.
@@ -123,7 +124,6 @@ pub const NEXT_OFF_SWITCHES: &[SpbSwitch] = &[
     SpbSwitch::BoostMovable,
     SpbSwitch::RefillNoTaint,
     SpbSwitch::TaintRoomy,
-    SpbSwitch::SplitBeforeTaint,
 ];
 
 /// A set of switches (bit i = switch i on).
