@@ -144,6 +144,13 @@ pub struct SpbPolicy {
     /// # Invariants
     /// - false outside that evacuation (set and cleared around it).
     pub(crate) making_pageblock: bool,
+    /// spb-next `refill_one_taint`: the SPB (zone, spb) that the per-CPU refill running now
+    /// took its first page from while it was not tainted; the refill's later pages may come
+    /// from it too.
+    ///
+    /// # Invariants
+    /// - None outside a refill (set and cleared inside `pcp_refill_owned`).
+    pub(crate) refill_spb: Option<(u8, u32)>,
     /// The SPB whose defrag run is running now: (zone, spb). Its `defrag_queued` flag stays set
     /// while it runs (the run is taken off the queue first), so the checker accepts it.
     pub(crate) defrag_running: Option<(u8, u32)>,
@@ -199,6 +206,7 @@ impl SpbPolicy {
             zones: Vec::new(),
             excluded: None,
             making_pageblock: false,
+            refill_spb: None,
             defrag_running: None,
             work: Vec::new(),
             walks: WalkHistogram::default(),

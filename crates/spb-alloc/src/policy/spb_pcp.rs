@@ -75,7 +75,9 @@ impl SpbPolicy {
         };
         let mut mode = RmqueueMode::Normal;
         let no_steal = self.sw.on(SpbSwitch::RefillNoSteal);
-        let no_taint = self.sw.on(SpbSwitch::RefillNoTaint) && mt != MigrateType::Movable;
+        let one_taint = self.sw.on(SpbSwitch::RefillOneTaint);
+        let no_taint =
+            (self.sw.on(SpbSwitch::RefillNoTaint) || one_taint) && mt != MigrateType::Movable;
         while got < n {
             // spb-next `refill_no_taint`: the caller's page is the list's first; the pages
             // after it may not taint an SPB
@@ -94,10 +96,18 @@ impl SpbPolicy {
             let Some(p) = self.rmqueue(z, ctx, order, mt, f, &mut mode, gfp) else {
                 if later {
                     // the refill is over: the generic loop must not take the rest either
+                    self.refill_spb = None;
                     return n;
                 }
                 break;
             };
+            // spb-next `refill_one_taint`: the caller's page taints its SPB; the rest may too
+            if one_taint && got == 0 {
+                let si = z.spb_idx(p);
+                if z.spbs[si].category != Category::Tainted {
+                    self.refill_spb = Some((ctx.zone_id, si as u32));
+                }
+            }
             // spb-next `refill_no_steal`: this page was stolen from another type's block; keep it
             // (the caller may need it) and stop filling the cache that way
             let stop = no_steal && ctx.vm.get(Vm::ExtfragSteal) != steals;
@@ -138,9 +148,11 @@ impl SpbPolicy {
             }
             if stop {
                 // the refill is over: the generic loop must not take the rest either
+                self.refill_spb = None;
                 return n;
             }
         }
+        self.refill_spb = None;
         got
     }
 

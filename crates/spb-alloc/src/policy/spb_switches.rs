@@ -82,6 +82,7 @@ switches! {
     RefillNoTaint => "refill_no_taint", "next", "a per-CPU refill of a non-movable type taints a clean or empty SPB for the caller's own page at most: the rest of the batch comes from tainted (or lost) SPBs, or the refill stops";
     TaintRoomy => "taint_roomy", "next", "when a non-movable request must steal a page in a clean SPB (no pageblock there could be claimed), it steals in the fullest clean SPB with at least a pageblock of free pages, so the following requests find room in the SPB it taints instead of tainting the next";
     SplitBeforeTaint => "split_before_taint", "next", "with taint_when_full, when no pageblock of the tainted SPBs can be evacuated the usual way (each holding a THP or a folio no free block fits), the last step before tainting a clean SPB evacuates one holding a THP: the THP moves to a free pageblock if there is one, else it is split and its base pages move (the kernel's migrate_pages on -ENOMEM)";
+    RefillOneTaint => "refill_one_taint", "next", "refill_no_taint's rule, except that the batch's later pages may also come from the one SPB the caller's page came from (a refill taints one SPB at most, and fills from the room it tainted)";
 }
 
 /// The switches that are spb-next's own ideas and on in `spb-next` (off in `spb`).
@@ -124,6 +125,7 @@ pub const NEXT_OFF_SWITCHES: &[SpbSwitch] = &[
     SpbSwitch::BoostMovable,
     SpbSwitch::RefillNoTaint,
     SpbSwitch::TaintRoomy,
+    SpbSwitch::RefillOneTaint,
 ];
 
 /// A set of switches (bit i = switch i on).

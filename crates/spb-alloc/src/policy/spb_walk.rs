@@ -492,7 +492,20 @@ impl SpbPolicy {
         // spb-next `refill_no_taint`: a refill's page after the caller's comes from the SPBs
         // walked above or not at all (nothing is about to be tainted: no work is queued)
         if steer && flags.contains(AllocFlags::NO_TAINT) {
-            return (None, Pass::Fail);
+            // `refill_one_taint`: the SPB the refill's first page tainted may give the rest
+            let Some((_, x)) = self.refill_spb.filter(|&(zone, x)| zone == ctx.zone_id && x != excl)
+            else {
+                return (None, Pass::Fail);
+            };
+            *visited += 1;
+            let p = Self::try_spb(z, x, order, mt)
+                .or_else(|| claim_whole_free(z, ctx, x, order, mt))
+                .or_else(|| mainline::claim_in(z, ctx, x as usize, order, mt, flags, true))
+                .or_else(|| {
+                    let nofrag = flags.contains(AllocFlags::NOFRAGMENT);
+                    (!nofrag).then(|| mainline::steal_in(z, ctx, x as usize, order, mt))?
+                });
+            return (p, if p.is_some() { Pass::Pass4 } else { Pass::Fail });
         }
         // Before tainting a fresh SPB: kick deferred evacuation and the last-chance defrag.
         if walk.saw_below_reserve && self.sw.on(SpbSwitch::DeferredEvacuation) {

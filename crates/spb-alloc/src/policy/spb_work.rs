@@ -574,6 +574,11 @@ impl super::spb::SpbPolicy {
                 "spb: an evacuation is still marked as the high-order supply's".into(),
             ));
         }
+        if self.refill_spb.is_some() {
+            return Err(crate::check::InvariantViolation(
+                "spb: a refill's SPB is still set outside the refill".into(),
+            ));
+        }
         for (zi, zs) in self.zones.iter().enumerate() {
             let n = zones[zi].spbs.len();
             if zs.defrag_queued.len() != n || zs.defrag_noop_ns.len() != n {
