@@ -1356,6 +1356,50 @@ fn refill_no_taint_switch() {
 }
 
 #[test]
+fn refill_one_taint_switch() {
+    // As `refill_no_taint_switch`, but every clean SPB has three free pages in one pageblock
+    // (still too few to claim it). An unmovable refill with NOFRAGMENT dropped: without a switch
+    // its batch steals from several clean SPBs; with `refill_no_taint` only the caller's page is
+    // taken; with `refill_one_taint` the rest of the batch comes from the caller's SPB alone.
+    for (sw, one_spb, listed) in [
+        (on(), false, true),
+        (on().with(SpbSwitch::RefillNoTaint), true, false),
+        (on().with(SpbSwitch::RefillOneTaint), true, true),
+    ] {
+        let mut c = Config {
+            policy: PolicyConfig {
+                kind: PolicyKind::Spb,
+                spb: sw,
+            },
+            check_every: 0,
+            ..cfg(PolicyKind::Spb)
+        };
+        c.watermarks.min_free_kbytes = Some(0);
+        let mut a = Allocator::new(&tiny(96), c).unwrap();
+        assert!(a.zones()[0].pcp()[0].batch() >= 3);
+        fill(&mut a, 0, true, |_| false);
+        for s in 1..96 {
+            fill(&mut a, s, false, |off| (1..4).contains(&off));
+        }
+        a.drain_all_pcp();
+        let tainted = |a: &Allocator| (0..96).filter(|&s| cat(a, s) == Category::Tainted).count();
+        let req = AllocRequest::new(0, Gfp::KERNEL).cpu(0);
+        let p = a.alloc(req, &mut NoEnv).unwrap();
+        let n = a.zones()[0].pcp()[0].count();
+        assert_eq!(n > 0, listed, "{sw:?}: {n} listed");
+        let mut spbs = vec![spb_of(&a, p)];
+        for _ in 0..n {
+            let q = a.alloc(req, &mut NoEnv).unwrap();
+            spbs.push(spb_of(&a, q));
+        }
+        spbs.dedup();
+        assert_eq!(spbs.len() == 1, one_spb, "{sw:?}: pages from SPBs {spbs:?}");
+        assert_eq!(tainted(&a), 1 + spbs.len(), "{sw:?}");
+        a.check().unwrap();
+    }
+}
+
+#[test]
 fn taint_roomy_switch() {
     // SPB 0 tainted and full; SPB 1 clean with one free page (the fullest clean SPB), SPB 2
     // clean with 3 free pages in each of its first eight pageblocks (24: more than a
