@@ -493,7 +493,9 @@ impl SpbPolicy {
         // walked above or not at all (nothing is about to be tainted: no work is queued)
         if steer && flags.contains(AllocFlags::NO_TAINT) {
             // `refill_one_taint`: the SPB the refill's first page tainted may give the rest
-            let Some((_, x)) = self.refill_spb.filter(|&(zone, x)| zone == ctx.zone_id && x != excl)
+            let Some((_, x)) = self
+                .refill_spb
+                .filter(|&(zone, x)| zone == ctx.zone_id && x != excl)
             else {
                 return (None, Pass::Fail);
             };
