@@ -1253,6 +1253,23 @@ fn contig_clean_first_switch() {
     }
 }
 
+/// 96 tiny SPBs with per-CPU lists (batch 3 or more), as `alloc_with` but without the checker
+/// after every one of the 12 288 fills the refill tests make.
+fn refill_machine(sw: SpbSwitches) -> Allocator {
+    let mut c = Config {
+        policy: PolicyConfig {
+            kind: PolicyKind::Spb,
+            spb: sw,
+        },
+        check_every: 0,
+        ..cfg(PolicyKind::Spb)
+    };
+    c.watermarks.min_free_kbytes = Some(0);
+    let a = Allocator::new(&tiny(96), c).unwrap();
+    assert!(a.zones()[0].pcp()[0].batch() >= 3);
+    a
+}
+
 #[test]
 fn refill_no_steal_switch() {
     // 96 tiny SPBs (batch 3): every page in use but in pageblocks 0-7 of SPB 0, unmovable
@@ -1262,18 +1279,7 @@ fn refill_no_steal_switch() {
     // caller gets one, the rest stay listed); with it the refill stops at the first steal: the
     // caller's page and nothing listed.
     for (sw, listed) in [(on(), true), (on().with(SpbSwitch::RefillNoSteal), false)] {
-        // (as `alloc_with`, but without the checker after every one of 12 288 fills)
-        let mut c = Config {
-            policy: PolicyConfig {
-                kind: PolicyKind::Spb,
-                spb: sw,
-            },
-            check_every: 0,
-            ..cfg(PolicyKind::Spb)
-        };
-        c.watermarks.min_free_kbytes = Some(0);
-        let mut a = Allocator::new(&tiny(96), c).unwrap();
-        assert!(a.zones()[0].pcp()[0].batch() >= 3);
+        let mut a = refill_machine(sw);
         // SPB 0: pageblocks 0-7 unmovable, 5 pages in use and 3 free each; the rest movable
         let b0 = base(&a, 0);
         for pb in 0..8 {
@@ -1318,17 +1324,7 @@ fn refill_no_taint_switch() {
     // as many clean SPBs, which the cache's next allocations taint; with it the caller's page
     // is the only one taken: one SPB tainted.
     for (sw, more) in [(on(), true), (on().with(SpbSwitch::RefillNoTaint), false)] {
-        let mut c = Config {
-            policy: PolicyConfig {
-                kind: PolicyKind::Spb,
-                spb: sw,
-            },
-            check_every: 0,
-            ..cfg(PolicyKind::Spb)
-        };
-        c.watermarks.min_free_kbytes = Some(0);
-        let mut a = Allocator::new(&tiny(96), c).unwrap();
-        assert!(a.zones()[0].pcp()[0].batch() >= 3);
+        let mut a = refill_machine(sw);
         fill(&mut a, 0, true, |_| false);
         for s in 1..96 {
             fill(&mut a, s, false, |off| off == 1);
@@ -1366,17 +1362,7 @@ fn refill_one_taint_switch() {
         (on().with(SpbSwitch::RefillNoTaint), true, false),
         (on().with(SpbSwitch::RefillOneTaint), true, true),
     ] {
-        let mut c = Config {
-            policy: PolicyConfig {
-                kind: PolicyKind::Spb,
-                spb: sw,
-            },
-            check_every: 0,
-            ..cfg(PolicyKind::Spb)
-        };
-        c.watermarks.min_free_kbytes = Some(0);
-        let mut a = Allocator::new(&tiny(96), c).unwrap();
-        assert!(a.zones()[0].pcp()[0].batch() >= 3);
+        let mut a = refill_machine(sw);
         fill(&mut a, 0, true, |_| false);
         for s in 1..96 {
             fill(&mut a, s, false, |off| (1..4).contains(&off));
