@@ -250,8 +250,10 @@ pub(crate) fn slowpath_entry<C: Core>(
 /// pageblock order, which evacuation moves only with `evacuate_thp`, and none above the largest
 /// free movable block: [`super::spb_highorder::blocks_fit`]). A zone whose free memory the
 /// request may not use (below its min watermark plus the lowmem reserve it keeps from
-/// `highest`) is not evacuated for it: the freed pageblock would not serve the retry. Returns
-/// pages moved.
+/// `highest`) is not evacuated for it: the freed pageblock would not serve the retry. With
+/// `split_before_taint`, when no block qualifies, a movable-only block holding a THP or a folio
+/// too large for every free block is taken (same SPB order), its large folios moved whole or
+/// split. Returns pages moved.
 fn evacuate_cheapest<C: Core>(
     c: &mut C,
     zi: ZoneId,
