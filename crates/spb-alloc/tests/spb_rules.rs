@@ -1386,6 +1386,26 @@ fn refill_one_taint_switch() {
 }
 
 #[test]
+fn movable_empty_first_switch() {
+    // SPB 0 tainted by one unmovable page and otherwise free, SPB 1 clean and full, SPB 2 empty
+    // (the tainted reserve off, so SPB 0's room is open to movable requests). A movable request
+    // no clean SPB can serve goes to the tainted SPB's room without the switch, to the empty SPB
+    // with it (the tainted room is left to non-movable growth).
+    let sw = off(SpbSwitch::TaintedReserve);
+    for (sw, want) in [(sw, 0), (sw.with(SpbSwitch::MovableEmptyFirst), 2)] {
+        let mut a = alloc_with(3, sw, false, None);
+        fill(&mut a, 0, true, |off| off > 0);
+        fill(&mut a, 1, false, |_| false);
+        assert_eq!(cat(&a, 2), Category::Empty);
+        let p = a
+            .alloc(AllocRequest::new(0, Gfp::HIGHUSER_MOVABLE), &mut NoEnv)
+            .unwrap();
+        assert_eq!(spb_of(&a, p), want, "{sw:?}");
+        a.check().unwrap();
+    }
+}
+
+#[test]
 fn taint_roomy_switch() {
     // SPB 0 tainted and full; SPB 1 clean with one free page (the fullest clean SPB), SPB 2
     // clean with 3 free pages in each of its first eight pageblocks (24: more than a

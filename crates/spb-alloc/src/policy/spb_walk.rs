@@ -218,6 +218,14 @@ impl SpbPolicy {
                 return (Some(p), Pass::Pass1);
             }
         }
+        // spb-next `movable_empty_first`: an empty SPB before the tainted SPBs' room
+        if steer && self.sw.on(SpbSwitch::MovableEmptyFirst) {
+            if let Some((p, _)) = Self::walk_list(z, Category::Empty, excl, visited, |z, i| {
+                Self::try_spb(z, i, order, mt)
+            }) {
+                return (Some(p), Pass::Pass3);
+            }
+        }
         if let Some(p) = self.movable_in_tainted(z, order, excl, visited, false) {
             return (Some(p), Pass::Pass4);
         }
