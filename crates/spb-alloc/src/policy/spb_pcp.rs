@@ -60,6 +60,26 @@ impl SpbPolicy {
         gfp: Gfp,
         n: u64,
     ) -> u64 {
+        let got = self.refill_batch(z, ctx, cpu, order, mt, flags, gfp, n);
+        // spb-next `refill_one_taint`: the SPB a refill's first page tainted is this refill's
+        self.refill_spb = None;
+        got
+    }
+
+    /// The refill itself; [`Self::pcp_refill_owned`] ends `refill_one_taint`'s SPB after it,
+    /// whichever way it returns.
+    #[allow(clippy::too_many_arguments)]
+    fn refill_batch(
+        &mut self,
+        z: &mut Zone,
+        ctx: &mut Ctx,
+        cpu: usize,
+        order: u8,
+        mt: MigrateType,
+        flags: AllocFlags,
+        gfp: Gfp,
+        n: u64,
+    ) -> u64 {
         let pbo = z.geo.pageblock_order;
         let own = self.sw.on(SpbSwitch::PcpOwnership);
         let adopt = self.sw.on(SpbSwitch::AdoptPartial) && mt != MigrateType::Movable;
@@ -96,7 +116,6 @@ impl SpbPolicy {
             let Some(p) = self.rmqueue(z, ctx, order, mt, f, &mut mode, gfp) else {
                 if later {
                     // the refill is over: the generic loop must not take the rest either
-                    self.refill_spb = None;
                     return n;
                 }
                 break;
@@ -148,11 +167,9 @@ impl SpbPolicy {
             }
             if stop {
                 // the refill is over: the generic loop must not take the rest either
-                self.refill_spb = None;
                 return n;
             }
         }
-        self.refill_spb = None;
         got
     }
 

@@ -575,9 +575,10 @@ impl SpbPolicy {
                         mainline::steal_in(z, ctx, i as usize, order, mt)
                     })
                 };
-                let found = match roomy {
-                    true => steal(pbp, visited).or_else(|| steal(0, visited)),
-                    false => steal(0, visited),
+                let found = if roomy {
+                    steal(pbp, visited).or_else(|| steal(0, visited))
+                } else {
+                    steal(0, visited)
                 };
                 if let Some((p, _)) = found {
                     return (Some(p), Pass::Pass4);

@@ -276,7 +276,7 @@ fn evacuate_cheapest<C: Core>(
         })
         .collect();
     spbs.sort_by_key(|&i| core::cmp::Reverse(z.spbs[i as usize].movable_pages()));
-    let pick = |label: Option<MigrateType>| {
+    let pick = |label: Option<MigrateType>, fit: usize, thp: bool| {
         spbs.iter().find_map(|&si| {
             evacuable_blocks(z, si, label)
                 .into_iter()
@@ -284,22 +284,12 @@ fn evacuate_cheapest<C: Core>(
                 .map(|x| x.1)
         })
     };
-    let picked = pick(Some(mt)).or_else(|| pick(None));
+    let picked = pick(Some(mt), fit, thp).or_else(|| pick(None, fit, thp));
     // spb-next `split_before_taint`: the alternative is a clean SPB tainted, so a pageblock
     // holding a THP (or a folio too large for every free block) is evacuated too, the folio
     // moved whole or split
     let last = picked.is_none() && sw(c, SpbSwitch::SplitBeforeTaint);
-    let picked = picked.or_else(|| {
-        if !last {
-            return None;
-        }
-        spbs.iter().find_map(|&si| {
-            evacuable_blocks(z, si, None)
-                .into_iter()
-                .find(|&(_, b)| super::spb_highorder::blocks_fit(z, b, usize::MAX, true))
-                .map(|x| x.1)
-        })
-    });
+    let picked = picked.or_else(|| last.then(|| pick(None, usize::MAX, true))?);
     let Some(b) = picked else {
         return 0;
     };
