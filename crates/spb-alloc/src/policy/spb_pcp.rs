@@ -60,26 +60,6 @@ impl SpbPolicy {
         gfp: Gfp,
         n: u64,
     ) -> u64 {
-        let got = self.refill_batch(z, ctx, cpu, order, mt, flags, gfp, n);
-        // spb-next `refill_one_taint`: the SPB a refill's first page tainted is this refill's
-        self.refill_spb = None;
-        got
-    }
-
-    /// The refill itself; [`Self::pcp_refill_owned`] ends `refill_one_taint`'s SPB after it,
-    /// whichever way it returns.
-    #[allow(clippy::too_many_arguments)]
-    fn refill_batch(
-        &mut self,
-        z: &mut Zone,
-        ctx: &mut Ctx,
-        cpu: usize,
-        order: u8,
-        mt: MigrateType,
-        flags: AllocFlags,
-        gfp: Gfp,
-        n: u64,
-    ) -> u64 {
         let pbo = z.geo.pageblock_order;
         let own = self.sw.on(SpbSwitch::PcpOwnership);
         let adopt = self.sw.on(SpbSwitch::AdoptPartial) && mt != MigrateType::Movable;
@@ -98,78 +78,85 @@ impl SpbPolicy {
         let one_taint = self.sw.on(SpbSwitch::RefillOneTaint);
         let no_taint =
             (self.sw.on(SpbSwitch::RefillNoTaint) || one_taint) && mt != MigrateType::Movable;
-        while got < n {
-            // spb-next `refill_no_taint`: the caller's page is the list's first; the pages
-            // after it may not taint an SPB
-            let later = no_taint && got > 0;
-            let f = if later {
-                flags.with(AllocFlags::NO_TAINT)
-            } else {
-                flags
-            };
-            // (the steal counter is read only with the switch on: this is the refill loop)
-            let steals = if no_steal {
-                ctx.vm.get(Vm::ExtfragSteal)
-            } else {
-                0
-            };
-            let Some(p) = self.rmqueue(z, ctx, order, mt, f, &mut mode, gfp) else {
-                if later {
-                    // the refill is over: the generic loop must not take the rest either
-                    return n;
+        // the batch; `refill_one_taint`'s SPB (`refill_spb`) is this refill's and ends with it
+        let got = 'refill: {
+            while got < n {
+                // spb-next `refill_no_taint`: the caller's page is the list's first; the pages
+                // after it may not taint an SPB
+                let later = no_taint && got > 0;
+                let f = if later {
+                    flags.with(AllocFlags::NO_TAINT)
+                } else {
+                    flags
+                };
+                // (the steal counter is read only with the switch on: this is the refill loop)
+                let steals = if no_steal {
+                    ctx.vm.get(Vm::ExtfragSteal)
+                } else {
+                    0
+                };
+                let Some(p) = self.rmqueue(z, ctx, order, mt, f, &mut mode, gfp) else {
+                    if later {
+                        // the refill is over: the generic loop must not take the rest either
+                        break 'refill n;
+                    }
+                    break;
+                };
+                // spb-next `refill_one_taint`: the caller's page taints its SPB; the rest may too
+                if one_taint && got == 0 {
+                    let si = z.spb_idx(p);
+                    if z.spbs[si].category != Category::Tainted {
+                        self.refill_spb = Some((ctx.zone_id, si as u32));
+                    }
                 }
-                break;
-            };
-            // spb-next `refill_one_taint`: the caller's page taints its SPB; the rest may too
-            if one_taint && got == 0 {
+                // spb-next `refill_no_steal`: this page was stolen from another type's block; keep it
+                // (the caller may need it) and stop filling the cache that way
+                let stop = no_steal && ctx.vm.get(Vm::ExtfragSteal) != steals;
+                let bi = z.pb_idx(p);
+                let pb = z.pageblocks[bi];
+                let broke_whole = pb.free as u64 == pbp;
                 let si = z.spb_idx(p);
-                if z.spbs[si].category != Category::Tainted {
-                    self.refill_spb = Some((ctx.zone_id, si as u32));
+                let adopt_here = adopt
+                    && pb.owner == 0
+                    && !broke_whole
+                    && z.spbs[si].category == Category::Tainted;
+                to_pcp(z, cpu, p, order, mt);
+                got += 1;
+                if (own && broke_whole && pb.owner == 0) || adopt_here {
+                    let b = p & !(pbp - 1);
+                    z.set_pb_owner(bi, cpu as u16 + 1);
+                    let zs = &mut self.zones[zi];
+                    if zs.owned.len() <= cpu {
+                        zs.owned.resize(cpu + 1, VecDeque::new());
+                    }
+                    if zs.owned_gen.len() <= bi {
+                        zs.owned_gen.resize(bi + 1, 0);
+                    }
+                    zs.owned_gen[bi] = zs.owned_gen[bi].wrapping_add(1);
+                    let gen = zs.owned_gen[bi];
+                    let list = &mut zs.owned[cpu];
+                    list.push_back((b, gen));
+                    // stale entries of blocks visited rarely: keep the list within twice the zone
+                    if list.len() > 2 * z.pageblocks.len().max(8) {
+                        let g = &zs.owned_gen;
+                        list.retain(|&(b, e)| {
+                            let i = z.pb_idx(b);
+                            z.pageblocks[i].owner == cpu as u16 + 1 && g[i] == e
+                        });
+                    }
+                    // the rest of the refill comes from the block just claimed
+                    if own && got < n && pb.migratetype() == mt {
+                        got += harvest_block(z, b, cpu, order, mt, n - got);
+                    }
+                }
+                if stop {
+                    // the refill is over: the generic loop must not take the rest either
+                    break 'refill n;
                 }
             }
-            // spb-next `refill_no_steal`: this page was stolen from another type's block; keep it
-            // (the caller may need it) and stop filling the cache that way
-            let stop = no_steal && ctx.vm.get(Vm::ExtfragSteal) != steals;
-            let bi = z.pb_idx(p);
-            let pb = z.pageblocks[bi];
-            let broke_whole = pb.free as u64 == pbp;
-            let si = z.spb_idx(p);
-            let adopt_here =
-                adopt && pb.owner == 0 && !broke_whole && z.spbs[si].category == Category::Tainted;
-            to_pcp(z, cpu, p, order, mt);
-            got += 1;
-            if (own && broke_whole && pb.owner == 0) || adopt_here {
-                let b = p & !(pbp - 1);
-                z.set_pb_owner(bi, cpu as u16 + 1);
-                let zs = &mut self.zones[zi];
-                if zs.owned.len() <= cpu {
-                    zs.owned.resize(cpu + 1, VecDeque::new());
-                }
-                if zs.owned_gen.len() <= bi {
-                    zs.owned_gen.resize(bi + 1, 0);
-                }
-                zs.owned_gen[bi] = zs.owned_gen[bi].wrapping_add(1);
-                let gen = zs.owned_gen[bi];
-                let list = &mut zs.owned[cpu];
-                list.push_back((b, gen));
-                // stale entries of blocks visited rarely: keep the list within twice the zone
-                if list.len() > 2 * z.pageblocks.len().max(8) {
-                    let g = &zs.owned_gen;
-                    list.retain(|&(b, e)| {
-                        let i = z.pb_idx(b);
-                        z.pageblocks[i].owner == cpu as u16 + 1 && g[i] == e
-                    });
-                }
-                // the rest of the refill comes from the block just claimed
-                if own && got < n && pb.migratetype() == mt {
-                    got += harvest_block(z, b, cpu, order, mt, n - got);
-                }
-            }
-            if stop {
-                // the refill is over: the generic loop must not take the rest either
-                return n;
-            }
-        }
+            got
+        };
+        self.refill_spb = None;
         got
     }
 
