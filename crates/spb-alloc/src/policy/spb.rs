@@ -114,6 +114,9 @@ pub struct ZoneState {
     pub(crate) defrag_noop_ns: Vec<u64>,
     /// Defrag queued or running for this SPB.
     pub(crate) defrag_queued: Vec<bool>,
+    /// spb-next `defrag_undone`: per SPB, its movable pages when its last defrag run ended and
+    /// the pages that run moved ((0, 0) before any run).
+    pub(crate) defrag_last: Vec<(u64, u64)>,
     /// spb-next `defrag_deep`: this SPB's defrag runs until no movable pageblock can be
     /// evacuated (set by the last-chance trigger, cleared by a run that moves nothing or
     /// leaves no movable page).
@@ -232,6 +235,7 @@ impl SpbPolicy {
             st.lost = fresh.lost;
             st.defrag_noop_ns.resize(n, 0);
             st.defrag_queued.resize(n, false);
+            st.defrag_last.resize(n, (0, 0));
             st.defrag_deep.resize(n, false);
             st.shrink_ns.resize(n, 0);
         }
@@ -591,6 +595,7 @@ fn zone_state(z: &Zone) -> ZoneState {
         pin_spb: NIL,
         defrag_noop_ns: vec![0; n],
         defrag_queued: vec![false; n],
+        defrag_last: vec![(0, 0); n],
         defrag_deep: vec![false; n],
         shrink_ns: vec![0; n],
         nonmovable_peak: 0,

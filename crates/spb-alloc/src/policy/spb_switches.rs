@@ -84,6 +84,7 @@ switches! {
     SplitBeforeTaint => "split_before_taint", "next", "with taint_when_full, when no pageblock of the tainted SPBs can be evacuated the usual way (each holding a THP or a folio no free block fits), the last step before tainting a clean SPB evacuates one holding a THP: the THP moves to a free pageblock if there is one, else it is split and its base pages move (the kernel's migrate_pages on -ENOMEM)";
     RefillOneTaint => "refill_one_taint", "next", "refill_no_taint's rule, except that the batch's later pages may also come from the one SPB the caller's page came from (a refill taints one SPB at most, and fills from the room it tainted)";
     MovableEmptyFirst => "movable_empty_first", "next", "a movable request that no clean SPB can serve takes an empty SPB before the room of tainted SPBs above their reserve, which is left to non-movable growth";
+    DefragUndone => "defrag_undone", "next", "a defrag run of a tainted SPB that holds at least as many movable pages as when its previous run ended plus the pages that run moved (movable allocations took all the room back) does not move them again: it waits the no-progress cooldown, and the synchronous evacuations make the room when non-movable demand needs it";
 }
 
 /// The switches that are spb-next's own ideas and on in `spb-next` (off in `spb`).
@@ -128,6 +129,7 @@ pub const NEXT_OFF_SWITCHES: &[SpbSwitch] = &[
     SpbSwitch::TaintRoomy,
     SpbSwitch::RefillOneTaint,
     SpbSwitch::MovableEmptyFirst,
+    SpbSwitch::DefragUndone,
 ];
 
 /// A set of switches (bit i = switch i on).

@@ -453,6 +453,19 @@ fn evacuable_blocks(z: &Zone, si: u32, label: Option<MigrateType>) -> Vec<(u16, 
 /// Per-SPB background defrag (patch 15): evacuate the cheapest pageblocks until the stop
 /// condition holds, with the no-progress cooldown.
 fn defrag_spb<C: Core>(c: &mut C, zi: ZoneId, si: u32, env: &mut dyn Env) {
+    // spb-next `defrag_undone`: the last run's pages were all put back by movable allocations
+    let now = c.now_ns();
+    let movable_now = c.zones()[zi].spbs[si as usize].movable_pages();
+    if let Some(p) = c.policy_mut().spb_mut() {
+        let (end, moved) = p.zones[zi].defrag_last[si as usize];
+        if p.sw.on(SpbSwitch::DefragUndone) && moved > 0 && movable_now >= end + moved {
+            let zs = &mut p.zones[zi];
+            zs.defrag_queued[si as usize] = false;
+            zs.defrag_noop_ns[si as usize] = now.max(1);
+            zs.defrag_last[si as usize] = (movable_now, 0);
+            return;
+        }
+    }
     c.vm().inc(Vm::SpbDefragRuns);
     if let Some(p) = c.policy_mut().spb_mut() {
         p.defrag_running = Some((zi as u8, si));
@@ -481,12 +494,12 @@ fn defrag_spb<C: Core>(c: &mut C, zi: ZoneId, si: u32, env: &mut dyn Env) {
         pages_moved: moved,
         kind: "defrag",
     });
-    let now = c.now_ns();
     let (zones, policy) = c.zones_and_policy_mut();
     let z = &zones[zi];
     if let Some(p) = policy.spb_mut() {
         p.defrag_running = None;
         p.zones[zi].defrag_queued[si as usize] = false;
+        p.zones[zi].defrag_last[si as usize] = (z.spbs[si as usize].movable_pages(), moved);
         if moved == 0 || z.spbs[si as usize].movable_pages() == 0 {
             p.zones[zi].defrag_deep[si as usize] = false;
         }
@@ -573,7 +586,10 @@ impl super::spb::SpbPolicy {
         }
         for (zi, zs) in self.zones.iter().enumerate() {
             let n = zones[zi].spbs.len();
-            if zs.defrag_queued.len() != n || zs.defrag_noop_ns.len() != n {
+            if zs.defrag_queued.len() != n
+                || zs.defrag_noop_ns.len() != n
+                || zs.defrag_last.len() != n
+            {
                 return Err(crate::check::InvariantViolation(alloc::format!(
                     "spb: zone {} state covers {} SPBs, zone has {}",
                     zi,
