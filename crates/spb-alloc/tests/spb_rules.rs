@@ -436,6 +436,42 @@ fn defrag_deep_switch() {
 }
 
 #[test]
+fn defrag_undone_switch() {
+    // SPB 0 tainted with one free pageblock, the rest movable; SPBs 1 and 2 empty. A kernel
+    // request takes from the free pageblock and starts SPB 0's defrag, which moves pages out.
+    // Movable allocations then take all that room back but one page, and a second kernel
+    // request takes that page and starts the defrag again: it moves pages again without the
+    // switch, and nothing with it (the no-progress cooldown instead).
+    for (sw, undone) in [(on(), false), (on().with(SpbSwitch::DefragUndone), true)] {
+        let mut a = alloc_with(3, sw, false, None);
+        fill(&mut a, 0, true, |off| (120..128).contains(&off));
+        a.alloc(AllocRequest::new(0, Gfp::KERNEL), &mut NoEnv)
+            .unwrap();
+        let mut env = TrackEnv::default();
+        a.background(1, &mut env);
+        let moved = a.vm().get(Vm::SpbDefragPagesMoved);
+        assert!(moved > 0, "{sw:?}: the first run moved pages");
+        // movable pages take back all the room but one page, which a kernel request takes
+        let b = base(&a, 0);
+        for off in 0..SPB {
+            if a.zones()[0].spbs()[0].free_pages() == 1 {
+                break;
+            }
+            let _ = a.alloc_at(b + off, 0, Gfp::HIGHUSER_MOVABLE, (b + off) as u32);
+        }
+        let p = a
+            .alloc(AllocRequest::new(0, Gfp::KERNEL), &mut NoEnv)
+            .unwrap();
+        assert_eq!(spb_of(&a, p), 0);
+        a.background(2, &mut env);
+        let again = a.vm().get(Vm::SpbDefragPagesMoved) - moved;
+        assert_eq!(again == 0, undone, "{sw:?}: the second run moved {again}");
+        assert_eq!(a.vm().get(Vm::SpbDefragRuns) == 1, undone, "{sw:?}");
+        a.check().unwrap();
+    }
+}
+
+#[test]
 fn targeted_evacuation_switch() {
     for (sw, stays_clean) in [(on(), true), (off(SpbSwitch::TargetedEvacuation), false)] {
         let mut a = alloc_with(2, sw, false, None);
