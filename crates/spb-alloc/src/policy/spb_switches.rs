@@ -106,6 +106,8 @@ pub const NEXT_SWITCHES: &[SpbSwitch] = &[
     SpbSwitch::ContigFitReserves,
     SpbSwitch::PinMigrate,
     SpbSwitch::SplitBeforeTaint,
+    SpbSwitch::MovableEmptyFirst,
+    SpbSwitch::RefillOneTaint,
 ];
 /// spb-next's ideas that did not help where measured (docs/spb-next.md): off in both
 /// policies, available with `-on:`.
@@ -127,8 +129,6 @@ pub const NEXT_OFF_SWITCHES: &[SpbSwitch] = &[
     SpbSwitch::BoostMovable,
     SpbSwitch::RefillNoTaint,
     SpbSwitch::TaintRoomy,
-    SpbSwitch::RefillOneTaint,
-    SpbSwitch::MovableEmptyFirst,
     SpbSwitch::DefragUndone,
 ];
 
