@@ -115,7 +115,8 @@ pub struct ZoneState {
     /// Defrag queued or running for this SPB.
     pub(crate) defrag_queued: Vec<bool>,
     /// spb-next `defrag_undone`: per SPB, its movable pages when its last defrag run ended and
-    /// the pages that run moved ((0, 0) before any run).
+    /// the pages that run moved ((0, 0) before any run; the pages moved are 0 after a run the
+    /// rule skipped, so the next one is not skipped).
     pub(crate) defrag_last: Vec<(u64, u64)>,
     /// spb-next `defrag_deep`: this SPB's defrag runs until no movable pageblock can be
     /// evacuated (set by the last-chance trigger, cleared by a run that moves nothing or
