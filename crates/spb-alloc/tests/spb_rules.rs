@@ -682,6 +682,34 @@ impl Env for Reclaim {
 }
 
 #[test]
+fn evacuate_before_empty_switch() {
+    // SPB 0 tainted and full (one unmovable page, the rest movable), SPBs 1 and 2 empty. A
+    // kernel request finds no room in SPB 0: the walk's PASS_3 takes an empty SPB without the
+    // switch; with it the walk fails there, and the slow path's `taint_when_full` evacuates a
+    // pageblock of SPB 0 (into an empty SPB, which stays clean) and serves the request inside
+    // SPB 0.
+    let next = on()
+        .without(SpbSwitch::TargetedEvacuation)
+        .with(SpbSwitch::TaintWhenFull);
+    for (sw, evacuates) in [
+        (next, false),
+        (next.with(SpbSwitch::EvacuateBeforeEmpty), true),
+    ] {
+        let mut a = alloc_with(3, sw, false, None);
+        fill(&mut a, 0, true, |_| false);
+        let mut env = Reclaim(Vec::new());
+        let p = a
+            .alloc(AllocRequest::new(0, Gfp::KERNEL), &mut env)
+            .unwrap();
+        assert_eq!(spb_of(&a, p) == 0, evacuates, "{sw:?}");
+        let tainted = (0..3).filter(|&i| cat(&a, i) == Category::Tainted).count();
+        assert_eq!(tainted, if evacuates { 1 } else { 2 }, "{sw:?}");
+        assert_eq!(a.pages_migrated() > 0, evacuates, "{sw:?}");
+        a.check().unwrap();
+    }
+}
+
+#[test]
 fn taint_when_full_switch() {
     // the tainted SPB holds movable pages: evacuate one pageblock of them instead of reclaiming
     let next = on().without(SpbSwitch::TargetedEvacuation);

@@ -84,6 +84,7 @@ switches! {
     SplitBeforeTaint => "split_before_taint", "next", "with taint_when_full, when no pageblock of the tainted SPBs can be evacuated the usual way (each holding a THP or a folio no free block fits), the last step before tainting a clean SPB evacuates one holding a THP: the THP moves to a free pageblock if there is one, else it is split and its base pages move (the kernel's migrate_pages on -ENOMEM)";
     RefillOneTaint => "refill_one_taint", "next", "refill_no_taint's rule, except that the batch's later pages may also come from the one SPB the caller's page came from (a refill taints one SPB at most, and fills from the room it tainted)";
     MovableEmptyFirst => "movable_empty_first", "next", "a movable request that no clean SPB can serve takes an empty SPB before the room of tainted SPBs above their reserve, which is left to non-movable growth";
+    EvacuateBeforeEmpty => "evacuate_before_empty", "next", "with taint_when_full, a non-movable request that may reclaim and still has ALLOC_NOFRAGMENT (the fast path, the slow path's first tries) does not take an empty SPB (PASS_3) while a tainted SPB of its zone holds movable pages and the zone is above its min watermark: it fails there, and the slow path's taint_when_full evacuates a pageblock of the tainted SPBs first (an empty SPB only when nothing could move)";
     DefragUndone => "defrag_undone", "next", "a defrag run of a tainted SPB that holds at least as many movable pages as when its previous run ended plus the pages that run moved (movable allocations took all the room back) does not move them again: it waits the no-progress cooldown, and the synchronous evacuations make the room when non-movable demand needs it";
 }
 
@@ -130,6 +131,7 @@ pub const NEXT_OFF_SWITCHES: &[SpbSwitch] = &[
     SpbSwitch::RefillNoTaint,
     SpbSwitch::TaintRoomy,
     SpbSwitch::DefragUndone,
+    SpbSwitch::EvacuateBeforeEmpty,
 ];
 
 /// A set of switches (bit i = switch i on).

@@ -528,6 +528,16 @@ impl SpbPolicy {
         if self.sw.on(SpbSwitch::SlabShrink) {
             self.last_chance_defrag(z, ctx);
         }
+        // spb-next `evacuate_before_empty`: the slow path evacuates a tainted SPB first
+        if self.sw.on(SpbSwitch::EvacuateBeforeEmpty)
+            && self.sw.on(SpbSwitch::TaintWhenFull)
+            && flags.contains(AllocFlags::NOFRAGMENT)
+            && gfp.contains(Gfp::DIRECT_RECLAIM)
+            && z.free_pages >= z.wmark_pages(crate::zone::WMARK_MIN) + (1u64 << order)
+            && tainted_hold_movable(z, excl)
+        {
+            return (None, Pass::Fail);
+        }
         // PASS_3: a whole pageblock from an empty SPB.
         if let Some((p, _)) = Self::walk_list(z, Category::Empty, excl, visited, |z, i| {
             claim_whole_free(z, ctx, i, order, mt)
@@ -699,4 +709,19 @@ fn relabel_partial(z: &mut Zone, ctx: &mut Ctx, i: u32, order: u8, mt: MigrateTy
         AllocFlags::NOFRAGMENT,
         true,
     )
+}
+
+/// Some tainted SPB of `z` but `excl` holds movable pages (an evacuation can make room there).
+fn tainted_hold_movable(z: &Zone, excl: u32) -> bool {
+    (0..NR_FULLNESS).any(|full| {
+        let mut i = z.spb_lists.heads[Category::Tainted as usize][full];
+        while i != NIL {
+            let s = &z.spbs[i as usize];
+            if i != excl && s.movable_pages() > 0 {
+                return true;
+            }
+            i = s.list_next;
+        }
+        false
+    })
 }
