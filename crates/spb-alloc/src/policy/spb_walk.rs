@@ -533,7 +533,7 @@ impl SpbPolicy {
             && self.sw.on(SpbSwitch::TaintWhenFull)
             && flags.contains(AllocFlags::NOFRAGMENT)
             && gfp.contains(Gfp::DIRECT_RECLAIM)
-            && z.free_pages >= z.wmark_pages(crate::zone::WMARK_MIN) + (1u64 << order)
+            && super::spb_work::above_min(core::slice::from_ref(z), z.kind, order)
             && tainted_hold_movable(z, excl)
         {
             return (None, Pass::Fail);
@@ -714,14 +714,8 @@ fn relabel_partial(z: &mut Zone, ctx: &mut Ctx, i: u32, order: u8, mt: MigrateTy
 /// Some tainted SPB of `z` but `excl` holds movable pages (an evacuation can make room there).
 fn tainted_hold_movable(z: &Zone, excl: u32) -> bool {
     (0..NR_FULLNESS).any(|full| {
-        let mut i = z.spb_lists.heads[Category::Tainted as usize][full];
-        while i != NIL {
-            let s = &z.spbs[i as usize];
-            if i != excl && s.movable_pages() > 0 {
-                return true;
-            }
-            i = s.list_next;
-        }
-        false
+        z.spb_lists
+            .iter(&z.spbs, Category::Tainted, full)
+            .any(|i| i != excl && z.spbs[i as usize].movable_pages() > 0)
     })
 }

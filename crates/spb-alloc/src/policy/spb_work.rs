@@ -112,7 +112,7 @@ pub(crate) fn atomic_relax<C: Core>(
 
 /// Some zone at or below `highest` has `2^order` pages free above its min watermark: free
 /// memory exists, so a request that fails is short of placement, not of memory.
-fn above_min(zones: &[Zone], highest: crate::layout::ZoneKind, order: u8) -> bool {
+pub(super) fn above_min(zones: &[Zone], highest: crate::layout::ZoneKind, order: u8) -> bool {
     zones
         .iter()
         .filter(|z| z.kind <= highest)
