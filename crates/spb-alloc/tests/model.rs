@@ -80,8 +80,9 @@ fn run(policy: PolicyConfig, ops: Vec<Op>, seed: u64) {
 }
 
 fn switches() -> impl Strategy<Value = SpbSwitches> {
-    any::<u64>().prop_map(|bits| {
-        SpbSwitches(bits & SpbSwitches::all_on().0 | (bits & (1 << SpbSwitch::RefuseLiteral as u8)))
+    any::<u128>().prop_map(|bits| {
+        let literal = SpbSwitches::all_on().with(SpbSwitch::RefuseLiteral);
+        SpbSwitches::from_bits(bits & literal.bits())
     })
 }
 

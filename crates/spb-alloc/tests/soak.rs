@@ -132,7 +132,7 @@ fn replay_fuzz_input() {
     eprintln!(
         "policy {:?} switches {:#x} cpus {} pcp {}",
         h.a.config().policy.kind,
-        h.a.config().policy.spb.0,
+        h.a.config().policy.spb.bits(),
         h.a.config().nr_cpus,
         h.a.config().pcp
     );
@@ -201,7 +201,7 @@ fn bug_grow_zone_forgets_queued_spb_defrag() {
     };
     let policy = PolicyConfig {
         kind: PolicyKind::Spb,
-        spb: SpbSwitches(0x9e_5e67),
+        spb: SpbSwitches::from_bits(0x9e_5e67),
     };
     let mut a = Allocator::new(
         &layout,

@@ -164,6 +164,9 @@ pub enum Boost {
 }
 
 /// The policy state.
+// One per allocator, asked on every allocation: a box would add an indirection to the hot path
+// to save bytes in a value that exists once.
+#[allow(clippy::large_enum_variant)]
 pub enum Policy {
     Mainline { defrag_mode: bool },
     Spb(spb::SpbPolicy),

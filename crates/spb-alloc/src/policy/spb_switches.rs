@@ -135,8 +135,16 @@ pub const NEXT_OFF_SWITCHES: &[SpbSwitch] = &[
 ];
 
 /// A set of switches (bit i = switch i on).
+///
+/// # Invariants
+///
+/// Only the bits of named switches ([`SpbSwitches::named`]) are ever set: every constructor
+/// masks, so two sets that switch the same behaviours compare equal.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct SpbSwitches(pub u64);
+pub struct SpbSwitches(u128);
+
+// Every switch has a bit in the set.
+const _: () = assert!(SpbSwitch::ALL.len() <= u128::BITS as usize);
 
 impl SpbSwitches {
     /// `spb`'s default set: every switch of the series and of spb's own choices, except
@@ -163,6 +171,14 @@ impl SpbSwitches {
     /// Every named switch (the mask of meaningful bits).
     pub fn named() -> Self {
         SpbSwitches(SpbSwitch::ALL.iter().fold(0, |m, w| m | 1 << *w as u8))
+    }
+    /// The set whose bit i switches switch i on; bits that name no switch are dropped.
+    pub fn from_bits(bits: u128) -> Self {
+        SpbSwitches(bits & Self::named().0)
+    }
+    /// The set as bits (bit i = switch i on).
+    pub fn bits(self) -> u128 {
+        self.0
     }
     #[inline(always)]
     pub fn on(self, w: SpbSwitch) -> bool {

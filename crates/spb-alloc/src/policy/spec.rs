@@ -266,10 +266,9 @@ mod tests {
     }
 
     fn any_config() -> impl Strategy<Value = PolicyConfig> {
-        let named: u64 = SpbSwitch::ALL.iter().fold(0, |m, w| m | 1 << *w as u8);
-        (0..PolicyKind::ALL.len(), any::<u64>()).prop_map(move |(k, bits)| PolicyConfig {
+        (0..PolicyKind::ALL.len(), any::<u128>()).prop_map(move |(k, bits)| PolicyConfig {
             kind: PolicyKind::ALL[k],
-            spb: SpbSwitches(bits & named),
+            spb: SpbSwitches::from_bits(bits),
         })
     }
 
