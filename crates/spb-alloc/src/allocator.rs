@@ -490,8 +490,9 @@ impl Allocator {
                 if !ok {
                     continue;
                 }
-                if let Some(p) = self.rmqueue(zi, req, flags) {
-                    return Some(p);
+                let page = self.rmqueue(zi, req, flags);
+                if self.policy.zonelist_stop() || page.is_some() {
+                    return page;
                 }
             }
             if flags.contains(AllocFlags::NOFRAGMENT)

@@ -707,6 +707,38 @@ fn evacuate_before_empty_switch() {
         assert_eq!(a.pages_migrated() > 0, evacuates, "{sw:?}");
         a.check().unwrap();
     }
+    // The same below a DMA32 zone: with the switch, the walk refused in Normal does not go on
+    // to take DMA32's empty SPB; the slow path evacuates in Normal as above.
+    for (sw, evacuates) in [
+        (next, false),
+        (next.with(SpbSwitch::EvacuateBeforeEmpty), true),
+    ] {
+        let mut a = alloc_with(0, sw, false, Some(tiny_two_zone(3)));
+        let (dma32, normal) = (0, 1);
+        let spb_base = |a: &Allocator, z: usize, i: usize| a.zones()[z].spbs()[i].start_pfn();
+        let b = spb_base(&a, normal, 0);
+        for off in 0..SPB {
+            let gfp = if off == 0 {
+                Gfp::KERNEL
+            } else {
+                Gfp::HIGHUSER_MOVABLE
+            };
+            a.alloc_at(b + off, 0, gfp, (b + off) as u32).unwrap();
+        }
+        let mut env = Reclaim(Vec::new());
+        let p = a
+            .alloc(AllocRequest::new(0, Gfp::KERNEL), &mut env)
+            .unwrap();
+        let z = &a.zones()[normal];
+        assert!(z.span().contains(p), "{sw:?}: served in Normal");
+        assert_eq!(z.spb_idx(p) == 0, evacuates, "{sw:?}");
+        assert_ne!(
+            a.zones()[dma32].spbs()[0].category(),
+            Category::Tainted,
+            "{sw:?}: DMA32 untouched"
+        );
+        a.check().unwrap();
+    }
 }
 
 #[test]

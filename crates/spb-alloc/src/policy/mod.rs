@@ -203,6 +203,15 @@ impl Policy {
             Policy::Spb(s) => spb_steal::drop_in_walk(s.sw, mt),
         }
     }
+    /// Whether the zonelist walk stops after the zone it just tried, without trying the lower
+    /// zones (spb-next `evacuate_before_empty`: the request is to evacuate a tainted SPB of
+    /// that zone in the slow path, not to taint a lower zone's SPB). Clears the request.
+    pub fn zonelist_stop(&mut self) -> bool {
+        match self {
+            Policy::Mainline { .. } => false,
+            Policy::Spb(s) => core::mem::take(&mut s.evacuate_first),
+        }
+    }
     /// Whether the slow path keeps NOFRAGMENT until the last resort before OOM.
     pub fn keeps_nofragment(&self) -> bool {
         match self {

@@ -155,6 +155,15 @@ pub struct SpbPolicy {
     /// # Invariants
     /// - None outside a refill (set and cleared inside `pcp_refill_owned`).
     pub(crate) refill_spb: Option<(u8, u32)>,
+    /// spb-next `evacuate_before_empty` refused an empty SPB in the zone the zonelist walk
+    /// just tried: the walk stops there, so that a lower zone's clean or empty SPB is not
+    /// tainted instead, and the slow path evacuates (taken by [`Policy::zonelist_stop`]).
+    ///
+    /// # Invariants
+    /// - false between allocations (set inside a zone's walk, taken right after it).
+    ///
+    /// [`Policy::zonelist_stop`]: super::Policy::zonelist_stop
+    pub(crate) evacuate_first: bool,
     /// The SPB whose defrag run is running now: (zone, spb). Its `defrag_queued` flag stays set
     /// while it runs (the run is taken off the queue first), so the checker accepts it.
     pub(crate) defrag_running: Option<(u8, u32)>,
@@ -211,6 +220,7 @@ impl SpbPolicy {
             excluded: None,
             making_pageblock: false,
             refill_spb: None,
+            evacuate_first: false,
             defrag_running: None,
             work: Vec::new(),
             walks: WalkHistogram::default(),

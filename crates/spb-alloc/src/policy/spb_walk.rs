@@ -536,6 +536,7 @@ impl SpbPolicy {
             && super::spb_work::above_min(core::slice::from_ref(z), z.kind, order)
             && tainted_hold_movable(z, excl)
         {
+            self.evacuate_first = true;
             return (None, Pass::Fail);
         }
         // PASS_3: a whole pageblock from an empty SPB.

@@ -572,7 +572,7 @@ fn evacuate_for_order<C: Core>(
 impl super::spb::SpbPolicy {
     /// Policy-level invariants: hints (and the pin SPB) name real SPBs; queued flags match the
     /// queue (or the defrag run now running); THP moves are paid for; no evacuation is marked as
-    /// the supply's between calls.
+    /// the supply's, and no zonelist stop is pending, between calls.
     pub(crate) fn check(&self, zones: &[Zone]) -> Result<(), crate::check::InvariantViolation> {
         if self.making_pageblock {
             return Err(crate::check::InvariantViolation(
@@ -582,6 +582,12 @@ impl super::spb::SpbPolicy {
         if self.refill_spb.is_some() {
             return Err(crate::check::InvariantViolation(
                 "spb: a refill's SPB is still set outside the refill".into(),
+            ));
+        }
+        if self.evacuate_first {
+            return Err(crate::check::InvariantViolation(
+                "spb: evacuate_before_empty's zonelist stop is still set between allocations"
+                    .into(),
             ));
         }
         for (zi, zs) in self.zones.iter().enumerate() {
