@@ -457,6 +457,7 @@ impl Allocator {
         highest: usize,
     ) -> Option<Pfn> {
         loop {
+            let mut zone_flags = flags;
             for zi in (0..=preferred).rev() {
                 let ok = {
                     let z = &mut self.zones[zi];
@@ -490,8 +491,11 @@ impl Allocator {
                 if !ok {
                     continue;
                 }
-                let page = self.rmqueue(zi, req, flags);
-                if self.policy.zonelist_stop() || page.is_some() {
+                let page = self.rmqueue(zi, req, zone_flags);
+                if self.policy.lower_zones_no_taint() {
+                    zone_flags = zone_flags.with(AllocFlags::NO_TAINT);
+                }
+                if page.is_some() {
                     return page;
                 }
             }

@@ -707,37 +707,50 @@ fn evacuate_before_empty_switch() {
         assert_eq!(a.pages_migrated() > 0, evacuates, "{sw:?}");
         a.check().unwrap();
     }
-    // The same below a DMA32 zone: with the switch, the walk refused in Normal does not go on
-    // to take DMA32's empty SPB; the slow path evacuates in Normal as above.
-    for (sw, evacuates) in [
-        (next, false),
-        (next.with(SpbSwitch::EvacuateBeforeEmpty), true),
-    ] {
-        let mut a = alloc_with(0, sw, false, Some(tiny_two_zone(3)));
-        let (dma32, normal) = (0, 1);
-        let spb_base = |a: &Allocator, z: usize, i: usize| a.zones()[z].spbs()[i].start_pfn();
-        let b = spb_base(&a, normal, 0);
-        for off in 0..SPB {
-            let gfp = if off == 0 {
-                Gfp::KERNEL
+    // The same below a DMA32 zone. With the switch, the walk refused in Normal goes on to
+    // DMA32 for its tainted SPBs' room only: an empty DMA32 is not tainted instead (the slow
+    // path evacuates in Normal as above); a tainted DMA32 SPB with room serves the request.
+    for dma32_tainted in [false, true] {
+        for (sw, on) in [
+            (next, false),
+            (next.with(SpbSwitch::EvacuateBeforeEmpty), true),
+        ] {
+            let mut a = alloc_with(0, sw, false, Some(tiny_two_zone(3)));
+            let (dma32, normal) = (0, 1);
+            let spb_base = |a: &Allocator, z: usize| a.zones()[z].spbs()[0].start_pfn();
+            let b = spb_base(&a, normal);
+            for off in 0..SPB {
+                let gfp = if off == 0 {
+                    Gfp::KERNEL
+                } else {
+                    Gfp::HIGHUSER_MOVABLE
+                };
+                a.alloc_at(b + off, 0, gfp, (b + off) as u32).unwrap();
+            }
+            if dma32_tainted {
+                let d = spb_base(&a, dma32);
+                a.alloc_at(d, 0, Gfp::KERNEL, d as u32).unwrap();
+            }
+            let mut env = Reclaim(Vec::new());
+            let p = a
+                .alloc(AllocRequest::new(0, Gfp::KERNEL), &mut env)
+                .unwrap();
+            let (n, d) = (&a.zones()[normal], &a.zones()[dma32]);
+            let ctx = format!("{sw:?}, DMA32 tainted {dma32_tainted}");
+            if on && dma32_tainted {
+                assert!(d.span().contains(p), "{ctx}: DMA32's tainted room");
+                assert_eq!(a.pages_migrated(), 0, "{ctx}");
             } else {
-                Gfp::HIGHUSER_MOVABLE
-            };
-            a.alloc_at(b + off, 0, gfp, (b + off) as u32).unwrap();
+                assert!(n.span().contains(p), "{ctx}: served in Normal");
+                assert_eq!(n.spb_idx(p) == 0, on, "{ctx}: evacuated in Normal");
+            }
+            assert_eq!(
+                d.spbs()[0].category() == Category::Tainted,
+                dma32_tainted,
+                "{ctx}: DMA32 not tainted by the request"
+            );
+            a.check().unwrap();
         }
-        let mut env = Reclaim(Vec::new());
-        let p = a
-            .alloc(AllocRequest::new(0, Gfp::KERNEL), &mut env)
-            .unwrap();
-        let z = &a.zones()[normal];
-        assert!(z.span().contains(p), "{sw:?}: served in Normal");
-        assert_eq!(z.spb_idx(p) == 0, evacuates, "{sw:?}");
-        assert_ne!(
-            a.zones()[dma32].spbs()[0].category(),
-            Category::Tainted,
-            "{sw:?}: DMA32 untouched"
-        );
-        a.check().unwrap();
     }
 }
 

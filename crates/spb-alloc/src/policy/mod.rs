@@ -203,10 +203,12 @@ impl Policy {
             Policy::Spb(s) => spb_steal::drop_in_walk(s.sw, mt),
         }
     }
-    /// Whether the zonelist walk stops after the zone it just tried, without trying the lower
-    /// zones (spb-next `evacuate_before_empty`: the request is to evacuate a tainted SPB of
-    /// that zone in the slow path, not to taint a lower zone's SPB). Clears the request.
-    pub fn zonelist_stop(&mut self) -> bool {
+    /// Whether the zonelist walk tries the zones below the one it just tried with
+    /// `AllocFlags::NO_TAINT` (their tainted or lost SPBs only): spb-next
+    /// `evacuate_before_empty` refused to taint an SPB there so that the slow path evacuates a
+    /// tainted SPB of that zone, and a lower zone's clean or empty SPB is not to be tainted
+    /// instead. Clears the request.
+    pub fn lower_zones_no_taint(&mut self) -> bool {
         match self {
             Policy::Mainline { .. } => false,
             Policy::Spb(s) => core::mem::take(&mut s.evacuate_first),

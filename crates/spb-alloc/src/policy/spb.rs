@@ -156,13 +156,14 @@ pub struct SpbPolicy {
     /// - None outside a refill (set and cleared inside `pcp_refill_owned`).
     pub(crate) refill_spb: Option<(u8, u32)>,
     /// spb-next `evacuate_before_empty` refused an empty SPB in the zone the zonelist walk
-    /// just tried: the walk stops there, so that a lower zone's clean or empty SPB is not
-    /// tainted instead, and the slow path evacuates (taken by [`Policy::zonelist_stop`]).
+    /// just tried: the lower zones are walked for their tainted or lost SPBs only, so that a
+    /// clean or empty SPB there is not tainted instead and the slow path evacuates (taken by
+    /// [`Policy::lower_zones_no_taint`]).
     ///
     /// # Invariants
     /// - false between allocations (set inside a zone's walk, taken right after it).
     ///
-    /// [`Policy::zonelist_stop`]: super::Policy::zonelist_stop
+    /// [`Policy::lower_zones_no_taint`]: super::Policy::lower_zones_no_taint
     pub(crate) evacuate_first: bool,
     /// The SPB whose defrag run is running now: (zone, spb). Its `defrag_queued` flag stays set
     /// while it runs (the run is taken off the queue first), so the checker accepts it.

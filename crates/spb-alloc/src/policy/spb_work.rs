@@ -572,7 +572,7 @@ fn evacuate_for_order<C: Core>(
 impl super::spb::SpbPolicy {
     /// Policy-level invariants: hints (and the pin SPB) name real SPBs; queued flags match the
     /// queue (or the defrag run now running); THP moves are paid for; no evacuation is marked as
-    /// the supply's, and no zonelist stop is pending, between calls.
+    /// the supply's, and no request of `evacuate_before_empty` is pending, between calls.
     pub(crate) fn check(&self, zones: &[Zone]) -> Result<(), crate::check::InvariantViolation> {
         if self.making_pageblock {
             return Err(crate::check::InvariantViolation(
@@ -586,7 +586,7 @@ impl super::spb::SpbPolicy {
         }
         if self.evacuate_first {
             return Err(crate::check::InvariantViolation(
-                "spb: evacuate_before_empty's zonelist stop is still set between allocations"
+                "spb: evacuate_before_empty's request for the lower zones is still set between allocations"
                     .into(),
             ));
         }
