@@ -109,6 +109,7 @@ pub const NEXT_SWITCHES: &[SpbSwitch] = &[
     SpbSwitch::SplitBeforeTaint,
     SpbSwitch::MovableEmptyFirst,
     SpbSwitch::RefillOneTaint,
+    SpbSwitch::EvacuateBeforeEmpty,
 ];
 /// spb-next's ideas that did not help where measured (docs/spb-next.md): off in both
 /// policies, available with `-on:`.
@@ -131,7 +132,6 @@ pub const NEXT_OFF_SWITCHES: &[SpbSwitch] = &[
     SpbSwitch::RefillNoTaint,
     SpbSwitch::TaintRoomy,
     SpbSwitch::DefragUndone,
-    SpbSwitch::EvacuateBeforeEmpty,
 ];
 
 /// A set of switches (bit i = switch i on).
