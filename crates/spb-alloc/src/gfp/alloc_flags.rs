@@ -52,9 +52,10 @@ impl AllocFlags {
     /// else from the zone's pin SPB (clean), never from an empty SPB: best effort, the block is
     /// pinned in place when there is no room.
     pub const PIN_TARGET: AllocFlags = AllocFlags(0x4000);
-    /// spb-next (`refill_no_taint`): a per-CPU refill's page after the caller's own, served
-    /// from SPBs already tainted (or lost) or not at all: a cache is never filled by tainting
-    /// a clean or empty SPB.
+    /// spb-next: served from SPBs already tainted (or lost) or not at all. `refill_no_taint`:
+    /// a per-CPU refill's page after the caller's own (a cache is never filled by tainting a
+    /// clean or empty SPB); `evacuate_before_empty`: the zones below the one whose walk the
+    /// rule refused.
     pub const NO_TAINT: AllocFlags = AllocFlags(0x8000);
     /// Flags that allow allocations below the min watermark.
     pub const RESERVES: AllocFlags = AllocFlags(0x10 | 0x20 | 0x200 | 0x8);
