@@ -472,6 +472,50 @@ fn defrag_undone_switch() {
 }
 
 #[test]
+fn defrag_thp_last_switch() {
+    // SPB 0 tainted: its first pageblock kernel pages but one free page, each other pageblock
+    // one movable block of pageblock order (a THP); SPBs 1 and 2 empty. A kernel request starts
+    // SPB 0's defrag, which finds no pageblock it may evacuate (a THP moves only with
+    // `evacuate_thp`'s credit, off here): without the switch the SPB stays without a free
+    // pageblock; with it one THP leaves and a pageblock of room is free.
+    for (sw, moves) in [(on(), false), (on().with(SpbSwitch::DefragThpLast), true)] {
+        let mut a = alloc_with(3, sw, false, None);
+        let b = base(&a, 0);
+        for off in 0..PB - 1 {
+            a.alloc_at(b + off, 0, Gfp::KERNEL, (b + off) as u32)
+                .unwrap();
+        }
+        for pb in 1..SPB / PB {
+            let p = b + pb * PB;
+            a.alloc_at(p, 3, Gfp::HIGHUSER_MOVABLE, p as u32).unwrap();
+        }
+        // the request finds no room in SPB 0 (its free page is on the movable list) and takes
+        // an empty SPB; before that, the walk's last-chance trigger starts SPB 0's defrag
+        a.alloc(AllocRequest::new(0, Gfp::KERNEL), &mut NoEnv)
+            .unwrap();
+        assert_eq!(a.zones()[0].spbs()[0].pb_free(), 0);
+        let mut env = TrackEnv::default();
+        for t in 1..4 {
+            a.background(t * 1_000_000_000, &mut env);
+        }
+        assert!(a.vm().get(Vm::SpbDefragRuns) > 0, "{sw:?}: the defrag ran");
+        let s = &a.zones()[0].spbs()[0];
+        assert_eq!(
+            s.pb_free() > 0,
+            moves,
+            "{sw:?}: free pageblocks {}",
+            s.pb_free()
+        );
+        assert_eq!(
+            a.vm().get(Vm::SpbDefragPagesMoved) > 0,
+            moves,
+            "{sw:?}: pages moved by the defrag"
+        );
+        a.check().unwrap();
+    }
+}
+
+#[test]
 fn targeted_evacuation_switch() {
     for (sw, stays_clean) in [(on(), true), (off(SpbSwitch::TargetedEvacuation), false)] {
         let mut a = alloc_with(2, sw, false, None);

@@ -86,6 +86,7 @@ switches! {
     MovableEmptyFirst => "movable_empty_first", "next", "a movable request that no clean SPB can serve takes an empty SPB before the room of tainted SPBs above their reserve, which is left to non-movable growth";
     EvacuateBeforeEmpty => "evacuate_before_empty", "next", "with taint_when_full, a non-movable request that may reclaim and still has ALLOC_NOFRAGMENT (the fast path, the slow path's first tries) does not take an empty SPB (PASS_3) while a tainted SPB of its zone holds movable pages and the zone is above its min watermark: it fails there, and the slow path's taint_when_full evacuates a pageblock of the tainted SPBs first (an empty SPB only when nothing could move); the zones below it give only their tainted or lost SPBs' room meanwhile";
     DefragUndone => "defrag_undone", "next", "a defrag run of a tainted SPB that holds at least as many movable pages as when its previous run ended plus the pages that run moved (movable allocations took all the room back) does not move them again: it waits the no-progress cooldown, and the synchronous evacuations make the room when non-movable demand needs it";
+    DefragThpLast => "defrag_thp_last", "next", "a defrag run of a tainted SPB left without a free pageblock, that found no pageblock to evacuate the usual way (each holds a THP or a folio no free block fits), evacuates one holding a THP, moved whole or split, without evacuate_thp's credit: a tainted SPB keeps a pageblock of room for the requests that cannot evacuate (atomic ones)";
 }
 
 /// The switches that are spb-next's own ideas and on in `spb-next` (off in `spb`).
@@ -132,6 +133,7 @@ pub const NEXT_OFF_SWITCHES: &[SpbSwitch] = &[
     SpbSwitch::RefillNoTaint,
     SpbSwitch::TaintRoomy,
     SpbSwitch::DefragUndone,
+    SpbSwitch::DefragThpLast,
 ];
 
 /// A set of switches (bit i = switch i on).

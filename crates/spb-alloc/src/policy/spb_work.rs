@@ -487,6 +487,19 @@ fn defrag_spb<C: Core>(c: &mut C, zi: ZoneId, si: u32, env: &mut dyn Env) {
         }
         moved += evacuate_block(c, zi, b, env);
     }
+    // spb-next `defrag_thp_last`: no free pageblock left and nothing moved the usual way: one
+    // pageblock holding a THP (or a folio too large for every free block) goes, so the requests
+    // that cannot evacuate (atomic ones) find room here instead of tainting a clean SPB
+    if moved == 0 && sw(c, SpbSwitch::DefragThpLast) && c.zones()[zi].spbs[si as usize].pb_free == 0
+    {
+        let z = &c.zones()[zi];
+        let thp_block = evacuable_blocks(z, si, None)
+            .into_iter()
+            .find(|&(_, b)| super::spb_highorder::blocks_fit(z, b, usize::MAX, true));
+        if let Some((_, b)) = thp_block {
+            moved += evacuate_block_as(c, zi, b, true, env);
+        }
+    }
     c.vm().add(Vm::SpbDefragPagesMoved, moved);
     c.events().push(Event::SpbEvacuate {
         zone: zi as u8,
