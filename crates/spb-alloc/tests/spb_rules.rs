@@ -489,8 +489,8 @@ fn defrag_thp_last_switch() {
             let p = b + pb * PB;
             a.alloc_at(p, 3, Gfp::HIGHUSER_MOVABLE, p as u32).unwrap();
         }
-        // the request finds no room in SPB 0 (its free page is on the movable list) and takes
-        // an empty SPB; before that, the walk's last-chance trigger starts SPB 0's defrag
+        // the request is served outside SPB 0 (an empty SPB); before that, the walk's
+        // last-chance trigger starts SPB 0's defrag
         a.alloc(AllocRequest::new(0, Gfp::KERNEL), &mut NoEnv)
             .unwrap();
         assert_eq!(a.zones()[0].spbs()[0].pb_free(), 0);
