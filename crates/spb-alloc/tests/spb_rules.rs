@@ -799,6 +799,33 @@ fn evacuate_before_empty_switch() {
 }
 
 #[test]
+fn evacuate_headroom_switch() {
+    // SPB 0 tainted and full (one unmovable page, the rest movable), SPBs 1 and 2 empty: a
+    // kernel request finds the tainted pool without a free page, and `taint_when_full`
+    // evacuates a pageblock of SPB 0, which the request takes. With the switch a second
+    // pageblock is evacuated and stays free: room for a request that cannot evacuate.
+    let next = on()
+        .without(SpbSwitch::TargetedEvacuation)
+        .with(SpbSwitch::TaintWhenFull)
+        .with(SpbSwitch::EvacuateBeforeEmpty);
+    for (sw, headroom) in [
+        (next, false),
+        (next.with(SpbSwitch::EvacuateHeadroom), true),
+    ] {
+        let mut a = alloc_with(3, sw, false, None);
+        fill(&mut a, 0, true, |_| false);
+        let p = a
+            .alloc(AllocRequest::new(0, Gfp::KERNEL), &mut Reclaim(Vec::new()))
+            .unwrap();
+        assert_eq!(spb_of(&a, p), 0, "{sw:?}: served inside the tainted SPB");
+        let s = &a.zones()[0].spbs()[0];
+        assert_eq!(s.pb_free(), headroom as u32, "{sw:?}: free pageblocks left");
+        assert_eq!(a.pages_migrated(), (1 + headroom as u64) * PB, "{sw:?}");
+        a.check().unwrap();
+    }
+}
+
+#[test]
 fn taint_when_full_switch() {
     // the tainted SPB holds movable pages: evacuate one pageblock of them instead of reclaiming
     let next = on().without(SpbSwitch::TargetedEvacuation);

@@ -87,6 +87,7 @@ switches! {
     EvacuateBeforeEmpty => "evacuate_before_empty", "next", "with taint_when_full, a non-movable request that may reclaim and still has ALLOC_NOFRAGMENT (the fast path, the slow path's first tries) does not take an empty SPB (PASS_3) while a tainted SPB of its zone holds movable pages and the zone is above its min watermark: it fails there, and the slow path's taint_when_full evacuates a pageblock of the tainted SPBs first (an empty SPB only when nothing could move); the zones below it give only their tainted or lost SPBs' room meanwhile";
     DefragUndone => "defrag_undone", "next", "a defrag run of a tainted SPB that holds at least as many movable pages as when its previous run ended plus the pages that run moved (movable allocations took all the room back) does not move them again: it waits the no-progress cooldown, and the synchronous evacuations make the room when non-movable demand needs it";
     DefragThpLast => "defrag_thp_last", "next", "a defrag run of a tainted SPB left without a free pageblock, that found no pageblock to evacuate the usual way (each holds a THP or a folio no free block fits), evacuates one holding a THP, moved whole or split, without evacuate_thp's credit: a tainted SPB keeps a pageblock of room for the requests that cannot evacuate (atomic ones)";
+    EvacuateHeadroom => "evacuate_headroom", "next", "with taint_when_full, an evacuation for a request that found the tainted pool without a single free page evacuates a second pageblock when the first moved pages: the request takes the first, and the second is room for the requests that cannot evacuate (atomic ones), which would otherwise taint a clean or empty SPB";
 }
 
 /// The switches that are spb-next's own ideas and on in `spb-next` (off in `spb`).
@@ -134,6 +135,7 @@ pub const NEXT_OFF_SWITCHES: &[SpbSwitch] = &[
     SpbSwitch::TaintRoomy,
     SpbSwitch::DefragUndone,
     SpbSwitch::DefragThpLast,
+    SpbSwitch::EvacuateHeadroom,
 ];
 
 /// A set of switches (bit i = switch i on).

@@ -232,6 +232,11 @@ pub(crate) fn slowpath_entry<C: Core>(
     for zi in (0..c.zones().len()).rev() {
         if allowed(&c.zones()[zi]) && moved == 0 {
             moved += evacuate_cheapest(c, zi, mt, highest, env);
+            // spb-next `evacuate_headroom`: the pool was dry; leave a pageblock for the
+            // requests that cannot evacuate
+            if moved > 0 && free == 0 && sw(c, SpbSwitch::EvacuateHeadroom) {
+                moved += evacuate_cheapest(c, zi, mt, highest, env);
+            }
         }
     }
     if moved > 0 {
