@@ -231,10 +231,15 @@ pub(crate) fn slowpath_entry<C: Core>(
     let mut moved = 0;
     for zi in (0..c.zones().len()).rev() {
         if allowed(&c.zones()[zi]) && moved == 0 {
+            // spb-next `evacuate_headroom`: the zone's tainted SPBs had no free page; leave a
+            // pageblock for the requests that cannot evacuate
+            let dry = sw(c, SpbSwitch::EvacuateHeadroom)
+                && c.zones()[zi]
+                    .spbs
+                    .iter()
+                    .all(|s| s.category != Category::Tainted || s.free_pages == 0);
             moved += evacuate_cheapest(c, zi, mt, highest, env);
-            // spb-next `evacuate_headroom`: the pool was dry; leave a pageblock for the
-            // requests that cannot evacuate
-            if moved > 0 && free == 0 && sw(c, SpbSwitch::EvacuateHeadroom) {
+            if moved > 0 && dry {
                 moved += evacuate_cheapest(c, zi, mt, highest, env);
             }
         }
