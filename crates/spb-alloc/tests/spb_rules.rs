@@ -725,6 +725,13 @@ impl Env for Reclaim {
     }
 }
 
+/// spb's switches with `taint_when_full` and without the targeted evacuation: the slow path's
+/// synchronous evacuation is the only one that runs before a retry.
+fn synchronous_evacuation() -> SpbSwitches {
+    on().without(SpbSwitch::TargetedEvacuation)
+        .with(SpbSwitch::TaintWhenFull)
+}
+
 #[test]
 fn evacuate_before_empty_switch() {
     // SPB 0 tainted and full (one unmovable page, the rest movable), SPBs 1 and 2 empty. A
@@ -732,9 +739,7 @@ fn evacuate_before_empty_switch() {
     // switch; with it the walk fails there, and the slow path's `taint_when_full` evacuates a
     // pageblock of SPB 0 (into an empty SPB, which stays clean) and serves the request inside
     // SPB 0.
-    let next = on()
-        .without(SpbSwitch::TargetedEvacuation)
-        .with(SpbSwitch::TaintWhenFull);
+    let next = synchronous_evacuation();
     for (sw, evacuates) in [
         (next, false),
         (next.with(SpbSwitch::EvacuateBeforeEmpty), true),
@@ -804,10 +809,7 @@ fn evacuate_headroom_switch() {
     // kernel request finds the tainted pool without a free page, and `taint_when_full`
     // evacuates a pageblock of SPB 0, which the request takes. With the switch a second
     // pageblock is evacuated and stays free: room for a request that cannot evacuate.
-    let next = on()
-        .without(SpbSwitch::TargetedEvacuation)
-        .with(SpbSwitch::TaintWhenFull)
-        .with(SpbSwitch::EvacuateBeforeEmpty);
+    let next = synchronous_evacuation().with(SpbSwitch::EvacuateBeforeEmpty);
     for (sw, headroom) in [
         (next, false),
         (next.with(SpbSwitch::EvacuateHeadroom), true),
