@@ -234,10 +234,10 @@ pub(crate) fn slowpath_entry<C: Core>(
             // spb-next `evacuate_headroom`: the zone's tainted SPBs had no free page; leave a
             // pageblock for the requests that cannot evacuate
             let dry = sw(c, SpbSwitch::EvacuateHeadroom)
-                && c.zones()[zi]
-                    .spbs
+                && c.zones()[zi].spb_lists.counts[Category::Tainted as usize]
+                    [crate::superpageblock::FIRST_WITH_FREE..]
                     .iter()
-                    .all(|s| s.category != Category::Tainted || s.free_pages == 0);
+                    .all(|&n| n == 0);
             moved += evacuate_cheapest(c, zi, mt, highest, env);
             if moved > 0 && dry {
                 moved += evacuate_cheapest(c, zi, mt, highest, env);
