@@ -516,6 +516,59 @@ fn defrag_thp_last_switch() {
 }
 
 #[test]
+fn defrag_start_gate_switch() {
+    // SPB 0 tainted with three free pageblocks and one free page in each of pageblocks 1-12
+    // (36 free pages; the tiny geometry's defrag starts at one free pageblock or less and stops
+    // at three pageblocks' worth of free pages, 24); SPBs 1 and 2 empty. Kernel requests claim
+    // the free pageblocks one by one; when one free pageblock is left the defrag's start and
+    // stop tests both hold. Without the switch a run starts there, stops at once and starts the
+    // no-progress cooldown, so when the free pages fall below the stop test no run makes room;
+    // with it no run starts until then. A run queued there that finds the stop test holding
+    // again (pages were freed meanwhile) moves nothing and starts no cooldown either: the run
+    // queued when the free pages fall below the stop test again moves pages out.
+    for (sw, gated) in [(on(), false), (on().with(SpbSwitch::DefragStartGate), true)] {
+        let mut a = alloc_with(3, sw, false, None);
+        fill(&mut a, 0, true, |off| {
+            off >= 13 * PB || (off >= PB && off % PB == 4)
+        });
+        let mut env = TrackEnv::default();
+        let kernel = |a: &mut Allocator| {
+            let p = a
+                .alloc(AllocRequest::new(0, Gfp::KERNEL), &mut NoEnv)
+                .unwrap();
+            assert_eq!(spb_of(a, p), 0, "{sw:?}: served in the tainted SPB");
+            p
+        };
+        let free = |a: &Allocator| a.zones()[0].spbs()[0].free_pages();
+        while a.zones()[0].spbs()[0].pb_free() > 1 {
+            kernel(&mut a);
+        }
+        assert!(free(&a) >= 3 * PB);
+        a.background(1_000_000, &mut env);
+        let runs = a.vm().get(Vm::SpbDefragRuns);
+        assert_eq!(runs == 0, gated, "{sw:?}: runs in the overlap {runs}");
+        // below the stop test (a run is queued with the switch), then above it again
+        let mut taken = Vec::new();
+        while free(&a) >= 3 * PB {
+            taken.push(kernel(&mut a));
+        }
+        a.free(taken.pop().unwrap(), 0, 0).unwrap();
+        a.background(500_000_000, &mut env);
+        assert_eq!(a.vm().get(Vm::SpbDefragRuns), 1, "{sw:?}: one run so far");
+        assert_eq!(a.vm().get(Vm::SpbDefragPagesMoved), 0, "{sw:?}");
+        kernel(&mut a);
+        a.background(1_000_000_000, &mut env);
+        let moved = a.vm().get(Vm::SpbDefragPagesMoved);
+        assert_eq!(
+            moved > 0,
+            gated,
+            "{sw:?}: pages moved below the stop test {moved}"
+        );
+        a.check().unwrap();
+    }
+}
+
+#[test]
 fn targeted_evacuation_switch() {
     for (sw, stays_clean) in [(on(), true), (off(SpbSwitch::TargetedEvacuation), false)] {
         let mut a = alloc_with(2, sw, false, None);

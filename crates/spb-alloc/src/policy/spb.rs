@@ -467,7 +467,12 @@ impl SpbPolicy {
         }
         let s = &z.spbs[i as usize];
         let deep = zs.defrag_deep[i as usize] && s.movable_pages() > 0;
-        if deep || self.needs_defrag(s, z.geo.pageblock_pages()) {
+        let pbp = z.geo.pageblock_pages();
+        // spb-next `defrag_start_gate`: a run whose stop test already holds would stop at once
+        // and start the no-progress cooldown
+        let wanted = self.needs_defrag(s, pbp)
+            && !(self.sw.on(SpbSwitch::DefragStartGate) && self.defrag_done(s, pbp, false));
+        if deep || wanted {
             self.zones[zone as usize].defrag_queued[i as usize] = true;
             self.work.push(Work::Defrag { zone, spb: i });
         }

@@ -88,6 +88,7 @@ switches! {
     DefragUndone => "defrag_undone", "next", "a defrag run of a tainted SPB that holds at least as many movable pages as when its previous run ended plus the pages that run moved (movable allocations took all the room back) does not move them again: it waits the no-progress cooldown, and the synchronous evacuations make the room when non-movable demand needs it";
     DefragThpLast => "defrag_thp_last", "next", "a defrag run of a tainted SPB left without a free pageblock, that found no pageblock to evacuate the usual way (each holds a THP or a folio no free block fits), evacuates one holding a THP, moved whole or split, without evacuate_thp's credit: a tainted SPB keeps a pageblock of room for the requests that cannot evacuate (atomic ones)";
     EvacuateHeadroom => "evacuate_headroom", "next", "with taint_when_full, an evacuation in a zone whose tainted SPBs have not a single free page left evacuates a second pageblock when the first moved pages: the request takes the first, and the second is room for the requests that cannot evacuate (atomic ones), which would otherwise taint a clean or empty SPB";
+    DefragStartGate => "defrag_start_gate", "next", "a tainted SPB's defrag run is queued only when its stop test does not already hold, and a run that stops before its first pageblock (the stop test holds again) starts no no-progress cooldown: patch 15's start test (at most one free pageblock) and stop test (three pageblocks' worth of free pages) overlap, and a run started in the overlap stops at once and sets the 5 s cooldown, during which the SPB's free pages can run out with no run to make room";
 }
 
 /// The switches that are spb-next's own ideas and on in `spb-next` (off in `spb`).
@@ -136,6 +137,7 @@ pub const NEXT_OFF_SWITCHES: &[SpbSwitch] = &[
     SpbSwitch::DefragUndone,
     SpbSwitch::DefragThpLast,
     SpbSwitch::EvacuateHeadroom,
+    SpbSwitch::DefragStartGate,
 ];
 
 /// A set of switches (bit i = switch i on).

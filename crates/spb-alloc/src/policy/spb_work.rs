@@ -487,6 +487,7 @@ fn defrag_spb<C: Core>(c: &mut C, zi: ZoneId, si: u32, env: &mut dyn Env) {
         .policy()
         .spb()
         .is_some_and(|p| p.zones[zi].defrag_deep[si as usize]);
+    let mut tried = false;
     for (_, b) in blocks.into_iter().take(DEFRAG_BLOCKS_PER_RUN) {
         let done = {
             let s = &c.zones()[zi].spbs[si as usize];
@@ -495,8 +496,11 @@ fn defrag_spb<C: Core>(c: &mut C, zi: ZoneId, si: u32, env: &mut dyn Env) {
         if done {
             break;
         }
+        tried = true;
         moved += evacuate_block(c, zi, b, env);
     }
+    // spb-next `defrag_start_gate`: a run that had nothing to do made no "no progress"
+    let idle = !tried && sw(c, SpbSwitch::DefragStartGate);
     // spb-next `defrag_thp_last`: no free pageblock left and nothing moved the usual way: one
     // pageblock holding a THP (or a folio too large for every free block) goes, so the requests
     // that cannot evacuate (atomic ones) find room here instead of tainting a clean SPB
@@ -526,9 +530,9 @@ fn defrag_spb<C: Core>(c: &mut C, zi: ZoneId, si: u32, env: &mut dyn Env) {
         if moved == 0 || z.spbs[si as usize].movable_pages() == 0 {
             p.zones[zi].defrag_deep[si as usize] = false;
         }
-        if moved == 0 {
+        if moved == 0 && !idle {
             p.zones[zi].defrag_noop_ns[si as usize] = now.max(1);
-        } else {
+        } else if moved > 0 {
             p.maybe_start_defrag(zi as u8, z, si, now);
         }
     }
