@@ -488,7 +488,7 @@ fn defrag_spb<C: Core>(c: &mut C, zi: ZoneId, si: u32, env: &mut dyn Env) {
         .spb()
         .is_some_and(|p| p.zones[zi].defrag_deep[si as usize]);
     let mut tried = false;
-    for (_, b) in blocks.into_iter().take(DEFRAG_BLOCKS_PER_RUN) {
+    for &(_, b) in blocks.iter().take(DEFRAG_BLOCKS_PER_RUN) {
         let done = {
             let s = &c.zones()[zi].spbs[si as usize];
             c.policy().spb().is_none_or(|p| p.defrag_done(s, pbp, deep))
@@ -503,14 +503,16 @@ fn defrag_spb<C: Core>(c: &mut C, zi: ZoneId, si: u32, env: &mut dyn Env) {
     let idle = !tried && sw(c, SpbSwitch::DefragStartGate);
     // spb-next `defrag_thp_last`: no free pageblock left and nothing moved the usual way: one
     // pageblock holding a THP (or a folio too large for every free block) goes, so the requests
-    // that cannot evacuate (atomic ones) find room here instead of tainting a clean SPB
+    // that cannot evacuate (atomic ones) find room here instead of tainting a clean SPB. A run
+    // that moved nothing changed no pageblock's movable or non-movable count, so `blocks` is
+    // still the list of evacuable pageblocks.
     if moved == 0 && sw(c, SpbSwitch::DefragThpLast) && c.zones()[zi].spbs[si as usize].pb_free == 0
     {
         let z = &c.zones()[zi];
-        let thp_block = evacuable_blocks(z, si, None)
-            .into_iter()
-            .find(|&(_, b)| super::spb_highorder::blocks_fit(z, b, usize::MAX, true));
-        if let Some((_, b)) = thp_block {
+        let thp_block = blocks
+            .iter()
+            .find(|&&(_, b)| super::spb_highorder::blocks_fit(z, b, usize::MAX, true));
+        if let Some(&(_, b)) = thp_block {
             moved += evacuate_block_as(c, zi, b, true, env);
         }
     }
@@ -530,10 +532,10 @@ fn defrag_spb<C: Core>(c: &mut C, zi: ZoneId, si: u32, env: &mut dyn Env) {
         if moved == 0 || z.spbs[si as usize].movable_pages() == 0 {
             p.zones[zi].defrag_deep[si as usize] = false;
         }
-        if moved == 0 && !idle {
-            p.zones[zi].defrag_noop_ns[si as usize] = now.max(1);
-        } else if moved > 0 {
+        if moved > 0 {
             p.maybe_start_defrag(zi as u8, z, si, now);
+        } else if !idle {
+            p.zones[zi].defrag_noop_ns[si as usize] = now.max(1);
         }
     }
 }
