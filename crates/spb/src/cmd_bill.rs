@@ -3,7 +3,8 @@
 //! scenario, one column per run, whatever policies the files hold; the JSON lines of `spb sweep`
 //! are read too (each cell a run, labelled with its seed when a policy repeats). Joins runs made apart (for
 //! example a new policy's run beside an older vanilla/defrag/spb file). `--against POLICY` adds
-//! issue 15's targets, every run judged against that policy's run of the same request stream.
+//! issue 15's targets, every run judged against that policy's run of the same request stream;
+//! `--summary` totals them per policy and lists the misses, for a sweep's many runs.
 
 use std::path::PathBuf;
 
@@ -21,10 +22,20 @@ pub struct BillArgs {
     /// how much.
     #[arg(long, value_name = "POLICY")]
     pub against: Option<String>,
+    /// With `--against`, print instead of the tables the targets' totals per policy (runs met
+    /// out of runs judged, for each target) and every miss on one line, named by scenario,
+    /// memory size, seed and policy: the form for a sweep's many runs.
+    #[arg(long, requires = "against")]
+    pub summary: bool,
 }
 
 pub fn run(a: BillArgs) -> Result<(), CliError> {
     let doc = crate::results::load_runs(&a.files)?;
+    if let (true, Some(base)) = (a.summary, &a.against) {
+        let t = spb_lab::report::targets_summary(&doc, base).map_err(CliError::Input)?;
+        crate::output::print(t);
+        return Ok(());
+    }
     let t = spb_lab::report::bill_tables(&doc);
     if t.is_empty() {
         return Err(CliError::Input(format!(

@@ -131,6 +131,33 @@ fn bill_reads_sweep_lines_and_judges_each_seed() {
         header.contains("spb-next s1") && header.contains("spb-next s2"),
         "each seed judged against vanilla's run of that seed: {header}"
     );
+    // the summary: spb-next's two runs in one column, totals equal to the tables' "N of M met"
+    let out = spb(&["bill", s(&lines), "--against", "vanilla", "--summary"]);
+    assert_exit(&out, 0, &[]);
+    let sum = String::from_utf8_lossy(&out.stdout);
+    assert!(!sum.contains("== the bill"), "the summary alone: {sum}");
+    let row = |l: &str| -> Vec<String> {
+        sum.lines()
+            .find(|x| x.starts_with(l))
+            .unwrap_or_else(|| panic!("{l}: {sum}"))[l.len()..]
+            .split_whitespace()
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(row("target"), ["spb-next"], "{sum}");
+    assert_eq!(row("runs judged"), ["2"], "{sum}");
+    let (mut met, mut of) = (0, 0);
+    for l in text.lines().filter(|l| l.starts_with("spb-next s")) {
+        for part in l.split("; ") {
+            let w: Vec<&str> = part.split_whitespace().collect();
+            met += w[2].parse::<usize>().unwrap();
+            of += w[4].parse::<usize>().unwrap();
+        }
+    }
+    assert_eq!(row("all targets"), [format!("{met}/{of}")], "{sum}\n{text}");
+    assert!(sum.contains("== targets missed"), "{sum}");
+    // --summary needs --against
+    assert_exit(&spb(&["bill", s(&lines), "--summary"]), 2, &["--against"]);
     // a sweep line that is not one: the file and line are named
     let bad = t.write("bad.jsonl", "{\"cell\": 3}\n");
     assert_exit(&spb(&["bill", s(&bad)]), 3, &[s(&bad), ":1:"]);

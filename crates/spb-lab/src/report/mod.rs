@@ -7,7 +7,8 @@
 //! * [`summary_table`] is the plain-text side-by-side table printed after `spb run`.
 //! * [`bill_table`] / [`bill_tables`] render the bill (`runs[].cost`) side by side.
 //! * [`targets_tables`] judges every run against a baseline policy's run of the same request
-//!   stream by issue 15's targets (docs/metrics.md, "Targets").
+//!   stream by issue 15's targets (docs/metrics.md, "Targets"); [`targets_summary`] totals them
+//!   per policy over many runs (a sweep) and lists every miss on one line.
 //! * [`terminal_map`] draws one superpageblock map with the kernel's migratetype letters.
 //! * [`write_csv_timeline`] / [`timeline_csv`] write the time series of runs as CSV.
 //! * [`sample_doc`] builds a deterministic synthetic [`RunsDoc`] for tests and demos.
@@ -36,7 +37,7 @@ pub use self::bill::{bill_table, bill_tables};
 pub use self::csv::{timeline_csv, write_csv_timeline};
 pub use self::map::{group_size, terminal_map, worst_rank, TERMINAL_WIDTH};
 pub use self::sample::{sample_doc, sample_doc_with, SampleSpec};
-pub use self::targets::{judge, targets_tables, Verdict, TARGETS};
+pub use self::targets::{judge, targets_summary, targets_tables, Verdict, TARGETS};
 pub use self::text::{ablation_table, end_maps, run_table, summary_table, sweep_table};
 
 /// Number of plots per scenario in the HTML report.

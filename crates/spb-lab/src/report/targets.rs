@@ -41,6 +41,14 @@ impl Verdict {
             Verdict::NotApplicable => "n/a".into(),
         }
     }
+    /// (met, applicable): (1, 1), (0, 1) or (0, 0).
+    fn counts(&self) -> (usize, usize) {
+        match self {
+            Verdict::Met(_) => (1, 1),
+            Verdict::Missed(_) => (0, 1),
+            Verdict::NotApplicable => (0, 0),
+        }
+    }
 }
 
 /// The names of the targets, in table order.
@@ -177,6 +185,28 @@ fn base_of<'a>(doc: &'a RunsDoc, r: &RunMetrics, policy: &str) -> Option<&'a Run
     })
 }
 
+/// `run` judged against `policy`'s run of the same request stream, when `run` is not of that
+/// policy, has a bill, and such a run exists.
+fn judge_in(doc: &RunsDoc, run: &RunMetrics, policy: &str) -> Option<Vec<Verdict>> {
+    if run.policy == policy || run.cost.is_none() {
+        return None;
+    }
+    base_of(doc, run, policy).map(|b| judge(run, b))
+}
+
+/// (met, applicable) of one run's verdicts.
+fn tally<'a>(v: impl IntoIterator<Item = &'a Verdict>) -> (usize, usize) {
+    v.into_iter()
+        .map(Verdict::counts)
+        .fold((0, 0), |(m, a), (x, y)| (m + x, a + y))
+}
+
+fn nothing_to_judge(against: &str) -> String {
+    format!(
+        "no run to judge against `{against}`: the files need a run of `{against}` and runs of other policies with a bill (`cost`) on the same scenario, seed and memory size"
+    )
+}
+
 /// Issue 15's targets for every run of `doc` that has a bill and a run of `against` on the same
 /// request stream, one table per scenario (a column per judged run). Err names what is missing
 /// when no run can be judged.
@@ -184,15 +214,12 @@ pub fn targets_tables(doc: &RunsDoc, against: &str) -> Result<String, String> {
     let mut s = String::new();
     let mut judged = 0usize;
     for g in super::group_scenarios(doc) {
-        let mut cols: Vec<(String, Vec<Verdict>)> = Vec::new();
-        for (r, label) in g.runs.iter().zip(&g.labels) {
-            if r.policy == against || r.cost.is_none() {
-                continue;
-            }
-            if let Some(b) = base_of(doc, r, against) {
-                cols.push((label.clone(), judge(r, b)));
-            }
-        }
+        let cols: Vec<(String, Vec<Verdict>)> = g
+            .runs
+            .iter()
+            .zip(&g.labels)
+            .filter_map(|(r, label)| judge_in(doc, r, against).map(|v| (label.clone(), v)))
+            .collect();
         if cols.is_empty() {
             continue;
         }
@@ -222,23 +249,105 @@ pub fn targets_tables(doc: &RunsDoc, against: &str) -> Result<String, String> {
             }
             s.push('\n');
         }
-        let missed: Vec<String> = cols
+        let met: Vec<String> = cols
             .iter()
             .map(|(l, v)| {
-                let n = v.iter().filter(|x| matches!(x, Verdict::Missed(_))).count();
-                let a = v
-                    .iter()
-                    .filter(|x| !matches!(x, Verdict::NotApplicable))
-                    .count();
-                format!("{l}: {} of {a} met", a - n)
+                let (m, a) = tally(v);
+                format!("{l}: {m} of {a} met")
             })
             .collect();
-        let _ = writeln!(s, "{}\n", missed.join("; "));
+        let _ = writeln!(s, "{}\n", met.join("; "));
     }
     if judged == 0 {
-        return Err(format!(
-            "no run to judge against `{against}`: the files need a run of `{against}` and runs of other policies with a bill (`cost`) on the same scenario, seed and memory size"
-        ));
+        return Err(nothing_to_judge(against));
+    }
+    Ok(s)
+}
+
+/// Issue 15's targets over many runs (a sweep), compactly: per policy, each target's runs met
+/// out of the runs it applied to, and the total; then every miss on one line, named by
+/// scenario, memory size, seed and policy. Err as [`targets_tables`].
+pub fn targets_summary(doc: &RunsDoc, against: &str) -> Result<String, String> {
+    /// One policy's column: its runs judged and, per target, (met, applicable).
+    struct Column<'a>(&'a str, usize, [(usize, usize); TARGETS.len()]);
+    // policies in order of first appearance
+    let mut pols: Vec<Column<'_>> = Vec::new();
+    let mut misses = String::new();
+    for r in &doc.runs {
+        let Some(v) = judge_in(doc, r, against) else {
+            continue;
+        };
+        let i = match pols.iter().position(|p| p.0 == r.policy) {
+            Some(i) => i,
+            None => {
+                pols.push(Column(&r.policy, 0, [(0, 0); TARGETS.len()]));
+                pols.len() - 1
+            }
+        };
+        pols[i].1 += 1;
+        for (k, x) in v.iter().enumerate() {
+            let (m, a) = x.counts();
+            pols[i].2[k].0 += m;
+            pols[i].2[k].1 += a;
+            if let Verdict::Missed(why) = x {
+                let _ = writeln!(
+                    misses,
+                    "{} {} s{} {}: {}: {why}",
+                    r.scenario,
+                    super::short_size(r.memory_bytes),
+                    r.seed,
+                    r.policy,
+                    TARGETS[k]
+                );
+            }
+        }
+    }
+    if pols.is_empty() {
+        return Err(nothing_to_judge(against));
+    }
+    let frac = |(m, a): (usize, usize)| {
+        if a == 0 {
+            "n/a".to_string()
+        } else {
+            format!("{m}/{a}")
+        }
+    };
+    let lw = TARGETS.iter().map(|t| t.len()).max().unwrap_or(0);
+    let w = pols
+        .iter()
+        .map(|p| p.0.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(9);
+    let mut s = String::new();
+    let _ = writeln!(s, "== targets against {against}: runs met / runs judged ==");
+    let _ = write!(s, "{:<lw$}", "target");
+    for p in &pols {
+        let _ = write!(s, "  {:>w$}", p.0);
+    }
+    s.push('\n');
+    let _ = write!(s, "{:<lw$}", "runs judged");
+    for p in &pols {
+        let _ = write!(s, "  {:>w$}", p.1);
+    }
+    s.push('\n');
+    for (k, t) in TARGETS.iter().enumerate() {
+        let _ = write!(s, "{t:<lw$}");
+        for p in &pols {
+            let _ = write!(s, "  {:>w$}", frac(p.2[k]));
+        }
+        s.push('\n');
+    }
+    let _ = write!(s, "{:<lw$}", "all targets");
+    for p in &pols {
+        let all = p.2.iter().fold((0, 0), |(m, a), x| (m + x.0, a + x.1));
+        let _ = write!(s, "  {:>w$}", frac(all));
+    }
+    s.push('\n');
+    if misses.is_empty() {
+        let _ = writeln!(s, "\n== targets missed: none ==");
+    } else {
+        let _ = writeln!(s, "\n== targets missed ==\n{misses}");
     }
     Ok(s)
 }

@@ -754,3 +754,64 @@ fn targets_judge_each_run_against_the_baseline() {
     }
     assert!(t.contains(" met"), "{t}");
 }
+
+#[test]
+fn targets_summary_totals_per_policy_and_lists_each_miss() {
+    let mut doc = sample_doc();
+    assert!(targets_summary(&doc, "mainline").is_err(), "no bill");
+    for r in doc.runs.iter_mut() {
+        r.cost = Some(bill(3, 10));
+        r.alloc_failures.clear();
+        r.vmstat.retain(|k, _| !k.starts_with("allocstall"));
+    }
+    assert!(targets_summary(&doc, "nobody").is_err());
+    // one miss: spb-strict's failures on mixed-churn
+    let i = doc
+        .runs
+        .iter()
+        .position(|r| r.policy == "spb-strict" && r.scenario == "mixed-churn")
+        .unwrap();
+    doc.runs[i].alloc_failures.insert("x order=0".into(), 105);
+    let t = targets_summary(&doc, "mainline").unwrap();
+    let cols = |start: &str| -> Vec<String> {
+        let l = t.lines().find(|l| l.starts_with(start)).unwrap();
+        l[start.len()..]
+            .split_whitespace()
+            .map(str::to_string)
+            .collect()
+    };
+    // the two other policies, each judged on both scenarios; the baseline is no column
+    let header = cols("target");
+    assert_eq!(header.len(), 2, "{t}");
+    assert!(!header.contains(&"mainline".to_string()), "{t}");
+    let s = header.iter().position(|p| p == "spb-strict").unwrap();
+    assert_eq!(cols("runs judged"), ["2", "2"], "{t}");
+    assert_eq!(cols("failures <= 1.05 x base + 100")[s], "1/2", "{t}");
+    assert_eq!(cols("failures <= 1.05 x base + 100")[1 - s], "2/2", "{t}");
+    // the totals add the per-target counts; a run's totals equal its table's "N of M met"
+    let all = cols("all targets");
+    let tables = targets_tables(&doc, "mainline").unwrap();
+    for (k, p) in header.iter().enumerate() {
+        let (mut met, mut of) = (0, 0);
+        for l in tables.lines().filter(|l| l.contains(" met")) {
+            for part in l.split("; ").filter(|x| x.starts_with(&format!("{p}:"))) {
+                let w: Vec<&str> = part.split_whitespace().collect();
+                met += w[1].parse::<usize>().unwrap();
+                of += w[3].parse::<usize>().unwrap();
+            }
+        }
+        assert_eq!(all[k], format!("{met}/{of}"), "{p}: {t}\n{tables}");
+    }
+    // every miss on its own line, named by run
+    let misses: Vec<&str> = t
+        .lines()
+        .skip_while(|l| !l.starts_with("== targets missed"))
+        .skip(1)
+        .filter(|l| l.contains("failures <= 1.05"))
+        .collect();
+    assert_eq!(
+        misses,
+        ["mixed-churn 16G s42 spb-strict: failures <= 1.05 x base + 100: 105 <= 100 (by 5)"],
+        "{t}"
+    );
+}
