@@ -51,6 +51,13 @@ impl Verdict {
     }
 }
 
+/// The index in [`TARGETS`] of the all-zones probe, whose misses the summary also counts at
+/// the capacity bound (docs/metrics.md: the most 1 GiB pages the memory left room for).
+const ALL_ZONES_PROBE: usize = 1;
+/// The summary's row of those: all-zones probe misses that reached the capacity bound, out of
+/// all-zones probe misses.
+const AT_BOUND: &str = "  all-zones misses at capacity bound";
+
 /// The names of the targets, in table order.
 pub const TARGETS: [&str; 9] = [
     "Normal lost <= lost floor + 1",
@@ -268,8 +275,14 @@ pub fn targets_tables(doc: &RunsDoc, against: &str) -> Result<String, String> {
 /// out of the runs it applied to, and the total; then every miss on one line, named by
 /// scenario, memory size, seed and policy. Err as [`targets_tables`].
 pub fn targets_summary(doc: &RunsDoc, against: &str) -> Result<String, String> {
-    /// One policy's column: its runs judged and, per target, (met, applicable).
-    struct Column<'a>(&'a str, usize, [(usize, usize); TARGETS.len()]);
+    /// One policy's column: its runs judged; per target, (met, applicable); and (at the
+    /// capacity bound, missed) of the all-zones probe.
+    struct Column<'a>(
+        &'a str,
+        usize,
+        [(usize, usize); TARGETS.len()],
+        (usize, usize),
+    );
     // policies in order of first appearance
     let mut pols: Vec<Column<'_>> = Vec::new();
     let mut misses = String::new();
@@ -280,11 +293,19 @@ pub fn targets_summary(doc: &RunsDoc, against: &str) -> Result<String, String> {
         let i = match pols.iter().position(|p| p.0 == r.policy) {
             Some(i) => i,
             None => {
-                pols.push(Column(&r.policy, 0, [(0, 0); TARGETS.len()]));
+                pols.push(Column(&r.policy, 0, [(0, 0); TARGETS.len()], (0, 0)));
                 pols.len() - 1
             }
         };
         pols[i].1 += 1;
+        if let Verdict::Missed(_) = v[ALL_ZONES_PROBE] {
+            let at_bound = r
+                .details()
+                .gigantic_capacity_bound
+                .is_some_and(|b| r.gigantic.allocatable >= b);
+            pols[i].3 .0 += at_bound as usize;
+            pols[i].3 .1 += 1;
+        }
         for (k, x) in v.iter().enumerate() {
             let (m, a) = x.counts();
             pols[i].2[k].0 += m;
@@ -337,6 +358,13 @@ pub fn targets_summary(doc: &RunsDoc, against: &str) -> Result<String, String> {
             let _ = write!(s, "  {:>w$}", frac(p.2[k]));
         }
         s.push('\n');
+        if k == ALL_ZONES_PROBE {
+            let _ = write!(s, "{AT_BOUND:<lw$}");
+            for p in &pols {
+                let _ = write!(s, "  {:>w$}", frac(p.3));
+            }
+            s.push('\n');
+        }
     }
     let _ = write!(s, "{:<lw$}", "all targets");
     for p in &pols {

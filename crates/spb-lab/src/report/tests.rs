@@ -772,6 +772,17 @@ fn targets_summary_totals_per_policy_and_lists_each_miss() {
         .position(|r| r.policy == "spb-strict" && r.scenario == "mixed-churn")
         .unwrap();
     doc.runs[i].alloc_failures.insert("x order=0".into(), 105);
+    // the all-zones probe: n/a everywhere but mixed-churn, where spb-strict misses it at the
+    // capacity bound and spb misses it under the bound
+    for r in doc.runs.iter_mut() {
+        r.gigantic.limit = 0;
+        if r.scenario == "mixed-churn" && r.policy != "mainline" {
+            r.gigantic.limit = 4;
+            r.gigantic.allocatable = if r.policy == "spb-strict" { 2 } else { 1 };
+            r.extra
+                .insert("gigantic_capacity_bound".into(), serde_json::json!(2));
+        }
+    }
     let t = targets_summary(&doc, "mainline").unwrap();
     let cols = |start: &str| -> Vec<String> {
         let l = t.lines().find(|l| l.starts_with(start)).unwrap();
@@ -788,6 +799,9 @@ fn targets_summary_totals_per_policy_and_lists_each_miss() {
     assert_eq!(cols("runs judged"), ["2", "2"], "{t}");
     assert_eq!(cols("failures <= 1.05 x base + 100")[s], "1/2", "{t}");
     assert_eq!(cols("failures <= 1.05 x base + 100")[1 - s], "2/2", "{t}");
+    assert_eq!(cols("1 GiB probe >= limit - 1, all zones"), ["0/1", "0/1"], "{t}");
+    let at = cols("  all-zones misses at capacity bound");
+    assert_eq!((at[s].as_str(), at[1 - s].as_str()), ("1/1", "0/1"), "{t}");
     // the totals add the per-target counts; a run's totals equal its table's "N of M met"
     let all = cols("all targets");
     let tables = targets_tables(&doc, "mainline").unwrap();
