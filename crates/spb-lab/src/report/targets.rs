@@ -275,14 +275,16 @@ pub fn targets_tables(doc: &RunsDoc, against: &str) -> Result<String, String> {
 /// out of the runs it applied to, and the total; then every miss on one line, named by
 /// scenario, memory size, seed and policy. Err as [`targets_tables`].
 pub fn targets_summary(doc: &RunsDoc, against: &str) -> Result<String, String> {
-    /// One policy's column: its runs judged; per target, (met, applicable); and (at the
-    /// capacity bound, missed) of the all-zones probe.
-    struct Column<'a>(
-        &'a str,
-        usize,
-        [(usize, usize); TARGETS.len()],
-        (usize, usize),
-    );
+    /// One policy's column.
+    struct Column<'a> {
+        policy: &'a str,
+        runs: usize,
+        /// Per target, (runs met, runs it applied to).
+        per_target: [(usize, usize); TARGETS.len()],
+        /// All-zones probe misses: (at the capacity bound, all).
+        at_bound: (usize, usize),
+    }
+    let add = |a: (usize, usize), b: (usize, usize)| (a.0 + b.0, a.1 + b.1);
     // policies in order of first appearance
     let mut pols: Vec<Column<'_>> = Vec::new();
     let mut misses = String::new();
@@ -290,26 +292,29 @@ pub fn targets_summary(doc: &RunsDoc, against: &str) -> Result<String, String> {
         let Some(v) = judge_in(doc, r, against) else {
             continue;
         };
-        let i = match pols.iter().position(|p| p.0 == r.policy) {
+        let i = match pols.iter().position(|p| p.policy == r.policy) {
             Some(i) => i,
             None => {
-                pols.push(Column(&r.policy, 0, [(0, 0); TARGETS.len()], (0, 0)));
+                pols.push(Column {
+                    policy: &r.policy,
+                    runs: 0,
+                    per_target: [(0, 0); TARGETS.len()],
+                    at_bound: (0, 0),
+                });
                 pols.len() - 1
             }
         };
-        pols[i].1 += 1;
+        let col = &mut pols[i];
+        col.runs += 1;
         if let Verdict::Missed(_) = v[ALL_ZONES_PROBE] {
-            let at_bound = r
+            let at = r
                 .details()
                 .gigantic_capacity_bound
                 .is_some_and(|b| r.gigantic.allocatable >= b);
-            pols[i].3 .0 += at_bound as usize;
-            pols[i].3 .1 += 1;
+            col.at_bound = add(col.at_bound, (at as usize, 1));
         }
         for (k, x) in v.iter().enumerate() {
-            let (m, a) = x.counts();
-            pols[i].2[k].0 += m;
-            pols[i].2[k].1 += a;
+            col.per_target[k] = add(col.per_target[k], x.counts());
             if let Verdict::Missed(why) = x {
                 let _ = writeln!(
                     misses,
@@ -336,7 +341,7 @@ pub fn targets_summary(doc: &RunsDoc, against: &str) -> Result<String, String> {
     let lw = TARGETS.iter().map(|t| t.len()).max().unwrap_or(0);
     let w = pols
         .iter()
-        .map(|p| p.0.chars().count())
+        .map(|p| p.policy.chars().count())
         .max()
         .unwrap_or(0)
         .max(9);
@@ -344,31 +349,31 @@ pub fn targets_summary(doc: &RunsDoc, against: &str) -> Result<String, String> {
     let _ = writeln!(s, "== targets against {against}: runs met / runs judged ==");
     let _ = write!(s, "{:<lw$}", "target");
     for p in &pols {
-        let _ = write!(s, "  {:>w$}", p.0);
+        let _ = write!(s, "  {:>w$}", p.policy);
     }
     s.push('\n');
     let _ = write!(s, "{:<lw$}", "runs judged");
     for p in &pols {
-        let _ = write!(s, "  {:>w$}", p.1);
+        let _ = write!(s, "  {:>w$}", p.runs);
     }
     s.push('\n');
     for (k, t) in TARGETS.iter().enumerate() {
         let _ = write!(s, "{t:<lw$}");
         for p in &pols {
-            let _ = write!(s, "  {:>w$}", frac(p.2[k]));
+            let _ = write!(s, "  {:>w$}", frac(p.per_target[k]));
         }
         s.push('\n');
         if k == ALL_ZONES_PROBE {
             let _ = write!(s, "{AT_BOUND:<lw$}");
             for p in &pols {
-                let _ = write!(s, "  {:>w$}", frac(p.3));
+                let _ = write!(s, "  {:>w$}", frac(p.at_bound));
             }
             s.push('\n');
         }
     }
     let _ = write!(s, "{:<lw$}", "all targets");
     for p in &pols {
-        let all = p.2.iter().fold((0, 0), |(m, a), x| (m + x.0, a + x.1));
+        let all = p.per_target.iter().fold((0, 0), |a, &x| add(a, x));
         let _ = write!(s, "  {:>w$}", frac(all));
     }
     s.push('\n');

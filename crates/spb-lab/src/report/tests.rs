@@ -799,7 +799,11 @@ fn targets_summary_totals_per_policy_and_lists_each_miss() {
     assert_eq!(cols("runs judged"), ["2", "2"], "{t}");
     assert_eq!(cols("failures <= 1.05 x base + 100")[s], "1/2", "{t}");
     assert_eq!(cols("failures <= 1.05 x base + 100")[1 - s], "2/2", "{t}");
-    assert_eq!(cols("1 GiB probe >= limit - 1, all zones"), ["0/1", "0/1"], "{t}");
+    assert_eq!(
+        cols("1 GiB probe >= limit - 1, all zones"),
+        ["0/1", "0/1"],
+        "{t}"
+    );
     let at = cols("  all-zones misses at capacity bound");
     assert_eq!((at[s].as_str(), at[1 - s].as_str()), ("1/1", "0/1"), "{t}");
     // the totals add the per-target counts; a run's totals equal its table's "N of M met"
