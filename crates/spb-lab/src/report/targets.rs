@@ -201,11 +201,14 @@ fn judge_in(doc: &RunsDoc, run: &RunMetrics, policy: &str) -> Option<Vec<Verdict
     base_of(doc, run, policy).map(|b| judge(run, b))
 }
 
+/// Two (met, applicable)-like counts added.
+fn add(a: (usize, usize), b: (usize, usize)) -> (usize, usize) {
+    (a.0 + b.0, a.1 + b.1)
+}
+
 /// (met, applicable) of one run's verdicts.
 fn tally<'a>(v: impl IntoIterator<Item = &'a Verdict>) -> (usize, usize) {
-    v.into_iter()
-        .map(Verdict::counts)
-        .fold((0, 0), |(m, a), (x, y)| (m + x, a + y))
+    v.into_iter().map(Verdict::counts).fold((0, 0), add)
 }
 
 fn nothing_to_judge(against: &str) -> String {
@@ -284,7 +287,6 @@ pub fn targets_summary(doc: &RunsDoc, against: &str) -> Result<String, String> {
         /// All-zones probe misses: (at the capacity bound, all).
         at_bound: (usize, usize),
     }
-    let add = |a: (usize, usize), b: (usize, usize)| (a.0 + b.0, a.1 + b.1);
     // policies in order of first appearance
     let mut pols: Vec<Column<'_>> = Vec::new();
     let mut misses = String::new();
@@ -347,36 +349,25 @@ pub fn targets_summary(doc: &RunsDoc, against: &str) -> Result<String, String> {
         .max(9);
     let mut s = String::new();
     let _ = writeln!(s, "== targets against {against}: runs met / runs judged ==");
-    let _ = write!(s, "{:<lw$}", "target");
-    for p in &pols {
-        let _ = write!(s, "  {:>w$}", p.policy);
-    }
-    s.push('\n');
-    let _ = write!(s, "{:<lw$}", "runs judged");
-    for p in &pols {
-        let _ = write!(s, "  {:>w$}", p.runs);
-    }
-    s.push('\n');
-    for (k, t) in TARGETS.iter().enumerate() {
-        let _ = write!(s, "{t:<lw$}");
+    // one row: the label, then a cell per policy
+    let mut row = |label: &str, cell: &dyn Fn(&Column<'_>) -> String| {
+        let _ = write!(s, "{label:<lw$}");
         for p in &pols {
-            let _ = write!(s, "  {:>w$}", frac(p.per_target[k]));
+            let _ = write!(s, "  {:>w$}", cell(p));
         }
         s.push('\n');
+    };
+    row("target", &|p| p.policy.to_string());
+    row("runs judged", &|p| p.runs.to_string());
+    for (k, t) in TARGETS.iter().enumerate() {
+        row(t, &|p| frac(p.per_target[k]));
         if k == ALL_ZONES_PROBE {
-            let _ = write!(s, "{AT_BOUND:<lw$}");
-            for p in &pols {
-                let _ = write!(s, "  {:>w$}", frac(p.at_bound));
-            }
-            s.push('\n');
+            row(AT_BOUND, &|p| frac(p.at_bound));
         }
     }
-    let _ = write!(s, "{:<lw$}", "all targets");
-    for p in &pols {
-        let all = p.per_target.iter().fold((0, 0), |a, &x| add(a, x));
-        let _ = write!(s, "  {:>w$}", frac(all));
-    }
-    s.push('\n');
+    row("all targets", &|p| {
+        frac(p.per_target.iter().copied().fold((0, 0), add))
+    });
     if misses.is_empty() {
         let _ = writeln!(s, "\n== targets missed: none ==");
     } else {
