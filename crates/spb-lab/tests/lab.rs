@@ -54,40 +54,63 @@ fn the_setup_is_timed_apart_from_the_workload() {
     assert!((loop_rate - expect).abs() <= 1.0, "{loop_rate} {expect}");
 }
 
+/// What every short run must show, whatever the scenario and policy.
+fn check_short_run(what: &str, p: PolicyKind, m: &RunMetrics) {
+    let n = &m.all_zones;
+    assert_eq!(
+        n.spb_clean + n.spb_empty + n.spb_lost,
+        n.spb_total,
+        "{what} {p:?}"
+    );
+    assert!(n.spb_tainted <= n.spb_tainted_peak);
+    assert!(
+        m.gigantic.allocatable <= m.gigantic.limit,
+        "{what} {p:?}: the probe cannot beat the limit: {:?}",
+        m.gigantic
+    );
+    assert!(m.timeline.len() >= 2);
+    assert_eq!(
+        m.timeline.last().unwrap().gigantic_obtainable,
+        Some(m.gigantic.allocatable)
+    );
+    assert_eq!(m.maps.len(), 2);
+    assert!(m.events > 0);
+    for k in m.alloc_failures.keys() {
+        assert!(k.contains(" order="), "{k}");
+    }
+    assert!(m.vmstat.contains_key("pgalloc_normal") && m.vmstat.contains_key("nr_free_pages"));
+}
+
 #[test]
 fn every_scenario_runs_under_every_policy() {
     for b in builtin::BUILTINS {
         for p in PolicyKind::ALL {
-            let m = run(b.name, 3 << 30, 1, 1, p);
-            let n = &m.all_zones;
-            assert_eq!(
-                n.spb_clean + n.spb_empty + n.spb_lost,
-                n.spb_total,
-                "{} {:?}",
-                b.name,
-                p
-            );
-            assert!(n.spb_tainted <= n.spb_tainted_peak);
-            assert!(
-                m.gigantic.allocatable <= m.gigantic.limit,
-                "{} {:?}: the probe cannot beat the limit: {:?}",
-                b.name,
-                p,
-                m.gigantic
-            );
-            assert!(m.timeline.len() >= 2);
-            assert_eq!(
-                m.timeline.last().unwrap().gigantic_obtainable,
-                Some(m.gigantic.allocatable)
-            );
-            assert_eq!(m.maps.len(), 2);
-            assert!(m.events > 0);
-            for k in m.alloc_failures.keys() {
-                assert!(k.contains(" order="), "{k}");
-            }
-            assert!(
-                m.vmstat.contains_key("pgalloc_normal") && m.vmstat.contains_key("nr_free_pages")
-            );
+            check_short_run(b.name, p, &run(b.name, 3 << 30, 1, 1, p));
+        }
+    }
+}
+
+/// The example scenario files of `examples/scenarios` (user files, not built-ins) load and run,
+/// so the commands their comments and RESULTS.md give keep working.
+#[test]
+fn every_example_scenario_file_loads_and_runs() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/scenarios");
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 4, "the example files: {files:?}");
+    for f in &files {
+        let f = f.to_str().unwrap();
+        let sc = spb_lab::load_scenario(f).unwrap_or_else(|e| panic!("{f}: {e}"));
+        assert!(!sc.description.is_empty(), "{f}: a description says what it models");
+        // 8 GiB: their absolute sizes (200 connections of 12 MiB, 120 containers of 64 MiB)
+        // overcommit a 3 GiB machine into OOM storms that only make the test slow; the two
+        // ends of the policy range (every policy runs every built-in above)
+        for p in [PolicyKind::Vanilla, PolicyKind::SpbNext] {
+            check_short_run(f, p, &run(f, 8 << 30, 1, 1, p));
         }
     }
 }
