@@ -281,7 +281,7 @@ fn skip_tail(z: &Zone, p: Pfn) -> Pfn {
 
 /// The pfn after the block whose head is `p` (`m` its record): a head-by-head walk's step.
 #[inline]
-fn after_block(z: &Zone, p: Pfn, m: &crate::page::PageMeta) -> Pfn {
+pub(crate) fn after_block(z: &Zone, p: Pfn, m: &crate::page::PageMeta) -> Pfn {
     match m.state {
         PageState::Alloc | PageState::Free | PageState::Pcp | PageState::Isolated => {
             p + (1u64 << m.order)
@@ -402,7 +402,7 @@ impl Allocator {
 
     /// Does the range hold a movable allocated block the embedder reports maybe pinned? Walks
     /// block heads of the pageblocks that hold movable pages only.
-    fn range_maybe_pinned(&self, zi: ZoneId, start: Pfn, pages: u64, env: &dyn Env) -> bool {
+    pub(crate) fn range_maybe_pinned(&self, zi: ZoneId, start: Pfn, pages: u64, env: &dyn Env) -> bool {
         let z = &self.zones[zi];
         let pbp = self.geo.pageblock_pages();
         let end = (start + pages).min(z.span.end);

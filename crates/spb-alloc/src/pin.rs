@@ -44,10 +44,61 @@ impl Allocator {
         }
         // the target never comes from the block's own SPB
         let si = z.spb_idx(pfn) as u32;
+        // spb-next `pin_make_room`: the pins stay gathered in the pin SPB
+        if let Some(ps) = self.policy.pin_room_spb(zi, z, m.order, si) {
+            self.make_pin_room(zi, ps, env);
+        }
         let before = self.policy.exclude(Some((zi as u8, si)));
         let moved = self.migrate_out(zi, pfn, TargetFor::LongtermPin, env) == Some(true);
         self.policy.exclude(before);
         self.after_op(env);
         moved
+    }
+
+    /// spb-next `pin_make_room`: evacuate the pageblock of SPB `ps` (the zone's pin SPB) with
+    /// the fewest movable pages among those holding movable pages only and no block the
+    /// embedder reports maybe pinned, to memory outside `ps` (evacuation targets: no
+    /// reclaim under spb-next's `evacuate_no_reclaim` and `evacuate_split_first`; a THP moves
+    /// whole or not at all). Returns whether the whole pageblock was emptied.
+    fn make_pin_room(&mut self, zi: usize, ps: u32, env: &mut dyn Env) -> bool {
+        let z = &self.zones[zi];
+        let pbp = self.geo.pageblock_pages();
+        let s = &z.spbs[ps as usize];
+        let end = (s.start_pfn + self.geo.spb_pages()).min(z.span.end);
+        let mut b = s.start_pfn.max(z.span.start).div_ceil(pbp) * pbp;
+        let mut cands = alloc::vec::Vec::new();
+        while b + pbp <= end {
+            let pb = z.pb(b);
+            if pb.movable_pages() > 0
+                && pb.non_movable_pages() == 0
+                && !pb.is_isolated()
+                && pb.reserved + pb.absent == 0
+            {
+                cands.push((pb.movable_pages(), b));
+            }
+            b += pbp;
+        }
+        cands.sort_unstable();
+        let Some(&(_, b)) = cands
+            .iter()
+            .find(|&&(_, b)| !self.range_maybe_pinned(zi, b, pbp, env))
+        else {
+            return false;
+        };
+        let before = self.policy.exclude(Some((zi as u8, ps)));
+        let mut p = b;
+        let mut emptied = true;
+        while p < b + pbp {
+            let m = *self.zones[zi].page(p);
+            if m.state == PageState::Alloc && m.mt == MigrateType::Movable as u8 {
+                if self.migrate_out(zi, p, TargetFor::Evacuation, env) != Some(true) {
+                    emptied = false;
+                    break;
+                }
+            }
+            p = crate::contig::after_block(&self.zones[zi], p, &m);
+        }
+        self.policy.exclude(before);
+        emptied
     }
 }

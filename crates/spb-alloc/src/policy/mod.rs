@@ -377,6 +377,13 @@ impl Policy {
             _ => false,
         }
     }
+    /// spb-next `pin_make_room`: [`spb::SpbPolicy::pin_room_spb`] (None for other policies).
+    pub(crate) fn pin_room_spb(&self, zi: ZoneId, z: &Zone, order: u8, from: u32) -> Option<u32> {
+        match self {
+            Policy::Spb(s) => s.pin_room_spb(zi, z, order, from),
+            _ => None,
+        }
+    }
     /// The spb state, if this is the spb policy: read-only inspection for tests and the lab.
     /// The core never calls it (it goes through the hooks below).
     pub fn spb(&self) -> Option<&spb::SpbPolicy> {

@@ -591,6 +591,26 @@ impl SpbPolicy {
             && self.zones.get(zi).is_none_or(|s| s.pin_spb != si as u32)
     }
 
+    /// spb-next `pin_make_room`: the zone's pin SPB, when a long-term pin of a block of
+    /// `order` from SPB `from` would find no free block for it there (none of `order` or
+    /// more; below the pageblock order none that is not a piece of a free pageblock), so that
+    /// room should be made in it first. None: the switch is off, the zone has no pin SPB (or
+    /// it is no longer clean, or is `from`), or it has room.
+    pub fn pin_room_spb(&self, zi: crate::zone::ZoneId, z: &Zone, order: u8, from: u32) -> Option<u32> {
+        let ps = self.zones.get(zi)?.pin_spb;
+        if !self.sw.on(SpbSwitch::PinMakeRoom) || ps == NIL || ps == from {
+            return None;
+        }
+        let s = &z.spbs[ps as usize];
+        if s.category != Category::Clean || s.is_lost() {
+            return None;
+        }
+        let pbo = z.geo.pageblock_order as usize;
+        let free = z.areas[ps as usize].smallest_from(order as usize, MigrateType::Movable.idx());
+        let room = free.is_some_and(|o| order as usize >= pbo || o < pbo);
+        (!room).then_some(ps)
+    }
+
     /// SPB `si` is a tainted one at or below its reserve, and the reserve rule (39) is on.
     fn target_reserve_applies(&self, z: &Zone, si: usize) -> bool {
         let s = &z.spbs[si];

@@ -89,6 +89,7 @@ switches! {
     DefragThpLast => "defrag_thp_last", "next", "a defrag run of a tainted SPB left without a free pageblock, that found no pageblock to evacuate the usual way (each holds a THP or a folio no free block fits), evacuates one holding a THP, moved whole or split, without evacuate_thp's credit: a tainted SPB keeps a pageblock of room for the requests that cannot evacuate (atomic ones)";
     EvacuateHeadroom => "evacuate_headroom", "next", "with taint_when_full, an evacuation in a zone whose tainted SPBs have not a single free page left evacuates a second pageblock when the first moved pages: the request takes the first, and the second is room for the requests that cannot evacuate (atomic ones), which would otherwise taint a clean or empty SPB";
     DefragStartGate => "defrag_start_gate", "next", "a tainted SPB's defrag run is queued only when its stop test does not already hold, and a run that stops before its first pageblock (the stop test holds again) starts no no-progress cooldown: patch 15's start test (at most one free pageblock) and stop test (three pageblocks' worth of free pages) overlap, and a run started in the overlap stops at once and sets the 5 s cooldown, during which the SPB's free pages can run out with no run to make room";
+    PinMakeRoom => "pin_make_room", "next", "with pin_migrate, a long-term pin whose block the pin SPB has no free block for first evacuates the cheapest movable-only pageblock of the pin SPB that holds no pinned block (to memory outside it, no reclaim): without it the next pin SPB is the fullest clean SPB with a free block, which in a full machine is another SPB for nearly every pinned THP, and the pins spread over every clean SPB";
 }
 
 /// The switches that are spb-next's own ideas and on in `spb-next` (off in `spb`).
@@ -138,6 +139,7 @@ pub const NEXT_OFF_SWITCHES: &[SpbSwitch] = &[
     SpbSwitch::DefragThpLast,
     SpbSwitch::EvacuateHeadroom,
     SpbSwitch::DefragStartGate,
+    SpbSwitch::PinMakeRoom,
 ];
 
 /// A set of switches (bit i = switch i on).
