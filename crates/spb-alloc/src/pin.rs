@@ -46,7 +46,7 @@ impl Allocator {
         let si = z.spb_idx(pfn) as u32;
         // spb-next `pin_make_room`: the pins stay gathered in the pin SPB
         if let Some(ps) = self.policy.pin_room_spb(zi, z, m.order, si) {
-            self.make_pin_room(zi, ps, env);
+            self.make_pin_room(zi, ps, m.order, env);
         }
         let before = self.policy.exclude(Some((zi as u8, si)));
         let moved = self.migrate_out(zi, pfn, TargetFor::LongtermPin, env) == Some(true);
@@ -55,21 +55,25 @@ impl Allocator {
         moved
     }
 
-    /// spb-next `pin_make_room`: evacuate the pageblock of SPB `ps` (the zone's pin SPB) with
-    /// the fewest movable pages among those holding movable pages only and no block the
-    /// embedder reports maybe pinned, to memory outside `ps` (evacuation targets: no
-    /// reclaim under spb-next's `evacuate_no_reclaim` and `evacuate_split_first`; a THP moves
-    /// whole or not at all). Returns whether the whole pageblock was emptied.
-    fn make_pin_room(&mut self, zi: usize, ps: u32, env: &mut dyn Env) -> bool {
+    /// spb-next `pin_make_room`: make room for a block of `order` in SPB `ps` (the zone's pin
+    /// SPB), moving movable blocks the embedder does not report maybe pinned to memory outside
+    /// `ps` (evacuation targets: no reclaim under spb-next's `evacuate_no_reclaim` and
+    /// `evacuate_split_first`; a THP moves whole or not at all). At the pageblock order or
+    /// above: the whole pageblock with the fewest movable pages among those holding movable
+    /// pages only and no pinned block. Below it: one block of `order` in such a pageblock that
+    /// holds other pages, so the room it leaves is a fragment, which is what a pin target below
+    /// the pageblock order takes. Returns whether the room was made.
+    fn make_pin_room(&mut self, zi: usize, ps: u32, order: u8, env: &mut dyn Env) -> bool {
         let z = &self.zones[zi];
         let pbp = self.geo.pageblock_pages();
+        let whole = order >= self.geo.pageblock_order;
         let s = &z.spbs[ps as usize];
         let end = (s.start_pfn + self.geo.spb_pages()).min(z.span.end);
         let mut b = s.start_pfn.max(z.span.start).div_ceil(pbp) * pbp;
         let mut cands = alloc::vec::Vec::new();
         while b + pbp <= end {
             let pb = z.pb(b);
-            if pb.movable_pages() > 0
+            if pb.movable_pages() > if whole { 0 } else { 1u32 << order }
                 && pb.non_movable_pages() == 0
                 && !pb.is_isolated()
                 && pb.reserved + pb.absent == 0
@@ -79,26 +83,51 @@ impl Allocator {
             b += pbp;
         }
         cands.sort_unstable();
-        let Some(&(_, b)) = cands
-            .iter()
-            .find(|&&(_, b)| !self.range_maybe_pinned(zi, b, pbp, env))
-        else {
-            return false;
-        };
-        let before = self.policy.exclude(Some((zi as u8, ps)));
-        let mut p = b;
-        let mut emptied = true;
-        while p < b + pbp {
-            let m = *self.zones[zi].page(p);
-            if m.state == PageState::Alloc && m.mt == MigrateType::Movable as u8 {
-                if self.migrate_out(zi, p, TargetFor::Evacuation, env) != Some(true) {
-                    emptied = false;
+        // the blocks to move: a whole unpinned pageblock, or one unpinned block of `order`
+        let mut moves = alloc::vec::Vec::new();
+        for &(_, b) in &cands {
+            if whole {
+                if !self.range_maybe_pinned(zi, b, pbp, env) {
+                    moves.push(b);
                     break;
                 }
+                continue;
+            }
+            let mut p = b;
+            while p < b + pbp && moves.is_empty() {
+                let m = *z.page(p);
+                if m.state == PageState::Alloc
+                    && m.order == order
+                    && m.mt == MigrateType::Movable as u8
+                    && !env.maybe_pinned(p, m.cookie())
+                {
+                    moves.push(p);
+                }
+                p = crate::contig::after_block(z, p, &m);
+            }
+            if !moves.is_empty() {
+                break;
+            }
+        }
+        let Some(&first) = moves.first() else {
+            return false;
+        };
+        let last = if whole { first + pbp } else { first + (1u64 << order) };
+        let before = self.policy.exclude(Some((zi as u8, ps)));
+        let mut p = first;
+        let mut made = true;
+        while p < last {
+            let m = *self.zones[zi].page(p);
+            if m.state == PageState::Alloc
+                && m.mt == MigrateType::Movable as u8
+                && self.migrate_out(zi, p, TargetFor::Evacuation, env) != Some(true)
+            {
+                made = false;
+                break;
             }
             p = crate::contig::after_block(&self.zones[zi], p, &m);
         }
         self.policy.exclude(before);
-        emptied
+        made
     }
 }
