@@ -402,7 +402,13 @@ impl Allocator {
 
     /// Does the range hold a movable allocated block the embedder reports maybe pinned? Walks
     /// block heads of the pageblocks that hold movable pages only.
-    pub(crate) fn range_maybe_pinned(&self, zi: ZoneId, start: Pfn, pages: u64, env: &dyn Env) -> bool {
+    pub(crate) fn range_maybe_pinned(
+        &self,
+        zi: ZoneId,
+        start: Pfn,
+        pages: u64,
+        env: &dyn Env,
+    ) -> bool {
         let z = &self.zones[zi];
         let pbp = self.geo.pageblock_pages();
         let end = (start + pages).min(z.span.end);

@@ -112,7 +112,11 @@ impl Allocator {
         let Some(&first) = moves.first() else {
             return false;
         };
-        let last = if whole { first + pbp } else { first + (1u64 << order) };
+        let last = if whole {
+            first + pbp
+        } else {
+            first + (1u64 << order)
+        };
         let before = self.policy.exclude(Some((zi as u8, ps)));
         let mut p = first;
         let mut made = true;

@@ -2032,6 +2032,73 @@ fn pin_migrate_switch() {
 }
 
 #[test]
+fn pin_make_room_switch() {
+    // SPB 0 tainted and full; SPB 1 clean, the pages to pin; SPB 2 clean with one free page,
+    // which the first pin takes (SPB 2 becomes the pin SPB, now full); SPB 3 clean with room
+    // (every other page free). The second pin finds no room in the pin SPB: without
+    // `pin_make_room` it lands in SPB 3 (the pins spread over two SPBs); with it, one unpinned
+    // page of SPB 2 moves out first (to SPB 3) and the pin lands in SPB 2, beside the first.
+    for make_room in [false, true] {
+        let mut sw = on().with(SpbSwitch::PinMigrate);
+        sw.set(SpbSwitch::PinMakeRoom, make_room);
+        let mut a = alloc_with(5, sw, false, None);
+        fill(&mut a, 0, true, |_| false);
+        fill(&mut a, 1, false, |off| off % 2 == 1);
+        fill(&mut a, 2, false, |off| off == 5);
+        fill(&mut a, 3, false, |off| off % 2 == 1);
+        let mut env = TrackEnv::default();
+        let pin = |a: &mut Allocator, env: &mut TrackEnv, p: Pfn| {
+            env.loc.insert(p as u32, (p, 0));
+            assert!(a.longterm_pin(p, env));
+            env.pinned.insert(p as u32); // the embedder pins it where it now is
+            spb_of(a, env.loc[&(p as u32)].0)
+        };
+        let b1 = base(&a, 1);
+        let first = pin(&mut a, &mut env, b1);
+        assert_eq!(first, 2, "the fullest other clean SPB with room");
+        assert_eq!(env.moves, 1);
+        let second = pin(&mut a, &mut env, b1 + 2);
+        if make_room {
+            assert_eq!(second, 2, "gathered in the pin SPB");
+            assert_eq!(env.moves, 3, "one unpinned page moved out, then the pin");
+        } else {
+            assert_eq!(second, 3, "spread to the next clean SPB with room");
+            assert_eq!(env.moves, 2);
+        }
+        assert_eq!(cat(&a, 4), Category::Empty, "no empty SPB opened for a pin");
+        a.check().unwrap();
+    }
+    // a pin of a whole pageblock: the pin SPB's cheapest unpinned pageblock moves out whole
+    let sw = on()
+        .with(SpbSwitch::PinMigrate)
+        .with(SpbSwitch::PinMakeRoom);
+    let mut a = alloc_with(5, sw, false, None);
+    fill(&mut a, 0, true, |_| false);
+    fill(&mut a, 2, false, |off| off < PB); // SPB 2: one free pageblock
+    fill(&mut a, 3, false, |off| off >= SPB / 2); // SPB 3: half free
+    let thp = |a: &mut Allocator, p: Pfn| {
+        a.alloc_at(p, 3, Gfp::HIGHUSER_MOVABLE, p as u32).unwrap();
+    };
+    let b1 = base(&a, 1);
+    thp(&mut a, b1);
+    thp(&mut a, b1 + PB);
+    let mut env = TrackEnv::default();
+    for (k, moves) in [(0u64, 1u64), (1, 1 + PB + 1)] {
+        let p = base(&a, 1) + k * PB;
+        env.loc.insert(p as u32, (p, 3));
+        assert!(a.longterm_pin(p, &mut env));
+        env.pinned.insert(p as u32);
+        assert_eq!(
+            spb_of(&a, env.loc[&(p as u32)].0),
+            2,
+            "pin {k} in the pin SPB"
+        );
+        assert_eq!(env.moves, moves, "pin {k}");
+    }
+    a.check().unwrap();
+}
+
+#[test]
 fn evacuate_keep_band_switch() {
     // evacuate_keep_blocks_switch's set-up, with SPB 2 given back either whole (16 free
     // pageblocks, more than the supply's band of 1) or one pageblock only (the band). With

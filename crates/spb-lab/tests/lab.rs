@@ -105,7 +105,10 @@ fn every_example_scenario_file_loads_and_runs() {
     for f in &files {
         let f = f.to_str().unwrap();
         let sc = spb_lab::load_scenario(f).unwrap_or_else(|e| panic!("{f}: {e}"));
-        assert!(!sc.description.is_empty(), "{f}: a description says what it models");
+        assert!(
+            !sc.description.is_empty(),
+            "{f}: a description says what it models"
+        );
         // 8 GiB: their absolute sizes (200 connections of 12 MiB, 120 containers of 64 MiB)
         // overcommit a 3 GiB machine into OOM storms that only make the test slow; the two
         // ends of the policy range (every policy runs every built-in above)

@@ -596,7 +596,13 @@ impl SpbPolicy {
     /// more; below the pageblock order none that is not a piece of a free pageblock), so that
     /// room should be made in it first. None: the switch is off, the zone has no pin SPB (or
     /// it is no longer clean, or is `from`), or it has room.
-    pub fn pin_room_spb(&self, zi: crate::zone::ZoneId, z: &Zone, order: u8, from: u32) -> Option<u32> {
+    pub fn pin_room_spb(
+        &self,
+        zi: crate::zone::ZoneId,
+        z: &Zone,
+        order: u8,
+        from: u32,
+    ) -> Option<u32> {
         let ps = self.zones.get(zi)?.pin_spb;
         if !self.sw.on(SpbSwitch::PinMakeRoom) || ps == NIL || ps == from {
             return None;
