@@ -7,7 +7,9 @@
 //! way of a contiguous allocation. A clean superpageblock is the same kind of region: one
 //! pinned page keeps the whole 1 GiB from being allocated. spb-next's `pin_migrate` applies the
 //! kernel's rule to clean SPBs; every other policy (and spb-next with the switch off) leaves the
-//! block where it is.
+//! block where it is. With `pin_make_room` (off), a pin that finds no room in the zone's pin
+//! SPB first moves unpinned movable memory out of it, so the pins stay gathered there instead
+//! of spreading to whichever clean SPB has a free block left.
 
 use crate::contig::TargetFor;
 use crate::env::Env;
@@ -62,8 +64,9 @@ impl Allocator {
     /// above: the whole pageblock with the fewest movable pages among those holding movable
     /// pages only and no pinned block. Below it: one block of `order` in such a pageblock that
     /// holds other pages, so the room it leaves is a fragment, which is what a pin target below
-    /// the pageblock order takes. Returns whether the room was made.
-    fn make_pin_room(&mut self, zi: usize, ps: u32, order: u8, env: &mut dyn Env) -> bool {
+    /// the pageblock order takes. A move that finds no target ends it, the room half made (the
+    /// pin then goes where the walk finds room, as without the rule).
+    fn make_pin_room(&mut self, zi: usize, ps: u32, order: u8, env: &mut dyn Env) {
         let z = &self.zones[zi];
         let pbp = self.geo.pageblock_pages();
         let whole = order >= self.geo.pageblock_order;
@@ -110,7 +113,7 @@ impl Allocator {
             }
         }
         let Some(&first) = moves.first() else {
-            return false;
+            return;
         };
         let last = if whole {
             first + pbp
@@ -119,19 +122,16 @@ impl Allocator {
         };
         let before = self.policy.exclude(Some((zi as u8, ps)));
         let mut p = first;
-        let mut made = true;
         while p < last {
             let m = *self.zones[zi].page(p);
             if m.state == PageState::Alloc
                 && m.mt == MigrateType::Movable as u8
                 && self.migrate_out(zi, p, TargetFor::Evacuation, env) != Some(true)
             {
-                made = false;
                 break;
             }
             p = crate::contig::after_block(&self.zones[zi], p, &m);
         }
         self.policy.exclude(before);
-        made
     }
 }
