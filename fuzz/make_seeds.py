@@ -101,10 +101,15 @@ put("trace_parse", "excerpt-zstd-truncated", b"\x00" + zstd(excerpt)[:-7])
 put("trace_parse", "small-gzip", b"\x00" + gzip.compress(small, mtime=0))
 put("trace_parse", "small-gzip-truncated", b"\x00" + gzip.compress(small, mtime=0)[:-9])
 
-# scenario_toml: the built-in scenarios (from builtin.rs) and small hand-made ones
+# scenario_toml: the built-in scenarios (from builtin.rs), the example files and small hand-made ones
 builtin = open(os.path.join(here, "..", "crates", "spb-lab", "src", "scenario", "builtin.rs")).read()
 for i, body in enumerate(builtin.split('r#"')[1:]):
     put("scenario_toml", "builtin-%d" % i, body.split('"#')[0].encode())
+# ... and the example user files (examples/scenarios/*.toml)
+examples = os.path.join(here, "..", "examples", "scenarios")
+for f in sorted(os.listdir(examples)):
+    if f.endswith(".toml"):
+        put("scenario_toml", "example-" + f[:-5], open(os.path.join(examples, f), "rb").read())
 for name, text in [
     ("minimal", 'name = "x"\n'),
     ("machine", 'name = "x"\nduration = "10s"\nseed = 3\n[machine]\nmemory = "1G"\nlayout = "q35"\ncpus = 4\n'),
