@@ -70,56 +70,38 @@ impl Allocator {
         let z = &self.zones[zi];
         let pbp = self.geo.pageblock_pages();
         let whole = order >= self.geo.pageblock_order;
-        let s = &z.spbs[ps as usize];
-        let end = (s.start_pfn + self.geo.spb_pages()).min(z.span.end);
-        let mut b = s.start_pfn.max(z.span.start).div_ceil(pbp) * pbp;
-        let mut cands = alloc::vec::Vec::new();
-        while b + pbp <= end {
-            let pb = z.pb(b);
-            if pb.movable_pages() > if whole { 0 } else { 1u32 << order }
-                && pb.non_movable_pages() == 0
-                && !pb.is_isolated()
-                && pb.reserved + pb.absent == 0
-            {
-                cands.push((pb.movable_pages(), b));
-            }
-            b += pbp;
-        }
-        cands.sort_unstable();
-        // the blocks to move: a whole unpinned pageblock, or one unpinned block of `order`
-        let mut moves = alloc::vec::Vec::new();
-        for &(_, b) in &cands {
-            if whole {
-                if !self.range_maybe_pinned(zi, b, pbp, env) {
-                    moves.push(b);
-                    break;
-                }
-                continue;
-            }
+        // an unpinned block of `order` in the pageblock at `b`
+        let unpinned_block = |b: Pfn| {
             let mut p = b;
-            while p < b + pbp && moves.is_empty() {
+            while p < b + pbp {
                 let m = *z.page(p);
                 if m.state == PageState::Alloc
                     && m.order == order
                     && m.mt == MigrateType::Movable as u8
                     && !env.maybe_pinned(p, m.cookie())
                 {
-                    moves.push(p);
+                    return Some(p);
                 }
                 p = crate::contig::after_block(z, p, &m);
             }
-            if !moves.is_empty() {
-                break;
-            }
-        }
-        let Some(&first) = moves.first() else {
+            None
+        };
+        // the movable-only pageblocks, cheapest first; below the pageblock order only those
+        // that keep other pages once the block is out
+        let first = crate::policy::spb_work::evacuable_blocks(z, ps, None)
+            .into_iter()
+            .filter(|&(movable, _)| whole || u64::from(movable) > 1u64 << order)
+            .find_map(|(_, b)| {
+                if whole {
+                    (!self.range_maybe_pinned(zi, b, pbp, env)).then_some(b)
+                } else {
+                    unpinned_block(b)
+                }
+            });
+        let Some(first) = first else {
             return;
         };
-        let last = if whole {
-            first + pbp
-        } else {
-            first + (1u64 << order)
-        };
+        let last = first + if whole { pbp } else { 1u64 << order };
         let before = self.policy.exclude(Some((zi as u8, ps)));
         let mut p = first;
         while p < last {

@@ -611,9 +611,11 @@ impl SpbPolicy {
         if s.category != Category::Clean || s.is_lost() {
             return None;
         }
-        let pbo = z.geo.pageblock_order as usize;
-        let free = z.areas[ps as usize].smallest_from(order as usize, MigrateType::Movable.idx());
-        let room = free.is_some_and(|o| order as usize >= pbo || o < pbo);
+        // what the pin target's walk takes there (`movable_in_pin_spb`)
+        let room = Self::fragment_fits(z, ps, order)
+            && z.areas[ps as usize]
+                .smallest_from(order as usize, MigrateType::Movable.idx())
+                .is_some();
         (!room).then_some(ps)
     }
 

@@ -300,7 +300,7 @@ impl SpbPolicy {
 
     /// Whether SPB `i` has a free movable block for `order` that is not a piece of a free
     /// pageblock (always, for a request of pageblock order or more).
-    fn fragment_fits(z: &Zone, i: u32, order: u8) -> bool {
+    pub(super) fn fragment_fits(z: &Zone, i: u32, order: u8) -> bool {
         let pbo = z.geo.pageblock_order;
         order >= pbo
             || z.areas[i as usize]

@@ -437,7 +437,7 @@ fn thp_credit<C: Core>(c: &mut C, zi: ZoneId) -> bool {
 }
 
 /// Pageblocks of SPB `si` that hold movable pages and nothing non-movable, cheapest first.
-fn evacuable_blocks(z: &Zone, si: u32, label: Option<MigrateType>) -> Vec<(u16, Pfn)> {
+pub(crate) fn evacuable_blocks(z: &Zone, si: u32, label: Option<MigrateType>) -> Vec<(u16, Pfn)> {
     let pbp = z.geo.pageblock_pages();
     let s = &z.spbs[si as usize];
     let mut v = Vec::new();
