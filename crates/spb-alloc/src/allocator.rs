@@ -1061,6 +1061,9 @@ impl Allocator {
                 return Err(GrowError::AlreadyManaged { pfn });
             }
             holes += (st == PageState::Hole) as u64;
+            if st == PageState::Uninit {
+                z.count_uninit(PfnRange::new(pfn, pfn + 1), false);
+            }
         }
         let mut added = 0;
         for (pfn, order) in crate::zone::carve(range, z.geo.max_order) {
@@ -1078,6 +1081,8 @@ impl Allocator {
         z.present_pages += holes;
         let _ = z.take_cat_changes();
         setup_watermarks(&mut self.zones, &self.cfg.watermarks);
+        // the SPBs that were only waiting for this memory are no longer lost for good
+        self.policy.rebuild_zone(zi, &self.zones[zi]);
         Ok(added)
     }
 

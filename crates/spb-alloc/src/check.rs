@@ -94,6 +94,7 @@ fn check_zone(z: &Zone) -> Result<(), InvariantViolation> {
     let mut nr_free = vec![[0u64; MIGRATE_TYPES]; z.geo.nr_orders()];
     let mut free_pages = 0u64;
     let mut managed = 0u64;
+    let mut uninit = vec![0u64; z.spbs.len()];
     let mut pcp_heads = 0u64;
     let mut p = z.span.start;
     while p < z.span.end {
@@ -179,8 +180,13 @@ fn check_zone(z: &Zone) -> Result<(), InvariantViolation> {
                 pbs[z.pb_idx(p)].reserved += 1;
                 p += 1;
             }
-            PageState::Hole | PageState::Uninit => {
+            PageState::Hole => {
                 pbs[z.pb_idx(p)].absent += 1;
+                p += 1;
+            }
+            PageState::Uninit => {
+                pbs[z.pb_idx(p)].absent += 1;
+                uninit[z.spb_idx(p)] += 1;
                 p += 1;
             }
         }
@@ -455,6 +461,14 @@ fn check_zone(z: &Zone) -> Result<(), InvariantViolation> {
             "{}: SPB {} page counts differ from a recount",
             name,
             i
+        );
+        ensure!(
+            z.spb_uninit.len() == z.spbs.len() && z.spb_uninit[i] == uninit[i],
+            "{}: SPB {} counts {:?} uninitialised pages, a recount {}",
+            name,
+            i,
+            z.spb_uninit.get(i),
+            uninit[i]
         );
         for v in [b.pb_free, b.pb_unmovable, b.pb_reclaimable, b.pb_movable] {
             ensure!(

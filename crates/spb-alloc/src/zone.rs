@@ -87,6 +87,15 @@ pub struct Zone {
     pub(crate) owned_free: Vec<[u32; MIGRATE_TYPES]>,
     pub(crate) spb_base: u64,
     pub(crate) spbs: Vec<SpbMeta>,
+    /// Per SPB, its pages still uninitialised (deferred init: part of the SPB's
+    /// `absent_pages`, handed over later by [`crate::Allocator::grow_zone`]). An SPB whose
+    /// absent pages are all uninitialised will be whole: it is not lost for good
+    /// ([`Zone::spb_lost_for_good`]).
+    ///
+    /// # Invariants
+    /// `spb_uninit[i]` is the number of pages of SPB `i` in state `Uninit` (checked by
+    /// `check.rs`), so at most its `absent_pages`; one entry per SPB.
+    pub(crate) spb_uninit: Vec<u64>,
     pub(crate) spb_lists: SpbLists,
     /// Free lists per superpageblock (true) or one zone-wide set (false).
     pub(crate) per_spb_lists: bool,
@@ -178,6 +187,7 @@ impl Zone {
             owned_free: Vec::new(),
             spb_base,
             spbs: new_spbs(spb_base << so, spb_n, geo.spb_pages()),
+            spb_uninit: alloc::vec![0; spb_n],
             spb_lists: SpbLists::default(),
             per_spb_lists,
             areas: vec![FreeArea::default(); if per_spb_lists { spb_n } else { 1 }],
@@ -212,6 +222,7 @@ impl Zone {
         }
         for r in &spec.uninit {
             marks.push((*r, PageState::Uninit));
+            z.count_uninit(*r, true);
         }
         for h in &spec.holes {
             marks.push((*h, PageState::Hole));
@@ -438,6 +449,20 @@ impl Zone {
     pub fn spb_idx(&self, pfn: Pfn) -> usize {
         ((pfn >> self.geo.spb_order) - self.spb_base) as usize
     }
+    /// Add (`add`) or take away the pages of `r` from their SPBs' uninitialised counts
+    /// ([`Zone::spb_uninit`]); `r` lies in the span.
+    pub(crate) fn count_uninit(&mut self, r: PfnRange, add: bool) {
+        let spb = self.geo.spb_pages();
+        let mut p = r.start;
+        while p < r.end {
+            let n = (p - p % spb + spb).min(r.end) - p;
+            let i = self.spb_idx(p);
+            let c = &mut self.spb_uninit[i];
+            *c = if add { *c + n } else { *c - n };
+            p += n;
+        }
+    }
+
     /// The free-list bucket of `pfn` (its SPB, or 0 with zone-wide lists).
     #[inline(always)]
     pub fn bucket_of(&self, pfn: Pfn) -> usize {
@@ -953,6 +978,7 @@ impl Zone {
         if self.per_spb_lists {
             self.areas.resize(spb_n, FreeArea::default());
         }
+        self.spb_uninit.resize(spb_n, 0);
         self.span.end = new_end;
         let _ = old_end;
         self.rebuild_pb_has_free();
@@ -996,6 +1022,18 @@ impl Zone {
         &self.pageblocks
     }
     /// Per-SPB metadata: counts by class, category, fullness.
+    /// Pages of SPB `i` not yet initialised (deferred init; part of its absent pages).
+    pub fn spb_uninit_pages(&self, i: usize) -> u64 {
+        self.spb_uninit[i]
+    }
+    /// SPB `i` cannot become a 1 GiB page whatever is freed or initialised later: it holds
+    /// reserved pages, or a hole that is not memory waiting for deferred init (a real hole,
+    /// or pages outside the zone span). Unlike [`SpbMeta::is_lost`] it ignores taint, and an
+    /// SPB that is only partly initialised yet is not lost for good.
+    pub fn spb_lost_for_good(&self, i: usize) -> bool {
+        let s = &self.spbs[i];
+        s.is_pinned() || s.absent_pages > self.spb_uninit[i]
+    }
     pub fn spbs(&self) -> &[SpbMeta] {
         &self.spbs
     }

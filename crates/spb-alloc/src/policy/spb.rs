@@ -91,7 +91,8 @@ pub enum Work {
 pub struct ZoneState {
     /// PASS_1 hint per (order, migratetype): the SPB that last served it.
     pub(crate) hint: Vec<[u32; 3]>,
-    /// SPBs lost to reservations or holes (static unless the zone grows).
+    /// SPBs lost for good to reservations or holes ([`Zone::spb_lost_for_good`]: memory
+    /// waiting for deferred init is not a hole), refreshed whenever the zone grows.
     pub(crate) lost: Vec<u32>,
     /// spb-next `pin_migrate`: the clean SPB that takes long-term pins when no tainted or lost
     /// SPB has room ([`NIL`]: none yet), so that pins gather in a few clean SPBs instead of
@@ -635,7 +636,7 @@ fn zone_state(z: &Zone) -> ZoneState {
         owned: Vec::new(),
         owned_gen: Vec::new(),
         lost: (0..n as u32)
-            .filter(|&i| z.spbs[i as usize].is_pinned() || z.spbs[i as usize].has_hole())
+            .filter(|&i| z.spb_lost_for_good(i as usize))
             .collect(),
         pin_spb: NIL,
         defrag_noop_ns: vec![0; n],

@@ -208,8 +208,7 @@ impl SpbPolicy {
                 return (Some(p), Pass::Pass1);
             }
             if let Some((p, i)) = Self::walk_list(z, Category::Clean, excl, visited, |z, i| {
-                let s = &z.spbs[i as usize];
-                if lost_first && (s.is_pinned() || s.has_hole()) {
+                if lost_first && z.spb_lost_for_good(i as usize) {
                     return None;
                 }
                 Self::try_spb(z, i, order, mt)
