@@ -1081,8 +1081,11 @@ impl Allocator {
         z.present_pages += holes;
         let _ = z.take_cat_changes();
         setup_watermarks(&mut self.zones, &self.cfg.watermarks);
-        // the SPBs that were only waiting for this memory are no longer lost for good
-        self.policy.rebuild_zone(zi, &self.zones[zi]);
+        // holes that became memory can make an SPB whole (memory that was waiting for
+        // deferred init never counted as a hole: `Zone::spb_lost_for_good`)
+        if holes > 0 {
+            self.policy.rebuild_zone(zi, &self.zones[zi]);
+        }
         Ok(added)
     }
 

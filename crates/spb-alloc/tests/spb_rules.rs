@@ -2099,6 +2099,43 @@ fn pin_make_room_switch() {
 }
 
 #[test]
+fn lost_first_counts_only_spbs_lost_for_good() {
+    // SPB 0 tainted and full; SPB 1 partly (or wholly) uninitialised memory, waiting for
+    // deferred init; SPB 2 with a real hole; SPB 3 empty. `lost_first` sends a non-movable
+    // request to an SPB that can never be a 1 GiB page: SPB 2, not SPB 1, which becomes whole
+    // once the zone grows. Both before and after SPB 1 is handed over (the list of lost SPBs
+    // follows the growth).
+    for (uninit_from, grow) in [(SPB / 2, false), (0, true), (SPB / 2, true)] {
+        let mut layout = tiny(4);
+        let s1 = layout.zones[0].span.start + SPB;
+        let s2 = s1 + SPB;
+        let pending = PfnRange::new(s1 + uninit_from, s2);
+        layout.zones[0].uninit.push(pending);
+        layout.zones[0]
+            .holes
+            .push(PfnRange::new(s2 + SPB - 64, s2 + SPB));
+        let mut a = alloc_with(4, on(), false, Some(layout));
+        fill(&mut a, 0, true, |_| false);
+        assert!(a.zones()[0].spb_lost_for_good(2));
+        assert_eq!(a.zones()[0].spb_uninit_pages(1), SPB - uninit_from);
+        assert!(
+            !a.zones()[0].spb_lost_for_good(1),
+            "memory waiting for init is no hole"
+        );
+        if grow {
+            assert_eq!(a.grow_zone(0, pending).unwrap(), pending.len());
+            assert_eq!(a.zones()[0].spb_uninit_pages(1), 0);
+        }
+        let p = a
+            .alloc(AllocRequest::new(0, Gfp::KERNEL), &mut NoEnv)
+            .unwrap();
+        assert_eq!(spb_of(&a, p), 2, "uninit from {uninit_from}, grown {grow}");
+        assert_ne!(cat(&a, 1), Category::Tainted);
+        a.check().unwrap();
+    }
+}
+
+#[test]
 fn evacuate_keep_band_switch() {
     // evacuate_keep_blocks_switch's set-up, with SPB 2 given back either whole (16 free
     // pageblocks, more than the supply's band of 1) or one pageblock only (the band). With
