@@ -22,6 +22,9 @@ pub struct Measured {
     pub normal: SpbCensus,
     pub all_zones: SpbCensus,
     pub gigantic: Gigantic,
+    /// The 1 GiB capacity bound over all zones ([`lab::capacity_bound`]; every allocated page
+    /// stays, as in the limit).
+    pub capacity_bound: u64,
 }
 
 impl ProbeEnv for MapEnv {
@@ -49,6 +52,7 @@ pub fn tainted_now(a: &Allocator) -> (u64, u64) {
 pub fn measure(a: &mut Allocator, env: &mut MapEnv, peak: (u64, u64)) -> Measured {
     let (n, all) = lab::census(a);
     let (_, limit) = lab::limits(a, &[]);
+    let capacity_bound = lab::capacity_bound(a, &[]);
     let p = lab::probe(a, env);
     Measured {
         normal: n.to_metrics(peak.1),
@@ -58,6 +62,7 @@ pub fn measure(a: &mut Allocator, env: &mut MapEnv, peak: (u64, u64)) -> Measure
             limit,
             probe_pages_migrated: p.pages_migrated,
         },
+        capacity_bound,
     }
 }
 

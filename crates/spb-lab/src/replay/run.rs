@@ -553,6 +553,10 @@ pub(crate) fn run_policy(
         if !col.skip_hints {
             extra.insert("compaction_skip_hints".to_string(), false.into());
         }
+        extra.insert(
+            "gigantic_capacity_bound".to_string(),
+            m.capacity_bound.into(),
+        );
     }
     extra.insert(
         "replay_notes".to_string(),
