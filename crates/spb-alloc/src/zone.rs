@@ -1021,7 +1021,6 @@ impl Zone {
     pub fn pageblocks(&self) -> &[PageblockMeta] {
         &self.pageblocks
     }
-    /// Per-SPB metadata: counts by class, category, fullness.
     /// Pages of SPB `i` not yet initialised (deferred init; part of its absent pages).
     pub fn spb_uninit_pages(&self, i: usize) -> u64 {
         self.spb_uninit[i]
@@ -1034,6 +1033,7 @@ impl Zone {
         let s = &self.spbs[i];
         s.is_pinned() || s.absent_pages > self.spb_uninit[i]
     }
+    /// Per-SPB metadata: counts by class, category, fullness.
     pub fn spbs(&self) -> &[SpbMeta] {
         &self.spbs
     }

@@ -92,7 +92,8 @@ pub struct ZoneState {
     /// PASS_1 hint per (order, migratetype): the SPB that last served it.
     pub(crate) hint: Vec<[u32; 3]>,
     /// SPBs lost for good to reservations or holes ([`Zone::spb_lost_for_good`]: memory
-    /// waiting for deferred init is not a hole), refreshed whenever the zone grows.
+    /// waiting for deferred init is not a hole), refreshed when the zone's growth turns holes
+    /// into memory.
     pub(crate) lost: Vec<u32>,
     /// spb-next `pin_migrate`: the clean SPB that takes long-term pins when no tainted or lost
     /// SPB has room ([`NIL`]: none yet), so that pins gather in a few clean SPBs instead of
