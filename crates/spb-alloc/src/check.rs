@@ -424,6 +424,23 @@ fn check_zone(z: &Zone) -> Result<(), InvariantViolation> {
         pcp_heads
     );
     // 4. SPB aggregates and lists
+    ensure!(
+        z.spb_uninit.len() == uninit.len(),
+        "{}: {} per-SPB uninitialised counts for {} SPBs",
+        name,
+        z.spb_uninit.len(),
+        uninit.len()
+    );
+    for (i, (&have, &want)) in z.spb_uninit.iter().zip(&uninit).enumerate() {
+        ensure!(
+            have == want,
+            "{}: SPB {} counts {} uninitialised pages, a recount {}",
+            name,
+            i,
+            have,
+            want
+        );
+    }
     for i in 0..z.spbs.len() {
         let agg = z.spb_aggregate(i);
         let (a, b) = (&agg, &z.spbs[i]);
@@ -461,14 +478,6 @@ fn check_zone(z: &Zone) -> Result<(), InvariantViolation> {
             "{}: SPB {} page counts differ from a recount",
             name,
             i
-        );
-        ensure!(
-            z.spb_uninit.len() == z.spbs.len() && z.spb_uninit[i] == uninit[i],
-            "{}: SPB {} counts {:?} uninitialised pages, a recount {}",
-            name,
-            i,
-            z.spb_uninit.get(i),
-            uninit[i]
         );
         for v in [b.pb_free, b.pb_unmovable, b.pb_reclaimable, b.pb_movable] {
             ensure!(
