@@ -1061,15 +1061,16 @@ impl Allocator {
                 return Err(GrowError::AlreadyManaged { pfn });
             }
             holes += (st == PageState::Hole) as u64;
-            if st == PageState::Uninit {
-                z.count_uninit(PfnRange::new(pfn, pfn + 1), false);
-            }
         }
         let mut added = 0;
         for (pfn, order) in crate::zone::carve(range, z.geo.max_order) {
             let n = 1u64 << order;
             let i = z.idx(pfn);
             for k in 0..n as usize {
+                if z.pages[i + k].state == PageState::Uninit {
+                    let s = z.spb_idx(pfn + k as u64);
+                    z.spb_uninit[s] -= 1;
+                }
                 z.pages[i + k] = PageMeta::TAIL;
             }
             z.account(pfn, n, Acct::Absent, Acct::Free);

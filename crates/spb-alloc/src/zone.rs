@@ -222,7 +222,7 @@ impl Zone {
         }
         for r in &spec.uninit {
             marks.push((*r, PageState::Uninit));
-            z.count_uninit(*r, true);
+            z.add_uninit(*r);
         }
         for h in &spec.holes {
             marks.push((*h, PageState::Hole));
@@ -449,16 +449,16 @@ impl Zone {
     pub fn spb_idx(&self, pfn: Pfn) -> usize {
         ((pfn >> self.geo.spb_order) - self.spb_base) as usize
     }
-    /// Add (`add`) or take away the pages of `r` from their SPBs' uninitialised counts
-    /// ([`Zone::spb_uninit`]); `r` lies in the span.
-    pub(crate) fn count_uninit(&mut self, r: PfnRange, add: bool) {
+    /// Count the pages of `r` (uninitialised memory inside the span) in their SPBs'
+    /// [`Zone::spb_uninit`]; [`crate::Allocator::grow_zone`] takes them off as it hands them
+    /// over.
+    fn add_uninit(&mut self, r: PfnRange) {
         let spb = self.geo.spb_pages();
         let mut p = r.start;
         while p < r.end {
             let n = (p - p % spb + spb).min(r.end) - p;
             let i = self.spb_idx(p);
-            let c = &mut self.spb_uninit[i];
-            *c = if add { *c + n } else { *c - n };
+            self.spb_uninit[i] += n;
             p += n;
         }
     }
