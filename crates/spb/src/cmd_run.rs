@@ -186,7 +186,21 @@ pub fn load_scenario(name: Option<&str>, o: &Overrides) -> Result<Loaded, CliErr
     })?;
     sc.apply(o);
     let layout = spb_lab::sim::layout_of(&sc).map_err(|e| match o.memory {
-        Some(m) => CliError::Usage(format!("--memory {}: {e}", fmt_bytes(m))),
+        Some(m) => {
+            // the layout sees only the RAM the firmware leaves: say so, or "got N bytes"
+            // contradicts the size the user asked for
+            let fw = m - sc.visible_ram().min(m);
+            let why = if fw > 0 {
+                format!(
+                    " (the scenario's machine.firmware_reserved keeps {} of it, leaving {})",
+                    fmt_bytes(fw),
+                    fmt_bytes(m - fw)
+                )
+            } else {
+                String::new()
+            };
+            CliError::Usage(format!("--memory {}: {e}{why}", fmt_bytes(m)))
+        }
         None => CliError::Input(format!("{name}: {e}")),
     })?;
     Ok(Loaded { sc, layout })

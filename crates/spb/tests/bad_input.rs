@@ -539,6 +539,15 @@ fn bad_command_line_values_exit_2() {
             &["--memory", "expected a RAM size from 64M to 15T", "1M"],
         ),
         (&["run", "--memory", "4K"], &["--memory", "64M"]),
+        (
+            // the scenario's firmware reservation leaves less than the smallest machine
+            &["run", "syzkaller-256g", "--memory", "64M"],
+            &[
+                "--memory 64M",
+                "expected at least 64 MiB",
+                "machine.firmware_reserved keeps 4M of it, leaving 60M",
+            ],
+        ),
         (&["run", "--memory", "100T"], &["--memory", "15T"]),
         (
             &["run", "--memory=-5G"],
