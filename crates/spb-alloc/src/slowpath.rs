@@ -179,14 +179,15 @@ impl Allocator {
                     continue;
                 }
             }
-            // Last resort before OOM: drop NOFRAGMENT (defrag_mode, spb).
+            // Last resort before OOM: drop NOFRAGMENT (defrag_mode, spb). The kernel's `goto
+            // retry` keeps no_progress_loops: one more round (a reclaim, a compaction, the
+            // freelists without the flag), then the OOM path, not a second series of retries.
             if flags.contains(AllocFlags::NOFRAGMENT) {
                 match Policy::before_drop_nofragment(self, req, &mut evac_tried, env) {
                     DropDecision::Refuse => return fail(AllocErrorKind::Refused),
                     DropDecision::Retry => continue,
                     DropDecision::Drop => {
                         flags = flags.without(AllocFlags::NOFRAGMENT);
-                        no_progress_loops = 0;
                         continue;
                     }
                 }

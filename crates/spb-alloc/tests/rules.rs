@@ -701,3 +701,40 @@ fn every_per_cpu_allocation_halves_the_free_streak() {
         assert_eq!(after, if halved { 8 } else { 16 }, "{tuning:?}");
     }
 }
+
+/// An embedder whose reclaim frees nothing though it reports reclaimable pages, and whose OOM
+/// killer finds no victim: every reclaiming request runs the slow path to its end.
+struct Hopeless;
+
+impl Env for Hopeless {
+    fn reclaimable_pages(&self) -> u64 {
+        1 << 30
+    }
+}
+
+#[test]
+fn the_last_resort_nofragment_drop_keeps_the_reclaim_retry_count() {
+    // defrag_mode (and spb, patch 20) keeps NOFRAGMENT through the slow path and drops it just
+    // before OOM with a `goto retry` that keeps no_progress_loops: a request that no reclaim
+    // serves stalls once more after the drop, not through a second series of 16 retries
+    let stalls = |kind: PolicyKind| {
+        let mut a = Allocator::new(&tiny(1), nopcp(kind)).unwrap();
+        fill_movable(&mut a);
+        let r = a.alloc(AllocRequest::new(0, Gfp::HIGHUSER_MOVABLE), &mut Hopeless);
+        assert!(r.is_err(), "{kind:?}: nothing to give");
+        a.check().unwrap();
+        a.vm().get(Vm::AllocstallNormal)
+    };
+    let vanilla = stalls(PolicyKind::Vanilla);
+    assert_eq!(
+        vanilla, 17,
+        "a stall per round until no_progress_loops exceeds 16"
+    );
+    for kind in [PolicyKind::Defrag, PolicyKind::Spb, PolicyKind::SpbNext] {
+        assert_eq!(
+            stalls(kind),
+            vanilla + 1,
+            "{kind:?}: the round after the drop"
+        );
+    }
+}
