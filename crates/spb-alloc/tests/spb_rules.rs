@@ -1082,6 +1082,40 @@ fn compact_fragments_switch() {
 }
 
 #[test]
+fn reserve_needs_clean_switch() {
+    // SPB 0 tainted, its free pages only fragments of movable pageblocks (no free pageblock:
+    // at its reserve); SPB 1 empty, or tainted by one unmovable page. The reserve keeps
+    // compaction's targets out of SPB 0 while SPB 1 can still become a 1 GiB page; with
+    // `reserve_needs_clean` and SPB 1 tainted there is nothing left to protect
+    let rnc = on().with(SpbSwitch::ReserveNeedsClean);
+    for (sw, taint1, target) in [
+        (on(), false, false),
+        (on(), true, false),
+        (rnc, false, false),
+        (rnc, true, true),
+    ] {
+        let mut a = alloc_with(2, sw, false, None);
+        fill(&mut a, 0, true, |off| off % 8 == 7);
+        let (b, b1) = (base(&a, 0), base(&a, 1));
+        if taint1 {
+            a.alloc_at(b1, 0, Gfp::KERNEL, b1 as u32).unwrap();
+        }
+        assert_eq!(cat(&a, 1) == Category::Tainted, taint1);
+        assert_eq!(
+            a.policy().compaction_target_ok(&a.zones()[0], b + 15),
+            target,
+            "{taint1}"
+        );
+        // a movable request: the fullest SPB above its reserve, else the reserve's room
+        let p = a
+            .alloc(AllocRequest::new(0, Gfp::HIGHUSER_MOVABLE), &mut NoEnv)
+            .unwrap();
+        assert_eq!(spb_of(&a, p), if target { 0 } else { 1 }, "{taint1}");
+        a.check().unwrap();
+    }
+}
+
+#[test]
 fn contig_targets_switch() {
     // SPB 0 tainted with room, SPB 1 the cheapest candidate, SPB 2 the fullest clean SPB
     for (sw, to_tainted) in [(on(), false), (on().with(SpbSwitch::ContigTargets), true)] {

@@ -58,6 +58,25 @@ pub fn tainted_reserve(s: &SpbMeta) -> u32 {
         .min(s.total_pageblocks)
 }
 
+/// Whether zone `z` holds an SPB that the tainted SPBs' reserve protects: a clean or empty SPB
+/// not lost for good (reservations or holes keep an SPB lost for good from ever being a 1 GiB
+/// page, tainted or not). Stops at the first such SPB on the two category lists; the SPBs
+/// lost for good are the few at a zone's edges, so this visits a handful at most.
+pub(crate) fn zone_has_protected(z: &Zone) -> bool {
+    [Category::Clean, Category::Empty].iter().any(|&cat| {
+        (0..NR_FULLNESS).any(|full| {
+            let mut i = z.spb_lists.heads[cat as usize][full];
+            while i != NIL {
+                if !z.spb_lost_for_good(i as usize) {
+                    return true;
+                }
+                i = z.spbs[i as usize].list_next;
+            }
+            false
+        })
+    })
+}
+
 /// What PASS_1 saw on the tainted list (struct spb_tainted_walk, patch 26).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TaintedWalk {
@@ -624,9 +643,16 @@ impl SpbPolicy {
     /// SPB `si` is a tainted one at or below its reserve, and the reserve rule (39) is on.
     fn target_reserve_applies(&self, z: &Zone, si: usize) -> bool {
         let s = &z.spbs[si];
+        s.category == Category::Tainted && s.pb_free <= tainted_reserve(s) && self.reserve_on(z)
+    }
+
+    /// Whether the tainted SPBs of zone `z` keep their reserve (23/39): the switch is on and,
+    /// with spb-next's `reserve_needs_clean`, the zone holds an SPB the reserve protects
+    /// ([`zone_has_protected`]).
+    #[inline]
+    pub(crate) fn reserve_on(&self, z: &Zone) -> bool {
         self.sw.on(SpbSwitch::TaintedReserve)
-            && s.category == Category::Tainted
-            && s.pb_free <= tainted_reserve(s)
+            && (!self.sw.on(SpbSwitch::ReserveNeedsClean) || zone_has_protected(z))
     }
 }
 

@@ -90,6 +90,7 @@ switches! {
     EvacuateHeadroom => "evacuate_headroom", "next", "with taint_when_full, an evacuation in a zone whose tainted SPBs have not a single free page left evacuates a second pageblock when the first moved pages: the request takes the first, and the second is room for the requests that cannot evacuate (atomic ones), which would otherwise taint a clean or empty SPB";
     DefragStartGate => "defrag_start_gate", "next", "a tainted SPB's defrag run is queued only when its stop test does not already hold, and a run that stops before its first pageblock (the stop test holds again) starts no no-progress cooldown: patch 15's start test (at most one free pageblock) and stop test (three pageblocks' worth of free pages) overlap, and a run started in the overlap stops at once and sets the 5 s cooldown, during which the SPB's free pages can run out with no run to make room";
     PinMakeRoom => "pin_make_room", "next", "with pin_migrate, a long-term pin whose block the pin SPB has no free block for first makes room there, moving out unpinned movable memory (the cheapest movable-only pageblock with no pinned block for a pin of pageblock order, one unpinned block of the pin's order below it) to memory outside the pin SPB, without reclaim: without it the next pin SPB is the fullest clean SPB with a free block, which in a full machine is another SPB for nearly every pinned THP, and the pins spread over every clean SPB";
+    ReserveNeedsClean => "reserve_needs_clean", "next", "the tainted SPBs' reserve (movable allocations and compaction targets keep out of it) applies only in a zone that holds an SPB it protects, a clean or empty SPB not lost for good: in a zone whose every SPB is tainted or lost to reservations or holes no request can taint anything that could become a 1 GiB page, and the reserve only keeps free memory from movable requests";
 }
 
 /// The switches that are spb-next's own ideas and on in `spb-next` (off in `spb`).
@@ -114,6 +115,7 @@ pub const NEXT_SWITCHES: &[SpbSwitch] = &[
     SpbSwitch::MovableEmptyFirst,
     SpbSwitch::RefillOneTaint,
     SpbSwitch::EvacuateBeforeEmpty,
+    SpbSwitch::ReserveNeedsClean,
 ];
 /// spb-next's ideas that did not help where measured (docs/spb-next.md): off in both
 /// policies, available with `-on:`.

@@ -186,7 +186,7 @@ impl SpbPolicy {
                     && super::spb_highorder::free_pageblocks(z)
                         <= super::spb_highorder::supply_target(z)));
         if keep_blocks || self.sw.on(SpbSwitch::MovableBestFit) {
-            let reserve_on = self.sw.on(SpbSwitch::TaintedReserve);
+            let reserve_on = self.reserve_on(z);
             if let Some(i) = super::spb_fit::best_fit_spb(z, order, excl, reserve_on) {
                 *visited += 1;
                 let pass = match z.spbs[i as usize].category {
@@ -233,7 +233,7 @@ impl SpbPolicy {
                 return (Some(p), Pass::Pass1);
             }
         }
-        let reserve_on = self.sw.on(SpbSwitch::TaintedReserve);
+        let reserve_on = self.reserve_on(z);
         if !steer {
             // mainline order: the lists of every SPB, lowest address first
             for i in 0..z.spbs.len() as u32 {
@@ -317,7 +317,7 @@ impl SpbPolicy {
         visited: &mut u32,
         fragments: bool,
     ) -> Option<Pfn> {
-        let reserve_on = self.sw.on(SpbSwitch::TaintedReserve);
+        let reserve_on = self.reserve_on(z);
         let above = |s: &SpbMeta| !reserve_on || s.pb_free > tainted_reserve(s);
         Self::walk_list(z, Category::Tainted, excl, visited, |z, i| {
             if above(&z.spbs[i as usize]) && (!fragments || Self::fragment_fits(z, i, order)) {
