@@ -1100,6 +1100,8 @@ fn reserve_needs_clean_switch() {
         if taint1 {
             a.alloc_at(b1, 0, Gfp::KERNEL, b1 as u32).unwrap();
         }
+        // the policy looks at the zones again in the background
+        a.background(0, &mut NoEnv);
         assert_eq!(cat(&a, 1) == Category::Tainted, taint1);
         assert_eq!(
             a.policy().compaction_target_ok(&a.zones()[0], b + 15),
@@ -1112,6 +1114,30 @@ fn reserve_needs_clean_switch() {
             .unwrap();
         assert_eq!(spb_of(&a, p), if target { 0 } else { 1 }, "{taint1}");
         a.check().unwrap();
+    }
+    // a zone's reserve also protects the zones above it, whose requests fall back into it:
+    // DMA32's one SPB tainted at its reserve keeps it while Normal has an empty SPB
+    for (normal_tainted, target) in [(false, false), (true, true)] {
+        let mut a = alloc_with(1, rnc, false, Some(tiny_two_zone(1)));
+        let d = a.zones()[0].spbs()[0].start_pfn();
+        for off in (0..SPB).filter(|off| off % 8 != 7) {
+            let g = if off == 0 {
+                Gfp::KERNEL
+            } else {
+                Gfp::HIGHUSER_MOVABLE
+            };
+            a.alloc_at(d + off, 0, g, (d + off) as u32).unwrap();
+        }
+        if normal_tainted {
+            let n = a.zones()[1].spbs()[0].start_pfn();
+            a.alloc_at(n, 0, Gfp::KERNEL, n as u32).unwrap();
+        }
+        a.background(0, &mut NoEnv);
+        assert_eq!(
+            a.policy().compaction_target_ok(&a.zones()[0], d + 15),
+            target,
+            "{normal_tainted}"
+        );
     }
 }
 

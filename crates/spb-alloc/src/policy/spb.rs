@@ -106,7 +106,7 @@ pub enum Work {
 }
 
 /// Per-zone policy state.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct ZoneState {
     /// PASS_1 hint per (order, migratetype): the SPB that last served it.
     pub(crate) hint: Vec<[u32; 3]>,
@@ -155,6 +155,12 @@ pub struct ZoneState {
     /// - `thp_moved <= nonmovable_peak / pageblock pages` (each move is paid for by a
     ///   pageblock of non-movable memory).
     pub(crate) thp_moved: u64,
+    /// The zone's kind (to find its state from a `&Zone`).
+    pub(crate) kind: crate::layout::ZoneKind,
+    /// spb-next `reserve_needs_clean`: this zone or a zone above it holds an SPB the tainted
+    /// SPBs' reserve protects ([`zone_has_protected`]), as of the last background call
+    /// (`spb_work::refresh_protected`); true until then.
+    pub(crate) protects: bool,
 }
 
 /// spb policy state.
@@ -647,12 +653,19 @@ impl SpbPolicy {
     }
 
     /// Whether the tainted SPBs of zone `z` keep their reserve (23/39): the switch is on and,
-    /// with spb-next's `reserve_needs_clean`, the zone holds an SPB the reserve protects
-    /// ([`zone_has_protected`]).
+    /// with spb-next's `reserve_needs_clean`, `z` or a zone whose requests fall back into it
+    /// holds an SPB the reserve protects ([`ZoneState::protects`]). The zones above count: a
+    /// non-movable request of the Normal zone takes DMA32's room before it fragments a clean
+    /// Normal SPB, so DMA32's reserve protects Normal's clean SPBs too.
     #[inline]
     pub(crate) fn reserve_on(&self, z: &Zone) -> bool {
         self.sw.on(SpbSwitch::TaintedReserve)
-            && (!self.sw.on(SpbSwitch::ReserveNeedsClean) || zone_has_protected(z))
+            && (!self.sw.on(SpbSwitch::ReserveNeedsClean)
+                || self
+                    .zones
+                    .iter()
+                    .find(|st| st.kind == z.kind)
+                    .is_none_or(|st| st.protects))
     }
 }
 
@@ -673,6 +686,8 @@ fn zone_state(z: &Zone) -> ZoneState {
         shrink_ns: vec![0; n],
         nonmovable_peak: 0,
         thp_moved: 0,
+        kind: z.kind,
+        protects: true,
     }
 }
 

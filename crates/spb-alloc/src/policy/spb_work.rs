@@ -119,6 +119,21 @@ pub(super) fn above_min(zones: &[Zone], highest: crate::layout::ZoneKind, order:
         .any(|z| z.free_pages >= z.wmark_pages(crate::zone::WMARK_MIN) + (1u64 << order))
 }
 
+/// spb-next `reserve_needs_clean`: refresh each zone's [`super::spb::ZoneState::protects`],
+/// from the highest zone down (a zone protects what it or a zone above it holds).
+fn refresh_protected<C: Core>(c: &mut C) {
+    if !sw(c, SpbSwitch::ReserveNeedsClean) {
+        return;
+    }
+    let mut acc = false;
+    for zi in (0..c.zones().len()).rev() {
+        acc |= super::spb::zone_has_protected(&c.zones()[zi]);
+        if let Some(s) = c.policy_mut().spb_mut() {
+            s.zones[zi].protects = acc;
+        }
+    }
+}
+
 /// Some tainted SPB has movable pages (reclaim or migration can make room) or free pages.
 fn tainted_pool_plausible(zones: &[Zone], highest: crate::layout::ZoneKind) -> bool {
     zones.iter().filter(|z| z.kind <= highest).any(|z| {
@@ -311,6 +326,7 @@ fn evacuate_cheapest<C: Core>(
 
 /// Serve queued spb work.
 pub(crate) fn background<C: Core>(c: &mut C, env: &mut dyn Env) {
+    refresh_protected(c);
     for _ in 0..WORK_PER_CALL {
         let w = match c.policy_mut().spb_mut() {
             Some(s) if !s.work.is_empty() => s.work.remove(0),
