@@ -1119,15 +1119,9 @@ fn reserve_needs_clean_switch() {
     // DMA32's one SPB tainted at its reserve keeps it while Normal has an empty SPB
     for (normal_tainted, target) in [(false, false), (true, true)] {
         let mut a = alloc_with(1, rnc, false, Some(tiny_two_zone(1)));
-        let d = a.zones()[0].spbs()[0].start_pfn();
-        for off in (0..SPB).filter(|off| off % 8 != 7) {
-            let g = if off == 0 {
-                Gfp::KERNEL
-            } else {
-                Gfp::HIGHUSER_MOVABLE
-            };
-            a.alloc_at(d + off, 0, g, (d + off) as u32).unwrap();
-        }
+        // zone 0 is DMA32
+        fill(&mut a, 0, true, |off| off % 8 == 7);
+        let d = base(&a, 0);
         if normal_tainted {
             let n = a.zones()[1].spbs()[0].start_pfn();
             a.alloc_at(n, 0, Gfp::KERNEL, n as u32).unwrap();
