@@ -15,6 +15,7 @@ use alloc::vec::Vec;
 
 use crate::geometry::Pfn;
 use crate::gfp::{AllocFlags, Gfp};
+use crate::layout::ZoneKind;
 use crate::migratetype::MigrateType;
 use crate::page::NIL;
 use crate::superpageblock::{Category, SpbMeta, NR_FULLNESS};
@@ -106,7 +107,7 @@ pub enum Work {
 }
 
 /// Per-zone policy state.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct ZoneState {
     /// PASS_1 hint per (order, migratetype): the SPB that last served it.
     pub(crate) hint: Vec<[u32; 3]>,
@@ -155,12 +156,6 @@ pub struct ZoneState {
     /// - `thp_moved <= nonmovable_peak / pageblock pages` (each move is paid for by a
     ///   pageblock of non-movable memory).
     pub(crate) thp_moved: u64,
-    /// The zone's kind (to find its state from a `&Zone`).
-    pub(crate) kind: crate::layout::ZoneKind,
-    /// spb-next `reserve_needs_clean`: this zone or a zone above it holds an SPB the tainted
-    /// SPBs' reserve protects ([`zone_has_protected`]), as of the last background call
-    /// (`spb_work::refresh_protected`); true until then.
-    pub(crate) protects: bool,
 }
 
 /// spb policy state.
@@ -195,6 +190,10 @@ pub struct SpbPolicy {
     /// The SPB whose defrag run is running now: (zone, spb). Its `defrag_queued` flag stays set
     /// while it runs (the run is taken off the queue first), so the checker accepts it.
     pub(crate) defrag_running: Option<(u8, u32)>,
+    /// spb-next `reserve_needs_clean`, by zone kind: neither the zone nor a zone above it holds
+    /// an SPB the tainted SPBs' reserve protects ([`zone_has_protected`]), as of the last
+    /// background call (`spb_work::refresh_protected`); false until then.
+    pub(crate) protects_none: [bool; ZoneKind::ALL.len()],
     /// Pending background work (single-flight per item).
     pub(crate) work: Vec<Work>,
     /// SPBs visited per walk.
@@ -250,6 +249,7 @@ impl SpbPolicy {
             refill_spb: None,
             evacuate_first: false,
             defrag_running: None,
+            protects_none: [false; ZoneKind::ALL.len()],
             work: Vec::new(),
             walks: WalkHistogram::default(),
             taint_causes: Vec::new(),
@@ -654,18 +654,13 @@ impl SpbPolicy {
 
     /// Whether the tainted SPBs of zone `z` keep their reserve (23/39): the switch is on and,
     /// with spb-next's `reserve_needs_clean`, `z` or a zone whose requests fall back into it
-    /// holds an SPB the reserve protects ([`ZoneState::protects`]). The zones above count: a
+    /// holds an SPB the reserve protects ([`SpbPolicy::protects_none`]). The zones above count: a
     /// non-movable request of the Normal zone takes DMA32's room before it fragments a clean
     /// Normal SPB, so DMA32's reserve protects Normal's clean SPBs too.
     #[inline]
     pub(crate) fn reserve_on(&self, z: &Zone) -> bool {
         self.sw.on(SpbSwitch::TaintedReserve)
-            && (!self.sw.on(SpbSwitch::ReserveNeedsClean)
-                || self
-                    .zones
-                    .iter()
-                    .find(|st| st.kind == z.kind)
-                    .is_none_or(|st| st.protects))
+            && !(self.sw.on(SpbSwitch::ReserveNeedsClean) && self.protects_none[z.kind as usize])
     }
 }
 
@@ -686,8 +681,6 @@ fn zone_state(z: &Zone) -> ZoneState {
         shrink_ns: vec![0; n],
         nonmovable_peak: 0,
         thp_moved: 0,
-        kind: z.kind,
-        protects: true,
     }
 }
 

@@ -119,17 +119,19 @@ pub(super) fn above_min(zones: &[Zone], highest: crate::layout::ZoneKind, order:
         .any(|z| z.free_pages >= z.wmark_pages(crate::zone::WMARK_MIN) + (1u64 << order))
 }
 
-/// spb-next `reserve_needs_clean`: refresh each zone's [`super::spb::ZoneState::protects`],
-/// from the highest zone down (a zone protects what it or a zone above it holds).
+/// spb-next `reserve_needs_clean`: refresh [`super::spb::SpbPolicy::protects_none`], from the
+/// highest zone down (a zone protects what it or a zone above it holds).
 fn refresh_protected<C: Core>(c: &mut C) {
     if !sw(c, SpbSwitch::ReserveNeedsClean) {
         return;
     }
-    let mut acc = false;
+    let mut protects = false;
     for zi in (0..c.zones().len()).rev() {
-        acc |= super::spb::zone_has_protected(&c.zones()[zi]);
+        let z = &c.zones()[zi];
+        protects |= super::spb::zone_has_protected(z);
+        let kind = z.kind as usize;
         if let Some(s) = c.policy_mut().spb_mut() {
-            s.zones[zi].protects = acc;
+            s.protects_none[kind] = !protects;
         }
     }
 }
